@@ -1,0 +1,78 @@
+package io.moescore.backend;
+
+import io.moescore.engine.ExpertRouting;
+import io.moescore.engine.Router;
+
+/**
+ * The operations a forward pass needs, on tensors the backend allocates. The engine is written against this
+ * interface only; {@code CpuBackend} is the reference every faster backend is tested against.
+ * Activations are fp32 as far as the engine can tell; a backend may store them otherwise.
+ */
+public interface Backend extends AutoCloseable {
+    /** What computes: a CPU description or a GPU's name. */
+    String deviceName();
+
+    /** Places a checkpoint weight on the backend, converted from its stored dtype. */
+    Tensor weight(WeightSlice slice);
+
+    /** A new activation tensor; its contents are undefined until written. */
+    Tensor activation(int rows, int cols);
+
+    IntTensor ints(int[] values);
+
+    /** Copies a tensor to the host (tests and diagnostics). */
+    float[] toHost(Tensor t);
+
+    /** out[t] = table[ids[t]]. */
+    void embed(Tensor table, IntTensor ids, Tensor out);
+
+    /**
+     * RMSNorm over each run of {@code groupSize} columns of every row: out = x / sqrt(mean(x^2) + eps) * weight,
+     * weight having {@code groupSize} entries. groupSize = cols normalises whole rows; head_dim, per head.
+     * {@code out} may be {@code x}.
+     */
+    void rmsNorm(Tensor x, Tensor weight, int groupSize, float eps, Tensor out);
+
+    /** out = x w^T (+ bias): x [T, in], w [outDim, in], bias null or [1, outDim], out [T, outDim]. */
+    void linear(Tensor x, Tensor w, Tensor bias, Tensor out);
+
+    /** Clamps every element of x to [-limit, limit], in place. */
+    void clamp(Tensor x, float limit);
+
+    /** Rotary embedding (rotate-half form) on each head of x, in place; positions has one entry per row. */
+    void rope(Tensor x, int headDim, IntTensor positions, double theta);
+
+    /**
+     * Causal grouped-query attention within each packed sequence: rows seqOffsets[s] .. seqOffsets[s+1]-1 of q,
+     * k and v belong to sequence s. A positive window limits each query to its last {@code window} keys.
+     */
+    void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, int numHeads, int numKvHeads, int headDim,
+                   int window, Tensor out);
+
+    /** acc += x. */
+    void addInPlace(Tensor acc, Tensor x);
+
+    /** Routes every row of the router logits [T, E] to its experts. */
+    ExpertRouting route(Tensor routerLogits, Router router);
+
+    /**
+     * out[t] = sum over the experts e that t was routed to of gate(t, e) * ffn_e(x[t]), computed per expert on
+     * its token list only (the activation-sparse contract). Overwrites out.
+     */
+    void experts(Tensor x, ExpertRouting routing, FfnWeights[] experts, Tensor out);
+
+    /** out = ffn(x) for every row. */
+    void ffn(Tensor x, FfnWeights weights, Tensor out);
+
+    /** acc[t] += sigmoid(gateLogit[t, 0]) * y[t]: the shared expert's gate. */
+    void addSigmoidGated(Tensor acc, Tensor y, Tensor gateLogit);
+
+    /**
+     * log-softmax of hidden lm_head^T at each row's target (targets[t] < 0: none), without keeping the
+     * T x vocab logits; plus the topK most likely tokens of each row listed in topRows.
+     */
+    LogProbs logProbs(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK);
+
+    @Override
+    void close();
+}

@@ -1,0 +1,392 @@
+package io.moescore.backend.cpu;
+
+import io.moescore.backend.Backend;
+import io.moescore.backend.FfnWeights;
+import io.moescore.backend.IntTensor;
+import io.moescore.backend.LogProbs;
+import io.moescore.backend.Tensor;
+import io.moescore.backend.WeightSlice;
+import io.moescore.engine.ExpertRouting;
+import io.moescore.engine.HostExpertRouting;
+import io.moescore.engine.Router;
+import java.util.Arrays;
+import java.util.concurrent.ForkJoinPool;
+import java.util.function.IntConsumer;
+import java.util.stream.IntStream;
+
+/**
+ * The reference backend: plain fp32 Java, multithreaded over rows. Every other backend is tested against it.
+ * Results do not depend on the thread count or on what else is in the batch: each output element is computed
+ * by one thread in a fixed order.
+ */
+public final class CpuBackend implements Backend {
+    /** Output rows of a weight processed together, so they stay in cache while every token passes by. */
+    private static final int ROW_BLOCK = 16;
+    /** Tokens processed together against a block of weight rows. */
+    private static final int TOKEN_BLOCK = 32;
+
+    private final ForkJoinPool pool;
+
+    public CpuBackend(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+        }
+        pool = new ForkJoinPool(threads);
+    }
+
+    public CpuBackend() {
+        this(Runtime.getRuntime().availableProcessors());
+    }
+
+    @Override
+    public String deviceName() {
+        return "CPU (" + pool.getParallelism() + " threads)";
+    }
+
+    @Override
+    public Tensor weight(WeightSlice s) {
+        return new CpuTensor(s.rows(), s.cols(), s.tensor().toFloats(s.firstElement(), s.rows() * s.cols()));
+    }
+
+    @Override
+    public Tensor activation(int rows, int cols) {
+        return new CpuTensor(rows, cols, new float[Math.multiplyExact(rows, cols)]);
+    }
+
+    @Override
+    public IntTensor ints(int[] values) {
+        return new CpuTensor.Ints(values.clone());
+    }
+
+    @Override
+    public float[] toHost(Tensor t) {
+        return CpuTensor.of(t).data.clone();
+    }
+
+    @Override
+    public void embed(Tensor table, IntTensor ids, Tensor out) {
+        CpuTensor tab = CpuTensor.of(table);
+        CpuTensor o = CpuTensor.of(out);
+        int[] id = CpuTensor.Ints.of(ids);
+        int h = tab.cols;
+        for (int t = 0; t < id.length; t++) {
+            System.arraycopy(tab.data, id[t] * h, o.data, t * h, h);
+        }
+    }
+
+    @Override
+    public void rmsNorm(Tensor x, Tensor weight, int groupSize, float eps, Tensor out) {
+        CpuTensor in = CpuTensor.of(x);
+        CpuTensor o = CpuTensor.of(out);
+        float[] w = CpuTensor.of(weight).data;
+        if (w.length != groupSize || in.cols % groupSize != 0) {
+            throw new IllegalArgumentException("rmsNorm over groups of " + groupSize + " of " + in.cols
+                    + " columns with " + w.length + " weights");
+        }
+        int groups = in.rows * (in.cols / groupSize);
+        parallelFor(groups, g -> {
+            int base = g * groupSize;
+            float sumSquares = 0;
+            for (int i = 0; i < groupSize; i++) {
+                float v = in.data[base + i];
+                sumSquares += v * v;
+            }
+            float scale = (float) (1.0 / Math.sqrt(sumSquares / groupSize + eps));
+            for (int i = 0; i < groupSize; i++) {
+                o.data[base + i] = w[i] * (in.data[base + i] * scale);
+            }
+        });
+    }
+
+    @Override
+    public void linear(Tensor x, Tensor w, Tensor bias, Tensor out) {
+        CpuTensor in = CpuTensor.of(x);
+        CpuTensor weights = CpuTensor.of(w);
+        CpuTensor o = CpuTensor.of(out);
+        if (weights.cols != in.cols || o.rows != in.rows || o.cols != weights.rows) {
+            throw new IllegalArgumentException("linear: x " + in.rows + "x" + in.cols + ", w " + weights.rows + "x"
+                    + weights.cols + ", out " + o.rows + "x" + o.cols);
+        }
+        float[] b = bias == null ? null : CpuTensor.of(bias).data;
+        matmulTransposed(in.data, in.rows, null, weights, o.data, b);
+    }
+
+    /**
+     * out[r][j] = dot(x[rowOf(r)], w[j]) (+ b[j]) for r < rows, where rowOf(r) = rowIndex[r] when rowIndex is
+     * given (reading tokens by index, as the experts do) and r otherwise.
+     */
+    private void matmulTransposed(float[] x, int rows, int[] rowIndex, CpuTensor w, float[] out, float[] b) {
+        int in = w.cols;
+        int outDim = w.rows;
+        int rowBlocks = (outDim + ROW_BLOCK - 1) / ROW_BLOCK;
+        int tokenBlocks = (rows + TOKEN_BLOCK - 1) / TOKEN_BLOCK;
+        parallelFor(rowBlocks * tokenBlocks, tile -> {
+            int j0 = (tile % rowBlocks) * ROW_BLOCK;
+            int r0 = (tile / rowBlocks) * TOKEN_BLOCK;
+            int j1 = Math.min(j0 + ROW_BLOCK, outDim);
+            int r1 = Math.min(r0 + TOKEN_BLOCK, rows);
+            for (int r = r0; r < r1; r++) {
+                int xBase = (rowIndex == null ? r : rowIndex[r]) * in;
+                for (int j = j0; j < j1; j++) {
+                    float d = dot(x, xBase, w.data, j * in, in);
+                    out[r * outDim + j] = b == null ? d : d + b[j];
+                }
+            }
+        });
+    }
+
+    /** Four partial sums: the JIT keeps them in registers and the order is fixed, so results are reproducible. */
+    static float dot(float[] a, int aOff, float[] b, int bOff, int n) {
+        float s0 = 0;
+        float s1 = 0;
+        float s2 = 0;
+        float s3 = 0;
+        int i = 0;
+        for (; i + 3 < n; i += 4) {
+            s0 += a[aOff + i] * b[bOff + i];
+            s1 += a[aOff + i + 1] * b[bOff + i + 1];
+            s2 += a[aOff + i + 2] * b[bOff + i + 2];
+            s3 += a[aOff + i + 3] * b[bOff + i + 3];
+        }
+        for (; i < n; i++) {
+            s0 += a[aOff + i] * b[bOff + i];
+        }
+        return (s0 + s1) + (s2 + s3);
+    }
+
+    @Override
+    public void clamp(Tensor x, float limit) {
+        float[] d = CpuTensor.of(x).data;
+        for (int i = 0; i < d.length; i++) {
+            d[i] = Math.max(-limit, Math.min(limit, d[i]));
+        }
+    }
+
+    @Override
+    public void rope(Tensor x, int headDim, IntTensor positions, double theta) {
+        CpuTensor t = CpuTensor.of(x);
+        int[] pos = CpuTensor.Ints.of(positions);
+        int half = headDim / 2;
+        // inverse frequencies as transformers computes them: in fp32, theta^(-2i/d)
+        float[] invFreq = new float[half];
+        for (int i = 0; i < half; i++) {
+            invFreq[i] = (float) (1.0 / Math.pow(theta, (float) (2 * i) / headDim));
+        }
+        int heads = t.cols / headDim;
+        parallelFor(t.rows, r -> {
+            float p = pos[r];
+            for (int hd = 0; hd < heads; hd++) {
+                int base = r * t.cols + hd * headDim;
+                for (int i = 0; i < half; i++) {
+                    float angle = p * invFreq[i];
+                    float cos = (float) Math.cos(angle);
+                    float sin = (float) Math.sin(angle);
+                    float a = t.data[base + i];
+                    float b = t.data[base + i + half];
+                    t.data[base + i] = a * cos - b * sin;
+                    t.data[base + i + half] = b * cos + a * sin;
+                }
+            }
+        });
+    }
+
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, int numHeads, int numKvHeads,
+                          int headDim, int window, Tensor out) {
+        CpuTensor qt = CpuTensor.of(q);
+        CpuTensor kt = CpuTensor.of(k);
+        CpuTensor vt = CpuTensor.of(v);
+        CpuTensor o = CpuTensor.of(out);
+        int[] offsets = CpuTensor.Ints.of(seqOffsets);
+        int rows = qt.rows;
+        int[] seqStart = new int[rows];
+        for (int s = 0; s + 1 < offsets.length; s++) {
+            Arrays.fill(seqStart, offsets[s], offsets[s + 1], offsets[s]);
+        }
+        int group = numHeads / numKvHeads;
+        float scale = (float) (1.0 / Math.sqrt(headDim));
+        parallelFor(rows * numHeads, item -> {
+            int row = item / numHeads;
+            int head = item % numHeads;
+            int kvHead = head / group;
+            int first = window > 0 ? Math.max(seqStart[row], row - window + 1) : seqStart[row];
+            int qBase = row * qt.cols + head * headDim;
+            float[] scores = new float[row - first + 1];
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = first; j <= row; j++) {
+                float s = dot(qt.data, qBase, kt.data, j * kt.cols + kvHead * headDim, headDim) * scale;
+                scores[j - first] = s;
+                max = Math.max(max, s);
+            }
+            float sum = 0;
+            for (int j = 0; j < scores.length; j++) {
+                scores[j] = (float) Math.exp(scores[j] - max);
+                sum += scores[j];
+            }
+            int oBase = row * o.cols + head * headDim;
+            Arrays.fill(o.data, oBase, oBase + headDim, 0f);
+            for (int j = first; j <= row; j++) {
+                float p = scores[j - first] / sum;
+                int vBase = j * vt.cols + kvHead * headDim;
+                for (int d = 0; d < headDim; d++) {
+                    o.data[oBase + d] += p * vt.data[vBase + d];
+                }
+            }
+        });
+    }
+
+    @Override
+    public void addInPlace(Tensor acc, Tensor x) {
+        float[] a = CpuTensor.of(acc).data;
+        float[] b = CpuTensor.of(x).data;
+        for (int i = 0; i < a.length; i++) {
+            a[i] += b[i];
+        }
+    }
+
+    @Override
+    public ExpertRouting route(Tensor routerLogits, Router router) {
+        CpuTensor logits = CpuTensor.of(routerLogits);
+        return router.route(logits.data, logits.rows, logits.cols);
+    }
+
+    @Override
+    public void experts(Tensor x, ExpertRouting routing, FfnWeights[] experts, Tensor out) {
+        CpuTensor in = CpuTensor.of(x);
+        CpuTensor o = CpuTensor.of(out);
+        HostExpertRouting r = (HostExpertRouting) routing;
+        int h = in.cols;
+        // Each routing entry (expert, token) gets its expert's output in its own slot ...
+        float[] perEntry = new float[r.tokens().length * h];
+        for (int e = 0; e < r.numExperts(); e++) {
+            int from = r.offsets()[e];
+            int count = r.offsets()[e + 1] - from;
+            if (count > 0) {
+                int[] rows = Arrays.copyOfRange(r.tokens(), from, from + count);
+                float[] y = swiglu(in.data, rows, count, experts[e]);
+                System.arraycopy(y, 0, perEntry, from * h, count * h);
+            }
+        }
+        // ... then tokens sum their experts' outputs in expert order: the same order whatever the batch.
+        Arrays.fill(o.data, 0f);
+        for (int e = 0; e < r.numExperts(); e++) {
+            int from = r.offsets()[e];
+            int to = r.offsets()[e + 1];
+            parallelFor(to - from, i -> {
+                int slot = from + i;
+                int outBase = r.tokens()[slot] * h;
+                float gate = r.gates()[slot];
+                for (int d = 0; d < h; d++) {
+                    o.data[outBase + d] += gate * perEntry[slot * h + d];
+                }
+            });
+        }
+    }
+
+    @Override
+    public void ffn(Tensor x, FfnWeights weights, Tensor out) {
+        CpuTensor in = CpuTensor.of(x);
+        float[] y = swiglu(in.data, null, in.rows, weights);
+        System.arraycopy(y, 0, CpuTensor.of(out).data, 0, y.length);
+    }
+
+    /** down(silu(x gate^T) * (x up^T)) for the rows of x named by rows (all rows when null). */
+    private float[] swiglu(float[] x, int[] rows, int count, FfnWeights w) {
+        CpuTensor gate = CpuTensor.of(w.gate());
+        CpuTensor up = CpuTensor.of(w.up());
+        CpuTensor down = CpuTensor.of(w.down());
+        int ffn = gate.rows;
+        float[] g = new float[count * ffn];
+        float[] u = new float[count * ffn];
+        matmulTransposed(x, count, rows, gate, g, null);
+        matmulTransposed(x, count, rows, up, u, null);
+        for (int i = 0; i < g.length; i++) {
+            float a = g[i];
+            g[i] = a / (1f + (float) Math.exp(-a)) * u[i];
+        }
+        float[] y = new float[count * down.rows];
+        matmulTransposed(g, count, null, down, y, null);
+        return y;
+    }
+
+    @Override
+    public void addSigmoidGated(Tensor acc, Tensor y, Tensor gateLogit) {
+        CpuTensor a = CpuTensor.of(acc);
+        float[] yd = CpuTensor.of(y).data;
+        float[] g = CpuTensor.of(gateLogit).data;
+        for (int r = 0; r < a.rows; r++) {
+            float s = 1f / (1f + (float) Math.exp(-g[r]));
+            for (int d = 0; d < a.cols; d++) {
+                a.data[r * a.cols + d] += s * yd[r * a.cols + d];
+            }
+        }
+    }
+
+    @Override
+    public LogProbs logProbs(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK) {
+        CpuTensor x = CpuTensor.of(hidden);
+        CpuTensor w = CpuTensor.of(lmHead);
+        int[] target = CpuTensor.Ints.of(targets);
+        int vocab = w.rows;
+        int h = x.cols;
+        int[] topSlot = new int[x.rows];
+        Arrays.fill(topSlot, -1);
+        for (int i = 0; i < topRows.length; i++) {
+            topSlot[topRows[i]] = i;
+        }
+        float[] result = new float[x.rows];
+        int[][] top = new int[topRows.length][];
+        parallelFor(x.rows, r -> {
+            float[] logits = new float[vocab];
+            float max = Float.NEGATIVE_INFINITY;
+            for (int v = 0; v < vocab; v++) {
+                logits[v] = dot(x.data, r * h, w.data, v * h, h);
+                max = Math.max(max, logits[v]);
+            }
+            double sum = 0;
+            for (int v = 0; v < vocab; v++) {
+                sum += Math.exp(logits[v] - max);
+            }
+            double logSumExp = max + Math.log(sum);
+            result[r] = target[r] < 0 ? Float.NaN : (float) (logits[target[r]] - logSumExp);
+            if (topSlot[r] >= 0) {
+                top[topSlot[r]] = topIndices(logits, topK);
+            }
+        });
+        return new LogProbs(result, top);
+    }
+
+    /** Indices of the k largest values, largest first, lower index first on ties. */
+    static int[] topIndices(float[] values, int k) {
+        int n = Math.min(k, values.length);
+        int[] best = new int[n];
+        int size = 0;
+        for (int i = 0; i < values.length; i++) {
+            if (size == n && !(values[i] > values[best[n - 1]])) {
+                continue;
+            }
+            int pos = size < n ? size++ : n - 1;
+            while (pos > 0 && values[i] > values[best[pos - 1]]) {
+                best[pos] = best[pos - 1];
+                pos--;
+            }
+            best[pos] = i;
+        }
+        return best;
+    }
+
+    private void parallelFor(int n, IntConsumer body) {
+        if (n <= 1 || pool.getParallelism() == 1) {
+            for (int i = 0; i < n; i++) {
+                body.accept(i);
+            }
+            return;
+        }
+        pool.submit(() -> IntStream.range(0, n).parallel().forEach(body)).join();
+    }
+
+    @Override
+    public void close() {
+        pool.shutdown();
+    }
+}

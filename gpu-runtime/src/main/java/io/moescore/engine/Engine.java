@@ -1,0 +1,217 @@
+package io.moescore.engine;
+
+import io.moescore.backend.Backend;
+import io.moescore.backend.IntTensor;
+import io.moescore.backend.LogProbs;
+import io.moescore.backend.Tensor;
+import io.moescore.model.Checkpoint;
+import io.moescore.model.ModelConfig;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Scores token sequences with one model on one backend: the whole decoder forward pass (prefill only; scoring
+ * needs no KV cache), written once against {@link Backend}. Thread-safe: each call allocates its own
+ * activations, so concurrent tasks may share one engine.
+ */
+public final class Engine implements AutoCloseable {
+    private final ModelConfig config;
+    private final Backend backend;
+    private final ModelWeights weights;
+    private final Router router;
+
+    public Engine(ModelConfig config, Backend backend, ModelWeights weights) {
+        this.config = config;
+        this.backend = backend;
+        this.weights = weights;
+        this.router = new TopKSoftmaxRouter(config.topK(), config.normalizeTopK());
+    }
+
+    /** Reads config.json and the safetensors of a Hugging Face model directory onto the backend. */
+    public static Engine load(Path modelDirectory, Backend backend) {
+        ModelConfig config = ModelConfig.load(modelDirectory);
+        try (Checkpoint checkpoint = Checkpoint.open(modelDirectory)) {
+            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint));
+        }
+    }
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    /** Why a sequence cannot be scored, or null when it can. */
+    public String validate(TokenBatch batch, int sequence) {
+        int n = batch.length(sequence);
+        if (n == 0) {
+            return "empty sequence: there is nothing to score";
+        }
+        if (n > config.maxPositions()) {
+            return "sequence of " + n + " tokens is longer than the model's max_position_embeddings ("
+                    + config.maxPositions() + ")";
+        }
+        for (int i = 0; i < n; i++) {
+            int id = batch.token(sequence, i);
+            if (id < 0 || id >= config.vocabSize()) {
+                return "token id " + id + " at position " + i + " is outside the vocabulary [0, "
+                        + config.vocabSize() + ")";
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Scores every sequence of the batch. A sequence that cannot be scored (empty, too long, a token outside
+     * the vocabulary) gets an error in its result; the others are scored as if it were not there.
+     */
+    public ScoreBatch score(TokenBatch batch, ScoreOptions options) {
+        int n = batch.numSequences();
+        String[] errors = new String[n];
+        List<Integer> valid = new ArrayList<>();
+        for (int s = 0; s < n; s++) {
+            errors[s] = validate(batch, s);
+            if (errors[s] == null) {
+                valid.add(s);
+            }
+        }
+        ExpertLoad load = new ExpertLoad(config.numLayers(), config.numExperts());
+        SequenceScore[] scores = new SequenceScore[n];
+        for (int s = 0; s < n; s++) {
+            if (errors[s] != null) {
+                scores[s] = SequenceScore.failed(batch.length(s), errors[s]);
+            }
+        }
+        if (!valid.isEmpty()) {
+            scoreValid(batch, valid, options, scores, load);
+        }
+        return new ScoreBatch(List.of(scores), load);
+    }
+
+    private void scoreValid(TokenBatch batch, List<Integer> valid, ScoreOptions options,
+                            SequenceScore[] scores, ExpertLoad load) {
+        int numSeq = valid.size();
+        int[] seqOffsets = new int[numSeq + 1];
+        for (int i = 0; i < numSeq; i++) {
+            seqOffsets[i + 1] = seqOffsets[i] + batch.length(valid.get(i));
+        }
+        int total = seqOffsets[numSeq];
+        int[] tokens = new int[total];
+        int[] positions = new int[total];
+        int[] targets = new int[total];
+        int[] lastRows = new int[numSeq];
+        for (int i = 0; i < numSeq; i++) {
+            int start = seqOffsets[i];
+            int len = seqOffsets[i + 1] - start;
+            batch.copySequence(valid.get(i), tokens, start);
+            for (int p = 0; p < len; p++) {
+                positions[start + p] = p;
+                targets[start + p] = p + 1 < len ? tokens[start + p + 1] : -1;
+            }
+            lastRows[i] = start + len - 1;
+        }
+        LogProbs logProbs = forward(tokens, positions, targets, seqOffsets,
+                options.topK() > 0 ? lastRows : new int[0], options.topK(), load);
+        float[] lp = logProbs.targetLogProbs();
+        for (int i = 0; i < numSeq; i++) {
+            int start = seqOffsets[i];
+            int len = seqOffsets[i + 1] - start;
+            double sum = 0;
+            for (int p = 0; p < len - 1; p++) {
+                sum += lp[start + p];
+            }
+            float[] perToken = options.tokenLogProbs() ? Arrays.copyOfRange(lp, start, start + len - 1) : null;
+            int[] top = options.topK() > 0 ? logProbs.topTokens()[i] : null;
+            scores[valid.get(i)] = new SequenceScore(len, sum, perToken, top, null);
+        }
+    }
+
+    /** The decoder over packed sequences; returns the log-prob of each row's target and top tokens of topRows. */
+    private LogProbs forward(int[] tokenIds, int[] positionIds, int[] targetIds, int[] seqOffsetArray,
+                             int[] topRows, int topK, ExpertLoad load) {
+        ModelConfig c = config;
+        int t = tokenIds.length;
+        int h = c.hiddenSize();
+        try (IntTensor tokens = backend.ints(tokenIds);
+             IntTensor positions = backend.ints(positionIds);
+             IntTensor targets = backend.ints(targetIds);
+             IntTensor seqOffsets = backend.ints(seqOffsetArray);
+             Tensor x = backend.activation(t, h);
+             Tensor normed = backend.activation(t, h);
+             Tensor q = backend.activation(t, c.qDim());
+             Tensor k = backend.activation(t, c.kvDim());
+             Tensor v = backend.activation(t, c.kvDim());
+             Tensor attn = backend.activation(t, c.qDim());
+             Tensor mixed = backend.activation(t, h);
+             Tensor routerLogits = backend.activation(t, c.numExperts())) {
+            // x = embedding[tokens]
+            backend.embed(weights.embedding(), tokens, x);
+            for (int l = 0; l < c.numLayers(); l++) {
+                ModelWeights.Layer layer = weights.layers().get(l);
+                // attention block: x += o( attention( rope(q), rope(k), v ) ), q k v from rmsnorm(x)
+                backend.rmsNorm(x, layer.inputNorm(), h, c.rmsNormEps(), normed);
+                backend.linear(normed, layer.q(), layer.qBias(), q);
+                backend.linear(normed, layer.k(), layer.kBias(), k);
+                backend.linear(normed, layer.v(), layer.vBias(), v);
+                if (c.qkNorm() == ModelConfig.QkNorm.WHOLE_PROJECTION) {
+                    backend.rmsNorm(q, layer.qNorm(), c.qDim(), c.rmsNormEps(), q);
+                    backend.rmsNorm(k, layer.kNorm(), c.kvDim(), c.rmsNormEps(), k);
+                }
+                if (!Float.isNaN(c.clipQkv())) {
+                    backend.clamp(q, c.clipQkv());
+                    backend.clamp(k, c.clipQkv());
+                    backend.clamp(v, c.clipQkv());
+                }
+                if (c.qkNorm() == ModelConfig.QkNorm.PER_HEAD) {
+                    backend.rmsNorm(q, layer.qNorm(), c.headDim(), c.rmsNormEps(), q);
+                    backend.rmsNorm(k, layer.kNorm(), c.headDim(), c.rmsNormEps(), k);
+                }
+                backend.rope(q, c.headDim(), positions, c.ropeTheta());
+                backend.rope(k, c.headDim(), positions, c.ropeTheta());
+                backend.attention(q, k, v, seqOffsets, c.numHeads(), c.numKvHeads(), c.headDim(),
+                        c.slidingWindow()[l], attn);
+                backend.linear(attn, layer.o(), layer.oBias(), mixed);
+                backend.addInPlace(x, mixed);
+
+                // feed-forward block: x += moe(rmsnorm(x)) or dense ffn
+                backend.rmsNorm(x, layer.postAttentionNorm(), h, c.rmsNormEps(), normed);
+                if (layer.isMoe()) {
+                    backend.linear(normed, layer.router(), null, routerLogits);
+                    try (ExpertRouting routing = backend.route(routerLogits, router)) {
+                        load.add(l, routing.tokensPerExpert());
+                        backend.experts(normed, routing, layer.experts(), mixed);
+                    }
+                    if (layer.sharedExpert() != null) {
+                        addSharedExpert(layer, normed, mixed, t);
+                    }
+                } else {
+                    backend.ffn(normed, layer.denseFfn(), mixed);
+                }
+                backend.addInPlace(x, mixed);
+            }
+            // log p(target) = log_softmax(rmsnorm(x) lm_head^T)[target]
+            backend.rmsNorm(x, weights.finalNorm(), h, c.rmsNormEps(), normed);
+            return backend.logProbs(normed, weights.lmHead(), targets, topRows, topK);
+        }
+    }
+
+    /** mixed += sigmoid(x . w_gate) * shared_expert(x) (Qwen2-MoE). */
+    private void addSharedExpert(ModelWeights.Layer layer, Tensor normed, Tensor mixed, int t) {
+        try (Tensor shared = backend.activation(t, config.hiddenSize());
+             Tensor gateLogit = backend.activation(t, 1)) {
+            backend.ffn(normed, layer.sharedExpert(), shared);
+            backend.linear(normed, layer.sharedExpertGate(), null, gateLogit);
+            backend.addSigmoidGated(mixed, shared, gateLogit);
+        }
+    }
+
+    /** Releases the weights; the backend stays with its owner. */
+    @Override
+    public void close() {
+        weights.close();
+    }
+}

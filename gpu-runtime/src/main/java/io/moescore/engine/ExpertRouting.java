@@ -1,0 +1,17 @@
+package io.moescore.engine;
+
+/**
+ * The router's decision for one layer and batch, in the form experts consume it: per expert, the list of
+ * token rows routed to it with the gate weight of each. This is the activation-sparse format: experts read
+ * their tokens by index from the shared hidden-state matrix, never from a gathered copy. Backends keep it
+ * where they compute (host arrays here, device memory for CUDA).
+ */
+public interface ExpertRouting extends AutoCloseable {
+    int numExperts();
+
+    /** How many tokens each expert got (for load statistics). */
+    int[] tokensPerExpert();
+
+    @Override
+    void close();
+}

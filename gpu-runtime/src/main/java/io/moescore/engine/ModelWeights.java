@@ -1,0 +1,194 @@
+package io.moescore.engine;
+
+import io.moescore.backend.Backend;
+import io.moescore.backend.FfnWeights;
+import io.moescore.backend.Tensor;
+import io.moescore.backend.WeightSlice;
+import io.moescore.model.Checkpoint;
+import io.moescore.model.ModelConfig;
+import io.moescore.model.ModelFormatException;
+import io.moescore.model.TensorRef;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A model's weights placed on a backend, with every tensor's shape checked against the config.
+ * Tensor names follow Hugging Face: {@code model.layers.L.self_attn.q_proj.weight} and so on. Experts are read
+ * per expert ({@code experts.E.w1/w3/w2} for Mixtral, {@code experts.E.gate_proj/up_proj/down_proj} elsewhere)
+ * or from fused 3-D tensors ({@code experts.gate_up_proj} [E, 2I, H], gate rows first, and {@code experts.down_proj}
+ * [E, H, I]), whichever the checkpoint has.
+ */
+public final class ModelWeights implements AutoCloseable {
+    /** One decoder layer. Nullable fields are absent in that family or layer. */
+    public record Layer(Tensor inputNorm, Tensor q, Tensor k, Tensor v, Tensor o,
+                        Tensor qBias, Tensor kBias, Tensor vBias, Tensor oBias,
+                        Tensor qNorm, Tensor kNorm, Tensor postAttentionNorm,
+                        Tensor router, FfnWeights[] experts,
+                        FfnWeights sharedExpert, Tensor sharedExpertGate,
+                        FfnWeights denseFfn) {
+        boolean isMoe() {
+            return router != null;
+        }
+    }
+
+    private final List<Tensor> owned = new ArrayList<>();
+    private final Tensor embedding;
+    private final List<Layer> layers;
+    private final Tensor finalNorm;
+    private final Tensor lmHead;
+
+    private ModelWeights(Loader load, ModelConfig c) {
+        Checkpoint ckpt = load.ckpt;
+        int h = c.hiddenSize();
+        embedding = load.matrix("model.embed_tokens.weight", c.vocabSize(), h);
+        List<Layer> list = new ArrayList<>();
+        for (int l = 0; l < c.numLayers(); l++) {
+            String p = "model.layers." + l + ".";
+            String a = p + "self_attn.";
+            Tensor qNorm = null;
+            Tensor kNorm = null;
+            if (c.qkNorm() == ModelConfig.QkNorm.PER_HEAD) {
+                qNorm = load.vector(a + "q_norm.weight", c.headDim());
+                kNorm = load.vector(a + "k_norm.weight", c.headDim());
+            } else if (c.qkNorm() == ModelConfig.QkNorm.WHOLE_PROJECTION) {
+                qNorm = load.vector(a + "q_norm.weight", c.qDim());
+                kNorm = load.vector(a + "k_norm.weight", c.kvDim());
+            }
+            Tensor router = null;
+            FfnWeights[] experts = null;
+            FfnWeights shared = null;
+            Tensor sharedGate = null;
+            FfnWeights dense = null;
+            if (c.moeLayers()[l]) {
+                String moe = ckpt.has(p + "block_sparse_moe.gate.weight") ? p + "block_sparse_moe." : p + "mlp.";
+                router = load.matrix(moe + "gate.weight", c.numExperts(), h);
+                experts = load.experts(moe + "experts.", c);
+                if (c.sharedExpertSize() > 0) {
+                    shared = load.ffn(moe + "shared_expert.", c.sharedExpertSize(), h);
+                    sharedGate = load.matrix(moe + "shared_expert_gate.weight", 1, h);
+                }
+            } else {
+                dense = load.ffn(p + "mlp.", c.denseFfnSize(), h);
+            }
+            list.add(new Layer(
+                    load.vector(p + "input_layernorm.weight", h),
+                    load.matrix(a + "q_proj.weight", c.qDim(), h),
+                    load.matrix(a + "k_proj.weight", c.kvDim(), h),
+                    load.matrix(a + "v_proj.weight", c.kvDim(), h),
+                    load.matrix(a + "o_proj.weight", h, c.qDim()),
+                    c.qkvBias() ? load.vector(a + "q_proj.bias", c.qDim()) : null,
+                    c.qkvBias() ? load.vector(a + "k_proj.bias", c.kvDim()) : null,
+                    c.qkvBias() ? load.vector(a + "v_proj.bias", c.kvDim()) : null,
+                    c.outputBias() ? load.vector(a + "o_proj.bias", h) : null,
+                    qNorm, kNorm,
+                    load.vector(p + "post_attention_layernorm.weight", h),
+                    router, experts, shared, sharedGate, dense));
+        }
+        layers = List.copyOf(list);
+        finalNorm = load.vector("model.norm.weight", h);
+        if (ckpt.has("lm_head.weight")) {
+            lmHead = load.matrix("lm_head.weight", c.vocabSize(), h);
+        } else if (c.tieWordEmbeddings()) {
+            lmHead = embedding;
+        } else {
+            throw new ModelFormatException("model " + ckpt.directory() + " has no tensor lm_head.weight and "
+                    + "config.json does not tie word embeddings");
+        }
+        owned.addAll(load.placed);
+    }
+
+    /** Places every weight of the checkpoint on the backend; on failure, what was placed is released. */
+    public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint) {
+        Loader loader = new Loader(backend, checkpoint);
+        try {
+            return new ModelWeights(loader, config);
+        } catch (RuntimeException e) {
+            loader.placed.forEach(Tensor::close);
+            throw e;
+        }
+    }
+
+    public Tensor embedding() {
+        return embedding;
+    }
+
+    public List<Layer> layers() {
+        return layers;
+    }
+
+    public Tensor finalNorm() {
+        return finalNorm;
+    }
+
+    public Tensor lmHead() {
+        return lmHead;
+    }
+
+    @Override
+    public void close() {
+        owned.forEach(Tensor::close);
+        owned.clear();
+    }
+
+    /** Reads tensors by name, checks shapes, places them, and remembers them for release. */
+    private static final class Loader {
+        final Backend backend;
+        final Checkpoint ckpt;
+        /** Everything placed so far, so a failed load can release it. */
+        final List<Tensor> placed = new ArrayList<>();
+
+        Loader(Backend backend, Checkpoint ckpt) {
+            this.backend = backend;
+            this.ckpt = ckpt;
+        }
+
+        Tensor place(WeightSlice slice) {
+            Tensor t = backend.weight(slice);
+            placed.add(t);
+            return t;
+        }
+
+        Tensor matrix(String name, int rows, int cols) {
+            return place(WeightSlice.whole(ckpt.get(name, rows, cols), rows, cols));
+        }
+
+        Tensor vector(String name, int n) {
+            return place(WeightSlice.whole(ckpt.get(name, n), 1, n));
+        }
+
+        FfnWeights ffn(String prefix, int ffn, int hidden) {
+            return new FfnWeights(matrix(prefix + "gate_proj.weight", ffn, hidden),
+                    matrix(prefix + "up_proj.weight", ffn, hidden),
+                    matrix(prefix + "down_proj.weight", hidden, ffn));
+        }
+
+        FfnWeights[] experts(String prefix, ModelConfig c) {
+            int n = c.numExperts();
+            int ffn = c.expertFfnSize();
+            int h = c.hiddenSize();
+            FfnWeights[] experts = new FfnWeights[n];
+            if (ckpt.has(prefix + "gate_up_proj")) {
+                TensorRef gateUp = ckpt.get(prefix + "gate_up_proj", n, 2L * ffn, h);
+                TensorRef down = ckpt.get(prefix + "down_proj", n, h, ffn);
+                long gateUpStride = 2L * ffn * h;
+                long downStride = (long) h * ffn;
+                for (int e = 0; e < n; e++) {
+                    experts[e] = new FfnWeights(
+                            place(new WeightSlice(gateUp, e * gateUpStride, ffn, h)),
+                            place(new WeightSlice(gateUp, e * gateUpStride + (long) ffn * h, ffn, h)),
+                            place(new WeightSlice(down, e * downStride, h, ffn)));
+                }
+                return experts;
+            }
+            boolean mixtralNames = ckpt.has(prefix + "0.w1.weight");
+            for (int e = 0; e < n; e++) {
+                String p = prefix + e + ".";
+                experts[e] = mixtralNames
+                        ? new FfnWeights(matrix(p + "w1.weight", ffn, h), matrix(p + "w3.weight", ffn, h),
+                                matrix(p + "w2.weight", h, ffn))
+                        : ffn(p, ffn, h);
+            }
+            return experts;
+        }
+    }
+}

@@ -1,0 +1,11 @@
+package io.moescore.engine;
+
+/**
+ * Turns router logits into per-expert token lists. Implementations are pure functions of one token's logits,
+ * so a token's routing never depends on what it was batched with. This method is the reference; GPU backends
+ * implement the same router in a kernel and are tested against it.
+ */
+public interface Router {
+    /** Routes {@code rows} tokens whose logits are {@code logits[row * numExperts + e]}. */
+    HostExpertRouting route(float[] logits, int rows, int numExperts);
+}

@@ -1,0 +1,66 @@
+package io.moescore.model;
+
+import java.nio.ByteBuffer;
+
+/** The tensor element types a checkpoint may store, with their safetensors names. */
+public enum DType {
+    F32("F32", 4),
+    F16("F16", 2),
+    BF16("BF16", 2);
+
+    private final String safetensorsName;
+    private final int bytes;
+
+    DType(String safetensorsName, int bytes) {
+        this.safetensorsName = safetensorsName;
+        this.bytes = bytes;
+    }
+
+    public int bytes() {
+        return bytes;
+    }
+
+    public String safetensorsName() {
+        return safetensorsName;
+    }
+
+    /** The type named in a safetensors header, or null when safetensors names it but we cannot compute with it. */
+    static DType fromSafetensors(String name) {
+        for (DType t : values()) {
+            if (t.safetensorsName.equals(name)) {
+                return t;
+            }
+        }
+        return null;
+    }
+
+    /** Reads element {@code index} of a little-endian buffer of this type as a float. */
+    public float read(ByteBuffer buffer, int index) {
+        switch (this) {
+            case F32:
+                return buffer.getFloat(index * 4);
+            case BF16:
+                return Float.intBitsToFloat((buffer.getShort(index * 2) & 0xffff) << 16);
+            case F16:
+                return halfToFloat(buffer.getShort(index * 2));
+            default:
+                throw new IllegalStateException("unsupported dtype " + this);
+        }
+    }
+
+    /** IEEE 754 binary16 to binary32, subnormals, infinities and NaN included. */
+    static float halfToFloat(short half) {
+        int h = half & 0xffff;
+        int sign = (h >>> 15) << 31;
+        int exponent = (h >>> 10) & 0x1f;
+        int mantissa = h & 0x3ff;
+        if (exponent == 0x1f) {
+            return Float.intBitsToFloat(sign | 0x7f800000 | (mantissa << 13));
+        }
+        if (exponent == 0) {
+            float magnitude = mantissa * 0x1p-24f;
+            return sign == 0 ? magnitude : -magnitude;
+        }
+        return Float.intBitsToFloat(sign | ((exponent + 112) << 23) | (mantissa << 13));
+    }
+}
