@@ -1,0 +1,230 @@
+package io.moescore.score;
+
+import com.fasterxml.jackson.core.JsonEncoding;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.moescore.backend.Backend;
+import io.moescore.backend.Backends;
+import io.moescore.engine.Engine;
+import io.moescore.engine.ExpertLoad;
+import io.moescore.engine.ScoreBatch;
+import io.moescore.engine.ScoreOptions;
+import io.moescore.engine.SequenceScore;
+import io.moescore.engine.TokenBatch;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The single-process scorer: JSON lines in ({@code {"id": ..., "tokens": [...]}}), JSON lines out, one per
+ * input line in the same order, plus a summary. Rows that cannot be scored get an {@code error} and never stop
+ * the others.
+ */
+public final class LocalScorer {
+    /** Every row scored. */
+    public static final int EXIT_OK = 0;
+    /** Options, model or input unusable: nothing was scored. */
+    public static final int EXIT_BAD_INVOCATION = 2;
+    /** Finished, but some rows carry an error. */
+    public static final int EXIT_ROW_ERRORS = 3;
+
+    private static final long PROGRESS_INTERVAL_NANOS = 2_000_000_000L;
+
+    /** What a run did, for the caller and the summary file. */
+    public record Summary(long rows, long rowErrors, long tokens, double seconds, String device, ExpertLoad load) {
+        public double tokensPerSecond() {
+            return seconds > 0 ? tokens / seconds : 0;
+        }
+    }
+
+    private final PrintStream log;
+
+    public LocalScorer(PrintStream log) {
+        this.log = log;
+    }
+
+    /** Runs with the options, reporting problems on the log; returns the process exit code. */
+    public int run(LocalScoreOptions options) {
+        if (!Files.isRegularFile(options.input())) {
+            log.println("moescore: input file " + options.input() + " does not exist or is not a file");
+            return EXIT_BAD_INVOCATION;
+        }
+        Summary summary;
+        try (Backend backend = Backends.open(options.backend(), options.threads());
+             Engine engine = Engine.load(options.model(), backend)) {
+            log.println("moescore: " + engine.config() + " on " + backend.deviceName());
+            summary = score(engine, options);
+        } catch (IllegalArgumentException | io.moescore.model.ModelFormatException e) {
+            log.println("moescore: " + e.getMessage());
+            return EXIT_BAD_INVOCATION;
+        } catch (IOException e) {
+            log.println("moescore: " + e.getMessage());
+            return EXIT_BAD_INVOCATION;
+        }
+        log.printf("moescore: %d rows (%d with errors), %d tokens in %.1f s: %.0f tokens/s on %s%n",
+                summary.rows(), summary.rowErrors(), summary.tokens(), summary.seconds(), summary.tokensPerSecond(),
+                summary.device());
+        return summary.rowErrors() == 0 ? EXIT_OK : EXIT_ROW_ERRORS;
+    }
+
+    /** Scores the input into the output with an engine already loaded. */
+    public Summary score(Engine engine, LocalScoreOptions options) throws IOException {
+        ScoreOptions scoreOptions = new ScoreOptions(options.tokenLogProbs(), options.topK());
+        ExpertLoad load = new ExpertLoad(engine.config().numLayers(), engine.config().numExperts());
+        long start = System.nanoTime();
+        long lastProgress = start;
+        long rows = 0;
+        long errors = 0;
+        long tokens = 0;
+        Path output = options.output();
+        if (output.toAbsolutePath().getParent() != null) {
+            Files.createDirectories(output.toAbsolutePath().getParent());
+        }
+        String source = options.input().toString();
+        try (BufferedReader in = Files.newBufferedReader(options.input(), StandardCharsets.UTF_8);
+             OutputStream out = Files.newOutputStream(output);
+             JsonGenerator json = new ObjectMapper().getFactory().createGenerator(out, JsonEncoding.UTF8)) {
+            json.setRootValueSeparator(null);
+            List<JsonRow> pending = new ArrayList<>();
+            long pendingTokens = 0;
+            long lineNumber = 0;
+            String line;
+            while ((line = in.readLine()) != null) {
+                lineNumber++;
+                if (line.isBlank()) {
+                    continue;
+                }
+                JsonRow row = JsonRow.parse(line, lineNumber, source);
+                long rowTokens = row.tokens() == null ? 0 : row.tokens().length;
+                if (!pending.isEmpty() && pendingTokens + rowTokens > options.batchTokens()) {
+                    errors += flush(engine, pending, scoreOptions, load, json);
+                    rows += pending.size();
+                    tokens += pendingTokens;
+                    pending.clear();
+                    pendingTokens = 0;
+                }
+                pending.add(row);
+                pendingTokens += rowTokens;
+                long now = System.nanoTime();
+                if (now - lastProgress > PROGRESS_INTERVAL_NANOS) {
+                    lastProgress = now;
+                    log.printf("moescore: %d rows, %d tokens scored, %.0f tokens/s%n", rows, tokens,
+                            tokens / ((now - start) / 1e9));
+                }
+            }
+            errors += flush(engine, pending, scoreOptions, load, json);
+            rows += pending.size();
+            tokens += pendingTokens;
+        }
+        Summary summary = new Summary(rows, errors, tokens, (System.nanoTime() - start) / 1e9,
+                engine.backend().deviceName(), load);
+        writeSummary(summary, summaryPath(output));
+        return summary;
+    }
+
+    /** Where the summary of a run writing {@code output} goes: beside it, as NAME.summary.json. */
+    public static Path summaryPath(Path output) {
+        String name = output.getFileName().toString();
+        int dot = name.lastIndexOf('.');
+        return output.resolveSibling((dot > 0 ? name.substring(0, dot) : name) + ".summary.json");
+    }
+
+    private static long flush(Engine engine, List<JsonRow> rows, ScoreOptions options, ExpertLoad load,
+                              JsonGenerator json) throws IOException {
+        List<int[]> sequences = new ArrayList<>();
+        for (JsonRow row : rows) {
+            if (row.error() == null) {
+                sequences.add(row.tokens());
+            }
+        }
+        ScoreBatch batch = engine.score(TokenBatch.of(sequences.toArray(int[][]::new)), options);
+        load.add(batch.expertLoad());
+        long errors = 0;
+        int next = 0;
+        for (JsonRow row : rows) {
+            SequenceScore score = row.error() == null ? batch.scores().get(next++) : null;
+            String error = score == null ? row.error() : score.error();
+            if (error != null) {
+                errors++;
+            }
+            writeRow(json, row, score, error, options);
+        }
+        json.flush();
+        return errors;
+    }
+
+    private static void writeRow(JsonGenerator json, JsonRow row, SequenceScore score, String error,
+                                 ScoreOptions options) throws IOException {
+        json.writeStartObject();
+        json.writeFieldName("id");
+        if (row.id() == null) {
+            json.writeNull();
+        } else {
+            json.writeTree(row.id());
+        }
+        boolean ok = error == null;
+        json.writeNumberField("num_tokens", row.tokens() == null ? 0 : row.tokens().length);
+        writeNumber(json, "sum_logprob", ok ? score.sumLogProb() : Double.NaN);
+        writeNumber(json, "mean_nll", ok ? score.meanNll() : Double.NaN);
+        writeNumber(json, "perplexity", ok ? score.perplexity() : Double.NaN);
+        if (options.tokenLogProbs()) {
+            json.writeFieldName("token_logprobs");
+            if (ok) {
+                json.writeStartArray();
+                for (float f : score.tokenLogProbs()) {
+                    json.writeNumber(f);
+                }
+                json.writeEndArray();
+            } else {
+                json.writeNull();
+            }
+        }
+        if (options.topK() > 0) {
+            json.writeFieldName("top_tokens");
+            if (ok) {
+                json.writeArray(score.topTokens(), 0, score.topTokens().length);
+            } else {
+                json.writeNull();
+            }
+        }
+        json.writeStringField("error", error);
+        json.writeEndObject();
+        json.writeRaw('\n');
+    }
+
+    /** NaN and infinities are not JSON: they are written as null. */
+    private static void writeNumber(JsonGenerator json, String field, double value) throws IOException {
+        if (Double.isFinite(value)) {
+            json.writeNumberField(field, value);
+        } else {
+            json.writeNullField(field);
+        }
+    }
+
+    private static void writeSummary(Summary s, Path file) throws IOException {
+        ObjectMapper mapper = new ObjectMapper();
+        ObjectNode root = mapper.createObjectNode();
+        root.put("rows", s.rows());
+        root.put("rows_with_errors", s.rowErrors());
+        root.put("tokens", s.tokens());
+        root.put("seconds", s.seconds());
+        root.put("tokens_per_second", s.tokensPerSecond());
+        root.put("device", s.device());
+        ArrayNode layers = root.putArray("expert_tokens_per_layer");
+        for (int l = 0; l < s.load().numLayers(); l++) {
+            ArrayNode counts = layers.addArray();
+            for (long c : s.load().layer(l)) {
+                counts.add(c);
+            }
+        }
+        mapper.writerWithDefaultPrettyPrinter().writeValue(file.toFile(), root);
+    }
+}

@@ -1,0 +1,100 @@
+package io.moescore.score;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moescore.TestModels;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The single-process scorer end to end on the demo model: bad rows get errors, good rows are unaffected. */
+class LocalScorerTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    @TempDir
+    Path dir;
+    final ByteArrayOutputStream log = new ByteArrayOutputStream();
+
+    int run(Path model, Path input, Path output, int batchTokens) {
+        return new LocalScorer(new PrintStream(log, true, StandardCharsets.UTF_8)).run(
+                new LocalScoreOptions(model, input, output, true, 3, "cpu", batchTokens, 2));
+    }
+
+    List<JsonNode> read(Path output) throws IOException {
+        List<JsonNode> rows = new ArrayList<>();
+        for (String line : Files.readAllLines(output)) {
+            rows.add(JSON.readTree(line));
+        }
+        return rows;
+    }
+
+    @Test
+    void badRowsGetErrorsAndTheRestAreScoredAsIfAlone() throws IOException {
+        String longSeq = "[" + "1,".repeat(1024) + "1]"; // 1025 tokens, max_position_embeddings is 1024
+        Path input = dir.resolve("in.jsonl");
+        Files.writeString(input, String.join("\n",
+                "{\"id\": 1, \"tokens\": [10, 20, 30, 40]}",
+                "{\"id\": \"oov\", \"tokens\": [10, 4096, 30]}",
+                "{\"id\": 3, \"tokens\": []}",
+                "this is not json",
+                "{\"id\": 5, \"tokens\": " + longSeq + "}",
+                "{\"id\": 6, \"tokens\": [1.5, 2]}",
+                "{\"id\": 7, \"tokens\": [7]}",
+                "{\"id\": 8, \"tokens\": [5, 6, 7, 8, 9, 10, 11]}") + "\n");
+        Path output = dir.resolve("out.jsonl");
+        assertEquals(LocalScorer.EXIT_ROW_ERRORS, run(TestModels.demoModel(), input, output, 8));
+        List<JsonNode> rows = read(output);
+        assertEquals(8, rows.size(), "one output line per input line");
+        assertEquals(1, rows.get(0).get("id").asInt());
+        assertTrue(rows.get(0).get("error").isNull());
+        assertEquals(3, rows.get(0).get("token_logprobs").size());
+        assertEquals(3, rows.get(0).get("top_tokens").size());
+        assertEquals("oov", rows.get(1).get("id").asText());
+        assertTrue(rows.get(1).get("error").asText().contains("token id 4096 at position 1"), rows.get(1).toString());
+        assertTrue(rows.get(2).get("error").asText().contains("empty sequence"));
+        assertTrue(rows.get(3).get("error").asText().contains("line 4: not valid JSON"));
+        assertTrue(rows.get(4).get("error").asText().contains("longer than the model's max_position_embeddings (1024)"));
+        assertTrue(rows.get(5).get("error").asText().contains("tokens[0] = 1.5"));
+        // one token: nothing to predict, so no perplexity, but no error either
+        assertTrue(rows.get(6).get("error").isNull());
+        assertEquals(0.0, rows.get(6).get("sum_logprob").asDouble());
+        assertTrue(rows.get(6).get("perplexity").isNull());
+        assertTrue(rows.get(7).get("error").isNull());
+
+        // the good rows alone, in one batch, give the same numbers to the last bit
+        Path clean = dir.resolve("clean.jsonl");
+        Files.writeString(clean, "{\"id\": 1, \"tokens\": [10, 20, 30, 40]}\n{\"id\": 7, \"tokens\": [7]}\n"
+                + "{\"id\": 8, \"tokens\": [5, 6, 7, 8, 9, 10, 11]}\n");
+        Path cleanOut = dir.resolve("clean-out.jsonl");
+        assertEquals(LocalScorer.EXIT_OK, run(TestModels.demoModel(), clean, cleanOut, 100_000));
+        List<JsonNode> expected = read(cleanOut);
+        assertEquals(expected.get(0), rows.get(0));
+        assertEquals(expected.get(1), rows.get(6));
+        assertEquals(expected.get(2), rows.get(7));
+
+        JsonNode summary = JSON.readTree(LocalScorer.summaryPath(output).toFile());
+        assertEquals(8, summary.get("rows").asInt());
+        assertEquals(5, summary.get("rows_with_errors").asInt());
+        assertEquals(4, summary.get("expert_tokens_per_layer").size());
+    }
+
+    @Test
+    void unusableModelOrInputExitsWithTwoAndSaysWhy() throws IOException {
+        Path input = dir.resolve("in.jsonl");
+        Files.writeString(input, "{\"id\": 1, \"tokens\": [1, 2]}\n");
+        assertEquals(LocalScorer.EXIT_BAD_INVOCATION, run(dir.resolve("no-such-model"), input, dir.resolve("o.jsonl"), 8));
+        assertTrue(log.toString(StandardCharsets.UTF_8).contains("no-such-model"), log.toString(StandardCharsets.UTF_8));
+        assertEquals(LocalScorer.EXIT_BAD_INVOCATION,
+                run(TestModels.demoModel(), dir.resolve("missing.jsonl"), dir.resolve("o.jsonl"), 8));
+        assertTrue(log.toString(StandardCharsets.UTF_8).contains("missing.jsonl"));
+    }
+}
