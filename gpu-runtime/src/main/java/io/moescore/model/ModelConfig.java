@@ -145,11 +145,11 @@ public record ModelConfig(
             if (!act.equals("silu")) {
                 throw error("hidden_act '" + act + "' is not supported (only silu: SwiGLU experts)");
             }
-            int hidden = integer("hidden_size");
-            int layers = integer("num_hidden_layers");
-            int heads = integer("num_attention_heads");
-            int kvHeads = optionalInt("num_key_value_heads", heads);
-            int headDim = optionalInt("head_dim", 0);
+            int hidden = positive("hidden_size");
+            int layers = positive("num_hidden_layers");
+            int heads = positive("num_attention_heads");
+            int kvHeads = root.hasNonNull("num_key_value_heads") ? positive("num_key_value_heads") : heads;
+            int headDim = root.hasNonNull("head_dim") ? positive("head_dim") : 0;
             if (headDim == 0) {
                 if (hidden % heads != 0) {
                     throw error("hidden_size " + hidden + " is not a multiple of num_attention_heads " + heads
@@ -158,8 +158,8 @@ public record ModelConfig(
                 headDim = hidden / heads;
             }
             // transformers renamed num_local_experts <-> num_experts between families and versions: take either.
-            int experts = root.hasNonNull("num_local_experts") ? integer("num_local_experts") : integer("num_experts");
-            int topK = integer("num_experts_per_tok");
+            int experts = root.hasNonNull("num_local_experts") ? positive("num_local_experts") : positive("num_experts");
+            int topK = positive("num_experts_per_tok");
 
             boolean[] moe = new boolean[layers];
             int denseFfn = 0;
@@ -211,22 +211,29 @@ public record ModelConfig(
             }
             checkRopeScaling();
             int[] window = slidingWindows(family, layers);
-            return new ModelConfig(family, integer("vocab_size"), hidden, layers, heads, kvHeads, headDim, denseFfn,
-                    expertFfn, experts, topK, normTopK, shared, (float) optionalNumber("rms_norm_eps", 1e-6),
-                    ropeTheta(), optionalInt("max_position_embeddings", 4096), bool("tie_word_embeddings", false),
-                    qkvBias, outBias, qkNorm, clip, window, moe);
+            try {
+                return new ModelConfig(family, positive("vocab_size"), hidden, layers, heads, kvHeads, headDim,
+                        denseFfn, expertFfn, experts, topK, normTopK, shared,
+                        (float) optionalNumber("rms_norm_eps", 1e-6), ropeTheta(),
+                        optionalInt("max_position_embeddings", 4096), bool("tie_word_embeddings", false),
+                        qkvBias, outBias, qkNorm, clip, window, moe);
+            } catch (ModelFormatException e) {
+                throw error(e.getMessage().replaceFirst("^config: ", ""));
+            }
         }
 
         /** rope_theta at the top level (transformers 4) or inside rope_parameters (transformers 5). */
         private double ropeTheta() {
             JsonNode params = root.get("rope_parameters");
-            if (params != null && params.isObject() && params.hasNonNull("rope_theta")) {
-                return params.get("rope_theta").asDouble();
+            JsonNode theta = params != null && params.isObject() && params.hasNonNull("rope_theta")
+                    ? params.get("rope_theta") : root.get("rope_theta");
+            if (theta == null || theta.isNull()) {
+                return 10000.0;
             }
-            if (root.hasNonNull("rope_theta")) {
-                return number("rope_theta");
+            if (!theta.isNumber() || !(theta.asDouble() > 0) || Double.isInfinite(theta.asDouble())) {
+                throw error("rope_theta must be a positive number, found " + theta);
             }
-            return 10000.0;
+            return theta.asDouble();
         }
 
         /** Only the plain rotary embedding is implemented: any other scaling would silently change every score. */
@@ -253,7 +260,7 @@ public record ModelConfig(
 
         private int[] slidingWindows(Family family, int layers) {
             int[] window = new int[layers];
-            int size = root.hasNonNull("sliding_window") ? root.get("sliding_window").asInt() : 0;
+            int size = optionalInt("sliding_window", 0);
             JsonNode types = root.get("layer_types");
             if (types != null && types.isArray()) {
                 if (types.size() != layers) {
@@ -293,7 +300,12 @@ public record ModelConfig(
                 if (!node.isArray()) {
                     throw error(key + " must be a list of layer indices");
                 }
-                node.forEach(n -> set.add(n.asInt()));
+                for (JsonNode n : node) {
+                    if (!n.isIntegralNumber() || !n.canConvertToInt()) {
+                        throw error(key + " must list layer indices, found " + n);
+                    }
+                    set.add(n.asInt());
+                }
             }
             return set;
         }
@@ -312,6 +324,14 @@ public record ModelConfig(
                 throw error(key + " must be an integer, found " + n);
             }
             return n.asInt();
+        }
+
+        private int positive(String key) {
+            int v = integer(key);
+            if (v <= 0) {
+                throw error(key + " must be positive, found " + v);
+            }
+            return v;
         }
 
         private int optionalInt(String key, int fallback) {
