@@ -9,16 +9,17 @@ public final class Backends {
     }
 
     /**
-     * @param name    auto (the GPU when one can be used, else the CPU), cpu, or cuda
-     * @param threads CPU threads for the CPU backend
+     * @param name          auto (the GPU when one can be used, else the CPU), cpu, or cuda
+     * @param threads       CPU threads for the CPU backend
+     * @param deviceOrdinal the CUDA device to use (ignored by the CPU backend)
      */
-    public static Backend open(String name, int threads) {
+    public static Backend open(String name, int threads, int deviceOrdinal) {
         switch (name.toLowerCase(Locale.ROOT)) {
             case "cpu":
             case "auto":
                 return new CpuBackend(threads);
             case "cuda":
-                throw new IllegalArgumentException("backend 'cuda' is not available in this build: it has no CUDA "
+                throw new IllegalArgumentException("backend 'cuda' (device " + deviceOrdinal + ") is not available in this build: it has no CUDA "
                         + "backend yet; use --backend cpu or auto");
             default:
                 throw new IllegalArgumentException("unknown backend '" + name + "' (use auto, cpu or cuda)");

@@ -58,7 +58,7 @@ public final class LocalScorer {
             return EXIT_BAD_INVOCATION;
         }
         Summary summary;
-        try (Backend backend = Backends.open(options.backend(), options.threads());
+        try (Backend backend = Backends.open(options.backend(), options.threads(), 0);
              Engine engine = Engine.load(options.model(), backend)) {
             log.println("moescore: " + engine.config() + " on " + backend.deviceName());
             summary = score(engine, options);

@@ -1,68 +1,58 @@
 package io.moescore.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import io.moescore.score.LocalScoreOptions;
-import io.moescore.score.LocalScorer;
-import java.io.BufferedReader;
-import java.io.IOException;
-import java.nio.file.Files;
+import io.moescore.spark.JobSummary;
+import io.moescore.spark.MoeScoreJob;
+import io.moescore.spark.ScoreJobOptions;
 import java.nio.file.Path;
-import java.util.Map;
-import java.util.TreeMap;
+import java.util.List;
 import java.util.concurrent.Callable;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * {@code moescore demo}: scores demo/input.jsonl (held-out Python code, prose and random tokens) with the
- * trained demo model and prints the perplexity of each kind: code is what the model learned, so it scores lowest.
+ * {@code moescore demo}: runs the Spark scoring job in local mode on demo/input.jsonl (held-out Python code,
+ * prose and random tokens) with the trained demo model, then prints the perplexity of each kind: code is what
+ * the model learned, so it scores lowest.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
-        description = "Scores the bundled demo input with the bundled demo model and prints perplexity by kind.")
+        description = "Runs the Spark scoring job (local mode) on the bundled demo and prints perplexity by kind.")
 final class DemoCommand implements Callable<Integer> {
-    @Option(names = "--output", description = "where the scores go (default: out/demo/scores.jsonl)")
+    @Option(names = "--output", description = "output folder (default: out/demo/scores, replaced each run)")
     Path output;
 
     @Option(names = "--backend", defaultValue = "auto", description = "auto, cpu or cuda (default: ${DEFAULT-VALUE})")
     String backend;
 
-    @Override
-    public Integer call() throws IOException {
-        Path home = Moescore.home();
-        Path out = output != null ? output : home.resolve("out/demo/scores.jsonl");
-        LocalScoreOptions options = new LocalScoreOptions(home.resolve("demo/tiny-moe-code"),
-                home.resolve("demo/input.jsonl"), out, false, 5, backend, 8192,
-                Runtime.getRuntime().availableProcessors());
-        int code = new LocalScorer(System.err).run(options);
-        if (code == LocalScorer.EXIT_BAD_INVOCATION) {
-            return code;
-        }
-        printPerplexityByKind(out);
-        System.out.println("scores: " + out + "  summary: " + LocalScorer.summaryPath(out));
-        return code;
-    }
+    @Option(names = "--master", defaultValue = "local[2]", description = "Spark master (default: ${DEFAULT-VALUE})")
+    String master;
 
-    /** Mean NLL per kind (the id up to its first '-'), shown as perplexity. */
-    private static void printPerplexityByKind(Path scores) throws IOException {
-        ObjectMapper json = new ObjectMapper();
-        Map<String, double[]> byKind = new TreeMap<>();
-        try (BufferedReader in = Files.newBufferedReader(scores)) {
-            String line;
-            while ((line = in.readLine()) != null) {
-                JsonNode row = json.readTree(line);
-                if (row.get("mean_nll").isNull()) {
-                    continue;
-                }
-                String id = row.get("id").asText();
-                String kind = id.contains("-") ? id.substring(0, id.indexOf('-')) : id;
-                double[] acc = byKind.computeIfAbsent(kind, k -> new double[2]);
-                acc[0] += row.get("sum_logprob").asDouble();
-                acc[1] += row.get("num_tokens").asInt() - 1;
+    @Override
+    public Integer call() {
+        Path home = Moescore.home();
+        String out = (output != null ? output : home.resolve("out/demo/scores")).toString();
+        ScoreJobOptions options = new ScoreJobOptions(List.of(home.resolve("demo/input.jsonl").toString()), "json",
+                out, "json", home.resolve("demo/tiny-moe-code").toString(), backend, 8192, false, 5, "overwrite",
+                "id", "tokens", "text", 2, null);
+        SparkSession spark = SparkSession.builder().appName("moescore demo").master(master)
+                .config("spark.ui.enabled", "false").getOrCreate();
+        try {
+            JobSummary summary = MoeScoreJob.score(spark, options);
+            summary.print(System.err);
+            List<Row> kinds = spark.read().json(out).selectExpr("substring_index(id, '-', 1) AS kind",
+                    "sum_logprob", "num_tokens - 1 AS predicted").groupBy("kind")
+                    .agg(org.apache.spark.sql.functions.expr("exp(-sum(sum_logprob) / sum(predicted))").alias("ppl"),
+                            org.apache.spark.sql.functions.expr("sum(predicted)").alias("tokens"))
+                    .orderBy("kind").collectAsList();
+            System.out.printf("%-8s %10s %12s%n", "kind", "tokens", "perplexity");
+            for (Row r : kinds) {
+                System.out.printf("%-8s %10d %12.2f%n", r.getString(0), r.getLong(2), r.getDouble(1));
             }
+            System.out.println("scores: " + out + "  summary: " + options.resolvedSummaryPath());
+            return summary.errorRows() == 0 ? 0 : 3;
+        } finally {
+            spark.stop();
         }
-        System.out.printf("%-8s %10s %12s%n", "kind", "tokens", "perplexity");
-        byKind.forEach((kind, acc) -> System.out.printf("%-8s %10d %12.2f%n", kind, (long) acc[1],
-                Math.exp(-acc[0] / acc[1])));
     }
 }

@@ -1,0 +1,90 @@
+package io.moescore.spark;
+
+import io.moescore.backend.Backend;
+import io.moescore.backend.Backends;
+import io.moescore.engine.Engine;
+import io.moescore.model.TextTokenizer;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The engines of this executor JVM: one per (model, backend, device), loaded by the first task that needs it
+ * and shared by every later and concurrent task. A task never loads a model. Released at JVM exit.
+ */
+public final class ExecutorEngines {
+    private static final Logger LOG = LoggerFactory.getLogger(ExecutorEngines.class);
+
+    /** An engine with the backend it owns and the tokenizer beside it (loaded on first use). */
+    public static final class Loaded {
+        private final Engine engine;
+        private final Backend backend;
+        private final Path modelDir;
+        private volatile TextTokenizer tokenizer;
+
+        Loaded(Engine engine, Backend backend, Path modelDir) {
+            this.engine = engine;
+            this.backend = backend;
+            this.modelDir = modelDir;
+        }
+
+        public Engine engine() {
+            return engine;
+        }
+
+        public synchronized TextTokenizer tokenizer() {
+            if (tokenizer == null) {
+                tokenizer = TextTokenizer.load(modelDir);
+            }
+            return tokenizer;
+        }
+
+        void close() {
+            engine.close();
+            backend.close();
+            if (tokenizer != null) {
+                tokenizer.close();
+            }
+        }
+    }
+
+    private record Key(String modelUri, String backend, int device) {
+    }
+
+    private static final Map<Key, Loaded> ENGINES = new ConcurrentHashMap<>();
+
+    static {
+        Runtime.getRuntime().addShutdownHook(new Thread(ExecutorEngines::closeAll, "moescore-engines-shutdown"));
+    }
+
+    private ExecutorEngines() {
+    }
+
+    /** The shared engine for this spec on this device, loading it if this JVM has none yet. */
+    public static Loaded get(ScoringSpec spec, int device) {
+        return ENGINES.computeIfAbsent(new Key(spec.modelUri(), spec.backend(), device), key -> load(spec, device));
+    }
+
+    private static Loaded load(ScoringSpec spec, int device) {
+        long start = System.nanoTime();
+        Path local = ModelFiles.localize(spec.modelUri(), ModelFiles.hadoopConf(spec.hadoopConf()));
+        int threads = spec.cpuThreads() > 0 ? spec.cpuThreads() : Runtime.getRuntime().availableProcessors();
+        Backend backend = Backends.open(spec.backend(), threads, device);
+        try {
+            Engine engine = Engine.load(local, backend);
+            LOG.info("moescore: loaded {} from {} on {} in {} ms", engine.config(), spec.modelUri(),
+                    backend.deviceName(), (System.nanoTime() - start) / 1_000_000);
+            return new Loaded(engine, backend, local);
+        } catch (RuntimeException e) {
+            backend.close();
+            throw e;
+        }
+    }
+
+    static void closeAll() {
+        ENGINES.values().forEach(Loaded::close);
+        ENGINES.clear();
+    }
+}

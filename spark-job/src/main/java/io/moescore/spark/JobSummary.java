@@ -1,0 +1,123 @@
+package io.moescore.spark;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.util.Collection;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+
+/**
+ * Totals of a scoring job, from the task statistics: one attempt counted per partition (retried or speculative
+ * attempts would otherwise count twice), per executor its device and throughput, and the expert load.
+ */
+public record JobSummary(long rows, long errorRows, long tokens, double wallSeconds, List<ExecutorLine> executors,
+                         long[][] expertLoad) {
+
+    /** One executor's share: its device and how fast it scored while busy. */
+    public record ExecutorLine(String executorId, String host, String device, long rows, long tokens,
+                               double busySeconds) {
+        public double tokensPerSecond() {
+            return busySeconds > 0 ? tokens / busySeconds : 0;
+        }
+    }
+
+    public static JobSummary of(Collection<TaskStats> stats, double wallSeconds) {
+        Map<String, TaskStats> perPartition = new TreeMap<>();
+        for (TaskStats s : stats) {
+            perPartition.merge(s.stageId() + "/" + s.partitionId(), s, (a, b) -> a.attempt() >= b.attempt() ? a : b);
+        }
+        long rows = 0;
+        long errors = 0;
+        long tokens = 0;
+        long[][] load = null;
+        Map<String, long[]> byExecutor = new TreeMap<>();
+        Map<String, TaskStats> anyOf = new LinkedHashMap<>();
+        for (TaskStats s : perPartition.values()) {
+            rows += s.rows();
+            errors += s.errorRows();
+            tokens += s.tokens();
+            long[] e = byExecutor.computeIfAbsent(s.executorId(), k -> new long[3]);
+            e[0] += s.rows();
+            e[1] += s.tokens();
+            e[2] += s.nanos();
+            anyOf.putIfAbsent(s.executorId(), s);
+            if (load == null) {
+                load = new long[s.expertLoad().length][];
+                for (int l = 0; l < load.length; l++) {
+                    load[l] = new long[s.expertLoad()[l].length];
+                }
+            }
+            for (int l = 0; l < load.length; l++) {
+                for (int x = 0; x < load[l].length; x++) {
+                    load[l][x] += s.expertLoad()[l][x];
+                }
+            }
+        }
+        List<ExecutorLine> executors = byExecutor.entrySet().stream().map(en -> {
+            TaskStats first = anyOf.get(en.getKey());
+            return new ExecutorLine(en.getKey(), first.host(), first.device(), en.getValue()[0], en.getValue()[1],
+                    en.getValue()[2] / 1e9);
+        }).toList();
+        return new JobSummary(rows, errors, tokens, wallSeconds, executors, load == null ? new long[0][] : load);
+    }
+
+    public double tokensPerSecond() {
+        return wallSeconds > 0 ? tokens / wallSeconds : 0;
+    }
+
+    public void print(PrintStream out) {
+        out.printf("moescore: %d rows (%d with errors), %d tokens in %.1f s: %.0f tokens/s%n", rows, errorRows, tokens,
+                wallSeconds, tokensPerSecond());
+        for (ExecutorLine e : executors) {
+            out.printf("  executor %-6s %-20s %-28s %8d rows %10d tokens %10.0f tokens/s while busy%n",
+                    e.executorId(), e.host(), e.device(), e.rows(), e.tokens(), e.tokensPerSecond());
+        }
+    }
+
+    public ObjectNode toJson() {
+        ObjectMapper mapper = new ObjectMapper();
+        ObjectNode root = mapper.createObjectNode();
+        root.put("rows", rows);
+        root.put("rows_with_errors", errorRows);
+        root.put("tokens", tokens);
+        root.put("seconds", wallSeconds);
+        root.put("tokens_per_second", tokensPerSecond());
+        ArrayNode ex = root.putArray("executors");
+        for (ExecutorLine e : executors) {
+            ObjectNode n = ex.addObject();
+            n.put("executor", e.executorId());
+            n.put("host", e.host());
+            n.put("device", e.device());
+            n.put("rows", e.rows());
+            n.put("tokens", e.tokens());
+            n.put("busy_seconds", e.busySeconds());
+            n.put("tokens_per_second", e.tokensPerSecond());
+        }
+        ArrayNode layers = root.putArray("expert_tokens_per_layer");
+        for (long[] layer : expertLoad) {
+            ArrayNode a = layers.addArray();
+            for (long c : layer) {
+                a.add(c);
+            }
+        }
+        return root;
+    }
+
+    /** Writes the summary as JSON to any Hadoop file system path. */
+    public void write(String path, Configuration conf) throws IOException {
+        Path p = new Path(path);
+        FileSystem fs = p.getFileSystem(conf);
+        try (OutputStream out = fs.create(p, true)) {
+            new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(out, toJson());
+        }
+    }
+}

@@ -1,0 +1,100 @@
+package io.moescore.spark;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.Comparator;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+
+/**
+ * Brings a model directory from any Hadoop file system (HDFS, S3, ...) to local disk, once per host and
+ * version: the copy goes into a folder named by a hash of the URI and of every file's size and modification
+ * time, written under a temporary name and renamed into place, so concurrent executors on one host never
+ * see half a copy. Local paths are used where they are.
+ */
+public final class ModelFiles {
+    private ModelFiles() {
+    }
+
+    public static Configuration hadoopConf(Map<String, String> entries) {
+        Configuration conf = new Configuration();
+        entries.forEach(conf::set);
+        return conf;
+    }
+
+    /** True where the URI names a path on this machine's file system. */
+    static boolean isLocal(String uri) {
+        String scheme = URI.create(uri.replace(" ", "%20")).getScheme();
+        return scheme == null || scheme.equals("file");
+    }
+
+    /** The model directory on local disk. */
+    public static Path localize(String uri, Configuration conf) {
+        if (isLocal(uri)) {
+            return Path.of(uri.startsWith("file:") ? URI.create(uri).getPath() : uri);
+        }
+        try {
+            org.apache.hadoop.fs.Path dir = new org.apache.hadoop.fs.Path(uri);
+            FileSystem fs = dir.getFileSystem(conf);
+            FileStatus[] files = fs.listStatus(dir);
+            MessageDigest digest = MessageDigest.getInstance("SHA-256");
+            digest.update(uri.getBytes(StandardCharsets.UTF_8));
+            for (FileStatus f : files) {
+                digest.update((f.getPath().getName() + ":" + f.getLen() + ":" + f.getModificationTime() + ";")
+                        .getBytes(StandardCharsets.UTF_8));
+            }
+            String key = HexFormat.of().formatHex(digest.digest()).substring(0, 16);
+            Path cacheRoot = Path.of(System.getProperty("java.io.tmpdir"), "moescore-models");
+            Path target = cacheRoot.resolve(key);
+            if (Files.isDirectory(target)) {
+                return target;
+            }
+            Files.createDirectories(cacheRoot);
+            Path partial = Files.createTempDirectory(cacheRoot, key + ".partial-");
+            try {
+                for (FileStatus f : files) {
+                    if (f.isFile()) {
+                        try (InputStream in = fs.open(f.getPath())) {
+                            Files.copy(in, partial.resolve(f.getPath().getName()));
+                        }
+                    }
+                }
+                Files.move(partial, target, StandardCopyOption.ATOMIC_MOVE);
+            } catch (FileAlreadyExistsException | AtomicMoveNotSupportedException e) {
+                deleteTree(partial); // another executor on this host finished first
+            } catch (IOException e) {
+                if (!Files.isDirectory(target)) {
+                    deleteTree(partial);
+                    throw e;
+                }
+                deleteTree(partial);
+            }
+            return target;
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot copy model " + uri + " to local disk: " + e.getMessage(), e);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static void deleteTree(Path dir) {
+        try (Stream<Path> walk = Files.walk(dir)) {
+            walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException ignored) {
+            // a leftover partial folder in tmp is harmless
+        }
+    }
+}

@@ -1,0 +1,199 @@
+package io.moescore.spark;
+
+import io.moescore.score.ScoreColumns;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.spark.SparkConf;
+import org.apache.spark.sql.DataFrameReader;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SaveMode;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.util.CollectionAccumulator;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * The scoring job (spark-submit main class): reads token or text rows (Arrow IPC, Parquet or JSON lines, from
+ * any Hadoop file system), scores them on every executor's shared engine, writes one result row per input row
+ * through Spark's commit protocol, and prints and writes a job summary.
+ *
+ * <p>Exit codes: 0 every row scored, 2 bad options or unusable model/input/output, 3 some rows carry an error,
+ * 1 anything else.
+ */
+@Command(name = "score", mixinStandardHelpOptions = true,
+        description = "Scores token or text rows with an MoE model on a Spark cluster. Options fall back to "
+                + "spark.moescore.<name> conf (e.g. spark.moescore.model).")
+public final class MoeScoreJob implements Callable<Integer> {
+    public static final String CONF_PREFIX = "spark.moescore.";
+    public static final int EXIT_OK = 0;
+    public static final int EXIT_FAILED = 1;
+    public static final int EXIT_BAD_INVOCATION = 2;
+    public static final int EXIT_ROW_ERRORS = 3;
+
+    @Option(names = "--input", description = "input file or folder; repeat for several (conf: input, comma-separated)")
+    List<String> inputs;
+    @Option(names = "--input-format", description = "arrow, parquet or json (default: from the first input's name)")
+    String inputFormat;
+    @Option(names = "--output", description = "output folder (conf: output)")
+    String output;
+    @Option(names = "--output-format", description = "arrow, parquet or json (default: parquet)")
+    String outputFormat;
+    @Option(names = "--model", description = "model directory, local or any Hadoop FS URI (conf: model)")
+    String model;
+    @Option(names = "--backend", description = "auto, cpu or cuda (conf: backend; default auto)")
+    String backend;
+    @Option(names = "--batch-tokens", description = "tokens per forward pass (conf: batchTokens; default 8192)")
+    Integer batchTokens;
+    @Option(names = "--token-logprobs", description = "write each token's log-prob (conf: tokenLogprobs)")
+    Boolean tokenLogProbs;
+    @Option(names = "--top-k", description = "write the K most likely tokens after each sequence (conf: topK)")
+    Integer topK;
+    @Option(names = "--mode", description = "error (default), overwrite or append when the output exists (conf: mode)")
+    String mode;
+    @Option(names = "--partitions", description = "repartition the input into N partitions first (default: as read)")
+    Integer partitions;
+    @Option(names = "--summary", description = "where to write the JSON summary (default: OUTPUT.summary.json)")
+    String summary;
+
+    /** The options, resolved against a Spark conf. */
+    ScoreJobOptions resolve(SparkConf conf) {
+        List<String> in = inputs != null ? inputs : splitList(conf.get(CONF_PREFIX + "input", ""));
+        String inFormat = pick(inputFormat, conf, "inputFormat", in.isEmpty() ? "parquet" : ScoreJobOptions.formatOf(in.get(0)));
+        return new ScoreJobOptions(in, inFormat, pick(output, conf, "output", null),
+                pick(outputFormat, conf, "outputFormat", "parquet"), pick(model, conf, "model", null),
+                pick(backend, conf, "backend", "auto"),
+                batchTokens != null ? batchTokens : conf.getInt(CONF_PREFIX + "batchTokens", 8192),
+                tokenLogProbs != null ? tokenLogProbs : conf.getBoolean(CONF_PREFIX + "tokenLogprobs", false),
+                topK != null ? topK : conf.getInt(CONF_PREFIX + "topK", 0),
+                pick(mode, conf, "mode", "error"), conf.get(CONF_PREFIX + "idColumn", ScoreColumns.ID),
+                conf.get(CONF_PREFIX + "tokensColumn", ScoreColumns.TOKENS),
+                conf.get(CONF_PREFIX + "textColumn", ScoreColumns.TEXT),
+                partitions != null ? partitions : conf.getInt(CONF_PREFIX + "partitions", 0), summary);
+    }
+
+    private static String pick(String cli, SparkConf conf, String key, String fallback) {
+        return cli != null ? cli : conf.get(CONF_PREFIX + key, fallback);
+    }
+
+    private static List<String> splitList(String value) {
+        List<String> out = new ArrayList<>();
+        for (String s : value.split(",")) {
+            if (!s.isBlank()) {
+                out.add(s.trim());
+            }
+        }
+        return out;
+    }
+
+    public static void main(String[] args) {
+        System.exit(new CommandLine(new MoeScoreJob()).execute(args));
+    }
+
+    @Override
+    public Integer call() {
+        SparkSession spark = SparkSession.builder().appName("moescore score").getOrCreate();
+        try {
+            return run(spark, resolve(spark.sparkContext().getConf()));
+        } catch (IllegalArgumentException e) {
+            System.err.println("moescore: " + e.getMessage());
+            return EXIT_BAD_INVOCATION;
+        } finally {
+            spark.stop();
+        }
+    }
+
+    /** Runs the job on a session; returns the exit code. Bad options, model or input throw IllegalArgumentException. */
+    public static int run(SparkSession spark, ScoreJobOptions options) {
+        JobSummary summary = score(spark, options);
+        summary.print(System.err);
+        return summary.errorRows() == 0 ? EXIT_OK : EXIT_ROW_ERRORS;
+    }
+
+    /** Scores, writes the output and the summary, and returns the summary. */
+    public static JobSummary score(SparkSession spark, ScoreJobOptions options) {
+        long start = System.nanoTime();
+        Configuration hadoop = spark.sparkContext().hadoopConfiguration();
+        checkOutput(options, hadoop);
+        Dataset<Row> input = read(spark, options);
+        if (options.partitions() > 0) {
+            input = input.repartition(options.partitions());
+        }
+        ScoringSpec spec = new ScoringSpec(options.model(), options.backend(), options.batchTokens(),
+                options.tokenLogProbs(), options.topK(), options.idColumn(), options.tokensColumn(),
+                options.textColumn(), spark.sparkContext().getConf().getInt(CONF_PREFIX + "cpuThreads", 0),
+                hadoopEntries(hadoop));
+        CollectionAccumulator<TaskStats> stats = spark.sparkContext().collectionAccumulator("moescore task stats");
+        Dataset<Row> scores = DatasetScorer.score(spark, input, spec, stats);
+        scores.write().format(options.outputFormat()).mode(saveMode(options.mode())).save(options.output());
+        JobSummary summary = JobSummary.of(stats.value(), (System.nanoTime() - start) / 1e9);
+        try {
+            summary.write(options.resolvedSummaryPath(), hadoop);
+        } catch (IOException e) {
+            System.err.println("moescore: could not write the summary to " + options.resolvedSummaryPath() + ": " + e);
+        }
+        return summary;
+    }
+
+    static Dataset<Row> read(SparkSession spark, ScoreJobOptions options) {
+        DataFrameReader reader = spark.read().format(options.inputFormat());
+        if (options.inputFormat().equals("json")) {
+            reader = reader.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", DatasetScorer.CORRUPT_RECORD);
+        }
+        try {
+            return reader.load(options.inputs().toArray(String[]::new));
+        } catch (RuntimeException e) {
+            if (e.getClass().getSimpleName().equals("AnalysisException")) {
+                throw new IllegalArgumentException("cannot read input " + options.inputs() + " as "
+                        + options.inputFormat() + ": " + e.getMessage(), e);
+            }
+            throw e;
+        }
+    }
+
+    private static void checkOutput(ScoreJobOptions options, Configuration conf) {
+        if (!options.mode().equals("error")) {
+            return;
+        }
+        try {
+            Path out = new Path(options.output());
+            if (out.getFileSystem(conf).exists(out)) {
+                throw new IllegalArgumentException("output " + options.output()
+                        + " already exists: pass --mode overwrite to replace it or --mode append to add to it");
+            }
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot check output " + options.output() + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static SaveMode saveMode(String mode) {
+        return switch (mode) {
+            case "overwrite" -> SaveMode.Overwrite;
+            case "append" -> SaveMode.Append;
+            default -> SaveMode.ErrorIfExists;
+        };
+    }
+
+    private static Map<String, String> hadoopEntries(Configuration conf) {
+        Map<String, String> entries = new HashMap<>();
+        for (Map.Entry<String, String> e : conf) {
+            entries.put(e.getKey(), e.getValue());
+        }
+        return entries;
+    }
+
+    /** Whether a path exists on its file system (for tests and the CLI). */
+    static boolean exists(String path, Configuration conf) throws IOException {
+        Path p = new Path(path);
+        FileSystem fs = p.getFileSystem(conf);
+        return fs.exists(p);
+    }
+}

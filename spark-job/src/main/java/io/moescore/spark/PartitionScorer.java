@@ -1,0 +1,231 @@
+package io.moescore.spark;
+
+import io.moescore.engine.Engine;
+import io.moescore.engine.ExpertLoad;
+import io.moescore.engine.ScoreBatch;
+import io.moescore.engine.ScoreOptions;
+import io.moescore.engine.SequenceScore;
+import io.moescore.engine.TokenBatch;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.NoSuchElementException;
+import org.apache.spark.TaskContext;
+import org.apache.spark.api.java.function.FlatMapFunction;
+import org.apache.spark.resource.ResourceInformation;
+import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
+import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData;
+import org.apache.spark.sql.catalyst.util.ArrayData;
+import org.apache.spark.unsafe.types.UTF8String;
+import org.apache.spark.util.CollectionAccumulator;
+import scala.Option;
+
+/**
+ * Scores one partition: reads rows a window at a time (token arrays copied out of Spark's rows as primitive
+ * arrays, never boxed), groups them into batches of similar length, scores them on this executor's shared
+ * engine and emits one output row per input row, in input order. A row that cannot be scored gets
+ * {@code error}; it never fails the task.
+ */
+final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, InternalRow> {
+    /** Rows read ahead are bounded by this many batches' worth of tokens. */
+    private static final int WINDOW_BATCHES = 4;
+
+    private final ScoringSpec spec;
+    private final InputLayout layout;
+    private final CollectionAccumulator<TaskStats> stats;
+
+    PartitionScorer(ScoringSpec spec, InputLayout layout, CollectionAccumulator<TaskStats> stats) {
+        this.spec = spec;
+        this.layout = layout;
+        this.stats = stats;
+    }
+
+    /** One input row as the scorer holds it. */
+    private record Pending(Object id, int[] tokens, String error) {
+    }
+
+    @Override
+    public Iterator<InternalRow> call(Iterator<InternalRow> rows) {
+        TaskContext task = TaskContext.get();
+        int device = gpuAddress(task);
+        ExecutorEngines.Loaded loaded = ExecutorEngines.get(spec, device);
+        Engine engine = loaded.engine();
+        ScoreOptions options = new ScoreOptions(spec.tokenLogProbs(), spec.topK());
+        ExpertLoad load = new ExpertLoad(engine.config().numLayers(), engine.config().numExperts());
+        long start = System.nanoTime();
+        long[] counts = new long[3]; // rows, error rows, tokens
+
+        return new Iterator<>() {
+            private Iterator<InternalRow> ready = java.util.Collections.emptyIterator();
+            private boolean reported;
+
+            @Override
+            public boolean hasNext() {
+                while (!ready.hasNext() && rows.hasNext()) {
+                    ready = scoreWindow(readWindow(rows, loaded), engine, options, load, counts).iterator();
+                }
+                if (!ready.hasNext() && !reported) {
+                    reported = true;
+                    report(task, engine, load, counts, System.nanoTime() - start);
+                }
+                return ready.hasNext();
+            }
+
+            @Override
+            public InternalRow next() {
+                if (!hasNext()) {
+                    throw new NoSuchElementException();
+                }
+                return ready.next();
+            }
+        };
+    }
+
+    /** The GPU Spark assigned to this task, or 0 when it assigned none. */
+    private static int gpuAddress(TaskContext task) {
+        if (task == null) {
+            return 0;
+        }
+        Option<ResourceInformation> gpu = task.resources().get("gpu");
+        if (gpu.isEmpty() || gpu.get().addresses().length == 0) {
+            return 0;
+        }
+        String address = gpu.get().addresses()[0];
+        try {
+            return Integer.parseInt(address.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalStateException("Spark assigned GPU address '" + address + "', which is not a device ordinal");
+        }
+    }
+
+    private List<Pending> readWindow(Iterator<InternalRow> rows, ExecutorEngines.Loaded loaded) {
+        List<Pending> window = new ArrayList<>();
+        long tokens = 0;
+        long bound = (long) spec.batchTokens() * WINDOW_BATCHES;
+        while (rows.hasNext() && tokens < bound) {
+            Pending p = read(rows.next(), loaded);
+            window.add(p);
+            tokens += p.tokens() == null ? 0 : p.tokens().length;
+        }
+        return window;
+    }
+
+    private Pending read(InternalRow row, ExecutorEngines.Loaded loaded) {
+        Object id = null;
+        if (!row.isNullAt(layout.id())) {
+            id = layout.idIsString() ? row.getUTF8String(layout.id()).clone() : (Object) row.getLong(layout.id());
+        }
+        if (layout.corruptRecord() >= 0 && !row.isNullAt(layout.corruptRecord())) {
+            String raw = row.getUTF8String(layout.corruptRecord()).toString();
+            return new Pending(id, null, "malformed input record: "
+                    + (raw.length() > 200 ? raw.substring(0, 200) + "..." : raw));
+        }
+        if (layout.tokens() >= 0 && !row.isNullAt(layout.tokens())) {
+            return tokens(id, row.getArray(layout.tokens()));
+        }
+        if (layout.text() >= 0 && !row.isNullAt(layout.text())) {
+            try {
+                return new Pending(id, loaded.tokenizer().encode(row.getUTF8String(layout.text()).toString()), null);
+            } catch (RuntimeException e) {
+                return new Pending(id, null, "cannot tokenize text: " + e.getMessage());
+            }
+        }
+        return new Pending(id, null, layout.text() >= 0 ? "both tokens and text are null" : "tokens is null");
+    }
+
+    private Pending tokens(Object id, ArrayData array) {
+        int n = array.numElements();
+        for (int i = 0; i < n; i++) {
+            if (array.isNullAt(i)) {
+                return new Pending(id, null, "tokens[" + i + "] is null");
+            }
+        }
+        if (!layout.tokensAreLong()) {
+            return new Pending(id, array.toIntArray(), null);
+        }
+        long[] wide = array.toLongArray();
+        int[] ids = new int[n];
+        for (int i = 0; i < n; i++) {
+            if (wide[i] < Integer.MIN_VALUE || wide[i] > Integer.MAX_VALUE) {
+                return new Pending(id, null, "token id " + wide[i] + " at position " + i + " is outside the vocabulary");
+            }
+            ids[i] = (int) wide[i];
+        }
+        return new Pending(id, ids, null);
+    }
+
+    private List<InternalRow> scoreWindow(List<Pending> window, Engine engine, ScoreOptions options, ExpertLoad load,
+                                          long[] counts) {
+        SequenceScore[] scores = new SequenceScore[window.size()];
+        List<Integer> scorable = new ArrayList<>();
+        for (int i = 0; i < window.size(); i++) {
+            if (window.get(i).error() == null) {
+                scorable.add(i);
+            }
+        }
+        int[] lengths = scorable.stream().mapToInt(i -> window.get(i).tokens().length).toArray();
+        for (int[] batch : BatchPlanner.plan(lengths, spec.batchTokens())) {
+            int[][] sequences = new int[batch.length][];
+            for (int j = 0; j < batch.length; j++) {
+                sequences[j] = window.get(scorable.get(batch[j])).tokens();
+            }
+            ScoreBatch result = engine.score(TokenBatch.of(sequences), options);
+            load.add(result.expertLoad());
+            for (int j = 0; j < batch.length; j++) {
+                scores[scorable.get(batch[j])] = result.scores().get(j);
+            }
+        }
+        List<InternalRow> out = new ArrayList<>(window.size());
+        for (int i = 0; i < window.size(); i++) {
+            Pending p = window.get(i);
+            SequenceScore s = scores[i];
+            String error = s == null ? p.error() : s.error();
+            counts[0]++;
+            counts[2] += p.tokens() == null ? 0 : p.tokens().length;
+            if (error != null) {
+                counts[1]++;
+            }
+            out.add(outputRow(p, s, error));
+        }
+        return out;
+    }
+
+    private InternalRow outputRow(Pending p, SequenceScore s, String error) {
+        boolean ok = error == null;
+        List<Object> values = new ArrayList<>(8);
+        values.add(p.id());
+        values.add(p.tokens() == null ? 0 : p.tokens().length);
+        values.add(ok ? s.sumLogProb() : null);
+        values.add(ok && s.numTokens() > 1 ? s.meanNll() : null);
+        values.add(ok && s.numTokens() > 1 ? s.perplexity() : null);
+        if (spec.tokenLogProbs()) {
+            values.add(ok ? UnsafeArrayData.fromPrimitiveArray(s.tokenLogProbs()) : null);
+        }
+        if (spec.topK() > 0) {
+            values.add(ok ? UnsafeArrayData.fromPrimitiveArray(s.topTokens()) : null);
+        }
+        values.add(error == null ? null : UTF8String.fromString(error));
+        return new GenericInternalRow(values.toArray());
+    }
+
+    private void report(TaskContext task, Engine engine, ExpertLoad load, long[] counts, long nanos) {
+        if (task == null) {
+            return;
+        }
+        long[][] perLayer = new long[load.numLayers()][];
+        for (int l = 0; l < perLayer.length; l++) {
+            perLayer[l] = load.layer(l);
+        }
+        org.apache.spark.SparkEnv env = org.apache.spark.SparkEnv.get();
+        String executor = env == null ? "driver" : env.executorId();
+        String host = task.getLocalProperty("spark.driver.host");
+        try {
+            host = java.net.InetAddress.getLocalHost().getHostName();
+        } catch (java.net.UnknownHostException ignored) {
+            // keep what Spark told us
+        }
+        stats.add(new TaskStats(task.stageId(), task.partitionId(), task.attemptNumber(), executor, host,
+                engine.backend().deviceName(), counts[0], counts[1], counts[2], nanos, perLayer));
+    }
+}

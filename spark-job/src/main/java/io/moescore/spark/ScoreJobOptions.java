@@ -1,0 +1,63 @@
+package io.moescore.spark;
+
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Options of {@link MoeScoreJob}, resolved from the command line first and {@code spark.moescore.*} conf second.
+ *
+ * @param mode error (the default: refuse an existing output), overwrite, or append
+ */
+public record ScoreJobOptions(List<String> inputs, String inputFormat, String output, String outputFormat,
+                              String model, String backend, int batchTokens, boolean tokenLogProbs, int topK,
+                              String mode, String idColumn, String tokensColumn, String textColumn,
+                              int partitions, String summaryPath) {
+    public static final List<String> FORMATS = List.of("arrow", "parquet", "json");
+    public static final List<String> MODES = List.of("error", "overwrite", "append");
+
+    public ScoreJobOptions {
+        if (inputs == null || inputs.isEmpty()) {
+            throw new IllegalArgumentException("no input: pass --input PATH or set spark.moescore.input");
+        }
+        if (output == null || output.isBlank()) {
+            throw new IllegalArgumentException("no output: pass --output PATH or set spark.moescore.output");
+        }
+        if (model == null || model.isBlank()) {
+            throw new IllegalArgumentException("no model: pass --model DIR or set spark.moescore.model");
+        }
+        checkOneOf("--input-format", inputFormat, FORMATS);
+        checkOneOf("--output-format", outputFormat, FORMATS);
+        checkOneOf("--mode", mode, MODES);
+        checkOneOf("--backend", backend, List.of("auto", "cpu", "cuda"));
+        if (batchTokens < 1) {
+            throw new IllegalArgumentException("--batch-tokens must be at least 1, got " + batchTokens);
+        }
+        if (topK < 0) {
+            throw new IllegalArgumentException("--top-k must be 0 or more, got " + topK);
+        }
+        inputs = List.copyOf(inputs);
+    }
+
+    private static void checkOneOf(String option, String value, List<String> allowed) {
+        if (!allowed.contains(value)) {
+            throw new IllegalArgumentException(option + " '" + value + "' is not one of " + allowed);
+        }
+    }
+
+    /** The format a path's name suggests: .arrow/.arrows/.feather, .parquet, .json/.jsonl; parquet otherwise. */
+    public static String formatOf(String path) {
+        String p = path.toLowerCase(Locale.ROOT).replaceAll("/+$", "");
+        if (p.endsWith(".arrow") || p.endsWith(".arrows") || p.endsWith(".feather")) {
+            return "arrow";
+        }
+        if (p.endsWith(".json") || p.endsWith(".jsonl")) {
+            return "json";
+        }
+        return "parquet";
+    }
+
+    /** Where the job summary goes unless told: beside the output, as OUTPUT.summary.json. */
+    public String resolvedSummaryPath() {
+        return summaryPath != null ? summaryPath : output.replaceAll("/+$", "") + ".summary.json";
+    }
+}
