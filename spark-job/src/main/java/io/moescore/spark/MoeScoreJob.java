@@ -150,12 +150,12 @@ public final class MoeScoreJob implements Callable<Integer> {
         }
         try {
             return reader.load(options.inputs().toArray(String[]::new));
-        } catch (RuntimeException e) {
-            if (e.getClass().getSimpleName().equals("AnalysisException")) {
+        } catch (Exception e) { // Spark throws AnalysisException (checked) for missing paths and bad schemas
+            if (e instanceof org.apache.spark.sql.AnalysisException) {
                 throw new IllegalArgumentException("cannot read input " + options.inputs() + " as "
                         + options.inputFormat() + ": " + e.getMessage(), e);
             }
-            throw e;
+            throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
         }
     }
 

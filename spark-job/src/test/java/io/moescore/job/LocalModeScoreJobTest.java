@@ -1,0 +1,101 @@
+package io.moescore.job;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moescore.spark.JobSummary;
+import io.moescore.spark.MoeScoreJob;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import scala.collection.Seq;
+
+/** The Spark job in local mode gives exactly the single-process scorer's results, row by row. */
+class LocalModeScoreJobTest {
+    static SparkSession spark;
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void start() {
+        spark = SparkTests.localSession();
+    }
+
+    @AfterAll
+    static void stop() {
+        spark.stop();
+    }
+
+    @Test
+    void jobEqualsSingleProcessScorerRowByRow() throws IOException {
+        Path local = SparkTests.scoreLocally(SparkTests.demoInput(), dir, true, 5);
+        String out = dir.resolve("scores").toString();
+        JobSummary summary = MoeScoreJob.score(spark, SparkTests.options(List.of(SparkTests.demoInput().toString()),
+                "json", out, "parquet", SparkTests.demoModel().toString(), true, 5, 3, 2000));
+        assertEquals(24, summary.rows());
+        assertEquals(0, summary.errorRows());
+        assertEquals(24 * 256, summary.tokens());
+        assertTrue(summary.expertLoad().length == 4 && summary.expertLoad()[0].length == 8);
+
+        Map<String, Row> byId = new HashMap<>();
+        for (Row r : spark.read().parquet(out).collectAsList()) {
+            byId.put(r.getString(r.fieldIndex("id")), r);
+        }
+        assertEquals(24, byId.size());
+        ObjectMapper json = new ObjectMapper();
+        for (String line : Files.readAllLines(local)) {
+            JsonNode expected = json.readTree(line);
+            Row got = byId.get(expected.get("id").asText());
+            assertEquals(expected.get("num_tokens").asInt(), got.getInt(got.fieldIndex("num_tokens")));
+            assertEquals(expected.get("sum_logprob").asDouble(), got.getDouble(got.fieldIndex("sum_logprob")), 0.0);
+            assertEquals(expected.get("perplexity").asDouble(), got.getDouble(got.fieldIndex("perplexity")), 0.0);
+            Seq<Object> lp = got.getAs("token_logprobs");
+            assertEquals(expected.get("token_logprobs").size(), lp.size());
+            for (int i = 0; i < lp.size(); i++) {
+                assertEquals((float) expected.get("token_logprobs").get(i).asDouble(), (Float) lp.apply(i), 0.0f);
+            }
+            Seq<Object> top = got.getAs("top_tokens");
+            for (int i = 0; i < 5; i++) {
+                assertEquals(expected.get("top_tokens").get(i).asInt(), (Integer) top.apply(i));
+            }
+            assertNull(got.getAs("error"));
+        }
+        Path summaryFile = Path.of(out + ".summary.json");
+        assertTrue(Files.exists(summaryFile), "summary written next to the output");
+        assertEquals(24, json.readTree(summaryFile.toFile()).get("rows").asInt());
+    }
+
+    @Test
+    void textColumnIsTokenizedWithTheModelsTokenizer() throws IOException {
+        Path input = dir.resolve("text.jsonl");
+        Files.writeString(input, "{\"id\": \"t1\", \"text\": \"import numpy as np\\n\\ndef f(x):\\n    return np.sum(x)\\n\"}\n"
+                + "{\"id\": \"t2\", \"text\": \"The licence grants permission.\"}\n"
+                + "{\"id\": \"t3\", \"text\": null}\n");
+        String out = dir.resolve("text-scores").toString();
+        JobSummary summary = MoeScoreJob.score(spark, SparkTests.options(List.of(input.toString()), "json", out,
+                "json", SparkTests.demoModel().toString(), false, 0, 0, 8192));
+        assertEquals(3, summary.rows());
+        assertEquals(1, summary.errorRows());
+        Map<String, Row> byId = new HashMap<>();
+        for (Row r : spark.read().json(out).collectAsList()) {
+            byId.put(r.getString(r.fieldIndex("id")), r);
+        }
+        assertTrue(byId.get("t1").getLong(byId.get("t1").fieldIndex("num_tokens")) > 5);
+        assertNull(byId.get("t1").getAs("error"));
+        assertTrue(byId.get("t3").<String>getAs("error").contains("null"));
+        // code scores lower perplexity than prose with a model trained on code
+        assertTrue(byId.get("t1").<Double>getAs("perplexity") < byId.get("t2").<Double>getAs("perplexity"));
+    }
+}
