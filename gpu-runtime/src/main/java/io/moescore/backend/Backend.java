@@ -15,8 +15,17 @@ public interface Backend extends AutoCloseable {
     /** Places a checkpoint weight on the backend, converted from its stored dtype. */
     Tensor weight(WeightSlice slice);
 
+    /**
+     * Places the feed-forward weights of {@code gate.length} experts (gate and up [ffn, hidden], down
+     * [hidden, ffn] each), converted from their stored dtype. A dense block is one expert.
+     */
+    ExpertWeights expertWeights(WeightSlice[] gate, WeightSlice[] up, WeightSlice[] down);
+
     /** A new activation tensor; its contents are undefined until written. */
     Tensor activation(int rows, int cols);
+
+    /** A new activation tensor holding {@code values} (row-major rows x cols). */
+    Tensor activation(float[] values, int rows, int cols);
 
     IntTensor ints(int[] values);
 
@@ -59,10 +68,10 @@ public interface Backend extends AutoCloseable {
      * out[t] = sum over the experts e that t was routed to of gate(t, e) * ffn_e(x[t]), computed per expert on
      * its token list only (the activation-sparse contract). Overwrites out.
      */
-    void experts(Tensor x, ExpertRouting routing, FfnWeights[] experts, Tensor out);
+    void experts(Tensor x, ExpertRouting routing, ExpertWeights experts, Tensor out);
 
-    /** out = ffn(x) for every row. */
-    void ffn(Tensor x, FfnWeights weights, Tensor out);
+    /** out = ffn(x) for every row, with a single-expert {@link ExpertWeights}. */
+    void ffn(Tensor x, ExpertWeights weights, Tensor out);
 
     /** acc[t] += sigmoid(gateLogit[t, 0]) * y[t]: the shared expert's gate. */
     void addSigmoidGated(Tensor acc, Tensor y, Tensor gateLogit);

@@ -1,6 +1,9 @@
 package io.moescore.backend;
 
 import io.moescore.backend.cpu.CpuBackend;
+import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.CudaUnavailableException;
+import io.moescore.backend.cuda.GpuRuntime;
 import java.util.Locale;
 
 /** Opens the backend a user asked for by name: auto, cpu or cuda. */
@@ -9,18 +12,26 @@ public final class Backends {
     }
 
     /**
-     * @param name          auto (the GPU when one can be used, else the CPU), cpu, or cuda
+     * @param name          auto (the GPU when a device and kernels exist, else the CPU), cpu, or cuda
      * @param threads       CPU threads for the CPU backend
      * @param deviceOrdinal the CUDA device to use (ignored by the CPU backend)
+     * @throws IllegalArgumentException for an unknown name, or cuda where CUDA cannot run (the message says why)
      */
     public static Backend open(String name, int threads, int deviceOrdinal) {
         switch (name.toLowerCase(Locale.ROOT)) {
             case "cpu":
+                return new CpuBackend(threads);
             case "auto":
+                if (GpuRuntime.hasKernels() && GpuRuntime.deviceCount() > deviceOrdinal) {
+                    return new CudaBackend(deviceOrdinal);
+                }
                 return new CpuBackend(threads);
             case "cuda":
-                throw new IllegalArgumentException("backend 'cuda' (device " + deviceOrdinal + ") is not available in this build: it has no CUDA "
-                        + "backend yet; use --backend cpu or auto");
+                try {
+                    return new CudaBackend(deviceOrdinal);
+                } catch (CudaUnavailableException e) {
+                    throw new IllegalArgumentException("backend 'cuda': " + e.getMessage(), e);
+                }
             default:
                 throw new IllegalArgumentException("unknown backend '" + name + "' (use auto, cpu or cuda)");
         }

@@ -1,6 +1,7 @@
 package io.moescore.engine;
 
 import io.moescore.backend.Backend;
+import io.moescore.backend.DeviceOutOfMemoryException;
 import io.moescore.backend.IntTensor;
 import io.moescore.backend.LogProbs;
 import io.moescore.backend.Tensor;
@@ -86,10 +87,31 @@ public final class Engine implements AutoCloseable {
                 scores[s] = SequenceScore.failed(batch.length(s), errors[s]);
             }
         }
-        if (!valid.isEmpty()) {
-            scoreValid(batch, valid, options, scores, load);
+        int splits = valid.isEmpty() ? 0 : scoreSplittingOnOom(batch, valid, options, scores, load);
+        return new ScoreBatch(List.of(scores), load, splits);
+    }
+
+    /**
+     * Scores the sequences; where the device runs out of memory, scores each half separately (recursively).
+     * A single sequence that does not fit gets an error. Returns how many times a batch was split.
+     */
+    private int scoreSplittingOnOom(TokenBatch batch, List<Integer> valid, ScoreOptions options,
+                                    SequenceScore[] scores, ExpertLoad load) {
+        ExpertLoad attempt = new ExpertLoad(config.numLayers(), config.numExperts());
+        try {
+            scoreValid(batch, valid, options, scores, attempt);
+            load.add(attempt);
+            return 0;
+        } catch (DeviceOutOfMemoryException e) {
+            if (valid.size() == 1) {
+                int s = valid.get(0);
+                scores[s] = SequenceScore.failed(batch.length(s), "does not fit in device memory: " + e.getMessage());
+                return 0;
+            }
+            int half = valid.size() / 2;
+            return 1 + scoreSplittingOnOom(batch, valid.subList(0, half), options, scores, load)
+                    + scoreSplittingOnOom(batch, valid.subList(half, valid.size()), options, scores, load);
         }
-        return new ScoreBatch(List.of(scores), load);
     }
 
     private void scoreValid(TokenBatch batch, List<Integer> valid, ScoreOptions options,

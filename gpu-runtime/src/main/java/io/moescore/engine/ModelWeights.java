@@ -1,7 +1,7 @@
 package io.moescore.engine;
 
 import io.moescore.backend.Backend;
-import io.moescore.backend.FfnWeights;
+import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.WeightSlice;
 import io.moescore.model.Checkpoint;
@@ -23,15 +23,15 @@ public final class ModelWeights implements AutoCloseable {
     public record Layer(Tensor inputNorm, Tensor q, Tensor k, Tensor v, Tensor o,
                         Tensor qBias, Tensor kBias, Tensor vBias, Tensor oBias,
                         Tensor qNorm, Tensor kNorm, Tensor postAttentionNorm,
-                        Tensor router, FfnWeights[] experts,
-                        FfnWeights sharedExpert, Tensor sharedExpertGate,
-                        FfnWeights denseFfn) {
+                        Tensor router, ExpertWeights experts,
+                        ExpertWeights sharedExpert, Tensor sharedExpertGate,
+                        ExpertWeights denseFfn) {
         boolean isMoe() {
             return router != null;
         }
     }
 
-    private final List<Tensor> owned = new ArrayList<>();
+    private final List<AutoCloseable> owned = new ArrayList<>();
     private final Tensor embedding;
     private final List<Layer> layers;
     private final Tensor finalNorm;
@@ -55,10 +55,10 @@ public final class ModelWeights implements AutoCloseable {
                 kNorm = load.vector(a + "k_norm.weight", c.kvDim());
             }
             Tensor router = null;
-            FfnWeights[] experts = null;
-            FfnWeights shared = null;
+            ExpertWeights experts = null;
+            ExpertWeights shared = null;
             Tensor sharedGate = null;
-            FfnWeights dense = null;
+            ExpertWeights dense = null;
             if (c.moeLayers()[l]) {
                 String moe = ckpt.has(p + "block_sparse_moe.gate.weight") ? p + "block_sparse_moe." : p + "mlp.";
                 router = load.matrix(moe + "gate.weight", c.numExperts(), h);
@@ -103,7 +103,7 @@ public final class ModelWeights implements AutoCloseable {
         try {
             return new ModelWeights(loader, config);
         } catch (RuntimeException e) {
-            loader.placed.forEach(Tensor::close);
+            loader.placed.forEach(ModelWeights::closeQuietly);
             throw e;
         }
     }
@@ -126,8 +126,16 @@ public final class ModelWeights implements AutoCloseable {
 
     @Override
     public void close() {
-        owned.forEach(Tensor::close);
+        owned.forEach(ModelWeights::closeQuietly);
         owned.clear();
+    }
+
+    private static void closeQuietly(AutoCloseable c) {
+        try {
+            c.close();
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot release weights", e);
+        }
     }
 
     /** Reads tensors by name, checks shapes, places them, and remembers them for release. */
@@ -135,7 +143,7 @@ public final class ModelWeights implements AutoCloseable {
         final Backend backend;
         final Checkpoint ckpt;
         /** Everything placed so far, so a failed load can release it. */
-        final List<Tensor> placed = new ArrayList<>();
+        final List<AutoCloseable> placed = new ArrayList<>();
 
         Loader(Backend backend, Checkpoint ckpt) {
             this.backend = backend;
@@ -156,39 +164,50 @@ public final class ModelWeights implements AutoCloseable {
             return place(WeightSlice.whole(ckpt.get(name, n), 1, n));
         }
 
-        FfnWeights ffn(String prefix, int ffn, int hidden) {
-            return new FfnWeights(matrix(prefix + "gate_proj.weight", ffn, hidden),
-                    matrix(prefix + "up_proj.weight", ffn, hidden),
-                    matrix(prefix + "down_proj.weight", hidden, ffn));
+        ExpertWeights placeExperts(WeightSlice[] gate, WeightSlice[] up, WeightSlice[] down) {
+            ExpertWeights w = backend.expertWeights(gate, up, down);
+            placed.add(w);
+            return w;
         }
 
-        FfnWeights[] experts(String prefix, ModelConfig c) {
+        WeightSlice slice(String name, int rows, int cols) {
+            return WeightSlice.whole(ckpt.get(name, rows, cols), rows, cols);
+        }
+
+        /** A dense SwiGLU block: one expert. */
+        ExpertWeights ffn(String prefix, int ffn, int hidden) {
+            return placeExperts(new WeightSlice[] {slice(prefix + "gate_proj.weight", ffn, hidden)},
+                    new WeightSlice[] {slice(prefix + "up_proj.weight", ffn, hidden)},
+                    new WeightSlice[] {slice(prefix + "down_proj.weight", hidden, ffn)});
+        }
+
+        ExpertWeights experts(String prefix, ModelConfig c) {
             int n = c.numExperts();
             int ffn = c.expertFfnSize();
             int h = c.hiddenSize();
-            FfnWeights[] experts = new FfnWeights[n];
+            WeightSlice[] gate = new WeightSlice[n];
+            WeightSlice[] up = new WeightSlice[n];
+            WeightSlice[] down = new WeightSlice[n];
             if (ckpt.has(prefix + "gate_up_proj")) {
                 TensorRef gateUp = ckpt.get(prefix + "gate_up_proj", n, 2L * ffn, h);
-                TensorRef down = ckpt.get(prefix + "down_proj", n, h, ffn);
+                TensorRef downAll = ckpt.get(prefix + "down_proj", n, h, ffn);
                 long gateUpStride = 2L * ffn * h;
                 long downStride = (long) h * ffn;
                 for (int e = 0; e < n; e++) {
-                    experts[e] = new FfnWeights(
-                            place(new WeightSlice(gateUp, e * gateUpStride, ffn, h)),
-                            place(new WeightSlice(gateUp, e * gateUpStride + (long) ffn * h, ffn, h)),
-                            place(new WeightSlice(down, e * downStride, h, ffn)));
+                    gate[e] = new WeightSlice(gateUp, e * gateUpStride, ffn, h);
+                    up[e] = new WeightSlice(gateUp, e * gateUpStride + (long) ffn * h, ffn, h);
+                    down[e] = new WeightSlice(downAll, e * downStride, h, ffn);
                 }
-                return experts;
+                return placeExperts(gate, up, down);
             }
             boolean mixtralNames = ckpt.has(prefix + "0.w1.weight");
             for (int e = 0; e < n; e++) {
                 String p = prefix + e + ".";
-                experts[e] = mixtralNames
-                        ? new FfnWeights(matrix(p + "w1.weight", ffn, h), matrix(p + "w3.weight", ffn, h),
-                                matrix(p + "w2.weight", h, ffn))
-                        : ffn(p, ffn, h);
+                gate[e] = slice(p + (mixtralNames ? "w1.weight" : "gate_proj.weight"), ffn, h);
+                up[e] = slice(p + (mixtralNames ? "w3.weight" : "up_proj.weight"), ffn, h);
+                down[e] = slice(p + (mixtralNames ? "w2.weight" : "down_proj.weight"), h, ffn);
             }
-            return experts;
+            return placeExperts(gate, up, down);
         }
     }
 }

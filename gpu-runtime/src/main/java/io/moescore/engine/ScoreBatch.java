@@ -2,6 +2,9 @@ package io.moescore.engine;
 
 import java.util.List;
 
-/** Scores for every sequence of a {@link TokenBatch}, in its order, and the batch's expert load. */
-public record ScoreBatch(List<SequenceScore> scores, ExpertLoad expertLoad) {
+/**
+ * Scores for every sequence of a {@link TokenBatch}, in its order, the batch's expert load, and how many times
+ * the batch had to be split because the device ran out of memory.
+ */
+public record ScoreBatch(List<SequenceScore> scores, ExpertLoad expertLoad, int memorySplits) {
 }

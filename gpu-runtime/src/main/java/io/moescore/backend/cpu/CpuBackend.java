@@ -1,7 +1,8 @@
 package io.moescore.backend.cpu;
 
 import io.moescore.backend.Backend;
-import io.moescore.backend.FfnWeights;
+import io.moescore.backend.ExpertWeights;
+import io.moescore.backend.TopK;
 import io.moescore.backend.IntTensor;
 import io.moescore.backend.LogProbs;
 import io.moescore.backend.Tensor;
@@ -49,8 +50,26 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public ExpertWeights expertWeights(WeightSlice[] gate, WeightSlice[] up, WeightSlice[] down) {
+        CpuTensor[] g = new CpuTensor[gate.length];
+        CpuTensor[] u = new CpuTensor[gate.length];
+        CpuTensor[] d = new CpuTensor[gate.length];
+        for (int e = 0; e < gate.length; e++) {
+            g[e] = (CpuTensor) weight(gate[e]);
+            u[e] = (CpuTensor) weight(up[e]);
+            d[e] = (CpuTensor) weight(down[e]);
+        }
+        return new CpuExperts(g, u, d);
+    }
+
+    @Override
     public Tensor activation(int rows, int cols) {
         return new CpuTensor(rows, cols, new float[Math.multiplyExact(rows, cols)]);
+    }
+
+    @Override
+    public Tensor activation(float[] values, int rows, int cols) {
+        return new CpuTensor(rows, cols, values.clone());
     }
 
     @Override
@@ -251,7 +270,8 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void experts(Tensor x, ExpertRouting routing, FfnWeights[] experts, Tensor out) {
+    public void experts(Tensor x, ExpertRouting routing, ExpertWeights weights, Tensor out) {
+        CpuExperts experts = (CpuExperts) weights;
         CpuTensor in = CpuTensor.of(x);
         CpuTensor o = CpuTensor.of(out);
         HostExpertRouting r = (HostExpertRouting) routing;
@@ -263,7 +283,7 @@ public final class CpuBackend implements Backend {
             int count = r.offsets()[e + 1] - from;
             if (count > 0) {
                 int[] rows = Arrays.copyOfRange(r.tokens(), from, from + count);
-                float[] y = swiglu(in.data, rows, count, experts[e]);
+                float[] y = swiglu(in.data, rows, count, experts, e);
                 System.arraycopy(y, 0, perEntry, from * h, count * h);
             }
         }
@@ -284,17 +304,17 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void ffn(Tensor x, FfnWeights weights, Tensor out) {
+    public void ffn(Tensor x, ExpertWeights weights, Tensor out) {
         CpuTensor in = CpuTensor.of(x);
-        float[] y = swiglu(in.data, null, in.rows, weights);
+        float[] y = swiglu(in.data, null, in.rows, (CpuExperts) weights, 0);
         System.arraycopy(y, 0, CpuTensor.of(out).data, 0, y.length);
     }
 
     /** down(silu(x gate^T) * (x up^T)) for the rows of x named by rows (all rows when null). */
-    private float[] swiglu(float[] x, int[] rows, int count, FfnWeights w) {
-        CpuTensor gate = CpuTensor.of(w.gate());
-        CpuTensor up = CpuTensor.of(w.up());
-        CpuTensor down = CpuTensor.of(w.down());
+    private float[] swiglu(float[] x, int[] rows, int count, CpuExperts w, int expert) {
+        CpuTensor gate = w.gate()[expert];
+        CpuTensor up = w.up()[expert];
+        CpuTensor down = w.down()[expert];
         int ffn = gate.rows;
         float[] g = new float[count * ffn];
         float[] u = new float[count * ffn];
@@ -350,29 +370,10 @@ public final class CpuBackend implements Backend {
             double logSumExp = max + Math.log(sum);
             result[r] = target[r] < 0 ? Float.NaN : (float) (logits[target[r]] - logSumExp);
             if (topSlot[r] >= 0) {
-                top[topSlot[r]] = topIndices(logits, topK);
+                top[topSlot[r]] = TopK.indices(logits, 0, vocab, topK);
             }
         });
         return new LogProbs(result, top);
-    }
-
-    /** Indices of the k largest values, largest first, lower index first on ties. */
-    static int[] topIndices(float[] values, int k) {
-        int n = Math.min(k, values.length);
-        int[] best = new int[n];
-        int size = 0;
-        for (int i = 0; i < values.length; i++) {
-            if (size == n && !(values[i] > values[best[n - 1]])) {
-                continue;
-            }
-            int pos = size < n ? size++ : n - 1;
-            while (pos > 0 && values[i] > values[best[pos - 1]]) {
-                best[pos] = best[pos - 1];
-                pos--;
-            }
-            best[pos] = i;
-        }
-        return best;
     }
 
     private void parallelFor(int n, IntConsumer body) {

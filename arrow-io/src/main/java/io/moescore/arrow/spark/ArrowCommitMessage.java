@@ -1,0 +1,7 @@
+package io.moescore.arrow.spark;
+
+import org.apache.spark.sql.connector.write.WriterCommitMessage;
+
+/** What one committed task wrote: its temporary file, and the name the job commit gives it. */
+record ArrowCommitMessage(String temporaryFile, String finalName, long rows) implements WriterCommitMessage {
+}

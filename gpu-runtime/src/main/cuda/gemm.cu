@@ -1,0 +1,303 @@
+// Tensor-core GEMMs: out = A W^T with bf16 W [N, K] (row-major, K contiguous), fp32 accumulation.
+// CPU twins: CpuBackend.linear (dense), CpuBackend.experts and ffn (grouped, SwiGLU, combine).
+//
+// One block computes a 128 x 128 tile of out with 8 warps (2 along M x 4 along N, 64 x 32 each) using
+// mma.sync m16n8k16 bf16; K advances 32 at a time through a two-stage shared-memory pipeline. W tiles come
+// by cp.async; A tiles come either by cp.async (bf16 A) or through registers, converted from fp32 (A_F32):
+// activations stay fp32 between kernels and are rounded to bf16 only on their way into the tensor cores.
+//
+// The same block code serves three launches:
+//   linear_f32a        dense: out fp32 [M, N] (+ bias)
+// Small fp32 weights (routers: tens of experts) take linear_small_f32 instead, in full precision, so routing
+// decisions match the fp32 reference as closely as the hidden states allow.
+//   experts_gate_up    grouped over (expert, row tile): A rows gathered by token index straight from the
+//                      hidden states (no gathered copy), W = that expert's gate and up rows interleaved in
+//                      blocks of 8 so a thread holds gate and up of the same output column; the epilogue
+//                      writes silu(gate) * up as bf16, one row per routing entry.
+//   experts_down       grouped: A = those bf16 rows, W = the expert's down projection; the epilogue scales
+//                      by the entry's gate weight and adds into the token's output row (atomicAdd, or a
+//                      plain store per entry in deterministic mode, summed later in expert order).
+// Requirements checked on the host: K % 8 == 0 (16-byte chunks), and for gate_up the ffn width % 8 == 0.
+#include "common.cuh"
+
+#define BM 128
+#define BN 128
+#define BK 32
+#define LDS (BK + 8)  // shared row stride in bf16: 80 bytes, so ldmatrix's 8 rows hit 8 different bank groups
+#define GEMM_THREADS 256
+
+enum { EPI_STORE_F32 = 0, EPI_SWIGLU_BF16 = 1, EPI_COMBINE_ATOMIC = 2, EPI_STORE_SCALED_F32 = 3 };
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    int bytes = valid ? 16 : 0;  // 0: zero-fill, nothing read
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+
+__device__ __forceinline__ void ldmatrix_x4(unsigned* r, const void* smem) {
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+}
+
+__device__ __forceinline__ void mma_bf16(float* c, const unsigned* a, const unsigned* b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+struct TileArgs {
+    const void* A;        // fp32 or bf16 rows of K
+    const int* aRows;     // gather: local row m reads A row aRows[rowBegin + m]; null: rowBegin + m
+    int rowBegin, rowCount;
+    const bf16* W;        // [N, K]
+    int N, K;
+    int m0, n0;           // tile origin: local row, output column
+};
+
+// Loads the A tile (rows m0.., cols k0..) of one stage. bf16 A: cp.async. fp32 A: into registers `held`.
+template <bool A_F32>
+__device__ __forceinline__ void load_a(const TileArgs& t, int k0, bf16* sA, float4* held) {
+    int tid = threadIdx.x;
+    if (A_F32) {
+        // 128 rows x 32 fp32 = 1024 float4: 4 per thread
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int chunk = tid + i * GEMM_THREADS;
+            int r = chunk >> 3, c = (chunk & 7) * 4;
+            int m = t.m0 + r, k = k0 + c;
+            float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (m < t.rowCount && k < t.K) {
+                int row = t.aRows ? t.aRows[t.rowBegin + m] : t.rowBegin + m;
+                v = *reinterpret_cast<const float4*>((const float*)t.A + (size_t)row * t.K + k);
+            }
+            held[i] = v;
+        }
+    } else {
+        // 128 rows x 32 bf16 = 512 chunks of 16 bytes: 2 per thread
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            int chunk = tid + i * GEMM_THREADS;
+            int r = chunk >> 2, c = (chunk & 3) * 8;
+            int m = t.m0 + r, k = k0 + c;
+            bool valid = m < t.rowCount && k < t.K;
+            int row = valid ? (t.aRows ? t.aRows[t.rowBegin + m] : t.rowBegin + m) : 0;
+            cp_async16(sA + r * LDS + c, (const bf16*)t.A + (size_t)row * t.K + (valid ? k : 0), valid);
+        }
+    }
+}
+
+__device__ __forceinline__ void store_a(const float4* held, bf16* sA) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        int chunk = threadIdx.x + i * GEMM_THREADS;
+        int r = chunk >> 3, c = (chunk & 7) * 4;
+        __nv_bfloat162 lo = __floats2bfloat162_rn(held[i].x, held[i].y);
+        __nv_bfloat162 hi = __floats2bfloat162_rn(held[i].z, held[i].w);
+        uint2 packed = make_uint2(*reinterpret_cast<unsigned*>(&lo), *reinterpret_cast<unsigned*>(&hi));
+        *reinterpret_cast<uint2*>(sA + r * LDS + c) = packed;
+    }
+}
+
+__device__ __forceinline__ void load_w(const TileArgs& t, int k0, bf16* sW) {
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        int chunk = threadIdx.x + i * GEMM_THREADS;
+        int r = chunk >> 2, c = (chunk & 3) * 8;
+        int n = t.n0 + r, k = k0 + c;
+        bool valid = n < t.N && k < t.K;
+        cp_async16(sW + r * LDS + c, t.W + (size_t)(valid ? n : 0) * t.K + (valid ? k : 0), valid);
+    }
+}
+
+// The main loop: acc[mi][ni][4] for the warp's 4 x 4 (m16, n8) tiles.
+template <bool A_F32>
+__device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][4][4]) {
+    __shared__ __align__(16) bf16 sA[2][BM * LDS];
+    __shared__ __align__(16) bf16 sW[2][BN * LDS];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
+
+    float4 held[4];
+    load_w(t, 0, sW[0]);
+    load_a<A_F32>(t, 0, sA[0], held);
+    cp_async_commit();
+    if (A_F32) store_a(held, sA[0]);
+    cp_async_wait_all();
+    __syncthreads();
+
+    int kTiles = (t.K + BK - 1) / BK;
+    for (int kt = 0; kt < kTiles; kt++) {
+        int cur = kt & 1, nxt = cur ^ 1;
+        bool more = kt + 1 < kTiles;
+        if (more) {
+            load_w(t, (kt + 1) * BK, sW[nxt]);
+            load_a<A_F32>(t, (kt + 1) * BK, sA[nxt], held);
+            cp_async_commit();
+        }
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 16) {
+            unsigned a[4][4], b[2][4];
+#pragma unroll
+            for (int mi = 0; mi < 4; mi++) {
+                int row = wm + mi * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
+                int col = kk + 8 * (lane >> 4);
+                ldmatrix_x4(a[mi], &sA[cur][row * LDS + col]);
+            }
+#pragma unroll
+            for (int nj = 0; nj < 2; nj++) {
+                int row = wn + nj * 16 + (lane & 7) + 8 * (lane >> 4);
+                int col = kk + 8 * ((lane >> 3) & 1);
+                ldmatrix_x4(b[nj], &sW[cur][row * LDS + col]);
+            }
+#pragma unroll
+            for (int mi = 0; mi < 4; mi++)
+#pragma unroll
+                for (int ni = 0; ni < 4; ni++) mma_bf16(acc[mi][ni], a[mi], &b[ni >> 1][(ni & 1) * 2]);
+        }
+        if (more) {
+            if (A_F32) store_a(held, sA[nxt]);
+            cp_async_wait_all();
+        }
+        __syncthreads();
+    }
+}
+
+// Accumulator element e of tile (mi, ni) sits at local row wm + mi*16 + lane/4 (+8 for e >= 2) and column
+// wn + ni*8 + 2*(lane%4) (+1 for odd e).
+
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS)
+linear_f32a(const float* __restrict__ A, const bf16* __restrict__ W, const float* __restrict__ bias,
+            float* __restrict__ out, int M, int N, int K) {
+    TileArgs t{A, nullptr, 0, M, W, N, K, (int)blockIdx.x * BM, (int)blockIdx.y * BN};
+    float acc[4][4][4];
+    gemm_mainloop<true>(t, acc);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+#pragma unroll
+    for (int mi = 0; mi < 4; mi++)
+#pragma unroll
+        for (int ni = 0; ni < 4; ni++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int m = t.m0 + wm + mi * 16 + (lane >> 2) + (e >> 1) * 8;
+                int n = t.n0 + wn + ni * 8 + 2 * (lane & 3) + (e & 1);
+                if (m < M && n < N) out[(size_t)m * N + n] = acc[mi][ni][e] + (bias ? bias[n] : 0.f);
+            }
+}
+
+// Grouped launches: blockIdx.x indexes `work`, pairs (expert, first local row of the tile);
+// expert e owns routing entries offsets[e] .. offsets[e+1]-1; blockIdx.y is the column tile.
+struct Work {
+    int expert, m0, begin, count;
+};
+__device__ __forceinline__ Work work_item(const int* work, const int* offsets) {
+    Work w;
+    w.expert = work[2 * blockIdx.x];
+    w.m0 = work[2 * blockIdx.x + 1];
+    w.begin = offsets[w.expert];
+    w.count = offsets[w.expert + 1] - w.begin;
+    return w;
+}
+
+// inter[entry, f] = silu(x[token] . gate_f) * (x[token] . up_f) for entries of every expert.
+// wGateUp is [E, 2F, H]: per expert, rows interleaved in blocks of 8 (8 gate rows, then the 8 up rows of the
+// same columns). wDown below is [E, H, F].
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS)
+experts_gate_up(const float* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
+                const int* __restrict__ work, const bf16* __restrict__ wGateUp, bf16* __restrict__ inter, int F, int H) {
+    Work w = work_item(work, offsets);
+    const bf16* W = wGateUp + (size_t)w.expert * 2 * F * H;
+    TileArgs t{x, tokens, w.begin, w.count, W, 2 * F, H, w.m0, (int)blockIdx.y * BN};
+    float acc[4][4][4];
+    gemm_mainloop<true>(t, acc);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+#pragma unroll
+    for (int mi = 0; mi < 4; mi++)
+#pragma unroll
+        for (int ni = 0; ni < 4; ni += 2)  // tile ni holds gate columns, ni+1 the up columns of the same f
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int m = w.m0 + wm + mi * 16 + (lane >> 2) + (e >> 1) * 8;
+                int nInterleaved = t.n0 + wn + ni * 8;  // a multiple of 16: start of a gate block
+                int f = nInterleaved / 2 + 2 * (lane & 3) + (e & 1);
+                if (m < w.count && f < F) {
+                    float v = silu(acc[mi][ni][e]) * acc[mi][ni + 1][e];
+                    inter[(size_t)(w.begin + m) * F + f] = __float2bfloat16(v);
+                }
+            }
+}
+
+// out[token] += gate * (inter[entry] . down_h) for entries of every expert (atomicAdd: tokens receive one
+// add per chosen expert), or, deterministic, perEntry[entry, h] = gate * (...) for a fixed-order sum later.
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS)
+experts_down(const bf16* __restrict__ inter, const int* __restrict__ tokens, const float* __restrict__ gates,
+             const int* __restrict__ offsets, const int* __restrict__ work,
+             const bf16* __restrict__ wDown, float* __restrict__ out, float* __restrict__ perEntry, int H, int F) {
+    Work w = work_item(work, offsets);
+    const bf16* W = wDown + (size_t)w.expert * H * F;
+    TileArgs t{inter, nullptr, w.begin, w.count, W, H, F, w.m0, (int)blockIdx.y * BN};
+    float acc[4][4][4];
+    gemm_mainloop<false>(t, acc);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+#pragma unroll
+    for (int mi = 0; mi < 4; mi++)
+#pragma unroll
+        for (int e2 = 0; e2 < 2; e2++) {
+            int m = w.m0 + wm + mi * 16 + (lane >> 2) + e2 * 8;
+            if (m >= w.count) continue;
+            int entry = w.begin + m;
+            float g = gates[entry];
+            int token = tokens[entry];
+#pragma unroll
+            for (int ni = 0; ni < 4; ni++)
+#pragma unroll
+                for (int e1 = 0; e1 < 2; e1++) {
+                    int h = t.n0 + wn + ni * 8 + 2 * (lane & 3) + e1;
+                    if (h >= H) continue;
+                    float v = g * acc[mi][ni][e2 * 2 + e1];
+                    if (perEntry) perEntry[(size_t)entry * H + h] = v;
+                    else atomicAdd(&out[(size_t)token * H + h], v);
+                }
+        }
+}
+
+// Deterministic combine: out[token] = sum over the token's entries in expert order of perEntry[entry].
+// entryOfToken lists, per token, its entries sorted by expert (CSR: tokenOffsets[T+1]).
+extern "C" __global__ void combine_entries(const float* __restrict__ perEntry, const int* __restrict__ tokenOffsets,
+                                           const int* __restrict__ entryOfToken, float* __restrict__ out, int T, int H) {
+    int t = blockIdx.x;
+    if (t >= T) return;
+    for (int h = threadIdx.x; h < H; h += blockDim.x) {
+        float s = 0.f;
+        for (int j = tokenOffsets[t]; j < tokenOffsets[t + 1]; j++) s += perEntry[(size_t)entryOfToken[j] * H + h];
+        out[(size_t)t * H + h] = s;
+    }
+}
+
+// out[t, n] = x[t] . w[n] (+ bias) in fp32 for small N (router logits, shared-expert gate): one warp per output.
+extern "C" __global__ void linear_small_f32(const float* __restrict__ x, const float* __restrict__ w,
+                                            const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K) {
+    long long item = (long long)blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (item >= (long long)M * N) return;
+    int t = item / N, n = item % N;
+    const float* xr = x + (size_t)t * K;
+    const float* wr = w + (size_t)n * K;
+    float s = 0.f;
+    for (int k = lane; k < K; k += 32) s += xr[k] * wr[k];
+    s = warp_sum(s);
+    if (lane == 0) out[(size_t)t * N + n] = s + (bias ? bias[n] : 0.f);
+}

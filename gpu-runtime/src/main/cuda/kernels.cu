@@ -1,0 +1,7 @@
+// The one translation unit nvcc compiles into the fatbin the CUDA backend loads (build.sh). Each family lives
+// in its own file beside its description; CpuBackend holds the reference each is tested against.
+#include "elementwise.cu"
+#include "gemm.cu"
+#include "attention.cu"
+#include "router.cu"
+#include "lm_head.cu"

@@ -1,0 +1,624 @@
+package io.moescore.backend.cuda;
+
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuMemAlloc;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+import io.moescore.backend.Backend;
+import io.moescore.backend.DeviceOutOfMemoryException;
+import io.moescore.backend.ExpertWeights;
+import io.moescore.backend.IntTensor;
+import io.moescore.backend.LogProbs;
+import io.moescore.backend.Tensor;
+import io.moescore.backend.TopK;
+import io.moescore.backend.WeightSlice;
+import io.moescore.engine.ExpertRouting;
+import io.moescore.engine.Router;
+import io.moescore.engine.TopKSoftmaxRouter;
+import io.moescore.model.DType;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import jcuda.CudaException;
+import jcuda.Pointer;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUresult;
+
+/**
+ * The forward pass on one GPU: every op a kernel of src/main/cuda, activations kept on the device between
+ * ops, weights uploaded once. Thread-safe: each calling thread works on its own stream and memory pool.
+ */
+public final class CudaBackend implements Backend {
+    /** Weights with at most this many rows keep an fp32 copy and multiply in fp32 (routers, gates, norms). */
+    static final int SMALL_WEIGHT_ROWS = 256;
+    private static final int GEMM_TILE = 128;
+    private static final int ATTENTION_ROWS = 64;
+    private static final int ATTENTION_KEYS = 32;
+    /** The lm_head step computes logits for at most this many (token, vocab) pairs at a time. */
+    private static final long LOGITS_CHUNK_ELEMENTS = 64L << 20;
+
+    private final GpuRuntime gpu;
+    private final Map<String, CUdeviceptr> invFreqs = new ConcurrentHashMap<>();
+    private volatile OpTimer timer;
+
+    public CudaBackend(int deviceOrdinal) {
+        gpu = GpuRuntime.forDevice(deviceOrdinal);
+    }
+
+    public GpuRuntime runtime() {
+        return gpu;
+    }
+
+    /** Starts recording device time per op (for benchmarks). */
+    public void startProfiling() {
+        timer = new OpTimer();
+    }
+
+    /** Device milliseconds per op since profiling started or was last drained. */
+    public Map<String, Double> drainProfile() {
+        OpTimer t = timer;
+        return t == null ? Map.of() : t.drain();
+    }
+
+    private Object begin(String op) {
+        OpTimer t = timer;
+        return t == null ? null : t.begin(op, gpu.stream());
+    }
+
+    private void end(Object span) {
+        if (span != null) {
+            OpTimer.end(span, gpu.stream());
+        }
+    }
+
+    @Override
+    public String deviceName() {
+        return gpu.name() + " (cuda:" + gpu.ordinal() + ", sm_" + gpu.computeCapability().replace(".", "") + ")";
+    }
+
+    // ---- memory -------------------------------------------------------------------------------------------
+
+    private CUdeviceptr allocateWeight(long bytes) {
+        gpu.bind();
+        CUdeviceptr p = new CUdeviceptr();
+        try {
+            cuMemAlloc(p, Math.max(bytes, 4));
+        } catch (CudaException e) {
+            if (e.getMessage().contains(CUresult.stringFor(CUresult.CUDA_ERROR_OUT_OF_MEMORY))) {
+                throw new DeviceOutOfMemoryException("out of GPU memory on " + gpu.name()
+                        + " placing the model's weights (" + bytes + " more bytes)");
+            }
+            throw e;
+        }
+        return p;
+    }
+
+    /** Copies elements [first, first + count) of a slice's tensor to the device as bf16, at byte offset dst. */
+    private static void uploadBf16(WeightSlice s, long first, long count, CUdeviceptr dst) {
+        final long chunk = 16L << 20;
+        for (long done = 0; done < count; done += chunk) {
+            int n = (int) Math.min(chunk, count - done);
+            CUdeviceptr at = dst.withByteOffset(done * 2);
+            if (s.tensor().dtype() == DType.BF16) {
+                ByteBuffer raw = s.tensor().bytes(first + done, n);
+                cuMemcpyHtoD(at, Pointer.to(raw), n * 2L);
+            } else {
+                float[] f = s.tensor().toFloats(first + done, n);
+                cuMemcpyHtoD(at, Pointer.to(toBf16(f)), n * 2L);
+            }
+        }
+    }
+
+    static short[] toBf16(float[] f) {
+        short[] out = new short[f.length];
+        for (int i = 0; i < f.length; i++) {
+            int bits = Float.floatToRawIntBits(f[i]);
+            if ((bits & 0x7fffffff) > 0x7f800000) {
+                out[i] = (short) 0x7fc0; // NaN stays NaN
+            } else {
+                out[i] = (short) ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16); // round to nearest even
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public Tensor weight(WeightSlice s) {
+        long n = (long) s.rows() * s.cols();
+        CUdeviceptr bf16 = null;
+        CUdeviceptr f32 = null;
+        if (s.rows() > 1) {
+            bf16 = allocateWeight(n * 2);
+            uploadBf16(s, s.firstElement(), n, bf16);
+        }
+        if (s.rows() <= SMALL_WEIGHT_ROWS) {
+            f32 = allocateWeight(n * 4);
+            cuMemcpyHtoD(f32, Pointer.to(s.tensor().toFloats(s.firstElement(), (int) n)), n * 4);
+        }
+        return new CudaTensor(s.rows(), s.cols(), f32, bf16, null);
+    }
+
+    @Override
+    public ExpertWeights expertWeights(WeightSlice[] gate, WeightSlice[] up, WeightSlice[] down) {
+        int e = gate.length;
+        int ffn = gate[0].rows();
+        int hidden = gate[0].cols();
+        if (ffn % 8 != 0 || hidden % 8 != 0) {
+            throw new IllegalArgumentException("the CUDA backend needs ffn and hidden sizes that are multiples of 8,"
+                    + " got ffn " + ffn + " and hidden " + hidden + " (" + gate[0].describe() + ")");
+        }
+        long expertGateUp = 2L * ffn * hidden;
+        long expertDown = (long) hidden * ffn;
+        CUdeviceptr gateUp = allocateWeight(e * expertGateUp * 2);
+        CUdeviceptr downSlab;
+        try {
+            downSlab = allocateWeight(e * expertDown * 2);
+        } catch (RuntimeException ex) {
+            jcuda.driver.JCudaDriver.cuMemFree(gateUp);
+            throw ex;
+        }
+        for (int x = 0; x < e; x++) {
+            // rows 16b..16b+7 = gate rows 8b..8b+7, rows 16b+8..16b+15 = up rows 8b..8b+7
+            CUdeviceptr base = gateUp.withByteOffset(x * expertGateUp * 2);
+            for (int b = 0; b < ffn / 8; b++) {
+                long rowBytes = (long) hidden * 2;
+                uploadBf16(gate[x], gate[x].firstElement() + (long) b * 8 * hidden, 8L * hidden,
+                        base.withByteOffset(16L * b * rowBytes));
+                uploadBf16(up[x], up[x].firstElement() + (long) b * 8 * hidden, 8L * hidden,
+                        base.withByteOffset((16L * b + 8) * rowBytes));
+            }
+            uploadBf16(down[x], down[x].firstElement(), expertDown, downSlab.withByteOffset(x * expertDown * 2));
+        }
+        return new CudaExperts(e, ffn, hidden, gateUp, downSlab);
+    }
+
+    @Override
+    public Tensor activation(int rows, int cols) {
+        DevicePool pool = gpu.pool();
+        return new CudaTensor(rows, cols, pool.allocate((long) rows * cols * 4), null, pool);
+    }
+
+    @Override
+    public Tensor activation(float[] values, int rows, int cols) {
+        if ((long) rows * cols != values.length) {
+            throw new IllegalArgumentException(rows + " x " + cols + " activation from " + values.length + " values");
+        }
+        CudaTensor t = (CudaTensor) activation(rows, cols);
+        cuStreamSynchronize(gpu.stream());
+        cuMemcpyHtoD(t.f32, Pointer.to(values), values.length * 4L);
+        return t;
+    }
+
+    private CudaTensor.Ints upload(int[] values) {
+        DevicePool pool = gpu.pool();
+        CUdeviceptr p = pool.allocate(Math.max(4L, values.length * 4L));
+        // The stream may still be reading a block this pool handed out before: wait, then copy.
+        cuStreamSynchronize(gpu.stream());
+        if (values.length > 0) {
+            cuMemcpyHtoD(p, Pointer.to(values), values.length * 4L);
+        }
+        return new CudaTensor.Ints(values, p, pool);
+    }
+
+    @Override
+    public IntTensor ints(int[] values) {
+        return upload(values.clone());
+    }
+
+    @Override
+    public float[] toHost(Tensor t) {
+        CudaTensor c = CudaTensor.of(t);
+        float[] out = new float[(int) c.elements()];
+        cuStreamSynchronize(gpu.stream());
+        cuMemcpyDtoH(Pointer.to(out), c.requireF32("toHost"), out.length * 4L);
+        return out;
+    }
+
+    // ---- kernel launches ----------------------------------------------------------------------------------
+
+    private static final CUdeviceptr NULL = new CUdeviceptr();
+
+    private void launch(String kernel, long gridX, int gridY, int block, int sharedBytes, Object... args) {
+        if (gridX == 0 || gridY == 0) {
+            return;
+        }
+        if (gridX > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(kernel + ": grid of " + gridX + " blocks is too large");
+        }
+        CUfunction f = gpu.function(kernel);
+        Pointer[] params = new Pointer[args.length];
+        for (int i = 0; i < args.length; i++) {
+            Object a = args[i];
+            if (a == null) {
+                params[i] = Pointer.to(NULL);
+            } else if (a instanceof CUdeviceptr p) {
+                params[i] = Pointer.to(p);
+            } else if (a instanceof Integer v) {
+                params[i] = Pointer.to(new int[] {v});
+            } else if (a instanceof Long v) {
+                params[i] = Pointer.to(new long[] {v});
+            } else if (a instanceof Float v) {
+                params[i] = Pointer.to(new float[] {v});
+            } else {
+                throw new IllegalArgumentException("kernel argument of type " + a.getClass());
+            }
+        }
+        cuLaunchKernel(f, (int) gridX, gridY, 1, block, 1, 1, sharedBytes, gpu.stream(), Pointer.to(params), null);
+    }
+
+    private static long blocks(long n, int per) {
+        return (n + per - 1) / per;
+    }
+
+    // ---- the ops ------------------------------------------------------------------------------------------
+
+    @Override
+    public void embed(Tensor table, IntTensor ids, Tensor out) {
+        Object span = begin("embed");
+        try {
+            embedOp(table, ids, out);
+        } finally {
+            end(span);
+        }
+    }
+
+    private void embedOp(Tensor table, IntTensor ids, Tensor out) {
+        CudaTensor t = CudaTensor.of(table);
+        CudaTensor o = CudaTensor.of(out);
+        launch("embed_bf16", ids.length(), 1, 256, 0, t.bf16, CudaTensor.Ints.of(ids).device, o.f32, ids.length(),
+                t.cols);
+    }
+
+    @Override
+    public void rmsNorm(Tensor x, Tensor weight, int groupSize, float eps, Tensor out) {
+        Object span = begin("rmsNorm");
+        try {
+            rmsNormOp(x, weight, groupSize, eps, out);
+        } finally {
+            end(span);
+        }
+    }
+
+    private void rmsNormOp(Tensor x, Tensor weight, int groupSize, float eps, Tensor out) {
+        CudaTensor in = CudaTensor.of(x);
+        CudaTensor w = CudaTensor.of(weight);
+        if (w.cols != groupSize || in.cols % groupSize != 0) {
+            throw new IllegalArgumentException("rmsNorm over groups of " + groupSize + " of " + in.cols
+                    + " columns with " + w.cols + " weights");
+        }
+        long groups = in.elements() / groupSize;
+        launch("rmsnorm_f32", groups, 1, groupSize >= 1024 ? 256 : 128, 0, in.f32, w.requireF32("rmsNorm"),
+                CudaTensor.of(out).f32, (int) groups, groupSize, eps);
+    }
+
+    @Override
+    public void linear(Tensor x, Tensor w, Tensor bias, Tensor out) {
+        Object span = begin("linear");
+        try {
+            linearOp(x, w, bias, out);
+        } finally {
+            end(span);
+        }
+    }
+
+    private void linearOp(Tensor x, Tensor w, Tensor bias, Tensor out) {
+        CudaTensor in = CudaTensor.of(x);
+        CudaTensor weights = CudaTensor.of(w);
+        CudaTensor o = CudaTensor.of(out);
+        if (weights.cols != in.cols || o.rows != in.rows || o.cols != weights.rows) {
+            throw new IllegalArgumentException("linear: x " + in.rows + "x" + in.cols + ", w " + weights.rows + "x"
+                    + weights.cols + ", out " + o.rows + "x" + o.cols);
+        }
+        CUdeviceptr b = bias == null ? null : CudaTensor.of(bias).requireF32("bias");
+        if (weights.f32 != null) {
+            launch("linear_small_f32", blocks((long) in.rows * weights.rows, 8), 1, 256, 0, in.f32, weights.f32, b,
+                    o.f32, in.rows, weights.rows, in.cols);
+            return;
+        }
+        gemm(in.f32, weights.bf16, b, o.f32, in.rows, weights.rows, in.cols);
+    }
+
+    private void gemm(CUdeviceptr a, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr out, int m, int n, int k) {
+        if (k % 8 != 0) {
+            throw new IllegalArgumentException("the CUDA backend needs inner dimensions that are multiples of 8, got " + k);
+        }
+        launch("linear_f32a", blocks(m, GEMM_TILE), (int) blocks(n, GEMM_TILE), 256, 0, a, w, bias, out, m, n, k);
+    }
+
+    @Override
+    public void clamp(Tensor x, float limit) {
+        Object span = begin("clamp");
+        try {
+            clampOp(x, limit);
+        } finally {
+            end(span);
+        }
+    }
+
+    private void clampOp(Tensor x, float limit) {
+        CudaTensor t = CudaTensor.of(x);
+        launch("clamp_f32", blocks(t.elements(), 256), 1, 256, 0, t.f32, t.elements(), limit);
+    }
+
+    @Override
+    public void rope(Tensor x, int headDim, IntTensor positions, double theta) {
+        Object span = begin("rope");
+        try {
+            ropeOp(x, headDim, positions, theta);
+        } finally {
+            end(span);
+        }
+    }
+
+    private void ropeOp(Tensor x, int headDim, IntTensor positions, double theta) {
+        CudaTensor t = CudaTensor.of(x);
+        CUdeviceptr inv = invFreqs.computeIfAbsent(headDim + "/" + theta, key -> {
+            float[] f = new float[headDim / 2];
+            for (int i = 0; i < f.length; i++) {
+                f[i] = (float) (1.0 / Math.pow(theta, (float) (2 * i) / headDim)); // as CpuBackend and transformers
+            }
+            CUdeviceptr p = allocateWeight(f.length * 4L);
+            cuMemcpyHtoD(p, Pointer.to(f), f.length * 4L);
+            return p;
+        });
+        long items = (long) t.rows * (t.cols / headDim) * (headDim / 2);
+        launch("rope_f32", blocks(items, 256), 1, 256, 0, t.f32, CudaTensor.Ints.of(positions).device, inv, t.rows,
+                t.cols, headDim);
+    }
+
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, int numHeads, int numKvHeads,
+                          int headDim, int window, Tensor out) {
+        Object span = begin("attention");
+        try {
+            attentionOp(q, k, v, seqOffsets, numHeads, numKvHeads, headDim, window, out);
+        } finally {
+            end(span);
+        }
+    }
+
+    private void attentionOp(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, int numHeads, int numKvHeads,
+                          int headDim, int window, Tensor out) {
+        if (headDim > 256) {
+            throw new IllegalArgumentException("the CUDA attention kernel supports head_dim up to 256, got " + headDim);
+        }
+        int[] offsets = CudaTensor.Ints.of(seqOffsets).host;
+        List<Integer> tiles = new ArrayList<>();
+        for (int s = 0; s + 1 < offsets.length; s++) {
+            for (int q0 = offsets[s]; q0 < offsets[s + 1]; q0 += ATTENTION_ROWS) {
+                tiles.add(offsets[s]);
+                tiles.add(offsets[s + 1]);
+                tiles.add(q0);
+            }
+        }
+        int shared = 2 * ATTENTION_KEYS * (headDim + 1) * 4;
+        CUfunction f = gpu.function("attention_f32");
+        if (shared > 48 * 1024) {
+            gpu.allowSharedMemory(f, shared);
+        }
+        try (CudaTensor.Ints tileList = upload(tiles.stream().mapToInt(Integer::intValue).toArray())) {
+            launch("attention_f32", tiles.size() / 3, numHeads, 128, shared, CudaTensor.of(q).f32, CudaTensor.of(k).f32,
+                    CudaTensor.of(v).f32, CudaTensor.of(out).f32, tileList.device, numHeads, numKvHeads, headDim,
+                    window, (float) (1.0 / Math.sqrt(headDim)));
+        }
+    }
+
+    @Override
+    public void addInPlace(Tensor acc, Tensor x) {
+        Object span = begin("addInPlace");
+        try {
+            addInPlaceOp(acc, x);
+        } finally {
+            end(span);
+        }
+    }
+
+    private void addInPlaceOp(Tensor acc, Tensor x) {
+        CudaTensor a = CudaTensor.of(acc);
+        launch("add_f32", blocks(a.elements(), 256), 1, 256, 0, a.f32, CudaTensor.of(x).f32, a.elements());
+    }
+
+    @Override
+    public ExpertRouting route(Tensor routerLogits, Router router) {
+        Object span = begin("route");
+        try {
+            return routeOp(routerLogits, router);
+        } finally {
+            end(span);
+        }
+    }
+
+    private ExpertRouting routeOp(Tensor routerLogits, Router router) {
+        if (!(router instanceof TopKSoftmaxRouter topK)) {
+            throw new UnsupportedOperationException("the CUDA backend implements the top-k softmax router only, not "
+                    + router.getClass().getSimpleName());
+        }
+        CudaTensor logits = CudaTensor.of(routerLogits);
+        int t = logits.rows;
+        int e = logits.cols;
+        int k = topK.k();
+        if (k > 16) {
+            throw new IllegalArgumentException("the CUDA router supports top-k up to 16, got " + k);
+        }
+        DevicePool pool = gpu.pool();
+        long entries = (long) t * k;
+        CUdeviceptr chosen = pool.allocate(entries * 4);
+        CUdeviceptr weights = pool.allocate(entries * 4);
+        CUdeviceptr counts = pool.allocate(e * 4L);
+        CUdeviceptr offsets = pool.allocate((e + 1) * 4L);
+        CUdeviceptr tokens = pool.allocate(entries * 4);
+        CUdeviceptr gates = pool.allocate(entries * 4);
+        launch("router_topk_softmax", blocks(t, 8), 1, 256, 0, logits.f32, t, e, k, topK.renormalize() ? 1 : 0,
+                chosen, weights);
+        launch("route_count", e, 1, 256, 0, chosen, t, k, counts);
+        launch("route_offsets", 1, 1, 32, 0, counts, e, offsets);
+        launch("route_fill", e, 1, 256, 0, chosen, weights, t, k, offsets, tokens, gates);
+        int[] hostCounts = new int[e];
+        cuStreamSynchronize(gpu.stream());
+        cuMemcpyDtoH(Pointer.to(hostCounts), counts, e * 4L);
+        pool.release(chosen, entries * 4);
+        pool.release(weights, entries * 4);
+        pool.release(counts, e * 4L);
+        return new CudaExpertRouting(e, (int) entries, offsets, tokens, gates, hostCounts, () -> {
+            pool.release(offsets, (e + 1) * 4L);
+            pool.release(tokens, entries * 4);
+            pool.release(gates, entries * 4);
+        });
+    }
+
+    @Override
+    public void experts(Tensor x, ExpertRouting routing, ExpertWeights weights, Tensor out) {
+        Object span = begin("experts");
+        try {
+            expertsOp(x, routing, weights, out);
+        } finally {
+            end(span);
+        }
+    }
+
+    private void expertsOp(Tensor x, ExpertRouting routing, ExpertWeights weights, Tensor out) {
+        CudaExpertRouting r = (CudaExpertRouting) routing;
+        runExperts(CudaTensor.of(x), r.offsets, r.tokens, r.gates, r.tokensPerExpert(), (CudaExperts) weights,
+                CudaTensor.of(out));
+    }
+
+    @Override
+    public void ffn(Tensor x, ExpertWeights weights, Tensor out) {
+        Object span = begin("ffn");
+        try {
+            ffnOp(x, weights, out);
+        } finally {
+            end(span);
+        }
+    }
+
+    private void ffnOp(Tensor x, ExpertWeights weights, Tensor out) {
+        CudaTensor in = CudaTensor.of(x);
+        DevicePool pool = gpu.pool();
+        int t = in.rows;
+        CUdeviceptr tokens = pool.allocate(Math.max(4L, t * 4L));
+        CUdeviceptr gates = pool.allocate(Math.max(4L, t * 4L));
+        launch("route_identity", blocks(t, 256), 1, 256, 0, t, tokens, gates);
+        try (CudaTensor.Ints offsets = upload(new int[] {0, t})) {
+            runExperts(in, offsets.device, tokens, gates, new int[] {t}, (CudaExperts) weights, CudaTensor.of(out));
+        } finally {
+            pool.release(tokens, Math.max(4L, t * 4L));
+            pool.release(gates, Math.max(4L, t * 4L));
+        }
+    }
+
+    /** The grouped expert launches: gate+up with SwiGLU into bf16 rows per entry, then down with combine. */
+    private void runExperts(CudaTensor x, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates, int[] counts,
+                            CudaExperts w, CudaTensor out) {
+        int h = w.hidden;
+        int f = w.ffn;
+        cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
+        List<Integer> work = new ArrayList<>();
+        long entries = 0;
+        for (int e = 0; e < counts.length; e++) {
+            for (int m0 = 0; m0 < counts[e]; m0 += GEMM_TILE) {
+                work.add(e);
+                work.add(m0);
+            }
+            entries += counts[e];
+        }
+        if (entries == 0) {
+            return;
+        }
+        DevicePool pool = gpu.pool();
+        CUdeviceptr inter = pool.allocate(entries * f * 2);
+        try (CudaTensor.Ints workList = upload(work.stream().mapToInt(Integer::intValue).toArray())) {
+            int items = work.size() / 2;
+            launch("experts_gate_up", items, (int) blocks(2L * f, GEMM_TILE), 256, 0, x.f32, tokens, offsets,
+                    workList.device, w.gateUp, inter, f, h);
+            launch("experts_down", items, (int) blocks(h, GEMM_TILE), 256, 0, inter, tokens, gates, offsets,
+                    workList.device, w.down, out.f32, null, h, f);
+        } finally {
+            pool.release(inter, entries * f * 2);
+        }
+    }
+
+    @Override
+    public void addSigmoidGated(Tensor acc, Tensor y, Tensor gateLogit) {
+        Object span = begin("addSigmoidGated");
+        try {
+            addSigmoidGatedOp(acc, y, gateLogit);
+        } finally {
+            end(span);
+        }
+    }
+
+    private void addSigmoidGatedOp(Tensor acc, Tensor y, Tensor gateLogit) {
+        CudaTensor a = CudaTensor.of(acc);
+        launch("add_sigmoid_gated_f32", blocks(a.elements(), 256), 1, 256, 0, a.f32, CudaTensor.of(y).f32,
+                CudaTensor.of(gateLogit).f32, a.rows, a.cols);
+    }
+
+    @Override
+    public LogProbs logProbs(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK) {
+        Object span = begin("logProbs");
+        try {
+            return logProbsOp(hidden, lmHead, targets, topRows, topK);
+        } finally {
+            end(span);
+        }
+    }
+
+    private LogProbs logProbsOp(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK) {
+        CudaTensor x = CudaTensor.of(hidden);
+        CudaTensor w = CudaTensor.of(lmHead);
+        int t = x.rows;
+        int vocab = w.rows;
+        int h = x.cols;
+        int chunk = (int) Math.max(GEMM_TILE, Math.min(vocab, LOGITS_CHUNK_ELEMENTS / Math.max(1, t) / GEMM_TILE * GEMM_TILE));
+        int[] topSlot = new int[t];
+        java.util.Arrays.fill(topSlot, -1);
+        for (int i = 0; i < topRows.length; i++) {
+            topSlot[topRows[i]] = i;
+        }
+        DevicePool pool = gpu.pool();
+        long logitsBytes = (long) t * chunk * 4;
+        long topBytes = Math.max(4L, (long) topRows.length * vocab * 4);
+        CUdeviceptr logits = pool.allocate(logitsBytes);
+        CUdeviceptr state = pool.allocate(t * 12L);
+        CUdeviceptr lp = pool.allocate(Math.max(4L, t * 4L));
+        CUdeviceptr top = pool.allocate(topBytes);
+        try (CudaTensor.Ints slots = upload(topSlot)) {
+            CUdeviceptr target = CudaTensor.Ints.of(targets).device;
+            for (int v0 = 0; v0 < vocab; v0 += chunk) {
+                int c = Math.min(chunk, vocab - v0);
+                gemm(x.f32, w.bf16.withByteOffset((long) v0 * h * 2), null, logits, t, c, h);
+                launch("logsoftmax_chunk", t, 1, 256, 0, logits, t, c, v0, target, state, slots.device, top, vocab);
+            }
+            launch("logsoftmax_finish", blocks(t, 256), 1, 256, 0, state, target, t, lp);
+            float[] result = new float[t];
+            float[] topLogits = new float[topRows.length * vocab];
+            cuStreamSynchronize(gpu.stream());
+            cuMemcpyDtoH(Pointer.to(result), lp, t * 4L);
+            if (topLogits.length > 0) {
+                cuMemcpyDtoH(Pointer.to(topLogits), top, topLogits.length * 4L);
+            }
+            int[][] best = new int[topRows.length][];
+            for (int i = 0; i < topRows.length; i++) {
+                best[i] = TopK.indices(topLogits, i * vocab, vocab, topK);
+            }
+            return new LogProbs(result, best);
+        } finally {
+            pool.release(logits, logitsBytes);
+            pool.release(state, t * 12L);
+            pool.release(lp, Math.max(4L, t * 4L));
+            pool.release(top, topBytes);
+        }
+    }
+
+    /** The runtime is shared by every backend of this JVM on the device; the weights belong to their owners. */
+    @Override
+    public void close() {
+    }
+}

@@ -1,0 +1,45 @@
+package io.moescore.backend.cuda;
+
+import io.moescore.engine.ExpertRouting;
+import jcuda.driver.CUdeviceptr;
+
+/**
+ * Routing in device memory: per expert, offsets into the lists of token rows and gate weights (each expert's
+ * tokens ascending). The counts come to the host once, for load statistics and for planning the grouped
+ * expert launch.
+ */
+final class CudaExpertRouting implements ExpertRouting {
+    final int numExperts;
+    final int entries;
+    final CUdeviceptr offsets;
+    final CUdeviceptr tokens;
+    final CUdeviceptr gates;
+    private final int[] counts;
+    private final Runnable release;
+
+    CudaExpertRouting(int numExperts, int entries, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates,
+                      int[] counts, Runnable release) {
+        this.numExperts = numExperts;
+        this.entries = entries;
+        this.offsets = offsets;
+        this.tokens = tokens;
+        this.gates = gates;
+        this.counts = counts;
+        this.release = release;
+    }
+
+    @Override
+    public int numExperts() {
+        return numExperts;
+    }
+
+    @Override
+    public int[] tokensPerExpert() {
+        return counts.clone();
+    }
+
+    @Override
+    public void close() {
+        release.run();
+    }
+}

@@ -1,0 +1,40 @@
+package io.moescore.backend.cuda;
+
+import io.moescore.backend.ExpertWeights;
+import jcuda.driver.CUdeviceptr;
+
+/**
+ * A layer's experts as two device slabs: gateUp [E, 2F, H] bf16, each expert's gate and up rows interleaved
+ * in blocks of 8 (what experts_gate_up reads), and down [E, H, F] bf16.
+ */
+final class CudaExperts implements ExpertWeights {
+    final int numExperts;
+    final int ffn;
+    final int hidden;
+    final CUdeviceptr gateUp;
+    final CUdeviceptr down;
+
+    CudaExperts(int numExperts, int ffn, int hidden, CUdeviceptr gateUp, CUdeviceptr down) {
+        this.numExperts = numExperts;
+        this.ffn = ffn;
+        this.hidden = hidden;
+        this.gateUp = gateUp;
+        this.down = down;
+    }
+
+    @Override
+    public int numExperts() {
+        return numExperts;
+    }
+
+    @Override
+    public int ffnSize() {
+        return ffn;
+    }
+
+    @Override
+    public void close() {
+        jcuda.driver.JCudaDriver.cuMemFree(gateUp);
+        jcuda.driver.JCudaDriver.cuMemFree(down);
+    }
+}

@@ -1,0 +1,107 @@
+package io.moescore.backend.cuda;
+
+import io.moescore.backend.IntTensor;
+import io.moescore.backend.Tensor;
+import jcuda.driver.CUdeviceptr;
+
+/**
+ * A tensor in device memory. Activations are fp32 and come from the thread's pool; weights are bf16 for the
+ * tensor cores, and small ones (norm weights, biases, routers) also keep an fp32 copy.
+ */
+final class CudaTensor implements Tensor {
+    final int rows;
+    final int cols;
+    final CUdeviceptr f32;
+    final CUdeviceptr bf16;
+    private final DevicePool pool;
+    private boolean closed;
+
+    CudaTensor(int rows, int cols, CUdeviceptr f32, CUdeviceptr bf16, DevicePool pool) {
+        this.rows = rows;
+        this.cols = cols;
+        this.f32 = f32;
+        this.bf16 = bf16;
+        this.pool = pool;
+    }
+
+    long elements() {
+        return (long) rows * cols;
+    }
+
+    @Override
+    public int rows() {
+        return rows;
+    }
+
+    @Override
+    public int cols() {
+        return cols;
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        if (pool != null) {
+            pool.release(f32, elements() * 4);
+        } else {
+            if (f32 != null) {
+                jcuda.driver.JCudaDriver.cuMemFree(f32);
+            }
+            if (bf16 != null) {
+                jcuda.driver.JCudaDriver.cuMemFree(bf16);
+            }
+        }
+    }
+
+    static CudaTensor of(Tensor t) {
+        if (t instanceof CudaTensor c) {
+            return c;
+        }
+        throw new IllegalArgumentException("tensor " + t + " does not belong to the CUDA backend");
+    }
+
+    CUdeviceptr requireF32(String op) {
+        if (f32 == null) {
+            throw new IllegalArgumentException(op + " needs an fp32 tensor; this " + rows + " x " + cols
+                    + " weight is stored in bf16 only");
+        }
+        return f32;
+    }
+
+    /** int32 values on the device, with their host copy (tile lists are planned from it on the host). */
+    static final class Ints implements IntTensor {
+        final int[] host;
+        final CUdeviceptr device;
+        private final DevicePool pool;
+        private boolean closed;
+
+        Ints(int[] host, CUdeviceptr device, DevicePool pool) {
+            this.host = host;
+            this.device = device;
+            this.pool = pool;
+        }
+
+        @Override
+        public int length() {
+            return host.length;
+        }
+
+        @Override
+        public void close() {
+            if (!closed) {
+                closed = true;
+                pool.release(device, Math.max(4L, host.length * 4L));
+            }
+        }
+
+        static Ints of(IntTensor t) {
+            if (t instanceof Ints i) {
+                return i;
+            }
+            throw new IllegalArgumentException("int tensor " + t + " does not belong to the CUDA backend");
+        }
+    }
+}

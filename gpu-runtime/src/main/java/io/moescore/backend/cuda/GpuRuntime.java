@@ -1,0 +1,222 @@
+package io.moescore.backend.cuda;
+
+import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuDeviceGet;
+import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
+import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
+import static jcuda.driver.JCudaDriver.cuDeviceGetName;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
+import static jcuda.driver.JCudaDriver.cuDeviceTotalMem;
+import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
+import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
+import static jcuda.driver.JCudaDriver.cuInit;
+import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
+import static jcuda.driver.JCudaDriver.cuModuleLoadData;
+import static jcuda.driver.JCudaDriver.cuModuleUnload;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUdevice_attribute;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUfunction_attribute;
+import jcuda.driver.CUmodule;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+import jcuda.driver.JCudaDriver;
+
+/**
+ * One CUDA device as this JVM uses it: its primary context (shared with anything else in the process), our
+ * kernels loaded once from the fatbin resource, and per thread a non-blocking stream and a memory pool. One
+ * instance per (JVM, device ordinal), from {@link #forDevice}; Spark tasks on one executor share it, each on
+ * its own stream.
+ */
+public final class GpuRuntime implements AutoCloseable {
+    /** The fatbin the Maven build compiles from src/main/cuda (absent in builds made without nvcc). */
+    public static final String KERNELS_RESOURCE = "/io/moescore/cuda/moescore_kernels.fatbin";
+
+    private static final Map<Integer, GpuRuntime> RUNTIMES = new ConcurrentHashMap<>();
+
+    private final int ordinal;
+    private final CUdevice device = new CUdevice();
+    private final CUcontext context = new CUcontext();
+    private final CUmodule module = new CUmodule();
+    private final Map<String, CUfunction> functions = new ConcurrentHashMap<>();
+    private final String name;
+    private final int computeMajor;
+    private final int computeMinor;
+    private final int multiprocessors;
+    private final long totalMemory;
+    private final int driverVersion;
+    private final ThreadLocal<CUstream> streams = new ThreadLocal<>();
+    private final ThreadLocal<DevicePool> pools = new ThreadLocal<>();
+    private final ThreadLocal<Boolean> bound = new ThreadLocal<>();
+
+    private GpuRuntime(int ordinal) {
+        this.ordinal = ordinal;
+        byte[] fatbin = loadKernels();
+        try {
+            JCudaDriver.setExceptionsEnabled(true);
+            cuInit(0);
+            int[] count = new int[1];
+            cuDeviceGetCount(count);
+            if (ordinal < 0 || ordinal >= count[0]) {
+                throw new CudaUnavailableException("CUDA device " + ordinal + " does not exist (this machine has "
+                        + count[0] + ")");
+            }
+            cuDeviceGet(device, ordinal);
+            byte[] nameBytes = new byte[256];
+            cuDeviceGetName(nameBytes, nameBytes.length, device);
+            name = new String(nameBytes, StandardCharsets.US_ASCII).trim().replace("\0", "");
+            computeMajor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
+            computeMinor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
+            multiprocessors = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+            long[] mem = new long[1];
+            cuDeviceTotalMem(mem, device);
+            totalMemory = mem[0];
+            int[] version = new int[1];
+            cuDriverGetVersion(version);
+            driverVersion = version[0];
+            cuDevicePrimaryCtxRetain(context, device);
+            cuCtxSetCurrent(context);
+            bound.set(true);
+            byte[] terminated = new byte[fatbin.length + 1];
+            System.arraycopy(fatbin, 0, terminated, 0, fatbin.length);
+            cuModuleLoadData(module, terminated);
+        } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
+            throw new CudaUnavailableException("the CUDA driver library could not be loaded (" + e.getMessage()
+                    + "): no NVIDIA driver on this machine?", e);
+        } catch (jcuda.CudaException e) {
+            throw new CudaUnavailableException("CUDA device " + ordinal + " cannot be used: " + e.getMessage(), e);
+        }
+    }
+
+    /** The runtime of a device, created on first use. */
+    public static GpuRuntime forDevice(int ordinal) {
+        return RUNTIMES.computeIfAbsent(ordinal, GpuRuntime::new);
+    }
+
+    /** How many CUDA devices this machine has (0 when there is no driver). */
+    public static int deviceCount() {
+        try {
+            JCudaDriver.setExceptionsEnabled(true);
+            cuInit(0);
+            int[] count = new int[1];
+            cuDeviceGetCount(count);
+            return count[0];
+        } catch (Throwable e) {
+            return 0;
+        }
+    }
+
+    /** True when this jar carries compiled kernels. */
+    public static boolean hasKernels() {
+        return GpuRuntime.class.getResource(KERNELS_RESOURCE) != null;
+    }
+
+    private static byte[] loadKernels() {
+        try (InputStream in = GpuRuntime.class.getResourceAsStream(KERNELS_RESOURCE)) {
+            if (in == null) {
+                throw new CudaUnavailableException("this build of moescore has no CUDA kernels (nvcc was not found "
+                        + "when it was built): rebuild on a machine with nvcc, or use the cpu backend");
+            }
+            ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+            in.transferTo(bytes);
+            return bytes.toByteArray();
+        } catch (IOException e) {
+            throw new CudaUnavailableException("cannot read the CUDA kernels: " + e.getMessage(), e);
+        }
+    }
+
+    private int attribute(int attribute) {
+        int[] value = new int[1];
+        cuDeviceGetAttribute(value, attribute, device);
+        return value[0];
+    }
+
+    /** Makes this device's context current on the calling thread (once per thread). */
+    public void bind() {
+        if (bound.get() == null) {
+            cuCtxSetCurrent(context);
+            bound.set(true);
+        }
+    }
+
+    /** The calling thread's stream on this device. */
+    public CUstream stream() {
+        CUstream s = streams.get();
+        if (s == null) {
+            bind();
+            s = new CUstream();
+            cuStreamCreate(s, CUstream_flags.CU_STREAM_NON_BLOCKING);
+            streams.set(s);
+        }
+        return s;
+    }
+
+    /** The calling thread's memory pool: tensors freed return there and serve the next batch's allocations. */
+    public DevicePool pool() {
+        DevicePool p = pools.get();
+        if (p == null) {
+            bind();
+            p = new DevicePool(this);
+            pools.set(p);
+        }
+        return p;
+    }
+
+    /** A kernel of our fatbin by name. */
+    public CUfunction function(String kernel) {
+        return functions.computeIfAbsent(kernel, k -> {
+            bind();
+            CUfunction f = new CUfunction();
+            cuModuleGetFunction(f, module, k);
+            return f;
+        });
+    }
+
+    /** Lets a kernel use more than the default 48 KB of dynamic shared memory. */
+    public void allowSharedMemory(CUfunction f, int bytes) {
+        cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
+    }
+
+    public int ordinal() {
+        return ordinal;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public String computeCapability() {
+        return computeMajor + "." + computeMinor;
+    }
+
+    public int multiprocessors() {
+        return multiprocessors;
+    }
+
+    public long totalMemory() {
+        return totalMemory;
+    }
+
+    public int driverVersion() {
+        return driverVersion;
+    }
+
+    /** Unloads the kernels and releases the primary context. Only for tests and JVM shutdown. */
+    @Override
+    public void close() {
+        RUNTIMES.remove(ordinal, this);
+        bind();
+        cuModuleUnload(module);
+        cuDevicePrimaryCtxRelease(device);
+    }
+}

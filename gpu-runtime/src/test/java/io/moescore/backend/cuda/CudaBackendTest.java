@@ -1,0 +1,285 @@
+package io.moescore.backend.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.moescore.SafetensorsWriter;
+import io.moescore.backend.Backend;
+import io.moescore.backend.ExpertWeights;
+import io.moescore.backend.IntTensor;
+import io.moescore.backend.LogProbs;
+import io.moescore.backend.Tensor;
+import io.moescore.backend.WeightSlice;
+import io.moescore.backend.cpu.CpuBackend;
+import io.moescore.engine.ExpertRouting;
+import io.moescore.engine.TopKSoftmaxRouter;
+import io.moescore.model.Checkpoint;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Every CUDA kernel against the CPU reference on fresh random inputs (weights rounded to bf16 first, so the
+ * only difference left is the GPU's bf16 rounding of activations on their way into the tensor cores).
+ * Runs on a machine with a CUDA device: mvn -Pgpu test (README, developer notes).
+ */
+@Tag("gpu")
+class CudaBackendTest {
+    static CpuBackend cpu;
+    static CudaBackend gpu;
+    final Random random = new Random(System.nanoTime());
+    @TempDir
+    Path dir;
+    int files;
+
+    @BeforeAll
+    static void start() {
+        assumeTrue(GpuRuntime.hasKernels(), "this build has no CUDA kernels (nvcc missing at build time): skipping GPU tests");
+        assumeTrue(GpuRuntime.deviceCount() > 0, "no CUDA device on this machine: skipping GPU tests");
+        cpu = new CpuBackend(4);
+        gpu = new CudaBackend(0);
+        System.out.println("GPU tests on " + gpu.deviceName());
+    }
+
+    @AfterAll
+    static void stop() {
+        if (cpu != null) {
+            cpu.close();
+        }
+    }
+
+    float[] randn(int n, double scale) {
+        float[] f = new float[n];
+        for (int i = 0; i < n; i++) {
+            f[i] = (float) (random.nextGaussian() * scale);
+        }
+        return f;
+    }
+
+    /** Values representable in bf16, so CPU and GPU start from identical weights. */
+    static float[] bf16(float[] f) {
+        short[] b = CudaBackend.toBf16(f);
+        float[] out = new float[f.length];
+        for (int i = 0; i < f.length; i++) {
+            out[i] = Float.intBitsToFloat((b[i] & 0xffff) << 16);
+        }
+        return out;
+    }
+
+    /** A weight placed on both backends from one safetensors file. */
+    Tensor[] weight(float[] values, int rows, int cols) throws IOException {
+        Path file = dir.resolve("w" + (files++));
+        java.nio.file.Files.createDirectories(file);
+        new SafetensorsWriter().add("w", values, rows, cols).write(file.resolve("model.safetensors"));
+        try (Checkpoint c = Checkpoint.open(file)) {
+            WeightSlice s = WeightSlice.whole(c.get("w"), rows, cols);
+            return new Tensor[] {cpu.weight(s), gpu.weight(s)};
+        }
+    }
+
+    Tensor[] act(float[] v, int rows, int cols) {
+        return new Tensor[] {cpu.activation(v, rows, cols), gpu.activation(v, rows, cols)};
+    }
+
+    /** Poisoned (NaN) output tensors on both backends: an element a kernel fails to write stays NaN. */
+    Tensor[] poisoned(int rows, int cols) {
+        float[] nan = new float[rows * cols];
+        java.util.Arrays.fill(nan, Float.NaN);
+        return act(nan, rows, cols);
+    }
+
+    static double relativeError(float[] ref, float[] got) {
+        assertEquals(ref.length, got.length);
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < ref.length; i++) {
+            double d = (double) got[i] - ref[i];
+            if (!Double.isFinite(got[i])) {
+                return Double.POSITIVE_INFINITY;
+            }
+            num += d * d;
+            den += (double) ref[i] * ref[i];
+        }
+        return Math.sqrt(num / Math.max(den, 1e-30));
+    }
+
+    void assertClose(Backend b1, Tensor cpuT, Tensor gpuT, double tolerance, String what) {
+        double err = relativeError(cpu.toHost(cpuT), gpu.toHost(gpuT));
+        System.out.printf("%-28s relative error %.2e%n", what, err);
+        assertTrue(err <= tolerance, what + ": relative error " + err + " > " + tolerance);
+    }
+
+    @Test
+    void linearOnTensorCoresAndSmallFp32() throws IOException {
+        for (int[] shape : new int[][] {{1, 64, 64}, {37, 200, 96}, {300, 1000, 256}, {129, 8, 64}, {513, 130, 40}}) {
+            int m = shape[0];
+            int n = shape[1];
+            int k = shape[2];
+            Tensor[] w = weight(bf16(randn(n * k, 1 / Math.sqrt(k))), n, k);
+            Tensor[] b = weight(randn(n, 0.1), 1, n);
+            Tensor[] x = act(randn(m * k, 1), m, k);
+            Tensor[] out = poisoned(m, n);
+            cpu.linear(x[0], w[0], b[0], out[0]);
+            gpu.linear(x[1], w[1], b[1], out[1]);
+            assertClose(cpu, out[0], out[1], n <= CudaBackend.SMALL_WEIGHT_ROWS ? 1e-5 : 1e-2,
+                    "linear " + m + "x" + n + "x" + k);
+        }
+    }
+
+    @Test
+    void normsRopeClampAddGate() throws IOException {
+        int t = 77;
+        int heads = 4;
+        int hd = 32;
+        int cols = heads * hd;
+        Tensor[] x = act(randn(t * cols, 2), t, cols);
+        Tensor[] w = weight(randn(cols, 1), 1, cols);
+        Tensor[] wh = weight(randn(hd, 1), 1, hd);
+        Tensor[] out = poisoned(t, cols);
+        cpu.rmsNorm(x[0], w[0], cols, 1e-6f, out[0]);
+        gpu.rmsNorm(x[1], w[1], cols, 1e-6f, out[1]);
+        assertClose(cpu, out[0], out[1], 1e-5, "rmsnorm rows");
+        cpu.rmsNorm(x[0], wh[0], hd, 1e-6f, x[0]);
+        gpu.rmsNorm(x[1], wh[1], hd, 1e-6f, x[1]);
+        assertClose(cpu, x[0], x[1], 1e-5, "rmsnorm per head, in place");
+        int[] pos = new int[t];
+        for (int i = 0; i < t; i++) {
+            pos[i] = random.nextInt(4000);
+        }
+        IntTensor pc = cpu.ints(pos);
+        IntTensor pg = gpu.ints(pos);
+        cpu.rope(x[0], hd, pc, 500000.0);
+        gpu.rope(x[1], hd, pg, 500000.0);
+        assertClose(cpu, x[0], x[1], 1e-5, "rope");
+        cpu.clamp(x[0], 0.5f);
+        gpu.clamp(x[1], 0.5f);
+        assertClose(cpu, x[0], x[1], 1e-6, "clamp (after rope)");
+        Tensor[] y = act(randn(t * cols, 1), t, cols);
+        Tensor[] g = act(randn(t, 2), t, 1);
+        cpu.addSigmoidGated(x[0], y[0], g[0]);
+        gpu.addSigmoidGated(x[1], y[1], g[1]);
+        assertClose(cpu, x[0], x[1], 1e-6, "add sigmoid gated");
+        cpu.addInPlace(x[0], y[0]);
+        gpu.addInPlace(x[1], y[1]);
+        assertClose(cpu, x[0], x[1], 1e-6, "add");
+        Tensor[] table = weight(bf16(randn(50 * cols, 1)), 50, cols);
+        int[] ids = random.ints(t, 0, 50).toArray();
+        Tensor[] e = poisoned(t, cols);
+        cpu.embed(table[0], cpu.ints(ids), e[0]);
+        gpu.embed(table[1], gpu.ints(ids), e[1]);
+        assertClose(cpu, e[0], e[1], 0, "embedding");
+    }
+
+    @Test
+    void attentionOverPackedSequencesWithGqaAndWindow() {
+        int[] lengths = {1, 5, 64, 65, 200, 31};
+        int[] offsets = new int[lengths.length + 1];
+        for (int i = 0; i < lengths.length; i++) {
+            offsets[i + 1] = offsets[i] + lengths[i];
+        }
+        int t = offsets[lengths.length];
+        for (int[] cfg : new int[][] {{8, 2, 64, 0}, {4, 4, 128, 0}, {6, 2, 32, 17}, {2, 1, 256, 0}, {4, 2, 24, 0}}) {
+            int h = cfg[0];
+            int kv = cfg[1];
+            int hd = cfg[2];
+            int window = cfg[3];
+            Tensor[] q = act(randn(t * h * hd, 1), t, h * hd);
+            Tensor[] k = act(randn(t * kv * hd, 1), t, kv * hd);
+            Tensor[] v = act(randn(t * kv * hd, 1), t, kv * hd);
+            Tensor[] out = poisoned(t, h * hd);
+            cpu.attention(q[0], k[0], v[0], cpu.ints(offsets), h, kv, hd, window, out[0]);
+            gpu.attention(q[1], k[1], v[1], gpu.ints(offsets), h, kv, hd, window, out[1]);
+            assertClose(cpu, out[0], out[1], 1e-5, "attention h" + h + " kv" + kv + " d" + hd + " w" + window);
+        }
+    }
+
+    @Test
+    void routerExpertsAndDenseFfn() throws IOException {
+        for (int[] cfg : new int[][] {{300, 64, 48, 8, 2}, {1000, 128, 96, 60, 4}, {17, 64, 32, 8, 8}, {2, 64, 16, 4, 1}}) {
+            int t = cfg[0];
+            int hidden = cfg[1];
+            int ffn = cfg[2];
+            int experts = cfg[3];
+            int k = cfg[4];
+            Tensor[] logits = act(randn(t * experts, 2), t, experts);
+            TopKSoftmaxRouter router = new TopKSoftmaxRouter(k, k > 1);
+            ExpertRouting rc = cpu.route(logits[0], router);
+            ExpertRouting rg = gpu.route(logits[1], router);
+            assertArrayEquals(rc.tokensPerExpert(), rg.tokensPerExpert(), "tokens per expert");
+            WeightSlice[][] slices = new WeightSlice[3][experts];
+            Path file = dir.resolve("experts" + (files++));
+            java.nio.file.Files.createDirectories(file);
+            SafetensorsWriter writer = new SafetensorsWriter();
+            for (int e = 0; e < experts; e++) {
+                writer.add("g" + e, bf16(randn(ffn * hidden, 1 / Math.sqrt(hidden))), ffn, hidden);
+                writer.add("u" + e, bf16(randn(ffn * hidden, 1 / Math.sqrt(hidden))), ffn, hidden);
+                writer.add("d" + e, bf16(randn(hidden * ffn, 1 / Math.sqrt(ffn))), hidden, ffn);
+            }
+            writer.write(file.resolve("model.safetensors"));
+            try (Checkpoint c = Checkpoint.open(file)) {
+                for (int e = 0; e < experts; e++) {
+                    slices[0][e] = WeightSlice.whole(c.get("g" + e), ffn, hidden);
+                    slices[1][e] = WeightSlice.whole(c.get("u" + e), ffn, hidden);
+                    slices[2][e] = WeightSlice.whole(c.get("d" + e), hidden, ffn);
+                }
+                ExpertWeights wc = cpu.expertWeights(slices[0], slices[1], slices[2]);
+                ExpertWeights wg = gpu.expertWeights(slices[0], slices[1], slices[2]);
+                Tensor[] x = act(randn(t * hidden, 1), t, hidden);
+                Tensor[] out = poisoned(t, hidden);
+                cpu.experts(x[0], rc, wc, out[0]);
+                gpu.experts(x[1], rg, wg, out[1]);
+                assertClose(cpu, out[0], out[1], 1e-2, "experts t" + t + " e" + experts + " k" + k);
+                ExpertWeights dc = cpu.expertWeights(new WeightSlice[] {slices[0][0]}, new WeightSlice[] {slices[1][0]},
+                        new WeightSlice[] {slices[2][0]});
+                ExpertWeights dg = gpu.expertWeights(new WeightSlice[] {slices[0][0]}, new WeightSlice[] {slices[1][0]},
+                        new WeightSlice[] {slices[2][0]});
+                Tensor[] dense = poisoned(t, hidden);
+                cpu.ffn(x[0], dc, dense[0]);
+                gpu.ffn(x[1], dg, dense[1]);
+                assertClose(cpu, dense[0], dense[1], 1e-2, "dense ffn t" + t);
+                wg.close();
+                dg.close();
+            }
+            rg.close();
+        }
+    }
+
+    @Test
+    void logProbsOverVocabularyChunksWithTopK() throws IOException {
+        int t = 300;
+        int h = 64;
+        int vocab = 5000;
+        Tensor[] w = weight(bf16(randn(vocab * h, 2 / Math.sqrt(h))), vocab, h);
+        Tensor[] x = act(randn(t * h, 1), t, h);
+        int[] targets = random.ints(t, 0, vocab).toArray();
+        targets[t - 1] = -1;
+        int[] topRows = {0, 17, t - 1};
+        LogProbs c = cpu.logProbs(x[0], w[0], cpu.ints(targets), topRows, 5);
+        LogProbs g = gpu.logProbs(x[1], w[1], gpu.ints(targets), topRows, 5);
+        double worst = 0;
+        for (int i = 0; i < t - 1; i++) {
+            worst = Math.max(worst, Math.abs(c.targetLogProbs()[i] - g.targetLogProbs()[i]));
+        }
+        System.out.printf("logprobs worst abs error %.2e%n", worst);
+        assertTrue(worst < 2e-2, "log-prob error " + worst);
+        assertTrue(Float.isNaN(g.targetLogProbs()[t - 1]), "no target: NaN");
+        // bf16 activations may reorder near-ties: every GPU top-5 token must be in the CPU's top 10
+        LogProbs c10 = cpu.logProbs(x[0], w[0], cpu.ints(targets), topRows, 10);
+        for (int i = 0; i < topRows.length; i++) {
+            java.util.Set<Integer> allowed = new java.util.HashSet<>();
+            for (int v : c10.topTokens()[i]) {
+                allowed.add(v);
+            }
+            for (int v : g.topTokens()[i]) {
+                assertTrue(allowed.contains(v), "row " + topRows[i] + ": GPU top-5 token " + v + " not in CPU top-10");
+            }
+        }
+    }
+}
