@@ -13,18 +13,15 @@ if ! command -v nvcc >/dev/null 2>&1; then
   exit 0
 fi
 # Up to date when the sources hash to what the last build recorded (mtimes mislead when sources change mid-build).
-hash=$(cat "$src"/*.cu "$src"/*.cuh "$src"/build.sh | sha256sum | cut -c1-32)
+# MOESCORE_CUDA_GENCODE replaces the target list (e.g. only sm_90a while iterating on an H100).
+gencode=${MOESCORE_CUDA_GENCODE:-"-gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
+  -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90"}
+hash=$( (cat "$src"/*.cu "$src"/*.cuh "$src"/build.sh; echo "$gencode") | sha256sum | cut -c1-32)
 if [ -f "$out" ] && [ "$(cat "$out.sources" 2>/dev/null)" = "$hash" ]; then
   exit 0
 fi
 mkdir -p "$(dirname "$out")"
 echo "moescore: compiling CUDA kernels with $(nvcc --version | tail -1)" >&2
-nvcc -fatbin -O3 -std=c++17 --threads 0 \
-  -gencode arch=compute_80,code=sm_80 \
-  -gencode arch=compute_86,code=sm_86 \
-  -gencode arch=compute_89,code=sm_89 \
-  -gencode arch=compute_90a,code=sm_90a \
-  -gencode arch=compute_90,code=compute_90 \
-  -o "$out.tmp" "$src/kernels.cu"
+nvcc -fatbin -O3 -std=c++17 --threads 0 $gencode -o "$out.tmp" "$src/kernels.cu"
 mv "$out.tmp" "$out"
 echo "$hash" > "$out.sources"

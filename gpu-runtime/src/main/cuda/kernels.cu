@@ -5,3 +5,4 @@
 #include "attention.cu"
 #include "router.cu"
 #include "lm_head.cu"
+#include "sparse24.cu"

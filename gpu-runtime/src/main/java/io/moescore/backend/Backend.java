@@ -21,6 +21,13 @@ public interface Backend extends AutoCloseable {
      */
     ExpertWeights expertWeights(WeightSlice[] gate, WeightSlice[] up, WeightSlice[] down);
 
+    /**
+     * Places experts whose weights are 2:4 sparse ({@link io.moescore.sparse.Sparse24}): the backend keeps them
+     * packed where it has sparse kernels and dense otherwise.
+     */
+    ExpertWeights sparseExpertWeights(io.moescore.sparse.Sparse24.Packed[] gate, io.moescore.sparse.Sparse24.Packed[] up,
+                                      io.moescore.sparse.Sparse24.Packed[] down);
+
     /** A new activation tensor; its contents are undefined until written. */
     Tensor activation(int rows, int cols);
 

@@ -19,6 +19,10 @@ import java.util.List;
  * [E, H, I]), whichever the checkpoint has.
  */
 public final class ModelWeights implements AutoCloseable {
+    /** Suffixes of a 2:4 sparse weight's packed values and metadata (the sparsify tool's format). */
+    public static final String SPARSE_VALUES = ".sp24_values";
+    public static final String SPARSE_META = ".sp24_meta";
+
     /** One decoder layer. Nullable fields are absent in that family or layer. */
     public record Layer(Tensor inputNorm, Tensor q, Tensor k, Tensor v, Tensor o,
                         Tensor qBias, Tensor kBias, Tensor vBias, Tensor oBias,
@@ -170,6 +174,13 @@ public final class ModelWeights implements AutoCloseable {
             return w;
         }
 
+        /** A 2:4 packed weight written by the sparsify tool: NAME.sp24_values and NAME.sp24_meta. */
+        io.moescore.sparse.Sparse24.Packed packed(String name, int rows, int cols) {
+            TensorRef values = ckpt.get(name + SPARSE_VALUES, rows, cols / 2);
+            TensorRef meta = ckpt.get(name + SPARSE_META, rows, cols / 32);
+            return new io.moescore.sparse.Sparse24.Packed(rows, cols, values.toFloats(), meta.toInts());
+        }
+
         WeightSlice slice(String name, int rows, int cols) {
             return WeightSlice.whole(ckpt.get(name, rows, cols), rows, cols);
         }
@@ -200,7 +211,21 @@ public final class ModelWeights implements AutoCloseable {
                 }
                 return placeExperts(gate, up, down);
             }
-            boolean mixtralNames = ckpt.has(prefix + "0.w1.weight");
+            boolean mixtralNames = ckpt.has(prefix + "0.w1.weight") || ckpt.has(prefix + "0.w1.weight" + SPARSE_VALUES);
+            String[] names = mixtralNames ? new String[] {"w1.weight", "w3.weight", "w2.weight"}
+                    : new String[] {"gate_proj.weight", "up_proj.weight", "down_proj.weight"};
+            if (ckpt.has(prefix + "0." + names[0] + SPARSE_VALUES)) {
+                io.moescore.sparse.Sparse24.Packed[][] packed = new io.moescore.sparse.Sparse24.Packed[3][n];
+                int[][] dims = {{ffn, h}, {ffn, h}, {h, ffn}};
+                for (int e = 0; e < n; e++) {
+                    for (int w = 0; w < 3; w++) {
+                        packed[w][e] = packed(prefix + e + "." + names[w], dims[w][0], dims[w][1]);
+                    }
+                }
+                ExpertWeights sparse = backend.sparseExpertWeights(packed[0], packed[1], packed[2]);
+                placed.add(sparse);
+                return sparse;
+            }
             for (int e = 0; e < n; e++) {
                 String p = prefix + e + ".";
                 gate[e] = slice(p + (mixtralNames ? "w1.weight" : "gate_proj.weight"), ffn, h);

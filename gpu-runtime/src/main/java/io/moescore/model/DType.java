@@ -6,7 +6,9 @@ import java.nio.ByteBuffer;
 public enum DType {
     F32("F32", 4),
     F16("F16", 2),
-    BF16("BF16", 2);
+    BF16("BF16", 2),
+    /** 32-bit integers: only for 2:4 sparsity metadata, never for weights. */
+    I32("I32", 4);
 
     private final String safetensorsName;
     private final int bytes;
@@ -43,6 +45,8 @@ public enum DType {
                 return Float.intBitsToFloat((buffer.getShort(index * 2) & 0xffff) << 16);
             case F16:
                 return halfToFloat(buffer.getShort(index * 2));
+            case I32:
+                throw new IllegalStateException("I32 tensors hold metadata, not values: read them with toInts");
             default:
                 throw new IllegalStateException("unsupported dtype " + this);
         }

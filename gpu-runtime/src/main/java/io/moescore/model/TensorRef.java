@@ -53,6 +53,17 @@ public final class TensorRef {
         return out;
     }
 
+    /** The whole tensor as int32 (sparsity metadata). */
+    public int[] toInts() {
+        if (dtype() != DType.I32) {
+            throw new ModelFormatException("tensor " + name() + " in " + file() + " is " + dtype() + ", expected I32");
+        }
+        ByteBuffer bytes = bytes(0, elementCount());
+        int[] out = new int[(int) elementCount()];
+        bytes.asIntBuffer().get(out);
+        return out;
+    }
+
     /** The whole tensor in fp32. */
     public float[] toFloats() {
         if (elementCount() > Integer.MAX_VALUE - 8) {

@@ -27,6 +27,19 @@ public final class CpuBackend implements Backend {
     private static final int TOKEN_BLOCK = 32;
 
     private final ForkJoinPool pool;
+    private volatile ExpertInputObserver observer;
+
+    /**
+     * Sees each expert's inputs as the CPU backend computes them: the rows of x routed to the expert (input of
+     * gate and up) and the SwiGLU products (input of down). For calibration (wanda, SparseGPT); null: off.
+     */
+    public interface ExpertInputObserver {
+        void observe(int expert, float[] x, int[] rows, int hidden, float[] swiglu, int ffn);
+    }
+
+    public void observeExpertInputs(ExpertInputObserver o) {
+        observer = o;
+    }
 
     public CpuBackend(int threads) {
         if (threads < 1) {
@@ -60,6 +73,21 @@ public final class CpuBackend implements Backend {
             d[e] = (CpuTensor) weight(down[e]);
         }
         return new CpuExperts(g, u, d);
+    }
+
+    @Override
+    public ExpertWeights sparseExpertWeights(io.moescore.sparse.Sparse24.Packed[] gate,
+                                             io.moescore.sparse.Sparse24.Packed[] up,
+                                             io.moescore.sparse.Sparse24.Packed[] down) {
+        CpuTensor[][] dense = new CpuTensor[3][gate.length];
+        io.moescore.sparse.Sparse24.Packed[][] all = {gate, up, down};
+        for (int w = 0; w < 3; w++) {
+            for (int e = 0; e < gate.length; e++) {
+                io.moescore.sparse.Sparse24.Packed p = all[w][e];
+                dense[w][e] = new CpuTensor(p.rows(), p.cols(), io.moescore.sparse.Sparse24.decompress(p));
+            }
+        }
+        return new CpuExperts(dense[0], dense[1], dense[2]);
     }
 
     @Override
@@ -283,8 +311,10 @@ public final class CpuBackend implements Backend {
             int count = r.offsets()[e + 1] - from;
             if (count > 0) {
                 int[] rows = Arrays.copyOfRange(r.tokens(), from, from + count);
-                float[] y = swiglu(in.data, rows, count, experts, e);
+                float[] y = swiglu(in.data, rows, count, experts, e, observer);
                 System.arraycopy(y, 0, perEntry, from * h, count * h);
+            } else if (observer != null) {
+                observer.observe(e, in.data, new int[0], h, new float[0], experts.ffnSize());
             }
         }
         // ... then tokens sum their experts' outputs in expert order: the same order whatever the batch.
@@ -306,12 +336,12 @@ public final class CpuBackend implements Backend {
     @Override
     public void ffn(Tensor x, ExpertWeights weights, Tensor out) {
         CpuTensor in = CpuTensor.of(x);
-        float[] y = swiglu(in.data, null, in.rows, (CpuExperts) weights, 0);
+        float[] y = swiglu(in.data, null, in.rows, (CpuExperts) weights, 0, null);
         System.arraycopy(y, 0, CpuTensor.of(out).data, 0, y.length);
     }
 
     /** down(silu(x gate^T) * (x up^T)) for the rows of x named by rows (all rows when null). */
-    private float[] swiglu(float[] x, int[] rows, int count, CpuExperts w, int expert) {
+    private float[] swiglu(float[] x, int[] rows, int count, CpuExperts w, int expert, ExpertInputObserver seen) {
         CpuTensor gate = w.gate()[expert];
         CpuTensor up = w.up()[expert];
         CpuTensor down = w.down()[expert];
@@ -323,6 +353,9 @@ public final class CpuBackend implements Backend {
         for (int i = 0; i < g.length; i++) {
             float a = g[i];
             g[i] = a / (1f + (float) Math.exp(-a)) * u[i];
+        }
+        if (seen != null) {
+            seen.observe(expert, x, rows, gate.cols, g, ffn);
         }
         float[] y = new float[count * down.rows];
         matmulTransposed(g, count, null, down, y, null);

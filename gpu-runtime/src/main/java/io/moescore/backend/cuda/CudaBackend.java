@@ -19,6 +19,7 @@ import io.moescore.engine.ExpertRouting;
 import io.moescore.engine.Router;
 import io.moescore.engine.TopKSoftmaxRouter;
 import io.moescore.model.DType;
+import io.moescore.sparse.Sparse24;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
@@ -40,6 +41,8 @@ public final class CudaBackend implements Backend {
     private static final int GEMM_TILE = 128;
     private static final int ATTENTION_ROWS = 64;
     private static final int ATTENTION_KEYS = 32;
+    /** sizeof(SpShared) in sparse24.cu: two stages of values, metadata and token tiles. */
+    private static final int SPARSE_SHARED_BYTES = 2 * (128 * 40 * 2) + 2 * (128 * 2 * 4) + 2 * (128 * 72 * 2);
     /** The lm_head step computes logits for at most this many (token, vocab) pairs at a time. */
     private static final long LOGITS_CHUNK_ELEMENTS = 64L << 20;
 
@@ -176,6 +179,44 @@ public final class CudaBackend implements Backend {
             uploadBf16(down[x], down[x].firstElement(), expertDown, downSlab.withByteOffset(x * expertDown * 2));
         }
         return new CudaExperts(e, ffn, hidden, gateUp, downSlab);
+    }
+
+    @Override
+    public ExpertWeights sparseExpertWeights(Sparse24.Packed[] gate, Sparse24.Packed[] up, Sparse24.Packed[] down) {
+        int e = gate.length;
+        int ffn = gate[0].rows();
+        int hidden = gate[0].cols();
+        if (ffn % 32 != 0 || hidden % 32 != 0) {
+            throw new IllegalArgumentException("2:4 sparse experts need ffn and hidden sizes that are multiples of 32,"
+                    + " got ffn " + ffn + " and hidden " + hidden);
+        }
+        long guValues = 2L * ffn * (hidden / 2);
+        long guMeta = 2L * ffn * (hidden / 32);
+        long dValues = (long) hidden * (ffn / 2);
+        long dMeta = (long) hidden * (ffn / 32);
+        CUdeviceptr guv = allocateWeight(e * guValues * 2);
+        CUdeviceptr gum = allocateWeight(e * guMeta * 4);
+        CUdeviceptr dv = allocateWeight(e * dValues * 2);
+        CUdeviceptr dm = allocateWeight(e * dMeta * 4);
+        for (int x = 0; x < e; x++) {
+            short[] values = new short[(int) guValues];
+            int[] meta = new int[(int) guMeta];
+            short[] g = toBf16(gate[x].values());
+            short[] u = toBf16(up[x].values());
+            int vRow = hidden / 2;
+            int mRow = hidden / 32;
+            for (int b = 0; b < ffn / 8; b++) {  // rows 16b..+7 = gate rows 8b..+7, rows 16b+8..+15 = up rows 8b..+7
+                System.arraycopy(g, 8 * b * vRow, values, 16 * b * vRow, 8 * vRow);
+                System.arraycopy(u, 8 * b * vRow, values, (16 * b + 8) * vRow, 8 * vRow);
+                System.arraycopy(gate[x].meta(), 8 * b * mRow, meta, 16 * b * mRow, 8 * mRow);
+                System.arraycopy(up[x].meta(), 8 * b * mRow, meta, (16 * b + 8) * mRow, 8 * mRow);
+            }
+            cuMemcpyHtoD(guv.withByteOffset(x * guValues * 2), Pointer.to(values), guValues * 2);
+            cuMemcpyHtoD(gum.withByteOffset(x * guMeta * 4), Pointer.to(meta), guMeta * 4);
+            cuMemcpyHtoD(dv.withByteOffset(x * dValues * 2), Pointer.to(toBf16(down[x].values())), dValues * 2);
+            cuMemcpyHtoD(dm.withByteOffset(x * dMeta * 4), Pointer.to(down[x].meta()), dMeta * 4);
+        }
+        return new CudaSparseExperts(e, ffn, hidden, guv, gum, dv, dm);
     }
 
     @Override
@@ -385,8 +426,9 @@ public final class CudaBackend implements Backend {
 
     private void attentionOp(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, int numHeads, int numKvHeads,
                           int headDim, int window, Tensor out) {
-        if (headDim > 256) {
-            throw new IllegalArgumentException("the CUDA attention kernel supports head_dim up to 256, got " + headDim);
+        if (headDim > 256 || headDim % 8 != 0) {
+            throw new IllegalArgumentException("the CUDA attention kernel supports head_dim up to 256 and a multiple "
+                    + "of 8, got " + headDim);
         }
         int[] offsets = CudaTensor.Ints.of(seqOffsets).host;
         List<Integer> tiles = new ArrayList<>();
@@ -397,15 +439,16 @@ public final class CudaBackend implements Backend {
                 tiles.add(q0);
             }
         }
-        int shared = 2 * ATTENTION_KEYS * (headDim + 1) * 4;
-        CUfunction f = gpu.function("attention_f32");
+        String kernel = headDim <= 32 ? "attention_f32_d32" : headDim <= 64 ? "attention_f32_d64"
+                : headDim <= 128 ? "attention_f32_d128" : "attention_f32_d256";
+        int shared = 2 * ATTENTION_KEYS * headDim * 4;
         if (shared > 48 * 1024) {
-            gpu.allowSharedMemory(f, shared);
+            gpu.allowSharedMemory(gpu.function(kernel), shared);
         }
         try (CudaTensor.Ints tileList = upload(tiles.stream().mapToInt(Integer::intValue).toArray())) {
-            launch("attention_f32", tiles.size() / 3, numHeads, 128, shared, CudaTensor.of(q).f32, CudaTensor.of(k).f32,
-                    CudaTensor.of(v).f32, CudaTensor.of(out).f32, tileList.device, numHeads, numKvHeads, headDim,
-                    window, (float) (1.0 / Math.sqrt(headDim)));
+            launch(kernel, tiles.size() / 3, numHeads, 2 * ATTENTION_ROWS, shared, CudaTensor.of(q).f32,
+                    CudaTensor.of(k).f32, CudaTensor.of(v).f32, CudaTensor.of(out).f32, tileList.device, numHeads,
+                    numKvHeads, headDim, window, (float) (1.0 / Math.sqrt(headDim)));
         }
     }
 
@@ -484,6 +527,11 @@ public final class CudaBackend implements Backend {
 
     private void expertsOp(Tensor x, ExpertRouting routing, ExpertWeights weights, Tensor out) {
         CudaExpertRouting r = (CudaExpertRouting) routing;
+        if (weights instanceof CudaSparseExperts sparse) {
+            runSparseExperts(CudaTensor.of(x), r.offsets, r.tokens, r.gates, r.tokensPerExpert(), sparse,
+                    CudaTensor.of(out));
+            return;
+        }
         runExperts(CudaTensor.of(x), r.offsets, r.tokens, r.gates, r.tokensPerExpert(), (CudaExperts) weights,
                 CudaTensor.of(out));
     }
@@ -540,6 +588,47 @@ public final class CudaBackend implements Backend {
             launch("experts_down", items, (int) blocks(h, GEMM_TILE), 256, 0, inter, tokens, gates, offsets,
                     workList.device, w.down, out.f32, null, h, f);
         } finally {
+            pool.release(inter, entries * f * 2);
+        }
+    }
+
+    /** Work items (expert, first local row) of 128 rows each, for the grouped launches. */
+    private static int[] workList(int[] counts) {
+        List<Integer> work = new ArrayList<>();
+        for (int e = 0; e < counts.length; e++) {
+            for (int m0 = 0; m0 < counts[e]; m0 += GEMM_TILE) {
+                work.add(e);
+                work.add(m0);
+            }
+        }
+        return work.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** The dual-sparse expert launches: 2:4 weights on Sparse Tensor Cores, tokens gathered by index. */
+    private void runSparseExperts(CudaTensor x, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates,
+                                  int[] counts, CudaSparseExperts w, CudaTensor out) {
+        int h = w.hidden;
+        int f = w.ffn;
+        cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
+        long entries = java.util.Arrays.stream(counts).asLongStream().sum();
+        if (entries == 0) {
+            return;
+        }
+        DevicePool pool = gpu.pool();
+        CUdeviceptr xb = pool.allocate(x.elements() * 2);
+        CUdeviceptr inter = pool.allocate(entries * f * 2);
+        int[] work = workList(counts);
+        for (String k : new String[] {"experts_gate_up_sp24", "experts_down_sp24"}) {
+            gpu.allowSharedMemory(gpu.function(k), SPARSE_SHARED_BYTES);
+        }
+        try (CudaTensor.Ints workList = upload(work)) {
+            launch("to_bf16", blocks(x.elements(), 256), 1, 256, 0, x.f32, xb, x.elements());
+            launch("experts_gate_up_sp24", work.length / 2, (int) blocks(2L * f, GEMM_TILE), 256, SPARSE_SHARED_BYTES,
+                    xb, tokens, offsets, workList.device, w.gateUpValues, w.gateUpMeta, inter, f, h);
+            launch("experts_down_sp24", work.length / 2, (int) blocks(h, GEMM_TILE), 256, SPARSE_SHARED_BYTES,
+                    inter, tokens, gates, offsets, workList.device, w.downValues, w.downMeta, out.f32, h, f);
+        } finally {
+            pool.release(xb, x.elements() * 2);
             pool.release(inter, entries * f * 2);
         }
     }

@@ -252,6 +252,39 @@ class CudaBackendTest {
     }
 
     @Test
+    void sparseExpertsMatchTheCpuOnTheSameTwoFourWeights() {
+        for (int[] cfg : new int[][] {{300, 64, 96, 8, 2}, {1000, 128, 64, 16, 4}, {5, 64, 32, 4, 1}}) {
+            int t = cfg[0];
+            int hidden = cfg[1];
+            int ffn = cfg[2];
+            int experts = cfg[3];
+            int k = cfg[4];
+            io.moescore.sparse.Sparse24.Packed[][] packed = new io.moescore.sparse.Sparse24.Packed[3][experts];
+            int[][] dims = {{ffn, hidden}, {ffn, hidden}, {hidden, ffn}};
+            for (int w = 0; w < 3; w++) {
+                for (int e = 0; e < experts; e++) {
+                    float[] dense = bf16(randn(dims[w][0] * dims[w][1], 1 / Math.sqrt(dims[w][1])));
+                    packed[w][e] = io.moescore.sparse.Sparse24.pack(
+                            io.moescore.sparse.Sparse24.pruneMagnitude(dense, dims[w][0], dims[w][1]), dims[w][0], dims[w][1]);
+                }
+            }
+            ExpertWeights wc = cpu.sparseExpertWeights(packed[0], packed[1], packed[2]);
+            ExpertWeights wg = gpu.sparseExpertWeights(packed[0], packed[1], packed[2]);
+            Tensor[] logits = act(randn(t * experts, 2), t, experts);
+            TopKSoftmaxRouter router = new TopKSoftmaxRouter(k, true);
+            ExpertRouting rc = cpu.route(logits[0], router);
+            ExpertRouting rg = gpu.route(logits[1], router);
+            Tensor[] x = act(randn(t * hidden, 1), t, hidden);
+            Tensor[] out = poisoned(t, hidden);
+            cpu.experts(x[0], rc, wc, out[0]);
+            gpu.experts(x[1], rg, wg, out[1]);
+            assertClose(cpu, out[0], out[1], 1e-2, "2:4 experts t" + t + " e" + experts + " k" + k);
+            wg.close();
+            rg.close();
+        }
+    }
+
+    @Test
     void logProbsOverVocabularyChunksWithTopK() throws IOException {
         int t = 300;
         int h = 64;

@@ -1,0 +1,223 @@
+// Dual-sparse expert kernels (after Samoyeds, EuroSys'25): expert weights in 2:4 structured sparsity on the
+// Sparse Tensor Cores (mma.sp, A operand), and sparse activations: each expert reads only the tokens routed to
+// it, by index, straight from the hidden states (B operand) - no gathered copy exists.
+// CPU twin: CpuBackend.experts on the decompressed weights (Sparse24.decompress).
+//
+// Weight format (io.moescore.sparse.Sparse24 packs it offline): for a weight W [R, K] (K the input dim),
+// in every group of 4 consecutive k two values are kept.
+//   values [R, K/2] bf16: the kept values of each row in k order
+//   meta   [R, K/32] uint32: per row and per 32 k, 8 nibbles (group j at bits 4j..4j+3) each holding the two
+//          kept positions i0 < i1 within the group as i0 | i1 << 2. mma.sp wants, per quad of threads, the
+//          halves of the words of rows g and g+8 combined (see sp_mainloop): two shifts per k32 step.
+//
+// Block: 128 weight rows x 128 tokens, 8 warps (2 along rows x 4 along tokens, 64 x 32 each), K advancing 64
+// (two m16n8k32 steps) through a two-stage cp.async pipeline. gate_up weights are interleaved in blocks of 8
+// rows (8 gate rows, then the 8 up rows of the same columns), so one m16 tile holds gate (rows g) and up
+// (rows g+8) of the same 8 columns and the thread owning both applies SwiGLU in registers.
+#include "common.cuh"
+
+#define SP_ROWS 128     // weight rows per block
+#define SP_TOKENS 128   // tokens per block
+#define SP_K 64         // original k per stage
+#define SP_LDV (SP_K / 2 + 8)  // compressed values per shared row (+8 bf16 padding against bank conflicts)
+#define SP_LDX (SP_K + 8)      // token values per shared row
+#define SP_THREADS 256
+
+__device__ __forceinline__ void sp_cp_async16(void* smem, const void* gmem, bool valid) {
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void sp_cp_async4(void* smem, const void* gmem, bool valid) {
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 4 : 0));
+}
+__device__ __forceinline__ void sp_ldmatrix_x4(unsigned* r, const void* smem) {
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+}
+__device__ __forceinline__ void mma_sp_bf16(float* c, const unsigned* a, const unsigned* b, unsigned meta) {
+    asm volatile(
+        "mma.sp.sync.aligned.m16n8k32.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x0;\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(meta));
+}
+
+struct SpTile {
+    const bf16* values;    // [R, K/2]
+    const unsigned* meta;  // [R, K/32]
+    int R, K;
+    int r0;                // first weight row of the block
+    const bf16* x;         // token rows [*, K] bf16
+    const int* rows;       // token row of local token t: rows[begin + t] (null: begin + t)
+    int begin, count;      // the expert's entries
+    int t0;                // first local token of the block
+};
+
+// 2 x (128 rows x 32 compressed) values + 2 x (128 x 2) meta words + 2 x (128 tokens x 64)
+struct SpShared {
+    bf16 v[2][SP_ROWS * SP_LDV];
+    unsigned m[2][SP_ROWS * 2];
+    bf16 x[2][SP_TOKENS * SP_LDX];
+};
+
+__device__ __forceinline__ void sp_load_stage(const SpTile& t, int k0, SpShared& sh, int stage) {
+    int tid = threadIdx.x;
+    // values: 128 rows x 32 bf16 = 128 x 4 chunks of 16 bytes
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        int chunk = tid + i * SP_THREADS;
+        int r = chunk >> 2, c = (chunk & 3) * 8;  // c: compressed column
+        int row = t.r0 + r, kc = k0 / 2 + c;
+        bool valid = row < t.R && kc < t.K / 2;
+        sp_cp_async16(&sh.v[stage][r * SP_LDV + c], t.values + (size_t)(valid ? row : 0) * (t.K / 2) + (valid ? kc : 0),
+                      valid);
+    }
+    // metadata: 128 rows x 2 words
+    {
+        int r = tid >> 1, w = tid & 1;
+        int row = t.r0 + r, word = k0 / 32 + w;
+        bool valid = row < t.R && word < (t.K + 31) / 32;
+        if (valid) sp_cp_async4(&sh.m[stage][r * 2 + w], t.meta + (size_t)row * ((t.K + 31) / 32) + word, true);
+        else sh.m[stage][r * 2 + w] = 0x44444444u;  // positions 0 and 1 of zero values: contributes nothing
+    }
+    // tokens: 128 rows x 64 bf16 = 128 x 8 chunks
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        int chunk = tid + i * SP_THREADS;
+        int r = chunk >> 3, c = (chunk & 7) * 8;
+        int tok = t.t0 + r, k = k0 + c;
+        bool valid = tok < t.count && k < t.K;
+        int row = valid ? (t.rows ? t.rows[t.begin + tok] : t.begin + tok) : 0;
+        sp_cp_async16(&sh.x[stage][r * SP_LDX + c], t.x + (size_t)row * t.K + (valid ? k : 0), valid);
+    }
+}
+
+// acc[mi][ni][4]: weight rows wr + mi*16 + g (+8 for e >= 2), tokens wt + ni*8 + 2c (+1 for odd e).
+__device__ __forceinline__ void sp_mainloop(const SpTile& t, float acc[4][4][4]) {
+    extern __shared__ __align__(16) unsigned char sp_smem[];
+    SpShared& sh = *reinterpret_cast<SpShared*>(sp_smem);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int wr = (warp >> 2) * 64, wt = (warp & 3) * 32;
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
+    sp_load_stage(t, 0, sh, 0);
+    asm volatile("cp.async.commit_group;\n" ::);
+    int kTiles = (t.K + SP_K - 1) / SP_K;
+    for (int kt = 0; kt < kTiles; kt++) {
+        int cur = kt & 1;
+        asm volatile("cp.async.wait_group 0;\n" ::);
+        __syncthreads();
+        if (kt + 1 < kTiles) {
+            sp_load_stage(t, (kt + 1) * SP_K, sh, cur ^ 1);
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+#pragma unroll
+        for (int ks = 0; ks < 2; ks++) {  // two k32 steps per stage
+            unsigned a[4][4], b[4][4], meta[4];
+#pragma unroll
+            for (int mi = 0; mi < 4; mi++) {
+                int row = wr + mi * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
+                int col = ks * 16 + 8 * (lane >> 4);
+                sp_ldmatrix_x4(a[mi], &sh.v[cur][row * SP_LDV + col]);
+                // Sparsity selector 0: in each quad, thread 0 hands mma.sp the nibbles of k 0..15 (groups 0-3) of
+                // rows g (low half) and g+8 (high half), thread 1 those of k 16..31 (groups 4-7).
+                int metaRow = wr + mi * 16 + (lane >> 2);
+                unsigned lo = sh.m[cur][metaRow * 2 + ks], hi = sh.m[cur][(metaRow + 8) * 2 + ks];
+                meta[mi] = (lane & 1) ? (lo >> 16) | (hi & 0xffff0000u) : (lo & 0xffffu) | (hi << 16);
+            }
+#pragma unroll
+            for (int ni = 0; ni < 4; ni++) {
+                int tok = wt + ni * 8 + (lane & 7);
+                int col = ks * 32 + 8 * (lane >> 3);
+                sp_ldmatrix_x4(b[ni], &sh.x[cur][tok * SP_LDX + col]);
+            }
+#pragma unroll
+            for (int mi = 0; mi < 4; mi++)
+#pragma unroll
+                for (int ni = 0; ni < 4; ni++) mma_sp_bf16(acc[mi][ni], a[mi], b[ni], meta[mi]);
+        }
+    }
+}
+
+struct SpWork {
+    int expert, t0, begin, count;
+};
+__device__ __forceinline__ SpWork sp_work(const int* work, const int* offsets) {
+    SpWork w;
+    w.expert = work[2 * blockIdx.x];
+    w.t0 = work[2 * blockIdx.x + 1];
+    w.begin = offsets[w.expert];
+    w.count = offsets[w.expert + 1] - w.begin;
+    return w;
+}
+
+// inter[entry, f] = silu(gate_f . x[token]) * (up_f . x[token]); blockIdx.y: tile of 128 interleaved rows.
+extern "C" __global__ void __launch_bounds__(SP_THREADS)
+experts_gate_up_sp24(const bf16* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
+                     const int* __restrict__ work, const bf16* __restrict__ values, const unsigned* __restrict__ meta,
+                     bf16* __restrict__ inter, int F, int H) {
+    SpWork w = sp_work(work, offsets);
+    size_t R = 2 * (size_t)F;
+    SpTile t{values + w.expert * R * (H / 2), meta + w.expert * R * ((H + 31) / 32), 2 * F, H,
+             (int)blockIdx.y * SP_ROWS, x, tokens, w.begin, w.count, w.t0};
+    float acc[4][4][4];
+    sp_mainloop(t, acc);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int wr = (warp >> 2) * 64, wt = (warp & 3) * 32;
+#pragma unroll
+    for (int mi = 0; mi < 4; mi++) {
+        int f = (t.r0 + wr + mi * 16) / 2 + (lane >> 2);  // rows 16b..16b+7 gate f = 8b.., rows +8 up
+        if (f >= F) continue;
+#pragma unroll
+        for (int ni = 0; ni < 4; ni++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int tok = w.t0 + wt + ni * 8 + 2 * (lane & 3) + e;
+                if (tok < w.count)
+                    inter[(size_t)(w.begin + tok) * F + f] = __float2bfloat16(silu(acc[mi][ni][e]) * acc[mi][ni][2 + e]);
+            }
+    }
+}
+
+// out[token, h] += gate * (down_h . inter[entry]) (atomicAdd: each token gets one add per expert it chose).
+extern "C" __global__ void __launch_bounds__(SP_THREADS)
+experts_down_sp24(const bf16* __restrict__ inter, const int* __restrict__ tokens, const float* __restrict__ gates,
+                  const int* __restrict__ offsets, const int* __restrict__ work, const bf16* __restrict__ values,
+                  const unsigned* __restrict__ meta, float* __restrict__ out, int H, int F) {
+    SpWork w = sp_work(work, offsets);
+    SpTile t{values + w.expert * (size_t)H * (F / 2), meta + w.expert * (size_t)H * ((F + 31) / 32), H, F,
+             (int)blockIdx.y * SP_ROWS, inter, nullptr, w.begin, w.count, w.t0};
+    float acc[4][4][4];
+    sp_mainloop(t, acc);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int wr = (warp >> 2) * 64, wt = (warp & 3) * 32;
+#pragma unroll
+    for (int ni = 0; ni < 4; ni++)
+#pragma unroll
+        for (int e1 = 0; e1 < 2; e1++) {
+            int tok = w.t0 + wt + ni * 8 + 2 * (lane & 3) + e1;
+            if (tok >= w.count) continue;
+            int entry = w.begin + tok;
+            float g = gates[entry];
+            int token = tokens[entry];
+#pragma unroll
+            for (int mi = 0; mi < 4; mi++)
+#pragma unroll
+                for (int e2 = 0; e2 < 2; e2++) {
+                    int h = t.r0 + wr + mi * 16 + (lane >> 2) + e2 * 8;
+                    if (h < H) atomicAdd(&out[(size_t)token * H + h], g * acc[mi][ni][e2 * 2 + e1]);
+                }
+        }
+}
+
+// x (fp32) -> bf16, the tensor cores' input (the dense path converts on load; the sparse path gathers bf16 rows).
+extern "C" __global__ void to_bf16(const float* __restrict__ x, bf16* __restrict__ y, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = __float2bfloat16(x[i]);
+}

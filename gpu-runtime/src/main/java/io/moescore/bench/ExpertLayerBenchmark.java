@@ -1,0 +1,158 @@
+package io.moescore.bench;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.moescore.backend.ExpertWeights;
+import io.moescore.backend.Tensor;
+import io.moescore.backend.WeightSlice;
+import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.engine.ExpertRouting;
+import io.moescore.engine.TopKSoftmaxRouter;
+import io.moescore.model.Checkpoint;
+import io.moescore.model.DType;
+import io.moescore.model.SafeTensorsWriter;
+import io.moescore.sparse.Sparse24;
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.Random;
+
+/**
+ * One MoE expert layer (routing, gate+up with SwiGLU, down with the weighted combine) on the CUDA backend,
+ * dense bf16 experts against the same experts pruned 2:4 (magnitude) on the sparse kernels, at the shapes of
+ * real models and 512 / 4096 / 16384 tokens with random routing. Median device time of 10 runs after warm-up
+ * (CUDA events), and dense-equivalent TFLOP/s = 2 x tokens x top_k x 3 x hidden x ffn / time. The PyTorch
+ * peers run in gpu-runtime/src/test/python/bench_expert_layer.py in the same device call.
+ *
+ *   java ... io.moescore.bench.ExpertLayerBenchmark OUT.json [shapes=mixtral,olmoe,qwen15,qwen3] [tokens=512,4096,16384]
+ */
+public final class ExpertLayerBenchmark {
+    record Shape(String name, int hidden, int ffn, int experts, int topK) {
+    }
+
+    static final Map<String, Shape> SHAPES = Map.of(
+            "mixtral", new Shape("Mixtral-8x7B", 4096, 14336, 8, 2),
+            "olmoe", new Shape("OLMoE-1B-7B", 2048, 1024, 64, 8),
+            "qwen15", new Shape("Qwen1.5-MoE-A2.7B", 2048, 1408, 60, 4),
+            "qwen3", new Shape("Qwen3-30B-A3B", 2048, 768, 128, 8));
+
+    private ExpertLayerBenchmark() {
+    }
+
+    public static void main(String[] args) throws IOException {
+        File out = new File(args[0]);
+        String[] shapes = {"mixtral", "olmoe", "qwen15", "qwen3"};
+        int[] tokenCounts = {512, 4096, 16384};
+        for (int i = 1; i < args.length; i++) {
+            String[] kv = args[i].split("=", 2);
+            if (kv[0].equals("shapes")) {
+                shapes = kv[1].split(",");
+            } else if (kv[0].equals("tokens")) {
+                tokenCounts = Arrays.stream(kv[1].split(",")).mapToInt(Integer::parseInt).toArray();
+            }
+        }
+        CudaBackend gpu = new CudaBackend(0);
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode root = json.createObjectNode();
+        root.put("device", gpu.deviceName());
+        ArrayNode rows = root.putArray("runs");
+        Random random = new Random(7);
+        Path dir = Files.createTempDirectory("moescore-expert-bench");
+        System.out.printf("%-18s %6s %-7s %9s %9s%n", "shape", "tokens", "kernel", "ms", "TFLOP/s");
+        for (String key : shapes) {
+            Shape s = SHAPES.get(key);
+            int h = s.hidden();
+            int f = s.ffn();
+            // random experts, pruned 2:4 by magnitude; the dense run uses the unpruned weights
+            float[][][] dense = new float[3][s.experts()][];
+            Sparse24.Packed[][] packed = new Sparse24.Packed[3][s.experts()];
+            SafeTensorsWriter writer = new SafeTensorsWriter(Map.of());
+            for (int e = 0; e < s.experts(); e++) {
+                int[][] dims = {{f, h}, {f, h}, {h, f}};
+                for (int w = 0; w < 3; w++) {
+                    float[] values = new float[dims[w][0] * dims[w][1]];
+                    double scale = 1 / Math.sqrt(dims[w][1]);
+                    for (int i = 0; i < values.length; i++) {
+                        values[i] = (float) (random.nextGaussian() * scale);
+                    }
+                    dense[w][e] = values;
+                    packed[w][e] = Sparse24.pack(Sparse24.pruneMagnitude(values, dims[w][0], dims[w][1]), dims[w][0],
+                            dims[w][1]);
+                    writer.add("w" + w + "_" + e, DType.BF16, values, dims[w][0], dims[w][1]);
+                }
+            }
+            Path file = dir.resolve(key);
+            Files.createDirectories(file);
+            writer.write(file.resolve("model.safetensors"));
+            dense = null; // let the host copies go
+            ExpertWeights denseWeights;
+            try (Checkpoint c = Checkpoint.open(file)) {
+                WeightSlice[][] slices = new WeightSlice[3][s.experts()];
+                for (int e = 0; e < s.experts(); e++) {
+                    slices[0][e] = WeightSlice.whole(c.get("w0_" + e), f, h);
+                    slices[1][e] = WeightSlice.whole(c.get("w1_" + e), f, h);
+                    slices[2][e] = WeightSlice.whole(c.get("w2_" + e), h, f);
+                }
+                denseWeights = gpu.expertWeights(slices[0], slices[1], slices[2]);
+            }
+            Files.delete(file.resolve("model.safetensors"));
+            ExpertWeights sparseWeights = gpu.sparseExpertWeights(packed[0], packed[1], packed[2]);
+            packed = null;
+            long denseBytes = 3L * s.experts() * h * f * 2;
+            long sparseBytes = 3L * s.experts() * h * f + 3L * s.experts() * h * f / 8;
+            ObjectNode memory = root.putObject("memory_" + key);
+            memory.put("dense_expert_bytes_per_layer", denseBytes);
+            memory.put("sparse24_expert_bytes_per_layer", sparseBytes);
+            for (int tokens : tokenCounts) {
+                float[] x = new float[tokens * h];
+                float[] logits = new float[tokens * s.experts()];
+                for (int i = 0; i < x.length; i++) {
+                    x[i] = (float) random.nextGaussian();
+                }
+                for (int i = 0; i < logits.length; i++) {
+                    logits[i] = (float) random.nextGaussian();
+                }
+                double flops = 2.0 * tokens * s.topK() * 3 * h * f;
+                try (Tensor xt = gpu.activation(x, tokens, h);
+                     Tensor lt = gpu.activation(logits, tokens, s.experts());
+                     Tensor o = gpu.activation(tokens, h)) {
+                    for (String kernel : new String[] {"dense", "2:4"}) {
+                        ExpertWeights w = kernel.equals("dense") ? denseWeights : sparseWeights;
+                        double[] ms = new double[10];
+                        for (int r = -2; r < ms.length; r++) {
+                            gpu.startProfiling();
+                            try (ExpertRouting routing = gpu.route(lt, new TopKSoftmaxRouter(s.topK(), true))) {
+                                gpu.experts(xt, routing, w, o);
+                            }
+                            double t = gpu.drainProfile().values().stream().mapToDouble(Double::doubleValue).sum();
+                            if (r >= 0) {
+                                ms[r] = t;
+                            }
+                        }
+                        Arrays.sort(ms);
+                        double median = ms[ms.length / 2];
+                        ObjectNode row = rows.addObject();
+                        row.put("shape", s.name());
+                        row.put("hidden", h);
+                        row.put("ffn", f);
+                        row.put("experts", s.experts());
+                        row.put("top_k", s.topK());
+                        row.put("tokens", tokens);
+                        row.put("kernel", kernel);
+                        row.put("median_ms", median);
+                        row.put("dense_equivalent_tflops", flops / (median * 1e-3) / 1e12);
+                        System.out.printf("%-18s %6d %-7s %9.3f %9.1f%n", s.name(), tokens, kernel, median,
+                                flops / (median * 1e-3) / 1e12);
+                    }
+                }
+            }
+            denseWeights.close();
+            sparseWeights.close();
+        }
+        json.writerWithDefaultPrettyPrinter().writeValue(out, root);
+    }
+}

@@ -1,0 +1,89 @@
+package io.moescore.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.moescore.backend.cpu.CpuBackend;
+import io.moescore.engine.Engine;
+import io.moescore.engine.ScoreBatch;
+import io.moescore.engine.ScoreOptions;
+import io.moescore.engine.SequenceScore;
+import io.moescore.engine.TokenBatch;
+import io.moescore.sparse.Sparsifier;
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Perplexity of a model dense, pruned 2:4 by magnitude and by wanda (calibrated on a separate file), on held-out
+ * rows, with our engine (CPU backend, fp32). For the demo model:
+ *
+ *   java ... io.moescore.bench.SparsityAccuracy demo/tiny-moe-code demo/calibration.jsonl demo/input.jsonl code- OUT.json
+ */
+public final class SparsityAccuracy {
+    private SparsityAccuracy() {
+    }
+
+    static List<int[]> rows(Path jsonl, String idPrefix) throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        List<int[]> out = new ArrayList<>();
+        for (String line : Files.readAllLines(jsonl)) {
+            JsonNode n = json.readTree(line);
+            if (!idPrefix.isEmpty() && (n.get("id") == null || !n.get("id").asText().startsWith(idPrefix))) {
+                continue;
+            }
+            int[] t = new int[n.get("tokens").size()];
+            for (int i = 0; i < t.length; i++) {
+                t[i] = n.get("tokens").get(i).asInt();
+            }
+            out.add(t);
+        }
+        return out;
+    }
+
+    /** Every row's tokens of a JSON-lines file (calibration data). */
+    public static List<int[]> calibrationRows(Path jsonl) throws IOException {
+        return rows(jsonl, "");
+    }
+
+    static double perplexity(Path model, List<int[]> rows) {
+        try (CpuBackend cpu = new CpuBackend(Runtime.getRuntime().availableProcessors());
+             Engine engine = Engine.load(model, cpu)) {
+            ScoreBatch b = engine.score(TokenBatch.of(rows.toArray(int[][]::new)), ScoreOptions.SUMS_ONLY);
+            double sum = 0;
+            long n = 0;
+            for (SequenceScore s : b.scores()) {
+                sum += s.sumLogProb();
+                n += s.numTokens() - 1;
+            }
+            return Math.exp(-sum / n);
+        }
+    }
+
+    public static void main(String[] args) throws IOException {
+        Path model = Path.of(args[0]);
+        List<int[]> calibration = rows(Path.of(args[1]), "");
+        List<int[]> eval = rows(Path.of(args[2]), args[3]);
+        Path tmp = Files.createTempDirectory("moescore-sparsity");
+        ObjectNode root = new ObjectMapper().createObjectNode();
+        double dense = perplexity(model, eval);
+        root.put("model", model.toString());
+        root.put("eval_rows", eval.size());
+        root.put("calibration_rows", calibration.size());
+        root.put("calibration_tokens", calibration.stream().mapToLong(r -> r.length).sum());
+        root.put("dense_perplexity", dense);
+        System.out.printf("%-10s %10s %8s%n", "method", "perplexity", "x dense");
+        System.out.printf("%-10s %10.2f %8.2f%n", "dense", dense, 1.0);
+        for (String method : new String[] {"magnitude", "wanda"}) {
+            Path out = tmp.resolve(method);
+            Sparsifier.sparsify(model, out, method, calibration);
+            double ppl = perplexity(out, eval);
+            root.put(method + "_perplexity", ppl);
+            System.out.printf("%-10s %10.2f %8.2f%n", method, ppl, ppl / dense);
+        }
+        new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(new File(args[4]), root);
+    }
+}

@@ -1,0 +1,47 @@
+package io.moescore.cli;
+
+import io.moescore.sparse.Sparsifier;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code moescore sparsify}: writes a 2:4 compressed checkpoint that executors load directly. */
+@Command(name = "sparsify", mixinStandardHelpOptions = true,
+        description = "Prunes every expert's weights 2:4 (magnitude or wanda) and writes a compressed checkpoint.")
+final class SparsifyCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, description = "dense Hugging Face model directory")
+    Path model;
+
+    @Option(names = "--out", required = true, description = "output directory")
+    Path out;
+
+    @Option(names = "--pattern", defaultValue = "2:4", description = "sparsity pattern (only 2:4)")
+    String pattern;
+
+    @Option(names = "--method", defaultValue = "magnitude", description = "magnitude or wanda (default: ${DEFAULT-VALUE})")
+    String method;
+
+    @Option(names = "--calibration", description = "JSON lines of {\"tokens\": [...]} for wanda")
+    Path calibration;
+
+    @Override
+    public Integer call() throws Exception {
+        if (!pattern.equals("2:4")) {
+            System.err.println("moescore sparsify: --pattern " + pattern + " is not supported (only 2:4)");
+            return 2;
+        }
+        List<int[]> rows = calibration == null ? List.of()
+                : io.moescore.bench.SparsityAccuracy.calibrationRows(calibration);
+        try {
+            Sparsifier.Result r = Sparsifier.sparsify(model, out, method, rows);
+            System.err.printf("moescore: pruned %d expert weights 2:4 by %s (%d calibration tokens) into %s%n",
+                    r.tensorsPruned(), method, r.calibrationTokens(), out);
+            return 0;
+        } catch (IllegalArgumentException | io.moescore.model.ModelFormatException e) {
+            System.err.println("moescore sparsify: " + e.getMessage());
+            return 2;
+        }
+    }
+}
