@@ -2,12 +2,11 @@
 // CPU twins: CpuBackend.linear (dense), CpuBackend.experts and ffn (grouped, SwiGLU, combine).
 //
 // One block computes a 128 x 128 tile of out with 8 warps (2 along M x 4 along N, 64 x 32 each) using
-// mma.sync m16n8k16 bf16; K advances 32 at a time through a two-stage shared-memory pipeline. W tiles come
-// by cp.async; A tiles come either by cp.async (bf16 A) or through registers, converted from fp32 (A_F32):
-// activations stay fp32 between kernels and are rounded to bf16 only on their way into the tensor cores.
+// mma.sync m16n8k16 bf16; K advances 32 at a time through a three-stage cp.async shared-memory pipeline.
+// Activations stay fp32 between kernels; to_bf16 rounds a GEMM's input once (sparse24.cu) before it runs.
 //
 // The same block code serves three launches:
-//   linear_f32a        dense: out fp32 [M, N] (+ bias)
+//   linear_bf16        dense: out fp32 [M, N] (+ bias)
 // Small fp32 weights (routers: tens of experts) take linear_small_f32 instead, in full precision, so routing
 // decisions match the fp32 reference as closely as the hidden states allow.
 //   experts_gate_up    grouped over (expert, row tile): A rows gathered by token index straight from the
@@ -51,7 +50,7 @@ __device__ __forceinline__ void mma_bf16(float* c, const unsigned* a, const unsi
 }
 
 struct TileArgs {
-    const void* A;        // fp32 or bf16 rows of K
+    const bf16* A;        // bf16 rows of K
     const int* aRows;     // gather: local row m reads A row aRows[rowBegin + m]; null: rowBegin + m
     int rowBegin, rowCount;
     const bf16* W;        // [N, K]
@@ -59,66 +58,32 @@ struct TileArgs {
     int m0, n0;           // tile origin: local row, output column
 };
 
-// Loads the A tile (rows m0.., cols k0..) of one stage. bf16 A: cp.async. fp32 A: into registers `held`.
-template <bool A_F32>
-__device__ __forceinline__ void load_a(const TileArgs& t, int k0, bf16* sA, float4* held) {
-    int tid = threadIdx.x;
-    if (A_F32) {
-        // 128 rows x 32 fp32 = 1024 float4: 4 per thread
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            int chunk = tid + i * GEMM_THREADS;
-            int r = chunk >> 3, c = (chunk & 7) * 4;
-            int m = t.m0 + r, k = k0 + c;
-            float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-            if (m < t.rowCount && k < t.K) {
-                int row = t.aRows ? t.aRows[t.rowBegin + m] : t.rowBegin + m;
-                v = *reinterpret_cast<const float4*>((const float*)t.A + (size_t)row * t.K + k);
-            }
-            held[i] = v;
-        }
-    } else {
-        // 128 rows x 32 bf16 = 512 chunks of 16 bytes: 2 per thread
-#pragma unroll
-        for (int i = 0; i < 2; i++) {
-            int chunk = tid + i * GEMM_THREADS;
-            int r = chunk >> 2, c = (chunk & 3) * 8;
-            int m = t.m0 + r, k = k0 + c;
-            bool valid = m < t.rowCount && k < t.K;
-            int row = valid ? (t.aRows ? t.aRows[t.rowBegin + m] : t.rowBegin + m) : 0;
-            cp_async16(sA + r * LDS + c, (const bf16*)t.A + (size_t)row * t.K + (valid ? k : 0), valid);
-        }
-    }
-}
+#define GEMM_STAGES 3
+// dynamic shared memory of one block: GEMM_STAGES x (A tile + W tile)
+#define GEMM_SHARED_BYTES (GEMM_STAGES * (BM + BN) * LDS * 2)
 
-__device__ __forceinline__ void store_a(const float4* held, bf16* sA) {
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        int chunk = threadIdx.x + i * GEMM_THREADS;
-        int r = chunk >> 3, c = (chunk & 7) * 4;
-        __nv_bfloat162 lo = __floats2bfloat162_rn(held[i].x, held[i].y);
-        __nv_bfloat162 hi = __floats2bfloat162_rn(held[i].z, held[i].w);
-        uint2 packed = make_uint2(*reinterpret_cast<unsigned*>(&lo), *reinterpret_cast<unsigned*>(&hi));
-        *reinterpret_cast<uint2*>(sA + r * LDS + c) = packed;
-    }
-}
-
-__device__ __forceinline__ void load_w(const TileArgs& t, int k0, bf16* sW) {
+// One stage: A tile (rows m0.., cols k0..) and W tile (rows n0.., cols k0..), 16-byte cp.async each,
+// zero-filled outside the matrices.
+__device__ __forceinline__ void load_stage(const TileArgs& t, int k0, bf16* sA, bf16* sW) {
 #pragma unroll
     for (int i = 0; i < 2; i++) {
         int chunk = threadIdx.x + i * GEMM_THREADS;
         int r = chunk >> 2, c = (chunk & 3) * 8;
-        int n = t.n0 + r, k = k0 + c;
-        bool valid = n < t.N && k < t.K;
-        cp_async16(sW + r * LDS + c, t.W + (size_t)(valid ? n : 0) * t.K + (valid ? k : 0), valid);
+        int m = t.m0 + r, k = k0 + c;
+        bool valid = m < t.rowCount && k < t.K;
+        int row = valid ? (t.aRows ? t.aRows[t.rowBegin + m] : t.rowBegin + m) : 0;
+        cp_async16(sA + r * LDS + c, t.A + (size_t)row * t.K + (valid ? k : 0), valid);
+        int n = t.n0 + r;
+        bool wValid = n < t.N && k < t.K;
+        cp_async16(sW + r * LDS + c, t.W + (size_t)(wValid ? n : 0) * t.K + (wValid ? k : 0), wValid);
     }
 }
 
-// The main loop: acc[mi][ni][4] for the warp's 4 x 4 (m16, n8) tiles.
-template <bool A_F32>
+// The main loop: acc[mi][ni][4] for the warp's 4 x 4 (m16, n8) tiles; GEMM_STAGES-deep cp.async pipeline.
 __device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][4][4]) {
-    __shared__ __align__(16) bf16 sA[2][BM * LDS];
-    __shared__ __align__(16) bf16 sW[2][BN * LDS];
+    extern __shared__ __align__(16) unsigned char gemm_smem[];
+    bf16* sA = reinterpret_cast<bf16*>(gemm_smem);
+    bf16* sW = sA + GEMM_STAGES * BM * LDS;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
 #pragma unroll
@@ -128,23 +93,23 @@ __device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][4]
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
 
-    float4 held[4];
-    load_w(t, 0, sW[0]);
-    load_a<A_F32>(t, 0, sA[0], held);
-    cp_async_commit();
-    if (A_F32) store_a(held, sA[0]);
-    cp_async_wait_all();
-    __syncthreads();
-
     int kTiles = (t.K + BK - 1) / BK;
+#pragma unroll
+    for (int s = 0; s < GEMM_STAGES - 1; s++) {
+        if (s < kTiles) load_stage(t, s * BK, sA + s * BM * LDS, sW + s * BN * LDS);
+        cp_async_commit();
+    }
     for (int kt = 0; kt < kTiles; kt++) {
-        int cur = kt & 1, nxt = cur ^ 1;
-        bool more = kt + 1 < kTiles;
-        if (more) {
-            load_w(t, (kt + 1) * BK, sW[nxt]);
-            load_a<A_F32>(t, (kt + 1) * BK, sA[nxt], held);
-            cp_async_commit();
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(GEMM_STAGES - 2));
+        __syncthreads();  // stage kt landed for everyone; stage kt-1 is free to refill
+        int pre = kt + GEMM_STAGES - 1;
+        if (pre < kTiles) {
+            int ps = pre % GEMM_STAGES;
+            load_stage(t, pre * BK, sA + ps * BM * LDS, sW + ps * BN * LDS);
         }
+        cp_async_commit();
+        const bf16* a_s = sA + (kt % GEMM_STAGES) * BM * LDS;
+        const bf16* w_s = sW + (kt % GEMM_STAGES) * BN * LDS;
 #pragma unroll
         for (int kk = 0; kk < BK; kk += 16) {
             unsigned a[4][4], b[2][4];
@@ -152,36 +117,32 @@ __device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][4]
             for (int mi = 0; mi < 4; mi++) {
                 int row = wm + mi * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
                 int col = kk + 8 * (lane >> 4);
-                ldmatrix_x4(a[mi], &sA[cur][row * LDS + col]);
+                ldmatrix_x4(a[mi], &a_s[row * LDS + col]);
             }
 #pragma unroll
             for (int nj = 0; nj < 2; nj++) {
                 int row = wn + nj * 16 + (lane & 7) + 8 * (lane >> 4);
                 int col = kk + 8 * ((lane >> 3) & 1);
-                ldmatrix_x4(b[nj], &sW[cur][row * LDS + col]);
+                ldmatrix_x4(b[nj], &w_s[row * LDS + col]);
             }
 #pragma unroll
             for (int mi = 0; mi < 4; mi++)
 #pragma unroll
                 for (int ni = 0; ni < 4; ni++) mma_bf16(acc[mi][ni], a[mi], &b[ni >> 1][(ni & 1) * 2]);
         }
-        if (more) {
-            if (A_F32) store_a(held, sA[nxt]);
-            cp_async_wait_all();
-        }
-        __syncthreads();
     }
+    asm volatile("cp.async.wait_group 0;\n" ::);
 }
 
 // Accumulator element e of tile (mi, ni) sits at local row wm + mi*16 + lane/4 (+8 for e >= 2) and column
 // wn + ni*8 + 2*(lane%4) (+1 for odd e).
 
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS)
-linear_f32a(const float* __restrict__ A, const bf16* __restrict__ W, const float* __restrict__ bias,
+linear_bf16(const bf16* __restrict__ A, const bf16* __restrict__ W, const float* __restrict__ bias,
             float* __restrict__ out, int M, int N, int K) {
     TileArgs t{A, nullptr, 0, M, W, N, K, (int)blockIdx.x * BM, (int)blockIdx.y * BN};
     float acc[4][4][4];
-    gemm_mainloop<true>(t, acc);
+    gemm_mainloop(t, acc);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
 #pragma unroll
@@ -214,13 +175,13 @@ __device__ __forceinline__ Work work_item(const int* work, const int* offsets) {
 // wGateUp is [E, 2F, H]: per expert, rows interleaved in blocks of 8 (8 gate rows, then the 8 up rows of the
 // same columns). wDown below is [E, H, F].
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS)
-experts_gate_up(const float* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
+experts_gate_up(const bf16* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
                 const int* __restrict__ work, const bf16* __restrict__ wGateUp, bf16* __restrict__ inter, int F, int H) {
     Work w = work_item(work, offsets);
     const bf16* W = wGateUp + (size_t)w.expert * 2 * F * H;
     TileArgs t{x, tokens, w.begin, w.count, W, 2 * F, H, w.m0, (int)blockIdx.y * BN};
     float acc[4][4][4];
-    gemm_mainloop<true>(t, acc);
+    gemm_mainloop(t, acc);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
 #pragma unroll
@@ -249,7 +210,7 @@ experts_down(const bf16* __restrict__ inter, const int* __restrict__ tokens, con
     const bf16* W = wDown + (size_t)w.expert * H * F;
     TileArgs t{inter, nullptr, w.begin, w.count, W, H, F, w.m0, (int)blockIdx.y * BN};
     float acc[4][4][4];
-    gemm_mainloop<false>(t, acc);
+    gemm_mainloop(t, acc);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
 #pragma unroll

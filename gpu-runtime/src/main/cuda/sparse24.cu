@@ -11,7 +11,7 @@
 //          halves of the words of rows g and g+8 combined (see sp_mainloop): two shifts per k32 step.
 //
 // Block: 128 weight rows x 128 tokens, 8 warps (2 along rows x 4 along tokens, 64 x 32 each), K advancing 64
-// (two m16n8k32 steps) through a two-stage cp.async pipeline. gate_up weights are interleaved in blocks of 8
+// (two m16n8k32 steps) through a three-stage cp.async pipeline. gate_up weights are interleaved in blocks of 8
 // rows (8 gate rows, then the 8 up rows of the same columns), so one m16 tile holds gate (rows g) and up
 // (rows g+8) of the same 8 columns and the thread owning both applies SwiGLU in registers.
 #include "common.cuh"
@@ -22,6 +22,7 @@
 #define SP_LDV (SP_K / 2 + 8)  // compressed values per shared row (+8 bf16 padding against bank conflicts)
 #define SP_LDX (SP_K + 8)      // token values per shared row
 #define SP_THREADS 256
+#define SP_STAGES 3
 
 __device__ __forceinline__ void sp_cp_async16(void* smem, const void* gmem, bool valid) {
     unsigned s = (unsigned)__cvta_generic_to_shared(smem);
@@ -55,11 +56,11 @@ struct SpTile {
     int t0;                // first local token of the block
 };
 
-// 2 x (128 rows x 32 compressed) values + 2 x (128 x 2) meta words + 2 x (128 tokens x 64)
+// SP_STAGES x ((128 rows x 32 compressed) values + (128 x 2) meta words + (128 tokens x 64) token values)
 struct SpShared {
-    bf16 v[2][SP_ROWS * SP_LDV];
-    unsigned m[2][SP_ROWS * 2];
-    bf16 x[2][SP_TOKENS * SP_LDX];
+    bf16 v[SP_STAGES][SP_ROWS * SP_LDV];
+    unsigned m[SP_STAGES][SP_ROWS * 2];
+    bf16 x[SP_STAGES][SP_TOKENS * SP_LDX];
 };
 
 __device__ __forceinline__ void sp_load_stage(const SpTile& t, int k0, SpShared& sh, int stage) {
@@ -106,15 +107,18 @@ __device__ __forceinline__ void sp_mainloop(const SpTile& t, float acc[4][4][4])
         for (int j = 0; j < 4; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
-    sp_load_stage(t, 0, sh, 0);
-    asm volatile("cp.async.commit_group;\n" ::);
     int kTiles = (t.K + SP_K - 1) / SP_K;
+#pragma unroll
+    for (int s = 0; s < SP_STAGES - 1; s++) {
+        if (s < kTiles) sp_load_stage(t, s * SP_K, sh, s);
+        asm volatile("cp.async.commit_group;\n" ::);
+    }
     for (int kt = 0; kt < kTiles; kt++) {
-        int cur = kt & 1;
-        asm volatile("cp.async.wait_group 0;\n" ::);
-        __syncthreads();
-        if (kt + 1 < kTiles) {
-            sp_load_stage(t, (kt + 1) * SP_K, sh, cur ^ 1);
+        int cur = kt % SP_STAGES;
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(SP_STAGES - 2));
+        __syncthreads();  // stage kt landed for everyone; stage kt-1 is free to refill
+        if (kt + SP_STAGES - 1 < kTiles) {
+            sp_load_stage(t, (kt + SP_STAGES - 1) * SP_K, sh, (kt + SP_STAGES - 1) % SP_STAGES);
         }
         asm volatile("cp.async.commit_group;\n" ::);
 #pragma unroll
@@ -143,6 +147,7 @@ __device__ __forceinline__ void sp_mainloop(const SpTile& t, float acc[4][4][4])
                 for (int ni = 0; ni < 4; ni++) mma_sp_bf16(acc[mi][ni], a[mi], b[ni], meta[mi]);
         }
     }
+    asm volatile("cp.async.wait_group 0;\n" ::);
 }
 
 struct SpWork {

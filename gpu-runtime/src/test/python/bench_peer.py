@@ -2,7 +2,7 @@
 # saved with save_pretrained so our engine loads the very same file), then times transformers' scoring pass
 # (forward, log-softmax, gather of each next token) with its experts backends eager and grouped_mm, optionally
 # under torch.compile. Median of 5 after 2 warm-ups, CUDA-synchronised wall time.
-#   python3 gpu-runtime/src/test/python/bench_peer.py {olmoe|mixtral} MODEL_DIR OUT.json [tokens=2048,8192,32768] [compile]
+#   python3 gpu-runtime/src/test/python/bench_peer.py {olmoe|mixtral} MODEL_DIR OUT.json [tokens=2048,8192,32768] [compile] [save-only]
 import json, os, sys, time, torch, transformers
 
 shape, folder, out = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -29,6 +29,9 @@ if not os.path.exists(os.path.join(folder, "config.json")):
     print(f"saved {shape} to {folder} in {time.time() - t0:.0f} s", flush=True)
     del m
     torch.cuda.empty_cache()
+
+if "save-only" in sys.argv[4:]:
+    raise SystemExit(0)
 
 def score(m, ids):
     logits = m(ids).logits

@@ -133,7 +133,8 @@ public final class MoeScoreJob implements Callable<Integer> {
                 hadoopEntries(hadoop));
         CollectionAccumulator<TaskStats> stats = spark.sparkContext().collectionAccumulator("moescore task stats");
         Dataset<Row> scores = DatasetScorer.score(spark, input, spec, stats);
-        scores.write().format(options.outputFormat()).mode(saveMode(options.mode())).save(options.output());
+        scores.write().format(options.outputFormat()).mode(saveMode(options.mode(), options.outputFormat()))
+                .save(options.output());
         JobSummary summary = JobSummary.of(stats.value(), (System.nanoTime() - start) / 1e9);
         try {
             summary.write(options.resolvedSummaryPath(), hadoop);
@@ -174,11 +175,17 @@ public final class MoeScoreJob implements Callable<Integer> {
         }
     }
 
-    private static SaveMode saveMode(String mode) {
+    /**
+     * The Spark save mode for --mode. "error" is enforced by {@link #checkOutput} before the job starts; the built-in
+     * file sources (parquet, json) also get ErrorIfExists, which repeats that check when writing. Spark 4.1 refuses
+     * ErrorIfExists for DataSource V2 table providers such as arrow-io's "arrow" source, so those write with Append,
+     * which creates the output that checkOutput found absent (and never deletes anything, should it appear meanwhile).
+     */
+    private static SaveMode saveMode(String mode, String format) {
         return switch (mode) {
             case "overwrite" -> SaveMode.Overwrite;
             case "append" -> SaveMode.Append;
-            default -> SaveMode.ErrorIfExists;
+            default -> format.equals("arrow") ? SaveMode.Append : SaveMode.ErrorIfExists;
         };
     }
 

@@ -41,8 +41,10 @@ public final class CudaBackend implements Backend {
     private static final int GEMM_TILE = 128;
     private static final int ATTENTION_ROWS = 64;
     private static final int ATTENTION_KEYS = 32;
-    /** sizeof(SpShared) in sparse24.cu: two stages of values, metadata and token tiles. */
-    private static final int SPARSE_SHARED_BYTES = 2 * (128 * 40 * 2) + 2 * (128 * 2 * 4) + 2 * (128 * 72 * 2);
+    /** sizeof(SpShared) in sparse24.cu: three stages of values, metadata and token tiles. */
+    private static final int SPARSE_SHARED_BYTES = 3 * ((128 * 40 * 2) + (128 * 2 * 4) + (128 * 72 * 2));
+    /** GEMM_SHARED_BYTES in gemm.cu: three stages of 128 x 32 A and W tiles, rows padded to 40 bf16. */
+    private static final int GEMM_SHARED_BYTES = 3 * (128 + 128) * 40 * 2;
     /** The lm_head step computes logits for at most this many (token, vocab) pairs at a time. */
     private static final long LOGITS_CHUNK_ELEMENTS = 64L << 20;
 
@@ -362,14 +364,29 @@ public final class CudaBackend implements Backend {
                     o.f32, in.rows, weights.rows, in.cols);
             return;
         }
-        gemm(in.f32, weights.bf16, b, o.f32, in.rows, weights.rows, in.cols);
+        DevicePool pool = gpu.pool();
+        CUdeviceptr xb = toBf16(in, pool);
+        try {
+            gemm(xb, weights.bf16, b, o.f32, in.rows, weights.rows, in.cols);
+        } finally {
+            pool.release(xb, in.elements() * 2);
+        }
+    }
+
+    /** A bf16 copy of an activation (from the pool: release it with elements() * 2 bytes). */
+    private CUdeviceptr toBf16(CudaTensor x, DevicePool pool) {
+        CUdeviceptr xb = pool.allocate(x.elements() * 2);
+        launch("to_bf16", blocks(x.elements(), 256), 1, 256, 0, x.f32, xb, x.elements());
+        return xb;
     }
 
     private void gemm(CUdeviceptr a, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr out, int m, int n, int k) {
         if (k % 8 != 0) {
             throw new IllegalArgumentException("the CUDA backend needs inner dimensions that are multiples of 8, got " + k);
         }
-        launch("linear_f32a", blocks(m, GEMM_TILE), (int) blocks(n, GEMM_TILE), 256, 0, a, w, bias, out, m, n, k);
+        gpu.allowSharedMemory(gpu.function("linear_bf16"), GEMM_SHARED_BYTES);
+        launch("linear_bf16", blocks(m, GEMM_TILE), (int) blocks(n, GEMM_TILE), 256, GEMM_SHARED_BYTES, a, w, bias,
+                out, m, n, k);
     }
 
     @Override
@@ -581,14 +598,19 @@ public final class CudaBackend implements Backend {
         }
         DevicePool pool = gpu.pool();
         CUdeviceptr inter = pool.allocate(entries * f * 2);
+        CUdeviceptr xb = toBf16(x, pool);
+        for (String k : new String[] {"experts_gate_up", "experts_down"}) {
+            gpu.allowSharedMemory(gpu.function(k), GEMM_SHARED_BYTES);
+        }
         try (CudaTensor.Ints workList = upload(work.stream().mapToInt(Integer::intValue).toArray())) {
             int items = work.size() / 2;
-            launch("experts_gate_up", items, (int) blocks(2L * f, GEMM_TILE), 256, 0, x.f32, tokens, offsets,
-                    workList.device, w.gateUp, inter, f, h);
-            launch("experts_down", items, (int) blocks(h, GEMM_TILE), 256, 0, inter, tokens, gates, offsets,
-                    workList.device, w.down, out.f32, null, h, f);
+            launch("experts_gate_up", items, (int) blocks(2L * f, GEMM_TILE), 256, GEMM_SHARED_BYTES, xb, tokens,
+                    offsets, workList.device, w.gateUp, inter, f, h);
+            launch("experts_down", items, (int) blocks(h, GEMM_TILE), 256, GEMM_SHARED_BYTES, inter, tokens, gates,
+                    offsets, workList.device, w.down, out.f32, null, h, f);
         } finally {
             pool.release(inter, entries * f * 2);
+            pool.release(xb, x.elements() * 2);
         }
     }
 
@@ -615,14 +637,13 @@ public final class CudaBackend implements Backend {
             return;
         }
         DevicePool pool = gpu.pool();
-        CUdeviceptr xb = pool.allocate(x.elements() * 2);
         CUdeviceptr inter = pool.allocate(entries * f * 2);
         int[] work = workList(counts);
         for (String k : new String[] {"experts_gate_up_sp24", "experts_down_sp24"}) {
             gpu.allowSharedMemory(gpu.function(k), SPARSE_SHARED_BYTES);
         }
+        CUdeviceptr xb = toBf16(x, pool);
         try (CudaTensor.Ints workList = upload(work)) {
-            launch("to_bf16", blocks(x.elements(), 256), 1, 256, 0, x.f32, xb, x.elements());
             launch("experts_gate_up_sp24", work.length / 2, (int) blocks(2L * f, GEMM_TILE), 256, SPARSE_SHARED_BYTES,
                     xb, tokens, offsets, workList.device, w.gateUpValues, w.gateUpMeta, inter, f, h);
             launch("experts_down_sp24", work.length / 2, (int) blocks(h, GEMM_TILE), 256, SPARSE_SHARED_BYTES,
@@ -678,11 +699,12 @@ public final class CudaBackend implements Backend {
         CUdeviceptr state = pool.allocate(t * 12L);
         CUdeviceptr lp = pool.allocate(Math.max(4L, t * 4L));
         CUdeviceptr top = pool.allocate(topBytes);
+        CUdeviceptr xb = toBf16(x, pool);
         try (CudaTensor.Ints slots = upload(topSlot)) {
             CUdeviceptr target = CudaTensor.Ints.of(targets).device;
             for (int v0 = 0; v0 < vocab; v0 += chunk) {
                 int c = Math.min(chunk, vocab - v0);
-                gemm(x.f32, w.bf16.withByteOffset((long) v0 * h * 2), null, logits, t, c, h);
+                gemm(xb, w.bf16.withByteOffset((long) v0 * h * 2), null, logits, t, c, h);
                 launch("logsoftmax_chunk", t, 1, 256, 0, logits, t, c, v0, target, state, slots.device, top, vocab);
             }
             launch("logsoftmax_finish", blocks(t, 256), 1, 256, 0, state, target, t, lp);
@@ -699,6 +721,7 @@ public final class CudaBackend implements Backend {
             }
             return new LogProbs(result, best);
         } finally {
+            pool.release(xb, x.elements() * 2);
             pool.release(logits, logitsBytes);
             pool.release(state, t * 12L);
             pool.release(lp, Math.max(4L, t * 4L));

@@ -1,0 +1,251 @@
+package io.moescore.job;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moescore.spark.StandaloneCluster;
+import java.io.File;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import org.apache.parquet.example.data.Group;
+import org.apache.parquet.hadoop.ParquetReader;
+import org.apache.parquet.hadoop.example.GroupReadSupport;
+import org.apache.spark.launcher.JavaModuleOptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The scoring job submitted to a real standalone cluster with spark-submit semantics: a master and two workers (child
+ * JVMs, each worker offering one gpu address and one core, see {@link StandaloneCluster}), and the driver started the
+ * way {@code spark-submit --master spark://... --deploy-mode client --class io.moescore.spark.MoeScoreJob APP.jar
+ * ARGS} starts it: {@code org.apache.spark.deploy.SparkSubmit} in a child JVM whose classpath is only Spark and the
+ * libraries (the cluster's SPARK_HOME/jars), with the job's classes arriving solely through the application jar and
+ * {@code --jars}. The job's own main method parses the options and exits with its exit code.
+ *
+ * <p>The result must equal the single-process scorer row by row, bit for bit (the CPU backend does not depend on
+ * thread count or batch composition), and the job summary must show that both workers' executors scored rows.
+ */
+class StandaloneScoreJobTest {
+    private static final Duration SUBMIT_TIMEOUT = Duration.ofSeconds(75);
+
+    @TempDir
+    Path tmp;
+
+    @Test
+    @Timeout(value = 150, unit = TimeUnit.SECONDS)
+    void sparkSubmitToTwoWorkersEqualsSingleProcessScorer() throws Exception {
+        long t0 = System.nanoTime();
+        Path output = tmp.resolve("scores.parquet");
+        Path submitLog = tmp.resolve("spark-submit.log");
+        Map<String, Integer> workerOfExecutor = new ConcurrentHashMap<>();
+        // The reference, computed while the cluster starts and the job runs (most of that time is spent waiting for
+        // JVMs to start and register, so it costs the test little wall time).
+        CompletableFuture<Path> reference = CompletableFuture.supplyAsync(() -> {
+            try {
+                return SparkTests.scoreLocally(SparkTests.demoInput(), Files.createDirectories(tmp.resolve("local")),
+                    false, 0);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }, runnable -> {
+            Thread t = new Thread(runnable, "single-process-reference");
+            t.setDaemon(true);
+            t.start();
+        });
+        int exit;
+        try (StandaloneCluster cluster = StandaloneCluster.builder().workers(2).gpusPerWorker(1).coresPerWorker(1)
+                .start()) {
+            long up = System.nanoTime();
+            System.out.printf("standalone cluster %s up in %.1f s (dir %s)%n", cluster.masterUrl(), (up - t0) / 1e9,
+                cluster.dir());
+            Process submit = sparkSubmit(cluster, output, submitLog).start();
+            try {
+                // While the application runs, record which worker each executor JVM belongs to (they exit with it).
+                long deadline = System.nanoTime() + SUBMIT_TIMEOUT.toNanos();
+                while (!submit.waitFor(250, TimeUnit.MILLISECONDS)) {
+                    cluster.executors().forEach(e -> workerOfExecutor.put(e.executorId(), e.worker()));
+                    if (System.nanoTime() > deadline) {
+                        throw new AssertionError("spark-submit did not finish in " + SUBMIT_TIMEOUT.toSeconds()
+                            + " s\n" + tail(submitLog) + "\n" + cluster.diagnostics());
+                    }
+                }
+                exit = submit.exitValue();
+                System.out.printf("spark-submit exited %d after %.1f s; executors seen %s%n", exit,
+                    (System.nanoTime() - up) / 1e9, workerOfExecutor);
+                if (exit != 0) {
+                    throw new AssertionError("spark-submit exited with " + exit + "\n" + tail(submitLog) + "\n"
+                        + cluster.diagnostics());
+                }
+            } finally {
+                destroy(submit);
+            }
+        }   // close(): executors, workers and master are gone from here on
+        String log = Files.readString(submitLog);
+        assertTrue(log.contains("moescore: 24 rows (0 with errors)"), "the job printed its summary:\n" + log);
+
+        // The job summary beside the output: 24 rows, from two executors, one per worker, both of which scored rows.
+        ObjectMapper json = new ObjectMapper();
+        Path summaryFile = tmp.resolve("scores.parquet.summary.json");
+        assertTrue(Files.exists(summaryFile), "summary written as OUTPUT.summary.json");
+        JsonNode summary = json.readTree(summaryFile.toFile());
+        assertEquals(24, summary.get("rows").asInt(), summary.toString());
+        assertEquals(0, summary.get("rows_with_errors").asInt(), summary.toString());
+        assertEquals(24 * 256, summary.get("tokens").asLong(), summary.toString());
+        Map<String, Long> rowsByExecutor = new TreeMap<>();
+        summary.get("executors").forEach(e -> rowsByExecutor.put(e.get("executor").asText(), e.get("rows").asLong()));
+        assertEquals(2, rowsByExecutor.size(), "two executors in the summary: " + summary.get("executors"));
+        rowsByExecutor.forEach((id, rows) -> assertTrue(rows > 0, "executor " + id + " scored no rows: " + summary));
+        assertEquals(24, rowsByExecutor.values().stream().mapToLong(Long::longValue).sum());
+        assertEquals(Set.of(0, 1), rowsByExecutor.keySet().stream().map(id -> {
+            Integer worker = workerOfExecutor.get(id);
+            assertNotNull(worker, "executor " + id + " of the summary is none of the workers' JVMs " + workerOfExecutor);
+            return worker;
+        }).collect(Collectors.toSet()), "one scoring executor per worker");
+
+        // Rows in = rows out, and every row equals the single-process scorer's, exactly. The output is read with
+        // parquet-hadoop directly: a local SparkSession would add several seconds and nothing to what is checked.
+        assertTrue(Files.exists(output.resolve("_SUCCESS")), "the job committed its output");
+        List<Group> rows = readParquet(output);
+        List<String> inputLines = Files.readAllLines(SparkTests.demoInput());
+        List<String> expectedLines = Files.readAllLines(reference.get(60, TimeUnit.SECONDS));
+        assertEquals(24, inputLines.size());
+        assertEquals(inputLines.size(), expectedLines.size());
+        assertEquals(inputLines.size(), rows.size(), "rows in = rows out");
+        Map<String, Group> byId = new HashMap<>();
+        rows.forEach(r -> byId.put(r.getString("id", 0), r));
+        assertEquals(rows.size(), byId.size(), "ids are unique");
+        for (String line : expectedLines) {
+            JsonNode expected = json.readTree(line);
+            String id = expected.get("id").asText();
+            Group got = byId.get(id);
+            assertNotNull(got, "no output row for " + id);
+            assertEquals(expected.get("num_tokens").asInt(), got.getInteger("num_tokens", 0), id);
+            assertEquals(expected.get("sum_logprob").asDouble(), got.getDouble("sum_logprob", 0), 0.0, id);
+            assertEquals(expected.get("mean_nll").asDouble(), got.getDouble("mean_nll", 0), 0.0, id);
+            assertEquals(expected.get("perplexity").asDouble(), got.getDouble("perplexity", 0), 0.0, id);
+            assertEquals(0, got.getFieldRepetitionCount("error"), id + " has an error");
+        }
+        System.out.printf("standalone score job test %.1f s in all%n", (System.nanoTime() - t0) / 1e9);
+    }
+
+    /**
+     * {@code spark-submit --master URL --deploy-mode client --class io.moescore.spark.MoeScoreJob --jars LIBS APP.jar
+     * ARGS} as a child JVM, as submit-scripts/moescore runs it without SPARK_HOME: Spark's SparkSubmit main class on a
+     * classpath of Spark and the third-party jars. The application jar is the spark-job classes packed by
+     * {@link StandaloneCluster#applicationJars()}; the other packed class directories of this build (gpu-runtime and
+     * arrow-io when Maven resolves them from the reactor) go with --jars. spark-submit puts both on the driver's
+     * class loader and into spark.jars, which is how they reach the executors. The test classes are not shipped: the
+     * job must not need them.
+     */
+    private ProcessBuilder sparkSubmit(StandaloneCluster cluster, Path output, Path log) throws IOException {
+        Path app = null;
+        List<String> libs = new ArrayList<>();
+        for (Path jar : cluster.applicationJars()) {
+            String name = jar.getFileName().toString();
+            if (name.endsWith("-spark-job-classes.jar")) {
+                app = jar;
+            } else if (!name.endsWith("test-classes.jar")) {
+                libs.add(jar.toString());
+            }
+        }
+        assertNotNull(app, "no packed spark-job classes among " + cluster.applicationJars());
+        Path repo = SparkTests.repoRoot();
+        String jvmOptions = Files.readString(repo.resolve("conf/jvm-options")).strip();
+
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.add("-Xmx1g");
+        cmd.addAll(Arrays.asList(JavaModuleOptions.defaultModuleOptionArray()));
+        cmd.addAll(Arrays.asList(jvmOptions.split("\\s+")));
+        cmd.add("-Dlog4j2.configurationFile=" + repo.resolve("conf/log4j2.properties"));
+        cmd.add("-cp");
+        cmd.add(cluster.sparkHome().resolve("jars") + File.separator + "*");
+        cmd.add("org.apache.spark.deploy.SparkSubmit");
+        cmd.addAll(List.of("--master", cluster.masterUrl(), "--deploy-mode", "client",
+            "--class", "io.moescore.spark.MoeScoreJob", "--name", "StandaloneScoreJobTest"));
+        if (!libs.isEmpty()) {
+            cmd.addAll(List.of("--jars", String.join(",", libs)));
+        }
+        Map<String, String> conf = new TreeMap<>(cluster.applicationConf());
+        conf.remove("spark.master");   // --master
+        conf.remove("spark.jars");     // --jars and the application jar
+        conf.put("spark.executor.resource.gpu.amount", "1");
+        conf.put("spark.task.resource.gpu.amount", "1");
+        conf.put("spark.executor.cores", "1");
+        conf.put("spark.executor.extraJavaOptions", jvmOptions);
+        conf.put("spark.moescore.cpuThreads", "1");
+        // The 4 scoring tasks read the shuffle output of one map task, so all of them prefer the executor that ran it;
+        // without delay scheduling the other executor takes tasks as soon as it has a free slot.
+        conf.put("spark.locality.wait", "0s");
+        conf.forEach((k, v) -> cmd.addAll(List.of("--conf", k + "=" + v)));
+        cmd.add(app.toString());
+        cmd.addAll(List.of("--input", SparkTests.demoInput().toString(), "--input-format", "json",
+            "--output", output.toString(), "--output-format", "parquet", "--model", SparkTests.demoModel().toString(),
+            "--backend", "cpu", "--partitions", "4"));
+
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile())
+            .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+        // A developer's own Spark settings (SPARK_HOME/conf/spark-defaults.conf, SPARK_CONF_DIR, ...) stay out.
+        pb.environment().keySet().removeIf(k -> k.startsWith("SPARK_"));
+        return pb;
+    }
+
+    /** Every row of the job's part files, in no particular order. */
+    private static List<Group> readParquet(Path dir) throws IOException {
+        List<Path> parts;
+        try (var files = Files.list(dir)) {
+            parts = files.filter(f -> f.getFileName().toString().endsWith(".parquet")).sorted().toList();
+        }
+        assertFalse(parts.isEmpty(), "no part files in " + dir);
+        List<Group> rows = new ArrayList<>();
+        for (Path part : parts) {
+            try (ParquetReader<Group> reader = ParquetReader.builder(new GroupReadSupport(),
+                    new org.apache.hadoop.fs.Path(part.toUri())).build()) {
+                for (Group g = reader.read(); g != null; g = reader.read()) {
+                    rows.add(g);
+                }
+            }
+        }
+        return rows;
+    }
+
+    private static void destroy(Process p) throws InterruptedException {
+        if (p.isAlive()) {
+            p.destroy();
+            if (!p.waitFor(10, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                p.waitFor(5, TimeUnit.SECONDS);
+            }
+        }
+        assertFalse(p.isAlive(), "the spark-submit JVM (pid " + p.pid() + ") is still alive");
+    }
+
+    private static String tail(Path log) {
+        try {
+            List<String> lines = Files.readAllLines(log);
+            return "==== " + log + " (last 60 lines)\n"
+                + String.join("\n", lines.subList(Math.max(0, lines.size() - 60), lines.size()));
+        } catch (IOException e) {
+            return "(cannot read " + log + ": " + e + ")";
+        }
+    }
+}
