@@ -1,7 +1,7 @@
 // Tensor-core GEMMs: out = A W^T with bf16 W [N, K] (row-major, K contiguous), fp32 accumulation.
 // CPU twins: CpuBackend.linear (dense), CpuBackend.experts and ffn (grouped, SwiGLU, combine).
 //
-// One block computes a 128 x 128 tile of out with 8 warps (2 along M x 4 along N, 64 x 32 each) using
+// One block computes a 128 x 256 tile of out with 8 warps (2 along M x 4 along N, 64 x 64 each) using
 // mma.sync m16n8k16 bf16; K advances 32 at a time through a three-stage cp.async shared-memory pipeline.
 // Activations stay fp32 between kernels; to_bf16 rounds a GEMM's input once (sparse24.cu) before it runs.
 //
@@ -20,7 +20,8 @@
 #include "common.cuh"
 
 #define BM 128
-#define BN 128
+#define BN 256
+#define WN 8   // n8 tiles per warp: a warp computes 64 x 64
 #define BK 32
 #define LDS (BK + 8)  // shared row stride in bf16: 80 bytes, so ldmatrix's 8 rows hit 8 different bank groups
 #define GEMM_THREADS 256
@@ -66,30 +67,35 @@ struct TileArgs {
 // zero-filled outside the matrices.
 __device__ __forceinline__ void load_stage(const TileArgs& t, int k0, bf16* sA, bf16* sW) {
 #pragma unroll
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < BM * 4 / GEMM_THREADS; i++) {
         int chunk = threadIdx.x + i * GEMM_THREADS;
         int r = chunk >> 2, c = (chunk & 3) * 8;
         int m = t.m0 + r, k = k0 + c;
         bool valid = m < t.rowCount && k < t.K;
         int row = valid ? (t.aRows ? t.aRows[t.rowBegin + m] : t.rowBegin + m) : 0;
         cp_async16(sA + r * LDS + c, t.A + (size_t)row * t.K + (valid ? k : 0), valid);
-        int n = t.n0 + r;
+    }
+#pragma unroll
+    for (int i = 0; i < BN * 4 / GEMM_THREADS; i++) {
+        int chunk = threadIdx.x + i * GEMM_THREADS;
+        int r = chunk >> 2, c = (chunk & 3) * 8;
+        int n = t.n0 + r, k = k0 + c;
         bool wValid = n < t.N && k < t.K;
         cp_async16(sW + r * LDS + c, t.W + (size_t)(wValid ? n : 0) * t.K + (wValid ? k : 0), wValid);
     }
 }
 
-// The main loop: acc[mi][ni][4] for the warp's 4 x 4 (m16, n8) tiles; GEMM_STAGES-deep cp.async pipeline.
-__device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][4][4]) {
+// The main loop: acc[mi][ni][4] for the warp's 4 x WN (m16, n8) tiles; GEMM_STAGES-deep cp.async pipeline.
+__device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][WN][4]) {
     extern __shared__ __align__(16) unsigned char gemm_smem[];
     bf16* sA = reinterpret_cast<bf16*>(gemm_smem);
     bf16* sW = sA + GEMM_STAGES * BM * LDS;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+    int wm = (warp >> 2) * 64, wn = (warp & 3) * (WN * 8);
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < WN; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
 
@@ -112,7 +118,7 @@ __device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][4]
         const bf16* w_s = sW + (kt % GEMM_STAGES) * BN * LDS;
 #pragma unroll
         for (int kk = 0; kk < BK; kk += 16) {
-            unsigned a[4][4], b[2][4];
+            unsigned a[4][4], b[WN / 2][4];
 #pragma unroll
             for (int mi = 0; mi < 4; mi++) {
                 int row = wm + mi * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
@@ -120,7 +126,7 @@ __device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][4]
                 ldmatrix_x4(a[mi], &a_s[row * LDS + col]);
             }
 #pragma unroll
-            for (int nj = 0; nj < 2; nj++) {
+            for (int nj = 0; nj < WN / 2; nj++) {
                 int row = wn + nj * 16 + (lane & 7) + 8 * (lane >> 4);
                 int col = kk + 8 * ((lane >> 3) & 1);
                 ldmatrix_x4(b[nj], &w_s[row * LDS + col]);
@@ -128,7 +134,7 @@ __device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][4]
 #pragma unroll
             for (int mi = 0; mi < 4; mi++)
 #pragma unroll
-                for (int ni = 0; ni < 4; ni++) mma_bf16(acc[mi][ni], a[mi], &b[ni >> 1][(ni & 1) * 2]);
+                for (int ni = 0; ni < WN; ni++) mma_bf16(acc[mi][ni], a[mi], &b[ni >> 1][(ni & 1) * 2]);
         }
     }
     asm volatile("cp.async.wait_group 0;\n" ::);
@@ -137,18 +143,18 @@ __device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][4]
 // Accumulator element e of tile (mi, ni) sits at local row wm + mi*16 + lane/4 (+8 for e >= 2) and column
 // wn + ni*8 + 2*(lane%4) (+1 for odd e).
 
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS)
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 linear_bf16(const bf16* __restrict__ A, const bf16* __restrict__ W, const float* __restrict__ bias,
             float* __restrict__ out, int M, int N, int K) {
     TileArgs t{A, nullptr, 0, M, W, N, K, (int)blockIdx.x * BM, (int)blockIdx.y * BN};
-    float acc[4][4][4];
+    float acc[4][WN][4];
     gemm_mainloop(t, acc);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+    int wm = (warp >> 2) * 64, wn = (warp & 3) * (WN * 8);
 #pragma unroll
     for (int mi = 0; mi < 4; mi++)
 #pragma unroll
-        for (int ni = 0; ni < 4; ni++)
+        for (int ni = 0; ni < WN; ni++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 int m = t.m0 + wm + mi * 16 + (lane >> 2) + (e >> 1) * 8;
@@ -174,20 +180,20 @@ __device__ __forceinline__ Work work_item(const int* work, const int* offsets) {
 // inter[entry, f] = silu(x[token] . gate_f) * (x[token] . up_f) for entries of every expert.
 // wGateUp is [E, 2F, H]: per expert, rows interleaved in blocks of 8 (8 gate rows, then the 8 up rows of the
 // same columns). wDown below is [E, H, F].
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS)
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 experts_gate_up(const bf16* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
                 const int* __restrict__ work, const bf16* __restrict__ wGateUp, bf16* __restrict__ inter, int F, int H) {
     Work w = work_item(work, offsets);
     const bf16* W = wGateUp + (size_t)w.expert * 2 * F * H;
     TileArgs t{x, tokens, w.begin, w.count, W, 2 * F, H, w.m0, (int)blockIdx.y * BN};
-    float acc[4][4][4];
+    float acc[4][WN][4];
     gemm_mainloop(t, acc);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+    int wm = (warp >> 2) * 64, wn = (warp & 3) * (WN * 8);
 #pragma unroll
     for (int mi = 0; mi < 4; mi++)
 #pragma unroll
-        for (int ni = 0; ni < 4; ni += 2)  // tile ni holds gate columns, ni+1 the up columns of the same f
+        for (int ni = 0; ni < WN; ni += 2)  // tile ni holds gate columns, ni+1 the up columns of the same f
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 int m = w.m0 + wm + mi * 16 + (lane >> 2) + (e >> 1) * 8;
@@ -202,17 +208,17 @@ experts_gate_up(const bf16* __restrict__ x, const int* __restrict__ tokens, cons
 
 // out[token] += gate * (inter[entry] . down_h) for entries of every expert (atomicAdd: tokens receive one
 // add per chosen expert), or, deterministic, perEntry[entry, h] = gate * (...) for a fixed-order sum later.
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS)
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 experts_down(const bf16* __restrict__ inter, const int* __restrict__ tokens, const float* __restrict__ gates,
              const int* __restrict__ offsets, const int* __restrict__ work,
              const bf16* __restrict__ wDown, float* __restrict__ out, float* __restrict__ perEntry, int H, int F) {
     Work w = work_item(work, offsets);
     const bf16* W = wDown + (size_t)w.expert * H * F;
     TileArgs t{inter, nullptr, w.begin, w.count, W, H, F, w.m0, (int)blockIdx.y * BN};
-    float acc[4][4][4];
+    float acc[4][WN][4];
     gemm_mainloop(t, acc);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+    int wm = (warp >> 2) * 64, wn = (warp & 3) * (WN * 8);
 #pragma unroll
     for (int mi = 0; mi < 4; mi++)
 #pragma unroll
@@ -223,7 +229,7 @@ experts_down(const bf16* __restrict__ inter, const int* __restrict__ tokens, con
             float g = gates[entry];
             int token = tokens[entry];
 #pragma unroll
-            for (int ni = 0; ni < 4; ni++)
+            for (int ni = 0; ni < WN; ni++)
 #pragma unroll
                 for (int e1 = 0; e1 < 2; e1++) {
                     int h = t.n0 + wn + ni * 8 + 2 * (lane & 3) + e1;

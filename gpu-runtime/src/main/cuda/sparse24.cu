@@ -10,13 +10,13 @@
 //          kept positions i0 < i1 within the group as i0 | i1 << 2. mma.sp wants, per quad of threads, the
 //          halves of the words of rows g and g+8 combined (see sp_mainloop): two shifts per k32 step.
 //
-// Block: 128 weight rows x 128 tokens, 8 warps (2 along rows x 4 along tokens, 64 x 32 each), K advancing 64
+// Block: 256 weight rows x 128 tokens, 8 warps (4 along rows x 2 along tokens, 64 x 64 each), K advancing 64
 // (two m16n8k32 steps) through a three-stage cp.async pipeline. gate_up weights are interleaved in blocks of 8
 // rows (8 gate rows, then the 8 up rows of the same columns), so one m16 tile holds gate (rows g) and up
 // (rows g+8) of the same 8 columns and the thread owning both applies SwiGLU in registers.
 #include "common.cuh"
 
-#define SP_ROWS 128     // weight rows per block
+#define SP_ROWS 256     // weight rows per block
 #define SP_TOKENS 128   // tokens per block
 #define SP_K 64         // original k per stage
 #define SP_LDV (SP_K / 2 + 8)  // compressed values per shared row (+8 bf16 padding against bank conflicts)
@@ -56,7 +56,7 @@ struct SpTile {
     int t0;                // first local token of the block
 };
 
-// SP_STAGES x ((128 rows x 32 compressed) values + (128 x 2) meta words + (128 tokens x 64) token values)
+// SP_STAGES x ((256 rows x 32 compressed) values + (256 x 2) meta words + (128 tokens x 64) token values)
 struct SpShared {
     bf16 v[SP_STAGES][SP_ROWS * SP_LDV];
     unsigned m[SP_STAGES][SP_ROWS * 2];
@@ -65,9 +65,9 @@ struct SpShared {
 
 __device__ __forceinline__ void sp_load_stage(const SpTile& t, int k0, SpShared& sh, int stage) {
     int tid = threadIdx.x;
-    // values: 128 rows x 32 bf16 = 128 x 4 chunks of 16 bytes
+    // values: 256 rows x 32 bf16 = 256 x 4 chunks of 16 bytes
 #pragma unroll
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < SP_ROWS * 4 / SP_THREADS; i++) {
         int chunk = tid + i * SP_THREADS;
         int r = chunk >> 2, c = (chunk & 3) * 8;  // c: compressed column
         int row = t.r0 + r, kc = k0 / 2 + c;
@@ -75,9 +75,10 @@ __device__ __forceinline__ void sp_load_stage(const SpTile& t, int k0, SpShared&
         sp_cp_async16(&sh.v[stage][r * SP_LDV + c], t.values + (size_t)(valid ? row : 0) * (t.K / 2) + (valid ? kc : 0),
                       valid);
     }
-    // metadata: 128 rows x 2 words
-    {
-        int r = tid >> 1, w = tid & 1;
+    // metadata: 256 rows x 2 words
+#pragma unroll
+    for (int i = 0; i < SP_ROWS * 2 / SP_THREADS; i++) {
+        int r = (tid + i * SP_THREADS) >> 1, w = tid & 1;
         int row = t.r0 + r, word = k0 / 32 + w;
         bool valid = row < t.R && word < (t.K + 31) / 32;
         if (valid) sp_cp_async4(&sh.m[stage][r * 2 + w], t.meta + (size_t)row * ((t.K + 31) / 32) + word, true);
@@ -96,15 +97,15 @@ __device__ __forceinline__ void sp_load_stage(const SpTile& t, int k0, SpShared&
 }
 
 // acc[mi][ni][4]: weight rows wr + mi*16 + g (+8 for e >= 2), tokens wt + ni*8 + 2c (+1 for odd e).
-__device__ __forceinline__ void sp_mainloop(const SpTile& t, float acc[4][4][4]) {
+__device__ __forceinline__ void sp_mainloop(const SpTile& t, float acc[4][8][4]) {
     extern __shared__ __align__(16) unsigned char sp_smem[];
     SpShared& sh = *reinterpret_cast<SpShared*>(sp_smem);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int wr = (warp >> 2) * 64, wt = (warp & 3) * 32;
+    int wr = (warp >> 1) * 64, wt = (warp & 1) * 64;
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < 8; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
     int kTiles = (t.K + SP_K - 1) / SP_K;
@@ -123,7 +124,7 @@ __device__ __forceinline__ void sp_mainloop(const SpTile& t, float acc[4][4][4])
         asm volatile("cp.async.commit_group;\n" ::);
 #pragma unroll
         for (int ks = 0; ks < 2; ks++) {  // two k32 steps per stage
-            unsigned a[4][4], b[4][4], meta[4];
+            unsigned a[4][4], b[8][4], meta[4];
 #pragma unroll
             for (int mi = 0; mi < 4; mi++) {
                 int row = wr + mi * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
@@ -136,7 +137,7 @@ __device__ __forceinline__ void sp_mainloop(const SpTile& t, float acc[4][4][4])
                 meta[mi] = (lane & 1) ? (lo >> 16) | (hi & 0xffff0000u) : (lo & 0xffffu) | (hi << 16);
             }
 #pragma unroll
-            for (int ni = 0; ni < 4; ni++) {
+            for (int ni = 0; ni < 8; ni++) {
                 int tok = wt + ni * 8 + (lane & 7);
                 int col = ks * 32 + 8 * (lane >> 3);
                 sp_ldmatrix_x4(b[ni], &sh.x[cur][tok * SP_LDX + col]);
@@ -144,7 +145,7 @@ __device__ __forceinline__ void sp_mainloop(const SpTile& t, float acc[4][4][4])
 #pragma unroll
             for (int mi = 0; mi < 4; mi++)
 #pragma unroll
-                for (int ni = 0; ni < 4; ni++) mma_sp_bf16(acc[mi][ni], a[mi], b[ni], meta[mi]);
+                for (int ni = 0; ni < 8; ni++) mma_sp_bf16(acc[mi][ni], a[mi], b[ni], meta[mi]);
         }
     }
     asm volatile("cp.async.wait_group 0;\n" ::);
@@ -163,7 +164,7 @@ __device__ __forceinline__ SpWork sp_work(const int* work, const int* offsets) {
 }
 
 // inter[entry, f] = silu(gate_f . x[token]) * (up_f . x[token]); blockIdx.y: tile of 128 interleaved rows.
-extern "C" __global__ void __launch_bounds__(SP_THREADS)
+extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
 experts_gate_up_sp24(const bf16* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
                      const int* __restrict__ work, const bf16* __restrict__ values, const unsigned* __restrict__ meta,
                      bf16* __restrict__ inter, int F, int H) {
@@ -171,16 +172,16 @@ experts_gate_up_sp24(const bf16* __restrict__ x, const int* __restrict__ tokens,
     size_t R = 2 * (size_t)F;
     SpTile t{values + w.expert * R * (H / 2), meta + w.expert * R * ((H + 31) / 32), 2 * F, H,
              (int)blockIdx.y * SP_ROWS, x, tokens, w.begin, w.count, w.t0};
-    float acc[4][4][4];
+    float acc[4][8][4];
     sp_mainloop(t, acc);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int wr = (warp >> 2) * 64, wt = (warp & 3) * 32;
+    int wr = (warp >> 1) * 64, wt = (warp & 1) * 64;
 #pragma unroll
     for (int mi = 0; mi < 4; mi++) {
         int f = (t.r0 + wr + mi * 16) / 2 + (lane >> 2);  // rows 16b..16b+7 gate f = 8b.., rows +8 up
         if (f >= F) continue;
 #pragma unroll
-        for (int ni = 0; ni < 4; ni++)
+        for (int ni = 0; ni < 8; ni++)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 int tok = w.t0 + wt + ni * 8 + 2 * (lane & 3) + e;
@@ -191,19 +192,19 @@ experts_gate_up_sp24(const bf16* __restrict__ x, const int* __restrict__ tokens,
 }
 
 // out[token, h] += gate * (down_h . inter[entry]) (atomicAdd: each token gets one add per expert it chose).
-extern "C" __global__ void __launch_bounds__(SP_THREADS)
+extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
 experts_down_sp24(const bf16* __restrict__ inter, const int* __restrict__ tokens, const float* __restrict__ gates,
                   const int* __restrict__ offsets, const int* __restrict__ work, const bf16* __restrict__ values,
                   const unsigned* __restrict__ meta, float* __restrict__ out, int H, int F) {
     SpWork w = sp_work(work, offsets);
     SpTile t{values + w.expert * (size_t)H * (F / 2), meta + w.expert * (size_t)H * ((F + 31) / 32), H, F,
              (int)blockIdx.y * SP_ROWS, inter, nullptr, w.begin, w.count, w.t0};
-    float acc[4][4][4];
+    float acc[4][8][4];
     sp_mainloop(t, acc);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int wr = (warp >> 2) * 64, wt = (warp & 3) * 32;
+    int wr = (warp >> 1) * 64, wt = (warp & 1) * 64;
 #pragma unroll
-    for (int ni = 0; ni < 4; ni++)
+    for (int ni = 0; ni < 8; ni++)
 #pragma unroll
         for (int e1 = 0; e1 < 2; e1++) {
             int tok = w.t0 + wt + ni * 8 + 2 * (lane & 3) + e1;

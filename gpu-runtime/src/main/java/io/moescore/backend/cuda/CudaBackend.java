@@ -38,13 +38,17 @@ import jcuda.driver.CUresult;
 public final class CudaBackend implements Backend {
     /** Weights with at most this many rows keep an fp32 copy and multiply in fp32 (routers, gates, norms). */
     static final int SMALL_WEIGHT_ROWS = 256;
+    /** Rows (tokens) per GEMM block, and output columns (weight rows) per block: BM and BN of gemm.cu. */
     private static final int GEMM_TILE = 128;
+    private static final int GEMM_N_TILE = 256;
+    /** Weight rows per block of the 2:4 kernels (SP_ROWS of sparse24.cu). */
+    private static final int SPARSE_ROW_TILE = 256;
     private static final int ATTENTION_ROWS = 64;
     private static final int ATTENTION_KEYS = 32;
     /** sizeof(SpShared) in sparse24.cu: three stages of values, metadata and token tiles. */
-    private static final int SPARSE_SHARED_BYTES = 3 * ((128 * 40 * 2) + (128 * 2 * 4) + (128 * 72 * 2));
-    /** GEMM_SHARED_BYTES in gemm.cu: three stages of 128 x 32 A and W tiles, rows padded to 40 bf16. */
-    private static final int GEMM_SHARED_BYTES = 3 * (128 + 128) * 40 * 2;
+    private static final int SPARSE_SHARED_BYTES = 3 * ((256 * 40 * 2) + (256 * 2 * 4) + (128 * 72 * 2));
+    /** GEMM_SHARED_BYTES in gemm.cu: three stages of 128 x 32 A and 256 x 32 W tiles, rows padded to 40 bf16. */
+    private static final int GEMM_SHARED_BYTES = 3 * (128 + 256) * 40 * 2;
     /** The lm_head step computes logits for at most this many (token, vocab) pairs at a time. */
     private static final long LOGITS_CHUNK_ELEMENTS = 64L << 20;
 
@@ -385,7 +389,7 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("the CUDA backend needs inner dimensions that are multiples of 8, got " + k);
         }
         gpu.allowSharedMemory(gpu.function("linear_bf16"), GEMM_SHARED_BYTES);
-        launch("linear_bf16", blocks(m, GEMM_TILE), (int) blocks(n, GEMM_TILE), 256, GEMM_SHARED_BYTES, a, w, bias,
+        launch("linear_bf16", blocks(m, GEMM_TILE), (int) blocks(n, GEMM_N_TILE), 256, GEMM_SHARED_BYTES, a, w, bias,
                 out, m, n, k);
     }
 
@@ -604,9 +608,9 @@ public final class CudaBackend implements Backend {
         }
         try (CudaTensor.Ints workList = upload(work.stream().mapToInt(Integer::intValue).toArray())) {
             int items = work.size() / 2;
-            launch("experts_gate_up", items, (int) blocks(2L * f, GEMM_TILE), 256, GEMM_SHARED_BYTES, xb, tokens,
+            launch("experts_gate_up", items, (int) blocks(2L * f, GEMM_N_TILE), 256, GEMM_SHARED_BYTES, xb, tokens,
                     offsets, workList.device, w.gateUp, inter, f, h);
-            launch("experts_down", items, (int) blocks(h, GEMM_TILE), 256, GEMM_SHARED_BYTES, inter, tokens, gates,
+            launch("experts_down", items, (int) blocks(h, GEMM_N_TILE), 256, GEMM_SHARED_BYTES, inter, tokens, gates,
                     offsets, workList.device, w.down, out.f32, null, h, f);
         } finally {
             pool.release(inter, entries * f * 2);
@@ -644,9 +648,9 @@ public final class CudaBackend implements Backend {
         }
         CUdeviceptr xb = toBf16(x, pool);
         try (CudaTensor.Ints workList = upload(work)) {
-            launch("experts_gate_up_sp24", work.length / 2, (int) blocks(2L * f, GEMM_TILE), 256, SPARSE_SHARED_BYTES,
+            launch("experts_gate_up_sp24", work.length / 2, (int) blocks(2L * f, SPARSE_ROW_TILE), 256, SPARSE_SHARED_BYTES,
                     xb, tokens, offsets, workList.device, w.gateUpValues, w.gateUpMeta, inter, f, h);
-            launch("experts_down_sp24", work.length / 2, (int) blocks(h, GEMM_TILE), 256, SPARSE_SHARED_BYTES,
+            launch("experts_down_sp24", work.length / 2, (int) blocks(h, SPARSE_ROW_TILE), 256, SPARSE_SHARED_BYTES,
                     inter, tokens, gates, offsets, workList.device, w.downValues, w.downMeta, out.f32, h, f);
         } finally {
             pool.release(xb, x.elements() * 2);
