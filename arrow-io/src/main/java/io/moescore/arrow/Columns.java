@@ -1,24 +1,27 @@
 package io.moescore.arrow;
 
+import io.moescore.score.ScoreColumns;
+
 /**
  * Column names of moescore's input and result tables, the same in Arrow, Parquet and Spark as in the JSON lines
- * that the single-process scorer (gpu-runtime's {@code LocalScorer}) reads and writes.
+ * that the single-process scorer (gpu-runtime's {@code LocalScorer}) reads and writes: one set of names,
+ * {@link ScoreColumns}, documented here for Arrow.
  */
 public final class Columns {
     /** Input and result: the row's id, int64 or utf8, copied unchanged to the result. */
-    public static final String ID = "id";
+    public static final String ID = ScoreColumns.ID;
     /** Input: the token ids, list&lt;int32&gt;. */
-    public static final String TOKENS = "tokens";
+    public static final String TOKENS = ScoreColumns.TOKENS;
     /** Input, optional: the text the tokens came from, utf8; never read by the scorer. */
-    public static final String TEXT = "text";
+    public static final String TEXT = ScoreColumns.TEXT;
 
-    public static final String NUM_TOKENS = "num_tokens";
-    public static final String SUM_LOGPROB = "sum_logprob";
-    public static final String MEAN_NLL = "mean_nll";
-    public static final String PERPLEXITY = "perplexity";
-    public static final String TOKEN_LOGPROBS = "token_logprobs";
-    public static final String TOP_TOKENS = "top_tokens";
-    public static final String ERROR = "error";
+    public static final String NUM_TOKENS = ScoreColumns.NUM_TOKENS;
+    public static final String SUM_LOGPROB = ScoreColumns.SUM_LOGPROB;
+    public static final String MEAN_NLL = ScoreColumns.MEAN_NLL;
+    public static final String PERPLEXITY = ScoreColumns.PERPLEXITY;
+    public static final String TOKEN_LOGPROBS = ScoreColumns.TOKEN_LOGPROBS;
+    public static final String TOP_TOKENS = ScoreColumns.TOP_TOKENS;
+    public static final String ERROR = ScoreColumns.ERROR;
 
     private Columns() {
     }

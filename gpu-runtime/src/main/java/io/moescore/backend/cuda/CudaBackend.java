@@ -588,26 +588,19 @@ public final class CudaBackend implements Backend {
         int h = w.hidden;
         int f = w.ffn;
         cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
-        List<Integer> work = new ArrayList<>();
-        long entries = 0;
-        for (int e = 0; e < counts.length; e++) {
-            for (int m0 = 0; m0 < counts[e]; m0 += GEMM_TILE) {
-                work.add(e);
-                work.add(m0);
-            }
-            entries += counts[e];
-        }
+        long entries = java.util.Arrays.stream(counts).asLongStream().sum();
         if (entries == 0) {
             return;
         }
+        int[] work = workList(counts);
         DevicePool pool = gpu.pool();
         CUdeviceptr inter = pool.allocate(entries * f * 2);
         CUdeviceptr xb = toBf16(x, pool);
         for (String k : new String[] {"experts_gate_up", "experts_down"}) {
             gpu.allowSharedMemory(gpu.function(k), GEMM_SHARED_BYTES);
         }
-        try (CudaTensor.Ints workList = upload(work.stream().mapToInt(Integer::intValue).toArray())) {
-            int items = work.size() / 2;
+        try (CudaTensor.Ints workList = upload(work)) {
+            int items = work.length / 2;
             launch("experts_gate_up", items, (int) blocks(2L * f, GEMM_N_TILE), 256, GEMM_SHARED_BYTES, xb, tokens,
                     offsets, workList.device, w.gateUp, inter, f, h);
             launch("experts_down", items, (int) blocks(h, GEMM_N_TILE), 256, GEMM_SHARED_BYTES, inter, tokens, gates,

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.moescore.SafetensorsWriter;
 import io.moescore.backend.Backend;
 import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.IntTensor;
@@ -16,6 +15,8 @@ import io.moescore.backend.cpu.CpuBackend;
 import io.moescore.engine.ExpertRouting;
 import io.moescore.engine.TopKSoftmaxRouter;
 import io.moescore.model.Checkpoint;
+import io.moescore.model.DType;
+import io.moescore.model.SafeTensorsWriter;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Random;
@@ -77,7 +78,7 @@ class CudaBackendTest {
     Tensor[] weight(float[] values, int rows, int cols) throws IOException {
         Path file = dir.resolve("w" + (files++));
         java.nio.file.Files.createDirectories(file);
-        new SafetensorsWriter().add("w", values, rows, cols).write(file.resolve("model.safetensors"));
+        new SafeTensorsWriter(java.util.Map.of()).add("w", DType.F32, values, rows, cols).write(file.resolve("model.safetensors"));
         try (Checkpoint c = Checkpoint.open(file)) {
             WeightSlice s = WeightSlice.whole(c.get("w"), rows, cols);
             return new Tensor[] {cpu.weight(s), gpu.weight(s)};
@@ -216,11 +217,11 @@ class CudaBackendTest {
             WeightSlice[][] slices = new WeightSlice[3][experts];
             Path file = dir.resolve("experts" + (files++));
             java.nio.file.Files.createDirectories(file);
-            SafetensorsWriter writer = new SafetensorsWriter();
+            SafeTensorsWriter writer = new SafeTensorsWriter(java.util.Map.of());
             for (int e = 0; e < experts; e++) {
-                writer.add("g" + e, bf16(randn(ffn * hidden, 1 / Math.sqrt(hidden))), ffn, hidden);
-                writer.add("u" + e, bf16(randn(ffn * hidden, 1 / Math.sqrt(hidden))), ffn, hidden);
-                writer.add("d" + e, bf16(randn(hidden * ffn, 1 / Math.sqrt(ffn))), hidden, ffn);
+                writer.add("g" + e, DType.F32, bf16(randn(ffn * hidden, 1 / Math.sqrt(hidden))), ffn, hidden);
+                writer.add("u" + e, DType.F32, bf16(randn(ffn * hidden, 1 / Math.sqrt(hidden))), ffn, hidden);
+                writer.add("d" + e, DType.F32, bf16(randn(hidden * ffn, 1 / Math.sqrt(ffn))), hidden, ffn);
             }
             writer.write(file.resolve("model.safetensors"));
             try (Checkpoint c = Checkpoint.open(file)) {
