@@ -24,7 +24,7 @@ import java.util.Random;
  * checkpoint in the same device call (README, benchmarks).
  *
  *   java ... io.moescore.bench.ForwardBenchmark MODEL_DIR OUT.json [backend=cuda] [tokens=2048,8192,32768]
- *        [seq=512] [repeats=5]
+ *        [seq=512] [repeats=5] [experts=dense|2:4]
  */
 public final class ForwardBenchmark {
     private ForwardBenchmark() {
@@ -42,6 +42,7 @@ public final class ForwardBenchmark {
         int[] tokenCounts = {2048, 8192, 32768};
         int seq = 512;
         int repeats = 5;
+        boolean sparse = false;
         for (int i = 2; i < args.length; i++) {
             String[] kv = args[i].split("=", 2);
             switch (kv[0]) {
@@ -49,6 +50,11 @@ public final class ForwardBenchmark {
                 case "tokens" -> tokenCounts = Arrays.stream(kv[1].split(",")).mapToInt(Integer::parseInt).toArray();
                 case "seq" -> seq = Integer.parseInt(kv[1]);
                 case "repeats" -> repeats = Integer.parseInt(kv[1]);
+                case "experts" -> sparse = switch (kv[1]) {
+                    case "dense" -> false;
+                    case "2:4" -> true;
+                    default -> throw new IllegalArgumentException("experts=dense or experts=2:4, not " + kv[1]);
+                };
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -56,12 +62,13 @@ public final class ForwardBenchmark {
         ObjectNode root = json.createObjectNode();
         long loadStart = System.nanoTime();
         try (Backend backend = Backends.open(backendName, Runtime.getRuntime().availableProcessors(), 0);
-             Engine engine = Engine.load(model, backend)) {
+             Engine engine = Engine.load(model, backend, sparse)) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
             root.put("model", model.toString());
             root.put("config", engine.config().toString());
             root.put("device", backend.deviceName());
             root.put("load_seconds", loadSeconds);
+            root.put("experts", sparse ? "2:4 (magnitude, pruned on load)" : "dense");
             System.out.printf("%s on %s, loaded in %.1f s%n", engine.config(), backend.deviceName(), loadSeconds);
             ArrayNode runs = root.putArray("runs");
             Random random = new Random(42);

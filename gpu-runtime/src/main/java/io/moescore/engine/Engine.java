@@ -32,9 +32,14 @@ public final class Engine implements AutoCloseable {
 
     /** Reads config.json and the safetensors of a Hugging Face model directory onto the backend. */
     public static Engine load(Path modelDirectory, Backend backend) {
+        return load(modelDirectory, backend, false);
+    }
+
+    /** As {@link #load(Path, Backend)}, optionally pruning the routed experts 2:4 by magnitude on the way. */
+    public static Engine load(Path modelDirectory, Backend backend, boolean pruneExperts24) {
         ModelConfig config = ModelConfig.load(modelDirectory);
         try (Checkpoint checkpoint = Checkpoint.open(modelDirectory)) {
-            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint));
+            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, pruneExperts24));
         }
     }
 

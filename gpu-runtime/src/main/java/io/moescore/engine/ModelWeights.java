@@ -103,7 +103,17 @@ public final class ModelWeights implements AutoCloseable {
 
     /** Places every weight of the checkpoint on the backend; on failure, what was placed is released. */
     public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint) {
+        return load(backend, config, checkpoint, false);
+    }
+
+    /**
+     * As {@link #load(Backend, ModelConfig, Checkpoint)}; with {@code pruneExperts24} the routed experts of a
+     * dense checkpoint are pruned 2:4 by magnitude while loading (for benchmarks and quick experiments; the
+     * sparsify tool writes the same weights to disk).
+     */
+    public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint, boolean pruneExperts24) {
         Loader loader = new Loader(backend, checkpoint);
+        loader.pruneExperts24 = pruneExperts24;
         try {
             return new ModelWeights(loader, config);
         } catch (RuntimeException e) {
@@ -148,6 +158,7 @@ public final class ModelWeights implements AutoCloseable {
         final Checkpoint ckpt;
         /** Everything placed so far, so a failed load can release it. */
         final List<AutoCloseable> placed = new ArrayList<>();
+        boolean pruneExperts24;
 
         Loader(Backend backend, Checkpoint ckpt) {
             this.backend = backend;
@@ -231,6 +242,19 @@ public final class ModelWeights implements AutoCloseable {
                 gate[e] = slice(p + (mixtralNames ? "w1.weight" : "gate_proj.weight"), ffn, h);
                 up[e] = slice(p + (mixtralNames ? "w3.weight" : "up_proj.weight"), ffn, h);
                 down[e] = slice(p + (mixtralNames ? "w2.weight" : "down_proj.weight"), h, ffn);
+            }
+            if (pruneExperts24) {
+                WeightSlice[][] all = {gate, up, down};
+                io.moescore.sparse.Sparse24.Packed[][] packed = new io.moescore.sparse.Sparse24.Packed[3][n];
+                java.util.stream.IntStream.range(0, 3 * n).parallel().forEach(i -> {
+                    WeightSlice w = all[i / n][i % n];
+                    float[] values = w.tensor().toFloats(w.firstElement(), w.rows() * w.cols());
+                    packed[i / n][i % n] = io.moescore.sparse.Sparse24.pack(
+                            io.moescore.sparse.Sparse24.pruneMagnitude(values, w.rows(), w.cols()), w.rows(), w.cols());
+                });
+                ExpertWeights sparse = backend.sparseExpertWeights(packed[0], packed[1], packed[2]);
+                placed.add(sparse);
+                return sparse;
             }
             return placeExperts(gate, up, down);
         }
