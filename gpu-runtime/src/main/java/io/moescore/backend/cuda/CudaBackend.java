@@ -75,14 +75,23 @@ public final class CudaBackend implements Backend {
         return t == null ? Map.of() : t.drain();
     }
 
-    private Object begin(String op) {
-        OpTimer t = timer;
-        return t == null ? null : t.begin(op, gpu.stream());
+    /** Runs an op, recording its device time when profiling is on. */
+    private void timed(String op, Runnable body) {
+        timedValue(op, () -> {
+            body.run();
+            return null;
+        });
     }
 
-    private void end(Object span) {
-        if (span != null) {
-            OpTimer.end(span, gpu.stream());
+    private <T> T timedValue(String op, java.util.function.Supplier<T> body) {
+        OpTimer t = timer;
+        Object span = t == null ? null : t.begin(op, gpu.stream());
+        try {
+            return body.get();
+        } finally {
+            if (span != null) {
+                OpTimer.end(span, gpu.stream());
+            }
         }
     }
 
@@ -307,12 +316,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void embed(Tensor table, IntTensor ids, Tensor out) {
-        Object span = begin("embed");
-        try {
-            embedOp(table, ids, out);
-        } finally {
-            end(span);
-        }
+        timed("embed", () -> embedOp(table, ids, out));
     }
 
     private void embedOp(Tensor table, IntTensor ids, Tensor out) {
@@ -324,12 +328,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void rmsNorm(Tensor x, Tensor weight, int groupSize, float eps, Tensor out) {
-        Object span = begin("rmsNorm");
-        try {
-            rmsNormOp(x, weight, groupSize, eps, out);
-        } finally {
-            end(span);
-        }
+        timed("rmsNorm", () -> rmsNormOp(x, weight, groupSize, eps, out));
     }
 
     private void rmsNormOp(Tensor x, Tensor weight, int groupSize, float eps, Tensor out) {
@@ -346,12 +345,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void linear(Tensor x, Tensor w, Tensor bias, Tensor out) {
-        Object span = begin("linear");
-        try {
-            linearOp(x, w, bias, out);
-        } finally {
-            end(span);
-        }
+        timed("linear", () -> linearOp(x, w, bias, out));
     }
 
     private void linearOp(Tensor x, Tensor w, Tensor bias, Tensor out) {
@@ -395,12 +389,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void clamp(Tensor x, float limit) {
-        Object span = begin("clamp");
-        try {
-            clampOp(x, limit);
-        } finally {
-            end(span);
-        }
+        timed("clamp", () -> clampOp(x, limit));
     }
 
     private void clampOp(Tensor x, float limit) {
@@ -410,12 +399,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void rope(Tensor x, int headDim, IntTensor positions, double theta) {
-        Object span = begin("rope");
-        try {
-            ropeOp(x, headDim, positions, theta);
-        } finally {
-            end(span);
-        }
+        timed("rope", () -> ropeOp(x, headDim, positions, theta));
     }
 
     private void ropeOp(Tensor x, int headDim, IntTensor positions, double theta) {
@@ -437,12 +421,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, int numHeads, int numKvHeads,
                           int headDim, int window, Tensor out) {
-        Object span = begin("attention");
-        try {
-            attentionOp(q, k, v, seqOffsets, numHeads, numKvHeads, headDim, window, out);
-        } finally {
-            end(span);
-        }
+        timed("attention", () -> attentionOp(q, k, v, seqOffsets, numHeads, numKvHeads, headDim, window, out));
     }
 
     private void attentionOp(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, int numHeads, int numKvHeads,
@@ -475,12 +454,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void addInPlace(Tensor acc, Tensor x) {
-        Object span = begin("addInPlace");
-        try {
-            addInPlaceOp(acc, x);
-        } finally {
-            end(span);
-        }
+        timed("addInPlace", () -> addInPlaceOp(acc, x));
     }
 
     private void addInPlaceOp(Tensor acc, Tensor x) {
@@ -490,12 +464,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public ExpertRouting route(Tensor routerLogits, Router router) {
-        Object span = begin("route");
-        try {
-            return routeOp(routerLogits, router);
-        } finally {
-            end(span);
-        }
+        return timedValue("route", () -> routeOp(routerLogits, router));
     }
 
     private ExpertRouting routeOp(Tensor routerLogits, Router router) {
@@ -538,12 +507,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void experts(Tensor x, ExpertRouting routing, ExpertWeights weights, Tensor out) {
-        Object span = begin("experts");
-        try {
-            expertsOp(x, routing, weights, out);
-        } finally {
-            end(span);
-        }
+        timed("experts", () -> expertsOp(x, routing, weights, out));
     }
 
     private void expertsOp(Tensor x, ExpertRouting routing, ExpertWeights weights, Tensor out) {
@@ -559,12 +523,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void ffn(Tensor x, ExpertWeights weights, Tensor out) {
-        Object span = begin("ffn");
-        try {
-            ffnOp(x, weights, out);
-        } finally {
-            end(span);
-        }
+        timed("ffn", () -> ffnOp(x, weights, out));
     }
 
     private void ffnOp(Tensor x, ExpertWeights weights, Tensor out) {
@@ -653,12 +612,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void addSigmoidGated(Tensor acc, Tensor y, Tensor gateLogit) {
-        Object span = begin("addSigmoidGated");
-        try {
-            addSigmoidGatedOp(acc, y, gateLogit);
-        } finally {
-            end(span);
-        }
+        timed("addSigmoidGated", () -> addSigmoidGatedOp(acc, y, gateLogit));
     }
 
     private void addSigmoidGatedOp(Tensor acc, Tensor y, Tensor gateLogit) {
@@ -669,12 +623,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public LogProbs logProbs(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK) {
-        Object span = begin("logProbs");
-        try {
-            return logProbsOp(hidden, lmHead, targets, topRows, topK);
-        } finally {
-            end(span);
-        }
+        return timedValue("logProbs", () -> logProbsOp(hidden, lmHead, targets, topRows, topK));
     }
 
     private LogProbs logProbsOp(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK) {
