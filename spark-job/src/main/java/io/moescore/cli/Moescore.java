@@ -9,7 +9,8 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "moescore", mixinStandardHelpOptions = true, version = "moescore 0.1.0",
         description = "Scores datasets with Mixture-of-Experts language models.",
-        subcommands = {ScoreLocalCommand.class, DemoCommand.class, SparsifyCommand.class})
+        subcommands = {io.moescore.spark.MoeScoreJob.class, ScoreLocalCommand.class, DemoCommand.class,
+            SparsifyCommand.class})
 public final class Moescore {
     public static void main(String[] args) {
         System.exit(run(args));

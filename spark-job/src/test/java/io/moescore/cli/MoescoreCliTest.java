@@ -27,6 +27,33 @@ class MoescoreCliTest {
     }
 
     @Test
+    void sparsifyWritesATwoFourCheckpointThatScores() throws Exception {
+        Path out = dir.resolve("sparse");
+        assertEquals(0, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
+                "--method", "magnitude"));
+        assertEquals(true, Files.exists(out.resolve("sparsity.json")));
+        try (io.moescore.model.Checkpoint c = io.moescore.model.Checkpoint.open(out)) {
+            String name = "model.layers.0.block_sparse_moe.experts.0.w1.weight";
+            io.moescore.sparse.Sparse24.Packed p = new io.moescore.sparse.Sparse24.Packed(384, 192,
+                    c.get(name + ".sp24_values").toFloats(), c.get(name + ".sp24_meta").toInts());
+            float[] dense = io.moescore.sparse.Sparse24.decompress(p);
+            for (int g = 0; g < dense.length; g += 4) {
+                int zeros = 0;
+                for (int j = 0; j < 4; j++) {
+                    zeros += dense[g + j] == 0f ? 1 : 0;
+                }
+                assertEquals(true, zeros >= 2, "group " + g / 4 + " keeps at most 2 of 4");
+            }
+        }
+        Path in = dir.resolve("in.jsonl");
+        Files.writeString(in, "{\"id\": \"a\", \"tokens\": [1, 2, 3, 4, 5]}\n");
+        assertEquals(0, Moescore.run("score-local", "--model", out.toString(), "--input", in.toString(),
+                "--output", dir.resolve("o.jsonl").toString(), "--backend", "cpu", "--threads", "1"));
+        assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
+                "--method", "wanda"), "wanda without calibration data is a usage error");
+    }
+
+    @Test
     void scoreLocalExitsWithZeroThenThreeWhenARowFails() throws Exception {
         Path in = dir.resolve("in.jsonl");
         Files.writeString(in, "{\"id\": \"a\", \"tokens\": [1, 2, 3]}\n");
