@@ -164,19 +164,19 @@ public final class LocalScorer {
     private static void writeRow(JsonGenerator json, JsonRow row, SequenceScore score, String error,
                                  ScoreOptions options) throws IOException {
         json.writeStartObject();
-        json.writeFieldName("id");
+        json.writeFieldName(ScoreColumns.ID);
         if (row.id() == null) {
             json.writeNull();
         } else {
             json.writeTree(row.id());
         }
         boolean ok = error == null;
-        json.writeNumberField("num_tokens", row.tokens() == null ? 0 : row.tokens().length);
-        writeNumber(json, "sum_logprob", ok ? score.sumLogProb() : Double.NaN);
-        writeNumber(json, "mean_nll", ok ? score.meanNll() : Double.NaN);
-        writeNumber(json, "perplexity", ok ? score.perplexity() : Double.NaN);
+        json.writeNumberField(ScoreColumns.NUM_TOKENS, row.tokens() == null ? 0 : row.tokens().length);
+        writeNumber(json, ScoreColumns.SUM_LOGPROB, ok ? score.sumLogProb() : Double.NaN);
+        writeNumber(json, ScoreColumns.MEAN_NLL, ok ? score.meanNll() : Double.NaN);
+        writeNumber(json, ScoreColumns.PERPLEXITY, ok ? score.perplexity() : Double.NaN);
         if (options.tokenLogProbs()) {
-            json.writeFieldName("token_logprobs");
+            json.writeFieldName(ScoreColumns.TOKEN_LOGPROBS);
             if (ok) {
                 json.writeStartArray();
                 for (float f : score.tokenLogProbs()) {
@@ -188,14 +188,14 @@ public final class LocalScorer {
             }
         }
         if (options.topK() > 0) {
-            json.writeFieldName("top_tokens");
+            json.writeFieldName(ScoreColumns.TOP_TOKENS);
             if (ok) {
                 json.writeArray(score.topTokens(), 0, score.topTokens().length);
             } else {
                 json.writeNull();
             }
         }
-        json.writeStringField("error", error);
+        json.writeStringField(ScoreColumns.ERROR, error);
         json.writeEndObject();
         json.writeRaw('\n');
     }

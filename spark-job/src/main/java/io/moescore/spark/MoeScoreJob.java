@@ -8,7 +8,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import org.apache.hadoop.conf.Configuration;
-import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.SparkConf;
 import org.apache.spark.sql.DataFrameReader;
@@ -195,12 +194,5 @@ public final class MoeScoreJob implements Callable<Integer> {
             entries.put(e.getKey(), e.getValue());
         }
         return entries;
-    }
-
-    /** Whether a path exists on its file system (for tests and the CLI). */
-    static boolean exists(String path, Configuration conf) throws IOException {
-        Path p = new Path(path);
-        FileSystem fs = p.getFileSystem(conf);
-        return fs.exists(p);
     }
 }

@@ -19,6 +19,7 @@ import io.moescore.engine.ExpertRouting;
 import io.moescore.engine.Router;
 import io.moescore.engine.TopKSoftmaxRouter;
 import io.moescore.model.DType;
+import io.moescore.model.SafeTensorsWriter;
 import io.moescore.sparse.Sparse24;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -136,12 +137,7 @@ public final class CudaBackend implements Backend {
     static short[] toBf16(float[] f) {
         short[] out = new short[f.length];
         for (int i = 0; i < f.length; i++) {
-            int bits = Float.floatToRawIntBits(f[i]);
-            if ((bits & 0x7fffffff) > 0x7f800000) {
-                out[i] = (short) 0x7fc0; // NaN stays NaN
-            } else {
-                out[i] = (short) ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16); // round to nearest even
-            }
+            out[i] = SafeTensorsWriter.toBf16(f[i]);
         }
         return out;
     }
