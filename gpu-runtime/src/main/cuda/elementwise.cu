@@ -2,13 +2,14 @@
 // addInPlace, addSigmoidGated. Activations are fp32 row-major [rows, cols].
 #include "common.cuh"
 
-// out[t, :] = table[ids[t], :]; one block per row.
+// out[t, :] = table[ids[t], :]; one block per row. Table rows hold wParts copies (hi, then lo: see gemm.cu).
 extern "C" __global__ void embed_bf16(const bf16* __restrict__ table, const int* __restrict__ ids,
-                                      float* __restrict__ out, int rows, int cols) {
+                                      float* __restrict__ out, int rows, int cols, int wParts) {
     int t = blockIdx.x;
     if (t >= rows) return;
-    const bf16* src = table + (size_t)ids[t] * cols;
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) out[(size_t)t * cols + i] = __bfloat162float(src[i]);
+    const bf16* src = table + (size_t)ids[t] * cols * wParts;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x)
+        out[(size_t)t * cols + i] = __bfloat162float(src[i]) + (wParts == 2 ? __bfloat162float(src[cols + i]) : 0.f);
 }
 
 // RMSNorm of each run of `group` columns: one block per (row, group). out may alias x.

@@ -3,7 +3,16 @@
 //
 // One block computes a 128 x 256 tile of out with 8 warps (2 along M x 4 along N, 64 x 64 each) using
 // mma.sync m16n8k16 bf16; K advances 32 at a time through a three-stage cp.async shared-memory pipeline.
-// Activations stay fp32 between kernels; to_bf16 rounds a GEMM's input once (sparse24.cu) before it runs.
+// Activations stay fp32 between kernels; to_bf16_parts rounds a GEMM's input once before it runs.
+//
+// Precision. A product of bf16 numbers keeps 8 significant bits of each input. For near-fp32 results
+// (split-bf16 precision) a value is also stored as hi + lo, two bf16 numbers, and the inner dimension grows
+// instead of the kernel: an activation row holds aParts copies of K values, a weight row wParts copies, and
+// the main loop wraps the weight row (column k reads weight column k mod Kw):
+//   aParts 1 [x_hi]               wParts 1 [w_hi]         x_hi w_hi                 (bf16)
+//   aParts 2 [x_hi, x_lo]         wParts 1 [w_hi]         x_hi w + x_lo w           (bf16 weights are exact)
+//   aParts 3 [x_hi, x_hi, x_lo]   wParts 2 [w_hi, w_lo]   x_hi w_hi + x_hi w_lo + x_lo w_hi
+// CPU twin of the splitting: CudaBackendTest's split-precision checks against CpuBackend in fp32.
 //
 // The same block code serves three launches:
 //   linear_bf16        dense: out fp32 [M, N] (+ bias)
@@ -54,8 +63,8 @@ struct TileArgs {
     const bf16* A;        // bf16 rows of K
     const int* aRows;     // gather: local row m reads A row aRows[rowBegin + m]; null: rowBegin + m
     int rowBegin, rowCount;
-    const bf16* W;        // [N, K]
-    int N, K;
+    const bf16* W;        // [N, Kw]: column k of the product reads weight column k mod Kw
+    int N, K, Kw;
     int m0, n0;           // tile origin: local row, output column
 };
 
@@ -81,7 +90,8 @@ __device__ __forceinline__ void load_stage(const TileArgs& t, int k0, bf16* sA, 
         int r = chunk >> 2, c = (chunk & 3) * 8;
         int n = t.n0 + r, k = k0 + c;
         bool wValid = n < t.N && k < t.K;
-        cp_async16(sW + r * LDS + c, t.W + (size_t)(wValid ? n : 0) * t.K + (wValid ? k : 0), wValid);
+        int kw = k < t.Kw ? k : k % t.Kw;  // 16-byte chunks never straddle a copy: K % 8 == 0
+        cp_async16(sW + r * LDS + c, t.W + (size_t)(wValid ? n : 0) * t.Kw + (wValid ? kw : 0), wValid);
     }
 }
 
@@ -145,8 +155,8 @@ __device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][WN
 
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 linear_bf16(const bf16* __restrict__ A, const bf16* __restrict__ W, const float* __restrict__ bias,
-            float* __restrict__ out, int M, int N, int K) {
-    TileArgs t{A, nullptr, 0, M, W, N, K, (int)blockIdx.x * BM, (int)blockIdx.y * BN};
+            float* __restrict__ out, int M, int N, int K, int Kw) {
+    TileArgs t{A, nullptr, 0, M, W, N, K, Kw, (int)blockIdx.x * BM, (int)blockIdx.y * BN};
     float acc[4][WN][4];
     gemm_mainloop(t, acc);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -177,15 +187,39 @@ __device__ __forceinline__ Work work_item(const int* work, const int* offsets) {
     return w;
 }
 
+// Stores v as the GEMM input value k of a row of aParts copies of K values (see Precision above).
+__device__ __forceinline__ void store_parts(bf16* row, int K, int k, float v, int aParts) {
+    bf16 hi = __float2bfloat16(v);
+    row[k] = hi;
+    if (aParts == 1) return;
+    bf16 lo = __float2bfloat16(v - __bfloat162float(hi));
+    if (aParts == 2) {
+        row[K + k] = lo;
+    } else {
+        row[K + k] = hi;
+        row[2 * K + k] = lo;
+    }
+}
+
+// y[r] = the aParts copies of x[r] (fp32, K columns) as GEMM input.
+extern "C" __global__ void to_bf16_parts(const float* __restrict__ x, bf16* __restrict__ y, long long rows, int K,
+                                         int aParts) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows * K) return;
+    long long r = i / K;
+    store_parts(y + r * K * aParts, K, (int)(i - r * K), x[i], aParts);
+}
+
 // inter[entry, f] = silu(x[token] . gate_f) * (x[token] . up_f) for entries of every expert.
-// wGateUp is [E, 2F, H]: per expert, rows interleaved in blocks of 8 (8 gate rows, then the 8 up rows of the
-// same columns). wDown below is [E, H, F].
+// wGateUp is [E, 2F, H * wParts]: per expert, rows interleaved in blocks of 8 (8 gate rows, then the 8 up rows
+// of the same columns). x rows hold H * aParts values, inter rows F * aParts. wDown below is [E, H, F * wParts].
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 experts_gate_up(const bf16* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
-                const int* __restrict__ work, const bf16* __restrict__ wGateUp, bf16* __restrict__ inter, int F, int H) {
+                const int* __restrict__ work, const bf16* __restrict__ wGateUp, bf16* __restrict__ inter, int F, int H,
+                int aParts, int wParts) {
     Work w = work_item(work, offsets);
-    const bf16* W = wGateUp + (size_t)w.expert * 2 * F * H;
-    TileArgs t{x, tokens, w.begin, w.count, W, 2 * F, H, w.m0, (int)blockIdx.y * BN};
+    const bf16* W = wGateUp + (size_t)w.expert * 2 * F * H * wParts;
+    TileArgs t{x, tokens, w.begin, w.count, W, 2 * F, H * aParts, H * wParts, w.m0, (int)blockIdx.y * BN};
     float acc[4][WN][4];
     gemm_mainloop(t, acc);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -201,7 +235,7 @@ experts_gate_up(const bf16* __restrict__ x, const int* __restrict__ tokens, cons
                 int f = nInterleaved / 2 + 2 * (lane & 3) + (e & 1);
                 if (m < w.count && f < F) {
                     float v = silu(acc[mi][ni][e]) * acc[mi][ni + 1][e];
-                    inter[(size_t)(w.begin + m) * F + f] = __float2bfloat16(v);
+                    store_parts(inter + (size_t)(w.begin + m) * F * aParts, F, f, v, aParts);
                 }
             }
 }
@@ -211,10 +245,11 @@ experts_gate_up(const bf16* __restrict__ x, const int* __restrict__ tokens, cons
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 experts_down(const bf16* __restrict__ inter, const int* __restrict__ tokens, const float* __restrict__ gates,
              const int* __restrict__ offsets, const int* __restrict__ work,
-             const bf16* __restrict__ wDown, float* __restrict__ out, float* __restrict__ perEntry, int H, int F) {
+             const bf16* __restrict__ wDown, float* __restrict__ out, float* __restrict__ perEntry, int H, int F,
+             int aParts, int wParts) {
     Work w = work_item(work, offsets);
-    const bf16* W = wDown + (size_t)w.expert * H * F;
-    TileArgs t{inter, nullptr, w.begin, w.count, W, H, F, w.m0, (int)blockIdx.y * BN};
+    const bf16* W = wDown + (size_t)w.expert * H * F * wParts;
+    TileArgs t{inter, nullptr, w.begin, w.count, W, H, F * aParts, F * wParts, w.m0, (int)blockIdx.y * BN};
     float acc[4][WN][4];
     gemm_mainloop(t, acc);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;

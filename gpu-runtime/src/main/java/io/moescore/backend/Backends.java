@@ -18,17 +18,22 @@ public final class Backends {
      * @throws IllegalArgumentException for an unknown name, or cuda where CUDA cannot run (the message says why)
      */
     public static Backend open(String name, int threads, int deviceOrdinal) {
+        return open(name, threads, deviceOrdinal, Precision.BF16);
+    }
+
+    /** As {@link #open(String, int, int)}, the GPU computing at the given precision (the CPU is fp32 always). */
+    public static Backend open(String name, int threads, int deviceOrdinal, Precision precision) {
         switch (name.toLowerCase(Locale.ROOT)) {
             case "cpu":
                 return new CpuBackend(threads);
             case "auto":
                 if (GpuRuntime.hasKernels() && GpuRuntime.deviceCount() > deviceOrdinal) {
-                    return new CudaBackend(deviceOrdinal);
+                    return new CudaBackend(deviceOrdinal, precision);
                 }
                 return new CpuBackend(threads);
             case "cuda":
                 try {
-                    return new CudaBackend(deviceOrdinal);
+                    return new CudaBackend(deviceOrdinal, precision);
                 } catch (CudaUnavailableException e) {
                     throw new IllegalArgumentException("backend 'cuda': " + e.getMessage(), e);
                 }

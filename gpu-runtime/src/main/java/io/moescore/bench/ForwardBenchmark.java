@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moescore.backend.Backend;
 import io.moescore.backend.Backends;
+import io.moescore.backend.Precision;
 import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.engine.Engine;
 import io.moescore.engine.ScoreBatch;
@@ -33,7 +34,7 @@ public final class ForwardBenchmark {
     public static void main(String[] args) throws IOException {
         if (args.length < 2) {
             System.err.println("usage: ForwardBenchmark MODEL_DIR OUT.json [backend=cuda] [tokens=2048,8192,32768] "
-                    + "[seq=512] [repeats=5]");
+                    + "[seq=512] [repeats=5] [experts=dense|2:4] [precision=bf16|split-bf16]");
             System.exit(2);
         }
         Path model = Path.of(args[0]);
@@ -43,6 +44,7 @@ public final class ForwardBenchmark {
         int seq = 512;
         int repeats = 5;
         boolean sparse = false;
+        Precision precision = Precision.BF16;
         for (int i = 2; i < args.length; i++) {
             String[] kv = args[i].split("=", 2);
             switch (kv[0]) {
@@ -50,6 +52,7 @@ public final class ForwardBenchmark {
                 case "tokens" -> tokenCounts = Arrays.stream(kv[1].split(",")).mapToInt(Integer::parseInt).toArray();
                 case "seq" -> seq = Integer.parseInt(kv[1]);
                 case "repeats" -> repeats = Integer.parseInt(kv[1]);
+                case "precision" -> precision = Precision.parse(kv[1]);
                 case "experts" -> sparse = switch (kv[1]) {
                     case "dense" -> false;
                     case "2:4" -> true;
@@ -61,13 +64,14 @@ public final class ForwardBenchmark {
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = json.createObjectNode();
         long loadStart = System.nanoTime();
-        try (Backend backend = Backends.open(backendName, Runtime.getRuntime().availableProcessors(), 0);
+        try (Backend backend = Backends.open(backendName, Runtime.getRuntime().availableProcessors(), 0, precision);
              Engine engine = Engine.load(model, backend, sparse)) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
             root.put("model", model.toString());
             root.put("config", engine.config().toString());
             root.put("device", backend.deviceName());
             root.put("load_seconds", loadSeconds);
+            root.put("precision", precision.userName());
             root.put("experts", sparse ? "2:4 (magnitude, pruned on load)" : "dense");
             System.out.printf("%s on %s, loaded in %.1f s%n", engine.config(), backend.deviceName(), loadSeconds);
             ArrayNode runs = root.putArray("runs");

@@ -1,5 +1,6 @@
 package io.moescore.score;
 
+import io.moescore.backend.Precision;
 import java.nio.file.Path;
 
 /**
@@ -8,7 +9,7 @@ import java.nio.file.Path;
  * @param batchTokens tokens packed into one forward pass (a longer sequence still goes alone)
  */
 public record LocalScoreOptions(Path model, Path input, Path output, boolean tokenLogProbs, int topK,
-                                String backend, int batchTokens, int threads) {
+                                String backend, String precision, int batchTokens, int threads) {
     public LocalScoreOptions {
         if (batchTokens < 1) {
             throw new IllegalArgumentException("--batch-tokens must be at least 1, got " + batchTokens);
@@ -16,6 +17,7 @@ public record LocalScoreOptions(Path model, Path input, Path output, boolean tok
         if (topK < 0) {
             throw new IllegalArgumentException("--top-k must be 0 or more, got " + topK);
         }
+        Precision.parse(precision);
         if (threads < 1) {
             throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
         }

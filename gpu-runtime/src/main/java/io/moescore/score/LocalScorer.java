@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moescore.backend.Backend;
 import io.moescore.backend.Backends;
+import io.moescore.backend.Precision;
 import io.moescore.engine.Engine;
 import io.moescore.engine.ExpertLoad;
 import io.moescore.engine.ScoreBatch;
@@ -58,7 +59,8 @@ public final class LocalScorer {
             return EXIT_BAD_INVOCATION;
         }
         Summary summary;
-        try (Backend backend = Backends.open(options.backend(), options.threads(), 0);
+        try (Backend backend = Backends.open(options.backend(), options.threads(), 0,
+                     Precision.parse(options.precision()));
              Engine engine = Engine.load(options.model(), backend)) {
             log.println("moescore: " + engine.config() + " on " + backend.deviceName());
             summary = score(engine, options);

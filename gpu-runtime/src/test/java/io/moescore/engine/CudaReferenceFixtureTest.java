@@ -4,32 +4,51 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.moescore.backend.Precision;
 import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.backend.cuda.GpuRuntime;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
- * The whole model on the CUDA backend against transformers' float32 references: every next-token log-prob
- * within 2e-2 (bf16 compute), the same top-5 after the last token in at least 95% of sequences.
+ * The whole model on the CUDA backend against transformers' float32 references (the committed fixtures and the
+ * demo model's reference.json). split-bf16: every next-token log-prob within 2e-2 and the same top-5 after the
+ * last token in at least 95% of sequences (measured: worst 3.1e-4, 34 of 34). bf16 (one rounding of each GEMM
+ * input): log-probs within 0.5 and the same ordered top-5 in at least 90% (measured on an H100: worst 0.32 on
+ * the demo model, 32 of 34, the two others swapping near-ties; transformers itself in bf16 misses by up to 1.35).
  */
 @Tag("gpu")
 class CudaReferenceFixtureTest {
-    static final double TOLERANCE = 2e-2;
+    static final double SPLIT_TOLERANCE = 2e-2;
+    static final double BF16_TOLERANCE = 0.5;
 
-    @Test
-    void everyFixtureMatchesTransformersWithinBf16Tolerance() throws IOException {
+    @BeforeAll
+    static void needsGpu() {
         assumeTrue(GpuRuntime.hasKernels(), "this build has no CUDA kernels: skipping");
         assumeTrue(GpuRuntime.deviceCount() > 0, "no CUDA device on this machine: skipping GPU tests");
-        CudaBackend backend = new CudaBackend(0);
+    }
+
+    @Test
+    void splitBf16MatchesTransformersWithinTwoHundredths() throws IOException {
+        check(Precision.SPLIT_BF16, SPLIT_TOLERANCE, 0.95);
+    }
+
+    @Test
+    void bf16KeepsTheTopFiveAndStaysNearTransformers() throws IOException {
+        check(Precision.BF16, BF16_TOLERANCE, 0.90);
+    }
+
+    private static void check(Precision precision, double tolerance, double top5Share) throws IOException {
+        CudaBackend backend = new CudaBackend(0, precision);
         int sequences = 0;
         int sameTop5 = 0;
-        List<Path> models = ReferenceFixtureTest.models().toList();
-        List<String> failures = new java.util.ArrayList<>();
-        for (Path model : models) {
+        List<String> failures = new ArrayList<>();
+        for (Path model : ReferenceFixtureTest.models().toList()) {
             ReferenceFixtureTest.Reference ref = ReferenceFixtureTest.Reference.read(model);
             try (Engine engine = Engine.load(model, backend)) {
                 ScoreBatch batch = engine.score(TokenBatch.of(ref.tokens().toArray(int[][]::new)), new ScoreOptions(true, 5));
@@ -43,21 +62,21 @@ class CudaReferenceFixtureTest {
                     for (int i = 0; i < expected.length; i++) {
                         double err = Math.abs(score.tokenLogProbs()[i] - expected[i]);
                         worst = Math.max(worst, Double.isNaN(err) ? Double.POSITIVE_INFINITY : err);
-                        over += err > TOLERANCE ? 1 : 0;
+                        over += err > SPLIT_TOLERANCE ? 1 : 0;
                         total++;
                     }
                     sequences++;
                     sameTop5 += java.util.Arrays.equals(ref.top5().get(s), score.topTokens()) ? 1 : 0;
                 }
-                System.out.printf("cuda %s: worst |log-prob error| %.2e, %d of %d tokens over %.0e%n",
-                        model.getFileName(), worst, over, total, TOLERANCE);
-                if (!(worst <= TOLERANCE)) {
-                    failures.add(model.getFileName() + ": worst log-prob error " + worst);
+                System.out.printf("cuda %s %s: worst |log-prob error| %.2e, %d of %d tokens over %.0e%n",
+                        precision.userName(), model.getFileName(), worst, over, total, SPLIT_TOLERANCE);
+                if (!(worst <= tolerance)) {
+                    failures.add(model.getFileName() + ": worst log-prob error " + worst + " > " + tolerance);
                 }
             }
         }
-        System.out.printf("cuda: same top-5 in %d of %d sequences%n", sameTop5, sequences);
-        assertTrue(failures.isEmpty(), String.join("; ", failures));
-        assertTrue(sameTop5 >= 0.95 * sequences, "top-5 agreement " + sameTop5 + "/" + sequences);
+        System.out.printf("cuda %s: same top-5 in %d of %d sequences%n", precision.userName(), sameTop5, sequences);
+        assertTrue(failures.isEmpty(), precision.userName() + ": " + String.join("; ", failures));
+        assertTrue(sameTop5 >= top5Share * sequences, "top-5 agreement " + sameTop5 + "/" + sequences);
     }
 }

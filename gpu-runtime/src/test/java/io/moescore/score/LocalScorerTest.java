@@ -26,7 +26,7 @@ class LocalScorerTest {
 
     int run(Path model, Path input, Path output, int batchTokens) {
         return new LocalScorer(new PrintStream(log, true, StandardCharsets.UTF_8)).run(
-                new LocalScoreOptions(model, input, output, true, 3, "cpu", batchTokens, 2));
+                new LocalScoreOptions(model, input, output, true, 3, "cpu", "bf16", batchTokens, 2));
     }
 
     List<JsonNode> read(Path output) throws IOException {

@@ -29,6 +29,10 @@ final class ScoreLocalCommand implements Callable<Integer> {
     @Option(names = "--backend", defaultValue = "auto", description = "auto, cpu or cuda (default: ${DEFAULT-VALUE})")
     String backend;
 
+    @Option(names = "--precision", defaultValue = "bf16",
+            description = "GPU precision: bf16 or split-bf16 (near-fp32 log-probs, 2-3x the GEMM work) (default: ${DEFAULT-VALUE})")
+    String precision;
+
     @Option(names = "--batch-tokens", defaultValue = "8192", description = "tokens per forward pass (default: ${DEFAULT-VALUE})")
     int batchTokens;
 
@@ -39,7 +43,7 @@ final class ScoreLocalCommand implements Callable<Integer> {
     public Integer call() {
         LocalScoreOptions options;
         try {
-            options = new LocalScoreOptions(model, input, output, tokenLogProbs, topK, backend, batchTokens,
+            options = new LocalScoreOptions(model, input, output, tokenLogProbs, topK, backend, precision, batchTokens,
                     threads == null ? Runtime.getRuntime().availableProcessors() : threads);
         } catch (IllegalArgumentException e) {
             System.err.println("moescore score-local: " + e.getMessage());

@@ -2,6 +2,7 @@ package io.moescore.spark;
 
 import io.moescore.backend.Backend;
 import io.moescore.backend.Backends;
+import io.moescore.backend.Precision;
 import io.moescore.engine.Engine;
 import io.moescore.model.TextTokenizer;
 import java.nio.file.Path;
@@ -50,7 +51,7 @@ public final class ExecutorEngines {
         }
     }
 
-    private record Key(String modelUri, String backend, int device) {
+    private record Key(String modelUri, String backend, String precision, int device) {
     }
 
     private static final Map<Key, Loaded> ENGINES = new ConcurrentHashMap<>();
@@ -64,14 +65,14 @@ public final class ExecutorEngines {
 
     /** The shared engine for this spec on this device, loading it if this JVM has none yet. */
     public static Loaded get(ScoringSpec spec, int device) {
-        return ENGINES.computeIfAbsent(new Key(spec.modelUri(), spec.backend(), device), key -> load(spec, device));
+        return ENGINES.computeIfAbsent(new Key(spec.modelUri(), spec.backend(), spec.precision(), device), key -> load(spec, device));
     }
 
     private static Loaded load(ScoringSpec spec, int device) {
         long start = System.nanoTime();
         Path local = ModelFiles.localize(spec.modelUri(), ModelFiles.hadoopConf(spec.hadoopConf()));
         int threads = spec.cpuThreads() > 0 ? spec.cpuThreads() : Runtime.getRuntime().availableProcessors();
-        Backend backend = Backends.open(spec.backend(), threads, device);
+        Backend backend = Backends.open(spec.backend(), threads, device, Precision.parse(spec.precision()));
         try {
             Engine engine = Engine.load(local, backend);
             LOG.info("moescore: loaded {} from {} on {} in {} ms", engine.config(), spec.modelUri(),

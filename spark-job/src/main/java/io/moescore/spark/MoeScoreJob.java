@@ -50,6 +50,9 @@ public final class MoeScoreJob implements Callable<Integer> {
     String model;
     @Option(names = "--backend", description = "auto, cpu or cuda (conf: backend; default auto)")
     String backend;
+    @Option(names = "--precision", description = "GPU precision: bf16 (fast) or split-bf16 (near-fp32 log-probs, 2-3x "
+            + "the GEMM work) (conf: precision; default bf16)")
+    String precision;
     @Option(names = "--batch-tokens", description = "tokens per forward pass (conf: batchTokens; default 8192)")
     Integer batchTokens;
     @Option(names = "--token-logprobs", description = "write each token's log-prob (conf: tokenLogprobs)")
@@ -69,7 +72,7 @@ public final class MoeScoreJob implements Callable<Integer> {
         String inFormat = pick(inputFormat, conf, "inputFormat", in.isEmpty() ? "parquet" : ScoreJobOptions.formatOf(in.get(0)));
         return new ScoreJobOptions(in, inFormat, pick(output, conf, "output", null),
                 pick(outputFormat, conf, "outputFormat", "parquet"), pick(model, conf, "model", null),
-                pick(backend, conf, "backend", "auto"),
+                pick(backend, conf, "backend", "auto"), pick(precision, conf, "precision", "bf16"),
                 batchTokens != null ? batchTokens : conf.getInt(CONF_PREFIX + "batchTokens", 8192),
                 tokenLogProbs != null ? tokenLogProbs : conf.getBoolean(CONF_PREFIX + "tokenLogprobs", false),
                 topK != null ? topK : conf.getInt(CONF_PREFIX + "topK", 0),
@@ -126,7 +129,7 @@ public final class MoeScoreJob implements Callable<Integer> {
         if (options.partitions() > 0) {
             input = input.repartition(options.partitions());
         }
-        ScoringSpec spec = new ScoringSpec(options.model(), options.backend(), options.batchTokens(),
+        ScoringSpec spec = new ScoringSpec(options.model(), options.backend(), options.precision(), options.batchTokens(),
                 options.tokenLogProbs(), options.topK(), options.idColumn(), options.tokensColumn(),
                 options.textColumn(), spark.sparkContext().getConf().getInt(CONF_PREFIX + "cpuThreads", 0),
                 hadoopEntries(hadoop));

@@ -1,15 +1,17 @@
 package io.moescore.spark;
 
+import io.moescore.backend.Precision;
 import java.util.List;
 import java.util.Locale;
 
 /**
  * Options of {@link MoeScoreJob}, resolved from the command line first and {@code spark.moescore.*} conf second.
  *
+ * @param precision bf16 or split-bf16 (GPU backends: see {@link Precision})
  * @param mode error (the default: refuse an existing output), overwrite, or append
  */
 public record ScoreJobOptions(List<String> inputs, String inputFormat, String output, String outputFormat,
-                              String model, String backend, int batchTokens, boolean tokenLogProbs, int topK,
+                              String model, String backend, String precision, int batchTokens, boolean tokenLogProbs, int topK,
                               String mode, String idColumn, String tokensColumn, String textColumn,
                               int partitions, String summaryPath) {
     public static final List<String> FORMATS = List.of("arrow", "parquet", "json");
@@ -29,6 +31,7 @@ public record ScoreJobOptions(List<String> inputs, String inputFormat, String ou
         checkOneOf("--output-format", outputFormat, FORMATS);
         checkOneOf("--mode", mode, MODES);
         checkOneOf("--backend", backend, List.of("auto", "cpu", "cuda"));
+        Precision.parse(precision);
         if (batchTokens < 1) {
             throw new IllegalArgumentException("--batch-tokens must be at least 1, got " + batchTokens);
         }

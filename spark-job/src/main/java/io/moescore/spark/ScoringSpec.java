@@ -8,11 +8,12 @@ import java.util.Map;
  *
  * @param modelUri      the model directory: a local path (present on every node) or any Hadoop FS URI
  * @param backend       auto, cpu or cuda
+ * @param precision     bf16 or split-bf16 (GPU backends)
  * @param batchTokens   tokens per forward pass
  * @param cpuThreads    threads of the CPU backend per executor (0: all cores)
  * @param hadoopConf    the driver's Hadoop settings, to read the model on executors
  */
-public record ScoringSpec(String modelUri, String backend, int batchTokens, boolean tokenLogProbs, int topK,
+public record ScoringSpec(String modelUri, String backend, String precision, int batchTokens, boolean tokenLogProbs, int topK,
                           String idColumn, String tokensColumn, String textColumn, int cpuThreads,
                           Map<String, String> hadoopConf) implements Serializable {
     public ScoringSpec {

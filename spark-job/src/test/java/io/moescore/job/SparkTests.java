@@ -42,7 +42,7 @@ final class SparkTests {
 
     static ScoreJobOptions options(List<String> inputs, String inputFormat, String output, String outputFormat,
                                    String model, boolean tokenLogProbs, int topK, int partitions, int batchTokens) {
-        return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, "cpu", batchTokens,
+        return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, "cpu", "bf16", batchTokens,
                 tokenLogProbs, topK, "error", "id", "tokens", "text", partitions, null);
     }
 
@@ -50,7 +50,7 @@ final class SparkTests {
     static Path scoreLocally(Path input, Path dir, boolean tokenLogProbs, int topK) throws IOException {
         Path out = dir.resolve("local.jsonl");
         int code = new LocalScorer(new PrintStream(OutputStream.nullOutputStream())).run(
-                new LocalScoreOptions(demoModel(), input, out, tokenLogProbs, topK, "cpu", 8192, 2));
+                new LocalScoreOptions(demoModel(), input, out, tokenLogProbs, topK, "cpu", "bf16", 8192, 2));
         if (code == LocalScorer.EXIT_BAD_INVOCATION) {
             throw new IllegalStateException("local scorer failed on " + input);
         }

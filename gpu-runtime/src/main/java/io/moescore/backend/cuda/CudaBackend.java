@@ -12,6 +12,7 @@ import io.moescore.backend.DeviceOutOfMemoryException;
 import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.IntTensor;
 import io.moescore.backend.LogProbs;
+import io.moescore.backend.Precision;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.TopK;
 import io.moescore.backend.WeightSlice;
@@ -54,11 +55,31 @@ public final class CudaBackend implements Backend {
     private static final long LOGITS_CHUNK_ELEMENTS = 64L << 20;
 
     private final GpuRuntime gpu;
+    private final Precision precision;
     private final Map<String, CUdeviceptr> invFreqs = new ConcurrentHashMap<>();
     private volatile OpTimer timer;
 
     public CudaBackend(int deviceOrdinal) {
+        this(deviceOrdinal, Precision.BF16);
+    }
+
+    public CudaBackend(int deviceOrdinal, Precision precision) {
         gpu = GpuRuntime.forDevice(deviceOrdinal);
+        this.precision = precision;
+    }
+
+    public Precision precision() {
+        return precision;
+    }
+
+    /** bf16 copies per weight row (gemm.cu, Precision): a lo part only where bf16 cannot hold the weight. */
+    private int weightParts(WeightSlice s) {
+        return precision == Precision.SPLIT_BF16 && s.tensor().dtype() != DType.BF16 ? 2 : 1;
+    }
+
+    /** bf16 copies per GEMM input row against a weight of wParts copies (gemm.cu, Precision). */
+    private int inputParts(int wParts) {
+        return precision == Precision.SPLIT_BF16 ? wParts + 1 : 1;
     }
 
     public GpuRuntime runtime() {
@@ -134,6 +155,32 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /**
+     * Copies `rows` rows of `cols` elements, from element `first` of a slice's tensor, to the device as bf16 rows
+     * of `parts` copies each: hi, then (parts 2) lo = the rounding error of hi, also in bf16.
+     */
+    private static void uploadRows(WeightSlice s, long first, long rows, int cols, int parts, CUdeviceptr dst) {
+        if (parts == 1) {
+            uploadBf16(s, first, rows * cols, dst);
+            return;
+        }
+        int rowsPerChunk = (int) Math.max(1, Math.min(rows, (8L << 20) / cols));
+        for (long r = 0; r < rows; r += rowsPerChunk) {
+            int n = (int) Math.min(rowsPerChunk, rows - r);
+            float[] f = s.tensor().toFloats(first + r * cols, n * cols);
+            short[] out = new short[2 * n * cols];
+            for (int i = 0; i < n; i++) {
+                for (int c = 0; c < cols; c++) {
+                    float v = f[i * cols + c];
+                    short hi = SafeTensorsWriter.toBf16(v);
+                    out[2 * i * cols + c] = hi;
+                    out[(2 * i + 1) * cols + c] = SafeTensorsWriter.toBf16(v - Float.intBitsToFloat(hi << 16));
+                }
+            }
+            cuMemcpyHtoD(dst.withByteOffset(r * cols * 2 * 2), Pointer.to(out), out.length * 2L);
+        }
+    }
+
     static short[] toBf16(float[] f) {
         short[] out = new short[f.length];
         for (int i = 0; i < f.length; i++) {
@@ -145,17 +192,18 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor weight(WeightSlice s) {
         long n = (long) s.rows() * s.cols();
+        int parts = weightParts(s);
         CUdeviceptr bf16 = null;
         CUdeviceptr f32 = null;
         if (s.rows() > 1) {
-            bf16 = allocateWeight(n * 2);
-            uploadBf16(s, s.firstElement(), n, bf16);
+            bf16 = allocateWeight(n * 2 * parts);
+            uploadRows(s, s.firstElement(), s.rows(), s.cols(), parts, bf16);
         }
         if (s.rows() <= SMALL_WEIGHT_ROWS) {
             f32 = allocateWeight(n * 4);
             cuMemcpyHtoD(f32, Pointer.to(s.tensor().toFloats(s.firstElement(), (int) n)), n * 4);
         }
-        return new CudaTensor(s.rows(), s.cols(), f32, bf16, null);
+        return new CudaTensor(s.rows(), s.cols(), f32, bf16, parts, null);
     }
 
     @Override
@@ -167,8 +215,9 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("the CUDA backend needs ffn and hidden sizes that are multiples of 8,"
                     + " got ffn " + ffn + " and hidden " + hidden + " (" + gate[0].describe() + ")");
         }
-        long expertGateUp = 2L * ffn * hidden;
-        long expertDown = (long) hidden * ffn;
+        int parts = weightParts(gate[0]);
+        long expertGateUp = 2L * ffn * hidden * parts;
+        long expertDown = (long) hidden * ffn * parts;
         CUdeviceptr gateUp = allocateWeight(e * expertGateUp * 2);
         CUdeviceptr downSlab;
         try {
@@ -181,15 +230,15 @@ public final class CudaBackend implements Backend {
             // rows 16b..16b+7 = gate rows 8b..8b+7, rows 16b+8..16b+15 = up rows 8b..8b+7
             CUdeviceptr base = gateUp.withByteOffset(x * expertGateUp * 2);
             for (int b = 0; b < ffn / 8; b++) {
-                long rowBytes = (long) hidden * 2;
-                uploadBf16(gate[x], gate[x].firstElement() + (long) b * 8 * hidden, 8L * hidden,
+                long rowBytes = (long) hidden * 2 * parts;
+                uploadRows(gate[x], gate[x].firstElement() + (long) b * 8 * hidden, 8, hidden, parts,
                         base.withByteOffset(16L * b * rowBytes));
-                uploadBf16(up[x], up[x].firstElement() + (long) b * 8 * hidden, 8L * hidden,
+                uploadRows(up[x], up[x].firstElement() + (long) b * 8 * hidden, 8, hidden, parts,
                         base.withByteOffset((16L * b + 8) * rowBytes));
             }
-            uploadBf16(down[x], down[x].firstElement(), expertDown, downSlab.withByteOffset(x * expertDown * 2));
+            uploadRows(down[x], down[x].firstElement(), hidden, ffn, parts, downSlab.withByteOffset(x * expertDown * 2));
         }
-        return new CudaExperts(e, ffn, hidden, gateUp, downSlab);
+        return new CudaExperts(e, ffn, hidden, gateUp, downSlab, parts);
     }
 
     @Override
@@ -233,7 +282,7 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor activation(int rows, int cols) {
         DevicePool pool = gpu.pool();
-        return new CudaTensor(rows, cols, pool.allocate((long) rows * cols * 4), null, pool);
+        return new CudaTensor(rows, cols, pool.allocate((long) rows * cols * 4), null, 1, pool);
     }
 
     @Override
@@ -319,7 +368,7 @@ public final class CudaBackend implements Backend {
         CudaTensor t = CudaTensor.of(table);
         CudaTensor o = CudaTensor.of(out);
         launch("embed_bf16", ids.length(), 1, 256, 0, t.bf16, CudaTensor.Ints.of(ids).device, o.f32, ids.length(),
-                t.cols);
+                t.cols, t.parts);
     }
 
     @Override
@@ -359,28 +408,38 @@ public final class CudaBackend implements Backend {
             return;
         }
         DevicePool pool = gpu.pool();
-        CUdeviceptr xb = toBf16(in, pool);
+        int aParts = inputParts(weights.parts);
+        CUdeviceptr xb = gemmInput(in, aParts, pool);
         try {
-            gemm(xb, weights.bf16, b, o.f32, in.rows, weights.rows, in.cols);
+            gemm(xb, weights.bf16, b, o.f32, in.rows, weights.rows, in.cols, aParts, weights.parts);
         } finally {
-            pool.release(xb, in.elements() * 2);
+            pool.release(xb, in.elements() * 2 * aParts);
         }
     }
 
-    /** A bf16 copy of an activation (from the pool: release it with elements() * 2 bytes). */
+    /** A bf16 copy of an activation (from the pool: release it with elements() * 2 bytes); the 2:4 kernels' input. */
     private CUdeviceptr toBf16(CudaTensor x, DevicePool pool) {
         CUdeviceptr xb = pool.allocate(x.elements() * 2);
         launch("to_bf16", blocks(x.elements(), 256), 1, 256, 0, x.f32, xb, x.elements());
         return xb;
     }
 
-    private void gemm(CUdeviceptr a, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr out, int m, int n, int k) {
+    /** An activation as GEMM input rows of aParts bf16 copies (release with elements() * 2 * aParts bytes). */
+    private CUdeviceptr gemmInput(CudaTensor x, int aParts, DevicePool pool) {
+        CUdeviceptr xb = pool.allocate(x.elements() * 2 * aParts);
+        launch("to_bf16_parts", blocks(x.elements(), 256), 1, 256, 0, x.f32, xb, (long) x.rows, x.cols, aParts);
+        return xb;
+    }
+
+    /** out = a w^T over k columns, a in rows of aParts copies, w in rows of wParts copies (gemm.cu, Precision). */
+    private void gemm(CUdeviceptr a, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr out, int m, int n, int k,
+                      int aParts, int wParts) {
         if (k % 8 != 0) {
             throw new IllegalArgumentException("the CUDA backend needs inner dimensions that are multiples of 8, got " + k);
         }
         gpu.allowSharedMemory(gpu.function("linear_bf16"), GEMM_SHARED_BYTES);
         launch("linear_bf16", blocks(m, GEMM_TILE), (int) blocks(n, GEMM_N_TILE), 256, GEMM_SHARED_BYTES, a, w, bias,
-                out, m, n, k);
+                out, m, n, k * aParts, k * wParts);
     }
 
     @Override
@@ -549,20 +608,21 @@ public final class CudaBackend implements Backend {
         }
         int[] work = workList(counts);
         DevicePool pool = gpu.pool();
-        CUdeviceptr inter = pool.allocate(entries * f * 2);
-        CUdeviceptr xb = toBf16(x, pool);
+        int aParts = inputParts(w.parts);
+        CUdeviceptr inter = pool.allocate(entries * f * 2 * aParts);
+        CUdeviceptr xb = gemmInput(x, aParts, pool);
         for (String k : new String[] {"experts_gate_up", "experts_down"}) {
             gpu.allowSharedMemory(gpu.function(k), GEMM_SHARED_BYTES);
         }
         try (CudaTensor.Ints workList = upload(work)) {
             int items = work.length / 2;
             launch("experts_gate_up", items, (int) blocks(2L * f, GEMM_N_TILE), 256, GEMM_SHARED_BYTES, xb, tokens,
-                    offsets, workList.device, w.gateUp, inter, f, h);
+                    offsets, workList.device, w.gateUp, inter, f, h, aParts, w.parts);
             launch("experts_down", items, (int) blocks(h, GEMM_N_TILE), 256, GEMM_SHARED_BYTES, inter, tokens, gates,
-                    offsets, workList.device, w.down, out.f32, null, h, f);
+                    offsets, workList.device, w.down, out.f32, null, h, f, aParts, w.parts);
         } finally {
-            pool.release(inter, entries * f * 2);
-            pool.release(xb, x.elements() * 2);
+            pool.release(inter, entries * f * 2 * aParts);
+            pool.release(xb, x.elements() * 2 * aParts);
         }
     }
 
@@ -641,12 +701,13 @@ public final class CudaBackend implements Backend {
         CUdeviceptr state = pool.allocate(t * 12L);
         CUdeviceptr lp = pool.allocate(Math.max(4L, t * 4L));
         CUdeviceptr top = pool.allocate(topBytes);
-        CUdeviceptr xb = toBf16(x, pool);
+        int aParts = inputParts(w.parts);
+        CUdeviceptr xb = gemmInput(x, aParts, pool);
         try (CudaTensor.Ints slots = upload(topSlot)) {
             CUdeviceptr target = CudaTensor.Ints.of(targets).device;
             for (int v0 = 0; v0 < vocab; v0 += chunk) {
                 int c = Math.min(chunk, vocab - v0);
-                gemm(xb, w.bf16.withByteOffset((long) v0 * h * 2), null, logits, t, c, h);
+                gemm(xb, w.bf16.withByteOffset((long) v0 * h * 2 * w.parts), null, logits, t, c, h, aParts, w.parts);
                 launch("logsoftmax_chunk", t, 1, 256, 0, logits, t, c, v0, target, state, slots.device, top, vocab);
             }
             launch("logsoftmax_finish", blocks(t, 256), 1, 256, 0, state, target, t, lp);
@@ -663,7 +724,7 @@ public final class CudaBackend implements Backend {
             }
             return new LogProbs(result, best);
         } finally {
-            pool.release(xb, x.elements() * 2);
+            pool.release(xb, x.elements() * 2 * aParts);
             pool.release(logits, logitsBytes);
             pool.release(state, t * 12L);
             pool.release(lp, Math.max(4L, t * 4L));

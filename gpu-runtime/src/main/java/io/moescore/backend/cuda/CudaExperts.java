@@ -5,7 +5,7 @@ import jcuda.driver.CUdeviceptr;
 
 /**
  * A layer's experts as two device slabs: gateUp [E, 2F, H] bf16, each expert's gate and up rows interleaved
- * in blocks of 8 (what experts_gate_up reads), and down [E, H, F] bf16.
+ * in blocks of 8 (what experts_gate_up reads), and down [E, H, F] bf16; every row as `parts` copies (hi, lo).
  */
 final class CudaExperts implements ExpertWeights {
     final int numExperts;
@@ -13,8 +13,10 @@ final class CudaExperts implements ExpertWeights {
     final int hidden;
     final CUdeviceptr gateUp;
     final CUdeviceptr down;
+    final int parts;
 
-    CudaExperts(int numExperts, int ffn, int hidden, CUdeviceptr gateUp, CUdeviceptr down) {
+    CudaExperts(int numExperts, int ffn, int hidden, CUdeviceptr gateUp, CUdeviceptr down, int parts) {
+        this.parts = parts;
         this.numExperts = numExperts;
         this.ffn = ffn;
         this.hidden = hidden;

@@ -13,14 +13,17 @@ final class CudaTensor implements Tensor {
     final int cols;
     final CUdeviceptr f32;
     final CUdeviceptr bf16;
+    /** Copies per bf16 row: 1 (hi) or 2 (hi, then lo: the weight split for split-bf16 precision). */
+    final int parts;
     private final DevicePool pool;
     private boolean closed;
 
-    CudaTensor(int rows, int cols, CUdeviceptr f32, CUdeviceptr bf16, DevicePool pool) {
+    CudaTensor(int rows, int cols, CUdeviceptr f32, CUdeviceptr bf16, int parts, DevicePool pool) {
         this.rows = rows;
         this.cols = cols;
         this.f32 = f32;
         this.bf16 = bf16;
+        this.parts = parts;
         this.pool = pool;
     }
 

@@ -285,6 +285,95 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * split-bf16 against the fp32 CPU on weights bf16 cannot hold (fp32 values) and on bf16 ones: linear, embedding,
+     * grouped experts and log-probs near fp32, and far closer than bf16 precision on the same inputs.
+     */
+    @Test
+    void splitBf16PrecisionIsNearFp32() throws IOException {
+        CudaBackend split = new CudaBackend(0, io.moescore.backend.Precision.SPLIT_BF16);
+        for (boolean bf16Weights : new boolean[] {false, true}) {
+            int m = 300;
+            int n = 700;
+            int k = 256;
+            float[] wv = randn(n * k, 1 / Math.sqrt(k));
+            WeightSlice s = slice(bf16Weights ? bf16(wv) : wv, n, k);
+            Tensor wc = cpu.weight(s);
+            Tensor ws = split.weight(s);
+            Tensor wb = gpu.weight(s);
+            float[] xv = randn(m * k, 1);
+            Tensor xc = cpu.activation(xv, m, k);
+            Tensor xs = split.activation(xv, m, k);
+            Tensor oc = cpu.activation(m, n);
+            Tensor os = split.activation(m, n);
+            Tensor ob = gpu.activation(m, n);
+            cpu.linear(xc, wc, null, oc);
+            split.linear(xs, ws, null, os);
+            gpu.linear(xs, wb, null, ob);
+            double splitErr = relativeError(cpu.toHost(oc), split.toHost(os));
+            double bf16Err = relativeError(cpu.toHost(oc), gpu.toHost(ob));
+            System.out.printf("linear, %s weights: split-bf16 %.2e, bf16 %.2e%n", bf16Weights ? "bf16" : "fp32",
+                    splitErr, bf16Err);
+            assertTrue(splitErr < 2e-5, "split-bf16 linear relative error " + splitErr);
+            assertTrue(splitErr * 50 < bf16Err, "split-bf16 " + splitErr + " is not far below bf16 " + bf16Err);
+
+            int[] ids = random.ints(m, 0, n).toArray();
+            Tensor ec = cpu.activation(m, k);
+            Tensor es = split.activation(m, k);
+            cpu.embed(wc, cpu.ints(ids), ec);
+            split.embed(ws, split.ints(ids), es);
+            assertEquals(0, relativeError(cpu.toHost(ec), split.toHost(es)), 1e-5, "embedding rows hi + lo");
+
+            int[] targets = random.ints(m, 0, n).toArray();
+            LogProbs lc = cpu.logProbs(xc, wc, cpu.ints(targets), new int[] {0}, 5);
+            LogProbs ls = split.logProbs(xs, ws, split.ints(targets), new int[] {0}, 5);
+            double worst = 0;
+            for (int i = 0; i < m; i++) {
+                worst = Math.max(worst, Math.abs(lc.targetLogProbs()[i] - ls.targetLogProbs()[i]));
+            }
+            System.out.printf("log-probs, split-bf16: worst abs error %.2e%n", worst);
+            assertTrue(worst < 1e-4, "split-bf16 log-prob error " + worst);
+            assertArrayEquals(lc.topTokens()[0], ls.topTokens()[0], "top-5");
+            for (Tensor t : new Tensor[] {ws, wb}) {
+                t.close();
+            }
+        }
+        int t = 500;
+        int hidden = 128;
+        int ffn = 96;
+        int experts = 8;
+        WeightSlice[][] slices = new WeightSlice[3][experts];
+        for (int e = 0; e < experts; e++) {
+            slices[0][e] = slice(randn(ffn * hidden, 1 / Math.sqrt(hidden)), ffn, hidden);
+            slices[1][e] = slice(randn(ffn * hidden, 1 / Math.sqrt(hidden)), ffn, hidden);
+            slices[2][e] = slice(randn(hidden * ffn, 1 / Math.sqrt(ffn)), hidden, ffn);
+        }
+        float[] lv = randn(t * experts, 2);
+        TopKSoftmaxRouter router = new TopKSoftmaxRouter(2, true);
+        ExpertRouting rc = cpu.route(cpu.activation(lv, t, experts), router);
+        ExpertRouting rs = split.route(split.activation(lv, t, experts), router);
+        ExpertWeights wc = cpu.expertWeights(slices[0], slices[1], slices[2]);
+        ExpertWeights ws = split.expertWeights(slices[0], slices[1], slices[2]);
+        float[] xv = randn(t * hidden, 1);
+        Tensor oc = cpu.activation(t, hidden);
+        Tensor os = split.activation(t, hidden);
+        cpu.experts(cpu.activation(xv, t, hidden), rc, wc, oc);
+        split.experts(split.activation(xv, t, hidden), rs, ws, os);
+        double err = relativeError(cpu.toHost(oc), split.toHost(os));
+        System.out.printf("experts, fp32 weights: split-bf16 %.2e%n", err);
+        assertTrue(err < 2e-5, "split-bf16 experts relative error " + err);
+        ws.close();
+        rs.close();
+    }
+
+    /** One fp32 tensor in its own safetensors file (kept open: the test's temp folder outlives it). */
+    WeightSlice slice(float[] values, int rows, int cols) throws IOException {
+        Path file = dir.resolve("s" + (files++));
+        java.nio.file.Files.createDirectories(file);
+        new SafeTensorsWriter(java.util.Map.of()).add("w", DType.F32, values, rows, cols).write(file.resolve("model.safetensors"));
+        return WeightSlice.whole(Checkpoint.open(file).get("w"), rows, cols);
+    }
+
     @Test
     void logProbsOverVocabularyChunksWithTopK() throws IOException {
         int t = 300;
