@@ -150,26 +150,24 @@ __device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][WN
     asm volatile("cp.async.wait_group 0;\n" ::);
 }
 
-// Accumulator element e of tile (mi, ni) sits at local row wm + mi*16 + lane/4 (+8 for e >= 2) and column
-// wn + ni*8 + 2*(lane%4) (+1 for odd e).
+// Epilogues, shared with the wgmma main loop (gemm_sm90.cu). acc is a warp's [MI][NI][4] accumulators: element e
+// of tile (mi, ni) sits at local row wm + mi*16 + lane/4 (+8 for e >= 2) and column wn + ni*8 + 2*(lane%4)
+// (+1 for odd e).
+#define ACC(mi, ni, e) acc[((mi) * NI + (ni)) * 4 + (e)]
 
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
-linear_bf16(const bf16* __restrict__ A, const bf16* __restrict__ W, const float* __restrict__ bias,
-            float* __restrict__ out, int M, int N, int K, int Kw) {
-    TileArgs t{A, nullptr, 0, M, W, N, K, Kw, (int)blockIdx.x * BM, (int)blockIdx.y * BN};
-    float acc[4][WN][4];
-    gemm_mainloop(t, acc);
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int wm = (warp >> 2) * 64, wn = (warp & 3) * (WN * 8);
+template <int MI, int NI>
+__device__ __forceinline__ void epi_store(const float* acc, int wm, int wn, const TileArgs& t, const float* bias,
+                                          float* out, int M, int N) {
+    int lane = threadIdx.x & 31;
 #pragma unroll
-    for (int mi = 0; mi < 4; mi++)
+    for (int mi = 0; mi < MI; mi++)
 #pragma unroll
-        for (int ni = 0; ni < WN; ni++)
+        for (int ni = 0; ni < NI; ni++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 int m = t.m0 + wm + mi * 16 + (lane >> 2) + (e >> 1) * 8;
                 int n = t.n0 + wn + ni * 8 + 2 * (lane & 3) + (e & 1);
-                if (m < M && n < N) out[(size_t)m * N + n] = acc[mi][ni][e] + (bias ? bias[n] : 0.f);
+                if (m < M && n < N) out[(size_t)m * N + n] = ACC(mi, ni, e) + (bias ? bias[n] : 0.f);
             }
 }
 
@@ -201,6 +199,66 @@ __device__ __forceinline__ void store_parts(bf16* row, int K, int k, float v, in
     }
 }
 
+// Tile ni (even) holds gate columns, ni+1 the up columns of the same f: inter[entry, f] = silu(gate) * up.
+template <int MI, int NI>
+__device__ __forceinline__ void epi_swiglu(const float* acc, int wm, int wn, const TileArgs& t, const Work& w,
+                                           bf16* inter, int F, int aParts) {
+    int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+        for (int ni = 0; ni < NI; ni += 2)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int m = w.m0 + wm + mi * 16 + (lane >> 2) + (e >> 1) * 8;
+                int nInterleaved = t.n0 + wn + ni * 8;  // a multiple of 16: start of a gate block
+                int f = nInterleaved / 2 + 2 * (lane & 3) + (e & 1);
+                if (m < w.count && f < F) {
+                    float v = silu(ACC(mi, ni, e)) * ACC(mi, ni + 1, e);
+                    store_parts(inter + (size_t)(w.begin + m) * F * aParts, F, f, v, aParts);
+                }
+            }
+}
+
+// out[token] += gate * acc (atomicAdd: a token receives one add per chosen expert), or perEntry[entry] = ...
+template <int MI, int NI>
+__device__ __forceinline__ void epi_combine(const float* acc, int wm, int wn, const TileArgs& t, const Work& w,
+                                            const int* tokens, const float* gates, float* out, float* perEntry,
+                                            int H) {
+    int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+        for (int e2 = 0; e2 < 2; e2++) {
+            int m = w.m0 + wm + mi * 16 + (lane >> 2) + e2 * 8;
+            if (m >= w.count) continue;
+            int entry = w.begin + m;
+            float g = gates[entry];
+            int token = tokens[entry];
+#pragma unroll
+            for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+                for (int e1 = 0; e1 < 2; e1++) {
+                    int h = t.n0 + wn + ni * 8 + 2 * (lane & 3) + e1;
+                    if (h >= H) continue;
+                    float v = g * ACC(mi, ni, e2 * 2 + e1);
+                    if (perEntry) perEntry[(size_t)entry * H + h] = v;
+                    else atomicAdd(&out[(size_t)token * H + h], v);
+                }
+        }
+}
+#undef ACC
+
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
+linear_bf16(const bf16* __restrict__ A, const bf16* __restrict__ W, const float* __restrict__ bias,
+            float* __restrict__ out, int M, int N, int K, int Kw) {
+    TileArgs t{A, nullptr, 0, M, W, N, K, Kw, (int)blockIdx.x * BM, (int)blockIdx.y * BN};
+    float acc[4][WN][4];
+    gemm_mainloop(t, acc);
+    int warp = threadIdx.x >> 5;
+    epi_store<4, WN>(&acc[0][0][0], (warp >> 2) * 64, (warp & 3) * (WN * 8), t, bias, out, M, N);
+}
+
 // y[r] = the aParts copies of x[r] (fp32, K columns) as GEMM input.
 extern "C" __global__ void to_bf16_parts(const float* __restrict__ x, bf16* __restrict__ y, long long rows, int K,
                                          int aParts) {
@@ -222,22 +280,8 @@ experts_gate_up(const bf16* __restrict__ x, const int* __restrict__ tokens, cons
     TileArgs t{x, tokens, w.begin, w.count, W, 2 * F, H * aParts, H * wParts, w.m0, (int)blockIdx.y * BN};
     float acc[4][WN][4];
     gemm_mainloop(t, acc);
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int wm = (warp >> 2) * 64, wn = (warp & 3) * (WN * 8);
-#pragma unroll
-    for (int mi = 0; mi < 4; mi++)
-#pragma unroll
-        for (int ni = 0; ni < WN; ni += 2)  // tile ni holds gate columns, ni+1 the up columns of the same f
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int m = w.m0 + wm + mi * 16 + (lane >> 2) + (e >> 1) * 8;
-                int nInterleaved = t.n0 + wn + ni * 8;  // a multiple of 16: start of a gate block
-                int f = nInterleaved / 2 + 2 * (lane & 3) + (e & 1);
-                if (m < w.count && f < F) {
-                    float v = silu(acc[mi][ni][e]) * acc[mi][ni + 1][e];
-                    store_parts(inter + (size_t)(w.begin + m) * F * aParts, F, f, v, aParts);
-                }
-            }
+    int warp = threadIdx.x >> 5;
+    epi_swiglu<4, WN>(&acc[0][0][0], (warp >> 2) * 64, (warp & 3) * (WN * 8), t, w, inter, F, aParts);
 }
 
 // out[token] += gate * (inter[entry] . down_h) for entries of every expert (atomicAdd: tokens receive one
@@ -252,28 +296,8 @@ experts_down(const bf16* __restrict__ inter, const int* __restrict__ tokens, con
     TileArgs t{inter, nullptr, w.begin, w.count, W, H, F * aParts, F * wParts, w.m0, (int)blockIdx.y * BN};
     float acc[4][WN][4];
     gemm_mainloop(t, acc);
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int wm = (warp >> 2) * 64, wn = (warp & 3) * (WN * 8);
-#pragma unroll
-    for (int mi = 0; mi < 4; mi++)
-#pragma unroll
-        for (int e2 = 0; e2 < 2; e2++) {
-            int m = w.m0 + wm + mi * 16 + (lane >> 2) + e2 * 8;
-            if (m >= w.count) continue;
-            int entry = w.begin + m;
-            float g = gates[entry];
-            int token = tokens[entry];
-#pragma unroll
-            for (int ni = 0; ni < WN; ni++)
-#pragma unroll
-                for (int e1 = 0; e1 < 2; e1++) {
-                    int h = t.n0 + wn + ni * 8 + 2 * (lane & 3) + e1;
-                    if (h >= H) continue;
-                    float v = g * acc[mi][ni][e2 * 2 + e1];
-                    if (perEntry) perEntry[(size_t)entry * H + h] = v;
-                    else atomicAdd(&out[(size_t)token * H + h], v);
-                }
-        }
+    int warp = threadIdx.x >> 5;
+    epi_combine<4, WN>(&acc[0][0][0], (warp >> 2) * 64, (warp & 3) * (WN * 8), t, w, tokens, gates, out, perEntry, H);
 }
 
 // Deterministic combine: out[token] = sum over the token's entries in expert order of perEntry[entry].
@@ -303,3 +327,5 @@ extern "C" __global__ void linear_small_f32(const float* __restrict__ x, const f
     s = warp_sum(s);
     if (lane == 0) out[(size_t)t * N + n] = s + (bias ? bias[n] : 0.f);
 }
+
+#include "gemm_sm90.cu"

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moescore.backend.ExpertWeights;
+import io.moescore.backend.Precision;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.WeightSlice;
 import io.moescore.backend.cuda.CudaBackend;
@@ -56,13 +57,16 @@ public final class ExpertLayerBenchmark {
             }
         }
         CudaBackend gpu = new CudaBackend(0);
+        // on a Hopper the default dense kernels are the wgmma ones: time the mma.sync ones beside them
+        CudaBackend mmaSync = gpu.gemmPath().startsWith("wgmma") ? new CudaBackend(0, Precision.BF16, false) : null;
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = json.createObjectNode();
         root.put("device", gpu.deviceName());
+        root.put("dense_gemm", gpu.gemmPath());
         ArrayNode rows = root.putArray("runs");
         Random random = new Random(7);
         Path dir = Files.createTempDirectory("moescore-expert-bench");
-        System.out.printf("%-18s %6s %-7s %9s %9s%n", "shape", "tokens", "kernel", "ms", "TFLOP/s");
+        System.out.printf("%-18s %6s %-14s %9s %9s%n", "shape", "tokens", "kernel", "ms", "TFLOP/s");
         for (String key : shapes) {
             Shape s = SHAPES.get(key);
             int h = s.hidden();
@@ -120,15 +124,17 @@ public final class ExpertLayerBenchmark {
                 try (Tensor xt = gpu.activation(x, tokens, h);
                      Tensor lt = gpu.activation(logits, tokens, s.experts());
                      Tensor o = gpu.activation(tokens, h)) {
-                    for (String kernel : new String[] {"dense", "2:4"}) {
-                        ExpertWeights w = kernel.equals("dense") ? denseWeights : sparseWeights;
+                    for (String kernel : mmaSync == null ? new String[] {"dense", "2:4"}
+                            : new String[] {"dense", "dense-mma.sync", "2:4"}) {
+                        ExpertWeights w = kernel.equals("2:4") ? sparseWeights : denseWeights;
+                        CudaBackend b = kernel.equals("dense-mma.sync") ? mmaSync : gpu;
                         double[] ms = new double[10];
                         for (int r = -2; r < ms.length; r++) {
-                            gpu.startProfiling();
-                            try (ExpertRouting routing = gpu.route(lt, new TopKSoftmaxRouter(s.topK(), true))) {
-                                gpu.experts(xt, routing, w, o);
+                            b.startProfiling();
+                            try (ExpertRouting routing = b.route(lt, new TopKSoftmaxRouter(s.topK(), true))) {
+                                b.experts(xt, routing, w, o);
                             }
-                            double t = gpu.drainProfile().values().stream().mapToDouble(Double::doubleValue).sum();
+                            double t = b.drainProfile().values().stream().mapToDouble(Double::doubleValue).sum();
                             if (r >= 0) {
                                 ms[r] = t;
                             }
@@ -145,7 +151,7 @@ public final class ExpertLayerBenchmark {
                         row.put("kernel", kernel);
                         row.put("median_ms", median);
                         row.put("dense_equivalent_tflops", flops / (median * 1e-3) / 1e12);
-                        System.out.printf("%-18s %6d %-7s %9.3f %9.1f%n", s.name(), tokens, kernel, median,
+                        System.out.printf("%-18s %6d %-14s %9.3f %9.1f%n", s.name(), tokens, kernel, median,
                                 flops / (median * 1e-3) / 1e12);
                     }
                 }

@@ -42,15 +42,26 @@ final class SparkTests {
 
     static ScoreJobOptions options(List<String> inputs, String inputFormat, String output, String outputFormat,
                                    String model, boolean tokenLogProbs, int topK, int partitions, int batchTokens) {
-        return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, "cpu", "bf16", batchTokens,
+        return options(inputs, inputFormat, output, outputFormat, model, "cpu", "bf16", tokenLogProbs, topK, partitions,
+                batchTokens);
+    }
+
+    static ScoreJobOptions options(List<String> inputs, String inputFormat, String output, String outputFormat,
+                                   String model, String backend, String precision, boolean tokenLogProbs, int topK,
+                                   int partitions, int batchTokens) {
+        return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, backend, precision, batchTokens,
                 tokenLogProbs, topK, "error", "id", "tokens", "text", partitions, null);
     }
 
     /** The single-process scorer's output for the same input (the reference the job must equal). */
     static Path scoreLocally(Path input, Path dir, boolean tokenLogProbs, int topK) throws IOException {
-        Path out = dir.resolve("local.jsonl");
+        return scoreLocally(input, dir.resolve("local.jsonl"), "cpu", "bf16", tokenLogProbs, topK);
+    }
+
+    static Path scoreLocally(Path input, Path out, String backend, String precision, boolean tokenLogProbs, int topK)
+            throws IOException {
         int code = new LocalScorer(new PrintStream(OutputStream.nullOutputStream())).run(
-                new LocalScoreOptions(demoModel(), input, out, tokenLogProbs, topK, "cpu", "bf16", 8192, 2));
+                new LocalScoreOptions(demoModel(), input, out, tokenLogProbs, topK, backend, precision, 8192, 2));
         if (code == LocalScorer.EXIT_BAD_INVOCATION) {
             throw new IllegalStateException("local scorer failed on " + input);
         }

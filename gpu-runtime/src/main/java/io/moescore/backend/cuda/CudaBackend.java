@@ -51,11 +51,15 @@ public final class CudaBackend implements Backend {
     private static final int SPARSE_SHARED_BYTES = 3 * ((256 * 40 * 2) + (256 * 2 * 4) + (128 * 72 * 2));
     /** GEMM_SHARED_BYTES in gemm.cu: three stages of 128 x 32 A and 256 x 32 W tiles, rows padded to 40 bf16. */
     private static final int GEMM_SHARED_BYTES = 3 * (128 + 256) * 40 * 2;
+    /** GEMM_SM90_SHARED_BYTES in gemm_sm90.cu: four stages of 128- and 256-row tiles of 128-byte rows, + 1024. */
+    private static final int GEMM_SM90_SHARED_BYTES = 4 * (128 + 256) * 128 + 1024;
     /** The lm_head step computes logits for at most this many (token, vocab) pairs at a time. */
     private static final long LOGITS_CHUNK_ELEMENTS = 64L << 20;
 
     private final GpuRuntime gpu;
     private final Precision precision;
+    /** Dense GEMMs through wgmma (gemm_sm90.cu): on compute capability 9.0, whose SASS the fatbin carries. */
+    private final boolean wgmma;
     private final Map<String, CUdeviceptr> invFreqs = new ConcurrentHashMap<>();
     private volatile OpTimer timer;
 
@@ -64,8 +68,32 @@ public final class CudaBackend implements Backend {
     }
 
     public CudaBackend(int deviceOrdinal, Precision precision) {
+        this(deviceOrdinal, precision, null);
+    }
+
+    /** @param wgmma null: wgmma where the device is a Hopper (9.0); false: the mma.sync kernels (tests, benchmarks) */
+    public CudaBackend(int deviceOrdinal, Precision precision, Boolean wgmma) {
         gpu = GpuRuntime.forDevice(deviceOrdinal);
         this.precision = precision;
+        boolean hopper = gpu.computeCapability().equals("9.0");
+        if (Boolean.TRUE.equals(wgmma) && !hopper) {
+            throw new IllegalArgumentException("wgmma kernels need compute capability 9.0, not " + gpu.computeCapability());
+        }
+        this.wgmma = wgmma == null ? hopper : wgmma;
+    }
+
+    /** The dense GEMM kernel of a family (linear_bf16, experts_gate_up, experts_down) for this device. */
+    private String gemmKernel(String family) {
+        return wgmma ? family + "_sm90" : family;
+    }
+
+    /** Which tensor-core instruction the dense GEMMs use here. */
+    public String gemmPath() {
+        return wgmma ? "wgmma (sm_90a)" : "mma.sync";
+    }
+
+    private int gemmSharedBytes() {
+        return wgmma ? GEMM_SM90_SHARED_BYTES : GEMM_SHARED_BYTES;
     }
 
     public Precision precision() {
@@ -437,8 +465,9 @@ public final class CudaBackend implements Backend {
         if (k % 8 != 0) {
             throw new IllegalArgumentException("the CUDA backend needs inner dimensions that are multiples of 8, got " + k);
         }
-        gpu.allowSharedMemory(gpu.function("linear_bf16"), GEMM_SHARED_BYTES);
-        launch("linear_bf16", blocks(m, GEMM_TILE), (int) blocks(n, GEMM_N_TILE), 256, GEMM_SHARED_BYTES, a, w, bias,
+        String kernel = gemmKernel("linear_bf16");
+        gpu.allowSharedMemory(gpu.function(kernel), gemmSharedBytes());
+        launch(kernel, blocks(m, GEMM_TILE), (int) blocks(n, GEMM_N_TILE), 256, gemmSharedBytes(), a, w, bias,
                 out, m, n, k * aParts, k * wParts);
     }
 
@@ -611,15 +640,17 @@ public final class CudaBackend implements Backend {
         int aParts = inputParts(w.parts);
         CUdeviceptr inter = pool.allocate(entries * f * 2 * aParts);
         CUdeviceptr xb = gemmInput(x, aParts, pool);
-        for (String k : new String[] {"experts_gate_up", "experts_down"}) {
-            gpu.allowSharedMemory(gpu.function(k), GEMM_SHARED_BYTES);
-        }
+        String gateUp = gemmKernel("experts_gate_up");
+        String down = gemmKernel("experts_down");
+        int shared = gemmSharedBytes();
+        gpu.allowSharedMemory(gpu.function(gateUp), shared);
+        gpu.allowSharedMemory(gpu.function(down), shared);
         try (CudaTensor.Ints workList = upload(work)) {
             int items = work.length / 2;
-            launch("experts_gate_up", items, (int) blocks(2L * f, GEMM_N_TILE), 256, GEMM_SHARED_BYTES, xb, tokens,
-                    offsets, workList.device, w.gateUp, inter, f, h, aParts, w.parts);
-            launch("experts_down", items, (int) blocks(h, GEMM_N_TILE), 256, GEMM_SHARED_BYTES, inter, tokens, gates,
-                    offsets, workList.device, w.down, out.f32, null, h, f, aParts, w.parts);
+            launch(gateUp, items, (int) blocks(2L * f, GEMM_N_TILE), 256, shared, xb, tokens, offsets,
+                    workList.device, w.gateUp, inter, f, h, aParts, w.parts);
+            launch(down, items, (int) blocks(h, GEMM_N_TILE), 256, shared, inter, tokens, gates, offsets,
+                    workList.device, w.down, out.f32, null, h, f, aParts, w.parts);
         } finally {
             pool.release(inter, entries * f * 2 * aParts);
             pool.release(xb, x.elements() * 2 * aParts);

@@ -117,9 +117,28 @@ class CudaBackendTest {
         assertTrue(err <= tolerance, what + ": relative error " + err + " > " + tolerance);
     }
 
+    /** M x N x K: tensor-core shapes with ragged edges in every dimension (K not a multiple of the 32 or 64
+     * of a K slice), and small-N ones that take the fp32 path. */
+    static final int[][] LINEAR_SHAPES = {{1, 64, 64}, {37, 200, 96}, {300, 1000, 256}, {129, 8, 64}, {513, 130, 40},
+        {1000, 700, 200}, {129, 520, 72}, {5, 300, 8}, {2048, 1536, 1024}};
+
     @Test
     void linearOnTensorCoresAndSmallFp32() throws IOException {
-        for (int[] shape : new int[][] {{1, 64, 64}, {37, 200, 96}, {300, 1000, 256}, {129, 8, 64}, {513, 130, 40}}) {
+        System.out.println("dense GEMMs on " + gpu.gemmPath());
+        linearAgainstCpu(gpu);
+    }
+
+    /** On a Hopper the default GEMMs are the wgmma ones: the mma.sync ones (other GPUs) are checked here too. */
+    @Test
+    void mmaSyncKernelsMatchTheCpuOnAHopperToo() throws IOException {
+        assumeTrue(gpu.gemmPath().startsWith("wgmma"), "this GPU runs the mma.sync kernels in every other test");
+        CudaBackend mmaSync = new CudaBackend(0, io.moescore.backend.Precision.BF16, false);
+        linearAgainstCpu(mmaSync);
+        expertsAgainstCpu(mmaSync);
+    }
+
+    void linearAgainstCpu(CudaBackend backend) throws IOException {
+        for (int[] shape : LINEAR_SHAPES) {
             int m = shape[0];
             int n = shape[1];
             int k = shape[2];
@@ -128,9 +147,9 @@ class CudaBackendTest {
             Tensor[] x = act(randn(m * k, 1), m, k);
             Tensor[] out = poisoned(m, n);
             cpu.linear(x[0], w[0], b[0], out[0]);
-            gpu.linear(x[1], w[1], b[1], out[1]);
+            backend.linear(x[1], w[1], b[1], out[1]);
             assertClose(cpu, out[0], out[1], n <= CudaBackend.SMALL_WEIGHT_ROWS ? 1e-5 : 1e-2,
-                    "linear " + m + "x" + n + "x" + k);
+                    backend.gemmPath() + " linear " + m + "x" + n + "x" + k);
         }
     }
 
@@ -203,7 +222,12 @@ class CudaBackendTest {
 
     @Test
     void routerExpertsAndDenseFfn() throws IOException {
-        for (int[] cfg : new int[][] {{300, 64, 48, 8, 2}, {1000, 128, 96, 60, 4}, {17, 64, 32, 8, 8}, {2, 64, 16, 4, 1}}) {
+        expertsAgainstCpu(gpu);
+    }
+
+    void expertsAgainstCpu(CudaBackend gpu) throws IOException {
+        for (int[] cfg : new int[][] {{300, 64, 48, 8, 2}, {1000, 128, 96, 60, 4}, {17, 64, 32, 8, 8}, {2, 64, 16, 4, 1},
+            {3000, 256, 512, 8, 2}}) {
             int t = cfg[0];
             int hidden = cfg[1];
             int ffn = cfg[2];
@@ -236,7 +260,7 @@ class CudaBackendTest {
                 Tensor[] out = poisoned(t, hidden);
                 cpu.experts(x[0], rc, wc, out[0]);
                 gpu.experts(x[1], rg, wg, out[1]);
-                assertClose(cpu, out[0], out[1], 1e-2, "experts t" + t + " e" + experts + " k" + k);
+                assertClose(cpu, out[0], out[1], 1e-2, gpu.gemmPath() + " experts t" + t + " e" + experts + " k" + k);
                 ExpertWeights dc = cpu.expertWeights(new WeightSlice[] {slices[0][0]}, new WeightSlice[] {slices[1][0]},
                         new WeightSlice[] {slices[2][0]});
                 ExpertWeights dg = gpu.expertWeights(new WeightSlice[] {slices[0][0]}, new WeightSlice[] {slices[1][0]},

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# On a GPU machine staged with ../shared/device/pack (gpu-runtime classpath): GPU tests and the benchmarks of
+# NOTES.md, ours and the PyTorch peers in the same call. Results under $OUT (the device tool brings them back).
+#   bash .device/boot/boot.sh bash gpu-runtime/bench/device-run.sh tests|gemm|experts|forward-olmoe|forward-mixtral ...
+set -uo pipefail
+out=${OUT:-/tmp/moescore-out}
+mkdir -p "$out"
+py=gpu-runtime/src/test/python
+run() { java -Xmx48g $DEVJAVAOPTS -cp "$DEVCP" "$@"; }
+for what in "$@"; do
+  case "$what" in
+    tests)
+      run org.junit.platform.console.ConsoleLauncher execute --disable-banner --details=summary --scan-classpath \
+        --include-tag gpu 2>&1 | grep -v "^\s*$" > "$out/gpu-tests.log"; grep -vE "^\s+(org|java|jdk|sun)\." "$out/gpu-tests.log" | tail -70 ;;
+    gemm)
+      run io.moescore.bench.GemmBenchmark "$out/ours-gemm.json"
+      python3 $py/bench_gemm.py "$out/peer-gemm.json" ;;
+    experts)
+      run io.moescore.bench.ExpertLayerBenchmark "$out/ours-expert-layer.json"
+      python3 $py/bench_expert_layer.py "$out/peer-expert-layer.json" ;;
+    forward-olmoe|forward-mixtral)
+      shape=${what#forward-}
+      python3 $py/bench_peer.py $shape /tmp/$shape "$out/peer-$shape.json" 2>&1 | grep -v Warning | tail -8
+      run io.moescore.bench.ForwardBenchmark /tmp/$shape "$out/ours-$shape.json" 2>&1 | tail -8 ;;
+    *) echo "unknown step $what" ;;
+  esac
+done

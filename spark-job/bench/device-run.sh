@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# On a GPU machine staged with ../shared/device/pack (spark-job classpath): the Spark job's GPU tests, then the
+# job-vs-single-process benchmark on a synthetic OLMoE-1B-7B-shaped checkpoint (made by bench_peer.py).
+#   bash .device/boot/boot.sh bash spark-job/bench/device-run.sh [tests|bench|all]
+set -uo pipefail
+what=${1:-all}
+out=${OUT:-/tmp/moescore-out}
+mkdir -p "$out"
+opts="$DEVJAVAOPTS $(cat conf/jvm-options) -Dlog4j2.configurationFile=conf/log4j2.properties"
+if [ "$what" != bench ]; then
+  java $opts -cp "$DEVCP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --details=summary \
+    --include-tag gpu --select-class io.moescore.job.CudaScoreJobTest 2>&1 | grep -v "^\s*$" | grep -v " WARN \| INFO " | tail -40
+fi
+if [ "$what" != tests ]; then
+  [ -f /tmp/olmoe/config.json ] || python3 gpu-runtime/src/test/python/bench_peer.py olmoe /tmp/olmoe /tmp/peer.json save-only
+  java -Xmx32g $opts -cp "$DEVCP" io.moescore.spark.bench.JobOverheadBenchmark /tmp/olmoe /tmp/jobwork \
+    "$out/job-overhead-olmoe.json" rows=512 seq=512 master=local[2] 2>&1 | grep -v " WARN \| INFO " | tail -30
+fi
