@@ -82,16 +82,18 @@ __device__ __forceinline__ void gemm_mainloop_sm90(const TileArgs& t, float (&ac
 #pragma unroll
     for (int i = 0; i < 128; i++) acc[i] = 0.f;
     int kTiles = (t.K + S90_BK - 1) / S90_BK;
+    // Loads run S90_STAGES - 2 slices ahead and one wgmma batch stays in flight while the next is issued: the
+    // slot refilled at step kt held slice kt - 2, whose wgmma every warpgroup has waited for (wait_group 1).
 #pragma unroll
-    for (int s = 0; s < S90_STAGES - 1; s++) {
+    for (int s = 0; s < S90_STAGES - 2; s++) {
         if (s < kTiles) load_stage_sm90(t, s * S90_BK, sA + s * S90_A_BYTES, sW + s * S90_W_BYTES);
         cp_async_commit();
     }
     for (int kt = 0; kt < kTiles; kt++) {
-        asm volatile("cp.async.wait_group %0;\n" ::"n"(S90_STAGES - 2));
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(S90_STAGES - 3));
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-        __syncthreads();  // stage kt visible to the tensor cores; every wgmma of stage kt-1 has completed
-        int pre = kt + S90_STAGES - 1;
+        __syncthreads();  // slice kt visible to the tensor cores; the wgmma of slice kt - 2 has completed
+        int pre = kt + S90_STAGES - 2;
         if (pre < kTiles) {
             int ps = pre % S90_STAGES;
             load_stage_sm90(t, pre * S90_BK, sA + ps * S90_A_BYTES, sW + ps * S90_W_BYTES);
@@ -105,8 +107,9 @@ __device__ __forceinline__ void gemm_mainloop_sm90(const TileArgs& t, float (&ac
         for (int kk = 0; kk < S90_BK / 16; kk++)  // 16 bf16 along K = 32 bytes = 2 in the descriptor's address
             wgmma_m64n256k16(acc, descA + 2 * kk, descW + 2 * kk);
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-        asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+        asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
     }
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
     asm volatile("cp.async.wait_group 0;\n" ::);
 }
 #endif

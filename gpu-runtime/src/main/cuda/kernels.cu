@@ -3,6 +3,7 @@
 #include "elementwise.cu"
 #include "gemm.cu"
 #include "attention.cu"
+#include "attention_tc.cu"
 #include "router.cu"
 #include "lm_head.cu"
 #include "sparse24.cu"

@@ -523,14 +523,17 @@ public final class CudaBackend implements Backend {
                 tiles.add(q0);
             }
         }
-        String kernel = headDim <= 32 ? "attention_f32_d32" : headDim <= 64 ? "attention_f32_d64"
-                : headDim <= 128 ? "attention_f32_d128" : "attention_f32_d256";
-        int shared = 2 * ATTENTION_KEYS * headDim * 4;
+        // bf16: tensor cores (attention_tc.cu) up to head_dim 128; split-bf16 and larger heads: fp32 (attention.cu)
+        boolean tensorCores = precision == Precision.BF16 && headDim <= 128;
+        int padded = headDim <= 32 ? 32 : headDim <= 64 ? 64 : headDim <= 128 ? 128 : 256;
+        String kernel = (tensorCores ? "attention_bf16_d" : "attention_f32_d") + padded;
+        int shared = tensorCores ? 3 * ATTENTION_ROWS * (padded + 8) * 2 : 2 * ATTENTION_KEYS * headDim * 4;
+        int threads = tensorCores ? 128 : 2 * ATTENTION_ROWS;
         if (shared > 48 * 1024) {
             gpu.allowSharedMemory(gpu.function(kernel), shared);
         }
         try (CudaTensor.Ints tileList = upload(tiles.stream().mapToInt(Integer::intValue).toArray())) {
-            launch(kernel, tiles.size() / 3, numHeads, 2 * ATTENTION_ROWS, shared, CudaTensor.of(q).f32,
+            launch(kernel, tiles.size() / 3, numHeads, threads, shared, CudaTensor.of(q).f32,
                     CudaTensor.of(k).f32, CudaTensor.of(v).f32, CudaTensor.of(out).f32, tileList.device, numHeads,
                     numKvHeads, headDim, window, (float) (1.0 / Math.sqrt(headDim)));
         }
