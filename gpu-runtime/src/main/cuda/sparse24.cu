@@ -163,6 +163,58 @@ __device__ __forceinline__ SpWork sp_work(const int* work, const int* offsets) {
     return w;
 }
 
+// Epilogues, shared with the wgmma.sp kernels (sparse24_sm90.cu). acc is a warp's [MI][NI][4] accumulators:
+// element e of tile (mi, ni) is weight row wr + mi * mStride + lane/4 (+8 for e >= 2), local token
+// wt + ni*8 + 2*(lane%4) (+1 for odd e).
+#define SP_ACC(mi, ni, e) acc[((mi) * NI + (ni)) * 4 + (e)]
+
+// Rows 16b..16b+7 of an m16 tile are gate rows, 16b+8.. the up rows of the same f: SwiGLU in registers.
+template <int MI, int NI>
+__device__ __forceinline__ void sp_epi_swiglu(const float* acc, int wr, int mStride, int wt, const SpTile& t,
+                                              const SpWork& w, bf16* inter, int F) {
+    int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++) {
+        int f = (t.r0 + wr + mi * mStride) / 2 + (lane >> 2);
+        if (f >= F) continue;
+#pragma unroll
+        for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int tok = w.t0 + wt + ni * 8 + 2 * (lane & 3) + e;
+                if (tok < w.count)
+                    inter[(size_t)(w.begin + tok) * F + f] =
+                        __float2bfloat16(silu(SP_ACC(mi, ni, e)) * SP_ACC(mi, ni, 2 + e));
+            }
+    }
+}
+
+// out[token, h] += gate * acc (atomicAdd: each token gets one add per expert it chose).
+template <int MI, int NI>
+__device__ __forceinline__ void sp_epi_combine(const float* acc, int wr, int mStride, int wt, const SpTile& t,
+                                               const SpWork& w, const int* tokens, const float* gates, float* out,
+                                               int H) {
+    int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+        for (int e1 = 0; e1 < 2; e1++) {
+            int tok = w.t0 + wt + ni * 8 + 2 * (lane & 3) + e1;
+            if (tok >= w.count) continue;
+            int entry = w.begin + tok;
+            float g = gates[entry];
+            int token = tokens[entry];
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                for (int e2 = 0; e2 < 2; e2++) {
+                    int h = t.r0 + wr + mi * mStride + (lane >> 2) + e2 * 8;
+                    if (h < H) atomicAdd(&out[(size_t)token * H + h], g * SP_ACC(mi, ni, e2 * 2 + e1));
+                }
+        }
+}
+#undef SP_ACC
+
 // inter[entry, f] = silu(gate_f . x[token]) * (up_f . x[token]); blockIdx.y: tile of 128 interleaved rows.
 extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
 experts_gate_up_sp24(const bf16* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
@@ -174,21 +226,8 @@ experts_gate_up_sp24(const bf16* __restrict__ x, const int* __restrict__ tokens,
              (int)blockIdx.y * SP_ROWS, x, tokens, w.begin, w.count, w.t0};
     float acc[4][8][4];
     sp_mainloop(t, acc);
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int wr = (warp >> 1) * 64, wt = (warp & 1) * 64;
-#pragma unroll
-    for (int mi = 0; mi < 4; mi++) {
-        int f = (t.r0 + wr + mi * 16) / 2 + (lane >> 2);  // rows 16b..16b+7 gate f = 8b.., rows +8 up
-        if (f >= F) continue;
-#pragma unroll
-        for (int ni = 0; ni < 8; ni++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                int tok = w.t0 + wt + ni * 8 + 2 * (lane & 3) + e;
-                if (tok < w.count)
-                    inter[(size_t)(w.begin + tok) * F + f] = __float2bfloat16(silu(acc[mi][ni][e]) * acc[mi][ni][2 + e]);
-            }
-    }
+    int warp = threadIdx.x >> 5;
+    sp_epi_swiglu<4, 8>(&acc[0][0][0], (warp >> 1) * 64, 16, (warp & 1) * 64, t, w, inter, F);
 }
 
 // out[token, h] += gate * (down_h . inter[entry]) (atomicAdd: each token gets one add per expert it chose).
@@ -201,25 +240,8 @@ experts_down_sp24(const bf16* __restrict__ inter, const int* __restrict__ tokens
              (int)blockIdx.y * SP_ROWS, inter, nullptr, w.begin, w.count, w.t0};
     float acc[4][8][4];
     sp_mainloop(t, acc);
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int wr = (warp >> 1) * 64, wt = (warp & 1) * 64;
-#pragma unroll
-    for (int ni = 0; ni < 8; ni++)
-#pragma unroll
-        for (int e1 = 0; e1 < 2; e1++) {
-            int tok = w.t0 + wt + ni * 8 + 2 * (lane & 3) + e1;
-            if (tok >= w.count) continue;
-            int entry = w.begin + tok;
-            float g = gates[entry];
-            int token = tokens[entry];
-#pragma unroll
-            for (int mi = 0; mi < 4; mi++)
-#pragma unroll
-                for (int e2 = 0; e2 < 2; e2++) {
-                    int h = t.r0 + wr + mi * 16 + (lane >> 2) + e2 * 8;
-                    if (h < H) atomicAdd(&out[(size_t)token * H + h], g * acc[mi][ni][e2 * 2 + e1]);
-                }
-        }
+    int warp = threadIdx.x >> 5;
+    sp_epi_combine<4, 8>(&acc[0][0][0], (warp >> 1) * 64, 16, (warp & 1) * 64, t, w, tokens, gates, out, H);
 }
 
 // x (fp32) -> bf16, the tensor cores' input (the dense path converts on load; the sparse path gathers bf16 rows).
@@ -227,3 +249,5 @@ extern "C" __global__ void to_bf16(const float* __restrict__ x, bf16* __restrict
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = __float2bfloat16(x[i]);
 }
+
+#include "sparse24_sm90.cu"

@@ -12,6 +12,7 @@ SHAPES = {"mixtral": ("Mixtral-8x7B", 4096, 14336, 8, 2), "olmoe": ("OLMoE-1B-7B
 opts = dict(a.split("=", 1) for a in sys.argv[2:])
 shapes = opts.get("shapes", "mixtral,olmoe,qwen15,qwen3").split(",")
 tokens_list = [int(t) for t in opts.get("tokens", "512,4096,16384").split(",")]
+wanted = opts.get("peers", "cublas_loop,grouped_mm,cusparselt_loop").split(",")  # the cuSPARSELt loop is slow
 dev, dt = "cuda", torch.bfloat16
 SparseSemiStructuredTensor._FORCE_CUTLASS = False
 
@@ -81,7 +82,8 @@ for key in shapes:
             out.index_add_(0, order // K, y.float() * gates.reshape(-1)[order, None])
             return out
 
-        for label, fn in [("cublas_loop", loop), ("grouped_mm", grouped)] + ([("cusparselt_loop", lambda: loop(True))] if sparse_ok else []):
+        peers = [("cublas_loop", loop), ("grouped_mm", grouped)] + ([("cusparselt_loop", lambda: loop(True))] if sparse_ok else [])
+        for label, fn in [(l, f) for l, f in peers if l in wanted]:
             try:
                 ms = timed(fn)
                 row = dict(shape=name, tokens=T, kernel=label, median_ms=ms, dense_equivalent_tflops=flops / (ms * 1e-3) / 1e12)

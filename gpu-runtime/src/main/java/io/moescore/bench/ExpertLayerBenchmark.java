@@ -63,6 +63,7 @@ public final class ExpertLayerBenchmark {
         ObjectNode root = json.createObjectNode();
         root.put("device", gpu.deviceName());
         root.put("dense_gemm", gpu.gemmPath());
+        root.put("sparse_mma", gpu.sparsePath());
         ArrayNode rows = root.putArray("runs");
         Random random = new Random(7);
         Path dir = Files.createTempDirectory("moescore-expert-bench");
@@ -125,9 +126,9 @@ public final class ExpertLayerBenchmark {
                      Tensor lt = gpu.activation(logits, tokens, s.experts());
                      Tensor o = gpu.activation(tokens, h)) {
                     for (String kernel : mmaSync == null ? new String[] {"dense", "2:4"}
-                            : new String[] {"dense", "dense-mma.sync", "2:4"}) {
-                        ExpertWeights w = kernel.equals("2:4") ? sparseWeights : denseWeights;
-                        CudaBackend b = kernel.equals("dense-mma.sync") ? mmaSync : gpu;
+                            : new String[] {"dense", "dense-mma.sync", "2:4", "2:4-mma.sp"}) {
+                        ExpertWeights w = kernel.startsWith("2:4") ? sparseWeights : denseWeights;
+                        CudaBackend b = kernel.endsWith("mma.sync") || kernel.endsWith("mma.sp") ? mmaSync : gpu;
                         double[] ms = new double[10];
                         for (int r = -2; r < ms.length; r++) {
                             b.startProfiling();

@@ -49,6 +49,8 @@ public final class CudaBackend implements Backend {
     private static final int ATTENTION_KEYS = 32;
     /** sizeof(SpShared) in sparse24.cu: three stages of values, metadata and token tiles. */
     private static final int SPARSE_SHARED_BYTES = 3 * ((256 * 40 * 2) + (256 * 2 * 4) + (128 * 72 * 2));
+    /** SPARSE_SM90_SHARED_BYTES in sparse24_sm90.cu: three stages of values, tokens and metadata, + 1024. */
+    private static final int SPARSE_SM90_SHARED_BYTES = 3 * (256 * 128 + 128 * 256 + 256 * 16) + 1024;
     /** GEMM_SHARED_BYTES in gemm.cu: three stages of 128 x 32 A and 256 x 32 W tiles, rows padded to 40 bf16. */
     private static final int GEMM_SHARED_BYTES = 3 * (128 + 256) * 40 * 2;
     /** GEMM_SM90_SHARED_BYTES in gemm_sm90.cu: four stages of 128- and 256-row tiles of 128-byte rows, + 1024. */
@@ -90,6 +92,11 @@ public final class CudaBackend implements Backend {
     /** Which tensor-core instruction the dense GEMMs use here. */
     public String gemmPath() {
         return wgmma ? "wgmma (sm_90a)" : "mma.sync";
+    }
+
+    /** Which tensor-core instruction the 2:4 expert kernels use here. */
+    public String sparsePath() {
+        return wgmma ? "wgmma.sp (sm_90a)" : "mma.sp";
     }
 
     private int gemmSharedBytes() {
@@ -685,15 +692,18 @@ public final class CudaBackend implements Backend {
         DevicePool pool = gpu.pool();
         CUdeviceptr inter = pool.allocate(entries * f * 2);
         int[] work = workList(counts);
-        for (String k : new String[] {"experts_gate_up_sp24", "experts_down_sp24"}) {
-            gpu.allowSharedMemory(gpu.function(k), SPARSE_SHARED_BYTES);
-        }
+        // wgmma.sp on a Hopper (sparse24_sm90.cu), mma.sp elsewhere (sparse24.cu)
+        String gateUp = wgmma ? "experts_gate_up_sp24_sm90" : "experts_gate_up_sp24";
+        String down = wgmma ? "experts_down_sp24_sm90" : "experts_down_sp24";
+        int shared = wgmma ? SPARSE_SM90_SHARED_BYTES : SPARSE_SHARED_BYTES;
+        gpu.allowSharedMemory(gpu.function(gateUp), shared);
+        gpu.allowSharedMemory(gpu.function(down), shared);
         CUdeviceptr xb = toBf16(x, pool);
         try (CudaTensor.Ints workList = upload(work)) {
-            launch("experts_gate_up_sp24", work.length / 2, (int) blocks(2L * f, SPARSE_ROW_TILE), 256, SPARSE_SHARED_BYTES,
-                    xb, tokens, offsets, workList.device, w.gateUpValues, w.gateUpMeta, inter, f, h);
-            launch("experts_down_sp24", work.length / 2, (int) blocks(h, SPARSE_ROW_TILE), 256, SPARSE_SHARED_BYTES,
-                    inter, tokens, gates, offsets, workList.device, w.downValues, w.downMeta, out.f32, h, f);
+            launch(gateUp, work.length / 2, (int) blocks(2L * f, SPARSE_ROW_TILE), 256, shared, xb, tokens, offsets,
+                    workList.device, w.gateUpValues, w.gateUpMeta, inter, f, h);
+            launch(down, work.length / 2, (int) blocks(h, SPARSE_ROW_TILE), 256, shared, inter, tokens, gates, offsets,
+                    workList.device, w.downValues, w.downMeta, out.f32, h, f);
         } finally {
             pool.release(xb, x.elements() * 2);
             pool.release(inter, entries * f * 2);

@@ -288,7 +288,19 @@ class CudaBackendTest {
 
     @Test
     void sparseExpertsMatchTheCpuOnTheSameTwoFourWeights() {
-        for (int[] cfg : new int[][] {{300, 64, 96, 8, 2}, {1000, 128, 64, 16, 4}, {5, 64, 32, 4, 1}}) {
+        sparseExpertsAgainstCpu(gpu);
+    }
+
+    /** On a Hopper the default 2:4 kernels are the wgmma.sp ones: the mma.sp ones (other GPUs) are checked too. */
+    @Test
+    void mmaSpKernelsMatchTheCpuOnAHopperToo() {
+        assumeTrue(gpu.sparsePath().startsWith("wgmma"), "this GPU runs the mma.sp kernels in every other test");
+        sparseExpertsAgainstCpu(new CudaBackend(0, io.moescore.backend.Precision.BF16, false));
+    }
+
+    void sparseExpertsAgainstCpu(CudaBackend gpu) {
+        for (int[] cfg : new int[][] {{300, 64, 96, 8, 2}, {1000, 128, 64, 16, 4}, {5, 64, 32, 4, 1},
+            {3000, 256, 416, 8, 2}, {700, 160, 288, 4, 2}}) {
             int t = cfg[0];
             int hidden = cfg[1];
             int ffn = cfg[2];
@@ -313,7 +325,7 @@ class CudaBackendTest {
             Tensor[] out = poisoned(t, hidden);
             cpu.experts(x[0], rc, wc, out[0]);
             gpu.experts(x[1], rg, wg, out[1]);
-            assertClose(cpu, out[0], out[1], 1e-2, "2:4 experts t" + t + " e" + experts + " k" + k);
+            assertClose(cpu, out[0], out[1], 1e-2, gpu.sparsePath() + " 2:4 experts t" + t + " e" + experts + " k" + k);
             wg.close();
             rg.close();
         }

@@ -1,0 +1,166 @@
+// Hopper (sm_90a) dual-sparse expert kernels: the 2:4 weights on wgmma.sp, whose H100 ceiling (1712 dense-
+// equivalent TFLOP/s) is 1.75x mma.sp's and dense wgmma's (design-notes); the mma.sp kernels of sparse24.cu stay
+// for sm_80-89. Same format (Sparse24), same tiles (256 weight rows x 128 tokens), same epilogues.
+// CPU twin: CpuBackend.experts on the decompressed weights.
+//
+// Block: 2 warpgroups, each 128 weight rows (two m64 slabs) x all 128 tokens of the tile: m64n128k32 steps,
+// sparse weights as A, gathered token rows as B, both from shared memory in the 128-byte swizzle (16-byte chunk
+// c of row r at chunk c ^ (r % 8), 8-row groups 1024 bytes apart). A stage covers 128 k: weight rows hold 64
+// kept values (128 bytes); token rows 128 values, stored as two 128-byte column blocks. Metadata stays in plain
+// rows [256][4 words] and reaches wgmma.sp through registers, in mma.sp's per-warp layout (selector 0).
+#define SP9_K 128
+#define SP9_STAGES 3
+#define SP9_A_BYTES (SP_ROWS * 128)
+#define SP9_M_BYTES (SP_ROWS * 4 * 4)
+#define SP9_B_BYTES (SP_TOKENS * 256)
+#define SP9_STAGE_BYTES (SP9_A_BYTES + SP9_B_BYTES + SP9_M_BYTES)
+#define SPARSE_SM90_SHARED_BYTES (SP9_STAGES * SP9_STAGE_BYTES + 1024)
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define MOESCORE_WGMMA_SP 1
+
+__device__ __forceinline__ uint64_t sp9_desc(const void* p) {
+    uint64_t addr = (unsigned)__cvta_generic_to_shared(p);
+    return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
+}
+
+// d[64 weight rows x 128 tokens of this warpgroup] += A[64 x 32, 2:4] . B[128 x 32]^T
+__device__ __forceinline__ void wgmma_sp_m64n128k32(float (&d)[64], uint64_t descA, uint64_t descB, unsigned meta) {
+    asm volatile(
+        "{\n"
+        "wgmma.mma_async.sp.sync.aligned.m64n128k32.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, %66, 0, 1, 1, 1, 0, 0;\n"
+        "}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(descA), "l"(descB), "r"(meta));
+}
+
+__device__ __forceinline__ int sp9_swizzled(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
+
+__device__ __forceinline__ void sp9_load_stage(const SpTile& t, int k0, unsigned char* stage) {
+    unsigned char* sA = stage;
+    unsigned char* sB = stage + SP9_A_BYTES;
+    unsigned* sM = reinterpret_cast<unsigned*>(stage + SP9_A_BYTES + SP9_B_BYTES);
+    int tid = threadIdx.x;
+    // values: 256 rows x 8 chunks (64 kept values = 128 k)
+#pragma unroll
+    for (int i = 0; i < SP_ROWS * 8 / SP_THREADS; i++) {
+        int chunk = tid + i * SP_THREADS;
+        int r = chunk >> 3, c = chunk & 7;
+        int row = t.r0 + r, kc = k0 / 2 + c * 8;
+        bool valid = row < t.R && kc < t.K / 2;
+        sp_cp_async16(sA + sp9_swizzled(r, c), t.values + (size_t)(valid ? row : 0) * (t.K / 2) + (valid ? kc : 0),
+                      valid);
+    }
+    // metadata: 256 rows x 4 words
+#pragma unroll
+    for (int i = 0; i < SP_ROWS * 4 / SP_THREADS; i++) {
+        int idx = tid + i * SP_THREADS;
+        int r = idx >> 2, w = idx & 3;
+        int row = t.r0 + r, word = k0 / 32 + w;
+        bool valid = row < t.R && word < (t.K + 31) / 32;
+        if (valid) sp_cp_async4(&sM[r * 4 + w], t.meta + (size_t)row * ((t.K + 31) / 32) + word, true);
+        else sM[r * 4 + w] = 0x44444444u;  // positions 0 and 1 of zero values: contributes nothing
+    }
+    // tokens: 128 rows x 16 chunks, in two 128-byte column blocks
+#pragma unroll
+    for (int i = 0; i < SP_TOKENS * 16 / SP_THREADS; i++) {
+        int chunk = tid + i * SP_THREADS;
+        int r = chunk >> 4, cc = chunk & 15;
+        int tok = t.t0 + r, k = k0 + cc * 8;
+        bool valid = tok < t.count && k < t.K;
+        int row = valid ? (t.rows ? t.rows[t.begin + tok] : t.begin + tok) : 0;
+        sp_cp_async16(sB + (cc >> 3) * (SP_TOKENS * 128) + sp9_swizzled(r, cc & 7),
+                      t.x + (size_t)row * t.K + (valid ? k : 0), valid);
+    }
+}
+
+// acc[mb][64]: this warpgroup's slab mb (weight rows 128 * group + 64 * mb ..), mma-style per-warp layout.
+__device__ __forceinline__ void sp9_mainloop(const SpTile& t, float (&acc)[2][64]) {
+    extern __shared__ __align__(16) unsigned char sp_smem[];
+    unsigned char* base = (unsigned char*)(((uintptr_t)sp_smem + 1023) & ~(uintptr_t)1023);
+    int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+#pragma unroll
+    for (int mb = 0; mb < 2; mb++)
+#pragma unroll
+        for (int i = 0; i < 64; i++) acc[mb][i] = 0.f;
+    int kTiles = (t.K + SP9_K - 1) / SP9_K;
+#pragma unroll
+    for (int s = 0; s < SP9_STAGES - 1; s++) {
+        if (s < kTiles) sp9_load_stage(t, s * SP9_K, base + s * SP9_STAGE_BYTES);
+        asm volatile("cp.async.commit_group;\n" ::);
+    }
+    for (int kt = 0; kt < kTiles; kt++) {
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(SP9_STAGES - 2));
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        __syncthreads();  // stage kt visible to the tensor cores; every wgmma of stage kt-1 has completed
+        int pre = kt + SP9_STAGES - 1;
+        if (pre < kTiles) sp9_load_stage(t, pre * SP9_K, base + (pre % SP9_STAGES) * SP9_STAGE_BYTES);
+        asm volatile("cp.async.commit_group;\n" ::);
+        unsigned char* stage = base + (kt % SP9_STAGES) * SP9_STAGE_BYTES;
+        const unsigned* sM = reinterpret_cast<const unsigned*>(stage + SP9_A_BYTES + SP9_B_BYTES);
+        // metadata registers first (ordinary loads), then the wgmma batch
+        unsigned meta[2][4];
+#pragma unroll
+        for (int mb = 0; mb < 2; mb++) {
+            int r = group * 128 + mb * 64 + warp * 16 + (lane >> 2);
+#pragma unroll
+            for (int s = 0; s < 4; s++) {
+                unsigned lo = sM[r * 4 + s], hi = sM[(r + 8) * 4 + s];
+                meta[mb][s] = (lane & 1) ? (lo >> 16) | (hi & 0xffff0000u) : (lo & 0xffffu) | (hi << 16);
+            }
+        }
+        uint64_t descB0 = sp9_desc(stage + SP9_A_BYTES);
+        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+        for (int s = 0; s < 4; s++) {  // k32 steps: A +32 bytes each; B +64 bytes, the second block from s = 2
+            uint64_t descB = descB0 + (uint64_t)(((s >> 1) * SP_TOKENS * 128 + (s & 1) * 64) >> 4);
+#pragma unroll
+            for (int mb = 0; mb < 2; mb++) {
+                uint64_t descA = sp9_desc(stage + (group * 128 + mb * 64) * 128) + 2 * s;
+                wgmma_sp_m64n128k32(acc[mb], descA, descB, meta[mb][s]);
+            }
+        }
+        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+        asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    }
+    asm volatile("cp.async.wait_group 0;\n" ::);
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
+experts_gate_up_sp24_sm90(const bf16* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
+                          const int* __restrict__ work, const bf16* __restrict__ values,
+                          const unsigned* __restrict__ meta, bf16* __restrict__ inter, int F, int H) {
+#ifdef MOESCORE_WGMMA_SP
+    SpWork w = sp_work(work, offsets);
+    size_t R = 2 * (size_t)F;
+    SpTile t{values + w.expert * R * (H / 2), meta + w.expert * R * ((H + 31) / 32), 2 * F, H,
+             (int)blockIdx.y * SP_ROWS, x, tokens, w.begin, w.count, w.t0};
+    float acc[2][64];
+    sp9_mainloop(t, acc);
+    int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
+    sp_epi_swiglu<2, 16>(&acc[0][0], group * 128 + warp * 16, 64, 0, t, w, inter, F);
+#endif
+}
+
+extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
+experts_down_sp24_sm90(const bf16* __restrict__ inter, const int* __restrict__ tokens, const float* __restrict__ gates,
+                       const int* __restrict__ offsets, const int* __restrict__ work, const bf16* __restrict__ values,
+                       const unsigned* __restrict__ meta, float* __restrict__ out, int H, int F) {
+#ifdef MOESCORE_WGMMA_SP
+    SpWork w = sp_work(work, offsets);
+    SpTile t{values + w.expert * (size_t)H * (F / 2), meta + w.expert * (size_t)H * ((F + 31) / 32), H, F,
+             (int)blockIdx.y * SP_ROWS, inter, nullptr, w.begin, w.count, w.t0};
+    float acc[2][64];
+    sp9_mainloop(t, acc);
+    int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
+    sp_epi_combine<2, 16>(&acc[0][0], group * 128 + warp * 16, 64, 0, t, w, tokens, gates, out, H);
+#endif
+}
