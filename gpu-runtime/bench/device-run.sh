@@ -6,7 +6,8 @@ set -uo pipefail
 out=${OUT:-/tmp/moescore-out}
 mkdir -p "$out"
 py=gpu-runtime/src/test/python
-run() { java -Xmx48g $DEVJAVAOPTS -cp "$DEVCP" "$@"; }
+run() { java -Xmx48g $DEVJAVAOPTS -Dmoescore.kernelCache="$out/kernels-cache.json" -cp "$DEVCP" "$@"; }
+checkpoint() { [ -f /tmp/$1/config.json ] || python3 $py/bench_peer.py $1 /tmp/$1 /tmp/peer-$1.json save-only 2>&1 | tail -1; }
 for what in "$@"; do
   case "$what" in
     tests)
@@ -25,6 +26,15 @@ for what in "$@"; do
       shape=${what#forward-}
       python3 $py/bench_peer.py $shape /tmp/$shape "$out/peer-$shape.json" 2>&1 | grep -v Warning | tail -8
       run io.moescore.bench.ForwardBenchmark /tmp/$shape "$out/ours-$shape.json" 2>&1 | tail -8 ;;
+    model-olmoe|model-mixtral)  # full forward, dense vs 2:4 experts (pruned on load)
+      shape=${what#model-}; checkpoint $shape
+      for e in dense 2:4; do
+        run io.moescore.bench.ForwardBenchmark /tmp/$shape "$out/model-$shape-${e/:/}.json" tokens=8192,32768 experts=$e 2>&1 | tail -5
+      done ;;
+    capacity)  # largest batch next to a 32-layer Mixtral-8x7B-shaped stack, dense vs 2:4
+      checkpoint mixtral
+      java -Xmx100g $DEVJAVAOPTS -Dmoescore.kernelCache="$out/kernels-cache.json" -cp "$DEVCP" \
+        io.moescore.bench.CapacityBenchmark /tmp/mixtral "$out/capacity-mixtral.json" 2>&1 | tail -30 ;;
     *) echo "unknown step $what" ;;
   esac
 done

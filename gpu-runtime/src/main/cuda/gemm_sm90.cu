@@ -1,8 +1,9 @@
 // Hopper (sm_90a) main loop for the dense GEMMs of gemm.cu: wgmma (warpgroup MMA, operands read straight from
 // shared memory) instead of mma.sync, whose H100 ceiling is 653 TFLOP/s against wgmma's 965 (design-notes).
-// Same tiles (128 activation rows x 256 weight rows per block, 256 threads = 2 warpgroups of 64 rows each),
-// same TileArgs (gathered rows, wrapped weight columns), same epilogues; the mma.sync loop stays for sm_80-89
-// and for the PTX other GPUs compile. CPU twins: those of gemm.cu.
+// Tiles of 128 activation rows x BNT weight rows (256 like gemm.cu's, or 128: twice the blocks, for narrow
+// outputs; the autotuner (KernelTuner) picks per shape), 256 threads = 2 warpgroups of 64 rows each; same
+// TileArgs (gathered rows, wrapped weight columns), same epilogues. The mma.sync loop stays for sm_80-89 and
+// for the PTX other GPUs compile. CPU twins: those of gemm.cu.
 //
 // Shared memory: 4 stages of 64-wide K slices, each row 128 bytes in the 128-byte swizzle wgmma reads (16-byte
 // chunk c of row r lands at chunk c ^ (r % 8)), filled by cp.async from every thread (gathered rows rule out
@@ -11,9 +12,8 @@
 #define S90_BK 64
 #define S90_STAGES 4
 #define S90_A_BYTES (BM * 128)
-#define S90_W_BYTES (BN * 128)
 // + 1024: the dynamic shared window is rounded up to the 1024-byte alignment the swizzle pattern needs
-#define GEMM_SM90_SHARED_BYTES (S90_STAGES * (S90_A_BYTES + S90_W_BYTES) + 1024)
+#define GEMM_SM90_SHARED_BYTES(BNT) (S90_STAGES * (S90_A_BYTES + (BNT) * 128) + 1024)
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define MOESCORE_WGMMA 1
@@ -24,7 +24,7 @@ __device__ __forceinline__ uint64_t smem_desc(const void* p) {
     return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
 }
 
-// d[64 x 256 of this warpgroup] += A[64 x 16] . W[256 x 16]^T; thread t holds rows 16*(warp%4) + lane/4 (+8)
+// d[64 x N of this warpgroup] += A[64 x 16] . W[N x 16]^T; thread t holds rows 16*(warp%4) + lane/4 (+8)
 // and columns 8j + 2*(lane%4) (+1) in d[4j..4j+3], as mma.sync's m16n8 accumulators.
 __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t descA, uint64_t descW) {
     asm volatile(
@@ -49,9 +49,30 @@ __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t descA
           "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
         : "l"(descA), "l"(descW));
 }
+__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t descA, uint64_t descW) {
+    asm volatile(
+        "{\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, 1, 1, 1, 0, 0;\n"
+        "}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(descA), "l"(descW));
+}
+template <int BNT>
+__device__ __forceinline__ void wgmma_tile(float (&d)[BNT / 2], uint64_t descA, uint64_t descW) {
+    if constexpr (BNT == 256) wgmma_m64n256k16(d, descA, descW);
+    else wgmma_m64n128k16(d, descA, descW);
+}
 
 __device__ __forceinline__ int swizzled(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
 
+template <int BNT>
 __device__ __forceinline__ void load_stage_sm90(const TileArgs& t, int k0, unsigned char* sA, unsigned char* sW) {
 #pragma unroll
     for (int i = 0; i < BM * 8 / GEMM_THREADS; i++) {
@@ -63,7 +84,7 @@ __device__ __forceinline__ void load_stage_sm90(const TileArgs& t, int k0, unsig
         cp_async16(sA + swizzled(r, c), t.A + (size_t)row * t.K + (valid ? k : 0), valid);
     }
 #pragma unroll
-    for (int i = 0; i < BN * 8 / GEMM_THREADS; i++) {
+    for (int i = 0; i < BNT * 8 / GEMM_THREADS; i++) {
         int chunk = threadIdx.x + i * GEMM_THREADS;
         int r = chunk >> 3, c = chunk & 7;
         int n = t.n0 + r, k = k0 + c * 8;
@@ -73,20 +94,22 @@ __device__ __forceinline__ void load_stage_sm90(const TileArgs& t, int k0, unsig
     }
 }
 
-__device__ __forceinline__ void gemm_mainloop_sm90(const TileArgs& t, float (&acc)[128]) {
+template <int BNT>
+__device__ __forceinline__ void gemm_mainloop_sm90(const TileArgs& t, float (&acc)[BNT / 2]) {
     extern __shared__ __align__(16) unsigned char gemm_smem[];
     unsigned char* base = (unsigned char*)(((uintptr_t)gemm_smem + 1023) & ~(uintptr_t)1023);
     unsigned char* sA = base;
     unsigned char* sW = base + S90_STAGES * S90_A_BYTES;
+    constexpr int W_BYTES = BNT * 128;
     int group = threadIdx.x >> 7;  // warpgroup: rows 64 * group ..
 #pragma unroll
-    for (int i = 0; i < 128; i++) acc[i] = 0.f;
+    for (int i = 0; i < BNT / 2; i++) acc[i] = 0.f;
     int kTiles = (t.K + S90_BK - 1) / S90_BK;
     // Loads run S90_STAGES - 2 slices ahead and one wgmma batch stays in flight while the next is issued: the
     // slot refilled at step kt held slice kt - 2, whose wgmma every warpgroup has waited for (wait_group 1).
 #pragma unroll
     for (int s = 0; s < S90_STAGES - 2; s++) {
-        if (s < kTiles) load_stage_sm90(t, s * S90_BK, sA + s * S90_A_BYTES, sW + s * S90_W_BYTES);
+        if (s < kTiles) load_stage_sm90<BNT>(t, s * S90_BK, sA + s * S90_A_BYTES, sW + s * W_BYTES);
         cp_async_commit();
     }
     for (int kt = 0; kt < kTiles; kt++) {
@@ -96,16 +119,16 @@ __device__ __forceinline__ void gemm_mainloop_sm90(const TileArgs& t, float (&ac
         int pre = kt + S90_STAGES - 2;
         if (pre < kTiles) {
             int ps = pre % S90_STAGES;
-            load_stage_sm90(t, pre * S90_BK, sA + ps * S90_A_BYTES, sW + ps * S90_W_BYTES);
+            load_stage_sm90<BNT>(t, pre * S90_BK, sA + ps * S90_A_BYTES, sW + ps * W_BYTES);
         }
         cp_async_commit();
         const unsigned char* a = sA + (kt % S90_STAGES) * S90_A_BYTES + group * 64 * 128;
-        const unsigned char* w = sW + (kt % S90_STAGES) * S90_W_BYTES;
+        const unsigned char* w = sW + (kt % S90_STAGES) * W_BYTES;
         uint64_t descA = smem_desc(a), descW = smem_desc(w);
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
         for (int kk = 0; kk < S90_BK / 16; kk++)  // 16 bf16 along K = 32 bytes = 2 in the descriptor's address
-            wgmma_m64n256k16(acc, descA + 2 * kk, descW + 2 * kk);
+            wgmma_tile<BNT>(acc, descA + 2 * kk, descW + 2 * kk);
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
     }
@@ -114,46 +137,69 @@ __device__ __forceinline__ void gemm_mainloop_sm90(const TileArgs& t, float (&ac
 }
 #endif
 
-// The sm_90a launches: the kernels of gemm.cu with the wgmma main loop; acc viewed as [1][32][4] per warp, the
-// warp's 16 rows at 64 * warpgroup + 16 * (warp % 4).
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
-linear_bf16_sm90(const bf16* __restrict__ A, const bf16* __restrict__ W, const float* __restrict__ bias,
-                 float* __restrict__ out, int M, int N, int K, int Kw) {
+// The sm_90a launches: the kernels of gemm.cu with the wgmma main loop; acc viewed as [1][BNT/8][4] per warp,
+// the warp's 16 rows at 64 * warpgroup + 16 * (warp % 4).
+template <int BNT>
+__device__ __forceinline__ void linear_sm90(const bf16* A, const bf16* W, const float* bias, float* out, int M, int N,
+                                            int K, int Kw) {
 #ifdef MOESCORE_WGMMA
-    TileArgs t{A, nullptr, 0, M, W, N, K, Kw, (int)blockIdx.x * BM, (int)blockIdx.y * BN};
-    float acc[128];
-    gemm_mainloop_sm90(t, acc);
+    TileArgs t{A, nullptr, 0, M, W, N, K, Kw, (int)blockIdx.x * BM, (int)blockIdx.y * BNT};
+    float acc[BNT / 2];
+    gemm_mainloop_sm90<BNT>(t, acc);
     int warp = threadIdx.x >> 5;
-    epi_store<1, 32>(acc, (warp >> 2) * 64 + (warp & 3) * 16, 0, t, bias, out, M, N);
+    epi_store<1, BNT / 8>(acc, (warp >> 2) * 64 + (warp & 3) * 16, 0, t, bias, out, M, N);
 #endif
 }
 
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
-experts_gate_up_sm90(const bf16* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
-                     const int* __restrict__ work, const bf16* __restrict__ wGateUp, bf16* __restrict__ inter, int F,
-                     int H, int aParts, int wParts) {
+template <int BNT>
+__device__ __forceinline__ void gate_up_sm90(const bf16* x, const int* tokens, const int* offsets, const int* work,
+                                             const bf16* wGateUp, bf16* inter, int F, int H, int aParts, int wParts) {
 #ifdef MOESCORE_WGMMA
     Work w = work_item(work, offsets);
     const bf16* W = wGateUp + (size_t)w.expert * 2 * F * H * wParts;
-    TileArgs t{x, tokens, w.begin, w.count, W, 2 * F, H * aParts, H * wParts, w.m0, (int)blockIdx.y * BN};
-    float acc[128];
-    gemm_mainloop_sm90(t, acc);
+    TileArgs t{x, tokens, w.begin, w.count, W, 2 * F, H * aParts, H * wParts, w.m0, (int)blockIdx.y * BNT};
+    float acc[BNT / 2];
+    gemm_mainloop_sm90<BNT>(t, acc);
     int warp = threadIdx.x >> 5;
-    epi_swiglu<1, 32>(acc, (warp >> 2) * 64 + (warp & 3) * 16, 0, t, w, inter, F, aParts);
+    epi_swiglu<1, BNT / 8>(acc, (warp >> 2) * 64 + (warp & 3) * 16, 0, t, w, inter, F, aParts);
 #endif
 }
 
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
-experts_down_sm90(const bf16* __restrict__ inter, const int* __restrict__ tokens, const float* __restrict__ gates,
-                  const int* __restrict__ offsets, const int* __restrict__ work, const bf16* __restrict__ wDown,
-                  float* __restrict__ out, float* __restrict__ perEntry, int H, int F, int aParts, int wParts) {
+template <int BNT>
+__device__ __forceinline__ void down_sm90(const bf16* inter, const int* tokens, const float* gates, const int* offsets,
+                                          const int* work, const bf16* wDown, float* out, float* perEntry, int H, int F,
+                                          int aParts, int wParts) {
 #ifdef MOESCORE_WGMMA
     Work w = work_item(work, offsets);
     const bf16* W = wDown + (size_t)w.expert * H * F * wParts;
-    TileArgs t{inter, nullptr, w.begin, w.count, W, H, F * aParts, F * wParts, w.m0, (int)blockIdx.y * BN};
-    float acc[128];
-    gemm_mainloop_sm90(t, acc);
+    TileArgs t{inter, nullptr, w.begin, w.count, W, H, F * aParts, F * wParts, w.m0, (int)blockIdx.y * BNT};
+    float acc[BNT / 2];
+    gemm_mainloop_sm90<BNT>(t, acc);
     int warp = threadIdx.x >> 5;
-    epi_combine<1, 32>(acc, (warp >> 2) * 64 + (warp & 3) * 16, 0, t, w, tokens, gates, out, perEntry, H);
+    epi_combine<1, BNT / 8>(acc, (warp >> 2) * 64 + (warp & 3) * 16, 0, t, w, tokens, gates, out, perEntry, H);
 #endif
 }
+
+#define GEMM_SM90_KERNELS(SUFFIX, BNT)                                                                          \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
+    linear_bf16_sm90##SUFFIX(const bf16* __restrict__ A, const bf16* __restrict__ W,                             \
+                             const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K, int Kw) { \
+        linear_sm90<BNT>(A, W, bias, out, M, N, K, Kw);                                                          \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
+    experts_gate_up_sm90##SUFFIX(const bf16* __restrict__ x, const int* __restrict__ tokens,                     \
+                                 const int* __restrict__ offsets, const int* __restrict__ work,                 \
+                                 const bf16* __restrict__ wGateUp, bf16* __restrict__ inter, int F, int H,      \
+                                 int aParts, int wParts) {                                                      \
+        gate_up_sm90<BNT>(x, tokens, offsets, work, wGateUp, inter, F, H, aParts, wParts);                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
+    experts_down_sm90##SUFFIX(const bf16* __restrict__ inter, const int* __restrict__ tokens,                    \
+                              const float* __restrict__ gates, const int* __restrict__ offsets,                 \
+                              const int* __restrict__ work, const bf16* __restrict__ wDown,                     \
+                              float* __restrict__ out, float* __restrict__ perEntry, int H, int F, int aParts,   \
+                              int wParts) {                                                                      \
+        down_sm90<BNT>(inter, tokens, gates, offsets, work, wDown, out, perEntry, H, F, aParts, wParts);          \
+    }
+GEMM_SM90_KERNELS(, 256)
+GEMM_SM90_KERNELS(_n128, 128)

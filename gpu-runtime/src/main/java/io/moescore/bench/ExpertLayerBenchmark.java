@@ -8,6 +8,7 @@ import io.moescore.backend.Precision;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.WeightSlice;
 import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.Kernels;
 import io.moescore.engine.ExpertRouting;
 import io.moescore.engine.TopKSoftmaxRouter;
 import io.moescore.model.Checkpoint;
@@ -19,6 +20,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import java.util.Random;
 
@@ -57,8 +59,14 @@ public final class ExpertLayerBenchmark {
             }
         }
         CudaBackend gpu = new CudaBackend(0);
-        // on a Hopper the default dense kernels are the wgmma ones: time the mma.sync ones beside them
-        CudaBackend mmaSync = gpu.gemmPath().startsWith("wgmma") ? new CudaBackend(0, Precision.BF16, false) : null;
+        // the tuned kernels, then on a Hopper each family pinned: wgmma 128x256 / wgmma.sp, wgmma 128x128, mma.sync / mma.sp
+        Map<String, CudaBackend> backends = new java.util.LinkedHashMap<>();
+        backends.put("", gpu);
+        if (gpu.gemmPath().startsWith("tuned")) {
+            backends.put("-wgmma", new CudaBackend(0, Precision.BF16, Kernels.WGMMA));
+            backends.put("-wgmma-n128", new CudaBackend(0, Precision.BF16, Kernels.WGMMA_N128));
+            backends.put("-mma", new CudaBackend(0, Precision.BF16, Kernels.MMA_SYNC));
+        }
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = json.createObjectNode();
         root.put("device", gpu.deviceName());
@@ -67,7 +75,7 @@ public final class ExpertLayerBenchmark {
         ArrayNode rows = root.putArray("runs");
         Random random = new Random(7);
         Path dir = Files.createTempDirectory("moescore-expert-bench");
-        System.out.printf("%-18s %6s %-14s %9s %9s%n", "shape", "tokens", "kernel", "ms", "TFLOP/s");
+        System.out.printf("%-18s %6s %-16s %9s %9s%n", "shape", "tokens", "kernel", "ms", "TFLOP/s");
         for (String key : shapes) {
             Shape s = SHAPES.get(key);
             int h = s.hidden();
@@ -125,10 +133,16 @@ public final class ExpertLayerBenchmark {
                 try (Tensor xt = gpu.activation(x, tokens, h);
                      Tensor lt = gpu.activation(logits, tokens, s.experts());
                      Tensor o = gpu.activation(tokens, h)) {
-                    for (String kernel : mmaSync == null ? new String[] {"dense", "2:4"}
-                            : new String[] {"dense", "dense-mma.sync", "2:4", "2:4-mma.sp"}) {
+                    List<String> kernels = new java.util.ArrayList<>();
+                    for (String suffix : backends.keySet()) {
+                        kernels.add("dense" + suffix);
+                        if (!suffix.equals("-wgmma-n128")) {
+                            kernels.add("2:4" + suffix);
+                        }
+                    }
+                    for (String kernel : kernels) {
                         ExpertWeights w = kernel.startsWith("2:4") ? sparseWeights : denseWeights;
-                        CudaBackend b = kernel.endsWith("mma.sync") || kernel.endsWith("mma.sp") ? mmaSync : gpu;
+                        CudaBackend b = backends.get(kernel.substring(kernel.startsWith("2:4") ? 3 : 5));
                         double[] ms = new double[10];
                         for (int r = -2; r < ms.length; r++) {
                             b.startProfiling();
@@ -152,7 +166,7 @@ public final class ExpertLayerBenchmark {
                         row.put("kernel", kernel);
                         row.put("median_ms", median);
                         row.put("dense_equivalent_tflops", flops / (median * 1e-3) / 1e12);
-                        System.out.printf("%-18s %6d %-14s %9.3f %9.1f%n", s.name(), tokens, kernel, median,
+                        System.out.printf("%-18s %6d %-16s %9.3f %9.1f%n", s.name(), tokens, kernel, median,
                                 flops / (median * 1e-3) / 1e12);
                     }
                 }
@@ -160,6 +174,7 @@ public final class ExpertLayerBenchmark {
             denseWeights.close();
             sparseWeights.close();
         }
+        root.putPOJO("tuned_kernels", gpu.tunedKernels());
         json.writerWithDefaultPrettyPrinter().writeValue(out, root);
     }
 }

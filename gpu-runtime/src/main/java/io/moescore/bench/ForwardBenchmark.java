@@ -112,6 +112,9 @@ public final class ForwardBenchmark {
                     System.out.println("        per op (ms): " + ops);
                 }
             }
+            if (backend instanceof CudaBackend cuda) {
+                root.putPOJO("tuned_kernels", cuda.tunedKernels());
+            }
         }
         json.writerWithDefaultPrettyPrinter().writeValue(out, root);
     }

@@ -7,6 +7,7 @@ import io.moescore.backend.Precision;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.WeightSlice;
 import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.Kernels;
 import io.moescore.model.Checkpoint;
 import io.moescore.model.DType;
 import io.moescore.model.SafeTensorsWriter;
@@ -40,9 +41,11 @@ public final class GemmBenchmark {
         File out = new File(args[0]);
         int m = args.length > 1 ? Integer.parseInt(args[1].replace("m=", "")) : 8192;
         CudaBackend gpu = new CudaBackend(0);
-        List<CudaBackend> paths = new ArrayList<>(List.of(gpu));
-        if (gpu.gemmPath().startsWith("wgmma")) {
-            paths.add(new CudaBackend(0, Precision.BF16, false));
+        List<CudaBackend> paths = new ArrayList<>(List.of(gpu));  // the tuned one, then every family pinned
+        if (gpu.gemmPath().startsWith("tuned")) {
+            for (Kernels k : new Kernels[] {Kernels.WGMMA, Kernels.WGMMA_N128, Kernels.MMA_SYNC}) {
+                paths.add(new CudaBackend(0, Precision.BF16, k));
+            }
         }
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = json.createObjectNode();
@@ -55,7 +58,7 @@ public final class GemmBenchmark {
         for (int i = 0; i < x.length; i++) {
             x[i] = (float) random.nextGaussian();
         }
-        System.out.printf("%6s %6s %6s %-15s %9s %9s%n", "M", "N", "K", "kernel", "ms", "TFLOP/s");
+        System.out.printf("%6s %6s %6s %-48s %9s %9s%n", "M", "N", "K", "kernel", "ms", "TFLOP/s");
         for (int[] nk : WEIGHTS) {
             int n = nk[0];
             int k = nk[1];
@@ -90,11 +93,12 @@ public final class GemmBenchmark {
                     row.put("kernel", b.gemmPath());
                     row.put("median_ms", median);
                     row.put("tflops", tflops);
-                    System.out.printf("%6d %6d %6d %-15s %9.3f %9.1f%n", m, n, k, b.gemmPath(), median, tflops);
+                    System.out.printf("%6d %6d %6d %-48s %9.3f %9.1f%n", m, n, k, b.gemmPath(), median, tflops);
                 }
             }
             Files.delete(file.resolve("model.safetensors"));
         }
+        root.putPOJO("tuned_kernels", gpu.tunedKernels());
         json.writerWithDefaultPrettyPrinter().writeValue(out, root);
     }
 }

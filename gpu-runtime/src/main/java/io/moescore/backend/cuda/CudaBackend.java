@@ -27,6 +27,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Consumer;
 import jcuda.CudaException;
 import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
@@ -53,15 +54,14 @@ public final class CudaBackend implements Backend {
     private static final int SPARSE_SM90_SHARED_BYTES = 3 * (256 * 128 + 128 * 256 + 256 * 16) + 1024;
     /** GEMM_SHARED_BYTES in gemm.cu: three stages of 128 x 32 A and 256 x 32 W tiles, rows padded to 40 bf16. */
     private static final int GEMM_SHARED_BYTES = 3 * (128 + 256) * 40 * 2;
-    /** GEMM_SM90_SHARED_BYTES in gemm_sm90.cu: four stages of 128- and 256-row tiles of 128-byte rows, + 1024. */
-    private static final int GEMM_SM90_SHARED_BYTES = 4 * (128 + 256) * 128 + 1024;
     /** The lm_head step computes logits for at most this many (token, vocab) pairs at a time. */
     private static final long LOGITS_CHUNK_ELEMENTS = 64L << 20;
 
     private final GpuRuntime gpu;
     private final Precision precision;
-    /** Dense GEMMs through wgmma (gemm_sm90.cu): on compute capability 9.0, whose SASS the fatbin carries. */
-    private final boolean wgmma;
+    /** The kernel families this backend may run (Kernels), and the tuner that picks among them per shape. */
+    private final Kernels kernels;
+    private final KernelTuner tuner;
     private final Map<String, CUdeviceptr> invFreqs = new ConcurrentHashMap<>();
     private volatile OpTimer timer;
 
@@ -70,41 +70,81 @@ public final class CudaBackend implements Backend {
     }
 
     public CudaBackend(int deviceOrdinal, Precision precision) {
-        this(deviceOrdinal, precision, null);
+        this(deviceOrdinal, precision, Kernels.TUNED);
     }
 
-    /** @param wgmma null: wgmma where the device is a Hopper (9.0); false: the mma.sync kernels (tests, benchmarks) */
-    public CudaBackend(int deviceOrdinal, Precision precision, Boolean wgmma) {
+    /** @param kernels TUNED: the autotuner picks per shape; the others pin one kernel family (tests, benchmarks) */
+    public CudaBackend(int deviceOrdinal, Precision precision, Kernels kernels) {
         gpu = GpuRuntime.forDevice(deviceOrdinal);
         this.precision = precision;
         boolean hopper = gpu.computeCapability().equals("9.0");
-        if (Boolean.TRUE.equals(wgmma) && !hopper) {
+        if ((kernels == Kernels.WGMMA || kernels == Kernels.WGMMA_N128) && !hopper) {
             throw new IllegalArgumentException("wgmma kernels need compute capability 9.0, not " + gpu.computeCapability());
         }
-        this.wgmma = wgmma == null ? hopper : wgmma;
+        this.kernels = hopper || kernels != Kernels.TUNED ? kernels : Kernels.MMA_SYNC;
+        this.tuner = this.kernels == Kernels.TUNED ? KernelTuner.forModel(gpu.name()) : null;
     }
 
-    /** The dense GEMM kernel of a family (linear_bf16, experts_gate_up, experts_down) for this device. */
-    private String gemmKernel(String family) {
-        return wgmma ? family + "_sm90" : family;
+    /** The dense GEMM kernels of a family (linear_bf16, experts_gate_up) this backend may run. */
+    private List<String> gemmVariants(String family) {
+        return switch (kernels) {
+            case TUNED -> List.of(family + "_sm90", family + "_sm90_n128", family);
+            case WGMMA -> List.of(family + "_sm90");
+            case WGMMA_N128 -> List.of(family + "_sm90_n128");
+            case MMA_SYNC -> List.of(family);
+        };
     }
 
-    /** Which tensor-core instruction the dense GEMMs use here. */
+    /** The 2:4 kernel suffixes (sparse24.cu: mma.sp; sparse24_sm90.cu: wgmma.sp) this backend may run. */
+    private List<String> sparseVariants() {
+        return switch (kernels) {
+            case TUNED -> List.of("_sp24_sm90", "_sp24");
+            case WGMMA, WGMMA_N128 -> List.of("_sp24_sm90");
+            case MMA_SYNC -> List.of("_sp24");
+        };
+    }
+
+    /** Weight rows per block of a dense GEMM kernel (BN of gemm.cu, BNT of gemm_sm90.cu). */
+    private static int gemmTile(String kernel) {
+        return kernel.endsWith("_n128") ? 128 : GEMM_N_TILE;
+    }
+
+    /** GEMM_SM90_SHARED_BYTES(BNT) of gemm_sm90.cu, or GEMM_SHARED_BYTES of gemm.cu. */
+    private static int gemmSharedBytes(String kernel) {
+        return kernel.contains("_sm90") ? 4 * (128 + gemmTile(kernel)) * 128 + 1024 : GEMM_SHARED_BYTES;
+    }
+
+    /** The variant to run: the only one, or the tuner's pick for this shape (timing each on first sight). */
+    private String choose(String shape, List<String> variants, Consumer<String> launch) {
+        return tuner == null ? variants.get(0) : tuner.pick(shape, variants, launch, gpu.stream());
+    }
+
+    /** Which kernels the dense GEMMs use here. */
     public String gemmPath() {
-        return wgmma ? "wgmma (sm_90a)" : "mma.sync";
+        return switch (kernels) {
+            case TUNED -> "tuned (wgmma 128x256, wgmma 128x128, mma.sync)";
+            case WGMMA -> "wgmma 128x256 (sm_90a)";
+            case WGMMA_N128 -> "wgmma 128x128 (sm_90a)";
+            case MMA_SYNC -> "mma.sync";
+        };
     }
 
-    /** Which tensor-core instruction the 2:4 expert kernels use here. */
+    /** Which kernels the 2:4 expert layers use here. */
     public String sparsePath() {
-        return wgmma ? "wgmma.sp (sm_90a)" : "mma.sp";
-    }
-
-    private int gemmSharedBytes() {
-        return wgmma ? GEMM_SM90_SHARED_BYTES : GEMM_SHARED_BYTES;
+        return switch (kernels) {
+            case TUNED -> "tuned (wgmma.sp, mma.sp)";
+            case WGMMA, WGMMA_N128 -> "wgmma.sp (sm_90a)";
+            case MMA_SYNC -> "mma.sp";
+        };
     }
 
     public Precision precision() {
         return precision;
+    }
+
+    /** The autotuner's choices so far, shape -> kernel (empty where nothing is tuned). */
+    public Map<String, String> tunedKernels() {
+        return tuner == null ? Map.of() : tuner.choices();
     }
 
     /** bf16 copies per weight row (gemm.cu, Precision): a lo part only where bf16 cannot hold the weight. */
@@ -472,10 +512,13 @@ public final class CudaBackend implements Backend {
         if (k % 8 != 0) {
             throw new IllegalArgumentException("the CUDA backend needs inner dimensions that are multiples of 8, got " + k);
         }
-        String kernel = gemmKernel("linear_bf16");
-        gpu.allowSharedMemory(gpu.function(kernel), gemmSharedBytes());
-        launch(kernel, blocks(m, GEMM_TILE), (int) blocks(n, GEMM_N_TILE), 256, gemmSharedBytes(), a, w, bias,
-                out, m, n, k * aParts, k * wParts);
+        Consumer<String> run = kernel -> {
+            gpu.allowSharedMemory(gpu.function(kernel), gemmSharedBytes(kernel));
+            launch(kernel, blocks(m, GEMM_TILE), (int) blocks(n, gemmTile(kernel)), 256, gemmSharedBytes(kernel), a,
+                    w, bias, out, m, n, k * aParts, k * wParts);
+        };
+        run.accept(choose("linear " + KernelTuner.bucket(m) + "x" + n + "x" + k + " parts " + aParts + "/" + wParts,
+                gemmVariants("linear_bf16"), run));
     }
 
     @Override
@@ -650,17 +693,21 @@ public final class CudaBackend implements Backend {
         int aParts = inputParts(w.parts);
         CUdeviceptr inter = pool.allocate(entries * f * 2 * aParts);
         CUdeviceptr xb = gemmInput(x, aParts, pool);
-        String gateUp = gemmKernel("experts_gate_up");
-        String down = gemmKernel("experts_down");
-        int shared = gemmSharedBytes();
-        gpu.allowSharedMemory(gpu.function(gateUp), shared);
-        gpu.allowSharedMemory(gpu.function(down), shared);
         try (CudaTensor.Ints workList = upload(work)) {
             int items = work.length / 2;
-            launch(gateUp, items, (int) blocks(2L * f, GEMM_N_TILE), 256, shared, xb, tokens, offsets,
-                    workList.device, w.gateUp, inter, f, h, aParts, w.parts);
-            launch(down, items, (int) blocks(h, GEMM_N_TILE), 256, shared, inter, tokens, gates, offsets,
-                    workList.device, w.down, out.f32, null, h, f, aParts, w.parts);
+            Consumer<String> run = gateUp -> {
+                String down = gateUp.replace("gate_up", "down");
+                int shared = gemmSharedBytes(gateUp);
+                gpu.allowSharedMemory(gpu.function(gateUp), shared);
+                gpu.allowSharedMemory(gpu.function(down), shared);
+                cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
+                launch(gateUp, items, (int) blocks(2L * f, gemmTile(gateUp)), 256, shared, xb, tokens, offsets,
+                        workList.device, w.gateUp, inter, f, h, aParts, w.parts);
+                launch(down, items, (int) blocks(h, gemmTile(down)), 256, shared, inter, tokens, gates, offsets,
+                        workList.device, w.down, out.f32, null, h, f, aParts, w.parts);
+            };
+            run.accept(choose("experts " + counts.length + "x" + f + "x" + h + " entries " + KernelTuner.bucket(entries)
+                    + " parts " + aParts + "/" + w.parts, gemmVariants("experts_gate_up"), run));
         } finally {
             pool.release(inter, entries * f * 2 * aParts);
             pool.release(xb, x.elements() * 2 * aParts);
@@ -692,18 +739,23 @@ public final class CudaBackend implements Backend {
         DevicePool pool = gpu.pool();
         CUdeviceptr inter = pool.allocate(entries * f * 2);
         int[] work = workList(counts);
-        // wgmma.sp on a Hopper (sparse24_sm90.cu), mma.sp elsewhere (sparse24.cu)
-        String gateUp = wgmma ? "experts_gate_up_sp24_sm90" : "experts_gate_up_sp24";
-        String down = wgmma ? "experts_down_sp24_sm90" : "experts_down_sp24";
-        int shared = wgmma ? SPARSE_SM90_SHARED_BYTES : SPARSE_SHARED_BYTES;
-        gpu.allowSharedMemory(gpu.function(gateUp), shared);
-        gpu.allowSharedMemory(gpu.function(down), shared);
         CUdeviceptr xb = toBf16(x, pool);
         try (CudaTensor.Ints workList = upload(work)) {
-            launch(gateUp, work.length / 2, (int) blocks(2L * f, SPARSE_ROW_TILE), 256, shared, xb, tokens, offsets,
-                    workList.device, w.gateUpValues, w.gateUpMeta, inter, f, h);
-            launch(down, work.length / 2, (int) blocks(h, SPARSE_ROW_TILE), 256, shared, inter, tokens, gates, offsets,
-                    workList.device, w.downValues, w.downMeta, out.f32, h, f);
+            // wgmma.sp on a Hopper (sparse24_sm90.cu), mma.sp everywhere (sparse24.cu)
+            Consumer<String> run = suffix -> {
+                String gateUp = "experts_gate_up" + suffix;
+                String down = "experts_down" + suffix;
+                int shared = suffix.endsWith("_sm90") ? SPARSE_SM90_SHARED_BYTES : SPARSE_SHARED_BYTES;
+                gpu.allowSharedMemory(gpu.function(gateUp), shared);
+                gpu.allowSharedMemory(gpu.function(down), shared);
+                cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
+                launch(gateUp, work.length / 2, (int) blocks(2L * f, SPARSE_ROW_TILE), 256, shared, xb, tokens,
+                        offsets, workList.device, w.gateUpValues, w.gateUpMeta, inter, f, h);
+                launch(down, work.length / 2, (int) blocks(h, SPARSE_ROW_TILE), 256, shared, inter, tokens, gates,
+                        offsets, workList.device, w.downValues, w.downMeta, out.f32, h, f);
+            };
+            run.accept(choose("experts 2:4 " + counts.length + "x" + f + "x" + h + " entries "
+                    + KernelTuner.bucket(entries), sparseVariants(), run));
         } finally {
             pool.release(xb, x.elements() * 2);
             pool.release(inter, entries * f * 2);

@@ -128,13 +128,45 @@ class CudaBackendTest {
         linearAgainstCpu(gpu);
     }
 
-    /** On a Hopper the default GEMMs are the wgmma ones: the mma.sync ones (other GPUs) are checked here too. */
+    /**
+     * The default backend runs whichever kernel the autotuner picks per shape: every kernel family this GPU has is
+     * also checked pinned (on a Hopper: wgmma 128x256, wgmma 128x128 and wgmma.sp, and the mma.sync / mma.sp
+     * kernels of sm_80-89).
+     */
     @Test
-    void mmaSyncKernelsMatchTheCpuOnAHopperToo() throws IOException {
-        assumeTrue(gpu.gemmPath().startsWith("wgmma"), "this GPU runs the mma.sync kernels in every other test");
-        CudaBackend mmaSync = new CudaBackend(0, io.moescore.backend.Precision.BF16, false);
-        linearAgainstCpu(mmaSync);
-        expertsAgainstCpu(mmaSync);
+    void everyKernelFamilyMatchesTheCpu() throws IOException {
+        boolean hopper = GpuRuntime.forDevice(0).computeCapability().equals("9.0");
+        for (Kernels k : hopper ? new Kernels[] {Kernels.WGMMA, Kernels.WGMMA_N128, Kernels.MMA_SYNC}
+                : new Kernels[] {Kernels.MMA_SYNC}) {
+            CudaBackend pinned = new CudaBackend(0, io.moescore.backend.Precision.BF16, k);
+            linearAgainstCpu(pinned);
+            expertsAgainstCpu(pinned);
+            if (k != Kernels.WGMMA_N128) {
+                sparseExpertsAgainstCpu(pinned);
+            }
+        }
+    }
+
+    /** The tuner keeps the faster of two variants and a fresh tuner reads the choice back from its file. */
+    @Test
+    void tunerKeepsTheFasterVariantAndRemembersIt() throws IOException {
+        Tensor[] w = weight(bf16(randn(1024 * 512, 0.05)), 1024, 512);
+        Tensor[] x = act(randn(2048 * 512, 1), 2048, 512);
+        Tensor[] out = poisoned(2048, 1024);
+        Path file = dir.resolve("kernels.json");
+        KernelTuner tuner = new KernelTuner("test GPU", file);
+        java.util.function.Consumer<String> launch = v -> {
+            for (int i = 0; i < (v.equals("slow") ? 8 : 1); i++) {
+                gpu.linear(x[1], w[1], null, out[1]);
+            }
+        };
+        assertEquals("fast", tuner.pick("shape A", java.util.List.of("slow", "fast"), launch,
+                GpuRuntime.forDevice(0).stream()));
+        assertTrue(java.nio.file.Files.readString(file).contains("\"shape A\" : \"fast\""));
+        KernelTuner again = new KernelTuner("test GPU", file);
+        assertEquals("fast", again.pick("shape A", java.util.List.of("slow", "fast"), v -> {
+            throw new AssertionError("a remembered shape is not timed again");
+        }, GpuRuntime.forDevice(0).stream()));
     }
 
     void linearAgainstCpu(CudaBackend backend) throws IOException {
@@ -289,13 +321,6 @@ class CudaBackendTest {
     @Test
     void sparseExpertsMatchTheCpuOnTheSameTwoFourWeights() {
         sparseExpertsAgainstCpu(gpu);
-    }
-
-    /** On a Hopper the default 2:4 kernels are the wgmma.sp ones: the mma.sp ones (other GPUs) are checked too. */
-    @Test
-    void mmaSpKernelsMatchTheCpuOnAHopperToo() {
-        assumeTrue(gpu.sparsePath().startsWith("wgmma"), "this GPU runs the mma.sp kernels in every other test");
-        sparseExpertsAgainstCpu(new CudaBackend(0, io.moescore.backend.Precision.BF16, false));
     }
 
     void sparseExpertsAgainstCpu(CudaBackend gpu) {

@@ -1,0 +1,16 @@
+package io.moescore.backend.cuda;
+
+/**
+ * Which tensor-core kernels a CUDA backend may run. TUNED (the default) lets {@link KernelTuner} pick per shape
+ * among those the GPU has; the others pin one family (tests check each against the CPU; benchmarks time each).
+ */
+public enum Kernels {
+    /** On a Hopper: the fastest per shape of wgmma 128x256, wgmma 128x128 and mma.sync (wgmma.sp or mma.sp for 2:4). */
+    TUNED,
+    /** wgmma, 128 x 256 tiles; wgmma.sp for 2:4 (sm_90a). */
+    WGMMA,
+    /** wgmma, 128 x 128 tiles; wgmma.sp for 2:4 (sm_90a). */
+    WGMMA_N128,
+    /** mma.sync and mma.sp: what sm_80-89 run. */
+    MMA_SYNC
+}

@@ -1,0 +1,134 @@
+package io.moescore.bench;
+
+import static jcuda.driver.JCudaDriver.cuMemAlloc;
+import static jcuda.driver.JCudaDriver.cuMemFree;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.engine.Engine;
+import io.moescore.engine.ScoreBatch;
+import io.moescore.engine.ScoreOptions;
+import io.moescore.engine.TokenBatch;
+import io.moescore.model.ModelConfig;
+import java.io.File;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import jcuda.CudaException;
+import jcuda.driver.CUdeviceptr;
+
+/**
+ * The largest token batch a full Mixtral-8x7B-shaped stack (32 layers) leaves room for on this GPU, dense vs
+ * 2:4 experts. The checkpoint holds a few of the layers (a 4-layer synthetic one fits the machine's disk); the
+ * missing layers' weights are stood in for by device allocations of exactly their size (bf16 attention and
+ * norms, experts dense at 2 bytes per weight or 2:4 at 1.125 with metadata). Then token batches double (then
+ * bisect, to 1k tokens) until the engine has to split a batch for memory: the largest batch scored whole is
+ * the answer. A stack that does not fit at all says so.
+ *
+ *   java ... io.moescore.bench.CapacityBenchmark MIXTRAL_DIR OUT.json [layers=32] [seq=4096]
+ */
+public final class CapacityBenchmark {
+    private CapacityBenchmark() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        Path model = Path.of(args[0]);
+        File out = new File(args[1]);
+        int layers = 32;
+        int seq = 4096;
+        for (int i = 2; i < args.length; i++) {
+            String[] kv = args[i].split("=", 2);
+            switch (kv[0]) {
+                case "layers" -> layers = Integer.parseInt(kv[1]);
+                case "seq" -> seq = Integer.parseInt(kv[1]);
+                default -> throw new IllegalArgumentException("unknown option " + args[i]);
+            }
+        }
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode root = json.createObjectNode();
+        root.put("model", model.toString());
+        root.put("stack_layers", layers);
+        root.put("sequence_length", seq);
+        ArrayNode runs = root.putArray("runs");
+        for (boolean sparse : new boolean[] {true, false}) {
+            CudaBackend backend = new CudaBackend(0);
+            root.put("device", backend.deviceName());
+            ObjectNode run = runs.addObject();
+            run.put("experts", sparse ? "2:4" : "dense");
+            List<CUdeviceptr> standIns = new ArrayList<>();
+            try (Engine engine = Engine.load(model, backend, sparse)) {
+                ModelConfig c = engine.config();
+                long h = c.hiddenSize();
+                long attention = 2 * (2 * h * c.numHeads() * c.headDim() + 2 * h * c.numKvHeads() * c.headDim());
+                double expertBytesPerWeight = sparse ? 1.125 : 2.0;
+                long experts = (long) (3L * c.numExperts() * h * c.expertFfnSize() * expertBytesPerWeight);
+                long perLayer = attention + experts + 4 * h;
+                long missing = (long) (layers - c.numLayers()) * perLayer;
+                run.put("bytes_per_layer", perLayer);
+                run.put("stand_in_bytes", missing);
+                try {
+                    for (long left = missing; left > 0; left -= 1L << 30) {
+                        CUdeviceptr p = new CUdeviceptr();
+                        cuMemAlloc(p, Math.min(left, 1L << 30));
+                        standIns.add(p);
+                    }
+                } catch (CudaException e) {
+                    run.put("fits", false);
+                    run.put("note", "the " + layers + "-layer stack does not fit: " + e.getMessage());
+                    System.out.printf("%s experts: the %d-layer stack does not fit (%d bytes per layer)%n",
+                            sparse ? "2:4" : "dense", layers, perLayer);
+                    continue;
+                }
+                run.put("fits", true);
+                int largest = largestWholeBatch(engine, seq, c.vocabSize());
+                run.put("largest_whole_batch_tokens", largest);
+                System.out.printf("%s experts, %d-layer stack (%.1f GB of weights): largest batch scored whole %d tokens%n",
+                        sparse ? "2:4" : "dense", layers, (double) layers * perLayer / 1e9, largest);
+            } finally {
+                standIns.forEach(p -> cuMemFree(p));
+            }
+        }
+        json.writerWithDefaultPrettyPrinter().writeValue(out, root);
+    }
+
+    /** Doubles the batch from 1k tokens until the engine splits one for memory, then bisects to 1k tokens. */
+    private static int largestWholeBatch(Engine engine, int seq, int vocab) {
+        int good = 0;
+        int bad = -1;
+        for (int t = 1024; bad < 0; t *= 2) {
+            if (scoresWhole(engine, t, seq, vocab)) {
+                good = t;
+            } else {
+                bad = t;
+            }
+            if (t >= 1 << 22) {
+                break;
+            }
+        }
+        while (bad - good > 1024) {
+            int mid = (good + bad) / 2 / 1024 * 1024;
+            if (scoresWhole(engine, mid, seq, vocab)) {
+                good = mid;
+            } else {
+                bad = mid;
+            }
+        }
+        return good;
+    }
+
+    private static boolean scoresWhole(Engine engine, int tokens, int seq, int vocab) {
+        Random random = new Random(tokens);
+        int sequences = (tokens + seq - 1) / seq;
+        int[][] batch = new int[sequences][];
+        for (int s = 0; s < sequences; s++) {
+            batch[s] = random.ints(Math.min(seq, tokens - s * seq), 0, vocab).toArray();
+        }
+        ScoreBatch result = engine.score(TokenBatch.of(batch), ScoreOptions.SUMS_ONLY);
+        System.out.printf("  %7d tokens: %s%n", tokens, result.memorySplits() == 0 ? "whole"
+                : "split " + result.memorySplits() + " times");
+        return result.memorySplits() == 0;
+    }
+}
