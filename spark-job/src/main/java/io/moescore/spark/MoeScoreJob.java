@@ -108,6 +108,14 @@ public final class MoeScoreJob implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             System.err.println("moescore: " + e.getMessage());
             return EXIT_BAD_INVOCATION;
+        } catch (Exception e) {  // Spark's SparkException is checked in Java's eyes but undeclared
+            if (!(e instanceof org.apache.spark.SparkException)) {
+                throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
+            }
+            // a task failed spark.task.maxFailures times (input unreadable or gone, executors lost): the commit
+            // protocol left no visible output; Spark's message names the file or stage
+            System.err.println("moescore: the job failed and committed no output: " + e.getMessage());
+            return EXIT_FAILED;
         } finally {
             spark.stop();
         }

@@ -1,0 +1,77 @@
+package io.moescore.job;
+
+import java.io.IOException;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataInputStream;
+import org.apache.hadoop.fs.RawLocalFileSystem;
+
+/**
+ * The local file system under the scheme {@code faulty:}, with faults a test asks for through Hadoop conf keys
+ * (set as {@code spark.hadoop.faulty.*}, so they reach every task):
+ * <ul>
+ *   <li>{@code faulty.failOnce}: the first open of a file whose name contains this fails (an IOException, as a
+ *       lost datanode would give); later opens succeed. "First" is per {@code faulty.stateDir}, across JVMs.</li>
+ *   <li>{@code faulty.slowOnce} / {@code faulty.slowOnceMillis}: the first open of a matching file sleeps.</li>
+ *   <li>{@code faulty.delayMillis}: every open sleeps this long (stretches a job for a test to act meanwhile).</li>
+ * </ul>
+ * Register with {@code fs.faulty.impl} and {@code fs.faulty.impl.disable.cache=true}.
+ */
+public class FaultInjectingFileSystem extends RawLocalFileSystem {
+    private Configuration conf;
+
+    @Override
+    public void initialize(URI uri, Configuration conf) throws IOException {
+        super.initialize(uri, conf);
+        this.conf = conf;
+    }
+
+    @Override
+    public URI getUri() {
+        return URI.create("faulty:///");
+    }
+
+    @Override
+    public String getScheme() {
+        return "faulty";
+    }
+
+    @Override
+    public FSDataInputStream open(org.apache.hadoop.fs.Path f, int bufferSize) throws IOException {
+        String name = f.getName();
+        sleep(conf.getLong("faulty.delayMillis", 0));
+        String failOnce = conf.get("faulty.failOnce");
+        if (failOnce != null && name.contains(failOnce) && firstTime("failed-" + name)) {
+            throw new IOException("injected fault: first read of " + f + " fails");
+        }
+        String slowOnce = conf.get("faulty.slowOnce");
+        if (slowOnce != null && name.contains(slowOnce) && firstTime("slowed-" + name)) {
+            sleep(conf.getLong("faulty.slowOnceMillis", 0));
+        }
+        return super.open(f, bufferSize);
+    }
+
+    /** True for the first caller of this key (a marker file created atomically in the state folder). */
+    private boolean firstTime(String key) throws IOException {
+        Path marker = Path.of(conf.get("faulty.stateDir")).resolve(key);
+        try {
+            Files.createFile(marker);
+            return true;
+        } catch (java.nio.file.FileAlreadyExistsException e) {
+            return false;
+        }
+    }
+
+    private static void sleep(long millis) {
+        if (millis <= 0) {
+            return;
+        }
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
