@@ -16,6 +16,9 @@ import org.apache.hadoop.fs.RawLocalFileSystem;
  *       lost datanode would give); later opens succeed. "First" is per {@code faulty.stateDir}, across JVMs.</li>
  *   <li>{@code faulty.slowOnce} / {@code faulty.slowOnceMillis}: the first open of a matching file sleeps.</li>
  *   <li>{@code faulty.delayMillis}: every open sleeps this long (stretches a job for a test to act meanwhile).</li>
+ *   <li>{@code faulty.taskDelayMillis}: the same, only for opens inside a Spark task (not the driver's listing or
+ *       schema inference); each such open also leaves a marker {@code opened-NAME-NANOS} in the state folder,
+ *       so a test sees tasks start.</li>
  * </ul>
  * Register with {@code fs.faulty.impl} and {@code fs.faulty.impl.disable.cache=true}.
  */
@@ -42,6 +45,10 @@ public class FaultInjectingFileSystem extends RawLocalFileSystem {
     public FSDataInputStream open(org.apache.hadoop.fs.Path f, int bufferSize) throws IOException {
         String name = f.getName();
         sleep(conf.getLong("faulty.delayMillis", 0));
+        if (org.apache.spark.TaskContext.get() != null && conf.getLong("faulty.taskDelayMillis", 0) > 0) {
+            Files.createFile(Path.of(conf.get("faulty.stateDir")).resolve("opened-" + name + "-" + System.nanoTime()));
+            sleep(conf.getLong("faulty.taskDelayMillis", 0));
+        }
         String failOnce = conf.get("faulty.failOnce");
         if (failOnce != null && name.contains(failOnce) && firstTime("failed-" + name)) {
             throw new IOException("injected fault: first read of " + f + " fails");

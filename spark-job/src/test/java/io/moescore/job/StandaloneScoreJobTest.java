@@ -77,7 +77,8 @@ class StandaloneScoreJobTest {
             long up = System.nanoTime();
             System.out.printf("standalone cluster %s up in %.1f s (dir %s)%n", cluster.masterUrl(), (up - t0) / 1e9,
                 cluster.dir());
-            Process submit = sparkSubmit(cluster, output, submitLog).start();
+            Process submit = sparkSubmit(cluster, output, submitLog, List.of("--input",
+                SparkTests.demoInput().toString(), "--input-format", "json", "--partitions", "4"), Map.of(), false).start();
             try {
                 // While the application runs, record which worker each executor JVM belongs to (they exit with it).
                 long deadline = System.nanoTime() + SUBMIT_TIMEOUT.toNanos();
@@ -148,6 +149,134 @@ class StandaloneScoreJobTest {
     }
 
     /**
+     * Executor loss: the demo rows in 8 JSON files (one task each, every task's open slowed by 1.5 s through
+     * {@link FaultInjectingFileSystem}), on the 2-worker cluster; once three tasks have started, one executor JVM
+     * is killed by its process id. The job completes (its tasks rerun, the worker starts a new executor): rows in =
+     * rows out, no duplicate ids, every row equal to the single-process scorer's.
+     */
+    @Test
+    @Timeout(value = 240, unit = TimeUnit.SECONDS)
+    void losingAnExecutorMidJobStillGivesExactOutput() throws Exception {
+        Path in = splitDemoInput();
+        Path state = Files.createDirectories(tmp.resolve("fault-state"));
+        Path output = tmp.resolve("scores-after-loss.parquet");
+        Path submitLog = tmp.resolve("spark-submit-loss.log");
+        Map<String, String> conf = faultyInputConf(state);
+        try (StandaloneCluster cluster = StandaloneCluster.builder().workers(2).gpusPerWorker(1).coresPerWorker(1)
+                .start()) {
+            Process submit = sparkSubmit(cluster, output, submitLog, List.of("--input", "faulty://" + in,
+                "--input-format", "json"), conf, true).start();
+            try {
+                long deadline = System.nanoTime() + Duration.ofSeconds(150).toNanos();
+                boolean killed = false;
+                while (!submit.waitFor(200, TimeUnit.MILLISECONDS)) {
+                    long started;
+                    try (var markers = Files.list(state)) {
+                        started = markers.filter(p -> p.getFileName().toString().startsWith("opened-")).count();
+                    }
+                    if (!killed && started >= 3) {
+                        List<StandaloneCluster.ExecutorProcess> executors = cluster.executors();
+                        assertEquals(2, executors.size(), "two executors before the kill");
+                        assertTrue(executors.get(0).kill(), "executor " + executors.get(0) + " killed");
+                        System.out.printf("killed executor %s (pid %d) after %d tasks started%n",
+                            executors.get(0).executorId(), executors.get(0).pid(), started);
+                        killed = true;
+                    }
+                    if (System.nanoTime() > deadline) {
+                        throw new AssertionError("spark-submit did not finish\n" + tail(submitLog) + "\n"
+                            + cluster.diagnostics());
+                    }
+                }
+                assertTrue(killed, "the job finished before an executor could be killed:\n" + tail(submitLog));
+                assertEquals(0, submit.exitValue(), "spark-submit exit code\n" + tail(submitLog));
+            } finally {
+                destroy(submit);
+            }
+        }
+        assertExactOutput(output);
+    }
+
+    /**
+     * Speculative execution: with {@code spark.speculation=true}, one of the 8 tasks is slow on its first attempt
+     * (15 s in its first open); Spark launches a copy on the other executor, which wins. No duplicated or missing
+     * rows, every row exact.
+     */
+    @Test
+    @Timeout(value = 240, unit = TimeUnit.SECONDS)
+    void speculativeCopiesOfASlowTaskGiveNoDuplicates() throws Exception {
+        Path in = splitDemoInput();
+        Path state = Files.createDirectories(tmp.resolve("fault-state"));
+        Path output = tmp.resolve("scores-speculated.parquet");
+        Path submitLog = tmp.resolve("spark-submit-speculation.log");
+        Map<String, String> conf = new TreeMap<>(faultyInputConf(state));
+        conf.put("spark.hadoop.faulty.slowOnce", "rows-5");
+        conf.put("spark.hadoop.faulty.slowOnceMillis", "15000");
+        conf.put("spark.speculation", "true");
+        conf.put("spark.speculation.interval", "200ms");
+        conf.put("spark.speculation.multiplier", "1.5");
+        conf.put("spark.speculation.quantile", "0.5");
+        try (StandaloneCluster cluster = StandaloneCluster.builder().workers(2).gpusPerWorker(1).coresPerWorker(1)
+                .start()) {
+            Process submit = sparkSubmit(cluster, output, submitLog, List.of("--input", "faulty://" + in,
+                "--input-format", "json"), conf, true).start();
+            try {
+                if (!submit.waitFor(150, TimeUnit.SECONDS)) {
+                    throw new AssertionError("spark-submit did not finish\n" + tail(submitLog));
+                }
+                assertEquals(0, submit.exitValue(), "spark-submit exit code\n" + tail(submitLog));
+            } finally {
+                destroy(submit);
+            }
+        }
+        long attemptsOfSlowFile;
+        try (var markers = Files.list(state)) {
+            attemptsOfSlowFile = markers.filter(p -> p.getFileName().toString().startsWith("opened-rows-5")).count();
+        }
+        assertTrue(attemptsOfSlowFile >= 2, "a speculative copy read the slow task's file (" + attemptsOfSlowFile
+            + " attempts)\n" + tail(submitLog));
+        assertExactOutput(output);
+    }
+
+    /** The demo rows as 8 JSON files of 3 rows (rows-0.json .. rows-7.json). */
+    private Path splitDemoInput() throws IOException {
+        Path in = Files.createDirectories(tmp.resolve("in"));
+        List<String> lines = Files.readAllLines(SparkTests.demoInput());
+        for (int f = 0; f < 8; f++) {
+            Files.write(in.resolve("rows-" + f + ".json"), lines.subList(f * 3, f * 3 + 3));
+        }
+        return in;
+    }
+
+    /** Input through {@link FaultInjectingFileSystem}, every task's open slowed by 1.5 s, one file per task. */
+    private static Map<String, String> faultyInputConf(Path state) {
+        return Map.of(
+            "spark.hadoop.fs.faulty.impl", FaultInjectingFileSystem.class.getName(),
+            "spark.hadoop.fs.faulty.impl.disable.cache", "true",
+            "spark.hadoop.faulty.stateDir", state.toString(),
+            "spark.hadoop.faulty.taskDelayMillis", "1500",
+            "spark.sql.files.openCostInBytes", String.valueOf(256L << 20));
+    }
+
+    /** Committed, rows in = rows out, no duplicate ids, every row equal to the single-process scorer's. */
+    private void assertExactOutput(Path output) throws IOException {
+        Path local = SparkTests.scoreLocally(SparkTests.demoInput(), Files.createDirectories(tmp.resolve("local")),
+            false, 0);
+        assertTrue(Files.exists(output.resolve("_SUCCESS")), "the job committed its output");
+        List<Group> rows = readParquet(output);
+        assertEquals(24, rows.size(), "rows in = rows out");
+        Map<String, Group> byId = new HashMap<>();
+        rows.forEach(r -> byId.put(r.getString("id", 0), r));
+        assertEquals(24, byId.size(), "no duplicate ids");
+        ObjectMapper json = new ObjectMapper();
+        for (String line : Files.readAllLines(local)) {
+            JsonNode expected = json.readTree(line);
+            Group got = byId.get(expected.get("id").asText());
+            assertNotNull(got, "no output row for " + expected.get("id"));
+            assertEquals(expected.get("sum_logprob").asDouble(), got.getDouble("sum_logprob", 0), 0.0);
+        }
+    }
+
+    /**
      * {@code spark-submit --master URL --deploy-mode client --class io.moescore.spark.MoeScoreJob --jars LIBS APP.jar
      * ARGS} as a child JVM, as submit-scripts/moescore runs it without SPARK_HOME: Spark's SparkSubmit main class on a
      * classpath of Spark and the third-party jars. The application jar is the spark-job classes packed by
@@ -156,14 +285,15 @@ class StandaloneScoreJobTest {
      * class loader and into spark.jars, which is how they reach the executors. The test classes are not shipped: the
      * job must not need them.
      */
-    private ProcessBuilder sparkSubmit(StandaloneCluster cluster, Path output, Path log) throws IOException {
+    private ProcessBuilder sparkSubmit(StandaloneCluster cluster, Path output, Path log, List<String> inputArgs,
+                                       Map<String, String> extraConf, boolean shipTestClasses) throws IOException {
         Path app = null;
         List<String> libs = new ArrayList<>();
         for (Path jar : cluster.applicationJars()) {
             String name = jar.getFileName().toString();
             if (name.endsWith("-spark-job-classes.jar")) {
                 app = jar;
-            } else if (!name.endsWith("test-classes.jar")) {
+            } else if (shipTestClasses || !name.endsWith("test-classes.jar")) {
                 libs.add(jar.toString());
             }
         }
@@ -196,11 +326,12 @@ class StandaloneScoreJobTest {
         // The 4 scoring tasks read the shuffle output of one map task, so all of them prefer the executor that ran it;
         // without delay scheduling the other executor takes tasks as soon as it has a free slot.
         conf.put("spark.locality.wait", "0s");
+        conf.putAll(extraConf);
         conf.forEach((k, v) -> cmd.addAll(List.of("--conf", k + "=" + v)));
         cmd.add(app.toString());
-        cmd.addAll(List.of("--input", SparkTests.demoInput().toString(), "--input-format", "json",
-            "--output", output.toString(), "--output-format", "parquet", "--model", SparkTests.demoModel().toString(),
-            "--backend", "cpu", "--partitions", "4"));
+        cmd.addAll(inputArgs);
+        cmd.addAll(List.of("--output", output.toString(), "--output-format", "parquet", "--model",
+            SparkTests.demoModel().toString(), "--backend", "cpu"));
 
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile())
             .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
