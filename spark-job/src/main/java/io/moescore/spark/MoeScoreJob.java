@@ -133,6 +133,10 @@ public final class MoeScoreJob implements Callable<Integer> {
         long start = System.nanoTime();
         Configuration hadoop = spark.sparkContext().hadoopConfiguration();
         checkOutput(options, hadoop);
+        if (options.inputFormat().equals("parquet")
+                && spark.sparkContext().getConf().getBoolean(CONF_PREFIX + "checkParquetFooters", true)) {
+            ParquetInputCheck.check(options.inputs(), hadoop);
+        }
         Dataset<Row> input = read(spark, options);
         if (options.partitions() > 0) {
             input = input.repartition(options.partitions());
@@ -143,8 +147,14 @@ public final class MoeScoreJob implements Callable<Integer> {
                 hadoopEntries(hadoop));
         CollectionAccumulator<TaskStats> stats = spark.sparkContext().collectionAccumulator("moescore task stats");
         Dataset<Row> scores = DatasetScorer.score(spark, input, spec, stats);
-        scores.write().format(options.outputFormat()).mode(saveMode(options.mode(), options.outputFormat()))
-                .save(options.output());
+        // names the scoring stage in Spark's UI (and lets tests tell it from schema inference or listing jobs)
+        spark.sparkContext().setJobDescription("moescore scoring " + options.inputs() + " -> " + options.output());
+        try {
+            scores.write().format(options.outputFormat()).mode(saveMode(options.mode(), options.outputFormat()))
+                    .save(options.output());
+        } finally {
+            spark.sparkContext().setJobDescription(null);
+        }
         JobSummary summary = JobSummary.of(stats.value(), (System.nanoTime() - start) / 1e9);
         try {
             summary.write(options.resolvedSummaryPath(), hadoop);

@@ -16,11 +16,12 @@ import org.apache.hadoop.fs.RawLocalFileSystem;
  *       lost datanode would give); later opens succeed. "First" is per {@code faulty.stateDir}, across JVMs.</li>
  *   <li>{@code faulty.slowOnce} / {@code faulty.slowOnceMillis}: the first open of a matching file sleeps.</li>
  *   <li>{@code faulty.delayMillis}: every open sleeps this long (stretches a job for a test to act meanwhile).</li>
- *   <li>{@code faulty.taskDelayMillis}: the same, only for opens inside a Spark task (not the driver's listing or
- *       schema inference); each such open also leaves a marker {@code opened-NAME-NANOS} in the state folder,
- *       so a test sees tasks start.</li>
+ *   <li>{@code faulty.taskDelayMillis}: the same, and each open also leaves a marker {@code opened-NAME-NANOS} in
+ *       the state folder, so a test sees tasks start.</li>
  * </ul>
- * Register with {@code fs.faulty.impl} and {@code fs.faulty.impl.disable.cache=true}.
+ * Faults happen only inside the job's scoring tasks (Spark job description "moescore scoring ..."), never in
+ * schema inference, listing or footer reads. Register with {@code fs.faulty.impl} and
+ * {@code fs.faulty.impl.disable.cache=true}.
  */
 public class FaultInjectingFileSystem extends RawLocalFileSystem {
     private Configuration conf;
@@ -44,8 +45,11 @@ public class FaultInjectingFileSystem extends RawLocalFileSystem {
     @Override
     public FSDataInputStream open(org.apache.hadoop.fs.Path f, int bufferSize) throws IOException {
         String name = f.getName();
+        if (!inScoringTask()) {
+            return super.open(f, bufferSize);
+        }
         sleep(conf.getLong("faulty.delayMillis", 0));
-        if (org.apache.spark.TaskContext.get() != null && conf.getLong("faulty.taskDelayMillis", 0) > 0) {
+        if (conf.getLong("faulty.taskDelayMillis", 0) > 0) {
             Files.createFile(Path.of(conf.get("faulty.stateDir")).resolve("opened-" + name + "-" + System.nanoTime()));
             sleep(conf.getLong("faulty.taskDelayMillis", 0));
         }
@@ -58,6 +62,12 @@ public class FaultInjectingFileSystem extends RawLocalFileSystem {
             sleep(conf.getLong("faulty.slowOnceMillis", 0));
         }
         return super.open(f, bufferSize);
+    }
+
+    private static boolean inScoringTask() {
+        org.apache.spark.TaskContext task = org.apache.spark.TaskContext.get();
+        String description = task == null ? null : task.getLocalProperty("spark.job.description");
+        return description != null && description.startsWith("moescore scoring");
     }
 
     /** True for the first caller of this key (a marker file created atomically in the state folder). */

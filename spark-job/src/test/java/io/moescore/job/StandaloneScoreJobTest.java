@@ -197,13 +197,14 @@ class StandaloneScoreJobTest {
     }
 
     /**
-     * Speculative execution: with {@code spark.speculation=true}, one of the 8 tasks is slow on its first attempt
-     * (15 s in its first open); Spark launches a copy on the other executor, which wins. No duplicated or missing
-     * rows, every row exact.
+     * Speculative execution and a task failure in one job: with {@code spark.speculation=true}, one of the 8 tasks
+     * is slow on its first attempt (15 s in its first open), so Spark launches a copy on the other executor, which
+     * wins; another task's first attempt fails reading its file and is retried. No duplicated or missing rows,
+     * every row exact.
      */
     @Test
     @Timeout(value = 240, unit = TimeUnit.SECONDS)
-    void speculativeCopiesOfASlowTaskGiveNoDuplicates() throws Exception {
+    void speculationAndATaskRetryGiveNoDuplicatesOrGaps() throws Exception {
         Path in = splitDemoInput();
         Path state = Files.createDirectories(tmp.resolve("fault-state"));
         Path output = tmp.resolve("scores-speculated.parquet");
@@ -211,12 +212,14 @@ class StandaloneScoreJobTest {
         Map<String, String> conf = new TreeMap<>(faultyInputConf(state));
         conf.put("spark.hadoop.faulty.slowOnce", "rows-5");
         conf.put("spark.hadoop.faulty.slowOnceMillis", "15000");
+        conf.put("spark.hadoop.faulty.failOnce", "rows-2");
         conf.put("spark.speculation", "true");
         conf.put("spark.speculation.interval", "200ms");
         conf.put("spark.speculation.multiplier", "1.5");
         conf.put("spark.speculation.quantile", "0.5");
+        conf.put("spark.speculation.efficiency.enabled", "false");  // the slow attempt sleeps: judge by time only
         try (StandaloneCluster cluster = StandaloneCluster.builder().workers(2).gpusPerWorker(1).coresPerWorker(1)
-                .start()) {
+                .distinctHosts().start()) {
             Process submit = sparkSubmit(cluster, output, submitLog, List.of("--input", "faulty://" + in,
                 "--input-format", "json"), conf, true).start();
             try {
@@ -234,6 +237,7 @@ class StandaloneScoreJobTest {
         }
         assertTrue(attemptsOfSlowFile >= 2, "a speculative copy read the slow task's file (" + attemptsOfSlowFile
             + " attempts)\n" + tail(submitLog));
+        assertTrue(Files.exists(state.resolve("failed-rows-2.json")), "the injected task failure happened");
         assertExactOutput(output);
     }
 

@@ -118,8 +118,18 @@ public final class StandaloneCluster implements AutoCloseable {
         private Path dir;
         private List<Path> classpath;
         private Duration startTimeout = Duration.ofSeconds(90);
+        private boolean distinctHosts;
 
         private Builder() {
+        }
+
+        /**
+         * Worker i (and its executors) on loopback address 127.0.0.(i+2) instead of 127.0.0.1, so Spark sees
+         * separate hosts: speculative copies only run on a host other than the original attempt's.
+         */
+        public Builder distinctHosts() {
+            this.distinctHosts = true;
+            return this;
         }
 
         /** Number of workers (default 2). */
@@ -552,12 +562,15 @@ public final class StandaloneCluster implements AutoCloseable {
                 jvm.add("-Dspark.worker.resource.gpu.amount=" + k);
                 jvm.add("-Dspark.worker.resourcesFile=" + resources);
             }
+            String host = settings.distinctHosts ? "127.0.0." + (i + 2) : "127.0.0.1";
             ProcessBuilder pb = daemon(w.resolve("worker.log"), jvm, "org.apache.spark.deploy.worker.Worker",
-                List.of("--host", "127.0.0.1", "--port", "0", "--webui-port", "0",
+                List.of("--host", host, "--port", "0", "--webui-port", "0",
                     "--cores", Integer.toString(settings.coresPerWorker), "--memory", settings.workerMemory,
                     "--work-dir", w.resolve("work").toString(), masterUrl));
             // Executors inherit the worker's local dirs for shuffle and block files: keep them in the cluster dir.
             pb.environment().put("SPARK_LOCAL_DIRS", w.resolve("local").toString());
+            pb.environment().put("SPARK_LOCAL_IP", host);
+            pb.environment().put("SPARK_PUBLIC_DNS", host);
             Process p = pb.start();
             workers.add(p);
             Files.writeString(w.resolve("worker.pid"), p.pid() + "\n");
