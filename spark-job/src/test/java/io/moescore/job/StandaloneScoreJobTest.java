@@ -241,6 +241,55 @@ class StandaloneScoreJobTest {
         assertExactOutput(output);
     }
 
+    /**
+     * Input that vanishes while the job runs, on the cluster: once scoring tasks have started, a file not yet read
+     * is deleted. The job fails after its retries (exit 1) with a message naming the file, and nothing is
+     * committed: no _SUCCESS, no visible part files.
+     */
+    @Test
+    @Timeout(value = 240, unit = TimeUnit.SECONDS)
+    void inputVanishingMidJobFailsNamingTheFileAndCommitsNothing() throws Exception {
+        Path in = splitDemoInput();
+        Path state = Files.createDirectories(tmp.resolve("fault-state"));
+        Path output = tmp.resolve("scores-vanished.parquet");
+        Path submitLog = tmp.resolve("spark-submit-vanished.log");
+        Path victim = in.resolve("rows-7.json");
+        try (StandaloneCluster cluster = StandaloneCluster.builder().workers(2).gpusPerWorker(1).coresPerWorker(1)
+                .start()) {
+            Process submit = sparkSubmit(cluster, output, submitLog, List.of("--input", "faulty://" + in,
+                "--input-format", "json"), faultyInputConf(state), true).start();
+            try {
+                long deadline = System.nanoTime() + Duration.ofSeconds(150).toNanos();
+                while (!submit.waitFor(200, TimeUnit.MILLISECONDS)) {
+                    if (Files.exists(victim)) {
+                        try (var markers = Files.list(state)) {
+                            if (markers.anyMatch(p -> p.getFileName().toString().startsWith("opened-"))) {
+                                Files.delete(victim);  // tasks run two at a time, 1.5 s each: rows-7 is read last
+                            }
+                        }
+                    }
+                    if (System.nanoTime() > deadline) {
+                        throw new AssertionError("spark-submit did not finish\n" + tail(submitLog));
+                    }
+                }
+                assertFalse(Files.exists(victim), "the input file was deleted while the job ran");
+                assertEquals(1, submit.exitValue(), "spark-submit exit code\n" + tail(submitLog));
+            } finally {
+                destroy(submit);
+            }
+        }
+        String log = Files.readString(submitLog);
+        assertTrue(log.contains("moescore: the job failed and committed no output") && log.contains("rows-7.json"),
+            "the job's message names the file:\n" + tail(submitLog));
+        assertFalse(Files.exists(output.resolve("_SUCCESS")), "no _SUCCESS");
+        if (Files.exists(output)) {
+            try (var files = Files.list(output)) {
+                assertEquals(List.of(), files.map(p -> p.getFileName().toString())
+                    .filter(n -> !n.startsWith("_") && !n.startsWith(".")).toList(), "no visible part files");
+            }
+        }
+    }
+
     /** The demo rows as 8 JSON files of 3 rows (rows-0.json .. rows-7.json). */
     private Path splitDemoInput() throws IOException {
         Path in = Files.createDirectories(tmp.resolve("in"));
