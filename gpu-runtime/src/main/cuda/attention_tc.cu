@@ -12,22 +12,11 @@
 #define TC_ROWS 64
 #define TC_KEYS 64
 
-__device__ __forceinline__ void ldsm_x4(unsigned* r, const void* smem) {
-    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
-}
-__device__ __forceinline__ void ldsm_x4_trans(unsigned* r, const void* smem) {
+// ldmatrix_x4 and mma_bf16 (m16n8k16): gemm.cu.
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const void* smem) {
     unsigned s = (unsigned)__cvta_generic_to_shared(smem);
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
-}
-__device__ __forceinline__ void mma16816(float* c, const unsigned* a, const unsigned* b) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 __device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
@@ -71,7 +60,7 @@ __device__ __forceinline__ void attention_tc_rows(const float* __restrict__ q, c
     unsigned qa[D / 16][4];
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++)
-        ldsm_x4(qa[kk], &sQ[(warp * 16 + (lane & 7) + 8 * ((lane >> 3) & 1)) * LD + kk * 16 + 8 * (lane >> 4)]);
+        ldmatrix_x4(qa[kk], &sQ[(warp * 16 + (lane & 7) + 8 * ((lane >> 3) & 1)) * LD + kk * 16 + 8 * (lane >> 4)]);
 
     float o[D / 8][4];
 #pragma unroll
@@ -102,9 +91,9 @@ __device__ __forceinline__ void attention_tc_rows(const float* __restrict__ q, c
 #pragma unroll
             for (int nj = 0; nj < TC_KEYS / 16; nj++) {
                 unsigned b[4];
-                ldsm_x4(b, &sK[(nj * 16 + (lane & 7) + 8 * (lane >> 4)) * LD + kk * 16 + 8 * ((lane >> 3) & 1)]);
-                mma16816(s[2 * nj], qa[kk], b);
-                mma16816(s[2 * nj + 1], qa[kk], b + 2);
+                ldmatrix_x4(b, &sK[(nj * 16 + (lane & 7) + 8 * (lane >> 4)) * LD + kk * 16 + 8 * ((lane >> 3) & 1)]);
+                mma_bf16(s[2 * nj], qa[kk], b);
+                mma_bf16(s[2 * nj + 1], qa[kk], b + 2);
             }
         float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
@@ -147,9 +136,9 @@ __device__ __forceinline__ void attention_tc_rows(const float* __restrict__ q, c
 #pragma unroll
             for (int dn = 0; dn < D / 16; dn++) {
                 unsigned b[4];
-                ldsm_x4_trans(b, &sV[(j * 16 + (lane & 7) + 8 * ((lane >> 3) & 1)) * LD + dn * 16 + 8 * (lane >> 4)]);
-                mma16816(o[2 * dn], a, b);
-                mma16816(o[2 * dn + 1], a, b + 2);
+                ldmatrix_x4_trans(b, &sV[(j * 16 + (lane & 7) + 8 * ((lane >> 3) & 1)) * LD + dn * 16 + 8 * (lane >> 4)]);
+                mma_bf16(o[2 * dn], a, b);
+                mma_bf16(o[2 * dn + 1], a, b + 2);
             }
         }
     }

@@ -19,10 +19,7 @@
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define MOESCORE_WGMMA_SP 1
 
-__device__ __forceinline__ uint64_t sp9_desc(const void* p) {
-    uint64_t addr = (unsigned)__cvta_generic_to_shared(p);
-    return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
-}
+// smem_desc and swizzled: gemm_sm90.cu (the same 128-byte swizzle and descriptor).
 
 // d[64 weight rows x 128 tokens of this warpgroup] += A[64 x 32, 2:4] . B[128 x 32]^T
 __device__ __forceinline__ void wgmma_sp_m64n128k32(float (&d)[64], uint64_t descA, uint64_t descB, unsigned meta) {
@@ -41,8 +38,6 @@ __device__ __forceinline__ void wgmma_sp_m64n128k32(float (&d)[64], uint64_t des
         : "l"(descA), "l"(descB), "r"(meta));
 }
 
-__device__ __forceinline__ int sp9_swizzled(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
-
 __device__ __forceinline__ void sp9_load_stage(const SpTile& t, int k0, unsigned char* stage) {
     unsigned char* sA = stage;
     unsigned char* sB = stage + SP9_A_BYTES;
@@ -55,7 +50,7 @@ __device__ __forceinline__ void sp9_load_stage(const SpTile& t, int k0, unsigned
         int r = chunk >> 3, c = chunk & 7;
         int row = t.r0 + r, kc = k0 / 2 + c * 8;
         bool valid = row < t.R && kc < t.K / 2;
-        sp_cp_async16(sA + sp9_swizzled(r, c), t.values + (size_t)(valid ? row : 0) * (t.K / 2) + (valid ? kc : 0),
+        sp_cp_async16(sA + swizzled(r, c), t.values + (size_t)(valid ? row : 0) * (t.K / 2) + (valid ? kc : 0),
                       valid);
     }
     // metadata: 256 rows x 4 words
@@ -76,7 +71,7 @@ __device__ __forceinline__ void sp9_load_stage(const SpTile& t, int k0, unsigned
         int tok = t.t0 + r, k = k0 + cc * 8;
         bool valid = tok < t.count && k < t.K;
         int row = valid ? (t.rows ? t.rows[t.begin + tok] : t.begin + tok) : 0;
-        sp_cp_async16(sB + (cc >> 3) * (SP_TOKENS * 128) + sp9_swizzled(r, cc & 7),
+        sp_cp_async16(sB + (cc >> 3) * (SP_TOKENS * 128) + swizzled(r, cc & 7),
                       t.x + (size_t)row * t.K + (valid ? k : 0), valid);
     }
 }
@@ -116,14 +111,14 @@ __device__ __forceinline__ void sp9_mainloop(const SpTile& t, float (&acc)[2][64
                 meta[mb][s] = (lane & 1) ? (lo >> 16) | (hi & 0xffff0000u) : (lo & 0xffffu) | (hi << 16);
             }
         }
-        uint64_t descB0 = sp9_desc(stage + SP9_A_BYTES);
+        uint64_t descB0 = smem_desc(stage + SP9_A_BYTES);
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
         for (int s = 0; s < 4; s++) {  // k32 steps: A +32 bytes each; B +64 bytes, the second block from s = 2
             uint64_t descB = descB0 + (uint64_t)(((s >> 1) * SP_TOKENS * 128 + (s & 1) * 64) >> 4);
 #pragma unroll
             for (int mb = 0; mb < 2; mb++) {
-                uint64_t descA = sp9_desc(stage + (group * 128 + mb * 64) * 128) + 2 * s;
+                uint64_t descA = smem_desc(stage + (group * 128 + mb * 64) * 128) + 2 * s;
                 wgmma_sp_m64n128k32(acc[mb], descA, descB, meta[mb][s]);
             }
         }
