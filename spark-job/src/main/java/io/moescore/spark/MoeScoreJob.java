@@ -147,13 +147,16 @@ public final class MoeScoreJob implements Callable<Integer> {
                 hadoopEntries(hadoop));
         CollectionAccumulator<TaskStats> stats = spark.sparkContext().collectionAccumulator("moescore task stats");
         Dataset<Row> scores = DatasetScorer.score(spark, input, spec, stats);
-        // names the scoring stage in Spark's UI (and lets tests tell it from schema inference or listing jobs)
-        spark.sparkContext().setJobDescription("moescore scoring " + options.inputs() + " -> " + options.output());
-        try {
+        // names the scoring jobs in Spark's UI (and lets tests tell them from schema inference or listing jobs)
+        spark.sparkContext().setJobGroup(JobProgress.JOB_GROUP, "moescore scoring " + options.inputs() + " -> "
+                + options.output(), false);
+        double progressSeconds = Double.parseDouble(spark.conf().get(CONF_PREFIX + "progressSeconds", "30"));
+        try (JobProgress progress = JobProgress.start(spark.sparkContext(), stats, progressSeconds,
+                System.err::println)) {
             scores.write().format(options.outputFormat()).mode(saveMode(options.mode(), options.outputFormat()))
                     .save(options.output());
         } finally {
-            spark.sparkContext().setJobDescription(null);
+            spark.sparkContext().clearJobGroup();
         }
         JobSummary summary = JobSummary.of(stats.value(), (System.nanoTime() - start) / 1e9);
         try {

@@ -78,6 +78,24 @@ class LocalModeScoreJobTest {
     }
 
     @Test
+    void progressLinesAppearWhileTheJobRuns() throws IOException {
+        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream err = System.err;
+        spark.conf().set("spark.moescore.progressSeconds", "0.05");
+        try {
+            System.setErr(new java.io.PrintStream(captured, true, java.nio.charset.StandardCharsets.UTF_8));
+            MoeScoreJob.score(spark, SparkTests.options(List.of(SparkTests.demoInput().toString()), "json",
+                    dir.resolve("progress").toString(), "json", SparkTests.demoModel().toString(), false, 0, 4, 512));
+        } finally {
+            System.setErr(err);
+            spark.conf().unset("spark.moescore.progressSeconds");
+        }
+        String log = captured.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(java.util.regex.Pattern.compile("moescore: progress \\d+/\\d+ tasks, [\\d,]+ rows").matcher(log).find(),
+                "a progress line:\n" + log);
+    }
+
+    @Test
     void textColumnIsTokenizedWithTheModelsTokenizer() throws IOException {
         Path input = dir.resolve("text.jsonl");
         Files.writeString(input, "{\"id\": \"t1\", \"text\": \"import numpy as np\\n\\ndef f(x):\\n    return np.sum(x)\\n\"}\n"
