@@ -244,10 +244,4 @@ experts_down_sp24(const bf16* __restrict__ inter, const int* __restrict__ tokens
     sp_epi_combine<4, 8>(&acc[0][0][0], (warp >> 1) * 64, 16, (warp & 1) * 64, t, w, tokens, gates, out, H);
 }
 
-// x (fp32) -> bf16, the tensor cores' input (the dense path converts on load; the sparse path gathers bf16 rows).
-extern "C" __global__ void to_bf16(const float* __restrict__ x, bf16* __restrict__ y, long long n) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) y[i] = __float2bfloat16(x[i]);
-}
-
 #include "sparse24_sm90.cu"

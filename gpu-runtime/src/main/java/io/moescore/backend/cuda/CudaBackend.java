@@ -492,13 +492,6 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** A bf16 copy of an activation (from the pool: release it with elements() * 2 bytes); the 2:4 kernels' input. */
-    private CUdeviceptr toBf16(CudaTensor x, DevicePool pool) {
-        CUdeviceptr xb = pool.allocate(x.elements() * 2);
-        launch("to_bf16", blocks(x.elements(), 256), 1, 256, 0, x.f32, xb, x.elements());
-        return xb;
-    }
-
     /** An activation as GEMM input rows of aParts bf16 copies (release with elements() * 2 * aParts bytes). */
     private CUdeviceptr gemmInput(CudaTensor x, int aParts, DevicePool pool) {
         CUdeviceptr xb = pool.allocate(x.elements() * 2 * aParts);
@@ -683,9 +676,9 @@ public final class CudaBackend implements Backend {
                             CudaExperts w, CudaTensor out) {
         int h = w.hidden;
         int f = w.ffn;
-        cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
         long entries = java.util.Arrays.stream(counts).asLongStream().sum();
-        if (entries == 0) {
+        if (entries == 0) {  // otherwise each launch below zeroes out before its combine adds into it
+            cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
             return;
         }
         int[] work = workList(counts);
@@ -731,15 +724,15 @@ public final class CudaBackend implements Backend {
                                   int[] counts, CudaSparseExperts w, CudaTensor out) {
         int h = w.hidden;
         int f = w.ffn;
-        cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
         long entries = java.util.Arrays.stream(counts).asLongStream().sum();
-        if (entries == 0) {
+        if (entries == 0) {  // otherwise each launch below zeroes out before its combine adds into it
+            cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
             return;
         }
         DevicePool pool = gpu.pool();
         CUdeviceptr inter = pool.allocate(entries * f * 2);
         int[] work = workList(counts);
-        CUdeviceptr xb = toBf16(x, pool);
+        CUdeviceptr xb = gemmInput(x, 1, pool);  // one bf16 copy: the 2:4 kernels take no split inputs
         try (CudaTensor.Ints workList = upload(work)) {
             // wgmma.sp on a Hopper (sparse24_sm90.cu), mma.sp everywhere (sparse24.cu)
             Consumer<String> run = suffix -> {
