@@ -58,25 +58,28 @@ public final class ParquetInputCheck {
 
     /** @throws IllegalArgumentException naming the file, when its footer is unreadable or a chunk runs past the end */
     public static void checkFile(Path file, Configuration conf) {
-        try (ParquetFileReader reader = ParquetFileReader.open(HadoopInputFile.fromPath(file, conf))) {
-            long length = file.getFileSystem(conf).getFileStatus(file).getLen();
-            for (BlockMetaData block : reader.getFooter().getBlocks()) {
-                for (ColumnChunkMetaData chunk : block.getColumns()) {
-                    long begin = chunk.getStartingPos();
-                    long end = begin + chunk.getTotalSize();
-                    if (begin < 0 || chunk.getTotalSize() < 0 || end < 0 || end > length) {
-                        throw new IllegalArgumentException("input file " + file + " is corrupt: column chunk "
-                                + chunk.getPath() + " declares bytes [" + begin + ", " + end + ") in a file of "
-                                + length + " bytes");
-                    }
-                }
+        long length;
+        List<BlockMetaData> blocks;
+        try {
+            HadoopInputFile input = HadoopInputFile.fromPath(file, conf);
+            length = input.getLength();
+            try (ParquetFileReader reader = ParquetFileReader.open(input)) {
+                blocks = reader.getFooter().getBlocks();
             }
         } catch (IOException | RuntimeException e) {
-            if (e instanceof IllegalArgumentException iae && iae.getMessage().startsWith("input file ")) {
-                throw iae;
-            }
             throw new IllegalArgumentException("input file " + file + " is not a readable Parquet file: "
                     + e.getMessage(), e);
+        }
+        for (BlockMetaData block : blocks) {
+            for (ColumnChunkMetaData chunk : block.getColumns()) {
+                long begin = chunk.getStartingPos();
+                long end = begin + chunk.getTotalSize();
+                if (begin < 0 || chunk.getTotalSize() < 0 || end < 0 || end > length) {
+                    throw new IllegalArgumentException("input file " + file + " is corrupt: column chunk "
+                            + chunk.getPath() + " declares bytes [" + begin + ", " + end + ") in a file of "
+                            + length + " bytes");
+                }
+            }
         }
     }
 }

@@ -46,6 +46,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class StandaloneScoreJobTest {
     private static final Duration SUBMIT_TIMEOUT = Duration.ofSeconds(75);
+    private static final Duration FAULT_JOB_TIMEOUT = Duration.ofSeconds(150);
 
     @TempDir
     Path tmp;
@@ -81,15 +82,8 @@ class StandaloneScoreJobTest {
                 SparkTests.demoInput().toString(), "--input-format", "json", "--partitions", "4"), Map.of(), false).start();
             try {
                 // While the application runs, record which worker each executor JVM belongs to (they exit with it).
-                long deadline = System.nanoTime() + SUBMIT_TIMEOUT.toNanos();
-                while (!submit.waitFor(250, TimeUnit.MILLISECONDS)) {
-                    cluster.executors().forEach(e -> workerOfExecutor.put(e.executorId(), e.worker()));
-                    if (System.nanoTime() > deadline) {
-                        throw new AssertionError("spark-submit did not finish in " + SUBMIT_TIMEOUT.toSeconds()
-                            + " s\n" + tail(submitLog) + "\n" + cluster.diagnostics());
-                    }
-                }
-                exit = submit.exitValue();
+                exit = awaitExit(submit, SUBMIT_TIMEOUT, submitLog, cluster,
+                    () -> cluster.executors().forEach(e -> workerOfExecutor.put(e.executorId(), e.worker())));
                 System.out.printf("spark-submit exited %d after %.1f s; executors seen %s%n", exit,
                     (System.nanoTime() - up) / 1e9, workerOfExecutor);
                 if (exit != 0) {
@@ -167,28 +161,20 @@ class StandaloneScoreJobTest {
             Process submit = sparkSubmit(cluster, output, submitLog, List.of("--input", "faulty://" + in,
                 "--input-format", "json"), conf, true).start();
             try {
-                long deadline = System.nanoTime() + Duration.ofSeconds(150).toNanos();
-                boolean killed = false;
-                while (!submit.waitFor(200, TimeUnit.MILLISECONDS)) {
-                    long started;
-                    try (var markers = Files.list(state)) {
-                        started = markers.filter(p -> p.getFileName().toString().startsWith("opened-")).count();
-                    }
-                    if (!killed && started >= 3) {
+                boolean[] killed = {false};
+                int exit = awaitExit(submit, FAULT_JOB_TIMEOUT, submitLog, cluster, () -> {
+                    long started = markers(state, "opened-");
+                    if (!killed[0] && started >= 3) {
                         List<StandaloneCluster.ExecutorProcess> executors = cluster.executors();
                         assertEquals(2, executors.size(), "two executors before the kill");
                         assertTrue(executors.get(0).kill(), "executor " + executors.get(0) + " killed");
                         System.out.printf("killed executor %s (pid %d) after %d tasks started%n",
                             executors.get(0).executorId(), executors.get(0).pid(), started);
-                        killed = true;
+                        killed[0] = true;
                     }
-                    if (System.nanoTime() > deadline) {
-                        throw new AssertionError("spark-submit did not finish\n" + tail(submitLog) + "\n"
-                            + cluster.diagnostics());
-                    }
-                }
-                assertTrue(killed, "the job finished before an executor could be killed:\n" + tail(submitLog));
-                assertEquals(0, submit.exitValue(), "spark-submit exit code\n" + tail(submitLog));
+                });
+                assertTrue(killed[0], "the job finished before an executor could be killed:\n" + tail(submitLog));
+                assertEquals(0, exit, "spark-submit exit code\n" + tail(submitLog));
             } finally {
                 destroy(submit);
             }
@@ -223,18 +209,13 @@ class StandaloneScoreJobTest {
             Process submit = sparkSubmit(cluster, output, submitLog, List.of("--input", "faulty://" + in,
                 "--input-format", "json"), conf, true).start();
             try {
-                if (!submit.waitFor(150, TimeUnit.SECONDS)) {
-                    throw new AssertionError("spark-submit did not finish\n" + tail(submitLog));
-                }
-                assertEquals(0, submit.exitValue(), "spark-submit exit code\n" + tail(submitLog));
+                assertEquals(0, awaitExit(submit, FAULT_JOB_TIMEOUT, submitLog, cluster, () -> { }),
+                    "spark-submit exit code\n" + tail(submitLog));
             } finally {
                 destroy(submit);
             }
         }
-        long attemptsOfSlowFile;
-        try (var markers = Files.list(state)) {
-            attemptsOfSlowFile = markers.filter(p -> p.getFileName().toString().startsWith("opened-rows-5")).count();
-        }
+        long attemptsOfSlowFile = markers(state, "opened-rows-5");
         assertTrue(attemptsOfSlowFile >= 2, "a speculative copy read the slow task's file (" + attemptsOfSlowFile
             + " attempts)\n" + tail(submitLog));
         assertTrue(Files.exists(state.resolve("failed-rows-2.json")), "the injected task failure happened");
@@ -259,21 +240,15 @@ class StandaloneScoreJobTest {
             Process submit = sparkSubmit(cluster, output, submitLog, List.of("--input", "faulty://" + in,
                 "--input-format", "json"), faultyInputConf(state), true).start();
             try {
-                long deadline = System.nanoTime() + Duration.ofSeconds(150).toNanos();
-                while (!submit.waitFor(200, TimeUnit.MILLISECONDS)) {
-                    if (Files.exists(victim)) {
-                        try (var markers = Files.list(state)) {
-                            if (markers.anyMatch(p -> p.getFileName().toString().startsWith("opened-"))) {
-                                Files.delete(victim);  // tasks run two at a time, 1.5 s each: rows-7 is read last
-                            }
-                        }
+                int exit = awaitExit(submit, FAULT_JOB_TIMEOUT, submitLog, cluster, () -> {
+                    // a task's marker comes 1.5 s before its real open: deleted now, rows-7 is gone for every
+                    // attempt that reads it, whichever task that is
+                    if (Files.exists(victim) && markers(state, "opened-") > 0) {
+                        Files.delete(victim);
                     }
-                    if (System.nanoTime() > deadline) {
-                        throw new AssertionError("spark-submit did not finish\n" + tail(submitLog));
-                    }
-                }
+                });
                 assertFalse(Files.exists(victim), "the input file was deleted while the job ran");
-                assertEquals(1, submit.exitValue(), "spark-submit exit code\n" + tail(submitLog));
+                assertEquals(1, exit, "spark-submit exit code\n" + tail(submitLog));
             } finally {
                 destroy(submit);
             }
@@ -287,6 +262,32 @@ class StandaloneScoreJobTest {
                 assertEquals(List.of(), files.map(p -> p.getFileName().toString())
                     .filter(n -> !n.startsWith("_") && !n.startsWith(".")).toList(), "no visible part files");
             }
+        }
+    }
+
+    /** What a test does while spark-submit runs, between checks. */
+    private interface WhileRunning {
+        void poll() throws Exception;
+    }
+
+    /** Waits for spark-submit to exit, calling {@code whileRunning} every 200 ms; returns its exit code. */
+    private static int awaitExit(Process submit, Duration timeout, Path log, StandaloneCluster cluster,
+                                 WhileRunning whileRunning) throws Exception {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (!submit.waitFor(200, TimeUnit.MILLISECONDS)) {
+            whileRunning.poll();
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("spark-submit did not finish in " + timeout.toSeconds() + " s\n" + tail(log)
+                    + "\n" + cluster.diagnostics());
+            }
+        }
+        return submit.exitValue();
+    }
+
+    /** How many {@link FaultInjectingFileSystem} markers with this prefix the state folder holds. */
+    private static long markers(Path state, String prefix) throws IOException {
+        try (var files = Files.list(state)) {
+            return files.filter(p -> p.getFileName().toString().startsWith(prefix)).count();
         }
     }
 
