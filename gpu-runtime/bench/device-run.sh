@@ -31,6 +31,12 @@ for what in "$@"; do
       for e in dense 2:4; do
         run io.moescore.bench.ForwardBenchmark /tmp/$shape "$out/model-$shape-${e/:/}.json" tokens=8192,32768 experts=$e 2>&1 | tail -5
       done ;;
+    deterministic-olmoe|deterministic-mixtral)  # full forward, default vs deterministic (batch-invariant) mode
+      shape=${what#deterministic-}; checkpoint $shape
+      for d in false true; do
+        run io.moescore.bench.ForwardBenchmark /tmp/$shape "$out/deterministic-$shape-$d.json" tokens=8192,32768 \
+          deterministic=$d 2>&1 | tail -4
+      done ;;
     capacity)  # largest batch next to a 32-layer Mixtral-8x7B-shaped stack, dense vs 2:4
       checkpoint mixtral
       java -Xmx100g $DEVJAVAOPTS -Dmoescore.kernelCache="$out/kernels-cache.json" -cp "$DEVCP" \

@@ -300,15 +300,38 @@ experts_down(const bf16* __restrict__ inter, const int* __restrict__ tokens, con
     epi_combine<4, WN>(&acc[0][0][0], (warp >> 2) * 64, (warp & 3) * (WN * 8), t, w, tokens, gates, out, perEntry, H);
 }
 
-// Deterministic combine: out[token] = sum over the token's entries in expert order of perEntry[entry].
-// entryOfToken lists, per token, its entries sorted by expert (CSR: tokenOffsets[T+1]).
-extern "C" __global__ void combine_entries(const float* __restrict__ perEntry, const int* __restrict__ tokenOffsets,
-                                           const int* __restrict__ entryOfToken, float* __restrict__ out, int T, int H) {
+// Deterministic combine (batch-invariant mode): out[t] = the sum, over t's chosen experts in ascending order,
+// of perEntry[entry] (already gate-weighted by the down projection's epilogue), instead of atomicAdds whose
+// order, with three or more experts per token, changes the rounding from run to run and batch to batch. A
+// token's entry for expert e is found by binary search in e's ascending token list (router.cu). One block per
+// token. CPU twin: CpuBackend.experts (same expert order).
+#define COMBINE_MAX_K 16
+extern "C" __global__ void combine_expert_outputs(const float* __restrict__ perEntry, const int* __restrict__ chosen,
+                                                  const int* __restrict__ offsets, const int* __restrict__ tokens,
+                                                  float* __restrict__ out, int T, int k, int H) {
+    __shared__ int entries[COMBINE_MAX_K];
     int t = blockIdx.x;
-    if (t >= T) return;
+    if (threadIdx.x == 0) {
+        int experts[COMBINE_MAX_K];
+        for (int j = 0; j < k; j++) {
+            int e = chosen[(size_t)t * k + j], i = j;
+            for (; i > 0 && experts[i - 1] > e; i--) experts[i] = experts[i - 1];
+            experts[i] = e;
+        }
+        for (int j = 0; j < k; j++) {
+            int lo = offsets[experts[j]], hi = offsets[experts[j] + 1] - 1;
+            while (lo < hi) {
+                int mid = (lo + hi) >> 1;
+                if (tokens[mid] < t) lo = mid + 1;
+                else hi = mid;
+            }
+            entries[j] = lo;
+        }
+    }
+    __syncthreads();
     for (int h = threadIdx.x; h < H; h += blockDim.x) {
         float s = 0.f;
-        for (int j = tokenOffsets[t]; j < tokenOffsets[t + 1]; j++) s += perEntry[(size_t)entryOfToken[j] * H + h];
+        for (int j = 0; j < k; j++) s += perEntry[(size_t)entries[j] * H + h];
         out[(size_t)t * H + h] = s;
     }
 }

@@ -189,11 +189,12 @@ __device__ __forceinline__ void sp_epi_swiglu(const float* acc, int wr, int mStr
     }
 }
 
-// out[token, h] += gate * acc (atomicAdd: each token gets one add per expert it chose).
+// out[token, h] += gate * acc (atomicAdd: each token gets one add per expert it chose), or, batch-invariant,
+// perEntry[entry, h] = gate * acc for combine_expert_outputs (gemm.cu).
 template <int MI, int NI>
 __device__ __forceinline__ void sp_epi_combine(const float* acc, int wr, int mStride, int wt, const SpTile& t,
                                                const SpWork& w, const int* tokens, const float* gates, float* out,
-                                               int H) {
+                                               float* perEntry, int H) {
     int lane = threadIdx.x & 31;
 #pragma unroll
     for (int ni = 0; ni < NI; ni++)
@@ -209,7 +210,10 @@ __device__ __forceinline__ void sp_epi_combine(const float* acc, int wr, int mSt
 #pragma unroll
                 for (int e2 = 0; e2 < 2; e2++) {
                     int h = t.r0 + wr + mi * mStride + (lane >> 2) + e2 * 8;
-                    if (h < H) atomicAdd(&out[(size_t)token * H + h], g * SP_ACC(mi, ni, e2 * 2 + e1));
+                    if (h >= H) continue;
+                    float v = g * SP_ACC(mi, ni, e2 * 2 + e1);
+                    if (perEntry) perEntry[(size_t)entry * H + h] = v;
+                    else atomicAdd(&out[(size_t)token * H + h], v);
                 }
         }
 }
@@ -230,18 +234,20 @@ experts_gate_up_sp24(const bf16* __restrict__ x, const int* __restrict__ tokens,
     sp_epi_swiglu<4, 8>(&acc[0][0][0], (warp >> 1) * 64, 16, (warp & 1) * 64, t, w, inter, F);
 }
 
-// out[token, h] += gate * (down_h . inter[entry]) (atomicAdd: each token gets one add per expert it chose).
+// out[token, h] += gate * (down_h . inter[entry]) (atomicAdd: each token gets one add per expert it chose), or
+// perEntry[entry, h] = gate * (...) where perEntry is given (batch-invariant mode).
 extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
 experts_down_sp24(const bf16* __restrict__ inter, const int* __restrict__ tokens, const float* __restrict__ gates,
                   const int* __restrict__ offsets, const int* __restrict__ work, const bf16* __restrict__ values,
-                  const unsigned* __restrict__ meta, float* __restrict__ out, int H, int F) {
+                  const unsigned* __restrict__ meta, float* __restrict__ out, float* __restrict__ perEntry, int H,
+                  int F) {
     SpWork w = sp_work(work, offsets);
     SpTile t{values + w.expert * (size_t)H * (F / 2), meta + w.expert * (size_t)H * ((F + 31) / 32), H, F,
              (int)blockIdx.y * SP_ROWS, inter, nullptr, w.begin, w.count, w.t0};
     float acc[4][8][4];
     sp_mainloop(t, acc);
     int warp = threadIdx.x >> 5;
-    sp_epi_combine<4, 8>(&acc[0][0][0], (warp >> 1) * 64, 16, (warp & 1) * 64, t, w, tokens, gates, out, H);
+    sp_epi_combine<4, 8>(&acc[0][0][0], (warp >> 1) * 64, 16, (warp & 1) * 64, t, w, tokens, gates, out, perEntry, H);
 }
 
 #include "sparse24_sm90.cu"

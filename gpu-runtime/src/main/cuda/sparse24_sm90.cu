@@ -148,7 +148,8 @@ experts_gate_up_sp24_sm90(const bf16* __restrict__ x, const int* __restrict__ to
 extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
 experts_down_sp24_sm90(const bf16* __restrict__ inter, const int* __restrict__ tokens, const float* __restrict__ gates,
                        const int* __restrict__ offsets, const int* __restrict__ work, const bf16* __restrict__ values,
-                       const unsigned* __restrict__ meta, float* __restrict__ out, int H, int F) {
+                       const unsigned* __restrict__ meta, float* __restrict__ out, float* __restrict__ perEntry,
+                       int H, int F) {
 #ifdef MOESCORE_WGMMA_SP
     SpWork w = sp_work(work, offsets);
     SpTile t{values + w.expert * (size_t)H * (F / 2), meta + w.expert * (size_t)H * ((F + 31) / 32), H, F,
@@ -156,6 +157,6 @@ experts_down_sp24_sm90(const bf16* __restrict__ inter, const int* __restrict__ t
     float acc[2][64];
     sp9_mainloop(t, acc);
     int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
-    sp_epi_combine<2, 16>(&acc[0][0], group * 128 + warp * 16, 64, 0, t, w, tokens, gates, out, H);
+    sp_epi_combine<2, 16>(&acc[0][0], group * 128 + warp * 16, 64, 0, t, w, tokens, gates, out, perEntry, H);
 #endif
 }

@@ -4,6 +4,7 @@ import io.moescore.backend.cpu.CpuBackend;
 import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.backend.cuda.CudaUnavailableException;
 import io.moescore.backend.cuda.GpuRuntime;
+import io.moescore.backend.cuda.Kernels;
 import java.util.Locale;
 
 /** Opens the backend a user asked for by name: auto, cpu or cuda. */
@@ -23,17 +24,26 @@ public final class Backends {
 
     /** As {@link #open(String, int, int)}, the GPU computing at the given precision (the CPU is fp32 always). */
     public static Backend open(String name, int threads, int deviceOrdinal, Precision precision) {
+        return open(name, threads, deviceOrdinal, precision, false);
+    }
+
+    /**
+     * As {@link #open(String, int, int, Precision)}; deterministic: the GPU's scores batch-invariant (CudaBackend
+     * says how; the CPU backend always is).
+     */
+    public static Backend open(String name, int threads, int deviceOrdinal, Precision precision,
+                               boolean deterministic) {
         switch (name.toLowerCase(Locale.ROOT)) {
             case "cpu":
                 return new CpuBackend(threads);
             case "auto":
                 if (GpuRuntime.hasKernels() && GpuRuntime.deviceCount() > deviceOrdinal) {
-                    return new CudaBackend(deviceOrdinal, precision);
+                    return new CudaBackend(deviceOrdinal, precision, Kernels.TUNED, deterministic);
                 }
                 return new CpuBackend(threads);
             case "cuda":
                 try {
-                    return new CudaBackend(deviceOrdinal, precision);
+                    return new CudaBackend(deviceOrdinal, precision, Kernels.TUNED, deterministic);
                 } catch (CudaUnavailableException e) {
                     throw new IllegalArgumentException("backend 'cuda': " + e.getMessage(), e);
                 }

@@ -25,7 +25,7 @@ import java.util.Random;
  * checkpoint in the same device call (README, benchmarks).
  *
  *   java ... io.moescore.bench.ForwardBenchmark MODEL_DIR OUT.json [backend=cuda] [tokens=2048,8192,32768]
- *        [seq=512] [repeats=5] [experts=dense|2:4]
+ *        [seq=512] [repeats=5] [experts=dense|2:4] [precision=bf16|split-bf16] [deterministic=false|true]
  */
 public final class ForwardBenchmark {
     private ForwardBenchmark() {
@@ -34,7 +34,7 @@ public final class ForwardBenchmark {
     public static void main(String[] args) throws IOException {
         if (args.length < 2) {
             System.err.println("usage: ForwardBenchmark MODEL_DIR OUT.json [backend=cuda] [tokens=2048,8192,32768] "
-                    + "[seq=512] [repeats=5] [experts=dense|2:4] [precision=bf16|split-bf16]");
+                    + "[seq=512] [repeats=5] [experts=dense|2:4] [precision=bf16|split-bf16] [deterministic=false|true]");
             System.exit(2);
         }
         Path model = Path.of(args[0]);
@@ -45,6 +45,7 @@ public final class ForwardBenchmark {
         int repeats = 5;
         boolean sparse = false;
         Precision precision = Precision.BF16;
+        boolean deterministic = false;
         for (int i = 2; i < args.length; i++) {
             String[] kv = args[i].split("=", 2);
             switch (kv[0]) {
@@ -53,6 +54,7 @@ public final class ForwardBenchmark {
                 case "seq" -> seq = Integer.parseInt(kv[1]);
                 case "repeats" -> repeats = Integer.parseInt(kv[1]);
                 case "precision" -> precision = Precision.parse(kv[1]);
+                case "deterministic" -> deterministic = Boolean.parseBoolean(kv[1]);
                 case "experts" -> sparse = switch (kv[1]) {
                     case "dense" -> false;
                     case "2:4" -> true;
@@ -64,7 +66,8 @@ public final class ForwardBenchmark {
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = json.createObjectNode();
         long loadStart = System.nanoTime();
-        try (Backend backend = Backends.open(backendName, Runtime.getRuntime().availableProcessors(), 0, precision);
+        try (Backend backend = Backends.open(backendName, Runtime.getRuntime().availableProcessors(), 0, precision,
+                deterministic);
              Engine engine = Engine.load(model, backend, sparse)) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
             root.put("model", model.toString());
@@ -72,6 +75,7 @@ public final class ForwardBenchmark {
             root.put("device", backend.deviceName());
             root.put("load_seconds", loadSeconds);
             root.put("precision", precision.userName());
+            root.put("deterministic", deterministic);
             root.put("experts", sparse ? "2:4 (magnitude, pruned on load)" : "dense");
             System.out.printf("%s on %s, loaded in %.1f s%n", engine.config(), backend.deviceName(), loadSeconds);
             ArrayNode runs = root.putArray("runs");

@@ -6,10 +6,18 @@ import java.nio.file.Path;
 /**
  * Options of the single-process scorer.
  *
- * @param batchTokens tokens packed into one forward pass (a longer sequence still goes alone)
+ * @param batchTokens   tokens packed into one forward pass (a longer sequence still goes alone)
+ * @param deterministic batch-invariant GPU scores (CudaBackend's deterministic mode)
  */
 public record LocalScoreOptions(Path model, Path input, Path output, boolean tokenLogProbs, int topK,
-                                String backend, String precision, int batchTokens, int threads) {
+                                String backend, String precision, int batchTokens, int threads,
+                                boolean deterministic) {
+    /** The default mode: GPU scores may differ in the last bits with what a sequence is batched with. */
+    public LocalScoreOptions(Path model, Path input, Path output, boolean tokenLogProbs, int topK, String backend,
+                             String precision, int batchTokens, int threads) {
+        this(model, input, output, tokenLogProbs, topK, backend, precision, batchTokens, threads, false);
+    }
+
     public LocalScoreOptions {
         if (batchTokens < 1) {
             throw new IllegalArgumentException("--batch-tokens must be at least 1, got " + batchTokens);

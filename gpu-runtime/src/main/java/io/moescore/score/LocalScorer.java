@@ -60,7 +60,7 @@ public final class LocalScorer {
         }
         Summary summary;
         try (Backend backend = Backends.open(options.backend(), options.threads(), 0,
-                     Precision.parse(options.precision()));
+                     Precision.parse(options.precision()), options.deterministic());
              Engine engine = Engine.load(options.model(), backend)) {
             log.println("moescore: " + engine.config() + " on " + backend.deviceName());
             summary = score(engine, options);

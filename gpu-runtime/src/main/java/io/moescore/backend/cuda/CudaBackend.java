@@ -56,12 +56,16 @@ public final class CudaBackend implements Backend {
     private static final int GEMM_SHARED_BYTES = 3 * (128 + 256) * 40 * 2;
     /** The lm_head step computes logits for at most this many (token, vocab) pairs at a time. */
     private static final long LOGITS_CHUNK_ELEMENTS = 64L << 20;
+    /** Deterministic mode: vocabulary columns per lm_head chunk, whatever the token count. */
+    private static final int DETERMINISTIC_LOGITS_CHUNK = 8192;
 
     private final GpuRuntime gpu;
     private final Precision precision;
     /** The kernel families this backend may run (Kernels), and the tuner that picks among them per shape. */
     private final Kernels kernels;
     private final KernelTuner tuner;
+    /** Deterministic, batch-invariant scores (see {@link #CudaBackend(int, Precision, Kernels, boolean)}). */
+    private final boolean deterministic;
     private final Map<String, CUdeviceptr> invFreqs = new ConcurrentHashMap<>();
     private volatile OpTimer timer;
 
@@ -75,14 +79,33 @@ public final class CudaBackend implements Backend {
 
     /** @param kernels TUNED: the autotuner picks per shape; the others pin one kernel family (tests, benchmarks) */
     public CudaBackend(int deviceOrdinal, Precision precision, Kernels kernels) {
+        this(deviceOrdinal, precision, kernels, false);
+    }
+
+    /**
+     * @param deterministic batch-invariant scores: a sequence's are bit-identical whatever it is batched with
+     *                      (same model, GPU architecture and precision): one kernel family whatever the shape
+     *                      (TUNED becomes wgmma on a Hopper, mma.sync elsewhere), experts combined in expert order
+     *                      instead of by atomics (an entries x hidden fp32 buffer more per layer), lm_head in
+     *                      fixed vocabulary chunks. Every other kernel already computes a row from that row
+     *                      alone, in an order that does not depend on the batch.
+     */
+    public CudaBackend(int deviceOrdinal, Precision precision, Kernels kernels, boolean deterministic) {
         gpu = GpuRuntime.forDevice(deviceOrdinal);
         this.precision = precision;
+        this.deterministic = deterministic;
         boolean hopper = gpu.computeCapability().equals("9.0");
         if ((kernels == Kernels.WGMMA || kernels == Kernels.WGMMA_N128) && !hopper) {
             throw new IllegalArgumentException("wgmma kernels need compute capability 9.0, not " + gpu.computeCapability());
         }
-        this.kernels = hopper || kernels != Kernels.TUNED ? kernels : Kernels.MMA_SYNC;
+        Kernels fixed = hopper ? Kernels.WGMMA : Kernels.MMA_SYNC;
+        this.kernels = kernels == Kernels.TUNED && (deterministic || !hopper) ? fixed : kernels;
         this.tuner = this.kernels == Kernels.TUNED ? KernelTuner.forModel(gpu.name()) : null;
+    }
+
+    /** Whether scores are deterministic and batch-invariant (the constructor says how). */
+    public boolean deterministic() {
+        return deterministic;
     }
 
     /** The dense GEMM kernels of a family (linear_bf16, experts_gate_up) this backend may run. */
@@ -625,10 +648,10 @@ public final class CudaBackend implements Backend {
         int[] hostCounts = new int[e];
         cuStreamSynchronize(gpu.stream());
         cuMemcpyDtoH(Pointer.to(hostCounts), counts, e * 4L);
-        pool.release(chosen, entries * 4);
         pool.release(weights, entries * 4);
         pool.release(counts, e * 4L);
-        return new CudaExpertRouting(e, (int) entries, offsets, tokens, gates, hostCounts, () -> {
+        return new CudaExpertRouting(e, (int) entries, offsets, tokens, gates, chosen, k, hostCounts, () -> {
+            pool.release(chosen, entries * 4);
             pool.release(offsets, (e + 1) * 4L);
             pool.release(tokens, entries * 4);
             pool.release(gates, entries * 4);
@@ -642,13 +665,14 @@ public final class CudaBackend implements Backend {
 
     private void expertsOp(Tensor x, ExpertRouting routing, ExpertWeights weights, Tensor out) {
         CudaExpertRouting r = (CudaExpertRouting) routing;
+        CombineOrder combine = deterministic ? new CombineOrder(r.chosen, r.k) : null;
         if (weights instanceof CudaSparseExperts sparse) {
             runSparseExperts(CudaTensor.of(x), r.offsets, r.tokens, r.gates, r.tokensPerExpert(), sparse,
-                    CudaTensor.of(out));
+                    CudaTensor.of(out), combine);
             return;
         }
         runExperts(CudaTensor.of(x), r.offsets, r.tokens, r.gates, r.tokensPerExpert(), (CudaExperts) weights,
-                CudaTensor.of(out));
+                CudaTensor.of(out), combine);
     }
 
     @Override
@@ -664,16 +688,39 @@ public final class CudaBackend implements Backend {
         CUdeviceptr gates = pool.allocate(Math.max(4L, t * 4L));
         launch("route_identity", blocks(t, 256), 1, 256, 0, t, tokens, gates);
         try (CudaTensor.Ints offsets = upload(new int[] {0, t})) {
-            runExperts(in, offsets.device, tokens, gates, new int[] {t}, (CudaExperts) weights, CudaTensor.of(out));
+            // one entry per token: its single atomicAdd onto zero is exact, batch-invariant already
+            runExperts(in, offsets.device, tokens, gates, new int[] {t}, (CudaExperts) weights, CudaTensor.of(out),
+                    null);
         } finally {
             pool.release(tokens, Math.max(4L, t * 4L));
             pool.release(gates, Math.max(4L, t * 4L));
         }
     }
 
+    /** Each token's chosen experts ([tokens, k]), for combining expert outputs in expert order. */
+    private record CombineOrder(CUdeviceptr chosen, int k) {
+    }
+
+    /**
+     * The down projections' combine: atomicAdd into out (combine null), or, batch-invariant, a store per entry that
+     * combine_expert_outputs then sums per token in expert order. Returns the per-entry buffer to pass to the down
+     * kernel (null for atomics); {@link #finishCombine} sums it, the caller releases it.
+     */
+    private CUdeviceptr startCombine(CombineOrder combine, long entries, int h) {
+        return combine == null ? null : gpu.pool().allocate(entries * h * 4);
+    }
+
+    private void finishCombine(CombineOrder combine, CUdeviceptr perEntry, CUdeviceptr offsets, CUdeviceptr tokens,
+                               CudaTensor out) {
+        if (combine != null) {
+            launch("combine_expert_outputs", out.rows, 1, 256, 0, perEntry, combine.chosen(), offsets, tokens,
+                    out.f32, out.rows, combine.k(), out.cols);
+        }
+    }
+
     /** The grouped expert launches: gate+up with SwiGLU into bf16 rows per entry, then down with combine. */
     private void runExperts(CudaTensor x, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates, int[] counts,
-                            CudaExperts w, CudaTensor out) {
+                            CudaExperts w, CudaTensor out, CombineOrder combine) {
         int h = w.hidden;
         int f = w.ffn;
         long entries = java.util.Arrays.stream(counts).asLongStream().sum();
@@ -686,6 +733,7 @@ public final class CudaBackend implements Backend {
         int aParts = inputParts(w.parts);
         CUdeviceptr inter = pool.allocate(entries * f * 2 * aParts);
         CUdeviceptr xb = gemmInput(x, aParts, pool);
+        CUdeviceptr perEntry = startCombine(combine, entries, h);
         try (CudaTensor.Ints workList = upload(work)) {
             int items = work.length / 2;
             Consumer<String> run = gateUp -> {
@@ -697,11 +745,15 @@ public final class CudaBackend implements Backend {
                 launch(gateUp, items, (int) blocks(2L * f, gemmTile(gateUp)), 256, shared, xb, tokens, offsets,
                         workList.device, w.gateUp, inter, f, h, aParts, w.parts);
                 launch(down, items, (int) blocks(h, gemmTile(down)), 256, shared, inter, tokens, gates, offsets,
-                        workList.device, w.down, out.f32, null, h, f, aParts, w.parts);
+                        workList.device, w.down, out.f32, perEntry, h, f, aParts, w.parts);
             };
             run.accept(choose("experts " + counts.length + "x" + f + "x" + h + " entries " + KernelTuner.bucket(entries)
                     + " parts " + aParts + "/" + w.parts, gemmVariants("experts_gate_up"), run));
+            finishCombine(combine, perEntry, offsets, tokens, out);
         } finally {
+            if (perEntry != null) {
+                pool.release(perEntry, entries * h * 4);
+            }
             pool.release(inter, entries * f * 2 * aParts);
             pool.release(xb, x.elements() * 2 * aParts);
         }
@@ -721,7 +773,7 @@ public final class CudaBackend implements Backend {
 
     /** The dual-sparse expert launches: 2:4 weights on Sparse Tensor Cores, tokens gathered by index. */
     private void runSparseExperts(CudaTensor x, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates,
-                                  int[] counts, CudaSparseExperts w, CudaTensor out) {
+                                  int[] counts, CudaSparseExperts w, CudaTensor out, CombineOrder combine) {
         int h = w.hidden;
         int f = w.ffn;
         long entries = java.util.Arrays.stream(counts).asLongStream().sum();
@@ -733,6 +785,7 @@ public final class CudaBackend implements Backend {
         CUdeviceptr inter = pool.allocate(entries * f * 2);
         int[] work = workList(counts);
         CUdeviceptr xb = gemmInput(x, 1, pool);  // one bf16 copy: the 2:4 kernels take no split inputs
+        CUdeviceptr perEntry = startCombine(combine, entries, h);
         try (CudaTensor.Ints workList = upload(work)) {
             // wgmma.sp on a Hopper (sparse24_sm90.cu), mma.sp everywhere (sparse24.cu)
             Consumer<String> run = suffix -> {
@@ -745,11 +798,15 @@ public final class CudaBackend implements Backend {
                 launch(gateUp, work.length / 2, (int) blocks(2L * f, SPARSE_ROW_TILE), 256, shared, xb, tokens,
                         offsets, workList.device, w.gateUpValues, w.gateUpMeta, inter, f, h);
                 launch(down, work.length / 2, (int) blocks(h, SPARSE_ROW_TILE), 256, shared, inter, tokens, gates,
-                        offsets, workList.device, w.downValues, w.downMeta, out.f32, h, f);
+                        offsets, workList.device, w.downValues, w.downMeta, out.f32, perEntry, h, f);
             };
             run.accept(choose("experts 2:4 " + counts.length + "x" + f + "x" + h + " entries "
                     + KernelTuner.bucket(entries), sparseVariants(), run));
+            finishCombine(combine, perEntry, offsets, tokens, out);
         } finally {
+            if (perEntry != null) {
+                pool.release(perEntry, entries * h * 4);
+            }
             pool.release(xb, x.elements() * 2);
             pool.release(inter, entries * f * 2);
         }
@@ -777,7 +834,8 @@ public final class CudaBackend implements Backend {
         int t = x.rows;
         int vocab = w.rows;
         int h = x.cols;
-        int chunk = (int) Math.max(GEMM_TILE, Math.min(vocab, LOGITS_CHUNK_ELEMENTS / Math.max(1, t) / GEMM_TILE * GEMM_TILE));
+        int chunk = deterministic ? Math.min(vocab, DETERMINISTIC_LOGITS_CHUNK)
+                : (int) Math.max(GEMM_TILE, Math.min(vocab, LOGITS_CHUNK_ELEMENTS / Math.max(1, t) / GEMM_TILE * GEMM_TILE));
         int[] topSlot = new int[t];
         java.util.Arrays.fill(topSlot, -1);
         for (int i = 0; i < topRows.length; i++) {

@@ -14,16 +14,21 @@ final class CudaExpertRouting implements ExpertRouting {
     final CUdeviceptr offsets;
     final CUdeviceptr tokens;
     final CUdeviceptr gates;
+    /** [tokens, k]: each token's chosen experts, for the batch-invariant combine (combine_expert_outputs). */
+    final CUdeviceptr chosen;
+    final int k;
     private final int[] counts;
     private final Runnable release;
 
     CudaExpertRouting(int numExperts, int entries, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates,
-                      int[] counts, Runnable release) {
+                      CUdeviceptr chosen, int k, int[] counts, Runnable release) {
         this.numExperts = numExperts;
         this.entries = entries;
         this.offsets = offsets;
         this.tokens = tokens;
         this.gates = gates;
+        this.chosen = chosen;
+        this.k = k;
         this.counts = counts;
         this.release = release;
     }

@@ -267,6 +267,14 @@ class CudaBackendTest {
         expertsAgainstCpu(gpu);
     }
 
+    /** Deterministic mode's expert combine (per-entry outputs summed in expert order, no atomics), dense and 2:4. */
+    @Test
+    void deterministicExpertCombineMatchesTheCpu() throws IOException {
+        CudaBackend deterministic = new CudaBackend(0, io.moescore.backend.Precision.BF16, Kernels.TUNED, true);
+        expertsAgainstCpu(deterministic);
+        sparseExpertsAgainstCpu(deterministic);
+    }
+
     void expertsAgainstCpu(CudaBackend gpu) throws IOException {
         for (int[] cfg : new int[][] {{300, 64, 48, 8, 2}, {1000, 128, 96, 60, 4}, {17, 64, 32, 8, 8}, {2, 64, 16, 4, 1},
             {3000, 256, 512, 8, 2}}) {

@@ -1,0 +1,124 @@
+package io.moescore.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.moescore.TestModels;
+import io.moescore.backend.Precision;
+import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.GpuRuntime;
+import io.moescore.backend.cuda.Kernels;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Deterministic mode on the GPU: the same sequence scored alone, packed with the others, and in a shuffled mix with
+ * random filler sequences gives bit-identical per-token log-probs, sums and top-k, for dense and 2:4 experts, at
+ * both precisions. The models include top-3 routing (OLMoE, Qwen2-MoE fixtures), where the default atomicAdd
+ * combine of three or more experts rounds in whatever order the adds land. 2:4 runs on the models whose expert
+ * widths are multiples of 32 (the format's requirement): OLMoE, Qwen2-MoE and the demo model.
+ */
+@Tag("gpu")
+class CudaDeterministicTest {
+
+    @BeforeAll
+    static void needsGpu() {
+        assumeTrue(GpuRuntime.hasKernels(), "this build has no CUDA kernels: skipping");
+        assumeTrue(GpuRuntime.deviceCount() > 0, "no CUDA device on this machine: skipping GPU tests");
+    }
+
+    static Stream<Path> models() {
+        return Stream.concat(TestModels.hfFixtures().stream(), Stream.of(TestModels.demoModel()));
+    }
+
+    @Test
+    void scoresAreBitIdenticalWhateverTheBatch() throws IOException {
+        List<String> differing = new ArrayList<>();
+        for (Precision precision : Precision.values()) {
+            CudaBackend backend = new CudaBackend(0, precision, Kernels.TUNED, true);
+            for (Path model : models().toList()) {
+                for (boolean sparse : new boolean[] {false, true}) {
+                    if (sparse && !expertsPackTwoFour(model)) {
+                        continue;
+                    }
+                    int diffs = mixesDiffer(model, backend, sparse);
+                    System.out.printf("deterministic %s %s%s: %d sequences differ between batch mixes%n",
+                            precision.userName(), model.getFileName(), sparse ? " (2:4)" : "", diffs);
+                    if (diffs > 0) {
+                        differing.add(precision.userName() + " " + model.getFileName() + (sparse ? " 2:4" : ""));
+                    }
+                }
+            }
+        }
+        assertTrue(differing.isEmpty(), "not batch-invariant: " + differing);
+    }
+
+    private static boolean expertsPackTwoFour(Path model) throws IOException {
+        io.moescore.model.ModelConfig config = io.moescore.model.ModelConfig.load(model);
+        return config.hiddenSize() % 32 == 0 && config.expertFfnSize() % 32 == 0;
+    }
+
+    /** The default mode, for the record: how many sequences change bits with the batch (no assertion on it). */
+    @Test
+    void defaultModeForComparison() throws IOException {
+        CudaBackend backend = new CudaBackend(0, Precision.BF16);
+        for (Path model : models().toList()) {
+            System.out.printf("default bf16 %s: %d sequences differ between batch mixes%n", model.getFileName(),
+                    mixesDiffer(model, backend, false));
+        }
+    }
+
+    /** Scores every reference sequence in three batch mixes; returns how many are not bit-identical across them. */
+    private static int mixesDiffer(Path model, CudaBackend backend, boolean sparse) throws IOException {
+        ReferenceFixtureTest.Reference ref = ReferenceFixtureTest.Reference.read(model);
+        int[][] sequences = ref.tokens().toArray(int[][]::new);
+        ScoreOptions options = new ScoreOptions(true, 5);
+        try (Engine engine = Engine.load(model, backend, sparse)) {
+            int vocab = engine.config().vocabSize();
+            ScoreBatch packed = engine.score(TokenBatch.of(sequences), options);
+            // reversed, each followed by a random filler of random length
+            Random random = new Random(sequences.length);
+            int[][] mixed = new int[2 * sequences.length][];
+            for (int s = 0; s < sequences.length; s++) {
+                mixed[2 * s] = sequences[sequences.length - 1 - s];
+                mixed[2 * s + 1] = random.ints(2 + random.nextInt(60), 0, vocab).toArray();
+            }
+            ScoreBatch shuffled = engine.score(TokenBatch.of(mixed), options);
+            int differ = 0;
+            for (int s = 0; s < sequences.length; s++) {
+                SequenceScore alone = engine.score(TokenBatch.of(sequences[s]), options).scores().get(0);
+                SequenceScore inPack = packed.scores().get(s);
+                SequenceScore inMix = shuffled.scores().get(2 * (sequences.length - 1 - s));
+                assertNull(alone.error());
+                assertEquals(sequences[s].length - 1, alone.tokenLogProbs().length);
+                boolean same = bitsEqual(alone, inPack) && bitsEqual(alone, inMix);
+                differ += same ? 0 : 1;
+            }
+            return differ;
+        }
+    }
+
+    private static boolean bitsEqual(SequenceScore a, SequenceScore b) {
+        return Arrays.equals(bits(a.tokenLogProbs()), bits(b.tokenLogProbs()))
+                && Double.doubleToLongBits(a.sumLogProb()) == Double.doubleToLongBits(b.sumLogProb())
+                && Arrays.equals(a.topTokens(), b.topTokens());
+    }
+
+    private static int[] bits(float[] values) {
+        int[] bits = new int[values.length];
+        for (int i = 0; i < values.length; i++) {
+            bits[i] = Float.floatToIntBits(values[i]);
+        }
+        return bits;
+    }
+}
