@@ -74,6 +74,9 @@ public final class DatasetScorer {
         try {
             Path path = new Path(config);
             FileSystem fs = path.getFileSystem(conf);
+            if (!fs.exists(path.getParent())) {
+                throw new IllegalArgumentException("model directory " + spec.modelUri() + " does not exist");
+            }
             if (!fs.exists(path)) {
                 throw new IllegalArgumentException("model " + spec.modelUri() + " has no config.json (looked for "
                         + config + ")");
