@@ -13,9 +13,9 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.resource.ResourceProfile;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
-import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.types.ArrayType;
 import org.apache.spark.sql.types.DataType;
@@ -25,9 +25,10 @@ import org.apache.spark.sql.types.StructType;
 import org.apache.spark.util.CollectionAccumulator;
 
 /**
- * Scores a DataFrame: checks its columns and the model on the driver (so a wrong column or a missing model fails
- * before any task runs), then maps every partition through {@link PartitionScorer}. The result has one row per
- * input row, same partitioning and order.
+ * The one scoring path of {@link MoeScorer} and so of {@link MoeScoreJob}: checks the input's columns and the model
+ * on the driver (so a wrong column or a missing model fails before any task runs), then maps every partition
+ * through {@link PartitionScorer} on the executors' shared engines. The result has one row per input row, same
+ * partitioning and order: every input column, then the score columns (or one struct column holding them).
  */
 public final class DatasetScorer {
     /** The column Spark's JSON reader fills for malformed lines (PERMISSIVE mode). */
@@ -36,16 +37,34 @@ public final class DatasetScorer {
     private DatasetScorer() {
     }
 
-    /** The scores of {@code input} (lazy), with per-task statistics gathered into {@code stats}. */
-    public static Dataset<Row> score(SparkSession spark, Dataset<Row> input, ScoringSpec spec,
-                                     CollectionAccumulator<TaskStats> stats) {
+    /**
+     * The scores of {@code input} (lazy).
+     *
+     * @param scoresStruct the name of one struct column to hold the scores, or null for top-level score columns
+     * @param gpuProfile   the resource profile of the scoring stage (stage-level scheduling), or null for the default
+     * @param stats        where tasks report what they scored, or null
+     */
+    static Dataset<Row> score(Dataset<Row> input, ScoringSpec spec, String scoresStruct, ResourceProfile gpuProfile,
+                              CollectionAccumulator<TaskStats> stats) {
+        StructType outSchema = outputSchema(input.schema(), spec.tokensColumn(), spec.textColumn(),
+                spec.tokenLogProbs(), spec.topK(), scoresStruct);
         checkModel(spec);
-        StructType schema = input.schema();
-        InputLayout layout = layout(schema, spec);
-        StructType outSchema = outputSchema(schema.apply(spec.idColumn()).dataType(), spec);
-        JavaRDD<InternalRow> rows = SparkInternals.internalRows(input);
-        JavaRDD<InternalRow> scored = rows.mapPartitions(new PartitionScorer(spec, layout, stats));
-        return SparkInternals.dataFrame(spark, scored, outSchema);
+        InputLayout layout = layout(input.schema(), spec.tokensColumn(), spec.textColumn());
+        JavaRDD<InternalRow> scored = SparkInternals.internalRows(input)
+                .mapPartitions(new PartitionScorer(spec, layout, scoresStruct != null, stats));
+        if (gpuProfile != null) {
+            scored = withProfile(scored, gpuProfile);
+        }
+        return SparkInternals.dataFrame(input.sparkSession(), scored, outSchema);
+    }
+
+    private static JavaRDD<InternalRow> withProfile(JavaRDD<InternalRow> rdd, ResourceProfile profile) {
+        try {
+            return rdd.withResources(profile);
+        } catch (Exception e) { // SparkException (checked, undeclared): this cluster manager or setup refuses it
+            throw new IllegalArgumentException("Spark refused the scoring stage's resource profile " + profile
+                    + " (MoeScorer useStageLevelScheduling): " + e.getMessage(), e);
+        }
     }
 
     /** Reads the model's config.json through Hadoop's file system on the driver: a missing model fails here. */
@@ -55,6 +74,9 @@ public final class DatasetScorer {
         try {
             Path path = new Path(config);
             FileSystem fs = path.getFileSystem(conf);
+            if (!fs.exists(path.getParent())) {
+                throw new IllegalArgumentException("model directory " + spec.modelUri() + " does not exist");
+            }
             if (!fs.exists(path)) {
                 throw new IllegalArgumentException("model " + spec.modelUri() + " has no config.json (looked for "
                         + config + ")");
@@ -69,23 +91,10 @@ public final class DatasetScorer {
         }
     }
 
-    static InputLayout layout(StructType schema, ScoringSpec spec) {
+    /** Where the scorer finds tokens or text; throws naming the column when neither is usable. */
+    static InputLayout layout(StructType schema, String tokensColumn, String textColumn) {
         List<String> names = Arrays.asList(schema.fieldNames());
-        int corrupt = names.indexOf(CORRUPT_RECORD);
-        int id = names.indexOf(spec.idColumn());
-        if (id < 0) {
-            throw new IllegalArgumentException("input has no column '" + spec.idColumn() + "' (columns: " + names + ")");
-        }
-        DataType idType = schema.fields()[id].dataType();
-        boolean idIsString = idType.equals(DataTypes.StringType);
-        if (!idIsString && !idType.equals(DataTypes.LongType) && !idType.equals(DataTypes.IntegerType)) {
-            throw new IllegalArgumentException("column '" + spec.idColumn() + "' has type " + idType.simpleString()
-                    + ", expected bigint or string");
-        }
-        if (idType.equals(DataTypes.IntegerType)) {
-            throw new IllegalArgumentException("column '" + spec.idColumn() + "' has type int: cast it to bigint");
-        }
-        int tokens = names.indexOf(spec.tokensColumn());
+        int tokens = names.indexOf(tokensColumn);
         boolean tokensAreLong = false;
         if (tokens >= 0) {
             DataType t = schema.fields()[tokens].dataType();
@@ -93,39 +102,65 @@ public final class DatasetScorer {
                     || a.elementType().equals(DataTypes.LongType))) {
                 tokensAreLong = a.elementType().equals(DataTypes.LongType);
             } else {
-                throw new IllegalArgumentException("column '" + spec.tokensColumn() + "' has type " + t.simpleString()
+                throw new IllegalArgumentException("column '" + tokensColumn + "' has type " + t.simpleString()
                         + ", expected array<int> (or array<bigint>)");
             }
         }
-        int text = names.indexOf(spec.textColumn());
+        int text = names.indexOf(textColumn);
         if (text >= 0 && !schema.fields()[text].dataType().equals(DataTypes.StringType)) {
-            throw new IllegalArgumentException("column '" + spec.textColumn() + "' has type "
+            throw new IllegalArgumentException("column '" + textColumn + "' has type "
                     + schema.fields()[text].dataType().simpleString() + ", expected string");
         }
         if (tokens < 0 && text < 0) {
-            throw new IllegalArgumentException("input has neither a '" + spec.tokensColumn() + "' nor a '"
-                    + spec.textColumn() + "' column (columns: " + names + ")");
+            throw new IllegalArgumentException("input has neither a '" + tokensColumn + "' nor a '" + textColumn
+                    + "' column (columns: " + names + ")");
         }
-        return new InputLayout(id, tokens, text, corrupt, idIsString, tokensAreLong);
+        int corrupt = names.indexOf(CORRUPT_RECORD);
+        if (corrupt >= 0 && !schema.fields()[corrupt].dataType().equals(DataTypes.StringType)) {
+            corrupt = -1;  // not Spark's marker of malformed records: an ordinary column
+        }
+        return new InputLayout(tokens, text, corrupt, tokensAreLong);
     }
 
-    /** The scores' schema: the single-process scorer's field names, with the input's id type. */
-    public static StructType outputSchema(DataType idType, ScoringSpec spec) {
+    /**
+     * The scored rows' schema: the input's columns, then {@link #scoreFields} (or one struct column of them named
+     * {@code scoresStruct}). Throws naming the column when the input cannot be scored or already has an output column.
+     */
+    static StructType outputSchema(StructType input, String tokensColumn, String textColumn, boolean tokenLogProbs,
+                                   int topK, String scoresStruct) {
+        layout(input, tokensColumn, textColumn);
+        List<StructField> added = scoresStruct == null ? scoreFields(tokenLogProbs, topK)
+                : List.of(DataTypes.createStructField(scoresStruct,
+                        DataTypes.createStructType(scoreFields(tokenLogProbs, topK)), false));
+        List<String> names = Arrays.asList(input.fieldNames());
+        List<StructField> fields = new ArrayList<>(Arrays.asList(input.fields()));
+        for (StructField f : added) {
+            if (names.contains(f.name())) {
+                throw new IllegalArgumentException("input already has a column '" + f.name() + "', which the scores "
+                        + "would write: rename or drop it"
+                        + (scoresStruct == null ? ", or put the scores in one struct column (outputStructCol)" : ""));
+            }
+            fields.add(f);
+        }
+        return DataTypes.createStructType(fields);
+    }
+
+    /** The score columns: the single-process scorer's output fields less {@code id}, in its order. */
+    public static List<StructField> scoreFields(boolean tokenLogProbs, int topK) {
         List<StructField> fields = new ArrayList<>();
-        fields.add(DataTypes.createStructField(ScoreColumns.ID, idType, true));
         fields.add(DataTypes.createStructField(ScoreColumns.NUM_TOKENS, DataTypes.IntegerType, false));
         fields.add(DataTypes.createStructField(ScoreColumns.SUM_LOGPROB, DataTypes.DoubleType, true));
         fields.add(DataTypes.createStructField(ScoreColumns.MEAN_NLL, DataTypes.DoubleType, true));
         fields.add(DataTypes.createStructField(ScoreColumns.PERPLEXITY, DataTypes.DoubleType, true));
-        if (spec.tokenLogProbs()) {
+        if (tokenLogProbs) {
             fields.add(DataTypes.createStructField(ScoreColumns.TOKEN_LOGPROBS,
                     DataTypes.createArrayType(DataTypes.FloatType, false), true));
         }
-        if (spec.topK() > 0) {
+        if (topK > 0) {
             fields.add(DataTypes.createStructField(ScoreColumns.TOP_TOKENS,
                     DataTypes.createArrayType(DataTypes.IntegerType, false), true));
         }
         fields.add(DataTypes.createStructField(ScoreColumns.ERROR, DataTypes.StringType, true));
-        return DataTypes.createStructType(fields);
+        return fields;
     }
 }

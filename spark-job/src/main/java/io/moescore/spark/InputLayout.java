@@ -5,9 +5,8 @@ import java.io.Serializable;
 /**
  * Where the scorer finds its inputs in each row (ordinals; -1 where absent) and their kinds.
  *
- * @param idIsString      the id column is a string (else a 64-bit integer)
+ * @param corruptRecord   Spark's {@code _corrupt_record} column (JSON read in PERMISSIVE mode): set on malformed rows
  * @param tokensAreLong   the tokens column is array&lt;bigint&gt; (JSON input) rather than array&lt;int&gt;
  */
-record InputLayout(int id, int tokens, int text, int corruptRecord, boolean idIsString, boolean tokensAreLong)
-        implements Serializable {
+record InputLayout(int tokens, int text, int corruptRecord, boolean tokensAreLong) implements Serializable {
 }

@@ -3,18 +3,21 @@ package io.moescore.spark;
 import io.moescore.score.ScoreColumns;
 import java.io.IOException;
 import java.util.ArrayList;
-import java.util.HashMap;
+import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.SparkConf;
+import org.apache.spark.sql.Column;
 import org.apache.spark.sql.DataFrameReader;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.functions;
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.util.CollectionAccumulator;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -22,8 +25,9 @@ import picocli.CommandLine.Option;
 
 /**
  * The scoring job (spark-submit main class): reads token or text rows (Arrow IPC, Parquet or JSON lines, from
- * any Hadoop file system), scores them on every executor's shared engine, writes one result row per input row
- * through Spark's commit protocol, and prints and writes a job summary.
+ * any Hadoop file system), scores them with {@link MoeScorer} (every executor's shared engine), writes one result
+ * row per input row ({@code id} and the score columns) through Spark's commit protocol, and prints and writes a job
+ * summary.
  *
  * <p>Exit codes: 0 every row scored, 2 bad options or unusable model/input/output, 3 some rows carry an error,
  * 1 anything else.
@@ -137,16 +141,16 @@ public final class MoeScoreJob implements Callable<Integer> {
                 && spark.sparkContext().getConf().getBoolean(CONF_PREFIX + "checkParquetFooters", true)) {
             ParquetInputCheck.check(options.inputs(), hadoop);
         }
-        Dataset<Row> input = read(spark, options);
+        Dataset<Row> input = jobColumns(read(spark, options), options);
         if (options.partitions() > 0) {
             input = input.repartition(options.partitions());
         }
-        ScoringSpec spec = new ScoringSpec(options.model(), options.backend(), options.precision(), options.batchTokens(),
-                options.tokenLogProbs(), options.topK(), options.idColumn(), options.tokensColumn(),
-                options.textColumn(), spark.sparkContext().getConf().getInt(CONF_PREFIX + "cpuThreads", 0),
-                hadoopEntries(hadoop));
+        MoeScorer scorer = scorer(options);
         CollectionAccumulator<TaskStats> stats = spark.sparkContext().collectionAccumulator("moescore task stats");
-        Dataset<Row> scores = DatasetScorer.score(spark, input, spec, stats);
+        List<Column> output = new ArrayList<>();
+        output.add(column(options.idColumn()));
+        scorer.scoreColumns().forEach(c -> output.add(column(c)));
+        Dataset<Row> scores = scorer.score(input, stats).select(output.toArray(Column[]::new));
         // names the scoring jobs in Spark's UI (and lets tests tell them from schema inference or listing jobs)
         spark.sparkContext().setJobGroup(JobProgress.JOB_GROUP, "moescore scoring " + options.inputs() + " -> "
                 + options.output(), false);
@@ -165,6 +169,46 @@ public final class MoeScoreJob implements Callable<Integer> {
             System.err.println("moescore: could not write the summary to " + options.resolvedSummaryPath() + ": " + e);
         }
         return summary;
+    }
+
+    /** The transformer the job runs, with the job's options as its parameters. */
+    static MoeScorer scorer(ScoreJobOptions options) {
+        return new MoeScorer().setModelPath(options.model()).setBackend(options.backend())
+                .setPrecision(options.precision()).setBatchTokens(options.batchTokens())
+                .setTokenLogprobs(options.tokenLogProbs()).setTopK(options.topK())
+                .setTokensCol(options.tokensColumn()).setTextCol(options.textColumn());
+    }
+
+    /**
+     * The input columns the job scores and writes, checked by name and type: the id (bigint or string), tokens
+     * and/or text, and the JSON reader's malformed-record column. Others are never read (Parquet and Arrow prune them).
+     */
+    static Dataset<Row> jobColumns(Dataset<Row> input, ScoreJobOptions options) {
+        List<String> names = Arrays.asList(input.columns());
+        if (!names.contains(options.idColumn())) {
+            throw new IllegalArgumentException("input has no column '" + options.idColumn() + "' (columns: " + names + ")");
+        }
+        DataType idType = input.schema().apply(options.idColumn()).dataType();
+        if (idType.equals(DataTypes.IntegerType)) {
+            throw new IllegalArgumentException("column '" + options.idColumn() + "' has type int: cast it to bigint");
+        }
+        if (!idType.equals(DataTypes.StringType) && !idType.equals(DataTypes.LongType)) {
+            throw new IllegalArgumentException("column '" + options.idColumn() + "' has type " + idType.simpleString()
+                    + ", expected bigint or string");
+        }
+        List<Column> used = new ArrayList<>();
+        for (String name : List.of(options.idColumn(), options.tokensColumn(), options.textColumn(),
+                DatasetScorer.CORRUPT_RECORD)) {
+            if (names.contains(name)) {
+                used.add(column(name));
+            }
+        }
+        return input.select(used.toArray(Column[]::new));
+    }
+
+    /** A column by its exact name (dots and other characters taken literally). */
+    private static Column column(String name) {
+        return functions.col("`" + name.replace("`", "``") + "`");
     }
 
     static Dataset<Row> read(SparkSession spark, ScoreJobOptions options) {
@@ -210,13 +254,5 @@ public final class MoeScoreJob implements Callable<Integer> {
             case "append" -> SaveMode.Append;
             default -> format.equals("arrow") ? SaveMode.Append : SaveMode.ErrorIfExists;
         };
-    }
-
-    private static Map<String, String> hadoopEntries(Configuration conf) {
-        Map<String, String> entries = new HashMap<>();
-        for (Map.Entry<String, String> e : conf) {
-            entries.put(e.getKey(), e.getValue());
-        }
-        return entries;
     }
 }

@@ -15,6 +15,7 @@ import org.apache.spark.api.java.function.FlatMapFunction;
 import org.apache.spark.resource.ResourceInformation;
 import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
+import org.apache.spark.sql.catalyst.expressions.JoinedRow;
 import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData;
 import org.apache.spark.sql.catalyst.util.ArrayData;
 import org.apache.spark.unsafe.types.UTF8String;
@@ -24,8 +25,8 @@ import scala.Option;
 /**
  * Scores one partition: reads rows a window at a time (token arrays copied out of Spark's rows as primitive
  * arrays, never boxed), groups them into batches of similar length, scores them on this executor's shared
- * engine and emits one output row per input row, in input order. A row that cannot be scored gets
- * {@code error}; it never fails the task.
+ * engine and emits one output row per input row, in input order: the input row's columns followed by the score
+ * columns, or by one struct holding them. A row that cannot be scored gets {@code error}; it never fails the task.
  */
 final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, InternalRow> {
     /** Rows read ahead are bounded by this many batches' worth of tokens. */
@@ -33,16 +34,20 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
 
     private final ScoringSpec spec;
     private final InputLayout layout;
+    private final boolean scoresInOneStruct;
     private final CollectionAccumulator<TaskStats> stats;
 
-    PartitionScorer(ScoringSpec spec, InputLayout layout, CollectionAccumulator<TaskStats> stats) {
+    /** @param stats where each task reports what it scored, or null for no reports */
+    PartitionScorer(ScoringSpec spec, InputLayout layout, boolean scoresInOneStruct,
+                    CollectionAccumulator<TaskStats> stats) {
         this.spec = spec;
         this.layout = layout;
+        this.scoresInOneStruct = scoresInOneStruct;
         this.stats = stats;
     }
 
-    /** One input row as the scorer holds it. */
-    private record Pending(Object id, int[] tokens, String error) {
+    /** One input row as the scorer holds it: the row itself (copied: Spark reuses the one it hands out). */
+    private record Pending(InternalRow input, int[] tokens, String error) {
     }
 
     @Override
@@ -111,48 +116,46 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
         return window;
     }
 
-    private Pending read(InternalRow row, ExecutorEngines.Loaded loaded) {
-        Object id = null;
-        if (!row.isNullAt(layout.id())) {
-            id = layout.idIsString() ? row.getUTF8String(layout.id()).clone() : (Object) row.getLong(layout.id());
-        }
+    private Pending read(InternalRow reused, ExecutorEngines.Loaded loaded) {
+        InternalRow row = reused.copy();
         if (layout.corruptRecord() >= 0 && !row.isNullAt(layout.corruptRecord())) {
             String raw = row.getUTF8String(layout.corruptRecord()).toString();
-            return new Pending(id, null, "malformed input record: "
+            return new Pending(row, null, "malformed input record: "
                     + (raw.length() > 200 ? raw.substring(0, 200) + "..." : raw));
         }
         if (layout.tokens() >= 0 && !row.isNullAt(layout.tokens())) {
-            return tokens(id, row.getArray(layout.tokens()));
+            return tokens(row, row.getArray(layout.tokens()));
         }
         if (layout.text() >= 0 && !row.isNullAt(layout.text())) {
             try {
-                return new Pending(id, loaded.tokenizer().encode(row.getUTF8String(layout.text()).toString()), null);
+                return new Pending(row, loaded.tokenizer().encode(row.getUTF8String(layout.text()).toString()), null);
             } catch (RuntimeException e) {
-                return new Pending(id, null, "cannot tokenize text: " + e.getMessage());
+                return new Pending(row, null, "cannot tokenize text: " + e.getMessage());
             }
         }
-        return new Pending(id, null, layout.text() >= 0 ? "both tokens and text are null" : "tokens is null");
+        return new Pending(row, null, layout.tokens() < 0 ? "text is null"
+                : layout.text() < 0 ? "tokens is null" : "both tokens and text are null");
     }
 
-    private Pending tokens(Object id, ArrayData array) {
+    private Pending tokens(InternalRow row, ArrayData array) {
         int n = array.numElements();
         for (int i = 0; i < n; i++) {
             if (array.isNullAt(i)) {
-                return new Pending(id, null, "tokens[" + i + "] is null");
+                return new Pending(row, null, "tokens[" + i + "] is null");
             }
         }
         if (!layout.tokensAreLong()) {
-            return new Pending(id, array.toIntArray(), null);
+            return new Pending(row, array.toIntArray(), null);
         }
         long[] wide = array.toLongArray();
         int[] ids = new int[n];
         for (int i = 0; i < n; i++) {
             if (wide[i] < Integer.MIN_VALUE || wide[i] > Integer.MAX_VALUE) {
-                return new Pending(id, null, "token id " + wide[i] + " at position " + i + " is outside the vocabulary");
+                return new Pending(row, null, "token id " + wide[i] + " at position " + i + " is outside the vocabulary");
             }
             ids[i] = (int) wide[i];
         }
-        return new Pending(id, ids, null);
+        return new Pending(row, ids, null);
     }
 
     private List<InternalRow> scoreWindow(List<Pending> window, Engine engine, ScoreOptions options, ExpertLoad load,
@@ -192,9 +195,14 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
     }
 
     private InternalRow outputRow(Pending p, SequenceScore s, String error) {
+        InternalRow scores = scoreRow(p, s, error);
+        return new JoinedRow(p.input(), scoresInOneStruct ? new GenericInternalRow(new Object[] {scores}) : scores);
+    }
+
+    /** The score columns in {@link DatasetScorer#scoreFields} order. */
+    private InternalRow scoreRow(Pending p, SequenceScore s, String error) {
         boolean ok = error == null;
-        List<Object> values = new ArrayList<>(8);
-        values.add(p.id());
+        List<Object> values = new ArrayList<>(7);
         values.add(p.tokens() == null ? 0 : p.tokens().length);
         values.add(ok ? s.sumLogProb() : null);
         values.add(ok && s.numTokens() > 1 ? s.meanNll() : null);
@@ -210,7 +218,7 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
     }
 
     private void report(TaskContext task, Engine engine, ExpertLoad load, long[] counts, long nanos) {
-        if (task == null) {
+        if (task == null || stats == null) {
             return;
         }
         long[][] perLayer = new long[load.numLayers()][];

@@ -1,6 +1,8 @@
 package io.moescore.spark;
 
+import io.moescore.backend.Precision;
 import java.io.Serializable;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -10,13 +12,24 @@ import java.util.Map;
  * @param backend       auto, cpu or cuda
  * @param precision     bf16 or split-bf16 (GPU backends)
  * @param batchTokens   tokens per forward pass
+ * @param tokensColumn  the token ids column (array&lt;int&gt; or array&lt;bigint&gt;), used where present and not null
+ * @param textColumn    the text column (string), tokenized with the model's tokenizer where there are no tokens
  * @param cpuThreads    threads of the CPU backend per executor (0: all cores)
  * @param hadoopConf    the driver's Hadoop settings, to read the model on executors
  */
-public record ScoringSpec(String modelUri, String backend, String precision, int batchTokens, boolean tokenLogProbs, int topK,
-                          String idColumn, String tokensColumn, String textColumn, int cpuThreads,
+public record ScoringSpec(String modelUri, String backend, String precision, int batchTokens, boolean tokenLogProbs,
+                          int topK, String tokensColumn, String textColumn, int cpuThreads,
                           Map<String, String> hadoopConf) implements Serializable {
+    public static final List<String> BACKENDS = List.of("auto", "cpu", "cuda");
+
     public ScoringSpec {
+        if (modelUri == null || modelUri.isBlank()) {
+            throw new IllegalArgumentException("no model directory given");
+        }
+        if (!BACKENDS.contains(backend)) {
+            throw new IllegalArgumentException("backend '" + backend + "' is not one of " + BACKENDS);
+        }
+        Precision.parse(precision);
         if (batchTokens < 1) {
             throw new IllegalArgumentException("batch tokens must be at least 1, got " + batchTokens);
         }

@@ -66,8 +66,8 @@ public final class JobOverheadBenchmark {
         SparkSession spark = SparkSession.builder().master(master).appName("moescore job overhead")
                 .config("spark.ui.enabled", "false").getOrCreate();
         try {
-            ScoringSpec spec = new ScoringSpec(model.toString(), "cuda", precision, batchTokens, false, 0, "id", "tokens",
-                    "text", 0, Map.of());
+            ScoringSpec spec = new ScoringSpec(model.toString(), "cuda", precision, batchTokens, false, 0, "tokens", "text",
+                    0, Map.of());
             Engine engine = ExecutorEngines.get(spec, 0).engine();
             Path jsonl = work.resolve("input.jsonl");
             writeRandomRows(jsonl, rows, seq, engine.config().vocabSize());
