@@ -33,7 +33,7 @@ final class DemoCommand implements Callable<Integer> {
         Path home = Moescore.home();
         String out = (output != null ? output : home.resolve("out/demo/scores")).toString();
         ScoreJobOptions options = new ScoreJobOptions(List.of(home.resolve("demo/input.jsonl").toString()), "json",
-                out, "json", home.resolve("demo/tiny-moe-code").toString(), backend, "bf16", 8192, false, 5, "overwrite",
+                out, "json", home.resolve("demo/tiny-moe-code").toString(), backend, "bf16", false, 8192, false, 5, "overwrite",
                 "id", "tokens", "text", 2, null);
         SparkSession spark = SparkSession.builder().appName("moescore demo").master(master)
                 .config("spark.ui.enabled", "false").getOrCreate();

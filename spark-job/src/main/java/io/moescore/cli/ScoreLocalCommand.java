@@ -33,6 +33,10 @@ final class ScoreLocalCommand implements Callable<Integer> {
             description = "GPU precision: bf16 or split-bf16 (near-fp32 log-probs, 2-3x the GEMM work) (default: ${DEFAULT-VALUE})")
     String precision;
 
+    @Option(names = "--deterministic", description = "batch-invariant GPU scores: a sequence's scores are "
+            + "bit-identical whatever it is batched with, 1-4% slower")
+    boolean deterministic;
+
     @Option(names = "--batch-tokens", defaultValue = "8192", description = "tokens per forward pass (default: ${DEFAULT-VALUE})")
     int batchTokens;
 
@@ -44,7 +48,7 @@ final class ScoreLocalCommand implements Callable<Integer> {
         LocalScoreOptions options;
         try {
             options = new LocalScoreOptions(model, input, output, tokenLogProbs, topK, backend, precision, batchTokens,
-                    threads == null ? Runtime.getRuntime().availableProcessors() : threads);
+                    threads == null ? Runtime.getRuntime().availableProcessors() : threads, deterministic);
         } catch (IllegalArgumentException e) {
             System.err.println("moescore score-local: " + e.getMessage());
             return LocalScorer.EXIT_BAD_INVOCATION;

@@ -51,7 +51,7 @@ public final class ExecutorEngines {
         }
     }
 
-    private record Key(String modelUri, String backend, String precision, int device) {
+    private record Key(String modelUri, String backend, String precision, boolean deterministic, int device) {
     }
 
     private static final Map<Key, Loaded> ENGINES = new ConcurrentHashMap<>();
@@ -65,14 +65,16 @@ public final class ExecutorEngines {
 
     /** The shared engine for this spec on this device, loading it if this JVM has none yet. */
     public static Loaded get(ScoringSpec spec, int device) {
-        return ENGINES.computeIfAbsent(new Key(spec.modelUri(), spec.backend(), spec.precision(), device), key -> load(spec, device));
+        return ENGINES.computeIfAbsent(new Key(spec.modelUri(), spec.backend(), spec.precision(), spec.deterministic(), device),
+                key -> load(spec, device));
     }
 
     private static Loaded load(ScoringSpec spec, int device) {
         long start = System.nanoTime();
         Path local = ModelFiles.localize(spec.modelUri(), ModelFiles.hadoopConf(spec.hadoopConf()));
         int threads = spec.cpuThreads() > 0 ? spec.cpuThreads() : Runtime.getRuntime().availableProcessors();
-        Backend backend = Backends.open(spec.backend(), threads, device, Precision.parse(spec.precision()));
+        Backend backend = Backends.open(spec.backend(), threads, device, Precision.parse(spec.precision()),
+                spec.deterministic());
         try {
             Engine engine = Engine.load(local, backend);
             LOG.info("moescore: loaded {} from {} on {} in {} ms", engine.config(), spec.modelUri(),

@@ -57,6 +57,9 @@ public final class MoeScoreJob implements Callable<Integer> {
     @Option(names = "--precision", description = "GPU precision: bf16 (fast) or split-bf16 (near-fp32 log-probs, 2-3x "
             + "the GEMM work) (conf: precision; default bf16)")
     String precision;
+    @Option(names = "--deterministic", description = "batch-invariant GPU scores: a row's scores are bit-identical "
+            + "whatever it is batched or partitioned with, 1-4% slower (conf: deterministic)")
+    Boolean deterministic;
     @Option(names = "--batch-tokens", description = "tokens per forward pass (conf: batchTokens; default 8192)")
     Integer batchTokens;
     @Option(names = "--token-logprobs", description = "write each token's log-prob (conf: tokenLogprobs)")
@@ -77,6 +80,7 @@ public final class MoeScoreJob implements Callable<Integer> {
         return new ScoreJobOptions(in, inFormat, pick(output, conf, "output", null),
                 pick(outputFormat, conf, "outputFormat", "parquet"), pick(model, conf, "model", null),
                 pick(backend, conf, "backend", "auto"), pick(precision, conf, "precision", "bf16"),
+                deterministic != null ? deterministic : conf.getBoolean(CONF_PREFIX + "deterministic", false),
                 batchTokens != null ? batchTokens : conf.getInt(CONF_PREFIX + "batchTokens", 8192),
                 tokenLogProbs != null ? tokenLogProbs : conf.getBoolean(CONF_PREFIX + "tokenLogprobs", false),
                 topK != null ? topK : conf.getInt(CONF_PREFIX + "topK", 0),
@@ -174,7 +178,8 @@ public final class MoeScoreJob implements Callable<Integer> {
     /** The transformer the job runs, with the job's options as its parameters. */
     static MoeScorer scorer(ScoreJobOptions options) {
         return new MoeScorer().setModelPath(options.model()).setBackend(options.backend())
-                .setPrecision(options.precision()).setBatchTokens(options.batchTokens())
+                .setPrecision(options.precision()).setDeterministic(options.deterministic())
+                .setBatchTokens(options.batchTokens())
                 .setTokenLogprobs(options.tokenLogProbs()).setTopK(options.topK())
                 .setTokensCol(options.tokensColumn()).setTextCol(options.textColumn());
     }

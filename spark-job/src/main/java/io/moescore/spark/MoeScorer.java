@@ -50,6 +50,7 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     private final Param<String> outputStructCol;
     private final Param<String> backend;
     private final Param<String> precision;
+    private final BooleanParam deterministic;
     private final IntParam batchTokens;
     private final BooleanParam tokenLogprobs;
     private final IntParam topK;
@@ -75,6 +76,8 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
                 ParamValidators.inArray(ScoringSpec.BACKENDS.toArray(String[]::new)));
         precision = new Param<>(this, "precision", "GPU precision: bf16 or split-bf16",
                 ParamValidators.inArray(new String[] {Precision.BF16.userName(), Precision.SPLIT_BF16.userName()}));
+        deterministic = new BooleanParam(this, "deterministic", "batch-invariant GPU scores: a row's scores are "
+                + "bit-identical whatever it is batched or partitioned with (1-4% slower)");
         batchTokens = new IntParam(this, "batchTokens", "tokens per forward pass", ParamValidators.gtEq(1));
         tokenLogprobs = new BooleanParam(this, "tokenLogprobs", "add token_logprobs: each token's log-prob given "
                 + "the ones before it");
@@ -92,6 +95,7 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         setDefault(outputStructCol, "");
         setDefault(backend, "auto");
         setDefault(precision, Precision.BF16.userName());
+        setDefault(deterministic, false);
         setDefault(batchTokens, 8192);
         setDefault(tokenLogprobs, false);
         setDefault(topK, 0);
@@ -129,6 +133,10 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
 
     public Param<String> precision() {
         return precision;
+    }
+
+    public BooleanParam deterministic() {
+        return deterministic;
     }
 
     public IntParam batchTokens() {
@@ -179,6 +187,10 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         return getOrDefault(precision);
     }
 
+    public boolean getDeterministic() {
+        return (Boolean) getOrDefault(deterministic);
+    }
+
     public int getBatchTokens() {
         return (Integer) getOrDefault(batchTokens);
     }
@@ -225,6 +237,10 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
 
     public MoeScorer setPrecision(String value) {
         return with(precision, value);
+    }
+
+    public MoeScorer setDeterministic(boolean value) {
+        return with(deterministic, value);
     }
 
     public MoeScorer setBatchTokens(int value) {
@@ -290,7 +306,8 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         for (Map.Entry<String, String> e : spark.sparkContext().hadoopConfiguration()) {
             hadoop.put(e.getKey(), e.getValue());
         }
-        return new ScoringSpec(getModelPath(), getBackend(), getPrecision(), getBatchTokens(), getTokenLogprobs(),
+        return new ScoringSpec(getModelPath(), getBackend(), getPrecision(), getDeterministic(), getBatchTokens(),
+                getTokenLogprobs(),
                 getTopK(), getTokensCol(), getTextCol(), spark.sparkContext().getConf().getInt(CPU_THREADS_CONF, 0),
                 hadoop);
     }

@@ -8,10 +8,12 @@ import java.util.Locale;
  * Options of {@link MoeScoreJob}, resolved from the command line first and {@code spark.moescore.*} conf second.
  *
  * @param precision bf16 or split-bf16 (GPU backends: see {@link Precision})
+ * @param deterministic batch-invariant GPU scores
  * @param mode error (the default: refuse an existing output), overwrite, or append
  */
 public record ScoreJobOptions(List<String> inputs, String inputFormat, String output, String outputFormat,
-                              String model, String backend, String precision, int batchTokens, boolean tokenLogProbs, int topK,
+                              String model, String backend, String precision, boolean deterministic, int batchTokens,
+                              boolean tokenLogProbs, int topK,
                               String mode, String idColumn, String tokensColumn, String textColumn,
                               int partitions, String summaryPath) {
     public static final List<String> FORMATS = List.of("arrow", "parquet", "json");

@@ -11,13 +11,15 @@ import java.util.Map;
  * @param modelUri      the model directory: a local path (present on every node) or any Hadoop FS URI
  * @param backend       auto, cpu or cuda
  * @param precision     bf16 or split-bf16 (GPU backends)
+ * @param deterministic batch-invariant GPU scores (CudaBackend's deterministic mode)
  * @param batchTokens   tokens per forward pass
  * @param tokensColumn  the token ids column (array&lt;int&gt; or array&lt;bigint&gt;), used where present and not null
  * @param textColumn    the text column (string), tokenized with the model's tokenizer where there are no tokens
  * @param cpuThreads    threads of the CPU backend per executor (0: all cores)
  * @param hadoopConf    the driver's Hadoop settings, to read the model on executors
  */
-public record ScoringSpec(String modelUri, String backend, String precision, int batchTokens, boolean tokenLogProbs,
+public record ScoringSpec(String modelUri, String backend, String precision, boolean deterministic, int batchTokens,
+                          boolean tokenLogProbs,
                           int topK, String tokensColumn, String textColumn, int cpuThreads,
                           Map<String, String> hadoopConf) implements Serializable {
     public static final List<String> BACKENDS = List.of("auto", "cpu", "cuda");

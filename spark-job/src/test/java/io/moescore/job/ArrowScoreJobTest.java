@@ -61,7 +61,7 @@ class ArrowScoreJobTest {
 
     static ScoreJobOptions options(String input, String output, String mode, int partitions) {
         return new ScoreJobOptions(List.of(input), "arrow", output, "arrow", SparkTests.demoModel().toString(), "cpu", "bf16",
-            8192, false, 0, mode, "id", "tokens", "text", partitions, null);
+            false, 8192, false, 0, mode, "id", "tokens", "text", partitions, null);
     }
 
     @Test

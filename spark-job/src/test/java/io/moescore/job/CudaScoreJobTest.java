@@ -27,7 +27,9 @@ import scala.collection.Seq;
 
 /**
  * The Spark job in local mode on the GPU (two concurrent tasks sharing one engine): split-bf16 scores equal the
- * fp32 CPU scorer's within a per-token 2e-4 on average, bf16 scores equal the single-process GPU scorer's.
+ * fp32 CPU scorer's within a per-token 2e-4 on average, bf16 scores equal the single-process GPU scorer's; in
+ * deterministic mode bit for bit, though the job packs rows into 2000-token batches over 4 partitions and the
+ * single-process scorer into one batch of all of them.
  */
 @Tag("gpu")
 class CudaScoreJobTest {
@@ -64,10 +66,32 @@ class CudaScoreJobTest {
         compare(local, job, 1e-4, false);
     }
 
+    @Test
+    void deterministicJobEqualsTheSingleProcessScorerBitForBit() throws IOException {
+        Path local = SparkTests.scoreLocally(SparkTests.demoInput(), dir.resolve("deterministic.jsonl"), "cuda", "bf16",
+                true, true, 5);
+        Map<String, Row> job = runJob("bf16", true);
+        compare(local, job, 0.0, true);
+        ObjectMapper json = new ObjectMapper();
+        for (String line : Files.readAllLines(local)) {
+            JsonNode expected = json.readTree(line);
+            Seq<Object> got = job.get(expected.get("id").asText()).getAs("token_logprobs");
+            for (int i = 0; i < got.size(); i++) {
+                assertEquals(Float.floatToIntBits(expected.get("token_logprobs").get(i).floatValue()),
+                        Float.floatToIntBits((Float) got.apply(i)), expected.get("id").asText() + " token " + i);
+            }
+        }
+    }
+
     private Map<String, Row> runJob(String precision) {
-        String out = dir.resolve("scores-" + precision).toString();
+        return runJob(precision, false);
+    }
+
+    private Map<String, Row> runJob(String precision, boolean deterministic) {
+        String out = dir.resolve("scores-" + precision + (deterministic ? "-deterministic" : "")).toString();
         JobSummary summary = MoeScoreJob.score(spark, SparkTests.options(List.of(SparkTests.demoInput().toString()),
-                "json", out, "parquet", SparkTests.demoModel().toString(), "cuda", precision, true, 5, 4, 2000));
+                "json", out, "parquet", SparkTests.demoModel().toString(), "cuda", precision, deterministic, true, 5, 4,
+                2000));
         assertEquals(24, summary.rows());
         assertEquals(0, summary.errorRows());
         for (JobSummary.ExecutorLine line : summary.executors()) {

@@ -49,7 +49,15 @@ final class SparkTests {
     static ScoreJobOptions options(List<String> inputs, String inputFormat, String output, String outputFormat,
                                    String model, String backend, String precision, boolean tokenLogProbs, int topK,
                                    int partitions, int batchTokens) {
-        return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, backend, precision, batchTokens,
+        return options(inputs, inputFormat, output, outputFormat, model, backend, precision, false, tokenLogProbs, topK,
+                partitions, batchTokens);
+    }
+
+    static ScoreJobOptions options(List<String> inputs, String inputFormat, String output, String outputFormat,
+                                   String model, String backend, String precision, boolean deterministic,
+                                   boolean tokenLogProbs, int topK, int partitions, int batchTokens) {
+        return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, backend, precision, deterministic,
+                batchTokens,
                 tokenLogProbs, topK, "error", "id", "tokens", "text", partitions, null);
     }
 
@@ -60,8 +68,14 @@ final class SparkTests {
 
     static Path scoreLocally(Path input, Path out, String backend, String precision, boolean tokenLogProbs, int topK)
             throws IOException {
+        return scoreLocally(input, out, backend, precision, false, tokenLogProbs, topK);
+    }
+
+    static Path scoreLocally(Path input, Path out, String backend, String precision, boolean deterministic,
+                             boolean tokenLogProbs, int topK) throws IOException {
         int code = new LocalScorer(new PrintStream(OutputStream.nullOutputStream())).run(
-                new LocalScoreOptions(demoModel(), input, out, tokenLogProbs, topK, backend, precision, 8192, 2));
+                new LocalScoreOptions(demoModel(), input, out, tokenLogProbs, topK, backend, precision, 8192, 2,
+                        deterministic));
         if (code == LocalScorer.EXIT_BAD_INVOCATION) {
             throw new IllegalStateException("local scorer failed on " + input);
         }

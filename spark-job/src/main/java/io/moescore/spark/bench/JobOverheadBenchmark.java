@@ -66,7 +66,7 @@ public final class JobOverheadBenchmark {
         SparkSession spark = SparkSession.builder().master(master).appName("moescore job overhead")
                 .config("spark.ui.enabled", "false").getOrCreate();
         try {
-            ScoringSpec spec = new ScoringSpec(model.toString(), "cuda", precision, batchTokens, false, 0, "tokens", "text",
+            ScoringSpec spec = new ScoringSpec(model.toString(), "cuda", precision, false, batchTokens, false, 0, "tokens", "text",
                     0, Map.of());
             Engine engine = ExecutorEngines.get(spec, 0).engine();
             Path jsonl = work.resolve("input.jsonl");
@@ -122,7 +122,7 @@ public final class JobOverheadBenchmark {
     private static ScoreJobOptions job(String input, String format, Path work, Path model, String precision,
                                        int batchTokens) {
         return new ScoreJobOptions(List.of(input), format, work.resolve("job-" + format).toString(), "parquet",
-                model.toString(), "cuda", precision, batchTokens, false, 0, "overwrite", "id", "tokens", "text", 0,
+                model.toString(), "cuda", precision, false, batchTokens, false, 0, "overwrite", "id", "tokens", "text", 0,
                 null);
     }
 
