@@ -36,6 +36,8 @@ public final class LocalScorer {
     public static final int EXIT_BAD_INVOCATION = 2;
     /** Finished, but some rows carry an error. */
     public static final int EXIT_ROW_ERRORS = 3;
+    /** The GPU failed beyond recovery (GpuFaultException): the output is incomplete. */
+    public static final int EXIT_GPU_FAULT = 4;
 
     private static final long PROGRESS_INTERVAL_NANOS = 2_000_000_000L;
 
@@ -70,6 +72,9 @@ public final class LocalScorer {
         } catch (IOException e) {
             log.println("moescore: " + e.getMessage());
             return EXIT_BAD_INVOCATION;
+        } catch (io.moescore.backend.GpuFaultException e) {
+            log.println("moescore: " + e.getMessage() + "; the output is incomplete");
+            return EXIT_GPU_FAULT;
         }
         log.printf("moescore: %d rows (%d with errors), %d tokens in %.1f s: %.0f tokens/s on %s%n",
                 summary.rows(), summary.rowErrors(), summary.tokens(), summary.seconds(), summary.tokensPerSecond(),

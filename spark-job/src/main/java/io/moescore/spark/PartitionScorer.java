@@ -1,5 +1,6 @@
 package io.moescore.spark;
 
+import io.moescore.backend.GpuFaultException;
 import io.moescore.engine.Engine;
 import io.moescore.engine.ExpertLoad;
 import io.moescore.engine.ScoreBatch;
@@ -68,7 +69,11 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
             @Override
             public boolean hasNext() {
                 while (!ready.hasNext() && rows.hasNext()) {
-                    ready = scoreWindow(readWindow(rows, loaded), engine, options, load, counts).iterator();
+                    try {
+                        ready = scoreWindow(readWindow(rows, loaded), engine, options, load, counts).iterator();
+                    } catch (GpuFaultException e) {
+                        throw GpuFaultContainment.contain(e);
+                    }
                 }
                 if (!ready.hasNext() && !reported) {
                     reported = true;

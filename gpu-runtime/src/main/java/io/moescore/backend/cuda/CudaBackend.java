@@ -204,14 +204,30 @@ public final class CudaBackend implements Backend {
     }
 
     private <T> T timedValue(String op, java.util.function.Supplier<T> body) {
-        OpTimer t = timer;
-        Object span = t == null ? null : t.begin(op, gpu.stream());
+        return guarded(op, () -> {
+            OpTimer t = timer;
+            Object span = t == null ? null : t.begin(op, gpu.stream());
+            try {
+                return body.get();
+            } finally {
+                if (span != null) {
+                    OpTimer.end(span, gpu.stream());
+                }
+            }
+        });
+    }
+
+    /**
+     * Runs device work on a usable context: an unrecoverable CUDA error (here, or in an earlier launch that it
+     * surfaces) becomes a {@link io.moescore.backend.GpuFaultException} and leaves the runtime broken, so no
+     * later call touches the device (GpuRuntime.fault).
+     */
+    private <T> T guarded(String op, java.util.function.Supplier<T> body) {
+        gpu.checkUsable();
         try {
             return body.get();
-        } finally {
-            if (span != null) {
-                OpTimer.end(span, gpu.stream());
-            }
+        } catch (CudaException e) {
+            throw gpu.fault(e, op);
         }
     }
 
@@ -388,10 +404,12 @@ public final class CudaBackend implements Backend {
         if ((long) rows * cols != values.length) {
             throw new IllegalArgumentException(rows + " x " + cols + " activation from " + values.length + " values");
         }
-        CudaTensor t = (CudaTensor) activation(rows, cols);
-        cuStreamSynchronize(gpu.stream());
-        cuMemcpyHtoD(t.f32, Pointer.to(values), values.length * 4L);
-        return t;
+        return guarded("upload", () -> {
+            CudaTensor t = (CudaTensor) activation(rows, cols);
+            cuStreamSynchronize(gpu.stream());
+            cuMemcpyHtoD(t.f32, Pointer.to(values), values.length * 4L);
+            return t;
+        });
     }
 
     private CudaTensor.Ints upload(int[] values) {
@@ -407,16 +425,18 @@ public final class CudaBackend implements Backend {
 
     @Override
     public IntTensor ints(int[] values) {
-        return upload(values.clone());
+        return guarded("upload", () -> upload(values.clone()));
     }
 
     @Override
     public float[] toHost(Tensor t) {
         CudaTensor c = CudaTensor.of(t);
         float[] out = new float[(int) c.elements()];
-        cuStreamSynchronize(gpu.stream());
-        cuMemcpyDtoH(Pointer.to(out), c.requireF32("toHost"), out.length * 4L);
-        return out;
+        return guarded("download", () -> {
+            cuStreamSynchronize(gpu.stream());
+            cuMemcpyDtoH(Pointer.to(out), c.requireF32("toHost"), out.length * 4L);
+            return out;
+        });
     }
 
     // ---- kernel launches ----------------------------------------------------------------------------------

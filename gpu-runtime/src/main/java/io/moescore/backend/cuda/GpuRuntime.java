@@ -16,6 +16,7 @@ import static jcuda.driver.JCudaDriver.cuModuleLoadData;
 import static jcuda.driver.JCudaDriver.cuModuleUnload;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 
+import io.moescore.backend.GpuFaultException;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -23,6 +24,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import jcuda.driver.CUcontext;
+import jcuda.driver.CUresult;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUfunction;
@@ -58,6 +60,19 @@ public final class GpuRuntime implements AutoCloseable {
     private final ThreadLocal<CUstream> streams = new ThreadLocal<>();
     private final ThreadLocal<DevicePool> pools = new ThreadLocal<>();
     private final ThreadLocal<Boolean> bound = new ThreadLocal<>();
+    /** The first unrecoverable error, once one happened: the context is then unusable (see {@link #checkUsable}). */
+    private volatile String brokenBy;
+
+    /**
+     * CUDA errors after which the context cannot run anything (the driver documents them as sticky): every later
+     * call returns them until the process ends.
+     */
+    private static final java.util.Set<Integer> STICKY_ERRORS = java.util.Set.of(CUresult.CUDA_ERROR_ILLEGAL_ADDRESS,
+            CUresult.CUDA_ERROR_LAUNCH_FAILED, CUresult.CUDA_ERROR_ECC_UNCORRECTABLE,
+            CUresult.CUDA_ERROR_HARDWARE_STACK_ERROR, CUresult.CUDA_ERROR_ILLEGAL_INSTRUCTION,
+            CUresult.CUDA_ERROR_MISALIGNED_ADDRESS, CUresult.CUDA_ERROR_INVALID_ADDRESS_SPACE,
+            CUresult.CUDA_ERROR_INVALID_PC, CUresult.CUDA_ERROR_LAUNCH_TIMEOUT, CUresult.CUDA_ERROR_ASSERT,
+            CUresult.CUDA_ERROR_CONTEXT_IS_DESTROYED);
 
     private GpuRuntime(int ordinal) {
         this.ordinal = ordinal;
@@ -209,6 +224,42 @@ public final class GpuRuntime implements AutoCloseable {
 
     public int driverVersion() {
         return driverVersion;
+    }
+
+    /** Fails with a {@link GpuFaultException} naming the first unrecoverable error, if one happened here. */
+    public void checkUsable() {
+        String cause = brokenBy;
+        if (cause != null) {
+            throw new GpuFaultException("CUDA device " + ordinal + " (" + name + ") is unusable since " + cause
+                    + ": nothing more can run on it in this process");
+        }
+    }
+
+    /** Whether an unrecoverable error has made this device's context unusable. */
+    public boolean broken() {
+        return brokenBy != null;
+    }
+
+    /**
+     * What a failed CUDA call means here: an unrecoverable error marks this runtime broken and becomes a
+     * {@link GpuFaultException}; any other error is returned as it is.
+     *
+     * @param during what was running, for the message (an op name)
+     */
+    public RuntimeException fault(jcuda.CudaException e, String during) {
+        for (int code : STICKY_ERRORS) {
+            String error = CUresult.stringFor(code);
+            if (e.getMessage() != null && e.getMessage().contains(error)) {
+                synchronized (this) {
+                    if (brokenBy == null) {
+                        brokenBy = error + " (first seen in " + during + ")";
+                    }
+                }
+                return new GpuFaultException("CUDA device " + ordinal + " (" + name + "): " + error + " in " + during
+                        + "; the device's context is unusable for the rest of this process", e);
+            }
+        }
+        return e;
     }
 
     /** Unloads the kernels and releases the primary context. Only for tests and JVM shutdown. */
