@@ -337,7 +337,7 @@ public final class CudaBackend implements Backend {
         try {
             downSlab = allocateWeight(e * expertDown * 2);
         } catch (RuntimeException ex) {
-            jcuda.driver.JCudaDriver.cuMemFree(gateUp);
+            GpuRuntime.free(gateUp);
             throw ex;
         }
         for (int x = 0; x < e; x++) {

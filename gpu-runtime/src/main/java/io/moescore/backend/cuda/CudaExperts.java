@@ -36,7 +36,7 @@ final class CudaExperts implements ExpertWeights {
 
     @Override
     public void close() {
-        jcuda.driver.JCudaDriver.cuMemFree(gateUp);
-        jcuda.driver.JCudaDriver.cuMemFree(down);
+        GpuRuntime.free(gateUp);
+        GpuRuntime.free(down);
     }
 }

@@ -47,7 +47,7 @@ final class CudaSparseExperts implements ExpertWeights {
     @Override
     public void close() {
         for (CUdeviceptr p : new CUdeviceptr[] {gateUpValues, gateUpMeta, downValues, downMeta}) {
-            jcuda.driver.JCudaDriver.cuMemFree(p);
+            GpuRuntime.free(p);
         }
     }
 }

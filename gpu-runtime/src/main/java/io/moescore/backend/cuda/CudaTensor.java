@@ -51,10 +51,10 @@ final class CudaTensor implements Tensor {
             pool.release(f32, elements() * 4);
         } else {
             if (f32 != null) {
-                jcuda.driver.JCudaDriver.cuMemFree(f32);
+                GpuRuntime.free(f32);
             }
             if (bf16 != null) {
-                jcuda.driver.JCudaDriver.cuMemFree(bf16);
+                GpuRuntime.free(bf16);
             }
         }
     }

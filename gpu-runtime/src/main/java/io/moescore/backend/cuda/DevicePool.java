@@ -1,7 +1,6 @@
 package io.moescore.backend.cuda;
 
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
-import static jcuda.driver.JCudaDriver.cuMemFree;
 
 import io.moescore.backend.DeviceOutOfMemoryException;
 import java.util.ArrayDeque;
@@ -68,7 +67,7 @@ final class DevicePool {
         jcuda.driver.JCudaDriver.cuCtxSynchronize();
         for (ArrayDeque<CUdeviceptr> list : free.values()) {
             for (CUdeviceptr p : list) {
-                cuMemFree(p);
+                GpuRuntime.free(p);
             }
         }
         free.clear();

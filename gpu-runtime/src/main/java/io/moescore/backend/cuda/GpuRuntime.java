@@ -226,6 +226,24 @@ public final class GpuRuntime implements AutoCloseable {
         return driverVersion;
     }
 
+    /**
+     * Frees device memory. On a context broken by an unrecoverable error the free fails with that error, and the
+     * memory is gone with the context anyway: closing what a faulted forward pass held then succeeds quietly.
+     */
+    static void free(jcuda.driver.CUdeviceptr p) {
+        try {
+            JCudaDriver.cuMemFree(p);
+        } catch (jcuda.CudaException e) {
+            if (!isSticky(e)) {
+                throw e;
+            }
+        }
+    }
+
+    private static boolean isSticky(jcuda.CudaException e) {
+        return e.getMessage() != null && STICKY_ERRORS.stream().anyMatch(c -> e.getMessage().contains(CUresult.stringFor(c)));
+    }
+
     /** Fails with a {@link GpuFaultException} naming the first unrecoverable error, if one happened here. */
     public void checkUsable() {
         String cause = brokenBy;
@@ -266,8 +284,14 @@ public final class GpuRuntime implements AutoCloseable {
     @Override
     public void close() {
         RUNTIMES.remove(ordinal, this);
-        bind();
-        cuModuleUnload(module);
-        cuDevicePrimaryCtxRelease(device);
+        try {
+            bind();
+            cuModuleUnload(module);
+            cuDevicePrimaryCtxRelease(device);
+        } catch (jcuda.CudaException e) {
+            if (!isSticky(e)) {
+                throw e;
+            }
+        }
     }
 }
