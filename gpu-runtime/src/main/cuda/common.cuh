@@ -30,3 +30,32 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
 }
 
 __device__ __forceinline__ float silu(float x) { return x / (1.f + __expf(-x)); }
+
+// Grouped expert launches (dense and 2:4): a grid of (work items) x (weight-row tiles), where `work` holds per
+// item the pair (expert, first of its 128 routed entries) and expert e owns entries offsets[e] .. offsets[e+1]-1.
+// Blocks start in linear order, x fastest. Taken literally, the blocks in flight would be every item at one row
+// tile, so each item's token rows would come back from DRAM once per row tile. Instead each run of
+// WORK_GROUP * tiles consecutive blocks covers WORK_GROUP items (mostly one expert's) across all row tiles, items
+// fastest: those items' token rows stay in L2 while the expert's weight tiles stream past, each read by up to
+// WORK_GROUP blocks at once.
+#define WORK_GROUP 8
+struct Work {
+    int expert, m0, begin, count;
+    int tile;  // weight-row tile
+};
+__device__ __forceinline__ Work work_item(const int* work, const int* offsets) {
+    int items = gridDim.x, tiles = gridDim.y;
+    int id = blockIdx.x + blockIdx.y * gridDim.x;
+    int groupBlocks = WORK_GROUP * tiles;
+    int group = id / groupBlocks, within = id - group * groupBlocks;
+    int first = group * WORK_GROUP;
+    int size = min(WORK_GROUP, items - first);
+    int item = first + within % size;
+    Work w;
+    w.expert = work[2 * item];
+    w.m0 = work[2 * item + 1];
+    w.begin = offsets[w.expert];
+    w.count = offsets[w.expert + 1] - w.begin;
+    w.tile = within / size;
+    return w;
+}

@@ -171,19 +171,7 @@ __device__ __forceinline__ void epi_store(const float* acc, int wm, int wn, cons
             }
 }
 
-// Grouped launches: blockIdx.x indexes `work`, pairs (expert, first local row of the tile);
-// expert e owns routing entries offsets[e] .. offsets[e+1]-1; blockIdx.y is the column tile.
-struct Work {
-    int expert, m0, begin, count;
-};
-__device__ __forceinline__ Work work_item(const int* work, const int* offsets) {
-    Work w;
-    w.expert = work[2 * blockIdx.x];
-    w.m0 = work[2 * blockIdx.x + 1];
-    w.begin = offsets[w.expert];
-    w.count = offsets[w.expert + 1] - w.begin;
-    return w;
-}
+// Grouped launches: Work and work_item (common.cuh) give each block its (expert, 128 entries, column tile).
 
 // Stores v as the GEMM input value k of a row of aParts copies of K values (see Precision above).
 __device__ __forceinline__ void store_parts(bf16* row, int K, int k, float v, int aParts) {
@@ -277,7 +265,7 @@ experts_gate_up(const bf16* __restrict__ x, const int* __restrict__ tokens, cons
                 int aParts, int wParts) {
     Work w = work_item(work, offsets);
     const bf16* W = wGateUp + (size_t)w.expert * 2 * F * H * wParts;
-    TileArgs t{x, tokens, w.begin, w.count, W, 2 * F, H * aParts, H * wParts, w.m0, (int)blockIdx.y * BN};
+    TileArgs t{x, tokens, w.begin, w.count, W, 2 * F, H * aParts, H * wParts, w.m0, w.tile * BN};
     float acc[4][WN][4];
     gemm_mainloop(t, acc);
     int warp = threadIdx.x >> 5;
@@ -293,7 +281,7 @@ experts_down(const bf16* __restrict__ inter, const int* __restrict__ tokens, con
              int aParts, int wParts) {
     Work w = work_item(work, offsets);
     const bf16* W = wDown + (size_t)w.expert * H * F * wParts;
-    TileArgs t{inter, nullptr, w.begin, w.count, W, H, F * aParts, F * wParts, w.m0, (int)blockIdx.y * BN};
+    TileArgs t{inter, nullptr, w.begin, w.count, W, H, F * aParts, F * wParts, w.m0, w.tile * BN};
     float acc[4][WN][4];
     gemm_mainloop(t, acc);
     int warp = threadIdx.x >> 5;

@@ -157,7 +157,7 @@ __device__ __forceinline__ void gate_up_sm90(const bf16* x, const int* tokens, c
 #ifdef MOESCORE_WGMMA
     Work w = work_item(work, offsets);
     const bf16* W = wGateUp + (size_t)w.expert * 2 * F * H * wParts;
-    TileArgs t{x, tokens, w.begin, w.count, W, 2 * F, H * aParts, H * wParts, w.m0, (int)blockIdx.y * BNT};
+    TileArgs t{x, tokens, w.begin, w.count, W, 2 * F, H * aParts, H * wParts, w.m0, w.tile * BNT};
     float acc[BNT / 2];
     gemm_mainloop_sm90<BNT>(t, acc);
     int warp = threadIdx.x >> 5;
@@ -172,7 +172,7 @@ __device__ __forceinline__ void down_sm90(const bf16* inter, const int* tokens, 
 #ifdef MOESCORE_WGMMA
     Work w = work_item(work, offsets);
     const bf16* W = wDown + (size_t)w.expert * H * F * wParts;
-    TileArgs t{inter, nullptr, w.begin, w.count, W, H, F * aParts, F * wParts, w.m0, (int)blockIdx.y * BNT};
+    TileArgs t{inter, nullptr, w.begin, w.count, W, H, F * aParts, F * wParts, w.m0, w.tile * BNT};
     float acc[BNT / 2];
     gemm_mainloop_sm90<BNT>(t, acc);
     int warp = threadIdx.x >> 5;

@@ -151,18 +151,6 @@ __device__ __forceinline__ void sp_mainloop(const SpTile& t, float acc[4][8][4])
     asm volatile("cp.async.wait_group 0;\n" ::);
 }
 
-struct SpWork {
-    int expert, t0, begin, count;
-};
-__device__ __forceinline__ SpWork sp_work(const int* work, const int* offsets) {
-    SpWork w;
-    w.expert = work[2 * blockIdx.x];
-    w.t0 = work[2 * blockIdx.x + 1];
-    w.begin = offsets[w.expert];
-    w.count = offsets[w.expert + 1] - w.begin;
-    return w;
-}
-
 // Epilogues, shared with the wgmma.sp kernels (sparse24_sm90.cu). acc is a warp's [MI][NI][4] accumulators:
 // element e of tile (mi, ni) is weight row wr + mi * mStride + lane/4 (+8 for e >= 2), local token
 // wt + ni*8 + 2*(lane%4) (+1 for odd e).
@@ -171,7 +159,7 @@ __device__ __forceinline__ SpWork sp_work(const int* work, const int* offsets) {
 // Rows 16b..16b+7 of an m16 tile are gate rows, 16b+8.. the up rows of the same f: SwiGLU in registers.
 template <int MI, int NI>
 __device__ __forceinline__ void sp_epi_swiglu(const float* acc, int wr, int mStride, int wt, const SpTile& t,
-                                              const SpWork& w, bf16* inter, int F) {
+                                              const Work& w, bf16* inter, int F) {
     int lane = threadIdx.x & 31;
 #pragma unroll
     for (int mi = 0; mi < MI; mi++) {
@@ -181,7 +169,7 @@ __device__ __forceinline__ void sp_epi_swiglu(const float* acc, int wr, int mStr
         for (int ni = 0; ni < NI; ni++)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
-                int tok = w.t0 + wt + ni * 8 + 2 * (lane & 3) + e;
+                int tok = w.m0 + wt + ni * 8 + 2 * (lane & 3) + e;
                 if (tok < w.count)
                     inter[(size_t)(w.begin + tok) * F + f] =
                         __float2bfloat16(silu(SP_ACC(mi, ni, e)) * SP_ACC(mi, ni, 2 + e));
@@ -193,14 +181,14 @@ __device__ __forceinline__ void sp_epi_swiglu(const float* acc, int wr, int mStr
 // perEntry[entry, h] = gate * acc for combine_expert_outputs (gemm.cu).
 template <int MI, int NI>
 __device__ __forceinline__ void sp_epi_combine(const float* acc, int wr, int mStride, int wt, const SpTile& t,
-                                               const SpWork& w, const int* tokens, const float* gates, float* out,
+                                               const Work& w, const int* tokens, const float* gates, float* out,
                                                float* perEntry, int H) {
     int lane = threadIdx.x & 31;
 #pragma unroll
     for (int ni = 0; ni < NI; ni++)
 #pragma unroll
         for (int e1 = 0; e1 < 2; e1++) {
-            int tok = w.t0 + wt + ni * 8 + 2 * (lane & 3) + e1;
+            int tok = w.m0 + wt + ni * 8 + 2 * (lane & 3) + e1;
             if (tok >= w.count) continue;
             int entry = w.begin + tok;
             float g = gates[entry];
@@ -219,15 +207,15 @@ __device__ __forceinline__ void sp_epi_combine(const float* acc, int wr, int mSt
 }
 #undef SP_ACC
 
-// inter[entry, f] = silu(gate_f . x[token]) * (up_f . x[token]); blockIdx.y: tile of 128 interleaved rows.
+// inter[entry, f] = silu(gate_f . x[token]) * (up_f . x[token]); Work.tile: tile of 128 interleaved rows.
 extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
 experts_gate_up_sp24(const bf16* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
                      const int* __restrict__ work, const bf16* __restrict__ values, const unsigned* __restrict__ meta,
                      bf16* __restrict__ inter, int F, int H) {
-    SpWork w = sp_work(work, offsets);
+    Work w = work_item(work, offsets);
     size_t R = 2 * (size_t)F;
     SpTile t{values + w.expert * R * (H / 2), meta + w.expert * R * ((H + 31) / 32), 2 * F, H,
-             (int)blockIdx.y * SP_ROWS, x, tokens, w.begin, w.count, w.t0};
+             w.tile * SP_ROWS, x, tokens, w.begin, w.count, w.m0};
     float acc[4][8][4];
     sp_mainloop(t, acc);
     int warp = threadIdx.x >> 5;
@@ -241,9 +229,9 @@ experts_down_sp24(const bf16* __restrict__ inter, const int* __restrict__ tokens
                   const int* __restrict__ offsets, const int* __restrict__ work, const bf16* __restrict__ values,
                   const unsigned* __restrict__ meta, float* __restrict__ out, float* __restrict__ perEntry, int H,
                   int F) {
-    SpWork w = sp_work(work, offsets);
+    Work w = work_item(work, offsets);
     SpTile t{values + w.expert * (size_t)H * (F / 2), meta + w.expert * (size_t)H * ((F + 31) / 32), H, F,
-             (int)blockIdx.y * SP_ROWS, inter, nullptr, w.begin, w.count, w.t0};
+             w.tile * SP_ROWS, inter, nullptr, w.begin, w.count, w.m0};
     float acc[4][8][4];
     sp_mainloop(t, acc);
     int warp = threadIdx.x >> 5;

@@ -134,10 +134,10 @@ experts_gate_up_sp24_sm90(const bf16* __restrict__ x, const int* __restrict__ to
                           const int* __restrict__ work, const bf16* __restrict__ values,
                           const unsigned* __restrict__ meta, bf16* __restrict__ inter, int F, int H) {
 #ifdef MOESCORE_WGMMA_SP
-    SpWork w = sp_work(work, offsets);
+    Work w = work_item(work, offsets);
     size_t R = 2 * (size_t)F;
     SpTile t{values + w.expert * R * (H / 2), meta + w.expert * R * ((H + 31) / 32), 2 * F, H,
-             (int)blockIdx.y * SP_ROWS, x, tokens, w.begin, w.count, w.t0};
+             w.tile * SP_ROWS, x, tokens, w.begin, w.count, w.m0};
     float acc[2][64];
     sp9_mainloop(t, acc);
     int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
@@ -151,9 +151,9 @@ experts_down_sp24_sm90(const bf16* __restrict__ inter, const int* __restrict__ t
                        const unsigned* __restrict__ meta, float* __restrict__ out, float* __restrict__ perEntry,
                        int H, int F) {
 #ifdef MOESCORE_WGMMA_SP
-    SpWork w = sp_work(work, offsets);
+    Work w = work_item(work, offsets);
     SpTile t{values + w.expert * (size_t)H * (F / 2), meta + w.expert * (size_t)H * ((F + 31) / 32), H, F,
-             (int)blockIdx.y * SP_ROWS, inter, nullptr, w.begin, w.count, w.t0};
+             w.tile * SP_ROWS, inter, nullptr, w.begin, w.count, w.m0};
     float acc[2][64];
     sp9_mainloop(t, acc);
     int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
