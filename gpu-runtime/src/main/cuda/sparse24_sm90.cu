@@ -95,9 +95,6 @@ __device__ __forceinline__ void sp9_mainloop(const SpTile& t, float (&acc)[2][64
         asm volatile("cp.async.wait_group %0;\n" ::"n"(SP9_STAGES - 2));
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
         __syncthreads();  // stage kt visible to the tensor cores; every wgmma of stage kt-1 has completed
-        int pre = kt + SP9_STAGES - 1;
-        if (pre < kTiles) sp9_load_stage(t, pre * SP9_K, base + (pre % SP9_STAGES) * SP9_STAGE_BYTES);
-        asm volatile("cp.async.commit_group;\n" ::);
         unsigned char* stage = base + (kt % SP9_STAGES) * SP9_STAGE_BYTES;
         const unsigned* sM = reinterpret_cast<const unsigned*>(stage + SP9_A_BYTES + SP9_B_BYTES);
         // metadata registers first (ordinary loads), then the wgmma batch
@@ -123,6 +120,11 @@ __device__ __forceinline__ void sp9_mainloop(const SpTile& t, float (&acc)[2][64
             }
         }
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+        // The next loads are issued while this batch runs (wgmma is asynchronous): their slot held stage kt-1,
+        // which every warpgroup finished before the barrier above.
+        int pre = kt + SP9_STAGES - 1;
+        if (pre < kTiles) sp9_load_stage(t, pre * SP9_K, base + (pre % SP9_STAGES) * SP9_STAGE_BYTES);
+        asm volatile("cp.async.commit_group;\n" ::);
         asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
     }
     asm volatile("cp.async.wait_group 0;\n" ::);
