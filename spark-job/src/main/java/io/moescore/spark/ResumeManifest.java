@@ -19,9 +19,7 @@ import java.util.Objects;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
-import org.apache.hadoop.fs.LocatedFileStatus;
 import org.apache.hadoop.fs.Path;
-import org.apache.hadoop.fs.RemoteIterator;
 
 /**
  * What a resumable output was started with: the input (a hash of every input file's path, size and modification
@@ -106,13 +104,7 @@ record ResumeManifest(Map<String, String> fields) {
             try {
                 Path path = new Path(input);
                 FileSystem fs = path.getFileSystem(conf);
-                RemoteIterator<LocatedFileStatus> files = fs.listFiles(path, true);
-                while (files.hasNext()) {
-                    FileStatus f = files.next();
-                    if (!isHidden(f.getPath(), path)) {
-                        lines.add(f.getPath() + "\t" + f.getLen() + "\t" + f.getModificationTime());
-                    }
-                }
+                listFiles(fs, fs.getFileStatus(path), lines);
             } catch (IOException e) {
                 throw new IllegalArgumentException("cannot list input " + input + ": " + e.getMessage(), e);
             }
@@ -121,13 +113,17 @@ record ResumeManifest(Map<String, String> fields) {
         return sha256(String.join("\n", lines)) + " (" + lines.size() + " files)";
     }
 
-    private static boolean isHidden(Path file, Path root) {
-        for (Path p = file; p != null && !p.equals(root); p = p.getParent()) {
-            if (p.getName().startsWith("_") || p.getName().startsWith(".")) {
-                return true;
+    private static void listFiles(FileSystem fs, FileStatus at, List<String> lines) throws IOException {
+        if (at.isFile()) {
+            lines.add(at.getPath() + "\t" + at.getLen() + "\t" + at.getModificationTime());
+            return;
+        }
+        for (FileStatus child : fs.listStatus(at.getPath())) {
+            String name = child.getPath().getName();
+            if (!name.startsWith("_") && !name.startsWith(".")) {
+                listFiles(fs, child, lines);
             }
         }
-        return false;
     }
 
     private static String modelHash(String model, Configuration conf) {
