@@ -115,8 +115,10 @@ public final class MoeScoreJob implements Callable<Integer> {
     @Override
     public Integer call() {
         SparkSession spark = SparkSession.builder().appName("moescore score").getOrCreate();
+        ScoreJobOptions options = null;
         try {
-            return run(spark, resolve(spark.sparkContext().getConf()));
+            options = resolve(spark.sparkContext().getConf());
+            return run(spark, options);
         } catch (IllegalArgumentException e) {
             System.err.println("moescore: " + e.getMessage());
             return EXIT_BAD_INVOCATION;
@@ -126,7 +128,10 @@ public final class MoeScoreJob implements Callable<Integer> {
             }
             // a task failed spark.task.maxFailures times (input unreadable or gone, executors lost): the commit
             // protocol left no visible output; Spark's message names the file or stage
-            System.err.println("moescore: the job failed and committed no output: " + e.getMessage());
+            System.err.println(options != null && options.resume()
+                    ? "moescore: the job failed; the splits it committed stay in " + options.output() + "/"
+                            + ResumableOutput.FOLDER + ": rerun with --resume to score the rest: " + e.getMessage()
+                    : "moescore: the job failed and committed no output: " + e.getMessage());
             return EXIT_FAILED;
         } finally {
             spark.stop();

@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import org.apache.hadoop.conf.Configuration;
@@ -83,7 +84,7 @@ final class ResumableOutput {
             }
         }
         try (OutputStream out = fs.create(new Path(pending, ROWS_FILE), true)) {
-            new ObjectMapper().writeValue(out, java.util.Map.of("rows", counts.rows(),
+            new ObjectMapper().writeValue(out, Map.of("rows", counts.rows(),
                     "error_rows", counts.errorRows(), "tokens", counts.tokens()));
         }
         fs.mkdirs(splits());

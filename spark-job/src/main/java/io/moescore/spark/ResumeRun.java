@@ -1,5 +1,6 @@
 package io.moescore.spark;
 
+import io.moescore.score.ScoreColumns;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -105,8 +106,8 @@ final class ResumeRun {
         }
         List<String> columns = Arrays.asList(scores.columns());
         JavaRDD<InternalRow> counted = SparkInternals.internalRows(scores).mapPartitions(new SplitRowCounter(
-                columns.indexOf(io.moescore.score.ScoreColumns.NUM_TOKENS),
-                columns.indexOf(io.moescore.score.ScoreColumns.ERROR)));
+                columns.indexOf(ScoreColumns.NUM_TOKENS),
+                columns.indexOf(ScoreColumns.ERROR)));
         SparkSession spark = scores.sparkSession();
         String protocol = spark.conf().get(COMMIT_PROTOCOL_CONF);
         spark.conf().set(COMMIT_PROTOCOL_CONF, SplitCommitProtocol.class.getName());
