@@ -17,10 +17,31 @@ import org.apache.hadoop.fs.Path;
 
 /**
  * Totals of a scoring job, from the task statistics: one attempt counted per partition (retried or speculative
- * attempts would otherwise count twice), per executor its device and throughput, and the expert load.
+ * attempts would otherwise count twice), per executor its device and throughput, and the expert load. A run with
+ * {@code --resume} adds what it reused from earlier runs and what it scored ({@code resume}; null otherwise): the
+ * other totals count this run's scoring only.
  */
 public record JobSummary(long rows, long errorRows, long tokens, double wallSeconds, List<ExecutorLine> executors,
-                         long[][] expertLoad) {
+                         long[][] expertLoad, ResumeCounts resume) {
+
+    public JobSummary(long rows, long errorRows, long tokens, double wallSeconds, List<ExecutorLine> executors,
+                      long[][] expertLoad) {
+        this(rows, errorRows, tokens, wallSeconds, executors, expertLoad, null);
+    }
+
+    /** Splits (and their rows) a resumed run took from earlier runs, and those it scored itself. */
+    public record ResumeCounts(int splitsReused, long rowsReused, long errorRowsReused, int splitsScored,
+                               long rowsScored) {
+    }
+
+    public JobSummary withResume(ResumeCounts counts) {
+        return new JobSummary(rows, errorRows, tokens, wallSeconds, executors, expertLoad, counts);
+    }
+
+    /** Rows of the output that carry an error, reused ones included. */
+    public long errorRowsInOutput() {
+        return errorRows + (resume == null ? 0 : resume.errorRowsReused());
+    }
 
     /** One executor's share: its device and how fast it scored while busy. */
     public record ExecutorLine(String executorId, String host, String device, long rows, long tokens,
@@ -81,6 +102,10 @@ public record JobSummary(long rows, long errorRows, long tokens, double wallSeco
             out.printf("  executor %-6s %-20s %-28s %8d rows %10d tokens %10.0f tokens/s while busy%n",
                     e.executorId(), e.host(), e.device(), e.rows(), e.tokens(), e.tokensPerSecond());
         }
+        if (resume != null) {
+            out.printf("moescore: resumed: %d splits (%d rows) reused from earlier runs, %d splits (%d rows) scored%n",
+                    resume.splitsReused(), resume.rowsReused(), resume.splitsScored(), resume.rowsScored());
+        }
     }
 
     public ObjectNode toJson() {
@@ -101,6 +126,14 @@ public record JobSummary(long rows, long errorRows, long tokens, double wallSeco
             n.put("tokens", e.tokens());
             n.put("busy_seconds", e.busySeconds());
             n.put("tokens_per_second", e.tokensPerSecond());
+        }
+        if (resume != null) {
+            ObjectNode r = root.putObject("resume");
+            r.put("splits_reused", resume.splitsReused());
+            r.put("rows_reused", resume.rowsReused());
+            r.put("rows_with_errors_reused", resume.errorRowsReused());
+            r.put("splits_scored", resume.splitsScored());
+            r.put("rows_scored", resume.rowsScored());
         }
         ArrayNode layers = root.putArray("expert_tokens_per_layer");
         for (long[] layer : expertLoad) {

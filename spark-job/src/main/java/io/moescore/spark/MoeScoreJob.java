@@ -70,6 +70,9 @@ public final class MoeScoreJob implements Callable<Integer> {
     String mode;
     @Option(names = "--partitions", description = "repartition the input into N partitions first (default: as read)")
     Integer partitions;
+    @Option(names = "--resume", description = "commit input splits one by one into OUTPUT/_moescore_resume; rerun "
+            + "with the same input, model and options to score only the splits not committed yet (conf: resume)")
+    Boolean resume;
     @Option(names = "--summary", description = "where to write the JSON summary (default: OUTPUT.summary.json)")
     String summary;
 
@@ -87,7 +90,8 @@ public final class MoeScoreJob implements Callable<Integer> {
                 pick(mode, conf, "mode", "error"), conf.get(CONF_PREFIX + "idColumn", ScoreColumns.ID),
                 conf.get(CONF_PREFIX + "tokensColumn", ScoreColumns.TOKENS),
                 conf.get(CONF_PREFIX + "textColumn", ScoreColumns.TEXT),
-                partitions != null ? partitions : conf.getInt(CONF_PREFIX + "partitions", 0), summary);
+                partitions != null ? partitions : conf.getInt(CONF_PREFIX + "partitions", 0), summary,
+                resume != null ? resume : conf.getBoolean(CONF_PREFIX + "resume", false));
     }
 
     private static String pick(String cli, SparkConf conf, String key, String fallback) {
@@ -111,8 +115,10 @@ public final class MoeScoreJob implements Callable<Integer> {
     @Override
     public Integer call() {
         SparkSession spark = SparkSession.builder().appName("moescore score").getOrCreate();
+        ScoreJobOptions options = null;
         try {
-            return run(spark, resolve(spark.sparkContext().getConf()));
+            options = resolve(spark.sparkContext().getConf());
+            return run(spark, options);
         } catch (IllegalArgumentException e) {
             System.err.println("moescore: " + e.getMessage());
             return EXIT_BAD_INVOCATION;
@@ -122,7 +128,10 @@ public final class MoeScoreJob implements Callable<Integer> {
             }
             // a task failed spark.task.maxFailures times (input unreadable or gone, executors lost): the commit
             // protocol left no visible output; Spark's message names the file or stage
-            System.err.println("moescore: the job failed and committed no output: " + e.getMessage());
+            System.err.println(options != null && options.resume()
+                    ? "moescore: the job failed; the splits it committed stay in " + options.output() + "/"
+                            + ResumableOutput.FOLDER + ": rerun with --resume to score the rest: " + e.getMessage()
+                    : "moescore: the job failed and committed no output: " + e.getMessage());
             return EXIT_FAILED;
         } finally {
             spark.stop();
@@ -133,21 +142,29 @@ public final class MoeScoreJob implements Callable<Integer> {
     public static int run(SparkSession spark, ScoreJobOptions options) {
         JobSummary summary = score(spark, options);
         summary.print(System.err);
-        return summary.errorRows() == 0 ? EXIT_OK : EXIT_ROW_ERRORS;
+        return summary.errorRowsInOutput() == 0 ? EXIT_OK : EXIT_ROW_ERRORS;
     }
 
     /** Scores, writes the output and the summary, and returns the summary. */
     public static JobSummary score(SparkSession spark, ScoreJobOptions options) {
         long start = System.nanoTime();
         Configuration hadoop = spark.sparkContext().hadoopConfiguration();
-        checkOutput(options, hadoop);
+        ResumeRun resume = options.resume() ? ResumeRun.start(options, hadoop) : null;
+        if (resume == null) {
+            checkOutput(options, hadoop);
+        }
         if (options.inputFormat().equals("parquet")
                 && spark.sparkContext().getConf().getBoolean(CONF_PREFIX + "checkParquetFooters", true)) {
             ParquetInputCheck.check(options.inputs(), hadoop);
         }
         Dataset<Row> input = jobColumns(read(spark, options), options);
         if (options.partitions() > 0) {
-            input = input.repartition(options.partitions());
+            // a resumed run must put every row into the same split as the run before it: by its id's hash
+            input = resume != null ? input.repartition(options.partitions(), column(options.idColumn()))
+                    : input.repartition(options.partitions());
+        }
+        if (resume != null) {
+            input = resume.remaining(input);
         }
         MoeScorer scorer = scorer(options);
         CollectionAccumulator<TaskStats> stats = spark.sparkContext().collectionAccumulator("moescore task stats");
@@ -161,12 +178,19 @@ public final class MoeScoreJob implements Callable<Integer> {
         double progressSeconds = Double.parseDouble(spark.conf().get(CONF_PREFIX + "progressSeconds", "30"));
         try (JobProgress progress = JobProgress.start(spark.sparkContext(), stats, progressSeconds,
                 System.err::println)) {
-            scores.write().format(options.outputFormat()).mode(saveMode(options.mode(), options.outputFormat()))
-                    .save(options.output());
+            if (resume != null) {
+                resume.write(scores);
+            } else {
+                scores.write().format(options.outputFormat()).mode(saveMode(options.mode(), options.outputFormat()))
+                        .save(options.output());
+            }
         } finally {
             spark.sparkContext().clearJobGroup();
         }
         JobSummary summary = JobSummary.of(stats.value(), (System.nanoTime() - start) / 1e9);
+        if (resume != null) {
+            summary = summary.withResume(resume.finish());
+        }
         try {
             summary.write(options.resolvedSummaryPath(), hadoop);
         } catch (IOException e) {

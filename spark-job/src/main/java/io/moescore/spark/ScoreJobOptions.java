@@ -10,14 +10,24 @@ import java.util.Locale;
  * @param precision bf16 or split-bf16 (GPU backends: see {@link Precision})
  * @param deterministic batch-invariant GPU scores
  * @param mode error (the default: refuse an existing output), overwrite, or append
+ * @param resume commit input splits one by one into a hidden folder of the output, so that a rerun scores only
+ *               the splits not committed yet (see {@link ResumeRun})
  */
 public record ScoreJobOptions(List<String> inputs, String inputFormat, String output, String outputFormat,
                               String model, String backend, String precision, boolean deterministic, int batchTokens,
                               boolean tokenLogProbs, int topK,
                               String mode, String idColumn, String tokensColumn, String textColumn,
-                              int partitions, String summaryPath) {
+                              int partitions, String summaryPath, boolean resume) {
     public static final List<String> FORMATS = List.of("arrow", "parquet", "json");
     public static final List<String> MODES = List.of("error", "overwrite", "append");
+
+    public ScoreJobOptions(List<String> inputs, String inputFormat, String output, String outputFormat, String model,
+                           String backend, String precision, boolean deterministic, int batchTokens,
+                           boolean tokenLogProbs, int topK, String mode, String idColumn, String tokensColumn,
+                           String textColumn, int partitions, String summaryPath) {
+        this(inputs, inputFormat, output, outputFormat, model, backend, precision, deterministic, batchTokens,
+                tokenLogProbs, topK, mode, idColumn, tokensColumn, textColumn, partitions, summaryPath, false);
+    }
 
     public ScoreJobOptions {
         if (inputs == null || inputs.isEmpty()) {
@@ -59,6 +69,12 @@ public record ScoreJobOptions(List<String> inputs, String inputFormat, String ou
             return "json";
         }
         return "parquet";
+    }
+
+    public ScoreJobOptions withResume(boolean resume) {
+        return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, backend, precision, deterministic,
+                batchTokens, tokenLogProbs, topK, mode, idColumn, tokensColumn, textColumn, partitions, summaryPath,
+                resume);
     }
 
     /** Where the job summary goes unless told: beside the output, as OUTPUT.summary.json. */

@@ -265,6 +265,76 @@ class StandaloneScoreJobTest {
         }
     }
 
+    /**
+     * Resume after the whole job is killed: the 8-file input with {@code --resume}; once 3 splits are committed in
+     * the output's hidden folder the driver JVM is killed (SIGKILL) and then every executor. The output shows
+     * nothing. A second spark-submit with {@code --resume} reads only the files of the splits not committed, and
+     * the output holds every row once, each equal to the single-process scorer's.
+     */
+    @Test
+    @Timeout(value = 300, unit = TimeUnit.SECONDS)
+    void killingTheWholeJobThenResumingScoresOnlyTheRest() throws Exception {
+        Path in = splitDemoInput();
+        Path firstState = Files.createDirectories(tmp.resolve("fault-state-1"));
+        Path secondState = Files.createDirectories(tmp.resolve("fault-state-2"));
+        Path output = tmp.resolve("scores-resumed.parquet");
+        Path splits = output.resolve("_moescore_resume/splits");
+        List<String> args = List.of("--input", "faulty://" + in, "--input-format", "json", "--resume");
+        long committedAtKill;
+        try (StandaloneCluster cluster = StandaloneCluster.builder().workers(2).gpusPerWorker(1).coresPerWorker(1)
+                .start()) {
+            Path firstLog = tmp.resolve("spark-submit-killed.log");
+            Process first = sparkSubmit(cluster, output, firstLog, args, faultyInputConf(firstState), true).start();
+            try {
+                boolean[] killed = {false};
+                awaitExit(first, FAULT_JOB_TIMEOUT, firstLog, cluster, () -> {
+                    if (!killed[0] && Files.exists(splits) && entries(splits) >= 3) {
+                        List<StandaloneCluster.ExecutorProcess> executors = cluster.executors();
+                        first.destroyForcibly().waitFor();
+                        executors.forEach(StandaloneCluster.ExecutorProcess::kill);
+                        killed[0] = true;
+                    }
+                });
+                assertTrue(killed[0], "the job finished before it could be killed:\n" + tail(firstLog));
+            } finally {
+                destroy(first);
+            }
+            committedAtKill = entries(splits);
+            System.out.printf("killed the driver and executors with %d of 8 splits committed%n", committedAtKill);
+            assertTrue(committedAtKill < 8, "some splits were left to score");
+            assertFalse(Files.exists(output.resolve("_SUCCESS")), "no _SUCCESS after the kill");
+            try (var files = Files.list(output)) {
+                assertEquals(List.of(), files.map(p -> p.getFileName().toString())
+                    .filter(n -> !n.startsWith("_") && !n.startsWith(".")).toList(), "no visible part files");
+            }
+
+            Path secondLog = tmp.resolve("spark-submit-resumed.log");
+            Process second = sparkSubmit(cluster, output, secondLog, args, faultyInputConf(secondState), true).start();
+            try {
+                assertEquals(0, awaitExit(second, FAULT_JOB_TIMEOUT, secondLog, cluster, () -> { }),
+                    "spark-submit exit code\n" + tail(secondLog));
+            } finally {
+                destroy(second);
+            }
+        }
+        assertEquals(8 - committedAtKill, markers(secondState, "opened-"),
+            "the second run read only the files of the splits not committed");
+        JsonNode resume = new ObjectMapper().readTree(tmp.resolve("scores-resumed.parquet.summary.json").toFile())
+            .get("resume");
+        assertNotNull(resume, "the summary has resume counts");
+        assertEquals(committedAtKill, resume.get("splits_reused").asLong(), resume.toString());
+        assertEquals(8 - committedAtKill, resume.get("splits_scored").asLong(), resume.toString());
+        assertEquals(24, resume.get("rows_reused").asLong() + resume.get("rows_scored").asLong(), resume.toString());
+        assertFalse(Files.exists(output.resolve("_moescore_resume")), "the resume folder is gone after promotion");
+        assertExactOutput(output);
+    }
+
+    private static long entries(Path folder) throws IOException {
+        try (var files = Files.list(folder)) {
+            return files.count();
+        }
+    }
+
     /** What a test does while spark-submit runs, between checks. */
     private interface WhileRunning {
         void poll() throws Exception;
