@@ -12,8 +12,13 @@ import java.io.IOException;
 import java.io.OutputStream;
 import javax.imageio.ImageIO;
 
-/** A {@link ChartCanvas} drawn with Java2D into an image, written as PNG (headless AWT: no display needed). */
+/**
+ * A {@link ChartCanvas} drawn with Java2D into an image, written as PNG (headless AWT: no display needed). A JVM
+ * without font libraries (a minimal JRE: AWT's font manager fails to load libfreetype) still gets the chart's bars
+ * and axes, without text; the HTML report, whose SVG text the browser draws, keeps every label.
+ */
 final class ImageCanvas implements ChartCanvas, AutoCloseable {
+    private static final boolean FONTS = fontsWork();
     private final BufferedImage image;
     private final Graphics2D g;
 
@@ -39,6 +44,9 @@ final class ImageCanvas implements ChartCanvas, AutoCloseable {
 
     @Override
     public void text(double x, double y, String text, int size, Anchor anchor, Color color) {
+        if (!FONTS) {
+            return;
+        }
         g.setColor(color);
         g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, size));
         FontMetrics m = g.getFontMetrics();
@@ -49,6 +57,18 @@ final class ImageCanvas implements ChartCanvas, AutoCloseable {
             case END -> x - w;
         };
         g.drawString(text, (float) left, (float) y);
+    }
+
+    private static boolean fontsWork() {
+        try {
+            Graphics2D probe = new BufferedImage(1, 1, BufferedImage.TYPE_INT_RGB).createGraphics();
+            probe.getFontMetrics(new Font(Font.SANS_SERIF, Font.PLAIN, 12)).stringWidth("x");
+            probe.dispose();
+            return true;
+        } catch (LinkageError | InternalError e) {
+            System.err.println("moescore: this JVM cannot load fonts (" + e + "): PNG charts are drawn without text");
+            return false;
+        }
     }
 
     void writePng(OutputStream out) throws IOException {
