@@ -12,7 +12,8 @@
 # Environment: OUT (results, default /tmp/moescore-scale-out), GPUS (executors of the second run; default the
 # GPUs nvidia-smi lists, at least 2), BACKEND (cuda), MODEL (default: a synthetic OLMoE-1B-7B-shaped checkpoint
 # made by gpu-runtime/src/test/python/bench_peer.py), ROWS x SEQ tokens of random ids (2048 x 512 = 1M tokens),
-# SUITE (portability suite: full), EXECUTOR_MEMORY (48g), MOESCORE_SPARK_LIB (the jars; default: built from
+# SUITE (portability suite: full), EXECUTOR_MEMORY (48g), WORK (input, cluster, scores: /tmp/moescore-scale-work),
+# MOESCORE_SPARK_LIB (the jars; default: built from
 # DEVCP on the device machine, else spark-job/target/lib).
 set -euo pipefail
 home=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -23,7 +24,8 @@ rows=${ROWS:-2048}
 seq=${SEQ:-512}
 suite=${SUITE:-full}
 executor_memory=${EXECUTOR_MEMORY:-48g}
-mkdir -p "$out"
+work=${WORK:-/tmp/moescore-scale-work}   # input, cluster state and scores: kept out of $OUT, which returns few files
+mkdir -p "$out" "$work"
 java=${JAVA:-java}
 read -r -a jvm_opts <conf/jvm-options
 log() { echo "scale-out: $*" | tee -a "$out/scale-out.log" >&2; }
@@ -61,7 +63,7 @@ fi
 model=$(cd "$model" && pwd)   # executors run in their own work folders
 vocab=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1] + "/config.json"))["vocab_size"])' "$model")
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
-input="$out/input.jsonl"
+input="$work/input.jsonl"
 python3 - "$input" "$rows" "$seq" "$vocab" <<'EOF'
 import json, random, sys
 path, rows, seq, vocab = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -72,7 +74,7 @@ with open(path, "w") as f:
 EOF
 log "input: $rows rows x $seq tokens, model $model, backend $backend, up to $gpus executors, jars from $lib"
 
-export MOESCORE_CLUSTER_DIR=$out/cluster
+export MOESCORE_CLUSTER_DIR=$work/cluster
 cluster() { MOESCORE_SPARK_LIB=$lib bash submit-scripts/standalone-cluster.sh "$@"; }
 trap 'cluster stop >/dev/null 2>&1 || true; kill ${sampler:-0} 2>/dev/null || true' EXIT
 master=$(cluster start "$gpus" --gpus-per-worker 1 --cores 2 --memory "$executor_memory")
@@ -100,7 +102,7 @@ sample_gpus() {  # per-process GPU listing every 2 s while a run goes on
 for n in 1 "$gpus"; do
   sample_gpus "$out/nvidia-smi-$n.log" & sampler=$!
   start=$(date +%s.%N)
-  submit "$n" io.moescore.spark.MoeScoreJob --input "$input" --output "$out/scores-$n" --output-format json \
+  submit "$n" io.moescore.spark.MoeScoreJob --input "$input" --output "$work/scores-$n" --output-format json \
     --model "$model" --backend "$backend" --batch-tokens 8192 --partitions $((8 * n)) --mode overwrite \
     --summary "$out/summary-$n.json" >"$out/job-$n.log" 2>&1 || { log "job with $n executor(s) failed:"; tail -30 "$out/job-$n.log"; exit 1; }
   end=$(date +%s.%N)
@@ -108,13 +110,13 @@ for n in 1 "$gpus"; do
   log "$n executor(s): $(python3 -c 'import sys; print("%.1f s wall" % (float(sys.argv[2]) - float(sys.argv[1])))' "$start" "$end")"
 done
 
-python3 - "$out" 1 "$gpus" <<'EOF' | tee "$out/scale-out.md"
+python3 - "$out" 1 "$gpus" "$work" <<'EOF' | tee "$out/scale-out.md"
 import glob, json, os, sys
-out, a, b = sys.argv[1], sys.argv[2], sys.argv[3]
+out, a, b, work = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 def summary(n): return json.load(open(os.path.join(out, "summary-%s.json" % n)))
 def scores(n):
     rows = {}
-    for path in glob.glob(os.path.join(out, "scores-%s" % n, "part-*")):
+    for path in glob.glob(os.path.join(work, "scores-%s" % n, "part-*")):
         for line in open(path):
             r = json.loads(line); rows[r["id"]] = r
     return rows
