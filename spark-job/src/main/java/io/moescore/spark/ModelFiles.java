@@ -41,6 +41,17 @@ public final class ModelFiles {
         return scheme == null || scheme.equals("file");
     }
 
+    /**
+     * The URI executors can use: a relative local path becomes absolute against the driver's working directory
+     * (executors run in folders of their own, where it would name nothing); anything else is left as it is.
+     */
+    static String forExecutors(String uri) {
+        if (!isLocal(uri) || uri.startsWith("file:")) {
+            return uri;
+        }
+        return Path.of(uri).toAbsolutePath().normalize().toString();
+    }
+
     /** The model directory on local disk. */
     public static Path localize(String uri, Configuration conf) {
         if (isLocal(uri)) {

@@ -306,10 +306,9 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         for (Map.Entry<String, String> e : spark.sparkContext().hadoopConfiguration()) {
             hadoop.put(e.getKey(), e.getValue());
         }
-        return new ScoringSpec(getModelPath(), getBackend(), getPrecision(), getDeterministic(), getBatchTokens(),
-                getTokenLogprobs(),
-                getTopK(), getTokensCol(), getTextCol(), spark.sparkContext().getConf().getInt(CPU_THREADS_CONF, 0),
-                hadoop);
+        return new ScoringSpec(ModelFiles.forExecutors(getModelPath()), getBackend(), getPrecision(), getDeterministic(),
+                getBatchTokens(), getTokenLogprobs(), getTopK(), getTokensCol(), getTextCol(),
+                spark.sparkContext().getConf().getInt(CPU_THREADS_CONF, 0), hadoop);
     }
 
     private String scoresStruct() {
