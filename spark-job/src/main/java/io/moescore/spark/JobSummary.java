@@ -43,7 +43,10 @@ public record JobSummary(long rows, long errorRows, long tokens, double wallSeco
         return errorRows + (resume == null ? 0 : resume.errorRowsReused());
     }
 
-    /** One executor's share: its device and how fast it scored while busy. */
+    /**
+     * One executor's share: its device and how fast it scored while busy, busy being the time at least one of
+     * its tasks was scoring (concurrent tasks sharing one GPU count once).
+     */
     public record ExecutorLine(String executorId, String host, String device, long rows, long tokens,
                                double busySeconds) {
         public double tokensPerSecond() {
@@ -61,15 +64,17 @@ public record JobSummary(long rows, long errorRows, long tokens, double wallSeco
         long tokens = 0;
         long[][] load = null;
         Map<String, long[]> byExecutor = new TreeMap<>();
+        Map<String, List<long[]>> intervals = new TreeMap<>();
         Map<String, TaskStats> anyOf = new LinkedHashMap<>();
         for (TaskStats s : perPartition.values()) {
             rows += s.rows();
             errors += s.errorRows();
             tokens += s.tokens();
-            long[] e = byExecutor.computeIfAbsent(s.executorId(), k -> new long[3]);
+            long[] e = byExecutor.computeIfAbsent(s.executorId(), k -> new long[2]);
             e[0] += s.rows();
             e[1] += s.tokens();
-            e[2] += s.nanos();
+            intervals.computeIfAbsent(s.executorId(), k -> new java.util.ArrayList<>())
+                    .add(new long[] {s.startNanos(), s.endNanos()});
             anyOf.putIfAbsent(s.executorId(), s);
             if (load == null) {
                 load = new long[s.expertLoad().length][];
@@ -86,9 +91,25 @@ public record JobSummary(long rows, long errorRows, long tokens, double wallSeco
         List<ExecutorLine> executors = byExecutor.entrySet().stream().map(en -> {
             TaskStats first = anyOf.get(en.getKey());
             return new ExecutorLine(en.getKey(), first.host(), first.device(), en.getValue()[0], en.getValue()[1],
-                    en.getValue()[2] / 1e9);
+                    unionNanos(intervals.get(en.getKey())) / 1e9);
         }).toList();
         return new JobSummary(rows, errors, tokens, wallSeconds, executors, load == null ? new long[0][] : load);
+    }
+
+    /** The length of the union of [start, end) intervals. */
+    static long unionNanos(List<long[]> intervals) {
+        List<long[]> sorted = new java.util.ArrayList<>(intervals);
+        sorted.sort(java.util.Comparator.comparingLong(i -> i[0]));
+        long total = 0;
+        long coveredTo = Long.MIN_VALUE;
+        for (long[] i : sorted) {
+            long from = Math.max(i[0], coveredTo);
+            if (i[1] > from) {
+                total += i[1] - from;
+                coveredTo = i[1];
+            }
+        }
+        return total;
     }
 
     public double tokensPerSecond() {

@@ -77,7 +77,7 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
                 }
                 if (!ready.hasNext() && !reported) {
                     reported = true;
-                    report(task, engine, load, counts, System.nanoTime() - start);
+                    report(task, engine, load, counts, start, System.nanoTime());
                 }
                 return ready.hasNext();
             }
@@ -222,7 +222,8 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
         return new GenericInternalRow(values.toArray());
     }
 
-    private void report(TaskContext task, Engine engine, ExpertLoad load, long[] counts, long nanos) {
+    private void report(TaskContext task, Engine engine, ExpertLoad load, long[] counts, long startNanos,
+                        long endNanos) {
         if (task == null || stats == null) {
             return;
         }
@@ -239,6 +240,6 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
             // keep what Spark told us
         }
         stats.add(new TaskStats(task.stageId(), task.partitionId(), task.attemptNumber(), executor, host,
-                engine.backend().deviceName(), counts[0], counts[1], counts[2], nanos, perLayer));
+                engine.backend().deviceName(), counts[0], counts[1], counts[2], startNanos, endNanos, perLayer));
     }
 }
