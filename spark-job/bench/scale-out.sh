@@ -11,7 +11,8 @@
 #
 # Environment: OUT (results, default /tmp/moescore-scale-out), GPUS (executors of the second run; default the
 # GPUs nvidia-smi lists, at least 2), BACKEND (cuda), MODEL (default: a synthetic OLMoE-1B-7B-shaped checkpoint
-# made by gpu-runtime/src/test/python/bench_peer.py), ROWS x SEQ tokens of random ids (2048 x 512 = 1M tokens),
+# made by gpu-runtime/src/test/python/bench_peer.py), ROWS x SEQ tokens of random ids (8192 x 512 = 4M tokens:
+# long enough that executor start and model load do not hide the scaling),
 # SUITE (portability suite: full), EXECUTOR_MEMORY (48g), WORK (input, cluster, scores: /tmp/moescore-scale-work),
 # MOESCORE_SPARK_LIB (the jars; default: built from
 # DEVCP on the device machine, else spark-job/target/lib).
@@ -20,7 +21,7 @@ home=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$home"
 out=${OUT:-/tmp/moescore-scale-out}
 backend=${BACKEND:-cuda}
-rows=${ROWS:-2048}
+rows=${ROWS:-8192}
 seq=${SEQ:-512}
 suite=${SUITE:-full}
 executor_memory=${EXECUTOR_MEMORY:-48g}
