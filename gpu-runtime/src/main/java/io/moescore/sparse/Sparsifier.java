@@ -235,6 +235,9 @@ public final class Sparsifier {
     static Map<String, double[]> inputNorms(Path model, ModelConfig config, List<int[]> calibration) {
         Map<String, double[]> sums = new HashMap<>();
         ExpertCalibration.run(model, config, calibration, (layer, expert, x, rows, hidden, swiglu, ffn) -> {
+            if (rows.length == 0) {
+                return;   // unreached so far: an all-zero norm would keep each group's first two, not fall back
+            }
             double[] in = sums.computeIfAbsent(layer + "/" + expert + "/gate_up", k -> new double[hidden]);
             double[] mid = sums.computeIfAbsent(layer + "/" + expert + "/down", k -> new double[ffn]);
             for (int r = 0; r < rows.length; r++) {
