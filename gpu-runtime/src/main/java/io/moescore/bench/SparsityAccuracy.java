@@ -18,8 +18,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Perplexity of a model dense, pruned 2:4 by magnitude and by wanda (calibrated on a separate file), on held-out
- * rows, with our engine (CPU backend, fp32). For the demo model:
+ * Perplexity of a model dense and pruned 2:4 by magnitude, wanda, SparseGPT one-shot and SparseGPT sequential (the
+ * last three calibrated on a separate file), on held-out rows, with our engine (CPU backend, fp32). For the demo
+ * model (the table in gpu-runtime/bench/NOTES.md, "2:4 accuracy"):
  *
  *   java ... io.moescore.bench.SparsityAccuracy demo/tiny-moe-code demo/calibration.jsonl demo/input.jsonl code- OUT.json
  */
@@ -75,14 +76,16 @@ public final class SparsityAccuracy {
         root.put("calibration_rows", calibration.size());
         root.put("calibration_tokens", calibration.stream().mapToLong(r -> r.length).sum());
         root.put("dense_perplexity", dense);
-        System.out.printf("%-10s %10s %8s%n", "method", "perplexity", "x dense");
-        System.out.printf("%-10s %10.2f %8.2f%n", "dense", dense, 1.0);
-        for (String method : new String[] {"magnitude", "wanda"}) {
-            Path out = tmp.resolve(method);
-            Sparsifier.sparsify(model, out, method, calibration);
+        System.out.printf("%-20s %10s %8s %s%n", "method", "perplexity", "x dense", "fell back to magnitude");
+        System.out.printf("%-20s %10.2f %8.2f%n", "dense", dense, 1.0);
+        for (String run : new String[] {"magnitude", "wanda", "sparsegpt", "sparsegpt-sequential"}) {
+            Path out = tmp.resolve(run);
+            boolean sequential = run.endsWith("-sequential");
+            Sparsifier.Result result = Sparsifier.sparsify(model, out, run.replace("-sequential", ""), sequential,
+                    calibration);
             double ppl = perplexity(out, eval);
-            root.put(method + "_perplexity", ppl);
-            System.out.printf("%-10s %10.2f %8.2f%n", method, ppl, ppl / dense);
+            root.put(run.replace('-', '_') + "_perplexity", ppl);
+            System.out.printf("%-20s %10.2f %8.2f %s%n", run, ppl, ppl / dense, result.fallbacksPerLayer());
         }
         new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(new File(args[4]), root);
     }

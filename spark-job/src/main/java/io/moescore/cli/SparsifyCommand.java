@@ -9,7 +9,7 @@ import picocli.CommandLine.Option;
 
 /** {@code moescore sparsify}: writes a 2:4 compressed checkpoint that executors load directly. */
 @Command(name = "sparsify", mixinStandardHelpOptions = true,
-        description = "Prunes every expert's weights 2:4 (magnitude or wanda) and writes a compressed checkpoint.")
+        description = "Prunes every expert's weights 2:4 (magnitude, wanda or sparsegpt) and writes a compressed checkpoint.")
 final class SparsifyCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "dense Hugging Face model directory")
     Path model;
@@ -20,11 +20,16 @@ final class SparsifyCommand implements Callable<Integer> {
     @Option(names = "--pattern", defaultValue = "2:4", description = "sparsity pattern (only 2:4)")
     String pattern;
 
-    @Option(names = "--method", defaultValue = "magnitude", description = "magnitude or wanda (default: ${DEFAULT-VALUE})")
+    @Option(names = "--method", defaultValue = "magnitude",
+            description = "magnitude, wanda or sparsegpt (default: ${DEFAULT-VALUE})")
     String method;
 
-    @Option(names = "--calibration", description = "JSON lines of {\"tokens\": [...]} for wanda")
+    @Option(names = "--calibration", description = "JSON lines of {\"tokens\": [...]} for wanda and sparsegpt")
     Path calibration;
+
+    @Option(names = "--sequential", description = "sparsegpt: calibrate each layer on activations through the "
+            + "already pruned layers before it (one calibration pass per MoE layer either way)")
+    boolean sequential;
 
     @Override
     public Integer call() throws Exception {
@@ -35,9 +40,12 @@ final class SparsifyCommand implements Callable<Integer> {
         List<int[]> rows = calibration == null ? List.of()
                 : io.moescore.bench.SparsityAccuracy.calibrationRows(calibration);
         try {
-            Sparsifier.Result r = Sparsifier.sparsify(model, out, method, rows);
-            System.err.printf("moescore: pruned %d expert weights 2:4 by %s (%d calibration tokens) into %s%n",
-                    r.tensorsPruned(), method, r.calibrationTokens(), out);
+            Sparsifier.Result r = Sparsifier.sparsify(model, out, method, sequential, rows);
+            System.err.printf("moescore: pruned %d expert weights 2:4 by %s%s (%d calibration tokens) into %s%n",
+                    r.tensorsPruned(), method, sequential ? " (sequential)" : "", r.calibrationTokens(), out);
+            r.fallbacksPerLayer().forEach((layer, count) -> System.err.printf(
+                    "moescore: layer %d: %d expert weights fell back to magnitude (no calibration token reached "
+                            + "their expert)%n", layer, count));
             return 0;
         } catch (IllegalArgumentException | io.moescore.model.ModelFormatException e) {
             System.err.println("moescore sparsify: " + e.getMessage());

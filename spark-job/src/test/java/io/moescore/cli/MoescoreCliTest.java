@@ -51,6 +51,10 @@ class MoescoreCliTest {
                 "--output", dir.resolve("o.jsonl").toString(), "--backend", "cpu", "--threads", "1"));
         assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
                 "--method", "wanda"), "wanda without calibration data is a usage error");
+        assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
+                "--method", "sparsegpt"), "sparsegpt without calibration data is a usage error");
+        assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
+                "--method", "magnitude", "--sequential"), "--sequential is for sparsegpt only");
     }
 
     @Test
