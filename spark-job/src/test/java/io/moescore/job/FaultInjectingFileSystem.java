@@ -14,7 +14,9 @@ import org.apache.hadoop.fs.RawLocalFileSystem;
  * <ul>
  *   <li>{@code faulty.failOnce}: the first open of a file whose name contains this fails (an IOException, as a
  *       lost datanode would give); later opens succeed. "First" is per {@code faulty.stateDir}, across JVMs.</li>
- *   <li>{@code faulty.slowOnce} / {@code faulty.slowOnceMillis}: the first open of a matching file sleeps.</li>
+ *   <li>{@code faulty.slowOnce} / {@code faulty.slowOnceMillis}: the first open of a matching file waits until
+ *       another attempt has opened it too (an {@code opened-NAME-*} marker of {@code faulty.taskDelayMillis}), at
+ *       most slowOnceMillis: a speculative copy then always has a slow original, however loaded the machine.</li>
  *   <li>{@code faulty.delayMillis}: every open sleeps this long (stretches a job for a test to act meanwhile).</li>
  *   <li>{@code faulty.taskDelayMillis}: the same, and each open also leaves a marker {@code opened-NAME-NANOS} in
  *       the state folder, so a test sees tasks start.</li>
@@ -59,7 +61,10 @@ public class FaultInjectingFileSystem extends RawLocalFileSystem {
         }
         String slowOnce = conf.get("faulty.slowOnce");
         if (slowOnce != null && name.contains(slowOnce) && firstTime("slowed-" + name)) {
-            sleep(conf.getLong("faulty.slowOnceMillis", 0));
+            long deadline = System.nanoTime() + conf.getLong("faulty.slowOnceMillis", 0) * 1_000_000;
+            while (System.nanoTime() < deadline && openedCount(name) < 2) {
+                sleep(100);
+            }
         }
         return super.open(f, bufferSize);
     }
@@ -78,6 +83,13 @@ public class FaultInjectingFileSystem extends RawLocalFileSystem {
             return true;
         } catch (java.nio.file.FileAlreadyExistsException e) {
             return false;
+        }
+    }
+
+    /** How many attempts have opened the file so far (their {@code opened-NAME-*} markers). */
+    private long openedCount(String name) throws IOException {
+        try (var files = Files.list(Path.of(conf.get("faulty.stateDir")))) {
+            return files.filter(p -> p.getFileName().toString().startsWith("opened-" + name + "-")).count();
         }
     }
 

@@ -197,7 +197,7 @@ class StandaloneScoreJobTest {
         Path submitLog = tmp.resolve("spark-submit-speculation.log");
         Map<String, String> conf = new TreeMap<>(faultyInputConf(state));
         conf.put("spark.hadoop.faulty.slowOnce", "rows-5");
-        conf.put("spark.hadoop.faulty.slowOnceMillis", "15000");
+        conf.put("spark.hadoop.faulty.slowOnceMillis", "90000");  // a cap: the slow attempt waits for its copy
         conf.put("spark.hadoop.faulty.failOnce", "rows-2");
         conf.put("spark.speculation", "true");
         conf.put("spark.speculation.interval", "200ms");
