@@ -234,14 +234,17 @@ public final class GpuRuntime implements AutoCloseable {
         try {
             JCudaDriver.cuMemFree(p);
         } catch (jcuda.CudaException e) {
-            if (!isSticky(e)) {
+            if (stickyError(e) == null) {
                 throw e;
             }
         }
     }
 
-    private static boolean isSticky(jcuda.CudaException e) {
-        return e.getMessage() != null && STICKY_ERRORS.stream().anyMatch(c -> e.getMessage().contains(CUresult.stringFor(c)));
+    /** The name of the unrecoverable CUDA error a failed call reports, or null for any other error. */
+    private static String stickyError(jcuda.CudaException e) {
+        String message = e.getMessage();
+        return message == null ? null : STICKY_ERRORS.stream().map(CUresult::stringFor).filter(message::contains)
+                .findFirst().orElse(null);
     }
 
     /** Fails with a {@link GpuFaultException} naming the first unrecoverable error, if one happened here. */
@@ -265,19 +268,17 @@ public final class GpuRuntime implements AutoCloseable {
      * @param during what was running, for the message (an op name)
      */
     public RuntimeException fault(jcuda.CudaException e, String during) {
-        for (int code : STICKY_ERRORS) {
-            String error = CUresult.stringFor(code);
-            if (e.getMessage() != null && e.getMessage().contains(error)) {
-                synchronized (this) {
-                    if (brokenBy == null) {
-                        brokenBy = error + " (first seen in " + during + ")";
-                    }
-                }
-                return new GpuFaultException("CUDA device " + ordinal + " (" + name + "): " + error + " in " + during
-                        + "; the device's context is unusable for the rest of this process", e);
+        String error = stickyError(e);
+        if (error == null) {
+            return e;
+        }
+        synchronized (this) {
+            if (brokenBy == null) {
+                brokenBy = error + " (first seen in " + during + ")";
             }
         }
-        return e;
+        return new GpuFaultException("CUDA device " + ordinal + " (" + name + "): " + error + " in " + during
+                + "; the device's context is unusable for the rest of this process", e);
     }
 
     /** Unloads the kernels and releases the primary context. Only for tests and JVM shutdown. */
@@ -289,7 +290,7 @@ public final class GpuRuntime implements AutoCloseable {
             cuModuleUnload(module);
             cuDevicePrimaryCtxRelease(device);
         } catch (jcuda.CudaException e) {
-            if (!isSticky(e)) {
+            if (stickyError(e) == null) {
                 throw e;
             }
         }
