@@ -162,3 +162,4 @@ experts_down_sp24_sm90(const bf16* __restrict__ inter, const int* __restrict__ t
     sp_epi_combine<2, 16>(&acc[0][0], group * 128 + warp * 16, 64, 0, t, w, tokens, gates, out, perEntry, H);
 #endif
 }
+#include "sparse24_sm90_bulk.cu"

@@ -66,6 +66,8 @@ public final class ExpertLayerBenchmark {
             backends.put("-wgmma", new CudaBackend(0, Precision.BF16, Kernels.WGMMA));
             backends.put("-wgmma-n128", new CudaBackend(0, Precision.BF16, Kernels.WGMMA_N128));
             backends.put("-mma", new CudaBackend(0, Precision.BF16, Kernels.MMA_SYNC));
+            backends.put("-sp-bulk", new CudaBackend(0, Precision.BF16, Kernels.WGMMA_SP_BULK));
+            backends.put("-sp-cluster", new CudaBackend(0, Precision.BF16, Kernels.WGMMA_SP_CLUSTER));
         }
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = json.createObjectNode();
@@ -135,7 +137,9 @@ public final class ExpertLayerBenchmark {
                      Tensor o = gpu.activation(tokens, h)) {
                     List<String> kernels = new java.util.ArrayList<>();
                     for (String suffix : backends.keySet()) {
-                        kernels.add("dense" + suffix);
+                        if (!suffix.startsWith("-sp-")) {  // those differ from -wgmma in the 2:4 kernel only
+                            kernels.add("dense" + suffix);
+                        }
                         if (!suffix.equals("-wgmma-n128")) {
                             kernels.add("2:4" + suffix);
                         }
