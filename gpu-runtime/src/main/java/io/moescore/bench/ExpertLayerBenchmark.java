@@ -66,8 +66,6 @@ public final class ExpertLayerBenchmark {
             backends.put("-wgmma", new CudaBackend(0, Precision.BF16, Kernels.WGMMA));
             backends.put("-wgmma-n128", new CudaBackend(0, Precision.BF16, Kernels.WGMMA_N128));
             backends.put("-mma", new CudaBackend(0, Precision.BF16, Kernels.MMA_SYNC));
-            backends.put("-sp-bulk", new CudaBackend(0, Precision.BF16, Kernels.WGMMA_SP_BULK));
-            backends.put("-sp-cluster", new CudaBackend(0, Precision.BF16, Kernels.WGMMA_SP_CLUSTER));
         }
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = json.createObjectNode();
@@ -104,7 +102,9 @@ public final class ExpertLayerBenchmark {
             Files.createDirectories(file);
             writer.write(file.resolve("model.safetensors"));
             dense = null; // let the host copies go
+            // each backend uploads the experts in the layout its kernels read (pre-tiled for wgmma on a Hopper)
             ExpertWeights denseWeights;
+            ExpertWeights denseMmaWeights = null;
             try (Checkpoint c = Checkpoint.open(file)) {
                 WeightSlice[][] slices = new WeightSlice[3][s.experts()];
                 for (int e = 0; e < s.experts(); e++) {
@@ -113,9 +113,14 @@ public final class ExpertLayerBenchmark {
                     slices[2][e] = WeightSlice.whole(c.get("w2_" + e), h, f);
                 }
                 denseWeights = gpu.expertWeights(slices[0], slices[1], slices[2]);
+                if (backends.containsKey("-mma")) {
+                    denseMmaWeights = backends.get("-mma").expertWeights(slices[0], slices[1], slices[2]);
+                }
             }
             Files.delete(file.resolve("model.safetensors"));
             ExpertWeights sparseWeights = gpu.sparseExpertWeights(packed[0], packed[1], packed[2]);
+            ExpertWeights sparseMmaWeights = backends.containsKey("-mma")
+                    ? backends.get("-mma").sparseExpertWeights(packed[0], packed[1], packed[2]) : null;
             packed = null;
             long denseBytes = 3L * s.experts() * h * f * 2;
             long sparseBytes = 3L * s.experts() * h * f + 3L * s.experts() * h * f / 8;
@@ -137,15 +142,15 @@ public final class ExpertLayerBenchmark {
                      Tensor o = gpu.activation(tokens, h)) {
                     List<String> kernels = new java.util.ArrayList<>();
                     for (String suffix : backends.keySet()) {
-                        if (!suffix.startsWith("-sp-")) {  // those differ from -wgmma in the 2:4 kernel only
-                            kernels.add("dense" + suffix);
-                        }
-                        if (!suffix.equals("-wgmma-n128")) {
+                        kernels.add("dense" + suffix);
+                        if (suffix.isEmpty() || suffix.equals("-mma")) {  // wgmma.sp is the only 2:4 kernel on a Hopper
                             kernels.add("2:4" + suffix);
                         }
                     }
                     for (String kernel : kernels) {
-                        ExpertWeights w = kernel.startsWith("2:4") ? sparseWeights : denseWeights;
+                        ExpertWeights w = kernel.equals("2:4-mma") ? sparseMmaWeights
+                                : kernel.equals("dense-mma") ? denseMmaWeights
+                                : kernel.startsWith("2:4") ? sparseWeights : denseWeights;
                         CudaBackend b = backends.get(kernel.substring(kernel.startsWith("2:4") ? 3 : 5));
                         double[] ms = new double[10];
                         for (int r = -2; r < ms.length; r++) {
@@ -177,6 +182,10 @@ public final class ExpertLayerBenchmark {
             }
             denseWeights.close();
             sparseWeights.close();
+            if (sparseMmaWeights != null) {
+                sparseMmaWeights.close();
+                denseMmaWeights.close();
+            }
         }
         root.putPOJO("tuned_kernels", gpu.tunedKernels());
         json.writerWithDefaultPrettyPrinter().writeValue(out, root);

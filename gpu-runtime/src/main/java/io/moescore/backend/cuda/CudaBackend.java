@@ -50,12 +50,12 @@ public final class CudaBackend implements Backend {
     private static final int ATTENTION_KEYS = 32;
     /** sizeof(SpShared) in sparse24.cu: three stages of values, metadata and token tiles. */
     private static final int SPARSE_SHARED_BYTES = 3 * ((256 * 40 * 2) + (256 * 2 * 4) + (128 * 72 * 2));
-    /** SPARSE_SM90_SHARED_BYTES in sparse24_sm90.cu: three stages of values, tokens and metadata, + 1024. */
-    private static final int SPARSE_SM90_SHARED_BYTES = 3 * (256 * 128 + 128 * 256 + 256 * 16) + 1024;
-    /** SPB_W_BYTES in sparse24_sm90_bulk.cu: one pre-tiled weight stage (256 rows x 128 k, values and metadata). */
+    /** S90_W_BLOCK_BYTES in gemm_sm90.cu: one pre-tiled dense weight block (128 rows x 64 k, bf16). */
+    private static final int DENSE_TILED_BLOCK_BYTES = 128 * 128;
+    /** SP9_W_BYTES in sparse24_sm90.cu: one pre-tiled weight stage (256 rows x 128 k, values and metadata). */
     private static final int SPARSE_TILED_STAGE_BYTES = 2 * (128 * 128 + 128 * 16);
-    /** SPARSE_BULK_SHARED_BYTES: three stages of pre-tiled weights and tokens, + 1024, + the mbarriers. */
-    private static final int SPARSE_BULK_SHARED_BYTES = 3 * (SPARSE_TILED_STAGE_BYTES + 128 * 256) + 1024 + 64;
+    /** SPARSE_SM90_SHARED_BYTES: three stages of pre-tiled weights and tokens, + 1024 (alignment), + mbarriers. */
+    private static final int SPARSE_SM90_SHARED_BYTES = 3 * (SPARSE_TILED_STAGE_BYTES + 128 * 256) + 1024 + 64;
     /** GEMM_SHARED_BYTES in gemm.cu: three stages of 128 x 32 A and 256 x 32 W tiles, rows padded to 40 bf16. */
     private static final int GEMM_SHARED_BYTES = 3 * (128 + 256) * 40 * 2;
     /** The lm_head step computes logits for at most this many (token, vocab) pairs at a time. */
@@ -99,7 +99,7 @@ public final class CudaBackend implements Backend {
         this.precision = precision;
         this.deterministic = deterministic;
         boolean hopper = gpu.computeCapability().equals("9.0");
-        if (kernels.hopperOnly() && !hopper) {
+        if ((kernels == Kernels.WGMMA || kernels == Kernels.WGMMA_N128) && !hopper) {
             throw new IllegalArgumentException("wgmma kernels need compute capability 9.0, not " + gpu.computeCapability());
         }
         Kernels fixed = hopper ? Kernels.WGMMA : Kernels.MMA_SYNC;
@@ -116,21 +116,18 @@ public final class CudaBackend implements Backend {
     private List<String> gemmVariants(String family) {
         return switch (kernels) {
             case TUNED -> List.of(family + "_sm90", family + "_sm90_n128", family);
-            case WGMMA, WGMMA_SP_BULK, WGMMA_SP_CLUSTER -> List.of(family + "_sm90");
+            case WGMMA -> List.of(family + "_sm90");
             case WGMMA_N128 -> List.of(family + "_sm90_n128");
             case MMA_SYNC -> List.of(family);
         };
     }
 
-    /** The 2:4 kernel suffixes (sparse24.cu: mma.sp; sparse24_sm90.cu: wgmma.sp) this backend may run. */
-    private List<String> sparseVariants() {
-        return switch (kernels) {
-            case TUNED -> List.of("_sp24_sm90", "_sp24b_sm90", "_sp24c_sm90", "_sp24");
-            case WGMMA, WGMMA_N128 -> List.of("_sp24_sm90");
-            case WGMMA_SP_BULK -> List.of("_sp24b_sm90");
-            case WGMMA_SP_CLUSTER -> List.of("_sp24c_sm90");
-            case MMA_SYNC -> List.of("_sp24");
-        };
+    /**
+     * Whether this backend's 2:4 experts run on wgmma.sp (sparse24_sm90.cu), which reads them pre-tiled, rather
+     * than on mma.sp (sparse24.cu, what sm_80-89 run; pinned with MMA_SYNC on a Hopper too).
+     */
+    private boolean sparseOnWgmma() {
+        return kernels != Kernels.MMA_SYNC;  // TUNED and MMA_SYNC are the only families left off a Hopper
     }
 
     /** Weight rows per block of a dense GEMM kernel (BN of gemm.cu, BNT of gemm_sm90.cu). */
@@ -140,6 +137,9 @@ public final class CudaBackend implements Backend {
 
     /** GEMM_SM90_SHARED_BYTES(BNT) of gemm_sm90.cu, or GEMM_SHARED_BYTES of gemm.cu. */
     private static int gemmSharedBytes(String kernel) {
+        if (kernel.contains("_sm90t")) {  // + the mbarriers of the pre-tiled kernels
+            return 4 * (128 + gemmTile(kernel)) * 128 + 1024 + 64;
+        }
         return kernel.contains("_sm90") ? 4 * (128 + gemmTile(kernel)) * 128 + 1024 : GEMM_SHARED_BYTES;
     }
 
@@ -152,7 +152,7 @@ public final class CudaBackend implements Backend {
     public String gemmPath() {
         return switch (kernels) {
             case TUNED -> "tuned (wgmma 128x256, wgmma 128x128, mma.sync)";
-            case WGMMA, WGMMA_SP_BULK, WGMMA_SP_CLUSTER -> "wgmma 128x256 (sm_90a)";
+            case WGMMA -> "wgmma 128x256 (sm_90a)";
             case WGMMA_N128 -> "wgmma 128x128 (sm_90a)";
             case MMA_SYNC -> "mma.sync";
         };
@@ -160,13 +160,7 @@ public final class CudaBackend implements Backend {
 
     /** Which kernels the 2:4 expert layers use here. */
     public String sparsePath() {
-        return switch (kernels) {
-            case TUNED -> "tuned (wgmma.sp, wgmma.sp bulk, wgmma.sp cluster, mma.sp)";
-            case WGMMA, WGMMA_N128 -> "wgmma.sp (sm_90a)";
-            case WGMMA_SP_BULK -> "wgmma.sp, bulk-copied pre-tiled weights (sm_90a)";
-            case WGMMA_SP_CLUSTER -> "wgmma.sp, bulk-copied pre-tiled weights multicast in clusters of 2 (sm_90a)";
-            case MMA_SYNC -> "mma.sp";
-        };
+        return sparseOnWgmma() ? "wgmma.sp, bulk-copied pre-tiled weights (sm_90a)" : "mma.sp";
     }
 
     public Precision precision() {
@@ -360,7 +354,27 @@ public final class CudaBackend implements Backend {
             }
             uploadRows(down[x], down[x].firstElement(), hidden, ffn, parts, downSlab.withByteOffset(x * expertDown * 2));
         }
-        return new CudaExperts(e, ffn, hidden, gateUp, downSlab, parts);
+        if (!sparseOnWgmma() || precision != Precision.BF16) {
+            return new CudaExperts(e, ffn, hidden, gateUp, downSlab, parts, false);
+        }
+        // wgmma on a Hopper, bf16 inputs: the pre-tiled layout the bulk-copy kernels read (gemm_sm90.cu)
+        try {
+            CUdeviceptr gateUpTiled = tileDense(gateUp, e, 2 * ffn, hidden);
+            CUdeviceptr downTiled = tileDense(downSlab, e, hidden, ffn);
+            return new CudaExperts(e, ffn, hidden, gateUpTiled, downTiled, parts, true);
+        } finally {
+            GpuRuntime.free(gateUp);
+            GpuRuntime.free(downSlab);
+        }
+    }
+
+    /** A weight [e][rows][cols] bf16 copied into the pre-tiled layout of gemm_sm90.cu (128 x 64 blocks). */
+    private CUdeviceptr tileDense(CUdeviceptr plain, int e, int rows, int cols) {
+        int tiles = (int) blocks(rows, 128);
+        CUdeviceptr tiled = allocateWeight((long) e * tiles * blocks(cols, 64) * DENSE_TILED_BLOCK_BYTES);
+        launch("tile_dense_sm90", blocks(cols, 64), e * tiles, 128, 0, plain, tiled, rows, cols, tiles);
+        cuStreamSynchronize(gpu.stream());
+        return tiled;
     }
 
     @Override
@@ -398,8 +412,8 @@ public final class CudaBackend implements Backend {
             cuMemcpyHtoD(dv.withByteOffset(x * dValues * 2), Pointer.to(toBf16(down[x].values())), dValues * 2);
             cuMemcpyHtoD(dm.withByteOffset(x * dMeta * 4), Pointer.to(down[x].meta()), dMeta * 4);
         }
-        if (!gpu.computeCapability().equals("9.0")) {
-            return new CudaSparseExperts(e, ffn, hidden, guv, gum, dv, dm, null, null, 0);
+        if (!sparseOnWgmma()) {
+            return new CudaSparseExperts(e, ffn, hidden, guv, gum, dv, dm);
         }
         long guTiled = tiledSparseBytes(e, 2 * ffn, hidden);
         long dTiled = tiledSparseBytes(e, hidden, ffn);
@@ -408,7 +422,10 @@ public final class CudaBackend implements Backend {
         tileSparse(guv, gum, gut, e, 2 * ffn, hidden);
         tileSparse(dv, dm, dt, e, hidden, ffn);
         cuStreamSynchronize(gpu.stream());
-        return new CudaSparseExperts(e, ffn, hidden, guv, gum, dv, dm, gut, dt, guTiled + dTiled);
+        for (CUdeviceptr packed : new CUdeviceptr[] {guv, gum, dv, dm}) {
+            GpuRuntime.free(packed);
+        }
+        return new CudaSparseExperts(e, ffn, hidden, gut, dt, guTiled + dTiled);
     }
 
     /** Bytes of a 2:4 weight [e][rows][cols] pre-tiled for the bulk-copy kernels: 256-row x 128-k blocks. */
@@ -795,8 +812,11 @@ public final class CudaBackend implements Backend {
                 launch(down, items, (int) blocks(h, gemmTile(down)), 256, shared, inter, tokens, gates, offsets,
                         workList.device, w.down, out.f32, perEntry, h, f, aParts, w.parts);
             };
+            // pre-tiled weights: the wgmma kernels that read them (_sm90t: bulk copies), never mma.sync
+            List<String> variants = w.tiled ? gemmVariants("experts_gate_up").stream().filter(v -> v.contains("_sm90"))
+                    .map(v -> v.replace("_sm90", "_sm90t")).toList() : gemmVariants("experts_gate_up");
             run.accept(choose("experts " + counts.length + "x" + f + "x" + h + " entries " + KernelTuner.bucket(entries)
-                    + " parts " + aParts + "/" + w.parts, gemmVariants("experts_gate_up"), run));
+                    + " parts " + aParts + "/" + w.parts + (w.tiled ? " tiled" : ""), variants, run));
             finishCombine(combine, perEntry, offsets, tokens, out);
         } finally {
             if (perEntry != null) {
@@ -819,22 +839,6 @@ public final class CudaBackend implements Backend {
         return work.stream().mapToInt(Integer::intValue).toArray();
     }
 
-    /**
-     * Work items for the cluster kernels (_sp24c): as {@link #workList}, each expert's items padded to an even
-     * count with an empty item (first row past its tokens), so both blocks of a cluster share an expert.
-     */
-    private static int[] pairedWorkList(int[] counts) {
-        List<Integer> work = new ArrayList<>();
-        for (int e = 0; e < counts.length; e++) {
-            int items = (counts[e] + GEMM_TILE - 1) / GEMM_TILE;
-            for (int i = 0; i < items + (items % 2); i++) {
-                work.add(e);
-                work.add(i * GEMM_TILE);
-            }
-        }
-        return work.stream().mapToInt(Integer::intValue).toArray();
-    }
-
     /** The dual-sparse expert launches: 2:4 weights on Sparse Tensor Cores, tokens gathered by index. */
     private void runSparseExperts(CudaTensor x, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates,
                                   int[] counts, CudaSparseExperts w, CudaTensor out, CombineOrder combine) {
@@ -850,39 +854,29 @@ public final class CudaBackend implements Backend {
         int[] work = workList(counts);
         CUdeviceptr xb = gemmInput(x, 1, pool);  // one bf16 copy: the 2:4 kernels take no split inputs
         CUdeviceptr perEntry = startCombine(combine, entries, h);
-        List<String> variants = sparseVariants().stream()
-                .filter(v -> w.tiled() || !(v.startsWith("_sp24b") || v.startsWith("_sp24c"))).toList();
-        try (CudaTensor.Ints workList = upload(work); CudaTensor.Ints pairedList = upload(pairedWorkList(counts))) {
-            // wgmma.sp on a Hopper (sparse24_sm90.cu; b, c: bulk-copied pre-tiled weights, sparse24_sm90_bulk.cu),
-            // mma.sp everywhere (sparse24.cu)
-            Consumer<String> run = suffix -> {
-                String gateUp = "experts_gate_up" + suffix;
-                String down = "experts_down" + suffix;
-                boolean bulk = suffix.startsWith("_sp24b") || suffix.startsWith("_sp24c");
-                boolean paired = suffix.startsWith("_sp24c");
-                int shared = bulk ? SPARSE_BULK_SHARED_BYTES
-                        : suffix.endsWith("_sm90") ? SPARSE_SM90_SHARED_BYTES : SPARSE_SHARED_BYTES;
-                gpu.allowSharedMemory(gpu.function(gateUp), shared);
-                gpu.allowSharedMemory(gpu.function(down), shared);
-                CudaTensor.Ints items = paired ? pairedList : workList;
-                long itemCount = items.host.length / 2;
-                int guTiles = (int) blocks(2L * f, SPARSE_ROW_TILE);
-                int dTiles = (int) blocks(h, SPARSE_ROW_TILE);
-                cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
-                if (bulk) {
-                    launch(gateUp, itemCount, guTiles, 256, shared, xb, tokens, offsets, items.device, w.gateUpTiled,
-                            inter, f, h);
-                    launch(down, itemCount, dTiles, 256, shared, inter, tokens, gates, offsets, items.device,
-                            w.downTiled, out.f32, perEntry, h, f);
-                } else {
-                    launch(gateUp, itemCount, guTiles, 256, shared, xb, tokens, offsets, items.device,
-                            w.gateUpValues, w.gateUpMeta, inter, f, h);
-                    launch(down, itemCount, dTiles, 256, shared, inter, tokens, gates, offsets, items.device,
-                            w.downValues, w.downMeta, out.f32, perEntry, h, f);
-                }
-            };
-            run.accept(choose("experts 2:4 " + counts.length + "x" + f + "x" + h + " entries "
-                    + KernelTuner.bucket(entries), variants, run));
+        try (CudaTensor.Ints workList = upload(work)) {
+            // wgmma.sp on the pre-tiled weights of a Hopper (sparse24_sm90.cu), mma.sp on the packed ones (sparse24.cu)
+            boolean tiled = w.tiled();
+            String gateUp = tiled ? "experts_gate_up_sp24_sm90" : "experts_gate_up_sp24";
+            String down = tiled ? "experts_down_sp24_sm90" : "experts_down_sp24";
+            int shared = tiled ? SPARSE_SM90_SHARED_BYTES : SPARSE_SHARED_BYTES;
+            gpu.allowSharedMemory(gpu.function(gateUp), shared);
+            gpu.allowSharedMemory(gpu.function(down), shared);
+            int items = work.length / 2;
+            int guTiles = (int) blocks(2L * f, SPARSE_ROW_TILE);
+            int dTiles = (int) blocks(h, SPARSE_ROW_TILE);
+            cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
+            if (tiled) {
+                launch(gateUp, items, guTiles, 256, shared, xb, tokens, offsets, workList.device, w.gateUpTiled, inter,
+                        f, h);
+                launch(down, items, dTiles, 256, shared, inter, tokens, gates, offsets, workList.device, w.downTiled,
+                        out.f32, perEntry, h, f);
+            } else {
+                launch(gateUp, items, guTiles, 256, shared, xb, tokens, offsets, workList.device, w.gateUpValues,
+                        w.gateUpMeta, inter, f, h);
+                launch(down, items, dTiles, 256, shared, inter, tokens, gates, offsets, workList.device, w.downValues,
+                        w.downMeta, out.f32, perEntry, h, f);
+            }
             finishCombine(combine, perEntry, offsets, tokens, out);
         } finally {
             if (perEntry != null) {

@@ -11,15 +11,6 @@ public enum Kernels {
     WGMMA,
     /** wgmma, 128 x 128 tiles; wgmma.sp for 2:4 (sm_90a). */
     WGMMA_N128,
-    /** wgmma 128 x 256; 2:4 on wgmma.sp with the weights pre-tiled and loaded by bulk copies (sm_90a). */
-    WGMMA_SP_BULK,
-    /** As WGMMA_SP_BULK, blocks in clusters of two multicasting each weight stage to both (sm_90a). */
-    WGMMA_SP_CLUSTER,
     /** mma.sync and mma.sp: what sm_80-89 run. */
-    MMA_SYNC;
-
-    /** Whether the family needs a Hopper (sm_90a). */
-    boolean hopperOnly() {
-        return this != TUNED && this != MMA_SYNC;
-    }
+    MMA_SYNC
 }

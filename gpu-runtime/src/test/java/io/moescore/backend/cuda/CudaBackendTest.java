@@ -130,19 +130,17 @@ class CudaBackendTest {
 
     /**
      * The default backend runs whichever kernel the autotuner picks per shape: every kernel family this GPU has is
-     * also checked pinned (on a Hopper: wgmma 128x256, wgmma 128x128 and the three wgmma.sp kernels, and the mma.sync / mma.sp
+     * also checked pinned (on a Hopper: wgmma 128x256, wgmma 128x128 and wgmma.sp, and the mma.sync / mma.sp
      * kernels of sm_80-89).
      */
     @Test
     void everyKernelFamilyMatchesTheCpu() throws IOException {
         boolean hopper = GpuRuntime.forDevice(0).computeCapability().equals("9.0");
-        for (Kernels k : hopper ? new Kernels[] {Kernels.WGMMA, Kernels.WGMMA_N128, Kernels.WGMMA_SP_BULK,
-            Kernels.WGMMA_SP_CLUSTER, Kernels.MMA_SYNC} : new Kernels[] {Kernels.MMA_SYNC}) {
+        for (Kernels k : hopper ? new Kernels[] {Kernels.WGMMA, Kernels.WGMMA_N128, Kernels.MMA_SYNC}
+                : new Kernels[] {Kernels.MMA_SYNC}) {
             CudaBackend pinned = new CudaBackend(0, io.moescore.backend.Precision.BF16, k);
-            if (k != Kernels.WGMMA_SP_BULK && k != Kernels.WGMMA_SP_CLUSTER) {  // their dense kernels are WGMMA's
-                linearAgainstCpu(pinned);
-                expertsAgainstCpu(pinned);
-            }
+            linearAgainstCpu(pinned);
+            expertsAgainstCpu(pinned);
             if (k != Kernels.WGMMA_N128) {
                 sparseExpertsAgainstCpu(pinned);
             }
