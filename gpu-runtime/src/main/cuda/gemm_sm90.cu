@@ -188,9 +188,11 @@ __device__ __forceinline__ void gemm_mainloop_sm90(const TileArgs& t, float (&ac
 // The same loop over pre-tiled expert weights (tile_dense_sm90): each stage's BNT weight rows arrive as BNT / 128
 // bulk copies of 16 KB, started by thread 0 and awaited on the slot's mbarrier, so the threads issue only the
 // gathered activation rows (2048 cp.async per stage where there were 6144). bf16 inputs only (parts 1 / 1).
+// aTiled: null to gather the activation rows with cp.async; else this tile's stages already laid out as shared
+// memory holds them (the tiled intermediate of epi_swiglu_tiled), one S90_A_BYTES block each, bulk-copied too.
 template <int BNT>
 __device__ __forceinline__ void gemm_mainloop_sm90_tiled(const TileArgs& t, const unsigned char* wTiled,
-                                                         float (&acc)[BNT / 2]) {
+                                                         const unsigned char* aTiled, float (&acc)[BNT / 2]) {
     extern __shared__ __align__(16) unsigned char gemm_smem[];
     unsigned char* base = (unsigned char*)(((uintptr_t)gemm_smem + 1023) & ~(uintptr_t)1023);
     unsigned char* sA = base;
@@ -210,14 +212,16 @@ __device__ __forceinline__ void gemm_mainloop_sm90_tiled(const TileArgs& t, cons
     int firstBlock = t.n0 / 128, blocks = min(BNT / 128, (t.N + 127) / 128 - firstBlock);
     auto load_stage = [&](int kt) {
         int slot = kt % S90_STAGES;
+        unsigned char* a = sA + slot * S90_A_BYTES;
         if (issuer) {  // rows past N (a partial last tile) keep stale bytes: their columns are never stored
-            mbar_expect_tx(&weightsLanded[slot], blocks * S90_W_BLOCK_BYTES);
+            mbar_expect_tx(&weightsLanded[slot], blocks * S90_W_BLOCK_BYTES + (aTiled ? S90_A_BYTES : 0));
             for (int j = 0; j < blocks; j++)
                 bulk_copy(sW + slot * W_BYTES + j * S90_W_BLOCK_BYTES,
                           wTiled + ((size_t)(firstBlock + j) * kTiles + kt) * S90_W_BLOCK_BYTES, S90_W_BLOCK_BYTES,
                           &weightsLanded[slot]);
+            if (aTiled) bulk_copy(a, aTiled + (size_t)kt * S90_A_BYTES, S90_A_BYTES, &weightsLanded[slot]);
         }
-        unsigned char* a = sA + slot * S90_A_BYTES;
+        if (aTiled) return;
 #pragma unroll
         for (int i = 0; i < BM * 8 / GEMM_THREADS; i++) {
             int chunk = threadIdx.x + i * GEMM_THREADS;
@@ -321,32 +325,58 @@ __device__ __forceinline__ void down_sm90(const bf16* inter, const int* tokens, 
 GEMM_SM90_KERNELS(, 256)
 GEMM_SM90_KERNELS(_n128, 128)
 
-// Expert launches over pre-tiled weights (same arguments as the plain ones; aParts and wParts are 1).
+// Expert launches over pre-tiled weights (the plain ones' arguments; aParts and wParts are 1, and the intermediate
+// is tiled per work item: [items][F / 64 stages][128 rows x 128 bytes, swizzled], the down kernel's A stages).
+
+// epi_swiglu's math, writing that tiled intermediate. Columns past F are never written: the caller zeroes the
+// buffer when F % 64 != 0 (zero weights times stale bytes could be NaN).
+template <int NI>
+__device__ __forceinline__ void epi_swiglu_tiled(const float* acc, int wm, const TileArgs& t, const Work& w,
+                                                 unsigned char* interTiled, int F) {
+#ifdef MOESCORE_WGMMA
+    int lane = threadIdx.x & 31;
+    int fStages = (F + S90_BK - 1) / S90_BK;
+    unsigned char* item = interTiled + (size_t)w.item * fStages * S90_A_BYTES;
+#pragma unroll
+    for (int ni = 0; ni < NI; ni += 2)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = wm + (lane >> 2) + (e >> 1) * 8;  // local row of the tile
+            int f = (t.n0 + ni * 8) / 2 + 2 * (lane & 3) + (e & 1);
+            if (w.m0 + r < w.count && f < F) {
+                float v = silu(acc[ni * 4 + e]) * acc[(ni + 1) * 4 + e];
+                *reinterpret_cast<bf16*>(item + (size_t)(f / S90_BK) * S90_A_BYTES + swizzled(r, (f & 63) >> 3) +
+                                         (f & 7) * 2) = __float2bfloat16(v);
+            }
+        }
+#endif
+}
 template <int BNT>
 __device__ __forceinline__ void gate_up_sm90_tiled(const bf16* x, const int* tokens, const int* offsets,
-                                                   const int* work, const unsigned char* wTiled, bf16* inter, int F,
-                                                   int H) {
+                                                   const int* work, const unsigned char* wTiled,
+                                                   unsigned char* interTiled, int F, int H) {
 #ifdef MOESCORE_WGMMA
     Work w = work_item(work, offsets);
     size_t expertBytes = (size_t)((2 * F + 127) / 128) * ((H + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
     TileArgs t{x, tokens, w.begin, w.count, nullptr, 2 * F, H, H, w.m0, w.tile * BNT};
     float acc[BNT / 2];
-    gemm_mainloop_sm90_tiled<BNT>(t, wTiled + w.expert * expertBytes, acc);
+    gemm_mainloop_sm90_tiled<BNT>(t, wTiled + w.expert * expertBytes, nullptr, acc);
     int warp = threadIdx.x >> 5;
-    epi_swiglu<1, BNT / 8>(acc, (warp >> 2) * 64 + (warp & 3) * 16, 0, t, w, inter, F, 1);
+    epi_swiglu_tiled<BNT / 8>(acc, (warp >> 2) * 64 + (warp & 3) * 16, t, w, interTiled, F);
 #endif
 }
 
 template <int BNT>
-__device__ __forceinline__ void down_sm90_tiled(const bf16* inter, const int* tokens, const float* gates,
+__device__ __forceinline__ void down_sm90_tiled(const unsigned char* interTiled, const int* tokens, const float* gates,
                                                 const int* offsets, const int* work, const unsigned char* wTiled,
                                                 float* out, float* perEntry, int H, int F) {
 #ifdef MOESCORE_WGMMA
     Work w = work_item(work, offsets);
     size_t expertBytes = (size_t)((H + 127) / 128) * ((F + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
-    TileArgs t{inter, nullptr, w.begin, w.count, nullptr, H, F, F, w.m0, w.tile * BNT};
+    TileArgs t{nullptr, nullptr, w.begin, w.count, nullptr, H, F, F, w.m0, w.tile * BNT};
+    const unsigned char* aTiled = interTiled + (size_t)w.item * ((F + S90_BK - 1) / S90_BK) * S90_A_BYTES;
     float acc[BNT / 2];
-    gemm_mainloop_sm90_tiled<BNT>(t, wTiled + w.expert * expertBytes, acc);
+    gemm_mainloop_sm90_tiled<BNT>(t, wTiled + w.expert * expertBytes, aTiled, acc);
     int warp = threadIdx.x >> 5;
     epi_combine<1, BNT / 8>(acc, (warp >> 2) * 64 + (warp & 3) * 16, 0, t, w, tokens, gates, out, perEntry, H);
 #endif
@@ -356,12 +386,12 @@ __device__ __forceinline__ void down_sm90_tiled(const bf16* inter, const int* to
     extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
     experts_gate_up_sm90t##SUFFIX(const bf16* __restrict__ x, const int* __restrict__ tokens,                    \
                                   const int* __restrict__ offsets, const int* __restrict__ work,                \
-                                  const unsigned char* __restrict__ wTiled, bf16* __restrict__ inter, int F,    \
-                                  int H, int aParts, int wParts) {                                              \
+                                  const unsigned char* __restrict__ wTiled, unsigned char* __restrict__ inter,  \
+                                  int F, int H, int aParts, int wParts) {                                       \
         gate_up_sm90_tiled<BNT>(x, tokens, offsets, work, wTiled, inter, F, H);                                  \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
-    experts_down_sm90t##SUFFIX(const bf16* __restrict__ inter, const int* __restrict__ tokens,                   \
+    experts_down_sm90t##SUFFIX(const unsigned char* __restrict__ inter, const int* __restrict__ tokens,          \
                                const float* __restrict__ gates, const int* __restrict__ offsets,                \
                                const int* __restrict__ work, const unsigned char* __restrict__ wTiled,          \
                                float* __restrict__ out, float* __restrict__ perEntry, int H, int F, int aParts, \

@@ -90,8 +90,11 @@ __device__ __forceinline__ void sp9_load_tokens(const SpTile& t, int k0, unsigne
 }
 
 // acc[mb][64]: this warpgroup's slab mb (weight rows 128 * group + 64 * mb ..), mma-style per-warp layout.
-// wTile: this block's weight tile, one pre-tiled block of SP9_W_BYTES per stage.
-__device__ __forceinline__ void sp9_mainloop(const SpTile& t, const unsigned char* wTile, float (&acc)[2][64]) {
+// wTile: this block's weight tile, one pre-tiled block of SP9_W_BYTES per stage. tokenTile: null to gather the
+// token rows (t.rows) with cp.async; else their stages already in the shared-memory layout (the tiled
+// intermediate the gate+up kernel wrote), one SP9_B_BYTES block each, copied with the weights.
+__device__ __forceinline__ void sp9_mainloop(const SpTile& t, const unsigned char* wTile,
+                                             const unsigned char* tokenTile, float (&acc)[2][64]) {
     extern __shared__ __align__(16) unsigned char sp_smem[];
     unsigned char* base = (unsigned char*)(((uintptr_t)sp_smem + 1023) & ~(uintptr_t)1023);
     uint64_t* weightsLanded = reinterpret_cast<uint64_t*>(base + SP9_STAGES * SP9_STAGE_BYTES);  // per slot
@@ -112,10 +115,12 @@ __device__ __forceinline__ void sp9_mainloop(const SpTile& t, const unsigned cha
         unsigned char* stage = base + (kt % SP9_STAGES) * SP9_STAGE_BYTES;
         if (issuer) {
             uint64_t* landed = &weightsLanded[kt % SP9_STAGES];
-            mbar_expect_tx(landed, SP9_W_BYTES);
+            mbar_expect_tx(landed, tokenTile ? SP9_STAGE_BYTES : SP9_W_BYTES);
             bulk_copy(stage, wTile + (size_t)kt * SP9_W_BYTES, SP9_W_BYTES, landed);
+            if (tokenTile)
+                bulk_copy(stage + SP9_W_BYTES, tokenTile + (size_t)kt * SP9_B_BYTES, SP9_B_BYTES, landed);
         }
-        sp9_load_tokens(t, kt * SP9_K, stage + SP9_W_BYTES);
+        if (!tokenTile) sp9_load_tokens(t, kt * SP9_K, stage + SP9_W_BYTES);
     };
 #pragma unroll
     for (int s = 0; s < SP9_STAGES - 1; s++) {
@@ -127,7 +132,7 @@ __device__ __forceinline__ void sp9_mainloop(const SpTile& t, const unsigned cha
         asm volatile("cp.async.wait_group %0;\n" ::"n"(SP9_STAGES - 2));
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
         __syncthreads();  // tokens of stage kt visible to the tensor cores; every wgmma of stage kt-1 has completed
-        mbar_wait(&weightsLanded[kt % SP9_STAGES], (kt / SP9_STAGES) & 1);
+        mbar_wait(&weightsLanded[kt % SP9_STAGES], (kt / SP9_STAGES) & 1);  // and the token stage, if copied
         const unsigned char* half = stage + group * SP9_HALF_BYTES;
         const unsigned* sM = reinterpret_cast<const unsigned*>(half + 128 * 128);
         // metadata registers first (ordinary loads), then the wgmma batch
@@ -161,28 +166,57 @@ __device__ __forceinline__ void sp9_mainloop(const SpTile& t, const unsigned cha
     }
     asm volatile("cp.async.wait_group 0;\n" ::);
 }
+
+// The gate+up epilogue (sp_epi_swiglu's math) writing the intermediate tiled for the down kernel: per work item
+// and 128 columns one SP9_B_BYTES block laid out as the down kernel's token stage (two 128-byte column blocks of
+// 128 rows, swizzled), so that stage arrives by bulk copy. Columns past F are never written: the caller zeroes
+// the buffer when F % 128 != 0 (zero weights times stale bytes could be NaN).
+__device__ __forceinline__ void sp9_epi_swiglu_tiled(const float (&acc)[2][64], int wr, const SpTile& t,
+                                                     const Work& w, unsigned char* interTiled, int F) {
+    int lane = threadIdx.x & 31;
+    int fStages = (F + SP9_K - 1) / SP9_K;
+    unsigned char* item = interTiled + (size_t)w.item * fStages * SP9_B_BYTES;
+#pragma unroll
+    for (int mb = 0; mb < 2; mb++) {
+        int f = (t.r0 + wr + mb * 64) / 2 + (lane >> 2);
+        if (f >= F) continue;
+        unsigned char* column = item + (size_t)(f / SP9_K) * SP9_B_BYTES + ((f % SP9_K) >> 6) * (SP_TOKENS * 128) +
+                                (f & 7) * 2;
+        int chunk = (f & 63) >> 3;
+#pragma unroll
+        for (int ni = 0; ni < 16; ni++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int r = ni * 8 + 2 * (lane & 3) + e;  // local token of the tile
+                if (w.m0 + r < w.count)
+                    *reinterpret_cast<bf16*>(column + swizzled(r, chunk)) =
+                        __float2bfloat16(silu(acc[mb][ni * 4 + e]) * acc[mb][ni * 4 + 2 + e]);
+            }
+    }
+}
 #endif
 
 // Grid (work items, weight tiles) as the other expert kernels; `tiled`: the expert weight pre-tiled,
-// [E][tiles][stages] blocks of SP9_W_BYTES.
+// [E][tiles][stages] blocks of SP9_W_BYTES; `inter`: the intermediate, tiled per work item (sp9_epi_swiglu_tiled).
 extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
 experts_gate_up_sp24_sm90(const bf16* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
                           const int* __restrict__ work, const unsigned char* __restrict__ tiled,
-                          bf16* __restrict__ inter, int F, int H) {
+                          unsigned char* __restrict__ inter, int F, int H) {
 #ifdef MOESCORE_WGMMA_SP
     Work w = work_item(work, offsets);
     int kTiles = (H + SP9_K - 1) / SP9_K;
     const unsigned char* wTile = tiled + ((size_t)w.expert * gridDim.y + w.tile) * kTiles * SP9_W_BYTES;
     SpTile t{nullptr, nullptr, 2 * F, H, w.tile * SP_ROWS, x, tokens, w.begin, w.count, w.m0};
     float acc[2][64];
-    sp9_mainloop(t, wTile, acc);
+    sp9_mainloop(t, wTile, nullptr, acc);
     int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
-    sp_epi_swiglu<2, 16>(&acc[0][0], group * 128 + warp * 16, 64, 0, t, w, inter, F);
+    sp9_epi_swiglu_tiled(acc, group * 128 + warp * 16, t, w, inter, F);
 #endif
 }
 
 extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
-experts_down_sp24_sm90(const bf16* __restrict__ inter, const int* __restrict__ tokens, const float* __restrict__ gates,
+experts_down_sp24_sm90(const unsigned char* __restrict__ inter, const int* __restrict__ tokens,
+                       const float* __restrict__ gates,
                        const int* __restrict__ offsets, const int* __restrict__ work,
                        const unsigned char* __restrict__ tiled, float* __restrict__ out, float* __restrict__ perEntry,
                        int H, int F) {
@@ -190,9 +224,10 @@ experts_down_sp24_sm90(const bf16* __restrict__ inter, const int* __restrict__ t
     Work w = work_item(work, offsets);
     int kTiles = (F + SP9_K - 1) / SP9_K;
     const unsigned char* wTile = tiled + ((size_t)w.expert * gridDim.y + w.tile) * kTiles * SP9_W_BYTES;
-    SpTile t{nullptr, nullptr, H, F, w.tile * SP_ROWS, inter, nullptr, w.begin, w.count, w.m0};
+    SpTile t{nullptr, nullptr, H, F, w.tile * SP_ROWS, nullptr, nullptr, w.begin, w.count, w.m0};
+    const unsigned char* tokenTile = inter + (size_t)w.item * kTiles * SP9_B_BYTES;
     float acc[2][64];
-    sp9_mainloop(t, wTile, acc);
+    sp9_mainloop(t, wTile, tokenTile, acc);
     int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
     sp_epi_combine<2, 16>(&acc[0][0], group * 128 + warp * 16, 64, 0, t, w, tokens, gates, out, perEntry, H);
 #endif

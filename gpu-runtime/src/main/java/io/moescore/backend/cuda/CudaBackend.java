@@ -796,7 +796,10 @@ public final class CudaBackend implements Backend {
         int[] work = workList(counts);
         DevicePool pool = gpu.pool();
         int aParts = inputParts(w.parts);
-        CUdeviceptr inter = pool.allocate(entries * f * 2 * aParts);
+        // the intermediate: [entries, F x aParts] bf16, or with pre-tiled weights tiled per work item as the down
+        // kernel's activation stages (128 rows x 64 columns, gemm_sm90.cu), columns padded to a multiple of 64
+        long interBytes = w.tiled ? (long) (work.length / 2) * blocks(f, 64) * 128 * 64 * 2 : entries * f * 2 * aParts;
+        CUdeviceptr inter = pool.allocate(interBytes);
         CUdeviceptr xb = gemmInput(x, aParts, pool);
         CUdeviceptr perEntry = startCombine(combine, entries, h);
         try (CudaTensor.Ints workList = upload(work)) {
@@ -807,6 +810,9 @@ public final class CudaBackend implements Backend {
                 gpu.allowSharedMemory(gpu.function(gateUp), shared);
                 gpu.allowSharedMemory(gpu.function(down), shared);
                 cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
+                if (w.tiled && f % 64 != 0) {  // padding columns meet zero weights: no NaN bit patterns there
+                    cuMemsetD32Async(inter, 0, interBytes / 4, gpu.stream());
+                }
                 launch(gateUp, items, (int) blocks(2L * f, gemmTile(gateUp)), 256, shared, xb, tokens, offsets,
                         workList.device, w.gateUp, inter, f, h, aParts, w.parts);
                 launch(down, items, (int) blocks(h, gemmTile(down)), 256, shared, inter, tokens, gates, offsets,
@@ -822,7 +828,7 @@ public final class CudaBackend implements Backend {
             if (perEntry != null) {
                 pool.release(perEntry, entries * h * 4);
             }
-            pool.release(inter, entries * f * 2 * aParts);
+            pool.release(inter, interBytes);
             pool.release(xb, x.elements() * 2 * aParts);
         }
     }
@@ -850,13 +856,16 @@ public final class CudaBackend implements Backend {
             return;
         }
         DevicePool pool = gpu.pool();
-        CUdeviceptr inter = pool.allocate(entries * f * 2);
         int[] work = workList(counts);
+        boolean tiled = w.tiled();
+        // the intermediate: [entries, F] bf16, or on a Hopper tiled per work item as the down kernel's token stages
+        // (128 rows x 128 columns, sparse24_sm90.cu), columns padded to a multiple of 128
+        long interBytes = tiled ? (long) (work.length / 2) * blocks(f, 128) * 128 * 128 * 2 : entries * f * 2;
+        CUdeviceptr inter = pool.allocate(interBytes);
         CUdeviceptr xb = gemmInput(x, 1, pool);  // one bf16 copy: the 2:4 kernels take no split inputs
         CUdeviceptr perEntry = startCombine(combine, entries, h);
         try (CudaTensor.Ints workList = upload(work)) {
             // wgmma.sp on the pre-tiled weights of a Hopper (sparse24_sm90.cu), mma.sp on the packed ones (sparse24.cu)
-            boolean tiled = w.tiled();
             String gateUp = tiled ? "experts_gate_up_sp24_sm90" : "experts_gate_up_sp24";
             String down = tiled ? "experts_down_sp24_sm90" : "experts_down_sp24";
             int shared = tiled ? SPARSE_SM90_SHARED_BYTES : SPARSE_SHARED_BYTES;
@@ -867,6 +876,9 @@ public final class CudaBackend implements Backend {
             int dTiles = (int) blocks(h, SPARSE_ROW_TILE);
             cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
             if (tiled) {
+                if (f % 128 != 0) {  // padding columns meet zero weights: they must not hold NaN bit patterns
+                    cuMemsetD32Async(inter, 0, interBytes / 4, gpu.stream());
+                }
                 launch(gateUp, items, guTiles, 256, shared, xb, tokens, offsets, workList.device, w.gateUpTiled, inter,
                         f, h);
                 launch(down, items, dTiles, 256, shared, inter, tokens, gates, offsets, workList.device, w.downTiled,
@@ -883,7 +895,7 @@ public final class CudaBackend implements Backend {
                 pool.release(perEntry, entries * h * 4);
             }
             pool.release(xb, x.elements() * 2);
-            pool.release(inter, entries * f * 2);
+            pool.release(inter, interBytes);
         }
     }
 
