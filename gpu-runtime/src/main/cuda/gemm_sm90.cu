@@ -382,7 +382,24 @@ __device__ __forceinline__ void down_sm90_tiled(const unsigned char* interTiled,
 #endif
 }
 
+template <int BNT>
+__device__ __forceinline__ void linear_sm90_tiled(const bf16* A, const unsigned char* wTiled, const float* bias,
+                                                  float* out, int M, int N, int K) {
+#ifdef MOESCORE_WGMMA
+    TileArgs t{A, nullptr, 0, M, nullptr, N, K, K, (int)blockIdx.x * BM, (int)blockIdx.y * BNT};
+    float acc[BNT / 2];
+    gemm_mainloop_sm90_tiled<BNT>(t, wTiled, nullptr, acc);
+    int warp = threadIdx.x >> 5;
+    epi_store<1, BNT / 8>(acc, (warp >> 2) * 64 + (warp & 3) * 16, 0, t, bias, out, M, N);
+#endif
+}
+
 #define GEMM_SM90_TILED_KERNELS(SUFFIX, BNT)                                                                     \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
+    linear_bf16_sm90t##SUFFIX(const bf16* __restrict__ A, const unsigned char* __restrict__ wTiled,              \
+                              const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K) {    \
+        linear_sm90_tiled<BNT>(A, wTiled, bias, out, M, N, K);                                                   \
+    }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
     experts_gate_up_sm90t##SUFFIX(const bf16* __restrict__ x, const int* __restrict__ tokens,                    \
                                   const int* __restrict__ offsets, const int* __restrict__ work,                \

@@ -151,7 +151,7 @@ public final class CudaBackend implements Backend {
     /** Which kernels the dense GEMMs use here. */
     public String gemmPath() {
         return switch (kernels) {
-            case TUNED -> "tuned (wgmma 128x256, wgmma 128x128, mma.sync)";
+            case TUNED -> "tuned (wgmma 128x256, wgmma 128x128, mma.sync; in bf16 wgmma over pre-tiled weights)";
             case WGMMA -> "wgmma 128x256 (sm_90a)";
             case WGMMA_N128 -> "wgmma 128x128 (sm_90a)";
             case MMA_SYNC -> "mma.sync";
@@ -574,10 +574,39 @@ public final class CudaBackend implements Backend {
         int aParts = inputParts(weights.parts);
         CUdeviceptr xb = gemmInput(in, aParts, pool);
         try {
-            gemm(xb, weights.bf16, b, o.f32, in.rows, weights.rows, in.cols, aParts, weights.parts);
+            if (linearTiled(weights)) {
+                gemmTiled(xb, tiledWeight(weights), b, o.f32, in.rows, weights.rows, in.cols);
+            } else {
+                gemm(xb, weights.bf16, b, o.f32, in.rows, weights.rows, in.cols, aParts, weights.parts);
+            }
         } finally {
             pool.release(xb, in.elements() * 2 * aParts);
         }
+    }
+
+    /**
+     * Whether a linear layer runs on the bulk-copy kernels over a pre-tiled copy of its weight: wgmma on a Hopper
+     * in bf16 precision. The copy is made on the weight's first use and kept beside the plain rows, which the
+     * embedding (tied to lm_head in some models) and the other kernel families read.
+     */
+    private boolean linearTiled(CudaTensor w) {
+        return sparseOnWgmma() && precision == Precision.BF16 && w.parts == 1 && w.bf16 != null && w.cols % 8 == 0;
+    }
+
+    private CUdeviceptr tiledWeight(CudaTensor w) {
+        return w.tiled(t -> tileDense(t.bf16, 1, t.rows, t.cols));
+    }
+
+    /** out = a w^T (+ bias) over pre-tiled w (n rows, k columns): the linear_bf16_sm90t kernels, tuned per shape. */
+    private void gemmTiled(CUdeviceptr a, CUdeviceptr wTiled, CUdeviceptr bias, CUdeviceptr out, int m, int n, int k) {
+        Consumer<String> run = kernel -> {
+            gpu.allowSharedMemory(gpu.function(kernel), gemmSharedBytes(kernel));
+            launch(kernel, blocks(m, GEMM_TILE), (int) blocks(n, gemmTile(kernel)), 256, gemmSharedBytes(kernel), a,
+                    wTiled, bias, out, m, n, k);
+        };
+        List<String> variants = gemmVariants("linear_bf16").stream().filter(v -> v.contains("_sm90"))
+                .map(v -> v.replace("_sm90", "_sm90t")).toList();
+        run.accept(choose("linear " + KernelTuner.bucket(m) + "x" + n + "x" + k + " tiled", variants, run));
     }
 
     /** An activation as GEMM input rows of aParts bf16 copies (release with elements() * 2 * aParts bytes). */
@@ -939,9 +968,16 @@ public final class CudaBackend implements Backend {
         CUdeviceptr xb = gemmInput(x, aParts, pool);
         try (CudaTensor.Ints slots = upload(topSlot)) {
             CUdeviceptr target = CudaTensor.Ints.of(targets).device;
+            CUdeviceptr tiled = linearTiled(w) ? tiledWeight(w) : null;
             for (int v0 = 0; v0 < vocab; v0 += chunk) {
                 int c = Math.min(chunk, vocab - v0);
-                gemm(xb, w.bf16.withByteOffset((long) v0 * h * 2 * w.parts), null, logits, t, c, h, aParts, w.parts);
+                if (tiled != null) {  // chunks start at multiples of 128 rows: whole blocks of the tiled copy
+                    gemmTiled(xb, tiled.withByteOffset((long) v0 / 128 * blocks(h, 64) * DENSE_TILED_BLOCK_BYTES), null,
+                            logits, t, c, h);
+                } else {
+                    gemm(xb, w.bf16.withByteOffset((long) v0 * h * 2 * w.parts), null, logits, t, c, h, aParts,
+                            w.parts);
+                }
                 launch("logsoftmax_chunk", t, 1, 256, 0, logits, t, c, v0, target, state, slots.device, top, vocab);
             }
             launch("logsoftmax_finish", blocks(t, 256), 1, 256, 0, state, target, t, lp);

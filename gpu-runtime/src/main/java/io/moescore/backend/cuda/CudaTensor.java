@@ -17,6 +17,8 @@ final class CudaTensor implements Tensor {
     final int parts;
     private final DevicePool pool;
     private boolean closed;
+    /** A weight's bf16 rows pre-tiled for the bulk-copy linear kernels (gemm_sm90.cu), made on first use. */
+    private CUdeviceptr tiled;
 
     CudaTensor(int rows, int cols, CUdeviceptr f32, CUdeviceptr bf16, int parts, DevicePool pool) {
         this.rows = rows;
@@ -56,7 +58,20 @@ final class CudaTensor implements Tensor {
             if (bf16 != null) {
                 GpuRuntime.free(bf16);
             }
+            synchronized (this) {
+                if (tiled != null) {
+                    GpuRuntime.free(tiled);
+                }
+            }
         }
+    }
+
+    /** The pre-tiled copy of this weight, made by {@code make} the first time any task asks. */
+    synchronized CUdeviceptr tiled(java.util.function.Function<CudaTensor, CUdeviceptr> make) {
+        if (tiled == null) {
+            tiled = make.apply(this);
+        }
+        return tiled;
     }
 
     static CudaTensor of(Tensor t) {
