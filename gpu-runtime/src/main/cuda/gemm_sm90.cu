@@ -121,8 +121,8 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, unsigned b
                  : "memory");
 }
 
-template <int BNT>
-__device__ __forceinline__ void load_stage_sm90(const TileArgs& t, int k0, unsigned char* sA, unsigned char* sW) {
+// The activation rows of a stage (gathered through t.aRows where given), 128 rows x 8 chunks.
+__device__ __forceinline__ void load_rows_sm90(const TileArgs& t, int k0, unsigned char* sA) {
 #pragma unroll
     for (int i = 0; i < BM * 8 / GEMM_THREADS; i++) {
         int chunk = threadIdx.x + i * GEMM_THREADS;
@@ -132,6 +132,11 @@ __device__ __forceinline__ void load_stage_sm90(const TileArgs& t, int k0, unsig
         int row = valid ? (t.aRows ? t.aRows[t.rowBegin + m] : t.rowBegin + m) : 0;
         cp_async16(sA + swizzled(r, c), t.A + (size_t)row * t.K + (valid ? k : 0), valid);
     }
+}
+
+template <int BNT>
+__device__ __forceinline__ void load_stage_sm90(const TileArgs& t, int k0, unsigned char* sA, unsigned char* sW) {
+    load_rows_sm90(t, k0, sA);
 #pragma unroll
     for (int i = 0; i < BNT * 8 / GEMM_THREADS; i++) {
         int chunk = threadIdx.x + i * GEMM_THREADS;
@@ -221,16 +226,7 @@ __device__ __forceinline__ void gemm_mainloop_sm90_tiled(const TileArgs& t, cons
                           &weightsLanded[slot]);
             if (aTiled) bulk_copy(a, aTiled + (size_t)kt * S90_A_BYTES, S90_A_BYTES, &weightsLanded[slot]);
         }
-        if (aTiled) return;
-#pragma unroll
-        for (int i = 0; i < BM * 8 / GEMM_THREADS; i++) {
-            int chunk = threadIdx.x + i * GEMM_THREADS;
-            int r = chunk >> 3, c = chunk & 7;
-            int m = t.m0 + r, k = kt * S90_BK + c * 8;
-            bool valid = m < t.rowCount && k < t.K;
-            int row = valid ? (t.aRows ? t.aRows[t.rowBegin + m] : t.rowBegin + m) : 0;
-            cp_async16(a + swizzled(r, c), t.A + (size_t)row * t.K + (valid ? k : 0), valid);
-        }
+        if (!aTiled) load_rows_sm90(t, kt * S90_BK, a);
     };
 #pragma unroll
     for (int s = 0; s < S90_STAGES - 2; s++) {
