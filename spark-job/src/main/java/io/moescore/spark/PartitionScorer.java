@@ -92,7 +92,7 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
     }
 
     /** The GPU Spark assigned to this task, or 0 when it assigned none. */
-    private static int gpuAddress(TaskContext task) {
+    static int gpuAddress(TaskContext task) {
         if (task == null) {
             return 0;
         }
