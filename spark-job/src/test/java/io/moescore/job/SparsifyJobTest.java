@@ -1,6 +1,5 @@
 package io.moescore.job;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -9,22 +8,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.moescore.bench.SparsityAccuracy;
-import io.moescore.model.Checkpoint;
-import io.moescore.model.TensorRef;
 import io.moescore.spark.JobSummary;
 import io.moescore.spark.MoeScoreJob;
 import io.moescore.spark.sparsify.SparsifyJob;
 import io.moescore.spark.sparsify.SparsifyOptions;
 import io.moescore.spark.sparsify.SparsifySummary;
-import io.moescore.sparse.ExpertTensor;
-import io.moescore.sparse.Sparse24;
 import io.moescore.sparse.Sparsifier;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
@@ -71,7 +65,7 @@ class SparsifyJobTest {
         assertEquals(CALIBRATION_ROWS, job.rows());
         assertEquals(CALIBRATION_ROWS * 256, job.tokens());
         assertEquals(1, job.passes().size(), "one-shot: every layer's Hessians in one pass");
-        assertSameCheckpoint(dir.resolve("single"), dir.resolve("job"));
+        SparseCheckpoints.assertSame(dir.resolve("single"), dir.resolve("job"));
 
         JsonNode summary = new ObjectMapper().readTree(dir.resolve("job.summary.json").toFile());
         assertEquals(single.tensorsPruned(), summary.get("tensors_pruned").asInt());
@@ -99,7 +93,7 @@ class SparsifyJobTest {
                 SparsityAccuracy.calibrationRows(calibration));
         SparsifySummary job = SparsifyJob.run(spark, options(calibration, "job", true));
         assertEquals(4, job.passes().size(), "one pass per MoE layer");
-        assertSameCheckpoint(dir.resolve("single"), dir.resolve("job"));
+        SparseCheckpoints.assertSame(dir.resolve("single"), dir.resolve("job"));
         assertFalse(Files.exists(dir.resolve("job.work")), "the partly pruned copies are deleted");
     }
 
@@ -150,68 +144,6 @@ class SparsifyJobTest {
                     false, "cpu", "bf16", bad[0].equals("--batch-tokens") ? 0 : 8192, 0, "tokens", "text", null,
                     null));
             assertTrue(e.getMessage().contains((String) bad[0]), e.getMessage());
-        }
-    }
-
-    /** Every tensor equal, but the expert weights' values, which SparseGPT computes in fp64 from Hessians summed in
-     * another order: the same kept positions, values within one bf16 step; and every group of 4 keeps at most 2. */
-    private static void assertSameCheckpoint(Path expected, Path actual) throws IOException {
-        ObjectMapper json = new ObjectMapper();
-        assertEquals(json.readTree(expected.resolve("sparsity.json").toFile()),
-                json.readTree(actual.resolve("sparsity.json").toFile()));
-        int valuesDiffering = 0;
-        long values = 0;
-        try (Checkpoint e = Checkpoint.open(expected); Checkpoint a = Checkpoint.open(actual)) {
-            List<String> names = new ArrayList<>();
-            e.tensorNames().forEach(names::add);
-            List<String> actualNames = new ArrayList<>();
-            a.tensorNames().forEach(actualNames::add);
-            assertEquals(names.stream().sorted().toList(), actualNames.stream().sorted().toList());
-            for (String name : names) {
-                TensorRef te = e.get(name);
-                TensorRef ta = a.get(name);
-                assertArrayEquals(te.shape(), ta.shape(), name);
-                assertEquals(te.dtype(), ta.dtype(), name);
-                if (!name.endsWith(".sp24_values")) {
-                    assertArrayEquals(bytes(te), bytes(ta), name);
-                    continue;
-                }
-                float[] ve = te.toFloats();
-                float[] va = ta.toFloats();
-                for (int i = 0; i < ve.length; i++) {
-                    values++;
-                    if (ve[i] != va[i]) {
-                        valuesDiffering++;
-                        assertEquals(ve[i], va[i], Math.abs(ve[i]) / 64, name + "[" + i + "]");
-                    }
-                }
-                String weight = name.substring(0, name.length() - ".sp24_values".length());
-                assertTrue(ExpertTensor.parse(weight).isPresent(), weight);
-                int rows = (int) ta.shape()[0];
-                int cols = (int) ta.shape()[1] * 2;
-                assertAtMostTwoOfFour(weight, Sparse24.decompress(new Sparse24.Packed(rows, cols, va,
-                        a.get(weight + ".sp24_meta").toInts())));
-            }
-        }
-        System.out.printf("expert weight values differing from the single-process tool's: %d of %d%n",
-                valuesDiffering, values);
-        assertTrue(valuesDiffering <= values / 1000, valuesDiffering + " of " + values + " values differ");
-    }
-
-    private static byte[] bytes(TensorRef t) {
-        java.nio.ByteBuffer b = t.bytes(0, t.elementCount());
-        byte[] out = new byte[b.remaining()];
-        b.get(out);
-        return out;
-    }
-
-    private static void assertAtMostTwoOfFour(String name, float[] dense) {
-        for (int g = 0; g < dense.length; g += 4) {
-            int zeros = 0;
-            for (int j = 0; j < 4; j++) {
-                zeros += dense[g + j] == 0f ? 1 : 0;
-            }
-            assertTrue(zeros >= 2, name + " group " + g / 4 + " keeps at most 2 of 4");
         }
     }
 
