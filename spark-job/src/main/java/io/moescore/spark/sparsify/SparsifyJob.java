@@ -150,8 +150,8 @@ public final class SparsifyJob implements Callable<Integer> {
         try (PartlyPrunedCopies copies = o.sequential()
                 ? new PartlyPrunedCopies(o.resolvedWorkDir(), sc.hadoopConfiguration()) : null) {
             long[] rowsAndTokens;
-            try (StageProgress p = StageProgress.start(sc, "reading calibration data", progressSeconds, () -> "",
-                    System.err::println)) {
+            try (StageProgress p = StageProgress.start(sc, "reading calibration data", List.of("read"),
+                    progressSeconds, () -> "", System.err::println)) {
                 rowsAndTokens = calibration.aggregate(new long[2], (a, t) -> {
                     a[0]++;
                     a[1] += t.length;
@@ -166,19 +166,18 @@ public final class SparsifyJob implements Callable<Integer> {
                     + "over layers %s%n", rowsAndTokens[0], skipped.value(), rowsAndTokens[1], SparsifySummary.layersOf(passes));
             Map<String, PrunedWeight> pruned = new HashMap<>();
             List<SparsifySummary.Pass> done = new ArrayList<>();
-            String passModel = modelUri;
-            String previousCopy = null;
+            String passModel = modelUri;   // what the next pass runs through
+            String retired = null;         // the copy the pass before ran through: its tasks have all ended
             for (int i = 0; i < passes.size(); i++) {
                 int[] layers = passes.get(i);
-                done.add(pass(sc, calibration, spec.withModel(passModel), config, layers, previousCopy, modelUri,
+                done.add(pass(sc, calibration, spec.withModel(passModel), config, layers, retired, modelUri,
                         progressSeconds, pruned));
+                if (retired != null) {
+                    copies.delete(retired);
+                }
                 if (o.sequential() && i + 1 < passes.size()) {
-                    String copy = copies.write(localModel, dense(pruned), layers[layers.length - 1]);
-                    if (previousCopy != null) {
-                        copies.delete(previousCopy);
-                    }
-                    previousCopy = copy;
-                    passModel = copy;
+                    retired = passModel.equals(modelUri) ? null : passModel;
+                    passModel = copies.write(localModel, dense(pruned), layers[layers.length - 1]);
                 }
             }
             Sparsifier.Result result = Sparsifier.write(localModel, Path.of(o.out()),
@@ -211,8 +210,8 @@ public final class SparsifyJob implements Callable<Integer> {
                         releaseModelUri, calibrated)
                 .mapPartitions(new ExpertSolve(denseModelUri, passSpec.hadoopConf(), solved))
                 .persist(StorageLevel.MEMORY_AND_DISK());
-        String stage = "layers " + Arrays.toString(layers) + ": calibration, then a solve per Hessian";
-        try (StageProgress p = StageProgress.start(sc, stage, progressSeconds, () -> sofar(calibrated, solved),
+        try (StageProgress p = StageProgress.start(sc, "layers " + Arrays.toString(layers),
+                List.of("calibration", "solve"), progressSeconds, () -> sofar(calibrated, solved),
                 System.err::println)) {
             long packedBytes = (long) layers.length * config.numExperts() * 3 * config.hiddenSize()
                     * config.expertFfnSize() * 2;

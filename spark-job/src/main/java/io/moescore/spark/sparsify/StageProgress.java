@@ -1,5 +1,7 @@
 package io.moescore.spark.sparsify;
 
+import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
@@ -9,9 +11,10 @@ import org.apache.spark.SparkStageInfo;
 import org.apache.spark.SparkStatusTracker;
 
 /**
- * A driver-side line at a steady interval while one stage of the sparsify job runs (its Spark jobs run in a job
- * group of their own): tasks done of all per Spark stage, and what the stage's accumulators count so far (they
- * count finished tasks). Conf {@code spark.moescore.progressSeconds} (default 30; 0 turns it off).
+ * A driver-side line at a steady interval while one step of the sparsify job runs (its Spark jobs run in a job group
+ * of their own): tasks done of all in the last Spark stages of its latest job, named (a pass: "calibration", then
+ * "solve"), and what the step's accumulators count so far (finished tasks). Conf
+ * {@code spark.moescore.progressSeconds} (default 30; 0 turns it off).
  */
 final class StageProgress implements AutoCloseable {
     private static final AtomicInteger GROUPS = new AtomicInteger();
@@ -20,8 +23,8 @@ final class StageProgress implements AutoCloseable {
     private final Thread thread;
     private volatile boolean done;
 
-    private StageProgress(SparkContext sc, String group, String stage, double intervalSeconds, Supplier<String> sofar,
-                          Consumer<String> sink) {
+    private StageProgress(SparkContext sc, String group, String step, List<String> stages, double intervalSeconds,
+                          Supplier<String> sofar, Consumer<String> sink) {
         this.sc = sc;
         thread = new Thread(() -> {
             while (!done) {
@@ -32,7 +35,7 @@ final class StageProgress implements AutoCloseable {
                 }
                 if (!done) {
                     String extra = sofar.get();
-                    sink.accept("moescore sparsify: " + stage + ": " + tasks(sc.statusTracker(), group)
+                    sink.accept("moescore sparsify: " + step + ": " + tasks(sc.statusTracker(), group, stages)
                             + (extra.isEmpty() ? "" : ", " + extra));
                 }
             }
@@ -40,35 +43,41 @@ final class StageProgress implements AutoCloseable {
         thread.setDaemon(true);
     }
 
-    /** Runs the Spark jobs this thread starts from now on in a new job group, reporting on them. */
-    static StageProgress start(SparkContext sc, String stage, double intervalSeconds, Supplier<String> sofar,
-                               Consumer<String> sink) {
+    /**
+     * Runs the Spark jobs this thread starts from now on in a new job group, reporting on them.
+     *
+     * @param stages names of the last Spark stages of the step's job, in order (earlier ones, such as reading the
+     *               cached input, are not shown)
+     */
+    static StageProgress start(SparkContext sc, String step, List<String> stages, double intervalSeconds,
+                               Supplier<String> sofar, Consumer<String> sink) {
         String group = "moescore-sparsify-" + GROUPS.incrementAndGet();
-        sc.setJobGroup(group, "moescore sparsify: " + stage, false);
-        StageProgress p = new StageProgress(sc, group, stage, intervalSeconds, sofar, sink);
+        sc.setJobGroup(group, "moescore sparsify: " + step, false);
+        StageProgress p = new StageProgress(sc, group, step, stages, intervalSeconds, sofar, sink);
         if (intervalSeconds > 0) {
             p.thread.start();
         }
         return p;
     }
 
-    /** "a/b tasks" per Spark stage of the group's jobs, in stage order. */
-    static String tasks(SparkStatusTracker tracker, String group) {
-        StringBuilder sb = new StringBuilder();
-        for (int jobId : tracker.getJobIdsForGroup(group)) {
-            SparkJobInfo job = tracker.getJobInfo(jobId).getOrElse(() -> null);
-            if (job == null) {
-                continue;
-            }
-            for (int stageId : job.stageIds()) {
-                SparkStageInfo stage = tracker.getStageInfo(stageId).getOrElse(() -> null);
-                if (stage != null) {
-                    sb.append(sb.length() == 0 ? "" : ", ").append(stage.numCompletedTasks()).append('/')
-                            .append(stage.numTasks()).append(" tasks");
-                }
-            }
+    /** "name a/b tasks" for the named last stages of the group's latest job. */
+    static String tasks(SparkStatusTracker tracker, String group, List<String> stages) {
+        int[] jobs = tracker.getJobIdsForGroup(group);
+        SparkJobInfo job = jobs.length == 0 ? null
+                : tracker.getJobInfo(Arrays.stream(jobs).max().getAsInt()).getOrElse(() -> null);
+        if (job == null) {
+            return "starting";
         }
-        return sb.length() == 0 ? "starting" : sb.toString();
+        int[] ids = job.stageIds().clone();
+        Arrays.sort(ids);
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < stages.size() && i < ids.length; i++) {
+            SparkStageInfo stage = tracker.getStageInfo(ids[ids.length - stages.size() + i]).getOrElse(() -> null);
+            sb.append(i == 0 ? "" : ", ").append(stages.get(i)).append(' ')
+                    .append(stage == null ? 0 : stage.numCompletedTasks()).append('/')
+                    .append(stage == null ? "?" : Integer.toString(stage.numTasks())).append(" tasks");
+        }
+        return sb.toString();
     }
 
     @Override
