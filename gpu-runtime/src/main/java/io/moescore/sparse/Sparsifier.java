@@ -38,9 +38,10 @@ public final class Sparsifier {
 
     /**
      * Summary of a run. fallbacksPerLayer: per layer index, the expert weights that fell back to magnitude
-     * because no calibration token reached their expert (empty for magnitude).
+     * because no calibration token reached their expert (empty for magnitude); expertsFellBack: those experts.
      */
-    public record Result(int tensorsPruned, SortedMap<Integer, Integer> fallbacksPerLayer, long calibrationTokens) {
+    public record Result(int tensorsPruned, SortedMap<Integer, Integer> fallbacksPerLayer,
+                         SortedMap<Integer, SortedSet<Integer>> expertsFellBack, long calibrationTokens) {
         public int expertsWithoutCalibration() {
             return fallbacksPerLayer.values().stream().mapToInt(Integer::intValue).sum();
         }
@@ -144,7 +145,7 @@ public final class Sparsifier {
             throw new ModelFormatException("model " + model + " has no per-expert weights to prune (fused experts are "
                     + "not supported by the sparsify tool yet)");
         }
-        return new Result(count, fallbacks, how.calibrationTokens());
+        return new Result(count, fallbacks, fellBackExperts, how.calibrationTokens());
     }
 
     private static PrunedExperts packed(Map<String, float[]> byName) {
