@@ -66,8 +66,8 @@ public final class SparsifyJobBenchmark {
         Files.createDirectories(work);
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = json.createObjectNode();
-        root.put("model", model);
-        root.put("calibration", calibration);
+        root.put("model", args[0]);
+        root.put("calibration", args[1]);
         root.put("backend", backend);
         root.put("sequential", sequential);
         root.put("executor_cores", cores);
