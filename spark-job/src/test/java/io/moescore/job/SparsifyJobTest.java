@@ -1,5 +1,6 @@
 package io.moescore.job;
 
+import static org.apache.spark.sql.functions.col;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -8,8 +9,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.moescore.bench.SparsityAccuracy;
+import io.moescore.model.TextTokenizer;
 import io.moescore.spark.JobSummary;
 import io.moescore.spark.MoeScoreJob;
+import io.moescore.spark.ScoringSpec;
+import io.moescore.spark.TokenRows;
 import io.moescore.spark.sparsify.SparsifyJob;
 import io.moescore.spark.sparsify.SparsifyOptions;
 import io.moescore.spark.sparsify.SparsifySummary;
@@ -19,9 +23,16 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.util.LongAccumulator;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -98,6 +109,38 @@ class SparsifyJobTest {
     }
 
     @Test
+    void calibrationRowsAreReadFromEveryFormatTheScoringJobReads() throws IOException {
+        Path json = dir.resolve("calibration.jsonl");
+        List<String> lines = new ArrayList<>(Files.readAllLines(SparkTests.repoRoot().resolve("demo/calibration.jsonl"))
+                .subList(0, 3));
+        lines.add("{\"id\": \"prose\", \"text\": \"def add(a, b):\\n    return a + b\\n\"}");
+        lines.add("{\"id\": \"broken\", \"tokens\": [1, 2");
+        Files.write(json, lines);
+        ScoringSpec spec = new ScoringSpec(SparkTests.demoModel().toString(), "cpu", "bf16", false, 8192, false, 0,
+                "tokens", "text", 0, Map.of());
+        LongAccumulator skipped = spark.sparkContext().longAccumulator();
+        List<String> fromJson = tokenRows(TokenRows.read(spark, List.of(json.toString()), "json", spec, 2, skipped));
+        assertEquals(1, skipped.value(), "the malformed line is skipped and counted");
+        assertEquals(4, fromJson.size());
+        try (TextTokenizer tokenizer = TextTokenizer.load(SparkTests.demoModel())) {
+            assertTrue(fromJson.contains(Arrays.toString(tokenizer.encode("def add(a, b):\n    return a + b\n"))),
+                    "text is tokenized with the model's tokenizer");
+        }
+        Dataset<Row> rows = spark.read().json(json.toString()).where("_corrupt_record IS NULL")
+                .select(col("text"), col("tokens").cast(DataTypes.createArrayType(DataTypes.IntegerType)).as("tokens"));
+        for (String format : List.of("parquet", "arrow")) {
+            String path = dir.resolve("calibration." + format).toString();
+            rows.write().format(format).mode("overwrite").save(path);
+            assertEquals(fromJson, tokenRows(TokenRows.read(spark, List.of(path), format, spec, 0,
+                    spark.sparkContext().longAccumulator())), format);
+        }
+    }
+
+    private static List<String> tokenRows(JavaRDD<int[]> rows) {
+        return rows.collect().stream().map(Arrays::toString).sorted().toList();
+    }
+
+    @Test
     void missingCalibrationDataIsAUsageError() {
         IllegalArgumentException none = assertThrows(IllegalArgumentException.class,
                 () -> options(List.of(), "json", SparkTests.demoModel().toString(), false, "sparsegpt", 8192));
@@ -105,6 +148,7 @@ class SparsifyJobTest {
         String missing = dir.resolve("no-such.jsonl").toString();
         IllegalArgumentException absent = assertThrows(IllegalArgumentException.class, () -> SparsifyJob.run(spark,
                 options(List.of(missing), "json", SparkTests.demoModel().toString(), false, "sparsegpt", 8192)));
+        System.out.println(absent.getMessage());
         assertTrue(absent.getMessage().contains(missing), absent.getMessage());
         assertFalse(Files.exists(dir.resolve("job")), "nothing written");
     }
@@ -124,6 +168,7 @@ class SparsifyJobTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SparsifyJob.run(spark,
                 options(List.of(calibrationFile().toString()), "json", mixtral.toString(), false, "sparsegpt", 8192)));
         String m = e.getMessage();
+        System.out.println(m);
         assertTrue(m.contains("bytes") && m.contains("spark.executor.memory"), m);
         // one down-projection Hessian: 14336^2 x 8 bytes
         assertTrue(m.contains(String.format("%,d bytes", 14336L * 14336 * 8)), m);

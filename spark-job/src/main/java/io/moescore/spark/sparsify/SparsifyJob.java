@@ -1,12 +1,15 @@
 package io.moescore.spark.sparsify;
 
+import io.moescore.model.Checkpoint;
 import io.moescore.model.ModelConfig;
+import io.moescore.model.ModelFormatException;
 import io.moescore.spark.DatasetScorer;
 import io.moescore.spark.ModelFiles;
 import io.moescore.spark.MoeScoreJob;
 import io.moescore.spark.ScoreJobOptions;
 import io.moescore.spark.ScoringSpec;
 import io.moescore.spark.TokenRows;
+import io.moescore.sparse.ExpertTensor;
 import io.moescore.sparse.Sparse24;
 import io.moescore.sparse.Sparsifier;
 import java.io.IOException;
@@ -143,10 +146,16 @@ public final class SparsifyJob implements Callable<Integer> {
         ModelConfig config = DatasetScorer.checkModel(spec);
         List<int[]> passes = HessianMemory.passes(config, o.backend(), HessianMemory.Budget.of(sc), o.sequential());
         Path localModel = ModelFiles.localize(modelUri, sc.hadoopConfiguration());
+        checkPrunable(localModel, config, o.model());
         double progressSeconds = Double.parseDouble(spark.conf().get(CONF + "progressSeconds", "30"));
         LongAccumulator skipped = sc.longAccumulator("moescore calibration rows skipped");
-        JavaRDD<int[]> calibration = TokenRows.read(spark, o.calibration(), o.calibrationFormat(), spec,
-                o.partitions(), skipped).persist(StorageLevel.MEMORY_AND_DISK());
+        JavaRDD<int[]> calibration;
+        try {
+            calibration = TokenRows.read(spark, o.calibration(), o.calibrationFormat(), spec, o.partitions(), skipped)
+                    .persist(StorageLevel.MEMORY_AND_DISK());
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("calibration data: " + e.getMessage(), e);
+        }
         try (PartlyPrunedCopies copies = o.sequential()
                 ? new PartlyPrunedCopies(o.resolvedWorkDir(), sc.hadoopConfiguration()) : null) {
             long[] rowsAndTokens;
@@ -197,6 +206,28 @@ public final class SparsifyJob implements Callable<Integer> {
         } finally {
             calibration.unpersist(false);
         }
+    }
+
+    /** Fails before any work where the model's experts cannot be pruned 2:4 by this job. */
+    private static void checkPrunable(Path localModel, ModelConfig config, String model) {
+        for (int cols : new int[] {config.hiddenSize(), config.expertFfnSize()}) {
+            if (cols % 32 != 0) {
+                throw new IllegalArgumentException("model " + model + ": 2:4 packing needs expert widths that are "
+                        + "multiples of 32 (hidden " + config.hiddenSize() + ", expert ffn " + config.expertFfnSize()
+                        + ")");
+            }
+        }
+        try (Checkpoint ckpt = Checkpoint.open(localModel)) {
+            for (String name : ckpt.tensorNames()) {
+                if (ExpertTensor.parse(name).isPresent()) {
+                    return;
+                }
+            }
+        } catch (ModelFormatException e) {
+            throw new IllegalArgumentException(e.getMessage(), e);
+        }
+        throw new IllegalArgumentException("model " + model + " has no per-expert weights to prune (fused experts "
+                + "are not supported by the sparsify tools yet)");
     }
 
     /** One pass: calibration and solves of its layers (one Spark job of two stages); adds the pruned weights. */
