@@ -41,7 +41,7 @@ public final class ExpertHessians implements RoutedInputs {
         return (long) cols * cols * Double.BYTES;
     }
 
-    /** H for a projection input ({@link #GATE_UP} or {@link #DOWN}); null where no calibration token reached the expert. */
+    /** H of a projection input ({@link #GATE_UP} or {@link #DOWN}); null where no calibration token reached it. */
     public double[] get(int layer, int expert, String projectionInput) {
         return hessians.get(new Key(layer, expert, projectionInput));
     }

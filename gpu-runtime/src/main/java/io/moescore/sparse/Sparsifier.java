@@ -261,8 +261,9 @@ public final class Sparsifier {
             if (rows.length == 0) {
                 return;   // unreached so far: an all-zero norm would keep each group's first two, not fall back
             }
-            double[] in = sums.computeIfAbsent(layer + "/" + expert + "/" + ExpertHessians.GATE_UP, k -> new double[hidden]);
-            double[] mid = sums.computeIfAbsent(layer + "/" + expert + "/" + ExpertHessians.DOWN, k -> new double[ffn]);
+            String key = layer + "/" + expert + "/";
+            double[] in = sums.computeIfAbsent(key + ExpertHessians.GATE_UP, k -> new double[hidden]);
+            double[] mid = sums.computeIfAbsent(key + ExpertHessians.DOWN, k -> new double[ffn]);
             for (int r = 0; r < rows.length; r++) {
                 for (int c = 0; c < hidden; c++) {
                     double v = x[rows[r] * hidden + c];

@@ -32,9 +32,9 @@ public final class SparsifyJobBenchmark {
 
     public static void main(String[] args) throws IOException {
         if (args.length < 4) {
-            System.err.println("usage: SparsifyJobBenchmark MODEL_DIR CALIBRATION.jsonl WORK_DIR OUT.json [backend=cpu] "
-                    + "[executorCores=1] [executorMemory=2g] [gpu=false] [partitions=8] [batchTokens=8192] "
-                    + "[repeats=2] [sequential=false]");
+            System.err.println("usage: SparsifyJobBenchmark MODEL_DIR CALIBRATION.jsonl WORK_DIR OUT.json "
+                    + "[backend=cpu] [executorCores=1] [executorMemory=2g] [gpu=false] [partitions=8] "
+                    + "[batchTokens=8192] [repeats=2] [sequential=false]");
             System.exit(2);
         }
         String model = Path.of(args[0]).toAbsolutePath().toString();

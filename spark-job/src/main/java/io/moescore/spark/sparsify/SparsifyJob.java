@@ -56,7 +56,8 @@ public final class SparsifyJob implements Callable<Integer> {
     @Option(names = "--calibration", description = "calibration data: a file or folder of token or text rows in any "
             + "format the scoring job reads; repeat for several (conf: calibration, comma-separated)")
     List<String> calibration;
-    @Option(names = "--calibration-format", description = "arrow, parquet or json (default: from the first path's name)")
+    @Option(names = "--calibration-format",
+            description = "arrow, parquet or json (default: from the first path's name)")
     String calibrationFormat;
     @Option(names = "--model", description = "dense model directory, local or any Hadoop FS URI (conf: model)")
     String model;
@@ -172,7 +173,8 @@ public final class SparsifyJob implements Callable<Integer> {
                         + skipped.value() + " rows without tokens): sparsegpt needs calibration tokens");
             }
             System.err.printf(Locale.ROOT, "moescore sparsify: %d calibration rows (%d skipped), %,d tokens; passes "
-                    + "over layers %s%n", rowsAndTokens[0], skipped.value(), rowsAndTokens[1], SparsifySummary.layersOf(passes));
+                    + "over layers %s%n", rowsAndTokens[0], skipped.value(), rowsAndTokens[1],
+                    SparsifySummary.layersOf(passes));
             Map<String, PrunedWeight> pruned = new HashMap<>();
             List<SparsifySummary.Pass> done = new ArrayList<>();
             String passModel = modelUri;   // what the next pass runs through

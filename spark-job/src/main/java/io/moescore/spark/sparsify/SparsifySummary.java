@@ -74,7 +74,8 @@ public record SparsifySummary(boolean sequential, String output, long rows, long
     private static <T> List<T> lastAttempts(Collection<T> stats, Function<T, String> task,
                                             java.util.function.ToIntFunction<T> attempt) {
         Map<String, T> last = new TreeMap<>();
-        stats.forEach(s -> last.merge(task.apply(s), s, (a, b) -> attempt.applyAsInt(a) >= attempt.applyAsInt(b) ? a : b));
+        stats.forEach(s -> last.merge(task.apply(s), s,
+                (a, b) -> attempt.applyAsInt(a) >= attempt.applyAsInt(b) ? a : b));
         return List.copyOf(last.values());
     }
 
@@ -115,13 +116,15 @@ public record SparsifySummary(boolean sequential, String output, long rows, long
     }
 
     public void print(PrintStream out) {
-        out.printf("moescore sparsify: %d calibration rows (%d skipped), %,d tokens, %d pass(es)%s, executors %s on %s%n",
-                rows, skippedRows, tokens, passes.size(), sequential ? " (sequential)" : "", executors(), devices());
+        out.printf("moescore sparsify: %d calibration rows (%d skipped), %,d tokens, %d pass(es)%s, executors %s "
+                + "on %s%n", rows, skippedRows, tokens, passes.size(), sequential ? " (sequential)" : "", executors(),
+                devices());
         for (int i = 0; i < passes.size(); i++) {
             Pass p = passes.get(i);
             double[] perExpert = p.solveSecondsPerExpert().values().stream().mapToDouble(d -> d).toArray();
             out.printf("  pass %d, layers %s: calibration %,d tokens in %.1f s (%,.0f tokens/s); %d Hessians solved in "
-                            + "%.1f s (%.3f s per expert on average, at most %.3f)%n", i + 1, Arrays.toString(p.layers()),
+                            + "%.1f s (%.3f s per expert on average, at most %.3f)%n", i + 1,
+                    Arrays.toString(p.layers()),
                     p.tokens(), p.calibrationSeconds(), p.tokensPerSecond(), p.solves().size(), p.solveSeconds(),
                     Arrays.stream(perExpert).average().orElse(0), Arrays.stream(perExpert).max().orElse(0));
         }
