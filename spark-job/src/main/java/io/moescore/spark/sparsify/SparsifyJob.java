@@ -241,21 +241,20 @@ public final class SparsifyJob implements Callable<Integer> {
         CollectionAccumulator<SolveStats> solved = sc.collectionAccumulator("moescore solves");
         JavaRDD<PrunedWeight> weights = ExpertHessianSums.of(calibration, passSpec, layers, config.numExperts(),
                         releaseModelUri, calibrated)
-                .mapPartitions(new ExpertSolve(denseModelUri, passSpec.hadoopConf(), solved))
-                .persist(StorageLevel.MEMORY_AND_DISK());
+                .mapPartitions(new ExpertSolve(denseModelUri, passSpec.hadoopConf(), solved));
+        long packedBytes = (long) layers.length * config.numExperts() * 3 * config.hiddenSize()
+                * config.expertFfnSize() * 2;
         try (StageProgress p = StageProgress.start(sc, "layers " + Arrays.toString(layers),
                 List.of("calibration", "solve"), progressSeconds, () -> sofar(calibrated, solved),
                 System.err::println)) {
-            long packedBytes = (long) layers.length * config.numExperts() * 3 * config.hiddenSize()
-                    * config.expertFfnSize() * 2;
             if (packedBytes <= COLLECT_AT_ONCE_BYTES) {
                 weights.collect().forEach(w -> pruned.put(w.name(), w));
             } else {
-                weights.count();
+                // solves in parallel first, then the weights a partition at a time (spark.driver.maxResultSize)
+                weights.persist(StorageLevel.MEMORY_AND_DISK()).count();
                 weights.toLocalIterator().forEachRemaining(w -> pruned.put(w.name(), w));
+                weights.unpersist(false);
             }
-        } finally {
-            weights.unpersist(false);
         }
         SparsifySummary.Pass pass = SparsifySummary.Pass.of(layers, calibrated.value(), solved.value());
         System.err.printf(Locale.ROOT, "moescore sparsify: layers %s: calibration %,d tokens in %.1f s (%,.0f "
