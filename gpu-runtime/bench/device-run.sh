@@ -13,6 +13,10 @@ for what in "$@"; do
     tests)
       run org.junit.platform.console.ConsoleLauncher execute --disable-banner --details=summary --scan-classpath \
         --include-tag gpu 2>&1 | grep -v "^\s*$" > "$out/gpu-tests.log"; grep -vE "^\s+(org|java|jdk|sun)\." "$out/gpu-tests.log" | tail -70 ;;
+    kernel-tests)  # CudaBackendTest alone: every kernel family against the CPU (minutes, not the whole suite)
+      timeout 300 java -Xmx48g $DEVJAVAOPTS -cp "$DEVCP" org.junit.platform.console.ConsoleLauncher execute \
+        --disable-banner --details=tree --select-class io.moescore.backend.cuda.CudaBackendTest 2>&1 \
+        | grep -v "^\s*$" > "$out/kernel-tests.log"; grep -vE "^\s+(org|java|jdk|sun)\." "$out/kernel-tests.log" | tail -40 ;;
     gemm)
       run io.moescore.bench.GemmBenchmark "$out/ours-gemm.json"
       python3 $py/bench_gemm.py "$out/peer-gemm.json" ;;

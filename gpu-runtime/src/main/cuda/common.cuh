@@ -42,6 +42,7 @@ __device__ __forceinline__ float silu(float x) { return x / (1.f + __expf(-x)); 
 struct Work {
     int expert, m0, begin, count;
     int tile;  // weight-row tile
+    int item;  // index in the work list
 };
 __device__ __forceinline__ Work work_item(const int* work, const int* offsets) {
     int items = gridDim.x, tiles = gridDim.y;
@@ -57,5 +58,6 @@ __device__ __forceinline__ Work work_item(const int* work, const int* offsets) {
     w.begin = offsets[w.expert];
     w.count = offsets[w.expert + 1] - w.begin;
     w.tile = within / size;
+    w.item = item;
     return w;
 }

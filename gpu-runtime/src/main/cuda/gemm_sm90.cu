@@ -14,6 +14,26 @@
 #define S90_A_BYTES (BM * 128)
 // + 1024: the dynamic shared window is rounded up to the 1024-byte alignment the swizzle pattern needs
 #define GEMM_SM90_SHARED_BYTES(BNT) (S90_STAGES * (S90_A_BYTES + (BNT) * 128) + 1024)
+// Pre-tiled expert weights (tile_dense_sm90): [E][N / 128][K / 64] blocks of 128 rows x 64 k, each laid out as
+// shared memory holds it (128-byte rows, swizzled); + 64: the tiled kernels' mbarriers
+#define S90_W_BLOCK_BYTES (128 * 128)
+#define GEMM_SM90_TILED_SHARED_BYTES(BNT) (GEMM_SM90_SHARED_BYTES(BNT) + 64)
+
+// Pre-tiles a weight [E][R][K] bf16 (K % 8 == 0) into [E][tiles][stages] blocks of S90_W_BLOCK_BYTES, rows past R
+// and k past K zero. Grid (stages, E * tiles), 128 threads: one row each.
+extern "C" __global__ void tile_dense_sm90(const bf16* __restrict__ src, unsigned char* __restrict__ tiled, int R,
+                                           int K, int tiles) {
+    int stage = blockIdx.x, stages = gridDim.x;
+    int e = blockIdx.y / tiles, r = threadIdx.x, row = (blockIdx.y % tiles) * 128 + r;
+    unsigned char* block = tiled + ((size_t)blockIdx.y * stages + stage) * S90_W_BLOCK_BYTES;
+    const bf16* rowStart = src + ((size_t)e * R + row) * K;
+    for (int c = 0; c < 8; c++) {
+        int k = stage * S90_BK + c * 8;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (row < R && k < K) v = *reinterpret_cast<const uint4*>(rowStart + k);
+        *reinterpret_cast<uint4*>(block + r * 128 + ((c ^ (r & 7)) << 4)) = v;  // swizzled()
+    }
+}
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define MOESCORE_WGMMA 1
@@ -72,6 +92,35 @@ __device__ __forceinline__ void wgmma_tile(float (&d)[BNT / 2], uint64_t descA, 
 
 __device__ __forceinline__ int swizzled(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
 
+// mbarriers and the copy engine's plain bulk copy (cp.async.bulk: contiguous bytes, no tensor map), which the
+// pre-tiled weight loads use: one thread posts the byte count and starts the copy, everyone waits on the phase.
+__device__ __forceinline__ unsigned smem_u32(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count));
+}
+__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes)
+                 : "memory");
+}
+// Returns once the barrier's phase of this parity (0, 1, 0, ... for its 1st, 2nd, 3rd use) completed.
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
+    asm volatile(
+        "{\n"
+        ".reg .pred done;\n"
+        "WAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n"
+        "}\n" ::"r"(smem_u32(bar)),
+        "r"(parity)
+        : "memory");
+}
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                     smem_u32(dst)),
+                 "l"(src), "r"(bytes), "r"(smem_u32(bar))
+                 : "memory");
+}
+
 template <int BNT>
 __device__ __forceinline__ void load_stage_sm90(const TileArgs& t, int k0, unsigned char* sA, unsigned char* sW) {
 #pragma unroll
@@ -129,6 +178,78 @@ __device__ __forceinline__ void gemm_mainloop_sm90(const TileArgs& t, float (&ac
 #pragma unroll
         for (int kk = 0; kk < S90_BK / 16; kk++)  // 16 bf16 along K = 32 bytes = 2 in the descriptor's address
             wgmma_tile<BNT>(acc, descA + 2 * kk, descW + 2 * kk);
+        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+        asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+    }
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    asm volatile("cp.async.wait_group 0;\n" ::);
+}
+
+// The same loop over pre-tiled expert weights (tile_dense_sm90): each stage's BNT weight rows arrive as BNT / 128
+// bulk copies of 16 KB, started by thread 0 and awaited on the slot's mbarrier, so the threads issue only the
+// gathered activation rows (2048 cp.async per stage where there were 6144). bf16 inputs only (parts 1 / 1).
+// aTiled: null to gather the activation rows with cp.async; else this tile's stages already laid out as shared
+// memory holds them (the tiled intermediate of epi_swiglu_tiled), one S90_A_BYTES block each, bulk-copied too.
+template <int BNT>
+__device__ __forceinline__ void gemm_mainloop_sm90_tiled(const TileArgs& t, const unsigned char* wTiled,
+                                                         const unsigned char* aTiled, float (&acc)[BNT / 2]) {
+    extern __shared__ __align__(16) unsigned char gemm_smem[];
+    unsigned char* base = (unsigned char*)(((uintptr_t)gemm_smem + 1023) & ~(uintptr_t)1023);
+    unsigned char* sA = base;
+    unsigned char* sW = base + S90_STAGES * S90_A_BYTES;
+    constexpr int W_BYTES = BNT * 128;
+    uint64_t* weightsLanded = reinterpret_cast<uint64_t*>(sW + S90_STAGES * W_BYTES);  // per slot
+    int group = threadIdx.x >> 7;
+    bool issuer = threadIdx.x == 0;
+#pragma unroll
+    for (int i = 0; i < BNT / 2; i++) acc[i] = 0.f;
+    if (issuer) {
+        for (int s = 0; s < S90_STAGES; s++) mbar_init(&weightsLanded[s], 1);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    int kTiles = (t.K + S90_BK - 1) / S90_BK;
+    int firstBlock = t.n0 / 128, blocks = min(BNT / 128, (t.N + 127) / 128 - firstBlock);
+    auto load_stage = [&](int kt) {
+        int slot = kt % S90_STAGES;
+        unsigned char* a = sA + slot * S90_A_BYTES;
+        if (issuer) {  // rows past N (a partial last tile) keep stale bytes: their columns are never stored
+            mbar_expect_tx(&weightsLanded[slot], blocks * S90_W_BLOCK_BYTES + (aTiled ? S90_A_BYTES : 0));
+            for (int j = 0; j < blocks; j++)
+                bulk_copy(sW + slot * W_BYTES + j * S90_W_BLOCK_BYTES,
+                          wTiled + ((size_t)(firstBlock + j) * kTiles + kt) * S90_W_BLOCK_BYTES, S90_W_BLOCK_BYTES,
+                          &weightsLanded[slot]);
+            if (aTiled) bulk_copy(a, aTiled + (size_t)kt * S90_A_BYTES, S90_A_BYTES, &weightsLanded[slot]);
+        }
+        if (aTiled) return;
+#pragma unroll
+        for (int i = 0; i < BM * 8 / GEMM_THREADS; i++) {
+            int chunk = threadIdx.x + i * GEMM_THREADS;
+            int r = chunk >> 3, c = chunk & 7;
+            int m = t.m0 + r, k = kt * S90_BK + c * 8;
+            bool valid = m < t.rowCount && k < t.K;
+            int row = valid ? (t.aRows ? t.aRows[t.rowBegin + m] : t.rowBegin + m) : 0;
+            cp_async16(a + swizzled(r, c), t.A + (size_t)row * t.K + (valid ? k : 0), valid);
+        }
+    };
+#pragma unroll
+    for (int s = 0; s < S90_STAGES - 2; s++) {
+        if (s < kTiles) load_stage(s);
+        cp_async_commit();
+    }
+    for (int kt = 0; kt < kTiles; kt++) {
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(S90_STAGES - 3));
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        __syncthreads();  // slice kt's activations visible to the tensor cores; the wgmma of slice kt - 2 completed
+        if (kt + S90_STAGES - 2 < kTiles) load_stage(kt + S90_STAGES - 2);
+        cp_async_commit();
+        mbar_wait(&weightsLanded[kt % S90_STAGES], (kt / S90_STAGES) & 1);
+        const unsigned char* a = sA + (kt % S90_STAGES) * S90_A_BYTES + group * 64 * 128;
+        const unsigned char* w = sW + (kt % S90_STAGES) * W_BYTES;
+        uint64_t descA = smem_desc(a), descW = smem_desc(w);
+        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+        for (int kk = 0; kk < S90_BK / 16; kk++) wgmma_tile<BNT>(acc, descA + 2 * kk, descW + 2 * kk);
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
     }
@@ -203,3 +324,79 @@ __device__ __forceinline__ void down_sm90(const bf16* inter, const int* tokens, 
     }
 GEMM_SM90_KERNELS(, 256)
 GEMM_SM90_KERNELS(_n128, 128)
+
+// Expert launches over pre-tiled weights (the plain ones' arguments; aParts and wParts are 1, and the intermediate
+// is tiled per work item: [items][F / 64 stages][128 rows x 128 bytes, swizzled], the down kernel's A stages).
+
+// epi_swiglu's math, writing that tiled intermediate. Columns past F are never written: the caller zeroes the
+// buffer when F % 64 != 0 (zero weights times stale bytes could be NaN).
+template <int NI>
+__device__ __forceinline__ void epi_swiglu_tiled(const float* acc, int wm, const TileArgs& t, const Work& w,
+                                                 unsigned char* interTiled, int F) {
+#ifdef MOESCORE_WGMMA
+    int lane = threadIdx.x & 31;
+    int fStages = (F + S90_BK - 1) / S90_BK;
+    unsigned char* item = interTiled + (size_t)w.item * fStages * S90_A_BYTES;
+#pragma unroll
+    for (int ni = 0; ni < NI; ni += 2)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = wm + (lane >> 2) + (e >> 1) * 8;  // local row of the tile
+            int f = (t.n0 + ni * 8) / 2 + 2 * (lane & 3) + (e & 1);
+            if (w.m0 + r < w.count && f < F) {
+                float v = silu(acc[ni * 4 + e]) * acc[(ni + 1) * 4 + e];
+                *reinterpret_cast<bf16*>(item + (size_t)(f / S90_BK) * S90_A_BYTES + swizzled(r, (f & 63) >> 3) +
+                                         (f & 7) * 2) = __float2bfloat16(v);
+            }
+        }
+#endif
+}
+template <int BNT>
+__device__ __forceinline__ void gate_up_sm90_tiled(const bf16* x, const int* tokens, const int* offsets,
+                                                   const int* work, const unsigned char* wTiled,
+                                                   unsigned char* interTiled, int F, int H) {
+#ifdef MOESCORE_WGMMA
+    Work w = work_item(work, offsets);
+    size_t expertBytes = (size_t)((2 * F + 127) / 128) * ((H + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
+    TileArgs t{x, tokens, w.begin, w.count, nullptr, 2 * F, H, H, w.m0, w.tile * BNT};
+    float acc[BNT / 2];
+    gemm_mainloop_sm90_tiled<BNT>(t, wTiled + w.expert * expertBytes, nullptr, acc);
+    int warp = threadIdx.x >> 5;
+    epi_swiglu_tiled<BNT / 8>(acc, (warp >> 2) * 64 + (warp & 3) * 16, t, w, interTiled, F);
+#endif
+}
+
+template <int BNT>
+__device__ __forceinline__ void down_sm90_tiled(const unsigned char* interTiled, const int* tokens, const float* gates,
+                                                const int* offsets, const int* work, const unsigned char* wTiled,
+                                                float* out, float* perEntry, int H, int F) {
+#ifdef MOESCORE_WGMMA
+    Work w = work_item(work, offsets);
+    size_t expertBytes = (size_t)((H + 127) / 128) * ((F + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
+    TileArgs t{nullptr, nullptr, w.begin, w.count, nullptr, H, F, F, w.m0, w.tile * BNT};
+    const unsigned char* aTiled = interTiled + (size_t)w.item * ((F + S90_BK - 1) / S90_BK) * S90_A_BYTES;
+    float acc[BNT / 2];
+    gemm_mainloop_sm90_tiled<BNT>(t, wTiled + w.expert * expertBytes, aTiled, acc);
+    int warp = threadIdx.x >> 5;
+    epi_combine<1, BNT / 8>(acc, (warp >> 2) * 64 + (warp & 3) * 16, 0, t, w, tokens, gates, out, perEntry, H);
+#endif
+}
+
+#define GEMM_SM90_TILED_KERNELS(SUFFIX, BNT)                                                                     \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
+    experts_gate_up_sm90t##SUFFIX(const bf16* __restrict__ x, const int* __restrict__ tokens,                    \
+                                  const int* __restrict__ offsets, const int* __restrict__ work,                \
+                                  const unsigned char* __restrict__ wTiled, unsigned char* __restrict__ inter,  \
+                                  int F, int H, int aParts, int wParts) {                                       \
+        gate_up_sm90_tiled<BNT>(x, tokens, offsets, work, wTiled, inter, F, H);                                  \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
+    experts_down_sm90t##SUFFIX(const unsigned char* __restrict__ inter, const int* __restrict__ tokens,          \
+                               const float* __restrict__ gates, const int* __restrict__ offsets,                \
+                               const int* __restrict__ work, const unsigned char* __restrict__ wTiled,          \
+                               float* __restrict__ out, float* __restrict__ perEntry, int H, int F, int aParts, \
+                               int wParts) {                                                                     \
+        down_sm90_tiled<BNT>(inter, tokens, gates, offsets, work, wTiled, out, perEntry, H, F);                  \
+    }
+GEMM_SM90_TILED_KERNELS(, 256)
+GEMM_SM90_TILED_KERNELS(_n128, 128)

@@ -1,25 +1,62 @@
 // Hopper (sm_90a) dual-sparse expert kernels: the 2:4 weights on wgmma.sp, whose H100 ceiling (1712 dense-
 // equivalent TFLOP/s) is 1.75x mma.sp's and dense wgmma's (design-notes); the mma.sp kernels of sparse24.cu stay
-// for sm_80-89. Same format (Sparse24), same tiles (256 weight rows x 128 tokens), same epilogues.
+// for sm_80-89. Same tiles (256 weight rows x 128 tokens) and epilogues as those.
 // CPU twin: CpuBackend.experts on the decompressed weights.
 //
 // Block: 2 warpgroups, each 128 weight rows (two m64 slabs) x all 128 tokens of the tile: m64n128k32 steps,
 // sparse weights as A, gathered token rows as B, both from shared memory in the 128-byte swizzle (16-byte chunk
 // c of row r at chunk c ^ (r % 8), 8-row groups 1024 bytes apart). A stage covers 128 k: weight rows hold 64
-// kept values (128 bytes); token rows 128 values, stored as two 128-byte column blocks. Metadata stays in plain
-// rows [256][4 words] and reaches wgmma.sp through registers, in mma.sp's per-warp layout (selector 0).
+// kept values (128 bytes), token rows 128 values, stored as two 128-byte column blocks. Metadata reaches wgmma.sp
+// through registers, in mma.sp's per-warp layout (selector 0).
+//
+// The weight side of a stage (256 rows x 64 kept values + metadata, 36 KB) arrives as one bulk copy
+// (cp.async.bulk, completing on an mbarrier) issued by one thread, instead of 3072 cp.async from every thread:
+// that needs no tensor map (JCuda 12.6.0 cannot encode one) because the weights are stored pre-tiled, each
+// (expert, 256-row tile, 128-k stage) block laid out exactly as the stage sits in shared memory
+// (tile_sparse24_sm90 builds it from the Sparse24 layout once, at upload). The gathered token rows stay on
+// cp.async. On the H100 this took the Mixtral-shaped layer from 25.2 to 18.4 ms at 16384 tokens (NOTES.md); a
+// variant in clusters of two blocks multicasting each weight stage to both was slower (branch
+// experiment/sparse24-bulk-cluster).
+//
+// Stage layout (shared memory and the pre-tiled global block alike): for warpgroup half h = 0, 1 at h * 18432:
+// values of rows 128h .. 128h+127 (128-byte rows, swizzled, 16 KB), then their metadata [128][4 words];
+// then at 36864 the token tile (two 128-byte column blocks of 128 rows).
 #define SP9_K 128
 #define SP9_STAGES 3
-#define SP9_A_BYTES (SP_ROWS * 128)
-#define SP9_M_BYTES (SP_ROWS * 4 * 4)
 #define SP9_B_BYTES (SP_TOKENS * 256)
-#define SP9_STAGE_BYTES (SP9_A_BYTES + SP9_B_BYTES + SP9_M_BYTES)
-#define SPARSE_SM90_SHARED_BYTES (SP9_STAGES * SP9_STAGE_BYTES + 1024)
+#define SP9_HALF_BYTES (128 * 128 + 128 * 16)
+#define SP9_W_BYTES (2 * SP9_HALF_BYTES)
+#define SP9_STAGE_BYTES (SP9_W_BYTES + SP9_B_BYTES)
+#define SPARSE_SM90_SHARED_BYTES (SP9_STAGES * SP9_STAGE_BYTES + 1024 + 64)
+
+// Pre-tiles one weight [E][R][K] (values [R][K/2] bf16, meta [R][K/32]) into [E][tiles][stages] blocks of
+// SP9_W_BYTES; rows past R and k past K become zero values with metadata 0x44444444 (positions 0 and 1).
+// Grid (stages, E * tiles), 256 threads: one row each.
+extern "C" __global__ void tile_sparse24_sm90(const bf16* __restrict__ values, const unsigned* __restrict__ meta,
+                                              unsigned char* __restrict__ tiled, int R, int K, int tiles) {
+    int stage = blockIdx.x, stages = gridDim.x;
+    int e = blockIdx.y / tiles, tile = blockIdx.y % tiles;
+    int r = threadIdx.x, row = tile * SP_ROWS + r;
+    int half = r >> 7, rh = r & 127;
+    unsigned char* block = tiled + ((size_t)blockIdx.y * stages + stage) * SP9_W_BYTES + half * SP9_HALF_BYTES;
+    const uint4* src = reinterpret_cast<const uint4*>(values + ((size_t)e * R + row) * (K / 2));
+    for (int c = 0; c < 8; c++) {
+        int kc = stage * (SP9_K / 2) + c * 8;  // first kept value of the chunk
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (row < R && kc < K / 2) v = src[kc / 8];
+        *reinterpret_cast<uint4*>(block + rh * 128 + ((c ^ (rh & 7)) << 4)) = v;  // swizzled()
+    }
+    unsigned* m = reinterpret_cast<unsigned*>(block + 128 * 128) + rh * 4;
+    for (int w = 0; w < 4; w++) {
+        int word = stage * (SP9_K / 32) + w;
+        m[w] = row < R && word < K / 32 ? meta[((size_t)e * R + row) * (K / 32) + word] : 0x44444444u;
+    }
+}
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define MOESCORE_WGMMA_SP 1
 
-// smem_desc and swizzled: gemm_sm90.cu (the same 128-byte swizzle and descriptor).
+// smem_desc, swizzled, the mbarrier and bulk-copy helpers: gemm_sm90.cu.
 
 // d[64 weight rows x 128 tokens of this warpgroup] += A[64 x 32, 2:4] . B[128 x 32]^T
 __device__ __forceinline__ void wgmma_sp_m64n128k32(float (&d)[64], uint64_t descA, uint64_t descB, unsigned meta) {
@@ -38,35 +75,11 @@ __device__ __forceinline__ void wgmma_sp_m64n128k32(float (&d)[64], uint64_t des
         : "l"(descA), "l"(descB), "r"(meta));
 }
 
-__device__ __forceinline__ void sp9_load_stage(const SpTile& t, int k0, unsigned char* stage) {
-    unsigned char* sA = stage;
-    unsigned char* sB = stage + SP9_A_BYTES;
-    unsigned* sM = reinterpret_cast<unsigned*>(stage + SP9_A_BYTES + SP9_B_BYTES);
-    int tid = threadIdx.x;
-    // values: 256 rows x 8 chunks (64 kept values = 128 k)
-#pragma unroll
-    for (int i = 0; i < SP_ROWS * 8 / SP_THREADS; i++) {
-        int chunk = tid + i * SP_THREADS;
-        int r = chunk >> 3, c = chunk & 7;
-        int row = t.r0 + r, kc = k0 / 2 + c * 8;
-        bool valid = row < t.R && kc < t.K / 2;
-        sp_cp_async16(sA + swizzled(r, c), t.values + (size_t)(valid ? row : 0) * (t.K / 2) + (valid ? kc : 0),
-                      valid);
-    }
-    // metadata: 256 rows x 4 words
-#pragma unroll
-    for (int i = 0; i < SP_ROWS * 4 / SP_THREADS; i++) {
-        int idx = tid + i * SP_THREADS;
-        int r = idx >> 2, w = idx & 3;
-        int row = t.r0 + r, word = k0 / 32 + w;
-        bool valid = row < t.R && word < (t.K + 31) / 32;
-        if (valid) sp_cp_async4(&sM[r * 4 + w], t.meta + (size_t)row * ((t.K + 31) / 32) + word, true);
-        else sM[r * 4 + w] = 0x44444444u;  // positions 0 and 1 of zero values: contributes nothing
-    }
-    // tokens: 128 rows x 16 chunks, in two 128-byte column blocks
+// The token part of a stage: 128 rows x 16 chunks of 16 bytes, in two 128-byte column blocks.
+__device__ __forceinline__ void sp9_load_tokens(const SpTile& t, int k0, unsigned char* sB) {
 #pragma unroll
     for (int i = 0; i < SP_TOKENS * 16 / SP_THREADS; i++) {
-        int chunk = tid + i * SP_THREADS;
+        int chunk = threadIdx.x + i * SP_THREADS;
         int r = chunk >> 4, cc = chunk & 15;
         int tok = t.t0 + r, k = k0 + cc * 8;
         bool valid = tok < t.count && k < t.K;
@@ -77,87 +90,144 @@ __device__ __forceinline__ void sp9_load_stage(const SpTile& t, int k0, unsigned
 }
 
 // acc[mb][64]: this warpgroup's slab mb (weight rows 128 * group + 64 * mb ..), mma-style per-warp layout.
-__device__ __forceinline__ void sp9_mainloop(const SpTile& t, float (&acc)[2][64]) {
+// wTile: this block's weight tile, one pre-tiled block of SP9_W_BYTES per stage. tokenTile: null to gather the
+// token rows (t.rows) with cp.async; else their stages already in the shared-memory layout (the tiled
+// intermediate the gate+up kernel wrote), one SP9_B_BYTES block each, copied with the weights.
+__device__ __forceinline__ void sp9_mainloop(const SpTile& t, const unsigned char* wTile,
+                                             const unsigned char* tokenTile, float (&acc)[2][64]) {
     extern __shared__ __align__(16) unsigned char sp_smem[];
     unsigned char* base = (unsigned char*)(((uintptr_t)sp_smem + 1023) & ~(uintptr_t)1023);
+    uint64_t* weightsLanded = reinterpret_cast<uint64_t*>(base + SP9_STAGES * SP9_STAGE_BYTES);  // per slot
     int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+    bool issuer = threadIdx.x == 0;
 #pragma unroll
     for (int mb = 0; mb < 2; mb++)
 #pragma unroll
         for (int i = 0; i < 64; i++) acc[mb][i] = 0.f;
+    if (issuer) {
+        for (int s = 0; s < SP9_STAGES; s++) mbar_init(&weightsLanded[s], 1);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
     int kTiles = (t.K + SP9_K - 1) / SP9_K;
+    // Stage kt: thread 0 starts the weight copy, every thread its share of the token rows.
+    auto load_stage = [&](int kt) {
+        unsigned char* stage = base + (kt % SP9_STAGES) * SP9_STAGE_BYTES;
+        if (issuer) {
+            uint64_t* landed = &weightsLanded[kt % SP9_STAGES];
+            mbar_expect_tx(landed, tokenTile ? SP9_STAGE_BYTES : SP9_W_BYTES);
+            bulk_copy(stage, wTile + (size_t)kt * SP9_W_BYTES, SP9_W_BYTES, landed);
+            if (tokenTile)
+                bulk_copy(stage + SP9_W_BYTES, tokenTile + (size_t)kt * SP9_B_BYTES, SP9_B_BYTES, landed);
+        }
+        if (!tokenTile) sp9_load_tokens(t, kt * SP9_K, stage + SP9_W_BYTES);
+    };
 #pragma unroll
     for (int s = 0; s < SP9_STAGES - 1; s++) {
-        if (s < kTiles) sp9_load_stage(t, s * SP9_K, base + s * SP9_STAGE_BYTES);
+        if (s < kTiles) load_stage(s);
         asm volatile("cp.async.commit_group;\n" ::);
     }
     for (int kt = 0; kt < kTiles; kt++) {
+        unsigned char* stage = base + (kt % SP9_STAGES) * SP9_STAGE_BYTES;
         asm volatile("cp.async.wait_group %0;\n" ::"n"(SP9_STAGES - 2));
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-        __syncthreads();  // stage kt visible to the tensor cores; every wgmma of stage kt-1 has completed
-        unsigned char* stage = base + (kt % SP9_STAGES) * SP9_STAGE_BYTES;
-        const unsigned* sM = reinterpret_cast<const unsigned*>(stage + SP9_A_BYTES + SP9_B_BYTES);
+        __syncthreads();  // tokens of stage kt visible to the tensor cores; every wgmma of stage kt-1 has completed
+        mbar_wait(&weightsLanded[kt % SP9_STAGES], (kt / SP9_STAGES) & 1);  // and the token stage, if copied
+        const unsigned char* half = stage + group * SP9_HALF_BYTES;
+        const unsigned* sM = reinterpret_cast<const unsigned*>(half + 128 * 128);
         // metadata registers first (ordinary loads), then the wgmma batch
         unsigned meta[2][4];
 #pragma unroll
         for (int mb = 0; mb < 2; mb++) {
-            int r = group * 128 + mb * 64 + warp * 16 + (lane >> 2);
+            int r = mb * 64 + warp * 16 + (lane >> 2);
 #pragma unroll
             for (int s = 0; s < 4; s++) {
                 unsigned lo = sM[r * 4 + s], hi = sM[(r + 8) * 4 + s];
                 meta[mb][s] = (lane & 1) ? (lo >> 16) | (hi & 0xffff0000u) : (lo & 0xffffu) | (hi << 16);
             }
         }
-        uint64_t descB0 = smem_desc(stage + SP9_A_BYTES);
+        uint64_t descB0 = smem_desc(stage + SP9_W_BYTES);
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
         for (int s = 0; s < 4; s++) {  // k32 steps: A +32 bytes each; B +64 bytes, the second block from s = 2
             uint64_t descB = descB0 + (uint64_t)(((s >> 1) * SP_TOKENS * 128 + (s & 1) * 64) >> 4);
 #pragma unroll
             for (int mb = 0; mb < 2; mb++) {
-                uint64_t descA = smem_desc(stage + (group * 128 + mb * 64) * 128) + 2 * s;
+                uint64_t descA = smem_desc(half + mb * 64 * 128) + 2 * s;
                 wgmma_sp_m64n128k32(acc[mb], descA, descB, meta[mb][s]);
             }
         }
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
         // The next loads are issued while this batch runs (wgmma is asynchronous): their slot held stage kt-1,
         // which every warpgroup finished before the barrier above.
-        int pre = kt + SP9_STAGES - 1;
-        if (pre < kTiles) sp9_load_stage(t, pre * SP9_K, base + (pre % SP9_STAGES) * SP9_STAGE_BYTES);
+        if (kt + SP9_STAGES - 1 < kTiles) load_stage(kt + SP9_STAGES - 1);
         asm volatile("cp.async.commit_group;\n" ::);
         asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
     }
     asm volatile("cp.async.wait_group 0;\n" ::);
 }
+
+// The gate+up epilogue (sp_epi_swiglu's math) writing the intermediate tiled for the down kernel: per work item
+// and 128 columns one SP9_B_BYTES block laid out as the down kernel's token stage (two 128-byte column blocks of
+// 128 rows, swizzled), so that stage arrives by bulk copy. Columns past F are never written: the caller zeroes
+// the buffer when F % 128 != 0 (zero weights times stale bytes could be NaN).
+__device__ __forceinline__ void sp9_epi_swiglu_tiled(const float (&acc)[2][64], int wr, const SpTile& t,
+                                                     const Work& w, unsigned char* interTiled, int F) {
+    int lane = threadIdx.x & 31;
+    int fStages = (F + SP9_K - 1) / SP9_K;
+    unsigned char* item = interTiled + (size_t)w.item * fStages * SP9_B_BYTES;
+#pragma unroll
+    for (int mb = 0; mb < 2; mb++) {
+        int f = (t.r0 + wr + mb * 64) / 2 + (lane >> 2);
+        if (f >= F) continue;
+        unsigned char* column = item + (size_t)(f / SP9_K) * SP9_B_BYTES + ((f % SP9_K) >> 6) * (SP_TOKENS * 128) +
+                                (f & 7) * 2;
+        int chunk = (f & 63) >> 3;
+#pragma unroll
+        for (int ni = 0; ni < 16; ni++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int r = ni * 8 + 2 * (lane & 3) + e;  // local token of the tile
+                if (w.m0 + r < w.count)
+                    *reinterpret_cast<bf16*>(column + swizzled(r, chunk)) =
+                        __float2bfloat16(silu(acc[mb][ni * 4 + e]) * acc[mb][ni * 4 + 2 + e]);
+            }
+    }
+}
 #endif
 
+// Grid (work items, weight tiles) as the other expert kernels; `tiled`: the expert weight pre-tiled,
+// [E][tiles][stages] blocks of SP9_W_BYTES; `inter`: the intermediate, tiled per work item (sp9_epi_swiglu_tiled).
 extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
 experts_gate_up_sp24_sm90(const bf16* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
-                          const int* __restrict__ work, const bf16* __restrict__ values,
-                          const unsigned* __restrict__ meta, bf16* __restrict__ inter, int F, int H) {
+                          const int* __restrict__ work, const unsigned char* __restrict__ tiled,
+                          unsigned char* __restrict__ inter, int F, int H) {
 #ifdef MOESCORE_WGMMA_SP
     Work w = work_item(work, offsets);
-    size_t R = 2 * (size_t)F;
-    SpTile t{values + w.expert * R * (H / 2), meta + w.expert * R * ((H + 31) / 32), 2 * F, H,
-             w.tile * SP_ROWS, x, tokens, w.begin, w.count, w.m0};
+    int kTiles = (H + SP9_K - 1) / SP9_K;
+    const unsigned char* wTile = tiled + ((size_t)w.expert * gridDim.y + w.tile) * kTiles * SP9_W_BYTES;
+    SpTile t{nullptr, nullptr, 2 * F, H, w.tile * SP_ROWS, x, tokens, w.begin, w.count, w.m0};
     float acc[2][64];
-    sp9_mainloop(t, acc);
+    sp9_mainloop(t, wTile, nullptr, acc);
     int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
-    sp_epi_swiglu<2, 16>(&acc[0][0], group * 128 + warp * 16, 64, 0, t, w, inter, F);
+    sp9_epi_swiglu_tiled(acc, group * 128 + warp * 16, t, w, inter, F);
 #endif
 }
 
 extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
-experts_down_sp24_sm90(const bf16* __restrict__ inter, const int* __restrict__ tokens, const float* __restrict__ gates,
-                       const int* __restrict__ offsets, const int* __restrict__ work, const bf16* __restrict__ values,
-                       const unsigned* __restrict__ meta, float* __restrict__ out, float* __restrict__ perEntry,
+experts_down_sp24_sm90(const unsigned char* __restrict__ inter, const int* __restrict__ tokens,
+                       const float* __restrict__ gates,
+                       const int* __restrict__ offsets, const int* __restrict__ work,
+                       const unsigned char* __restrict__ tiled, float* __restrict__ out, float* __restrict__ perEntry,
                        int H, int F) {
 #ifdef MOESCORE_WGMMA_SP
     Work w = work_item(work, offsets);
-    SpTile t{values + w.expert * (size_t)H * (F / 2), meta + w.expert * (size_t)H * ((F + 31) / 32), H, F,
-             w.tile * SP_ROWS, inter, nullptr, w.begin, w.count, w.m0};
+    int kTiles = (F + SP9_K - 1) / SP9_K;
+    const unsigned char* wTile = tiled + ((size_t)w.expert * gridDim.y + w.tile) * kTiles * SP9_W_BYTES;
+    SpTile t{nullptr, nullptr, H, F, w.tile * SP_ROWS, nullptr, nullptr, w.begin, w.count, w.m0};
+    const unsigned char* tokenTile = inter + (size_t)w.item * kTiles * SP9_B_BYTES;
     float acc[2][64];
-    sp9_mainloop(t, acc);
+    sp9_mainloop(t, wTile, tokenTile, acc);
     int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
     sp_epi_combine<2, 16>(&acc[0][0], group * 128 + warp * 16, 64, 0, t, w, tokens, gates, out, perEntry, H);
 #endif

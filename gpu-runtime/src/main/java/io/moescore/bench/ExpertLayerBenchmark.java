@@ -102,7 +102,9 @@ public final class ExpertLayerBenchmark {
             Files.createDirectories(file);
             writer.write(file.resolve("model.safetensors"));
             dense = null; // let the host copies go
+            // each backend uploads the experts in the layout its kernels read (pre-tiled for wgmma on a Hopper)
             ExpertWeights denseWeights;
+            ExpertWeights denseMmaWeights = null;
             try (Checkpoint c = Checkpoint.open(file)) {
                 WeightSlice[][] slices = new WeightSlice[3][s.experts()];
                 for (int e = 0; e < s.experts(); e++) {
@@ -111,9 +113,14 @@ public final class ExpertLayerBenchmark {
                     slices[2][e] = WeightSlice.whole(c.get("w2_" + e), h, f);
                 }
                 denseWeights = gpu.expertWeights(slices[0], slices[1], slices[2]);
+                if (backends.containsKey("-mma")) {
+                    denseMmaWeights = backends.get("-mma").expertWeights(slices[0], slices[1], slices[2]);
+                }
             }
             Files.delete(file.resolve("model.safetensors"));
             ExpertWeights sparseWeights = gpu.sparseExpertWeights(packed[0], packed[1], packed[2]);
+            ExpertWeights sparseMmaWeights = backends.containsKey("-mma")
+                    ? backends.get("-mma").sparseExpertWeights(packed[0], packed[1], packed[2]) : null;
             packed = null;
             long denseBytes = 3L * s.experts() * h * f * 2;
             long sparseBytes = 3L * s.experts() * h * f + 3L * s.experts() * h * f / 8;
@@ -136,12 +143,14 @@ public final class ExpertLayerBenchmark {
                     List<String> kernels = new java.util.ArrayList<>();
                     for (String suffix : backends.keySet()) {
                         kernels.add("dense" + suffix);
-                        if (!suffix.equals("-wgmma-n128")) {
+                        if (suffix.isEmpty() || suffix.equals("-mma")) {  // wgmma.sp is the only 2:4 kernel on a Hopper
                             kernels.add("2:4" + suffix);
                         }
                     }
                     for (String kernel : kernels) {
-                        ExpertWeights w = kernel.startsWith("2:4") ? sparseWeights : denseWeights;
+                        ExpertWeights w = kernel.equals("2:4-mma") ? sparseMmaWeights
+                                : kernel.equals("dense-mma") ? denseMmaWeights
+                                : kernel.startsWith("2:4") ? sparseWeights : denseWeights;
                         CudaBackend b = backends.get(kernel.substring(kernel.startsWith("2:4") ? 3 : 5));
                         double[] ms = new double[10];
                         for (int r = -2; r < ms.length; r++) {
@@ -173,6 +182,10 @@ public final class ExpertLayerBenchmark {
             }
             denseWeights.close();
             sparseWeights.close();
+            if (sparseMmaWeights != null) {
+                sparseMmaWeights.close();
+                denseMmaWeights.close();
+            }
         }
         root.putPOJO("tuned_kernels", gpu.tunedKernels());
         json.writerWithDefaultPrettyPrinter().writeValue(out, root);

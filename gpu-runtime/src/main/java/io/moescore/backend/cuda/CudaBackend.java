@@ -51,8 +51,12 @@ public final class CudaBackend implements Backend {
     private static final int ATTENTION_KEYS = 32;
     /** sizeof(SpShared) in sparse24.cu: three stages of values, metadata and token tiles. */
     private static final int SPARSE_SHARED_BYTES = 3 * ((256 * 40 * 2) + (256 * 2 * 4) + (128 * 72 * 2));
-    /** SPARSE_SM90_SHARED_BYTES in sparse24_sm90.cu: three stages of values, tokens and metadata, + 1024. */
-    private static final int SPARSE_SM90_SHARED_BYTES = 3 * (256 * 128 + 128 * 256 + 256 * 16) + 1024;
+    /** S90_W_BLOCK_BYTES in gemm_sm90.cu: one pre-tiled dense weight block (128 rows x 64 k, bf16). */
+    private static final int DENSE_TILED_BLOCK_BYTES = 128 * 128;
+    /** SP9_W_BYTES in sparse24_sm90.cu: one pre-tiled weight stage (256 rows x 128 k, values and metadata). */
+    private static final int SPARSE_TILED_STAGE_BYTES = 2 * (128 * 128 + 128 * 16);
+    /** SPARSE_SM90_SHARED_BYTES: three stages of pre-tiled weights and tokens, + 1024 (alignment), + mbarriers. */
+    private static final int SPARSE_SM90_SHARED_BYTES = 3 * (SPARSE_TILED_STAGE_BYTES + 128 * 256) + 1024 + 64;
     /** GEMM_SHARED_BYTES in gemm.cu: three stages of 128 x 32 A and 256 x 32 W tiles, rows padded to 40 bf16. */
     private static final int GEMM_SHARED_BYTES = 3 * (128 + 256) * 40 * 2;
     /** The lm_head step computes logits for at most this many (token, vocab) pairs at a time. */
@@ -119,13 +123,12 @@ public final class CudaBackend implements Backend {
         };
     }
 
-    /** The 2:4 kernel suffixes (sparse24.cu: mma.sp; sparse24_sm90.cu: wgmma.sp) this backend may run. */
-    private List<String> sparseVariants() {
-        return switch (kernels) {
-            case TUNED -> List.of("_sp24_sm90", "_sp24");
-            case WGMMA, WGMMA_N128 -> List.of("_sp24_sm90");
-            case MMA_SYNC -> List.of("_sp24");
-        };
+    /**
+     * Whether this backend's 2:4 experts run on wgmma.sp (sparse24_sm90.cu), which reads them pre-tiled, rather
+     * than on mma.sp (sparse24.cu, what sm_80-89 run; pinned with MMA_SYNC on a Hopper too).
+     */
+    private boolean sparseOnWgmma() {
+        return kernels != Kernels.MMA_SYNC;  // TUNED and MMA_SYNC are the only families left off a Hopper
     }
 
     /** Weight rows per block of a dense GEMM kernel (BN of gemm.cu, BNT of gemm_sm90.cu). */
@@ -135,6 +138,9 @@ public final class CudaBackend implements Backend {
 
     /** GEMM_SM90_SHARED_BYTES(BNT) of gemm_sm90.cu, or GEMM_SHARED_BYTES of gemm.cu. */
     private static int gemmSharedBytes(String kernel) {
+        if (kernel.contains("_sm90t")) {  // + the mbarriers of the pre-tiled kernels
+            return 4 * (128 + gemmTile(kernel)) * 128 + 1024 + 64;
+        }
         return kernel.contains("_sm90") ? 4 * (128 + gemmTile(kernel)) * 128 + 1024 : GEMM_SHARED_BYTES;
     }
 
@@ -155,11 +161,7 @@ public final class CudaBackend implements Backend {
 
     /** Which kernels the 2:4 expert layers use here. */
     public String sparsePath() {
-        return switch (kernels) {
-            case TUNED -> "tuned (wgmma.sp, mma.sp)";
-            case WGMMA, WGMMA_N128 -> "wgmma.sp (sm_90a)";
-            case MMA_SYNC -> "mma.sp";
-        };
+        return sparseOnWgmma() ? "wgmma.sp, bulk-copied pre-tiled weights (sm_90a)" : "mma.sp";
     }
 
     public Precision precision() {
@@ -353,7 +355,27 @@ public final class CudaBackend implements Backend {
             }
             uploadRows(down[x], down[x].firstElement(), hidden, ffn, parts, downSlab.withByteOffset(x * expertDown * 2));
         }
-        return new CudaExperts(e, ffn, hidden, gateUp, downSlab, parts);
+        if (!sparseOnWgmma() || precision != Precision.BF16) {
+            return new CudaExperts(e, ffn, hidden, gateUp, downSlab, parts, false);
+        }
+        // wgmma on a Hopper, bf16 inputs: the pre-tiled layout the bulk-copy kernels read (gemm_sm90.cu)
+        try {
+            CUdeviceptr gateUpTiled = tileDense(gateUp, e, 2 * ffn, hidden);
+            CUdeviceptr downTiled = tileDense(downSlab, e, hidden, ffn);
+            return new CudaExperts(e, ffn, hidden, gateUpTiled, downTiled, parts, true);
+        } finally {
+            GpuRuntime.free(gateUp);
+            GpuRuntime.free(downSlab);
+        }
+    }
+
+    /** A weight [e][rows][cols] bf16 copied into the pre-tiled layout of gemm_sm90.cu (128 x 64 blocks). */
+    private CUdeviceptr tileDense(CUdeviceptr plain, int e, int rows, int cols) {
+        int tiles = (int) blocks(rows, 128);
+        CUdeviceptr tiled = allocateWeight((long) e * tiles * blocks(cols, 64) * DENSE_TILED_BLOCK_BYTES);
+        launch("tile_dense_sm90", blocks(cols, 64), e * tiles, 128, 0, plain, tiled, rows, cols, tiles);
+        cuStreamSynchronize(gpu.stream());
+        return tiled;
     }
 
     @Override
@@ -391,7 +413,30 @@ public final class CudaBackend implements Backend {
             cuMemcpyHtoD(dv.withByteOffset(x * dValues * 2), Pointer.to(toBf16(down[x].values())), dValues * 2);
             cuMemcpyHtoD(dm.withByteOffset(x * dMeta * 4), Pointer.to(down[x].meta()), dMeta * 4);
         }
-        return new CudaSparseExperts(e, ffn, hidden, guv, gum, dv, dm);
+        if (!sparseOnWgmma()) {
+            return new CudaSparseExperts(e, ffn, hidden, guv, gum, dv, dm);
+        }
+        long guTiled = tiledSparseBytes(e, 2 * ffn, hidden);
+        long dTiled = tiledSparseBytes(e, hidden, ffn);
+        CUdeviceptr gut = allocateWeight(guTiled);
+        CUdeviceptr dt = allocateWeight(dTiled);
+        tileSparse(guv, gum, gut, e, 2 * ffn, hidden);
+        tileSparse(dv, dm, dt, e, hidden, ffn);
+        cuStreamSynchronize(gpu.stream());
+        for (CUdeviceptr packed : new CUdeviceptr[] {guv, gum, dv, dm}) {
+            GpuRuntime.free(packed);
+        }
+        return new CudaSparseExperts(e, ffn, hidden, gut, dt, guTiled + dTiled);
+    }
+
+    /** Bytes of a 2:4 weight [e][rows][cols] pre-tiled for the bulk-copy kernels: 256-row x 128-k blocks. */
+    private static long tiledSparseBytes(int e, int rows, int cols) {
+        return (long) e * blocks(rows, SPARSE_ROW_TILE) * blocks(cols, 128) * SPARSE_TILED_STAGE_BYTES;
+    }
+
+    private void tileSparse(CUdeviceptr values, CUdeviceptr meta, CUdeviceptr tiled, int e, int rows, int cols) {
+        int tiles = (int) blocks(rows, SPARSE_ROW_TILE);
+        launch("tile_sparse24_sm90", blocks(cols, 128), e * tiles, 256, 0, values, meta, tiled, rows, cols, tiles);
     }
 
     @Override
@@ -698,7 +743,8 @@ public final class CudaBackend implements Backend {
 
     /**
      * {@link #experts} on dense experts, then their inputs downloaded for {@code seen}: x as the fp32 hidden states,
-     * the SwiGLU products as the gate/up kernel stored them for down (bf16; hi + lo at split-bf16).
+     * the SwiGLU products as the gate/up kernel stored them for down (bf16; hi + lo at split-bf16), whichever layout
+     * ({@link ExpertIntermediate}).
      */
     @Override
     public void experts(Tensor x, ExpertRouting routing, ExpertWeights weights, Tensor out, ExpertInputObserver seen) {
@@ -712,36 +758,28 @@ public final class CudaBackend implements Backend {
         }
         CudaExpertRouting r = (CudaExpertRouting) routing;
         CombineOrder combine = deterministic ? new CombineOrder(r.chosen, r.k) : null;
-        int aParts = inputParts(dense.parts);
-        short[] inter = new short[Math.multiplyExact(r.entries, dense.ffn * aParts)];
+        short[][] inter = new short[1][];
         int[] tokens = new int[r.entries];
         timed("experts", () -> runExperts(CudaTensor.of(x), r.offsets, r.tokens, r.gates, r.tokensPerExpert(), dense,
-                CudaTensor.of(out), combine, device -> {
+                CudaTensor.of(out), combine, (device, bytes) -> {
+                    inter[0] = new short[Math.toIntExact(bytes / 2)];
                     cuStreamSynchronize(gpu.stream());
-                    cuMemcpyDtoH(Pointer.to(inter), device, inter.length * 2L);
-                    if (tokens.length > 0) {
-                        cuMemcpyDtoH(Pointer.to(tokens), r.tokens, tokens.length * 4L);
-                    }
+                    cuMemcpyDtoH(Pointer.to(inter[0]), device, bytes);
+                    cuMemcpyDtoH(Pointer.to(tokens), r.tokens, tokens.length * 4L);
                 }));
         float[] hidden = toHost(x);
         int[] counts = r.tokensPerExpert();
-        int f = dense.ffn;
+        float[][] swiglu = inter[0] == null ? new float[counts.length][0]
+                : ExpertIntermediate.swiglu(inter[0], counts, dense.ffn, inputParts(dense.parts), dense.tiled);
         for (int e = 0, from = 0; e < counts.length; from += counts[e], e++) {
-            float[] swiglu = new float[counts[e] * f];
-            for (int i = 0; i < counts[e]; i++) {
-                int row = (from + i) * f * aParts;
-                for (int j = 0; j < f; j++) {
-                    float v = bf16(inter[row + j]);
-                    swiglu[i * f + j] = aParts == 1 ? v : v + bf16(inter[row + (aParts - 1) * f + j]);
-                }
-            }
-            seen.observe(e, hidden, java.util.Arrays.copyOfRange(tokens, from, from + counts[e]), dense.hidden, swiglu,
-                    f);
+            seen.observe(e, hidden, java.util.Arrays.copyOfRange(tokens, from, from + counts[e]), dense.hidden,
+                    swiglu[e], dense.ffn);
         }
     }
 
-    private static float bf16(short bits) {
-        return Float.intBitsToFloat((bits & 0xffff) << 16);
+    /** Reads the expert intermediate (device pointer, bytes) before it is released. */
+    private interface InterTap {
+        void read(CUdeviceptr inter, long bytes);
     }
 
     @Override
@@ -789,10 +827,10 @@ public final class CudaBackend implements Backend {
 
     /**
      * The grouped expert launches: gate+up with SwiGLU into bf16 rows per entry, then down with combine. interTap
-     * (null: none) reads those rows (entries x ffn x aParts bf16) before they are released.
+     * (null: none) reads those rows ({@link ExpertIntermediate}'s layouts) before they are released.
      */
     private void runExperts(CudaTensor x, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates, int[] counts,
-                            CudaExperts w, CudaTensor out, CombineOrder combine, Consumer<CUdeviceptr> interTap) {
+                            CudaExperts w, CudaTensor out, CombineOrder combine, InterTap interTap) {
         int h = w.hidden;
         int f = w.ffn;
         long entries = java.util.Arrays.stream(counts).asLongStream().sum();
@@ -803,7 +841,10 @@ public final class CudaBackend implements Backend {
         int[] work = workList(counts);
         DevicePool pool = gpu.pool();
         int aParts = inputParts(w.parts);
-        CUdeviceptr inter = pool.allocate(entries * f * 2 * aParts);
+        // the intermediate: [entries, F x aParts] bf16, or with pre-tiled weights tiled per work item as the down
+        // kernel's activation stages (128 rows x 64 columns, gemm_sm90.cu), columns padded to a multiple of 64
+        long interBytes = w.tiled ? (long) (work.length / 2) * blocks(f, 64) * 128 * 64 * 2 : entries * f * 2 * aParts;
+        CUdeviceptr inter = pool.allocate(interBytes);
         CUdeviceptr xb = gemmInput(x, aParts, pool);
         CUdeviceptr perEntry = startCombine(combine, entries, h);
         try (CudaTensor.Ints workList = upload(work)) {
@@ -814,22 +855,28 @@ public final class CudaBackend implements Backend {
                 gpu.allowSharedMemory(gpu.function(gateUp), shared);
                 gpu.allowSharedMemory(gpu.function(down), shared);
                 cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
+                if (w.tiled && f % 64 != 0) {  // padding columns meet zero weights: no NaN bit patterns there
+                    cuMemsetD32Async(inter, 0, interBytes / 4, gpu.stream());
+                }
                 launch(gateUp, items, (int) blocks(2L * f, gemmTile(gateUp)), 256, shared, xb, tokens, offsets,
                         workList.device, w.gateUp, inter, f, h, aParts, w.parts);
                 launch(down, items, (int) blocks(h, gemmTile(down)), 256, shared, inter, tokens, gates, offsets,
                         workList.device, w.down, out.f32, perEntry, h, f, aParts, w.parts);
             };
+            // pre-tiled weights: the wgmma kernels that read them (_sm90t: bulk copies), never mma.sync
+            List<String> variants = w.tiled ? gemmVariants("experts_gate_up").stream().filter(v -> v.contains("_sm90"))
+                    .map(v -> v.replace("_sm90", "_sm90t")).toList() : gemmVariants("experts_gate_up");
             run.accept(choose("experts " + counts.length + "x" + f + "x" + h + " entries " + KernelTuner.bucket(entries)
-                    + " parts " + aParts + "/" + w.parts, gemmVariants("experts_gate_up"), run));
+                    + " parts " + aParts + "/" + w.parts + (w.tiled ? " tiled" : ""), variants, run));
             finishCombine(combine, perEntry, offsets, tokens, out);
             if (interTap != null) {
-                interTap.accept(inter);
+                interTap.read(inter, interBytes);
             }
         } finally {
             if (perEntry != null) {
                 pool.release(perEntry, entries * h * 4);
             }
-            pool.release(inter, entries * f * 2 * aParts);
+            pool.release(inter, interBytes);
             pool.release(xb, x.elements() * 2 * aParts);
         }
     }
@@ -857,33 +904,46 @@ public final class CudaBackend implements Backend {
             return;
         }
         DevicePool pool = gpu.pool();
-        CUdeviceptr inter = pool.allocate(entries * f * 2);
         int[] work = workList(counts);
+        boolean tiled = w.tiled();
+        // the intermediate: [entries, F] bf16, or on a Hopper tiled per work item as the down kernel's token stages
+        // (128 rows x 128 columns, sparse24_sm90.cu), columns padded to a multiple of 128
+        long interBytes = tiled ? (long) (work.length / 2) * blocks(f, 128) * 128 * 128 * 2 : entries * f * 2;
+        CUdeviceptr inter = pool.allocate(interBytes);
         CUdeviceptr xb = gemmInput(x, 1, pool);  // one bf16 copy: the 2:4 kernels take no split inputs
         CUdeviceptr perEntry = startCombine(combine, entries, h);
         try (CudaTensor.Ints workList = upload(work)) {
-            // wgmma.sp on a Hopper (sparse24_sm90.cu), mma.sp everywhere (sparse24.cu)
-            Consumer<String> run = suffix -> {
-                String gateUp = "experts_gate_up" + suffix;
-                String down = "experts_down" + suffix;
-                int shared = suffix.endsWith("_sm90") ? SPARSE_SM90_SHARED_BYTES : SPARSE_SHARED_BYTES;
-                gpu.allowSharedMemory(gpu.function(gateUp), shared);
-                gpu.allowSharedMemory(gpu.function(down), shared);
-                cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
-                launch(gateUp, work.length / 2, (int) blocks(2L * f, SPARSE_ROW_TILE), 256, shared, xb, tokens,
-                        offsets, workList.device, w.gateUpValues, w.gateUpMeta, inter, f, h);
-                launch(down, work.length / 2, (int) blocks(h, SPARSE_ROW_TILE), 256, shared, inter, tokens, gates,
-                        offsets, workList.device, w.downValues, w.downMeta, out.f32, perEntry, h, f);
-            };
-            run.accept(choose("experts 2:4 " + counts.length + "x" + f + "x" + h + " entries "
-                    + KernelTuner.bucket(entries), sparseVariants(), run));
+            // wgmma.sp on the pre-tiled weights of a Hopper (sparse24_sm90.cu), mma.sp on the packed ones (sparse24.cu)
+            String gateUp = tiled ? "experts_gate_up_sp24_sm90" : "experts_gate_up_sp24";
+            String down = tiled ? "experts_down_sp24_sm90" : "experts_down_sp24";
+            int shared = tiled ? SPARSE_SM90_SHARED_BYTES : SPARSE_SHARED_BYTES;
+            gpu.allowSharedMemory(gpu.function(gateUp), shared);
+            gpu.allowSharedMemory(gpu.function(down), shared);
+            int items = work.length / 2;
+            int guTiles = (int) blocks(2L * f, SPARSE_ROW_TILE);
+            int dTiles = (int) blocks(h, SPARSE_ROW_TILE);
+            cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
+            if (tiled) {
+                if (f % 128 != 0) {  // padding columns meet zero weights: they must not hold NaN bit patterns
+                    cuMemsetD32Async(inter, 0, interBytes / 4, gpu.stream());
+                }
+                launch(gateUp, items, guTiles, 256, shared, xb, tokens, offsets, workList.device, w.gateUpTiled, inter,
+                        f, h);
+                launch(down, items, dTiles, 256, shared, inter, tokens, gates, offsets, workList.device, w.downTiled,
+                        out.f32, perEntry, h, f);
+            } else {
+                launch(gateUp, items, guTiles, 256, shared, xb, tokens, offsets, workList.device, w.gateUpValues,
+                        w.gateUpMeta, inter, f, h);
+                launch(down, items, dTiles, 256, shared, inter, tokens, gates, offsets, workList.device, w.downValues,
+                        w.downMeta, out.f32, perEntry, h, f);
+            }
             finishCombine(combine, perEntry, offsets, tokens, out);
         } finally {
             if (perEntry != null) {
                 pool.release(perEntry, entries * h * 4);
             }
             pool.release(xb, x.elements() * 2);
-            pool.release(inter, entries * f * 2);
+            pool.release(inter, interBytes);
         }
     }
 

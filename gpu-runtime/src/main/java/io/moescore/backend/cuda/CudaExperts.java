@@ -6,6 +6,8 @@ import jcuda.driver.CUdeviceptr;
 /**
  * A layer's experts as two device slabs: gateUp [E, 2F, H] bf16, each expert's gate and up rows interleaved
  * in blocks of 8 (what experts_gate_up reads), and down [E, H, F] bf16; every row as `parts` copies (hi, lo).
+ * Tiled: the same rows cut into 128-row x 64-k blocks laid out as shared memory holds them (gemm_sm90.cu), for
+ * the bulk-copy kernels of a Hopper.
  */
 final class CudaExperts implements ExpertWeights {
     final int numExperts;
@@ -14,9 +16,11 @@ final class CudaExperts implements ExpertWeights {
     final CUdeviceptr gateUp;
     final CUdeviceptr down;
     final int parts;
+    final boolean tiled;
 
-    CudaExperts(int numExperts, int ffn, int hidden, CUdeviceptr gateUp, CUdeviceptr down, int parts) {
+    CudaExperts(int numExperts, int ffn, int hidden, CUdeviceptr gateUp, CUdeviceptr down, int parts, boolean tiled) {
         this.parts = parts;
+        this.tiled = tiled;
         this.numExperts = numExperts;
         this.ffn = ffn;
         this.hidden = hidden;

@@ -4,8 +4,10 @@ import io.moescore.backend.ExpertWeights;
 import jcuda.driver.CUdeviceptr;
 
 /**
- * 2:4 sparse experts on the device, as sparse24.cu reads them: gateUp values [E, 2F, H/2] bf16 and meta
- * [E, 2F, H/32] (gate and up rows interleaved in blocks of 8), down values [E, H, F/2] and meta [E, H, F/32].
+ * 2:4 sparse experts on the device, in one of two layouts. Packed, as sparse24.cu (mma.sp) reads them: gateUp
+ * values [E, 2F, H/2] bf16 and meta [E, 2F, H/32] (gate and up rows interleaved in blocks of 8), down values
+ * [E, H, F/2] and meta [E, H, F/32]. Or pre-tiled, as sparse24_sm90.cu (wgmma.sp) reads them: the same rows cut
+ * into 256-row x 128-k blocks laid out as one pipeline stage in shared memory (values swizzled, then metadata).
  */
 final class CudaSparseExperts implements ExpertWeights {
     final int numExperts;
@@ -15,7 +17,11 @@ final class CudaSparseExperts implements ExpertWeights {
     final CUdeviceptr gateUpMeta;
     final CUdeviceptr downValues;
     final CUdeviceptr downMeta;
+    final CUdeviceptr gateUpTiled;
+    final CUdeviceptr downTiled;
+    private final long bytes;
 
+    /** The packed layout. */
     CudaSparseExperts(int numExperts, int ffn, int hidden, CUdeviceptr gateUpValues, CUdeviceptr gateUpMeta,
                       CUdeviceptr downValues, CUdeviceptr downMeta) {
         this.numExperts = numExperts;
@@ -25,13 +31,34 @@ final class CudaSparseExperts implements ExpertWeights {
         this.gateUpMeta = gateUpMeta;
         this.downValues = downValues;
         this.downMeta = downMeta;
+        this.gateUpTiled = null;
+        this.downTiled = null;
+        long e = numExperts;
+        this.bytes = e * 2 * ffn * (hidden / 2) * 2 + e * 2 * ffn * (hidden / 32) * 4 + e * hidden * (ffn / 2) * 2
+                + e * hidden * (ffn / 32) * 4;
     }
 
-    /** Device bytes of the packed weights (values and metadata). */
+    /** The pre-tiled layout, {@code bytes} in all. */
+    CudaSparseExperts(int numExperts, int ffn, int hidden, CUdeviceptr gateUpTiled, CUdeviceptr downTiled, long bytes) {
+        this.numExperts = numExperts;
+        this.ffn = ffn;
+        this.hidden = hidden;
+        this.gateUpValues = null;
+        this.gateUpMeta = null;
+        this.downValues = null;
+        this.downMeta = null;
+        this.gateUpTiled = gateUpTiled;
+        this.downTiled = downTiled;
+        this.bytes = bytes;
+    }
+
+    boolean tiled() {
+        return gateUpTiled != null;
+    }
+
+    /** Device bytes of the weights (values and metadata, and the padding of partial tiles when pre-tiled). */
     long bytes() {
-        long e = numExperts;
-        return e * 2 * ffn * (hidden / 2) * 2 + e * 2 * ffn * (hidden / 32) * 4 + e * hidden * (ffn / 2) * 2
-                + e * hidden * (ffn / 32) * 4;
+        return bytes;
     }
 
     @Override
@@ -46,8 +73,10 @@ final class CudaSparseExperts implements ExpertWeights {
 
     @Override
     public void close() {
-        for (CUdeviceptr p : new CUdeviceptr[] {gateUpValues, gateUpMeta, downValues, downMeta}) {
-            GpuRuntime.free(p);
+        for (CUdeviceptr p : new CUdeviceptr[] {gateUpValues, gateUpMeta, downValues, downMeta, gateUpTiled, downTiled}) {
+            if (p != null) {
+                GpuRuntime.free(p);
+            }
         }
     }
 }
