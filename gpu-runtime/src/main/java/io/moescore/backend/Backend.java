@@ -77,6 +77,17 @@ public interface Backend extends AutoCloseable {
      */
     void experts(Tensor x, ExpertRouting routing, ExpertWeights experts, Tensor out);
 
+    /**
+     * {@link #experts}, showing {@code seen} each expert's inputs on the way (calibration; null: nobody watches).
+     * Backends that cannot show them throw {@link UnsupportedOperationException} saying so.
+     */
+    default void experts(Tensor x, ExpertRouting routing, ExpertWeights experts, Tensor out, ExpertInputObserver seen) {
+        if (seen != null) {
+            throw new UnsupportedOperationException(deviceName() + " cannot show expert inputs for calibration");
+        }
+        experts(x, routing, experts, out);
+    }
+
     /** out = ffn(x) for every row, with a single-expert {@link ExpertWeights}. */
     void ffn(Tensor x, ExpertWeights weights, Tensor out);
 

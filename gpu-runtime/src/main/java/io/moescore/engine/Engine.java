@@ -76,6 +76,15 @@ public final class Engine implements AutoCloseable {
      * the vocabulary) gets an error in its result; the others are scored as if it were not there.
      */
     public ScoreBatch score(TokenBatch batch, ScoreOptions options) {
+        return score(batch, options, null);
+    }
+
+    /**
+     * {@link #score(TokenBatch, ScoreOptions)}, showing {@code seen} every routed expert's inputs (calibration;
+     * null: nobody watches). A batch that runs out of device memory then fails instead of being split, since half
+     * of it would have been shown already.
+     */
+    public ScoreBatch score(TokenBatch batch, ScoreOptions options, RoutedInputs seen) {
         int n = batch.numSequences();
         String[] errors = new String[n];
         List<Integer> valid = new ArrayList<>();
@@ -92,7 +101,7 @@ public final class Engine implements AutoCloseable {
                 scores[s] = SequenceScore.failed(batch.length(s), errors[s]);
             }
         }
-        int splits = valid.isEmpty() ? 0 : scoreSplittingOnOom(batch, valid, options, scores, load);
+        int splits = valid.isEmpty() ? 0 : scoreSplittingOnOom(batch, valid, options, scores, load, seen);
         return new ScoreBatch(List.of(scores), load, splits);
     }
 
@@ -101,26 +110,29 @@ public final class Engine implements AutoCloseable {
      * A single sequence that does not fit gets an error. Returns how many times a batch was split.
      */
     private int scoreSplittingOnOom(TokenBatch batch, List<Integer> valid, ScoreOptions options,
-                                    SequenceScore[] scores, ExpertLoad load) {
+                                    SequenceScore[] scores, ExpertLoad load, RoutedInputs seen) {
         ExpertLoad attempt = new ExpertLoad(config.numLayers(), config.numExperts());
         try {
-            scoreValid(batch, valid, options, scores, attempt);
+            scoreValid(batch, valid, options, scores, attempt, seen);
             load.add(attempt);
             return 0;
         } catch (DeviceOutOfMemoryException e) {
+            if (seen != null) {
+                throw e;
+            }
             if (valid.size() == 1) {
                 int s = valid.get(0);
                 scores[s] = SequenceScore.failed(batch.length(s), "does not fit in device memory: " + e.getMessage());
                 return 0;
             }
             int half = valid.size() / 2;
-            return 1 + scoreSplittingOnOom(batch, valid.subList(0, half), options, scores, load)
-                    + scoreSplittingOnOom(batch, valid.subList(half, valid.size()), options, scores, load);
+            return 1 + scoreSplittingOnOom(batch, valid.subList(0, half), options, scores, load, null)
+                    + scoreSplittingOnOom(batch, valid.subList(half, valid.size()), options, scores, load, null);
         }
     }
 
     private void scoreValid(TokenBatch batch, List<Integer> valid, ScoreOptions options,
-                            SequenceScore[] scores, ExpertLoad load) {
+                            SequenceScore[] scores, ExpertLoad load, RoutedInputs seen) {
         int numSeq = valid.size();
         int[] seqOffsets = new int[numSeq + 1];
         for (int i = 0; i < numSeq; i++) {
@@ -142,7 +154,7 @@ public final class Engine implements AutoCloseable {
             lastRows[i] = start + len - 1;
         }
         LogProbs logProbs = forward(tokens, positions, targets, seqOffsets,
-                options.topK() > 0 ? lastRows : new int[0], options.topK(), load);
+                options.topK() > 0 ? lastRows : new int[0], options.topK(), load, seen);
         float[] lp = logProbs.targetLogProbs();
         for (int i = 0; i < numSeq; i++) {
             int start = seqOffsets[i];
@@ -159,7 +171,7 @@ public final class Engine implements AutoCloseable {
 
     /** The decoder over packed sequences; returns the log-prob of each row's target and top tokens of topRows. */
     private LogProbs forward(int[] tokenIds, int[] positionIds, int[] targetIds, int[] seqOffsetArray,
-                             int[] topRows, int topK, ExpertLoad load) {
+                             int[] topRows, int topK, ExpertLoad load, RoutedInputs seen) {
         ModelConfig c = config;
         int t = tokenIds.length;
         int h = c.hiddenSize();
@@ -210,7 +222,10 @@ public final class Engine implements AutoCloseable {
                     backend.linear(normed, layer.router(), null, routerLogits);
                     try (ExpertRouting routing = backend.route(routerLogits, router)) {
                         load.add(l, routing.tokensPerExpert());
-                        backend.experts(normed, routing, layer.experts(), mixed);
+                        int layerIndex = l;
+                        backend.experts(normed, routing, layer.experts(), mixed, seen == null ? null
+                                : (expert, xs, rows, hidden, swiglu, ffn) ->
+                                        seen.accept(layerIndex, expert, xs, rows, hidden, swiglu, ffn));
                     }
                     if (layer.sharedExpert() != null) {
                         addSharedExpert(layer, normed, mixed, t);

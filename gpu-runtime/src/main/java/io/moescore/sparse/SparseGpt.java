@@ -52,6 +52,20 @@ public final class SparseGpt {
         return weight;
     }
 
+    /** {@link #prune24(double[], int, int, double[])} of an fp32 weight, rounded back to fp32. */
+    public static float[] prune24(float[] w, int rows, int cols, double[] hessian) {
+        double[] wide = new double[w.length];
+        for (int i = 0; i < w.length; i++) {
+            wide[i] = w[i];
+        }
+        double[] pruned = prune24(wide, rows, cols, hessian);
+        float[] out = new float[pruned.length];
+        for (int i = 0; i < pruned.length; i++) {
+            out[i] = (float) pruned[i];
+        }
+        return out;
+    }
+
     /** Prunes columns [from, to), updating the block in place and the columns after it once at the end. */
     private static void pruneBlock(double[] weight, int rows, int cols, double[] u, int from, int to) {
         int width = to - from;

@@ -17,9 +17,9 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SortedMap;
+import java.util.SortedSet;
 import java.util.TreeMap;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
+import java.util.TreeSet;
 import java.util.stream.Stream;
 
 /**
@@ -31,8 +31,6 @@ import java.util.stream.Stream;
  * before it). Calibration runs on our CPU engine. Experts no calibration token reached fall back to magnitude.
  */
 public final class Sparsifier {
-    private static final Pattern EXPERT = Pattern.compile(
-            "model\\.layers\\.(\\d+)\\.(?:mlp|block_sparse_moe)\\.experts\\.(\\d+)\\.(gate_proj|up_proj|down_proj|w1|w3|w2)\\.weight");
     public static final List<String> METHODS = List.of("magnitude", "wanda", "sparsegpt");
 
     private Sparsifier() {
@@ -40,12 +38,23 @@ public final class Sparsifier {
 
     /**
      * Summary of a run. fallbacksPerLayer: per layer index, the expert weights that fell back to magnitude
-     * because no calibration token reached their expert (empty for magnitude).
+     * because no calibration token reached their expert (empty for magnitude); expertsFellBack: those experts.
      */
-    public record Result(int tensorsPruned, SortedMap<Integer, Integer> fallbacksPerLayer, long calibrationTokens) {
+    public record Result(int tensorsPruned, SortedMap<Integer, Integer> fallbacksPerLayer,
+                         SortedMap<Integer, SortedSet<Integer>> expertsFellBack, long calibrationTokens) {
         public int expertsWithoutCalibration() {
             return fallbacksPerLayer.values().stream().mapToInt(Integer::intValue).sum();
         }
+    }
+
+    /** How the pruned weights were chosen, as sparsity.json records it. */
+    public record Provenance(String method, boolean sequential, long calibrationTokens) {
+    }
+
+    /** Chooses each expert weight's 2:4 form. */
+    public interface PrunedExperts {
+        /** The weight pruned and packed; null where no calibration token reached its expert (magnitude then). */
+        Sparse24.Packed pruned(ExpertTensor tensor, TensorRef dense);
     }
 
     public static Result sparsify(Path model, Path out, String method, List<int[]> calibration) throws IOException {
@@ -64,66 +73,98 @@ public final class Sparsifier {
             throw new IllegalArgumentException(method + " needs calibration data: pass --calibration FILE.jsonl");
         }
         ModelConfig config = ModelConfig.load(model);
-        Map<String, double[]> norms = method.equals("wanda") ? inputNorms(model, config, calibration) : Map.of();
-        SortedMap<Integer, Integer> fallbacks = new TreeMap<>();
-        Map<String, float[]> sparseGpt = method.equals("sparsegpt")
-                ? pruneBySparseGpt(model, config, calibration, sequential, fallbacks) : Map.of();
+        PrunedExperts pruned = switch (method) {
+            case "sparsegpt" -> packed(pruneBySparseGpt(model, config, calibration, sequential));
+            case "wanda" -> byWanda(inputNorms(model, calibration));
+            default -> (tensor, dense) -> null;
+        };
         long calibrationTokens = calibration.stream().mapToLong(s -> s.length).sum();
+        return write(model, out, new Provenance(method, sequential, calibrationTokens), pruned);
+    }
+
+    /**
+     * Writes the compressed checkpoint into {@code out}: every expert weight of {@code model} as {@code pruned}
+     * chooses (magnitude where it has none), every other tensor unchanged, the non-weight files copied, and
+     * sparsity.json.
+     */
+    public static Result write(Path model, Path out, Provenance how, PrunedExperts pruned) throws IOException {
         Files.createDirectories(out);
         copyNonWeightFiles(model, out);
-        int pruned = 0;
+        boolean calibrated = !how.method().equals("magnitude");
+        SortedMap<Integer, Integer> fallbacks = new TreeMap<>();
+        SortedMap<Integer, SortedSet<Integer>> fellBackExperts = new TreeMap<>();
+        int count = 0;
         SafeTensorsWriter writer = new SafeTensorsWriter(Map.of("format", "pt", "moescore_sparsity", "2:4"));
         try (Checkpoint ckpt = Checkpoint.open(model)) {
             for (String name : ckpt.tensorNames()) {
                 TensorRef t = ckpt.get(name);
                 DType stored = t.dtype() == DType.F32 ? DType.F32 : DType.BF16;
-                Matcher m = EXPERT.matcher(name);
-                if (!m.matches()) {
+                ExpertTensor expert = ExpertTensor.parse(name).orElse(null);
+                if (expert == null) {
                     writer.add(name, stored, t.toFloats(), t.shape());
                     continue;
                 }
                 int rows = (int) t.shape()[0];
                 int cols = (int) t.shape()[1];
-                float[] sparse = switch (method) {
-                    case "sparsegpt" -> sparseGpt.get(name);
-                    case "wanda" -> {
-                        double[] norm = norms.get(m.group(1) + "/" + m.group(2) + "/" + projectionInput(m.group(3)));
-                        if (norm == null) {
-                            fallbacks.merge(Integer.parseInt(m.group(1)), 1, Integer::sum);
-                            yield Sparse24.pruneMagnitude(t.toFloats(), rows, cols);
-                        }
-                        yield Sparse24.pruneWanda(t.toFloats(), rows, cols, norm);
+                Sparse24.Packed p = pruned.pruned(expert, t);
+                if (p == null) {
+                    if (calibrated) {
+                        fallbacks.merge(expert.layer(), 1, Integer::sum);
+                        fellBackExperts.computeIfAbsent(expert.layer(), l -> new TreeSet<>()).add(expert.expert());
                     }
-                    default -> Sparse24.pruneMagnitude(t.toFloats(), rows, cols);
-                };
-                Sparse24.Packed p = Sparse24.pack(sparse, rows, cols);
+                    p = Sparse24.pack(Sparse24.pruneMagnitude(t.toFloats(), rows, cols), rows, cols);
+                } else if (p.rows() != rows || p.cols() != cols) {
+                    throw new ModelFormatException("pruned " + name + " is " + p.rows() + "x" + p.cols() + ", but "
+                            + model + " holds it as " + rows + "x" + cols);
+                }
                 writer.add(name + ModelWeights.SPARSE_VALUES, stored, p.values(), rows, cols / 2);
                 writer.addInts(name + ModelWeights.SPARSE_META, p.meta(), rows, cols / 32);
-                pruned++;
+                count++;
             }
         }
         writer.write(out.resolve(Checkpoint.SINGLE_FILE));
         ObjectNode manifest = new ObjectMapper().createObjectNode();
         manifest.put("pattern", "2:4");
-        manifest.put("method", method);
-        if (method.equals("sparsegpt")) {
-            manifest.put("sequential", sequential);
+        manifest.put("method", how.method());
+        if (how.method().equals("sparsegpt")) {
+            manifest.put("sequential", how.sequential());
             manifest.put("percdamp", SparseGpt.PERCENT_DAMP);
             manifest.put("blocksize", SparseGpt.BLOCK_SIZE);
         }
         manifest.put("source", model.toString());
-        manifest.put("tensors_pruned", pruned);
-        manifest.put("calibration_tokens", calibrationTokens);
+        manifest.put("tensors_pruned", count);
+        manifest.put("calibration_tokens", how.calibrationTokens());
         int fellBack = fallbacks.values().stream().mapToInt(Integer::intValue).sum();
         manifest.put("projections_without_calibration_fell_back_to_magnitude", fellBack);
         ObjectNode perLayer = manifest.putObject("fell_back_to_magnitude_per_layer");
-        fallbacks.forEach((layer, count) -> perLayer.put(Integer.toString(layer), count));
+        fallbacks.forEach((layer, n) -> perLayer.put(Integer.toString(layer), n));
+        ObjectNode experts = manifest.putObject("experts_fell_back_to_magnitude");
+        fellBackExperts.forEach((layer, ids) -> ids.forEach(experts.withArray(Integer.toString(layer))::add));
         new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(out.resolve("sparsity.json").toFile(), manifest);
-        if (pruned == 0) {
+        if (count == 0) {
             throw new ModelFormatException("model " + model + " has no per-expert weights to prune (fused experts are "
                     + "not supported by the sparsify tool yet)");
         }
-        return new Result(pruned, fallbacks, calibrationTokens);
+        return new Result(count, fallbacks, fellBackExperts, how.calibrationTokens());
+    }
+
+    private static PrunedExperts packed(Map<String, float[]> byName) {
+        return (tensor, dense) -> {
+            float[] w = byName.get(tensor.name());
+            return w == null ? null : Sparse24.pack(w, (int) dense.shape()[0], (int) dense.shape()[1]);
+        };
+    }
+
+    private static PrunedExperts byWanda(Map<String, double[]> norms) {
+        return (tensor, dense) -> {
+            double[] norm = norms.get(tensor.layer() + "/" + tensor.expert() + "/" + tensor.input());
+            if (norm == null) {
+                return null;
+            }
+            int rows = (int) dense.shape()[0];
+            int cols = (int) dense.shape()[1];
+            return Sparse24.pack(Sparse24.pruneWanda(dense.toFloats(), rows, cols, norm), rows, cols);
+        };
     }
 
     private static void copyNonWeightFiles(Path model, Path out) throws IOException {
@@ -137,19 +178,13 @@ public final class Sparsifier {
         }
     }
 
-    /** gate and up share their input (the normed hidden state); down reads the SwiGLU product. */
-    private static String projectionInput(String name) {
-        return name.equals("down_proj") || name.equals("w2") ? "down" : "gate_up";
-    }
-
     /**
-     * Every expert weight pruned by SparseGPT, by tensor name. One calibration pass per MoE layer, holding only
-     * that layer's Hessians; sequential passes run through a dense copy of the model whose earlier layers hold
-     * their pruned weights.
+     * Every expert weight pruned by SparseGPT, by tensor name; unreached experts' weights are left out. One
+     * calibration pass per MoE layer, holding only that layer's Hessians; sequential passes run through a dense
+     * copy of the model whose earlier layers hold their pruned weights.
      */
     private static Map<String, float[]> pruneBySparseGpt(Path model, ModelConfig config, List<int[]> calibration,
-                                                         boolean sequential, SortedMap<Integer, Integer> fallbacks)
-            throws IOException {
+                                                         boolean sequential) throws IOException {
         Map<String, float[]> pruned = new HashMap<>();
         Path partlyPruned = sequential ? Files.createTempDirectory("moescore-sparsegpt-") : null;
         try (Checkpoint ckpt = Checkpoint.open(model)) {
@@ -159,28 +194,27 @@ public final class Sparsifier {
                     continue;
                 }
                 ExpertHessians hessians = new ExpertHessians(layer);
-                ExpertCalibration.run(calibrationModel, config, calibration, hessians);
+                ExpertCalibration.run(calibrationModel, calibration, hessians);
                 for (String name : ckpt.tensorNames()) {
-                    Matcher m = EXPERT.matcher(name);
-                    if (!m.matches() || Integer.parseInt(m.group(1)) != layer) {
+                    ExpertTensor expert = ExpertTensor.parse(name).orElse(null);
+                    if (expert == null || expert.layer() != layer) {
                         continue;
                     }
                     TensorRef t = ckpt.get(name);
                     int rows = (int) t.shape()[0];
                     int cols = (int) t.shape()[1];
-                    double[] h = hessians.get(layer, Integer.parseInt(m.group(2)), projectionInput(m.group(3)));
+                    double[] h = hessians.get(layer, expert.expert(), expert.input());
                     if (h == null) {
-                        fallbacks.merge(layer, 1, Integer::sum);
-                        pruned.put(name, Sparse24.pruneMagnitude(t.toFloats(), rows, cols));
-                    } else if (h.length != (long) cols * cols) {
+                        continue;
+                    }
+                    if (h.length != (long) cols * cols) {
                         throw new ModelFormatException(name + " in " + model + " has " + cols + " input columns but "
                                 + "its calibration inputs have " + Math.round(Math.sqrt(h.length)));
-                    } else {
-                        pruned.put(name, toFloats(SparseGpt.prune24(toDoubles(t.toFloats()), rows, cols, h)));
                     }
+                    pruned.put(name, SparseGpt.prune24(t.toFloats(), rows, cols, h));
                 }
                 if (sequential) {
-                    writeDenseCopy(model, ckpt, pruned, partlyPruned);
+                    writeDenseCopy(model, pruned, partlyPruned);
                     calibrationModel = partlyPruned;
                 }
             }
@@ -192,17 +226,22 @@ public final class Sparsifier {
         return pruned;
     }
 
-    /** The model with the given weights replaced (fp32, dense), for the next sequential calibration pass. */
-    private static void writeDenseCopy(Path model, Checkpoint ckpt, Map<String, float[]> replaced, Path dir)
-            throws IOException {
+    /**
+     * The model with the given weights replaced (those fp32, the rest as stored; dense) written into {@code dir}:
+     * what the next sequential calibration pass runs through.
+     */
+    public static void writeDenseCopy(Path model, Map<String, float[]> replaced, Path dir) throws IOException {
+        Files.createDirectories(dir);
         copyNonWeightFiles(model, dir);
         Files.deleteIfExists(dir.resolve(Checkpoint.INDEX_FILE));
         SafeTensorsWriter writer = new SafeTensorsWriter(Map.of("format", "pt"));
-        for (String name : ckpt.tensorNames()) {
-            TensorRef t = ckpt.get(name);
-            float[] values = replaced.getOrDefault(name, t.toFloats());
-            writer.add(name, replaced.containsKey(name) || t.dtype() == DType.F32 ? DType.F32 : DType.BF16, values,
-                    t.shape());
+        try (Checkpoint ckpt = Checkpoint.open(model)) {
+            for (String name : ckpt.tensorNames()) {
+                TensorRef t = ckpt.get(name);
+                float[] values = replaced.containsKey(name) ? replaced.get(name) : t.toFloats();
+                writer.add(name, replaced.containsKey(name) || t.dtype() == DType.F32 ? DType.F32 : DType.BF16,
+                        values, t.shape());
+            }
         }
         writer.write(dir.resolve(Checkpoint.SINGLE_FILE));
     }
@@ -215,31 +254,16 @@ public final class Sparsifier {
         }
     }
 
-    private static double[] toDoubles(float[] v) {
-        double[] out = new double[v.length];
-        for (int i = 0; i < v.length; i++) {
-            out[i] = v[i];
-        }
-        return out;
-    }
-
-    private static float[] toFloats(double[] v) {
-        float[] out = new float[v.length];
-        for (int i = 0; i < v.length; i++) {
-            out[i] = (float) v[i];
-        }
-        return out;
-    }
-
     /** Per (layer, expert, projection input) the L2 norm of every input feature over the routed calibration tokens. */
-    static Map<String, double[]> inputNorms(Path model, ModelConfig config, List<int[]> calibration) {
+    static Map<String, double[]> inputNorms(Path model, List<int[]> calibration) {
         Map<String, double[]> sums = new HashMap<>();
-        ExpertCalibration.run(model, config, calibration, (layer, expert, x, rows, hidden, swiglu, ffn) -> {
+        ExpertCalibration.run(model, calibration, (layer, expert, x, rows, hidden, swiglu, ffn) -> {
             if (rows.length == 0) {
                 return;   // unreached so far: an all-zero norm would keep each group's first two, not fall back
             }
-            double[] in = sums.computeIfAbsent(layer + "/" + expert + "/gate_up", k -> new double[hidden]);
-            double[] mid = sums.computeIfAbsent(layer + "/" + expert + "/down", k -> new double[ffn]);
+            String key = layer + "/" + expert + "/";
+            double[] in = sums.computeIfAbsent(key + ExpertHessians.GATE_UP, k -> new double[hidden]);
+            double[] mid = sums.computeIfAbsent(key + ExpertHessians.DOWN, k -> new double[ffn]);
             for (int r = 0; r < rows.length; r++) {
                 for (int c = 0; c < hidden; c++) {
                     double v = x[rows[r] * hidden + c];

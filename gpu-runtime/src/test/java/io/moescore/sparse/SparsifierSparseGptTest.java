@@ -32,7 +32,7 @@ class SparsifierSparseGptTest {
         List<int[]> calibration = firstCalibrationRows(2);
         ModelConfig config = ModelConfig.load(model);
         long[][] routed = new long[config.numLayers()][config.numExperts()];
-        ExpertCalibration.run(model, config, calibration,
+        ExpertCalibration.run(model, calibration,
                 (layer, expert, x, rows, hidden, swiglu, ffn) -> routed[layer][expert] += rows.length);
         SortedMap<Integer, Integer> unreached = new TreeMap<>();
         for (int l = 0; l < config.numLayers(); l++) {

@@ -10,7 +10,8 @@ import picocli.CommandLine.Command;
 @Command(name = "moescore", mixinStandardHelpOptions = true, version = "moescore 0.1.0",
         description = "Scores datasets with Mixture-of-Experts language models.",
         subcommands = {io.moescore.spark.MoeScoreJob.class, ScoreLocalCommand.class, DemoCommand.class,
-            SparsifyCommand.class, io.moescore.spark.portability.PortabilityJob.class})
+            SparsifyCommand.class, io.moescore.spark.sparsify.SparsifyJob.class,
+            io.moescore.spark.portability.PortabilityJob.class})
 public final class Moescore {
     public static void main(String[] args) {
         System.exit(run(args));

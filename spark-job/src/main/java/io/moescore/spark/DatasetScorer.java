@@ -68,7 +68,7 @@ public final class DatasetScorer {
     }
 
     /** Reads the model's config.json through Hadoop's file system on the driver: a missing model fails here. */
-    static ModelConfig checkModel(ScoringSpec spec) {
+    public static ModelConfig checkModel(ScoringSpec spec) {
         String config = spec.modelUri().replaceAll("/+$", "") + "/config.json";
         Configuration conf = ModelFiles.hadoopConf(spec.hadoopConf());
         try {

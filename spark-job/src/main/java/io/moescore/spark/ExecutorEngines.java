@@ -69,6 +69,23 @@ public final class ExecutorEngines {
                 key -> load(spec, device));
     }
 
+    /** The shared engine for this spec on the GPU Spark assigned the running task (device 0 when none). */
+    public static Loaded forTask(ScoringSpec spec) {
+        return get(spec, PartitionScorer.gpuAddress(org.apache.spark.TaskContext.get()));
+    }
+
+    /** Closes and forgets this JVM's engines of a model no task will use again (a sparsify pass's model copy). */
+    public static void release(String modelUri) {
+        for (Key key : ENGINES.keySet()) {
+            if (key.modelUri().equals(modelUri)) {
+                Loaded loaded = ENGINES.remove(key);
+                if (loaded != null) {
+                    loaded.close();
+                }
+            }
+        }
+    }
+
     private static Loaded load(ScoringSpec spec, int device) {
         long start = System.nanoTime();
         Path local = ModelFiles.localize(spec.modelUri(), ModelFiles.hadoopConf(spec.hadoopConf()));

@@ -45,7 +45,7 @@ public final class ModelFiles {
      * The URI executors can use: a relative local path becomes absolute against the driver's working directory
      * (executors run in folders of their own, where it would name nothing); anything else is left as it is.
      */
-    static String forExecutors(String uri) {
+    public static String forExecutors(String uri) {
         if (!isLocal(uri) || uri.startsWith("file:")) {
             return uri;
         }

@@ -241,16 +241,20 @@ public final class MoeScoreJob implements Callable<Integer> {
     }
 
     static Dataset<Row> read(SparkSession spark, ScoreJobOptions options) {
-        DataFrameReader reader = spark.read().format(options.inputFormat());
-        if (options.inputFormat().equals("json")) {
+        return read(spark, options.inputs(), options.inputFormat());
+    }
+
+    static Dataset<Row> read(SparkSession spark, List<String> inputs, String format) {
+        DataFrameReader reader = spark.read().format(format);
+        if (format.equals("json")) {
             reader = reader.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", DatasetScorer.CORRUPT_RECORD);
         }
         try {
-            return reader.load(options.inputs().toArray(String[]::new));
+            return reader.load(inputs.toArray(String[]::new));
         } catch (Exception e) { // Spark throws AnalysisException (checked) for missing paths and bad schemas
             if (e instanceof org.apache.spark.sql.AnalysisException) {
-                throw new IllegalArgumentException("cannot read input " + options.inputs() + " as "
-                        + options.inputFormat() + ": " + e.getMessage(), e);
+                throw new IllegalArgumentException("cannot read input " + inputs + " as " + format + ": "
+                        + e.getMessage(), e);
             }
             throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
         }

@@ -18,7 +18,6 @@ import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
 import org.apache.spark.sql.catalyst.expressions.JoinedRow;
 import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData;
-import org.apache.spark.sql.catalyst.util.ArrayData;
 import org.apache.spark.unsafe.types.UTF8String;
 import org.apache.spark.util.CollectionAccumulator;
 import scala.Option;
@@ -93,7 +92,7 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
     }
 
     /** The GPU Spark assigned to this task, or 0 when it assigned none. */
-    private static int gpuAddress(TaskContext task) {
+    static int gpuAddress(TaskContext task) {
         if (task == null) {
             return 0;
         }
@@ -123,44 +122,8 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
 
     private Pending read(InternalRow reused, ExecutorEngines.Loaded loaded) {
         InternalRow row = reused.copy();
-        if (layout.corruptRecord() >= 0 && !row.isNullAt(layout.corruptRecord())) {
-            String raw = row.getUTF8String(layout.corruptRecord()).toString();
-            return new Pending(row, null, "malformed input record: "
-                    + (raw.length() > 200 ? raw.substring(0, 200) + "..." : raw));
-        }
-        if (layout.tokens() >= 0 && !row.isNullAt(layout.tokens())) {
-            return tokens(row, row.getArray(layout.tokens()));
-        }
-        if (layout.text() >= 0 && !row.isNullAt(layout.text())) {
-            try {
-                return new Pending(row, loaded.tokenizer().encode(row.getUTF8String(layout.text()).toString()), null);
-            } catch (RuntimeException e) {
-                return new Pending(row, null, "cannot tokenize text: " + e.getMessage());
-            }
-        }
-        return new Pending(row, null, layout.tokens() < 0 ? "text is null"
-                : layout.text() < 0 ? "tokens is null" : "both tokens and text are null");
-    }
-
-    private Pending tokens(InternalRow row, ArrayData array) {
-        int n = array.numElements();
-        for (int i = 0; i < n; i++) {
-            if (array.isNullAt(i)) {
-                return new Pending(row, null, "tokens[" + i + "] is null");
-            }
-        }
-        if (!layout.tokensAreLong()) {
-            return new Pending(row, array.toIntArray(), null);
-        }
-        long[] wide = array.toLongArray();
-        int[] ids = new int[n];
-        for (int i = 0; i < n; i++) {
-            if (wide[i] < Integer.MIN_VALUE || wide[i] > Integer.MAX_VALUE) {
-                return new Pending(row, null, "token id " + wide[i] + " at position " + i + " is outside the vocabulary");
-            }
-            ids[i] = (int) wide[i];
-        }
-        return new Pending(row, ids, null);
+        RowTokens read = RowTokens.of(row, layout, loaded::tokenizer);
+        return new Pending(row, read.tokens(), read.error());
     }
 
     private List<InternalRow> scoreWindow(List<Pending> window, Engine engine, ScoreOptions options, ExpertLoad load,

@@ -40,4 +40,10 @@ public record ScoringSpec(String modelUri, String backend, String precision, boo
         }
         hadoopConf = Map.copyOf(hadoopConf);
     }
+
+    /** This spec for another model directory. */
+    public ScoringSpec withModel(String uri) {
+        return new ScoringSpec(uri, backend, precision, deterministic, batchTokens, tokenLogProbs, topK, tokensColumn,
+                textColumn, cpuThreads, hadoopConf);
+    }
 }

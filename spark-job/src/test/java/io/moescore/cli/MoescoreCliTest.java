@@ -24,6 +24,8 @@ class MoescoreCliTest {
     void unknownOptionExitsWithTwo() {
         assertEquals(2, Moescore.run("score-local", "--no-such-option"));
         assertEquals(2, Moescore.run("score-local", "--model", "m", "--input", "i", "--output", "o", "--batch-tokens", "0"));
+        assertEquals(2, Moescore.run("sparsify-job", "--no-such-option"));
+        assertEquals(0, Moescore.run("sparsify-job", "--help"), "the Spark sparsify job is a subcommand");
     }
 
     @Test

@@ -1,6 +1,7 @@
 package io.moescore.backend.cpu;
 
 import io.moescore.backend.Backend;
+import io.moescore.backend.ExpertInputObserver;
 import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.TopK;
 import io.moescore.backend.IntTensor;
@@ -27,19 +28,6 @@ public final class CpuBackend implements Backend {
     private static final int TOKEN_BLOCK = 32;
 
     private final ForkJoinPool pool;
-    private volatile ExpertInputObserver observer;
-
-    /**
-     * Sees each expert's inputs as the CPU backend computes them: the rows of x routed to the expert (input of
-     * gate and up) and the SwiGLU products (input of down). For calibration (wanda, SparseGPT); null: off.
-     */
-    public interface ExpertInputObserver {
-        void observe(int expert, float[] x, int[] rows, int hidden, float[] swiglu, int ffn);
-    }
-
-    public void observeExpertInputs(ExpertInputObserver o) {
-        observer = o;
-    }
 
     public CpuBackend(int threads) {
         if (threads < 1) {
@@ -299,6 +287,12 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void experts(Tensor x, ExpertRouting routing, ExpertWeights weights, Tensor out) {
+        experts(x, routing, weights, out, null);
+    }
+
+    /** Every expert, reached or not (then with no rows), is shown to {@code seen} in expert order. */
+    @Override
+    public void experts(Tensor x, ExpertRouting routing, ExpertWeights weights, Tensor out, ExpertInputObserver seen) {
         CpuExperts experts = (CpuExperts) weights;
         CpuTensor in = CpuTensor.of(x);
         CpuTensor o = CpuTensor.of(out);
@@ -311,10 +305,10 @@ public final class CpuBackend implements Backend {
             int count = r.offsets()[e + 1] - from;
             if (count > 0) {
                 int[] rows = Arrays.copyOfRange(r.tokens(), from, from + count);
-                float[] y = swiglu(in.data, rows, count, experts, e, observer);
+                float[] y = swiglu(in.data, rows, count, experts, e, seen);
                 System.arraycopy(y, 0, perEntry, from * h, count * h);
-            } else if (observer != null) {
-                observer.observe(e, in.data, new int[0], h, new float[0], experts.ffnSize());
+            } else if (seen != null) {
+                seen.observe(e, in.data, new int[0], h, new float[0], experts.ffnSize());
             }
         }
         // ... then tokens sum their experts' outputs in expert order: the same order whatever the batch.

@@ -9,6 +9,7 @@ import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import io.moescore.backend.Backend;
 import io.moescore.backend.DeviceOutOfMemoryException;
+import io.moescore.backend.ExpertInputObserver;
 import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.IntTensor;
 import io.moescore.backend.LogProbs;
@@ -766,7 +767,48 @@ public final class CudaBackend implements Backend {
             return;
         }
         runExperts(CudaTensor.of(x), r.offsets, r.tokens, r.gates, r.tokensPerExpert(), (CudaExperts) weights,
-                CudaTensor.of(out), combine);
+                CudaTensor.of(out), combine, null);
+    }
+
+    /**
+     * {@link #experts} on dense experts, then their inputs downloaded for {@code seen}: x as the fp32 hidden states,
+     * the SwiGLU products as the gate/up kernel stored them for down (bf16; hi + lo at split-bf16), whichever layout
+     * ({@link ExpertIntermediate}).
+     */
+    @Override
+    public void experts(Tensor x, ExpertRouting routing, ExpertWeights weights, Tensor out, ExpertInputObserver seen) {
+        if (seen == null) {
+            experts(x, routing, weights, out);
+            return;
+        }
+        if (!(weights instanceof CudaExperts dense)) {
+            throw new UnsupportedOperationException("calibration on " + deviceName()
+                    + " needs dense expert weights, not a 2:4 checkpoint");
+        }
+        CudaExpertRouting r = (CudaExpertRouting) routing;
+        CombineOrder combine = deterministic ? new CombineOrder(r.chosen, r.k) : null;
+        short[][] inter = new short[1][];
+        int[] tokens = new int[r.entries];
+        timed("experts", () -> runExperts(CudaTensor.of(x), r.offsets, r.tokens, r.gates, r.tokensPerExpert(), dense,
+                CudaTensor.of(out), combine, (device, bytes) -> {
+                    inter[0] = new short[Math.toIntExact(bytes / 2)];
+                    cuStreamSynchronize(gpu.stream());
+                    cuMemcpyDtoH(Pointer.to(inter[0]), device, bytes);
+                    cuMemcpyDtoH(Pointer.to(tokens), r.tokens, tokens.length * 4L);
+                }));
+        float[] hidden = toHost(x);
+        int[] counts = r.tokensPerExpert();
+        float[][] swiglu = inter[0] == null ? new float[counts.length][0]
+                : ExpertIntermediate.swiglu(inter[0], counts, dense.ffn, inputParts(dense.parts), dense.tiled);
+        for (int e = 0, from = 0; e < counts.length; from += counts[e], e++) {
+            seen.observe(e, hidden, java.util.Arrays.copyOfRange(tokens, from, from + counts[e]), dense.hidden,
+                    swiglu[e], dense.ffn);
+        }
+    }
+
+    /** Reads the expert intermediate (device pointer, bytes) before it is released. */
+    private interface InterTap {
+        void read(CUdeviceptr inter, long bytes);
     }
 
     @Override
@@ -784,7 +826,7 @@ public final class CudaBackend implements Backend {
         try (CudaTensor.Ints offsets = upload(new int[] {0, t})) {
             // one entry per token: its single atomicAdd onto zero is exact, batch-invariant already
             runExperts(in, offsets.device, tokens, gates, new int[] {t}, (CudaExperts) weights, CudaTensor.of(out),
-                    null);
+                    null, null);
         } finally {
             pool.release(tokens, Math.max(4L, t * 4L));
             pool.release(gates, Math.max(4L, t * 4L));
@@ -812,9 +854,12 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** The grouped expert launches: gate+up with SwiGLU into bf16 rows per entry, then down with combine. */
+    /**
+     * The grouped expert launches: gate+up with SwiGLU into bf16 rows per entry, then down with combine. interTap
+     * (null: none) reads those rows ({@link ExpertIntermediate}'s layouts) before they are released.
+     */
     private void runExperts(CudaTensor x, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates, int[] counts,
-                            CudaExperts w, CudaTensor out, CombineOrder combine) {
+                            CudaExperts w, CudaTensor out, CombineOrder combine, InterTap interTap) {
         int h = w.hidden;
         int f = w.ffn;
         long entries = java.util.Arrays.stream(counts).asLongStream().sum();
@@ -853,6 +898,9 @@ public final class CudaBackend implements Backend {
             run.accept(choose("experts " + counts.length + "x" + f + "x" + h + " entries " + KernelTuner.bucket(entries)
                     + " parts " + aParts + "/" + w.parts + (w.tiled ? " tiled" : ""), variants, run));
             finishCombine(combine, perEntry, offsets, tokens, out);
+            if (interTap != null) {
+                interTap.read(inter, interBytes);
+            }
         } finally {
             if (perEntry != null) {
                 pool.release(perEntry, entries * h * 4);

@@ -1,0 +1,32 @@
+package io.moescore.sparse;
+
+import java.util.Optional;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A routed expert's projection weight, by its checkpoint name: {@code model.layers.L.(mlp|block_sparse_moe)
+ * .experts.E.(gate_proj|up_proj|down_proj|w1|w3|w2).weight}. Fused expert tensors are not named so.
+ */
+public record ExpertTensor(String name, int layer, int expert, String projection) {
+    private static final Pattern NAME = Pattern.compile(
+            "model\\.layers\\.(\\d+)\\.(?:mlp|block_sparse_moe)\\.experts\\.(\\d+)\\.(gate_proj|up_proj|down_proj|w1|w3|w2)\\.weight");
+
+    /** The expert weight a tensor name stands for; empty for every other tensor. */
+    public static Optional<ExpertTensor> parse(String name) {
+        Matcher m = NAME.matcher(name);
+        if (!m.matches()) {
+            return Optional.empty();
+        }
+        return Optional.of(new ExpertTensor(name, Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)),
+                m.group(3)));
+    }
+
+    /**
+     * The input this weight reads, which names its Hessian ({@link ExpertHessians}): gate and up share the normed
+     * hidden state ("gate_up"); down reads the SwiGLU product ("down").
+     */
+    public String input() {
+        return projection.equals("down_proj") || projection.equals("w2") ? ExpertHessians.DOWN : ExpertHessians.GATE_UP;
+    }
+}

@@ -1,0 +1,74 @@
+package io.moescore.sparse;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.moescore.TestModels;
+import io.moescore.backend.Backend;
+import io.moescore.backend.Precision;
+import io.moescore.backend.cpu.CpuBackend;
+import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.GpuRuntime;
+import io.moescore.backend.cuda.Kernels;
+import io.moescore.bench.SparsityAccuracy;
+import io.moescore.engine.Engine;
+import io.moescore.engine.ScoreOptions;
+import io.moescore.engine.TokenBatch;
+import java.io.IOException;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Calibration on the GPU: the expert inputs the CUDA backend shows (the fp32 normed hidden states, the gate/up
+ * kernel's SwiGLU rows) give the CPU backend's Hessians on the demo model, to bf16 rounding (and the odd token
+ * routed differently): what the sparsify job's executors collect with {@code --backend cuda}.
+ */
+@Tag("gpu")
+class CudaExpertHessiansTest {
+    @BeforeAll
+    static void needsGpu() {
+        assumeTrue(GpuRuntime.hasKernels(), "this build has no CUDA kernels: skipping");
+        assumeTrue(GpuRuntime.deviceCount() > 0, "no CUDA device on this machine: skipping GPU tests");
+    }
+
+    @Test
+    void cudaExpertInputsGiveTheCpuHessians() throws IOException {
+        List<int[]> rows = SparsityAccuracy.calibrationRows(TestModels.repoRoot().resolve("demo/calibration.jsonl"))
+                .subList(0, 4);
+        Map<ExpertHessians.Key, double[]> cpu = hessians(new CpuBackend(), rows);
+        for (Precision precision : Precision.values()) {
+            Map<ExpertHessians.Key, double[]> gpu = hessians(new CudaBackend(0, precision, Kernels.TUNED, false), rows);
+            double worst = 0;
+            int compared = 0;
+            for (Map.Entry<ExpertHessians.Key, double[]> e : cpu.entrySet()) {
+                double[] g = gpu.get(e.getKey());
+                assertTrue(g != null, e.getKey() + " reached on the CPU but not on the GPU (" + precision + ")");
+                double diff = 0;
+                double norm = 0;
+                for (int i = 0; i < g.length; i++) {
+                    diff += (g[i] - e.getValue()[i]) * (g[i] - e.getValue()[i]);
+                    norm += e.getValue()[i] * e.getValue()[i];
+                }
+                worst = Math.max(worst, Math.sqrt(diff / norm));
+                compared++;
+            }
+            System.out.printf("%s: %d Hessians, worst relative Frobenius difference from the CPU's %.2e%n",
+                    precision.userName(), compared, worst);
+            assertTrue(worst < (precision == Precision.BF16 ? 5e-2 : 1e-2), precision + ": " + worst);
+        }
+    }
+
+    private static Map<ExpertHessians.Key, double[]> hessians(Backend backend, List<int[]> rows) {
+        ExpertHessians hessians = new ExpertHessians(0, 1, 2, 3);
+        try (backend; Engine engine = Engine.load(TestModels.demoModel(), backend)) {
+            engine.score(TokenBatch.of(rows.toArray(int[][]::new)), ScoreOptions.SUMS_ONLY, hessians);
+        }
+        Map<ExpertHessians.Key, double[]> out = new HashMap<>();
+        hessians.forEach((key, h, cols) -> out.put(key, h));
+        return out;
+    }
+}

@@ -1,0 +1,71 @@
+package io.moescore.spark;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.List;
+import org.apache.spark.TaskContext;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.sql.Column;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.functions;
+import org.apache.spark.util.LongAccumulator;
+
+/**
+ * The token ids of every row of an input the scoring job can read (Arrow, Parquet or JSON lines from any Hadoop
+ * file system; a tokens column, or text tokenized on the executors with the model's tokenizer), read through the
+ * scoring job's readers and column checks. For jobs that use such input without scoring it (calibration). No id
+ * column is needed.
+ */
+public final class TokenRows {
+    private TokenRows() {
+    }
+
+    /**
+     * The rows' token ids (lazy). Rows without usable tokens (malformed, null, ids outside int) are left out and
+     * counted in {@code skipped}. A path that cannot be read or a column of the wrong type throws
+     * {@link IllegalArgumentException} naming it, before any task runs.
+     *
+     * @param spec       the model whose tokenizer reads text, and the columns; the rest of it is not used
+     * @param partitions repartition into this many partitions first (0: as read)
+     */
+    public static JavaRDD<int[]> read(SparkSession spark, List<String> inputs, String format, ScoringSpec spec,
+                                      int partitions, LongAccumulator skipped) {
+        Dataset<Row> input = MoeScoreJob.read(spark, inputs, format);
+        List<String> names = Arrays.asList(input.columns());
+        List<Column> used = new ArrayList<>();
+        for (String name : List.of(spec.tokensColumn(), spec.textColumn(), DatasetScorer.CORRUPT_RECORD)) {
+            if (names.contains(name)) {
+                used.add(functions.col("`" + name.replace("`", "``") + "`"));
+            }
+        }
+        if (used.isEmpty()) {
+            throw new IllegalArgumentException("input " + inputs + " has neither a '" + spec.tokensColumn()
+                    + "' nor a '" + spec.textColumn() + "' column (columns: " + names + ")");
+        }
+        input = input.select(used.toArray(Column[]::new));
+        if (partitions > 0) {
+            input = input.repartition(partitions);
+        }
+        InputLayout layout = DatasetScorer.layout(input.schema(), spec.tokensColumn(), spec.textColumn());
+        return SparkInternals.internalRows(input).mapPartitions(rows -> tokens(rows, spec, layout, skipped));
+    }
+
+    private static Iterator<int[]> tokens(Iterator<InternalRow> rows, ScoringSpec spec, InputLayout layout,
+                                          LongAccumulator skipped) {
+        int device = PartitionScorer.gpuAddress(TaskContext.get());
+        List<int[]> out = new ArrayList<>();
+        while (rows.hasNext()) {
+            RowTokens read = RowTokens.of(rows.next(), layout, () -> ExecutorEngines.get(spec, device).tokenizer());
+            if (read.tokens() != null) {
+                out.add(read.tokens());
+            } else {
+                skipped.add(1);
+            }
+        }
+        return out.iterator();
+    }
+}

@@ -1,0 +1,71 @@
+package io.moescore.spark.sparsify;
+
+import io.moescore.backend.Precision;
+import io.moescore.spark.ScoreJobOptions;
+import io.moescore.spark.ScoringSpec;
+import java.util.List;
+
+/**
+ * Options of {@link SparsifyJob}, resolved from the command line first and {@code spark.moescore.*} conf second.
+ *
+ * @param calibration       calibration data: files or folders any scoring job input can be (tokens or text rows)
+ * @param out               the compressed checkpoint's directory, on the driver's file system
+ * @param workDir           where {@code --sequential} puts a partly pruned model copy per layer for the executors
+ *                          (null: beside {@code out}; a cluster of several hosts needs a shared file system)
+ * @param partitions        repartition the calibration rows into N partitions first (0: as read)
+ */
+public record SparsifyOptions(List<String> calibration, String calibrationFormat, String model, String out,
+                              String pattern, String method, boolean sequential, String backend, String precision,
+                              int batchTokens, int partitions, String tokensColumn, String textColumn,
+                              String workDir, String summaryPath) {
+    public static final List<String> METHODS = List.of("sparsegpt");
+
+    public SparsifyOptions {
+        if (calibration == null || calibration.isEmpty()) {
+            throw new IllegalArgumentException("no calibration data: pass --calibration PATH (any input the scoring "
+                    + "job reads) or set spark.moescore.calibration");
+        }
+        if (model == null || model.isBlank()) {
+            throw new IllegalArgumentException("no model: pass --model DIR or set spark.moescore.model");
+        }
+        if (out == null || out.isBlank()) {
+            throw new IllegalArgumentException("no output: pass --out DIR or set spark.moescore.out");
+        }
+        if (!"2:4".equals(pattern)) {
+            throw new IllegalArgumentException("--pattern '" + pattern + "' is not supported (only 2:4)");
+        }
+        if (!METHODS.contains(method)) {
+            throw new IllegalArgumentException("--method '" + method + "' is not one of " + METHODS
+                    + " (magnitude and wanda: moescore sparsify, in one process)");
+        }
+        if (!ScoreJobOptions.FORMATS.contains(calibrationFormat)) {
+            throw new IllegalArgumentException("--calibration-format '" + calibrationFormat + "' is not one of "
+                    + ScoreJobOptions.FORMATS);
+        }
+        if (!ScoringSpec.BACKENDS.contains(backend)) {
+            throw new IllegalArgumentException("--backend '" + backend + "' is not one of " + ScoringSpec.BACKENDS);
+        }
+        try {
+            Precision.parse(precision);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--precision: " + e.getMessage(), e);
+        }
+        if (batchTokens < 1) {
+            throw new IllegalArgumentException("--batch-tokens must be at least 1, got " + batchTokens);
+        }
+        if (partitions < 0) {
+            throw new IllegalArgumentException("--partitions must be 0 or more, got " + partitions);
+        }
+        calibration = List.copyOf(calibration);
+    }
+
+    /** Where the job summary goes unless told: beside the output, as OUT.summary.json. */
+    public String resolvedSummaryPath() {
+        return summaryPath != null ? summaryPath : out.replaceAll("/+$", "") + ".summary.json";
+    }
+
+    /** Where --sequential writes its model copies unless told: beside the output, as OUT.work. */
+    public String resolvedWorkDir() {
+        return workDir != null ? workDir : out.replaceAll("/+$", "") + ".work";
+    }
+}
