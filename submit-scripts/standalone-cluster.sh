@@ -3,7 +3,7 @@
 # spark-job/target/lib, with no Spark download. For trying moescore's Spark job locally, on one GPU machine with
 # several GPUs, and in tests.
 #
-#   standalone-cluster.sh start N [--gpus-per-worker K] [--cores C] [--memory M] [--discovery]
+#   standalone-cluster.sh start N [--gpus-per-worker K] [--share-gpus] [--cores C] [--memory M] [--discovery]
 #   standalone-cluster.sh status
 #   standalone-cluster.sh stop
 #
@@ -15,6 +15,8 @@
 #                        ordinals (nvidia-smi indices; run executors with CUDA_DEVICE_ORDER=PCI_BUS_ID), so keep
 #                        N*K <= the number of GPUs there. On a machine without GPUs they are just labels Spark
 #                        schedules by, which is what the tests use. K=0: no gpu resource at all.
+#   --share-gpus         every worker offers addresses 0 .. K-1 (the same devices): several executors on one GPU,
+#                        to exercise the one-executor-per-GPU path on a machine with fewer GPUs than workers.
 #   --discovery          offer GPUs through conf/get-gpus.sh (spark.worker.resource.gpu.discoveryScript) instead of
 #                        a resources file. With one worker it reports what nvidia-smi lists; with several, each
 #                        worker's script gets MOESCORE_GPU_ADDRESSES set to its slice (disjoint, as above).
@@ -59,7 +61,7 @@ note() { echo "standalone-cluster.sh: $*" >&2; }
 
 usage() {
   cat >&2 <<'EOF'
-usage: standalone-cluster.sh start N [--gpus-per-worker K] [--cores C] [--memory M] [--discovery]
+usage: standalone-cluster.sh start N [--gpus-per-worker K] [--share-gpus] [--cores C] [--memory M] [--discovery]
        standalone-cluster.sh status
        standalone-cluster.sh stop
 (the comment at the top of this script explains each)
@@ -187,10 +189,11 @@ start_cluster() {
   local n=${1:-}
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || usage
   shift
-  local k=1 cores=1 mem=1g discovery=0
+  local k=1 cores=1 mem=1g discovery=0 share=0
   while [ $# -gt 0 ]; do
     case "$1" in
       --gpus-per-worker) k=${2:-}; shift 2 || usage ;;
+      --share-gpus) share=1; shift ;;
       --cores) cores=${2:-}; shift 2 || usage ;;
       --memory) mem=${2:-}; shift 2 || usage ;;
       --discovery) discovery=1; shift ;;
@@ -209,7 +212,7 @@ start_cluster() {
   if [ "$k" -gt 0 ] && [ "$discovery" = 0 ] && command -v nvidia-smi >/dev/null 2>&1; then
     local gpus
     gpus=$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null | grep -c '[0-9]' || true)
-    [ "$((n * k))" -gt "$gpus" ] && note "warning: $((n * k)) gpu addresses offered but nvidia-smi lists $gpus GPU(s)"
+    [ "$share" = 0 ] && [ "$((n * k))" -gt "$gpus" ] && note "warning: $((n * k)) gpu addresses offered but nvidia-smi lists $gpus GPU(s)"
   fi
 
   # A fresh SPARK_HOME whose jars/ links the Maven-resolved jars: workers build executor command lines from it.
@@ -261,7 +264,8 @@ EOF
   for ((i = 0; i < n; i++)); do
     local w="$dir/worker-$i" res=() addrs=() a
     mkdir -p "$w/work" "$w/local"
-    for ((a = i * k; a < i * k + k; a++)); do addrs+=("$a"); done
+    local first=$((share ? 0 : i * k))
+    for ((a = first; a < first + k; a++)); do addrs+=("$a"); done
     if [ "$k" -gt 0 ] && [ "$discovery" = 0 ]; then
       local json='' sep=''
       for a in "${addrs[@]}"; do json+="$sep\"$a\""; sep=','; done

@@ -6,6 +6,8 @@
 #
 #   on the two-GPU device machine, spark-job classpath staged (README, developer notes):
 #       bash .device/boot/boot.sh bash spark-job/bench/scale-out.sh
+#   on one GPU, the same path with every worker offering address 0 (executors share the GPU; scaling means little):
+#       SHARE_GPU=1 ROWS=1024 bash spark-job/bench/scale-out.sh
 #   anywhere, as a check of the orchestration without GPUs (CPU backend, the demo model, worker "GPUs" as labels):
 #       BACKEND=cpu MODEL=demo/tiny-moe-code ROWS=48 SEQ=64 SUITE=quick bash spark-job/bench/scale-out.sh
 #
@@ -78,8 +80,10 @@ log "input: $rows rows x $seq tokens, model $model, backend $backend, up to $gpu
 export MOESCORE_CLUSTER_DIR=$work/cluster
 cluster() { MOESCORE_SPARK_LIB=$lib bash submit-scripts/standalone-cluster.sh "$@"; }
 trap 'cluster stop >/dev/null 2>&1 || true; kill ${sampler:-0} 2>/dev/null || true' EXIT
-master=$(cluster start "$gpus" --gpus-per-worker 1 --cores 2 --memory "$executor_memory")
-log "cluster: $master, $gpus workers, one GPU address each"
+share=()
+[ -n "${SHARE_GPU:-}" ] && share=(--share-gpus)
+master=$(cluster start "$gpus" --gpus-per-worker 1 "${share[@]}" --cores 2 --memory "$executor_memory")
+log "cluster: $master, $gpus workers, one GPU address each${SHARE_GPU:+ (all address 0: one shared GPU)}"
 
 # submit N MAIN ARGS...: spark-submit in client mode with N executors of 2 cores sharing their one GPU by two tasks
 submit() {
