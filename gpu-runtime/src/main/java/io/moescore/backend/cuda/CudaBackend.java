@@ -124,10 +124,11 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Whether this backend's 2:4 experts run on wgmma.sp (sparse24_sm90.cu), which reads them pre-tiled, rather
-     * than on mma.sp (sparse24.cu, what sm_80-89 run; pinned with MMA_SYNC on a Hopper too).
+     * Whether this backend runs the sm_90a families (wgmma, wgmma.sp), which read expert weights (and, in bf16, the
+     * linear layers' weights) pre-tiled, rather than mma.sync / mma.sp over the plain and packed layouts (what
+     * sm_80-89 run; pinned with MMA_SYNC on a Hopper too).
      */
-    private boolean sparseOnWgmma() {
+    private boolean runsWgmma() {
         return kernels != Kernels.MMA_SYNC;  // TUNED and MMA_SYNC are the only families left off a Hopper
     }
 
@@ -161,7 +162,7 @@ public final class CudaBackend implements Backend {
 
     /** Which kernels the 2:4 expert layers use here. */
     public String sparsePath() {
-        return sparseOnWgmma() ? "wgmma.sp, bulk-copied pre-tiled weights (sm_90a)" : "mma.sp";
+        return runsWgmma() ? "wgmma.sp, bulk-copied pre-tiled weights (sm_90a)" : "mma.sp";
     }
 
     public Precision precision() {
@@ -355,14 +356,20 @@ public final class CudaBackend implements Backend {
             }
             uploadRows(down[x], down[x].firstElement(), hidden, ffn, parts, downSlab.withByteOffset(x * expertDown * 2));
         }
-        if (!sparseOnWgmma() || precision != Precision.BF16) {
+        if (!runsWgmma() || precision != Precision.BF16) {
             return new CudaExperts(e, ffn, hidden, gateUp, downSlab, parts, false);
         }
         // wgmma on a Hopper, bf16 inputs: the pre-tiled layout the bulk-copy kernels read (gemm_sm90.cu)
+        CUdeviceptr gateUpTiled = null;
         try {
-            CUdeviceptr gateUpTiled = tileDense(gateUp, e, 2 * ffn, hidden);
+            gateUpTiled = tileDense(gateUp, e, 2 * ffn, hidden);
             CUdeviceptr downTiled = tileDense(downSlab, e, hidden, ffn);
             return new CudaExperts(e, ffn, hidden, gateUpTiled, downTiled, parts, true);
+        } catch (RuntimeException ex) {
+            if (gateUpTiled != null) {
+                GpuRuntime.free(gateUpTiled);
+            }
+            throw ex;
         } finally {
             GpuRuntime.free(gateUp);
             GpuRuntime.free(downSlab);
@@ -413,7 +420,7 @@ public final class CudaBackend implements Backend {
             cuMemcpyHtoD(dv.withByteOffset(x * dValues * 2), Pointer.to(toBf16(down[x].values())), dValues * 2);
             cuMemcpyHtoD(dm.withByteOffset(x * dMeta * 4), Pointer.to(down[x].meta()), dMeta * 4);
         }
-        if (!sparseOnWgmma()) {
+        if (!runsWgmma()) {
             return new CudaSparseExperts(e, ffn, hidden, guv, gum, dv, dm);
         }
         long guTiled = tiledSparseBytes(e, 2 * ffn, hidden);
@@ -591,7 +598,7 @@ public final class CudaBackend implements Backend {
      * embedding (tied to lm_head in some models) and the other kernel families read.
      */
     private boolean linearTiled(CudaTensor w) {
-        return sparseOnWgmma() && precision == Precision.BF16 && w.parts == 1 && w.bf16 != null && w.cols % 8 == 0;
+        return runsWgmma() && precision == Precision.BF16 && w.parts == 1 && w.bf16 != null && w.cols % 8 == 0;
     }
 
     private CUdeviceptr tiledWeight(CudaTensor w) {

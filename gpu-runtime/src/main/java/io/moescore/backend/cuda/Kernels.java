@@ -5,12 +5,15 @@ package io.moescore.backend.cuda;
  * among those the GPU has; the others pin one family (tests check each against the CPU; benchmarks time each).
  */
 public enum Kernels {
-    /** On a Hopper: the fastest per shape of wgmma 128x256, wgmma 128x128 and mma.sync (wgmma.sp or mma.sp for 2:4). */
+    /**
+     * On a Hopper: the fastest per shape of wgmma 128x256 and 128x128 (and mma.sync where the weights are not
+     * pre-tiled: split-bf16); 2:4 experts on wgmma.sp, the one kernel for their pre-tiled layout.
+     */
     TUNED,
     /** wgmma, 128 x 256 tiles; wgmma.sp for 2:4 (sm_90a). */
     WGMMA,
     /** wgmma, 128 x 128 tiles; wgmma.sp for 2:4 (sm_90a). */
     WGMMA_N128,
-    /** mma.sync and mma.sp: what sm_80-89 run. */
+    /** mma.sync and mma.sp over the plain / packed weight layouts: what sm_80-89 run. */
     MMA_SYNC
 }
