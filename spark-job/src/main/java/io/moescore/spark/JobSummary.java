@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.io.PrintStream;
 import java.util.Collection;
 import java.util.LinkedHashMap;
@@ -12,8 +11,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import org.apache.hadoop.conf.Configuration;
-import org.apache.hadoop.fs.FileSystem;
-import org.apache.hadoop.fs.Path;
 
 /**
  * Totals of a scoring job, from the task statistics: one attempt counted per partition (retried or speculative
@@ -168,10 +165,6 @@ public record JobSummary(long rows, long errorRows, long tokens, double wallSeco
 
     /** Writes the summary as JSON to any Hadoop file system path. */
     public void write(String path, Configuration conf) throws IOException {
-        Path p = new Path(path);
-        FileSystem fs = p.getFileSystem(conf);
-        try (OutputStream out = fs.create(p, true)) {
-            new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(out, toJson());
-        }
+        JsonFiles.write(path, conf, toJson());
     }
 }

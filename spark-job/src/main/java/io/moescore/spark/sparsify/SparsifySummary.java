@@ -4,8 +4,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moescore.sparse.Sparsifier;
+import io.moescore.spark.JsonFiles;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.io.PrintStream;
 import java.util.Arrays;
 import java.util.Collection;
@@ -17,8 +17,6 @@ import java.util.TreeSet;
 import java.util.function.Function;
 import java.util.stream.Collectors;
 import org.apache.hadoop.conf.Configuration;
-import org.apache.hadoop.fs.FileSystem;
-import org.apache.hadoop.fs.Path;
 
 /**
  * Totals of a sparsify job: the calibration data, per pass its calibration tokens/s (tokens over the span from the
@@ -178,11 +176,7 @@ public record SparsifySummary(boolean sequential, String output, long rows, long
 
     /** Writes the summary as JSON to any Hadoop file system path. */
     public void write(String path, Configuration conf) throws IOException {
-        Path p = new Path(path);
-        FileSystem fs = p.getFileSystem(conf);
-        try (OutputStream out = fs.create(p, true)) {
-            new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(out, toJson());
-        }
+        JsonFiles.write(path, conf, toJson());
     }
 
     static String layersOf(List<int[]> passes) {
