@@ -164,7 +164,9 @@ final class IpcMessageCheck {
             }
             for (int i = 0; i < batch.buffersLength(); i++) {
                 Buffer buffer = batch.buffers(i);
-                if (buffer.offset() < 0 || buffer.length() < 0 || buffer.offset() + buffer.length() > bodyLength) {
+                // offset and length compared apart: a huge offset plus a length would wrap past Long.MAX_VALUE
+                if (buffer.offset() < 0 || buffer.length() < 0 || buffer.offset() > bodyLength
+                        || buffer.length() > bodyLength - buffer.offset()) {
                     throw fail(position, "buffer " + i + " spans [" + buffer.offset() + ", +" + buffer.length()
                             + ") outside the " + bodyLength + "-byte body");
                 }

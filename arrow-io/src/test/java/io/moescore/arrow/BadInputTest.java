@@ -136,6 +136,21 @@ class BadInputTest {
                 () -> ArrowTokenReader.open(dir.resolve("absent.arrow"), allocator));
     }
 
+    /**
+     * A buffer length near Long.MAX_VALUE: offset + length wraps negative, which a plain sum check let through to
+     * Arrow's slice, failing after it had read the body (512 bytes leaked; found by ArrowFuzzTest, cases of both
+     * formats). Both fixtures, byte offsets the fuzz test hit.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"tokens_int64_ids.arrow@416", "tokens_utf8_ids.arrows@392"})
+    void bufferLengthThatWrapsPastLongMaxFailsAtOpenAndLeaksNothing(String fixtureAt) throws IOException {
+        String[] parts = fixtureAt.split("@");
+        byte[] bytes = Files.readAllBytes(PyarrowFixturesTest.fixture(parts[0]));
+        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).putLong(Integer.parseInt(parts[1]), Long.MAX_VALUE);
+        String message = readFails(write("wrapping-" + parts[0], bytes)).getMessage();
+        assertTrue(message.contains("outside the") && message.contains("-byte body"), message);
+    }
+
     private ArrowFileException readFails(Path file) {
         ArrowFileException e = assertThrows(ArrowFileException.class, () -> {
             try (ArrowTokenReader in = ArrowTokenReader.open(file, allocator)) {
