@@ -78,34 +78,21 @@ public final class MoeScoreJob implements Callable<Integer> {
 
     /** The options, resolved against a Spark conf. */
     ScoreJobOptions resolve(SparkConf conf) {
-        List<String> in = inputs != null ? inputs : splitList(conf.get(CONF_PREFIX + "input", ""));
-        String inFormat = pick(inputFormat, conf, "inputFormat", in.isEmpty() ? "parquet" : ScoreJobOptions.formatOf(in.get(0)));
-        return new ScoreJobOptions(in, inFormat, pick(output, conf, "output", null),
-                pick(outputFormat, conf, "outputFormat", "parquet"), pick(model, conf, "model", null),
-                pick(backend, conf, "backend", "auto"), pick(precision, conf, "precision", "bf16"),
+        List<String> in = inputs != null ? inputs : JobConf.list(conf.get(CONF_PREFIX + "input", ""));
+        String inFormat = JobConf.pick(inputFormat, conf, "inputFormat",
+                in.isEmpty() ? "parquet" : ScoreJobOptions.formatOf(in.get(0)));
+        return new ScoreJobOptions(in, inFormat, JobConf.pick(output, conf, "output", null),
+                JobConf.pick(outputFormat, conf, "outputFormat", "parquet"), JobConf.pick(model, conf, "model", null),
+                JobConf.pick(backend, conf, "backend", "auto"), JobConf.pick(precision, conf, "precision", "bf16"),
                 deterministic != null ? deterministic : conf.getBoolean(CONF_PREFIX + "deterministic", false),
                 batchTokens != null ? batchTokens : conf.getInt(CONF_PREFIX + "batchTokens", 8192),
                 tokenLogProbs != null ? tokenLogProbs : conf.getBoolean(CONF_PREFIX + "tokenLogprobs", false),
                 topK != null ? topK : conf.getInt(CONF_PREFIX + "topK", 0),
-                pick(mode, conf, "mode", "error"), conf.get(CONF_PREFIX + "idColumn", ScoreColumns.ID),
+                JobConf.pick(mode, conf, "mode", "error"), conf.get(CONF_PREFIX + "idColumn", ScoreColumns.ID),
                 conf.get(CONF_PREFIX + "tokensColumn", ScoreColumns.TOKENS),
                 conf.get(CONF_PREFIX + "textColumn", ScoreColumns.TEXT),
                 partitions != null ? partitions : conf.getInt(CONF_PREFIX + "partitions", 0), summary,
                 resume != null ? resume : conf.getBoolean(CONF_PREFIX + "resume", false));
-    }
-
-    private static String pick(String cli, SparkConf conf, String key, String fallback) {
-        return cli != null ? cli : conf.get(CONF_PREFIX + key, fallback);
-    }
-
-    private static List<String> splitList(String value) {
-        List<String> out = new ArrayList<>();
-        for (String s : value.split(",")) {
-            if (!s.isBlank()) {
-                out.add(s.trim());
-            }
-        }
-        return out;
     }
 
     public static void main(String[] args) {

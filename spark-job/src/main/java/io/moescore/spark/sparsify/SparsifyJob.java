@@ -4,6 +4,7 @@ import io.moescore.model.Checkpoint;
 import io.moescore.model.ModelConfig;
 import io.moescore.model.ModelFormatException;
 import io.moescore.spark.DatasetScorer;
+import io.moescore.spark.JobConf;
 import io.moescore.spark.ModelFiles;
 import io.moescore.spark.MoeScoreJob;
 import io.moescore.spark.ScoreJobOptions;
@@ -88,25 +89,18 @@ public final class SparsifyJob implements Callable<Integer> {
 
     /** The options, resolved against a Spark conf. */
     SparsifyOptions resolve(SparkConf conf) {
-        List<String> in = calibration != null ? calibration : splitList(conf.get(CONF + "calibration", ""));
-        return new SparsifyOptions(in, pick(calibrationFormat, conf, "calibrationFormat",
+        List<String> in = calibration != null ? calibration : JobConf.list(conf.get(CONF + "calibration", ""));
+        return new SparsifyOptions(in, JobConf.pick(calibrationFormat, conf, "calibrationFormat",
                 in.isEmpty() ? "json" : ScoreJobOptions.formatOf(in.get(0))),
-                pick(model, conf, "model", null), pick(out, conf, "out", null), pick(pattern, conf, "pattern", "2:4"),
-                pick(method, conf, "method", "sparsegpt"),
+                JobConf.pick(model, conf, "model", null), JobConf.pick(out, conf, "out", null),
+                JobConf.pick(pattern, conf, "pattern", "2:4"),
+                JobConf.pick(method, conf, "method", "sparsegpt"),
                 sequential != null ? sequential : conf.getBoolean(CONF + "sequential", false),
-                pick(backend, conf, "backend", "auto"), pick(precision, conf, "precision", "bf16"),
+                JobConf.pick(backend, conf, "backend", "auto"), JobConf.pick(precision, conf, "precision", "bf16"),
                 batchTokens != null ? batchTokens : conf.getInt(CONF + "batchTokens", 8192),
                 partitions != null ? partitions : conf.getInt(CONF + "partitions", 0),
                 conf.get(CONF + "tokensColumn", "tokens"), conf.get(CONF + "textColumn", "text"),
-                pick(workDir, conf, "workDir", null), summary);
-    }
-
-    private static String pick(String cli, SparkConf conf, String key, String fallback) {
-        return cli != null ? cli : conf.get(CONF + key, fallback);
-    }
-
-    private static List<String> splitList(String value) {
-        return Arrays.stream(value.split(",")).map(String::trim).filter(s -> !s.isEmpty()).toList();
+                JobConf.pick(workDir, conf, "workDir", null), summary);
     }
 
     public static void main(String[] args) {
