@@ -19,6 +19,9 @@
 #define S90_W_BLOCK_BYTES (128 * 128)
 #define GEMM_SM90_TILED_SHARED_BYTES(BNT) (GEMM_SM90_SHARED_BYTES(BNT) + 64)
 
+// Byte offset of 16-byte chunk `chunk` of row `row` in 128-byte rows under the 128-byte swizzle wgmma reads.
+__device__ __forceinline__ int swizzled(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
+
 // Pre-tiles a weight [E][R][K] bf16 (K % 8 == 0) into [E][tiles][stages] blocks of S90_W_BLOCK_BYTES, rows past R
 // and k past K zero. Grid (stages, E * tiles), 128 threads: one row each.
 extern "C" __global__ void tile_dense_sm90(const bf16* __restrict__ src, unsigned char* __restrict__ tiled, int R,
@@ -31,7 +34,7 @@ extern "C" __global__ void tile_dense_sm90(const bf16* __restrict__ src, unsigne
         int k = stage * S90_BK + c * 8;
         uint4 v = make_uint4(0, 0, 0, 0);
         if (row < R && k < K) v = *reinterpret_cast<const uint4*>(rowStart + k);
-        *reinterpret_cast<uint4*>(block + r * 128 + ((c ^ (r & 7)) << 4)) = v;  // swizzled()
+        *reinterpret_cast<uint4*>(block + swizzled(r, c)) = v;
     }
 }
 
@@ -90,7 +93,6 @@ __device__ __forceinline__ void wgmma_tile(float (&d)[BNT / 2], uint64_t descA, 
     else wgmma_m64n128k16(d, descA, descW);
 }
 
-__device__ __forceinline__ int swizzled(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
 
 // mbarriers and the copy engine's plain bulk copy (cp.async.bulk: contiguous bytes, no tensor map), which the
 // pre-tiled weight loads use: one thread posts the byte count and starts the copy, everyone waits on the phase.

@@ -44,7 +44,7 @@ extern "C" __global__ void tile_sparse24_sm90(const bf16* __restrict__ values, c
         int kc = stage * (SP9_K / 2) + c * 8;  // first kept value of the chunk
         uint4 v = make_uint4(0, 0, 0, 0);
         if (row < R && kc < K / 2) v = src[kc / 8];
-        *reinterpret_cast<uint4*>(block + rh * 128 + ((c ^ (rh & 7)) << 4)) = v;  // swizzled()
+        *reinterpret_cast<uint4*>(block + swizzled(rh, c)) = v;
     }
     unsigned* m = reinterpret_cast<unsigned*>(block + 128 * 128) + rh * 4;
     for (int w = 0; w < 4; w++) {
