@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a GPU machine staged with ../shared/device/pack (gpu-runtime classpath): GPU tests and the benchmarks of
 # NOTES.md, ours and the PyTorch peers in the same call. Results under $OUT (the device tool brings them back).
-#   bash .device/boot/boot.sh bash gpu-runtime/bench/device-run.sh tests|gemm|experts|forward-olmoe|forward-mixtral ...
+#   bash .device/boot/boot.sh bash gpu-runtime/bench/device-run.sh tests|kernel-tests|fixture-tests|gemm|experts|...
 set -uo pipefail
 out=${OUT:-/tmp/moescore-out}
 mkdir -p "$out"
@@ -17,6 +17,18 @@ for what in "$@"; do
       timeout 300 java -Xmx48g $DEVJAVAOPTS -cp "$DEVCP" org.junit.platform.console.ConsoleLauncher execute \
         --disable-banner --details=tree --select-class io.moescore.backend.cuda.CudaBackendTest 2>&1 \
         | grep -v "^\s*$" > "$out/kernel-tests.log"; grep -vE "^\s+(org|java|jdk|sun)\." "$out/kernel-tests.log" | tail -40 ;;
+    fixture-tests)  # the whole model against transformers' fixtures, every precision
+      timeout 300 java -Xmx48g $DEVJAVAOPTS -cp "$DEVCP" org.junit.platform.console.ConsoleLauncher execute \
+        --disable-banner --details=tree --select-class io.moescore.engine.CudaReferenceFixtureTest 2>&1 \
+        | grep -v "^\s*$" > "$out/fixture-tests.log"; grep -vE "^\s+(org|java|jdk|sun)\." "$out/fixture-tests.log" | tail -30 ;;
+    precision-olmoe|precision-mixtral)  # full forward, bf16 vs fp16 precision (same kernels, other operand type)
+      shape=${what#precision-}; checkpoint $shape
+      for e in dense 2:4; do
+        for p in bf16 fp16; do
+          run io.moescore.bench.ForwardBenchmark /tmp/$shape "$out/precision-$shape-${e/:/}-$p.json" tokens=8192 \
+            experts=$e precision=$p 2>&1 | tail -3
+        done
+      done ;;
     gemm)
       run io.moescore.bench.GemmBenchmark "$out/ours-gemm.json"
       python3 $py/bench_gemm.py "$out/peer-gemm.json" ;;

@@ -1,9 +1,36 @@
 // Helpers shared by every kernel family. Kernels are extern "C" so the Java side finds them by name.
 #pragma once
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <stdint.h>
+#include <type_traits>
 
+// The 16-bit floats the tensor cores multiply (fp32 accumulation either way), chosen by the backend's precision:
+// bf16 keeps fp32's range with 8 significant bits, fp16 11 bits within +-65504. Every kernel that reads or writes
+// them is a template over T in {bf16, f16}, instantiated under both names (..._bf16 / ..._f16).
 typedef __nv_bfloat16 bf16;
+typedef __half f16;
+
+template <typename T> constexpr bool is_bf16 = std::is_same<T, bf16>::value;
+#define FP16_MAX 65504.f
+// Round to T. fp16 saturates at +-65504 rather than becoming infinite (an activation past fp16's range would
+// otherwise turn whole rows into NaN); NaN stays NaN.
+template <typename T> __device__ __forceinline__ T to_half(float v) {
+    if constexpr (is_bf16<T>) {
+        return __float2bfloat16(v);
+    } else {
+        return __float2half_rn(fabsf(v) > FP16_MAX ? copysignf(FP16_MAX, v) : v);
+    }
+}
+// Two values as one 32-bit operand register of an mma (lo in the low half).
+template <typename T> __device__ __forceinline__ unsigned pack_half2(float lo, float hi) {
+    T pair[2] = {to_half<T>(lo), to_half<T>(hi)};
+    return *reinterpret_cast<unsigned*>(pair);
+}
+template <typename T> __device__ __forceinline__ float half_to_float(T v) {
+    if constexpr (is_bf16<T>) return __bfloat162float(v);
+    else return __half2float(v);
+}
 
 __device__ __forceinline__ int ceil_div(int a, int b) { return (a + b - 1) / b; }
 

@@ -2,14 +2,23 @@
 // addInPlace, addSigmoidGated. Activations are fp32 row-major [rows, cols].
 #include "common.cuh"
 
-// out[t, :] = table[ids[t], :]; one block per row. Table rows hold wParts copies (hi, then lo: see gemm.cu).
-extern "C" __global__ void embed_bf16(const bf16* __restrict__ table, const int* __restrict__ ids,
-                                      float* __restrict__ out, int rows, int cols, int wParts) {
+// out[t, :] = table[ids[t], :]; one block per row. Table rows hold wParts copies (hi, then lo: see gemm.cu) of
+// T (bf16 or fp16: embed_bf16, embed_f16).
+template <typename T>
+__device__ __forceinline__ void embed_rows(const T* table, const int* ids, float* out, int rows, int cols, int wParts) {
     int t = blockIdx.x;
     if (t >= rows) return;
-    const bf16* src = table + (size_t)ids[t] * cols * wParts;
+    const T* src = table + (size_t)ids[t] * cols * wParts;
     for (int i = threadIdx.x; i < cols; i += blockDim.x)
-        out[(size_t)t * cols + i] = __bfloat162float(src[i]) + (wParts == 2 ? __bfloat162float(src[cols + i]) : 0.f);
+        out[(size_t)t * cols + i] = half_to_float(src[i]) + (wParts == 2 ? half_to_float(src[cols + i]) : 0.f);
+}
+extern "C" __global__ void embed_bf16(const bf16* __restrict__ table, const int* __restrict__ ids,
+                                      float* __restrict__ out, int rows, int cols, int wParts) {
+    embed_rows(table, ids, out, rows, cols, wParts);
+}
+extern "C" __global__ void embed_f16(const f16* __restrict__ table, const int* __restrict__ ids,
+                                     float* __restrict__ out, int rows, int cols, int wParts) {
+    embed_rows(table, ids, out, rows, cols, wParts);
 }
 
 // RMSNorm of each run of `group` columns: one block per (row, group). out may alias x.

@@ -1,9 +1,11 @@
-// Tensor-core GEMMs: out = A W^T with bf16 W [N, K] (row-major, K contiguous), fp32 accumulation.
+// Tensor-core GEMMs: out = A W^T with 16-bit W [N, K] (row-major, K contiguous), fp32 accumulation. Every
+// kernel exists for bf16 and for fp16 operands (common.cuh: T, to_half), named after the type: linear_bf16 and
+// linear_f16, experts_bf16_gate_up and experts_f16_gate_up, ...
 // CPU twins: CpuBackend.linear (dense), CpuBackend.experts and ffn (grouped, SwiGLU, combine).
 //
 // One block computes a 128 x 256 tile of out with 8 warps (2 along M x 4 along N, 64 x 64 each) using
-// mma.sync m16n8k16 bf16; K advances 32 at a time through a three-stage cp.async shared-memory pipeline.
-// Activations stay fp32 between kernels; to_bf16_parts rounds a GEMM's input once before it runs.
+// mma.sync m16n8k16; K advances 32 at a time through a three-stage cp.async shared-memory pipeline.
+// Activations stay fp32 between kernels; to_bf16_parts (to_f16_parts) rounds a GEMM's input once before it runs.
 //
 // Precision. A product of bf16 numbers keeps 8 significant bits of each input. For near-fp32 results
 // (split-bf16 precision) a value is also stored as hi + lo, two bf16 numbers, and the inner dimension grows
@@ -13,16 +15,17 @@
 //   aParts 2 [x_hi, x_lo]         wParts 1 [w_hi]         x_hi w + x_lo w           (bf16 weights are exact)
 //   aParts 3 [x_hi, x_hi, x_lo]   wParts 2 [w_hi, w_lo]   x_hi w_hi + x_hi w_lo + x_lo w_hi
 // CPU twin of the splitting: CudaBackendTest's split-precision checks against CpuBackend in fp32.
+// fp16 precision runs the same kernels on fp16 operands, one part each: 11 significant bits per input.
 //
 // The same block code serves three launches:
-//   linear_bf16        dense: out fp32 [M, N] (+ bias)
+//   linear_T           dense: out fp32 [M, N] (+ bias)
 // Small fp32 weights (routers: tens of experts) take linear_small_f32 instead, in full precision, so routing
 // decisions match the fp32 reference as closely as the hidden states allow.
-//   experts_gate_up    grouped over (expert, row tile): A rows gathered by token index straight from the
+//   experts_T_gate_up  grouped over (expert, row tile): A rows gathered by token index straight from the
 //                      hidden states (no gathered copy), W = that expert's gate and up rows interleaved in
 //                      blocks of 8 so a thread holds gate and up of the same output column; the epilogue
-//                      writes silu(gate) * up as bf16, one row per routing entry.
-//   experts_down       grouped: A = those bf16 rows, W = the expert's down projection; the epilogue scales
+//                      writes silu(gate) * up as T, one row per routing entry.
+//   experts_T_down     grouped: A = those rows, W = the expert's down projection; the epilogue scales
 //                      by the entry's gate weight and adds into the token's output row (atomicAdd, or a
 //                      plain store per entry in deterministic mode, summed later in expert order).
 // Requirements checked on the host: K % 8 == 0 (16-byte chunks), and for gate_up the ffn width % 8 == 0.
@@ -32,7 +35,7 @@
 #define BN 256
 #define WN 8   // n8 tiles per warp: a warp computes 64 x 64
 #define BK 32
-#define LDS (BK + 8)  // shared row stride in bf16: 80 bytes, so ldmatrix's 8 rows hit 8 different bank groups
+#define LDS (BK + 8)  // shared row stride in 16-bit values: 80 bytes, so ldmatrix's 8 rows hit 8 different bank groups
 #define GEMM_THREADS 256
 
 enum { EPI_STORE_F32 = 0, EPI_SWIGLU_BF16 = 1, EPI_COMBINE_ATOMIC = 2, EPI_STORE_SCALED_F32 = 3 };
@@ -51,19 +54,25 @@ __device__ __forceinline__ void ldmatrix_x4(unsigned* r, const void* smem) {
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
 }
 
-__device__ __forceinline__ void mma_bf16(float* c, const unsigned* a, const unsigned* b) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+// c += a b: one m16n8k16 tensor-core product of T (bf16 or f16) fragments, fp32 accumulators.
+#define MMA_M16N8K16(TYPE)                                                                                      \
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." TYPE "." TYPE ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "   \
+                 "{%8,%9}, {%0,%1,%2,%3};\n"                                                                    \
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])                                               \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]))
+template <typename T>
+__device__ __forceinline__ void mma_m16n8k16(float* c, const unsigned* a, const unsigned* b) {
+    if constexpr (is_bf16<T>) MMA_M16N8K16("bf16");
+    else MMA_M16N8K16("f16");
 }
+#undef MMA_M16N8K16
 
+template <typename T>
 struct TileArgs {
-    const bf16* A;        // bf16 rows of K
+    const T* A;           // rows of K
     const int* aRows;     // gather: local row m reads A row aRows[rowBegin + m]; null: rowBegin + m
     int rowBegin, rowCount;
-    const bf16* W;        // [N, Kw]: column k of the product reads weight column k mod Kw
+    const T* W;           // [N, Kw]: column k of the product reads weight column k mod Kw
     int N, K, Kw;
     int m0, n0;           // tile origin: local row, output column
 };
@@ -74,7 +83,8 @@ struct TileArgs {
 
 // One stage: A tile (rows m0.., cols k0..) and W tile (rows n0.., cols k0..), 16-byte cp.async each,
 // zero-filled outside the matrices.
-__device__ __forceinline__ void load_stage(const TileArgs& t, int k0, bf16* sA, bf16* sW) {
+template <typename T>
+__device__ __forceinline__ void load_stage(const TileArgs<T>& t, int k0, T* sA, T* sW) {
 #pragma unroll
     for (int i = 0; i < BM * 4 / GEMM_THREADS; i++) {
         int chunk = threadIdx.x + i * GEMM_THREADS;
@@ -96,10 +106,11 @@ __device__ __forceinline__ void load_stage(const TileArgs& t, int k0, bf16* sA, 
 }
 
 // The main loop: acc[mi][ni][4] for the warp's 4 x WN (m16, n8) tiles; GEMM_STAGES-deep cp.async pipeline.
-__device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][WN][4]) {
+template <typename T>
+__device__ __forceinline__ void gemm_mainloop(const TileArgs<T>& t, float acc[4][WN][4]) {
     extern __shared__ __align__(16) unsigned char gemm_smem[];
-    bf16* sA = reinterpret_cast<bf16*>(gemm_smem);
-    bf16* sW = sA + GEMM_STAGES * BM * LDS;
+    T* sA = reinterpret_cast<T*>(gemm_smem);
+    T* sW = sA + GEMM_STAGES * BM * LDS;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int wm = (warp >> 2) * 64, wn = (warp & 3) * (WN * 8);
 #pragma unroll
@@ -124,8 +135,8 @@ __device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][WN
             load_stage(t, pre * BK, sA + ps * BM * LDS, sW + ps * BN * LDS);
         }
         cp_async_commit();
-        const bf16* a_s = sA + (kt % GEMM_STAGES) * BM * LDS;
-        const bf16* w_s = sW + (kt % GEMM_STAGES) * BN * LDS;
+        const T* a_s = sA + (kt % GEMM_STAGES) * BM * LDS;
+        const T* w_s = sW + (kt % GEMM_STAGES) * BN * LDS;
 #pragma unroll
         for (int kk = 0; kk < BK; kk += 16) {
             unsigned a[4][4], b[WN / 2][4];
@@ -144,7 +155,7 @@ __device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][WN
 #pragma unroll
             for (int mi = 0; mi < 4; mi++)
 #pragma unroll
-                for (int ni = 0; ni < WN; ni++) mma_bf16(acc[mi][ni], a[mi], &b[ni >> 1][(ni & 1) * 2]);
+                for (int ni = 0; ni < WN; ni++) mma_m16n8k16<T>(acc[mi][ni], a[mi], &b[ni >> 1][(ni & 1) * 2]);
         }
     }
     asm volatile("cp.async.wait_group 0;\n" ::);
@@ -155,8 +166,8 @@ __device__ __forceinline__ void gemm_mainloop(const TileArgs& t, float acc[4][WN
 // (+1 for odd e).
 #define ACC(mi, ni, e) acc[((mi) * NI + (ni)) * 4 + (e)]
 
-template <int MI, int NI>
-__device__ __forceinline__ void epi_store(const float* acc, int wm, int wn, const TileArgs& t, const float* bias,
+template <int MI, int NI, typename T>
+__device__ __forceinline__ void epi_store(const float* acc, int wm, int wn, const TileArgs<T>& t, const float* bias,
                                           float* out, int M, int N) {
     int lane = threadIdx.x & 31;
 #pragma unroll
@@ -174,11 +185,12 @@ __device__ __forceinline__ void epi_store(const float* acc, int wm, int wn, cons
 // Grouped launches: Work and work_item (common.cuh) give each block its (expert, 128 entries, column tile).
 
 // Stores v as the GEMM input value k of a row of aParts copies of K values (see Precision above).
-__device__ __forceinline__ void store_parts(bf16* row, int K, int k, float v, int aParts) {
-    bf16 hi = __float2bfloat16(v);
+template <typename T>
+__device__ __forceinline__ void store_parts(T* row, int K, int k, float v, int aParts) {
+    T hi = to_half<T>(v);
     row[k] = hi;
     if (aParts == 1) return;
-    bf16 lo = __float2bfloat16(v - __bfloat162float(hi));
+    T lo = to_half<T>(v - half_to_float(hi));
     if (aParts == 2) {
         row[K + k] = lo;
     } else {
@@ -188,9 +200,9 @@ __device__ __forceinline__ void store_parts(bf16* row, int K, int k, float v, in
 }
 
 // Tile ni (even) holds gate columns, ni+1 the up columns of the same f: inter[entry, f] = silu(gate) * up.
-template <int MI, int NI>
-__device__ __forceinline__ void epi_swiglu(const float* acc, int wm, int wn, const TileArgs& t, const Work& w,
-                                           bf16* inter, int F, int aParts) {
+template <int MI, int NI, typename T>
+__device__ __forceinline__ void epi_swiglu(const float* acc, int wm, int wn, const TileArgs<T>& t, const Work& w,
+                                           T* inter, int F, int aParts) {
     int lane = threadIdx.x & 31;
 #pragma unroll
     for (int mi = 0; mi < MI; mi++)
@@ -209,8 +221,8 @@ __device__ __forceinline__ void epi_swiglu(const float* acc, int wm, int wn, con
 }
 
 // out[token] += gate * acc (atomicAdd: a token receives one add per chosen expert), or perEntry[entry] = ...
-template <int MI, int NI>
-__device__ __forceinline__ void epi_combine(const float* acc, int wm, int wn, const TileArgs& t, const Work& w,
+template <int MI, int NI, typename T>
+__device__ __forceinline__ void epi_combine(const float* acc, int wm, int wn, const TileArgs<T>& t, const Work& w,
                                             const int* tokens, const float* gates, float* out, float* perEntry,
                                             int H) {
     int lane = threadIdx.x & 31;
@@ -237,10 +249,10 @@ __device__ __forceinline__ void epi_combine(const float* acc, int wm, int wn, co
 }
 #undef ACC
 
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
-linear_bf16(const bf16* __restrict__ A, const bf16* __restrict__ W, const float* __restrict__ bias,
-            float* __restrict__ out, int M, int N, int K, int Kw) {
-    TileArgs t{A, nullptr, 0, M, W, N, K, Kw, (int)blockIdx.x * BM, (int)blockIdx.y * BN};
+template <typename T>
+__device__ __forceinline__ void linear_body(const T* A, const T* W, const float* bias, float* out, int M, int N, int K,
+                                            int Kw) {
+    TileArgs<T> t{A, nullptr, 0, M, W, N, K, Kw, (int)blockIdx.x * BM, (int)blockIdx.y * BN};
     float acc[4][WN][4];
     gemm_mainloop(t, acc);
     int warp = threadIdx.x >> 5;
@@ -248,8 +260,8 @@ linear_bf16(const bf16* __restrict__ A, const bf16* __restrict__ W, const float*
 }
 
 // y[r] = the aParts copies of x[r] (fp32, K columns) as GEMM input.
-extern "C" __global__ void to_bf16_parts(const float* __restrict__ x, bf16* __restrict__ y, long long rows, int K,
-                                         int aParts) {
+template <typename T>
+__device__ __forceinline__ void to_parts_body(const float* x, T* y, long long rows, int K, int aParts) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= rows * K) return;
     long long r = i / K;
@@ -259,13 +271,12 @@ extern "C" __global__ void to_bf16_parts(const float* __restrict__ x, bf16* __re
 // inter[entry, f] = silu(x[token] . gate_f) * (x[token] . up_f) for entries of every expert.
 // wGateUp is [E, 2F, H * wParts]: per expert, rows interleaved in blocks of 8 (8 gate rows, then the 8 up rows
 // of the same columns). x rows hold H * aParts values, inter rows F * aParts. wDown below is [E, H, F * wParts].
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
-experts_gate_up(const bf16* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
-                const int* __restrict__ work, const bf16* __restrict__ wGateUp, bf16* __restrict__ inter, int F, int H,
-                int aParts, int wParts) {
+template <typename T>
+__device__ __forceinline__ void gate_up_body(const T* x, const int* tokens, const int* offsets, const int* work,
+                                             const T* wGateUp, T* inter, int F, int H, int aParts, int wParts) {
     Work w = work_item(work, offsets);
-    const bf16* W = wGateUp + (size_t)w.expert * 2 * F * H * wParts;
-    TileArgs t{x, tokens, w.begin, w.count, W, 2 * F, H * aParts, H * wParts, w.m0, w.tile * BN};
+    const T* W = wGateUp + (size_t)w.expert * 2 * F * H * wParts;
+    TileArgs<T> t{x, tokens, w.begin, w.count, W, 2 * F, H * aParts, H * wParts, w.m0, w.tile * BN};
     float acc[4][WN][4];
     gemm_mainloop(t, acc);
     int warp = threadIdx.x >> 5;
@@ -274,19 +285,47 @@ experts_gate_up(const bf16* __restrict__ x, const int* __restrict__ tokens, cons
 
 // out[token] += gate * (inter[entry] . down_h) for entries of every expert (atomicAdd: tokens receive one
 // add per chosen expert), or, deterministic, perEntry[entry, h] = gate * (...) for a fixed-order sum later.
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
-experts_down(const bf16* __restrict__ inter, const int* __restrict__ tokens, const float* __restrict__ gates,
-             const int* __restrict__ offsets, const int* __restrict__ work,
-             const bf16* __restrict__ wDown, float* __restrict__ out, float* __restrict__ perEntry, int H, int F,
-             int aParts, int wParts) {
+template <typename T>
+__device__ __forceinline__ void down_body(const T* inter, const int* tokens, const float* gates, const int* offsets,
+                                          const int* work, const T* wDown, float* out, float* perEntry, int H, int F,
+                                          int aParts, int wParts) {
     Work w = work_item(work, offsets);
-    const bf16* W = wDown + (size_t)w.expert * H * F * wParts;
-    TileArgs t{inter, nullptr, w.begin, w.count, W, H, F * aParts, F * wParts, w.m0, w.tile * BN};
+    const T* W = wDown + (size_t)w.expert * H * F * wParts;
+    TileArgs<T> t{inter, nullptr, w.begin, w.count, W, H, F * aParts, F * wParts, w.m0, w.tile * BN};
     float acc[4][WN][4];
     gemm_mainloop(t, acc);
     int warp = threadIdx.x >> 5;
     epi_combine<4, WN>(&acc[0][0][0], (warp >> 2) * 64, (warp & 3) * (WN * 8), t, w, tokens, gates, out, perEntry, H);
 }
+
+// The mma.sync launches of one element type T, named linear_NAME, to_NAME_parts, experts_NAME_gate_up and
+// experts_NAME_down.
+#define GEMM_KERNELS(T, NAME)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
+    linear_##NAME(const T* __restrict__ A, const T* __restrict__ W, const float* __restrict__ bias,              \
+                  float* __restrict__ out, int M, int N, int K, int Kw) {                                       \
+        linear_body(A, W, bias, out, M, N, K, Kw);                                                               \
+    }                                                                                                            \
+    extern "C" __global__ void to_##NAME##_parts(const float* __restrict__ x, T* __restrict__ y, long long rows, \
+                                                 int K, int aParts) {                                           \
+        to_parts_body(x, y, rows, K, aParts);                                                                    \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
+    experts_##NAME##_gate_up(const T* __restrict__ x, const int* __restrict__ tokens,                            \
+                             const int* __restrict__ offsets, const int* __restrict__ work,                     \
+                             const T* __restrict__ wGateUp, T* __restrict__ inter, int F, int H, int aParts,    \
+                             int wParts) {                                                                       \
+        gate_up_body(x, tokens, offsets, work, wGateUp, inter, F, H, aParts, wParts);                            \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
+    experts_##NAME##_down(const T* __restrict__ inter, const int* __restrict__ tokens,                           \
+                          const float* __restrict__ gates, const int* __restrict__ offsets,                     \
+                          const int* __restrict__ work, const T* __restrict__ wDown, float* __restrict__ out,   \
+                          float* __restrict__ perEntry, int H, int F, int aParts, int wParts) {                 \
+        down_body(inter, tokens, gates, offsets, work, wDown, out, perEntry, H, F, aParts, wParts);              \
+    }
+GEMM_KERNELS(bf16, bf16)
+GEMM_KERNELS(f16, f16)
 
 // Deterministic combine (batch-invariant mode): out[t] = the sum, over t's chosen experts in ascending order,
 // of perEntry[entry] (already gate-weighted by the down projection's epilogue), instead of atomicAdds whose

@@ -22,14 +22,14 @@
 // Byte offset of 16-byte chunk `chunk` of row `row` in 128-byte rows under the 128-byte swizzle wgmma reads.
 __device__ __forceinline__ int swizzled(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
 
-// Pre-tiles a weight [E][R][K] bf16 (K % 8 == 0) into [E][tiles][stages] blocks of S90_W_BLOCK_BYTES, rows past R
-// and k past K zero. Grid (stages, E * tiles), 128 threads: one row each.
-extern "C" __global__ void tile_dense_sm90(const bf16* __restrict__ src, unsigned char* __restrict__ tiled, int R,
+// Pre-tiles a weight [E][R][K] of 16-bit values (bf16 or fp16: bits are copied; K % 8 == 0) into [E][tiles][stages]
+// blocks of S90_W_BLOCK_BYTES, rows past R and k past K zero. Grid (stages, E * tiles), 128 threads: one row each.
+extern "C" __global__ void tile_dense_sm90(const uint16_t* __restrict__ src, unsigned char* __restrict__ tiled, int R,
                                            int K, int tiles) {
     int stage = blockIdx.x, stages = gridDim.x;
     int e = blockIdx.y / tiles, r = threadIdx.x, row = (blockIdx.y % tiles) * 128 + r;
     unsigned char* block = tiled + ((size_t)blockIdx.y * stages + stage) * S90_W_BLOCK_BYTES;
-    const bf16* rowStart = src + ((size_t)e * R + row) * K;
+    const uint16_t* rowStart = src + ((size_t)e * R + row) * K;
     for (int c = 0; c < 8; c++) {
         int k = stage * S90_BK + c * 8;
         uint4 v = make_uint4(0, 0, 0, 0);
@@ -49,48 +49,58 @@ __device__ __forceinline__ uint64_t smem_desc(const void* p) {
 
 // d[64 x N of this warpgroup] += A[64 x 16] . W[N x 16]^T; thread t holds rows 16*(warp%4) + lane/4 (+8)
 // and columns 8j + 2*(lane%4) (+1) in d[4j..4j+3], as mma.sync's m16n8 accumulators.
+#define WGMMA_M64N256K16_ASM(TYPE) \
+    asm volatile( \
+        "{\n" \
+        "wgmma.mma_async.sync.aligned.m64n256k16.f32." TYPE "." TYPE " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, 1, 1, 1, 0, 0;\n" \
+        "}\n" \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), \
+          "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), \
+          "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), \
+          "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), \
+          "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), \
+          "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), \
+          "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), \
+          "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), \
+          "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127]) \
+        : "l"(descA), "l"(descW))
+template <typename T>
 __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t descA, uint64_t descW) {
-    asm volatile(
-        "{\n"
-        "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, 1, 1, 1, 0, 0;\n"
-        "}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-          "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-          "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
-          "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
-          "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
-          "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
-          "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
-          "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
-          "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-        : "l"(descA), "l"(descW));
+    if constexpr (is_bf16<T>) WGMMA_M64N256K16_ASM("bf16");
+    else WGMMA_M64N256K16_ASM("f16");
 }
+#undef WGMMA_M64N256K16_ASM
+#define WGMMA_M64N128K16_ASM(TYPE) \
+    asm volatile( \
+        "{\n" \
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, 1, 1, 1, 0, 0;\n" \
+        "}\n" \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]) \
+        : "l"(descA), "l"(descW))
+template <typename T>
 __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t descA, uint64_t descW) {
-    asm volatile(
-        "{\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, 1, 1, 1, 0, 0;\n"
-        "}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "l"(descA), "l"(descW));
+    if constexpr (is_bf16<T>) WGMMA_M64N128K16_ASM("bf16");
+    else WGMMA_M64N128K16_ASM("f16");
 }
-template <int BNT>
+#undef WGMMA_M64N128K16_ASM
+template <int BNT, typename T>
 __device__ __forceinline__ void wgmma_tile(float (&d)[BNT / 2], uint64_t descA, uint64_t descW) {
-    if constexpr (BNT == 256) wgmma_m64n256k16(d, descA, descW);
-    else wgmma_m64n128k16(d, descA, descW);
+    if constexpr (BNT == 256) wgmma_m64n256k16<T>(d, descA, descW);
+    else wgmma_m64n128k16<T>(d, descA, descW);
 }
 
 
@@ -124,7 +134,8 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, unsigned b
 }
 
 // The activation rows of a stage (gathered through t.aRows where given), 128 rows x 8 chunks.
-__device__ __forceinline__ void load_rows_sm90(const TileArgs& t, int k0, unsigned char* sA) {
+template <typename T>
+__device__ __forceinline__ void load_rows_sm90(const TileArgs<T>& t, int k0, unsigned char* sA) {
 #pragma unroll
     for (int i = 0; i < BM * 8 / GEMM_THREADS; i++) {
         int chunk = threadIdx.x + i * GEMM_THREADS;
@@ -136,8 +147,8 @@ __device__ __forceinline__ void load_rows_sm90(const TileArgs& t, int k0, unsign
     }
 }
 
-template <int BNT>
-__device__ __forceinline__ void load_stage_sm90(const TileArgs& t, int k0, unsigned char* sA, unsigned char* sW) {
+template <int BNT, typename T>
+__device__ __forceinline__ void load_stage_sm90(const TileArgs<T>& t, int k0, unsigned char* sA, unsigned char* sW) {
     load_rows_sm90(t, k0, sA);
 #pragma unroll
     for (int i = 0; i < BNT * 8 / GEMM_THREADS; i++) {
@@ -150,8 +161,8 @@ __device__ __forceinline__ void load_stage_sm90(const TileArgs& t, int k0, unsig
     }
 }
 
-template <int BNT>
-__device__ __forceinline__ void gemm_mainloop_sm90(const TileArgs& t, float (&acc)[BNT / 2]) {
+template <int BNT, typename T>
+__device__ __forceinline__ void gemm_mainloop_sm90(const TileArgs<T>& t, float (&acc)[BNT / 2]) {
     extern __shared__ __align__(16) unsigned char gemm_smem[];
     unsigned char* base = (unsigned char*)(((uintptr_t)gemm_smem + 1023) & ~(uintptr_t)1023);
     unsigned char* sA = base;
@@ -183,8 +194,8 @@ __device__ __forceinline__ void gemm_mainloop_sm90(const TileArgs& t, float (&ac
         uint64_t descA = smem_desc(a), descW = smem_desc(w);
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
-        for (int kk = 0; kk < S90_BK / 16; kk++)  // 16 bf16 along K = 32 bytes = 2 in the descriptor's address
-            wgmma_tile<BNT>(acc, descA + 2 * kk, descW + 2 * kk);
+        for (int kk = 0; kk < S90_BK / 16; kk++)  // 16 values along K = 32 bytes = 2 in the descriptor's address
+            wgmma_tile<BNT, T>(acc, descA + 2 * kk, descW + 2 * kk);
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
     }
@@ -194,11 +205,11 @@ __device__ __forceinline__ void gemm_mainloop_sm90(const TileArgs& t, float (&ac
 
 // The same loop over pre-tiled expert weights (tile_dense_sm90): each stage's BNT weight rows arrive as BNT / 128
 // bulk copies of 16 KB, started by thread 0 and awaited on the slot's mbarrier, so the threads issue only the
-// gathered activation rows (2048 cp.async per stage where there were 6144). bf16 inputs only (parts 1 / 1).
+// gathered activation rows (2048 cp.async per stage where there were 6144). One part each (bf16 or fp16 precision).
 // aTiled: null to gather the activation rows with cp.async; else this tile's stages already laid out as shared
 // memory holds them (the tiled intermediate of epi_swiglu_tiled), one S90_A_BYTES block each, bulk-copied too.
-template <int BNT>
-__device__ __forceinline__ void gemm_mainloop_sm90_tiled(const TileArgs& t, const unsigned char* wTiled,
+template <int BNT, typename T>
+__device__ __forceinline__ void gemm_mainloop_sm90_tiled(const TileArgs<T>& t, const unsigned char* wTiled,
                                                          const unsigned char* aTiled, float (&acc)[BNT / 2]) {
     extern __shared__ __align__(16) unsigned char gemm_smem[];
     unsigned char* base = (unsigned char*)(((uintptr_t)gemm_smem + 1023) & ~(uintptr_t)1023);
@@ -247,7 +258,7 @@ __device__ __forceinline__ void gemm_mainloop_sm90_tiled(const TileArgs& t, cons
         uint64_t descA = smem_desc(a), descW = smem_desc(w);
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
-        for (int kk = 0; kk < S90_BK / 16; kk++) wgmma_tile<BNT>(acc, descA + 2 * kk, descW + 2 * kk);
+        for (int kk = 0; kk < S90_BK / 16; kk++) wgmma_tile<BNT, T>(acc, descA + 2 * kk, descW + 2 * kk);
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
     }
@@ -258,11 +269,11 @@ __device__ __forceinline__ void gemm_mainloop_sm90_tiled(const TileArgs& t, cons
 
 // The sm_90a launches: the kernels of gemm.cu with the wgmma main loop; acc viewed as [1][BNT/8][4] per warp,
 // the warp's 16 rows at 64 * warpgroup + 16 * (warp % 4).
-template <int BNT>
-__device__ __forceinline__ void linear_sm90(const bf16* A, const bf16* W, const float* bias, float* out, int M, int N,
+template <int BNT, typename T>
+__device__ __forceinline__ void linear_sm90(const T* A, const T* W, const float* bias, float* out, int M, int N,
                                             int K, int Kw) {
 #ifdef MOESCORE_WGMMA
-    TileArgs t{A, nullptr, 0, M, W, N, K, Kw, (int)blockIdx.x * BM, (int)blockIdx.y * BNT};
+    TileArgs<T> t{A, nullptr, 0, M, W, N, K, Kw, (int)blockIdx.x * BM, (int)blockIdx.y * BNT};
     float acc[BNT / 2];
     gemm_mainloop_sm90<BNT>(t, acc);
     int warp = threadIdx.x >> 5;
@@ -270,13 +281,13 @@ __device__ __forceinline__ void linear_sm90(const bf16* A, const bf16* W, const 
 #endif
 }
 
-template <int BNT>
-__device__ __forceinline__ void gate_up_sm90(const bf16* x, const int* tokens, const int* offsets, const int* work,
-                                             const bf16* wGateUp, bf16* inter, int F, int H, int aParts, int wParts) {
+template <int BNT, typename T>
+__device__ __forceinline__ void gate_up_sm90(const T* x, const int* tokens, const int* offsets, const int* work,
+                                             const T* wGateUp, T* inter, int F, int H, int aParts, int wParts) {
 #ifdef MOESCORE_WGMMA
     Work w = work_item(work, offsets);
-    const bf16* W = wGateUp + (size_t)w.expert * 2 * F * H * wParts;
-    TileArgs t{x, tokens, w.begin, w.count, W, 2 * F, H * aParts, H * wParts, w.m0, w.tile * BNT};
+    const T* W = wGateUp + (size_t)w.expert * 2 * F * H * wParts;
+    TileArgs<T> t{x, tokens, w.begin, w.count, W, 2 * F, H * aParts, H * wParts, w.m0, w.tile * BNT};
     float acc[BNT / 2];
     gemm_mainloop_sm90<BNT>(t, acc);
     int warp = threadIdx.x >> 5;
@@ -284,14 +295,14 @@ __device__ __forceinline__ void gate_up_sm90(const bf16* x, const int* tokens, c
 #endif
 }
 
-template <int BNT>
-__device__ __forceinline__ void down_sm90(const bf16* inter, const int* tokens, const float* gates, const int* offsets,
-                                          const int* work, const bf16* wDown, float* out, float* perEntry, int H, int F,
+template <int BNT, typename T>
+__device__ __forceinline__ void down_sm90(const T* inter, const int* tokens, const float* gates, const int* offsets,
+                                          const int* work, const T* wDown, float* out, float* perEntry, int H, int F,
                                           int aParts, int wParts) {
 #ifdef MOESCORE_WGMMA
     Work w = work_item(work, offsets);
-    const bf16* W = wDown + (size_t)w.expert * H * F * wParts;
-    TileArgs t{inter, nullptr, w.begin, w.count, W, H, F * aParts, F * wParts, w.m0, w.tile * BNT};
+    const T* W = wDown + (size_t)w.expert * H * F * wParts;
+    TileArgs<T> t{inter, nullptr, w.begin, w.count, W, H, F * aParts, F * wParts, w.m0, w.tile * BNT};
     float acc[BNT / 2];
     gemm_mainloop_sm90<BNT>(t, acc);
     int warp = threadIdx.x >> 5;
@@ -299,37 +310,39 @@ __device__ __forceinline__ void down_sm90(const bf16* inter, const int* tokens, 
 #endif
 }
 
-#define GEMM_SM90_KERNELS(SUFFIX, BNT)                                                                          \
+#define GEMM_SM90_KERNELS(T, NAME, SUFFIX, BNT)                                                                 \
     extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
-    linear_bf16_sm90##SUFFIX(const bf16* __restrict__ A, const bf16* __restrict__ W,                             \
+    linear_##NAME##_sm90##SUFFIX(const T* __restrict__ A, const T* __restrict__ W,                               \
                              const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K, int Kw) { \
         linear_sm90<BNT>(A, W, bias, out, M, N, K, Kw);                                                          \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
-    experts_gate_up_sm90##SUFFIX(const bf16* __restrict__ x, const int* __restrict__ tokens,                     \
+    experts_##NAME##_gate_up_sm90##SUFFIX(const T* __restrict__ x, const int* __restrict__ tokens,               \
                                  const int* __restrict__ offsets, const int* __restrict__ work,                 \
-                                 const bf16* __restrict__ wGateUp, bf16* __restrict__ inter, int F, int H,      \
+                                 const T* __restrict__ wGateUp, T* __restrict__ inter, int F, int H,            \
                                  int aParts, int wParts) {                                                      \
         gate_up_sm90<BNT>(x, tokens, offsets, work, wGateUp, inter, F, H, aParts, wParts);                       \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
-    experts_down_sm90##SUFFIX(const bf16* __restrict__ inter, const int* __restrict__ tokens,                    \
+    experts_##NAME##_down_sm90##SUFFIX(const T* __restrict__ inter, const int* __restrict__ tokens,              \
                               const float* __restrict__ gates, const int* __restrict__ offsets,                 \
-                              const int* __restrict__ work, const bf16* __restrict__ wDown,                     \
+                              const int* __restrict__ work, const T* __restrict__ wDown,                        \
                               float* __restrict__ out, float* __restrict__ perEntry, int H, int F, int aParts,   \
                               int wParts) {                                                                      \
         down_sm90<BNT>(inter, tokens, gates, offsets, work, wDown, out, perEntry, H, F, aParts, wParts);          \
     }
-GEMM_SM90_KERNELS(, 256)
-GEMM_SM90_KERNELS(_n128, 128)
+GEMM_SM90_KERNELS(bf16, bf16, , 256)
+GEMM_SM90_KERNELS(bf16, bf16, _n128, 128)
+GEMM_SM90_KERNELS(f16, f16, , 256)
+GEMM_SM90_KERNELS(f16, f16, _n128, 128)
 
 // Expert launches over pre-tiled weights (the plain ones' arguments; aParts and wParts are 1, and the intermediate
 // is tiled per work item: [items][F / 64 stages][128 rows x 128 bytes, swizzled], the down kernel's A stages).
 
 // epi_swiglu's math, writing that tiled intermediate. Columns past F are never written: the caller zeroes the
 // buffer when F % 64 != 0 (zero weights times stale bytes could be NaN).
-template <int NI>
-__device__ __forceinline__ void epi_swiglu_tiled(const float* acc, int wm, const TileArgs& t, const Work& w,
+template <int NI, typename T>
+__device__ __forceinline__ void epi_swiglu_tiled(const float* acc, int wm, const TileArgs<T>& t, const Work& w,
                                                  unsigned char* interTiled, int F) {
 #ifdef MOESCORE_WGMMA
     int lane = threadIdx.x & 31;
@@ -343,20 +356,20 @@ __device__ __forceinline__ void epi_swiglu_tiled(const float* acc, int wm, const
             int f = (t.n0 + ni * 8) / 2 + 2 * (lane & 3) + (e & 1);
             if (w.m0 + r < w.count && f < F) {
                 float v = silu(acc[ni * 4 + e]) * acc[(ni + 1) * 4 + e];
-                *reinterpret_cast<bf16*>(item + (size_t)(f / S90_BK) * S90_A_BYTES + swizzled(r, (f & 63) >> 3) +
-                                         (f & 7) * 2) = __float2bfloat16(v);
+                *reinterpret_cast<T*>(item + (size_t)(f / S90_BK) * S90_A_BYTES + swizzled(r, (f & 63) >> 3) +
+                                      (f & 7) * 2) = to_half<T>(v);
             }
         }
 #endif
 }
-template <int BNT>
-__device__ __forceinline__ void gate_up_sm90_tiled(const bf16* x, const int* tokens, const int* offsets,
+template <int BNT, typename T>
+__device__ __forceinline__ void gate_up_sm90_tiled(const T* x, const int* tokens, const int* offsets,
                                                    const int* work, const unsigned char* wTiled,
                                                    unsigned char* interTiled, int F, int H) {
 #ifdef MOESCORE_WGMMA
     Work w = work_item(work, offsets);
     size_t expertBytes = (size_t)((2 * F + 127) / 128) * ((H + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
-    TileArgs t{x, tokens, w.begin, w.count, nullptr, 2 * F, H, H, w.m0, w.tile * BNT};
+    TileArgs<T> t{x, tokens, w.begin, w.count, nullptr, 2 * F, H, H, w.m0, w.tile * BNT};
     float acc[BNT / 2];
     gemm_mainloop_sm90_tiled<BNT>(t, wTiled + w.expert * expertBytes, nullptr, acc);
     int warp = threadIdx.x >> 5;
@@ -364,14 +377,14 @@ __device__ __forceinline__ void gate_up_sm90_tiled(const bf16* x, const int* tok
 #endif
 }
 
-template <int BNT>
+template <int BNT, typename T>
 __device__ __forceinline__ void down_sm90_tiled(const unsigned char* interTiled, const int* tokens, const float* gates,
                                                 const int* offsets, const int* work, const unsigned char* wTiled,
                                                 float* out, float* perEntry, int H, int F) {
 #ifdef MOESCORE_WGMMA
     Work w = work_item(work, offsets);
     size_t expertBytes = (size_t)((H + 127) / 128) * ((F + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
-    TileArgs t{nullptr, nullptr, w.begin, w.count, nullptr, H, F, F, w.m0, w.tile * BNT};
+    TileArgs<T> t{nullptr, nullptr, w.begin, w.count, nullptr, H, F, F, w.m0, w.tile * BNT};
     const unsigned char* aTiled = interTiled + (size_t)w.item * ((F + S90_BK - 1) / S90_BK) * S90_A_BYTES;
     float acc[BNT / 2];
     gemm_mainloop_sm90_tiled<BNT>(t, wTiled + w.expert * expertBytes, aTiled, acc);
@@ -380,11 +393,11 @@ __device__ __forceinline__ void down_sm90_tiled(const unsigned char* interTiled,
 #endif
 }
 
-template <int BNT>
-__device__ __forceinline__ void linear_sm90_tiled(const bf16* A, const unsigned char* wTiled, const float* bias,
+template <int BNT, typename T>
+__device__ __forceinline__ void linear_sm90_tiled(const T* A, const unsigned char* wTiled, const float* bias,
                                                   float* out, int M, int N, int K) {
 #ifdef MOESCORE_WGMMA
-    TileArgs t{A, nullptr, 0, M, nullptr, N, K, K, (int)blockIdx.x * BM, (int)blockIdx.y * BNT};
+    TileArgs<T> t{A, nullptr, 0, M, nullptr, N, K, K, (int)blockIdx.x * BM, (int)blockIdx.y * BNT};
     float acc[BNT / 2];
     gemm_mainloop_sm90_tiled<BNT>(t, wTiled, nullptr, acc);
     int warp = threadIdx.x >> 5;
@@ -392,26 +405,28 @@ __device__ __forceinline__ void linear_sm90_tiled(const bf16* A, const unsigned 
 #endif
 }
 
-#define GEMM_SM90_TILED_KERNELS(SUFFIX, BNT)                                                                     \
+#define GEMM_SM90_TILED_KERNELS(T, NAME, SUFFIX, BNT)                                                           \
     extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
-    linear_bf16_sm90t##SUFFIX(const bf16* __restrict__ A, const unsigned char* __restrict__ wTiled,              \
+    linear_##NAME##_sm90t##SUFFIX(const T* __restrict__ A, const unsigned char* __restrict__ wTiled,              \
                               const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K) {    \
         linear_sm90_tiled<BNT>(A, wTiled, bias, out, M, N, K);                                                   \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
-    experts_gate_up_sm90t##SUFFIX(const bf16* __restrict__ x, const int* __restrict__ tokens,                    \
+    experts_##NAME##_gate_up_sm90t##SUFFIX(const T* __restrict__ x, const int* __restrict__ tokens,                    \
                                   const int* __restrict__ offsets, const int* __restrict__ work,                \
                                   const unsigned char* __restrict__ wTiled, unsigned char* __restrict__ inter,  \
                                   int F, int H, int aParts, int wParts) {                                       \
         gate_up_sm90_tiled<BNT>(x, tokens, offsets, work, wTiled, inter, F, H);                                  \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
-    experts_down_sm90t##SUFFIX(const unsigned char* __restrict__ inter, const int* __restrict__ tokens,          \
+    experts_##NAME##_down_sm90t##SUFFIX(const unsigned char* __restrict__ inter, const int* __restrict__ tokens,          \
                                const float* __restrict__ gates, const int* __restrict__ offsets,                \
                                const int* __restrict__ work, const unsigned char* __restrict__ wTiled,          \
                                float* __restrict__ out, float* __restrict__ perEntry, int H, int F, int aParts, \
                                int wParts) {                                                                     \
-        down_sm90_tiled<BNT>(inter, tokens, gates, offsets, work, wTiled, out, perEntry, H, F);                  \
+        down_sm90_tiled<BNT, T>(inter, tokens, gates, offsets, work, wTiled, out, perEntry, H, F);                  \
     }
-GEMM_SM90_TILED_KERNELS(, 256)
-GEMM_SM90_TILED_KERNELS(_n128, 128)
+GEMM_SM90_TILED_KERNELS(bf16, bf16, , 256)
+GEMM_SM90_TILED_KERNELS(bf16, bf16, _n128, 128)
+GEMM_SM90_TILED_KERNELS(f16, f16, , 256)
+GEMM_SM90_TILED_KERNELS(f16, f16, _n128, 128)

@@ -5,7 +5,7 @@
 //
 // Weight format (io.moescore.sparse.Sparse24 packs it offline): for a weight W [R, K] (K the input dim),
 // in every group of 4 consecutive k two values are kept.
-//   values [R, K/2] bf16: the kept values of each row in k order
+//   values [R, K/2] bf16 or fp16 (the backend's precision): the kept values of each row in k order
 //   meta   [R, K/32] uint32: per row and per 32 k, 8 nibbles (group j at bits 4j..4j+3) each holding the two
 //          kept positions i0 < i1 within the group as i0 | i1 << 2. mma.sp wants, per quad of threads, the
 //          halves of the words of rows g and g+8 combined (see sp_mainloop): two shifts per k32 step.
@@ -19,7 +19,7 @@
 #define SP_ROWS 256     // weight rows per block
 #define SP_TOKENS 128   // tokens per block
 #define SP_K 64         // original k per stage
-#define SP_LDV (SP_K / 2 + 8)  // compressed values per shared row (+8 bf16 padding against bank conflicts)
+#define SP_LDV (SP_K / 2 + 8)  // compressed values per shared row (+8 values of padding against bank conflicts)
 #define SP_LDX (SP_K + 8)      // token values per shared row
 #define SP_THREADS 256
 #define SP_STAGES 3
@@ -37,35 +37,43 @@ __device__ __forceinline__ void sp_ldmatrix_x4(unsigned* r, const void* smem) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
 }
-__device__ __forceinline__ void mma_sp_bf16(float* c, const unsigned* a, const unsigned* b, unsigned meta) {
-    asm volatile(
-        "mma.sp.sync.aligned.m16n8k32.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x0;\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(meta));
+// bf16 and fp16 share the 2:4 metadata layout, so one packed format serves both.
+#define MMA_SP_M16N8K32(TYPE)                                                                                  \
+    asm volatile("mma.sp.sync.aligned.m16n8k32.row.col.f32." TYPE "." TYPE ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, " \
+                 "{%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x0;\n"                                                 \
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])                                              \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(meta))
+template <typename T>
+__device__ __forceinline__ void mma_sp_m16n8k32(float* c, const unsigned* a, const unsigned* b, unsigned meta) {
+    if constexpr (is_bf16<T>) MMA_SP_M16N8K32("bf16");
+    else MMA_SP_M16N8K32("f16");
 }
+#undef MMA_SP_M16N8K32
 
+template <typename T>
 struct SpTile {
-    const bf16* values;    // [R, K/2]
+    const T* values;       // [R, K/2]
     const unsigned* meta;  // [R, K/32]
     int R, K;
     int r0;                // first weight row of the block
-    const bf16* x;         // token rows [*, K] bf16
+    const T* x;            // token rows [*, K]
     const int* rows;       // token row of local token t: rows[begin + t] (null: begin + t)
     int begin, count;      // the expert's entries
     int t0;                // first local token of the block
 };
 
 // SP_STAGES x ((256 rows x 32 compressed) values + (256 x 2) meta words + (128 tokens x 64) token values)
+template <typename T>
 struct SpShared {
-    bf16 v[SP_STAGES][SP_ROWS * SP_LDV];
+    T v[SP_STAGES][SP_ROWS * SP_LDV];
     unsigned m[SP_STAGES][SP_ROWS * 2];
-    bf16 x[SP_STAGES][SP_TOKENS * SP_LDX];
+    T x[SP_STAGES][SP_TOKENS * SP_LDX];
 };
 
-__device__ __forceinline__ void sp_load_stage(const SpTile& t, int k0, SpShared& sh, int stage) {
+template <typename T>
+__device__ __forceinline__ void sp_load_stage(const SpTile<T>& t, int k0, SpShared<T>& sh, int stage) {
     int tid = threadIdx.x;
-    // values: 256 rows x 32 bf16 = 256 x 4 chunks of 16 bytes
+    // values: 256 rows x 32 kept = 256 x 4 chunks of 16 bytes
 #pragma unroll
     for (int i = 0; i < SP_ROWS * 4 / SP_THREADS; i++) {
         int chunk = tid + i * SP_THREADS;
@@ -84,7 +92,7 @@ __device__ __forceinline__ void sp_load_stage(const SpTile& t, int k0, SpShared&
         if (valid) sp_cp_async4(&sh.m[stage][r * 2 + w], t.meta + (size_t)row * ((t.K + 31) / 32) + word, true);
         else sh.m[stage][r * 2 + w] = 0x44444444u;  // positions 0 and 1 of zero values: contributes nothing
     }
-    // tokens: 128 rows x 64 bf16 = 128 x 8 chunks
+    // tokens: 128 rows x 64 values = 128 x 8 chunks
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         int chunk = tid + i * SP_THREADS;
@@ -97,9 +105,10 @@ __device__ __forceinline__ void sp_load_stage(const SpTile& t, int k0, SpShared&
 }
 
 // acc[mi][ni][4]: weight rows wr + mi*16 + g (+8 for e >= 2), tokens wt + ni*8 + 2c (+1 for odd e).
-__device__ __forceinline__ void sp_mainloop(const SpTile& t, float acc[4][8][4]) {
+template <typename T>
+__device__ __forceinline__ void sp_mainloop(const SpTile<T>& t, float acc[4][8][4]) {
     extern __shared__ __align__(16) unsigned char sp_smem[];
-    SpShared& sh = *reinterpret_cast<SpShared*>(sp_smem);
+    SpShared<T>& sh = *reinterpret_cast<SpShared<T>*>(sp_smem);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int wr = (warp >> 1) * 64, wt = (warp & 1) * 64;
 #pragma unroll
@@ -145,7 +154,7 @@ __device__ __forceinline__ void sp_mainloop(const SpTile& t, float acc[4][8][4])
 #pragma unroll
             for (int mi = 0; mi < 4; mi++)
 #pragma unroll
-                for (int ni = 0; ni < 8; ni++) mma_sp_bf16(acc[mi][ni], a[mi], b[ni], meta[mi]);
+                for (int ni = 0; ni < 8; ni++) mma_sp_m16n8k32<T>(acc[mi][ni], a[mi], b[ni], meta[mi]);
         }
     }
     asm volatile("cp.async.wait_group 0;\n" ::);
@@ -157,9 +166,9 @@ __device__ __forceinline__ void sp_mainloop(const SpTile& t, float acc[4][8][4])
 #define SP_ACC(mi, ni, e) acc[((mi) * NI + (ni)) * 4 + (e)]
 
 // Rows 16b..16b+7 of an m16 tile are gate rows, 16b+8.. the up rows of the same f: SwiGLU in registers.
-template <int MI, int NI>
-__device__ __forceinline__ void sp_epi_swiglu(const float* acc, int wr, int mStride, int wt, const SpTile& t,
-                                              const Work& w, bf16* inter, int F) {
+template <int MI, int NI, typename T>
+__device__ __forceinline__ void sp_epi_swiglu(const float* acc, int wr, int mStride, int wt, const SpTile<T>& t,
+                                              const Work& w, T* inter, int F) {
     int lane = threadIdx.x & 31;
 #pragma unroll
     for (int mi = 0; mi < MI; mi++) {
@@ -171,16 +180,15 @@ __device__ __forceinline__ void sp_epi_swiglu(const float* acc, int wr, int mStr
             for (int e = 0; e < 2; e++) {
                 int tok = w.m0 + wt + ni * 8 + 2 * (lane & 3) + e;
                 if (tok < w.count)
-                    inter[(size_t)(w.begin + tok) * F + f] =
-                        __float2bfloat16(silu(SP_ACC(mi, ni, e)) * SP_ACC(mi, ni, 2 + e));
+                    inter[(size_t)(w.begin + tok) * F + f] = to_half<T>(silu(SP_ACC(mi, ni, e)) * SP_ACC(mi, ni, 2 + e));
             }
     }
 }
 
 // out[token, h] += gate * acc (atomicAdd: each token gets one add per expert it chose), or, batch-invariant,
 // perEntry[entry, h] = gate * acc for combine_expert_outputs (gemm.cu).
-template <int MI, int NI>
-__device__ __forceinline__ void sp_epi_combine(const float* acc, int wr, int mStride, int wt, const SpTile& t,
+template <int MI, int NI, typename T>
+__device__ __forceinline__ void sp_epi_combine(const float* acc, int wr, int mStride, int wt, const SpTile<T>& t,
                                                const Work& w, const int* tokens, const float* gates, float* out,
                                                float* perEntry, int H) {
     int lane = threadIdx.x & 31;
@@ -208,14 +216,13 @@ __device__ __forceinline__ void sp_epi_combine(const float* acc, int wr, int mSt
 #undef SP_ACC
 
 // inter[entry, f] = silu(gate_f . x[token]) * (up_f . x[token]); Work.tile: tile of 128 interleaved rows.
-extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
-experts_gate_up_sp24(const bf16* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
-                     const int* __restrict__ work, const bf16* __restrict__ values, const unsigned* __restrict__ meta,
-                     bf16* __restrict__ inter, int F, int H) {
+template <typename T>
+__device__ __forceinline__ void sp_gate_up_body(const T* x, const int* tokens, const int* offsets, const int* work,
+                                                const T* values, const unsigned* meta, T* inter, int F, int H) {
     Work w = work_item(work, offsets);
     size_t R = 2 * (size_t)F;
-    SpTile t{values + w.expert * R * (H / 2), meta + w.expert * R * ((H + 31) / 32), 2 * F, H,
-             w.tile * SP_ROWS, x, tokens, w.begin, w.count, w.m0};
+    SpTile<T> t{values + w.expert * R * (H / 2), meta + w.expert * R * ((H + 31) / 32), 2 * F, H,
+                w.tile * SP_ROWS, x, tokens, w.begin, w.count, w.m0};
     float acc[4][8][4];
     sp_mainloop(t, acc);
     int warp = threadIdx.x >> 5;
@@ -224,18 +231,37 @@ experts_gate_up_sp24(const bf16* __restrict__ x, const int* __restrict__ tokens,
 
 // out[token, h] += gate * (down_h . inter[entry]) (atomicAdd: each token gets one add per expert it chose), or
 // perEntry[entry, h] = gate * (...) where perEntry is given (batch-invariant mode).
-extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
-experts_down_sp24(const bf16* __restrict__ inter, const int* __restrict__ tokens, const float* __restrict__ gates,
-                  const int* __restrict__ offsets, const int* __restrict__ work, const bf16* __restrict__ values,
-                  const unsigned* __restrict__ meta, float* __restrict__ out, float* __restrict__ perEntry, int H,
-                  int F) {
+template <typename T>
+__device__ __forceinline__ void sp_down_body(const T* inter, const int* tokens, const float* gates, const int* offsets,
+                                             const int* work, const T* values, const unsigned* meta, float* out,
+                                             float* perEntry, int H, int F) {
     Work w = work_item(work, offsets);
-    SpTile t{values + w.expert * (size_t)H * (F / 2), meta + w.expert * (size_t)H * ((F + 31) / 32), H, F,
-             w.tile * SP_ROWS, inter, nullptr, w.begin, w.count, w.m0};
+    SpTile<T> t{values + w.expert * (size_t)H * (F / 2), meta + w.expert * (size_t)H * ((F + 31) / 32), H, F,
+                w.tile * SP_ROWS, inter, nullptr, w.begin, w.count, w.m0};
     float acc[4][8][4];
     sp_mainloop(t, acc);
     int warp = threadIdx.x >> 5;
     sp_epi_combine<4, 8>(&acc[0][0][0], (warp >> 1) * 64, 16, (warp & 1) * 64, t, w, tokens, gates, out, perEntry, H);
 }
+
+// experts_NAME_gate_up_sp24 and experts_NAME_down_sp24 for element type T.
+#define SPARSE24_KERNELS(T, NAME)                                                                               \
+    extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)                                                  \
+    experts_##NAME##_gate_up_sp24(const T* __restrict__ x, const int* __restrict__ tokens,                       \
+                                  const int* __restrict__ offsets, const int* __restrict__ work,                \
+                                  const T* __restrict__ values, const unsigned* __restrict__ meta,              \
+                                  T* __restrict__ inter, int F, int H) {                                        \
+        sp_gate_up_body(x, tokens, offsets, work, values, meta, inter, F, H);                                    \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)                                                  \
+    experts_##NAME##_down_sp24(const T* __restrict__ inter, const int* __restrict__ tokens,                      \
+                               const float* __restrict__ gates, const int* __restrict__ offsets,                \
+                               const int* __restrict__ work, const T* __restrict__ values,                      \
+                               const unsigned* __restrict__ meta, float* __restrict__ out,                      \
+                               float* __restrict__ perEntry, int H, int F) {                                    \
+        sp_down_body(inter, tokens, gates, offsets, work, values, meta, out, perEntry, H, F);                    \
+    }
+SPARSE24_KERNELS(bf16, bf16)
+SPARSE24_KERNELS(f16, f16)
 
 #include "sparse24_sm90.cu"

@@ -29,10 +29,10 @@
 #define SP9_STAGE_BYTES (SP9_W_BYTES + SP9_B_BYTES)
 #define SPARSE_SM90_SHARED_BYTES (SP9_STAGES * SP9_STAGE_BYTES + 1024 + 64)
 
-// Pre-tiles one weight [E][R][K] (values [R][K/2] bf16, meta [R][K/32]) into [E][tiles][stages] blocks of
+// Pre-tiles one weight [E][R][K] (values [R][K/2] bf16 or fp16: bits are copied; meta [R][K/32]) into [E][tiles][stages] blocks of
 // SP9_W_BYTES; rows past R and k past K become zero values with metadata 0x44444444 (positions 0 and 1).
 // Grid (stages, E * tiles), 256 threads: one row each.
-extern "C" __global__ void tile_sparse24_sm90(const bf16* __restrict__ values, const unsigned* __restrict__ meta,
+extern "C" __global__ void tile_sparse24_sm90(const uint16_t* __restrict__ values, const unsigned* __restrict__ meta,
                                               unsigned char* __restrict__ tiled, int R, int K, int tiles) {
     int stage = blockIdx.x, stages = gridDim.x;
     int e = blockIdx.y / tiles, tile = blockIdx.y % tiles;
@@ -59,24 +59,30 @@ extern "C" __global__ void tile_sparse24_sm90(const bf16* __restrict__ values, c
 // smem_desc, swizzled, the mbarrier and bulk-copy helpers: gemm_sm90.cu.
 
 // d[64 weight rows x 128 tokens of this warpgroup] += A[64 x 32, 2:4] . B[128 x 32]^T
+#define WGMMA_SP_M64N128K32_ASM(TYPE) \
+    asm volatile( \
+        "{\n" \
+        "wgmma.mma_async.sp.sync.aligned.m64n128k32.f32." TYPE "." TYPE " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, %66, 0, 1, 1, 1, 0, 0;\n" \
+        "}\n" \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]) \
+        : "l"(descA), "l"(descB), "r"(meta))
+template <typename T>
 __device__ __forceinline__ void wgmma_sp_m64n128k32(float (&d)[64], uint64_t descA, uint64_t descB, unsigned meta) {
-    asm volatile(
-        "{\n"
-        "wgmma.mma_async.sp.sync.aligned.m64n128k32.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, %66, 0, 1, 1, 1, 0, 0;\n"
-        "}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "l"(descA), "l"(descB), "r"(meta));
+    if constexpr (is_bf16<T>) WGMMA_SP_M64N128K32_ASM("bf16");
+    else WGMMA_SP_M64N128K32_ASM("f16");
 }
+#undef WGMMA_SP_M64N128K32_ASM
 
 // The token part of a stage: 128 rows x 16 chunks of 16 bytes, in two 128-byte column blocks.
-__device__ __forceinline__ void sp9_load_tokens(const SpTile& t, int k0, unsigned char* sB) {
+template <typename T>
+__device__ __forceinline__ void sp9_load_tokens(const SpTile<T>& t, int k0, unsigned char* sB) {
 #pragma unroll
     for (int i = 0; i < SP_TOKENS * 16 / SP_THREADS; i++) {
         int chunk = threadIdx.x + i * SP_THREADS;
@@ -93,7 +99,8 @@ __device__ __forceinline__ void sp9_load_tokens(const SpTile& t, int k0, unsigne
 // wTile: this block's weight tile, one pre-tiled block of SP9_W_BYTES per stage. tokenTile: null to gather the
 // token rows (t.rows) with cp.async; else their stages already in the shared-memory layout (the tiled
 // intermediate the gate+up kernel wrote), one SP9_B_BYTES block each, copied with the weights.
-__device__ __forceinline__ void sp9_mainloop(const SpTile& t, const unsigned char* wTile,
+template <typename T>
+__device__ __forceinline__ void sp9_mainloop(const SpTile<T>& t, const unsigned char* wTile,
                                              const unsigned char* tokenTile, float (&acc)[2][64]) {
     extern __shared__ __align__(16) unsigned char sp_smem[];
     unsigned char* base = (unsigned char*)(((uintptr_t)sp_smem + 1023) & ~(uintptr_t)1023);
@@ -154,7 +161,7 @@ __device__ __forceinline__ void sp9_mainloop(const SpTile& t, const unsigned cha
 #pragma unroll
             for (int mb = 0; mb < 2; mb++) {
                 uint64_t descA = smem_desc(half + mb * 64 * 128) + 2 * s;
-                wgmma_sp_m64n128k32(acc[mb], descA, descB, meta[mb][s]);
+                wgmma_sp_m64n128k32<T>(acc[mb], descA, descB, meta[mb][s]);
             }
         }
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
@@ -171,7 +178,8 @@ __device__ __forceinline__ void sp9_mainloop(const SpTile& t, const unsigned cha
 // and 128 columns one SP9_B_BYTES block laid out as the down kernel's token stage (two 128-byte column blocks of
 // 128 rows, swizzled), so that stage arrives by bulk copy. Columns past F are never written: the caller zeroes
 // the buffer when F % 128 != 0 (zero weights times stale bytes could be NaN).
-__device__ __forceinline__ void sp9_epi_swiglu_tiled(const float (&acc)[2][64], int wr, const SpTile& t,
+template <typename T>
+__device__ __forceinline__ void sp9_epi_swiglu_tiled(const float (&acc)[2][64], int wr, const SpTile<T>& t,
                                                      const Work& w, unsigned char* interTiled, int F) {
     int lane = threadIdx.x & 31;
     int fStages = (F + SP9_K - 1) / SP9_K;
@@ -189,8 +197,8 @@ __device__ __forceinline__ void sp9_epi_swiglu_tiled(const float (&acc)[2][64], 
             for (int e = 0; e < 2; e++) {
                 int r = ni * 8 + 2 * (lane & 3) + e;  // local token of the tile
                 if (w.m0 + r < w.count)
-                    *reinterpret_cast<bf16*>(column + swizzled(r, chunk)) =
-                        __float2bfloat16(silu(acc[mb][ni * 4 + e]) * acc[mb][ni * 4 + 2 + e]);
+                    *reinterpret_cast<T*>(column + swizzled(r, chunk)) =
+                        to_half<T>(silu(acc[mb][ni * 4 + e]) * acc[mb][ni * 4 + 2 + e]);
             }
     }
 }
@@ -198,15 +206,14 @@ __device__ __forceinline__ void sp9_epi_swiglu_tiled(const float (&acc)[2][64], 
 
 // Grid (work items, weight tiles) as the other expert kernels; `tiled`: the expert weight pre-tiled,
 // [E][tiles][stages] blocks of SP9_W_BYTES; `inter`: the intermediate, tiled per work item (sp9_epi_swiglu_tiled).
-extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
-experts_gate_up_sp24_sm90(const bf16* __restrict__ x, const int* __restrict__ tokens, const int* __restrict__ offsets,
-                          const int* __restrict__ work, const unsigned char* __restrict__ tiled,
-                          unsigned char* __restrict__ inter, int F, int H) {
+template <typename T>
+__device__ __forceinline__ void sp9_gate_up_body(const T* x, const int* tokens, const int* offsets, const int* work,
+                                                 const unsigned char* tiled, unsigned char* inter, int F, int H) {
 #ifdef MOESCORE_WGMMA_SP
     Work w = work_item(work, offsets);
     int kTiles = (H + SP9_K - 1) / SP9_K;
     const unsigned char* wTile = tiled + ((size_t)w.expert * gridDim.y + w.tile) * kTiles * SP9_W_BYTES;
-    SpTile t{nullptr, nullptr, 2 * F, H, w.tile * SP_ROWS, x, tokens, w.begin, w.count, w.m0};
+    SpTile<T> t{nullptr, nullptr, 2 * F, H, w.tile * SP_ROWS, x, tokens, w.begin, w.count, w.m0};
     float acc[2][64];
     sp9_mainloop(t, wTile, nullptr, acc);
     int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
@@ -214,17 +221,15 @@ experts_gate_up_sp24_sm90(const bf16* __restrict__ x, const int* __restrict__ to
 #endif
 }
 
-extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)
-experts_down_sp24_sm90(const unsigned char* __restrict__ inter, const int* __restrict__ tokens,
-                       const float* __restrict__ gates,
-                       const int* __restrict__ offsets, const int* __restrict__ work,
-                       const unsigned char* __restrict__ tiled, float* __restrict__ out, float* __restrict__ perEntry,
-                       int H, int F) {
+template <typename T>
+__device__ __forceinline__ void sp9_down_body(const unsigned char* inter, const int* tokens, const float* gates,
+                                              const int* offsets, const int* work, const unsigned char* tiled,
+                                              float* out, float* perEntry, int H, int F) {
 #ifdef MOESCORE_WGMMA_SP
     Work w = work_item(work, offsets);
     int kTiles = (F + SP9_K - 1) / SP9_K;
     const unsigned char* wTile = tiled + ((size_t)w.expert * gridDim.y + w.tile) * kTiles * SP9_W_BYTES;
-    SpTile t{nullptr, nullptr, H, F, w.tile * SP_ROWS, nullptr, nullptr, w.begin, w.count, w.m0};
+    SpTile<T> t{nullptr, nullptr, H, F, w.tile * SP_ROWS, nullptr, nullptr, w.begin, w.count, w.m0};
     const unsigned char* tokenTile = inter + (size_t)w.item * kTiles * SP9_B_BYTES;
     float acc[2][64];
     sp9_mainloop(t, wTile, tokenTile, acc);
@@ -232,3 +237,22 @@ experts_down_sp24_sm90(const unsigned char* __restrict__ inter, const int* __res
     sp_epi_combine<2, 16>(&acc[0][0], group * 128 + warp * 16, 64, 0, t, w, tokens, gates, out, perEntry, H);
 #endif
 }
+
+// experts_NAME_gate_up_sp24_sm90 and experts_NAME_down_sp24_sm90 for element type T.
+#define SPARSE24_SM90_KERNELS(T, NAME)                                                                          \
+    extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)                                                  \
+    experts_##NAME##_gate_up_sp24_sm90(const T* __restrict__ x, const int* __restrict__ tokens,                  \
+                                       const int* __restrict__ offsets, const int* __restrict__ work,           \
+                                       const unsigned char* __restrict__ tiled, unsigned char* __restrict__ inter, \
+                                       int F, int H) {                                                           \
+        sp9_gate_up_body(x, tokens, offsets, work, tiled, inter, F, H);                                          \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)                                                  \
+    experts_##NAME##_down_sp24_sm90(const unsigned char* __restrict__ inter, const int* __restrict__ tokens,      \
+                                    const float* __restrict__ gates, const int* __restrict__ offsets,           \
+                                    const int* __restrict__ work, const unsigned char* __restrict__ tiled,      \
+                                    float* __restrict__ out, float* __restrict__ perEntry, int H, int F) {      \
+        sp9_down_body<T>(inter, tokens, gates, offsets, work, tiled, out, perEntry, H, F);                       \
+    }
+SPARSE24_SM90_KERNELS(bf16, bf16)
+SPARSE24_SM90_KERNELS(f16, f16)

@@ -32,6 +32,7 @@ import java.util.Random;
  * peers run in gpu-runtime/src/test/python/bench_expert_layer.py in the same device call.
  *
  *   java ... io.moescore.bench.ExpertLayerBenchmark OUT.json [shapes=mixtral,olmoe,qwen15,qwen3] [tokens=512,4096,16384]
+ *       [precision=bf16|fp16]
  */
 public final class ExpertLayerBenchmark {
     record Shape(String name, int hidden, int ffn, int experts, int topK) {
@@ -50,26 +51,30 @@ public final class ExpertLayerBenchmark {
         File out = new File(args[0]);
         String[] shapes = {"mixtral", "olmoe", "qwen15", "qwen3"};
         int[] tokenCounts = {512, 4096, 16384};
+        Precision precision = Precision.BF16;
         for (int i = 1; i < args.length; i++) {
             String[] kv = args[i].split("=", 2);
             if (kv[0].equals("shapes")) {
                 shapes = kv[1].split(",");
             } else if (kv[0].equals("tokens")) {
                 tokenCounts = Arrays.stream(kv[1].split(",")).mapToInt(Integer::parseInt).toArray();
+            } else if (kv[0].equals("precision")) {
+                precision = Precision.parse(kv[1]);
             }
         }
-        CudaBackend gpu = new CudaBackend(0);
+        CudaBackend gpu = new CudaBackend(0, precision);
         // the tuned kernels, then on a Hopper each family pinned: wgmma 128x256 / wgmma.sp, wgmma 128x128, mma.sync / mma.sp
         Map<String, CudaBackend> backends = new java.util.LinkedHashMap<>();
         backends.put("", gpu);
         if (gpu.gemmPath().startsWith("tuned")) {
-            backends.put("-wgmma", new CudaBackend(0, Precision.BF16, Kernels.WGMMA));
-            backends.put("-wgmma-n128", new CudaBackend(0, Precision.BF16, Kernels.WGMMA_N128));
-            backends.put("-mma", new CudaBackend(0, Precision.BF16, Kernels.MMA_SYNC));
+            backends.put("-wgmma", new CudaBackend(0, precision, Kernels.WGMMA));
+            backends.put("-wgmma-n128", new CudaBackend(0, precision, Kernels.WGMMA_N128));
+            backends.put("-mma", new CudaBackend(0, precision, Kernels.MMA_SYNC));
         }
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = json.createObjectNode();
         root.put("device", gpu.deviceName());
+        root.put("precision", precision.userName());
         root.put("dense_gemm", gpu.gemmPath());
         root.put("sparse_mma", gpu.sparsePath());
         ArrayNode rows = root.putArray("runs");

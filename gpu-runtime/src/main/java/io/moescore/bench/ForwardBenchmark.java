@@ -25,7 +25,7 @@ import java.util.Random;
  * checkpoint in the same device call (README, benchmarks).
  *
  *   java ... io.moescore.bench.ForwardBenchmark MODEL_DIR OUT.json [backend=cuda] [tokens=2048,8192,32768]
- *        [seq=512] [repeats=5] [experts=dense|2:4] [precision=bf16|split-bf16] [deterministic=false|true]
+ *        [seq=512] [repeats=5] [experts=dense|2:4] [precision=bf16|fp16|split-bf16] [deterministic=false|true]
  */
 public final class ForwardBenchmark {
     private ForwardBenchmark() {
@@ -34,7 +34,7 @@ public final class ForwardBenchmark {
     public static void main(String[] args) throws IOException {
         if (args.length < 2) {
             System.err.println("usage: ForwardBenchmark MODEL_DIR OUT.json [backend=cuda] [tokens=2048,8192,32768] "
-                    + "[seq=512] [repeats=5] [experts=dense|2:4] [precision=bf16|split-bf16] [deterministic=false|true]");
+                    + "[seq=512] [repeats=5] [experts=dense|2:4] [precision=bf16|fp16|split-bf16] [deterministic=false|true]");
             System.exit(2);
         }
         Path model = Path.of(args[0]);

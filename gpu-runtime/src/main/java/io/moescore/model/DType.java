@@ -53,7 +53,7 @@ public enum DType {
     }
 
     /** IEEE 754 binary16 to binary32, subnormals, infinities and NaN included. */
-    static float halfToFloat(short half) {
+    public static float halfToFloat(short half) {
         int h = half & 0xffff;
         int sign = (h >>> 15) << 31;
         int exponent = (h >>> 10) & 0x1f;
@@ -66,5 +66,35 @@ public enum DType {
             return sign == 0 ? magnitude : -magnitude;
         }
         return Float.intBitsToFloat(sign | ((exponent + 112) << 23) | (mantissa << 13));
+    }
+
+    /**
+     * IEEE 754 binary32 to binary16, rounding to nearest even: magnitudes from 65520 up become infinity (the caller
+     * decides whether that is an error), below 2^-24 / 2 zero; NaN stays NaN.
+     */
+    public static short floatToHalf(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        int sign = (bits >>> 16) & 0x8000;
+        int abs = bits & 0x7fffffff;
+        if (abs > 0x7f800000) {
+            return (short) (sign | 0x7e00);
+        }
+        if (abs >= 0x477ff000) {  // 65520: halfway between 65504, the largest half, and 65536
+            return (short) (sign | 0x7c00);
+        }
+        int exponent = abs >>> 23;
+        int mantissa = (abs & 0x7fffff) | 0x800000;
+        // normal halves keep 10 of the 23 fraction bits; subnormal ones count units of 2^-24
+        int shift = exponent >= 113 ? 13 : 126 - exponent;
+        if (exponent == 0 || shift > 24) {
+            return (short) sign;
+        }
+        int kept = exponent >= 113 ? ((exponent - 112) << 10) | ((abs & 0x7fffff) >>> 13) : mantissa >>> shift;
+        int rest = mantissa & ((1 << shift) - 1);
+        int halfway = 1 << (shift - 1);
+        if (rest > halfway || (rest == halfway && (kept & 1) == 1)) {
+            kept++;  // a carry out of the fraction moves into the exponent, as it should
+        }
+        return (short) (sign | kept);
     }
 }

@@ -35,18 +35,35 @@ class CudaReferenceFixtureTest {
 
     @Test
     void splitBf16MatchesTransformersWithinTwoHundredths() throws IOException {
-        check(Precision.SPLIT_BF16, SPLIT_TOLERANCE, 0.95);
+        check(Precision.SPLIT_BF16, SPLIT_TOLERANCE, 1.0, 0.95);
     }
 
     @Test
     void bf16KeepsTheTopFiveAndStaysNearTransformers() throws IOException {
-        check(Precision.BF16, BF16_TOLERANCE, 0.90);
+        check(Precision.BF16, BF16_TOLERANCE, 1.0, 0.90);
     }
 
-    private static void check(Precision precision, double tolerance, double top5Share) throws IOException {
+    /**
+     * fp16 (11-bit GEMM inputs; bf16 checkpoints held exactly, fp32 ones rounded to fp16): at most 1% of all tokens
+     * off by more than 2e-2 (measured on an H100: 8 of 1806, against 289 for bf16; worst per fixture 2.4e-3 to
+     * 2.5e-2, except two OLMoE tokens at 0.31, beside bf16's 0.21 there), the same top-5 in 95% of sequences.
+     */
+    @Test
+    void fp16KeepsAlmostEveryTokenWithinTwoHundredths() throws IOException {
+        check(Precision.FP16, BF16_TOLERANCE, 0.01, 0.95);
+    }
+
+    /**
+     * @param tolerance  bound on every fixture's worst per-token log-prob error
+     * @param overShare  bound on the share of all tokens whose error exceeds 2e-2
+     */
+    private static void check(Precision precision, double tolerance, double overShare, double top5Share)
+            throws IOException {
         CudaBackend backend = new CudaBackend(0, precision);
         int sequences = 0;
         int sameTop5 = 0;
+        int tokens = 0;
+        int tokensOver = 0;
         List<String> failures = new ArrayList<>();
         for (Path model : ReferenceFixtureTest.models().toList()) {
             ReferenceFixtureTest.Reference ref = ReferenceFixtureTest.Reference.read(model);
@@ -70,6 +87,8 @@ class CudaReferenceFixtureTest {
                 }
                 System.out.printf("cuda %s %s: worst |log-prob error| %.2e, %d of %d tokens over %.0e%n",
                         precision.userName(), model.getFileName(), worst, over, total, SPLIT_TOLERANCE);
+                tokens += total;
+                tokensOver += over;
                 if (!(worst <= tolerance)) {
                     failures.add(model.getFileName() + ": worst log-prob error " + worst + " > " + tolerance);
                 }
@@ -78,5 +97,7 @@ class CudaReferenceFixtureTest {
         System.out.printf("cuda %s: same top-5 in %d of %d sequences%n", precision.userName(), sameTop5, sequences);
         assertTrue(failures.isEmpty(), precision.userName() + ": " + String.join("; ", failures));
         assertTrue(sameTop5 >= top5Share * sequences, "top-5 agreement " + sameTop5 + "/" + sequences);
+        assertTrue(tokensOver <= overShare * tokens, precision.userName() + ": " + tokensOver + " of " + tokens
+                + " tokens over " + SPLIT_TOLERANCE);
     }
 }

@@ -30,7 +30,8 @@ final class ScoreLocalCommand implements Callable<Integer> {
     String backend;
 
     @Option(names = "--precision", defaultValue = "bf16",
-            description = "GPU precision: bf16 or split-bf16 (near-fp32 log-probs, 2-3x the GEMM work) (default: ${DEFAULT-VALUE})")
+            description = "GPU precision: bf16, fp16 (fp16 checkpoints exactly, 11-bit GEMM inputs, same speed) or split-bf16 "
+                    + "(near-fp32 log-probs, 2-3x the GEMM work) (default: ${DEFAULT-VALUE})")
     String precision;
 
     @Option(names = "--deterministic", description = "batch-invariant GPU scores: a sequence's scores are "

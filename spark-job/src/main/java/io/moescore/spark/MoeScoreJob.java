@@ -54,8 +54,9 @@ public final class MoeScoreJob implements Callable<Integer> {
     String model;
     @Option(names = "--backend", description = "auto, cpu or cuda (conf: backend; default auto)")
     String backend;
-    @Option(names = "--precision", description = "GPU precision: bf16 (fast) or split-bf16 (near-fp32 log-probs, 2-3x "
-            + "the GEMM work) (conf: precision; default bf16)")
+    @Option(names = "--precision", description = "GPU precision: bf16 (fast), fp16 (as fast; fp16 checkpoints "
+            + "exactly, 11-bit GEMM inputs) or split-bf16 (near-fp32 log-probs, 2-3x the GEMM work) (conf: precision; "
+            + "default bf16)")
     String precision;
     @Option(names = "--deterministic", description = "batch-invariant GPU scores: a row's scores are bit-identical "
             + "whatever it is batched or partitioned with, 1-4% slower (conf: deterministic)")

@@ -74,7 +74,7 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
                 + "empty: the scores are top-level columns");
         backend = new Param<>(this, "backend", "auto, cpu or cuda",
                 ParamValidators.inArray(ScoringSpec.BACKENDS.toArray(String[]::new)));
-        precision = new Param<>(this, "precision", "GPU precision: bf16 or split-bf16",
+        precision = new Param<>(this, "precision", "GPU precision: bf16, fp16 or split-bf16",
                 ParamValidators.inArray(new String[] {Precision.BF16.userName(), Precision.SPLIT_BF16.userName()}));
         deterministic = new BooleanParam(this, "deterministic", "batch-invariant GPU scores: a row's scores are "
                 + "bit-identical whatever it is batched or partitioned with (1-4% slower)");

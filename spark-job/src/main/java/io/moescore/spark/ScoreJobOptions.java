@@ -7,7 +7,7 @@ import java.util.Locale;
 /**
  * Options of {@link MoeScoreJob}, resolved from the command line first and {@code spark.moescore.*} conf second.
  *
- * @param precision bf16 or split-bf16 (GPU backends: see {@link Precision})
+ * @param precision bf16, fp16 or split-bf16 (GPU backends: see {@link Precision})
  * @param deterministic batch-invariant GPU scores
  * @param mode error (the default: refuse an existing output), overwrite, or append
  * @param resume commit input splits one by one into a hidden folder of the output, so that a rerun scores only

@@ -10,7 +10,7 @@ import java.util.Map;
  *
  * @param modelUri      the model directory: a local path (present on every node) or any Hadoop FS URI
  * @param backend       auto, cpu or cuda
- * @param precision     bf16 or split-bf16 (GPU backends)
+ * @param precision     bf16, fp16 or split-bf16 (GPU backends)
  * @param deterministic batch-invariant GPU scores (CudaBackend's deterministic mode)
  * @param batchTokens   tokens per forward pass
  * @param tokensColumn  the token ids column (array&lt;int&gt; or array&lt;bigint&gt;), used where present and not null

@@ -66,6 +66,8 @@ public final class CudaBackend implements Backend {
 
     private final GpuRuntime gpu;
     private final Precision precision;
+    /** The 16-bit type the tensor cores multiply, as kernel names spell it: bf16 (bf16, split-bf16) or f16 (fp16). */
+    private final String half;
     /** The kernel families this backend may run (Kernels), and the tuner that picks among them per shape. */
     private final Kernels kernels;
     private final KernelTuner tuner;
@@ -98,6 +100,7 @@ public final class CudaBackend implements Backend {
     public CudaBackend(int deviceOrdinal, Precision precision, Kernels kernels, boolean deterministic) {
         gpu = GpuRuntime.forDevice(deviceOrdinal);
         this.precision = precision;
+        this.half = precision == Precision.FP16 ? "f16" : "bf16";
         this.deterministic = deterministic;
         boolean hopper = gpu.computeCapability().equals("9.0");
         if ((kernels == Kernels.WGMMA || kernels == Kernels.WGMMA_N128) && !hopper) {
@@ -113,7 +116,7 @@ public final class CudaBackend implements Backend {
         return deterministic;
     }
 
-    /** The dense GEMM kernels of a family (linear_bf16, experts_gate_up) this backend may run. */
+    /** The dense GEMM kernels of a family (linear_bf16, experts_f16_gate_up, ...) this backend may run. */
     private List<String> gemmVariants(String family) {
         return switch (kernels) {
             case TUNED -> List.of(family + "_sm90", family + "_sm90_n128", family);
@@ -124,7 +127,7 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Whether this backend runs the sm_90a families (wgmma, wgmma.sp), which read expert weights (and, in bf16, the
+     * Whether this backend runs the sm_90a families (wgmma, wgmma.sp), which read expert weights (and, in bf16 and fp16, the
      * linear layers' weights) pre-tiled, rather than mma.sync / mma.sp over the plain and packed layouts (what
      * sm_80-89 run; pinned with MMA_SYNC on a Hopper too).
      */
@@ -153,7 +156,7 @@ public final class CudaBackend implements Backend {
     /** Which kernels the dense GEMMs use here. */
     public String gemmPath() {
         return switch (kernels) {
-            case TUNED -> "tuned (wgmma 128x256, wgmma 128x128, mma.sync; in bf16 wgmma over pre-tiled weights)";
+            case TUNED -> "tuned (wgmma 128x256, wgmma 128x128, mma.sync; wgmma over pre-tiled weights except in split-bf16)";
             case WGMMA -> "wgmma 128x256 (sm_90a)";
             case WGMMA_N128 -> "wgmma 128x128 (sm_90a)";
             case MMA_SYNC -> "mma.sync";
@@ -174,12 +177,12 @@ public final class CudaBackend implements Backend {
         return tuner == null ? Map.of() : tuner.choices();
     }
 
-    /** bf16 copies per weight row (gemm.cu, Precision): a lo part only where bf16 cannot hold the weight. */
+    /** 16-bit copies per weight row (gemm.cu, Precision): a lo part only at split-bf16, where bf16 cannot hold it. */
     private int weightParts(WeightSlice s) {
         return precision == Precision.SPLIT_BF16 && s.tensor().dtype() != DType.BF16 ? 2 : 1;
     }
 
-    /** bf16 copies per GEMM input row against a weight of wParts copies (gemm.cu, Precision). */
+    /** 16-bit copies per GEMM input row against a weight of wParts copies (gemm.cu, Precision). */
     private int inputParts(int wParts) {
         return precision == Precision.SPLIT_BF16 ? wParts + 1 : 1;
     }
@@ -257,29 +260,52 @@ public final class CudaBackend implements Backend {
         return p;
     }
 
-    /** Copies elements [first, first + count) of a slice's tensor to the device as bf16, at byte offset dst. */
-    private static void uploadBf16(WeightSlice s, long first, long count, CUdeviceptr dst) {
+    /**
+     * Copies elements [first, first + count) of a slice's tensor to the device as this precision's 16-bit type (bf16,
+     * or fp16 at fp16 precision), at byte offset dst: the checkpoint's bytes where it stores that type already.
+     */
+    private void uploadHalf(WeightSlice s, long first, long count, CUdeviceptr dst) {
         final long chunk = 16L << 20;
+        DType stored = precision == Precision.FP16 ? DType.F16 : DType.BF16;
         for (long done = 0; done < count; done += chunk) {
             int n = (int) Math.min(chunk, count - done);
             CUdeviceptr at = dst.withByteOffset(done * 2);
-            if (s.tensor().dtype() == DType.BF16) {
+            if (s.tensor().dtype() == stored) {
                 ByteBuffer raw = s.tensor().bytes(first + done, n);
                 cuMemcpyHtoD(at, Pointer.to(raw), n * 2L);
             } else {
                 float[] f = s.tensor().toFloats(first + done, n);
-                cuMemcpyHtoD(at, Pointer.to(toBf16(f)), n * 2L);
+                cuMemcpyHtoD(at, Pointer.to(toHalf(f, s.describe())), n * 2L);
             }
         }
     }
 
     /**
-     * Copies `rows` rows of `cols` elements, from element `first` of a slice's tensor, to the device as bf16 rows
-     * of `parts` copies each: hi, then (parts 2) lo = the rounding error of hi, also in bf16.
+     * Values as this precision's 16-bit type. fp16 refuses a value beyond its range (+-65504) rather than load an
+     * infinity that would turn every score it touches into NaN; {@code what} names the tensor in that error.
      */
-    private static void uploadRows(WeightSlice s, long first, long rows, int cols, int parts, CUdeviceptr dst) {
+    private short[] toHalf(float[] f, String what) {
+        if (precision != Precision.FP16) {
+            return toBf16(f);
+        }
+        short[] out = new short[f.length];
+        for (int i = 0; i < f.length; i++) {
+            out[i] = DType.floatToHalf(f[i]);
+            if ((out[i] & 0x7c00) == 0x7c00 && Float.isFinite(f[i])) {
+                throw new IllegalArgumentException(what + " holds " + f[i] + ", beyond fp16's range (+-65504): "
+                        + "score this model with bf16 or split-bf16 precision");
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Copies `rows` rows of `cols` elements, from element `first` of a slice's tensor, to the device as 16-bit rows
+     * of `parts` copies each: hi, then (parts 2, split-bf16 only) lo = the rounding error of hi, also in bf16.
+     */
+    private void uploadRows(WeightSlice s, long first, long rows, int cols, int parts, CUdeviceptr dst) {
         if (parts == 1) {
-            uploadBf16(s, first, rows * cols, dst);
+            uploadHalf(s, first, rows * cols, dst);
             return;
         }
         int rowsPerChunk = (int) Math.max(1, Math.min(rows, (8L << 20) / cols));
@@ -311,17 +337,22 @@ public final class CudaBackend implements Backend {
     public Tensor weight(WeightSlice s) {
         long n = (long) s.rows() * s.cols();
         int parts = weightParts(s);
-        CUdeviceptr bf16 = null;
+        CUdeviceptr rows16 = null;
         CUdeviceptr f32 = null;
         if (s.rows() > 1) {
-            bf16 = allocateWeight(n * 2 * parts);
-            uploadRows(s, s.firstElement(), s.rows(), s.cols(), parts, bf16);
+            rows16 = allocateWeight(n * 2 * parts);
+            try {
+                uploadRows(s, s.firstElement(), s.rows(), s.cols(), parts, rows16);
+            } catch (RuntimeException e) {  // a value fp16 cannot hold: nothing stays allocated
+                GpuRuntime.free(rows16);
+                throw e;
+            }
         }
         if (s.rows() <= SMALL_WEIGHT_ROWS) {
             f32 = allocateWeight(n * 4);
             cuMemcpyHtoD(f32, Pointer.to(s.tensor().toFloats(s.firstElement(), (int) n)), n * 4);
         }
-        return new CudaTensor(s.rows(), s.cols(), f32, bf16, parts, null);
+        return new CudaTensor(s.rows(), s.cols(), f32, rows16, parts, null);
     }
 
     @Override
@@ -344,22 +375,29 @@ public final class CudaBackend implements Backend {
             GpuRuntime.free(gateUp);
             throw ex;
         }
-        for (int x = 0; x < e; x++) {
-            // rows 16b..16b+7 = gate rows 8b..8b+7, rows 16b+8..16b+15 = up rows 8b..8b+7
-            CUdeviceptr base = gateUp.withByteOffset(x * expertGateUp * 2);
-            for (int b = 0; b < ffn / 8; b++) {
-                long rowBytes = (long) hidden * 2 * parts;
-                uploadRows(gate[x], gate[x].firstElement() + (long) b * 8 * hidden, 8, hidden, parts,
-                        base.withByteOffset(16L * b * rowBytes));
-                uploadRows(up[x], up[x].firstElement() + (long) b * 8 * hidden, 8, hidden, parts,
-                        base.withByteOffset((16L * b + 8) * rowBytes));
+        try {
+            for (int x = 0; x < e; x++) {
+                // rows 16b..16b+7 = gate rows 8b..8b+7, rows 16b+8..16b+15 = up rows 8b..8b+7
+                CUdeviceptr base = gateUp.withByteOffset(x * expertGateUp * 2);
+                for (int b = 0; b < ffn / 8; b++) {
+                    long rowBytes = (long) hidden * 2 * parts;
+                    uploadRows(gate[x], gate[x].firstElement() + (long) b * 8 * hidden, 8, hidden, parts,
+                            base.withByteOffset(16L * b * rowBytes));
+                    uploadRows(up[x], up[x].firstElement() + (long) b * 8 * hidden, 8, hidden, parts,
+                            base.withByteOffset((16L * b + 8) * rowBytes));
+                }
+                uploadRows(down[x], down[x].firstElement(), hidden, ffn, parts,
+                        downSlab.withByteOffset(x * expertDown * 2));
             }
-            uploadRows(down[x], down[x].firstElement(), hidden, ffn, parts, downSlab.withByteOffset(x * expertDown * 2));
+        } catch (RuntimeException ex) {  // a value fp16 cannot hold: nothing stays allocated
+            GpuRuntime.free(gateUp);
+            GpuRuntime.free(downSlab);
+            throw ex;
         }
-        if (!runsWgmma() || precision != Precision.BF16) {
+        if (!runsWgmma() || precision == Precision.SPLIT_BF16) {
             return new CudaExperts(e, ffn, hidden, gateUp, downSlab, parts, false);
         }
-        // wgmma on a Hopper, bf16 inputs: the pre-tiled layout the bulk-copy kernels read (gemm_sm90.cu)
+        // wgmma on a Hopper, one part per input: the pre-tiled layout the bulk-copy kernels read (gemm_sm90.cu)
         CUdeviceptr gateUpTiled = null;
         try {
             gateUpTiled = tileDense(gateUp, e, 2 * ffn, hidden);
@@ -376,7 +414,7 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** A weight [e][rows][cols] bf16 copied into the pre-tiled layout of gemm_sm90.cu (128 x 64 blocks). */
+    /** A weight [e][rows][cols] of 16-bit values copied into the pre-tiled layout of gemm_sm90.cu (128 x 64 blocks). */
     private CUdeviceptr tileDense(CUdeviceptr plain, int e, int rows, int cols) {
         int tiles = (int) blocks(rows, 128);
         CUdeviceptr tiled = allocateWeight((long) e * tiles * blocks(cols, 64) * DENSE_TILED_BLOCK_BYTES);
@@ -402,23 +440,32 @@ public final class CudaBackend implements Backend {
         CUdeviceptr gum = allocateWeight(e * guMeta * 4);
         CUdeviceptr dv = allocateWeight(e * dValues * 2);
         CUdeviceptr dm = allocateWeight(e * dMeta * 4);
-        for (int x = 0; x < e; x++) {
-            short[] values = new short[(int) guValues];
-            int[] meta = new int[(int) guMeta];
-            short[] g = toBf16(gate[x].values());
-            short[] u = toBf16(up[x].values());
-            int vRow = hidden / 2;
-            int mRow = hidden / 32;
-            for (int b = 0; b < ffn / 8; b++) {  // rows 16b..+7 = gate rows 8b..+7, rows 16b+8..+15 = up rows 8b..+7
-                System.arraycopy(g, 8 * b * vRow, values, 16 * b * vRow, 8 * vRow);
-                System.arraycopy(u, 8 * b * vRow, values, (16 * b + 8) * vRow, 8 * vRow);
-                System.arraycopy(gate[x].meta(), 8 * b * mRow, meta, 16 * b * mRow, 8 * mRow);
-                System.arraycopy(up[x].meta(), 8 * b * mRow, meta, (16 * b + 8) * mRow, 8 * mRow);
+        try {
+            for (int x = 0; x < e; x++) {
+                short[] values = new short[(int) guValues];
+                int[] meta = new int[(int) guMeta];
+                short[] g = toHalf(gate[x].values(), "2:4 gate values of expert " + x);
+                short[] u = toHalf(up[x].values(), "2:4 up values of expert " + x);
+                int vRow = hidden / 2;
+                int mRow = hidden / 32;
+                // rows 16b..+7 = gate rows 8b..+7, rows 16b+8..+15 = up rows 8b..+7
+                for (int b = 0; b < ffn / 8; b++) {
+                    System.arraycopy(g, 8 * b * vRow, values, 16 * b * vRow, 8 * vRow);
+                    System.arraycopy(u, 8 * b * vRow, values, (16 * b + 8) * vRow, 8 * vRow);
+                    System.arraycopy(gate[x].meta(), 8 * b * mRow, meta, 16 * b * mRow, 8 * mRow);
+                    System.arraycopy(up[x].meta(), 8 * b * mRow, meta, (16 * b + 8) * mRow, 8 * mRow);
+                }
+                cuMemcpyHtoD(guv.withByteOffset(x * guValues * 2), Pointer.to(values), guValues * 2);
+                cuMemcpyHtoD(gum.withByteOffset(x * guMeta * 4), Pointer.to(meta), guMeta * 4);
+                short[] d = toHalf(down[x].values(), "2:4 down values of expert " + x);
+                cuMemcpyHtoD(dv.withByteOffset(x * dValues * 2), Pointer.to(d), dValues * 2);
+                cuMemcpyHtoD(dm.withByteOffset(x * dMeta * 4), Pointer.to(down[x].meta()), dMeta * 4);
             }
-            cuMemcpyHtoD(guv.withByteOffset(x * guValues * 2), Pointer.to(values), guValues * 2);
-            cuMemcpyHtoD(gum.withByteOffset(x * guMeta * 4), Pointer.to(meta), guMeta * 4);
-            cuMemcpyHtoD(dv.withByteOffset(x * dValues * 2), Pointer.to(toBf16(down[x].values())), dValues * 2);
-            cuMemcpyHtoD(dm.withByteOffset(x * dMeta * 4), Pointer.to(down[x].meta()), dMeta * 4);
+        } catch (RuntimeException ex) {  // a value fp16 cannot hold: nothing stays allocated
+            for (CUdeviceptr p : new CUdeviceptr[] {guv, gum, dv, dm}) {
+                GpuRuntime.free(p);
+            }
+            throw ex;
         }
         if (!runsWgmma()) {
             return new CudaSparseExperts(e, ffn, hidden, guv, gum, dv, dm);
@@ -538,7 +585,7 @@ public final class CudaBackend implements Backend {
     private void embedOp(Tensor table, IntTensor ids, Tensor out) {
         CudaTensor t = CudaTensor.of(table);
         CudaTensor o = CudaTensor.of(out);
-        launch("embed_bf16", ids.length(), 1, 256, 0, t.bf16, CudaTensor.Ints.of(ids).device, o.f32, ids.length(),
+        launch("embed_" + half, ids.length(), 1, 256, 0, t.half, CudaTensor.Ints.of(ids).device, o.f32, ids.length(),
                 t.cols, t.parts);
     }
 
@@ -585,7 +632,7 @@ public final class CudaBackend implements Backend {
             if (linearTiled(weights)) {
                 gemmTiled(xb, tiledWeight(weights), b, o.f32, in.rows, weights.rows, in.cols);
             } else {
-                gemm(xb, weights.bf16, b, o.f32, in.rows, weights.rows, in.cols, aParts, weights.parts);
+                gemm(xb, weights.half, b, o.f32, in.rows, weights.rows, in.cols, aParts, weights.parts);
             }
         } finally {
             pool.release(xb, in.elements() * 2 * aParts);
@@ -594,33 +641,41 @@ public final class CudaBackend implements Backend {
 
     /**
      * Whether a linear layer runs on the bulk-copy kernels over a pre-tiled copy of its weight: wgmma on a Hopper
-     * in bf16 precision. The copy is made on the weight's first use and kept beside the plain rows, which the
-     * embedding (tied to lm_head in some models) and the other kernel families read.
+     * with one part per input (bf16 or fp16 precision). The copy is made on the weight's first use and kept beside
+     * the plain rows, which the embedding (tied to lm_head in some models) and the other kernel families read.
      */
     private boolean linearTiled(CudaTensor w) {
-        return runsWgmma() && precision == Precision.BF16 && w.parts == 1 && w.bf16 != null && w.cols % 8 == 0;
+        return runsWgmma() && precision != Precision.SPLIT_BF16 && w.parts == 1 && w.half != null && w.cols % 8 == 0;
     }
 
     private CUdeviceptr tiledWeight(CudaTensor w) {
-        return w.tiled(t -> tileDense(t.bf16, 1, t.rows, t.cols));
+        return w.tiled(t -> tileDense(t.half, 1, t.rows, t.cols));
     }
 
-    /** out = a w^T (+ bias) over pre-tiled w (n rows, k columns): the linear_bf16_sm90t kernels, tuned per shape. */
+    /** out = a w^T (+ bias) over pre-tiled w (n rows, k columns): the linear_T_sm90t kernels, tuned per shape. */
     private void gemmTiled(CUdeviceptr a, CUdeviceptr wTiled, CUdeviceptr bias, CUdeviceptr out, int m, int n, int k) {
         Consumer<String> run = kernel -> {
             gpu.allowSharedMemory(gpu.function(kernel), gemmSharedBytes(kernel));
             launch(kernel, blocks(m, GEMM_TILE), (int) blocks(n, gemmTile(kernel)), 256, gemmSharedBytes(kernel), a,
                     wTiled, bias, out, m, n, k);
         };
-        List<String> variants = gemmVariants("linear_bf16").stream().filter(v -> v.contains("_sm90"))
+        List<String> variants = gemmVariants("linear_" + half).stream().filter(v -> v.contains("_sm90"))
                 .map(v -> v.replace("_sm90", "_sm90t")).toList();
-        run.accept(choose("linear " + KernelTuner.bucket(m) + "x" + n + "x" + k + " tiled", variants, run));
+        run.accept(choose("linear " + KernelTuner.bucket(m) + "x" + n + "x" + k + " tiled" + tunedType(), variants, run));
     }
 
-    /** An activation as GEMM input rows of aParts bf16 copies (release with elements() * 2 * aParts bytes). */
+    /**
+     * The tuner's shape keys name the operand type beside the shape when it is not bf16, so bf16 and fp16 picks
+     * never evict each other.
+     */
+    private String tunedType() {
+        return precision == Precision.FP16 ? " fp16" : "";
+    }
+
+    /** An activation as GEMM input rows of aParts 16-bit copies (release with elements() * 2 * aParts bytes). */
     private CUdeviceptr gemmInput(CudaTensor x, int aParts, DevicePool pool) {
         CUdeviceptr xb = pool.allocate(x.elements() * 2 * aParts);
-        launch("to_bf16_parts", blocks(x.elements(), 256), 1, 256, 0, x.f32, xb, (long) x.rows, x.cols, aParts);
+        launch("to_" + half + "_parts", blocks(x.elements(), 256), 1, 256, 0, x.f32, xb, (long) x.rows, x.cols, aParts);
         return xb;
     }
 
@@ -635,8 +690,8 @@ public final class CudaBackend implements Backend {
             launch(kernel, blocks(m, GEMM_TILE), (int) blocks(n, gemmTile(kernel)), 256, gemmSharedBytes(kernel), a,
                     w, bias, out, m, n, k * aParts, k * wParts);
         };
-        run.accept(choose("linear " + KernelTuner.bucket(m) + "x" + n + "x" + k + " parts " + aParts + "/" + wParts,
-                gemmVariants("linear_bf16"), run));
+        run.accept(choose("linear " + KernelTuner.bucket(m) + "x" + n + "x" + k + " parts " + aParts + "/" + wParts
+                + tunedType(), gemmVariants("linear_" + half), run));
     }
 
     @Override
@@ -691,10 +746,10 @@ public final class CudaBackend implements Backend {
                 tiles.add(q0);
             }
         }
-        // bf16: tensor cores (attention_tc.cu) up to head_dim 128; split-bf16 and larger heads: fp32 (attention.cu)
-        boolean tensorCores = precision == Precision.BF16 && headDim <= 128;
+        // bf16, fp16: tensor cores (attention_tc.cu) up to head_dim 128; split-bf16 and larger heads: fp32 (attention.cu)
+        boolean tensorCores = precision != Precision.SPLIT_BF16 && headDim <= 128;
         int padded = headDim <= 32 ? 32 : headDim <= 64 ? 64 : headDim <= 128 ? 128 : 256;
-        String kernel = (tensorCores ? "attention_bf16_d" : "attention_f32_d") + padded;
+        String kernel = (tensorCores ? "attention_" + half + "_d" : "attention_f32_d") + padded;
         int shared = tensorCores ? 3 * ATTENTION_ROWS * (padded + 8) * 2 : 2 * ATTENTION_KEYS * headDim * 4;
         int threads = tensorCores ? 128 : 2 * ATTENTION_ROWS;
         if (shared > 48 * 1024) {
@@ -779,7 +834,7 @@ public final class CudaBackend implements Backend {
 
     /**
      * {@link #experts} on dense experts, then their inputs downloaded for {@code seen}: x as the fp32 hidden states,
-     * the SwiGLU products as the gate/up kernel stored them for down (bf16; hi + lo at split-bf16), whichever layout
+     * the SwiGLU products as the gate/up kernel stored them for down (bf16 or fp16; hi + lo at split-bf16), whichever layout
      * ({@link ExpertIntermediate}).
      */
     @Override
@@ -806,7 +861,8 @@ public final class CudaBackend implements Backend {
         float[] hidden = toHost(x);
         int[] counts = r.tokensPerExpert();
         float[][] swiglu = inter[0] == null ? new float[counts.length][0]
-                : ExpertIntermediate.swiglu(inter[0], counts, dense.ffn, inputParts(dense.parts), dense.tiled);
+                : ExpertIntermediate.swiglu(inter[0], counts, dense.ffn, inputParts(dense.parts), dense.tiled,
+                        precision == Precision.FP16);
         for (int e = 0, from = 0; e < counts.length; from += counts[e], e++) {
             seen.observe(e, hidden, java.util.Arrays.copyOfRange(tokens, from, from + counts[e]), dense.hidden,
                     swiglu[e], dense.ffn);
@@ -862,7 +918,7 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * The grouped expert launches: gate+up with SwiGLU into bf16 rows per entry, then down with combine. interTap
+     * The grouped expert launches: gate+up with SwiGLU into 16-bit rows per entry, then down with combine. interTap
      * (null: none) reads those rows ({@link ExpertIntermediate}'s layouts) before they are released.
      */
     private void runExperts(CudaTensor x, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates, int[] counts,
@@ -877,7 +933,7 @@ public final class CudaBackend implements Backend {
         int[] work = workList(counts);
         DevicePool pool = gpu.pool();
         int aParts = inputParts(w.parts);
-        // the intermediate: [entries, F x aParts] bf16, or with pre-tiled weights tiled per work item as the down
+        // the intermediate: [entries, F x aParts] 16-bit, or with pre-tiled weights tiled per work item as the down
         // kernel's activation stages (128 rows x 64 columns, gemm_sm90.cu), columns padded to a multiple of 64
         long interBytes = w.tiled ? (long) (work.length / 2) * blocks(f, 64) * 128 * 64 * 2 : entries * f * 2 * aParts;
         CUdeviceptr inter = pool.allocate(interBytes);
@@ -900,10 +956,11 @@ public final class CudaBackend implements Backend {
                         workList.device, w.down, out.f32, perEntry, h, f, aParts, w.parts);
             };
             // pre-tiled weights: the wgmma kernels that read them (_sm90t: bulk copies), never mma.sync
-            List<String> variants = w.tiled ? gemmVariants("experts_gate_up").stream().filter(v -> v.contains("_sm90"))
-                    .map(v -> v.replace("_sm90", "_sm90t")).toList() : gemmVariants("experts_gate_up");
+            String family = "experts_" + half + "_gate_up";
+            List<String> variants = w.tiled ? gemmVariants(family).stream().filter(v -> v.contains("_sm90"))
+                    .map(v -> v.replace("_sm90", "_sm90t")).toList() : gemmVariants(family);
             run.accept(choose("experts " + counts.length + "x" + f + "x" + h + " entries " + KernelTuner.bucket(entries)
-                    + " parts " + aParts + "/" + w.parts + (w.tiled ? " tiled" : ""), variants, run));
+                    + " parts " + aParts + "/" + w.parts + (w.tiled ? " tiled" : "") + tunedType(), variants, run));
             finishCombine(combine, perEntry, offsets, tokens, out);
             if (interTap != null) {
                 interTap.read(inter, interBytes);
@@ -942,16 +999,16 @@ public final class CudaBackend implements Backend {
         DevicePool pool = gpu.pool();
         int[] work = workList(counts);
         boolean tiled = w.tiled();
-        // the intermediate: [entries, F] bf16, or on a Hopper tiled per work item as the down kernel's token stages
+        // the intermediate: [entries, F] 16-bit, or on a Hopper tiled per work item as the down kernel's token stages
         // (128 rows x 128 columns, sparse24_sm90.cu), columns padded to a multiple of 128
         long interBytes = tiled ? (long) (work.length / 2) * blocks(f, 128) * 128 * 128 * 2 : entries * f * 2;
         CUdeviceptr inter = pool.allocate(interBytes);
-        CUdeviceptr xb = gemmInput(x, 1, pool);  // one bf16 copy: the 2:4 kernels take no split inputs
+        CUdeviceptr xb = gemmInput(x, 1, pool);  // one 16-bit copy: the 2:4 kernels take no split inputs
         CUdeviceptr perEntry = startCombine(combine, entries, h);
         try (CudaTensor.Ints workList = upload(work)) {
             // wgmma.sp on the pre-tiled weights of a Hopper (sparse24_sm90.cu), mma.sp on the packed ones (sparse24.cu)
-            String gateUp = tiled ? "experts_gate_up_sp24_sm90" : "experts_gate_up_sp24";
-            String down = tiled ? "experts_down_sp24_sm90" : "experts_down_sp24";
+            String gateUp = "experts_" + half + (tiled ? "_gate_up_sp24_sm90" : "_gate_up_sp24");
+            String down = gateUp.replace("gate_up", "down");
             int shared = tiled ? SPARSE_SM90_SHARED_BYTES : SPARSE_SHARED_BYTES;
             gpu.allowSharedMemory(gpu.function(gateUp), shared);
             gpu.allowSharedMemory(gpu.function(down), shared);
@@ -1030,7 +1087,7 @@ public final class CudaBackend implements Backend {
                     gemmTiled(xb, tiled.withByteOffset((long) v0 / 128 * blocks(h, 64) * DENSE_TILED_BLOCK_BYTES), null,
                             logits, t, c, h);
                 } else {
-                    gemm(xb, w.bf16.withByteOffset((long) v0 * h * 2 * w.parts), null, logits, t, c, h, aParts,
+                    gemm(xb, w.half.withByteOffset((long) v0 * h * 2 * w.parts), null, logits, t, c, h, aParts,
                             w.parts);
                 }
                 launch("logsoftmax_chunk", t, 1, 256, 0, logits, t, c, v0, target, state, slots.device, top, vocab);

@@ -4,8 +4,9 @@ import io.moescore.backend.ExpertWeights;
 import jcuda.driver.CUdeviceptr;
 
 /**
- * A layer's experts as two device slabs: gateUp [E, 2F, H] bf16, each expert's gate and up rows interleaved
- * in blocks of 8 (what experts_gate_up reads), and down [E, H, F] bf16; every row as `parts` copies (hi, lo).
+ * A layer's experts as two device slabs of 16-bit floats (bf16 or fp16): gateUp [E, 2F, H], each expert's gate and
+ * up rows interleaved in blocks of 8 (what experts_T_gate_up reads), and down [E, H, F]; every row as `parts` copies
+ * (hi, lo).
  * Tiled: the same rows cut into 128-row x 64-k blocks laid out as shared memory holds them (gemm_sm90.cu), for
  * the bulk-copy kernels of a Hopper.
  */

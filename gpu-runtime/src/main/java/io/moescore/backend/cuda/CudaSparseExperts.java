@@ -5,7 +5,7 @@ import jcuda.driver.CUdeviceptr;
 
 /**
  * 2:4 sparse experts on the device, in one of two layouts. Packed, as sparse24.cu (mma.sp) reads them: gateUp
- * values [E, 2F, H/2] bf16 and meta [E, 2F, H/32] (gate and up rows interleaved in blocks of 8), down values
+ * values [E, 2F, H/2] (bf16 or fp16) and meta [E, 2F, H/32] (gate and up rows interleaved in blocks of 8), down values
  * [E, H, F/2] and meta [E, H, F/32]. Or pre-tiled, as sparse24_sm90.cu (wgmma.sp) reads them: the same rows cut
  * into 256-row x 128-k blocks laid out as one pipeline stage in shared memory (values swizzled, then metadata).
  */

@@ -5,26 +5,28 @@ import io.moescore.backend.Tensor;
 import jcuda.driver.CUdeviceptr;
 
 /**
- * A tensor in device memory. Activations are fp32 and come from the thread's pool; weights are bf16 for the
- * tensor cores, and small ones (norm weights, biases, routers) also keep an fp32 copy.
+ * A tensor in device memory. Activations are fp32 and come from the thread's pool; weights are 16-bit floats for the
+ * tensor cores (bf16, or fp16 at fp16 precision), and small ones (norm weights, biases, routers) also keep an fp32
+ * copy.
  */
 final class CudaTensor implements Tensor {
     final int rows;
     final int cols;
     final CUdeviceptr f32;
-    final CUdeviceptr bf16;
-    /** Copies per bf16 row: 1 (hi) or 2 (hi, then lo: the weight split for split-bf16 precision). */
+    /** The 16-bit rows (bf16 or fp16, as the backend's precision says). */
+    final CUdeviceptr half;
+    /** Copies per 16-bit row: 1 (hi) or 2 (hi, then lo: the weight split for split-bf16 precision). */
     final int parts;
     private final DevicePool pool;
     private boolean closed;
-    /** A weight's bf16 rows pre-tiled for the bulk-copy linear kernels (gemm_sm90.cu), made on first use. */
+    /** A weight's 16-bit rows pre-tiled for the bulk-copy linear kernels (gemm_sm90.cu), made on first use. */
     private CUdeviceptr tiled;
 
-    CudaTensor(int rows, int cols, CUdeviceptr f32, CUdeviceptr bf16, int parts, DevicePool pool) {
+    CudaTensor(int rows, int cols, CUdeviceptr f32, CUdeviceptr half, int parts, DevicePool pool) {
         this.rows = rows;
         this.cols = cols;
         this.f32 = f32;
-        this.bf16 = bf16;
+        this.half = half;
         this.parts = parts;
         this.pool = pool;
     }
@@ -55,8 +57,8 @@ final class CudaTensor implements Tensor {
             if (f32 != null) {
                 GpuRuntime.free(f32);
             }
-            if (bf16 != null) {
-                GpuRuntime.free(bf16);
+            if (half != null) {
+                GpuRuntime.free(half);
             }
             synchronized (this) {
                 if (tiled != null) {
@@ -84,7 +86,7 @@ final class CudaTensor implements Tensor {
     CUdeviceptr requireF32(String op) {
         if (f32 == null) {
             throw new IllegalArgumentException(op + " needs an fp32 tensor; this " + rows + " x " + cols
-                    + " weight is stored in bf16 only");
+                    + " weight is stored in 16 bits only");
         }
         return f32;
     }

@@ -1,8 +1,10 @@
 package io.moescore.backend.cuda;
 
+import io.moescore.model.DType;
+
 /**
- * The SwiGLU rows the gate/up kernels hand the down kernels (silu(x gate^T) * (x up^T), bf16), read back on the host
- * for calibration. Two layouts (gemm.cu, gemm_sm90.cu): plain, one row of ffn x aParts values per routing entry,
+ * The SwiGLU rows the gate/up kernels hand the down kernels (silu(x gate^T) * (x up^T), bf16 or fp16), read back on
+ * the host for calibration. Two layouts (gemm.cu, gemm_sm90.cu): plain, one row of ffn x aParts values per routing entry,
  * entries in expert order, the value being part 0 plus, at split precision, the last part (hi + lo); tiled (pre-tiled
  * Hopper weights, aParts 1), per work item of 128 entries of one expert a run of ceil(ffn / 64) stages of
  * 128 rows x 64 values, each row 128 bytes whose 16-byte chunks are swizzled (chunk ^ (row & 7)).
@@ -15,8 +17,8 @@ final class ExpertIntermediate {
     private ExpertIntermediate() {
     }
 
-    /** Per expert, its entries' SwiGLU rows [counts[e], ffn] in fp32. */
-    static float[][] swiglu(short[] inter, int[] counts, int ffn, int aParts, boolean tiled) {
+    /** Per expert, its entries' SwiGLU rows [counts[e], ffn] in fp32, from bf16 values or (fp16) fp16 ones. */
+    static float[][] swiglu(short[] inter, int[] counts, int ffn, int aParts, boolean tiled, boolean fp16) {
         float[][] out = new float[counts.length][];
         int entry = 0;
         int item = 0;
@@ -26,8 +28,8 @@ final class ExpertIntermediate {
             for (int i = 0; i < counts[e]; i++) {
                 for (int f = 0; f < ffn; f++) {
                     rows[i * ffn + f] = tiled
-                            ? bf16(inter[tiledIndex(item + i / ROWS_PER_ITEM, stages, i % ROWS_PER_ITEM, f)])
-                            : plain(inter, (long) (entry + i) * ffn * aParts, f, ffn, aParts);
+                            ? value(inter[tiledIndex(item + i / ROWS_PER_ITEM, stages, i % ROWS_PER_ITEM, f)], fp16)
+                            : plain(inter, (long) (entry + i) * ffn * aParts, f, ffn, aParts, fp16);
                 }
             }
             out[e] = rows;
@@ -37,12 +39,16 @@ final class ExpertIntermediate {
         return out;
     }
 
-    private static float plain(short[] inter, long row, int f, int ffn, int aParts) {
-        float hi = bf16(inter[(int) (row + f)]);
-        return aParts == 1 ? hi : hi + bf16(inter[(int) (row + (long) (aParts - 1) * ffn + f)]);
+    private static float plain(short[] inter, long row, int f, int ffn, int aParts, boolean fp16) {
+        float hi = value(inter[(int) (row + f)], fp16);
+        return aParts == 1 ? hi : hi + value(inter[(int) (row + (long) (aParts - 1) * ffn + f)], fp16);
     }
 
-    /** The bf16 element index of (local row r, column f) of a work item in the tiled layout (epi_swiglu_tiled). */
+    private static float value(short bits, boolean fp16) {
+        return fp16 ? DType.halfToFloat(bits) : bf16(bits);
+    }
+
+    /** The 16-bit element index of (local row r, column f) of a work item in the tiled layout (epi_swiglu_tiled). */
     static int tiledIndex(int item, int stages, int r, int f) {
         int chunk = ((f & 63) >> 3) ^ (r & 7);
         return (item * stages + f / STAGE_COLUMNS) * STAGE_SHORTS + r * STAGE_COLUMNS + chunk * 8 + (f & 7);

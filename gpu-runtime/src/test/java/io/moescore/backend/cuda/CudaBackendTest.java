@@ -76,6 +76,11 @@ class CudaBackendTest {
 
     /** A weight placed on both backends from one safetensors file. */
     Tensor[] weight(float[] values, int rows, int cols) throws IOException {
+        return weight(values, rows, cols, gpu);
+    }
+
+    /** The same, on a given CUDA backend (weights are uploaded in its precision's 16-bit type). */
+    Tensor[] weight(float[] values, int rows, int cols, CudaBackend gpu) throws IOException {
         Path file = dir.resolve("w" + (files++));
         java.nio.file.Files.createDirectories(file);
         new SafeTensorsWriter(java.util.Map.of()).add("w", DType.F32, values, rows, cols).write(file.resolve("model.safetensors"));
@@ -111,10 +116,12 @@ class CudaBackendTest {
         return Math.sqrt(num / Math.max(den, 1e-30));
     }
 
-    void assertClose(Backend b1, Tensor cpuT, Tensor gpuT, double tolerance, String what) {
+    /** Returns the relative error, after asserting it is within tolerance. */
+    double assertClose(Backend b1, Tensor cpuT, Tensor gpuT, double tolerance, String what) {
         double err = relativeError(cpu.toHost(cpuT), gpu.toHost(gpuT));
         System.out.printf("%-28s relative error %.2e%n", what, err);
         assertTrue(err <= tolerance, what + ": relative error " + err + " > " + tolerance);
+        return err;
     }
 
     /** M x N x K: tensor-core shapes with ragged edges in every dimension (K not a multiple of the 32 or 64
@@ -169,20 +176,25 @@ class CudaBackendTest {
         }, GpuRuntime.forDevice(0).stream()));
     }
 
-    void linearAgainstCpu(CudaBackend backend) throws IOException {
+    /** @return the largest relative error over the tensor-core shapes */
+    double linearAgainstCpu(CudaBackend backend) throws IOException {
+        double worst = 0;
         for (int[] shape : LINEAR_SHAPES) {
             int m = shape[0];
             int n = shape[1];
             int k = shape[2];
-            Tensor[] w = weight(bf16(randn(n * k, 1 / Math.sqrt(k))), n, k);
-            Tensor[] b = weight(randn(n, 0.1), 1, n);
+            Tensor[] w = weight(bf16(randn(n * k, 1 / Math.sqrt(k))), n, k, backend);
+            Tensor[] b = weight(randn(n, 0.1), 1, n, backend);
             Tensor[] x = act(randn(m * k, 1), m, k);
             Tensor[] out = poisoned(m, n);
             cpu.linear(x[0], w[0], b[0], out[0]);
             backend.linear(x[1], w[1], b[1], out[1]);
-            assertClose(cpu, out[0], out[1], n <= CudaBackend.SMALL_WEIGHT_ROWS ? 1e-5 : 1e-2,
-                    backend.gemmPath() + " linear " + m + "x" + n + "x" + k);
+            boolean small = n <= CudaBackend.SMALL_WEIGHT_ROWS;
+            double err = assertClose(cpu, out[0], out[1], small ? 1e-5 : 1e-2,
+                    backend.precision().userName() + " " + backend.gemmPath() + " linear " + m + "x" + n + "x" + k);
+            worst = small ? worst : Math.max(worst, err);
         }
+        return worst;
     }
 
     @Test
@@ -237,7 +249,9 @@ class CudaBackendTest {
         attentionAgainstCpu(new CudaBackend(0, io.moescore.backend.Precision.SPLIT_BF16));
     }
 
-    void attentionAgainstCpu(CudaBackend gpu) {
+    /** @return the largest relative error */
+    double attentionAgainstCpu(CudaBackend gpu) {
+        double worst = 0;
         int[] lengths = {1, 5, 64, 65, 200, 31, 513};
         int[] offsets = new int[lengths.length + 1];
         for (int i = 0; i < lengths.length; i++) {
@@ -256,10 +270,11 @@ class CudaBackendTest {
             Tensor[] out = poisoned(t, h * hd);
             cpu.attention(q[0], k[0], v[0], cpu.ints(offsets), h, kv, hd, window, out[0]);
             gpu.attention(q[1], k[1], v[1], gpu.ints(offsets), h, kv, hd, window, out[1]);
-            boolean tensorCores = gpu.precision() == io.moescore.backend.Precision.BF16 && hd <= 128;
-            assertClose(cpu, out[0], out[1], tensorCores ? 1e-2 : 1e-5, gpu.precision().userName() + " attention h" + h
-                    + " kv" + kv + " d" + hd + " w" + window);
+            boolean tensorCores = gpu.precision() != io.moescore.backend.Precision.SPLIT_BF16 && hd <= 128;
+            worst = Math.max(worst, assertClose(cpu, out[0], out[1], tensorCores ? 1e-2 : 1e-5,
+                    gpu.precision().userName() + " attention h" + h + " kv" + kv + " d" + hd + " w" + window));
         }
+        return worst;
     }
 
     @Test
@@ -275,7 +290,9 @@ class CudaBackendTest {
         sparseExpertsAgainstCpu(deterministic);
     }
 
-    void expertsAgainstCpu(CudaBackend gpu) throws IOException {
+    /** @return the largest relative error of the grouped experts */
+    double expertsAgainstCpu(CudaBackend gpu) throws IOException {
+        double worst = 0;
         for (int[] cfg : new int[][] {{300, 64, 48, 8, 2}, {1000, 128, 96, 60, 4}, {17, 64, 32, 8, 8}, {2, 64, 16, 4, 1},
             {3000, 256, 512, 8, 2}}) {
             int t = cfg[0];
@@ -310,7 +327,8 @@ class CudaBackendTest {
                 Tensor[] out = poisoned(t, hidden);
                 cpu.experts(x[0], rc, wc, out[0]);
                 gpu.experts(x[1], rg, wg, out[1]);
-                assertClose(cpu, out[0], out[1], 1e-2, gpu.gemmPath() + " experts t" + t + " e" + experts + " k" + k);
+                worst = Math.max(worst, assertClose(cpu, out[0], out[1], 1e-2, gpu.precision().userName() + " "
+                        + gpu.gemmPath() + " experts t" + t + " e" + experts + " k" + k));
                 ExpertWeights dc = cpu.expertWeights(new WeightSlice[] {slices[0][0]}, new WeightSlice[] {slices[1][0]},
                         new WeightSlice[] {slices[2][0]});
                 ExpertWeights dg = gpu.expertWeights(new WeightSlice[] {slices[0][0]}, new WeightSlice[] {slices[1][0]},
@@ -324,6 +342,7 @@ class CudaBackendTest {
             }
             rg.close();
         }
+        return worst;
     }
 
     @Test
@@ -331,7 +350,9 @@ class CudaBackendTest {
         sparseExpertsAgainstCpu(gpu);
     }
 
-    void sparseExpertsAgainstCpu(CudaBackend gpu) {
+    /** @return the largest relative error */
+    double sparseExpertsAgainstCpu(CudaBackend gpu) {
+        double worst = 0;
         for (int[] cfg : new int[][] {{300, 64, 96, 8, 2}, {1000, 128, 64, 16, 4}, {5, 64, 32, 4, 1},
             {3000, 256, 416, 8, 2}, {700, 160, 288, 4, 2}}) {
             int t = cfg[0];
@@ -358,9 +379,90 @@ class CudaBackendTest {
             Tensor[] out = poisoned(t, hidden);
             cpu.experts(x[0], rc, wc, out[0]);
             gpu.experts(x[1], rg, wg, out[1]);
-            assertClose(cpu, out[0], out[1], 1e-2, gpu.sparsePath() + " 2:4 experts t" + t + " e" + experts + " k" + k);
+            worst = Math.max(worst, assertClose(cpu, out[0], out[1], 1e-2, gpu.precision().userName() + " "
+                    + gpu.sparsePath() + " 2:4 experts t" + t + " e" + experts + " k" + k));
             wg.close();
             rg.close();
+        }
+        return worst;
+    }
+
+    /**
+     * fp16 precision on every kernel family this GPU has (linear, dense and 2:4 experts, attention) against the fp32
+     * CPU, and on weights both types hold exactly, several times more accurate than bf16 (11 significant bits of each
+     * GEMM input against 8: about 8x): a kernel that multiplied in bf16, or read fp16 bits as bf16, fails this.
+     */
+    @Test
+    void fp16IsAccurateOnEveryKernelFamily() throws IOException {
+        boolean hopper = GpuRuntime.forDevice(0).computeCapability().equals("9.0");
+        for (Kernels k : hopper ? new Kernels[] {Kernels.WGMMA, Kernels.WGMMA_N128, Kernels.MMA_SYNC}
+                : new Kernels[] {Kernels.MMA_SYNC}) {
+            CudaBackend bf16 = new CudaBackend(0, io.moescore.backend.Precision.BF16, k);
+            CudaBackend fp16 = new CudaBackend(0, io.moescore.backend.Precision.FP16, k);
+            assertFp16Closer("linear, " + k, linearAgainstCpu(fp16), linearAgainstCpu(bf16));
+            assertFp16Closer("experts, " + k, expertsAgainstCpu(fp16), expertsAgainstCpu(bf16));
+            if (k != Kernels.WGMMA_N128) {
+                assertFp16Closer("2:4 experts, " + k, sparseExpertsAgainstCpu(fp16), sparseExpertsAgainstCpu(bf16));
+            }
+        }
+        CudaBackend fp16 = new CudaBackend(0, io.moescore.backend.Precision.FP16);
+        assertFp16Closer("attention", attentionAgainstCpu(fp16), attentionAgainstCpu(gpu));
+
+        int t = 300;
+        int h = 64;
+        int vocab = 5000;
+        Tensor[] w = weight(bf16(randn(vocab * h, 2 / Math.sqrt(h))), vocab, h, fp16);
+        int[] ids = random.ints(t, 0, vocab).toArray();
+        Tensor[] rows = poisoned(t, h);
+        cpu.embed(w[0], cpu.ints(ids), rows[0]);
+        fp16.embed(w[1], fp16.ints(ids), rows[1]);
+        assertClose(cpu, rows[0], rows[1], 1e-3, "fp16 embedding rows");
+        Tensor[] x = act(randn(t * h, 1), t, h);
+        int[] targets = random.ints(t, 0, vocab).toArray();
+        LogProbs c = cpu.logProbs(x[0], w[0], cpu.ints(targets), new int[] {0, t - 1}, 5);
+        LogProbs g = fp16.logProbs(x[1], w[1], fp16.ints(targets), new int[] {0, t - 1}, 5);
+        double worst = 0;
+        for (int i = 0; i < t; i++) {
+            worst = Math.max(worst, Math.abs(c.targetLogProbs()[i] - g.targetLogProbs()[i]));
+        }
+        System.out.printf("fp16 log-probs: worst abs error %.2e%n", worst);
+        assertTrue(worst < 5e-3, "fp16 log-prob error " + worst);
+    }
+
+    void assertFp16Closer(String what, double fp16Error, double bf16Error) {
+        System.out.printf("%s: fp16 %.2e, bf16 %.2e (x%.1f)%n", what, fp16Error, bf16Error, bf16Error / fp16Error);
+        assertTrue(fp16Error * 4 < bf16Error, what + ": fp16 error " + fp16Error + " is not well below bf16's "
+                + bf16Error);
+    }
+
+    /**
+     * fp16's range: a weight beyond +-65504 is refused at load, naming the tensor; a GEMM input beyond it saturates
+     * instead of becoming infinite, so the other rows of the batch, and that row, stay finite.
+     */
+    @Test
+    void fp16RefusesWeightsBeyondItsRangeAndSaturatesInputs() throws IOException {
+        CudaBackend fp16 = new CudaBackend(0, io.moescore.backend.Precision.FP16);
+        float[] big = bf16(randn(300 * 64, 0.1));
+        big[1234] = 1e5f;
+        WeightSlice s = slice(big, 300, 64);
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> fp16.weight(s));
+        assertTrue(e.getMessage().contains(s.describe()) && e.getMessage().contains("fp16"), e.getMessage());
+
+        Tensor[] w = weight(bf16(randn(300 * 64, 0.1)), 300, 64, fp16);
+        float[] xv = randn(130 * 64, 1);
+        xv[5 * 64 + 3] = 1e6f;
+        Tensor[] x = act(xv, 130, 64);
+        Tensor[] out = poisoned(130, 300);
+        fp16.linear(x[1], w[1], null, out[1]);
+        cpu.linear(x[0], w[0], null, out[0]);
+        float[] got = fp16.toHost(out[1]);
+        float[] ref = cpu.toHost(out[0]);
+        for (int i = 0; i < got.length; i++) {
+            assertTrue(Float.isFinite(got[i]), "output " + i + " is " + got[i]);
+            if (i / 300 != 5) {
+                assertEquals(ref[i], got[i], 2e-3 * (1 + Math.abs(ref[i])), "row " + i / 300 + " column " + i % 300);
+            }
         }
     }
 

@@ -2,6 +2,7 @@ package io.moescore.backend.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import io.moescore.model.DType;
 import io.moescore.model.SafeTensorsWriter;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
@@ -28,7 +29,7 @@ class ExpertIntermediateTest {
                     }
                 }
             }
-            float[][] read = ExpertIntermediate.swiglu(inter, COUNTS, FFN, aParts, false);
+            float[][] read = ExpertIntermediate.swiglu(inter, COUNTS, FFN, aParts, false, false);
             for (int e = 0; e < COUNTS.length; e++) {
                 for (int i = 0; i < values[e].length; i++) {
                     float hi = round(values[e][i]);
@@ -39,8 +40,14 @@ class ExpertIntermediateTest {
         }
     }
 
+    /** bf16 and fp16 values (fp16 precision stores its intermediate in fp16). */
     @Test
     void tiledWorkItemsWithSwizzledRows() {
+        tiledWorkItems(false);
+        tiledWorkItems(true);
+    }
+
+    private void tiledWorkItems(boolean fp16) {
         float[][] values = values();
         int stages = (FFN + 63) / 64;
         int items = 0;
@@ -56,7 +63,8 @@ class ExpertIntermediateTest {
                         // epi_swiglu_tiled: item + (f / 64) * S90_A_BYTES + swizzled(r, (f & 63) >> 3) + (f & 7) * 2
                         int at = item * stages * 16384 + (f / 64) * 16384 + r * 128 + (((f & 63) >> 3 ^ (r & 7)) << 4)
                                 + (f & 7) * 2;
-                        short b = SafeTensorsWriter.toBf16(values[e][(m0 + r) * FFN + f]);
+                        float v = values[e][(m0 + r) * FFN + f];
+                        short b = fp16 ? DType.floatToHalf(v) : SafeTensorsWriter.toBf16(v);
                         bytes[at] = (byte) b;
                         bytes[at + 1] = (byte) (b >> 8);
                     }
@@ -67,11 +75,12 @@ class ExpertIntermediateTest {
         for (int i = 0; i < inter.length; i++) {
             inter[i] = (short) ((bytes[2 * i] & 0xff) | (bytes[2 * i + 1] << 8));
         }
-        float[][] read = ExpertIntermediate.swiglu(inter, COUNTS, FFN, 1, true);
+        float[][] read = ExpertIntermediate.swiglu(inter, COUNTS, FFN, 1, true, fp16);
         for (int e = 0; e < COUNTS.length; e++) {
             assertEquals(values[e].length, read[e].length);
             for (int i = 0; i < values[e].length; i++) {
-                assertEquals(round(values[e][i]), read[e][i], 0f, "expert " + e + " value " + i);
+                float expected = fp16 ? DType.halfToFloat(DType.floatToHalf(values[e][i])) : round(values[e][i]);
+                assertEquals(expected, read[e][i], 0f, (fp16 ? "fp16" : "bf16") + " expert " + e + " value " + i);
             }
         }
     }

@@ -36,7 +36,7 @@ public final class PortabilityJob implements Callable<Integer> {
     @Option(names = "--backend", defaultValue = "auto", description = "auto or cuda: each executor's GPUs, the CPU "
             + "backend where it has none; cpu: the CPU backend everywhere (default ${DEFAULT-VALUE})")
     String backend;
-    @Option(names = "--precision", defaultValue = "bf16", description = "GPU precision: bf16 or split-bf16")
+    @Option(names = "--precision", defaultValue = "bf16", description = "GPU precision: bf16, fp16 or split-bf16")
     String precision;
     @Option(names = "--model", description = "a model directory every executor can read, for the model-level run "
             + "(without it, that row says skipped)")

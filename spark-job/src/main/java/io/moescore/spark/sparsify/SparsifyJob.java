@@ -74,7 +74,7 @@ public final class SparsifyJob implements Callable<Integer> {
     @Option(names = "--backend", description = "auto, cpu or cuda: the executors' forward pass (conf: backend; "
             + "default auto)")
     String backend;
-    @Option(names = "--precision", description = "GPU precision: bf16 or split-bf16 (conf: precision; default bf16)")
+    @Option(names = "--precision", description = "GPU precision: bf16, fp16 or split-bf16 (conf: precision; default bf16)")
     String precision;
     @Option(names = "--batch-tokens", description = "tokens per forward pass (conf: batchTokens; default 8192)")
     Integer batchTokens;
