@@ -40,6 +40,8 @@ for what in "$@"; do
       python3 $py/bench_expert_layer.py "$out/peer-expert-layer.json" peers=cublas_loop,grouped_mm
       python3 gpu-runtime/bench/plot_expert_layer.py "$out/ours-expert-layer.json" "$out/peer-expert-layer.json" \
         "$out/expert-layer.svg" ;;
+    experts-ours)  # ours only (every kernel family) at the target sizes, for A/B between calls
+      run io.moescore.bench.ExpertLayerBenchmark "$out/ours-expert-layer.json" tokens=4096,16384 ;;
     forward-olmoe|forward-mixtral)
       shape=${what#forward-}
       python3 $py/bench_peer.py $shape /tmp/$shape "$out/peer-$shape.json" 2>&1 | grep -v Warning | tail -8

@@ -37,10 +37,12 @@ __device__ __forceinline__ void sp_ldmatrix_x4(unsigned* r, const void* smem) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
 }
-// bf16 and fp16 share the 2:4 metadata layout, so one packed format serves both.
+// bf16 and fp16 share the 2:4 metadata layout, so one packed format serves both. ::ordered_metadata: each group's
+// two positions are stored in increasing order (i0 < i1), which this form requires and plain .sp does not (ptxas
+// advises the ordered form for future architectures).
 #define MMA_SP_M16N8K32(TYPE)                                                                                  \
-    asm volatile("mma.sp.sync.aligned.m16n8k32.row.col.f32." TYPE "." TYPE ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, " \
-                 "{%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x0;\n"                                                 \
+    asm volatile("mma.sp::ordered_metadata.sync.aligned.m16n8k32.row.col.f32." TYPE "." TYPE ".f32 "             \
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x0;\n"                    \
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])                                              \
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(meta))
 template <typename T>

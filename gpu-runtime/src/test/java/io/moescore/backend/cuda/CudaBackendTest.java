@@ -389,8 +389,9 @@ class CudaBackendTest {
 
     /**
      * fp16 precision on every kernel family this GPU has (linear, dense and 2:4 experts, attention) against the fp32
-     * CPU, and on weights both types hold exactly, several times more accurate than bf16 (11 significant bits of each
-     * GEMM input against 8: about 8x): a kernel that multiplied in bf16, or read fp16 bits as bf16, fails this.
+     * CPU, and on weights both types hold exactly, at least 3x more accurate than bf16 (11 significant bits of each
+     * GEMM input against 8 predict 8x; measured 4.6-15x on an H100): a kernel that multiplied in bf16, or read fp16
+     * bits as bf16, fails this.
      */
     @Test
     void fp16IsAccurateOnEveryKernelFamily() throws IOException {
@@ -431,7 +432,7 @@ class CudaBackendTest {
 
     void assertFp16Closer(String what, double fp16Error, double bf16Error) {
         System.out.printf("%s: fp16 %.2e, bf16 %.2e (x%.1f)%n", what, fp16Error, bf16Error, bf16Error / fp16Error);
-        assertTrue(fp16Error * 4 < bf16Error, what + ": fp16 error " + fp16Error + " is not well below bf16's "
+        assertTrue(fp16Error * 3 < bf16Error, what + ": fp16 error " + fp16Error + " is not well below bf16's "
                 + bf16Error);
     }
 
