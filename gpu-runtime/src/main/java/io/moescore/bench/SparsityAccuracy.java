@@ -9,6 +9,7 @@ import io.moescore.engine.ScoreBatch;
 import io.moescore.engine.ScoreOptions;
 import io.moescore.engine.SequenceScore;
 import io.moescore.engine.TokenBatch;
+import io.moescore.sparse.ExpertReconstruction;
 import io.moescore.sparse.Sparsifier;
 import java.io.File;
 import java.io.IOException;
@@ -18,11 +19,14 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Perplexity of a model dense and pruned 2:4 by magnitude, wanda, SparseGPT one-shot and SparseGPT sequential (the
- * last three calibrated on a separate file), on held-out rows, with our engine (CPU backend, fp32). For the demo
- * model (the table in gpu-runtime/bench/NOTES.md, "2:4 accuracy"):
+ * Perplexity of a model dense and pruned 2:4 by magnitude, wanda, SparseGPT one-shot, SparseGPT sequential and
+ * SparseGPT sequential with expert reconstruction (the last four calibrated on a separate file), on held-out rows,
+ * with our engine (CPU backend, fp32). For the demo model (the table in gpu-runtime/bench/NOTES.md, "2:4 accuracy"):
  *
  *   java ... io.moescore.bench.SparsityAccuracy demo/tiny-moe-code demo/calibration.jsonl demo/input.jsonl code- OUT.json
+ *       [RUN,RUN,...] [RECONSTRUCT_STEPS]
+ * runs: magnitude, wanda, sparsegpt, sparsegpt-sequential, sparsegpt-sequential-reconstructed (default: all);
+ * reconstruction steps default 200 (ExpertReconstruction.Options.of).
  */
 public final class SparsityAccuracy {
     private SparsityAccuracy() {
@@ -78,11 +82,18 @@ public final class SparsityAccuracy {
         root.put("dense_perplexity", dense);
         System.out.printf("%-20s %10s %8s %s%n", "method", "perplexity", "x dense", "fell back to magnitude");
         System.out.printf("%-20s %10.2f %8.2f%n", "dense", dense, 1.0);
-        for (String run : new String[] {"magnitude", "wanda", "sparsegpt", "sparsegpt-sequential"}) {
+        String[] runs = args.length > 5 ? args[5].split(",") : new String[] {"magnitude", "wanda", "sparsegpt",
+            "sparsegpt-sequential", "sparsegpt-sequential-reconstructed"};
+        int steps = args.length > 6 ? Integer.parseInt(args[6]) : 200;
+        for (String run : runs) {
             Path out = tmp.resolve(run);
-            boolean sequential = run.endsWith("-sequential");
-            Sparsifier.Result result = Sparsifier.sparsify(model, out, run.replace("-sequential", ""), sequential,
+            boolean sequential = run.contains("-sequential");
+            ExpertReconstruction.Options reconstruction = run.endsWith("-reconstructed")
+                    ? ExpertReconstruction.Options.of(steps) : ExpertReconstruction.Options.NONE;
+            long start = System.nanoTime();
+            Sparsifier.Result result = Sparsifier.sparsify(model, out, run.split("-")[0], sequential, reconstruction,
                     calibration);
+            root.put(run.replace('-', '_') + "_seconds", (System.nanoTime() - start) / 1e9);
             double ppl = perplexity(out, eval);
             root.put(run.replace('-', '_') + "_perplexity", ppl);
             System.out.printf("%-20s %10.2f %8.2f %s%n", run, ppl, ppl / dense, result.fallbacksPerLayer());

@@ -11,4 +11,12 @@ public interface RoutedInputs {
      * @param swiglu silu(x gate^T) * (x up^T) for those tokens [rows.length, ffn]: the input of down
      */
     void accept(int layer, int expert, float[] x, int[] rows, int hidden, float[] swiglu, int ffn);
+
+    /** Shows every pass to both. */
+    static RoutedInputs both(RoutedInputs a, RoutedInputs b) {
+        return (layer, expert, x, rows, hidden, swiglu, ffn) -> {
+            a.accept(layer, expert, x, rows, hidden, swiglu, ffn);
+            b.accept(layer, expert, x, rows, hidden, swiglu, ffn);
+        };
+    }
 }

@@ -22,6 +22,15 @@ public record ExpertTensor(String name, int layer, int expert, String projection
                 m.group(3)));
     }
 
+    /** gate, up or down, whichever naming the checkpoint uses (gate_proj / w1, up_proj / w3, down_proj / w2). */
+    public String role() {
+        return switch (projection) {
+            case "gate_proj", "w1" -> "gate";
+            case "up_proj", "w3" -> "up";
+            default -> "down";
+        };
+    }
+
     /**
      * The input this weight reads, which names its Hessian ({@link ExpertHessians}): gate and up share the normed
      * hidden state ("gate_up"); down reads the SwiGLU product ("down").

@@ -3,6 +3,7 @@ package io.moescore.sparse;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moescore.engine.ModelWeights;
+import io.moescore.engine.RoutedInputs;
 import io.moescore.model.Checkpoint;
 import io.moescore.model.DType;
 import io.moescore.model.ModelConfig;
@@ -48,8 +49,15 @@ public final class Sparsifier {
     }
 
     /** How the pruned weights were chosen, as sparsity.json records it. */
-    public record Provenance(String method, boolean sequential, long calibrationTokens) {
+    public record Provenance(String method, boolean sequential, ExpertReconstruction.Options reconstruction,
+                             long calibrationTokens) {
+        public Provenance(String method, boolean sequential, long calibrationTokens) {
+            this(method, sequential, ExpertReconstruction.Options.NONE, calibrationTokens);
+        }
     }
+
+    /** Calibration tokens per expert that {@link ExpertReconstruction} tunes on, at most (the first ones routed). */
+    public static final int RECONSTRUCTION_TOKENS = 16384;
 
     /** Chooses each expert weight's 2:4 form. */
     public interface PrunedExperts {
@@ -63,23 +71,37 @@ public final class Sparsifier {
 
     public static Result sparsify(Path model, Path out, String method, boolean sequential, List<int[]> calibration)
             throws IOException {
+        return sparsify(model, out, method, sequential, ExpertReconstruction.Options.NONE, calibration);
+    }
+
+    /**
+     * @param reconstruction sparsegpt only: after each layer's SparseGPT, every expert's kept weights tuned to
+     *                       reproduce the dense expert on the calibration tokens routed to it (steps 0: not)
+     */
+    public static Result sparsify(Path model, Path out, String method, boolean sequential,
+                                  ExpertReconstruction.Options reconstruction, List<int[]> calibration)
+            throws IOException {
         if (!METHODS.contains(method)) {
             throw new IllegalArgumentException("--method must be one of " + METHODS + ", got '" + method + "'");
         }
         if (sequential && !method.equals("sparsegpt")) {
             throw new IllegalArgumentException("--sequential applies to --method sparsegpt only, got '" + method + "'");
         }
+        if (reconstruction.steps() > 0 && !method.equals("sparsegpt")) {
+            throw new IllegalArgumentException("--reconstruct-steps applies to --method sparsegpt only, got '" + method
+                    + "'");
+        }
         if (!method.equals("magnitude") && calibration.isEmpty()) {
             throw new IllegalArgumentException(method + " needs calibration data: pass --calibration FILE.jsonl");
         }
         ModelConfig config = ModelConfig.load(model);
         PrunedExperts pruned = switch (method) {
-            case "sparsegpt" -> packed(pruneBySparseGpt(model, config, calibration, sequential));
+            case "sparsegpt" -> packed(pruneBySparseGpt(model, config, calibration, sequential, reconstruction));
             case "wanda" -> byWanda(inputNorms(model, calibration));
             default -> (tensor, dense) -> null;
         };
         long calibrationTokens = calibration.stream().mapToLong(s -> s.length).sum();
-        return write(model, out, new Provenance(method, sequential, calibrationTokens), pruned);
+        return write(model, out, new Provenance(method, sequential, reconstruction, calibrationTokens), pruned);
     }
 
     /**
@@ -130,6 +152,15 @@ public final class Sparsifier {
             manifest.put("sequential", how.sequential());
             manifest.put("percdamp", SparseGpt.PERCENT_DAMP);
             manifest.put("blocksize", SparseGpt.BLOCK_SIZE);
+            ExpertReconstruction.Options r = how.reconstruction();
+            if (r.steps() > 0) {
+                ObjectNode tuned = manifest.putObject("expert_reconstruction");
+                tuned.put("steps", r.steps());
+                tuned.put("learning_rate", r.learningRate());
+                tuned.put("batch_tokens", r.batch());
+                tuned.put("seed", r.seed());
+                tuned.put("max_tokens_per_expert", RECONSTRUCTION_TOKENS);
+            }
         }
         manifest.put("source", model.toString());
         manifest.put("tensors_pruned", count);
@@ -180,11 +211,13 @@ public final class Sparsifier {
 
     /**
      * Every expert weight pruned by SparseGPT, by tensor name; unreached experts' weights are left out. One
-     * calibration pass per MoE layer, holding only that layer's Hessians; sequential passes run through a dense
-     * copy of the model whose earlier layers hold their pruned weights.
+     * calibration pass per MoE layer, holding only that layer's Hessians (and, to reconstruct, its experts'
+     * inputs); sequential passes run through a dense copy of the model whose earlier layers hold their pruned
+     * weights.
      */
     private static Map<String, float[]> pruneBySparseGpt(Path model, ModelConfig config, List<int[]> calibration,
-                                                         boolean sequential) throws IOException {
+                                                         boolean sequential, ExpertReconstruction.Options reconstruction)
+            throws IOException {
         Map<String, float[]> pruned = new HashMap<>();
         Path partlyPruned = sequential ? Files.createTempDirectory("moescore-sparsegpt-") : null;
         try (Checkpoint ckpt = Checkpoint.open(model)) {
@@ -194,7 +227,9 @@ public final class Sparsifier {
                     continue;
                 }
                 ExpertHessians hessians = new ExpertHessians(layer);
-                ExpertCalibration.run(calibrationModel, calibration, hessians);
+                ExpertInputs inputs = reconstruction.steps() > 0 ? new ExpertInputs(layer, RECONSTRUCTION_TOKENS) : null;
+                ExpertCalibration.run(calibrationModel, calibration,
+                        inputs == null ? hessians : RoutedInputs.both(hessians, inputs));
                 for (String name : ckpt.tensorNames()) {
                     ExpertTensor expert = ExpertTensor.parse(name).orElse(null);
                     if (expert == null || expert.layer() != layer) {
@@ -213,6 +248,9 @@ public final class Sparsifier {
                     }
                     pruned.put(name, SparseGpt.prune24(t.toFloats(), rows, cols, h));
                 }
+                if (inputs != null) {
+                    reconstructLayer(ckpt, layer, pruned, inputs, reconstruction);
+                }
                 if (sequential) {
                     writeDenseCopy(model, pruned, partlyPruned);
                     calibrationModel = partlyPruned;
@@ -224,6 +262,33 @@ public final class Sparsifier {
             }
         }
         return pruned;
+    }
+
+    /**
+     * Tunes, in {@code pruned}, the kept weights of every expert of a layer that calibration reached
+     * ({@link ExpertReconstruction}) against the checkpoint's dense weights.
+     */
+    private static void reconstructLayer(Checkpoint ckpt, int layer, Map<String, float[]> pruned, ExpertInputs inputs,
+                                         ExpertReconstruction.Options options) {
+        Map<Integer, Map<String, ExpertTensor>> byExpert = new TreeMap<>();
+        for (String name : ckpt.tensorNames()) {
+            ExpertTensor.parse(name).filter(e -> e.layer() == layer && pruned.containsKey(name)).ifPresent(e ->
+                    byExpert.computeIfAbsent(e.expert(), k -> new HashMap<>()).put(e.role(), e));
+        }
+        byExpert.forEach((expert, roles) -> {
+            int tokens = inputs.tokens(expert);
+            if (tokens == 0 || roles.size() != 3) {
+                return;
+            }
+            ExpertTensor gate = roles.get("gate");
+            ExpertTensor up = roles.get("up");
+            ExpertTensor down = roles.get("down");
+            TensorRef g = ckpt.get(gate.name());
+            int ffn = (int) g.shape()[0];
+            ExpertReconstruction.tune(inputs.rows(expert), tokens, inputs.hidden(), ffn, g.toFloats(),
+                    ckpt.get(up.name()).toFloats(), ckpt.get(down.name()).toFloats(), pruned.get(gate.name()),
+                    pruned.get(up.name()), pruned.get(down.name()), options);
+        });
     }
 
     /**

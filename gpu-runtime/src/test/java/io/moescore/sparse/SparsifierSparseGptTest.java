@@ -68,6 +68,40 @@ class SparsifierSparseGptTest {
         assertEquals(oneShot.tensorsPruned(), sequential.tensorsPruned());
     }
 
+    /**
+     * --reconstruct-steps: the reached experts' kept weights move (masks unchanged, groups still 2 of 4), unreached
+     * ones stay at magnitude, sparsity.json records the settings, and the same run gives the same checkpoint.
+     */
+    @Test
+    void expertReconstructionTunesTheKeptWeightsOfReachedExperts() throws Exception {
+        Path model = TestModels.demoModel();
+        List<int[]> calibration = firstCalibrationRows(2);
+        ExpertReconstruction.Options options = new ExpertReconstruction.Options(5, 1e-3, 64, 3);
+        Sparsifier.Result plainResult = Sparsifier.sparsify(model, dir.resolve("plain"), "sparsegpt", true, calibration);
+        Sparsifier.Result tuned = Sparsifier.sparsify(model, dir.resolve("tuned"), "sparsegpt", true, options,
+                calibration);
+        Sparsifier.sparsify(model, dir.resolve("again"), "sparsegpt", true, options, calibration);
+        long[] routed = new long[ModelConfig.load(model).numExperts()];
+        ExpertCalibration.run(model, calibration, (layer, expert, x, rows, hidden, swiglu, ffn) -> {
+            if (layer == 0) {
+                routed[expert] += rows.length;
+            }
+        });
+        String name = WEIGHT.formatted(0, firstReached(routed));
+        float[] plain = unpacked(dir.resolve("plain"), name);
+        float[] reconstructed = unpacked(dir.resolve("tuned"), name);
+        assertFalse(java.util.Arrays.equals(plain, reconstructed), "reconstruction moves the kept weights");
+        for (int i = 0; i < plain.length; i++) {
+            assertEquals(plain[i] == 0f, reconstructed[i] == 0f, name + " weight " + i + ": the mask stays");
+        }
+        assertArrayEquals(reconstructed, unpacked(dir.resolve("again"), name), "deterministic");
+        JsonNode manifest = new ObjectMapper().readTree(dir.resolve("tuned/sparsity.json").toFile());
+        assertEquals(5, manifest.get("expert_reconstruction").get("steps").asInt());
+        assertEquals(plainResult.fallbacksPerLayer(), tuned.fallbacksPerLayer(), "unreached experts: magnitude");
+        assertThrows(IllegalArgumentException.class, () -> Sparsifier.sparsify(model, dir.resolve("w"), "wanda", false,
+                options, calibration));
+    }
+
     @Test
     void sparseGptNeedsCalibrationAndSequentialNeedsSparseGpt() {
         Path model = TestModels.demoModel();
