@@ -37,7 +37,7 @@ public final class Backends {
             case "cpu":
                 return new CpuBackend(threads);
             case "auto":
-                if (GpuRuntime.hasKernels() && GpuRuntime.deviceCount() > deviceOrdinal) {
+                if (GpuRuntime.whyUnavailable(deviceOrdinal) == null) {
                     return new CudaBackend(deviceOrdinal, precision, Kernels.TUNED, deterministic);
                 }
                 return new CpuBackend(threads);

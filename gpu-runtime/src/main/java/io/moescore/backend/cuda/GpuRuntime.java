@@ -131,6 +131,22 @@ public final class GpuRuntime implements AutoCloseable {
         }
     }
 
+    /**
+     * Why device {@code ordinal} cannot run the CUDA backend here (this build has no kernels, or there is no such
+     * device), or null when it can.
+     */
+    public static String whyUnavailable(int ordinal) {
+        if (!hasKernels()) {
+            return "this build has no CUDA kernels (nvcc was not found when it was built)";
+        }
+        int devices = deviceCount();
+        if (devices <= ordinal) {
+            return devices == 0 ? "no CUDA device on this machine"
+                    : "no CUDA device " + ordinal + " (this machine has " + devices + ")";
+        }
+        return null;
+    }
+
     /** True when this jar carries compiled kernels. */
     public static boolean hasKernels() {
         return GpuRuntime.class.getResource(KERNELS_RESOURCE) != null;
