@@ -127,9 +127,9 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Whether this backend runs the sm_90a families (wgmma, wgmma.sp), which read expert weights (and, in bf16 and fp16, the
-     * linear layers' weights) pre-tiled, rather than mma.sync / mma.sp over the plain and packed layouts (what
-     * sm_80-89 run; pinned with MMA_SYNC on a Hopper too).
+     * Whether this backend runs the sm_90a families (wgmma, wgmma.sp), which read expert weights (and, in bf16 and
+     * fp16, the linear layers' weights) pre-tiled, rather than mma.sync / mma.sp over the plain and packed layouts
+     * (what sm_80-89 run; pinned with MMA_SYNC on a Hopper too).
      */
     private boolean runsWgmma() {
         return kernels != Kernels.MMA_SYNC;  // TUNED and MMA_SYNC are the only families left off a Hopper

@@ -142,9 +142,7 @@ class CudaBackendTest {
      */
     @Test
     void everyKernelFamilyMatchesTheCpu() throws IOException {
-        boolean hopper = GpuRuntime.forDevice(0).computeCapability().equals("9.0");
-        for (Kernels k : hopper ? new Kernels[] {Kernels.WGMMA, Kernels.WGMMA_N128, Kernels.MMA_SYNC}
-                : new Kernels[] {Kernels.MMA_SYNC}) {
+        for (Kernels k : pinnableFamilies()) {
             CudaBackend pinned = new CudaBackend(0, io.moescore.backend.Precision.BF16, k);
             linearAgainstCpu(pinned);
             expertsAgainstCpu(pinned);
@@ -152,6 +150,13 @@ class CudaBackendTest {
                 sparseExpertsAgainstCpu(pinned);
             }
         }
+    }
+
+    /** The kernel families this GPU can be pinned to: on a Hopper wgmma 128x256, 128x128 and mma.sync, else mma.sync. */
+    static Kernels[] pinnableFamilies() {
+        boolean hopper = GpuRuntime.forDevice(0).computeCapability().equals("9.0");
+        return hopper ? new Kernels[] {Kernels.WGMMA, Kernels.WGMMA_N128, Kernels.MMA_SYNC}
+                : new Kernels[] {Kernels.MMA_SYNC};
     }
 
     /** The tuner keeps the faster of two variants and a fresh tuner reads the choice back from its file. */
@@ -395,9 +400,7 @@ class CudaBackendTest {
      */
     @Test
     void fp16IsAccurateOnEveryKernelFamily() throws IOException {
-        boolean hopper = GpuRuntime.forDevice(0).computeCapability().equals("9.0");
-        for (Kernels k : hopper ? new Kernels[] {Kernels.WGMMA, Kernels.WGMMA_N128, Kernels.MMA_SYNC}
-                : new Kernels[] {Kernels.MMA_SYNC}) {
+        for (Kernels k : pinnableFamilies()) {
             CudaBackend bf16 = new CudaBackend(0, io.moescore.backend.Precision.BF16, k);
             CudaBackend fp16 = new CudaBackend(0, io.moescore.backend.Precision.FP16, k);
             assertFp16Closer("linear, " + k, linearAgainstCpu(fp16), linearAgainstCpu(bf16));
