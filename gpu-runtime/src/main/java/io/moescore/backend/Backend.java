@@ -2,6 +2,10 @@ package io.moescore.backend;
 
 import io.moescore.engine.ExpertRouting;
 import io.moescore.engine.Router;
+import io.moescore.sparse.Sparse24;
+import io.moescore.sparse.VectorSparse;
+
+import java.util.Arrays;
 
 /**
  * The operations a forward pass needs, on tensors the backend allocates. The engine is written against this
@@ -22,11 +26,23 @@ public interface Backend extends AutoCloseable {
     ExpertWeights expertWeights(WeightSlice[] gate, WeightSlice[] up, WeightSlice[] down);
 
     /**
-     * Places experts whose weights are 2:4 sparse ({@link io.moescore.sparse.Sparse24}): the backend keeps them
+     * Places experts whose weights are 2:4 sparse ({@link Sparse24}): the backend keeps them
      * packed where it has sparse kernels and dense otherwise.
      */
-    ExpertWeights sparseExpertWeights(io.moescore.sparse.Sparse24.Packed[] gate, io.moescore.sparse.Sparse24.Packed[] up,
-                                      io.moescore.sparse.Sparse24.Packed[] down);
+    ExpertWeights sparseExpertWeights(Sparse24.Packed[] gate, Sparse24.Packed[] up, Sparse24.Packed[] down);
+
+    /**
+     * Places experts in Samoyeds' vector-wise format ({@link VectorSparse}, 75% sparse). A
+     * backend without a kernel for it runs them as the 2:4 matrices they also are.
+     */
+    default ExpertWeights vectorSparseExpertWeights(VectorSparse.Packed[] gate, VectorSparse.Packed[] up,
+                                                    VectorSparse.Packed[] down) {
+        return sparseExpertWeights(as24(gate), as24(up), as24(down));
+    }
+
+    private static Sparse24.Packed[] as24(VectorSparse.Packed[] experts) {
+        return Arrays.stream(experts).map(VectorSparse::toSparse24).toArray(Sparse24.Packed[]::new);
+    }
 
     /** A new activation tensor; its contents are undefined until written. */
     Tensor activation(int rows, int cols);
