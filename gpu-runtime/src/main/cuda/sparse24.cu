@@ -267,3 +267,4 @@ SPARSE24_KERNELS(bf16, bf16)
 SPARSE24_KERNELS(f16, f16)
 
 #include "sparse24_sm90.cu"
+#include "vnm_sm90.cu"

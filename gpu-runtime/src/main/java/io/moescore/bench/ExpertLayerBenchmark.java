@@ -15,6 +15,7 @@ import io.moescore.model.Checkpoint;
 import io.moescore.model.DType;
 import io.moescore.model.SafeTensorsWriter;
 import io.moescore.sparse.Sparse24;
+import io.moescore.sparse.VectorSparse;
 import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -26,7 +27,8 @@ import java.util.Random;
 
 /**
  * One MoE expert layer (routing, gate+up with SwiGLU, down with the weighted combine) on the CUDA backend,
- * dense bf16 experts against the same experts pruned 2:4 (magnitude) on the sparse kernels, at the shapes of
+ * dense bf16 experts against the same experts pruned 2:4 and 128:2:8 (magnitude) on the sparse kernels (the
+ * 128:2:8 column computes a quarter of the weights: dense-equivalent TFLOP/s counts all of them), at the shapes of
  * real models and 512 / 4096 / 16384 tokens with random routing. Median device time of 10 runs after warm-up
  * (CUDA events), and dense-equivalent TFLOP/s = 2 x tokens x top_k x 3 x hidden x ffn / time. The PyTorch
  * peers run in gpu-runtime/src/test/python/bench_expert_layer.py in the same device call.
@@ -85,9 +87,10 @@ public final class ExpertLayerBenchmark {
             Shape s = SHAPES.get(key);
             int h = s.hidden();
             int f = s.ffn();
-            // random experts, pruned 2:4 by magnitude; the dense run uses the unpruned weights
-            float[][][] dense = new float[3][s.experts()][];
+            // random experts, pruned 2:4 and 128:2:8 by magnitude; the dense run uses the unpruned weights
+            float[][][] weights = new float[3][s.experts()][];
             Sparse24.Packed[][] packed = new Sparse24.Packed[3][s.experts()];
+            VectorSparse.Packed[][] vectorPacked = new VectorSparse.Packed[3][s.experts()];
             SafeTensorsWriter writer = new SafeTensorsWriter(Map.of());
             for (int e = 0; e < s.experts(); e++) {
                 int[][] dims = {{f, h}, {f, h}, {h, f}};
@@ -97,16 +100,22 @@ public final class ExpertLayerBenchmark {
                     for (int i = 0; i < values.length; i++) {
                         values[i] = (float) (random.nextGaussian() * scale);
                     }
-                    dense[w][e] = values;
-                    packed[w][e] = Sparse24.pack(Sparse24.pruneMagnitude(values, dims[w][0], dims[w][1]), dims[w][0],
-                            dims[w][1]);
+                    weights[w][e] = values;
                     writer.add("w" + w + "_" + e, DType.BF16, values, dims[w][0], dims[w][1]);
                 }
             }
+            java.util.stream.IntStream.range(0, 3 * s.experts()).parallel().forEach(i -> {  // pruning takes a while
+                int w = i / s.experts();
+                int e = i % s.experts();
+                int outDim = w == 2 ? h : f;
+                int inDim = w == 2 ? f : h;
+                packed[w][e] = Sparse24.pack(Sparse24.pruneMagnitude(weights[w][e], outDim, inDim), outDim, inDim);
+                vectorPacked[w][e] = VectorSparse.pack(VectorSparse.pruneMagnitude(weights[w][e], outDim, inDim), outDim,
+                        inDim);
+            });
             Path file = dir.resolve(key);
             Files.createDirectories(file);
             writer.write(file.resolve("model.safetensors"));
-            dense = null; // let the host copies go
             // each backend uploads the experts in the layout its kernels read (pre-tiled for wgmma on a Hopper)
             ExpertWeights denseWeights;
             ExpertWeights denseMmaWeights = null;
@@ -126,12 +135,18 @@ public final class ExpertLayerBenchmark {
             ExpertWeights sparseWeights = gpu.sparseExpertWeights(packed[0], packed[1], packed[2]);
             ExpertWeights sparseMmaWeights = backends.containsKey("-mma")
                     ? backends.get("-mma").sparseExpertWeights(packed[0], packed[1], packed[2]) : null;
-            packed = null;
+            Arrays.stream(packed).forEach(row -> Arrays.fill(row, null));
+            ExpertWeights vectorSparseWeights = gpu.vectorSparseExpertWeights(vectorPacked[0], vectorPacked[1],
+                    vectorPacked[2]);
+            Arrays.stream(vectorPacked).forEach(row -> Arrays.fill(row, null));
             long denseBytes = 3L * s.experts() * h * f * 2;
             long sparseBytes = 3L * s.experts() * h * f + 3L * s.experts() * h * f / 8;
             ObjectNode memory = root.putObject("memory_" + key);
             memory.put("dense_expert_bytes_per_layer", denseBytes);
             memory.put("sparse24_expert_bytes_per_layer", sparseBytes);
+            // condensed values (a quarter of the weights), their 2:4 metadata, a keep byte per row pair and 128 k
+            memory.put("vector_sparse_expert_bytes_per_layer", 3L * s.experts() * h * f / 2 + 3L * s.experts() * h * f / 16
+                    + 3L * s.experts() * h * f / 256);
             for (int tokens : tokenCounts) {
                 float[] x = new float[tokens * h];
                 float[] logits = new float[tokens * s.experts()];
@@ -152,11 +167,14 @@ public final class ExpertLayerBenchmark {
                             kernels.add("2:4" + suffix);
                         }
                     }
+                    kernels.add(VectorSparse.PATTERN);
                     for (String kernel : kernels) {
-                        ExpertWeights w = kernel.equals("2:4-mma") ? sparseMmaWeights
+                        ExpertWeights w = kernel.equals(VectorSparse.PATTERN) ? vectorSparseWeights
+                                : kernel.equals("2:4-mma") ? sparseMmaWeights
                                 : kernel.equals("dense-mma") ? denseMmaWeights
                                 : kernel.startsWith("2:4") ? sparseWeights : denseWeights;
-                        CudaBackend b = backends.get(kernel.substring(kernel.startsWith("2:4") ? 3 : 5));
+                        CudaBackend b = kernel.equals(VectorSparse.PATTERN) ? gpu
+                                : backends.get(kernel.substring(kernel.startsWith("2:4") ? 3 : 5));
                         double[] ms = new double[10];
                         for (int r = -2; r < ms.length; r++) {
                             b.startProfiling();
@@ -187,6 +205,7 @@ public final class ExpertLayerBenchmark {
             }
             denseWeights.close();
             sparseWeights.close();
+            vectorSparseWeights.close();
             if (sparseMmaWeights != null) {
                 sparseMmaWeights.close();
                 denseMmaWeights.close();

@@ -23,6 +23,7 @@ import io.moescore.engine.TopKSoftmaxRouter;
 import io.moescore.model.DType;
 import io.moescore.model.SafeTensorsWriter;
 import io.moescore.sparse.Sparse24;
+import io.moescore.sparse.VectorSparse;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
@@ -57,6 +58,11 @@ public final class CudaBackend implements Backend {
     private static final int SPARSE_TILED_STAGE_BYTES = 2 * (128 * 128 + 128 * 16);
     /** SPARSE_SM90_SHARED_BYTES: three stages of pre-tiled weights and tokens, + 1024 (alignment), + mbarriers. */
     private static final int SPARSE_SM90_SHARED_BYTES = 3 * (SPARSE_TILED_STAGE_BYTES + 128 * 256) + 1024 + 64;
+    /** VN_ROWS and VN_W_BYTES in vnm_sm90.cu: condensed rows per 128:2:8 block, one pre-tiled weight stage. */
+    private static final int VECTOR_SPARSE_ROW_TILE = 128;
+    private static final int VECTOR_SPARSE_TILED_STAGE_BYTES = 128 * 128 + 128 * 16 + 128;
+    /** VN_SHARED_BYTES: four stages of tokens and weights (each rounded up to 1024 bytes), + alignment, + mbarriers. */
+    private static final int VECTOR_SPARSE_SHARED_BYTES = 4 * 52224 + 1024 + 64;
     /** GEMM_SHARED_BYTES in gemm.cu: three stages of 128 x 32 A and 256 x 32 W tiles, rows padded to 40 bf16. */
     private static final int GEMM_SHARED_BYTES = 3 * (128 + 256) * 40 * 2;
     /** The lm_head step computes logits for at most this many (token, vocab) pairs at a time. */
@@ -480,7 +486,105 @@ public final class CudaBackend implements Backend {
         for (CUdeviceptr packed : new CUdeviceptr[] {guv, gum, dv, dm}) {
             GpuRuntime.free(packed);
         }
-        return new CudaSparseExperts(e, ffn, hidden, gut, dt, guTiled + dTiled);
+        return new CudaSparseExperts(e, ffn, hidden, gut, dt, guTiled + dTiled, false);
+    }
+
+    /**
+     * 128:2:8 experts run on their own kernels on a Hopper (vnm_sm90.cu: the condensed 2:4 rows on wgmma.sp, each
+     * adding into the row of its pair the slice keeps); elsewhere as the 2:4 matrices they also are.
+     */
+    @Override
+    public ExpertWeights vectorSparseExpertWeights(VectorSparse.Packed[] gate, VectorSparse.Packed[] up,
+                                                   VectorSparse.Packed[] down) {
+        if (!runsWgmma()) {
+            return Backend.super.vectorSparseExpertWeights(gate, up, down);
+        }
+        int e = gate.length;
+        int ffn = gate[0].rows();
+        int hidden = gate[0].cols();
+        if (ffn % 32 != 0 || hidden % 32 != 0) {
+            throw new IllegalArgumentException(VectorSparse.PATTERN + " sparse experts need ffn and hidden sizes that"
+                    + " are multiples of 32, got ffn " + ffn + " and hidden " + hidden);
+        }
+        CUdeviceptr gateUp = null;
+        CUdeviceptr downTiled = null;
+        try {
+            gateUp = uploadVectorSparse(interleaveGateUp(gate, up), "gate_up");
+            downTiled = uploadVectorSparse(down, "down");
+        } catch (RuntimeException ex) {  // a value fp16 cannot hold: nothing stays allocated
+            if (gateUp != null) {
+                GpuRuntime.free(gateUp);
+            }
+            throw ex;
+        }
+        long bytes = tiledVectorSparseBytes(e, ffn, hidden) + tiledVectorSparseBytes(e, hidden / 2, ffn);
+        return new CudaSparseExperts(e, ffn, hidden, gateUp, downTiled, bytes, true);
+    }
+
+    /** Gate and up of each expert as one condensed matrix [ffn, hidden]: blocks of 8 gate rows, then 8 up rows. */
+    private static VectorSparse.Packed[] interleaveGateUp(VectorSparse.Packed[] gate, VectorSparse.Packed[] up) {
+        VectorSparse.Packed[] out = new VectorSparse.Packed[gate.length];
+        for (int x = 0; x < gate.length; x++) {
+            Sparse24.Packed g = gate[x].condensed();
+            Sparse24.Packed u = up[x].condensed();
+            int rows = g.rows();  // ffn / 2 condensed rows each
+            int vRow = g.cols() / 2;
+            int mRow = g.metaPerRow();
+            int kRow = gate[x].slices();
+            float[] values = new float[2 * rows * vRow];
+            int[] meta = new int[2 * rows * mRow];
+            byte[] keep = new byte[2 * rows * kRow];
+            for (int b = 0; b < rows / 8; b++) {
+                for (int half = 0; half < 2; half++) {
+                    Sparse24.Packed from = half == 0 ? g : u;
+                    byte[] fromKeep = half == 0 ? gate[x].keep() : up[x].keep();
+                    int to = 16 * b + 8 * half;
+                    System.arraycopy(from.values(), 8 * b * vRow, values, to * vRow, 8 * vRow);
+                    System.arraycopy(from.meta(), 8 * b * mRow, meta, to * mRow, 8 * mRow);
+                    System.arraycopy(fromKeep, 8 * b * kRow, keep, to * kRow, 8 * kRow);
+                }
+            }
+            out[x] = new VectorSparse.Packed(4 * rows, g.cols(), keep, new Sparse24.Packed(2 * rows, g.cols(), values, meta));
+        }
+        return out;
+    }
+
+    /** Uploads the condensed matrices [e][rows/2][cols] and returns them pre-tiled (tile_vnm_sm90). */
+    private CUdeviceptr uploadVectorSparse(VectorSparse.Packed[] experts, String what) {
+        int e = experts.length;
+        int rows = experts[0].condensed().rows();
+        int cols = experts[0].cols();
+        int slices = experts[0].slices();
+        long valueCount = (long) rows * (cols / 2);
+        long metaCount = (long) rows * (cols / 32);
+        long keepCount = (long) rows * slices;
+        CUdeviceptr values = allocateWeight(e * valueCount * 2);
+        CUdeviceptr meta = allocateWeight(e * metaCount * 4);
+        CUdeviceptr keep = allocateWeight(e * keepCount);
+        try {
+            for (int x = 0; x < e; x++) {
+                Sparse24.Packed p = experts[x].condensed();
+                short[] v = toHalf(p.values(), VectorSparse.PATTERN + " " + what + " values of expert " + x);
+                cuMemcpyHtoD(values.withByteOffset(x * valueCount * 2), Pointer.to(v), valueCount * 2);
+                cuMemcpyHtoD(meta.withByteOffset(x * metaCount * 4), Pointer.to(p.meta()), metaCount * 4);
+                cuMemcpyHtoD(keep.withByteOffset(x * keepCount), Pointer.to(experts[x].keep()), keepCount);
+            }
+            int tiles = (int) blocks(rows, VECTOR_SPARSE_ROW_TILE);
+            CUdeviceptr tiled = allocateWeight(tiledVectorSparseBytes(e, rows, cols));
+            launch("tile_vnm_sm90", slices, e * tiles, VECTOR_SPARSE_ROW_TILE, 0, values, meta, keep, tiled, rows, cols,
+                    tiles);
+            cuStreamSynchronize(gpu.stream());
+            return tiled;
+        } finally {
+            for (CUdeviceptr p : new CUdeviceptr[] {values, meta, keep}) {
+                GpuRuntime.free(p);
+            }
+        }
+    }
+
+    /** Bytes of a condensed 128:2:8 weight [e][rows][cols] pre-tiled: 128-row x 128-k blocks. */
+    private static long tiledVectorSparseBytes(int e, int rows, int cols) {
+        return (long) e * blocks(rows, VECTOR_SPARSE_ROW_TILE) * blocks(cols, 128) * VECTOR_SPARSE_TILED_STAGE_BYTES;
     }
 
     /** Bytes of a 2:4 weight [e][rows][cols] pre-tiled for the bulk-copy kernels: 256-row x 128-k blocks. */
@@ -1006,13 +1110,16 @@ public final class CudaBackend implements Backend {
         CUdeviceptr xb = gemmInput(x, 1, pool);  // one 16-bit copy: the 2:4 kernels take no split inputs
         CUdeviceptr perEntry = startCombine(combine, entries, h);
         try (CudaTensor.Ints workList = upload(work)) {
-            // wgmma.sp on the pre-tiled weights of a Hopper (sparse24_sm90.cu), mma.sp on the packed ones (sparse24.cu)
-            String gateUp = "experts_" + half + (tiled ? "_gate_up_sp24_sm90" : "_gate_up_sp24");
+            // wgmma.sp on the pre-tiled weights of a Hopper (sparse24_sm90.cu; 128:2:8: vnm_sm90.cu), mma.sp on the
+            // packed ones (sparse24.cu)
+            String gateUp = "experts_" + half
+                    + (w.vectorSparse ? "_gate_up_vnm_sm90" : tiled ? "_gate_up_sp24_sm90" : "_gate_up_sp24");
             String down = gateUp.replace("gate_up", "down");
-            int shared = tiled ? SPARSE_SM90_SHARED_BYTES : SPARSE_SHARED_BYTES;
+            int shared = w.vectorSparse ? VECTOR_SPARSE_SHARED_BYTES : tiled ? SPARSE_SM90_SHARED_BYTES : SPARSE_SHARED_BYTES;
             gpu.allowSharedMemory(gpu.function(gateUp), shared);
             gpu.allowSharedMemory(gpu.function(down), shared);
             int items = work.length / 2;
+            // both tile 256 output rows: 2:4 as 256 packed rows, 128:2:8 as 128 condensed rows
             int guTiles = (int) blocks(2L * f, SPARSE_ROW_TILE);
             int dTiles = (int) blocks(h, SPARSE_ROW_TILE);
             cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());

@@ -4,10 +4,11 @@ import io.moescore.backend.ExpertWeights;
 import jcuda.driver.CUdeviceptr;
 
 /**
- * 2:4 sparse experts on the device, in one of two layouts. Packed, as sparse24.cu (mma.sp) reads them: gateUp
+ * Sparse experts on the device: 2:4 in one of two layouts, or Samoyeds' 128:2:8 pre-tiled ({@link #vectorSparse}). Packed, as sparse24.cu (mma.sp) reads them: gateUp
  * values [E, 2F, H/2] (bf16 or fp16) and meta [E, 2F, H/32] (gate and up rows interleaved in blocks of 8), down values
  * [E, H, F/2] and meta [E, H, F/32]. Or pre-tiled, as sparse24_sm90.cu (wgmma.sp) reads them: the same rows cut
  * into 256-row x 128-k blocks laid out as one pipeline stage in shared memory (values swizzled, then metadata).
+ * 128:2:8 (vnm_sm90.cu): the condensed 2:4 rows cut into 128-row x 128-k blocks of values, metadata and keep bytes.
  */
 final class CudaSparseExperts implements ExpertWeights {
     final int numExperts;
@@ -19,6 +20,8 @@ final class CudaSparseExperts implements ExpertWeights {
     final CUdeviceptr downMeta;
     final CUdeviceptr gateUpTiled;
     final CUdeviceptr downTiled;
+    /** Pre-tiled 128:2:8 rather than 2:4. */
+    final boolean vectorSparse;
     private final long bytes;
 
     /** The packed layout. */
@@ -33,13 +36,15 @@ final class CudaSparseExperts implements ExpertWeights {
         this.downMeta = downMeta;
         this.gateUpTiled = null;
         this.downTiled = null;
+        this.vectorSparse = false;
         long e = numExperts;
         this.bytes = e * 2 * ffn * (hidden / 2) * 2 + e * 2 * ffn * (hidden / 32) * 4 + e * hidden * (ffn / 2) * 2
                 + e * hidden * (ffn / 32) * 4;
     }
 
-    /** The pre-tiled layout, {@code bytes} in all. */
-    CudaSparseExperts(int numExperts, int ffn, int hidden, CUdeviceptr gateUpTiled, CUdeviceptr downTiled, long bytes) {
+    /** A pre-tiled layout, {@code bytes} in all. */
+    CudaSparseExperts(int numExperts, int ffn, int hidden, CUdeviceptr gateUpTiled, CUdeviceptr downTiled, long bytes,
+                      boolean vectorSparse) {
         this.numExperts = numExperts;
         this.ffn = ffn;
         this.hidden = hidden;
@@ -49,6 +54,7 @@ final class CudaSparseExperts implements ExpertWeights {
         this.downMeta = null;
         this.gateUpTiled = gateUpTiled;
         this.downTiled = downTiled;
+        this.vectorSparse = vectorSparse;
         this.bytes = bytes;
     }
 

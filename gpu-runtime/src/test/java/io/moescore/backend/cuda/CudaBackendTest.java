@@ -17,6 +17,8 @@ import io.moescore.engine.TopKSoftmaxRouter;
 import io.moescore.model.Checkpoint;
 import io.moescore.model.DType;
 import io.moescore.model.SafeTensorsWriter;
+import io.moescore.sparse.Sparse24;
+import io.moescore.sparse.VectorSparse;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Random;
@@ -355,27 +357,61 @@ class CudaBackendTest {
         sparseExpertsAgainstCpu(gpu);
     }
 
-    /** @return the largest relative error */
+    /**
+     * Samoyeds' 128:2:8 experts (vnm_sm90.cu on a Hopper: each condensed row adds into the row of its pair that the
+     * slice keeps) in both precisions and with the deterministic combine, against the CPU on the decompressed
+     * weights. Random magnitudes make every slice's row choice a coin toss, so a kernel that ignored or misplaced
+     * one would be off by whole rows.
+     */
+    @Test
+    void vectorSparseExpertsMatchTheCpu() {
+        System.out.println("128:2:8 experts on " + (gpu.sparsePath().startsWith("wgmma") ? "vnm_sm90" : "the 2:4 kernels"));
+        sparseExpertsAgainstCpu(gpu, true);
+        sparseExpertsAgainstCpu(new CudaBackend(0, io.moescore.backend.Precision.FP16), true);
+        sparseExpertsAgainstCpu(new CudaBackend(0, io.moescore.backend.Precision.BF16, Kernels.TUNED, true), true);
+        sparseExpertsAgainstCpu(new CudaBackend(0, io.moescore.backend.Precision.BF16, Kernels.MMA_SYNC), true);
+    }
+
     double sparseExpertsAgainstCpu(CudaBackend gpu) {
+        return sparseExpertsAgainstCpu(gpu, false);
+    }
+
+    /** @return the largest relative error of 2:4 experts (or, with vectorSparse, 128:2:8 ones) */
+    double sparseExpertsAgainstCpu(CudaBackend gpu, boolean vectorSparse) {
         double worst = 0;
         for (int[] cfg : new int[][] {{300, 64, 96, 8, 2}, {1000, 128, 64, 16, 4}, {5, 64, 32, 4, 1},
-            {3000, 256, 416, 8, 2}, {700, 160, 288, 4, 2}}) {
+            {3000, 256, 416, 8, 2}, {700, 160, 288, 4, 2}, {2000, 640, 256, 8, 2}}) {
             int t = cfg[0];
             int hidden = cfg[1];
             int ffn = cfg[2];
             int experts = cfg[3];
             int k = cfg[4];
-            io.moescore.sparse.Sparse24.Packed[][] packed = new io.moescore.sparse.Sparse24.Packed[3][experts];
             int[][] dims = {{ffn, hidden}, {ffn, hidden}, {hidden, ffn}};
-            for (int w = 0; w < 3; w++) {
-                for (int e = 0; e < experts; e++) {
-                    float[] dense = bf16(randn(dims[w][0] * dims[w][1], 1 / Math.sqrt(dims[w][1])));
-                    packed[w][e] = io.moescore.sparse.Sparse24.pack(
-                            io.moescore.sparse.Sparse24.pruneMagnitude(dense, dims[w][0], dims[w][1]), dims[w][0], dims[w][1]);
+            ExpertWeights wc;
+            ExpertWeights wg;
+            if (vectorSparse) {
+                VectorSparse.Packed[][] packed = new VectorSparse.Packed[3][experts];
+                for (int w = 0; w < 3; w++) {
+                    for (int e = 0; e < experts; e++) {
+                        float[] dense = bf16(randn(dims[w][0] * dims[w][1], 1 / Math.sqrt(dims[w][1])));
+                        packed[w][e] = VectorSparse.pack(VectorSparse.pruneMagnitude(dense, dims[w][0], dims[w][1]),
+                                dims[w][0], dims[w][1]);
+                    }
                 }
+                wc = cpu.vectorSparseExpertWeights(packed[0], packed[1], packed[2]);
+                wg = gpu.vectorSparseExpertWeights(packed[0], packed[1], packed[2]);
+            } else {
+                Sparse24.Packed[][] packed = new Sparse24.Packed[3][experts];
+                for (int w = 0; w < 3; w++) {
+                    for (int e = 0; e < experts; e++) {
+                        float[] dense = bf16(randn(dims[w][0] * dims[w][1], 1 / Math.sqrt(dims[w][1])));
+                        packed[w][e] = Sparse24.pack(Sparse24.pruneMagnitude(dense, dims[w][0], dims[w][1]),
+                                dims[w][0], dims[w][1]);
+                    }
+                }
+                wc = cpu.sparseExpertWeights(packed[0], packed[1], packed[2]);
+                wg = gpu.sparseExpertWeights(packed[0], packed[1], packed[2]);
             }
-            ExpertWeights wc = cpu.sparseExpertWeights(packed[0], packed[1], packed[2]);
-            ExpertWeights wg = gpu.sparseExpertWeights(packed[0], packed[1], packed[2]);
             Tensor[] logits = act(randn(t * experts, 2), t, experts);
             TopKSoftmaxRouter router = new TopKSoftmaxRouter(k, true);
             ExpertRouting rc = cpu.route(logits[0], router);
@@ -385,7 +421,8 @@ class CudaBackendTest {
             cpu.experts(x[0], rc, wc, out[0]);
             gpu.experts(x[1], rg, wg, out[1]);
             worst = Math.max(worst, assertClose(cpu, out[0], out[1], 1e-2, gpu.precision().userName() + " "
-                    + gpu.sparsePath() + " 2:4 experts t" + t + " e" + experts + " k" + k));
+                    + gpu.sparsePath() + (vectorSparse ? " 128:2:8" : " 2:4") + " experts t" + t + " e" + experts
+                    + " k" + k + " h" + hidden + " f" + ffn));
             wg.close();
             rg.close();
         }
