@@ -11,6 +11,7 @@ import io.moescore.engine.Engine;
 import io.moescore.engine.ScoreBatch;
 import io.moescore.engine.ScoreOptions;
 import io.moescore.engine.TokenBatch;
+import io.moescore.sparse.SparsityPattern;
 import java.io.File;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -25,7 +26,7 @@ import java.util.Random;
  * checkpoint in the same device call (README, benchmarks).
  *
  *   java ... io.moescore.bench.ForwardBenchmark MODEL_DIR OUT.json [backend=cuda] [tokens=2048,8192,32768]
- *        [seq=512] [repeats=5] [experts=dense|2:4] [precision=bf16|fp16|split-bf16] [deterministic=false|true]
+ *        [seq=512] [repeats=5] [experts=dense|2:4|128:2:8] [precision=bf16|fp16|split-bf16] [deterministic=false|true]
  */
 public final class ForwardBenchmark {
     private ForwardBenchmark() {
@@ -34,7 +35,8 @@ public final class ForwardBenchmark {
     public static void main(String[] args) throws IOException {
         if (args.length < 2) {
             System.err.println("usage: ForwardBenchmark MODEL_DIR OUT.json [backend=cuda] [tokens=2048,8192,32768] "
-                    + "[seq=512] [repeats=5] [experts=dense|2:4] [precision=bf16|fp16|split-bf16] [deterministic=false|true]");
+                    + "[seq=512] [repeats=5] [experts=dense|2:4|128:2:8] [precision=bf16|fp16|split-bf16] "
+                    + "[deterministic=false|true]");
             System.exit(2);
         }
         Path model = Path.of(args[0]);
@@ -43,7 +45,7 @@ public final class ForwardBenchmark {
         int[] tokenCounts = {2048, 8192, 32768};
         int seq = 512;
         int repeats = 5;
-        boolean sparse = false;
+        SparsityPattern prunedOnLoad = null;
         Precision precision = Precision.BF16;
         boolean deterministic = false;
         for (int i = 2; i < args.length; i++) {
@@ -55,11 +57,7 @@ public final class ForwardBenchmark {
                 case "repeats" -> repeats = Integer.parseInt(kv[1]);
                 case "precision" -> precision = Precision.parse(kv[1]);
                 case "deterministic" -> deterministic = Boolean.parseBoolean(kv[1]);
-                case "experts" -> sparse = switch (kv[1]) {
-                    case "dense" -> false;
-                    case "2:4" -> true;
-                    default -> throw new IllegalArgumentException("experts=dense or experts=2:4, not " + kv[1]);
-                };
+                case "experts" -> prunedOnLoad = kv[1].equals("dense") ? null : SparsityPattern.parse(kv[1]);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -68,7 +66,7 @@ public final class ForwardBenchmark {
         long loadStart = System.nanoTime();
         try (Backend backend = Backends.open(backendName, Runtime.getRuntime().availableProcessors(), 0, precision,
                 deterministic);
-             Engine engine = Engine.load(model, backend, sparse)) {
+             Engine engine = Engine.load(model, backend, prunedOnLoad)) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
             root.put("model", model.toString());
             root.put("config", engine.config().toString());
@@ -76,7 +74,8 @@ public final class ForwardBenchmark {
             root.put("load_seconds", loadSeconds);
             root.put("precision", precision.userName());
             root.put("deterministic", deterministic);
-            root.put("experts", sparse ? "2:4 (magnitude, pruned on load)" : "dense");
+            root.put("experts", prunedOnLoad == null ? "dense"
+                    : prunedOnLoad.userName() + " (magnitude, pruned on load)");
             System.out.printf("%s on %s, loaded in %.1f s%n", engine.config(), backend.deviceName(), loadSeconds);
             ArrayNode runs = root.putArray("runs");
             Random random = new Random(42);

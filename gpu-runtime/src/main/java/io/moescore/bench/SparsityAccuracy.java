@@ -11,6 +11,7 @@ import io.moescore.engine.SequenceScore;
 import io.moescore.engine.TokenBatch;
 import io.moescore.sparse.ExpertReconstruction;
 import io.moescore.sparse.Sparsifier;
+import io.moescore.sparse.VectorSparse;
 import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -20,13 +21,15 @@ import java.util.List;
 
 /**
  * Perplexity of a model dense and pruned 2:4 by magnitude, wanda, SparseGPT one-shot, SparseGPT sequential and
- * SparseGPT sequential with expert reconstruction (the last four calibrated on a separate file), on held-out rows,
- * with our engine (CPU backend, fp32). For the demo model (the table in gpu-runtime/bench/NOTES.md, "2:4 accuracy"):
+ * SparseGPT sequential with expert reconstruction, and 128:2:8 by magnitude and wanda (the calibrated ones calibrated
+ * on a separate file), on held-out rows, with our engine (CPU backend, fp32). For the demo model (the tables in
+ * gpu-runtime/bench/NOTES.md, "2:4 accuracy"):
  *
  *   java ... io.moescore.bench.SparsityAccuracy demo/tiny-moe-code demo/calibration.jsonl demo/input.jsonl code- OUT.json
  *       [RUN,RUN,...] [RECONSTRUCT_STEPS]
- * runs: magnitude, wanda, sparsegpt, sparsegpt-sequential, sparsegpt-sequential-reconstructed (default: all);
- * reconstruction steps default 200 (ExpertReconstruction.Options.of).
+ * runs: magnitude, wanda, sparsegpt, sparsegpt-sequential, sparsegpt-sequential-reconstructed (2:4),
+ * magnitude-128:2:8, wanda-128:2:8 (default: all); reconstruction steps default 200 (ExpertReconstruction.Options.of).
+ * Results are keyed by run, with '-' and ':' as '_' (wanda_128_2_8_perplexity).
  */
 public final class SparsityAccuracy {
     private SparsityAccuracy() {
@@ -83,19 +86,22 @@ public final class SparsityAccuracy {
         System.out.printf("%-20s %10s %8s %s%n", "method", "perplexity", "x dense", "fell back to magnitude");
         System.out.printf("%-20s %10.2f %8.2f%n", "dense", dense, 1.0);
         String[] runs = args.length > 5 ? args[5].split(",") : new String[] {"magnitude", "wanda", "sparsegpt",
-            "sparsegpt-sequential", "sparsegpt-sequential-reconstructed"};
+            "sparsegpt-sequential", "sparsegpt-sequential-reconstructed", "magnitude-" + VectorSparse.PATTERN,
+            "wanda-" + VectorSparse.PATTERN};
         int steps = args.length > 6 ? Integer.parseInt(args[6]) : 200;
         for (String run : runs) {
-            Path out = tmp.resolve(run);
+            String key = run.replace('-', '_').replace(':', '_');
+            Path out = tmp.resolve(key);
             boolean sequential = run.contains("-sequential");
             ExpertReconstruction.Options reconstruction = run.endsWith("-reconstructed")
                     ? ExpertReconstruction.Options.of(steps) : ExpertReconstruction.Options.NONE;
+            String pattern = run.endsWith("-" + VectorSparse.PATTERN) ? VectorSparse.PATTERN : "2:4";
             long start = System.nanoTime();
-            Sparsifier.Result result = Sparsifier.sparsify(model, out, run.split("-")[0], sequential, reconstruction,
-                    calibration);
-            root.put(run.replace('-', '_') + "_seconds", (System.nanoTime() - start) / 1e9);
+            Sparsifier.Result result = Sparsifier.sparsify(model, out, pattern, run.split("-")[0], sequential,
+                    reconstruction, calibration);
+            root.put(key + "_seconds", (System.nanoTime() - start) / 1e9);
             double ppl = perplexity(out, eval);
-            root.put(run.replace('-', '_') + "_perplexity", ppl);
+            root.put(key + "_perplexity", ppl);
             System.out.printf("%-20s %10.2f %8.2f %s%n", run, ppl, ppl / dense, result.fallbacksPerLayer());
         }
         new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(new File(args[4]), root);

@@ -7,6 +7,7 @@ import io.moescore.backend.LogProbs;
 import io.moescore.backend.Tensor;
 import io.moescore.model.Checkpoint;
 import io.moescore.model.ModelConfig;
+import io.moescore.sparse.SparsityPattern;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -37,9 +38,14 @@ public final class Engine implements AutoCloseable {
 
     /** As {@link #load(Path, Backend)}, optionally pruning the routed experts 2:4 by magnitude on the way. */
     public static Engine load(Path modelDirectory, Backend backend, boolean pruneExperts24) {
+        return load(modelDirectory, backend, pruneExperts24 ? SparsityPattern.TWO_FOUR : null);
+    }
+
+    /** As {@link #load(Path, Backend)}, pruning the routed experts to a pattern by magnitude on the way (null: not). */
+    public static Engine load(Path modelDirectory, Backend backend, SparsityPattern pruneExperts) {
         ModelConfig config = ModelConfig.load(modelDirectory);
         try (Checkpoint checkpoint = Checkpoint.open(modelDirectory)) {
-            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, pruneExperts24));
+            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, pruneExperts));
         }
     }
 

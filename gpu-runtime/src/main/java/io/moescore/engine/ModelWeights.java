@@ -8,20 +8,27 @@ import io.moescore.model.Checkpoint;
 import io.moescore.model.ModelConfig;
 import io.moescore.model.ModelFormatException;
 import io.moescore.model.TensorRef;
+import io.moescore.sparse.Sparse24;
+import io.moescore.sparse.SparsityPattern;
+import io.moescore.sparse.VectorSparse;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.IntStream;
 
 /**
  * A model's weights placed on a backend, with every tensor's shape checked against the config.
  * Tensor names follow Hugging Face: {@code model.layers.L.self_attn.q_proj.weight} and so on. Experts are read
  * per expert ({@code experts.E.w1/w3/w2} for Mixtral, {@code experts.E.gate_proj/up_proj/down_proj} elsewhere)
  * or from fused 3-D tensors ({@code experts.gate_up_proj} [E, 2I, H], gate rows first, and {@code experts.down_proj}
- * [E, H, I]), whichever the checkpoint has.
+ * [E, H, I]), whichever the checkpoint has. Per-expert weights of a compressed checkpoint (the sparsify tool's)
+ * are read in the pattern its sparsity.json names ({@link SparsityPattern}; without one, the tensors present tell).
  */
 public final class ModelWeights implements AutoCloseable {
     /** Suffixes of a 2:4 sparse weight's packed values and metadata (the sparsify tool's format). */
     public static final String SPARSE_VALUES = ".sp24_values";
     public static final String SPARSE_META = ".sp24_meta";
+    /** Suffix of a 128:2:8 weight's row choices, U8 [rows/2, slices]; its condensed matrix is 2:4 packed as above. */
+    public static final String VECTOR_SPARSE_KEEP = ".vs128_keep";
 
     /** One decoder layer. Nullable fields are absent in that family or layer. */
     public record Layer(Tensor inputNorm, Tensor q, Tensor k, Tensor v, Tensor o,
@@ -106,14 +113,21 @@ public final class ModelWeights implements AutoCloseable {
         return load(backend, config, checkpoint, false);
     }
 
+    /** As {@link #load(Backend, ModelConfig, Checkpoint, SparsityPattern)} with 2:4 or nothing. */
+    public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint,
+                                    boolean pruneExperts24) {
+        return load(backend, config, checkpoint, pruneExperts24 ? SparsityPattern.TWO_FOUR : null);
+    }
+
     /**
-     * As {@link #load(Backend, ModelConfig, Checkpoint)}; with {@code pruneExperts24} the routed experts of a
-     * dense checkpoint are pruned 2:4 by magnitude while loading (for benchmarks and quick experiments; the
-     * sparsify tool writes the same weights to disk).
+     * As {@link #load(Backend, ModelConfig, Checkpoint)}; with a {@code pruneExperts} pattern (null: none) the
+     * routed experts of a dense checkpoint are pruned to it by magnitude while loading (for benchmarks and quick
+     * experiments; {@code sparsify --method magnitude} writes the same weights to disk).
      */
-    public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint, boolean pruneExperts24) {
+    public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint,
+                                    SparsityPattern pruneExperts) {
         Loader loader = new Loader(backend, checkpoint);
-        loader.pruneExperts24 = pruneExperts24;
+        loader.pruneExperts = pruneExperts;
         try {
             return new ModelWeights(loader, config);
         } catch (RuntimeException e) {
@@ -158,11 +172,14 @@ public final class ModelWeights implements AutoCloseable {
         final Checkpoint ckpt;
         /** Everything placed so far, so a failed load can release it. */
         final List<AutoCloseable> placed = new ArrayList<>();
-        boolean pruneExperts24;
+        /** The pattern the checkpoint's sparsity.json names, or null. */
+        final SparsityPattern stored;
+        SparsityPattern pruneExperts;
 
         Loader(Backend backend, Checkpoint ckpt) {
             this.backend = backend;
             this.ckpt = ckpt;
+            this.stored = SparsityPattern.ofCheckpoint(ckpt.directory());
         }
 
         Tensor place(WeightSlice slice) {
@@ -185,11 +202,54 @@ public final class ModelWeights implements AutoCloseable {
             return w;
         }
 
+        /** How the experts are stored, judged by sparsity.json or, without one, by the first weight's tensors. */
+        SparsityPattern storedPattern(String firstWeight) {
+            if (stored != null) {
+                return stored;
+            }
+            if (ckpt.has(firstWeight + VECTOR_SPARSE_KEEP)) {
+                return SparsityPattern.VECTOR_128_2_8;
+            }
+            return ckpt.has(firstWeight + SPARSE_VALUES) ? SparsityPattern.TWO_FOUR : null;
+        }
+
+        ExpertWeights placeSparse(Sparse24.Packed[][] gateUpDown) {
+            ExpertWeights w = backend.sparseExpertWeights(gateUpDown[0], gateUpDown[1], gateUpDown[2]);
+            placed.add(w);
+            return w;
+        }
+
+        ExpertWeights placeVectorSparse(VectorSparse.Packed[][] gateUpDown) {
+            ExpertWeights w = backend.vectorSparseExpertWeights(gateUpDown[0], gateUpDown[1], gateUpDown[2]);
+            placed.add(w);
+            return w;
+        }
+
         /** A 2:4 packed weight written by the sparsify tool: NAME.sp24_values and NAME.sp24_meta. */
-        io.moescore.sparse.Sparse24.Packed packed(String name, int rows, int cols) {
+        Sparse24.Packed packed(String name, int rows, int cols) {
             TensorRef values = ckpt.get(name + SPARSE_VALUES, rows, cols / 2);
             TensorRef meta = ckpt.get(name + SPARSE_META, rows, cols / 32);
-            return new io.moescore.sparse.Sparse24.Packed(rows, cols, values.toFloats(), meta.toInts());
+            return new Sparse24.Packed(rows, cols, values.toFloats(), meta.toInts());
+        }
+
+        /** A 128:2:8 weight written by the sparsify tool: its condensed matrix 2:4 packed, and NAME.vs128_keep. */
+        VectorSparse.Packed vectorPacked(String name, int rows, int cols) {
+            String keepName = name + VECTOR_SPARSE_KEEP;
+            if (!ckpt.has(keepName)) {
+                throw new ModelFormatException("model " + ckpt.directory() + " is " + VectorSparse.PATTERN
+                        + " sparse (its " + SparsityPattern.MANIFEST + ") but has no tensor " + keepName);
+            }
+            if (rows % 2 != 0) {
+                throw new ModelFormatException("tensor " + name + " in " + ckpt.directory() + " has " + rows
+                        + " rows: " + VectorSparse.PATTERN + " sparsity needs an even number");
+            }
+            TensorRef keep = ckpt.get(keepName, rows / 2, VectorSparse.Packed.slices(cols));
+            Sparse24.Packed condensed = packed(name, rows / 2, cols);
+            try {
+                return new VectorSparse.Packed(rows, cols, keep.toBytes(), condensed);
+            } catch (IllegalArgumentException e) {
+                throw new ModelFormatException("tensor " + keepName + " in " + keep.file() + ": " + e.getMessage());
+            }
         }
 
         WeightSlice slice(String name, int rows, int cols) {
@@ -225,17 +285,25 @@ public final class ModelWeights implements AutoCloseable {
             boolean mixtralNames = ckpt.has(prefix + "0.w1.weight") || ckpt.has(prefix + "0.w1.weight" + SPARSE_VALUES);
             String[] names = mixtralNames ? new String[] {"w1.weight", "w3.weight", "w2.weight"}
                     : new String[] {"gate_proj.weight", "up_proj.weight", "down_proj.weight"};
-            if (ckpt.has(prefix + "0." + names[0] + SPARSE_VALUES)) {
-                io.moescore.sparse.Sparse24.Packed[][] packed = new io.moescore.sparse.Sparse24.Packed[3][n];
-                int[][] dims = {{ffn, h}, {ffn, h}, {h, ffn}};
+            int[][] dims = {{ffn, h}, {ffn, h}, {h, ffn}};
+            SparsityPattern pattern = storedPattern(prefix + "0." + names[0]);
+            if (pattern == SparsityPattern.VECTOR_128_2_8) {
+                VectorSparse.Packed[][] packed = new VectorSparse.Packed[3][n];
+                for (int e = 0; e < n; e++) {
+                    for (int w = 0; w < 3; w++) {
+                        packed[w][e] = vectorPacked(prefix + e + "." + names[w], dims[w][0], dims[w][1]);
+                    }
+                }
+                return placeVectorSparse(packed);
+            }
+            if (pattern == SparsityPattern.TWO_FOUR) {
+                Sparse24.Packed[][] packed = new Sparse24.Packed[3][n];
                 for (int e = 0; e < n; e++) {
                     for (int w = 0; w < 3; w++) {
                         packed[w][e] = packed(prefix + e + "." + names[w], dims[w][0], dims[w][1]);
                     }
                 }
-                ExpertWeights sparse = backend.sparseExpertWeights(packed[0], packed[1], packed[2]);
-                placed.add(sparse);
-                return sparse;
+                return placeSparse(packed);
             }
             for (int e = 0; e < n; e++) {
                 String p = prefix + e + ".";
@@ -243,20 +311,31 @@ public final class ModelWeights implements AutoCloseable {
                 up[e] = slice(p + (mixtralNames ? "w3.weight" : "up_proj.weight"), ffn, h);
                 down[e] = slice(p + (mixtralNames ? "w2.weight" : "down_proj.weight"), h, ffn);
             }
-            if (pruneExperts24) {
+            if (pruneExperts == SparsityPattern.VECTOR_128_2_8) {
+                VectorSparse.Packed[][] packed = new VectorSparse.Packed[3][n];
                 WeightSlice[][] all = {gate, up, down};
-                io.moescore.sparse.Sparse24.Packed[][] packed = new io.moescore.sparse.Sparse24.Packed[3][n];
-                java.util.stream.IntStream.range(0, 3 * n).parallel().forEach(i -> {
+                IntStream.range(0, 3 * n).parallel().forEach(i -> {
                     WeightSlice w = all[i / n][i % n];
-                    float[] values = w.tensor().toFloats(w.firstElement(), w.rows() * w.cols());
-                    packed[i / n][i % n] = io.moescore.sparse.Sparse24.pack(
-                            io.moescore.sparse.Sparse24.pruneMagnitude(values, w.rows(), w.cols()), w.rows(), w.cols());
+                    packed[i / n][i % n] = VectorSparse.pack(
+                            VectorSparse.pruneMagnitude(floats(w), w.rows(), w.cols()), w.rows(), w.cols());
                 });
-                ExpertWeights sparse = backend.sparseExpertWeights(packed[0], packed[1], packed[2]);
-                placed.add(sparse);
-                return sparse;
+                return placeVectorSparse(packed);
+            }
+            if (pruneExperts == SparsityPattern.TWO_FOUR) {
+                Sparse24.Packed[][] packed = new Sparse24.Packed[3][n];
+                WeightSlice[][] all = {gate, up, down};
+                IntStream.range(0, 3 * n).parallel().forEach(i -> {
+                    WeightSlice w = all[i / n][i % n];
+                    packed[i / n][i % n] = Sparse24.pack(
+                            Sparse24.pruneMagnitude(floats(w), w.rows(), w.cols()), w.rows(), w.cols());
+                });
+                return placeSparse(packed);
             }
             return placeExperts(gate, up, down);
+        }
+
+        private static float[] floats(WeightSlice w) {
+            return w.tensor().toFloats(w.firstElement(), w.rows() * w.cols());
         }
     }
 }

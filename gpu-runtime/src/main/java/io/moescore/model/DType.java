@@ -8,7 +8,9 @@ public enum DType {
     F16("F16", 2),
     BF16("BF16", 2),
     /** 32-bit integers: only for 2:4 sparsity metadata, never for weights. */
-    I32("I32", 4);
+    I32("I32", 4),
+    /** Unsigned bytes: only for 128:2:8 sparsity's row choices, never for weights. */
+    U8("U8", 1);
 
     private final String safetensorsName;
     private final int bytes;
@@ -47,6 +49,8 @@ public enum DType {
                 return halfToFloat(buffer.getShort(index * 2));
             case I32:
                 throw new IllegalStateException("I32 tensors hold metadata, not values: read them with toInts");
+            case U8:
+                throw new IllegalStateException("U8 tensors hold metadata, not values: read them with toBytes");
             default:
                 throw new IllegalStateException("unsupported dtype " + this);
         }

@@ -13,7 +13,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
-/** Writes a safetensors file (F32, BF16 or I32 tensors) from arrays: for the sparsify tool and benchmarks. */
+/** Writes a safetensors file (F32, BF16, I32 or U8 tensors) from arrays: for the sparsify tool and benchmarks. */
 public final class SafeTensorsWriter {
     private record Pending(String name, DType dtype, long[] shape, Object data) {
     }
@@ -38,7 +38,15 @@ public final class SafeTensorsWriter {
         return this;
     }
 
+    public SafeTensorsWriter addBytes(String name, byte[] values, long... shape) {
+        tensors.add(new Pending(name, DType.U8, shape, values));
+        return this;
+    }
+
     private static long length(Pending p) {
+        if (p.data() instanceof byte[] b) {
+            return b.length;
+        }
         return p.data() instanceof int[] i ? i.length : ((float[]) p.data()).length;
     }
 
@@ -73,7 +81,9 @@ public final class SafeTensorsWriter {
                         out.write(chunk.array(), 0, chunk.position());
                         chunk.clear();
                     }
-                    if (p.dtype() == DType.I32) {
+                    if (p.dtype() == DType.U8) {
+                        chunk.put(((byte[]) p.data())[(int) i]);
+                    } else if (p.dtype() == DType.I32) {
                         chunk.putInt(((int[]) p.data())[(int) i]);
                     } else if (p.dtype() == DType.F32) {
                         chunk.putFloat(((float[]) p.data())[(int) i]);

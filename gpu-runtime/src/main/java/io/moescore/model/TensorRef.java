@@ -64,6 +64,17 @@ public final class TensorRef {
         return out;
     }
 
+    /** The whole tensor as unsigned bytes (128:2:8 row choices). */
+    public byte[] toBytes() {
+        if (dtype() != DType.U8) {
+            throw new ModelFormatException("tensor " + name() + " in " + file() + " is " + dtype() + ", expected U8");
+        }
+        ByteBuffer bytes = bytes(0, elementCount());
+        byte[] out = new byte[(int) elementCount()];
+        bytes.get(out);
+        return out;
+    }
+
     /** The whole tensor in fp32. */
     public float[] toFloats() {
         if (elementCount() > Integer.MAX_VALUE - 8) {

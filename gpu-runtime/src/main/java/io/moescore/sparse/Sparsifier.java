@@ -2,7 +2,6 @@ package io.moescore.sparse;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.moescore.engine.ModelWeights;
 import io.moescore.engine.RoutedInputs;
 import io.moescore.model.Checkpoint;
 import io.moescore.model.DType;
@@ -24,12 +23,13 @@ import java.util.TreeSet;
 import java.util.stream.Stream;
 
 /**
- * Writes a 2:4 compressed copy of a model: every routed expert's gate, up and down weight pruned along its input
- * dimension and packed ({@code NAME.sp24_values}, {@code NAME.sp24_meta}); all other tensors unchanged;
- * {@code sparsity.json} records pattern, method and calibration. Methods: magnitude; wanda (|w| times the norm of
- * its input feature over the calibration tokens routed to that expert); sparsegpt ({@link SparseGpt} on the
- * expert's Hessian X^T X, one layer at a time; sequential: layer l calibrated through the already pruned layers
- * before it). Calibration runs on our CPU engine. Experts no calibration token reached fall back to magnitude.
+ * Writes a compressed copy of a model: every routed expert's gate, up and down weight pruned along its input
+ * dimension to a {@link SparsityPattern} (2:4 or 128:2:8) and packed as that pattern names its tensors; all other
+ * tensors unchanged; {@code sparsity.json} records pattern, method and calibration. Methods: magnitude; wanda (|w|
+ * times the norm of its input feature over the calibration tokens routed to that expert); sparsegpt (2:4 only:
+ * {@link SparseGpt} on the expert's Hessian X^T X, one layer at a time; sequential: layer l calibrated through the
+ * already pruned layers before it). Calibration runs on our CPU engine. Experts no calibration token reached fall
+ * back to magnitude.
  */
 public final class Sparsifier {
     public static final List<String> METHODS = List.of("magnitude", "wanda", "sparsegpt");
@@ -49,8 +49,13 @@ public final class Sparsifier {
     }
 
     /** How the pruned weights were chosen, as sparsity.json records it. */
-    public record Provenance(String method, boolean sequential, ExpertReconstruction.Options reconstruction,
-                             long calibrationTokens) {
+    public record Provenance(SparsityPattern pattern, String method, boolean sequential,
+                             ExpertReconstruction.Options reconstruction, long calibrationTokens) {
+        public Provenance(String method, boolean sequential, ExpertReconstruction.Options reconstruction,
+                          long calibrationTokens) {
+            this(SparsityPattern.TWO_FOUR, method, sequential, reconstruction, calibrationTokens);
+        }
+
         public Provenance(String method, boolean sequential, long calibrationTokens) {
             this(method, sequential, ExpertReconstruction.Options.NONE, calibrationTokens);
         }
@@ -59,10 +64,13 @@ public final class Sparsifier {
     /** Calibration tokens per expert that {@link ExpertReconstruction} tunes on, at most (the first ones routed). */
     public static final int RECONSTRUCTION_TOKENS = 16384;
 
-    /** Chooses each expert weight's 2:4 form. */
+    /** Chooses each expert weight's pruned form. */
     public interface PrunedExperts {
-        /** The weight pruned and packed; null where no calibration token reached its expert (magnitude then). */
-        Sparse24.Packed pruned(ExpertTensor tensor, TensorRef dense);
+        /**
+         * The weight [rows, cols] with the entries the pattern drops zeroed; null where no calibration token reached
+         * its expert (magnitude then).
+         */
+        float[] pruned(ExpertTensor tensor, TensorRef dense);
     }
 
     public static Result sparsify(Path model, Path out, String method, List<int[]> calibration) throws IOException {
@@ -74,15 +82,29 @@ public final class Sparsifier {
         return sparsify(model, out, method, sequential, ExpertReconstruction.Options.NONE, calibration);
     }
 
-    /**
-     * @param reconstruction sparsegpt only: after each layer's SparseGPT, every expert's kept weights tuned to
-     *                       reproduce the dense expert on the calibration tokens routed to it (steps 0: not)
-     */
     public static Result sparsify(Path model, Path out, String method, boolean sequential,
                                   ExpertReconstruction.Options reconstruction, List<int[]> calibration)
             throws IOException {
+        return sparsify(model, out, SparsityPattern.TWO_FOUR.userName(), method, sequential, reconstruction,
+                calibration);
+    }
+
+    /**
+     * @param pattern        "2:4" or "128:2:8" (magnitude and wanda only)
+     * @param reconstruction sparsegpt only: after each layer's SparseGPT, every expert's kept weights tuned to
+     *                       reproduce the dense expert on the calibration tokens routed to it (steps 0: not)
+     */
+    public static Result sparsify(Path model, Path out, String pattern, String method, boolean sequential,
+                                  ExpertReconstruction.Options reconstruction, List<int[]> calibration)
+            throws IOException {
+        SparsityPattern sparsity = SparsityPattern.parse(pattern);
         if (!METHODS.contains(method)) {
             throw new IllegalArgumentException("--method must be one of " + METHODS + ", got '" + method + "'");
+        }
+        if (sparsity != SparsityPattern.TWO_FOUR && method.equals("sparsegpt")) {
+            throw new IllegalArgumentException("--pattern " + pattern + " takes --method magnitude or wanda, not "
+                    + "sparsegpt: SparseGPT (with --sequential and --reconstruct-steps) chooses and tunes 2:4 masks "
+                    + "only");
         }
         if (sequential && !method.equals("sparsegpt")) {
             throw new IllegalArgumentException("--sequential applies to --method sparsegpt only, got '" + method + "'");
@@ -96,12 +118,13 @@ public final class Sparsifier {
         }
         ModelConfig config = ModelConfig.load(model);
         PrunedExperts pruned = switch (method) {
-            case "sparsegpt" -> packed(pruneBySparseGpt(model, config, calibration, sequential, reconstruction));
-            case "wanda" -> byWanda(inputNorms(model, calibration));
+            case "sparsegpt" -> byName(pruneBySparseGpt(model, config, calibration, sequential, reconstruction));
+            case "wanda" -> byWanda(sparsity, inputNorms(model, calibration));
             default -> (tensor, dense) -> null;
         };
         long calibrationTokens = calibration.stream().mapToLong(s -> s.length).sum();
-        return write(model, out, new Provenance(method, sequential, reconstruction, calibrationTokens), pruned);
+        return write(model, out, new Provenance(sparsity, method, sequential, reconstruction, calibrationTokens),
+                pruned);
     }
 
     /**
@@ -116,7 +139,9 @@ public final class Sparsifier {
         SortedMap<Integer, Integer> fallbacks = new TreeMap<>();
         SortedMap<Integer, SortedSet<Integer>> fellBackExperts = new TreeMap<>();
         int count = 0;
-        SafeTensorsWriter writer = new SafeTensorsWriter(Map.of("format", "pt", "moescore_sparsity", "2:4"));
+        SparsityPattern pattern = how.pattern();
+        SafeTensorsWriter writer = new SafeTensorsWriter(Map.of("format", "pt", "moescore_sparsity",
+                pattern.userName()));
         try (Checkpoint ckpt = Checkpoint.open(model)) {
             for (String name : ckpt.tensorNames()) {
                 TensorRef t = ckpt.get(name);
@@ -128,25 +153,29 @@ public final class Sparsifier {
                 }
                 int rows = (int) t.shape()[0];
                 int cols = (int) t.shape()[1];
-                Sparse24.Packed p = pruned.pruned(expert, t);
-                if (p == null) {
-                    if (calibrated) {
-                        fallbacks.merge(expert.layer(), 1, Integer::sum);
-                        fellBackExperts.computeIfAbsent(expert.layer(), l -> new TreeSet<>()).add(expert.expert());
+                try {
+                    float[] w = pruned.pruned(expert, t);
+                    if (w == null) {
+                        if (calibrated) {
+                            fallbacks.merge(expert.layer(), 1, Integer::sum);
+                            fellBackExperts.computeIfAbsent(expert.layer(), l -> new TreeSet<>()).add(expert.expert());
+                        }
+                        w = pattern.pruneMagnitude(t.toFloats(), rows, cols);
+                    } else if (w.length != rows * cols) {
+                        throw new ModelFormatException("pruned " + name + " has " + w.length + " weights, but "
+                                + model + " holds it as " + rows + "x" + cols);
                     }
-                    p = Sparse24.pack(Sparse24.pruneMagnitude(t.toFloats(), rows, cols), rows, cols);
-                } else if (p.rows() != rows || p.cols() != cols) {
-                    throw new ModelFormatException("pruned " + name + " is " + p.rows() + "x" + p.cols() + ", but "
-                            + model + " holds it as " + rows + "x" + cols);
+                    pattern.addPacked(writer, name, stored, w, rows, cols);
+                } catch (IllegalArgumentException e) {
+                    throw new ModelFormatException(name + " in " + model + " cannot be pruned " + pattern.userName()
+                            + ": " + e.getMessage());
                 }
-                writer.add(name + ModelWeights.SPARSE_VALUES, stored, p.values(), rows, cols / 2);
-                writer.addInts(name + ModelWeights.SPARSE_META, p.meta(), rows, cols / 32);
                 count++;
             }
         }
         writer.write(out.resolve(Checkpoint.SINGLE_FILE));
         ObjectNode manifest = new ObjectMapper().createObjectNode();
-        manifest.put("pattern", "2:4");
+        manifest.put("pattern", pattern.userName());
         manifest.put("method", how.method());
         if (how.method().equals("sparsegpt")) {
             manifest.put("sequential", how.sequential());
@@ -171,7 +200,8 @@ public final class Sparsifier {
         fallbacks.forEach((layer, n) -> perLayer.put(Integer.toString(layer), n));
         ObjectNode experts = manifest.putObject("experts_fell_back_to_magnitude");
         fellBackExperts.forEach((layer, ids) -> ids.forEach(experts.withArray(Integer.toString(layer))::add));
-        new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(out.resolve("sparsity.json").toFile(), manifest);
+        new ObjectMapper().writerWithDefaultPrettyPrinter()
+                .writeValue(out.resolve(SparsityPattern.MANIFEST).toFile(), manifest);
         if (count == 0) {
             throw new ModelFormatException("model " + model + " has no per-expert weights to prune (fused experts are "
                     + "not supported by the sparsify tool yet)");
@@ -179,22 +209,17 @@ public final class Sparsifier {
         return new Result(count, fallbacks, fellBackExperts, how.calibrationTokens());
     }
 
-    private static PrunedExperts packed(Map<String, float[]> byName) {
-        return (tensor, dense) -> {
-            float[] w = byName.get(tensor.name());
-            return w == null ? null : Sparse24.pack(w, (int) dense.shape()[0], (int) dense.shape()[1]);
-        };
+    private static PrunedExperts byName(Map<String, float[]> pruned) {
+        return (tensor, dense) -> pruned.get(tensor.name());
     }
 
-    private static PrunedExperts byWanda(Map<String, double[]> norms) {
+    private static PrunedExperts byWanda(SparsityPattern pattern, Map<String, double[]> norms) {
         return (tensor, dense) -> {
             double[] norm = norms.get(tensor.layer() + "/" + tensor.expert() + "/" + tensor.input());
             if (norm == null) {
                 return null;
             }
-            int rows = (int) dense.shape()[0];
-            int cols = (int) dense.shape()[1];
-            return Sparse24.pack(Sparse24.pruneWanda(dense.toFloats(), rows, cols, norm), rows, cols);
+            return pattern.pruneWanda(dense.toFloats(), (int) dense.shape()[0], (int) dense.shape()[1], norm);
         };
     }
 

@@ -24,6 +24,27 @@ public final class VectorSparse {
      * {@code condensed} the kept rows, [rows/2, cols], 2:4-packed.
      */
     public record Packed(int rows, int cols, byte[] keep, Sparse24.Packed condensed) {
+        public Packed {
+            checkShape(rows, cols);
+            int slices = slices(cols);
+            if (keep.length != rows / 2 * slices) {
+                throw new IllegalArgumentException("a " + rows + " x " + cols + " " + PATTERN + " matrix has "
+                        + rows / 2 * slices + " row choices (" + rows / 2 + " pairs x " + slices + " slices), got "
+                        + keep.length);
+            }
+            for (int i = 0; i < keep.length; i++) {
+                if (keep[i] != 0 && keep[i] != 1) {
+                    throw new IllegalArgumentException("row choice " + keep[i] + " for pair " + i / slices
+                            + ", slice " + i % slices + " is neither 0 nor 1");
+                }
+            }
+            if (condensed.rows() != rows / 2 || condensed.cols() != cols) {
+                throw new IllegalArgumentException("the condensed matrix of a " + rows + " x " + cols + " " + PATTERN
+                        + " matrix is " + rows / 2 + " x " + cols + ", got " + condensed.rows() + " x "
+                        + condensed.cols());
+            }
+        }
+
         public int slices() {
             return slices(cols);
         }
@@ -35,11 +56,13 @@ public final class VectorSparse {
 
     /**
      * Zeroes all but 2 of every 8 weights: in each row pair and slice the row whose 2:4-kept scores sum higher
-     * (ties: the first) keeps its 2 best of every 4 (ties: the earlier ones); the other row is zeroed.
+     * (ties: the first) keeps its 2 best of every 4 (ties: the earlier ones); the other row is zeroed. Scores are
+     * non-negative (|w|, or |w| times an input norm).
      */
     public static float[] prune(float[] w, int rows, int cols, float[] score) {
         checkShape(rows, cols);
         float[] kept = Sparse24.prune(w, rows, cols, score);
+        float[] keptScore = Sparse24.prune(score, rows, cols, score);   // the same 2:4 choice, whatever w holds
         float[] out = new float[w.length];
         for (int p = 0; p < rows / 2; p++) {
             for (int s = 0; s < Packed.slices(cols); s++) {
@@ -48,8 +71,8 @@ public final class VectorSparse {
                 double first = 0;
                 double second = 0;
                 for (int c = from; c < to; c++) {
-                    first += kept[2 * p * cols + c] != 0f ? score[2 * p * cols + c] : 0f;
-                    second += kept[(2 * p + 1) * cols + c] != 0f ? score[(2 * p + 1) * cols + c] : 0f;
+                    first += keptScore[2 * p * cols + c];
+                    second += keptScore[(2 * p + 1) * cols + c];
                 }
                 int row = second > first ? 2 * p + 1 : 2 * p;
                 System.arraycopy(kept, row * cols + from, out, row * cols + from, to - from);
@@ -98,6 +121,7 @@ public final class VectorSparse {
                             + " in columns " + from + ".." + (to - 1) + ": not " + PATTERN + " sparse");
                 }
                 int chosen = secondUsed ? 1 : 0;
+                checkTwoOfFour(w, 2 * p + chosen, cols, from, to);
                 keep[p * slices + s] = (byte) chosen;
                 System.arraycopy(w, (2 * p + chosen) * cols + from, condensed, p * cols + from, to - from);
             }
@@ -123,6 +147,20 @@ public final class VectorSparse {
     /** The same matrix in plain 2:4 form, for backends without a kernel for this format. */
     public static Sparse24.Packed toSparse24(Packed p) {
         return Sparse24.pack(decompress(p), p.rows(), p.cols());
+    }
+
+    /** Sparse24.pack checks the condensed rows too, but could name only condensed row numbers. */
+    private static void checkTwoOfFour(float[] w, int row, int cols, int from, int to) {
+        for (int g = from; g < to; g += 4) {
+            int nonZero = 0;
+            for (int c = g; c < g + 4; c++) {
+                nonZero += w[row * cols + c] != 0f ? 1 : 0;
+            }
+            if (nonZero > 2) {
+                throw new IllegalArgumentException("row " + row + ", columns " + g + ".." + (g + 3) + " hold " + nonZero
+                        + " non-zeros: not " + PATTERN + " sparse (the kept row is 2:4 within its slice)");
+            }
+        }
     }
 
     private static boolean anyNonZero(float[] w, int at, int length) {

@@ -8,9 +8,10 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** {@code moescore sparsify}: writes a 2:4 compressed checkpoint that executors load directly. */
+/** {@code moescore sparsify}: writes a 2:4 or 128:2:8 compressed checkpoint that executors load directly. */
 @Command(name = "sparsify", mixinStandardHelpOptions = true,
-        description = "Prunes every expert's weights 2:4 (magnitude, wanda or sparsegpt) and writes a compressed checkpoint.")
+        description = "Prunes every expert's weights 2:4 (magnitude, wanda or sparsegpt) or 128:2:8 (magnitude or "
+                + "wanda) and writes a compressed checkpoint.")
 final class SparsifyCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "dense Hugging Face model directory")
     Path model;
@@ -18,7 +19,9 @@ final class SparsifyCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, description = "output directory")
     Path out;
 
-    @Option(names = "--pattern", defaultValue = "2:4", description = "sparsity pattern (only 2:4)")
+    @Option(names = "--pattern", defaultValue = "2:4", description = "2:4 (2 of every 4 input columns kept, 50%) or "
+            + "128:2:8 (Samoyeds' vector-wise 75%: per 128 input columns one row of each pair kept, 2:4 inside; "
+            + "magnitude and wanda) (default: ${DEFAULT-VALUE})")
     String pattern;
 
     @Option(names = "--method", defaultValue = "magnitude",
@@ -39,18 +42,14 @@ final class SparsifyCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (!pattern.equals("2:4")) {
-            System.err.println("moescore sparsify: --pattern " + pattern + " is not supported (only 2:4)");
-            return 2;
-        }
         List<int[]> rows = calibration == null ? List.of()
                 : io.moescore.bench.SparsityAccuracy.calibrationRows(calibration);
         try {
-            Sparsifier.Result r = Sparsifier.sparsify(model, out, method, sequential,
+            Sparsifier.Result r = Sparsifier.sparsify(model, out, pattern, method, sequential,
                     reconstructSteps == 0 ? ExpertReconstruction.Options.NONE
                             : ExpertReconstruction.Options.of(reconstructSteps), rows);
-            System.err.printf("moescore: pruned %d expert weights 2:4 by %s%s%s (%d calibration tokens) into %s%n",
-                    r.tensorsPruned(), method, sequential ? " (sequential)" : "",
+            System.err.printf("moescore: pruned %d expert weights %s by %s%s%s (%d calibration tokens) into %s%n",
+                    r.tensorsPruned(), pattern, method, sequential ? " (sequential)" : "",
                     reconstructSteps > 0 ? ", experts reconstructed in " + reconstructSteps + " steps" : "",
                     r.calibrationTokens(), out);
             r.fallbacksPerLayer().forEach((layer, count) -> System.err.printf(

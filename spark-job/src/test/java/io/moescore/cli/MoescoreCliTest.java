@@ -60,6 +60,35 @@ class MoescoreCliTest {
     }
 
     @Test
+    void sparsifyWritesAVectorSparseCheckpointThatScores() throws Exception {
+        Path out = dir.resolve("vector-sparse");
+        assertEquals(0, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
+                "--pattern", "128:2:8", "--method", "magnitude"));
+        try (io.moescore.model.Checkpoint c = io.moescore.model.Checkpoint.open(out)) {
+            String name = "model.layers.0.block_sparse_moe.experts.0.w1.weight";
+            io.moescore.sparse.VectorSparse.Packed p = new io.moescore.sparse.VectorSparse.Packed(384, 192,
+                    c.get(name + ".vs128_keep").toBytes(), new io.moescore.sparse.Sparse24.Packed(192, 192,
+                    c.get(name + ".sp24_values").toFloats(), c.get(name + ".sp24_meta").toInts()));
+            long nonZeros = 0;
+            for (float v : io.moescore.sparse.VectorSparse.decompress(p)) {
+                nonZeros += v != 0f ? 1 : 0;
+            }
+            assertEquals(384 * 192 / 4, nonZeros, "2 of every 8 kept");
+        }
+        Path in = dir.resolve("in.jsonl");
+        Files.writeString(in, "{\"id\": \"a\", \"tokens\": [1, 2, 3, 4, 5]}\n");
+        assertEquals(0, Moescore.run("score-local", "--model", out.toString(), "--input", in.toString(),
+                "--output", dir.resolve("o.jsonl").toString(), "--backend", "cpu", "--threads", "1"));
+        Path calibration = dir.resolve("calibration.jsonl");
+        Files.writeString(calibration, "{\"tokens\": [1, 2, 3, 4, 5]}\n");
+        assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
+                "--pattern", "128:2:8", "--method", "sparsegpt", "--calibration", calibration.toString()),
+                "sparsegpt prunes 2:4 only");
+        assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
+                "--pattern", "4:8"), "an unknown pattern is a usage error");
+    }
+
+    @Test
     void scoreLocalExitsWithZeroThenThreeWhenARowFails() throws Exception {
         Path in = dir.resolve("in.jsonl");
         Files.writeString(in, "{\"id\": \"a\", \"tokens\": [1, 2, 3]}\n");

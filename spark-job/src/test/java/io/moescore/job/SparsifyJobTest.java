@@ -182,10 +182,11 @@ class SparsifyJobTest {
         assertTrue(err.toString().contains("--no-such-option"), err.toString());
         String model = SparkTests.demoModel().toString();
         for (Object[] bad : new Object[][] {{"--method", "wanda"}, {"--batch-tokens", 0},
-            {"--calibration-format", "csv"}, {"--pattern", "4:8"}}) {
+            {"--calibration-format", "csv"}, {"--pattern", "4:8"}, {"--pattern", "128:2:8"}}) {
+            String pattern = bad[0].equals("--pattern") ? (String) bad[1] : "2:4";
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new SparsifyOptions(
                     List.of("c.jsonl"), bad[0].equals("--calibration-format") ? "csv" : "json", model, "out",
-                    bad[0].equals("--pattern") ? "4:8" : "2:4", bad[0].equals("--method") ? "wanda" : "sparsegpt",
+                    pattern, bad[0].equals("--method") ? "wanda" : "sparsegpt",
                     false, "cpu", "bf16", bad[0].equals("--batch-tokens") ? 0 : 8192, 0, "tokens", "text", null,
                     null));
             assertTrue(e.getMessage().contains((String) bad[0]), e.getMessage());

@@ -188,7 +188,7 @@ public final class SparsifyJob implements Callable<Integer> {
             Sparsifier.Result result = Sparsifier.write(localModel, Path.of(o.out()),
                     new Sparsifier.Provenance("sparsegpt", o.sequential(), rowsAndTokens[1]), (tensor, weights) -> {
                         PrunedWeight w = pruned.get(tensor.name());
-                        return w == null ? null : w.packed();
+                        return w == null ? null : Sparse24.decompress(w.packed());
                     });
             SparsifySummary summary = new SparsifySummary(o.sequential(), o.out(), rowsAndTokens[0], skipped.value(),
                     rowsAndTokens[1], done, result, (System.nanoTime() - start) / 1e9);

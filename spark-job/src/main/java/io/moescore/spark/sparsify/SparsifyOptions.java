@@ -32,7 +32,8 @@ public record SparsifyOptions(List<String> calibration, String calibrationFormat
             throw new IllegalArgumentException("no output: pass --out DIR or set spark.moescore.out");
         }
         if (!"2:4".equals(pattern)) {
-            throw new IllegalArgumentException("--pattern '" + pattern + "' is not supported (only 2:4)");
+            throw new IllegalArgumentException("--pattern '" + pattern + "' is not supported by this job, whose "
+                    + "sparsegpt prunes 2:4 only (128:2:8 with magnitude or wanda: moescore sparsify, in one process)");
         }
         if (!METHODS.contains(method)) {
             throw new IllegalArgumentException("--method '" + method + "' is not one of " + METHODS

@@ -1,0 +1,105 @@
+package io.moescore.sparse;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moescore.engine.ModelWeights;
+import io.moescore.model.DType;
+import io.moescore.model.ModelFormatException;
+import io.moescore.model.SafeTensorsWriter;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The structured sparsity patterns of routed expert weights, by the names {@code --pattern} and the manifest
+ * (sparsity.json) use, and how each is pruned and written. Tensors of a weight NAME: 2:4 {@code NAME.sp24_values}
+ * [rows, cols/2] and {@code NAME.sp24_meta} [rows, cols/32] ({@link Sparse24.Packed}); 128:2:8 the same two for its
+ * condensed matrix [rows/2, cols] and {@code NAME.vs128_keep} [rows/2, slices] (U8, {@link VectorSparse.Packed}).
+ */
+public enum SparsityPattern {
+    /** 2 of every 4 along the input dimension ({@link Sparse24}), 50%. */
+    TWO_FOUR("2:4"),
+    /** Samoyeds' vector-wise 2 of every 8 ({@link VectorSparse}), 75%. */
+    VECTOR_128_2_8(VectorSparse.PATTERN);
+
+    /** The manifest the sparsify tool writes beside a compressed checkpoint's weights. */
+    public static final String MANIFEST = "sparsity.json";
+
+    private final String userName;
+
+    SparsityPattern(String userName) {
+        this.userName = userName;
+    }
+
+    /** As {@code --pattern}, the manifest and {@code experts=} write it: "2:4", "128:2:8". */
+    public String userName() {
+        return userName;
+    }
+
+    public static List<String> names() {
+        return Arrays.stream(values()).map(SparsityPattern::userName).toList();
+    }
+
+    /** The pattern of that name, or an error naming {@code --pattern} and the choices. */
+    public static SparsityPattern parse(String name) {
+        for (SparsityPattern p : values()) {
+            if (p.userName.equals(name)) {
+                return p;
+            }
+        }
+        throw new IllegalArgumentException("--pattern must be one of " + names() + ", got '" + name + "'");
+    }
+
+    /**
+     * The pattern a model directory's manifest names; null where it has no manifest (a dense checkpoint, or a 2:4 one
+     * written before manifests). An unreadable manifest or an unknown pattern is an error naming the file.
+     */
+    public static SparsityPattern ofCheckpoint(Path directory) {
+        Path manifest = directory.resolve(MANIFEST);
+        if (!Files.isRegularFile(manifest)) {
+            return null;
+        }
+        JsonNode pattern;
+        try {
+            pattern = new ObjectMapper().readTree(manifest.toFile()).get("pattern");
+        } catch (IOException e) {
+            throw new ModelFormatException("cannot read " + manifest + ": " + e.getMessage());
+        }
+        if (pattern == null || !pattern.isTextual()) {
+            throw new ModelFormatException(manifest + " names no \"pattern\"");
+        }
+        for (SparsityPattern p : values()) {
+            if (p.userName.equals(pattern.asText())) {
+                return p;
+            }
+        }
+        throw new ModelFormatException(manifest + ": pattern '" + pattern.asText() + "' is not one of " + names());
+    }
+
+    public float[] pruneMagnitude(float[] w, int rows, int cols) {
+        return this == TWO_FOUR ? Sparse24.pruneMagnitude(w, rows, cols) : VectorSparse.pruneMagnitude(w, rows, cols);
+    }
+
+    public float[] pruneWanda(float[] w, int rows, int cols, double[] inputNorms) {
+        return this == TWO_FOUR ? Sparse24.pruneWanda(w, rows, cols, inputNorms)
+                : VectorSparse.pruneWanda(w, rows, cols, inputNorms);
+    }
+
+    /** Packs a weight already pruned to this pattern and adds its tensors, as {@link ModelWeights} reads them. */
+    void addPacked(SafeTensorsWriter writer, String name, DType stored, float[] pruned, int rows, int cols) {
+        if (this == TWO_FOUR) {
+            addTwoFour(writer, name, stored, Sparse24.pack(pruned, rows, cols));
+            return;
+        }
+        VectorSparse.Packed p = VectorSparse.pack(pruned, rows, cols);
+        addTwoFour(writer, name, stored, p.condensed());
+        writer.addBytes(name + ModelWeights.VECTOR_SPARSE_KEEP, p.keep(), rows / 2, p.slices());
+    }
+
+    private static void addTwoFour(SafeTensorsWriter writer, String name, DType stored, Sparse24.Packed p) {
+        writer.add(name + ModelWeights.SPARSE_VALUES, stored, p.values(), p.rows(), p.cols() / 2);
+        writer.addInts(name + ModelWeights.SPARSE_META, p.meta(), p.rows(), p.cols() / 32);
+    }
+}
