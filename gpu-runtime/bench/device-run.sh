@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a GPU machine staged with ../shared/device/pack (gpu-runtime classpath): GPU tests and the benchmarks of
 # NOTES.md, ours and the PyTorch peers in the same call. Results under $OUT (the device tool brings them back).
-#   bash .device/boot/boot.sh bash gpu-runtime/bench/device-run.sh tests|kernel-tests|fixture-tests|gemm|experts|...
+#   bash .device/boot/boot.sh bash gpu-runtime/bench/device-run.sh tests|kernel-tests|fixture-tests|test:CLASS|gemm|experts|...
 set -uo pipefail
 out=${OUT:-/tmp/moescore-out}
 mkdir -p "$out"
@@ -17,6 +17,11 @@ for what in "$@"; do
       timeout 300 java -Xmx48g $DEVJAVAOPTS -cp "$DEVCP" org.junit.platform.console.ConsoleLauncher execute \
         --disable-banner --details=tree --select-class io.moescore.backend.cuda.CudaBackendTest 2>&1 \
         | grep -v "^\s*$" > "$out/kernel-tests.log"; grep -vE "^\s+(org|java|jdk|sun)\." "$out/kernel-tests.log" | tail -40 ;;
+    test:*)  # one GPU test class, e.g. test:io.moescore.engine.CudaVectorSparseModelTest
+      cls=${what#test:}
+      timeout 300 java -Xmx48g $DEVJAVAOPTS -cp "$DEVCP" org.junit.platform.console.ConsoleLauncher execute \
+        --disable-banner --details=tree --select-class "$cls" 2>&1 \
+        | grep -v "^\s*$" > "$out/${cls##*.}.log"; grep -vE "^\s+(org|java|jdk|sun)\." "$out/${cls##*.}.log" | tail -30 ;;
     fixture-tests)  # the whole model against transformers' fixtures, every precision
       timeout 300 java -Xmx48g $DEVJAVAOPTS -cp "$DEVCP" org.junit.platform.console.ConsoleLauncher execute \
         --disable-banner --details=tree --select-class io.moescore.engine.CudaReferenceFixtureTest 2>&1 \
@@ -46,10 +51,11 @@ for what in "$@"; do
       shape=${what#forward-}
       python3 $py/bench_peer.py $shape /tmp/$shape "$out/peer-$shape.json" 2>&1 | grep -v Warning | tail -8
       run io.moescore.bench.ForwardBenchmark /tmp/$shape "$out/ours-$shape.json" 2>&1 | tail -8 ;;
-    model-olmoe|model-mixtral)  # full forward, dense vs 2:4 experts (pruned on load)
+    model-olmoe|model-mixtral)  # full forward, dense vs 2:4 vs 128:2:8 experts (pruned on load)
       shape=${what#model-}; checkpoint $shape
-      for e in dense 2:4; do
-        run io.moescore.bench.ForwardBenchmark /tmp/$shape "$out/model-$shape-${e/:/}.json" tokens=8192,32768 experts=$e 2>&1 | tail -5
+      for e in dense 2:4 128:2:8; do
+        name=${e/128:2:8/vnm}
+        run io.moescore.bench.ForwardBenchmark /tmp/$shape "$out/model-$shape-${name/:/}.json" tokens=8192,32768 experts=$e 2>&1 | tail -5
       done ;;
     deterministic-olmoe|deterministic-mixtral)  # full forward, default vs deterministic (batch-invariant) mode
       shape=${what#deterministic-}; checkpoint $shape

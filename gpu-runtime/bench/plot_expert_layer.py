@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Speedup chart of the expert-layer benchmark: per shape and token count, our 2:4 and dense kernels and the
+"""Speedup chart of the expert-layer benchmark: per shape and token count, our 128:2:8, 2:4 and dense kernels and the
 PyTorch peers as speedups over torch._grouped_mm (1.0 = the peer), from ExpertLayerBenchmark's and
 bench_expert_layer.py's JSON of one device call. Standard library only; writes an SVG.
 
@@ -9,7 +9,8 @@ bench_expert_layer.py's JSON of one device call. Standard library only; writes a
 import json
 import sys
 
-SERIES = [("2:4", "ours 2:4 (wgmma.sp)", "#d62728"), ("dense", "ours dense (tuned)", "#1f77b4"),
+SERIES = [("128:2:8", "ours 128:2:8 (75% sparse, wgmma.sp)", "#9467bd"), ("2:4", "ours 2:4 (wgmma.sp)", "#d62728"),
+          ("dense", "ours dense (tuned)", "#1f77b4"),
           ("cublas_loop", "cuBLAS per-expert loop", "#7f7f7f")]
 SHAPES = ["Mixtral-8x7B", "OLMoE-1B-7B", "Qwen1.5-MoE-A2.7B", "Qwen3-30B-A3B"]
 BAR, GAP, LEFT, TOP, HEIGHT = 16, 28, 60, 50, 300
