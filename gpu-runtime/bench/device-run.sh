@@ -63,10 +63,13 @@ for what in "$@"; do
         run io.moescore.bench.ForwardBenchmark /tmp/$shape "$out/deterministic-$shape-$d.json" tokens=8192,32768 \
           deterministic=$d 2>&1 | tail -4
       done ;;
-    capacity)  # largest batch next to a 32-layer Mixtral-8x7B-shaped stack, dense vs 2:4
+    capacity)  # largest batch next to a 32-layer Mixtral-8x7B-shaped stack, dense vs 2:4 vs 128:2:8
       checkpoint mixtral
-      java -Xmx100g $DEVJAVAOPTS -Dmoescore.kernelCache="$out/kernels-cache.json" -cp "$DEVCP" \
-        io.moescore.bench.CapacityBenchmark /tmp/mixtral "$out/capacity-mixtral.json" 2>&1 | tail -30 ;;
+      for e in 128:2:8 2:4 dense; do  # one JVM each: a run's leftovers shrink the next one's room
+        name=${e/128:2:8/vnm}
+        java -Xmx100g $DEVJAVAOPTS -Dmoescore.kernelCache="$out/kernels-cache.json" -cp "$DEVCP" \
+          io.moescore.bench.CapacityBenchmark /tmp/mixtral "$out/capacity-mixtral-${name/:/}.json" experts=$e 2>&1 | tail -3
+      done ;;
     *) echo "unknown step $what" ;;
   esac
 done
