@@ -29,28 +29,35 @@
 #define SP9_STAGE_BYTES (SP9_W_BYTES + SP9_B_BYTES)
 #define SPARSE_SM90_SHARED_BYTES (SP9_STAGES * SP9_STAGE_BYTES + 1024 + 64)
 
-// Pre-tiles one weight [E][R][K] (values [R][K/2] bf16 or fp16: bits are copied; meta [R][K/32]) into [E][tiles][stages] blocks of
-// SP9_W_BYTES; rows past R and k past K become zero values with metadata 0x44444444 (positions 0 and 1).
-// Grid (stages, E * tiles), 256 threads: one row each.
+// One weight row's part of a pre-tiled stage, in a block of 128 rows: its 64 kept values (8 chunks, swizzled by
+// the row's place r in the block) and, after the block's values, its 4 metadata words. A row past the weight
+// (`inside` false) or k past K becomes zero values with metadata 0x44444444 (positions 0 and 1).
+__device__ __forceinline__ void tile_sparse_row(const uint16_t* values, const unsigned* meta, size_t row, bool inside,
+                                                int K, int stage, unsigned char* block, int r) {
+    const uint4* src = reinterpret_cast<const uint4*>(values + row * (K / 2));
+    for (int c = 0; c < 8; c++) {
+        int kc = stage * (SP9_K / 2) + c * 8;  // first kept value of the chunk
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (inside && kc < K / 2) v = src[kc / 8];
+        *reinterpret_cast<uint4*>(block + swizzled(r, c)) = v;
+    }
+    unsigned* m = reinterpret_cast<unsigned*>(block + 128 * 128) + r * 4;
+    for (int w = 0; w < 4; w++) {
+        int word = stage * (SP9_K / 32) + w;
+        m[w] = inside && word < K / 32 ? meta[row * (K / 32) + word] : 0x44444444u;
+    }
+}
+
+// Pre-tiles one weight [E][R][K] (values [R][K/2] bf16 or fp16: bits are copied; meta [R][K/32]) into [E][tiles][stages]
+// blocks of SP9_W_BYTES, two 128-row halves each. Grid (stages, E * tiles), 256 threads: one row each.
 extern "C" __global__ void tile_sparse24_sm90(const uint16_t* __restrict__ values, const unsigned* __restrict__ meta,
                                               unsigned char* __restrict__ tiled, int R, int K, int tiles) {
     int stage = blockIdx.x, stages = gridDim.x;
     int e = blockIdx.y / tiles, tile = blockIdx.y % tiles;
     int r = threadIdx.x, row = tile * SP_ROWS + r;
-    int half = r >> 7, rh = r & 127;
+    int half = r >> 7;
     unsigned char* block = tiled + ((size_t)blockIdx.y * stages + stage) * SP9_W_BYTES + half * SP9_HALF_BYTES;
-    const uint4* src = reinterpret_cast<const uint4*>(values + ((size_t)e * R + row) * (K / 2));
-    for (int c = 0; c < 8; c++) {
-        int kc = stage * (SP9_K / 2) + c * 8;  // first kept value of the chunk
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (row < R && kc < K / 2) v = src[kc / 8];
-        *reinterpret_cast<uint4*>(block + swizzled(rh, c)) = v;
-    }
-    unsigned* m = reinterpret_cast<unsigned*>(block + 128 * 128) + rh * 4;
-    for (int w = 0; w < 4; w++) {
-        int word = stage * (SP9_K / 32) + w;
-        m[w] = row < R && word < K / 32 ? meta[((size_t)e * R + row) * (K / 32) + word] : 0x44444444u;
-    }
+    tile_sparse_row(values, meta, (size_t)e * R + row, row < R, K, stage, block, r & 127);
 }
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)

@@ -22,8 +22,8 @@
 #define VN_SHARED_BYTES (VN_STAGES * VN_STAGE_BYTES + 1024 + 64)
 
 // Pre-tiles one condensed weight [E][R][K] (values [R][K/2], meta [R][K/32], keep [R][K/128]) into
-// [E][tiles][stages] blocks of VN_W_BYTES; rows past R and k past K become zero values (metadata 0x44444444:
-// positions 0 and 1) kept as row 2p. Grid (stages, E * tiles), 128 threads: one row each.
+// [E][tiles][stages] blocks of VN_W_BYTES (tile_sparse_row's 128-row block, then the keep bytes); rows past R
+// keep row 2p of zeros. Grid (stages, E * tiles), 128 threads: one row each.
 extern "C" __global__ void tile_vnm_sm90(const uint16_t* __restrict__ values, const unsigned* __restrict__ meta,
                                          const unsigned char* __restrict__ keep, unsigned char* __restrict__ tiled,
                                          int R, int K, int tiles) {
@@ -31,18 +31,7 @@ extern "C" __global__ void tile_vnm_sm90(const uint16_t* __restrict__ values, co
     int e = blockIdx.y / tiles, tile = blockIdx.y % tiles;
     int r = threadIdx.x, row = tile * VN_ROWS + r;
     unsigned char* block = tiled + ((size_t)blockIdx.y * stages + stage) * VN_W_BYTES;
-    const uint4* src = reinterpret_cast<const uint4*>(values + ((size_t)e * R + row) * (K / 2));
-    for (int c = 0; c < 8; c++) {
-        int kc = stage * (SP9_K / 2) + c * 8;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (row < R && kc < K / 2) v = src[kc / 8];
-        *reinterpret_cast<uint4*>(block + swizzled(r, c)) = v;
-    }
-    unsigned* m = reinterpret_cast<unsigned*>(block + VN_ROWS * 128) + r * 4;
-    for (int w = 0; w < 4; w++) {
-        int word = stage * (SP9_K / 32) + w;
-        m[w] = row < R && word < K / 32 ? meta[((size_t)e * R + row) * (K / 32) + word] : 0x44444444u;
-    }
+    tile_sparse_row(values, meta, (size_t)e * R + row, row < R, K, stage, block, r);
     block[VN_ROWS * 128 + VN_ROWS * 16 + r] = row < R ? keep[((size_t)e * R + row) * stages + stage] : 0;
 }
 

@@ -34,22 +34,32 @@ public final class Sparse24 {
 
     /** Magnitude pruning: score = |w|. */
     public static float[] pruneMagnitude(float[] w, int rows, int cols) {
-        float[] score = new float[w.length];
-        for (int i = 0; i < w.length; i++) {
-            score[i] = Math.abs(w[i]);
-        }
-        return prune(w, rows, cols, score);
+        return prune(w, rows, cols, magnitudeScores(w));
     }
 
     /** Wanda: score = |w| x the L2 norm of its input feature over calibration inputs (one norm per column). */
     public static float[] pruneWanda(float[] w, int rows, int cols, double[] inputNorms) {
+        return prune(w, rows, cols, wandaScores(w, rows, cols, inputNorms));
+    }
+
+    /** |w|, the score of magnitude pruning (any pattern). */
+    static float[] magnitudeScores(float[] w) {
+        float[] score = new float[w.length];
+        for (int i = 0; i < w.length; i++) {
+            score[i] = Math.abs(w[i]);
+        }
+        return score;
+    }
+
+    /** |w| x the norm of its input column, the score of Wanda pruning (any pattern). */
+    static float[] wandaScores(float[] w, int rows, int cols, double[] inputNorms) {
         float[] score = new float[w.length];
         for (int r = 0; r < rows; r++) {
             for (int c = 0; c < cols; c++) {
                 score[r * cols + c] = (float) (Math.abs(w[r * cols + c]) * inputNorms[c]);
             }
         }
-        return prune(w, rows, cols, score);
+        return score;
     }
 
     private static int[] topTwo(float[] score, int at) {

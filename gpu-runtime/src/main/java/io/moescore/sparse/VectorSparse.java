@@ -83,22 +83,12 @@ public final class VectorSparse {
 
     /** Magnitude pruning: score = |w|. */
     public static float[] pruneMagnitude(float[] w, int rows, int cols) {
-        float[] score = new float[w.length];
-        for (int i = 0; i < w.length; i++) {
-            score[i] = Math.abs(w[i]);
-        }
-        return prune(w, rows, cols, score);
+        return prune(w, rows, cols, Sparse24.magnitudeScores(w));
     }
 
     /** Wanda: score = |w| x the L2 norm of its input feature over calibration inputs (one norm per column). */
     public static float[] pruneWanda(float[] w, int rows, int cols, double[] inputNorms) {
-        float[] score = new float[w.length];
-        for (int r = 0; r < rows; r++) {
-            for (int c = 0; c < cols; c++) {
-                score[r * cols + c] = (float) (Math.abs(w[r * cols + c]) * inputNorms[c]);
-            }
-        }
-        return prune(w, rows, cols, score);
+        return prune(w, rows, cols, Sparse24.wandaScores(w, rows, cols, inputNorms));
     }
 
     /**
