@@ -178,14 +178,15 @@ __device__ __forceinline__ void sp9_mainloop(const SpTile<T>& t, const unsigned 
 // and 128 columns one SP9_B_BYTES block laid out as the down kernel's token stage (two 128-byte column blocks of
 // 128 rows, swizzled), so that stage arrives by bulk copy. Columns past F are never written: the caller zeroes
 // the buffer when F % 128 != 0 (zero weights times stale bytes could be NaN).
-template <typename T>
-__device__ __forceinline__ void sp9_epi_swiglu_tiled(const float (&acc)[2][64], int wr, const SpTile<T>& t,
+// acc: the thread's MB m64 slabs, 64 rows apart from wr.
+template <int MB, typename T>
+__device__ __forceinline__ void sp9_epi_swiglu_tiled(const float (&acc)[MB][64], int wr, const SpTile<T>& t,
                                                      const Work& w, unsigned char* interTiled, int F) {
     int lane = threadIdx.x & 31;
     int fStages = (F + SP9_K - 1) / SP9_K;
     unsigned char* item = interTiled + (size_t)w.item * fStages * SP9_B_BYTES;
 #pragma unroll
-    for (int mb = 0; mb < 2; mb++) {
+    for (int mb = 0; mb < MB; mb++) {
         int f = (t.r0 + wr + mb * 64) / 2 + (lane >> 2);
         if (f >= F) continue;
         unsigned char* column = item + (size_t)(f / SP9_K) * SP9_B_BYTES + ((f % SP9_K) >> 6) * (SP_TOKENS * 128) +

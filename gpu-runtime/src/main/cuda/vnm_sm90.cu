@@ -11,6 +11,10 @@
 // wait. Two sets of 64 registers leave room for one m64 slab per warpgroup: a block is 128 condensed rows
 // (256 output rows, the 2:4 kernel's tile) x 128 tokens, half the tensor-core work of the 2:4 block.
 //
+// Without the row choice (VECTOR false) the same loop is a second tile size for the 2:4 experts: 128 rows x 128
+// tokens (experts_NAME_*_sp24_sm90_n128), one m64 slab per warpgroup, reading each 128-row half of the 2:4
+// kernels' pre-tiled stages. The autotuner picks between it and the 256-row kernel per shape.
+//
 // Stage layout (shared memory; the pre-tiled global block is its weight part): the token tile first (two
 // 128-byte column blocks of 128 rows, as sparse24_sm90.cu), then the weights: values of 128 condensed rows
 // (128-byte rows, swizzled, 16 KB), their metadata [128][4 words], their keep bytes [128]. Tokens come first
@@ -58,12 +62,13 @@ __device__ __forceinline__ void vn_select_rows(VnAccumulators& a, int keepLo, in
     a.heldHi = keepHi;
 }
 
-// This warpgroup's m64 slab of the block's 128 condensed rows x 128 tokens, K streamed through VN_STAGES stages
-// (sp9_mainloop's pipeline: the weight part of each stage one bulk copy, the token part gathered with cp.async,
-// or with tokenTile given, bulk-copied too).
-template <typename T>
-__device__ __forceinline__ void vn_mainloop(const SpTile<T>& t, const unsigned char* wTile,
-                                            const unsigned char* tokenTile, VnAccumulators& a) {
+// This warpgroup's m64 slab of the block's 128 (condensed) rows x 128 tokens, K streamed through VN_STAGES stages
+// (sp9_mainloop's pipeline: the weight part of each stage, wBytes every wStride bytes from wTile, one bulk copy;
+// the token part gathered with cp.async, or with tokenTile given, bulk-copied too). VECTOR: the stages carry keep
+// bytes and the accumulators follow them; else a.other stays unused.
+template <bool VECTOR, typename T>
+__device__ __forceinline__ void vn_mainloop(const SpTile<T>& t, const unsigned char* wTile, size_t wStride,
+                                            unsigned wBytes, const unsigned char* tokenTile, VnAccumulators& a) {
     extern __shared__ __align__(16) unsigned char sp_smem[];
     unsigned char* base = (unsigned char*)(((uintptr_t)sp_smem + 1023) & ~(uintptr_t)1023);
     uint64_t* weightsLanded = reinterpret_cast<uint64_t*>(base + VN_STAGES * VN_STAGE_BYTES);
@@ -71,7 +76,7 @@ __device__ __forceinline__ void vn_mainloop(const SpTile<T>& t, const unsigned c
     int rowLo = group * 64 + warp * 16 + (lane >> 2);  // block-local condensed row
     bool issuer = threadIdx.x == 0;
 #pragma unroll
-    for (int i = 0; i < 64; i++) a.acc[i] = a.other[i] = 0.f;
+    for (int i = 0; i < 64; i++) a.acc[i] = a.other[i] = 0.f;  // other: dead code where !VECTOR
     a.heldLo = a.heldHi = 0;
     if (issuer) {
         for (int s = 0; s < VN_STAGES; s++) mbar_init(&weightsLanded[s], 1);
@@ -83,8 +88,8 @@ __device__ __forceinline__ void vn_mainloop(const SpTile<T>& t, const unsigned c
         unsigned char* stage = base + (kt % VN_STAGES) * VN_STAGE_BYTES;
         if (issuer) {
             uint64_t* landed = &weightsLanded[kt % VN_STAGES];
-            mbar_expect_tx(landed, VN_W_BYTES + (tokenTile ? SP9_B_BYTES : 0));
-            bulk_copy(stage + SP9_B_BYTES, wTile + (size_t)kt * VN_W_BYTES, VN_W_BYTES, landed);
+            mbar_expect_tx(landed, wBytes + (tokenTile ? SP9_B_BYTES : 0));
+            bulk_copy(stage + SP9_B_BYTES, wTile + (size_t)kt * wStride, wBytes, landed);
             if (tokenTile) bulk_copy(stage, tokenTile + (size_t)kt * SP9_B_BYTES, SP9_B_BYTES, landed);
         }
         if (!tokenTile) sp9_load_tokens(t, kt * SP9_K, stage);
@@ -109,7 +114,7 @@ __device__ __forceinline__ void vn_mainloop(const SpTile<T>& t, const unsigned c
             unsigned lo = sM[rowLo * 4 + s], hi = sM[(rowLo + 8) * 4 + s];
             meta[s] = (lane & 1) ? (lo >> 16) | (hi & 0xffff0000u) : (lo & 0xffffu) | (hi << 16);
         }
-        vn_select_rows(a, sKeep[rowLo], sKeep[rowLo + 8]);
+        if (VECTOR) vn_select_rows(a, sKeep[rowLo], sKeep[rowLo + 8]);
         uint64_t descA0 = smem_desc(w + group * 64 * 128), descB0 = smem_desc(stage);
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
@@ -196,7 +201,7 @@ __device__ __forceinline__ void vn_gate_up_body(const T* x, const int* tokens, c
     const unsigned char* wTile = tiled + ((size_t)w.expert * gridDim.y + w.tile) * kTiles * VN_W_BYTES;
     SpTile<T> t{nullptr, nullptr, F, H, w.tile * VN_ROWS, x, tokens, w.begin, w.count, w.m0};
     VnAccumulators a;
-    vn_mainloop(t, wTile, nullptr, a);
+    vn_mainloop<true>(t, wTile, VN_W_BYTES, VN_W_BYTES, nullptr, a);
     vn_epi_swiglu_tiled<T>(a, w, inter, F);
 #endif
 }
@@ -211,12 +216,51 @@ __device__ __forceinline__ void vn_down_body(const unsigned char* inter, const i
     const unsigned char* wTile = tiled + ((size_t)w.expert * gridDim.y + w.tile) * kTiles * VN_W_BYTES;
     SpTile<T> t{nullptr, nullptr, H / 2, F, w.tile * VN_ROWS, nullptr, nullptr, w.begin, w.count, w.m0};
     VnAccumulators a;
-    vn_mainloop(t, wTile, inter + (size_t)w.item * kTiles * SP9_B_BYTES, a);
+    vn_mainloop<true>(t, wTile, VN_W_BYTES, VN_W_BYTES, inter + (size_t)w.item * kTiles * SP9_B_BYTES, a);
     vn_epi_combine(a, w, tokens, gates, out, perEntry, H);
 #endif
 }
 
-// experts_NAME_gate_up_vnm_sm90 and experts_NAME_down_vnm_sm90 for element type T.
+// The 2:4 experts in 128-row tiles (grid: work items x 128-row tiles), on the 2:4 kernels' pre-tiled weights:
+// 128-row tile j is half j % 2 of their 256-row tile j / 2.
+template <typename T>
+__device__ __forceinline__ const unsigned char* sp24_half_tile(const unsigned char* tiled, const Work& w, int kTiles) {
+    int tiles256 = (gridDim.y + 1) / 2;
+    return tiled + ((size_t)w.expert * tiles256 + w.tile / 2) * kTiles * SP9_W_BYTES + (w.tile % 2) * SP9_HALF_BYTES;
+}
+
+template <typename T>
+__device__ __forceinline__ void sp24n128_gate_up_body(const T* x, const int* tokens, const int* offsets,
+                                                      const int* work, const unsigned char* tiled,
+                                                      unsigned char* inter, int F, int H) {
+#ifdef MOESCORE_WGMMA_SP
+    Work w = work_item(work, offsets);
+    int kTiles = (H + SP9_K - 1) / SP9_K;
+    SpTile<T> t{nullptr, nullptr, 2 * F, H, w.tile * VN_ROWS, x, tokens, w.begin, w.count, w.m0};
+    VnAccumulators a;
+    vn_mainloop<false>(t, sp24_half_tile<T>(tiled, w, kTiles), SP9_W_BYTES, SP9_HALF_BYTES, nullptr, a);
+    int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
+    sp9_epi_swiglu_tiled<1>(reinterpret_cast<const float(&)[1][64]>(a.acc), group * 64 + warp * 16, t, w, inter, F);
+#endif
+}
+
+template <typename T>
+__device__ __forceinline__ void sp24n128_down_body(const unsigned char* inter, const int* tokens, const float* gates,
+                                                   const int* offsets, const int* work, const unsigned char* tiled,
+                                                   float* out, float* perEntry, int H, int F) {
+#ifdef MOESCORE_WGMMA_SP
+    Work w = work_item(work, offsets);
+    int kTiles = (F + SP9_K - 1) / SP9_K;
+    SpTile<T> t{nullptr, nullptr, H, F, w.tile * VN_ROWS, nullptr, nullptr, w.begin, w.count, w.m0};
+    VnAccumulators a;
+    vn_mainloop<false>(t, sp24_half_tile<T>(tiled, w, kTiles), SP9_W_BYTES, SP9_HALF_BYTES,
+                       inter + (size_t)w.item * kTiles * SP9_B_BYTES, a);
+    int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
+    sp_epi_combine<1, 16>(a.acc, group * 64 + warp * 16, 64, 0, t, w, tokens, gates, out, perEntry, H);
+#endif
+}
+
+// experts_NAME_{gate_up,down}_vnm_sm90 and experts_NAME_{gate_up,down}_sp24_sm90_n128 for element type T.
 #define VNM_SM90_KERNELS(T, NAME)                                                                               \
     extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)                                                  \
     experts_##NAME##_gate_up_vnm_sm90(const T* __restrict__ x, const int* __restrict__ tokens,                   \
@@ -231,6 +275,20 @@ __device__ __forceinline__ void vn_down_body(const unsigned char* inter, const i
                                    const int* __restrict__ work, const unsigned char* __restrict__ tiled,       \
                                    float* __restrict__ out, float* __restrict__ perEntry, int H, int F) {       \
         vn_down_body<T>(inter, tokens, gates, offsets, work, tiled, out, perEntry, H, F);                        \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)                                                  \
+    experts_##NAME##_gate_up_sp24_sm90_n128(const T* __restrict__ x, const int* __restrict__ tokens,             \
+                                            const int* __restrict__ offsets, const int* __restrict__ work,      \
+                                            const unsigned char* __restrict__ tiled,                            \
+                                            unsigned char* __restrict__ inter, int F, int H) {                  \
+        sp24n128_gate_up_body(x, tokens, offsets, work, tiled, inter, F, H);                                     \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(SP_THREADS, 1)                                                  \
+    experts_##NAME##_down_sp24_sm90_n128(const unsigned char* __restrict__ inter, const int* __restrict__ tokens, \
+                                         const float* __restrict__ gates, const int* __restrict__ offsets,      \
+                                         const int* __restrict__ work, const unsigned char* __restrict__ tiled, \
+                                         float* __restrict__ out, float* __restrict__ perEntry, int H, int F) { \
+        sp24n128_down_body<T>(inter, tokens, gates, offsets, work, tiled, out, perEntry, H, F);                  \
     }
 VNM_SM90_KERNELS(bf16, bf16)
 VNM_SM90_KERNELS(f16, f16)

@@ -163,7 +163,7 @@ public final class ExpertLayerBenchmark {
                     List<String> kernels = new java.util.ArrayList<>();
                     for (String suffix : backends.keySet()) {
                         kernels.add("dense" + suffix);
-                        if (suffix.isEmpty() || suffix.equals("-mma")) {  // wgmma.sp is the only 2:4 kernel on a Hopper
+                        if (!suffix.equals("-wgmma")) {  // tuned, 128-row tiles, mma.sp (256-row tiles: mostly tuned)
                             kernels.add("2:4" + suffix);
                         }
                     }

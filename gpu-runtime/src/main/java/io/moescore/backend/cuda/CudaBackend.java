@@ -61,7 +61,10 @@ public final class CudaBackend implements Backend {
     /** VN_ROWS and VN_W_BYTES in vnm_sm90.cu: condensed rows per 128:2:8 block, one pre-tiled weight stage. */
     private static final int VECTOR_SPARSE_ROW_TILE = 128;
     private static final int VECTOR_SPARSE_TILED_STAGE_BYTES = 128 * 128 + 128 * 16 + 128;
-    /** VN_SHARED_BYTES: four stages of tokens and weights (each rounded up to 1024 bytes), + alignment, + mbarriers. */
+    /**
+     * VN_SHARED_BYTES: four stages of tokens and weights (each rounded up to 1024 bytes), + alignment, + mbarriers;
+     * the 128:2:8 kernels' and the 2:4 kernels' in 128-row tiles (vnm_sm90.cu).
+     */
     private static final int VECTOR_SPARSE_SHARED_BYTES = 4 * 52224 + 1024 + 64;
     /** GEMM_SHARED_BYTES in gemm.cu: three stages of 128 x 32 A and 256 x 32 W tiles, rows padded to 40 bf16. */
     private static final int GEMM_SHARED_BYTES = 3 * (128 + 256) * 40 * 2;
@@ -171,7 +174,12 @@ public final class CudaBackend implements Backend {
 
     /** Which kernels the 2:4 expert layers use here. */
     public String sparsePath() {
-        return runsWgmma() ? "wgmma.sp, bulk-copied pre-tiled weights (sm_90a)" : "mma.sp";
+        return switch (kernels) {
+            case TUNED -> "wgmma.sp, bulk-copied pre-tiled weights, tuned 256- or 128-row tiles (sm_90a)";
+            case WGMMA -> "wgmma.sp, bulk-copied pre-tiled weights, 256-row tiles (sm_90a)";
+            case WGMMA_N128 -> "wgmma.sp, bulk-copied pre-tiled weights, 128-row tiles (sm_90a)";
+            case MMA_SYNC -> "mma.sp";
+        };
     }
 
     public Precision precision() {
@@ -580,6 +588,33 @@ public final class CudaBackend implements Backend {
                 GpuRuntime.free(p);
             }
         }
+    }
+
+    /**
+     * The expert kernels (gate_up; down is named alike) for sparse weights: wgmma.sp on a Hopper's pre-tiled weights
+     * (sparse24_sm90.cu: 256-row tiles; vnm_sm90.cu: 128:2:8, and 2:4 in 128-row tiles, _n128), the tuner picking
+     * the 2:4 tile per shape; mma.sp on packed ones (sparse24.cu).
+     */
+    private List<String> sparseVariants(CudaSparseExperts w) {
+        String prefix = "experts_" + half + "_gate_up_";
+        if (w.vectorSparse) {
+            return List.of(prefix + "vnm_sm90");
+        }
+        if (!w.tiled()) {
+            return List.of(prefix + "sp24");
+        }
+        return switch (kernels) {
+            case TUNED -> List.of(prefix + "sp24_sm90", prefix + "sp24_sm90_n128");
+            case WGMMA_N128 -> List.of(prefix + "sp24_sm90_n128");
+            default -> List.of(prefix + "sp24_sm90");
+        };
+    }
+
+    private static int sparseSharedBytes(String kernel) {
+        if (kernel.contains("_vnm_") || kernel.endsWith("_n128")) {
+            return VECTOR_SPARSE_SHARED_BYTES;
+        }
+        return kernel.endsWith("_sm90") ? SPARSE_SM90_SHARED_BYTES : SPARSE_SHARED_BYTES;
     }
 
     /** Bytes of a condensed 128:2:8 weight [e][rows][cols] pre-tiled: 128-row x 128-k blocks. */
@@ -1110,33 +1145,35 @@ public final class CudaBackend implements Backend {
         CUdeviceptr xb = gemmInput(x, 1, pool);  // one 16-bit copy: the 2:4 kernels take no split inputs
         CUdeviceptr perEntry = startCombine(combine, entries, h);
         try (CudaTensor.Ints workList = upload(work)) {
-            // wgmma.sp on the pre-tiled weights of a Hopper (sparse24_sm90.cu; 128:2:8: vnm_sm90.cu), mma.sp on the
-            // packed ones (sparse24.cu)
-            String gateUp = "experts_" + half
-                    + (w.vectorSparse ? "_gate_up_vnm_sm90" : tiled ? "_gate_up_sp24_sm90" : "_gate_up_sp24");
-            String down = gateUp.replace("gate_up", "down");
-            int shared = w.vectorSparse ? VECTOR_SPARSE_SHARED_BYTES : tiled ? SPARSE_SM90_SHARED_BYTES : SPARSE_SHARED_BYTES;
-            gpu.allowSharedMemory(gpu.function(gateUp), shared);
-            gpu.allowSharedMemory(gpu.function(down), shared);
             int items = work.length / 2;
-            // both tile 256 output rows: 2:4 as 256 packed rows, 128:2:8 as 128 condensed rows
-            int guTiles = (int) blocks(2L * f, SPARSE_ROW_TILE);
-            int dTiles = (int) blocks(h, SPARSE_ROW_TILE);
-            cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
-            if (tiled) {
-                if (f % 128 != 0) {  // padding columns meet zero weights: they must not hold NaN bit patterns
-                    cuMemsetD32Async(inter, 0, interBytes / 4, gpu.stream());
+            Consumer<String> run = gateUp -> {
+                String down = gateUp.replace("gate_up", "down");
+                int shared = sparseSharedBytes(gateUp);
+                gpu.allowSharedMemory(gpu.function(gateUp), shared);
+                gpu.allowSharedMemory(gpu.function(down), shared);
+                // 256 output rows per block (2:4 as 256 rows, 128:2:8 as 128 condensed rows), or 128 (_n128)
+                int rowTile = gateUp.endsWith("_n128") ? 128 : SPARSE_ROW_TILE;
+                int guTiles = (int) blocks(2L * f, rowTile);
+                int dTiles = (int) blocks(h, rowTile);
+                cuMemsetD32Async(out.f32, 0, out.elements(), gpu.stream());
+                if (tiled) {
+                    if (f % 128 != 0) {  // padding columns meet zero weights: they must not hold NaN bit patterns
+                        cuMemsetD32Async(inter, 0, interBytes / 4, gpu.stream());
+                    }
+                    launch(gateUp, items, guTiles, 256, shared, xb, tokens, offsets, workList.device, w.gateUpTiled,
+                            inter, f, h);
+                    launch(down, items, dTiles, 256, shared, inter, tokens, gates, offsets, workList.device,
+                            w.downTiled, out.f32, perEntry, h, f);
+                } else {
+                    launch(gateUp, items, guTiles, 256, shared, xb, tokens, offsets, workList.device, w.gateUpValues,
+                            w.gateUpMeta, inter, f, h);
+                    launch(down, items, dTiles, 256, shared, inter, tokens, gates, offsets, workList.device,
+                            w.downValues, w.downMeta, out.f32, perEntry, h, f);
                 }
-                launch(gateUp, items, guTiles, 256, shared, xb, tokens, offsets, workList.device, w.gateUpTiled, inter,
-                        f, h);
-                launch(down, items, dTiles, 256, shared, inter, tokens, gates, offsets, workList.device, w.downTiled,
-                        out.f32, perEntry, h, f);
-            } else {
-                launch(gateUp, items, guTiles, 256, shared, xb, tokens, offsets, workList.device, w.gateUpValues,
-                        w.gateUpMeta, inter, f, h);
-                launch(down, items, dTiles, 256, shared, inter, tokens, gates, offsets, workList.device, w.downValues,
-                        w.downMeta, out.f32, perEntry, h, f);
-            }
+            };
+            run.accept(choose("sparse experts " + counts.length + "x" + f + "x" + h + " entries "
+                    + KernelTuner.bucket(entries) + (w.vectorSparse ? " 128:2:8" : " 2:4") + tunedType(),
+                    sparseVariants(w), run));
             finishCombine(combine, perEntry, offsets, tokens, out);
         } finally {
             if (perEntry != null) {

@@ -7,12 +7,12 @@ package io.moescore.backend.cuda;
 public enum Kernels {
     /**
      * On a Hopper: the fastest per shape of wgmma 128x256 and 128x128 (and mma.sync where the weights are not
-     * pre-tiled: split-bf16); 2:4 experts on wgmma.sp, the one kernel for their pre-tiled layout.
+     * pre-tiled: split-bf16); 2:4 experts on wgmma.sp in 256- or 128-row tiles, 128:2:8 experts on their kernel.
      */
     TUNED,
-    /** wgmma, 128 x 256 tiles; wgmma.sp for 2:4 (sm_90a). */
+    /** wgmma, 128 x 256 tiles; wgmma.sp in 256-row tiles for 2:4 (sm_90a). */
     WGMMA,
-    /** wgmma, 128 x 128 tiles; wgmma.sp for 2:4 (sm_90a). */
+    /** wgmma, 128 x 128 tiles; wgmma.sp in 128-row tiles for 2:4 (sm_90a). */
     WGMMA_N128,
     /** mma.sync and mma.sp over the plain / packed weight layouts: what sm_80-89 run. */
     MMA_SYNC

@@ -139,8 +139,8 @@ class CudaBackendTest {
 
     /**
      * The default backend runs whichever kernel the autotuner picks per shape: every kernel family this GPU has is
-     * also checked pinned (on a Hopper: wgmma 128x256, wgmma 128x128 and wgmma.sp, and the mma.sync / mma.sp
-     * kernels of sm_80-89).
+     * also checked pinned (on a Hopper: wgmma 128x256 and wgmma.sp in 256-row tiles, wgmma 128x128 and wgmma.sp in
+     * 128-row tiles, and the mma.sync / mma.sp kernels of sm_80-89).
      */
     @Test
     void everyKernelFamilyMatchesTheCpu() throws IOException {
@@ -148,9 +148,7 @@ class CudaBackendTest {
             CudaBackend pinned = new CudaBackend(0, io.moescore.backend.Precision.BF16, k);
             linearAgainstCpu(pinned);
             expertsAgainstCpu(pinned);
-            if (k != Kernels.WGMMA_N128) {
-                sparseExpertsAgainstCpu(pinned);
-            }
+            sparseExpertsAgainstCpu(pinned);  // pinned WGMMA_N128: the 2:4 kernels in 128-row tiles
         }
     }
 
@@ -442,9 +440,7 @@ class CudaBackendTest {
             CudaBackend fp16 = new CudaBackend(0, io.moescore.backend.Precision.FP16, k);
             assertFp16Closer("linear, " + k, linearAgainstCpu(fp16), linearAgainstCpu(bf16));
             assertFp16Closer("experts, " + k, expertsAgainstCpu(fp16), expertsAgainstCpu(bf16));
-            if (k != Kernels.WGMMA_N128) {
-                assertFp16Closer("2:4 experts, " + k, sparseExpertsAgainstCpu(fp16), sparseExpertsAgainstCpu(bf16));
-            }
+            assertFp16Closer("2:4 experts, " + k, sparseExpertsAgainstCpu(fp16), sparseExpertsAgainstCpu(bf16));
         }
         CudaBackend fp16 = new CudaBackend(0, io.moescore.backend.Precision.FP16);
         assertFp16Closer("attention", attentionAgainstCpu(fp16), attentionAgainstCpu(gpu));
