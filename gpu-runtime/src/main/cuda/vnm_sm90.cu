@@ -13,7 +13,11 @@
 //
 // Without the row choice (VECTOR false) the same loop is a second tile size for the 2:4 experts: 128 rows x 128
 // tokens (experts_NAME_*_sp24_sm90_n128), one m64 slab per warpgroup, reading each 128-row half of the 2:4
-// kernels' pre-tiled stages. The autotuner picks between it and the 256-row kernel per shape.
+// kernels' pre-tiled stages. The autotuner picks between it and the 256-row kernel per shape (on an H100 the
+// 256-row kernel won every benchmark shape: bench/NOTES.md).
+//
+// Noticed, not yet chased: ptxas injects one warpgroup wait into the 128:2:8 down kernel (advisories C7517/C7519:
+// the compiler copies accumulator registers next to the stage's last wgmma), none into the other kernels.
 //
 // Stage layout (shared memory; the pre-tiled global block is its weight part): the token tile first (two
 // 128-byte column blocks of 128 rows, as sparse24_sm90.cu), then the weights: values of 128 condensed rows
