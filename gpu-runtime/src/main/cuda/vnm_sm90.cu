@@ -15,9 +15,7 @@
 // tokens (experts_NAME_*_sp24_sm90_n128), one m64 slab per warpgroup, reading each 128-row half of the 2:4
 // kernels' pre-tiled stages. The autotuner picks between it and the 256-row kernel per shape (on an H100 the
 // 256-row kernel won every benchmark shape: bench/NOTES.md).
-//
-// Noticed, not yet chased: ptxas injects one warpgroup wait into the 128:2:8 down kernel (advisories C7517/C7519:
-// the compiler copies accumulator registers next to the stage's last wgmma), none into the other kernels.
+
 //
 // Stage layout (shared memory; the pre-tiled global block is its weight part): the token tile first (two
 // 128-byte column blocks of 128 rows, as sparse24_sm90.cu), then the weights: values of 128 condensed rows
@@ -52,15 +50,16 @@ struct VnAccumulators {
 };
 
 // Where the next slice keeps the other row of a pair, the row's two sets trade places. acc[i] belongs to the
-// thread's upper row when i % 4 >= 2.
+// thread's upper row when i % 4 >= 2. The swap is spelled in PTX, in place: written as C++ selects, the compiler
+// renamed the accumulators next to the down kernel's last wgmma of a stage and ptxas had to insert a wait there
+// (advisories C7517/C7519).
 __device__ __forceinline__ void vn_select_rows(VnAccumulators& a, int keepLo, int keepHi) {
-    bool swapLo = keepLo != a.heldLo, swapHi = keepHi != a.heldHi;
+    unsigned swapLo = keepLo != a.heldLo, swapHi = keepHi != a.heldHi;
 #pragma unroll
     for (int i = 0; i < 64; i++) {
-        bool swap = (i & 2) ? swapHi : swapLo;
-        float x = a.acc[i], y = a.other[i];
-        a.acc[i] = swap ? y : x;
-        a.other[i] = swap ? x : y;
+        asm volatile("{\n .reg .pred p;\n .reg .f32 t;\n setp.ne.u32 p, %2, 0;\n mov.f32 t, %0;\n"
+                     " @p mov.f32 %0, %1;\n @p mov.f32 %1, t;\n}\n"
+                     : "+f"(a.acc[i]), "+f"(a.other[i]) : "r"((i & 2) ? swapHi : swapLo));
     }
     a.heldLo = keepLo;
     a.heldHi = keepHi;
