@@ -48,8 +48,9 @@ __device__ __forceinline__ void tile_sparse_row(const uint16_t* values, const un
     }
 }
 
-// Pre-tiles one weight [E][R][K] (values [R][K/2] bf16 or fp16: bits are copied; meta [R][K/32]) into [E][tiles][stages]
-// blocks of SP9_W_BYTES, two 128-row halves each. Grid (stages, E * tiles), 256 threads: one row each.
+// Pre-tiles one weight [E][R][K] (values [R][K/2] bf16 or fp16: bits are copied; meta [R][K/32]) into
+// [E][tiles][stages] blocks of SP9_W_BYTES, two 128-row halves each. Grid (stages, E * tiles), 256 threads: one row
+// each.
 extern "C" __global__ void tile_sparse24_sm90(const uint16_t* __restrict__ values, const unsigned* __restrict__ meta,
                                               unsigned char* __restrict__ tiled, int R, int K, int tiles) {
     int stage = blockIdx.x, stages = gridDim.x;
