@@ -71,13 +71,13 @@ public final class CapacityBenchmark {
             ModelConfig c = engine.config();
             long h = c.hiddenSize();
             long attention = 2 * (2 * h * c.numHeads() * c.headDim() + 2 * h * c.numKvHeads() * c.headDim());
-            double expertBytesPerWeight = pattern == null ? 2.0 : pattern == SparsityPattern.TWO_FOUR ? 1.125
-                    : 0.5 + 1 / 16.0 + 1 / 256.0;
+            double expertBytesPerWeight = pattern == null ? 2.0 : pattern.bytesPerWeight();
             long experts = (long) (3L * c.numExperts() * h * c.expertFfnSize() * expertBytesPerWeight);
             long perLayer = attention + experts + 4 * h;
             long missing = (long) (layers - c.numLayers()) * perLayer;
             run.put("bytes_per_layer", perLayer);
             run.put("stand_in_bytes", missing);
+            boolean fits = true;
             try {
                 for (long left = missing; left > 0; left -= 1L << 30) {
                     CUdeviceptr p = new CUdeviceptr();
@@ -85,18 +85,18 @@ public final class CapacityBenchmark {
                     standIns.add(p);
                 }
             } catch (CudaException e) {
-                run.put("fits", false);
+                fits = false;
                 run.put("note", "the " + layers + "-layer stack does not fit: " + e.getMessage());
                 System.out.printf("%s experts: the %d-layer stack does not fit (%d bytes per layer)%n",
                         name, layers, perLayer);
-                json.writerWithDefaultPrettyPrinter().writeValue(out, root);
-                return;
             }
-            run.put("fits", true);
-            int largest = largestWholeBatch(engine, seq, c.vocabSize());
-            run.put("largest_whole_batch_tokens", largest);
-            System.out.printf("%s experts, %d-layer stack (%.1f GB of weights): largest batch scored whole %d tokens%n",
-                    name, layers, (double) layers * perLayer / 1e9, largest);
+            run.put("fits", fits);
+            if (fits) {
+                int largest = largestWholeBatch(engine, seq, c.vocabSize());
+                run.put("largest_whole_batch_tokens", largest);
+                System.out.printf("%s experts, %d-layer stack (%.1f GB of weights): largest batch scored whole %d"
+                        + " tokens%n", name, layers, (double) layers * perLayer / 1e9, largest);
+            }
         } finally {
             standIns.forEach(p -> cuMemFree(p));
         }

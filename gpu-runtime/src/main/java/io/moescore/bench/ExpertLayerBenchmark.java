@@ -15,6 +15,7 @@ import io.moescore.model.Checkpoint;
 import io.moescore.model.DType;
 import io.moescore.model.SafeTensorsWriter;
 import io.moescore.sparse.Sparse24;
+import io.moescore.sparse.SparsityPattern;
 import io.moescore.sparse.VectorSparse;
 import java.io.File;
 import java.io.IOException;
@@ -139,14 +140,13 @@ public final class ExpertLayerBenchmark {
             ExpertWeights vectorSparseWeights = gpu.vectorSparseExpertWeights(vectorPacked[0], vectorPacked[1],
                     vectorPacked[2]);
             Arrays.stream(vectorPacked).forEach(row -> Arrays.fill(row, null));
-            long denseBytes = 3L * s.experts() * h * f * 2;
-            long sparseBytes = 3L * s.experts() * h * f + 3L * s.experts() * h * f / 8;
+            long weightsPerLayer = 3L * s.experts() * h * f;
             ObjectNode memory = root.putObject("memory_" + key);
-            memory.put("dense_expert_bytes_per_layer", denseBytes);
-            memory.put("sparse24_expert_bytes_per_layer", sparseBytes);
-            // condensed values (a quarter of the weights), their 2:4 metadata, a keep byte per row pair and 128 k
-            memory.put("vector_sparse_expert_bytes_per_layer", 3L * s.experts() * h * f / 2 + 3L * s.experts() * h * f / 16
-                    + 3L * s.experts() * h * f / 256);
+            memory.put("dense_expert_bytes_per_layer", weightsPerLayer * 2);
+            memory.put("sparse24_expert_bytes_per_layer",
+                    (long) (weightsPerLayer * SparsityPattern.TWO_FOUR.bytesPerWeight()));
+            memory.put("vector_sparse_expert_bytes_per_layer",
+                    (long) (weightsPerLayer * SparsityPattern.VECTOR_128_2_8.bytesPerWeight()));
             for (int tokens : tokenCounts) {
                 float[] x = new float[tokens * h];
                 float[] logits = new float[tokens * s.experts()];

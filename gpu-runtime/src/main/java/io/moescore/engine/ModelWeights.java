@@ -305,15 +305,14 @@ public final class ModelWeights implements AutoCloseable {
                 }
                 return placeSparse(packed);
             }
+            WeightSlice[][] all = {gate, up, down};
             for (int e = 0; e < n; e++) {
-                String p = prefix + e + ".";
-                gate[e] = slice(p + (mixtralNames ? "w1.weight" : "gate_proj.weight"), ffn, h);
-                up[e] = slice(p + (mixtralNames ? "w3.weight" : "up_proj.weight"), ffn, h);
-                down[e] = slice(p + (mixtralNames ? "w2.weight" : "down_proj.weight"), h, ffn);
+                for (int w = 0; w < 3; w++) {
+                    all[w][e] = slice(prefix + e + "." + names[w], dims[w][0], dims[w][1]);
+                }
             }
             if (pruneExperts == SparsityPattern.VECTOR_128_2_8) {
                 VectorSparse.Packed[][] packed = new VectorSparse.Packed[3][n];
-                WeightSlice[][] all = {gate, up, down};
                 IntStream.range(0, 3 * n).parallel().forEach(i -> {
                     WeightSlice w = all[i / n][i % n];
                     packed[i / n][i % n] = VectorSparse.pack(
@@ -323,7 +322,6 @@ public final class ModelWeights implements AutoCloseable {
             }
             if (pruneExperts == SparsityPattern.TWO_FOUR) {
                 Sparse24.Packed[][] packed = new Sparse24.Packed[3][n];
-                WeightSlice[][] all = {gate, up, down};
                 IntStream.range(0, 3 * n).parallel().forEach(i -> {
                     WeightSlice w = all[i / n][i % n];
                     packed[i / n][i % n] = Sparse24.pack(

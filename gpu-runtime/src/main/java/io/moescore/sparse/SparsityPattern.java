@@ -11,6 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * The structured sparsity patterns of routed expert weights, by the names {@code --pattern} and the manifest
@@ -44,12 +45,12 @@ public enum SparsityPattern {
 
     /** The pattern of that name, or an error naming {@code --pattern} and the choices. */
     public static SparsityPattern parse(String name) {
-        for (SparsityPattern p : values()) {
-            if (p.userName.equals(name)) {
-                return p;
-            }
-        }
-        throw new IllegalArgumentException("--pattern must be one of " + names() + ", got '" + name + "'");
+        return named(name).orElseThrow(
+                () -> new IllegalArgumentException("--pattern must be one of " + names() + ", got '" + name + "'"));
+    }
+
+    private static Optional<SparsityPattern> named(String name) {
+        return Arrays.stream(values()).filter(p -> p.userName.equals(name)).findFirst();
     }
 
     /**
@@ -70,12 +71,16 @@ public enum SparsityPattern {
         if (pattern == null || !pattern.isTextual()) {
             throw new ModelFormatException(manifest + " names no \"pattern\"");
         }
-        for (SparsityPattern p : values()) {
-            if (p.userName.equals(pattern.asText())) {
-                return p;
-            }
-        }
-        throw new ModelFormatException(manifest + ": pattern '" + pattern.asText() + "' is not one of " + names());
+        return named(pattern.asText()).orElseThrow(() -> new ModelFormatException(manifest + ": pattern '"
+                + pattern.asText() + "' is not one of " + names()));
+    }
+
+    /**
+     * Bytes per weight of the dense matrix, stored with 16-bit values: 2:4 half the values + a 4-bit metadata nibble
+     * per 4 (1.125); 128:2:8 a quarter of the values, their 2:4 metadata and a keep byte per 2 x 128 (0.566).
+     */
+    public double bytesPerWeight() {
+        return this == TWO_FOUR ? 0.5 * 2 + 1 / 8.0 : 0.25 * 2 + 1 / 16.0 + 1 / 256.0;
     }
 
     public float[] pruneMagnitude(float[] w, int rows, int cols) {

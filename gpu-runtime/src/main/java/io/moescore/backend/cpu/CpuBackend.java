@@ -11,8 +11,12 @@ import io.moescore.backend.WeightSlice;
 import io.moescore.engine.ExpertRouting;
 import io.moescore.engine.HostExpertRouting;
 import io.moescore.engine.Router;
+import io.moescore.sparse.Sparse24;
+import io.moescore.sparse.VectorSparse;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.ForkJoinPool;
+import java.util.function.Function;
 import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 
@@ -64,18 +68,27 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public ExpertWeights sparseExpertWeights(io.moescore.sparse.Sparse24.Packed[] gate,
-                                             io.moescore.sparse.Sparse24.Packed[] up,
-                                             io.moescore.sparse.Sparse24.Packed[] down) {
-        CpuTensor[][] dense = new CpuTensor[3][gate.length];
-        io.moescore.sparse.Sparse24.Packed[][] all = {gate, up, down};
+    public ExpertWeights sparseExpertWeights(Sparse24.Packed[] gate, Sparse24.Packed[] up, Sparse24.Packed[] down) {
+        return decompressed(gate, up, down, p -> new CpuTensor(p.rows(), p.cols(), Sparse24.decompress(p)));
+    }
+
+    /** Decompressed straight, not through the 2:4 form the default goes by. */
+    @Override
+    public ExpertWeights vectorSparseExpertWeights(VectorSparse.Packed[] gate, VectorSparse.Packed[] up,
+                                                   VectorSparse.Packed[] down) {
+        return decompressed(gate, up, down, p -> new CpuTensor(p.rows(), p.cols(), VectorSparse.decompress(p)));
+    }
+
+    /** The CPU runs sparse experts as the dense matrices they stand for. */
+    private static <P> ExpertWeights decompressed(P[] gate, P[] up, P[] down, Function<P, CpuTensor> dense) {
+        CpuTensor[][] out = new CpuTensor[3][gate.length];
+        List<P[]> all = List.of(gate, up, down);
         for (int w = 0; w < 3; w++) {
             for (int e = 0; e < gate.length; e++) {
-                io.moescore.sparse.Sparse24.Packed p = all[w][e];
-                dense[w][e] = new CpuTensor(p.rows(), p.cols(), io.moescore.sparse.Sparse24.decompress(p));
+                out[w][e] = dense.apply(all.get(w)[e]);
             }
         }
-        return new CpuExperts(dense[0], dense[1], dense[2]);
+        return new CpuExperts(out[0], out[1], out[2]);
     }
 
     @Override

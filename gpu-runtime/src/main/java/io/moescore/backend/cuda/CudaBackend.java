@@ -62,10 +62,11 @@ public final class CudaBackend implements Backend {
     private static final int VECTOR_SPARSE_ROW_TILE = 128;
     private static final int VECTOR_SPARSE_TILED_STAGE_BYTES = 128 * 128 + 128 * 16 + 128;
     /**
-     * VN_SHARED_BYTES: four stages of tokens and weights (each rounded up to 1024 bytes), + alignment, + mbarriers;
-     * the 128:2:8 kernels' and the 2:4 kernels' in 128-row tiles (vnm_sm90.cu).
+     * VN_SHARED_BYTES: four stages of tokens (128 x 256 bytes) and weights, each rounded up to 1024 bytes, +
+     * alignment, + mbarriers; the 128:2:8 kernels' and the 2:4 kernels' in 128-row tiles (vnm_sm90.cu).
      */
-    private static final int VECTOR_SPARSE_SHARED_BYTES = 4 * 52224 + 1024 + 64;
+    private static final int VECTOR_SPARSE_SHARED_BYTES =
+            4 * ((128 * 256 + VECTOR_SPARSE_TILED_STAGE_BYTES + 1023) / 1024 * 1024) + 1024 + 64;
     /** GEMM_SHARED_BYTES in gemm.cu: three stages of 128 x 32 A and 256 x 32 W tiles, rows padded to 40 bf16. */
     private static final int GEMM_SHARED_BYTES = 3 * (128 + 256) * 40 * 2;
     /** The lm_head step computes logits for at most this many (token, vocab) pairs at a time. */
@@ -458,17 +459,9 @@ public final class CudaBackend implements Backend {
             for (int x = 0; x < e; x++) {
                 short[] values = new short[(int) guValues];
                 int[] meta = new int[(int) guMeta];
-                short[] g = toHalf(gate[x].values(), "2:4 gate values of expert " + x);
-                short[] u = toHalf(up[x].values(), "2:4 up values of expert " + x);
-                int vRow = hidden / 2;
-                int mRow = hidden / 32;
-                // rows 16b..+7 = gate rows 8b..+7, rows 16b+8..+15 = up rows 8b..+7
-                for (int b = 0; b < ffn / 8; b++) {
-                    System.arraycopy(g, 8 * b * vRow, values, 16 * b * vRow, 8 * vRow);
-                    System.arraycopy(u, 8 * b * vRow, values, (16 * b + 8) * vRow, 8 * vRow);
-                    System.arraycopy(gate[x].meta(), 8 * b * mRow, meta, 16 * b * mRow, 8 * mRow);
-                    System.arraycopy(up[x].meta(), 8 * b * mRow, meta, (16 * b + 8) * mRow, 8 * mRow);
-                }
+                interleaveGateUpRows(toHalf(gate[x].values(), "2:4 gate values of expert " + x),
+                        toHalf(up[x].values(), "2:4 up values of expert " + x), values, ffn, hidden / 2);
+                interleaveGateUpRows(gate[x].meta(), up[x].meta(), meta, ffn, hidden / 32);
                 cuMemcpyHtoD(guv.withByteOffset(x * guValues * 2), Pointer.to(values), guValues * 2);
                 cuMemcpyHtoD(gum.withByteOffset(x * guMeta * 4), Pointer.to(meta), guMeta * 4);
                 short[] d = toHalf(down[x].values(), "2:4 down values of expert " + x);
@@ -529,29 +522,31 @@ public final class CudaBackend implements Backend {
         return new CudaSparseExperts(e, ffn, hidden, gateUp, downTiled, bytes, true);
     }
 
-    /** Gate and up of each expert as one condensed matrix [ffn, hidden]: blocks of 8 gate rows, then 8 up rows. */
+    /**
+     * The layout the sparse gate+up kernels read (their SwiGLU epilogue holds gate and up of the same columns in one
+     * thread): rows 16b..16b+7 of {@code out} are gate rows 8b..8b+7, rows 16b+8..16b+15 the up rows 8b..8b+7.
+     * gate, up and out are arrays of one primitive type; gate and up hold {@code rows} rows of {@code rowLength}.
+     */
+    private static void interleaveGateUpRows(Object gate, Object up, Object out, int rows, int rowLength) {
+        for (int b = 0; b < rows / 8; b++) {
+            System.arraycopy(gate, 8 * b * rowLength, out, 16 * b * rowLength, 8 * rowLength);
+            System.arraycopy(up, 8 * b * rowLength, out, (16 * b + 8) * rowLength, 8 * rowLength);
+        }
+    }
+
+    /** Gate and up of each expert as one condensed matrix [ffn, hidden], interleaved as the 2:4 ones. */
     private static VectorSparse.Packed[] interleaveGateUp(VectorSparse.Packed[] gate, VectorSparse.Packed[] up) {
         VectorSparse.Packed[] out = new VectorSparse.Packed[gate.length];
         for (int x = 0; x < gate.length; x++) {
             Sparse24.Packed g = gate[x].condensed();
             Sparse24.Packed u = up[x].condensed();
             int rows = g.rows();  // ffn / 2 condensed rows each
-            int vRow = g.cols() / 2;
-            int mRow = g.metaPerRow();
-            int kRow = gate[x].slices();
-            float[] values = new float[2 * rows * vRow];
-            int[] meta = new int[2 * rows * mRow];
-            byte[] keep = new byte[2 * rows * kRow];
-            for (int b = 0; b < rows / 8; b++) {
-                for (int half = 0; half < 2; half++) {
-                    Sparse24.Packed from = half == 0 ? g : u;
-                    byte[] fromKeep = half == 0 ? gate[x].keep() : up[x].keep();
-                    int to = 16 * b + 8 * half;
-                    System.arraycopy(from.values(), 8 * b * vRow, values, to * vRow, 8 * vRow);
-                    System.arraycopy(from.meta(), 8 * b * mRow, meta, to * mRow, 8 * mRow);
-                    System.arraycopy(fromKeep, 8 * b * kRow, keep, to * kRow, 8 * kRow);
-                }
-            }
+            float[] values = new float[2 * g.values().length];
+            int[] meta = new int[2 * g.meta().length];
+            byte[] keep = new byte[2 * gate[x].keep().length];
+            interleaveGateUpRows(g.values(), u.values(), values, rows, g.cols() / 2);
+            interleaveGateUpRows(g.meta(), u.meta(), meta, rows, g.metaPerRow());
+            interleaveGateUpRows(gate[x].keep(), up[x].keep(), keep, rows, gate[x].slices());
             out[x] = new VectorSparse.Packed(4 * rows, g.cols(), keep, new Sparse24.Packed(2 * rows, g.cols(), values, meta));
         }
         return out;
