@@ -29,8 +29,18 @@
 #define SP9_STAGE_BYTES (SP9_W_BYTES + SP9_B_BYTES)
 #define SPARSE_SM90_SHARED_BYTES (SP9_STAGES * SP9_STAGE_BYTES + 1024 + 64)
 
+// The metadata of a pre-tiled 128-row block (after its values) is stored as the wgmma.sp threads take it, so
+// that each thread loads its four words (one per k32 step) of a slab with one 16-byte load: per group g of 16 rows
+// (slab g / 4, warp g % 4), quad q (lane / 4) and lane parity p, words whose low halves come from row 16g + q and
+// high halves from row 16g + q + 8, the first 16 bits of each row's word where p = 0, the second where p = 1
+// (mma.sp's per-warp layout, selector 0).
+__device__ __forceinline__ uint4 sp_meta_words(const unsigned char* block, int g) {
+    int lane = threadIdx.x & 31;
+    return *reinterpret_cast<const uint4*>(block + 128 * 128 + ((g * 8 + (lane >> 2)) * 2 + (lane & 1)) * 16);
+}
+
 // One weight row's part of a pre-tiled stage, in a block of 128 rows: its 64 kept values (8 chunks, swizzled by
-// the row's place r in the block) and, after the block's values, its 4 metadata words. A row past the weight
+// the row's place r in the block) and its share of the block's metadata (sp_meta_words). A row past the weight
 // (`inside` false) or k past K becomes zero values with metadata 0x44444444 (positions 0 and 1).
 __device__ __forceinline__ void tile_sparse_row(const uint16_t* values, const unsigned* meta, size_t row, bool inside,
                                                 int K, int stage, unsigned char* block, int r) {
@@ -41,24 +51,34 @@ __device__ __forceinline__ void tile_sparse_row(const uint16_t* values, const un
         if (inside && kc < K / 2) v = src[kc / 8];
         *reinterpret_cast<uint4*>(block + swizzled(r, c)) = v;
     }
-    unsigned* m = reinterpret_cast<unsigned*>(block + 128 * 128) + r * 4;
-    for (int w = 0; w < 4; w++) {
-        int word = stage * (SP9_K / 32) + w;
-        m[w] = inside && word < K / 32 ? meta[row * (K / 32) + word] : 0x44444444u;
+    uint16_t* halves = reinterpret_cast<uint16_t*>(block + 128 * 128);
+    int g = r >> 4, q = r & 7, high = (r >> 3) & 1;
+    for (int s = 0; s < 4; s++) {
+        int word = stage * (SP9_K / 32) + s;
+        unsigned m = inside && word < K / 32 ? meta[row * (K / 32) + word] : 0x44444444u;
+        for (int p = 0; p < 2; p++) halves[(((g * 8 + q) * 2 + p) * 4 + s) * 2 + high] = p ? m >> 16 : m & 0xffffu;
     }
 }
 
-// Pre-tiles one weight [E][R][K] (values [R][K/2] bf16 or fp16: bits are copied; meta [R][K/32]) into
-// [E][tiles][stages] blocks of SP9_W_BYTES, two 128-row halves each. Grid (stages, E * tiles), 256 threads: one row
-// each.
+// The pre-tiled layout: [E][128-k stages][halves] blocks of 128 rows x 128 k (SP9_HALF_BYTES), halves = R / 128
+// rounded up to even, so that a block of 128 or 256 rows finds each of its stages as one contiguous run.
+__device__ __forceinline__ int sp24_halves(int R) { return 2 * ceil_div(R, 256); }
+// Where weight tile `tile` of `halvesPerTile` halves of `expert` starts, and the bytes from one stage to the next.
+__device__ __forceinline__ const unsigned char* sp24_tile(const unsigned char* tiled, int expert, int tile,
+                                                          int halvesPerTile, int R, int K, size_t& stageStride) {
+    stageStride = (size_t)sp24_halves(R) * SP9_HALF_BYTES;
+    return tiled + (size_t)expert * ceil_div(K, SP9_K) * stageStride + (size_t)tile * halvesPerTile * SP9_HALF_BYTES;
+}
+
+// Pre-tiles one weight [E][R][K] (values [R][K/2] bf16 or fp16: bits are copied; meta [R][K/32]) into the layout
+// above. Grid (stages, E * halves), 128 threads: one row each.
 extern "C" __global__ void tile_sparse24_sm90(const uint16_t* __restrict__ values, const unsigned* __restrict__ meta,
-                                              unsigned char* __restrict__ tiled, int R, int K, int tiles) {
+                                              unsigned char* __restrict__ tiled, int R, int K, int halves) {
     int stage = blockIdx.x, stages = gridDim.x;
-    int e = blockIdx.y / tiles, tile = blockIdx.y % tiles;
-    int r = threadIdx.x, row = tile * SP_ROWS + r;
-    int half = r >> 7;
-    unsigned char* block = tiled + ((size_t)blockIdx.y * stages + stage) * SP9_W_BYTES + half * SP9_HALF_BYTES;
-    tile_sparse_row(values, meta, (size_t)e * R + row, row < R, K, stage, block, r & 127);
+    int e = blockIdx.y / halves, half = blockIdx.y % halves;
+    int r = threadIdx.x, row = half * 128 + r;
+    unsigned char* block = tiled + (((size_t)e * stages + stage) * halves + half) * SP9_HALF_BYTES;
+    tile_sparse_row(values, meta, (size_t)e * R + row, row < R, K, stage, block, r);
 }
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -81,33 +101,54 @@ __device__ __forceinline__ void wgmma_sp_m64n128k32(float (&d)[64], uint64_t des
 }
 #undef WGMMA_SP_M64N128K32_ASM
 
-// The token part of a stage: 128 rows x 16 chunks of 16 bytes, in two 128-byte column blocks.
+// The token part of a stage (128 rows x 16 chunks of 16 bytes, in two 128-byte column blocks) as each thread
+// gathers it: rows r = tid / 16 + 16 i (i < 8) at chunk c = tid % 16, the same in every stage, so the routed
+// rows are looked up once per tile and each stage costs a thread 8 cp.async from 8 kept pointers (looking them up
+// and recomputing the addresses per stage made the gate+up kernel issue-bound: bench/NOTES.md).
 template <typename T>
-__device__ __forceinline__ void sp9_load_tokens(const SpTile<T>& t, int k0, unsigned char* sB) {
+struct SpTokenGather {
+    static constexpr int ROWS = SP_TOKENS * 16 / SP_THREADS;
+    const T* src[ROWS];  // row i's chunk c at k = 0
+    unsigned routed;     // bit i: row i is a routed entry of the tile
+    int dst;             // byte offset of row 0's chunk in a stage (row i: + i * 16 rows)
+    int k;               // the chunk's first k within a stage
+
+    __device__ __forceinline__ explicit SpTokenGather(const SpTile<T>& t) {
+        int r0 = threadIdx.x >> 4, c = threadIdx.x & 15;
+        k = c * 8;
+        dst = (c >> 3) * (SP_TOKENS * 128) + swizzled(r0, c & 7);  // rows 16 apart keep r0's swizzle
+        routed = 0;
 #pragma unroll
-    for (int i = 0; i < SP_TOKENS * 16 / SP_THREADS; i++) {
-        int chunk = threadIdx.x + i * SP_THREADS;
-        int r = chunk >> 4, cc = chunk & 15;
-        int tok = t.t0 + r, k = k0 + cc * 8;
-        bool valid = tok < t.count && k < t.K;
-        int row = valid ? (t.rows ? t.rows[t.begin + tok] : t.begin + tok) : 0;
-        sp_cp_async16(sB + (cc >> 3) * (SP_TOKENS * 128) + swizzled(r, cc & 7),
-                      t.x + (size_t)row * t.K + (valid ? k : 0), valid);
+        for (int i = 0; i < ROWS; i++) {
+            int tok = t.t0 + r0 + 16 * i;
+            bool ok = tok < t.count;
+            int row = ok ? (t.rows ? t.rows[t.begin + tok] : t.begin + tok) : 0;
+            src[i] = t.x + (size_t)row * t.K + k;
+            routed |= (unsigned)ok << i;
+        }
     }
-}
+
+    __device__ __forceinline__ void load(int K, int k0, unsigned char* sB) const {
+        bool inK = k0 + k < K;
+#pragma unroll
+        for (int i = 0; i < ROWS; i++)
+            sp_cp_async16(sB + dst + i * 16 * 128, src[i] + (inK ? k0 : 0), inK && ((routed >> i) & 1));
+    }
+};
 
 // acc[mb][64]: this warpgroup's slab mb (weight rows 128 * group + 64 * mb ..), mma-style per-warp layout.
-// wTile: this block's weight tile, one pre-tiled block of SP9_W_BYTES per stage. tokenTile: null to gather the
-// token rows (t.rows) with cp.async; else their stages already in the shared-memory layout (the tiled
-// intermediate the gate+up kernel wrote), one SP9_B_BYTES block each, copied with the weights.
+// wTile: this block's weight tile, SP9_W_BYTES per stage, stages wStride bytes apart (sp24_tile). tokenTile:
+// null to gather the token rows (t.rows) with cp.async; else their stages already in the shared-memory layout (the
+// tiled intermediate the gate+up kernel wrote), one SP9_B_BYTES block each, copied with the weights.
 template <typename T>
-__device__ __forceinline__ void sp9_mainloop(const SpTile<T>& t, const unsigned char* wTile,
+__device__ __forceinline__ void sp9_mainloop(const SpTile<T>& t, const unsigned char* wTile, size_t wStride,
                                              const unsigned char* tokenTile, float (&acc)[2][64]) {
     extern __shared__ __align__(16) unsigned char sp_smem[];
     unsigned char* base = (unsigned char*)(((uintptr_t)sp_smem + 1023) & ~(uintptr_t)1023);
     uint64_t* weightsLanded = reinterpret_cast<uint64_t*>(base + SP9_STAGES * SP9_STAGE_BYTES);  // per slot
-    int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+    int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
     bool issuer = threadIdx.x == 0;
+    SpTokenGather<T> gather(t);
 #pragma unroll
     for (int mb = 0; mb < 2; mb++)
 #pragma unroll
@@ -124,11 +165,11 @@ __device__ __forceinline__ void sp9_mainloop(const SpTile<T>& t, const unsigned 
         if (issuer) {
             uint64_t* landed = &weightsLanded[kt % SP9_STAGES];
             mbar_expect_tx(landed, tokenTile ? SP9_STAGE_BYTES : SP9_W_BYTES);
-            bulk_copy(stage, wTile + (size_t)kt * SP9_W_BYTES, SP9_W_BYTES, landed);
+            bulk_copy(stage, wTile + (size_t)kt * wStride, SP9_W_BYTES, landed);
             if (tokenTile)
                 bulk_copy(stage + SP9_W_BYTES, tokenTile + (size_t)kt * SP9_B_BYTES, SP9_B_BYTES, landed);
         }
-        if (!tokenTile) sp9_load_tokens(t, kt * SP9_K, stage + SP9_W_BYTES);
+        if (!tokenTile) gather.load(t.K, kt * SP9_K, stage + SP9_W_BYTES);
     };
 #pragma unroll
     for (int s = 0; s < SP9_STAGES - 1; s++) {
@@ -142,18 +183,9 @@ __device__ __forceinline__ void sp9_mainloop(const SpTile<T>& t, const unsigned 
         __syncthreads();  // tokens of stage kt visible to the tensor cores; every wgmma of stage kt-1 has completed
         mbar_wait(&weightsLanded[kt % SP9_STAGES], (kt / SP9_STAGES) & 1);  // and the token stage, if copied
         const unsigned char* half = stage + group * SP9_HALF_BYTES;
-        const unsigned* sM = reinterpret_cast<const unsigned*>(half + 128 * 128);
         // metadata registers first (ordinary loads), then the wgmma batch
-        unsigned meta[2][4];
-#pragma unroll
-        for (int mb = 0; mb < 2; mb++) {
-            int r = mb * 64 + warp * 16 + (lane >> 2);
-#pragma unroll
-            for (int s = 0; s < 4; s++) {
-                unsigned lo = sM[r * 4 + s], hi = sM[(r + 8) * 4 + s];
-                meta[mb][s] = (lane & 1) ? (lo >> 16) | (hi & 0xffff0000u) : (lo & 0xffffu) | (hi << 16);
-            }
-        }
+        uint4 m0 = sp_meta_words(half, warp), m1 = sp_meta_words(half, 4 + warp);
+        unsigned meta[2][4] = {{m0.x, m0.y, m0.z, m0.w}, {m1.x, m1.y, m1.z, m1.w}};
         uint64_t descB0 = smem_desc(stage + SP9_W_BYTES);
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
@@ -206,18 +238,18 @@ __device__ __forceinline__ void sp9_epi_swiglu_tiled(const float (&acc)[MB][64],
 }
 #endif
 
-// Grid (work items, weight tiles) as the other expert kernels; `tiled`: the expert weight pre-tiled,
-// [E][tiles][stages] blocks of SP9_W_BYTES; `inter`: the intermediate, tiled per work item (sp9_epi_swiglu_tiled).
+// Grid (work items, weight tiles) as the other expert kernels; `tiled`: the expert weight pre-tiled (sp24_tile);
+// `inter`: the intermediate, tiled per work item (sp9_epi_swiglu_tiled).
 template <typename T>
 __device__ __forceinline__ void sp9_gate_up_body(const T* x, const int* tokens, const int* offsets, const int* work,
                                                  const unsigned char* tiled, unsigned char* inter, int F, int H) {
 #ifdef MOESCORE_WGMMA_SP
     Work w = work_item(work, offsets);
-    int kTiles = (H + SP9_K - 1) / SP9_K;
-    const unsigned char* wTile = tiled + ((size_t)w.expert * gridDim.y + w.tile) * kTiles * SP9_W_BYTES;
+    size_t wStride;
+    const unsigned char* wTile = sp24_tile(tiled, w.expert, w.tile, 2, 2 * F, H, wStride);
     SpTile<T> t{nullptr, nullptr, 2 * F, H, w.tile * SP_ROWS, x, tokens, w.begin, w.count, w.m0};
     float acc[2][64];
-    sp9_mainloop(t, wTile, nullptr, acc);
+    sp9_mainloop(t, wTile, wStride, nullptr, acc);
     int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
     sp9_epi_swiglu_tiled(acc, group * 128 + warp * 16, t, w, inter, F);
 #endif
@@ -230,11 +262,12 @@ __device__ __forceinline__ void sp9_down_body(const unsigned char* inter, const 
 #ifdef MOESCORE_WGMMA_SP
     Work w = work_item(work, offsets);
     int kTiles = (F + SP9_K - 1) / SP9_K;
-    const unsigned char* wTile = tiled + ((size_t)w.expert * gridDim.y + w.tile) * kTiles * SP9_W_BYTES;
+    size_t wStride;
+    const unsigned char* wTile = sp24_tile(tiled, w.expert, w.tile, 2, H, F, wStride);
     SpTile<T> t{nullptr, nullptr, H, F, w.tile * SP_ROWS, nullptr, nullptr, w.begin, w.count, w.m0};
     const unsigned char* tokenTile = inter + (size_t)w.item * kTiles * SP9_B_BYTES;
     float acc[2][64];
-    sp9_mainloop(t, wTile, tokenTile, acc);
+    sp9_mainloop(t, wTile, wStride, tokenTile, acc);
     int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
     sp_epi_combine<2, 16>(&acc[0][0], group * 128 + warp * 16, 64, 0, t, w, tokens, gates, out, perEntry, H);
 #endif

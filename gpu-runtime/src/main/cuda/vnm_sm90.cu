@@ -78,6 +78,7 @@ __device__ __forceinline__ void vn_mainloop(const SpTile<T>& t, const unsigned c
     int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
     int rowLo = group * 64 + warp * 16 + (lane >> 2);  // block-local condensed row
     bool issuer = threadIdx.x == 0;
+    SpTokenGather<T> gather(t);
 #pragma unroll
     for (int i = 0; i < 64; i++) a.acc[i] = a.other[i] = 0.f;  // other: dead code where !VECTOR
     a.heldLo = a.heldHi = 0;
@@ -95,7 +96,7 @@ __device__ __forceinline__ void vn_mainloop(const SpTile<T>& t, const unsigned c
             bulk_copy(stage + SP9_B_BYTES, wTile + (size_t)kt * wStride, wBytes, landed);
             if (tokenTile) bulk_copy(stage, tokenTile + (size_t)kt * SP9_B_BYTES, SP9_B_BYTES, landed);
         }
-        if (!tokenTile) sp9_load_tokens(t, kt * SP9_K, stage);
+        if (!tokenTile) gather.load(t.K, kt * SP9_K, stage);
     };
 #pragma unroll
     for (int s = 0; s < VN_STAGES - 1; s++) {
@@ -109,14 +110,9 @@ __device__ __forceinline__ void vn_mainloop(const SpTile<T>& t, const unsigned c
         __syncthreads();  // tokens of stage kt visible to the tensor cores; every wgmma of stage kt-1 has completed
         mbar_wait(&weightsLanded[kt % VN_STAGES], (kt / VN_STAGES) & 1);
         const unsigned char* w = stage + SP9_B_BYTES;
-        const unsigned* sM = reinterpret_cast<const unsigned*>(w + VN_ROWS * 128);
         const unsigned char* sKeep = w + VN_ROWS * 128 + VN_ROWS * 16;
-        unsigned meta[4];
-#pragma unroll
-        for (int s = 0; s < 4; s++) {
-            unsigned lo = sM[rowLo * 4 + s], hi = sM[(rowLo + 8) * 4 + s];
-            meta[s] = (lane & 1) ? (lo >> 16) | (hi & 0xffff0000u) : (lo & 0xffffu) | (hi << 16);
-        }
+        uint4 m = sp_meta_words(w, group * 4 + warp);
+        unsigned meta[4] = {m.x, m.y, m.z, m.w};
         if (VECTOR) vn_select_rows(a, sKeep[rowLo], sKeep[rowLo + 8]);
         uint64_t descA0 = smem_desc(w + group * 64 * 128), descB0 = smem_desc(stage);
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
@@ -224,13 +220,8 @@ __device__ __forceinline__ void vn_down_body(const unsigned char* inter, const i
 #endif
 }
 
-// The 2:4 experts in 128-row tiles (grid: work items x 128-row tiles), on the 2:4 kernels' pre-tiled weights:
-// 128-row tile j is half j % 2 of their 256-row tile j / 2.
-template <typename T>
-__device__ __forceinline__ const unsigned char* sp24_half_tile(const unsigned char* tiled, const Work& w, int kTiles) {
-    int tiles256 = (gridDim.y + 1) / 2;
-    return tiled + ((size_t)w.expert * tiles256 + w.tile / 2) * kTiles * SP9_W_BYTES + (w.tile % 2) * SP9_HALF_BYTES;
-}
+// The 2:4 experts in 128-row tiles (grid: work items x 128-row tiles), on the 2:4 kernels' pre-tiled weights
+// (sp24_tile: one half per tile).
 
 template <typename T>
 __device__ __forceinline__ void sp24n128_gate_up_body(const T* x, const int* tokens, const int* offsets,
@@ -238,10 +229,11 @@ __device__ __forceinline__ void sp24n128_gate_up_body(const T* x, const int* tok
                                                       unsigned char* inter, int F, int H) {
 #ifdef MOESCORE_WGMMA_SP
     Work w = work_item(work, offsets);
-    int kTiles = (H + SP9_K - 1) / SP9_K;
     SpTile<T> t{nullptr, nullptr, 2 * F, H, w.tile * VN_ROWS, x, tokens, w.begin, w.count, w.m0};
     VnAccumulators a;
-    vn_mainloop<false>(t, sp24_half_tile<T>(tiled, w, kTiles), SP9_W_BYTES, SP9_HALF_BYTES, nullptr, a);
+    size_t wStride;
+    vn_mainloop<false>(t, sp24_tile(tiled, w.expert, w.tile, 1, 2 * F, H, wStride), wStride, SP9_HALF_BYTES, nullptr,
+                       a);
     int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
     sp9_epi_swiglu_tiled<1>(reinterpret_cast<const float(&)[1][64]>(a.acc), group * 64 + warp * 16, t, w, inter, F);
 #endif
@@ -256,7 +248,8 @@ __device__ __forceinline__ void sp24n128_down_body(const unsigned char* inter, c
     int kTiles = (F + SP9_K - 1) / SP9_K;
     SpTile<T> t{nullptr, nullptr, H, F, w.tile * VN_ROWS, nullptr, nullptr, w.begin, w.count, w.m0};
     VnAccumulators a;
-    vn_mainloop<false>(t, sp24_half_tile<T>(tiled, w, kTiles), SP9_W_BYTES, SP9_HALF_BYTES,
+    size_t wStride;
+    vn_mainloop<false>(t, sp24_tile(tiled, w.expert, w.tile, 1, H, F, wStride), wStride, SP9_HALF_BYTES,
                        inter + (size_t)w.item * kTiles * SP9_B_BYTES, a);
     int group = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
     sp_epi_combine<1, 16>(a.acc, group * 64 + warp * 16, 64, 0, t, w, tokens, gates, out, perEntry, H);

@@ -617,14 +617,17 @@ public final class CudaBackend implements Backend {
         return (long) e * blocks(rows, VECTOR_SPARSE_ROW_TILE) * blocks(cols, 128) * VECTOR_SPARSE_TILED_STAGE_BYTES;
     }
 
-    /** Bytes of a 2:4 weight [e][rows][cols] pre-tiled for the bulk-copy kernels: 256-row x 128-k blocks. */
+    /**
+     * Bytes of a 2:4 weight [e][rows][cols] pre-tiled for the bulk-copy kernels: per expert and 128-k stage, the rows
+     * in 128-row blocks, as many as 256-row tiles need (sparse24_sm90.cu, sp24_tile).
+     */
     private static long tiledSparseBytes(int e, int rows, int cols) {
         return (long) e * blocks(rows, SPARSE_ROW_TILE) * blocks(cols, 128) * SPARSE_TILED_STAGE_BYTES;
     }
 
     private void tileSparse(CUdeviceptr values, CUdeviceptr meta, CUdeviceptr tiled, int e, int rows, int cols) {
-        int tiles = (int) blocks(rows, SPARSE_ROW_TILE);
-        launch("tile_sparse24_sm90", blocks(cols, 128), e * tiles, 256, 0, values, meta, tiled, rows, cols, tiles);
+        int halves = 2 * (int) blocks(rows, SPARSE_ROW_TILE);
+        launch("tile_sparse24_sm90", blocks(cols, 128), e * halves, 128, 0, values, meta, tiled, rows, cols, halves);
     }
 
     @Override
