@@ -7,19 +7,20 @@
 // sparse weights as A, gathered token rows as B, both from shared memory in the 128-byte swizzle (16-byte chunk
 // c of row r at chunk c ^ (r % 8), 8-row groups 1024 bytes apart). A stage covers 128 k: weight rows hold 64
 // kept values (128 bytes), token rows 128 values, stored as two 128-byte column blocks. Metadata reaches wgmma.sp
-// through registers, in mma.sp's per-warp layout (selector 0).
+// through registers, in mma.sp's per-warp layout (selector 0), pre-composed per thread (sp_meta_words).
 //
 // The weight side of a stage (256 rows x 64 kept values + metadata, 36 KB) arrives as one bulk copy
 // (cp.async.bulk, completing on an mbarrier) issued by one thread, instead of 3072 cp.async from every thread:
 // that needs no tensor map (JCuda 12.6.0 cannot encode one) because the weights are stored pre-tiled, each
-// (expert, 256-row tile, 128-k stage) block laid out exactly as the stage sits in shared memory
-// (tile_sparse24_sm90 builds it from the Sparse24 layout once, at upload). The gathered token rows stay on
-// cp.async. On the H100 this took the Mixtral-shaped layer from 25.2 to 18.4 ms at 16384 tokens (NOTES.md); a
-// variant in clusters of two blocks multicasting each weight stage to both was slower (branch
-// experiment/sparse24-bulk-cluster).
+// (expert, 128-k stage, 256-row tile) block laid out exactly as the stage sits in shared memory
+// (tile_sparse24_sm90 builds it from the Sparse24 layout once, at upload; sp24_tile). The gathered token rows stay
+// on cp.async, each thread keeping its rows' addresses for the whole tile (SpTokenGather). On the H100 the bulk
+// copies took the Mixtral-shaped layer from 25.2 to 18.4 ms at 16384 tokens, the kept addresses and pre-composed
+// metadata from 17.4 to 14.9 (NOTES.md); clusters of two blocks multicasting each weight stage were slower (branch
+// experiment/sparse24-bulk-cluster), so were 384-row tiles (experiment/sparse24-m384).
 //
 // Stage layout (shared memory and the pre-tiled global block alike): for warpgroup half h = 0, 1 at h * 18432:
-// values of rows 128h .. 128h+127 (128-byte rows, swizzled, 16 KB), then their metadata [128][4 words];
+// values of rows 128h .. 128h+127 (128-byte rows, swizzled, 16 KB), then their metadata (2 KB);
 // then at 36864 the token tile (two 128-byte column blocks of 128 rows).
 #define SP9_K 128
 #define SP9_STAGES 3

@@ -19,7 +19,7 @@
 //
 // Stage layout (shared memory; the pre-tiled global block is its weight part): the token tile first (two
 // 128-byte column blocks of 128 rows, as sparse24_sm90.cu), then the weights: values of 128 condensed rows
-// (128-byte rows, swizzled, 16 KB), their metadata [128][4 words], their keep bytes [128]. Tokens come first
+// (128-byte rows, swizzled, 16 KB), their metadata (sp_meta_words), their keep bytes [128]. Tokens come first
 // so both operands start 1024-byte aligned, as the 128-byte swizzle needs.
 #define VN_ROWS 128
 #define VN_STAGES 4
@@ -222,7 +222,6 @@ __device__ __forceinline__ void vn_down_body(const unsigned char* inter, const i
 
 // The 2:4 experts in 128-row tiles (grid: work items x 128-row tiles), on the 2:4 kernels' pre-tiled weights
 // (sp24_tile: one half per tile).
-
 template <typename T>
 __device__ __forceinline__ void sp24n128_gate_up_body(const T* x, const int* tokens, const int* offsets,
                                                       const int* work, const unsigned char* tiled,
