@@ -21,14 +21,15 @@ import java.util.List;
 
 /**
  * Perplexity of a model dense and pruned 2:4 by magnitude, wanda, SparseGPT one-shot, SparseGPT sequential and
- * SparseGPT sequential with expert reconstruction, and 128:2:8 by magnitude and wanda (the calibrated ones calibrated
+ * SparseGPT sequential with expert reconstruction, and 128:2:8 by any of those (the calibrated ones calibrated
  * on a separate file), on held-out rows, with our engine (CPU backend, fp32). For the demo model (the tables in
  * gpu-runtime/bench/NOTES.md, "2:4 accuracy"):
  *
  *   java ... io.moescore.bench.SparsityAccuracy demo/tiny-moe-code demo/calibration.jsonl demo/input.jsonl code- OUT.json
  *       [RUN,RUN,...] [RECONSTRUCT_STEPS]
- * runs: magnitude, wanda, sparsegpt, sparsegpt-sequential, sparsegpt-sequential-reconstructed (2:4),
- * magnitude-128:2:8, wanda-128:2:8 (default: all); reconstruction steps default 200 (ExpertReconstruction.Options.of).
+ * runs: magnitude, wanda, sparsegpt, sparsegpt-sequential, sparsegpt-sequential-reconstructed (2:4), each also with
+ * -128:2:8 appended (default: the five 2:4 runs, magnitude-128:2:8, wanda-128:2:8, sparsegpt-sequential-128:2:8);
+ * reconstruction steps default 200 (ExpertReconstruction.Options.of).
  * Results are keyed by run, with '-' and ':' as '_' (wanda_128_2_8_perplexity).
  */
 public final class SparsityAccuracy {
@@ -87,13 +88,13 @@ public final class SparsityAccuracy {
         System.out.printf("%-20s %10.2f %8.2f%n", "dense", dense, 1.0);
         String[] runs = args.length > 5 ? args[5].split(",") : new String[] {"magnitude", "wanda", "sparsegpt",
             "sparsegpt-sequential", "sparsegpt-sequential-reconstructed", "magnitude-" + VectorSparse.PATTERN,
-            "wanda-" + VectorSparse.PATTERN};
+            "wanda-" + VectorSparse.PATTERN, "sparsegpt-sequential-" + VectorSparse.PATTERN};
         int steps = args.length > 6 ? Integer.parseInt(args[6]) : 200;
         for (String run : runs) {
             String key = run.replace('-', '_').replace(':', '_');
             Path out = tmp.resolve(key);
             boolean sequential = run.contains("-sequential");
-            ExpertReconstruction.Options reconstruction = run.endsWith("-reconstructed")
+            ExpertReconstruction.Options reconstruction = run.contains("-reconstructed")
                     ? ExpertReconstruction.Options.of(steps) : ExpertReconstruction.Options.NONE;
             String pattern = run.endsWith("-" + VectorSparse.PATTERN) ? VectorSparse.PATTERN : "2:4";
             long start = System.nanoTime();

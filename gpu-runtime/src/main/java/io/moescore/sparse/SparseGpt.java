@@ -6,6 +6,11 @@ package io.moescore.sparse;
  * spreading each removed weight's error onto the columns not yet processed (the optimal brain surgeon update),
  * so that W' X^T stays close to W X^T. fp64 throughout; {@code gpu-runtime/src/test/python/sparsegpt_reference.py}
  * is the independent reference it is tested against.
+ * <p>
+ * The same loop prunes 128:2:8 ({@link VectorSparse}): a block of columns is one 128-column slice, and at its start
+ * each row pair keeps the row whose 2:4 choice keeps more saliency (w^2 / d^2 of the weights as earlier blocks'
+ * updates left them); the other row's weights in the slice are then removed column by column like any other, their
+ * errors spread onto the columns not yet processed.
  */
 public final class SparseGpt {
     /** Dampening added to H's diagonal, as a fraction of its mean diagonal (the paper's default). */
@@ -23,10 +28,22 @@ public final class SparseGpt {
      * @param hessian [cols, cols] row-major X^T X over the calibration inputs, not modified
      */
     public static double[] prune24(double[] w, int rows, int cols, double[] hessian) {
-        if (cols % 4 != 0 || w.length != (long) rows * cols || hessian.length != (long) cols * cols) {
-            throw new IllegalArgumentException("SparseGPT 2:4: weight of " + w.length + " values as " + rows + "x"
-                    + cols + " with a Hessian of " + hessian.length + " values (needs " + cols + "x" + cols
-                    + ", cols a multiple of 4)");
+        return prune(w, rows, cols, hessian, SparsityPattern.TWO_FOUR);
+    }
+
+    /**
+     * W pruned to a pattern along its input dimension: 2:4, or 128:2:8 (rows even).
+     *
+     * @param w       [rows, cols] row-major, not modified
+     * @param hessian [cols, cols] row-major X^T X over the calibration inputs, not modified
+     */
+    public static double[] prune(double[] w, int rows, int cols, double[] hessian, SparsityPattern pattern) {
+        boolean vector = pattern == SparsityPattern.VECTOR_128_2_8;
+        if (cols % 4 != 0 || w.length != (long) rows * cols || hessian.length != (long) cols * cols
+                || (vector && rows % 2 != 0)) {
+            throw new IllegalArgumentException("SparseGPT " + pattern.userName() + ": weight of " + w.length
+                    + " values as " + rows + "x" + cols + " with a Hessian of " + hessian.length + " values (needs "
+                    + cols + "x" + cols + ", cols a multiple of 4" + (vector ? ", rows even)" : ")"));
         }
         double[] weight = w.clone();
         double[] h = hessian.clone();
@@ -47,18 +64,23 @@ public final class SparseGpt {
         double[] u = upperCholeskyOfInverse(h, cols);
         for (int block = 0; block < cols; block += BLOCK_SIZE) {
             int end = Math.min(block + BLOCK_SIZE, cols);
-            pruneBlock(weight, rows, cols, u, block, end);
+            pruneBlock(weight, rows, cols, u, block, end, vector);
         }
         return weight;
     }
 
     /** {@link #prune24(double[], int, int, double[])} of an fp32 weight, rounded back to fp32. */
     public static float[] prune24(float[] w, int rows, int cols, double[] hessian) {
+        return prune(w, rows, cols, hessian, SparsityPattern.TWO_FOUR);
+    }
+
+    /** {@link #prune(double[], int, int, double[], SparsityPattern)} of an fp32 weight, rounded back to fp32. */
+    public static float[] prune(float[] w, int rows, int cols, double[] hessian, SparsityPattern pattern) {
         double[] wide = new double[w.length];
         for (int i = 0; i < w.length; i++) {
             wide[i] = w[i];
         }
-        double[] pruned = prune24(wide, rows, cols, hessian);
+        double[] pruned = prune(wide, rows, cols, hessian, pattern);
         float[] out = new float[pruned.length];
         for (int i = 0; i < pruned.length; i++) {
             out[i] = (float) pruned[i];
@@ -66,11 +88,16 @@ public final class SparseGpt {
         return out;
     }
 
-    /** Prunes columns [from, to), updating the block in place and the columns after it once at the end. */
-    private static void pruneBlock(double[] weight, int rows, int cols, double[] u, int from, int to) {
+    /**
+     * Prunes columns [from, to), updating the block in place and the columns after it once at the end; with
+     * {@code vector} the block is a 128:2:8 slice and one row of each pair loses all of it.
+     */
+    private static void pruneBlock(double[] weight, int rows, int cols, double[] u, int from, int to,
+                                   boolean vector) {
         int width = to - from;
         double[] error = new double[rows * width];
         boolean[] prune = new boolean[rows * 4];
+        boolean[] dropped = vector ? droppedRows(weight, rows, cols, u, from, to) : new boolean[rows];
         for (int c = from; c < to; c++) {
             double d = u[c * cols + c];
             if ((c - from) % 4 == 0) {
@@ -78,7 +105,7 @@ public final class SparseGpt {
             }
             for (int r = 0; r < rows; r++) {
                 double value = weight[r * cols + c];
-                if (!prune[r * 4 + (c - from) % 4]) {
+                if (!dropped[r] && !prune[r * 4 + (c - from) % 4]) {
                     continue;
                 }
                 double e = value / d;
@@ -98,6 +125,38 @@ public final class SparseGpt {
                 weight[r * cols + k] -= sum;
             }
         }
+    }
+
+    /**
+     * Per row, whether it loses the whole slice [from, to): of each pair, the row whose 2:4 choice would keep less
+     * saliency (w^2 / d^2) over the slice. Either way both rows' saliencies are lost except what the kept row
+     * keeps, so keeping the row that keeps more costs least. Ties drop the second row ({@link VectorSparse#prune}
+     * keeps the first).
+     */
+    private static boolean[] droppedRows(double[] weight, int rows, int cols, double[] u, int from, int to) {
+        if (BLOCK_SIZE != VectorSparse.VECTOR) {
+            throw new IllegalStateException("128:2:8 slices must be SparseGPT blocks");
+        }
+        double[] keptIfChosen = new double[rows];  // the saliency a row keeps when it is the pair's kept row
+        boolean[] prune = new boolean[rows * 4];
+        for (int c = from; c < to; c += 4) {
+            choosePrunedPairs(weight, rows, cols, u, c, prune);
+            for (int r = 0; r < rows; r++) {
+                for (int j = 0; j < 4; j++) {
+                    if (!prune[r * 4 + j]) {
+                        double value = weight[r * cols + c + j];
+                        double d = u[(c + j) * cols + c + j];
+                        keptIfChosen[r] += value * value / (d * d);
+                    }
+                }
+            }
+        }
+        boolean[] dropped = new boolean[rows];
+        for (int p = 0; p < rows / 2; p++) {
+            boolean dropFirst = keptIfChosen[2 * p + 1] > keptIfChosen[2 * p];
+            dropped[dropFirst ? 2 * p : 2 * p + 1] = true;
+        }
+        return dropped;
     }
 
     /** Per row, the 2 of columns [c, c+4) with the smallest w^2 / d^2 (ties: the earlier column). */

@@ -26,8 +26,8 @@ import java.util.stream.Stream;
  * Writes a compressed copy of a model: every routed expert's gate, up and down weight pruned along its input
  * dimension to a {@link SparsityPattern} (2:4 or 128:2:8) and packed as that pattern names its tensors; all other
  * tensors unchanged; {@code sparsity.json} records pattern, method and calibration. Methods: magnitude; wanda (|w|
- * times the norm of its input feature over the calibration tokens routed to that expert); sparsegpt (2:4 only:
- * {@link SparseGpt} on the expert's Hessian X^T X, one layer at a time; sequential: layer l calibrated through the
+ * times the norm of its input feature over the calibration tokens routed to that expert); sparsegpt
+ * ({@link SparseGpt} on the expert's Hessian X^T X, one layer at a time; sequential: layer l calibrated through the
  * already pruned layers before it). Calibration runs on our CPU engine. Experts no calibration token reached fall
  * back to magnitude.
  */
@@ -90,7 +90,7 @@ public final class Sparsifier {
     }
 
     /**
-     * @param pattern        "2:4" or "128:2:8" (magnitude and wanda only)
+     * @param pattern        "2:4" or "128:2:8"
      * @param reconstruction sparsegpt only: after each layer's SparseGPT, every expert's kept weights tuned to
      *                       reproduce the dense expert on the calibration tokens routed to it (steps 0: not)
      */
@@ -100,11 +100,6 @@ public final class Sparsifier {
         SparsityPattern sparsity = SparsityPattern.parse(pattern);
         if (!METHODS.contains(method)) {
             throw new IllegalArgumentException("--method must be one of " + METHODS + ", got '" + method + "'");
-        }
-        if (sparsity != SparsityPattern.TWO_FOUR && method.equals("sparsegpt")) {
-            throw new IllegalArgumentException("--pattern " + pattern + " takes --method magnitude or wanda, not "
-                    + "sparsegpt: SparseGPT (with --sequential and --reconstruct-steps) chooses and tunes 2:4 masks "
-                    + "only");
         }
         if (sequential && !method.equals("sparsegpt")) {
             throw new IllegalArgumentException("--sequential applies to --method sparsegpt only, got '" + method + "'");
@@ -118,7 +113,8 @@ public final class Sparsifier {
         }
         ModelConfig config = ModelConfig.load(model);
         PrunedExperts pruned = switch (method) {
-            case "sparsegpt" -> byName(pruneBySparseGpt(model, config, calibration, sequential, reconstruction));
+            case "sparsegpt" -> byName(pruneBySparseGpt(model, config, sparsity, calibration, sequential,
+                    reconstruction));
             case "wanda" -> byWanda(sparsity, inputNorms(model, calibration));
             default -> (tensor, dense) -> null;
         };
@@ -240,8 +236,9 @@ public final class Sparsifier {
      * inputs); sequential passes run through a dense copy of the model whose earlier layers hold their pruned
      * weights.
      */
-    private static Map<String, float[]> pruneBySparseGpt(Path model, ModelConfig config, List<int[]> calibration,
-                                                         boolean sequential, ExpertReconstruction.Options reconstruction)
+    private static Map<String, float[]> pruneBySparseGpt(Path model, ModelConfig config, SparsityPattern pattern,
+                                                         List<int[]> calibration, boolean sequential,
+                                                         ExpertReconstruction.Options reconstruction)
             throws IOException {
         Map<String, float[]> pruned = new HashMap<>();
         Path partlyPruned = sequential ? Files.createTempDirectory("moescore-sparsegpt-") : null;
@@ -271,7 +268,7 @@ public final class Sparsifier {
                         throw new ModelFormatException(name + " in " + model + " has " + cols + " input columns but "
                                 + "its calibration inputs have " + Math.round(Math.sqrt(h.length)));
                     }
-                    pruned.put(name, SparseGpt.prune24(t.toFloats(), rows, cols, h));
+                    pruned.put(name, SparseGpt.prune(t.toFloats(), rows, cols, h, pattern));
                 }
                 if (inputs != null) {
                     reconstructLayer(ckpt, layer, pruned, inputs, reconstruction);

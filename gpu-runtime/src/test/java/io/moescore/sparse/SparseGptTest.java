@@ -88,6 +88,59 @@ class SparseGptTest {
                 + ", magnitude " + magnitudeError);
     }
 
+    /**
+     * 128:2:8 on the same fixture (one full 128-column slice and a partial one): the result has the pattern (each
+     * row pair keeps one row per slice, 2:4 there; it packs and unpacks unchanged) and reproduces the layer's
+     * output better than magnitude and wanda 128:2:8, which choose from the same weights without compensating.
+     */
+    @Test
+    void vectorSparseKeepsOneRowPerPairAndSliceAndReconstructsBetterThanMagnitudeAndWanda() throws IOException {
+        Fixture f = Fixture.load();
+        int rows = f.rows();
+        int cols = f.cols();
+        double[] sparseGpt = SparseGpt.prune(f.w(), rows, cols, f.hessian(), SparsityPattern.VECTOR_128_2_8);
+        float[] asFloats = narrow(sparseGpt);
+        for (int p = 0; p < rows / 2; p++) {
+            for (int from = 0; from < cols; from += VectorSparse.VECTOR) {
+                boolean[] used = new boolean[2];
+                for (int c = from; c < Math.min(cols, from + VectorSparse.VECTOR); c++) {
+                    used[0] |= asFloats[2 * p * cols + c] != 0;
+                    used[1] |= asFloats[(2 * p + 1) * cols + c] != 0;
+                }
+                assertTrue(!(used[0] && used[1]), "pair " + p + ", slice at " + from + ": both rows kept");
+            }
+        }
+        org.junit.jupiter.api.Assertions.assertArrayEquals(asFloats,
+                VectorSparse.decompress(VectorSparse.pack(asFloats, rows, cols)));
+
+        float[] w = narrow(f.w());
+        double[] inputNorms = new double[cols];
+        for (int c = 0; c < cols; c++) {
+            inputNorms[c] = Math.sqrt(f.hessian()[c * cols + c]);
+        }
+        double sparseGptError = outputError(f, sparseGpt);
+        double magnitudeError = outputError(f, widen(VectorSparse.pruneMagnitude(w, rows, cols)));
+        double wandaError = outputError(f, widen(VectorSparse.pruneWanda(w, rows, cols, inputNorms)));
+        assertTrue(sparseGptError < 0.95 * Math.min(magnitudeError, wandaError), "||W X^T - W' X^T|| at 128:2:8: "
+                + "SparseGPT " + sparseGptError + ", magnitude " + magnitudeError + ", wanda " + wandaError);
+    }
+
+    private static float[] narrow(double[] values) {
+        float[] out = new float[values.length];
+        for (int i = 0; i < values.length; i++) {
+            out[i] = (float) values[i];
+        }
+        return out;
+    }
+
+    private static double[] widen(float[] values) {
+        double[] out = new double[values.length];
+        for (int i = 0; i < values.length; i++) {
+            out[i] = values[i];
+        }
+        return out;
+    }
+
     /** ||W X^T - W' X^T||_F. */
     private static double outputError(Fixture f, double[] pruned) {
         double sum = 0;

@@ -128,19 +128,58 @@ class SparsifierVectorSparseTest {
         assertEquals(3 * (8 - reached), result.fallbacksPerLayer().getOrDefault(0, 0), "unreached: magnitude");
     }
 
+    /**
+     * sparsegpt: each reached expert's weight is SparseGpt's 128:2:8 on its calibration Hessian (kept weights
+     * updated, so not magnitude's), stored in the pattern and the checkpoint's bf16; unreached ones fall back to
+     * magnitude; it scores.
+     */
     @Test
-    void sparseGptAndUnknownPatternsAreRefusedNamingTheOption() {
+    void sparseGptPrunesCalibratedExpertsToThePattern() throws Exception {
+        Path model = TestModels.demoModel();
+        List<int[]> calibration = SparsityAccuracy.calibrationRows(TestModels.repoRoot().resolve(
+                "demo/calibration.jsonl")).subList(0, 2);
+        Path out = dir.resolve("sparsegpt");
+        Sparsifier.sparsify(model, out, "128:2:8", "sparsegpt", false, ExpertReconstruction.Options.NONE,
+                calibration);
+        JsonNode manifest = new ObjectMapper().readTree(out.resolve("sparsity.json").toFile());
+        assertEquals("128:2:8", manifest.get("pattern").asText());
+        assertEquals("sparsegpt", manifest.get("method").asText());
+        ExpertHessians hessians = new ExpertHessians(0);
+        ExpertCalibration.run(model, calibration, hessians);
+        int reached = 0;
+        try (Checkpoint dense = Checkpoint.open(model)) {
+            for (int e = 0; e < 8; e++) {
+                double[] h = hessians.get(0, e, ExpertHessians.DOWN);
+                String name = W2.formatted(0, e);
+                float[] w = dense.get(name).toFloats();
+                float[] magnitudePruned = VectorSparse.pruneMagnitude(w, 192, 384);
+                float[] expected = h == null ? magnitudePruned
+                        : SparseGpt.prune(w, 192, 384, h, SparsityPattern.VECTOR_128_2_8);
+                for (int i = 0; i < expected.length; i++) {  // stored in the checkpoint's bf16
+                    expected[i] = Float.intBitsToFloat(SafeTensorsWriter.toBf16(expected[i]) << 16);
+                }
+                assertArrayEquals(expected, stored(out, name, 192, 384), name);
+                if (h != null) {
+                    reached++;
+                    assertFalse(java.util.Arrays.equals(expected, magnitudePruned), name + ": SparseGPT updates");
+                }
+            }
+        }
+        assertTrue(reached > 0, "calibration reaches some expert of layer 0");
+        for (double score : scores(out, new CpuBackend(2))) {
+            assertTrue(Double.isFinite(score), "scores " + score);
+        }
+    }
+
+    @Test
+    void unknownPatternsAreRefusedNamingTheOption() {
         Path model = TestModels.demoModel();
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Sparsifier.sparsify(model,
-                dir.resolve("a"), "128:2:8", "sparsegpt", true, ExpertReconstruction.Options.of(5),
-                List.of(new int[] {1, 2, 3})));
-        assertTrue(e.getMessage().contains("--pattern 128:2:8") && e.getMessage().contains("sparsegpt"),
-                e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> Sparsifier.sparsify(model, dir.resolve("b"), "4:8",
-                "magnitude", false, ExpertReconstruction.Options.NONE, List.of()));
+                dir.resolve("b"), "4:8", "magnitude", false, ExpertReconstruction.Options.NONE, List.of()));
         assertTrue(e.getMessage().contains("--pattern") && e.getMessage().contains("4:8"), e.getMessage());
-        assertFalse(Files.exists(dir.resolve("a")) || Files.exists(dir.resolve("b")), "nothing written");
+        assertFalse(Files.exists(dir.resolve("b")), "nothing written");
     }
+
 
     @Test
     void withoutItsManifestTheTensorsTellThePattern() throws Exception {

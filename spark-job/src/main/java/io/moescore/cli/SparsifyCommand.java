@@ -10,8 +10,8 @@ import picocli.CommandLine.Option;
 
 /** {@code moescore sparsify}: writes a 2:4 or 128:2:8 compressed checkpoint that executors load directly. */
 @Command(name = "sparsify", mixinStandardHelpOptions = true,
-        description = "Prunes every expert's weights 2:4 (magnitude, wanda or sparsegpt) or 128:2:8 (magnitude or "
-                + "wanda) and writes a compressed checkpoint.")
+        description = "Prunes every expert's weights 2:4 or 128:2:8 (magnitude, wanda or sparsegpt) and writes a "
+                + "compressed checkpoint.")
 final class SparsifyCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "dense Hugging Face model directory")
     Path model;
@@ -20,8 +20,8 @@ final class SparsifyCommand implements Callable<Integer> {
     Path out;
 
     @Option(names = "--pattern", defaultValue = "2:4", description = "2:4 (2 of every 4 input columns kept, 50%) or "
-            + "128:2:8 (Samoyeds' vector-wise 75%: per 128 input columns one row of each pair kept, 2:4 inside; "
-            + "magnitude and wanda) (default: ${DEFAULT-VALUE})")
+            + "128:2:8 (Samoyeds' vector-wise 75%: per 128 input columns one row of each pair kept, 2:4 inside) "
+            + "(default: ${DEFAULT-VALUE})")
     String pattern;
 
     @Option(names = "--method", defaultValue = "magnitude",

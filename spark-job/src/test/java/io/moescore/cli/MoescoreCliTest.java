@@ -82,8 +82,8 @@ class MoescoreCliTest {
         Path calibration = dir.resolve("calibration.jsonl");
         Files.writeString(calibration, "{\"tokens\": [1, 2, 3, 4, 5]}\n");
         assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
-                "--pattern", "128:2:8", "--method", "sparsegpt", "--calibration", calibration.toString()),
-                "sparsegpt prunes 2:4 only");
+                "--pattern", "128:2:8", "--method", "wanda", "--sequential", "--calibration", calibration.toString()),
+                "--sequential is sparsegpt's");
         assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
                 "--pattern", "4:8"), "an unknown pattern is a usage error");
     }

@@ -33,7 +33,7 @@ public record SparsifyOptions(List<String> calibration, String calibrationFormat
         }
         if (!"2:4".equals(pattern)) {
             throw new IllegalArgumentException("--pattern '" + pattern + "' is not supported by this job, whose "
-                    + "sparsegpt prunes 2:4 only (128:2:8 with magnitude or wanda: moescore sparsify, in one process)");
+                    + "sparsegpt prunes 2:4 only (128:2:8: moescore sparsify, in one process)");
         }
         if (!METHODS.contains(method)) {
             throw new IllegalArgumentException("--method '" + method + "' is not one of " + METHODS
