@@ -12,7 +12,7 @@ import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.ipc.ArrowWriter;
 import org.apache.arrow.vector.types.pojo.Schema;
 
-import io.moescore.engine.ScoreBatch;
+import io.moescore.batch.ScoreBatch;
 
 /**
  * Writes results ({@link ArrowSchemas#results}) to an Arrow IPC file or stream, one record batch per

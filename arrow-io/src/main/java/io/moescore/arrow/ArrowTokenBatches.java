@@ -8,7 +8,7 @@ import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.vector.IntVector;
 import org.apache.arrow.vector.complex.ListVector;
 
-import io.moescore.engine.TokenBatch;
+import io.moescore.batch.TokenBatch;
 
 /**
  * {@link TokenBatch} views of an Arrow {@code list<int32>} column, without copying tokens.

@@ -10,7 +10,7 @@ import org.apache.arrow.vector.VarCharVector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.complex.ListVector;
 
-import io.moescore.engine.TokenBatch;
+import io.moescore.batch.TokenBatch;
 
 /**
  * Token batches from an Arrow IPC file ({@code .arrow}) or stream ({@code .arrows}), one record batch at a

@@ -1,6 +1,6 @@
 package io.moescore.arrow;
 
-import io.moescore.score.ScoreColumns;
+import io.moescore.batch.ScoreColumns;
 
 /**
  * Column names of moescore's input and result tables, the same in Arrow, Parquet and Spark as in the JSON lines

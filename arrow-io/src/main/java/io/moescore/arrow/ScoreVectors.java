@@ -12,8 +12,8 @@ import org.apache.arrow.vector.VarCharVector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.complex.ListVector;
 
-import io.moescore.engine.ScoreBatch;
-import io.moescore.engine.SequenceScore;
+import io.moescore.batch.ScoreBatch;
+import io.moescore.batch.SequenceScore;
 
 /**
  * Fills a {@link VectorSchemaRoot} of the result schema ({@link ArrowSchemas#results}) with one row per score,

@@ -25,8 +25,8 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
-import io.moescore.engine.ScoreBatch;
-import io.moescore.engine.TokenBatch;
+import io.moescore.batch.ScoreBatch;
+import io.moescore.batch.TokenBatch;
 
 class ArrowIpcRoundTripTest {
     @TempDir

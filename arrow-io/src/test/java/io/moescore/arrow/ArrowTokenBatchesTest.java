@@ -14,7 +14,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-import io.moescore.engine.TokenBatch;
+import io.moescore.batch.TokenBatch;
 
 class ArrowTokenBatchesTest {
     private static final int[][] SEQUENCES = {{1, 2, 3}, {5}, {}, {4095, 0, 7, 7}, {9, 8}};

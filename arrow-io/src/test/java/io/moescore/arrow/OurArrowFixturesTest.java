@@ -17,7 +17,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import io.moescore.engine.ScoreBatch;
+import io.moescore.batch.ScoreBatch;
 
 /**
  * Result files our writer produced, committed in src/test/resources/ours/ so that

@@ -20,7 +20,7 @@ import org.junit.jupiter.api.Test;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
-import io.moescore.engine.TokenBatch;
+import io.moescore.batch.TokenBatch;
 
 /** Files written by pyarrow 25 (src/test/python/make_arrow_fixtures.py) read exactly in ours. */
 class PyarrowFixturesTest {

@@ -10,9 +10,9 @@ import org.apache.arrow.vector.VarCharVector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.complex.ListVector;
 
-import io.moescore.engine.ExpertLoad;
-import io.moescore.engine.ScoreBatch;
-import io.moescore.engine.SequenceScore;
+import io.moescore.batch.ExpertLoad;
+import io.moescore.batch.ScoreBatch;
+import io.moescore.batch.SequenceScore;
 
 /** Small tables and scores the tests share. */
 final class TestData {

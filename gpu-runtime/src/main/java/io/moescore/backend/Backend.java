@@ -1,7 +1,7 @@
 package io.moescore.backend;
 
-import io.moescore.engine.ExpertRouting;
-import io.moescore.engine.Router;
+import io.moescore.routing.ExpertRouting;
+import io.moescore.routing.Router;
 import io.moescore.sparse.Sparse24;
 import io.moescore.sparse.VectorSparse;
 

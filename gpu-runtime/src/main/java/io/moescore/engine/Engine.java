@@ -1,5 +1,13 @@
 package io.moescore.engine;
 
+import io.moescore.batch.ExpertLoad;
+import io.moescore.batch.ScoreBatch;
+import io.moescore.batch.SequenceScore;
+import io.moescore.batch.TokenBatch;
+import io.moescore.routing.ExpertRouting;
+import io.moescore.routing.Router;
+import io.moescore.routing.TopKSoftmaxRouter;
+
 import io.moescore.backend.Backend;
 import io.moescore.backend.DeviceOutOfMemoryException;
 import io.moescore.backend.IntTensor;

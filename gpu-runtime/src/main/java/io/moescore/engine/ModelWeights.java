@@ -10,6 +10,9 @@ import io.moescore.model.ModelFormatException;
 import io.moescore.model.TensorRef;
 import io.moescore.sparse.Sparse24;
 import io.moescore.sparse.SparsityPattern;
+import static io.moescore.sparse.SparsityPattern.SPARSE_META;
+import static io.moescore.sparse.SparsityPattern.SPARSE_VALUES;
+import static io.moescore.sparse.SparsityPattern.VECTOR_SPARSE_KEEP;
 import io.moescore.sparse.VectorSparse;
 import java.util.ArrayList;
 import java.util.List;
@@ -24,12 +27,6 @@ import java.util.stream.IntStream;
  * are read in the pattern its sparsity.json names ({@link SparsityPattern}; without one, the tensors present tell).
  */
 public final class ModelWeights implements AutoCloseable {
-    /** Suffixes of a 2:4 sparse weight's packed values and metadata (the sparsify tool's format). */
-    public static final String SPARSE_VALUES = ".sp24_values";
-    public static final String SPARSE_META = ".sp24_meta";
-    /** Suffix of a 128:2:8 weight's row choices, U8 [rows/2, slices]; its condensed matrix is 2:4 packed as above. */
-    public static final String VECTOR_SPARSE_KEEP = ".vs128_keep";
-
     /** One decoder layer. Nullable fields are absent in that family or layer. */
     public record Layer(Tensor inputNorm, Tensor q, Tensor k, Tensor v, Tensor o,
                         Tensor qBias, Tensor kBias, Tensor vBias, Tensor oBias,

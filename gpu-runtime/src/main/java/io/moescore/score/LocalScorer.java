@@ -1,19 +1,21 @@
 package io.moescore.score;
 
+import io.moescore.batch.ScoreColumns;
+
 import com.fasterxml.jackson.core.JsonEncoding;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moescore.backend.Backend;
-import io.moescore.backend.Backends;
+import io.moescore.backend.select.Backends;
 import io.moescore.backend.Precision;
 import io.moescore.engine.Engine;
-import io.moescore.engine.ExpertLoad;
-import io.moescore.engine.ScoreBatch;
+import io.moescore.batch.ExpertLoad;
+import io.moescore.batch.ScoreBatch;
 import io.moescore.engine.ScoreOptions;
-import io.moescore.engine.SequenceScore;
-import io.moescore.engine.TokenBatch;
+import io.moescore.batch.SequenceScore;
+import io.moescore.batch.TokenBatch;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.OutputStream;

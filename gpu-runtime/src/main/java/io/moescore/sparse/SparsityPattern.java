@@ -2,7 +2,6 @@ package io.moescore.sparse;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.moescore.engine.ModelWeights;
 import io.moescore.model.DType;
 import io.moescore.model.ModelFormatException;
 import io.moescore.model.SafeTensorsWriter;
@@ -24,6 +23,12 @@ public enum SparsityPattern {
     TWO_FOUR("2:4"),
     /** Samoyeds' vector-wise 2 of every 8 ({@link VectorSparse}), 75%. */
     VECTOR_128_2_8(VectorSparse.PATTERN);
+
+    /** Suffixes of a 2:4 sparse weight's packed values and metadata (the sparsify tool's format). */
+    public static final String SPARSE_VALUES = ".sp24_values";
+    public static final String SPARSE_META = ".sp24_meta";
+    /** Suffix of a 128:2:8 weight's row choices, U8 [rows/2, slices]; its condensed matrix is 2:4 packed as above. */
+    public static final String VECTOR_SPARSE_KEEP = ".vs128_keep";
 
     /** The manifest the sparsify tool writes beside a compressed checkpoint's weights. */
     public static final String MANIFEST = "sparsity.json";
@@ -92,19 +97,19 @@ public enum SparsityPattern {
                 : VectorSparse.pruneWanda(w, rows, cols, inputNorms);
     }
 
-    /** Packs a weight already pruned to this pattern and adds its tensors, as {@link ModelWeights} reads them. */
-    void addPacked(SafeTensorsWriter writer, String name, DType stored, float[] pruned, int rows, int cols) {
+    /** Packs a weight already pruned to this pattern and adds its tensors, as the engine's weight loader reads them. */
+    public void addPacked(SafeTensorsWriter writer, String name, DType stored, float[] pruned, int rows, int cols) {
         if (this == TWO_FOUR) {
             addTwoFour(writer, name, stored, Sparse24.pack(pruned, rows, cols));
             return;
         }
         VectorSparse.Packed p = VectorSparse.pack(pruned, rows, cols);
         addTwoFour(writer, name, stored, p.condensed());
-        writer.addBytes(name + ModelWeights.VECTOR_SPARSE_KEEP, p.keep(), rows / 2, p.slices());
+        writer.addBytes(name + VECTOR_SPARSE_KEEP, p.keep(), rows / 2, p.slices());
     }
 
     private static void addTwoFour(SafeTensorsWriter writer, String name, DType stored, Sparse24.Packed p) {
-        writer.add(name + ModelWeights.SPARSE_VALUES, stored, p.values(), p.rows(), p.cols() / 2);
-        writer.addInts(name + ModelWeights.SPARSE_META, p.meta(), p.rows(), p.cols() / 32);
+        writer.add(name + SPARSE_VALUES, stored, p.values(), p.rows(), p.cols() / 2);
+        writer.addInts(name + SPARSE_META, p.meta(), p.rows(), p.cols() / 32);
     }
 }

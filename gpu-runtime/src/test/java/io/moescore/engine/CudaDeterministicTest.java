@@ -1,5 +1,9 @@
 package io.moescore.engine;
 
+import io.moescore.batch.ScoreBatch;
+import io.moescore.batch.SequenceScore;
+import io.moescore.batch.TokenBatch;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -1,7 +1,7 @@
 package io.moescore.cli;
 
-import io.moescore.sparse.ExpertReconstruction;
-import io.moescore.sparse.Sparsifier;
+import io.moescore.sparsify.ExpertReconstruction;
+import io.moescore.sparsify.Sparsifier;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;

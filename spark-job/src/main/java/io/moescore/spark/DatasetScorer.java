@@ -3,7 +3,7 @@ package io.moescore.spark;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.moescore.model.ModelConfig;
 import io.moescore.model.ModelFormatException;
-import io.moescore.score.ScoreColumns;
+import io.moescore.batch.ScoreColumns;
 import java.io.IOException;
 import java.io.InputStream;
 import java.util.ArrayList;

@@ -1,7 +1,7 @@
 package io.moescore.spark;
 
 import io.moescore.backend.Backend;
-import io.moescore.backend.Backends;
+import io.moescore.backend.select.Backends;
 import io.moescore.backend.Precision;
 import io.moescore.engine.Engine;
 import io.moescore.model.TextTokenizer;

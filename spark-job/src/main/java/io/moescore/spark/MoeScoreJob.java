@@ -1,6 +1,6 @@
 package io.moescore.spark;
 
-import io.moescore.score.ScoreColumns;
+import io.moescore.batch.ScoreColumns;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;

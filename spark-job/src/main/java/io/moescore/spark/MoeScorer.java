@@ -1,7 +1,7 @@
 package io.moescore.spark;
 
 import io.moescore.backend.Precision;
-import io.moescore.score.ScoreColumns;
+import io.moescore.batch.ScoreColumns;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;

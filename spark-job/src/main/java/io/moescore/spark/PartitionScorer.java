@@ -2,11 +2,11 @@ package io.moescore.spark;
 
 import io.moescore.backend.GpuFaultException;
 import io.moescore.engine.Engine;
-import io.moescore.engine.ExpertLoad;
-import io.moescore.engine.ScoreBatch;
+import io.moescore.batch.ExpertLoad;
+import io.moescore.batch.ScoreBatch;
 import io.moescore.engine.ScoreOptions;
-import io.moescore.engine.SequenceScore;
-import io.moescore.engine.TokenBatch;
+import io.moescore.batch.SequenceScore;
+import io.moescore.batch.TokenBatch;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;

@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.moescore.model.Checkpoint;
 import io.moescore.model.TensorRef;
-import io.moescore.sparse.ExpertTensor;
+import io.moescore.sparsify.ExpertTensor;
 import io.moescore.sparse.Sparse24;
 import java.io.IOException;
 import java.nio.file.Path;

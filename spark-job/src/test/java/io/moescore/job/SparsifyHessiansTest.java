@@ -14,7 +14,7 @@ import io.moescore.spark.sparsify.HessianBlock;
 import io.moescore.spark.sparsify.SparsifyJob;
 import io.moescore.spark.sparsify.SparsifyOptions;
 import io.moescore.spark.sparsify.SparsifySummary;
-import io.moescore.sparse.ExpertHessians;
+import io.moescore.sparsify.ExpertHessians;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;

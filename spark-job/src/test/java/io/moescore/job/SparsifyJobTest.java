@@ -17,7 +17,7 @@ import io.moescore.spark.TokenRows;
 import io.moescore.spark.sparsify.SparsifyJob;
 import io.moescore.spark.sparsify.SparsifyOptions;
 import io.moescore.spark.sparsify.SparsifySummary;
-import io.moescore.sparse.Sparsifier;
+import io.moescore.sparsify.Sparsifier;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;

@@ -1,6 +1,6 @@
 package io.moescore.backend.cuda;
 
-import io.moescore.engine.ExpertRouting;
+import io.moescore.routing.ExpertRouting;
 import jcuda.driver.CUdeviceptr;
 
 /**

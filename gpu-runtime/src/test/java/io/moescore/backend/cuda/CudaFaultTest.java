@@ -9,7 +9,7 @@ import io.moescore.backend.GpuFaultException;
 import io.moescore.backend.Tensor;
 import io.moescore.engine.Engine;
 import io.moescore.engine.ScoreOptions;
-import io.moescore.engine.TokenBatch;
+import io.moescore.batch.TokenBatch;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;

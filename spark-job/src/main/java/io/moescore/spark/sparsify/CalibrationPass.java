@@ -2,13 +2,13 @@ package io.moescore.spark.sparsify;
 
 import io.moescore.backend.DeviceOutOfMemoryException;
 import io.moescore.engine.Engine;
-import io.moescore.engine.ScoreBatch;
+import io.moescore.batch.ScoreBatch;
 import io.moescore.engine.ScoreOptions;
-import io.moescore.engine.SequenceScore;
-import io.moescore.engine.TokenBatch;
+import io.moescore.batch.SequenceScore;
+import io.moescore.batch.TokenBatch;
 import io.moescore.spark.ExecutorEngines;
 import io.moescore.spark.ScoringSpec;
-import io.moescore.sparse.ExpertHessians;
+import io.moescore.sparsify.ExpertHessians;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;

@@ -1,6 +1,6 @@
 package io.moescore.spark.sparsify;
 
-import io.moescore.sparse.ExpertHessians;
+import io.moescore.sparsify.ExpertHessians;
 import java.io.Serializable;
 
 /**

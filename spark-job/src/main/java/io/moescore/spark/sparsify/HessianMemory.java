@@ -1,7 +1,7 @@
 package io.moescore.spark.sparsify;
 
 import io.moescore.model.ModelConfig;
-import io.moescore.sparse.ExpertHessians;
+import io.moescore.sparsify.ExpertHessians;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;

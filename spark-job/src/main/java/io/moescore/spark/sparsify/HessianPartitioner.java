@@ -1,6 +1,6 @@
 package io.moescore.spark.sparsify;
 
-import io.moescore.sparse.ExpertHessians;
+import io.moescore.sparsify.ExpertHessians;
 import java.util.Arrays;
 import org.apache.spark.Partitioner;
 

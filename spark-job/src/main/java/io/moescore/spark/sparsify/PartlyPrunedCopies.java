@@ -1,6 +1,6 @@
 package io.moescore.spark.sparsify;
 
-import io.moescore.sparse.Sparsifier;
+import io.moescore.sparsify.Sparsifier;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;

@@ -3,7 +3,7 @@ package io.moescore.spark.sparsify;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.moescore.sparse.Sparsifier;
+import io.moescore.sparsify.Sparsifier;
 import io.moescore.spark.JsonFiles;
 import java.io.IOException;
 import java.io.PrintStream;

@@ -1,4 +1,8 @@
-package io.moescore.sparse;
+package io.moescore.sparsify;
+
+import io.moescore.sparse.Sparse24;
+import io.moescore.sparse.SparsityPattern;
+import io.moescore.sparse.VectorSparse;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -16,8 +20,8 @@ import io.moescore.bench.SparsityAccuracy;
 import io.moescore.engine.Engine;
 import io.moescore.engine.ModelWeights;
 import io.moescore.engine.ScoreOptions;
-import io.moescore.engine.SequenceScore;
-import io.moescore.engine.TokenBatch;
+import io.moescore.batch.SequenceScore;
+import io.moescore.batch.TokenBatch;
 import io.moescore.model.Checkpoint;
 import io.moescore.model.DType;
 import io.moescore.model.ModelConfig;
@@ -71,7 +75,7 @@ class SparsifierVectorSparseTest {
         assertEquals("magnitude", manifest.get("method").asText());
         assertEquals(4 * 8 * 3, manifest.get("tensors_pruned").asInt());
         try (Checkpoint c = Checkpoint.open(magnitude)) {
-            TensorRef keep = c.get(W1.formatted(0, 0) + ModelWeights.VECTOR_SPARSE_KEEP);
+            TensorRef keep = c.get(W1.formatted(0, 0) + SparsityPattern.VECTOR_SPARSE_KEEP);
             assertEquals(DType.U8, keep.dtype());
             assertArrayEquals(new long[] {384 / 2, 2}, keep.shape(), "w1 [384, 192]: 192 pairs, 2 slices");
             assertArrayEquals(new long[] {192 / 2, 3}, c.get(W2.formatted(0, 0) + ".vs128_keep").shape());
@@ -192,7 +196,7 @@ class SparsifierVectorSparseTest {
 
     @Test
     void malformedCheckpointsNameTheTensor() throws Exception {
-        String keep = W2.formatted(1, 3) + ModelWeights.VECTOR_SPARSE_KEEP;
+        String keep = W2.formatted(1, 3) + SparsityPattern.VECTOR_SPARSE_KEEP;
         assertLoadFails(rewritten("no-keep", (name, t) -> name.equals(keep) ? null : t), keep, "no tensor");
         assertLoadFails(rewritten("keep-shape", (name, t) -> !name.equals(keep) ? t
                 : new Rewritten(new byte[96 * 2], 96, 2)), keep, "[96, 2]");
@@ -204,7 +208,7 @@ class SparsifierVectorSparseTest {
             choices[5] = 2;
             return new Rewritten(choices, t.shape());
         }), keep, "neither 0 nor 1");
-        String values = W1.formatted(2, 0) + ModelWeights.SPARSE_VALUES;
+        String values = W1.formatted(2, 0) + SparsityPattern.SPARSE_VALUES;
         assertLoadFails(rewritten("values-shape", (name, t) -> !name.equals(values) ? t
                 : new Rewritten(t.toFloats(), 192, 2, 48)), values, "shape");
     }
@@ -215,7 +219,7 @@ class SparsifierVectorSparseTest {
             Sparse24.Packed condensed = new Sparse24.Packed(rows / 2, cols, c.get(name + ".sp24_values").toFloats(),
                     c.get(name + ".sp24_meta").toInts());
             return VectorSparse.decompress(new VectorSparse.Packed(rows, cols,
-                    c.get(name + ModelWeights.VECTOR_SPARSE_KEEP).toBytes(), condensed));
+                    c.get(name + SparsityPattern.VECTOR_SPARSE_KEEP).toBytes(), condensed));
         }
     }
 

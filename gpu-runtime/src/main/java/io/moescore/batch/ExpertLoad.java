@@ -1,4 +1,4 @@
-package io.moescore.engine;
+package io.moescore.batch;
 
 /** Tokens routed to each expert of each MoE layer, summed over whatever was scored. Not thread-safe. */
 public final class ExpertLoad {

@@ -1,5 +1,7 @@
-package io.moescore.backend;
+package io.moescore.backend.select;
 
+import io.moescore.backend.Backend;
+import io.moescore.backend.Precision;
 import io.moescore.backend.cpu.CpuBackend;
 import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.backend.cuda.CudaUnavailableException;

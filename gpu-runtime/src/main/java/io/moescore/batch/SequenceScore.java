@@ -1,4 +1,4 @@
-package io.moescore.engine;
+package io.moescore.batch;
 
 /**
  * The score of one sequence: the sum over positions 1..n-1 of log p(token_i | tokens before it).

@@ -1,4 +1,8 @@
-package io.moescore.sparse;
+package io.moescore.sparsify;
+
+import io.moescore.sparse.Sparse24;
+import io.moescore.sparse.SparsityPattern;
+import io.moescore.sparse.VectorSparse;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

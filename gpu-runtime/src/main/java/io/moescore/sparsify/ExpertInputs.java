@@ -1,4 +1,4 @@
-package io.moescore.sparse;
+package io.moescore.sparsify;
 
 import io.moescore.engine.RoutedInputs;
 import java.util.HashMap;

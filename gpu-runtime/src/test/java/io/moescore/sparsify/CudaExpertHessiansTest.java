@@ -1,4 +1,4 @@
-package io.moescore.sparse;
+package io.moescore.sparsify;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -13,7 +13,7 @@ import io.moescore.backend.cuda.Kernels;
 import io.moescore.bench.SparsityAccuracy;
 import io.moescore.engine.Engine;
 import io.moescore.engine.ScoreOptions;
-import io.moescore.engine.TokenBatch;
+import io.moescore.batch.TokenBatch;
 import java.io.IOException;
 import java.util.HashMap;
 import java.util.List;

@@ -1,4 +1,4 @@
-package io.moescore.engine;
+package io.moescore.routing;
 
 /**
  * The router's decision for one layer and batch, in the form experts consume it: per expert, the list of

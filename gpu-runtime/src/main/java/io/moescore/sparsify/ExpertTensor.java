@@ -1,4 +1,4 @@
-package io.moescore.sparse;
+package io.moescore.sparsify;
 
 import java.util.Optional;
 import java.util.regex.Matcher;

@@ -1,4 +1,4 @@
-package io.moescore.engine;
+package io.moescore.routing;
 
 /**
  * softmax over all experts, keep the k largest probabilities (lowest expert index first on ties), optionally

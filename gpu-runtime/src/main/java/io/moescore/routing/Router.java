@@ -1,4 +1,4 @@
-package io.moescore.engine;
+package io.moescore.routing;
 
 /**
  * Turns router logits into per-expert token lists. Implementations are pure functions of one token's logits,

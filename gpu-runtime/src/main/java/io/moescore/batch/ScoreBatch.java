@@ -1,4 +1,4 @@
-package io.moescore.engine;
+package io.moescore.batch;
 
 import java.util.List;
 

@@ -1,4 +1,6 @@
-package io.moescore.sparse;
+package io.moescore.sparsify;
+
+import io.moescore.sparse.Sparse24;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

@@ -1,4 +1,6 @@
-package io.moescore.sparse;
+package io.moescore.sparsify;
+
+import io.moescore.sparse.SparsityPattern;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;

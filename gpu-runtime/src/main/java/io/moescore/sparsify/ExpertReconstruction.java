@@ -1,4 +1,4 @@
-package io.moescore.sparse;
+package io.moescore.sparsify;
 
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;

@@ -1,4 +1,4 @@
-package io.moescore.score;
+package io.moescore.batch;
 
 /** Column (and JSON field) names of scoring input and output, shared by every reader and writer. */
 public final class ScoreColumns {

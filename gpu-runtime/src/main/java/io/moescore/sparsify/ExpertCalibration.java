@@ -1,10 +1,11 @@
-package io.moescore.sparse;
+package io.moescore.sparsify;
 
-import io.moescore.backend.cpu.CpuBackend;
+import io.moescore.backend.Backend;
+import io.moescore.backend.select.Backends;
 import io.moescore.engine.Engine;
 import io.moescore.engine.RoutedInputs;
 import io.moescore.engine.ScoreOptions;
-import io.moescore.engine.TokenBatch;
+import io.moescore.batch.TokenBatch;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -17,7 +18,7 @@ final class ExpertCalibration {
     }
 
     static void run(Path model, List<int[]> calibration, RoutedInputs sink) {
-        try (CpuBackend cpu = new CpuBackend(Runtime.getRuntime().availableProcessors());
+        try (Backend cpu = Backends.open("cpu", Runtime.getRuntime().availableProcessors(), 0);
              Engine engine = Engine.load(model, cpu)) {
             for (int[] sequence : calibration) {
                 engine.score(TokenBatch.of(sequence), ScoreOptions.SUMS_ONLY, sink);

@@ -1,4 +1,4 @@
-package io.moescore.engine;
+package io.moescore.routing;
 
 /**
  * {@link ExpertRouting} in host arrays, as compressed rows: expert e owns entries

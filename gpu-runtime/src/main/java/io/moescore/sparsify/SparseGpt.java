@@ -1,4 +1,7 @@
-package io.moescore.sparse;
+package io.moescore.sparsify;
+
+import io.moescore.sparse.SparsityPattern;
+import io.moescore.sparse.VectorSparse;
 
 /**
  * SparseGPT 2:4 (Frantar &amp; Alistarh 2023): prunes a weight W [rows, cols] column by column, choosing in each
