@@ -58,8 +58,8 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     private final Param<String> tokensCol;
     private final Param<String> textCol;
     private final Param<String> outputStructCol;
-    /** One Param per scoring setting ({@link ScoreSettings#ALL}), named by its key, made from it. */
-    private final Map<Setting<?>, Param<?>> settingParams = new LinkedHashMap<>();
+    /** One Param per scoring setting ({@link ScoreSettings#ALL}), made from it, by its key (its name). */
+    private final Map<String, Param<?>> settingParams = new LinkedHashMap<>();
     private final BooleanParam useStageLevelScheduling;
     private final IntParam executorGpuAmount;
     private final DoubleParam taskGpuAmount;
@@ -80,7 +80,7 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         outputStructCol = new Param<>(this, "outputStructCol", "name of one struct column to hold the scores; "
                 + "empty: the scores are top-level columns");
         for (Setting<?> s : ScoreSettings.ALL) {
-            settingParams.put(s, newSettingParam(s));
+            settingParams.put(s.key(), newSettingParam(s));
         }
         useStageLevelScheduling = new BooleanParam(this, "useStageLevelScheduling", "give the scoring stage its own "
                 + "resource profile asking for GPUs (RDD.withResources), so other stages need none");
@@ -120,7 +120,7 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
 
     @SuppressWarnings("unchecked")
     private void setSettingDefault(Setting<?> s, Object value) {
-        setDefault((Param<Object>) settingParams.get(s), paramValue(s, value));
+        setDefault((Param<Object>) settingParams.get(s.key()), paramValue(s, value));
     }
 
     /** Checks a setting's value when its Param is set, throwing the setting's own message (Serializable). */
@@ -215,7 +215,7 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
 
     @SuppressWarnings("unchecked")
     private <P extends Param<?>> P settingParam(Setting<?> setting) {
-        return (P) settingParams.get(setting);
+        return (P) settingParams.get(setting.key());
     }
 
     public BooleanParam useStageLevelScheduling() {
@@ -330,7 +330,7 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     /** Sets the Param of every scoring setting to its value in {@code settings}. */
     @SuppressWarnings("unchecked")
     public MoeScorer setSettings(ScoreSettings settings) {
-        settings.values().forEach((s, v) -> set((Param<Object>) settingParams.get(s), paramValue(s, v)));
+        settings.values().forEach((s, v) -> set((Param<Object>) settingParams.get(s.key()), paramValue(s, v)));
         return this;
     }
 
@@ -342,7 +342,7 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
      */
     public ScoreSettings settings(SparkConf conf) {
         return ScoreSettings.resolve(s -> {
-            Param<?> p = settingParams.get(s);
+            Param<?> p = settingParams.get(s.key());
             String key = CommandSettings.confKey(s);
             if (!isSet(p) && CONF_WHEN_UNSET.contains(s) && conf.contains(key)) {
                 return new Setting.Given(conf.get(key), key);

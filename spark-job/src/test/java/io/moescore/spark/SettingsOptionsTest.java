@@ -123,4 +123,21 @@ class SettingsOptionsTest {
                 () -> new MoeScorer().settings(new SparkConf(false).set("spark.moescore.cpuThreads", "-2")));
         assertEquals("spark.moescore.cpuThreads must be between 0 and 4096, got -2", e.getMessage());
     }
+
+    @Test
+    void moeScorerStaysJavaSerializable() throws Exception {
+        MoeScorer scorer = new MoeScorer().setModelPath("m").setPrecision("fp16");
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        try (java.io.ObjectOutputStream out = new java.io.ObjectOutputStream(bytes)) {
+            out.writeObject(scorer);
+        }
+        MoeScorer back;
+        try (java.io.ObjectInputStream in = new java.io.ObjectInputStream(
+                new java.io.ByteArrayInputStream(bytes.toByteArray()))) {
+            back = (MoeScorer) in.readObject();
+        }
+        assertEquals("fp16", back.getPrecision());
+        assertEquals(ScoreSettings.ALL.size() + 7, back.params().length, "every Param listed once");
+        assertThrows(IllegalArgumentException.class, () -> back.setBatchTokens(0));
+    }
 }

@@ -50,7 +50,7 @@ public final class JobOverheadBenchmark {
         int seq = 512;
         String master = "local[2]";
         String precision = "bf16";
-        int batchTokens = 8192;
+        int batchTokens = ScoreSettings.DEFAULTS.batchTokens();
         int repeats = 3;
         for (int i = 3; i < args.length; i++) {
             String[] kv = args[i].split("=", 2);

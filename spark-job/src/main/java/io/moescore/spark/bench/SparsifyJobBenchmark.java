@@ -47,7 +47,7 @@ public final class SparsifyJobBenchmark {
         String memory = "2g";
         boolean gpu = false;
         int partitions = 8;
-        int batchTokens = 8192;
+        int batchTokens = ScoreSettings.DEFAULTS.batchTokens();
         int repeats = 2;
         boolean sequential = false;
         for (int i = 4; i < args.length; i++) {
