@@ -27,6 +27,10 @@ public final class Moescore {
         cli.setParameterExceptionHandler((e, args1) -> {  // one message and a pointer to --help, not the whole help
             CommandLine cmd = e.getCommandLine();
             String name = cmd.getCommandSpec().qualifiedName();
+            if (!(e instanceof CommandLine.UnmatchedArgumentException) && !cmd.getUnmatchedArguments().isEmpty()) {
+                cmd.getErr().println(name + ": Unknown option or argument: '"
+                        + String.join("', '", cmd.getUnmatchedArguments()) + "'");  // what the user typed first
+            }
             cmd.getErr().println(name + ": " + e.getMessage());
             CommandLine.UnmatchedArgumentException.printSuggestions(e, cmd.getErr());
             cmd.getErr().println("Run '" + name + " --help' for the options.");
