@@ -31,7 +31,8 @@ import java.util.regex.Pattern;
  * caught), an existing output without {@code overwrite}, and a second run on the same output while one runs.
  * One run per output at a time: an exclusive OS lock on {@code .NAME.lock} beside the output, which the OS
  * releases when the process dies (even by {@code kill -9}), so a stale lock never blocks. The lock file stays
- * after the run (deleting it would let a run waiting on the old file and one creating a new file both win).
+ * after the run, holding the last holder's process id (deleting it would let a run waiting on the old file and
+ * one creating a new file both win).
  *
  * <p>Rows go to {@code .NAME.<16 hex>.tmp} beside the output. {@link #commit} syncs it, writes the summary to
  * {@code .NAME.<16 hex>.summary.tmp}, removes an earlier summary, renames the rows over the output and then the
@@ -72,16 +73,25 @@ final class AtomicOutput implements Closeable {
         this.rowsChannel = rowsChannel;
     }
 
-    /** Checks, locks and opens the output of a run reading {@code input} with the model in {@code model}. */
-    static AtomicOutput open(Path output, Path summary, Path input, Path model, boolean overwrite)
-            throws IOException {
+    /**
+     * The refusals of {@link #open} that need no lock, writing nothing (not even the lock file): a run calls this
+     * before it loads the model, so an unusable model too leaves no trace.
+     */
+    static void check(Path output, Path summary, Path input, Path model, boolean overwrite) throws IOException {
         Path out = output.toAbsolutePath();
         if (out.getFileName() == null) {
             throw new Refused("--output " + output + " is not a file name: refused, nothing written");
         }
-        Path lockPath = out.resolveSibling("." + out.getFileName() + ".lock");
-        refuseUnsafe(output, List.of(out, summary.toAbsolutePath(), lockPath), input, model);
+        refuseUnsafe(output, List.of(out, summary.toAbsolutePath(), lockPath(out)), input, model);
         refuseExisting(output, out, overwrite);
+    }
+
+    /** Checks, locks and opens the output of a run reading {@code input} with the model in {@code model}. */
+    static AtomicOutput open(Path output, Path summary, Path input, Path model, boolean overwrite)
+            throws IOException {
+        check(output, summary, input, model, overwrite);
+        Path out = output.toAbsolutePath();
+        Path lockPath = lockPath(out);
         Files.createDirectories(out.getParent());
         Path heldKey = out.getParent().toRealPath().resolve(lockPath.getFileName());
         if (!HELD.add(heldKey)) {
@@ -164,6 +174,10 @@ final class AtomicOutput implements Closeable {
         }
     }
 
+    private static Path lockPath(Path out) {
+        return out.resolveSibling("." + out.getFileName() + ".lock");
+    }
+
     /** Refuses an output, summary or lock path that is the input or lies inside the model directory. */
     private static void refuseUnsafe(Path output, List<Path> writes, Path input, Path model) throws IOException {
         Path realModel = Files.exists(model) ? model.toRealPath() : null;
@@ -186,6 +200,10 @@ final class AtomicOutput implements Closeable {
         }
         if (Files.isDirectory(output)) {
             throw new Refused("--output " + output + " is a directory: refused, nothing written");
+        }
+        if (Files.exists(output) && !Files.isRegularFile(output)) {
+            throw new Refused("--output " + output + " is not a regular file (a device, pipe or socket): refused, "
+                    + "nothing written");
         }
     }
 

@@ -60,10 +60,17 @@ public final class LocalScorer {
             return EXIT_BAD_INVOCATION;
         }
         Summary summary;
-        try (AtomicOutput output = openOutput(options);  // refusals come before the model loads
-             Backend backend = Backends.open(options.backend(), options.threads(), 0,
+        try {  // refusals come before the model loads, and write nothing
+            AtomicOutput.check(options.output(), summaryPath(options.output()), options.input(), options.model(),
+                    options.overwrite());
+        } catch (IOException e) {
+            log.println("moescore: " + e.getMessage());
+            return EXIT_BAD_INVOCATION;
+        }
+        try (Backend backend = Backends.open(options.backend(), options.threads(), 0,
                      Precision.parse(options.precision()), options.deterministic());
-             Engine engine = Engine.load(options.model(), backend)) {
+             Engine engine = Engine.load(options.model(), backend);
+             AtomicOutput output = openOutput(options)) {
             log.println("moescore: " + engine.config() + " on " + backend.deviceName());
             summary = score(engine, options, output);
         } catch (IllegalArgumentException | io.moescore.model.ModelFormatException e) {

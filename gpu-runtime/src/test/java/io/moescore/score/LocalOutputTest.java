@@ -12,6 +12,9 @@ import io.moescore.TestModels;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -155,7 +158,20 @@ class LocalOutputTest {
         assertEquals(5, Files.readAllLines(output).size());
         assertEquals(5, JSON.readTree(summary.toFile()).get("rows").asInt());
         assertEquals(List.of(".scores.jsonl.lock", "scores.jsonl", "scores.summary.json"), list(output.getParent()),
-                "no temporary file left; the (empty) lock file stays");
+                "no temporary file left; the lock file stays");
+    }
+
+    @Test
+    void anOutputThatIsNotARegularFileIsRefusedEvenWithOverwrite() throws IOException {
+        Path input = input("in.jsonl", 2);
+        Path socket = dir.resolve("socket.jsonl");  // stands for /dev/stdout, a FIFO or a device
+        try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            server.bind(UnixDomainSocketAddress.of(socket));
+            Run r = run(TestModels.demoModel(), input, socket, true);
+            assertEquals(LocalScorer.EXIT_BAD_INVOCATION, r.exit(), r.log());
+            assertTrue(r.log().contains("--output " + socket + " is not a regular file"), r.log());
+            assertTrue(Files.exists(socket) && !Files.isRegularFile(socket), "left as it was");
+        }
     }
 
     @Test

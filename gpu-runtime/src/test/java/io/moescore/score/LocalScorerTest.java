@@ -167,8 +167,10 @@ class LocalScorerTest {
     void unusableModelOrInputExitsWithTwoAndSaysWhy() throws IOException {
         Path input = dir.resolve("in.jsonl");
         Files.writeString(input, "{\"id\": 1, \"tokens\": [1, 2]}\n");
-        assertEquals(LocalScorer.EXIT_BAD_INVOCATION, run(dir.resolve("no-such-model"), input, dir.resolve("o.jsonl"), 8));
+        assertEquals(LocalScorer.EXIT_BAD_INVOCATION, run(dir.resolve("no-such-model"), input,
+                dir.resolve("out/o.jsonl"), 8));
         assertTrue(log.toString(StandardCharsets.UTF_8).contains("no-such-model"), log.toString(StandardCharsets.UTF_8));
+        assertTrue(!Files.exists(dir.resolve("out")), "nothing written, not even the output's folder or lock");
         assertEquals(LocalScorer.EXIT_BAD_INVOCATION,
                 run(TestModels.demoModel(), dir.resolve("missing.jsonl"), dir.resolve("o.jsonl"), 8));
         assertTrue(log.toString(StandardCharsets.UTF_8).contains("missing.jsonl"));
