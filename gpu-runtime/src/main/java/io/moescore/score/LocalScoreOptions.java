@@ -8,14 +8,22 @@ import java.nio.file.Path;
  *
  * @param batchTokens   tokens packed into one forward pass (a longer sequence still goes alone)
  * @param deterministic batch-invariant GPU scores (CudaBackend's deterministic mode)
+ * @param overwrite     replace an existing output (refused otherwise)
  */
 public record LocalScoreOptions(Path model, Path input, Path output, boolean tokenLogProbs, int topK,
                                 String backend, String precision, int batchTokens, int threads,
-                                boolean deterministic) {
+                                boolean deterministic, boolean overwrite) {
     /** The default mode: GPU scores may differ in the last bits with what a sequence is batched with. */
     public LocalScoreOptions(Path model, Path input, Path output, boolean tokenLogProbs, int topK, String backend,
                              String precision, int batchTokens, int threads) {
         this(model, input, output, tokenLogProbs, topK, backend, precision, batchTokens, threads, false);
+    }
+
+    /** An existing output is refused. */
+    public LocalScoreOptions(Path model, Path input, Path output, boolean tokenLogProbs, int topK, String backend,
+                             String precision, int batchTokens, int threads, boolean deterministic) {
+        this(model, input, output, tokenLogProbs, topK, backend, precision, batchTokens, threads, deterministic,
+                false);
     }
 
     public LocalScoreOptions {

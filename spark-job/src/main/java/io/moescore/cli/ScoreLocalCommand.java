@@ -17,8 +17,12 @@ final class ScoreLocalCommand implements Callable<Integer> {
     @Option(names = "--input", required = true, description = "input .jsonl")
     Path input;
 
-    @Option(names = "--output", required = true, description = "output .jsonl (a NAME.summary.json is written beside it)")
+    @Option(names = "--output", required = true, description = "output .jsonl (a NAME.summary.json is written beside it); "
+            + "appears only when the run succeeds")
     Path output;
+
+    @Option(names = "--overwrite", description = "replace an existing output (refused otherwise)")
+    boolean overwrite;
 
     @Option(names = "--token-logprobs", description = "also write each token's log-prob")
     boolean tokenLogProbs;
@@ -35,7 +39,7 @@ final class ScoreLocalCommand implements Callable<Integer> {
     String precision;
 
     @Option(names = "--deterministic", description = "batch-invariant GPU scores: a sequence's scores are "
-            + "bit-identical whatever it is batched with, 1-4% slower")
+            + "bit-identical whatever it is batched with, 1-4%% slower")
     boolean deterministic;
 
     @Option(names = "--batch-tokens", defaultValue = "8192", description = "tokens per forward pass (default: ${DEFAULT-VALUE})")
@@ -49,7 +53,7 @@ final class ScoreLocalCommand implements Callable<Integer> {
         LocalScoreOptions options;
         try {
             options = new LocalScoreOptions(model, input, output, tokenLogProbs, topK, backend, precision, batchTokens,
-                    threads == null ? Runtime.getRuntime().availableProcessors() : threads, deterministic);
+                    threads == null ? Runtime.getRuntime().availableProcessors() : threads, deterministic, overwrite);
         } catch (IllegalArgumentException e) {
             System.err.println("moescore score-local: " + e.getMessage());
             return LocalScorer.EXIT_BAD_INVOCATION;

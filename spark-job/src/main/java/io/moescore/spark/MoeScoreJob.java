@@ -59,7 +59,7 @@ public final class MoeScoreJob implements Callable<Integer> {
             + "default bf16)")
     String precision;
     @Option(names = "--deterministic", description = "batch-invariant GPU scores: a row's scores are bit-identical "
-            + "whatever it is batched or partitioned with, 1-4% slower (conf: deterministic)")
+            + "whatever it is batched or partitioned with, 1-4%% slower (conf: deterministic)")
     Boolean deterministic;
     @Option(names = "--batch-tokens", description = "tokens per forward pass (conf: batchTokens; default 8192)")
     Integer batchTokens;

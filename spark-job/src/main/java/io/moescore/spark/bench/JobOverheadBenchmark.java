@@ -77,7 +77,7 @@ public final class JobOverheadBenchmark {
 
             LocalScorer local = new LocalScorer(new PrintStream(OutputStream.nullOutputStream()));
             LocalScoreOptions localOptions = new LocalScoreOptions(model, jsonl, work.resolve("local.jsonl"), false, 0,
-                    "cuda", precision, batchTokens, 1);
+                    "cuda", precision, batchTokens, 1, false, true);  // each repeat replaces the last
             ScoreJobOptions jsonJob = job(jsonl.toString(), "json", work, model, precision, batchTokens);
             ScoreJobOptions parquetJob = job(parquet, "parquet", work, model, precision, batchTokens);
             List<Double> localSeconds = new ArrayList<>();
