@@ -9,20 +9,23 @@ import java.util.List;
  * says: a component, its {@link Setting} in {@link #OWN}, and its line in {@link #resolve}; the command line gets
  * its flag from {@link #SETTINGS}.
  *
- * @param model    the model directory (config.json, safetensors)
- * @param input    JSON lines of {@code {"id": ..., "tokens": [...]}}
- * @param output   JSON lines, one per input line (a NAME.summary.json is written beside it)
- * @param settings how the rows are scored
+ * @param model     the model directory (config.json, safetensors)
+ * @param input     JSON lines of {@code {"id": ..., "tokens": [...]}}
+ * @param output    JSON lines, one per input line (a NAME.summary.json is written beside it)
+ * @param overwrite replace an existing output (refused otherwise)
+ * @param settings  how the rows are scored
  */
-public record LocalScoreOptions(Path model, Path input, Path output, ScoreSettings settings) {
+public record LocalScoreOptions(Path model, Path input, Path output, boolean overwrite, ScoreSettings settings) {
     public static final Setting<Path> MODEL = Setting.path("model", "--model",
             "Hugging Face model directory (config.json + safetensors)");
     public static final Setting<Path> INPUT = Setting.path("input", "--input", "input .jsonl");
     public static final Setting<Path> OUTPUT = Setting.path("output", "--output",
-            "output .jsonl (a NAME.summary.json is written beside it)");
+            "output .jsonl (a NAME.summary.json is written beside it); appears only when the run succeeds");
+    public static final Setting<Boolean> OVERWRITE = Setting.flag("overwrite", "--overwrite",
+            "replace an existing output (refused otherwise)");
 
     /** score-local's own settings. */
-    public static final List<Setting<?>> OWN = List.of(MODEL, INPUT, OUTPUT);
+    public static final List<Setting<?>> OWN = List.of(MODEL, INPUT, OUTPUT, OVERWRITE);
     /** Every setting of score-local: its own, then the scoring settings. */
     public static final List<Setting<?>> SETTINGS = Setting.concat(OWN, ScoreSettings.ALL);
 
@@ -35,6 +38,6 @@ public record LocalScoreOptions(Path model, Path input, Path output, ScoreSettin
     /** The options {@code source} gives (see {@link ScoreSettings#resolve}). */
     public static LocalScoreOptions resolve(Setting.Source source) {
         return new LocalScoreOptions(MODEL.resolve(source), INPUT.resolve(source), OUTPUT.resolve(source),
-                ScoreSettings.resolve(source));
+                OVERWRITE.resolve(source), ScoreSettings.resolve(source));
     }
 }

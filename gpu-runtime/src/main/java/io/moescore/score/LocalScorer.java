@@ -12,11 +12,8 @@ import io.moescore.engine.Engine;
 import io.moescore.batch.ExpertLoad;
 import io.moescore.engine.ScoreOptions;
 import io.moescore.batch.SequenceScore;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -34,7 +31,7 @@ public final class LocalScorer {
     public static final int EXIT_BAD_INVOCATION = 2;
     /** Finished, but some rows carry an error. */
     public static final int EXIT_ROW_ERRORS = 3;
-    /** The GPU failed beyond recovery (GpuFaultException): the output is incomplete. */
+    /** The GPU failed beyond recovery (GpuFaultException): no output was written. */
     public static final int EXIT_GPU_FAULT = 4;
 
     private static final long PROGRESS_INTERVAL_NANOS = 2_000_000_000L;
@@ -59,10 +56,18 @@ public final class LocalScorer {
             return EXIT_BAD_INVOCATION;
         }
         Summary summary;
+        try {  // refusals come before the model loads, and write nothing
+            AtomicOutput.check(options.output(), summaryPath(options.output()), options.input(), options.model(),
+                    options.overwrite());
+        } catch (IOException e) {
+            log.println("moescore: " + e.getMessage());
+            return EXIT_BAD_INVOCATION;
+        }
         try (Backend backend = options.settings().openBackend(0);
-             Engine engine = Engine.load(options.model(), backend)) {
+             Engine engine = Engine.load(options.model(), backend);
+             AtomicOutput output = openOutput(options)) {
             log.println("moescore: " + engine.config() + " on " + backend.deviceName());
-            summary = score(engine, options);
+            summary = score(engine, options, output);
         } catch (IllegalArgumentException | io.moescore.model.ModelFormatException e) {
             log.println("moescore: " + e.getMessage());
             return EXIT_BAD_INVOCATION;
@@ -70,7 +75,7 @@ public final class LocalScorer {
             log.println("moescore: " + e.getMessage());
             return EXIT_BAD_INVOCATION;
         } catch (io.moescore.backend.GpuFaultException e) {
-            log.println("moescore: " + e.getMessage() + "; the output is incomplete");
+            log.println("moescore: " + e.getMessage() + "; no output written");
             return EXIT_GPU_FAULT;
         }
         log.printf("moescore: %d rows (%d with errors), %d tokens in %.1f s: %.0f tokens/s on %s%n",
@@ -79,8 +84,22 @@ public final class LocalScorer {
         return summary.rowErrors() == 0 ? EXIT_OK : EXIT_ROW_ERRORS;
     }
 
-    /** Scores the input into the output with an engine already loaded. */
+    /**
+     * Scores the input into the output with an engine already loaded; the output and its summary appear only
+     * when every row is written. Throws an IOException naming the paths where the output may not be written.
+     */
     public Summary score(Engine engine, LocalScoreOptions options) throws IOException {
+        try (AtomicOutput output = openOutput(options)) {
+            return score(engine, options, output);
+        }
+    }
+
+    private static AtomicOutput openOutput(LocalScoreOptions options) throws IOException {
+        return AtomicOutput.open(options.output(), summaryPath(options.output()), options.input(), options.model(),
+                options.overwrite());
+    }
+
+    private Summary score(Engine engine, LocalScoreOptions options, AtomicOutput output) throws IOException {
         ScoreSettings settings = options.settings();
         ScoreOptions scoreOptions = new ScoreOptions(settings.tokenLogProbs(), settings.topK());
         ExpertLoad load = new ExpertLoad(engine.config().numLayers(), engine.config().numExperts());
@@ -89,25 +108,19 @@ public final class LocalScorer {
         long rows = 0;
         long errors = 0;
         long tokens = 0;
-        Path output = options.output();
-        if (output.toAbsolutePath().getParent() != null) {
-            Files.createDirectories(output.toAbsolutePath().getParent());
-        }
         String source = options.input().toString();
-        try (BufferedReader in = Files.newBufferedReader(options.input(), StandardCharsets.UTF_8);
-             OutputStream out = Files.newOutputStream(output);
-             JsonGenerator json = new ObjectMapper().getFactory().createGenerator(out, JsonEncoding.UTF8)) {
+        try (Utf8Lines in = new Utf8Lines(Files.newInputStream(options.input()));
+             JsonGenerator json = new ObjectMapper().getFactory().createGenerator(output.rows(), JsonEncoding.UTF8)) {
             json.setRootValueSeparator(null);
             List<JsonRow> pending = new ArrayList<>();
             long pendingTokens = 0;
-            long lineNumber = 0;
-            String line;
-            while ((line = in.readLine()) != null) {
-                lineNumber++;
-                if (line.isBlank()) {
+            Utf8Lines.Line line;
+            while ((line = in.next()) != null) {
+                if (line.text() != null && line.text().isBlank()) {
                     continue;
                 }
-                JsonRow row = JsonRow.parse(line, lineNumber, source);
+                JsonRow row = line.text() == null ? JsonRow.unreadable(line.number(), source, line.error())
+                        : JsonRow.parse(line.text(), line.number(), source);
                 pending.add(row);
                 pendingTokens += row.tokens() == null ? 0 : row.tokens().length;
                 if (BatchPlanner.windowFull(pendingTokens, settings.batchTokens())) {
@@ -130,7 +143,7 @@ public final class LocalScorer {
         }
         Summary summary = new Summary(rows, errors, tokens, (System.nanoTime() - start) / 1e9,
                 engine.backend().deviceName(), load);
-        writeSummary(summary, settings, summaryPath(output));
+        output.commit(summaryJson(summary, settings));
         return summary;
     }
 
@@ -208,7 +221,7 @@ public final class LocalScorer {
         }
     }
 
-    private static void writeSummary(Summary s, ScoreSettings settings, Path file) throws IOException {
+    private static byte[] summaryJson(Summary s, ScoreSettings settings) throws IOException {
         ObjectMapper mapper = new ObjectMapper();
         ObjectNode root = mapper.createObjectNode();
         root.put("rows", s.rows());
@@ -225,6 +238,6 @@ public final class LocalScorer {
                 counts.add(c);
             }
         }
-        mapper.writerWithDefaultPrettyPrinter().writeValue(file.toFile(), root);
+        return mapper.writerWithDefaultPrettyPrinter().writeValueAsBytes(root);
     }
 }

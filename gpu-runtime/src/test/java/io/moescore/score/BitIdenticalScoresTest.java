@@ -39,7 +39,7 @@ class BitIdenticalScoresTest {
             Path output = dir.resolve("out-" + batchTokens + ".jsonl");
             ByteArrayOutputStream log = new ByteArrayOutputStream();
             int code = new LocalScorer(new PrintStream(log, true, StandardCharsets.UTF_8)).run(
-                    new LocalScoreOptions(model, input, output, ScoreSettings.DEFAULTS
+                    new LocalScoreOptions(model, input, output, false, ScoreSettings.DEFAULTS
                             .with(ScoreSettings.BACKEND, "cpu").with(ScoreSettings.CPU_THREADS, 2)
                             .with(ScoreSettings.TOKEN_LOGPROBS, true).with(ScoreSettings.TOP_K, 5)
                             .with(ScoreSettings.BATCH_TOKENS, batchTokens)));

@@ -24,6 +24,18 @@ public final class Moescore {
             e.printStackTrace(cmd.getErr());
             return 1;
         });
+        cli.setParameterExceptionHandler((e, args1) -> {  // one message and a pointer to --help, not the whole help
+            CommandLine cmd = e.getCommandLine();
+            String name = cmd.getCommandSpec().qualifiedName();
+            if (!(e instanceof CommandLine.UnmatchedArgumentException) && !cmd.getUnmatchedArguments().isEmpty()) {
+                cmd.getErr().println(name + ": Unknown option or argument: '"
+                        + String.join("', '", cmd.getUnmatchedArguments()) + "'");  // what the user typed first
+            }
+            cmd.getErr().println(name + ": " + e.getMessage());
+            CommandLine.UnmatchedArgumentException.printSuggestions(e, cmd.getErr());
+            cmd.getErr().println("Run '" + name + " --help' for the options.");
+            return cmd.getCommandSpec().exitCodeOnInvalidInput();
+        });
         return cli.execute(args);
     }
 

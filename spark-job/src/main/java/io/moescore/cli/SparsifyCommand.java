@@ -19,8 +19,8 @@ final class SparsifyCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, description = "output directory")
     Path out;
 
-    @Option(names = "--pattern", defaultValue = "2:4", description = "2:4 (2 of every 4 input columns kept, 50%) or "
-            + "128:2:8 (Samoyeds' vector-wise 75%: per 128 input columns one row of each pair kept, 2:4 inside) "
+    @Option(names = "--pattern", defaultValue = "2:4", description = "2:4 (2 of every 4 input columns kept, 50%%) or "
+            + "128:2:8 (Samoyeds' vector-wise 75%%: per 128 input columns one row of each pair kept, 2:4 inside) "
             + "(default: ${DEFAULT-VALUE})")
     String pattern;
 

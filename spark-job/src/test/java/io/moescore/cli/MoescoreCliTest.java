@@ -137,6 +137,9 @@ class MoescoreCliTest {
             "--output", dir.resolve("out.jsonl").toString(), "--backend", "cpu", "--threads", "1"};
         assertEquals(0, Moescore.run(args));
         Files.writeString(in, "{\"id\": \"a\", \"tokens\": [1, 2, 3]}\n{\"id\": \"b\", \"tokens\": [-1]}\n");
-        assertEquals(3, Moescore.run(args));
+        assertEquals(2, Moescore.run(args), "the output exists: refused without --overwrite");
+        String[] overwrite = java.util.Arrays.copyOf(args, args.length + 1);
+        overwrite[args.length] = "--overwrite";
+        assertEquals(3, Moescore.run(overwrite));
     }
 }

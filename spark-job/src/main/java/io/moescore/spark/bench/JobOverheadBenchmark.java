@@ -80,8 +80,8 @@ public final class JobOverheadBenchmark {
             long tokens = (long) rows * seq;
 
             LocalScorer local = new LocalScorer(new PrintStream(OutputStream.nullOutputStream()));
-            LocalScoreOptions localOptions = new LocalScoreOptions(model, jsonl, work.resolve("local.jsonl"),
-                    settings.with(ScoreSettings.CPU_THREADS, 1));
+            LocalScoreOptions localOptions = new LocalScoreOptions(model, jsonl, work.resolve("local.jsonl"), true,
+                    settings.with(ScoreSettings.CPU_THREADS, 1));  // each repeat replaces the last
             ScoreJobOptions jsonJob = job(jsonl.toString(), "json", work, model, settings);
             ScoreJobOptions parquetJob = job(parquet, "parquet", work, model, settings);
             List<Double> localSeconds = new ArrayList<>();
