@@ -98,9 +98,9 @@ public final class Setting<T> {
         }, v -> values.contains(v) ? null : "'" + v + "' is not one of " + names, name);
     }
 
-    /** A file or folder; no default: required. */
+    /** A file or folder; no default: required. Usage help shows it as {@code --flag=<key>}. */
     public static Setting<Path> path(String key, String flag, String description) {
-        return new Setting<>(key, flag, "PATH", description, Path.class, null, Path::of,
+        return new Setting<>(key, flag, "<" + key + ">", description, Path.class, null, Path::of,
                 v -> v.toString().isBlank() ? "must not be empty" : null, Path::toString);
     }
 
