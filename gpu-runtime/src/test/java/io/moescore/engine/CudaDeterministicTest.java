@@ -12,8 +12,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import io.moescore.TestModels;
 import io.moescore.backend.Precision;
 import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.CudaOptions;
 import io.moescore.backend.cuda.GpuRuntime;
-import io.moescore.backend.cuda.Kernels;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -49,7 +49,7 @@ class CudaDeterministicTest {
     void scoresAreBitIdenticalWhateverTheBatch() throws IOException {
         List<String> differing = new ArrayList<>();
         for (Precision precision : Precision.values()) {
-            CudaBackend backend = new CudaBackend(0, precision, Kernels.TUNED, true);
+            CudaBackend backend = new CudaBackend(CudaOptions.device(0).withPrecision(precision).withDeterministic(true));
             for (Path model : models().toList()) {
                 for (boolean sparse : new boolean[] {false, true}) {
                     if (sparse && !expertsPackTwoFour(model)) {
@@ -75,7 +75,7 @@ class CudaDeterministicTest {
     /** The default mode, for the record: how many sequences change bits with the batch (no assertion on it). */
     @Test
     void defaultModeForComparison() throws IOException {
-        CudaBackend backend = new CudaBackend(0, Precision.BF16);
+        CudaBackend backend = new CudaBackend(CudaOptions.device(0).withPrecision(Precision.BF16));
         for (Path model : models().toList()) {
             System.out.printf("default bf16 %s: %d sequences differ between batch mixes%n", model.getFileName(),
                     mixesDiffer(model, backend, false));

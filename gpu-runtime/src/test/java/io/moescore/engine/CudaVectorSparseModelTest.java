@@ -13,6 +13,7 @@ import io.moescore.backend.Backend;
 import io.moescore.backend.Precision;
 import io.moescore.backend.cpu.CpuBackend;
 import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.CudaOptions;
 import io.moescore.backend.cuda.GpuRuntime;
 import io.moescore.backend.cuda.Kernels;
 import io.moescore.sparse.SparsityPattern;
@@ -49,8 +50,8 @@ class CudaVectorSparseModelTest {
         for (Path model : packableModels()) {
             List<int[]> sequences = ReferenceFixtureTest.Reference.read(model).tokens();
             float[] cpu = logProbs(model, new CpuBackend(2), sequences);
-            float[] vnm = logProbs(model, new CudaBackend(0, Precision.FP16), sequences);
-            float[] as24 = logProbs(model, new CudaBackend(0, Precision.FP16, Kernels.MMA_SYNC), sequences);
+            float[] vnm = logProbs(model, new CudaBackend(CudaOptions.device(0).withPrecision(Precision.FP16)), sequences);
+            float[] as24 = logProbs(model, new CudaBackend(CudaOptions.device(0).withPrecision(Precision.FP16).withKernels(Kernels.MMA_SYNC)), sequences);
             int farHere = 0;
             double worst = 0;
             double worstBetweenPaths = 0;

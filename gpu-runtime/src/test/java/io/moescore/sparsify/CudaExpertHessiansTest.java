@@ -8,8 +8,8 @@ import io.moescore.backend.Backend;
 import io.moescore.backend.Precision;
 import io.moescore.backend.cpu.CpuBackend;
 import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.CudaOptions;
 import io.moescore.backend.cuda.GpuRuntime;
-import io.moescore.backend.cuda.Kernels;
 import io.moescore.bench.SparsityAccuracy;
 import io.moescore.engine.Engine;
 import io.moescore.engine.ScoreOptions;
@@ -41,7 +41,7 @@ class CudaExpertHessiansTest {
                 .subList(0, 4);
         Map<ExpertHessians.Key, double[]> cpu = hessians(new CpuBackend(), rows);
         for (Precision precision : new Precision[] {Precision.SPLIT_BF16, Precision.BF16}) {
-            Map<ExpertHessians.Key, double[]> gpu = hessians(new CudaBackend(0, precision, Kernels.TUNED, false), rows);
+            Map<ExpertHessians.Key, double[]> gpu = hessians(new CudaBackend(CudaOptions.device(0).withPrecision(precision)), rows);
             // layer 0 sees the same inputs on both backends; deeper layers see hidden states that went through
             // bf16 GEMMs (the demo model's bf16 log-probs differ by up to 0.37), where a token routed differently
             // moves the Hessian of an expert that few tokens reach

@@ -47,7 +47,7 @@ class CudaBackendTest {
         String why = GpuRuntime.whyUnavailable(0);
         assumeTrue(why == null, why + ": skipping GPU tests");
         cpu = new CpuBackend(4);
-        gpu = new CudaBackend(0);
+        gpu = new CudaBackend(CudaOptions.device(0));
         System.out.println("GPU tests on " + gpu.deviceName());
     }
 
@@ -68,7 +68,7 @@ class CudaBackendTest {
 
     /** Values representable in bf16, so CPU and GPU start from identical weights. */
     static float[] bf16(float[] f) {
-        short[] b = CudaBackend.toBf16(f);
+        short[] b = CudaWeights.toBf16(f);
         float[] out = new float[f.length];
         for (int i = 0; i < f.length; i++) {
             out[i] = Float.intBitsToFloat((b[i] & 0xffff) << 16);
@@ -145,7 +145,7 @@ class CudaBackendTest {
     @Test
     void everyKernelFamilyMatchesTheCpu() throws IOException {
         for (Kernels k : pinnableFamilies()) {
-            CudaBackend pinned = new CudaBackend(0, io.moescore.backend.Precision.BF16, k);
+            CudaBackend pinned = new CudaBackend(CudaOptions.device(0).withKernels(k));
             linearAgainstCpu(pinned);
             expertsAgainstCpu(pinned);
             sparseExpertsAgainstCpu(pinned);  // pinned WGMMA_N128: the 2:4 kernels in 128-row tiles
@@ -167,18 +167,25 @@ class CudaBackendTest {
         Tensor[] out = poisoned(2048, 1024);
         Path file = dir.resolve("kernels.json");
         KernelTuner tuner = new KernelTuner("test GPU", file);
-        java.util.function.Consumer<String> launch = v -> {
-            for (int i = 0; i < (v.equals("slow") ? 8 : 1); i++) {
+        KernelVariant slow = fakeVariant("slow");
+        KernelVariant fast = fakeVariant("fast");
+        java.util.function.Consumer<KernelVariant> launch = v -> {
+            for (int i = 0; i < (v == slow ? 8 : 1); i++) {
                 gpu.linear(x[1], w[1], null, out[1]);
             }
         };
-        assertEquals("fast", tuner.pick("shape A", java.util.List.of("slow", "fast"), launch,
+        assertEquals(fast, tuner.pick("shape A", java.util.List.of(slow, fast), launch,
                 GpuRuntime.forDevice(0).stream()));
         assertTrue(java.nio.file.Files.readString(file).contains("\"shape A\" : \"fast\""));
         KernelTuner again = new KernelTuner("test GPU", file);
-        assertEquals("fast", again.pick("shape A", java.util.List.of("slow", "fast"), v -> {
+        assertEquals(fast, again.pick("shape A", java.util.List.of(slow, fast), v -> {
             throw new AssertionError("a remembered shape is not timed again");
         }, GpuRuntime.forDevice(0).stream()));
+    }
+
+    /** A variant the tuner only knows by name (the test launches something else for it). */
+    static KernelVariant fakeVariant(String name) {
+        return new KernelVariant(name, KernelVariant.Family.LINEAR, HalfType.BF16, Kernels.WGMMA, 128, 256, 0, null);
     }
 
     /** @return the largest relative error over the tensor-core shapes */
@@ -251,7 +258,7 @@ class CudaBackendTest {
     @Test
     void attentionOverPackedSequencesWithGqaAndWindow() {
         attentionAgainstCpu(gpu);
-        attentionAgainstCpu(new CudaBackend(0, io.moescore.backend.Precision.SPLIT_BF16));
+        attentionAgainstCpu(new CudaBackend(CudaOptions.device(0).withPrecision(io.moescore.backend.Precision.SPLIT_BF16)));
     }
 
     /** @return the largest relative error */
@@ -290,7 +297,7 @@ class CudaBackendTest {
     /** Deterministic mode's expert combine (per-entry outputs summed in expert order, no atomics), dense and 2:4. */
     @Test
     void deterministicExpertCombineMatchesTheCpu() throws IOException {
-        CudaBackend deterministic = new CudaBackend(0, io.moescore.backend.Precision.BF16, Kernels.TUNED, true);
+        CudaBackend deterministic = new CudaBackend(CudaOptions.device(0).withDeterministic(true));
         expertsAgainstCpu(deterministic);
         sparseExpertsAgainstCpu(deterministic);
     }
@@ -365,9 +372,9 @@ class CudaBackendTest {
     void vectorSparseExpertsMatchTheCpu() {
         System.out.println("128:2:8 experts on " + (gpu.sparsePath().startsWith("wgmma") ? "vnm_sm90" : "the 2:4 kernels"));
         sparseExpertsAgainstCpu(gpu, true);
-        sparseExpertsAgainstCpu(new CudaBackend(0, io.moescore.backend.Precision.FP16), true);
-        sparseExpertsAgainstCpu(new CudaBackend(0, io.moescore.backend.Precision.BF16, Kernels.TUNED, true), true);
-        sparseExpertsAgainstCpu(new CudaBackend(0, io.moescore.backend.Precision.BF16, Kernels.MMA_SYNC), true);
+        sparseExpertsAgainstCpu(new CudaBackend(CudaOptions.device(0).withPrecision(io.moescore.backend.Precision.FP16)), true);
+        sparseExpertsAgainstCpu(new CudaBackend(CudaOptions.device(0).withDeterministic(true)), true);
+        sparseExpertsAgainstCpu(new CudaBackend(CudaOptions.device(0).withKernels(Kernels.MMA_SYNC)), true);
     }
 
     double sparseExpertsAgainstCpu(CudaBackend gpu) {
@@ -436,13 +443,13 @@ class CudaBackendTest {
     @Test
     void fp16IsAccurateOnEveryKernelFamily() throws IOException {
         for (Kernels k : pinnableFamilies()) {
-            CudaBackend bf16 = new CudaBackend(0, io.moescore.backend.Precision.BF16, k);
-            CudaBackend fp16 = new CudaBackend(0, io.moescore.backend.Precision.FP16, k);
+            CudaBackend bf16 = new CudaBackend(CudaOptions.device(0).withKernels(k));
+            CudaBackend fp16 = new CudaBackend(CudaOptions.device(0).withPrecision(io.moescore.backend.Precision.FP16).withKernels(k));
             assertFp16Closer("linear, " + k, linearAgainstCpu(fp16), linearAgainstCpu(bf16));
             assertFp16Closer("experts, " + k, expertsAgainstCpu(fp16), expertsAgainstCpu(bf16));
             assertFp16Closer("2:4 experts, " + k, sparseExpertsAgainstCpu(fp16), sparseExpertsAgainstCpu(bf16));
         }
-        CudaBackend fp16 = new CudaBackend(0, io.moescore.backend.Precision.FP16);
+        CudaBackend fp16 = new CudaBackend(CudaOptions.device(0).withPrecision(io.moescore.backend.Precision.FP16));
         assertFp16Closer("attention", attentionAgainstCpu(fp16), attentionAgainstCpu(gpu));
 
         int t = 300;
@@ -478,7 +485,7 @@ class CudaBackendTest {
      */
     @Test
     void fp16RefusesWeightsBeyondItsRangeAndSaturatesInputs() throws IOException {
-        CudaBackend fp16 = new CudaBackend(0, io.moescore.backend.Precision.FP16);
+        CudaBackend fp16 = new CudaBackend(CudaOptions.device(0).withPrecision(io.moescore.backend.Precision.FP16));
         float[] big = bf16(randn(300 * 64, 0.1));
         big[1234] = 1e5f;
         WeightSlice s = slice(big, 300, 64);
@@ -509,7 +516,7 @@ class CudaBackendTest {
      */
     @Test
     void splitBf16PrecisionIsNearFp32() throws IOException {
-        CudaBackend split = new CudaBackend(0, io.moescore.backend.Precision.SPLIT_BF16);
+        CudaBackend split = new CudaBackend(CudaOptions.device(0).withPrecision(io.moescore.backend.Precision.SPLIT_BF16));
         for (boolean bf16Weights : new boolean[] {false, true}) {
             int m = 300;
             int n = 700;
