@@ -66,14 +66,15 @@ public final class ExpertLayerBenchmark {
                 precision = Precision.parse(kv[1]);
             }
         }
-        CudaBackend gpu = new CudaBackend(CudaOptions.device(0).withPrecision(precision));
+        CudaOptions options = CudaOptions.device(0).withPrecision(precision);
+        CudaBackend gpu = new CudaBackend(options);
         // the tuned kernels, then on a Hopper each family pinned: wgmma 128x256 / wgmma.sp, wgmma 128x128, mma.sync / mma.sp
         Map<String, CudaBackend> backends = new java.util.LinkedHashMap<>();
         backends.put("", gpu);
         if (gpu.gemmPath().startsWith("tuned")) {
-            backends.put("-wgmma", new CudaBackend(CudaOptions.device(0).withPrecision(precision).withKernels(Kernels.WGMMA)));
-            backends.put("-wgmma-n128", new CudaBackend(CudaOptions.device(0).withPrecision(precision).withKernels(Kernels.WGMMA_N128)));
-            backends.put("-mma", new CudaBackend(CudaOptions.device(0).withPrecision(precision).withKernels(Kernels.MMA_SYNC)));
+            backends.put("-wgmma", new CudaBackend(options.withKernels(Kernels.WGMMA)));
+            backends.put("-wgmma-n128", new CudaBackend(options.withKernels(Kernels.WGMMA_N128)));
+            backends.put("-mma", new CudaBackend(options.withKernels(Kernels.MMA_SYNC)));
         }
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = json.createObjectNode();

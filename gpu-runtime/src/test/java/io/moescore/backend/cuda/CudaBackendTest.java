@@ -9,6 +9,7 @@ import io.moescore.backend.Backend;
 import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.IntTensor;
 import io.moescore.backend.LogProbs;
+import io.moescore.backend.Precision;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.WeightSlice;
 import io.moescore.backend.cpu.CpuBackend;
@@ -37,7 +38,9 @@ import org.junit.jupiter.api.io.TempDir;
 class CudaBackendTest {
     static CpuBackend cpu;
     static CudaBackend gpu;
-    final Random random = new Random(System.nanoTime());
+    /** The seed of this run's random inputs; {@code -Dmoescore.test.seed=N} repeats a run. */
+    static final long SEED = Long.getLong("moescore.test.seed", System.nanoTime());
+    final Random random = new Random(SEED);
     @TempDir
     Path dir;
     int files;
@@ -48,7 +51,8 @@ class CudaBackendTest {
         assumeTrue(why == null, why + ": skipping GPU tests");
         cpu = new CpuBackend(4);
         gpu = new CudaBackend(CudaOptions.device(0));
-        System.out.println("GPU tests on " + gpu.deviceName());
+        System.out.println("GPU tests on " + gpu.deviceName() + ", random inputs from seed " + SEED
+                + " (repeat with -Dmoescore.test.seed=" + SEED + ")");
     }
 
     @AfterAll
@@ -120,10 +124,72 @@ class CudaBackendTest {
 
     /** Returns the relative error, after asserting it is within tolerance. */
     double assertClose(Backend b1, Tensor cpuT, Tensor gpuT, double tolerance, String what) {
-        double err = relativeError(cpu.toHost(cpuT), gpu.toHost(gpuT));
+        return assertClose(cpu.toHost(cpuT), gpu.toHost(gpuT), cpuT.cols(), tolerance, what);
+    }
+
+    /**
+     * The relative error of {@code got} (a GPU result, rows of {@code cols}) against {@code ref} (the CPU's), after
+     * asserting it is within tolerance; a failure says where they differ and the seed that repeats it.
+     */
+    static double assertClose(float[] ref, float[] got, int cols, double tolerance, String what) {
+        double err = relativeError(ref, got);
         System.out.printf("%-28s relative error %.2e%n", what, err);
-        assertTrue(err <= tolerance, what + ": relative error " + err + " > " + tolerance);
+        if (!(err <= tolerance)) {
+            throw new AssertionError(what + ": relative error " + err + " > " + tolerance + "; "
+                    + whereTheyDiffer(ref, got, cols, tolerance) + "; seed " + SEED);
+        }
         return err;
+    }
+
+    /**
+     * The first element off by more than tolerance x rms(ref) or not finite (one exists when the relative error
+     * exceeds the tolerance), and the one farthest off, with their rows, columns and both values.
+     */
+    static String whereTheyDiffer(float[] ref, float[] got, int cols, double tolerance) {
+        double squares = 0;
+        for (float r : ref) {
+            squares += (double) r * r;
+        }
+        double bound = tolerance * Math.sqrt(squares / Math.max(1, ref.length));
+        int first = -1;
+        int farthest = -1;
+        double farthestDiff = -1;
+        for (int i = 0; i < ref.length; i++) {
+            double d = Math.abs((double) got[i] - ref[i]);
+            if (first < 0 && !(d <= bound)) {
+                first = i;
+            }
+            if (!(d <= farthestDiff)) {
+                farthest = i;
+                farthestDiff = d;
+            }
+        }
+        return "first element off by more than " + String.format("%.3g", bound) + " (tolerance x rms of the CPU's): "
+                + element(ref, got, cols, first) + "; farthest off: " + element(ref, got, cols, farthest);
+    }
+
+    private static String element(float[] ref, float[] got, int cols, int i) {
+        return i < 0 ? "none" : "index " + i + " (row " + i / cols + ", column " + i % cols + "): cpu " + ref[i]
+                + ", gpu " + got[i];
+    }
+
+    /** Per-token log-probs of the first {@code count} tokens within {@code tolerance}; returns the worst difference. */
+    static double assertLogProbsClose(float[] ref, float[] got, int count, double tolerance, String what) {
+        double worst = 0;
+        int first = -1;
+        for (int i = 0; i < count; i++) {
+            double d = Math.abs(ref[i] - got[i]);
+            worst = Math.max(worst, Double.isNaN(d) ? Double.POSITIVE_INFINITY : d);
+            if (first < 0 && !(d <= tolerance)) {
+                first = i;
+            }
+        }
+        System.out.printf("%s: worst abs error %.2e%n", what, worst);
+        if (first >= 0) {
+            throw new AssertionError(what + ": log-prob of token " + first + " cpu " + ref[first] + ", gpu "
+                    + got[first] + ", off by more than " + tolerance + " (worst " + worst + "); seed " + SEED);
+        }
+        return worst;
     }
 
     /** M x N x K: tensor-core shapes with ragged edges in every dimension (K not a multiple of the 32 or 64
@@ -258,7 +324,7 @@ class CudaBackendTest {
     @Test
     void attentionOverPackedSequencesWithGqaAndWindow() {
         attentionAgainstCpu(gpu);
-        attentionAgainstCpu(new CudaBackend(CudaOptions.device(0).withPrecision(io.moescore.backend.Precision.SPLIT_BF16)));
+        attentionAgainstCpu(new CudaBackend(CudaOptions.device(0).withPrecision(Precision.SPLIT_BF16)));
     }
 
     /** @return the largest relative error */
@@ -282,7 +348,7 @@ class CudaBackendTest {
             Tensor[] out = poisoned(t, h * hd);
             cpu.attention(q[0], k[0], v[0], cpu.ints(offsets), h, kv, hd, window, out[0]);
             gpu.attention(q[1], k[1], v[1], gpu.ints(offsets), h, kv, hd, window, out[1]);
-            boolean tensorCores = gpu.precision() != io.moescore.backend.Precision.SPLIT_BF16 && hd <= 128;
+            boolean tensorCores = gpu.precision() != Precision.SPLIT_BF16 && hd <= 128;
             worst = Math.max(worst, assertClose(cpu, out[0], out[1], tensorCores ? 1e-2 : 1e-5,
                     gpu.precision().userName() + " attention h" + h + " kv" + kv + " d" + hd + " w" + window));
         }
@@ -372,7 +438,7 @@ class CudaBackendTest {
     void vectorSparseExpertsMatchTheCpu() {
         System.out.println("128:2:8 experts on " + (gpu.sparsePath().startsWith("wgmma") ? "vnm_sm90" : "the 2:4 kernels"));
         sparseExpertsAgainstCpu(gpu, true);
-        sparseExpertsAgainstCpu(new CudaBackend(CudaOptions.device(0).withPrecision(io.moescore.backend.Precision.FP16)), true);
+        sparseExpertsAgainstCpu(new CudaBackend(CudaOptions.device(0).withPrecision(Precision.FP16)), true);
         sparseExpertsAgainstCpu(new CudaBackend(CudaOptions.device(0).withDeterministic(true)), true);
         sparseExpertsAgainstCpu(new CudaBackend(CudaOptions.device(0).withKernels(Kernels.MMA_SYNC)), true);
     }
@@ -444,12 +510,12 @@ class CudaBackendTest {
     void fp16IsAccurateOnEveryKernelFamily() throws IOException {
         for (Kernels k : pinnableFamilies()) {
             CudaBackend bf16 = new CudaBackend(CudaOptions.device(0).withKernels(k));
-            CudaBackend fp16 = new CudaBackend(CudaOptions.device(0).withPrecision(io.moescore.backend.Precision.FP16).withKernels(k));
+            CudaBackend fp16 = new CudaBackend(CudaOptions.device(0).withPrecision(Precision.FP16).withKernels(k));
             assertFp16Closer("linear, " + k, linearAgainstCpu(fp16), linearAgainstCpu(bf16));
             assertFp16Closer("experts, " + k, expertsAgainstCpu(fp16), expertsAgainstCpu(bf16));
             assertFp16Closer("2:4 experts, " + k, sparseExpertsAgainstCpu(fp16), sparseExpertsAgainstCpu(bf16));
         }
-        CudaBackend fp16 = new CudaBackend(CudaOptions.device(0).withPrecision(io.moescore.backend.Precision.FP16));
+        CudaBackend fp16 = new CudaBackend(CudaOptions.device(0).withPrecision(Precision.FP16));
         assertFp16Closer("attention", attentionAgainstCpu(fp16), attentionAgainstCpu(gpu));
 
         int t = 300;
@@ -465,18 +531,13 @@ class CudaBackendTest {
         int[] targets = random.ints(t, 0, vocab).toArray();
         LogProbs c = cpu.logProbs(x[0], w[0], cpu.ints(targets), new int[] {0, t - 1}, 5);
         LogProbs g = fp16.logProbs(x[1], w[1], fp16.ints(targets), new int[] {0, t - 1}, 5);
-        double worst = 0;
-        for (int i = 0; i < t; i++) {
-            worst = Math.max(worst, Math.abs(c.targetLogProbs()[i] - g.targetLogProbs()[i]));
-        }
-        System.out.printf("fp16 log-probs: worst abs error %.2e%n", worst);
-        assertTrue(worst < 5e-3, "fp16 log-prob error " + worst);
+        assertLogProbsClose(c.targetLogProbs(), g.targetLogProbs(), t, 5e-3, "fp16 log-probs");
     }
 
     void assertFp16Closer(String what, double fp16Error, double bf16Error) {
         System.out.printf("%s: fp16 %.2e, bf16 %.2e (x%.1f)%n", what, fp16Error, bf16Error, bf16Error / fp16Error);
         assertTrue(fp16Error * 3 < bf16Error, what + ": fp16 error " + fp16Error + " is not well below bf16's "
-                + bf16Error);
+                + bf16Error + " (seed " + SEED + ")");
     }
 
     /**
@@ -485,7 +546,7 @@ class CudaBackendTest {
      */
     @Test
     void fp16RefusesWeightsBeyondItsRangeAndSaturatesInputs() throws IOException {
-        CudaBackend fp16 = new CudaBackend(CudaOptions.device(0).withPrecision(io.moescore.backend.Precision.FP16));
+        CudaBackend fp16 = new CudaBackend(CudaOptions.device(0).withPrecision(Precision.FP16));
         float[] big = bf16(randn(300 * 64, 0.1));
         big[1234] = 1e5f;
         WeightSlice s = slice(big, 300, 64);
@@ -505,7 +566,8 @@ class CudaBackendTest {
         for (int i = 0; i < got.length; i++) {
             assertTrue(Float.isFinite(got[i]), "output " + i + " is " + got[i]);
             if (i / 300 != 5) {
-                assertEquals(ref[i], got[i], 2e-3 * (1 + Math.abs(ref[i])), "row " + i / 300 + " column " + i % 300);
+                assertEquals(ref[i], got[i], 2e-3 * (1 + Math.abs(ref[i])), "row " + i / 300 + " column " + i % 300
+                        + " (seed " + SEED + ")");
             }
         }
     }
@@ -516,7 +578,7 @@ class CudaBackendTest {
      */
     @Test
     void splitBf16PrecisionIsNearFp32() throws IOException {
-        CudaBackend split = new CudaBackend(CudaOptions.device(0).withPrecision(io.moescore.backend.Precision.SPLIT_BF16));
+        CudaBackend split = new CudaBackend(CudaOptions.device(0).withPrecision(Precision.SPLIT_BF16));
         for (boolean bf16Weights : new boolean[] {false, true}) {
             int m = 300;
             int n = 700;
@@ -535,30 +597,26 @@ class CudaBackendTest {
             cpu.linear(xc, wc, null, oc);
             split.linear(xs, ws, null, os);
             gpu.linear(xs, wb, null, ob);
-            double splitErr = relativeError(cpu.toHost(oc), split.toHost(os));
+            String weightType = bf16Weights ? "bf16" : "fp32";
+            double splitErr = assertClose(cpu.toHost(oc), split.toHost(os), n, 2e-5,
+                    "linear, " + weightType + " weights, split-bf16");
             double bf16Err = relativeError(cpu.toHost(oc), gpu.toHost(ob));
-            System.out.printf("linear, %s weights: split-bf16 %.2e, bf16 %.2e%n", bf16Weights ? "bf16" : "fp32",
-                    splitErr, bf16Err);
-            assertTrue(splitErr < 2e-5, "split-bf16 linear relative error " + splitErr);
-            assertTrue(splitErr * 50 < bf16Err, "split-bf16 " + splitErr + " is not far below bf16 " + bf16Err);
+            System.out.printf("linear, %s weights: split-bf16 %.2e, bf16 %.2e%n", weightType, splitErr, bf16Err);
+            assertTrue(splitErr * 50 < bf16Err, "split-bf16 " + splitErr + " is not far below bf16 " + bf16Err
+                    + " (seed " + SEED + ")");
 
             int[] ids = random.ints(m, 0, n).toArray();
             Tensor ec = cpu.activation(m, k);
             Tensor es = split.activation(m, k);
             cpu.embed(wc, cpu.ints(ids), ec);
             split.embed(ws, split.ints(ids), es);
-            assertEquals(0, relativeError(cpu.toHost(ec), split.toHost(es)), 1e-5, "embedding rows hi + lo");
+            assertClose(cpu.toHost(ec), split.toHost(es), k, 1e-5, "embedding rows hi + lo");
 
             int[] targets = random.ints(m, 0, n).toArray();
             LogProbs lc = cpu.logProbs(xc, wc, cpu.ints(targets), new int[] {0}, 5);
             LogProbs ls = split.logProbs(xs, ws, split.ints(targets), new int[] {0}, 5);
-            double worst = 0;
-            for (int i = 0; i < m; i++) {
-                worst = Math.max(worst, Math.abs(lc.targetLogProbs()[i] - ls.targetLogProbs()[i]));
-            }
-            System.out.printf("log-probs, split-bf16: worst abs error %.2e%n", worst);
-            assertTrue(worst < 1e-4, "split-bf16 log-prob error " + worst);
-            assertArrayEquals(lc.topTokens()[0], ls.topTokens()[0], "top-5");
+            assertLogProbsClose(lc.targetLogProbs(), ls.targetLogProbs(), m, 1e-4, "log-probs, split-bf16");
+            assertArrayEquals(lc.topTokens()[0], ls.topTokens()[0], "top-5 (seed " + SEED + ")");
             for (Tensor t : new Tensor[] {ws, wb}) {
                 t.close();
             }
@@ -584,9 +642,7 @@ class CudaBackendTest {
         Tensor os = split.activation(t, hidden);
         cpu.experts(cpu.activation(xv, t, hidden), rc, wc, oc);
         split.experts(split.activation(xv, t, hidden), rs, ws, os);
-        double err = relativeError(cpu.toHost(oc), split.toHost(os));
-        System.out.printf("experts, fp32 weights: split-bf16 %.2e%n", err);
-        assertTrue(err < 2e-5, "split-bf16 experts relative error " + err);
+        assertClose(cpu.toHost(oc), split.toHost(os), hidden, 2e-5, "experts, fp32 weights, split-bf16");
         ws.close();
         rs.close();
     }
@@ -611,12 +667,7 @@ class CudaBackendTest {
         int[] topRows = {0, 17, t - 1};
         LogProbs c = cpu.logProbs(x[0], w[0], cpu.ints(targets), topRows, 5);
         LogProbs g = gpu.logProbs(x[1], w[1], gpu.ints(targets), topRows, 5);
-        double worst = 0;
-        for (int i = 0; i < t - 1; i++) {
-            worst = Math.max(worst, Math.abs(c.targetLogProbs()[i] - g.targetLogProbs()[i]));
-        }
-        System.out.printf("logprobs worst abs error %.2e%n", worst);
-        assertTrue(worst < 2e-2, "log-prob error " + worst);
+        assertLogProbsClose(c.targetLogProbs(), g.targetLogProbs(), t - 1, 2e-2, "log-probs over vocabulary chunks");
         assertTrue(Float.isNaN(g.targetLogProbs()[t - 1]), "no target: NaN");
         // bf16 activations may reorder near-ties: every GPU top-5 token must be in the CPU's top 10
         LogProbs c10 = cpu.logProbs(x[0], w[0], cpu.ints(targets), topRows, 10);
@@ -626,7 +677,8 @@ class CudaBackendTest {
                 allowed.add(v);
             }
             for (int v : g.topTokens()[i]) {
-                assertTrue(allowed.contains(v), "row " + topRows[i] + ": GPU top-5 token " + v + " not in CPU top-10");
+                assertTrue(allowed.contains(v), "row " + topRows[i] + ": GPU top-5 token " + v + " not in CPU top-10"
+                        + " (seed " + SEED + ")");
             }
         }
     }
