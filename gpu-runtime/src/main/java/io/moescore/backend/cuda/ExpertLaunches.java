@@ -128,9 +128,8 @@ final class ExpertLaunches {
                        CudaExperts w, CudaTensor out, CombineOrder combine, InterTap interTap) {
         int h = w.hidden;
         int f = w.ffn;
-        long entries = Arrays.stream(counts).asLongStream().sum();
-        if (entries == 0) {  // otherwise each launch below zeroes out before its combine adds into it
-            cuMemsetD32Async(out.f32, 0, out.elements(), launcher.stream());
+        long entries = routedEntries(counts, out);
+        if (entries == 0) {
             return;
         }
         // pre-tiled weights: the wgmma kernels that read them (_sm90t: bulk copies), never mma.sync
@@ -174,6 +173,18 @@ final class ExpertLaunches {
         }
     }
 
+    /**
+     * The layer's routing entries. With none, out is zeroed here: otherwise each launch zeroes it before its combine
+     * adds into it.
+     */
+    private long routedEntries(int[] counts, CudaTensor out) {
+        long entries = Arrays.stream(counts).asLongStream().sum();
+        if (entries == 0) {
+            cuMemsetD32Async(out.f32, 0, out.elements(), launcher.stream());
+        }
+        return entries;
+    }
+
     /** Work items (expert, first local row) of {@code rows} entries each, for the grouped launches. */
     private static int[] workList(int[] counts, int rows) {
         List<Integer> work = new ArrayList<>();
@@ -195,9 +206,8 @@ final class ExpertLaunches {
                         CudaSparseExperts w, CudaTensor out, CombineOrder combine) {
         int h = w.hidden;
         int f = w.ffn;
-        long entries = Arrays.stream(counts).asLongStream().sum();
-        if (entries == 0) {  // otherwise each launch below zeroes out before its combine adds into it
-            cuMemsetD32Async(out.f32, 0, out.elements(), launcher.stream());
+        long entries = routedEntries(counts, out);
+        if (entries == 0) {
             return;
         }
         DevicePool pool = launcher.pool();
