@@ -1,5 +1,9 @@
 package io.moescore.backend.cuda;
 
+import static io.moescore.backend.cuda.KernelComparisons.SEED;
+import static io.moescore.backend.cuda.KernelComparisons.assertValuesClose;
+import static io.moescore.backend.cuda.KernelComparisons.assertLogProbsClose;
+import static io.moescore.backend.cuda.KernelComparisons.relativeError;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -38,8 +42,6 @@ import org.junit.jupiter.api.io.TempDir;
 class CudaBackendTest {
     static CpuBackend cpu;
     static CudaBackend gpu;
-    /** The seed of this run's random inputs; {@code -Dmoescore.test.seed=N} repeats a run. */
-    static final long SEED = Long.getLong("moescore.test.seed", System.nanoTime());
     final Random random = new Random(SEED);
     @TempDir
     Path dir;
@@ -107,89 +109,9 @@ class CudaBackendTest {
         return act(nan, rows, cols);
     }
 
-    static double relativeError(float[] ref, float[] got) {
-        assertEquals(ref.length, got.length);
-        double num = 0;
-        double den = 0;
-        for (int i = 0; i < ref.length; i++) {
-            double d = (double) got[i] - ref[i];
-            if (!Double.isFinite(got[i])) {
-                return Double.POSITIVE_INFINITY;
-            }
-            num += d * d;
-            den += (double) ref[i] * ref[i];
-        }
-        return Math.sqrt(num / Math.max(den, 1e-30));
-    }
-
     /** Returns the relative error, after asserting it is within tolerance. */
     double assertClose(Backend b1, Tensor cpuT, Tensor gpuT, double tolerance, String what) {
-        return assertClose(cpu.toHost(cpuT), gpu.toHost(gpuT), cpuT.cols(), tolerance, what);
-    }
-
-    /**
-     * The relative error of {@code got} (a GPU result, rows of {@code cols}) against {@code ref} (the CPU's), after
-     * asserting it is within tolerance; a failure says where they differ and the seed that repeats it.
-     */
-    static double assertClose(float[] ref, float[] got, int cols, double tolerance, String what) {
-        double err = relativeError(ref, got);
-        System.out.printf("%-28s relative error %.2e%n", what, err);
-        if (!(err <= tolerance)) {
-            throw new AssertionError(what + ": relative error " + err + " > " + tolerance + "; "
-                    + whereTheyDiffer(ref, got, cols, tolerance) + "; seed " + SEED);
-        }
-        return err;
-    }
-
-    /**
-     * The first element off by more than tolerance x rms(ref) or not finite (one exists when the relative error
-     * exceeds the tolerance), and the one farthest off, with their rows, columns and both values.
-     */
-    static String whereTheyDiffer(float[] ref, float[] got, int cols, double tolerance) {
-        double squares = 0;
-        for (float r : ref) {
-            squares += (double) r * r;
-        }
-        double bound = tolerance * Math.sqrt(squares / Math.max(1, ref.length));
-        int first = -1;
-        int farthest = -1;
-        double farthestDiff = -1;
-        for (int i = 0; i < ref.length; i++) {
-            double d = Math.abs((double) got[i] - ref[i]);
-            if (first < 0 && !(d <= bound)) {
-                first = i;
-            }
-            if (!(d <= farthestDiff)) {
-                farthest = i;
-                farthestDiff = d;
-            }
-        }
-        return "first element off by more than " + String.format("%.3g", bound) + " (tolerance x rms of the CPU's): "
-                + element(ref, got, cols, first) + "; farthest off: " + element(ref, got, cols, farthest);
-    }
-
-    private static String element(float[] ref, float[] got, int cols, int i) {
-        return i < 0 ? "none" : "index " + i + " (row " + i / cols + ", column " + i % cols + "): cpu " + ref[i]
-                + ", gpu " + got[i];
-    }
-
-    /** Per-token log-probs of the first {@code count} tokens within {@code tolerance}; returns the worst difference. */
-    static double assertLogProbsClose(float[] ref, float[] got, int count, double tolerance, String what) {
-        double worst = 0;
-        int first = -1;
-        for (int i = 0; i < count; i++) {
-            double d = Math.abs(ref[i] - got[i]);
-            worst = Math.max(worst, Double.isNaN(d) ? Double.POSITIVE_INFINITY : d);
-            if (first < 0 && !(d <= tolerance)) {
-                first = i;
-            }
-        }
-        System.out.printf("%s: worst abs error %.2e%n", what, worst);
-        if (first >= 0) {
-            throw new AssertionError(what + ": log-prob of token " + first + " cpu " + ref[first] + ", gpu "
-                    + got[first] + ", off by more than " + tolerance + " (worst " + worst + "); seed " + SEED);
-        }
-        return worst;
+        return assertValuesClose(cpu.toHost(cpuT), gpu.toHost(gpuT), cpuT.cols(), tolerance, what);
     }
 
     /** M x N x K: tensor-core shapes with ragged edges in every dimension (K not a multiple of the 32 or 64
@@ -598,7 +520,7 @@ class CudaBackendTest {
             split.linear(xs, ws, null, os);
             gpu.linear(xs, wb, null, ob);
             String weightType = bf16Weights ? "bf16" : "fp32";
-            double splitErr = assertClose(cpu.toHost(oc), split.toHost(os), n, 2e-5,
+            double splitErr = assertValuesClose(cpu.toHost(oc), split.toHost(os), n, 2e-5,
                     "linear, " + weightType + " weights, split-bf16");
             double bf16Err = relativeError(cpu.toHost(oc), gpu.toHost(ob));
             System.out.printf("linear, %s weights: split-bf16 %.2e, bf16 %.2e%n", weightType, splitErr, bf16Err);
@@ -610,7 +532,7 @@ class CudaBackendTest {
             Tensor es = split.activation(m, k);
             cpu.embed(wc, cpu.ints(ids), ec);
             split.embed(ws, split.ints(ids), es);
-            assertClose(cpu.toHost(ec), split.toHost(es), k, 1e-5, "embedding rows hi + lo");
+            assertValuesClose(cpu.toHost(ec), split.toHost(es), k, 1e-5, "embedding rows hi + lo");
 
             int[] targets = random.ints(m, 0, n).toArray();
             LogProbs lc = cpu.logProbs(xc, wc, cpu.ints(targets), new int[] {0}, 5);
@@ -642,7 +564,7 @@ class CudaBackendTest {
         Tensor os = split.activation(t, hidden);
         cpu.experts(cpu.activation(xv, t, hidden), rc, wc, oc);
         split.experts(split.activation(xv, t, hidden), rs, ws, os);
-        assertClose(cpu.toHost(oc), split.toHost(os), hidden, 2e-5, "experts, fp32 weights, split-bf16");
+        assertValuesClose(cpu.toHost(oc), split.toHost(os), hidden, 2e-5, "experts, fp32 weights, split-bf16");
         ws.close();
         rs.close();
     }
