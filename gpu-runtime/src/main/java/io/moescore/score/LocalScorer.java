@@ -8,14 +8,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moescore.backend.Backend;
-import io.moescore.backend.select.Backends;
-import io.moescore.backend.Precision;
 import io.moescore.engine.Engine;
 import io.moescore.batch.ExpertLoad;
-import io.moescore.batch.ScoreBatch;
 import io.moescore.engine.ScoreOptions;
 import io.moescore.batch.SequenceScore;
-import io.moescore.batch.TokenBatch;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -67,8 +63,7 @@ public final class LocalScorer {
             log.println("moescore: " + e.getMessage());
             return EXIT_BAD_INVOCATION;
         }
-        try (Backend backend = Backends.open(options.backend(), options.threads(), 0,
-                     Precision.parse(options.precision()), options.deterministic());
+        try (Backend backend = options.settings().openBackend(0);
              Engine engine = Engine.load(options.model(), backend);
              AtomicOutput output = openOutput(options)) {
             log.println("moescore: " + engine.config() + " on " + backend.deviceName());
@@ -105,7 +100,8 @@ public final class LocalScorer {
     }
 
     private Summary score(Engine engine, LocalScoreOptions options, AtomicOutput output) throws IOException {
-        ScoreOptions scoreOptions = new ScoreOptions(options.tokenLogProbs(), options.topK());
+        ScoreSettings settings = options.settings();
+        ScoreOptions scoreOptions = new ScoreOptions(settings.tokenLogProbs(), settings.topK());
         ExpertLoad load = new ExpertLoad(engine.config().numLayers(), engine.config().numExperts());
         long start = System.nanoTime();
         long lastProgress = start;
@@ -125,16 +121,15 @@ public final class LocalScorer {
                 }
                 JsonRow row = line.text() == null ? JsonRow.unreadable(line.number(), source, line.error())
                         : JsonRow.parse(line.text(), line.number(), source);
-                long rowTokens = row.tokens() == null ? 0 : row.tokens().length;
-                if (!pending.isEmpty() && pendingTokens + rowTokens > options.batchTokens()) {
-                    errors += flush(engine, pending, scoreOptions, load, json);
+                pending.add(row);
+                pendingTokens += row.tokens() == null ? 0 : row.tokens().length;
+                if (BatchPlanner.windowFull(pendingTokens, settings.batchTokens())) {
+                    errors += flush(engine, pending, scoreOptions, settings.batchTokens(), load, json);
                     rows += pending.size();
                     tokens += pendingTokens;
                     pending.clear();
                     pendingTokens = 0;
                 }
-                pending.add(row);
-                pendingTokens += rowTokens;
                 long now = System.nanoTime();
                 if (now - lastProgress > PROGRESS_INTERVAL_NANOS) {
                     lastProgress = now;
@@ -142,13 +137,13 @@ public final class LocalScorer {
                             tokens / ((now - start) / 1e9));
                 }
             }
-            errors += flush(engine, pending, scoreOptions, load, json);
+            errors += flush(engine, pending, scoreOptions, settings.batchTokens(), load, json);
             rows += pending.size();
             tokens += pendingTokens;
         }
         Summary summary = new Summary(rows, errors, tokens, (System.nanoTime() - start) / 1e9,
                 engine.backend().deviceName(), load);
-        output.commit(summaryJson(summary));
+        output.commit(summaryJson(summary, settings));
         return summary;
     }
 
@@ -159,20 +154,15 @@ public final class LocalScorer {
         return output.resolveSibling((dot > 0 ? name.substring(0, dot) : name) + ".summary.json");
     }
 
-    private static long flush(Engine engine, List<JsonRow> rows, ScoreOptions options, ExpertLoad load,
-                              JsonGenerator json) throws IOException {
-        List<int[]> sequences = new ArrayList<>();
-        for (JsonRow row : rows) {
-            if (row.error() == null) {
-                sequences.add(row.tokens());
-            }
-        }
-        ScoreBatch batch = engine.score(TokenBatch.of(sequences.toArray(int[][]::new)), options);
-        load.add(batch.expertLoad());
+    /** Scores a window of rows ({@link BatchPlanner}) and writes them in input order. */
+    private static long flush(Engine engine, List<JsonRow> rows, ScoreOptions options, int batchTokens,
+                              ExpertLoad load, JsonGenerator json) throws IOException {
+        SequenceScore[] scores = BatchPlanner.score(engine,
+                rows.stream().map(r -> r.error() == null ? r.tokens() : null).toList(), options, batchTokens, load);
         long errors = 0;
-        int next = 0;
-        for (JsonRow row : rows) {
-            SequenceScore score = row.error() == null ? batch.scores().get(next++) : null;
+        for (int i = 0; i < rows.size(); i++) {
+            JsonRow row = rows.get(i);
+            SequenceScore score = scores[i];
             String error = score == null ? row.error() : score.error();
             if (error != null) {
                 errors++;
@@ -231,7 +221,7 @@ public final class LocalScorer {
         }
     }
 
-    private static byte[] summaryJson(Summary s) throws IOException {
+    private static byte[] summaryJson(Summary s, ScoreSettings settings) throws IOException {
         ObjectMapper mapper = new ObjectMapper();
         ObjectNode root = mapper.createObjectNode();
         root.put("rows", s.rows());
@@ -240,6 +230,7 @@ public final class LocalScorer {
         root.put("seconds", s.seconds());
         root.put("tokens_per_second", s.tokensPerSecond());
         root.put("device", s.device());
+        root.set("settings", mapper.valueToTree(settings.describe()));
         ArrayNode layers = root.putArray("expert_tokens_per_layer");
         for (int l = 0; l < s.load().numLayers(); l++) {
             ArrayNode counts = layers.addArray();

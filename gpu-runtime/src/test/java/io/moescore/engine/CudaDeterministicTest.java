@@ -14,6 +14,7 @@ import io.moescore.backend.Precision;
 import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.backend.cuda.CudaOptions;
 import io.moescore.backend.cuda.GpuRuntime;
+import io.moescore.sparse.SparsityPattern;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -109,7 +110,7 @@ class CudaDeterministicTest {
         ReferenceFixtureTest.Reference ref = ReferenceFixtureTest.Reference.read(model);
         int[][] sequences = ref.tokens().toArray(int[][]::new);
         ScoreOptions options = new ScoreOptions(true, 5);
-        try (Engine engine = Engine.load(model, backend, sparse)) {
+        try (Engine engine = Engine.load(model, backend, sparse ? SparsityPattern.TWO_FOUR : null)) {
             int vocab = engine.config().vocabSize();
             ScoreBatch packed = engine.score(TokenBatch.of(sequences), options);
             // reversed, each followed by a random filler of random length

@@ -45,7 +45,8 @@ class LocalOutputTest {
     static Run run(Path model, Path input, Path output, boolean overwrite) {
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         int exit = new LocalScorer(new PrintStream(log, true, StandardCharsets.UTF_8)).run(new LocalScoreOptions(
-                model, input, output, false, 0, "cpu", "bf16", 8192, 1, false, overwrite));
+                model, input, output, overwrite, ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, "cpu")
+                        .with(ScoreSettings.CPU_THREADS, 1)));
         return new Run(exit, log.toString(StandardCharsets.UTF_8));
     }
 

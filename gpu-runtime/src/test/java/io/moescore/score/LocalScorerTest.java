@@ -26,7 +26,9 @@ class LocalScorerTest {
 
     int run(Path model, Path input, Path output, int batchTokens) {
         return new LocalScorer(new PrintStream(log, true, StandardCharsets.UTF_8)).run(
-                new LocalScoreOptions(model, input, output, true, 3, "cpu", "bf16", batchTokens, 2));
+                new LocalScoreOptions(model, input, output, false, ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, "cpu")
+                        .with(ScoreSettings.TOKEN_LOGPROBS, true).with(ScoreSettings.TOP_K, 3)
+                        .with(ScoreSettings.BATCH_TOKENS, batchTokens).with(ScoreSettings.CPU_THREADS, 2)));
     }
 
     List<JsonNode> read(Path output) throws IOException {
@@ -85,6 +87,8 @@ class LocalScorerTest {
         assertEquals(8, summary.get("rows").asInt());
         assertEquals(5, summary.get("rows_with_errors").asInt());
         assertEquals(4, summary.get("expert_tokens_per_layer").size());
+        assertEquals("cpu", summary.get("settings").get("backend").asText(), summary.toString());
+        assertEquals(8, summary.get("settings").get("batchTokens").asInt());
     }
 
     @Test

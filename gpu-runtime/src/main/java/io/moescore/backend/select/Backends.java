@@ -18,20 +18,9 @@ public final class Backends {
      * @param name          auto (the GPU when a device and kernels exist, else the CPU), cpu, or cuda
      * @param threads       CPU threads for the CPU backend
      * @param deviceOrdinal the CUDA device to use (ignored by the CPU backend)
+     * @param precision     how the GPU multiplies (the CPU computes in fp32 always)
+     * @param deterministic the GPU's scores batch-invariant (CudaBackend says how; the CPU backend always is)
      * @throws IllegalArgumentException for an unknown name, or cuda where CUDA cannot run (the message says why)
-     */
-    public static Backend open(String name, int threads, int deviceOrdinal) {
-        return open(name, threads, deviceOrdinal, Precision.BF16);
-    }
-
-    /** As {@link #open(String, int, int)}, the GPU computing at the given precision (the CPU is fp32 always). */
-    public static Backend open(String name, int threads, int deviceOrdinal, Precision precision) {
-        return open(name, threads, deviceOrdinal, precision, false);
-    }
-
-    /**
-     * As {@link #open(String, int, int, Precision)}; deterministic: the GPU's scores batch-invariant (CudaBackend
-     * says how; the CPU backend always is).
      */
     public static Backend open(String name, int threads, int deviceOrdinal, Precision precision,
                                boolean deterministic) {

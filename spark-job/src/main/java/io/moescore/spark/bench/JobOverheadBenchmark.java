@@ -9,6 +9,8 @@ import io.moescore.spark.ExecutorEngines;
 import io.moescore.spark.MoeScoreJob;
 import io.moescore.spark.ScoreJobOptions;
 import io.moescore.spark.ScoringSpec;
+import io.moescore.backend.Precision;
+import io.moescore.score.ScoreSettings;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -48,7 +50,7 @@ public final class JobOverheadBenchmark {
         int seq = 512;
         String master = "local[2]";
         String precision = "bf16";
-        int batchTokens = 8192;
+        int batchTokens = ScoreSettings.DEFAULTS.batchTokens();
         int repeats = 3;
         for (int i = 3; i < args.length; i++) {
             String[] kv = args[i].split("=", 2);
@@ -66,8 +68,10 @@ public final class JobOverheadBenchmark {
         SparkSession spark = SparkSession.builder().master(master).appName("moescore job overhead")
                 .config("spark.ui.enabled", "false").getOrCreate();
         try {
-            ScoringSpec spec = new ScoringSpec(model.toString(), "cuda", precision, false, batchTokens, false, 0, "tokens", "text",
-                    0, Map.of());
+            ScoreSettings settings = ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, "cuda")
+                    .with(ScoreSettings.PRECISION, Precision.parse(precision))
+                    .with(ScoreSettings.BATCH_TOKENS, batchTokens);
+            ScoringSpec spec = new ScoringSpec(model.toString(), settings, "tokens", "text", Map.of());
             Engine engine = ExecutorEngines.get(spec, 0).engine();
             Path jsonl = work.resolve("input.jsonl");
             writeRandomRows(jsonl, rows, seq, engine.config().vocabSize());
@@ -76,10 +80,10 @@ public final class JobOverheadBenchmark {
             long tokens = (long) rows * seq;
 
             LocalScorer local = new LocalScorer(new PrintStream(OutputStream.nullOutputStream()));
-            LocalScoreOptions localOptions = new LocalScoreOptions(model, jsonl, work.resolve("local.jsonl"), false, 0,
-                    "cuda", precision, batchTokens, 1, false, true);  // each repeat replaces the last
-            ScoreJobOptions jsonJob = job(jsonl.toString(), "json", work, model, precision, batchTokens);
-            ScoreJobOptions parquetJob = job(parquet, "parquet", work, model, precision, batchTokens);
+            LocalScoreOptions localOptions = new LocalScoreOptions(model, jsonl, work.resolve("local.jsonl"), true,
+                    settings.with(ScoreSettings.CPU_THREADS, 1));  // each repeat replaces the last
+            ScoreJobOptions jsonJob = job(jsonl.toString(), "json", work, model, settings);
+            ScoreJobOptions parquetJob = job(parquet, "parquet", work, model, settings);
             List<Double> localSeconds = new ArrayList<>();
             List<Double> jsonSeconds = new ArrayList<>();
             List<Double> parquetSeconds = new ArrayList<>();
@@ -119,11 +123,9 @@ public final class JobOverheadBenchmark {
         }
     }
 
-    private static ScoreJobOptions job(String input, String format, Path work, Path model, String precision,
-                                       int batchTokens) {
+    private static ScoreJobOptions job(String input, String format, Path work, Path model, ScoreSettings settings) {
         return new ScoreJobOptions(List.of(input), format, work.resolve("job-" + format).toString(), "parquet",
-                model.toString(), "cuda", precision, false, batchTokens, false, 0, "overwrite", "id", "tokens", "text", 0,
-                null);
+                model.toString(), settings, "overwrite", "id", "tokens", "text", 0, null);
     }
 
     private static void writeRandomRows(Path file, int rows, int seq, int vocab) throws IOException {

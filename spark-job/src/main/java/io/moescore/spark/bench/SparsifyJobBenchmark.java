@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moescore.spark.sparsify.SparsifyJob;
 import io.moescore.spark.sparsify.SparsifyOptions;
 import io.moescore.spark.sparsify.SparsifySummary;
+import io.moescore.score.ScoreSettings;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -46,7 +47,7 @@ public final class SparsifyJobBenchmark {
         String memory = "2g";
         boolean gpu = false;
         int partitions = 8;
-        int batchTokens = 8192;
+        int batchTokens = ScoreSettings.DEFAULTS.batchTokens();
         int repeats = 2;
         boolean sequential = false;
         for (int i = 4; i < args.length; i++) {
@@ -98,7 +99,9 @@ public final class SparsifyJobBenchmark {
                 for (int r = 0; r <= repeats; r++) {
                     SparsifySummary s = SparsifyJob.run(spark, new SparsifyOptions(List.of(calibration), "json", model,
                             work.resolve("out-" + executors + "-" + r).toString(), "2:4", "sparsegpt", sequential,
-                            backend, "bf16", batchTokens, partitions, "tokens", "text", null, null));
+                            ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, backend)
+                                    .with(ScoreSettings.BATCH_TOKENS, batchTokens),
+                            partitions, "tokens", "text", null, null));
                     System.out.printf(Locale.ROOT, "%d executor(s), %s: %,.0f calibration tokens/s, solve %.3f s per "
                                     + "expert on average, %.1f s in all (executors %s)%n", executors,
                             r == 0 ? "warm-up" : "run " + r, s.calibrationTokensPerSecond(),

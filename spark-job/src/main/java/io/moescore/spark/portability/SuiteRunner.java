@@ -16,6 +16,7 @@ import io.moescore.model.Checkpoint;
 import io.moescore.model.DType;
 import io.moescore.model.SafeTensorsWriter;
 import io.moescore.sparse.Sparse24;
+import io.moescore.sparse.SparsityPattern;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -273,7 +274,7 @@ final class SuiteRunner {
 
     /** Wall-clock of Engine.score over random token sequences (SUMS_ONLY), experts dense or pruned 2:4 on load. */
     private Measurement modelRun(Path model, boolean sparse) {
-        try (Engine engine = Engine.load(model, backend, sparse)) {
+        try (Engine engine = Engine.load(model, backend, sparse ? SparsityPattern.TWO_FOUR : null)) {
             int[][] sequences = new int[suite.modelSequences()][];
             for (int i = 0; i < sequences.length; i++) {
                 sequences[i] = random.ints(suite.modelSequenceLength(), 0, engine.config().vocabSize()).toArray();
