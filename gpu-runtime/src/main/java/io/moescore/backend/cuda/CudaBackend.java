@@ -164,6 +164,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** Which kernels the dense GEMMs use here. */
+    @Override
     public String gemmPath() {
         return switch (kernels) {
             case TUNED -> "tuned (wgmma 128x256, wgmma 128x128, mma.sync; wgmma over pre-tiled weights except in split-bf16)";
@@ -174,6 +175,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** Which kernels the 2:4 expert layers use here. */
+    @Override
     public String sparsePath() {
         return switch (kernels) {
             case TUNED -> "wgmma.sp, bulk-copied pre-tiled weights, tuned 256- or 128-row tiles (sm_90a)";
@@ -188,6 +190,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** The autotuner's choices so far, shape -> kernel (empty where nothing is tuned). */
+    @Override
     public Map<String, String> tunedKernels() {
         return tuner == null ? Map.of() : tuner.choices();
     }
@@ -207,11 +210,13 @@ public final class CudaBackend implements Backend {
     }
 
     /** Starts recording device time per op (for benchmarks). */
+    @Override
     public void startProfiling() {
         timer = new OpTimer();
     }
 
     /** Device milliseconds per op since profiling started or was last drained. */
+    @Override
     public Map<String, Double> drainProfile() {
         OpTimer t = timer;
         return t == null ? Map.of() : t.drain();
