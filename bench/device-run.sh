@@ -75,8 +75,8 @@ for what in "$@"; do
           deterministic=$d 2>&1 | tail -4
       done ;;
     capacity)  # largest batch next to a 32-layer Mixtral-8x7B-shaped stack, dense vs 2:4 vs 128:2:8
-      checkpoint mixtral
       bench_staged || continue
+      checkpoint mixtral
       for e in 128:2:8 2:4 dense; do  # one JVM each: a run's leftovers shrink the next one's room
         name=${e/128:2:8/vnm}
         java -Xmx100g $DEVJAVAOPTS -Dmoescore.kernelCache="$out/kernels-cache.json" -cp "$DEVCP" \
