@@ -27,8 +27,9 @@ import picocli.CommandLine.Option;
         description = "Benchmarks the kernel suite on every executor GPU of the cluster and writes one table "
                 + "(Parquet, CSV) and an HTML report with charts.")
 public final class PortabilityJob implements Callable<Integer> {
-    @Option(names = "--output", required = true, description = "output folder (any Hadoop file system; a shared "
-            + "one on a multi-host cluster)")
+    /** Required, but checked in {@link #call}: picocli would demand it of {@code portability merge} too. */
+    @Option(names = "--output", description = "output folder (any Hadoop file system; a shared one on a multi-host "
+            + "cluster); required")
     String output;
     @Option(names = "--suite", defaultValue = "full", description = "full (the issue's shapes, for GPUs) or quick "
             + "(toy sizes: seconds on a CPU) (default ${DEFAULT-VALUE})")
@@ -57,6 +58,10 @@ public final class PortabilityJob implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (output == null) {
+            System.err.println("moescore portability: --output is required");
+            return MoeScoreJob.EXIT_BAD_INVOCATION;
+        }
         SparkSession spark = SparkSession.builder().appName("moescore portability").getOrCreate();
         try {
             return run(spark, options(spark), output, mode);

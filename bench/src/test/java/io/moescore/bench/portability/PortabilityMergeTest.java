@@ -16,6 +16,7 @@ import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
 
 /** Two runs that never ran together (local mode, different labels), merged into one result set and report. */
 class PortabilityMergeTest {
@@ -55,6 +56,14 @@ class PortabilityMergeTest {
             IllegalArgumentException notAResultSet = assertThrows(IllegalArgumentException.class,
                     () -> PortabilityMerge.merge(spark, List.of(tmp.toString()), tmp.resolve("m2").toString(), false));
             assertTrue(notAResultSet.getMessage().contains("--inputs " + tmp), notAResultSet.getMessage());
+
+            // the command line (`moescore portability merge`): the job's own --output is not asked of merge; last,
+            // as the command stops the session it shares
+            assertEquals(MoeScoreJob.EXIT_BAD_INVOCATION, new CommandLine(new PortabilityJob()).execute("--suite",
+                    "quick"), "portability without --output");
+            assertEquals(MoeScoreJob.EXIT_OK, new CommandLine(new PortabilityJob()).execute("merge", "--inputs",
+                    tmp.resolve("cluster-a").toString(), "--output", tmp.resolve("merged-cli").toString()));
+            assertTrue(Files.isRegularFile(tmp.resolve("merged-cli/report.html")), "report of the merge command");
         } finally {
             spark.stop();
         }
