@@ -17,8 +17,8 @@ import java.util.stream.Collectors;
  * the check that applies them to a {@link SourceScan}. Rules speak of package prefixes (a package and its
  * subpackages) and of modules (a referenced type belongs to the module whose sources hold it), so new subpackages and
  * new modules fall under the rule of their parent without edits here. A package gpu-runtime adds at the top level
- * ({@code io.moescore.X}) and that {@link #GPU_RUNTIME_LAYERS} does not list counts as the top layer: it may import
- * every layer, and no listed layer may import it until it is placed.
+ * ({@code io.moescore.X}) and that {@link #GPU_RUNTIME_LAYERS} does not list counts as part of the top layer: it may
+ * import every layer, the top layer's packages may import it, and a lower layer that needs it says it must be placed.
  */
 final class LayeringRules {
     static final String ROOT = "io.moescore";
@@ -153,6 +153,12 @@ final class LayeringRules {
 
     /** The layer of a gpu-runtime package; a top-level package the list does not name counts as the top layer. */
     static int layerIndex(String pkg) {
+        int placed = placedLayer(pkg);
+        return placed >= 0 ? placed : GPU_RUNTIME_LAYERS.size() - 1;
+    }
+
+    /** The layer the list names a package's top-level package in, or -1. */
+    private static int placedLayer(String pkg) {
         String top = topPackage(pkg);
         for (int i = 0; i < GPU_RUNTIME_LAYERS.size(); i++) {
             for (String name : GPU_RUNTIME_LAYERS.get(i)) {
@@ -161,13 +167,13 @@ final class LayeringRules {
                 }
             }
         }
-        return GPU_RUNTIME_LAYERS.size();
+        return -1;
     }
 
     private static String layerName(String pkg) {
-        int i = layerIndex(pkg);
-        return i < GPU_RUNTIME_LAYERS.size() ? "layer " + String.join("/", GPU_RUNTIME_LAYERS.get(i))
-                : "not placed in the layer list, so the top layer";
+        int i = placedLayer(pkg);
+        return i >= 0 ? "layer " + String.join("/", GPU_RUNTIME_LAYERS.get(i))
+                : "not placed in LayeringRules.GPU_RUNTIME_LAYERS, so in the top layer";
     }
 
     private static String layerBreach(SourceFile from, Target to) {
@@ -178,8 +184,8 @@ final class LayeringRules {
         String target = topPackage(to.ref().pkg());
         int s = layerIndex(source);
         int t = layerIndex(target);
-        boolean bothUnplaced = s == GPU_RUNTIME_LAYERS.size() && t == s;
-        if (source.equals(target) || t < s || bothUnplaced) {
+        boolean unplaced = placedLayer(source) < 0 || placedLayer(target) < 0;
+        if (source.equals(target) || t < s || (t == s && unplaced)) {
             return null;
         }
         return source + " is " + layerName(source) + ", " + target + " is " + layerName(target)

@@ -43,8 +43,11 @@ class LayeringRulesTest {
                 "import io.moescore.backend.Backend;\nimport io.moescore.batch.TokenBatch;");
         write("gpu-runtime", "io.moescore.sparsify", "Sparsifier",
                 "import io.moescore.engine.Engine;\nimport io.moescore.backend.select.Backends;");
-        write("gpu-runtime", "io.moescore.score", "LocalScorer", "import io.moescore.backend.select.Backends;");
-        write("gpu-runtime", "io.moescore.settings", "Settings", "import io.moescore.engine.Engine;");
+        write("gpu-runtime", "io.moescore.score", "LocalScorer", "import io.moescore.backend.select.Backends;\n"
+                + "import io.moescore.settings.Settings;");
+        // a package another branch adds, not placed in the layer list yet: part of the top layer
+        write("gpu-runtime", "io.moescore.settings", "Settings", "import io.moescore.engine.Engine;\n"
+                + "import io.moescore.backend.select.Backends;");
         write("arrow-io", "io.moescore.arrow", "Columns", "import io.moescore.batch.TokenBatch;\n"
                 + "import org.apache.arrow.vector.VectorSchemaRoot;");
         write("spark-job", "io.moescore.spark", "MoeScoreJob", "import io.moescore.backend.select.Backends;\n"
@@ -108,7 +111,11 @@ class LayeringRulesTest {
     void aPackageNotInTheListCountsAsTheTopLayer() throws IOException {
         write("gpu-runtime", "io.moescore.engine", "Engine", "import io.moescore.settings.Settings;");
         assertOne("gpu-runtime/src/main/java/io/moescore/engine/Engine.java:3", "import io.moescore.settings.Settings;",
-                "gpu-runtime layers");
+                "not placed in LayeringRules.GPU_RUNTIME_LAYERS");
+        write("gpu-runtime", "io.moescore.engine", "Engine", "import io.moescore.backend.Backend;");
+        write("gpu-runtime", "io.moescore.settings", "Settings", "import io.moescore.backend.cpu.CpuBackend;");
+        assertOne("gpu-runtime/src/main/java/io/moescore/settings/Settings.java:3",
+                "import io.moescore.backend.cpu.CpuBackend;", "never import an implementation");
     }
 
     @Test
