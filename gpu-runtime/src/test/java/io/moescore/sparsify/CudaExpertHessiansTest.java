@@ -10,7 +10,6 @@ import io.moescore.backend.cpu.CpuBackend;
 import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.backend.cuda.CudaOptions;
 import io.moescore.backend.cuda.GpuRuntime;
-import io.moescore.bench.SparsityAccuracy;
 import io.moescore.engine.Engine;
 import io.moescore.engine.ScoreOptions;
 import io.moescore.batch.TokenBatch;
@@ -37,7 +36,7 @@ class CudaExpertHessiansTest {
 
     @Test
     void cudaExpertInputsGiveTheCpuHessians() throws IOException {
-        List<int[]> rows = SparsityAccuracy.calibrationRows(TestModels.repoRoot().resolve("demo/calibration.jsonl"))
+        List<int[]> rows = CalibrationRows.read(TestModels.repoRoot().resolve("demo/calibration.jsonl"))
                 .subList(0, 4);
         Map<ExpertHessians.Key, double[]> cpu = hessians(new CpuBackend(), rows);
         for (Precision precision : new Precision[] {Precision.SPLIT_BF16, Precision.BF16}) {

@@ -9,9 +9,9 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "moescore", mixinStandardHelpOptions = true, version = "moescore 0.1.0",
         description = "Scores datasets with Mixture-of-Experts language models.",
+        footer = "submit-scripts/moescore also runs `portability` (the portability benchmark, in the bench module).",
         subcommands = {io.moescore.spark.MoeScoreJob.class, ScoreLocalCommand.class, DemoCommand.class,
-            SparsifyCommand.class, io.moescore.spark.sparsify.SparsifyJob.class,
-            io.moescore.spark.portability.PortabilityJob.class})
+            SparsifyCommand.class, io.moescore.spark.sparsify.SparsifyJob.class})
 public final class Moescore {
     public static void main(String[] args) {
         System.exit(run(args));

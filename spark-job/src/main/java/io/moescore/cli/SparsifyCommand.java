@@ -1,5 +1,6 @@
 package io.moescore.cli;
 
+import io.moescore.sparsify.CalibrationRows;
 import io.moescore.sparsify.ExpertReconstruction;
 import io.moescore.sparsify.Sparsifier;
 import java.nio.file.Path;
@@ -42,9 +43,8 @@ final class SparsifyCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        List<int[]> rows = calibration == null ? List.of()
-                : io.moescore.bench.SparsityAccuracy.calibrationRows(calibration);
         try {
+            List<int[]> rows = calibration == null ? List.of() : CalibrationRows.read(calibration);
             Sparsifier.Result r = Sparsifier.sparsify(model, out, pattern, method, sequential,
                     reconstructSteps == 0 ? ExpertReconstruction.Options.NONE
                             : ExpertReconstruction.Options.of(reconstructSteps), rows);

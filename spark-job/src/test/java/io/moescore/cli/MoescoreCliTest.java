@@ -98,6 +98,11 @@ class MoescoreCliTest {
                 "--method", "sparsegpt"), "sparsegpt without calibration data is a usage error");
         assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
                 "--method", "magnitude", "--sequential"), "--sequential is for sparsegpt only");
+        Path badCalibration = dir.resolve("bad-calibration.jsonl");
+        Files.writeString(badCalibration, "{\"tokens\": [1, 2]}\n{\"id\": \"no tokens\"}\n");
+        assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
+                "--method", "wanda", "--calibration", badCalibration.toString()),
+                "a calibration row without tokens is a usage error");
     }
 
     @Test

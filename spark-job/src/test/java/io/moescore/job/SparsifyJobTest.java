@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.moescore.bench.SparsityAccuracy;
 import io.moescore.model.TextTokenizer;
 import io.moescore.score.ScoreSettings;
 import io.moescore.spark.JobSummary;
@@ -18,6 +17,7 @@ import io.moescore.spark.TokenRows;
 import io.moescore.spark.sparsify.SparsifyJob;
 import io.moescore.spark.sparsify.SparsifyOptions;
 import io.moescore.spark.sparsify.SparsifySummary;
+import io.moescore.sparsify.CalibrationRows;
 import io.moescore.sparsify.Sparsifier;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -69,7 +69,7 @@ class SparsifyJobTest {
     void oneShotCheckpointMatchesTheSingleProcessToolAndScores() throws IOException {
         Path calibration = calibrationFile();
         Sparsifier.Result single = Sparsifier.sparsify(SparkTests.demoModel(), dir.resolve("single"), "sparsegpt",
-                false, SparsityAccuracy.calibrationRows(calibration));
+                false, CalibrationRows.read(calibration));
         SparsifySummary job = SparsifyJob.run(spark, options(calibration, "job", false));
 
         assertFalse(single.fallbacksPerLayer().isEmpty(), "2 calibration rows leave some experts unreached");
@@ -103,7 +103,7 @@ class SparsifyJobTest {
     void sequentialCheckpointMatchesTheSingleProcessTool() throws IOException {
         Path calibration = calibrationFile();
         Sparsifier.sparsify(SparkTests.demoModel(), dir.resolve("single"), "sparsegpt", true,
-                SparsityAccuracy.calibrationRows(calibration));
+                CalibrationRows.read(calibration));
         SparsifySummary job = SparsifyJob.run(spark, options(calibration, "job", true));
         assertEquals(4, job.passes().size(), "one pass per MoE layer");
         SparseCheckpoints.assertSame(dir.resolve("single"), dir.resolve("job"));

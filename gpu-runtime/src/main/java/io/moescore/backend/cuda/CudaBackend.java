@@ -89,6 +89,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** Which kernels the dense GEMMs use here. */
+    @Override
     public String gemmPath() {
         return switch (choice.kernels()) {
             case TUNED -> "tuned (wgmma 128x256, wgmma 128x128, mma.sync; wgmma over pre-tiled weights except in split-bf16)";
@@ -99,6 +100,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** Which kernels the 2:4 expert layers use here. */
+    @Override
     public String sparsePath() {
         return switch (choice.kernels()) {
             case TUNED -> "wgmma.sp, bulk-copied pre-tiled weights, tuned 256- or 128-row tiles (sm_90a)";
@@ -109,6 +111,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** The autotuner's choices so far, shape -> kernel (empty where nothing is tuned). */
+    @Override
     public Map<String, String> tunedKernels() {
         return choice.tuned();
     }
@@ -118,11 +121,13 @@ public final class CudaBackend implements Backend {
     }
 
     /** Starts recording device time per op (for benchmarks). */
+    @Override
     public void startProfiling() {
         launcher.startProfiling();
     }
 
     /** Device milliseconds per op since profiling started or was last drained. */
+    @Override
     public Map<String, Double> drainProfile() {
         return launcher.drainProfile();
     }
