@@ -4,8 +4,6 @@
 // CPU twin: TopKSoftmaxRouter.route + HostExpertRouting.fromChoices.
 #include "common.cuh"
 
-#define ROUTER_MAX_K 16
-
 // One warp per token. chosen/weights: [T, k].
 extern "C" __global__ void router_topk_softmax(const float* __restrict__ logits, int T, int E, int k, int renormalize,
                                                int* __restrict__ chosen, float* __restrict__ weights) {

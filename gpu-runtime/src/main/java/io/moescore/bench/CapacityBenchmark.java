@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.CudaOptions;
 import io.moescore.engine.Engine;
 import io.moescore.batch.ScoreBatch;
 import io.moescore.engine.ScoreOptions;
@@ -62,7 +63,7 @@ public final class CapacityBenchmark {
         root.put("sequence_length", seq);
         ArrayNode runs = root.putArray("runs");
         String name = pattern == null ? "dense" : pattern.userName();
-        CudaBackend backend = new CudaBackend(0);
+        CudaBackend backend = new CudaBackend(CudaOptions.device(0));
         root.put("device", backend.deviceName());
         ObjectNode run = runs.addObject();
         run.put("experts", name);

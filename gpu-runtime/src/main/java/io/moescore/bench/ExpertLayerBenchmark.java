@@ -8,6 +8,7 @@ import io.moescore.backend.Precision;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.WeightSlice;
 import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.CudaOptions;
 import io.moescore.backend.cuda.Kernels;
 import io.moescore.routing.ExpertRouting;
 import io.moescore.routing.TopKSoftmaxRouter;
@@ -65,14 +66,15 @@ public final class ExpertLayerBenchmark {
                 precision = Precision.parse(kv[1]);
             }
         }
-        CudaBackend gpu = new CudaBackend(0, precision);
+        CudaOptions options = CudaOptions.device(0).withPrecision(precision);
+        CudaBackend gpu = new CudaBackend(options);
         // the tuned kernels, then on a Hopper each family pinned: wgmma 128x256 / wgmma.sp, wgmma 128x128, mma.sync / mma.sp
         Map<String, CudaBackend> backends = new java.util.LinkedHashMap<>();
         backends.put("", gpu);
         if (gpu.gemmPath().startsWith("tuned")) {
-            backends.put("-wgmma", new CudaBackend(0, precision, Kernels.WGMMA));
-            backends.put("-wgmma-n128", new CudaBackend(0, precision, Kernels.WGMMA_N128));
-            backends.put("-mma", new CudaBackend(0, precision, Kernels.MMA_SYNC));
+            backends.put("-wgmma", new CudaBackend(options.withKernels(Kernels.WGMMA)));
+            backends.put("-wgmma-n128", new CudaBackend(options.withKernels(Kernels.WGMMA_N128)));
+            backends.put("-mma", new CudaBackend(options.withKernels(Kernels.MMA_SYNC)));
         }
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = json.createObjectNode();

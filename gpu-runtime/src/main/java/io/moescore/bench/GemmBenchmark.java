@@ -7,6 +7,7 @@ import io.moescore.backend.Precision;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.WeightSlice;
 import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.CudaOptions;
 import io.moescore.backend.cuda.Kernels;
 import io.moescore.model.Checkpoint;
 import io.moescore.model.DType;
@@ -40,11 +41,11 @@ public final class GemmBenchmark {
     public static void main(String[] args) throws IOException {
         File out = new File(args[0]);
         int m = args.length > 1 ? Integer.parseInt(args[1].replace("m=", "")) : 8192;
-        CudaBackend gpu = new CudaBackend(0);
+        CudaBackend gpu = new CudaBackend(CudaOptions.device(0));
         List<CudaBackend> paths = new ArrayList<>(List.of(gpu));  // the tuned one, then every family pinned
         if (gpu.gemmPath().startsWith("tuned")) {
             for (Kernels k : new Kernels[] {Kernels.WGMMA, Kernels.WGMMA_N128, Kernels.MMA_SYNC}) {
-                paths.add(new CudaBackend(0, Precision.BF16, k));
+                paths.add(new CudaBackend(CudaOptions.device(0).withKernels(k)));
             }
         }
         ObjectMapper json = new ObjectMapper();

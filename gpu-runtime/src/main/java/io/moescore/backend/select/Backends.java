@@ -4,9 +4,9 @@ import io.moescore.backend.Backend;
 import io.moescore.backend.Precision;
 import io.moescore.backend.cpu.CpuBackend;
 import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.CudaOptions;
 import io.moescore.backend.cuda.CudaUnavailableException;
 import io.moescore.backend.cuda.GpuRuntime;
-import io.moescore.backend.cuda.Kernels;
 import java.util.Locale;
 
 /** Opens the backend a user asked for by name: auto, cpu or cuda. */
@@ -40,17 +40,22 @@ public final class Backends {
                 return new CpuBackend(threads);
             case "auto":
                 if (GpuRuntime.whyUnavailable(deviceOrdinal) == null) {
-                    return new CudaBackend(deviceOrdinal, precision, Kernels.TUNED, deterministic);
+                    return new CudaBackend(cuda(deviceOrdinal, precision, deterministic));
                 }
                 return new CpuBackend(threads);
             case "cuda":
                 try {
-                    return new CudaBackend(deviceOrdinal, precision, Kernels.TUNED, deterministic);
+                    return new CudaBackend(cuda(deviceOrdinal, precision, deterministic));
                 } catch (CudaUnavailableException e) {
                     throw new IllegalArgumentException("backend 'cuda': " + e.getMessage(), e);
                 }
             default:
                 throw new IllegalArgumentException("unknown backend '" + name + "' (use auto, cpu or cuda)");
         }
+    }
+
+    /** The CUDA backend's options: kernels tuned per shape. */
+    private static CudaOptions cuda(int deviceOrdinal, Precision precision, boolean deterministic) {
+        return CudaOptions.device(deviceOrdinal).withPrecision(precision).withDeterministic(deterministic);
     }
 }

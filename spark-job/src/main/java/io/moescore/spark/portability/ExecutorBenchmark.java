@@ -3,6 +3,7 @@ package io.moescore.spark.portability;
 import io.moescore.backend.Precision;
 import io.moescore.backend.cpu.CpuBackend;
 import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.CudaOptions;
 import io.moescore.backend.cuda.GpuRuntime;
 import java.io.IOException;
 import java.io.Serializable;
@@ -79,7 +80,7 @@ final class ExecutorBenchmark implements Serializable {
         try {
             int ordinal = Integer.parseInt(address);
             facts = DeviceFacts.ofGpu(GpuRuntime.forDevice(ordinal));
-            try (CudaBackend cuda = new CudaBackend(ordinal, Precision.parse(options.precision()))) {
+            try (CudaBackend cuda = new CudaBackend(CudaOptions.device(ordinal).withPrecision(Precision.parse(options.precision())))) {
                 List<Measurement> measured = new SuiteRunner(cuda, options.suite(), scratch).run(options.modelPath());
                 choices.computeIfAbsent(facts.deviceName(), k -> new TreeMap<>()).putAll(cuda.tunedKernels());
                 return toRows(host, executorId, address, facts, measured);
