@@ -2,6 +2,7 @@
 // the fp32 kernel (attention.cu, itself tested against CpuBackend by CudaBackendTest), and timing of the fa
 // variants next to the previous tensor-core kernel (attention_tc.cu). Not part of the Maven build:
 //   nvcc -O3 -std=c++17 -gencode arch=compute_90a,code=sm_90a -o attention_check attention_check.cu
+//   (then gpu-runtime/bench/attention-run.sh beside it and bench_sdpa.py on the GPU machine)
 //   ./attention_check [seed] [check|time|all]
 // Correctness: fresh random q, k, v (uniform, seed printed) on packed variable-length batches (lengths 1, 2, 64,
 // 77, 128, 129, 300, 513, 1000), GQA ratios 1, 4 and 8, windows 0 and 100, head dims 64, 128, 256, bf16 and fp16;
@@ -60,25 +61,44 @@ __global__ void fill_nan(float* x, long long n) {
 }
 static int blocksFor(long long n, int t) { return (int)((n + t - 1) / t); }
 
-// One fa configuration: launched through a template instantiation.
+// Shapes beside the backend's (attention_fa.cu instantiates those it launches).
+template <typename T, int D, int W, int MT, int KT, int MIN_BLOCKS>
+__global__ void __launch_bounds__(32 * W, MIN_BLOCKS)
+attention_fa_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                    float* __restrict__ out, const int* __restrict__ tiles, int numHeads, int numKvHeads,
+                    int window, float scaleLog2) {
+    attention_fa_rows<T, D, W, MT, KT>(q, k, v, out, tiles, numHeads, numKvHeads, window, scaleLog2);
+}
+
+template <typename T>
+using FaKernel = void (*)(const T*, const T*, const T*, float*, const int*, int, int, int, float);
+
+// One fa configuration: a kernel, its rows per block, threads and shared memory.
 struct Variant {
     std::string name;
     int d, bm, threads, smem;
-    void (*launch)(const void*, const void*, const void*, float*, const int*, int, int, int, int, float, cudaStream_t);
+    void (*launch)(const Variant&, const void*, const void*, const void*, float*, const int*, int, int, int, int,
+                   float);
+    const void* fn;
 };
-template <typename T, int D, int W, int MT, int KT, int MINB>
-static void launchFa(const void* q, const void* k, const void* v, float* out, const int* tiles, int numTiles,
-                     int heads, int kvHeads, int window, float scaleLog2, cudaStream_t st) {
-    using S = FaShape<D, W, MT, KT>;
-    attention_fa_kernel<T, D, W, MT, KT, MINB><<<numTiles * heads, S::THREADS, S::template smem<T>(), st>>>(
-        (const T*)q, (const T*)k, (const T*)v, out, tiles, heads, kvHeads, window, scaleLog2);
+template <typename T>
+static void launchFa(const Variant& x, const void* q, const void* k, const void* v, float* out, const int* tiles,
+                     int numTiles, int heads, int kvHeads, int window, float scaleLog2) {
+    ((FaKernel<T>)x.fn)<<<numTiles * heads, x.threads, x.smem>>>((const T*)q, (const T*)k, (const T*)v, out, tiles,
+                                                                  heads, kvHeads, window, scaleLog2);
+}
+template <typename T> static Variant variantOf(const char* name, FaKernel<T> fn, int d, int rows, int threads, int smem) {
+    CK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    return Variant{name, d, rows, threads, smem, launchFa<T>, (const void*)fn};
 }
 template <typename T, int D, int W, int MT, int KT, int MINB> static Variant variant(const char* name) {
     using S = FaShape<D, W, MT, KT>;
-    Variant x{name, D, S::QT, S::THREADS, S::template smem<T>(), launchFa<T, D, W, MT, KT, MINB>};
-    CK(cudaFuncSetAttribute(attention_fa_kernel<T, D, W, MT, KT, MINB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                            x.smem));
-    return x;
+    return variantOf<T>(name, attention_fa_kernel<T, D, W, MT, KT, MINB>, D, S::QT, S::THREADS, S::template smem<T>());
+}
+// The backend's kernel for head dim D (extern "C", sizes from constants.cuh)
+template <typename T> static Variant backendVariant(const char* name, FaKernel<T> fn, int d) {
+    int w = d == 256 ? FA_WARPS_D256 : FA_WARPS, keys = d == 256 ? FA_KEYS_D256 : FA_KEYS;
+    return variantOf<T>(name, fn, d, FA_ROWS, 32 * w, ATTENTION_FA_SHARED_BYTES(d, keys));
 }
 
 // (seqStart, seqEnd, q0) per tile of `rows` query rows; sorted: longest key range first (stable).
@@ -137,8 +157,8 @@ template <typename T> static Problem makeProblem(const std::vector<int>& lengths
     void* hal[3] = {p.qh, p.kh, p.vh};
     long long n[3] = {nq, nk, nk};
     for (int i = 0; i < 3; i++) {
-        if constexpr (is_bf16<T>) to_half_bf16<<<blocksFor(n[i] / 4, 256), 256>>>(src[i], (bf16*)hal[i], n[i]);
-        else to_half_f16<<<blocksFor(n[i] / 4, 256), 256>>>(src[i], (f16*)hal[i], n[i]);
+        if constexpr (is_bf16<T>) to_bf16_parts<<<blocksFor(n[i], 256), 256>>>(src[i], (bf16*)hal[i], n[i], 1, 1);
+        else to_f16_parts<<<blocksFor(n[i], 256), 256>>>(src[i], (f16*)hal[i], n[i], 1, 1);
         half_to_f32<T><<<blocksFor(n[i], 256), 256>>>((const T*)hal[i], rnd[i], n[i]);
     }
     CK_LAUNCH("to_half");
@@ -204,8 +224,8 @@ static std::string where(const Problem& p, long long at) {
 }
 
 static void runVariant(const Variant& x, Problem& p, const int* tiles, int numTiles) {
-    x.launch(p.qh, p.kh, p.vh, p.out, tiles, numTiles, p.heads, p.kvHeads, p.window,
-             1.4426950408889634f / sqrtf((float)p.d), 0);
+    x.launch(x, p.qh, p.kh, p.vh, p.out, tiles, numTiles, p.heads, p.kvHeads, p.window,
+             1.4426950408889634f / sqrtf((float)p.d));
 }
 
 static int failures = 0;
@@ -256,19 +276,19 @@ template <typename F> static float medianMs(F f, int warm = 5, int reps = 20) {
     return ms[ms.size() / 2];
 }
 
-static void timeShape(const std::vector<Variant>& vs, int seqLen, int heads, int kvHeads) {
-    const int d = 128, tokens = 8192;
+static void timeShape(const std::vector<Variant>& vs, int seqLen, int heads, int kvHeads, int d) {
+    const int tokens = 8192;
     std::vector<int> lengths(tokens / seqLen, seqLen);
     Problem p = makeProblem<bf16>(lengths, heads, kvHeads, d, 0);
     reference(p);
     double fl = p.flops();
     long long n = (long long)tokens * heads * d;
     char shape[80];
-    snprintf(shape, sizeof shape, "L=%4d heads %2d/%d d%d", seqLen, heads, kvHeads, d);
+    snprintf(shape, sizeof shape, "L=%4d heads %2d/%-2d d%-3d", seqLen, heads, kvHeads, d);
     for (const Variant& x : vs) {
         if (x.d != d) continue;
         for (int sorted = 1; sorted >= 0; sorted--) {
-            if (!sorted && x.name != vs[0].name) continue;  // the unsorted order only for the first variant
+            if (!sorted && x.name.rfind("backend", 0) != 0) continue;  // the unsorted order for the backend's only
             std::vector<int> t = tileList(p.offsets, x.bm, 0, sorted);
             int* dt = upload(t);
             fill_nan<<<blocksFor(n, 256), 256>>>(p.out, n);
@@ -280,7 +300,7 @@ static void timeShape(const std::vector<Variant>& vs, int seqLen, int heads, int
             CK(cudaFree(dt));
         }
     }
-    {  // attention_tc.cu, fp32 inputs, the list in sequence order as CudaBackend builds it
+    if (d == 128) {  // attention_tc.cu, fp32 inputs, the list in sequence order as CudaBackend builds it
         std::vector<int> t = tileList(p.offsets, TC_ROWS, 0, false);
         int* dt = upload(t);
         int smem = 3 * TC_ROWS * (d + 8) * 2;
@@ -305,9 +325,9 @@ static void timeShape(const std::vector<Variant>& vs, int seqLen, int heads, int
         CK(cudaMemcpy(inv, hinv.data(), d / 2 * 4, cudaMemcpyHostToDevice));
         CK(cudaMemcpy(pos, hpos.data(), tokens * 4, cudaMemcpyHostToDevice));
         float conv = medianMs([&] {
-            to_half_bf16<<<blocksFor(n / 4, 256), 256>>>(p.q, (bf16*)p.qh, n);
-            to_half_bf16<<<blocksFor(nk / 4, 256), 256>>>(p.k, (bf16*)p.kh, nk);
-            to_half_bf16<<<blocksFor(nk / 4, 256), 256>>>(p.v, (bf16*)p.vh, nk);
+            to_bf16_parts<<<blocksFor(n, 256), 256>>>(p.q, (bf16*)p.qh, tokens, heads * d, 1);
+            to_bf16_parts<<<blocksFor(nk, 256), 256>>>(p.k, (bf16*)p.kh, tokens, kvHeads * d, 1);
+            to_bf16_parts<<<blocksFor(nk, 256), 256>>>(p.v, (bf16*)p.vh, tokens, kvHeads * d, 1);
         });
         float rope = medianMs([&] {
             rope_f32<<<blocksFor(n / 2, 256), 256>>>(p.q, pos, inv, tokens, heads * d, d);
@@ -316,9 +336,9 @@ static void timeShape(const std::vector<Variant>& vs, int seqLen, int heads, int
         float ropeHalf = medianMs([&] {
             rope_half_bf16<<<blocksFor(n / 2, 256), 256>>>(p.q, (bf16*)p.qh, pos, inv, tokens, heads * d, d);
             rope_half_bf16<<<blocksFor(nk / 2, 256), 256>>>(p.k, (bf16*)p.kh, pos, inv, tokens, kvHeads * d, d);
-            to_half_bf16<<<blocksFor(nk / 4, 256), 256>>>(p.v, (bf16*)p.vh, nk);
+            to_bf16_parts<<<blocksFor(nk, 256), 256>>>(p.v, (bf16*)p.vh, tokens, kvHeads * d, 1);
         });
-        printf("time %s  to_half q,k,v %.4f ms; rope_f32 q,k %.4f ms; rope_half q,k + to_half v %.4f ms\n", shape,
+        printf("time %s  to_bf16_parts q,k,v %.4f ms; rope_f32 q,k %.4f ms; rope_half q,k + to_bf16_parts v %.4f ms\n", shape,
                conv, rope, ropeHalf);
         CK(cudaFree(inv));
         CK(cudaFree(pos));
@@ -339,23 +359,22 @@ int main(int argc, char** argv) {
     CK(cudaGetDeviceProperties(&prop, 0));
     printf("device %s, %d SMs, seed %llu\n", prop.name, prop.multiProcessorCount, g_seed);
 
-    // name: W warps x MT m16 blocks per warp = QT rows, KT keys per tile, min blocks per SM
+    // first per head dim: the backend's kernel; then shapes beside it (W warps x MT m16 blocks per warp = bm
+    // query rows, bn keys per tile; the first measured 2026-12-07 on an H100: bench/NOTES.md)
     std::vector<Variant> bf = {
-        variant<bf16, 128, 4, 2, 64, 2>("d128 w4 mt2 bm128 bn64"),
-        variant<bf16, 128, 8, 1, 64, 2>("d128 w8 mt1 bm128 bn64"),
-        variant<bf16, 128, 4, 1, 64, 3>("d128 w4 mt1 bm64 bn64"),
-        variant<bf16, 128, 8, 2, 64, 1>("d128 w8 mt2 bm256 bn64"),
+        backendVariant<bf16>("backend fa_bf16_d128", attention_fa_bf16_d128, 128),
         variant<bf16, 128, 4, 2, 32, 2>("d128 w4 mt2 bm128 bn32"),
-        variant<bf16, 128, 8, 1, 32, 2>("d128 w8 mt1 bm128 bn32"),
-        variant<bf16, 64, 4, 2, 64, 2>("d64 w4 mt2 bm128 bn64"),
+        variant<bf16, 128, 8, 2, 64, 1>("d128 w8 mt2 bm256 bn64"),
+        backendVariant<bf16>("backend fa_bf16_d64", attention_fa_bf16_d64, 64),
         variant<bf16, 64, 8, 1, 64, 2>("d64 w8 mt1 bm128 bn64"),
+        variant<bf16, 64, 4, 2, 32, 3>("d64 w4 mt2 bm128 bn32"),
+        backendVariant<bf16>("backend fa_bf16_d256", attention_fa_bf16_d256, 256),
         variant<bf16, 256, 4, 1, 64, 1>("d256 w4 mt1 bm64 bn64"),
-        variant<bf16, 256, 8, 1, 32, 1>("d256 w8 mt1 bm128 bn32"),
     };
     std::vector<Variant> hf = {
-        variant<f16, 128, 4, 2, 64, 2>("d128 w4 mt2 bm128 bn64"),
-        variant<f16, 64, 4, 2, 64, 2>("d64 w4 mt2 bm128 bn64"),
-        variant<f16, 256, 4, 1, 64, 1>("d256 w4 mt1 bm64 bn64"),
+        backendVariant<f16>("backend fa_f16_d128", attention_fa_f16_d128, 128),
+        backendVariant<f16>("backend fa_f16_d64", attention_fa_f16_d64, 64),
+        backendVariant<f16>("backend fa_f16_d256", attention_fa_f16_d256, 256),
     };
     for (const Variant& x : bf) printf("variant %-22s threads %3d smem %6d\n", x.name.c_str(), x.threads, x.smem);
     if (mode == "check" || mode == "all") {
@@ -369,9 +388,9 @@ int main(int argc, char** argv) {
         printf("checks done: %d failures\n", failures);
     }
     if (mode == "time" || mode == "all") {
-        int shapes[3][2] = {{16, 16}, {32, 8}, {32, 4}};
+        int shapes[5][3] = {{16, 16, 128}, {32, 8, 128}, {32, 4, 128}, {32, 8, 64}, {16, 4, 256}};
         for (int L : {512, 2048})
-            for (auto& s : shapes) timeShape(bf, L, s[0], s[1]);
+            for (auto& s : shapes) timeShape(bf, L, s[0], s[1], s[2]);
     }
     printf("done: %d failures\n", failures);
     return failures == 0 ? 0 : 1;
