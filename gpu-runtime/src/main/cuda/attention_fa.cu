@@ -1,6 +1,6 @@
 // Causal grouped-query prefill attention over packed variable-length sequences on tensor cores, reading q, k and
-// v already in half precision (T of common.cuh: bf16 or fp16: to_T_parts of gemm.cu with one part, or rope_half_T
-// of elementwise.cu, which writes the copy while rotating), the FlashAttention-2 scheme for sm_80 and later.
+// v already in half precision (T of common.cuh: bf16 or fp16), as to_half_T below writes them (or rope_half_T of
+// elementwise.cu, which writes the copy while rotating), the FlashAttention-2 scheme for sm_80 and later.
 // CPU twin: CpuBackend.attention. attention_tc.cu (fp32 inputs, converted while staging) stays the fallback for
 // head dims this file does not instantiate; attention.cu serves split-bf16 precision.
 //
@@ -213,9 +213,26 @@ __device__ __forceinline__ void attention_fa_rows(const T* __restrict__ q, const
         attention_fa_rows<T, D, W, FA_ROWS / (16 * (W)), KEYS>(q, k, v, out, tiles, numHeads, numKvHeads,     \
                                                               window, scaleLog2);                          \
     }
-ATTENTION_FA_KERNEL(attention_fa_bf16_d64, bf16, 64, FA_WARPS, FA_KEYS, 2)
+ATTENTION_FA_KERNEL(attention_fa_bf16_d64, bf16, 64, FA_WARPS_D64, FA_KEYS, 2)
 ATTENTION_FA_KERNEL(attention_fa_bf16_d128, bf16, 128, FA_WARPS, FA_KEYS, 2)
 ATTENTION_FA_KERNEL(attention_fa_bf16_d256, bf16, 256, FA_WARPS_D256, FA_KEYS_D256, 1)
-ATTENTION_FA_KERNEL(attention_fa_f16_d64, f16, 64, FA_WARPS, FA_KEYS, 2)
+ATTENTION_FA_KERNEL(attention_fa_f16_d64, f16, 64, FA_WARPS_D64, FA_KEYS, 2)
 ATTENTION_FA_KERNEL(attention_fa_f16_d128, f16, 128, FA_WARPS, FA_KEYS, 2)
 ATTENTION_FA_KERNEL(attention_fa_f16_d256, f16, 256, FA_WARPS_D256, FA_KEYS_D256, 1)
+
+// fp32 -> T, n values (n % 4 == 0), 4 per thread with 16-byte loads: the half copies of q, k, v the kernels above
+// read. 0.09-0.11 ms for q, k, v at 8192 tokens x 48 heads of 128 on an H100, where the scalar to_T_parts of
+// gemm.cu (one part) took 0.16-0.18 ms (NOTES, "Attention").
+template <typename T>
+__device__ __forceinline__ void to_half_values(const float* __restrict__ x, T* __restrict__ y, long long n) {
+    long long i = 4 * ((long long)blockIdx.x * blockDim.x + threadIdx.x);
+    if (i >= n) return;
+    float4 f = *reinterpret_cast<const float4*>(x + i);
+    *reinterpret_cast<uint2*>(y + i) = make_uint2(pack_half2<T>(f.x, f.y), pack_half2<T>(f.z, f.w));
+}
+extern "C" __global__ void to_half_bf16(const float* __restrict__ x, bf16* __restrict__ y, long long n) {
+    to_half_values(x, y, n);
+}
+extern "C" __global__ void to_half_f16(const float* __restrict__ x, f16* __restrict__ y, long long n) {
+    to_half_values(x, y, n);
+}

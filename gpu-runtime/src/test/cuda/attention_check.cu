@@ -97,7 +97,7 @@ template <typename T, int D, int W, int MT, int KT, int MINB> static Variant var
 }
 // The backend's kernel for head dim D (extern "C", sizes from constants.cuh)
 template <typename T> static Variant backendVariant(const char* name, FaKernel<T> fn, int d) {
-    int w = d == 256 ? FA_WARPS_D256 : FA_WARPS, keys = d == 256 ? FA_KEYS_D256 : FA_KEYS;
+    int w = d == 256 ? FA_WARPS_D256 : d == 64 ? FA_WARPS_D64 : FA_WARPS, keys = d == 256 ? FA_KEYS_D256 : FA_KEYS;
     return variantOf<T>(name, fn, d, FA_ROWS, 32 * w, ATTENTION_FA_SHARED_BYTES(d, keys));
 }
 
@@ -157,8 +157,8 @@ template <typename T> static Problem makeProblem(const std::vector<int>& lengths
     void* hal[3] = {p.qh, p.kh, p.vh};
     long long n[3] = {nq, nk, nk};
     for (int i = 0; i < 3; i++) {
-        if constexpr (is_bf16<T>) to_bf16_parts<<<blocksFor(n[i], 256), 256>>>(src[i], (bf16*)hal[i], n[i], 1, 1);
-        else to_f16_parts<<<blocksFor(n[i], 256), 256>>>(src[i], (f16*)hal[i], n[i], 1, 1);
+        if constexpr (is_bf16<T>) to_half_bf16<<<blocksFor(n[i] / 4, 256), 256>>>(src[i], (bf16*)hal[i], n[i]);
+        else to_half_f16<<<blocksFor(n[i] / 4, 256), 256>>>(src[i], (f16*)hal[i], n[i]);
         half_to_f32<T><<<blocksFor(n[i], 256), 256>>>((const T*)hal[i], rnd[i], n[i]);
     }
     CK_LAUNCH("to_half");
@@ -324,6 +324,11 @@ static void timeShape(const std::vector<Variant>& vs, int seqLen, int heads, int
         for (int i = 0; i < tokens; i++) hpos[i] = i % seqLen;
         CK(cudaMemcpy(inv, hinv.data(), d / 2 * 4, cudaMemcpyHostToDevice));
         CK(cudaMemcpy(pos, hpos.data(), tokens * 4, cudaMemcpyHostToDevice));
+        float toHalf = medianMs([&] {
+            to_half_bf16<<<blocksFor(n / 4, 256), 256>>>(p.q, (bf16*)p.qh, n);
+            to_half_bf16<<<blocksFor(nk / 4, 256), 256>>>(p.k, (bf16*)p.kh, nk);
+            to_half_bf16<<<blocksFor(nk / 4, 256), 256>>>(p.v, (bf16*)p.vh, nk);
+        });
         float conv = medianMs([&] {
             to_bf16_parts<<<blocksFor(n, 256), 256>>>(p.q, (bf16*)p.qh, tokens, heads * d, 1);
             to_bf16_parts<<<blocksFor(nk, 256), 256>>>(p.k, (bf16*)p.kh, tokens, kvHeads * d, 1);
@@ -336,10 +341,10 @@ static void timeShape(const std::vector<Variant>& vs, int seqLen, int heads, int
         float ropeHalf = medianMs([&] {
             rope_half_bf16<<<blocksFor(n / 2, 256), 256>>>(p.q, (bf16*)p.qh, pos, inv, tokens, heads * d, d);
             rope_half_bf16<<<blocksFor(nk / 2, 256), 256>>>(p.k, (bf16*)p.kh, pos, inv, tokens, kvHeads * d, d);
-            to_bf16_parts<<<blocksFor(nk, 256), 256>>>(p.v, (bf16*)p.vh, tokens, kvHeads * d, 1);
+            to_half_bf16<<<blocksFor(nk / 4, 256), 256>>>(p.v, (bf16*)p.vh, nk);
         });
-        printf("time %s  to_bf16_parts q,k,v %.4f ms; rope_f32 q,k %.4f ms; rope_half q,k + to_bf16_parts v %.4f ms\n", shape,
-               conv, rope, ropeHalf);
+        printf("time %s  to_half q,k,v %.4f ms; to_bf16_parts q,k,v %.4f ms; rope_f32 q,k %.4f ms; "
+               "rope_half q,k + to_half v %.4f ms\n", shape, toHalf, conv, rope, ropeHalf);
         CK(cudaFree(inv));
         CK(cudaFree(pos));
     }
@@ -366,7 +371,7 @@ int main(int argc, char** argv) {
         variant<bf16, 128, 4, 2, 32, 2>("d128 w4 mt2 bm128 bn32"),
         variant<bf16, 128, 8, 2, 64, 1>("d128 w8 mt2 bm256 bn64"),
         backendVariant<bf16>("backend fa_bf16_d64", attention_fa_bf16_d64, 64),
-        variant<bf16, 64, 8, 1, 64, 2>("d64 w8 mt1 bm128 bn64"),
+        variant<bf16, 64, 4, 2, 64, 2>("d64 w4 mt2 bm128 bn64"),
         variant<bf16, 64, 4, 2, 32, 3>("d64 w4 mt2 bm128 bn32"),
         backendVariant<bf16>("backend fa_bf16_d256", attention_fa_bf16_d256, 256),
         variant<bf16, 256, 4, 1, 64, 1>("d256 w4 mt1 bm64 bn64"),

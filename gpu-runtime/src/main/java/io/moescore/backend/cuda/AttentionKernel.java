@@ -11,6 +11,7 @@ import static io.moescore.backend.cuda.KernelConstants.FA_KEYS_D256;
 import static io.moescore.backend.cuda.KernelConstants.FA_ROWS;
 import static io.moescore.backend.cuda.KernelConstants.FA_WARPS;
 import static io.moescore.backend.cuda.KernelConstants.FA_WARPS_D256;
+import static io.moescore.backend.cuda.KernelConstants.FA_WARPS_D64;
 import static io.moescore.backend.cuda.KernelConstants.TC_ROWS;
 
 import java.util.ArrayList;
@@ -35,7 +36,7 @@ record AttentionKernel(String name, Kind kind, HalfType type, int headDimBound, 
     /** The kernel families, in the order {@link #pick} prefers them. */
     enum Kind {
         /**
-         * attention_fa.cu: q, k, v as 16-bit copies (made by the op before the launch), double-buffered cp.async
+         * attention_fa.cu: q, k, v as 16-bit copies (to_half_T, by the op before the launch), double-buffered cp.async
          * K/V tiles, 128-row query tiles; a one-dimensional grid of (tile, head) blocks, heads fastest.
          * Arguments: q, k, v (T), out, tiles, heads, kv heads, window, log2(e) / sqrt(head_dim).
          */
@@ -53,7 +54,7 @@ record AttentionKernel(String name, Kind kind, HalfType type, int headDimBound, 
         List<AttentionKernel> all = new ArrayList<>();
         for (HalfType type : HalfType.values()) {
             for (int d : new int[] {64, 128, 256}) {
-                int warps = d == 256 ? FA_WARPS_D256 : FA_WARPS;
+                int warps = d == 64 ? FA_WARPS_D64 : d == 256 ? FA_WARPS_D256 : FA_WARPS;
                 all.add(new AttentionKernel("attention_fa_" + type.spelling + "_d" + d, Kind.HALF_INPUTS, type, d,
                         FA_ROWS, 32 * warps, d == 256 ? FA_KEYS_D256 : FA_KEYS));
             }

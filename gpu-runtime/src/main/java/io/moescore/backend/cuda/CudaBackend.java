@@ -295,9 +295,9 @@ public final class CudaBackend implements Backend {
                 return;
             }
             DevicePool pool = launcher.pool();
-            CUdeviceptr qh = gemm.input(qt, 1, pool);
-            CUdeviceptr kh = gemm.input(kt, 1, pool);
-            CUdeviceptr vh = gemm.input(vt, 1, pool);
+            CUdeviceptr qh = halfCopy(qt, pool);
+            CUdeviceptr kh = halfCopy(kt, pool);
+            CUdeviceptr vh = halfCopy(vt, pool);
             try {
                 launcher.launch(kernel.name(), (long) tileCount * numHeads, 1, kernel.threads(), shared, qh, kh, vh,
                         o.f32, tiles.device, numHeads, numKvHeads, window, (float) (LOG2_E / Math.sqrt(headDim)));
@@ -307,6 +307,13 @@ public final class CudaBackend implements Backend {
                 pool.release(vh, vt.elements() * 2);
             }
         });
+    }
+
+    /** A 16-bit copy of {@code x} (release with elements() * 2 bytes): the half-input attention kernels' q, k, v. */
+    private CUdeviceptr halfCopy(CudaTensor x, DevicePool pool) {
+        CUdeviceptr h = pool.allocate(x.elements() * 2);
+        launcher.launch(type.toHalfKernel, blocks(x.elements() / 4, 256), 1, 256, 0, x.f32, h, x.elements());
+        return h;
     }
 
     @Override

@@ -232,6 +232,7 @@ class KernelVariantsTest {
         AttentionKernel.ALL.forEach(k -> names.add(k.name()));
         for (HalfType t : HalfType.values()) {
             names.add(t.embedKernel);
+            names.add(t.toHalfKernel);
             names.add(t.toPartsKernel);
         }
         Pattern literal = Pattern.compile("launch\\(\"([A-Za-z0-9_]+)\"");
