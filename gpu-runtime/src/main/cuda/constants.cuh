@@ -86,6 +86,20 @@
 // Q, K and V tiles of D 16-bit values a row, each row padded by 8 values (16 bytes).
 #define ATTENTION_TC_SHARED_BYTES(D) ((TC_ROWS + 2 * TC_KEYS) * ((D) + 8) * 2)
 
+// ---- attention on tensor cores over half-precision q, k, v (attention_fa.cu) ----
+// Query rows per block, every head size (so one tile list serves every layer of a forward).
+#define FA_ROWS 128
+// Head dim 128: 4 warps of 32 query rows, 64 keys per K/V tile (the fastest of 7 shapes on an H100: NOTES).
+#define FA_WARPS 4
+#define FA_KEYS 64
+// Head dim 64: 8 warps of 16 query rows, 64 keys per tile (1.09x the 4-warp shape at 512-token sequences).
+#define FA_WARPS_D64 8
+// Head dim 256: 8 warps of 16 query rows, 32 keys per K/V tile (the registers of 32 rows do not fit).
+#define FA_WARPS_D256 8
+#define FA_KEYS_D256 32
+// Q tile + two K and two V tiles of D 16-bit values a row, each row padded by 8 values (16 bytes).
+#define ATTENTION_FA_SHARED_BYTES(D, KEYS) ((FA_ROWS + 4 * (KEYS)) * ((D) + 8) * 2)
+
 // ---- routing (router.cu) and the deterministic combine (gemm.cu) ----
 #define ROUTER_MAX_K 16
 #define COMBINE_MAX_K 16

@@ -23,9 +23,7 @@ import io.moescore.routing.Router;
 import io.moescore.routing.TopKSoftmaxRouter;
 import io.moescore.sparse.Sparse24;
 import io.moescore.sparse.VectorSparse;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import jcuda.Pointer;
@@ -47,6 +45,8 @@ public final class CudaBackend implements Backend {
     private static final long LOGITS_CHUNK_ELEMENTS = 64L << 20;
     /** Deterministic mode: vocabulary columns per lm_head chunk, whatever the token count. */
     static final int DETERMINISTIC_LOGITS_CHUNK = 8192;
+    /** log2(e): the half-input attention kernels take their softmax scale in base 2. */
+    private static final double LOG2_E = 1.4426950408889634;
 
     private final CudaOptions options;
     private final GpuRuntime gpu;
@@ -278,27 +278,47 @@ public final class CudaBackend implements Backend {
                 throw new IllegalArgumentException("the CUDA attention kernel supports head_dim up to 256 and a "
                         + "multiple of 8, got " + headDim);
             }
-            // bf16, fp16: tensor cores (attention_tc.cu) up to head_dim 128; split-bf16, larger heads: fp32
-            AttentionKernel kernel = AttentionKernel.pick(type, precision() != Precision.SPLIT_BF16, headDim);
-            int[] offsets = CudaTensor.Ints.of(seqOffsets).host;
-            List<Integer> tiles = new ArrayList<>();
-            for (int s = 0; s + 1 < offsets.length; s++) {
-                for (int q0 = offsets[s]; q0 < offsets[s + 1]; q0 += kernel.rows()) {
-                    tiles.add(offsets[s]);
-                    tiles.add(offsets[s + 1]);
-                    tiles.add(q0);
-                }
-            }
+            // bf16, fp16: half-precision q, k, v (attention_fa.cu) at head_dim 64, 128, 256, else tensor cores with
+            // fp32 inputs (attention_tc.cu) up to 128; split-bf16 and the rest: fp32 (attention.cu)
+            AttentionKernel kernel = AttentionKernel.pick(type, precision() != Precision.SPLIT_BF16, headDim,
+                    gpu.maxSharedPerBlock());
+            CudaTensor.Ints offsets = CudaTensor.Ints.of(seqOffsets);
+            CudaTensor.Ints tiles = offsets.derived("attention tiles of " + kernel.rows() + " rows, window " + window,
+                    () -> launcher.upload(AttentionTiles.build(offsets.host, kernel.rows(), window)));
+            int tileCount = tiles.length() / 3;
             int shared = kernel.sharedBytes(headDim);
             if (shared > 48 * 1024) {
                 gpu.allowSharedMemory(gpu.function(kernel.name()), shared);
             }
-            try (CudaTensor.Ints tileList = launcher.upload(tiles.stream().mapToInt(Integer::intValue).toArray())) {
-                launcher.launch(kernel.name(), tiles.size() / 3, numHeads, kernel.threads(), shared,
-                        CudaTensor.of(q).f32, CudaTensor.of(k).f32, CudaTensor.of(v).f32, CudaTensor.of(out).f32,
-                        tileList.device, numHeads, numKvHeads, headDim, window, (float) (1.0 / Math.sqrt(headDim)));
+            CudaTensor qt = CudaTensor.of(q);
+            CudaTensor kt = CudaTensor.of(k);
+            CudaTensor vt = CudaTensor.of(v);
+            CudaTensor o = CudaTensor.of(out);
+            if (kernel.kind() != AttentionKernel.Kind.HALF_INPUTS) {
+                launcher.launch(kernel.name(), tileCount, numHeads, kernel.threads(), shared, qt.f32, kt.f32, vt.f32,
+                        o.f32, tiles.device, numHeads, numKvHeads, headDim, window, (float) (1.0 / Math.sqrt(headDim)));
+                return;
+            }
+            DevicePool pool = launcher.pool();
+            CUdeviceptr qh = halfCopy(qt, pool);
+            CUdeviceptr kh = halfCopy(kt, pool);
+            CUdeviceptr vh = halfCopy(vt, pool);
+            try {
+                launcher.launch(kernel.name(), (long) tileCount * numHeads, 1, kernel.threads(), shared, qh, kh, vh,
+                        o.f32, tiles.device, numHeads, numKvHeads, window, (float) (LOG2_E / Math.sqrt(headDim)));
+            } finally {
+                pool.release(qh, qt.elements() * 2);
+                pool.release(kh, kt.elements() * 2);
+                pool.release(vh, vt.elements() * 2);
             }
         });
+    }
+
+    /** A 16-bit copy of {@code x} (release with elements() * 2 bytes): the half-input attention kernels' q, k, v. */
+    private CUdeviceptr halfCopy(CudaTensor x, DevicePool pool) {
+        CUdeviceptr h = pool.allocate(x.elements() * 2);
+        launcher.launch(type.toHalfKernel, blocks(x.elements() / 4, 256), 1, 256, 0, x.f32, h, x.elements());
+        return h;
     }
 
     @Override

@@ -241,8 +241,9 @@ class CudaBackendTest {
         assertClose(cpu, e[0], e[1], 0, "embedding");
     }
 
-    /** bf16: the tensor-core kernel up to head_dim 128 (bf16 rounding of q, k, v and p), fp32 beyond; split-bf16:
-     * the fp32 kernel always. */
+    /** bf16: the half-input kernel at head_dim 64, 128 and 256 (bf16 copies of q, k, v; p rounded to bf16), the
+     * tensor-core kernel with fp32 inputs at the other sizes up to 128, fp32 beyond; split-bf16: the fp32 kernel
+     * always. */
     @Test
     void attentionOverPackedSequencesWithGqaAndWindow() {
         attentionAgainstCpu(gpu);
@@ -259,7 +260,7 @@ class CudaBackendTest {
         }
         int t = offsets[lengths.length];
         for (int[] cfg : new int[][] {{8, 2, 64, 0}, {4, 4, 128, 0}, {6, 2, 32, 17}, {2, 1, 256, 0}, {4, 2, 24, 0},
-            {4, 2, 96, 100}, {2, 2, 16, 0}}) {
+            {4, 2, 96, 100}, {2, 2, 16, 0}, {8, 1, 128, 100}, {8, 2, 64, 130}, {4, 1, 256, 70}}) {
             int h = cfg[0];
             int kv = cfg[1];
             int hd = cfg[2];
@@ -270,7 +271,8 @@ class CudaBackendTest {
             Tensor[] out = poisoned(t, h * hd);
             cpu.attention(q[0], k[0], v[0], cpu.ints(offsets), h, kv, hd, window, out[0]);
             gpu.attention(q[1], k[1], v[1], gpu.ints(offsets), h, kv, hd, window, out[1]);
-            boolean tensorCores = gpu.precision() != Precision.SPLIT_BF16 && hd <= 128;
+            boolean tensorCores = AttentionKernel.pick(HalfType.of(gpu.precision()),
+                    gpu.precision() != Precision.SPLIT_BF16, hd, gpu.runtime().maxSharedPerBlock()).type() != null;
             worst = Math.max(worst, assertClose(cpu, out[0], out[1], tensorCores ? 1e-2 : 1e-5,
                     gpu.precision().userName() + " attention h" + h + " kv" + kv + " d" + hd + " w" + window));
         }

@@ -19,8 +19,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.regex.Matcher;
@@ -111,9 +113,11 @@ class KernelVariantsTest {
             }
         }
         assertEquals(new TreeSet<>(KNOWN_OVER_SM86), overSm86, "kernels of sm_80-89 over sm_86/89's 99 KB");
+        // the fp32-input kernels fit every GPU; the half-input ones sm_80 and sm_90 (pick skips them where not)
         for (AttentionKernel k : AttentionKernel.ALL) {
             int bytes = k.sharedBytes(k.headDimBound());
-            assertTrue(bytes <= SM86_LIMIT, k.name() + ": " + bytes + " bytes > " + SM86_LIMIT);
+            int limit = k.kind() == AttentionKernel.Kind.HALF_INPUTS ? SM80_LIMIT : SM86_LIMIT;
+            assertTrue(bytes <= limit, k.name() + ": " + bytes + " bytes > " + limit);
         }
     }
 
@@ -144,18 +148,65 @@ class KernelVariantsTest {
         assertEquals(0, SP_ROWS % SP9_HALF_ROWS);
     }
 
-    /** Each head size up to 256 (a multiple of 8) finds the smallest kernel that takes it; tensor cores up to 128. */
+    /**
+     * Each head size up to 256 (a multiple of 8) finds the smallest kernel that takes it: the half-input kernels at
+     * 64, 128 and 256 where their shared memory fits the GPU (on sm_86/89's 99 KB only 64), tensor cores with fp32
+     * inputs otherwise up to 128, fp32 beyond and without tensor cores.
+     */
     @Test
     void attentionKernelsCoverEveryHeadSize() {
         for (HalfType type : HalfType.values()) {
-            for (int d = 8; d <= 256; d += 8) {
-                int bound = d <= 32 ? 32 : d <= 64 ? 64 : d <= 128 ? 128 : 256;
-                AttentionKernel tc = AttentionKernel.pick(type, true, d);
-                assertEquals(d <= 128 ? type : null, tc.type(), "head_dim " + d);
-                assertEquals(bound, tc.headDimBound(), "head_dim " + d);
-                AttentionKernel f32 = AttentionKernel.pick(type, false, d);
-                assertEquals(null, f32.type(), "head_dim " + d);
-                assertEquals(bound, f32.headDimBound(), "head_dim " + d);
+            for (int limit : new int[] {SM90_LIMIT, SM80_LIMIT, SM86_LIMIT}) {
+                for (int d = 8; d <= 256; d += 8) {
+                    String what = type + " head_dim " + d + ", " + limit + " bytes of shared memory";
+                    int bound = d <= 32 ? 32 : d <= 64 ? 64 : d <= 128 ? 128 : 256;
+                    boolean half = (d == 64 || d == 128 || d == 256) && (limit != SM86_LIMIT || d == 64);
+                    AttentionKernel tc = AttentionKernel.pick(type, true, d, limit);
+                    AttentionKernel.Kind kind = half ? AttentionKernel.Kind.HALF_INPUTS
+                            : d <= 128 ? AttentionKernel.Kind.TENSOR_CORES : AttentionKernel.Kind.F32;
+                    assertEquals(kind, tc.kind(), what);
+                    assertEquals(kind == AttentionKernel.Kind.F32 ? null : type, tc.type(), what);
+                    assertEquals(bound, tc.headDimBound(), what);
+                    assertTrue(tc.sharedBytes(d) <= limit, what);
+                    AttentionKernel f32 = AttentionKernel.pick(type, false, d, limit);
+                    assertEquals(AttentionKernel.Kind.F32, f32.kind(), what);
+                    assertEquals(bound, f32.headDimBound(), what);
+                }
+            }
+        }
+    }
+
+    /** The half-input kernels' tiles: every query row in exactly one tile, longest key range first. */
+    @Test
+    void attentionTilesCoverEveryRowLongestFirst() {
+        long seed = System.nanoTime();
+        System.out.println("attentionTilesCoverEveryRowLongestFirst seed " + seed);
+        Random random = new Random(seed);
+        for (int window : new int[] {0, 100}) {
+            int[] offsets = new int[12];
+            for (int s = 1; s < offsets.length; s++) {
+                offsets[s] = offsets[s - 1] + 1 + random.nextInt(700);
+            }
+            int rows = 128;
+            int[] tiles = AttentionTiles.build(offsets, rows, window);
+            int[] covered = new int[offsets[offsets.length - 1]];
+            int previous = Integer.MAX_VALUE;
+            for (int i = 0; i < tiles.length; i += 3) {
+                int start = tiles[i];
+                int end = tiles[i + 1];
+                int q0 = tiles[i + 2];
+                assertTrue(Arrays.binarySearch(offsets, start) >= 0 && start < end, "tile " + i / 3);
+                assertEquals(offsets[Arrays.binarySearch(offsets, start) + 1], end, "tile " + i / 3);
+                assertTrue(q0 >= start && q0 < end && (q0 - start) % rows == 0, "tile " + i / 3);
+                for (int r = q0; r < Math.min(q0 + rows, end); r++) {
+                    covered[r]++;
+                }
+                int keys = Math.min(q0 + rows, end) - (window > 0 ? Math.max(start, q0 - window + 1) : start);
+                assertTrue(keys <= previous, "tile " + i / 3 + " has more keys than the one before it (seed " + seed + ")");
+                previous = keys;
+            }
+            for (int r = 0; r < covered.length; r++) {
+                assertEquals(1, covered[r], "query row " + r + " (seed " + seed + ")");
             }
         }
     }
@@ -181,6 +232,7 @@ class KernelVariantsTest {
         AttentionKernel.ALL.forEach(k -> names.add(k.name()));
         for (HalfType t : HalfType.values()) {
             names.add(t.embedKernel);
+            names.add(t.toHalfKernel);
             names.add(t.toPartsKernel);
         }
         Pattern literal = Pattern.compile("launch\\(\"([A-Za-z0-9_]+)\"");
