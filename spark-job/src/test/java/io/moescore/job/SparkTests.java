@@ -37,6 +37,8 @@ final class SparkTests {
                 .config("spark.ui.enabled", "false")
                 .config("spark.sql.shuffle.partitions", "2")
                 .config("spark.moescore.cpuThreads", "2")
+                // running tasks' accumulators reach the driver with heartbeats: often enough for the progress test
+                .config("spark.executor.heartbeatInterval", "200ms")
                 .getOrCreate();
     }
 
