@@ -1,5 +1,6 @@
 package io.moescore.spark;
 
+import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.concat;
 import static org.apache.spark.sql.functions.count;
 import static org.apache.spark.sql.functions.input_file_name;
@@ -53,6 +54,8 @@ import org.apache.spark.sql.types.StructType;
  */
 final class JobInput {
     private static final String ID_KIND = "kind";
+    private static final String EXAMPLE = "example";
+    private static final String HAS_CONTENT = "has_content";
 
     private JobInput() {
     }
@@ -114,10 +117,12 @@ final class JobInput {
                                              String tokensColumn, String textColumn) {
         Column id = column(idColumn);
         Column hasContent = column(tokensColumn).isNotNull().or(column(textColumn).isNotNull());
+        // input_file_name() is not deterministic, which aggregate functions refuse: it is a column first
         List<Row> kinds = input.where(column(DatasetScorer.CORRUPT_RECORD).isNull())
-                .groupBy(schema_of_variant(id).as(ID_KIND))
-                .agg(count(lit(1)), min(concat(to_json(id), lit(" in "), input_file_name())),
-                        sum(when(hasContent, 1).otherwise(0)))
+                .select(schema_of_variant(id).as(ID_KIND), concat(to_json(id), lit(" in "), input_file_name())
+                        .as(EXAMPLE), when(hasContent, 1).otherwise(0).as(HAS_CONTENT))
+                .groupBy(col(ID_KIND))
+                .agg(count(lit(1)), min(col(EXAMPLE)), sum(col(HAS_CONTENT)))
                 .collectAsList();
         long wellFormed = 0;
         long withContent = 0;
@@ -158,7 +163,7 @@ final class JobInput {
             return "string";
         }
         StringBuilder found = new StringBuilder();
-        examples.forEach((kind, example) -> found.append(found.length() == 0 ? "" : "; ").append(kindName(kind))
+        examples.forEach((kind, example) -> found.append(found.length() == 0 ? "" : " and ").append(kindName(kind))
                 .append(" (e.g. ").append(example).append(')'));
         throw new IllegalArgumentException("column '" + idColumn + "' of " + inputs + " holds " + found + ": ids keep "
                 + "their JSON type, so they must be all integers (bigint) or all strings");

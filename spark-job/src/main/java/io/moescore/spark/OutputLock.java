@@ -40,6 +40,7 @@ final class OutputLock implements AutoCloseable {
     static final String SUFFIX = ".moescore-lock";
     static final String STALE_CONF = MoeScoreJob.CONF_PREFIX + "lockStaleSeconds";
     static final long DEFAULT_STALE_SECONDS = 300;
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     private final FileSystem fs;
     private final Path marker;
@@ -83,7 +84,7 @@ final class OutputLock implements AutoCloseable {
 
     /** Claims {@code output} for the application {@code sc} runs (see {@link #claim(String, ObjectNode, long, Configuration)}). */
     static OutputLock claim(String output, org.apache.spark.SparkContext sc) {
-        ObjectNode holder = new ObjectMapper().createObjectNode().put("app_id", sc.applicationId())
+        ObjectNode holder = JSON.createObjectNode().put("app_id", sc.applicationId())
                 .put("app_name", sc.appName());
         return claim(output, holder, sc.getConf().getLong(STALE_CONF, DEFAULT_STALE_SECONDS), sc.hadoopConfiguration());
     }
@@ -106,7 +107,7 @@ final class OutputLock implements AutoCloseable {
             content.put("pid", ProcessHandle.current().pid());
             content.put("process_start", processStart(ProcessHandle.current()));
             content.put("started", Instant.now().toString());
-            byte[] bytes = new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(content);
+            byte[] bytes = JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(content);
             fs.mkdirs(marker.getParent());
             for (int attempt = 0; attempt < 3; attempt++) {
                 if (createIfAbsent(fs, marker, bytes)) {
@@ -244,11 +245,11 @@ final class OutputLock implements AutoCloseable {
             }
             JsonNode json;
             try {
-                json = new ObjectMapper().readTree(new String(bytes, StandardCharsets.UTF_8));
+                json = JSON.readTree(new String(bytes, StandardCharsets.UTF_8));
             } catch (IOException e) {
                 json = null;
             }
-            return new Holder(json == null ? new ObjectMapper().createObjectNode() : json, status.getModificationTime());
+            return new Holder(json == null ? JSON.createObjectNode() : json, status.getModificationTime());
         }
 
         boolean sameClaim(Holder other) {

@@ -237,8 +237,8 @@ class BadInputScoreJobTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> MoeScoreJob.score(spark,
                 SparkTests.options(List.of(mixed.toString()), "json", dir.resolve("out3").toString(), "parquet",
                         SparkTests.demoModel().toString(), false, 0, 0, 64)));
-        assertTrue(e.getMessage().startsWith("column 'id' of [" + mixed + "] holds integers (e.g. 5 in file:" + mixed
-                + "); strings (e.g. \"5\" in file:" + mixed + ")"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("column 'id' of [" + mixed + "] holds integers (e.g. 5 in file://" + mixed
+                + ") and strings (e.g. \"5\" in file://" + mixed + "): ids keep their JSON type"), e.getMessage());
         assertTrue(!Files.exists(dir.resolve("out3")), "nothing written");
 
         Path floats = Files.writeString(dir.resolve("floats.jsonl"), "{\"id\": 5.5, \"tokens\": [1, 2]}\n");

@@ -30,7 +30,8 @@ class LocalModeScoreJobTest {
 
     @BeforeAll
     static void start() {
-        spark = SparkTests.localSession();
+        // running tasks' row counts reach the driver with executor heartbeats: often enough for the progress test
+        spark = SparkTests.localBuilder().config("spark.executor.heartbeatInterval", "500ms").getOrCreate();
     }
 
     @AfterAll

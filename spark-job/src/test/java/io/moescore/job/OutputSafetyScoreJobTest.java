@@ -100,7 +100,8 @@ class OutputSafetyScoreJobTest {
         for (String format : List.of("json", "parquet", "arrow")) {
             Path input = dir.resolve("in-" + format);
             spark.read().json(SparkTests.demoInput().toString()).limit(3).selectExpr("id",
-                    "CAST(tokens AS ARRAY<INT>) AS tokens").write().format(format).save(input.toString());
+                    "CAST(tokens AS ARRAY<INT>) AS tokens").write().format(format).mode("overwrite")
+                    .save(input.toString());
             for (String mode : List.of("error", "overwrite", "append", "resume")) {
                 boolean resume = mode.equals("resume");
                 String outputFormat = resume && format.equals("arrow") ? "parquet" : format;

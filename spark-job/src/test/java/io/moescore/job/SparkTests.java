@@ -33,13 +33,14 @@ final class SparkTests {
     }
 
     static SparkSession localSession() {
+        return localBuilder().getOrCreate();
+    }
+
+    static SparkSession.Builder localBuilder() {
         return SparkSession.builder().master("local[2]").appName("moescore-test")
                 .config("spark.ui.enabled", "false")
                 .config("spark.sql.shuffle.partitions", "2")
-                .config("spark.moescore.cpuThreads", "2")
-                // running tasks' accumulators reach the driver with heartbeats: often enough for the progress test
-                .config("spark.executor.heartbeatInterval", "200ms")
-                .getOrCreate();
+                .config("spark.moescore.cpuThreads", "2");
     }
 
     static ScoreJobOptions options(List<String> inputs, String inputFormat, String output, String outputFormat,

@@ -20,6 +20,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The output lock on the local file system: one claim of many racing ones wins; heartbeat; release. */
 class OutputLockTest {
+    static final Configuration CONF = new Configuration();
     @TempDir
     Path dir;
 
@@ -29,8 +30,8 @@ class OutputLockTest {
 
     @Test
     void ofManyClaimsRacingForOneOutputExactlyOneWins() throws Exception {
-        int racers = 16;
-        for (int round = 0; round < 20; round++) {
+        int racers = 8;
+        for (int round = 0; round < 6; round++) {
             String output = dir.resolve("out-" + round).toString();
             CountDownLatch go = new CountDownLatch(1);
             ExecutorService pool = Executors.newFixedThreadPool(racers);
@@ -40,7 +41,7 @@ class OutputLockTest {
                 claims.add(pool.submit(() -> {
                     go.await();
                     try {
-                        return OutputLock.claim(output, holder(app), 300, new Configuration());
+                        return OutputLock.claim(output, holder(app), 300, CONF);
                     } catch (IllegalArgumentException e) {
                         assertTrue(e.getMessage().contains("is being written by another moescore job"), e.getMessage());
                         return null;
@@ -67,7 +68,7 @@ class OutputLockTest {
     void theHeartbeatKeepsTheLockFreshAndReleaseLeavesAnotherJobsLockAlone() throws Exception {
         String output = dir.resolve("out").toString();
         Path marker = dir.resolve(".out" + OutputLock.SUFFIX);
-        try (OutputLock lock = OutputLock.claim(output, holder("app-a"), 1, new Configuration())) {
+        try (OutputLock lock = OutputLock.claim(output, holder("app-a"), 1, CONF)) {
             assertEquals(marker.toUri().getPath(), lock.marker().toUri().getPath());
             assertTrue(Files.readString(marker).contains("\"app_id\" : \"app-a\""), Files.readString(marker));
             long first = Files.getLastModifiedTime(marker).toMillis();
