@@ -12,8 +12,8 @@ import org.apache.spark.SparkStatusTracker;
  * an ETA from the task fraction, and each executor's throughput so that a slow GPU or executor stands out.
  * Rows and tokens count finished tasks (their {@link TaskStats}) plus what running tasks have scored so far, window
  * by window ({@link RunningTasks}, as executor heartbeats bring it); the task counts come from Spark's status
- * tracker for the job group the scoring job runs in. Conf {@code spark.moescore.progressSeconds} (default 30;
- * 0 turns it off).
+ * tracker for the jobs of the scoring job group that started since this run's progress began. Conf
+ * {@code spark.moescore.progressSeconds} (default 30; 0 turns it off).
  */
 final class JobProgress implements AutoCloseable {
     static final String JOB_GROUP = "moescore-scoring";
@@ -36,7 +36,7 @@ final class JobProgress implements AutoCloseable {
                     return;
                 }
                 if (!done) {
-                    sink.accept(line(sc.statusTracker(), JobSummary.of(reports.stats().value(),
+                    sink.accept(line(sc.statusTracker(), running.jobs(), JobSummary.of(reports.stats().value(),
                             (System.nanoTime() - start) / 1e9), running.counts()));
                 }
             }
@@ -54,10 +54,10 @@ final class JobProgress implements AutoCloseable {
         return p;
     }
 
-    static String line(SparkStatusTracker tracker, JobSummary sofar, long[] running) {
+    static String line(SparkStatusTracker tracker, java.util.Set<Integer> jobs, JobSummary sofar, long[] running) {
         int total = 0;
         int finished = 0;
-        for (int jobId : tracker.getJobIdsForGroup(JOB_GROUP)) {
+        for (int jobId : jobs) {
             SparkJobInfo job = tracker.getJobInfo(jobId).getOrElse(() -> null);
             if (job == null) {
                 continue;

@@ -6,13 +6,16 @@ import java.util.concurrent.ConcurrentHashMap;
 import org.apache.spark.scheduler.AccumulableInfo;
 import org.apache.spark.scheduler.SparkListener;
 import org.apache.spark.scheduler.SparkListenerExecutorMetricsUpdate;
+import org.apache.spark.scheduler.SparkListenerJobStart;
 import org.apache.spark.scheduler.SparkListenerTaskEnd;
 import scala.Tuple4;
 import scala.collection.immutable.Seq;
 import scala.jdk.javaapi.CollectionConverters;
 
 /**
- * Rows and tokens of the scoring tasks still running, from the values of {@link TaskReports}' row and token
+ * The scoring jobs started since this listener was added (jobs of the job group {@link JobProgress#JOB_GROUP}; an
+ * application that scores several times counts each run's own), and rows and tokens of the scoring tasks still
+ * running, from the values of {@link TaskReports}' row and token
  * accumulators that executor heartbeats carry ({@code spark.executor.heartbeatInterval}, default 10 s). A task
  * leaves the count when it ends (its rows then count through its {@link TaskStats}).
  */
@@ -21,10 +24,24 @@ final class RunningTasks extends SparkListener {
     private final long tokensId;
     private final Map<Long, long[]> running = new ConcurrentHashMap<>();
     private final Set<Long> ended = ConcurrentHashMap.newKeySet();
+    private final Set<Integer> jobs = ConcurrentHashMap.newKeySet();
 
     RunningTasks(TaskReports reports) {
         this.rowsId = reports.rows().id();
         this.tokensId = reports.tokens().id();
+    }
+
+    @Override
+    public void onJobStart(SparkListenerJobStart start) {
+        if (start.properties() != null
+                && JobProgress.JOB_GROUP.equals(start.properties().getProperty("spark.jobGroup.id"))) {
+            jobs.add(start.jobId());
+        }
+    }
+
+    /** The ids of the scoring jobs started since this listener was added. */
+    Set<Integer> jobs() {
+        return jobs;
     }
 
     @Override
