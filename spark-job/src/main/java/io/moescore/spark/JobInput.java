@@ -24,9 +24,7 @@ import java.util.TreeMap;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
-import org.apache.hadoop.fs.LocatedFileStatus;
 import org.apache.hadoop.fs.Path;
-import org.apache.hadoop.fs.RemoteIterator;
 import org.apache.spark.sql.Column;
 import org.apache.spark.sql.DataFrameReader;
 import org.apache.spark.sql.Dataset;
@@ -209,18 +207,13 @@ final class JobInput {
         }
     }
 
+    /** True when {@code dir} or a folder below it that is not hidden holds a file that is not hidden. */
     private static boolean hasDataFile(FileSystem fs, Path dir) throws IOException {
-        int depth = dir.depth();
-        RemoteIterator<LocatedFileStatus> files = fs.listFiles(dir, true);
-        while (files.hasNext()) {
-            Path p = files.next().getPath();
-            boolean hidden = false;
-            for (Path q = p; q != null && q.depth() > depth; q = q.getParent()) {
-                String name = q.getName();
-                hidden |= name.startsWith(".") || name.startsWith("_") && !name.contains("=")
-                        || name.endsWith("._COPYING_");
-            }
-            if (!hidden) {
+        for (FileStatus child : fs.listStatus(dir)) {
+            String name = child.getPath().getName();
+            boolean hidden = name.startsWith(".") || name.startsWith("_") && !name.contains("=")
+                    || name.endsWith("._COPYING_");
+            if (!hidden && (child.isFile() || child.isDirectory() && hasDataFile(fs, child.getPath()))) {
                 return true;
             }
         }

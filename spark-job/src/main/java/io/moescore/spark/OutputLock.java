@@ -72,12 +72,11 @@ final class OutputLock implements AutoCloseable {
         heartbeat.setDaemon(true);
     }
 
-    /** The marker that guards {@code output}. */
-    static Path markerOf(String output) {
-        Path out = new Path(output);
+    /** The marker that guards the (qualified) output {@code out}. */
+    static Path markerOf(Path out) {
         Path parent = out.getParent();
         if (parent == null) {
-            throw new IllegalArgumentException("output " + output + " is the root of its file system: choose a folder");
+            throw new IllegalArgumentException("output " + out + " is the root of its file system: choose a folder");
         }
         return new Path(parent, "." + out.getName() + SUFFIX);
     }
@@ -94,14 +93,15 @@ final class OutputLock implements AutoCloseable {
      * Throws {@link IllegalArgumentException} naming the output and the job holding it when another job does.
      */
     static OutputLock claim(String output, ObjectNode holder, long staleSeconds, Configuration conf) {
-        Path marker = markerOf(output);
+        Path marker = null;
         try {
-            FileSystem fs = marker.getFileSystem(conf);
-            marker = fs.makeQualified(marker);
+            FileSystem fs = new Path(output).getFileSystem(conf);
+            Path out = fs.makeQualified(new Path(output));
+            marker = markerOf(out);
             String token = UUID.randomUUID().toString();
             ObjectNode content = holder.deepCopy();
             content.put("token", token);
-            content.put("output", fs.makeQualified(new Path(output)).toString());
+            content.put("output", out.toString());
             content.put("host", hostName());
             content.put("user", System.getProperty("user.name"));
             content.put("pid", ProcessHandle.current().pid());
