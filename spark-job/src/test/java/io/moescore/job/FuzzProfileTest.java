@@ -37,6 +37,7 @@ class FuzzProfileTest {
             assertTrue(Files.readString(root.resolve(test)).contains("Integer.getInteger(\"moescore.fuzz.cases\""),
                     test + " reads moescore.fuzz.cases");
         }
+        System.out.println("moescore.fuzz.cases in this test JVM: " + System.getProperty("moescore.fuzz.cases"));
         if (System.getProperty("basedir") != null) {  // run by surefire: the number reached this JVM
             assertTrue(Integer.getInteger("moescore.fuzz.cases", -1) >= 1,
                     "surefire passes moescore.fuzz.cases: " + System.getProperty("moescore.fuzz.cases"));
