@@ -279,10 +279,20 @@ final class OutputLock implements AutoCloseable {
             if (!json.has("app_id")) {
                 return "a job still writing its lock (modified " + Instant.ofEpochMilli(modifiedMillis) + ")";
             }
-            return "application " + json.path("app_id").asText() + " ('" + json.path("app_name").asText() + "') of "
-                    + json.path("user").asText() + " on " + json.path("host").asText() + ", process "
-                    + json.path("pid").asText() + ", started " + json.path("started").asText() + ", last heartbeat "
-                    + Instant.ofEpochMilli(modifiedMillis);
+            StringBuilder sb = new StringBuilder("application ").append(json.path("app_id").asText());
+            appendIf(sb, " ('%s')", "app_name");
+            appendIf(sb, " of %s", "user");
+            appendIf(sb, " on %s", "host");
+            appendIf(sb, ", process %s", "pid");
+            appendIf(sb, ", started %s", "started");
+            return sb.append(", last heartbeat ").append(Instant.ofEpochMilli(modifiedMillis)).toString();
+        }
+
+        private void appendIf(StringBuilder sb, String format, String field) {
+            String value = json.path(field).asText("");
+            if (!value.isEmpty()) {
+                sb.append(String.format(format, value));
+            }
         }
     }
 }
