@@ -17,6 +17,7 @@ import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.functions;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.util.CollectionAccumulator;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -165,6 +166,7 @@ public final class MoeScoreJob implements Callable<Integer> {
         }
         MoeScorer scorer = scorer(options);
         TaskReports reports = TaskReports.register(spark.sparkContext());
+        CollectionAccumulator<TaskStats> stats = reports.stats();
         List<Column> output = new ArrayList<>();
         output.add(column(options.idColumn()));
         scorer.scoreColumns().forEach(c -> output.add(column(c)));
@@ -184,7 +186,7 @@ public final class MoeScoreJob implements Callable<Integer> {
         } finally {
             spark.sparkContext().clearJobGroup();
         }
-        JobSummary summary = JobSummary.of(reports.stats().value(), (System.nanoTime() - start) / 1e9);
+        JobSummary summary = JobSummary.of(stats.value(), (System.nanoTime() - start) / 1e9);
         if (resume != null) {
             summary = summary.withResume(resume.finish());
         }
