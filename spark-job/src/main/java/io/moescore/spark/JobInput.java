@@ -6,6 +6,7 @@ import static org.apache.spark.sql.functions.count;
 import static org.apache.spark.sql.functions.input_file_name;
 import static org.apache.spark.sql.functions.lit;
 import static org.apache.spark.sql.functions.min;
+import static org.apache.spark.sql.functions.not;
 import static org.apache.spark.sql.functions.schema_of_variant;
 import static org.apache.spark.sql.functions.sum;
 import static org.apache.spark.sql.functions.to_json;
@@ -115,23 +116,30 @@ final class JobInput {
                                              String tokensColumn, String textColumn) {
         Column id = column(idColumn);
         Column hasContent = column(tokensColumn).isNotNull().or(column(textColumn).isNotNull());
-        // input_file_name() is not deterministic, which aggregate functions refuse: it is a column first
-        List<Row> kinds = input.where(column(DatasetScorer.CORRUPT_RECORD).isNull())
+        Column kind = col(ID_KIND);
+        Column example = col(EXAMPLE);
+        Column otherKind = kind.isNotNull().and(not(kind.isin("BIGINT", "STRING", "VOID")));
+        // one global aggregate (a single reduce task); input_file_name() is not deterministic, which aggregate
+        // functions refuse, so it is a column first
+        Row found = input.where(column(DatasetScorer.CORRUPT_RECORD).isNull())
                 .select(schema_of_variant(id).as(ID_KIND), concat(to_json(id), lit(" in "), input_file_name())
                         .as(EXAMPLE), when(hasContent, 1).otherwise(0).as(HAS_CONTENT))
-                .groupBy(col(ID_KIND))
-                .agg(count(lit(1)), min(col(EXAMPLE)), sum(col(HAS_CONTENT)))
-                .collectAsList();
-        long wellFormed = 0;
-        long withContent = 0;
+                .agg(count(lit(1)), sum(col(HAS_CONTENT)), min(when(kind.equalTo("BIGINT"), example)),
+                        min(when(kind.equalTo("STRING"), example)),
+                        min(when(otherKind, concat(kind, lit("\t"), example))))
+                .first();
+        long wellFormed = found.getLong(0);
+        long withContent = found.isNullAt(1) ? 0 : found.getLong(1);
         Map<String, String> examples = new TreeMap<>();
-        for (Row r : kinds) {
-            wellFormed += r.getLong(1);
-            withContent += r.getLong(3);
-            String kind = r.isNullAt(0) ? "VOID" : r.getString(0);
-            if (!kind.equals("VOID")) {
-                examples.put(kind, r.getString(2));
-            }
+        if (!found.isNullAt(2)) {
+            examples.put("BIGINT", found.getString(2));
+        }
+        if (!found.isNullAt(3)) {
+            examples.put("STRING", found.getString(3));
+        }
+        if (!found.isNullAt(4)) {
+            String[] other = found.getString(4).split("\t", 2);
+            examples.put(other[0], other[1]);
         }
         String type = idType(examples, wellFormed, inputs, idColumn);
         if (wellFormed > 0 && withContent == 0) {

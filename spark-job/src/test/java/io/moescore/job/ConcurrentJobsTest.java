@@ -66,9 +66,8 @@ class ConcurrentJobsTest {
     }
 
     static ScoreJobOptions options(String input, Path output, String mode) {
-        return new ScoreJobOptions(List.of(input), "json", output.toString(), "parquet",
-                SparkTests.demoModel().toString(), "cpu", "bf16", false, 8192, false, 0, mode, "id", "tokens", "text",
-                0, null);
+        return SparkTests.with(SparkTests.options(List.of(input), "json", output.toString(), "parquet",
+                SparkTests.demoModel().toString(), false, 0, 0, 8192), "mode", mode);
     }
 
     static Path lockOf(Path output) {

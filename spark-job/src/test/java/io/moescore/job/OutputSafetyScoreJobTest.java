@@ -44,8 +44,8 @@ class OutputSafetyScoreJobTest {
 
     static ScoreJobOptions options(String input, String format, String output, String outputFormat, String model,
                                    String mode, String summary, boolean resume) {
-        return new ScoreJobOptions(List.of(input), format, output, outputFormat, model, "cpu", "bf16", false, 8192,
-                false, 0, mode, "id", "tokens", "text", 0, summary, resume);
+        return SparkTests.with(SparkTests.options(List.of(input), format, output, outputFormat, model, false, 0, 0,
+                8192), "mode", mode, "summaryPath", summary, "resume", resume);
     }
 
     /** Every file under {@code root} (or the file itself) with its bytes, as text for a readable diff. */

@@ -64,6 +64,35 @@ final class SparkTests {
                 tokenLogProbs, topK, "error", "id", "tokens", "text", partitions, null);
     }
 
+    /**
+     * {@code options} with some record components replaced, by name ({@code "mode", "overwrite", "summaryPath",
+     * null}), the rest as they are: through the record's canonical constructor, so its checks run.
+     */
+    static ScoreJobOptions with(ScoreJobOptions options, Object... namesAndValues) {
+        java.util.Map<String, Object> changes = new java.util.HashMap<>();
+        for (int i = 0; i < namesAndValues.length; i += 2) {
+            changes.put((String) namesAndValues[i], namesAndValues[i + 1]);
+        }
+        java.lang.reflect.RecordComponent[] parts = ScoreJobOptions.class.getRecordComponents();
+        Object[] args = new Object[parts.length];
+        Class<?>[] types = new Class<?>[parts.length];
+        try {
+            for (int i = 0; i < parts.length; i++) {
+                String name = parts[i].getName();
+                args[i] = changes.containsKey(name) ? changes.remove(name) : parts[i].getAccessor().invoke(options);
+                types[i] = parts[i].getType();
+            }
+            if (!changes.isEmpty()) {
+                throw new IllegalArgumentException("ScoreJobOptions has no " + changes.keySet());
+            }
+            return ScoreJobOptions.class.getDeclaredConstructor(types).newInstance(args);
+        } catch (java.lang.reflect.InvocationTargetException e) {
+            throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     /** The single-process scorer's output for the same input (the reference the job must equal). */
     static Path scoreLocally(Path input, Path dir, boolean tokenLogProbs, int topK) throws IOException {
         return scoreLocally(input, dir.resolve("local.jsonl"), "cpu", "bf16", tokenLogProbs, topK);
