@@ -22,7 +22,6 @@ import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
-import org.apache.spark.util.CollectionAccumulator;
 
 /**
  * The one scoring path of {@link MoeScorer} and so of {@link MoeScoreJob}: checks the input's columns and the model
@@ -42,16 +41,16 @@ public final class DatasetScorer {
      *
      * @param scoresStruct the name of one struct column to hold the scores, or null for top-level score columns
      * @param gpuProfile   the resource profile of the scoring stage (stage-level scheduling), or null for the default
-     * @param stats        where tasks report what they scored, or null
+     * @param reports      where tasks report what they scored, or null
      */
     static Dataset<Row> score(Dataset<Row> input, ScoringSpec spec, String scoresStruct, ResourceProfile gpuProfile,
-                              CollectionAccumulator<TaskStats> stats) {
+                              TaskReports reports) {
         StructType outSchema = outputSchema(input.schema(), spec.tokensColumn(), spec.textColumn(),
                 spec.settings().tokenLogProbs(), spec.settings().topK(), scoresStruct);
         checkModel(spec);
         InputLayout layout = layout(input.schema(), spec.tokensColumn(), spec.textColumn());
         JavaRDD<InternalRow> scored = SparkInternals.internalRows(input)
-                .mapPartitions(new PartitionScorer(spec, layout, scoresStruct != null, stats));
+                .mapPartitions(new PartitionScorer(spec, layout, scoresStruct != null, reports));
         if (gpuProfile != null) {
             scored = withProfile(scored, gpuProfile);
         }

@@ -12,7 +12,6 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.SparkConf;
 import org.apache.spark.sql.Column;
-import org.apache.spark.sql.DataFrameReader;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SaveMode;
@@ -129,8 +128,19 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
         return summary.errorRowsInOutput() == 0 ? EXIT_OK : EXIT_ROW_ERRORS;
     }
 
-    /** Scores, writes the output and the summary, and returns the summary. */
+    /**
+     * Scores, writes the output and the summary, and returns the summary. First refuses an output or summary path
+     * that overlaps an input or the model ({@link OutputGuard}), then claims the output against concurrent jobs
+     * ({@link OutputLock}) until the summary is written.
+     */
     public static JobSummary score(SparkSession spark, ScoreJobOptions options) {
+        OutputGuard.check(options, spark.sparkContext().hadoopConfiguration());
+        try (OutputLock lock = OutputLock.claim(options.output(), spark.sparkContext())) {
+            return scoreClaimed(spark, options);
+        }
+    }
+
+    private static JobSummary scoreClaimed(SparkSession spark, ScoreJobOptions options) {
         long start = System.nanoTime();
         Configuration hadoop = spark.sparkContext().hadoopConfiguration();
         ResumeRun resume = options.resume() ? ResumeRun.start(options, hadoop) : null;
@@ -151,22 +161,23 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
             input = resume.remaining(input);
         }
         MoeScorer scorer = scorer(options);
-        CollectionAccumulator<TaskStats> stats = spark.sparkContext().collectionAccumulator("moescore task stats");
+        TaskReports reports = TaskReports.register(spark.sparkContext());
+        CollectionAccumulator<TaskStats> stats = reports.stats();
         List<Column> output = new ArrayList<>();
         output.add(column(options.idColumn()));
         scorer.scoreColumns().forEach(c -> output.add(column(c)));
-        Dataset<Row> scores = scorer.score(input, stats).select(output.toArray(Column[]::new));
+        Dataset<Row> scores = scorer.score(input, reports).select(output.toArray(Column[]::new));
         // names the scoring jobs in Spark's UI (and lets tests tell them from schema inference or listing jobs)
         spark.sparkContext().setJobGroup(JobProgress.JOB_GROUP, "moescore scoring " + options.inputs() + " -> "
                 + options.output(), false);
         double progressSeconds = Double.parseDouble(spark.conf().get(CONF_PREFIX + "progressSeconds", "30"));
-        try (JobProgress progress = JobProgress.start(spark.sparkContext(), stats, progressSeconds,
+        try (JobProgress progress = JobProgress.start(spark.sparkContext(), reports, progressSeconds,
                 System.err::println)) {
             if (resume != null) {
                 resume.write(scores);
             } else {
-                scores.write().format(options.outputFormat()).mode(saveMode(options.mode(), options.outputFormat()))
-                        .save(options.output());
+                JobOutput.save(JobOutput.writer(scores, options.outputFormat())
+                        .mode(saveMode(options.mode(), options.outputFormat())), options.output());
             }
         } finally {
             spark.sparkContext().clearJobGroup();
@@ -218,28 +229,13 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
     }
 
     /** A column by its exact name (dots and other characters taken literally). */
-    private static Column column(String name) {
+    static Column column(String name) {
         return functions.col("`" + name.replace("`", "``") + "`");
     }
 
     static Dataset<Row> read(SparkSession spark, ScoreJobOptions options) {
-        return read(spark, options.inputs(), options.inputFormat());
-    }
-
-    static Dataset<Row> read(SparkSession spark, List<String> inputs, String format) {
-        DataFrameReader reader = spark.read().format(format);
-        if (format.equals("json")) {
-            reader = reader.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", DatasetScorer.CORRUPT_RECORD);
-        }
-        try {
-            return reader.load(inputs.toArray(String[]::new));
-        } catch (Exception e) { // Spark throws AnalysisException (checked) for missing paths and bad schemas
-            if (e instanceof org.apache.spark.sql.AnalysisException) {
-                throw new IllegalArgumentException("cannot read input " + inputs + " as " + format + ": "
-                        + e.getMessage(), e);
-            }
-            throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
-        }
+        return JobInput.read(spark, options.inputs(), options.inputFormat(), options.idColumn(),
+                options.tokensColumn(), options.textColumn());
     }
 
     private static void checkOutput(ScoreJobOptions options, Configuration conf) {

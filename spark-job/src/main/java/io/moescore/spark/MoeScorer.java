@@ -4,6 +4,7 @@ import io.moescore.batch.ScoreColumns;
 import io.moescore.score.ScoreSettings;
 import io.moescore.score.Setting;
 import java.io.Serializable;
+import java.io.IOException;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -18,16 +19,17 @@ import org.apache.spark.ml.param.Param;
 import org.apache.spark.ml.param.ParamMap;
 import org.apache.spark.ml.param.ParamValidators;
 import org.apache.spark.ml.util.DefaultParamsReader;
+import org.apache.spark.ml.util.DefaultParamsWriter;
 import org.apache.spark.ml.util.DefaultParamsWritable;
 import org.apache.spark.ml.util.Identifiable;
 import org.apache.spark.ml.util.MLReader;
+import org.apache.spark.ml.util.MLWriter;
 import org.apache.spark.resource.ResourceProfile;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
-import org.apache.spark.util.CollectionAccumulator;
 import scala.runtime.AbstractFunction1;
 
 /**
@@ -387,14 +389,14 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         return score(dataset, null);
     }
 
-    /** {@link #transform}, with every task reporting what it scored into {@code stats} (null: no reports). */
-    Dataset<Row> score(Dataset<?> dataset, CollectionAccumulator<TaskStats> stats) {
+    /** {@link #transform}, with every task reporting what it scored into {@code reports} (null: no reports). */
+    Dataset<Row> score(Dataset<?> dataset, TaskReports reports) {
         requireModelPath();
         SparkSession spark = dataset.sparkSession();
         ResourceProfile profile = getUseStageLevelScheduling()
                 ? GpuStageProfile.of(getExecutorGpuAmount(), getTaskGpuAmount(), spark.sparkContext().getConf())
                 : null;
-        return DatasetScorer.score(dataset.toDF(), spec(spark), scoresStruct(), profile, stats);
+        return DatasetScorer.score(dataset.toDF(), spec(spark), scoresStruct(), profile, reports);
     }
 
     private ScoringSpec spec(SparkSession spark) {
@@ -424,6 +426,34 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     }
 
     // ---- ML persistence ----------------------------------------------------------------------------------------
+
+    /**
+     * The ML persistence writer (also of a saved {@code Pipeline} stage): it refuses a save path that is, is inside
+     * or contains {@link #modelPath} before anything is written, since {@code write().overwrite()} deletes the path
+     * first. A Pipeline's own writer deletes the pipeline's folder before its stages are saved: that Spark code
+     * cannot be intercepted, so never save a pipeline over or around the model.
+     */
+    @Override
+    public MLWriter write() {
+        return new DefaultParamsWriter(this) {
+            @Override
+            public void save(String path) throws IOException {
+                refuseModelOverlap(path, sparkSession());
+                super.save(path);
+            }
+
+            @Override
+            public void saveToLocal(String path) throws IOException {
+                refuseModelOverlap(path, sparkSession());
+                super.saveToLocal(path);
+            }
+        };
+    }
+
+    private void refuseModelOverlap(String path, SparkSession spark) {
+        OutputGuard.refuseOverlap(path, "MoeScorer save path", getModelPath(), "its model directory (modelPath "
+                + getModelPath() + ")", spark.sparkContext().hadoopConfiguration());
+    }
 
     /** The reader of a saved MoeScorer; {@code Pipeline} and {@code PipelineModel} loading find it by reflection. */
     public static MLReader<MoeScorer> read() {

@@ -18,7 +18,6 @@ import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
 import org.apache.spark.sql.catalyst.expressions.JoinedRow;
 import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData;
 import org.apache.spark.unsafe.types.UTF8String;
-import org.apache.spark.util.CollectionAccumulator;
 import scala.Option;
 
 /**
@@ -32,15 +31,14 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
     private final ScoringSpec spec;
     private final InputLayout layout;
     private final boolean scoresInOneStruct;
-    private final CollectionAccumulator<TaskStats> stats;
+    private final TaskReports reports;
 
-    /** @param stats where each task reports what it scored, or null for no reports */
-    PartitionScorer(ScoringSpec spec, InputLayout layout, boolean scoresInOneStruct,
-                    CollectionAccumulator<TaskStats> stats) {
+    /** @param reports where each task reports what it scored (window by window, and at its end), or null for none */
+    PartitionScorer(ScoringSpec spec, InputLayout layout, boolean scoresInOneStruct, TaskReports reports) {
         this.spec = spec;
         this.layout = layout;
         this.scoresInOneStruct = scoresInOneStruct;
-        this.stats = stats;
+        this.reports = reports;
     }
 
     /** One input row as the scorer holds it: the row itself (copied: Spark reuses the one it hands out). */
@@ -128,6 +126,7 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
                 window.stream().map(p -> p.error() == null ? p.tokens() : null).toList(), options,
                 spec.settings().batchTokens(), load);
         List<InternalRow> out = new ArrayList<>(window.size());
+        long tokensBefore = counts[2];
         for (int i = 0; i < window.size(); i++) {
             Pending p = window.get(i);
             SequenceScore s = scores[i];
@@ -138,6 +137,9 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
                 counts[1]++;
             }
             out.add(outputRow(p, s, error));
+        }
+        if (reports != null) {
+            reports.scored(window.size(), counts[2] - tokensBefore);
         }
         return out;
     }
@@ -167,7 +169,7 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
 
     private void report(TaskContext task, Engine engine, ExpertLoad load, long[] counts, long startNanos,
                         long endNanos) {
-        if (task == null || stats == null) {
+        if (task == null || reports == null) {
             return;
         }
         long[][] perLayer = new long[load.numLayers()][];
@@ -182,7 +184,7 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
         } catch (java.net.UnknownHostException ignored) {
             // keep what Spark told us
         }
-        stats.add(new TaskStats(task.stageId(), task.partitionId(), task.attemptNumber(), executor, host,
+        reports.stats().add(new TaskStats(task.stageId(), task.partitionId(), task.attemptNumber(), executor, host,
                 engine.backend().deviceName(), counts[0], counts[1], counts[2], startNanos, endNanos, perLayer));
     }
 }

@@ -128,4 +128,15 @@ class ArrowScoreJobTest {
         assertEquals(3, MoeScoreJob.score(spark, options(small, out, "overwrite", 0)).rows());
         assertEquals(3, spark.read().format("arrow").load(out).count(), "overwrite replaces the output");
     }
+
+    /** An Arrow file with a schema and no rows is an empty input: 0 rows, exit 0, as empty Parquet and JSON. */
+    @Test
+    void emptyArrowInputGivesEmptyOutput() throws IOException {
+        String empty = dir.resolve("empty.arrow").toString();
+        demoRows().limit(0).coalesce(1).write().format("arrow").mode("overwrite").save(empty);
+        assertFalse(arrowFiles(empty).isEmpty(), "the arrow source wrote a file with no rows to " + empty);
+        String out = dir.resolve("empty-scores.arrow").toString();
+        assertEquals(0, MoeScoreJob.score(spark, options(empty, out, "error", 0)).rows());
+        assertEquals(0, spark.read().format("arrow").load(out).count());
+    }
 }

@@ -35,11 +35,14 @@ final class SparkTests {
     }
 
     static SparkSession localSession() {
+        return localBuilder().getOrCreate();
+    }
+
+    static SparkSession.Builder localBuilder() {
         return SparkSession.builder().master("local[2]").appName("moescore-test")
                 .config("spark.ui.enabled", "false")
                 .config("spark.sql.shuffle.partitions", "2")
-                .config("spark.moescore.cpuThreads", "2")
-                .getOrCreate();
+                .config("spark.moescore.cpuThreads", "2");
     }
 
     static ScoreJobOptions options(List<String> inputs, String inputFormat, String output, String outputFormat,
@@ -73,6 +76,35 @@ final class SparkTests {
         return cpu().with(ScoreSettings.BACKEND, backend).with(ScoreSettings.PRECISION, Precision.parse(precision))
                 .with(ScoreSettings.DETERMINISTIC, deterministic).with(ScoreSettings.TOKEN_LOGPROBS, tokenLogProbs)
                 .with(ScoreSettings.TOP_K, topK).with(ScoreSettings.BATCH_TOKENS, batchTokens);
+    }
+
+    /**
+     * {@code options} with some record components replaced, by name ({@code "mode", "overwrite", "summaryPath",
+     * null}), the rest as they are: through the record's canonical constructor, so its checks run.
+     */
+    static ScoreJobOptions with(ScoreJobOptions options, Object... namesAndValues) {
+        java.util.Map<String, Object> changes = new java.util.HashMap<>();
+        for (int i = 0; i < namesAndValues.length; i += 2) {
+            changes.put((String) namesAndValues[i], namesAndValues[i + 1]);
+        }
+        java.lang.reflect.RecordComponent[] parts = ScoreJobOptions.class.getRecordComponents();
+        Object[] args = new Object[parts.length];
+        Class<?>[] types = new Class<?>[parts.length];
+        try {
+            for (int i = 0; i < parts.length; i++) {
+                String name = parts[i].getName();
+                args[i] = changes.containsKey(name) ? changes.remove(name) : parts[i].getAccessor().invoke(options);
+                types[i] = parts[i].getType();
+            }
+            if (!changes.isEmpty()) {
+                throw new IllegalArgumentException("ScoreJobOptions has no " + changes.keySet());
+            }
+            return ScoreJobOptions.class.getDeclaredConstructor(types).newInstance(args);
+        } catch (java.lang.reflect.InvocationTargetException e) {
+            throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     /** The single-process scorer's output for the same input (the reference the job must equal). */
