@@ -1,8 +1,6 @@
 package io.moescore.model;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -49,6 +47,8 @@ public record ModelConfig(
         int[] slidingWindow,
         boolean[] moeLayers) {
 
+    public static final String FILE = "config.json";
+
     /** The supported model_type values. */
     public enum Family {
         MIXTRAL("mixtral"), QWEN2_MOE("qwen2_moe"), QWEN3_MOE("qwen3_moe"), OLMOE("olmoe");
@@ -87,14 +87,10 @@ public record ModelConfig(
         return numKvHeads * headDim;
     }
 
+    /** The config of a model directory: {@value #FILE}. */
     public static ModelConfig load(Path modelDirectory) {
-        Path file = modelDirectory.resolve("config.json");
-        JsonNode root;
-        try {
-            root = new ObjectMapper().readTree(file.toFile());
-        } catch (IOException e) {
-            throw new ModelFormatException("cannot read " + file + ": " + e.getMessage(), e);
-        }
+        Path file = ModelDirectory.require(modelDirectory, FILE);
+        JsonNode root = ModelJson.read(file, "model config");
         if (root == null || !root.isObject()) {
             throw new ModelFormatException(file + " is not a JSON object");
         }

@@ -2,7 +2,6 @@ package io.moescore.model;
 
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 
@@ -25,8 +24,8 @@ public final class TextTokenizer implements AutoCloseable {
 
     /** The tokenizer of a model directory, or an error naming the file. */
     public static TextTokenizer load(Path modelDirectory) {
-        Path file = modelDirectory.resolve(FILE);
-        if (!Files.isRegularFile(file)) {
+        Path file = ModelDirectory.find(modelDirectory, FILE);
+        if (file == null) {
             throw new ModelFormatException("model " + modelDirectory + " has no " + FILE
                     + ": a text column needs the model's tokenizer");
         }
