@@ -142,6 +142,27 @@ public final class Checkpoint implements AutoCloseable {
         return ref;
     }
 
+    /**
+     * The tensor of that name, checked to have the shape config.json implies; a mismatch names the config
+     * fields behind each dimension that disagrees (every dimension where the ranks differ).
+     */
+    public TensorRef get(String name, ConfigDim... expected) {
+        TensorRef ref = get(name);
+        long[] shape = ref.shape();
+        long[] sizes = Arrays.stream(expected).mapToLong(ConfigDim::size).toArray();
+        if (Arrays.equals(shape, sizes)) {
+            return ref;
+        }
+        List<String> fields = new ArrayList<>();
+        for (int d = 0; d < expected.length; d++) {
+            if (shape.length != sizes.length || shape[d] != sizes[d]) {
+                fields.add((shape.length == sizes.length ? "dimension " + d + " is " : "") + expected[d].describe());
+            }
+        }
+        throw new ModelFormatException("tensor " + name + " in " + ref.file() + " has shape " + Arrays.toString(shape)
+                + " but config.json implies " + Arrays.toString(sizes) + ": " + String.join(", ", fields));
+    }
+
     public Iterable<String> tensorNames() {
         return tensors.keySet();
     }
