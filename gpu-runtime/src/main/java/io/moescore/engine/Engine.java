@@ -51,9 +51,14 @@ public final class Engine implements AutoCloseable {
 
     /** As {@link #load(Path, Backend)}, pruning the routed experts to a pattern by magnitude on the way (null: not). */
     public static Engine load(Path modelDirectory, Backend backend, SparsityPattern pruneExperts) {
+        return load(modelDirectory, backend, LoadOptions.DEFAULT.withPruneExperts(pruneExperts));
+    }
+
+    /** Reads config.json and the safetensors of a model directory onto the backend, as the options say. */
+    public static Engine load(Path modelDirectory, Backend backend, LoadOptions options) {
         ModelConfig config = ModelConfig.load(modelDirectory);
         try (Checkpoint checkpoint = Checkpoint.open(modelDirectory)) {
-            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, pruneExperts));
+            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, options));
         }
     }
 

@@ -124,8 +124,15 @@ public final class ModelWeights implements AutoCloseable {
      */
     public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint,
                                     SparsityPattern pruneExperts) {
-        Loader loader = new Loader(backend, checkpoint);
-        loader.pruneExperts = pruneExperts;
+        return load(backend, config, checkpoint, LoadOptions.DEFAULT.withPruneExperts(pruneExperts));
+    }
+
+    /**
+     * Places every weight of the checkpoint on the backend as the options say; unless they allow non-finite
+     * weights, a NaN or infinity fails the load naming its tensor and index. On failure, what was placed is released.
+     */
+    public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint, LoadOptions options) {
+        Loader loader = new Loader(backend, checkpoint, options);
         try {
             return new ModelWeights(loader, config);
         } catch (RuntimeException e) {
@@ -172,12 +179,21 @@ public final class ModelWeights implements AutoCloseable {
         final List<AutoCloseable> placed = new ArrayList<>();
         /** The pattern the checkpoint's sparsity.json names, or null. */
         final SparsityPattern stored;
-        SparsityPattern pruneExperts;
+        final SparsityPattern pruneExperts;
+        final boolean allowNonfinite;
 
-        Loader(Backend backend, Checkpoint ckpt) {
+        Loader(Backend backend, Checkpoint ckpt, LoadOptions options) {
             this.backend = backend;
             this.ckpt = ckpt;
             this.stored = SparsityPattern.ofCheckpoint(ckpt.directory());
+            this.pruneExperts = options.pruneExperts();
+            this.allowNonfinite = options.allowNonfinite();
+        }
+
+        /** A tensor of the shape the config implies, read with the finiteness check unless non-finite is allowed. */
+        TensorRef ref(String name, ConfigDim... shape) {
+            TensorRef ref = ckpt.get(name, shape);
+            return allowNonfinite ? ref : ref.checkingFinite();
         }
 
         Tensor place(WeightSlice slice) {
@@ -191,7 +207,7 @@ public final class ModelWeights implements AutoCloseable {
         }
 
         Tensor vector(String name, ConfigDim n) {
-            return place(WeightSlice.whole(ckpt.get(name, n), 1, n.intSize()));
+            return place(WeightSlice.whole(ref(name, n), 1, n.intSize()));
         }
 
         ExpertWeights placeExperts(WeightSlice[] gate, WeightSlice[] up, WeightSlice[] down) {
@@ -225,8 +241,8 @@ public final class ModelWeights implements AutoCloseable {
 
         /** A 2:4 packed weight written by the sparsify tool: NAME.sp24_values and NAME.sp24_meta. */
         Sparse24.Packed packed(String name, ConfigDim rows, ConfigDim cols) {
-            TensorRef values = ckpt.get(name + SPARSE_VALUES, rows, cols.divide(2));
-            TensorRef meta = ckpt.get(name + SPARSE_META, rows, cols.divide(32));
+            TensorRef values = ref(name + SPARSE_VALUES, rows, cols.divide(2));
+            TensorRef meta = ref(name + SPARSE_META, rows, cols.divide(32));
             return new Sparse24.Packed(rows.intSize(), cols.intSize(), values.toFloats(), meta.toInts());
         }
 
@@ -242,7 +258,7 @@ public final class ModelWeights implements AutoCloseable {
                 throw new ModelFormatException("tensor " + name + " in " + ckpt.directory() + " has " + rows
                         + " rows: " + VectorSparse.PATTERN + " sparsity needs an even number");
             }
-            TensorRef keep = ckpt.get(keepName, rowDim.divide(2),
+            TensorRef keep = ref(keepName, rowDim.divide(2),
                     new ConfigDim(VectorSparse.Packed.slices(cols.intSize()), cols.fields() + " / 128 slices"));
             Sparse24.Packed condensed = packed(name, rowDim.divide(2), cols);
             try {
@@ -253,7 +269,7 @@ public final class ModelWeights implements AutoCloseable {
         }
 
         WeightSlice slice(String name, ConfigDim rows, ConfigDim cols) {
-            return WeightSlice.whole(ckpt.get(name, rows, cols), rows.intSize(), cols.intSize());
+            return WeightSlice.whole(ref(name, rows, cols), rows.intSize(), cols.intSize());
         }
 
         /** A dense SwiGLU block: one expert. */
@@ -273,8 +289,8 @@ public final class ModelWeights implements AutoCloseable {
             WeightSlice[] up = new WeightSlice[n];
             WeightSlice[] down = new WeightSlice[n];
             if (ckpt.has(prefix + "gate_up_proj")) {
-                TensorRef gateUp = ckpt.get(prefix + "gate_up_proj", c.dimExperts(), ffnDim.times(2), hDim);
-                TensorRef downAll = ckpt.get(prefix + "down_proj", c.dimExperts(), hDim, ffnDim);
+                TensorRef gateUp = ref(prefix + "gate_up_proj", c.dimExperts(), ffnDim.times(2), hDim);
+                TensorRef downAll = ref(prefix + "down_proj", c.dimExperts(), hDim, ffnDim);
                 long gateUpStride = 2L * ffn * h;
                 long downStride = (long) h * ffn;
                 for (int e = 0; e < n; e++) {
