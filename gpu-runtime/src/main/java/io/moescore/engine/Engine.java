@@ -18,7 +18,6 @@ import io.moescore.model.ModelConfig;
 import io.moescore.sparse.SparsityPattern;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -177,14 +176,9 @@ public final class Engine implements AutoCloseable {
         float[] lp = logProbs.targetLogProbs();
         for (int i = 0; i < numSeq; i++) {
             int start = seqOffsets[i];
-            int len = seqOffsets[i + 1] - start;
-            double sum = 0;
-            for (int p = 0; p < len - 1; p++) {
-                sum += lp[start + p];
-            }
-            float[] perToken = options.tokenLogProbs() ? Arrays.copyOfRange(lp, start, start + len - 1) : null;
             int[] top = options.topK() > 0 ? logProbs.topTokens()[i] : null;
-            scores[valid.get(i)] = new SequenceScore(len, sum, perToken, top, null);
+            scores[valid.get(i)] = SequenceScore.scored(seqOffsets[i + 1] - start, lp, start,
+                    options.tokenLogProbs(), top);
         }
     }
 

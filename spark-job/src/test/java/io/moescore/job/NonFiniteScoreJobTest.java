@@ -1,0 +1,88 @@
+package io.moescore.job;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moescore.spark.JobSummary;
+import io.moescore.spark.MoeScoreJob;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The job writes numbers as every output does (SequenceScore): an overflowing perplexity is the largest finite
+ * double in JSON and Parquet (not "Infinity" / inf), mean_nll exact, and the JSON is strict.
+ */
+class NonFiniteScoreJobTest {
+    static final ObjectMapper STRICT = new ObjectMapper();
+    static SparkSession spark;
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void start() {
+        spark = SparkTests.localSession();
+    }
+
+    @AfterAll
+    static void stop() {
+        spark.stop();
+    }
+
+    /** lm_head x 3000: log-probs of order -1e4, finite, whose mean NLL overflows exp(). */
+    Path overflowingModel() throws IOException {
+        return BrokenModels.withEdit(dir.resolve("overflow"), "lm_head.weight", (values, shape) -> {
+            for (int i = 0; i < values.length; i++) {
+                values[i] *= 3000f;
+            }
+        });
+    }
+
+    static List<JsonNode> jsonRows(Path folder) throws IOException {
+        List<JsonNode> rows = new ArrayList<>();
+        try (Stream<Path> files = Files.list(folder)) {
+            for (Path part : files.filter(p -> p.getFileName().toString().startsWith("part-")).toList()) {
+                for (String line : Files.readAllLines(part)) {
+                    assertFalse(line.matches(".*\"(NaN|-?Infinity)\".*"), line);  // a number spelled as a string
+                    rows.add(STRICT.readTree(line));  // NaN / Infinity tokens fail here
+                }
+            }
+        }
+        return rows;
+    }
+
+    @Test
+    void anOverflowingPerplexityIsTheLargestFiniteDoubleInJsonAndParquet() throws IOException {
+        Path model = overflowingModel();
+        String input = SparkTests.demoInput().toString();
+        String json = dir.resolve("json").toString();
+        JobSummary summary = MoeScoreJob.score(spark, SparkTests.options(List.of(input), "json", json, "json",
+                model.toString(), false, 0, 1, 4096));
+        assertEquals(0, summary.errorRows());
+        List<JsonNode> rows = jsonRows(Path.of(json));
+        assertEquals(24, rows.size());
+        for (JsonNode row : rows) {
+            assertTrue(row.get("mean_nll").asDouble() > 709.79, row.toString());
+            assertEquals(Double.MAX_VALUE, row.get("perplexity").asDouble(), row.toString());
+        }
+        String parquet = dir.resolve("parquet").toString();
+        MoeScoreJob.score(spark, SparkTests.options(List.of(input), "json", parquet, "parquet", model.toString(),
+                false, 0, 1, 4096));
+        for (Row r : spark.read().parquet(parquet).collectAsList()) {
+            assertEquals(Double.MAX_VALUE, r.getDouble(r.fieldIndex("perplexity")));
+            assertTrue(Double.isFinite(r.getDouble(r.fieldIndex("mean_nll"))));
+        }
+    }
+}
