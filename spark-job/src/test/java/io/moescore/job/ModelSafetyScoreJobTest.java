@@ -22,10 +22,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The job writes numbers as every output does (SequenceScore): an overflowing perplexity is the largest finite
- * double in JSON and Parquet (not "Infinity" / inf), mean_nll exact, and the JSON is strict.
+ * The job and broken models: numbers written as every output writes them (SequenceScore: an overflowing perplexity
+ * is the largest finite double in JSON and Parquet, not "Infinity" / inf, mean_nll exact, strict JSON), and a
+ * malformed tokenizer refused on the driver before any scoring task (exit 2), not as an error on every text row.
  */
-class NonFiniteScoreJobTest {
+class ModelSafetyScoreJobTest {
     static final ObjectMapper STRICT = new ObjectMapper();
     static SparkSession spark;
     @TempDir
@@ -84,5 +85,25 @@ class NonFiniteScoreJobTest {
             assertEquals(Double.MAX_VALUE, r.getDouble(r.fieldIndex("perplexity")));
             assertTrue(Double.isFinite(r.getDouble(r.fieldIndex("mean_nll"))));
         }
+    }
+
+    @Test
+    void aMalformedTokenizerFailsOnTheDriverNamingIt() throws IOException {
+        Path model = BrokenModels.withEdit(dir.resolve("badtok"), "lm_head.weight", (values, shape) -> { });
+        Files.writeString(model.resolve("tokenizer.json"), "{\"model\": {\"type\": \"BPE\", \"vocab\": secret");
+        Path input = Files.writeString(dir.resolve("text.jsonl"), "{\"id\": 1, \"text\": \"def f(x):\"}\n"
+                + "{\"id\": 2, \"text\": \"return x\"}\n");
+        String out = dir.resolve("out").toString();
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> MoeScoreJob.score(spark, SparkTests.options(List.of(input.toString()), "json", out, "json",
+                        model.toString(), false, 0, 1, 4096)));
+        assertTrue(e.getMessage().contains(model.resolve("tokenizer.json").toString())
+                && !e.getMessage().contains("secret"), e.getMessage());
+        assertFalse(Files.exists(Path.of(out)), "nothing written");
+        // a good tokenizer: the same input scores
+        Files.copy(SparkTests.demoModel().resolve("tokenizer.json"), model.resolve("tokenizer.json"),
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        assertEquals(0, MoeScoreJob.score(spark, SparkTests.options(List.of(input.toString()), "json", out, "json",
+                model.toString(), false, 0, 1, 4096)).errorRows());
     }
 }
