@@ -106,4 +106,24 @@ class ModelSafetyScoreJobTest {
         assertEquals(0, MoeScoreJob.score(spark, SparkTests.options(List.of(input.toString()), "json", out, "json",
                 model.toString(), false, 0, 1, 4096)).errorRows());
     }
+
+    /** lm_head row 123 holds a NaN at column 5. */
+    Path nanModel() throws IOException {
+        return BrokenModels.withEdit(dir.resolve("nan"), "lm_head.weight", (values, shape) -> values[123 * 192 + 5] =
+                Float.NaN);
+    }
+
+    @Test
+    void nanWeightsFailTheTasksWithTheTensorNamedAndExitTwo() throws IOException {
+        Path model = nanModel();
+        String out = dir.resolve("nan-out").toString();
+        Exception e = org.junit.jupiter.api.Assertions.assertThrows(Exception.class,
+                () -> MoeScoreJob.score(spark, SparkTests.options(List.of(SparkTests.demoInput().toString()), "json",
+                        out, "json", model.toString(), false, 0, 1, 4096)));
+        io.moescore.model.ModelFormatException problem = MoeScoreJob.modelProblem(e);
+        assertTrue(problem instanceof io.moescore.model.NonFiniteWeightException, String.valueOf(e));
+        assertTrue(problem.getMessage().contains("lm_head.weight") && problem.getMessage().contains("[123, 5]"),
+                problem.getMessage());
+        assertFalse(Files.exists(Path.of(out, "_SUCCESS")), "nothing committed");
+    }
 }
