@@ -11,9 +11,7 @@ import io.moescore.model.ModelFormatException;
 import io.moescore.model.NonFiniteWeightException;
 import io.moescore.model.WeightEdits;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -41,13 +39,7 @@ class NonFiniteWeightsTest {
     }
 
     Path demoCopy() throws IOException {
-        Path model = Files.createDirectories(tmp.resolve("model"));
-        try (Stream<Path> files = Files.list(TestModels.demoModel())) {
-            for (Path f : files.toList()) {
-                Files.copy(f, model.resolve(f.getFileName()));
-            }
-        }
-        return model;
+        return TestModels.demoCopy(tmp.resolve("model"));
     }
 
     @Test
@@ -73,12 +65,7 @@ class NonFiniteWeightsTest {
         assertArrayEquals(new long[] {3, 100}, e.index());
         assertTrue(e.getMessage().contains("Infinity"), e.getMessage());
 
-        Path other = Files.createDirectories(tmp.resolve("lm"));
-        try (Stream<Path> files = Files.list(model)) {
-            for (Path f : files.toList()) {
-                Files.copy(TestModels.demoModel().resolve(f.getFileName()), other.resolve(f.getFileName()));
-            }
-        }
+        Path other = TestModels.demoCopy(tmp.resolve("lm"));
         WeightEdits.set(other, "lm_head.weight", 77L * 192, Float.NEGATIVE_INFINITY);
         e = assertThrows(NonFiniteWeightException.class, () -> Engine.load(other, backend));
         assertEquals("lm_head.weight", e.tensor());

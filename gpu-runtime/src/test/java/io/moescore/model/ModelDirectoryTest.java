@@ -35,13 +35,7 @@ class ModelDirectoryTest {
 
     /** A copy of the demo model (config, index, shards, tokenizer). */
     Path demoCopy() throws IOException {
-        Path model = Files.createDirectories(tmp.resolve("model"));
-        try (Stream<Path> files = Files.list(TestModels.demoModel())) {
-            for (Path f : files.toList()) {
-                Files.copy(f, model.resolve(f.getFileName()));
-            }
-        }
-        return model;
+        return TestModels.demoCopy(tmp.resolve("model"));
     }
 
     Path outsideFolderWithSecret() throws IOException {

@@ -20,7 +20,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -40,13 +39,7 @@ class NonFiniteScoresTest {
     final ByteArrayOutputStream log = new ByteArrayOutputStream();
 
     Path demoCopy() throws IOException {
-        Path model = Files.createDirectories(tmp.resolve("model"));
-        try (Stream<Path> files = Files.list(TestModels.demoModel())) {
-            for (Path f : files.toList()) {
-                Files.copy(f, model.resolve(f.getFileName()));
-            }
-        }
-        return model;
+        return TestModels.demoCopy(tmp.resolve("model"));
     }
 
     LocalScoreOptions options(Path model) throws IOException {
