@@ -8,10 +8,17 @@ import java.nio.file.Path;
  *
  * @param batchTokens   tokens packed into one forward pass (a longer sequence still goes alone)
  * @param deterministic batch-invariant GPU scores (CudaBackend's deterministic mode)
+ * @param allowNonfinite load weights holding NaN or infinities (refused by default); rows whose scores come out
+ *                       non-finite get an error
  */
 public record LocalScoreOptions(Path model, Path input, Path output, boolean tokenLogProbs, int topK,
                                 String backend, String precision, int batchTokens, int threads,
-                                boolean deterministic) {
+                                boolean deterministic, boolean allowNonfinite) {
+    public LocalScoreOptions(Path model, Path input, Path output, boolean tokenLogProbs, int topK, String backend,
+                             String precision, int batchTokens, int threads, boolean deterministic) {
+        this(model, input, output, tokenLogProbs, topK, backend, precision, batchTokens, threads, deterministic, false);
+    }
+
     /** The default mode: GPU scores may differ in the last bits with what a sequence is batched with. */
     public LocalScoreOptions(Path model, Path input, Path output, boolean tokenLogProbs, int topK, String backend,
                              String precision, int batchTokens, int threads) {

@@ -11,6 +11,7 @@ import io.moescore.backend.Backend;
 import io.moescore.backend.select.Backends;
 import io.moescore.backend.Precision;
 import io.moescore.engine.Engine;
+import io.moescore.engine.LoadOptions;
 import io.moescore.batch.ExpertLoad;
 import io.moescore.batch.ScoreBatch;
 import io.moescore.engine.ScoreOptions;
@@ -65,7 +66,8 @@ public final class LocalScorer {
         Summary summary;
         try (Backend backend = Backends.open(options.backend(), options.threads(), 0,
                      Precision.parse(options.precision()), options.deterministic());
-             Engine engine = Engine.load(options.model(), backend)) {
+             Engine engine = Engine.load(options.model(), backend,
+                     LoadOptions.DEFAULT.withAllowNonfinite(options.allowNonfinite()))) {
             log.println("moescore: " + engine.config() + " on " + backend.deviceName());
             summary = score(engine, options);
         } catch (IllegalArgumentException | io.moescore.model.ModelFormatException e) {

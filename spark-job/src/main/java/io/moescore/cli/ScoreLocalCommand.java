@@ -44,12 +44,17 @@ final class ScoreLocalCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "CPU backend threads (default: all cores)")
     Integer threads;
 
+    @Option(names = "--allow-nonfinite", description = "load weights holding NaN or infinities (refused by default, "
+            + "naming the tensor); rows whose scores come out non-finite get an error")
+    boolean allowNonfinite;
+
     @Override
     public Integer call() {
         LocalScoreOptions options;
         try {
             options = new LocalScoreOptions(model, input, output, tokenLogProbs, topK, backend, precision, batchTokens,
-                    threads == null ? Runtime.getRuntime().availableProcessors() : threads, deterministic);
+                    threads == null ? Runtime.getRuntime().availableProcessors() : threads, deterministic,
+                    allowNonfinite);
         } catch (IllegalArgumentException e) {
             System.err.println("moescore score-local: " + e.getMessage());
             return LocalScorer.EXIT_BAD_INVOCATION;

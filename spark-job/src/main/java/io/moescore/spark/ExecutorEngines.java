@@ -4,6 +4,7 @@ import io.moescore.backend.Backend;
 import io.moescore.backend.select.Backends;
 import io.moescore.backend.Precision;
 import io.moescore.engine.Engine;
+import io.moescore.engine.LoadOptions;
 import io.moescore.model.TextTokenizer;
 import java.nio.file.Path;
 import java.util.Map;
@@ -51,7 +52,8 @@ public final class ExecutorEngines {
         }
     }
 
-    private record Key(String modelUri, String backend, String precision, boolean deterministic, int device) {
+    private record Key(String modelUri, String backend, String precision, boolean deterministic, int device,
+                       boolean allowNonfinite) {
     }
 
     private static final Map<Key, Loaded> ENGINES = new ConcurrentHashMap<>();
@@ -65,7 +67,8 @@ public final class ExecutorEngines {
 
     /** The shared engine for this spec on this device, loading it if this JVM has none yet. */
     public static Loaded get(ScoringSpec spec, int device) {
-        return ENGINES.computeIfAbsent(new Key(spec.modelUri(), spec.backend(), spec.precision(), spec.deterministic(), device),
+        return ENGINES.computeIfAbsent(new Key(spec.modelUri(), spec.backend(), spec.precision(), spec.deterministic(), device,
+                        spec.allowNonfinite()),
                 key -> load(spec, device));
     }
 
@@ -93,7 +96,7 @@ public final class ExecutorEngines {
         Backend backend = Backends.open(spec.backend(), threads, device, Precision.parse(spec.precision()),
                 spec.deterministic());
         try {
-            Engine engine = Engine.load(local, backend);
+            Engine engine = Engine.load(local, backend, LoadOptions.DEFAULT.withAllowNonfinite(spec.allowNonfinite()));
             LOG.info("moescore: loaded {} from {} on {} in {} ms", engine.config(), spec.modelUri(),
                     backend.deviceName(), (System.nanoTime() - start) / 1_000_000);
             return new Loaded(engine, backend, local);

@@ -76,6 +76,9 @@ public final class MoeScoreJob implements Callable<Integer> {
     Boolean resume;
     @Option(names = "--summary", description = "where to write the JSON summary (default: OUTPUT.summary.json)")
     String summary;
+    @Option(names = "--allow-nonfinite", description = "load weights holding NaN or infinities (refused by default, "
+            + "naming the tensor: exit 2); rows whose scores come out non-finite get an error (conf: allowNonfinite)")
+    Boolean allowNonfinite;
 
     /** The options, resolved against a Spark conf. */
     ScoreJobOptions resolve(SparkConf conf) {
@@ -93,7 +96,8 @@ public final class MoeScoreJob implements Callable<Integer> {
                 conf.get(CONF_PREFIX + "tokensColumn", ScoreColumns.TOKENS),
                 conf.get(CONF_PREFIX + "textColumn", ScoreColumns.TEXT),
                 partitions != null ? partitions : conf.getInt(CONF_PREFIX + "partitions", 0), summary,
-                resume != null ? resume : conf.getBoolean(CONF_PREFIX + "resume", false));
+                resume != null ? resume : conf.getBoolean(CONF_PREFIX + "resume", false),
+                allowNonfinite != null ? allowNonfinite : conf.getBoolean(CONF_PREFIX + "allowNonfinite", false));
     }
 
     public static void main(String[] args) {
@@ -206,6 +210,7 @@ public final class MoeScoreJob implements Callable<Integer> {
     static MoeScorer scorer(ScoreJobOptions options) {
         return new MoeScorer().setModelPath(options.model()).setBackend(options.backend())
                 .setPrecision(options.precision()).setDeterministic(options.deterministic())
+                .setAllowNonfinite(options.allowNonfinite())
                 .setBatchTokens(options.batchTokens())
                 .setTokenLogprobs(options.tokenLogProbs()).setTopK(options.topK())
                 .setTokensCol(options.tokensColumn()).setTextCol(options.textColumn());

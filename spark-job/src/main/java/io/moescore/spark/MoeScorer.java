@@ -51,6 +51,7 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     private final Param<String> backend;
     private final Param<String> precision;
     private final BooleanParam deterministic;
+    private final BooleanParam allowNonfinite;
     private final IntParam batchTokens;
     private final BooleanParam tokenLogprobs;
     private final IntParam topK;
@@ -78,6 +79,8 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
                 ParamValidators.inArray(new String[] {Precision.BF16.userName(), Precision.SPLIT_BF16.userName()}));
         deterministic = new BooleanParam(this, "deterministic", "batch-invariant GPU scores: a row's scores are "
                 + "bit-identical whatever it is batched or partitioned with (1-4% slower)");
+        allowNonfinite = new BooleanParam(this, "allowNonfinite", "load weights holding NaN or infinities (refused "
+                + "by default); rows whose scores come out non-finite get an error");
         batchTokens = new IntParam(this, "batchTokens", "tokens per forward pass", ParamValidators.gtEq(1));
         tokenLogprobs = new BooleanParam(this, "tokenLogprobs", "add token_logprobs: each token's log-prob given "
                 + "the ones before it");
@@ -96,6 +99,7 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         setDefault(backend, "auto");
         setDefault(precision, Precision.BF16.userName());
         setDefault(deterministic, false);
+        setDefault(allowNonfinite, false);
         setDefault(batchTokens, 8192);
         setDefault(tokenLogprobs, false);
         setDefault(topK, 0);
@@ -137,6 +141,10 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
 
     public BooleanParam deterministic() {
         return deterministic;
+    }
+
+    public BooleanParam allowNonfinite() {
+        return allowNonfinite;
     }
 
     public IntParam batchTokens() {
@@ -191,6 +199,10 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         return (Boolean) getOrDefault(deterministic);
     }
 
+    public boolean getAllowNonfinite() {
+        return (Boolean) getOrDefault(allowNonfinite);
+    }
+
     public int getBatchTokens() {
         return (Integer) getOrDefault(batchTokens);
     }
@@ -241,6 +253,10 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
 
     public MoeScorer setDeterministic(boolean value) {
         return with(deterministic, value);
+    }
+
+    public MoeScorer setAllowNonfinite(boolean value) {
+        return with(allowNonfinite, value);
     }
 
     public MoeScorer setBatchTokens(int value) {
@@ -308,7 +324,7 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         }
         return new ScoringSpec(ModelFiles.forExecutors(getModelPath()), getBackend(), getPrecision(), getDeterministic(),
                 getBatchTokens(), getTokenLogprobs(), getTopK(), getTokensCol(), getTextCol(),
-                spark.sparkContext().getConf().getInt(CPU_THREADS_CONF, 0), hadoop);
+                spark.sparkContext().getConf().getInt(CPU_THREADS_CONF, 0), hadoop, getAllowNonfinite());
     }
 
     private String scoresStruct() {

@@ -12,12 +12,13 @@ import java.util.Locale;
  * @param mode error (the default: refuse an existing output), overwrite, or append
  * @param resume commit input splits one by one into a hidden folder of the output, so that a rerun scores only
  *               the splits not committed yet (see {@link ResumeRun})
+ * @param allowNonfinite load weights holding NaN or infinities (refused by default)
  */
 public record ScoreJobOptions(List<String> inputs, String inputFormat, String output, String outputFormat,
                               String model, String backend, String precision, boolean deterministic, int batchTokens,
                               boolean tokenLogProbs, int topK,
                               String mode, String idColumn, String tokensColumn, String textColumn,
-                              int partitions, String summaryPath, boolean resume) {
+                              int partitions, String summaryPath, boolean resume, boolean allowNonfinite) {
     public static final List<String> FORMATS = List.of("arrow", "parquet", "json");
     public static final List<String> MODES = List.of("error", "overwrite", "append");
 
@@ -27,6 +28,14 @@ public record ScoreJobOptions(List<String> inputs, String inputFormat, String ou
                            String textColumn, int partitions, String summaryPath) {
         this(inputs, inputFormat, output, outputFormat, model, backend, precision, deterministic, batchTokens,
                 tokenLogProbs, topK, mode, idColumn, tokensColumn, textColumn, partitions, summaryPath, false);
+    }
+
+    public ScoreJobOptions(List<String> inputs, String inputFormat, String output, String outputFormat, String model,
+                           String backend, String precision, boolean deterministic, int batchTokens,
+                           boolean tokenLogProbs, int topK, String mode, String idColumn, String tokensColumn,
+                           String textColumn, int partitions, String summaryPath, boolean resume) {
+        this(inputs, inputFormat, output, outputFormat, model, backend, precision, deterministic, batchTokens,
+                tokenLogProbs, topK, mode, idColumn, tokensColumn, textColumn, partitions, summaryPath, resume, false);
     }
 
     public ScoreJobOptions {
@@ -74,7 +83,7 @@ public record ScoreJobOptions(List<String> inputs, String inputFormat, String ou
     public ScoreJobOptions withResume(boolean resume) {
         return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, backend, precision, deterministic,
                 batchTokens, tokenLogProbs, topK, mode, idColumn, tokensColumn, textColumn, partitions, summaryPath,
-                resume);
+                resume, allowNonfinite);
     }
 
     /** Where the job summary goes unless told: beside the output, as OUTPUT.summary.json. */

@@ -17,12 +17,20 @@ import java.util.Map;
  * @param textColumn    the text column (string), tokenized with the model's tokenizer where there are no tokens
  * @param cpuThreads    threads of the CPU backend per executor (0: all cores)
  * @param hadoopConf    the driver's Hadoop settings, to read the model on executors
+ * @param allowNonfinite load weights holding NaN or infinities (refused by default)
  */
 public record ScoringSpec(String modelUri, String backend, String precision, boolean deterministic, int batchTokens,
                           boolean tokenLogProbs,
                           int topK, String tokensColumn, String textColumn, int cpuThreads,
-                          Map<String, String> hadoopConf) implements Serializable {
+                          Map<String, String> hadoopConf, boolean allowNonfinite) implements Serializable {
     public static final List<String> BACKENDS = List.of("auto", "cpu", "cuda");
+
+    public ScoringSpec(String modelUri, String backend, String precision, boolean deterministic, int batchTokens,
+                       boolean tokenLogProbs, int topK, String tokensColumn, String textColumn, int cpuThreads,
+                       Map<String, String> hadoopConf) {
+        this(modelUri, backend, precision, deterministic, batchTokens, tokenLogProbs, topK, tokensColumn, textColumn,
+                cpuThreads, hadoopConf, false);
+    }
 
     public ScoringSpec {
         if (modelUri == null || modelUri.isBlank()) {
@@ -44,6 +52,6 @@ public record ScoringSpec(String modelUri, String backend, String precision, boo
     /** This spec for another model directory. */
     public ScoringSpec withModel(String uri) {
         return new ScoringSpec(uri, backend, precision, deterministic, batchTokens, tokenLogProbs, topK, tokensColumn,
-                textColumn, cpuThreads, hadoopConf);
+                textColumn, cpuThreads, hadoopConf, allowNonfinite);
     }
 }

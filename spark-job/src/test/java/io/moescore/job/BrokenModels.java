@@ -12,7 +12,7 @@ import java.util.function.BiConsumer;
 import java.util.stream.Stream;
 
 /** Broken copies of the demo model (bf16, sharded) for the job tests: one tensor's values edited. */
-final class BrokenModels {
+public final class BrokenModels {
     private BrokenModels() {
     }
 
@@ -20,7 +20,7 @@ final class BrokenModels {
      * A copy of the demo model in {@code dir} whose tensor {@code name} is edited in place by {@code edit}
      * (its values as floats, and its shape); the shard holding it is rewritten, the rest copied.
      */
-    static Path withEdit(Path dir, String name, BiConsumer<float[], long[]> edit) throws IOException {
+    public static Path withEdit(Path dir, String name, BiConsumer<float[], long[]> edit) throws IOException {
         Path model = Files.createDirectories(dir);
         try (Stream<Path> files = Files.list(SparkTests.demoModel())) {
             for (Path f : files.toList()) {

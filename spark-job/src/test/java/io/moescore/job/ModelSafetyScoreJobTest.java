@@ -126,4 +126,22 @@ class ModelSafetyScoreJobTest {
                 problem.getMessage());
         assertFalse(Files.exists(Path.of(out, "_SUCCESS")), "nothing committed");
     }
+
+    @Test
+    void allowNonfiniteScoresAndFlagsEveryRow() throws IOException {
+        Path model = nanModel();
+        String out = dir.resolve("allowed").toString();
+        JobSummary summary = MoeScoreJob.score(spark, new io.moescore.spark.ScoreJobOptions(
+                List.of(SparkTests.demoInput().toString()), "json", out, "json", model.toString(), "cpu", "bf16", false,
+                4096, true, 0, "error", "id", "tokens", "text", 1, null, false, true));
+        assertEquals(24, summary.errorRows(), "every row kept, flagged: exit 3");
+        List<JsonNode> rows = jsonRows(Path.of(out));
+        assertEquals(24, rows.size());
+        for (JsonNode row : rows) {
+            assertTrue(row.get("error").asText().contains("non-finite score")
+                    && row.get("error").asText().contains("position 1"), row.toString());
+            assertTrue(!row.has("sum_logprob") || row.get("sum_logprob").isNull(), row.toString());
+            assertTrue(!row.has("perplexity") || row.get("perplexity").isNull(), row.toString());
+        }
+    }
 }
