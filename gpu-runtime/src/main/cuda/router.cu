@@ -4,8 +4,6 @@
 // CPU twin: TopKSoftmaxRouter.route + HostExpertRouting.fromChoices.
 #include "common.cuh"
 
-#define ROUTER_MAX_K 16
-
 // (p, e) ranks above (best, bestE): larger probability, the lower expert on ties, and NaN above any number (as
 // TopKSoftmaxRouter.larger). A row with a NaN or +inf logit, or all -inf, has NaN probabilities everywhere (its
 // sum is NaN), so it goes to experts 0..k-1 with NaN gates, never to no expert at all. Finite rows rank as before.

@@ -40,12 +40,7 @@ public final class Engine implements AutoCloseable {
 
     /** Reads config.json and the safetensors of a Hugging Face model directory onto the backend. */
     public static Engine load(Path modelDirectory, Backend backend) {
-        return load(modelDirectory, backend, false);
-    }
-
-    /** As {@link #load(Path, Backend)}, optionally pruning the routed experts 2:4 by magnitude on the way. */
-    public static Engine load(Path modelDirectory, Backend backend, boolean pruneExperts24) {
-        return load(modelDirectory, backend, pruneExperts24 ? SparsityPattern.TWO_FOUR : null);
+        return load(modelDirectory, backend, LoadOptions.DEFAULT);
     }
 
     /** As {@link #load(Path, Backend)}, pruning the routed experts to a pattern by magnitude on the way (null: not). */

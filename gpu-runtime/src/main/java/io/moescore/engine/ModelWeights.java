@@ -108,13 +108,7 @@ public final class ModelWeights implements AutoCloseable {
 
     /** Places every weight of the checkpoint on the backend; on failure, what was placed is released. */
     public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint) {
-        return load(backend, config, checkpoint, false);
-    }
-
-    /** As {@link #load(Backend, ModelConfig, Checkpoint, SparsityPattern)} with 2:4 or nothing. */
-    public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint,
-                                    boolean pruneExperts24) {
-        return load(backend, config, checkpoint, pruneExperts24 ? SparsityPattern.TWO_FOUR : null);
+        return load(backend, config, checkpoint, LoadOptions.DEFAULT);
     }
 
     /**

@@ -8,9 +8,6 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.moescore.TestModels;
-import io.moescore.backend.cpu.CpuBackend;
-import io.moescore.engine.Engine;
-import io.moescore.engine.LoadOptions;
 import io.moescore.model.WeightEdits;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -42,18 +39,23 @@ class NonFiniteScoresTest {
         return TestModels.demoCopy(tmp.resolve("model"));
     }
 
-    LocalScoreOptions options(Path model) throws IOException {
+    LocalScoreOptions options(Path model, boolean allowNonfinite) throws IOException {
         Path input = Files.writeString(tmp.resolve("in.jsonl"), INPUT);
-        return new LocalScoreOptions(model, input, tmp.resolve("out.jsonl"), true, 2, "cpu", "bf16", 4096, 2);
+        return new LocalScoreOptions(model, input, tmp.resolve("out.jsonl"), true, ScoreSettings.DEFAULTS
+                .with(ScoreSettings.BACKEND, "cpu").with(ScoreSettings.TOKEN_LOGPROBS, true)
+                .with(ScoreSettings.TOP_K, 2).with(ScoreSettings.BATCH_TOKENS, 4096)
+                .with(ScoreSettings.CPU_THREADS, 2).with(ScoreSettings.ALLOW_NONFINITE, allowNonfinite));
     }
 
-    /** Scores with weights loaded as given (allowNonfinite); returns the output lines, parsed strictly. */
+    /**
+     * Runs score-local with {@code --allow-nonfinite} (the setting, which reaches Engine.load through LoadOptions);
+     * returns the output lines, parsed strictly.
+     */
     List<JsonNode> scoreAllowingNonfinite(Path model) throws IOException {
-        LocalScoreOptions options = options(model);
-        try (CpuBackend backend = new CpuBackend(2);
-             Engine engine = Engine.load(model, backend, LoadOptions.DEFAULT.withAllowNonfinite(true))) {
-            new LocalScorer(new PrintStream(log, true, StandardCharsets.UTF_8)).score(engine, options);
-        }
+        LocalScoreOptions options = options(model, true);
+        int exit = new LocalScorer(new PrintStream(log, true, StandardCharsets.UTF_8)).run(options);
+        String said = log.toString(StandardCharsets.UTF_8);
+        assertTrue(exit == LocalScorer.EXIT_OK || exit == LocalScorer.EXIT_ROW_ERRORS, "exit " + exit + ": " + said);
         List<JsonNode> rows = new ArrayList<>();
         for (String line : Files.readAllLines(options.output())) {
             // no number spelled as a string; NaN / Infinity tokens would fail the strict parse below
@@ -68,7 +70,7 @@ class NonFiniteScoresTest {
     void nanWeightsAreRefusedWithExitTwo() throws IOException {
         Path model = demoCopy();
         WeightEdits.set(model, "lm_head.weight", 123L * 192 + 5, Float.NaN);
-        int exit = new LocalScorer(new PrintStream(log, true, StandardCharsets.UTF_8)).run(options(model));
+        int exit = new LocalScorer(new PrintStream(log, true, StandardCharsets.UTF_8)).run(options(model, false));
         assertEquals(LocalScorer.EXIT_BAD_INVOCATION, exit);
         String said = log.toString(StandardCharsets.UTF_8);
         assertTrue(said.contains("lm_head.weight") && said.contains("[123, 5]"), said);

@@ -49,7 +49,7 @@ public final class DatasetScorer {
     static Dataset<Row> score(Dataset<Row> input, ScoringSpec spec, String scoresStruct, ResourceProfile gpuProfile,
                               CollectionAccumulator<TaskStats> stats) {
         StructType outSchema = outputSchema(input.schema(), spec.tokensColumn(), spec.textColumn(),
-                spec.tokenLogProbs(), spec.topK(), scoresStruct);
+                spec.settings().tokenLogProbs(), spec.settings().topK(), scoresStruct);
         checkModel(spec);
         InputLayout layout = layout(input.schema(), spec.tokensColumn(), spec.textColumn());
         checkTokenizer(spec, layout);

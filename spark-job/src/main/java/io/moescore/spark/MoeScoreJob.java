@@ -1,6 +1,8 @@
 package io.moescore.spark;
 
 import io.moescore.batch.ScoreColumns;
+import io.moescore.score.ScoreSettings;
+import io.moescore.score.Setting;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -21,7 +23,9 @@ import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.util.CollectionAccumulator;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /**
  * The scoring job (spark-submit main class): reads token or text rows (Arrow IPC, Parquet or JSON lines, from
@@ -32,10 +36,10 @@ import picocli.CommandLine.Option;
  * <p>Exit codes: 0 every row scored, 2 bad options or unusable model/input/output, 3 some rows carry an error,
  * 1 anything else.
  */
-@Command(name = "score", mixinStandardHelpOptions = true,
+@Command(name = "score", mixinStandardHelpOptions = true, modelTransformer = CommandSettings.Options.class,
         description = "Scores token or text rows with an MoE model on a Spark cluster. Options fall back to "
                 + "spark.moescore.<name> conf (e.g. spark.moescore.model).")
-public final class MoeScoreJob implements Callable<Integer> {
+public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Command {
     public static final String CONF_PREFIX = "spark.moescore.";
     public static final int EXIT_OK = 0;
     public static final int EXIT_FAILED = 1;
@@ -52,52 +56,40 @@ public final class MoeScoreJob implements Callable<Integer> {
     String outputFormat;
     @Option(names = "--model", description = "model directory, local or any Hadoop FS URI (conf: model)")
     String model;
-    @Option(names = "--backend", description = "auto, cpu or cuda (conf: backend; default auto)")
-    String backend;
-    @Option(names = "--precision", description = "GPU precision: bf16 (fast), fp16 (as fast; fp16 checkpoints "
-            + "exactly, 11-bit GEMM inputs) or split-bf16 (near-fp32 log-probs, 2-3x the GEMM work) (conf: precision; "
-            + "default bf16)")
-    String precision;
-    @Option(names = "--deterministic", description = "batch-invariant GPU scores: a row's scores are bit-identical "
-            + "whatever it is batched or partitioned with, 1-4% slower (conf: deterministic)")
-    Boolean deterministic;
-    @Option(names = "--batch-tokens", description = "tokens per forward pass (conf: batchTokens; default 8192)")
-    Integer batchTokens;
-    @Option(names = "--token-logprobs", description = "write each token's log-prob (conf: tokenLogprobs)")
-    Boolean tokenLogProbs;
-    @Option(names = "--top-k", description = "write the K most likely tokens after each sequence (conf: topK)")
-    Integer topK;
     @Option(names = "--mode", description = "error (default), overwrite or append when the output exists (conf: mode)")
     String mode;
-    @Option(names = "--partitions", description = "repartition the input into N partitions first (default: as read)")
-    Integer partitions;
     @Option(names = "--resume", description = "commit input splits one by one into OUTPUT/_moescore_resume; rerun "
             + "with the same input, model and options to score only the splits not committed yet (conf: resume)")
     Boolean resume;
     @Option(names = "--summary", description = "where to write the JSON summary (default: OUTPUT.summary.json)")
     String summary;
-    @Option(names = "--allow-nonfinite", description = "load weights holding NaN or infinities (refused by default, "
-            + "naming the tensor: exit 2); rows whose scores come out non-finite get an error (conf: allowNonfinite)")
-    Boolean allowNonfinite;
+
+    @Spec
+    CommandSpec spec;
+
+    /** Scoring settings ({@link ScoreSettings}: their flags come from {@link CommandSettings}), and --partitions. */
+    static final List<Setting<?>> SETTINGS = Setting.concat(ScoreSettings.ALL,
+            List.of(ScoreJobOptions.PARTITIONS));
+
+    @Override
+    public List<Setting<?>> settings() {
+        return SETTINGS;
+    }
 
     /** The options, resolved against a Spark conf. */
-    ScoreJobOptions resolve(SparkConf conf) {
+    public ScoreJobOptions resolve(SparkConf conf) {
         List<String> in = inputs != null ? inputs : JobConf.list(conf.get(CONF_PREFIX + "input", ""));
         String inFormat = JobConf.pick(inputFormat, conf, "inputFormat",
                 in.isEmpty() ? "parquet" : ScoreJobOptions.formatOf(in.get(0)));
+        Setting.Source given = CommandSettings.source(spec, conf);
         return new ScoreJobOptions(in, inFormat, JobConf.pick(output, conf, "output", null),
                 JobConf.pick(outputFormat, conf, "outputFormat", "parquet"), JobConf.pick(model, conf, "model", null),
-                JobConf.pick(backend, conf, "backend", "auto"), JobConf.pick(precision, conf, "precision", "bf16"),
-                deterministic != null ? deterministic : conf.getBoolean(CONF_PREFIX + "deterministic", false),
-                batchTokens != null ? batchTokens : conf.getInt(CONF_PREFIX + "batchTokens", 8192),
-                tokenLogProbs != null ? tokenLogProbs : conf.getBoolean(CONF_PREFIX + "tokenLogprobs", false),
-                topK != null ? topK : conf.getInt(CONF_PREFIX + "topK", 0),
-                JobConf.pick(mode, conf, "mode", "error"), conf.get(CONF_PREFIX + "idColumn", ScoreColumns.ID),
+                ScoreSettings.resolve(given), JobConf.pick(mode, conf, "mode", "error"),
+                conf.get(CONF_PREFIX + "idColumn", ScoreColumns.ID),
                 conf.get(CONF_PREFIX + "tokensColumn", ScoreColumns.TOKENS),
                 conf.get(CONF_PREFIX + "textColumn", ScoreColumns.TEXT),
-                partitions != null ? partitions : conf.getInt(CONF_PREFIX + "partitions", 0), summary,
-                resume != null ? resume : conf.getBoolean(CONF_PREFIX + "resume", false),
-                allowNonfinite != null ? allowNonfinite : conf.getBoolean(CONF_PREFIX + "allowNonfinite", false));
+                ScoreJobOptions.PARTITIONS.resolve(given), summary,
+                resume != null ? resume : conf.getBoolean(CONF_PREFIX + "resume", false));
     }
 
     public static void main(String[] args) {
@@ -194,7 +186,8 @@ public final class MoeScoreJob implements Callable<Integer> {
         } finally {
             spark.sparkContext().clearJobGroup();
         }
-        JobSummary summary = JobSummary.of(stats.value(), (System.nanoTime() - start) / 1e9);
+        JobSummary summary = JobSummary.of(stats.value(), (System.nanoTime() - start) / 1e9)
+                .withSettings(options.scoring());
         if (resume != null) {
             summary = summary.withResume(resume.finish());
         }
@@ -208,11 +201,7 @@ public final class MoeScoreJob implements Callable<Integer> {
 
     /** The transformer the job runs, with the job's options as its parameters. */
     static MoeScorer scorer(ScoreJobOptions options) {
-        return new MoeScorer().setModelPath(options.model()).setBackend(options.backend())
-                .setPrecision(options.precision()).setDeterministic(options.deterministic())
-                .setAllowNonfinite(options.allowNonfinite())
-                .setBatchTokens(options.batchTokens())
-                .setTokenLogprobs(options.tokenLogProbs()).setTopK(options.topK())
+        return new MoeScorer().setModelPath(options.model()).setSettings(options.scoring())
                 .setTokensCol(options.tokensColumn()).setTextCol(options.textColumn());
     }
 

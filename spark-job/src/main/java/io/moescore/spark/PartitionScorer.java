@@ -3,10 +3,9 @@ package io.moescore.spark;
 import io.moescore.backend.GpuFaultException;
 import io.moescore.engine.Engine;
 import io.moescore.batch.ExpertLoad;
-import io.moescore.batch.ScoreBatch;
 import io.moescore.engine.ScoreOptions;
 import io.moescore.batch.SequenceScore;
-import io.moescore.batch.TokenBatch;
+import io.moescore.score.BatchPlanner;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -24,14 +23,12 @@ import scala.Option;
 
 /**
  * Scores one partition: reads rows a window at a time (token arrays copied out of Spark's rows as primitive
- * arrays, never boxed), groups them into batches of similar length, scores them on this executor's shared
- * engine and emits one output row per input row, in input order: the input row's columns followed by the score
- * columns, or by one struct holding them. A row that cannot be scored gets {@code error}; it never fails the task.
+ * arrays, never boxed), groups them into batches of similar length ({@link BatchPlanner}, as score-local does),
+ * scores them on this executor's shared engine and emits one output row per input row, in input order: the input
+ * row's columns followed by the score columns, or by one struct holding them. A row that cannot be scored gets
+ * {@code error}; it never fails the task.
  */
 final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, InternalRow> {
-    /** Rows read ahead are bounded by this many batches' worth of tokens. */
-    private static final int WINDOW_BATCHES = 4;
-
     private final ScoringSpec spec;
     private final InputLayout layout;
     private final boolean scoresInOneStruct;
@@ -56,7 +53,7 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
         int device = gpuAddress(task);
         ExecutorEngines.Loaded loaded = ExecutorEngines.get(spec, device);
         Engine engine = loaded.engine();
-        ScoreOptions options = new ScoreOptions(spec.tokenLogProbs(), spec.topK());
+        ScoreOptions options = new ScoreOptions(spec.settings().tokenLogProbs(), spec.settings().topK());
         ExpertLoad load = new ExpertLoad(engine.config().numLayers(), engine.config().numExperts());
         long start = System.nanoTime();
         long[] counts = new long[3]; // rows, error rows, tokens
@@ -111,8 +108,7 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
     private List<Pending> readWindow(Iterator<InternalRow> rows, ExecutorEngines.Loaded loaded) {
         List<Pending> window = new ArrayList<>();
         long tokens = 0;
-        long bound = (long) spec.batchTokens() * WINDOW_BATCHES;
-        while (rows.hasNext() && tokens < bound) {
+        while (rows.hasNext() && !BatchPlanner.windowFull(tokens, spec.settings().batchTokens())) {
             Pending p = read(rows.next(), loaded);
             window.add(p);
             tokens += p.tokens() == null ? 0 : p.tokens().length;
@@ -128,25 +124,9 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
 
     private List<InternalRow> scoreWindow(List<Pending> window, Engine engine, ScoreOptions options, ExpertLoad load,
                                           long[] counts) {
-        SequenceScore[] scores = new SequenceScore[window.size()];
-        List<Integer> scorable = new ArrayList<>();
-        for (int i = 0; i < window.size(); i++) {
-            if (window.get(i).error() == null) {
-                scorable.add(i);
-            }
-        }
-        int[] lengths = scorable.stream().mapToInt(i -> window.get(i).tokens().length).toArray();
-        for (int[] batch : BatchPlanner.plan(lengths, spec.batchTokens())) {
-            int[][] sequences = new int[batch.length][];
-            for (int j = 0; j < batch.length; j++) {
-                sequences[j] = window.get(scorable.get(batch[j])).tokens();
-            }
-            ScoreBatch result = engine.score(TokenBatch.of(sequences), options);
-            load.add(result.expertLoad());
-            for (int j = 0; j < batch.length; j++) {
-                scores[scorable.get(batch[j])] = result.scores().get(j);
-            }
-        }
+        SequenceScore[] scores = BatchPlanner.score(engine,
+                window.stream().map(p -> p.error() == null ? p.tokens() : null).toList(), options,
+                spec.settings().batchTokens(), load);
         List<InternalRow> out = new ArrayList<>(window.size());
         for (int i = 0; i < window.size(); i++) {
             Pending p = window.get(i);
@@ -175,10 +155,10 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
         values.add(ok ? s.sumLogProbOrNull() : null);  // as every output writes them (SequenceScore)
         values.add(ok ? s.meanNllOrNull() : null);
         values.add(ok ? s.perplexityOrNull() : null);
-        if (spec.tokenLogProbs()) {
+        if (spec.settings().tokenLogProbs()) {
             values.add(ok ? UnsafeArrayData.fromPrimitiveArray(s.tokenLogProbs()) : null);
         }
-        if (spec.topK() > 0) {
+        if (spec.settings().topK() > 0) {
             values.add(ok ? UnsafeArrayData.fromPrimitiveArray(s.topTokens()) : null);
         }
         values.add(error == null ? null : UTF8String.fromString(error));

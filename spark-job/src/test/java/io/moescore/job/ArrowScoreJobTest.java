@@ -60,8 +60,8 @@ class ArrowScoreJobTest {
     }
 
     static ScoreJobOptions options(String input, String output, String mode, int partitions) {
-        return new ScoreJobOptions(List.of(input), "arrow", output, "arrow", SparkTests.demoModel().toString(), "cpu", "bf16",
-            false, 8192, false, 0, mode, "id", "tokens", "text", partitions, null);
+        return new ScoreJobOptions(List.of(input), "arrow", output, "arrow", SparkTests.demoModel().toString(),
+            SparkTests.cpu(), mode, "id", "tokens", "text", partitions, null);
     }
 
     @Test

@@ -77,6 +77,34 @@ class LocalModeScoreJobTest {
         assertEquals(24, json.readTree(summaryFile.toFile()).get("rows").asInt());
     }
 
+    /**
+     * fp16 goes through the job and MoeScorer (it was refused as a MoeScorer precision) and is recorded in the
+     * summary; the CPU backend computes in fp32 whatever the precision, so the scores equal bf16's single-process ones.
+     */
+    @Test
+    void fp16IsAcceptedRecordedAndOnTheCpuScoresAsFp32() throws IOException {
+        Path local = SparkTests.scoreLocally(SparkTests.demoInput(), dir, false, 0);
+        String out = dir.resolve("fp16").toString();
+        JobSummary summary = MoeScoreJob.score(spark, SparkTests.options(List.of(SparkTests.demoInput().toString()),
+                "json", out, "json", SparkTests.demoModel().toString(), "cpu", "fp16", false, 0, 2, 4000));
+        assertEquals(24, summary.rows());
+        assertEquals(0, summary.errorRows());
+        JsonNode settings = new ObjectMapper().readTree(Path.of(out + ".summary.json").toFile()).get("settings");
+        assertEquals("fp16", settings.get("precision").asText(), settings.toString());
+        assertEquals(4000, settings.get("batchTokens").asInt());
+        assertEquals("cpu", settings.get("backend").asText());
+        Map<String, Row> byId = new HashMap<>();
+        for (Row r : spark.read().json(out).collectAsList()) {
+            byId.put(r.getString(r.fieldIndex("id")), r);
+        }
+        ObjectMapper json = new ObjectMapper();
+        for (String line : Files.readAllLines(local)) {
+            JsonNode expected = json.readTree(line);
+            Row got = byId.get(expected.get("id").asText());
+            assertEquals(expected.get("sum_logprob").asDouble(), got.getDouble(got.fieldIndex("sum_logprob")), 0.0);
+        }
+    }
+
     @Test
     void progressLinesAppearWhileTheJobRuns() throws IOException {
         java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();

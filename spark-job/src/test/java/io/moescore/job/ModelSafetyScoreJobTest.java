@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moescore.score.ScoreSettings;
 import io.moescore.spark.JobSummary;
 import io.moescore.spark.MoeScoreJob;
 import java.io.IOException;
@@ -131,9 +132,11 @@ class ModelSafetyScoreJobTest {
     void allowNonfiniteScoresAndFlagsEveryRow() throws IOException {
         Path model = nanModel();
         String out = dir.resolve("allowed").toString();
+        ScoreSettings allowing = SparkTests.cpu().with(ScoreSettings.BATCH_TOKENS, 4096)
+                .with(ScoreSettings.TOKEN_LOGPROBS, true).with(ScoreSettings.ALLOW_NONFINITE, true);
         JobSummary summary = MoeScoreJob.score(spark, new io.moescore.spark.ScoreJobOptions(
-                List.of(SparkTests.demoInput().toString()), "json", out, "json", model.toString(), "cpu", "bf16", false,
-                4096, true, 0, "error", "id", "tokens", "text", 1, null, false, true));
+                List.of(SparkTests.demoInput().toString()), "json", out, "json", model.toString(), allowing, "error",
+                "id", "tokens", "text", 1, null));
         assertEquals(24, summary.errorRows(), "every row kept, flagged: exit 3");
         List<JsonNode> rows = jsonRows(Path.of(out));
         assertEquals(24, rows.size());

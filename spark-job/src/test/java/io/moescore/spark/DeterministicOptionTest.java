@@ -25,14 +25,14 @@ class DeterministicOptionTest {
 
     @Test
     void offUnlessAsked() {
-        assertFalse(resolve(new SparkConf(false)).deterministic());
+        assertFalse(resolve(new SparkConf(false)).scoring().deterministic());
         assertFalse(MoeScoreJob.scorer(resolve(new SparkConf(false))).getDeterministic());
     }
 
     @Test
     void fromTheCommandLineOrTheConf() {
-        assertTrue(resolve(new SparkConf(false), "--deterministic").deterministic());
-        assertTrue(resolve(new SparkConf(false).set("spark.moescore.deterministic", "true")).deterministic());
+        assertTrue(resolve(new SparkConf(false), "--deterministic").scoring().deterministic());
+        assertTrue(resolve(new SparkConf(false).set("spark.moescore.deterministic", "true")).scoring().deterministic());
         assertTrue(MoeScoreJob.scorer(resolve(new SparkConf(false), "--deterministic")).getDeterministic());
     }
 

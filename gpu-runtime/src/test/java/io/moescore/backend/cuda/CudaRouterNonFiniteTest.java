@@ -32,7 +32,7 @@ class CudaRouterNonFiniteTest {
         String why = GpuRuntime.whyUnavailable(0);
         assumeTrue(why == null, why + ": skipping GPU tests");
         cpu = new CpuBackend(2);
-        gpu = new CudaBackend(0);
+        gpu = new CudaBackend(CudaOptions.device(0));
     }
 
     @AfterAll
