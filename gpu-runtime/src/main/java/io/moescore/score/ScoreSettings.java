@@ -19,8 +19,8 @@ import java.util.function.Function;
  * and {@link LocalScoreOptions}. An error names the option as its user gave it: {@code --batch-tokens},
  * {@code spark.moescore.batchTokens} or {@code MoeScorer param batchTokens}.
  *
- * <p><b>Adding an option</b> (e.g. {@code --allow-nonfinite}) is a change to this file only: a component below, its
- * {@link Setting} constant (conf/Param name, flag, default, help, checks), that constant in {@link #ALL} and in
+ * <p><b>Adding an option</b> (as {@code --allow-nonfinite} was added) is a change to this file only: a component
+ * below, its {@link Setting} constant (conf/Param name, flag, default, help, checks), that constant in {@link #ALL} and in
  * {@link #resolve}/{@link #values}. The command lines of score-local, score and MoeScorer's Params then have it,
  * conf {@code spark.moescore.KEY} sets it in the jobs, the job summaries and the resume manifest record it, and
  * code reads it as {@code settings.allowNonfinite()}. The sparsify job takes the subset it lists
