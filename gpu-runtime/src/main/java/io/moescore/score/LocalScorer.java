@@ -64,7 +64,7 @@ public final class LocalScorer {
             return EXIT_BAD_INVOCATION;
         }
         try (Backend backend = options.settings().openBackend(0);
-             Engine engine = Engine.load(options.model(), backend);
+             Engine engine = Engine.load(options.model(), backend, options.settings().loadOptions());
              AtomicOutput output = openOutput(options)) {
             log.println("moescore: " + engine.config() + " on " + backend.deviceName());
             summary = score(engine, options, output);
@@ -184,9 +184,9 @@ public final class LocalScorer {
         }
         boolean ok = error == null;
         json.writeNumberField(ScoreColumns.NUM_TOKENS, row.tokens() == null ? 0 : row.tokens().length);
-        writeNumber(json, ScoreColumns.SUM_LOGPROB, ok ? score.sumLogProb() : Double.NaN);
-        writeNumber(json, ScoreColumns.MEAN_NLL, ok ? score.meanNll() : Double.NaN);
-        writeNumber(json, ScoreColumns.PERPLEXITY, ok ? score.perplexity() : Double.NaN);
+        writeNumber(json, ScoreColumns.SUM_LOGPROB, ok ? score.sumLogProbOrNull() : null);
+        writeNumber(json, ScoreColumns.MEAN_NLL, ok ? score.meanNllOrNull() : null);
+        writeNumber(json, ScoreColumns.PERPLEXITY, ok ? score.perplexityOrNull() : null);
         if (options.tokenLogProbs()) {
             json.writeFieldName(ScoreColumns.TOKEN_LOGPROBS);
             if (ok) {
@@ -212,9 +212,9 @@ public final class LocalScorer {
         json.writeRaw('\n');
     }
 
-    /** NaN and infinities are not JSON: they are written as null. */
-    private static void writeNumber(JsonGenerator json, String field, double value) throws IOException {
-        if (Double.isFinite(value)) {
+    /** A number as SequenceScore spells it for every output (null: none; never NaN or an infinity). */
+    private static void writeNumber(JsonGenerator json, String field, Double value) throws IOException {
+        if (value != null) {
             json.writeNumberField(field, value);
         } else {
             json.writeNullField(field);

@@ -3,6 +3,7 @@ package io.moescore.score;
 import io.moescore.backend.Backend;
 import io.moescore.backend.Precision;
 import io.moescore.backend.select.Backends;
+import io.moescore.engine.LoadOptions;
 import java.io.Serializable;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -18,8 +19,8 @@ import java.util.function.Function;
  * and {@link LocalScoreOptions}. An error names the option as its user gave it: {@code --batch-tokens},
  * {@code spark.moescore.batchTokens} or {@code MoeScorer param batchTokens}.
  *
- * <p><b>Adding an option</b> (e.g. {@code --allow-nonfinite}) is a change to this file only: a component below, its
- * {@link Setting} constant (conf/Param name, flag, default, help, checks), that constant in {@link #ALL} and in
+ * <p><b>Adding an option</b> (as {@code --allow-nonfinite} was added) is a change to this file only: a component
+ * below, its {@link Setting} constant (conf/Param name, flag, default, help, checks), that constant in {@link #ALL} and in
  * {@link #resolve}/{@link #values}. The command lines of score-local, score and MoeScorer's Params then have it,
  * conf {@code spark.moescore.KEY} sets it in the jobs, the job summaries and the resume manifest record it, and
  * code reads it as {@code settings.allowNonfinite()}. The sparsify job takes the subset it lists
@@ -33,9 +34,13 @@ import java.util.function.Function;
  * @param tokenLogProbs also give each token's log-prob
  * @param topK          also give the K most likely tokens after each sequence (0: none)
  * @param cpuThreads    threads of the CPU backend (0: all cores of the machine that scores)
+ * @param allowNonfinite load weights holding NaN or infinities; by default the first one fails the load naming the
+ *                      tensor ({@link io.moescore.engine.LoadOptions}); rows whose scores come out non-finite are
+ *                      kept with an error either way
  */
 public record ScoreSettings(String backend, Precision precision, boolean deterministic, int batchTokens,
-                            boolean tokenLogProbs, int topK, int cpuThreads) implements Serializable {
+                            boolean tokenLogProbs, int topK, int cpuThreads, boolean allowNonfinite)
+        implements Serializable {
     /** ForkJoinPool's limit is 32767; far above any machine's cores, and a typo like 100000 is caught by name. */
     public static final int MAX_CPU_THREADS = 4096;
 
@@ -57,10 +62,13 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
             "also write the K most likely tokens after each sequence (0: none)");
     public static final Setting<Integer> CPU_THREADS = Setting.integer("cpuThreads", "--threads", 0, 0,
             MAX_CPU_THREADS, "threads of the CPU backend (0: all cores; per executor in the Spark job)");
+    public static final Setting<Boolean> ALLOW_NONFINITE = Setting.flag("allowNonfinite", "--allow-nonfinite",
+            "load weights holding NaN or infinities (refused by default, naming the tensor); rows whose scores come "
+                    + "out non-finite get an error");
 
     /** Every scoring setting, in the order summaries and manifests list them. */
     public static final List<Setting<?>> ALL = List.of(BACKEND, PRECISION, DETERMINISTIC, BATCH_TOKENS,
-            TOKEN_LOGPROBS, TOP_K, CPU_THREADS);
+            TOKEN_LOGPROBS, TOP_K, CPU_THREADS, ALLOW_NONFINITE);
 
     /** Every setting at its default. */
     public static final ScoreSettings DEFAULTS = resolve(Setting.Source.NONE);
@@ -82,7 +90,7 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
     public static ScoreSettings resolve(Setting.Source source) {
         return new ScoreSettings(BACKEND.resolve(source), PRECISION.resolve(source), DETERMINISTIC.resolve(source),
                 BATCH_TOKENS.resolve(source), TOKEN_LOGPROBS.resolve(source), TOP_K.resolve(source),
-                CPU_THREADS.resolve(source));
+                CPU_THREADS.resolve(source), ALLOW_NONFINITE.resolve(source));
     }
 
     /** Every setting with its value, in {@link #ALL}'s order. */
@@ -95,6 +103,7 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         values.put(TOKEN_LOGPROBS, tokenLogProbs);
         values.put(TOP_K, topK);
         values.put(CPU_THREADS, cpuThreads);
+        values.put(ALLOW_NONFINITE, allowNonfinite);
         return values;
     }
 
@@ -131,12 +140,17 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         return Backends.open(backend, resolvedCpuThreads(), device, precision, deterministic);
     }
 
+    /** How an engine loads its weights under these settings (whether non-finite weights are allowed). */
+    public LoadOptions loadOptions() {
+        return LoadOptions.DEFAULT.withAllowNonfinite(allowNonfinite);
+    }
+
     /**
      * What an engine depends on: these settings with those that only shape a batch's work (batch tokens, token
      * log-probs, top-k) at their defaults, so engines can be shared across them.
      */
     public ScoreSettings forEngine() {
         return new ScoreSettings(backend, precision, deterministic, DEFAULTS.batchTokens, DEFAULTS.tokenLogProbs,
-                DEFAULTS.topK, cpuThreads);
+                DEFAULTS.topK, cpuThreads, allowNonfinite);
     }
 }

@@ -91,7 +91,7 @@ public final class ExecutorEngines {
         Path local = ModelFiles.localize(spec.modelUri(), ModelFiles.hadoopConf(spec.hadoopConf()));
         Backend backend = spec.settings().openBackend(device);
         try {
-            Engine engine = Engine.load(local, backend);
+            Engine engine = Engine.load(local, backend, spec.settings().loadOptions());
             LOG.info("moescore: loaded {} from {} on {} in {} ms", engine.config(), spec.modelUri(),
                     backend.deviceName(), (System.nanoTime() - start) / 1_000_000);
             return new Loaded(engine, backend, local);

@@ -109,6 +109,11 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
             if (!(e instanceof org.apache.spark.SparkException)) {
                 throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
             }
+            io.moescore.model.ModelFormatException model = modelProblem(e);
+            if (model != null) {  // executors could not load the model (non-finite weights, ...): nothing committed
+                System.err.println("moescore: " + model.getMessage());
+                return EXIT_BAD_INVOCATION;
+            }
             // a task failed spark.task.maxFailures times (input unreadable or gone, executors lost): the commit
             // protocol left no visible output; Spark's message names the file or stage
             System.err.println(options != null && options.resume()
@@ -119,6 +124,16 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
         } finally {
             spark.stop();
         }
+    }
+
+    /** The model problem that failed the tasks (a ModelFormatException in the causes), or null. */
+    public static io.moescore.model.ModelFormatException modelProblem(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            if (t instanceof io.moescore.model.ModelFormatException m) {
+                return m;
+            }
+        }
+        return null;
     }
 
     /** Runs the job on a session; returns the exit code. Bad options, model or input throw IllegalArgumentException. */

@@ -215,6 +215,10 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         return settingParam(ScoreSettings.CPU_THREADS);
     }
 
+    public BooleanParam allowNonfinite() {
+        return settingParam(ScoreSettings.ALLOW_NONFINITE);
+    }
+
     @SuppressWarnings("unchecked")
     private <P extends Param<?>> P settingParam(Setting<?> setting) {
         return (P) settingParams.get(setting.key());
@@ -272,6 +276,10 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         return (Integer) getOrDefault(topK());
     }
 
+    public boolean getAllowNonfinite() {
+        return (Boolean) getOrDefault(allowNonfinite());
+    }
+
     public boolean getUseStageLevelScheduling() {
         return (Boolean) getOrDefault(useStageLevelScheduling);
     }
@@ -322,6 +330,11 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
 
     public MoeScorer setTopK(int value) {
         return with(topK(), value);
+    }
+
+    /** Load weights holding NaN or infinities (refused by default); non-finite scores get a row error. */
+    public MoeScorer setAllowNonfinite(boolean value) {
+        return with(allowNonfinite(), value);
     }
 
     /** CPU backend threads per executor (0: all cores); not set: {@code spark.moescore.cpuThreads} conf. */

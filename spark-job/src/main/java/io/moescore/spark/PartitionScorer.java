@@ -154,9 +154,9 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
         boolean ok = error == null;
         List<Object> values = new ArrayList<>(7);
         values.add(p.tokens() == null ? 0 : p.tokens().length);
-        values.add(ok ? s.sumLogProb() : null);
-        values.add(ok && s.numTokens() > 1 ? s.meanNll() : null);
-        values.add(ok && s.numTokens() > 1 ? s.perplexity() : null);
+        values.add(ok ? s.sumLogProbOrNull() : null);  // as every output writes them (SequenceScore)
+        values.add(ok ? s.meanNllOrNull() : null);
+        values.add(ok ? s.perplexityOrNull() : null);
         if (spec.settings().tokenLogProbs()) {
             values.add(ok ? UnsafeArrayData.fromPrimitiveArray(s.tokenLogProbs()) : null);
         }

@@ -50,6 +50,7 @@ public final class TokenRows {
             input = input.repartition(partitions);
         }
         InputLayout layout = DatasetScorer.layout(input.schema(), spec.tokensColumn(), spec.textColumn());
+        DatasetScorer.checkTokenizer(spec, layout);
         return SparkInternals.internalRows(input).mapPartitions(rows -> tokens(rows, spec, layout, skipped));
     }
 

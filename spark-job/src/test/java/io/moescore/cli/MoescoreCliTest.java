@@ -147,4 +147,19 @@ class MoescoreCliTest {
         overwrite[args.length] = "--overwrite";
         assertEquals(3, Moescore.run(overwrite));
     }
+
+    @Test
+    void nonFiniteWeightsExitWithTwoUnlessAllowed() throws Exception {
+        Path model = io.moescore.job.BrokenModels.withEdit(dir.resolve("nan"), "lm_head.weight",
+                (values, shape) -> values[7] = Float.NaN);
+        Path in = Files.writeString(dir.resolve("in.jsonl"), "{\"id\": \"a\", \"tokens\": [1, 2, 3]}\n");
+        String[] args = {"score-local", "--model", model.toString(), "--input", in.toString(), "--output",
+            dir.resolve("o.jsonl").toString(), "--backend", "cpu", "--threads", "1"};
+        assertEquals(2, Moescore.run(args), "NaN weights refused");
+        String[] allowed = java.util.Arrays.copyOf(args, args.length + 1);
+        allowed[args.length] = "--allow-nonfinite";
+        assertEquals(3, Moescore.run(allowed), "loaded anyway: the row is flagged");
+        String line = Files.readString(dir.resolve("o.jsonl"));
+        assertEquals(true, line.contains("non-finite score") && line.contains("\"sum_logprob\":null"), line);
+    }
 }

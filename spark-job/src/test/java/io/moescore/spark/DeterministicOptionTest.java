@@ -14,7 +14,8 @@ class DeterministicOptionTest {
     @TempDir
     Path dir;
 
-    private static ScoreJobOptions resolve(SparkConf conf, String... extra) {
+    /** The job's options from a minimal command line plus {@code extra}, resolved against {@code conf}. */
+    static ScoreJobOptions resolve(SparkConf conf, String... extra) {
         MoeScoreJob job = new MoeScoreJob();
         String[] base = {"--input", "in.parquet", "--output", "out", "--model", "model"};
         String[] args = java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.Arrays.stream(extra))

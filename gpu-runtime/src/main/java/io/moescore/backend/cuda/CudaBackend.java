@@ -374,6 +374,14 @@ public final class CudaBackend implements Backend {
         cuMemcpyDtoH(Pointer.to(hostCounts), counts, e * 4L);
         pool.release(weights, entries * 4);
         pool.release(counts, e * 4L);
+        if (java.util.Arrays.stream(hostCounts).asLongStream().sum() != entries) {  // every row to k experts, always
+            for (CUdeviceptr p : new CUdeviceptr[] {chosen, tokens, gates}) {
+                pool.release(p, entries * 4);
+            }
+            pool.release(offsets, (e + 1) * 4L);
+            throw new IllegalStateException("router_topk_softmax routed " + java.util.Arrays.stream(hostCounts).sum()
+                    + " of " + entries + " token-expert pairs");
+        }
         return new CudaExpertRouting(e, (int) entries, offsets, tokens, gates, chosen, k, hostCounts, () -> {
             pool.release(chosen, entries * 4);
             pool.release(offsets, (e + 1) * 4L);
