@@ -106,7 +106,7 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
             System.err.println("moescore: " + e.getMessage());
             return EXIT_BAD_INVOCATION;
         } catch (Exception e) {  // Spark's SparkException is checked in Java's eyes but undeclared
-            if (!(e instanceof org.apache.spark.SparkException)) {
+            if (!(e instanceof org.apache.spark.SparkException) && !readFailure(e)) {
                 throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
             }
             io.moescore.model.ModelFormatException model = modelProblem(e);
@@ -124,6 +124,19 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
         } finally {
             spark.stop();
         }
+    }
+
+    /**
+     * Whether an input file could not be read while the job ran (an IOException among the causes, e.g. a file gone
+     * between listing and reading, met by a driver-side pass over the input): a failed job, not a moescore bug.
+     */
+    static boolean readFailure(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof java.io.IOException) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** The model problem that failed the tasks (a ModelFormatException in the causes), or null. */
