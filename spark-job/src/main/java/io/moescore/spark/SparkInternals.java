@@ -5,11 +5,19 @@ import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.execution.ColumnarToRowExec;
+import org.apache.spark.sql.execution.SparkPlan;
+import org.apache.spark.sql.execution.WholeStageCodegenExec;
+import org.apache.spark.sql.execution.vectorized.WritableColumnVector;
+import org.apache.spark.sql.vectorized.ColumnVector;
+import org.apache.spark.sql.vectorized.ColumnarBatch;
 
 /**
- * The two Spark-internal entry points we use, in one place: a DataFrame's rows as Spark holds them
- * ({@code InternalRow}, whose arrays copy out as primitive arrays with no per-element objects), and a DataFrame
- * made from such rows. Both are public in bytecode (Scala's {@code private[sql]}); pinned to Spark 4.1.1.
+ * The Spark-internal entry points we use, in one place: a DataFrame's rows as Spark holds them
+ * ({@code InternalRow}, whose arrays copy out as primitive arrays with no per-element objects), its column batches
+ * where its plan is a columnar scan, the array layout of Spark's own column vectors (Parquet's vectorized reader),
+ * and a DataFrame made from rows. All are public in bytecode (some Scala {@code private[sql]}); the same in Spark
+ * 4.1 and 4.2.
  */
 final class SparkInternals {
     private SparkInternals() {
@@ -17,6 +25,51 @@ final class SparkInternals {
 
     static JavaRDD<InternalRow> internalRows(Dataset<Row> df) {
         return ((org.apache.spark.sql.classic.Dataset<Row>) df).queryExecution().toRdd().toJavaRDD();
+    }
+
+    /**
+     * The DataFrame's column batches, when its physical plan is a columnar scan read into rows and nothing else
+     * (Parquet's vectorized reader, the arrow data source; projections that only drop columns are pruned into the
+     * scan), with the DataFrame's columns in its order; else null. A batch is valid until the iterator moves on.
+     */
+    static JavaRDD<ColumnarBatch> columnarBatches(Dataset<Row> df) {
+        SparkPlan plan = ((org.apache.spark.sql.classic.Dataset<Row>) df).queryExecution().executedPlan();
+        if (plan instanceof WholeStageCodegenExec codegen) {
+            plan = codegen.child();
+        }
+        if (!(plan instanceof ColumnarToRowExec toRows) || !toRows.child().supportsColumnar()) {
+            return null;
+        }
+        SparkPlan scan = toRows.child();
+        if (!java.util.Arrays.equals(scan.schema().fieldNames(), df.schema().fieldNames())) {
+            return null;
+        }
+        return scan.executeColumnar().toJavaRDD();
+    }
+
+    /**
+     * Spark's own array column (Parquet's vectorized reader): element offset and count of {@code row} in
+     * {@link ColumnVector#getChild getChild(0)}; null when {@code v} is another kind of vector.
+     */
+    static ArrayLayout arrayLayout(ColumnVector v) {
+        return v instanceof WritableColumnVector w ? new ArrayLayout() {
+            @Override
+            public int offset(int row) {
+                return w.getArrayOffset(row);
+            }
+
+            @Override
+            public int length(int row) {
+                return w.getArrayLength(row);
+            }
+        } : null;
+    }
+
+    /** Where an array column's rows lie in its element vector. */
+    interface ArrayLayout {
+        int offset(int row);
+
+        int length(int row);
     }
 
     static Dataset<Row> dataFrame(SparkSession spark, JavaRDD<InternalRow> rows,
