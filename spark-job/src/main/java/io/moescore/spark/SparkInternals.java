@@ -1,16 +1,24 @@
 package io.moescore.spark;
 
+import java.util.List;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.catalyst.expressions.Alias;
+import org.apache.spark.sql.catalyst.expressions.Attribute;
+import org.apache.spark.sql.catalyst.expressions.AttributeReference;
+import org.apache.spark.sql.catalyst.expressions.Expression;
+import org.apache.spark.sql.catalyst.expressions.NamedExpression;
 import org.apache.spark.sql.execution.ColumnarToRowExec;
+import org.apache.spark.sql.execution.ProjectExec;
 import org.apache.spark.sql.execution.SparkPlan;
 import org.apache.spark.sql.execution.WholeStageCodegenExec;
 import org.apache.spark.sql.execution.vectorized.WritableColumnVector;
 import org.apache.spark.sql.vectorized.ColumnVector;
 import org.apache.spark.sql.vectorized.ColumnarBatch;
+import scala.jdk.javaapi.CollectionConverters;
 
 /**
  * The Spark-internal entry points we use, in one place: a DataFrame's rows as Spark holds them
@@ -37,14 +45,47 @@ final class SparkInternals {
         if (plan instanceof WholeStageCodegenExec codegen) {
             plan = codegen.child();
         }
+        List<NamedExpression> projection = null;
+        if (plan instanceof ProjectExec project) {  // columns reordered (or renamed): map them, if only that
+            projection = CollectionConverters.asJava(project.projectList());
+            plan = project.child();
+        }
         if (!(plan instanceof ColumnarToRowExec toRows) || !toRows.child().supportsColumnar()) {
             return null;
         }
         SparkPlan scan = toRows.child();
-        if (!java.util.Arrays.equals(scan.schema().fieldNames(), df.schema().fieldNames())) {
-            return null;
+        List<Attribute> scanned = CollectionConverters.asJava(scan.output());
+        int[] columns = new int[df.schema().size()];
+        for (int c = 0; c < columns.length; c++) {
+            columns[c] = projection == null ? (c < scanned.size() ? c : -1) : scannedIndex(projection.get(c), scanned);
+            if (columns[c] < 0 || projection == null && scanned.size() != columns.length) {
+                return null;
+            }
         }
-        return scan.executeColumnar().toJavaRDD();
+        JavaRDD<ColumnarBatch> batches = scan.executeColumnar().toJavaRDD();
+        boolean inOrder = java.util.stream.IntStream.range(0, columns.length).allMatch(c -> columns[c] == c)
+                && columns.length == scanned.size();
+        return inOrder ? batches : batches.map(b -> {
+            ColumnVector[] picked = new ColumnVector[columns.length];
+            for (int c = 0; c < columns.length; c++) {
+                picked[c] = b.column(columns[c]);
+            }
+            return new ColumnarBatch(picked, b.numRows());
+        });
+    }
+
+    /** The scan column a projected column is (an attribute of the scan, maybe renamed), or -1. */
+    private static int scannedIndex(NamedExpression e, List<Attribute> scanned) {
+        Expression inner = e instanceof Alias alias ? alias.child() : e;
+        if (!(inner instanceof AttributeReference a)) {
+            return -1;
+        }
+        for (int i = 0; i < scanned.size(); i++) {
+            if (scanned.get(i).exprId().equals(a.exprId())) {
+                return i;
+            }
+        }
+        return -1;
     }
 
     /**

@@ -35,6 +35,7 @@ import org.apache.arrow.vector.types.pojo.Schema;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.DataTypes;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -158,6 +159,29 @@ class InputLayoutsScoreJobTest {
         assertEquals(reference, score(plain, "parquet", 0));
         assertEquals(reference, score(wide, "parquet", 0));
         assertEquals(reference, score(plain, "parquet", 2), "rows repartitioned: the row path");
+    }
+
+    /**
+     * Files pyarrow wrote (Polars' schemas, string_view, dictionaries, compression; see manifest.json) score like
+     * ours. They come from src/test/python/make_arrow_fixtures.py, run where pyarrow is installed; until they are
+     * committed the test is skipped.
+     */
+    @Test
+    void filesPyarrowWroteScoreLikePlainInt32Lists() throws IOException {
+        Path fixtures = SparkTests.repoRoot().resolve("spark-job/src/test/resources/pyarrow-layouts");
+        Assumptions.assumeTrue(Files.exists(fixtures.resolve("manifest.json")), "no pyarrow fixtures in " + fixtures
+                + ": run python3 spark-job/src/test/python/make_arrow_fixtures.py " + fixtures + " from the "
+                + "repository root where pyarrow is installed, and commit what it writes");
+        JsonNode manifest = new ObjectMapper().readTree(fixtures.resolve("manifest.json").toFile());
+        List<String> names = new ArrayList<>();
+        manifest.get("files").fieldNames().forEachRemaining(names::add);
+        assertTrue(names.size() >= 7, "manifest lists " + names);
+        for (String name : names) {
+            String format = name.endsWith(".parquet") ? "parquet" : "arrow";
+            assertEquals(reference, score(fixtures.resolve(name).toString(), format, 0),
+                    name + " (" + manifest.get("files").get(name).asText() + ", pyarrow "
+                            + manifest.get("pyarrow").asText() + ")");
+        }
     }
 
     @Test
