@@ -9,7 +9,6 @@ import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.expressions.Alias;
 import org.apache.spark.sql.catalyst.expressions.Attribute;
 import org.apache.spark.sql.catalyst.expressions.AttributeReference;
-import org.apache.spark.sql.catalyst.expressions.Expression;
 import org.apache.spark.sql.catalyst.expressions.NamedExpression;
 import org.apache.spark.sql.execution.ColumnarToRowExec;
 import org.apache.spark.sql.execution.ProjectExec;
@@ -76,7 +75,7 @@ final class SparkInternals {
 
     /** The scan column a projected column is (an attribute of the scan, maybe renamed), or -1. */
     private static int scannedIndex(NamedExpression e, List<Attribute> scanned) {
-        Expression inner = e instanceof Alias alias ? alias.child() : e;
+        Object inner = e instanceof Alias alias ? alias.child() : e;
         if (!(inner instanceof AttributeReference a)) {
             return -1;
         }
