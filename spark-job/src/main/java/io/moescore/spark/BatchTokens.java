@@ -112,8 +112,7 @@ final class BatchTokens {
     /** A row with no tokens value: its text tokenized into {@code into[i]}, or why it has no tokens. */
     private String withoutTokens(int row, int[][] into, int i) {
         if (corrupt != null && !corrupt.isNullAt(row)) {
-            String raw = corrupt.getUTF8String(row).toString();
-            return "malformed input record: " + (raw.length() > 200 ? raw.substring(0, 200) + "..." : raw);
+            return RowTokens.malformed(corrupt.getUTF8String(row).toString());
         }
         if (tokens != null && !tokens.isNull(row)) {
             return null;  // a tokens row of a batch that also holds malformed records: read in packed()
@@ -123,11 +122,10 @@ final class BatchTokens {
                 into[i] = tokenizer.get().encode(text.getUTF8String(row).toString());
                 return null;
             } catch (RuntimeException e) {
-                return "cannot tokenize text: " + e.getMessage();
+                return RowTokens.notTokenized(e);
             }
         }
-        return layout.tokens() < 0 ? "text is null"
-                : layout.text() < 0 ? "tokens is null" : "both tokens and text are null";
+        return RowTokens.missing(layout);
     }
 
     /** The rows' tokens copied end to end into one array (tokenized text as it came), noting errors. */
@@ -147,7 +145,7 @@ final class BatchTokens {
             } else {
                 int nullAt = tokens.firstNullElement(row);
                 if (nullAt >= 0) {
-                    errors[i] = "tokens[" + nullAt + "] is null";
+                    errors[i] = RowTokens.nullId(nullAt);
                 } else {
                     length = tokens.length(row);
                 }
@@ -235,10 +233,6 @@ final class BatchTokens {
         int[] bulk(int from, int to, int[] offsets, String[] errors, int[][] tokenized) {
             return null;
         }
-
-        static String outsideInt(long id, int position) {
-            return "token id " + id + " at position " + position + " is outside the vocabulary";
-        }
     }
 
     /** An Arrow {@code list<int32>} or {@code list<int64>} vector (the arrow data source, converted rows). */
@@ -298,7 +292,7 @@ final class BatchTokens {
             for (int j = 0; j < n; j++) {
                 long id = data.getLong((long) (start + j) * Long.BYTES);
                 if (id != (int) id) {
-                    return outsideInt(id, j);
+                    return RowTokens.outsideInt(id, j);
                 }
                 dest[at + j] = (int) id;
             }
@@ -377,7 +371,7 @@ final class BatchTokens {
                 for (int j = 0; j < array.numElements(); j++) {
                     long id = longs ? array.getLong(j) : array.getInt(j);
                     if (id != (int) id) {
-                        return outsideInt(id, j);
+                        return RowTokens.outsideInt(id, j);
                     }
                     dest[at + j] = (int) id;
                 }
@@ -388,7 +382,7 @@ final class BatchTokens {
             for (int j = 0; j < n; j++) {
                 long id = longs ? elements.getLong(start + j) : elements.getInt(start + j);
                 if (id != (int) id) {
-                    return outsideInt(id, j);
+                    return RowTokens.outsideInt(id, j);
                 }
                 dest[at + j] = (int) id;
             }

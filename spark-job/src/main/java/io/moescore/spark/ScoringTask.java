@@ -10,7 +10,6 @@ import io.moescore.engine.ScoreOptions;
 import java.util.Arrays;
 import java.util.List;
 import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.vector.FieldVector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.complex.StructVector;
 import org.apache.arrow.vector.types.pojo.ArrowType;
@@ -134,10 +133,5 @@ final class ScoringTask implements AutoCloseable {
         } finally {
             allocator.close();
         }
-    }
-
-    /** Every vector of the score root (tests). */
-    List<FieldVector> vectors() {
-        return scoreRoot.getFieldVectors();
     }
 }
