@@ -83,7 +83,7 @@ __device__ __forceinline__ void rmsnorm_row(float* x, const float* __restrict__ 
             float4 y = make_float4(g.x * (v.x * scale), g.y * (v.y * scale), g.z * (v.z * scale), g.w * (v.w * scale));
             if (o) *reinterpret_cast<float4*>(o + i) = y;
             if (hrow) {
-                T q[4] = {to_half<T>(y.x), to_half<T>(y.y), to_half<T>(y.z), to_half<T>(y.w)};
+                __align__(8) T q[4] = {to_half<T>(y.x), to_half<T>(y.y), to_half<T>(y.z), to_half<T>(y.w)};
                 *reinterpret_cast<uint2*>(hrow + i) = *reinterpret_cast<uint2*>(q);
             }
         }

@@ -211,7 +211,7 @@ public final class CudaBackend implements Backend {
         // a normed activation kept in 16 bits only: widened on the device first
         try (CudaTensor wide = (CudaTensor) activation(c.rows, c.cols)) {
             launcher.guarded("toHost", () -> {
-                launcher.launch(type.fromHalfKernel, blocks(c.elements(), 256), 1, 256, 0, c.half, wide.f32,
+                launcher.launch(type.fromHalfKernel, blocks(c.elements(), 256), 1, 256, 0, c.currentCopy(), wide.f32,
                         c.elements());
                 return null;
             });
