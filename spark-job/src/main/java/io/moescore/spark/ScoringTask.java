@@ -7,6 +7,7 @@ import io.moescore.batch.ScoreBatch;
 import io.moescore.batch.SequenceScore;
 import io.moescore.batch.TokenBatch;
 import io.moescore.engine.ScoreOptions;
+import io.moescore.score.BatchPlanner;
 import java.util.Arrays;
 import java.util.List;
 import org.apache.arrow.memory.BufferAllocator;
@@ -23,8 +24,8 @@ import org.apache.spark.sql.vectorized.ColumnVector;
 
 /**
  * One task's scoring, whatever its input's shape: windows of rows ({@link BatchTokens.Window}) are scored in
- * batches of at most {@code batchTokens} tokens, consecutive rows together (a longer row alone), each batch a view
- * of the window's buffers; the scores are written into Arrow vectors ({@link ScoreVectors}), which Spark reads as
+ * batches of at most {@code batchTokens} tokens, consecutive rows together (a longer row alone: {@link
+ * BatchPlanner#plan}, as score-local), each batch a view of the window's buffers; the scores are written into Arrow vectors ({@link ScoreVectors}), which Spark reads as
  * the score columns (or one struct column of them). Counts rows, error rows and tokens for the task's report.
  * Owns its allocator (a child of Spark's Arrow allocator) and vectors; closed when the task completes.
  */
@@ -81,21 +82,17 @@ final class ScoringTask implements AutoCloseable {
     SequenceScore[] score(BatchTokens.Window w) {
         int n = w.rows();
         SequenceScore[] scores = new SequenceScore[n];
-        int from = 0;
-        while (from < n) {
-            int to = from;
-            long tokens = 0;
-            while (to < n && (to == from || tokens + w.length(to) <= batchTokens)) {
-                tokens += w.length(to);
-                to++;
-            }
+        int[] lengths = new int[n];
+        Arrays.setAll(lengths, w::length);
+        for (int[] planned : BatchPlanner.plan(lengths, batchTokens)) {  // runs of consecutive rows
+            int from = planned[0];
+            int to = planned[planned.length - 1] + 1;
             ScoreBatch result = scorer.score(w.batch(from, to), options);
             load.add(result.expertLoad());
             for (int i = from; i < to; i++) {
                 scores[i] = w.errors()[i] != null ? SequenceScore.failed(0, w.errors()[i])
                         : result.scores().get(i - from);
             }
-            from = to;
         }
         long errorRows = Arrays.stream(scores).filter(s -> s.error() != null).count();
         counts[0] += n;
