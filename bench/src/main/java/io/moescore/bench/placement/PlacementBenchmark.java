@@ -27,10 +27,11 @@ import java.util.Locale;
  * planner (re-plan every {@code every} steps from the last {@code window}) against the static plan, per move cost.
  *
  *   java ... io.moescore.bench.placement.PlacementBenchmark TRACE[,TRACE...] OUT.json [devices=4,8,16]
- *       [window=4] [horizon=1] [every=1] [move-costs=0,0.25,1] [budget=200000]
+ *       [window=4] [horizon=1] [every=1] [move-costs=0,0.25,1] [budget=200000] [skip=0]
  * TRACE: anything {@code moescore placement --trace} reads (SmartMoE .log files or folders, their CSV form, our
  * trace folders). EPLB gets one spare slot per device and as many replicas ({@code replicas = devices}). Move
  * costs are in units of the mean device's tokens of one step (1: a move costs as much as a step's mean device work).
+ * {@code skip=N} leaves the trace's first N steps out (early training, before the routing settles).
  */
 public final class PlacementBenchmark {
     private static final double TARGET = 1.05;
@@ -47,6 +48,7 @@ public final class PlacementBenchmark {
         int every = 1;
         double[] moveCosts = {0, 0.25, 1};
         long budget = 200_000;
+        int skip = 0;
         for (int i = 2; i < args.length; i++) {
             String[] kv = args[i].split("=", 2);
             switch (kv[0]) {
@@ -57,17 +59,23 @@ public final class PlacementBenchmark {
                 case "move-costs" -> moveCosts = Arrays.stream(kv[1].split(",")).mapToDouble(Double::parseDouble)
                         .toArray();
                 case "budget" -> budget = Long.parseLong(kv[1]);
+                case "skip" -> skip = Integer.parseInt(kv[1]);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
         long start = System.nanoTime();
         RoutingTrace trace = TraceInputs.read(traces);
-        List<LoadSeries> layers = trace.series();
+        int from = skip;
+        List<LoadSeries> layers = trace.series().stream().map(s -> new LoadSeries(s.layer(),
+                Arrays.copyOfRange(s.steps(), from, s.numSteps()), Arrays.copyOfRange(s.counts(), from, s.numSteps())))
+                .toList();
         ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         ObjectNode root = json.createObjectNode();
         root.put("trace", trace.source());
         root.put("experts", trace.numExperts());
         root.put("layers", layers.size());
+        root.put("skipped_steps", skip);
+        root.put("first_step", layers.get(0).steps()[0]);
         root.put("steps", layers.get(0).numSteps());
         root.put("window", window);
         root.put("horizon", horizon);
