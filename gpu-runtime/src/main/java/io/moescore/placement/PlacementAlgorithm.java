@@ -13,7 +13,7 @@ public enum PlacementAlgorithm {
             return GreedyPlacement.place(loads, limits, current);
         }
     },
-    /** EPLB-style: the limits' replicas go to the hottest experts, then copies are packed ({@link ReplicatedPlacement}). */
+    /** EPLB-style: the replicas go to the hottest experts, then copies are packed ({@link ReplicatedPlacement}). */
     EPLB("eplb") {
         @Override
         public Placement place(double[] loads, PlacementLimits limits, Placement current) {

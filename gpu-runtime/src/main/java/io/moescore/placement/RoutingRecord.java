@@ -11,7 +11,8 @@ import java.util.Arrays;
  *   <tr><td>executor</td><td>the Spark executor id</td><td>{@code rank R}</td></tr>
  *   <tr><td>device</td><td>the GPU ordinal the task scored on</td><td>R</td></tr>
  *   <tr><td>partition</td><td>the Spark partition</td><td>the micro-batch (0-3)</td></tr>
- *   <tr><td>batch</td><td>the batch's index in its task (the time axis)</td><td>the iteration I (the time axis)</td></tr>
+ *   <tr><td>batch</td><td>the batch's index in its task (the time axis)</td>
+ *       <td>the iteration I (the time axis)</td></tr>
  * </table>
  *
  * @param layer  the model's layer index of the MoE layer

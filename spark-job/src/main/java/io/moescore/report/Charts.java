@@ -18,7 +18,7 @@ public final class Charts {
         return PALETTE[i % PALETTE.length];
     }
 
-    /** A round axis top at least 5% above {@code v}: 1, 2, 2.5 or 5 times a power of ten (1 where v is not positive). */
+    /** A round axis top at least 5% above {@code v}: 1, 2, 2.5 or 5 times a power of ten (1 where v is not above 0). */
     public static double niceCeiling(double v) {
         if (!(v > 0)) {
             return 1;

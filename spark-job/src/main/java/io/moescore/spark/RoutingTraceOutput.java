@@ -99,12 +99,16 @@ record RoutingTraceOutput(String dir, TraceFormat format, Map<String, String> ha
             }
         }
         fs.delete(attempts, true);
-        String manifest = String.format(Locale.ROOT, "{\"format\": \"%s\", \"files\": %d, \"model\": \"%s\", "
-                + "\"columns\": [\"%s\", \"%s\", \"%s\", \"%s\", \"%s\", \"%s\"]}%n", format.name().toLowerCase(Locale.ROOT),
-                files, model.replace("\\", "\\\\").replace("\"", "\\\""), TraceFormat.EXECUTOR, TraceFormat.DEVICE,
-                TraceFormat.PARTITION, TraceFormat.BATCH, TraceFormat.LAYER, TraceFormat.TOKENS);
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        com.fasterxml.jackson.databind.node.ObjectNode manifest = json.createObjectNode();
+        manifest.put("format", format.name().toLowerCase(Locale.ROOT));
+        manifest.put("files", files);
+        manifest.put("model", model);
+        com.fasterxml.jackson.databind.node.ArrayNode columns = manifest.putArray("columns");
+        List.of(TraceFormat.EXECUTOR, TraceFormat.DEVICE, TraceFormat.PARTITION, TraceFormat.BATCH, TraceFormat.LAYER,
+                TraceFormat.TOKENS).forEach(columns::add);
         try (OutputStream out = fs.create(new Path(root, MANIFEST), true)) {
-            out.write(manifest.getBytes(StandardCharsets.UTF_8));
+            out.write((json.writeValueAsString(manifest) + "\n").getBytes(StandardCharsets.UTF_8));
         }
         return files;
     }

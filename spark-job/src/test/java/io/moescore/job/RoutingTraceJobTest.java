@@ -58,7 +58,11 @@ class RoutingTraceJobTest {
     void everyBatchAndLayerAddingUpToTheSummary() throws IOException {
         Path trace = dir.resolve("trace");
         JobSummary summary = MoeScoreJob.score(spark, options("parquet", trace.toString()));
-        assertTrue(Files.exists(trace.resolve("_routing_trace.json")));
+        com.fasterxml.jackson.databind.JsonNode manifest = new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(trace.resolve("_routing_trace.json").toFile());
+        assertEquals("parquet", manifest.get("format").asText());
+        assertEquals(3, manifest.get("files").asInt());
+        assertEquals(SparkTests.demoModel().toString(), manifest.get("model").asText());
         assertFalse(Files.exists(trace.resolve("_attempts")), "failed or pending attempts' files are gone");
         List<String> files;
         try (Stream<Path> list = Files.list(trace.resolve("loads"))) {

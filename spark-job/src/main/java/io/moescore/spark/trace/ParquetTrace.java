@@ -71,10 +71,9 @@ final class ParquetTrace {
         }
         checkSchema(fileSchema, file);
         List<RoutingRecord> out = new ArrayList<>();
-        long row = 0;
         try (ParquetReader<Group> reader = ParquetReader.builder(new GroupReadSupport(), path).withConf(conf)
                 .build()) {
-            for (Group g = reader.read(); g != null; g = reader.read()) {
+            for (Group g = next(reader, file, out.size()); g != null; g = next(reader, file, out.size())) {
                 Group list = g.getGroup(TraceFormat.TOKENS, 0);
                 long[] tokens = new long[list.getFieldRepetitionCount("list")];
                 for (int e = 0; e < tokens.length; e++) {
@@ -85,18 +84,22 @@ final class ParquetTrace {
                             g.getInteger(TraceFormat.DEVICE, 0), g.getInteger(TraceFormat.PARTITION, 0),
                             g.getLong(TraceFormat.BATCH, 0), g.getInteger(TraceFormat.LAYER, 0), tokens));
                 } catch (IllegalArgumentException e) {
-                    throw new IllegalArgumentException(file + ", row " + row + ": " + e.getMessage(), e);
+                    throw new IllegalArgumentException(file + ", row " + out.size() + ": " + e.getMessage(), e);
                 }
-                row++;
             }
-        } catch (IOException | RuntimeException e) {
-            if (e instanceof IllegalArgumentException && e.getMessage() != null
-                    && e.getMessage().startsWith(file.toString())) {
-                throw (IllegalArgumentException) e;
-            }
-            throw new IllegalArgumentException(file + ", row " + row + ": cannot read: " + e, e);
+        } catch (IOException e) {
+            throw new IllegalArgumentException(file + ": cannot read: " + e, e);
         }
         return out;
+    }
+
+    /** The next row, or null at the end; a row that cannot be decoded is refused naming the file and row. */
+    private static Group next(ParquetReader<Group> reader, java.nio.file.Path file, long row) {
+        try {
+            return reader.read();
+        } catch (IOException | RuntimeException e) {
+            throw new IllegalArgumentException(file + ", row " + row + ": cannot read: " + e, e);
+        }
     }
 
     /** Throws naming the file and the first column that is missing or of another type than {@link #SCHEMA}'s. */
