@@ -49,6 +49,18 @@ final class ConfigParser {
     }
 
     ModelConfig parse() {
+        try {
+            return parseFields();
+        } catch (ModelFormatException e) {
+            // the records' own checks (ModelConfig, Rope, LatentAttention, ...) say "config: ..."; name the source
+            if (e.getMessage().startsWith("config: ")) {
+                throw error(e.getMessage().substring("config: ".length()));
+            }
+            throw e;
+        }
+    }
+
+    private ModelConfig parseFields() {
         String modelType = text("model_type", null);
         family = Arrays.stream(Family.values()).filter(f -> f.modelType.equals(modelType)).findFirst().orElse(null);
         if (family == null) {
@@ -86,16 +98,12 @@ final class ConfigParser {
             attentionScale = deepseekAttentionScale(rope);
         }
         int[] window = slidingWindows();
-        try {
-            return new ModelConfig(family, positive("vocab_size"), hidden, layers, heads, kvHeads, headDim, vHeadDim,
-                    denseFfn, expertFfn, experts, topK, normTopK, shared, sharedGated, groupRouting,
-                    root.hasNonNull("rms_norm_eps") ? positiveFloat("rms_norm_eps") : 1e-6f, rope,
-                    attentionScale != null ? attentionScale : 1.0 / Math.sqrt(headDim), multipliers,
-                    optionalInt("max_position_embeddings", 4096), bool("tie_word_embeddings", false),
-                    qkvBias, outBias, qkNorm, clip, latent, window, moe);
-        } catch (ModelFormatException e) {
-            throw error(e.getMessage().replaceFirst("^config: ", ""));
-        }
+        return new ModelConfig(family, positive("vocab_size"), hidden, layers, heads, kvHeads, headDim, vHeadDim,
+                denseFfn, expertFfn, experts, topK, normTopK, shared, sharedGated, groupRouting,
+                root.hasNonNull("rms_norm_eps") ? positiveFloat("rms_norm_eps") : 1e-6f, rope,
+                attentionScale != null ? attentionScale : 1.0 / Math.sqrt(headDim), multipliers,
+                optionalInt("max_position_embeddings", 4096), bool("tie_word_embeddings", false),
+                qkvBias, outBias, qkNorm, clip, latent, window, moe);
     }
 
     // ---- families ------------------------------------------------------------------------------------------
@@ -237,12 +245,8 @@ final class ConfigParser {
         int sharedExperts = nonNegative("n_shared_experts");
         shared = Math.multiplyExact(sharedExperts, expertFfn);
         normTopK = bool("norm_topk_prob", true);
-        try {
-            groupRouting = new GroupRouting(positive("n_group"), positive("topk_group"),
-                    positiveFloat("routed_scaling_factor"));
-        } catch (ModelFormatException e) {
-            throw error(e.getMessage().replaceFirst("^config: ", ""));
-        }
+        groupRouting = new GroupRouting(positive("n_group"), positive("topk_group"),
+                positiveFloat("routed_scaling_factor"));
     }
 
     // ---- shared parts --------------------------------------------------------------------------------------
@@ -278,7 +282,7 @@ final class ConfigParser {
         }
         // transformers: int(head_dim * partial_rotary_factor); MLA rotates its qk_rope_head_dim columns
         int rotaryDim = latent != null ? latent.qkRopeHeadDim() : (int) (headDim * partialRotary);
-        return new Rope(ropeTheta(), rotaryDim, interleavedRope, yarn(rotaryDim));
+        return new Rope(ropeTheta(), rotaryDim, interleavedRope, yarn());
     }
 
     /** The rope_scaling or rope_parameters object that asks for a scaling, or null for plain rotary embeddings. */
@@ -308,8 +312,8 @@ final class ConfigParser {
         return type == null || type.isNull() ? null : type.asText();
     }
 
-    /** YaRN as transformers' _compute_yarn_parameters reads its fields over {@code dim} rotary columns; or null. */
-    private Rope.Yarn yarn(int dim) {
+    /** YaRN as transformers' _compute_yarn_parameters reads its fields; or null. */
+    private Rope.Yarn yarn() {
         JsonNode node = yarnNode();
         if (node == null) {
             return null;
@@ -335,12 +339,8 @@ final class ConfigParser {
         if (truncate != null && !truncate.isNull() && !truncate.isBoolean()) {
             throw error("rope_scaling.truncate must be true or false, found " + truncate);
         }
-        try {
-            return new Rope.Yarn(factor, original, betaFast == 0 ? 32 : betaFast, betaSlow == 0 ? 1 : betaSlow,
-                    attentionFactor, truncate == null || truncate.isNull() || truncate.asBoolean());
-        } catch (ModelFormatException e) {
-            throw error(e.getMessage().replaceFirst("^config: ", "") + " (rotary dimension " + dim + ")");
-        }
+        return new Rope.Yarn(factor, original, betaFast == 0 ? 32 : betaFast, betaSlow == 0 ? 1 : betaSlow,
+                attentionFactor, truncate == null || truncate.isNull() || truncate.asBoolean());
     }
 
     /** partial_rotary_factor at the top level or in rope_scaling / rope_parameters; they must agree. */

@@ -68,7 +68,8 @@ public final class LocalScorer {
              AtomicOutput output = openOutput(options)) {
             log.println("moescore: " + engine.config() + " on " + backend.deviceName());
             summary = score(engine, options, output);
-        } catch (IllegalArgumentException | io.moescore.model.ModelFormatException e) {
+        } catch (IllegalArgumentException | io.moescore.model.ModelFormatException
+                 | io.moescore.engine.UnsupportedModelException e) {
             log.println("moescore: " + e.getMessage());
             return EXIT_BAD_INVOCATION;
         } catch (IOException e) {

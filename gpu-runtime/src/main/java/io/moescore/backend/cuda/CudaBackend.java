@@ -151,6 +151,11 @@ public final class CudaBackend implements Backend {
      */
     @Override
     public List<String> unsupported(ModelConfig c) {
+        return missingKernels(c);
+    }
+
+    /** {@link #unsupported}, which needs no device. */
+    public static List<String> missingKernels(ModelConfig c) {
         List<String> missing = new ArrayList<>();
         if (!c.multipliers().equals(Multipliers.NONE)) {
             missing.add("a kernel for the embedding, residual and logits multipliers (" + c.multipliers() + ")");
