@@ -22,10 +22,12 @@ import java.util.stream.IntStream;
 
 /**
  * A model's weights placed on a backend, with every tensor's shape checked against the config.
- * Tensor names follow Hugging Face: {@code model.layers.L.self_attn.q_proj.weight} and so on. Experts are read
- * per expert ({@code experts.E.w1/w3/w2} for Mixtral, {@code experts.E.gate_proj/up_proj/down_proj} elsewhere)
+ * Tensor names follow Hugging Face: {@code model.layers.L.self_attn.q_proj.weight} and so on (DeepSeek's latent
+ * attention: {@code q_a_proj, q_a_layernorm, q_b_proj, kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj}). Experts are
+ * read per expert ({@code experts.E.w1/w3/w2} for Mixtral, {@code experts.E.gate_proj/up_proj/down_proj} elsewhere)
  * or from fused 3-D tensors ({@code experts.gate_up_proj} [E, 2I, H], gate rows first, and {@code experts.down_proj}
- * [E, H, I]), whichever the checkpoint has. Per-expert weights of a compressed checkpoint (the sparsify tool's)
+ * [E, H, I]; Granite's {@code block_sparse_moe.input_linear} and {@code output_linear}), whichever the checkpoint
+ * has; DeepSeek-V3 and GLM-4.5 add {@code mlp.gate.e_score_correction_bias} and {@code mlp.shared_experts.*}. Per-expert weights of a compressed checkpoint (the sparsify tool's)
  * are read in the pattern its sparsity.json names ({@link SparsityPattern}; without one, the tensors present tell).
  */
 public final class ModelWeights implements AutoCloseable {
@@ -324,7 +326,7 @@ public final class ModelWeights implements AutoCloseable {
                 up[e] = new WeightSlice(gateUp, e * gateUpStride + (long) ffn * h, ffn, h);
                 down[e] = new WeightSlice(downAll, e * downStride, h, ffn);
             }
-            return placeExperts(gate, up, down);
+            return placeDense(gate, up, down);
         }
 
         /** The latent attention projections of one layer ({@code a}: its self_attn. prefix). */
@@ -386,6 +388,13 @@ public final class ModelWeights implements AutoCloseable {
                     all[w][e] = slice(prefix + e + "." + names[w], dims[w][0], dims[w][1]);
                 }
             }
+            return placeDense(gate, up, down);
+        }
+
+        /** Dense experts, pruned to {@link #pruneExperts} by magnitude on the way where one is asked for. */
+        private ExpertWeights placeDense(WeightSlice[] gate, WeightSlice[] up, WeightSlice[] down) {
+            int n = gate.length;
+            WeightSlice[][] all = {gate, up, down};
             if (pruneExperts == SparsityPattern.VECTOR_128_2_8) {
                 VectorSparse.Packed[][] packed = new VectorSparse.Packed[3][n];
                 IntStream.range(0, 3 * n).parallel().forEach(i -> {

@@ -311,4 +311,51 @@ class FamilyEngineTest {
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> Engine.load(model, cpu));
         assertTrue(e.getMessage().contains("q_a_proj"), e.getMessage());
     }
+
+    /**
+     * Granite's fused experts pruned 2:4 by magnitude while loading (--prune-experts): the engine equals the naive
+     * forward over the same weights pruned here, slice by slice (gate, up, down of each expert).
+     */
+    @Test
+    void graniteFusedExpertsArePrunedOnLoad() throws IOException {
+        Path model = dir.resolve("granite-pruned");
+        // 2:4 packing takes multiples of 32 columns: experts of 32
+        Map<String, float[]> w = write(GRANITE.replace("\"intermediate_size\": 16", "\"intermediate_size\": 32"),
+                model, SEED + 4);
+        ModelConfig c = ModelConfig.load(model);
+        int e = c.numExperts();
+        int ffn = c.expertFfnSize();
+        int h = c.hiddenSize();
+        for (int l = 0; l < c.numLayers(); l++) {
+            String moe = "model.layers." + l + ".block_sparse_moe.";
+            float[] in = w.get(moe + "input_linear.weight").clone();
+            float[] out = w.get(moe + "output_linear.weight").clone();
+            for (int x = 0; x < e; x++) {
+                for (int half = 0; half < 2; half++) {  // gate rows, then up rows
+                    int from = (x * 2 + half) * ffn * h;
+                    float[] slice = java.util.Arrays.copyOfRange(in, from, from + ffn * h);
+                    System.arraycopy(io.moescore.sparse.Sparse24.pruneMagnitude(slice, ffn, h), 0, in, from, ffn * h);
+                }
+                int from = x * h * ffn;
+                float[] down = java.util.Arrays.copyOfRange(out, from, from + h * ffn);
+                System.arraycopy(io.moescore.sparse.Sparse24.pruneMagnitude(down, h, ffn), 0, out, from, h * ffn);
+            }
+            w.put(moe + "input_linear.weight", in);
+            w.put(moe + "output_linear.weight", out);
+        }
+        LoadOptions prune = LoadOptions.DEFAULT.withPruneExperts(io.moescore.sparse.SparsityPattern.TWO_FOUR);
+        try (Engine engine = Engine.load(model, cpu, prune)) {
+            ScoreBatch b = engine.score(TokenBatch.of(SEQUENCES), new ScoreOptions(true, 0));
+            double[][] got = new double[SEQUENCES.length][];
+            for (int s = 0; s < got.length; s++) {
+                float[] lp = b.scores().get(s).tokenLogProbs();
+                got[s] = new double[lp.length];
+                for (int i = 0; i < lp.length; i++) {
+                    got[s][i] = lp[i];
+                }
+            }
+            double worst = worst(got, c, w);
+            assertTrue(worst <= TOLERANCE, "pruned granite: worst " + worst);
+        }
+    }
 }
