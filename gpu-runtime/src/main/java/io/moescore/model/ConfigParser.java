@@ -108,21 +108,24 @@ final class ConfigParser {
 
     // ---- families ------------------------------------------------------------------------------------------
 
-    private void mixtral() {
+    /** Heads, experts and top-k as most families name them; with {@code everyLayerFfn}, every layer MoE of it. */
+    private void headsAndExperts(String everyLayerFfn) {
         headDim = headDim();
         experts = expertCount();
         topK = positive("num_experts_per_tok");
-        expertFfn = integer("intermediate_size");
-        Arrays.fill(moe, true);
+        if (everyLayerFfn != null) {
+            expertFfn = integer(everyLayerFfn);
+            Arrays.fill(moe, true);
+        }
+    }
+
+    private void mixtral() {
+        headsAndExperts("intermediate_size");
         normTopK = true;
     }
 
     private void olmoe() {
-        headDim = headDim();
-        experts = expertCount();
-        topK = positive("num_experts_per_tok");
-        expertFfn = integer("intermediate_size");
-        Arrays.fill(moe, true);
+        headsAndExperts("intermediate_size");
         normTopK = bool("norm_topk_prob", false);
         qkvBias = outBias = bool("attention_bias", false);
         qkNorm = QkNorm.WHOLE_PROJECTION;
@@ -132,9 +135,7 @@ final class ConfigParser {
     }
 
     private void qwen() {
-        headDim = headDim();
-        experts = expertCount();
-        topK = positive("num_experts_per_tok");
+        headsAndExperts(null);
         expertFfn = integer("moe_intermediate_size");
         denseFfn = optionalNonNegative("intermediate_size", 0);
         int step = optionalInt("decoder_sparse_step", 1);
@@ -163,11 +164,7 @@ final class ConfigParser {
      * embedding, residual and logits multipliers.
      */
     private void granite() {
-        headDim = headDim();
-        experts = expertCount();
-        topK = positive("num_experts_per_tok");
-        expertFfn = integer("intermediate_size");
-        Arrays.fill(moe, true);
+        headsAndExperts("intermediate_size");
         normTopK = true;
         qkvBias = outBias = bool("attention_bias", false);
         attentionScale = (double) finiteFloat("attention_multiplier", 1f);

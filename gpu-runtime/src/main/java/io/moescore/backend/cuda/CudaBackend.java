@@ -21,14 +21,12 @@ import io.moescore.backend.Tensor;
 import io.moescore.backend.TopK;
 import io.moescore.backend.WeightSlice;
 import io.moescore.model.ModelConfig;
-import io.moescore.model.Multipliers;
 import io.moescore.model.Rope;
 import io.moescore.routing.ExpertRouting;
 import io.moescore.routing.Router;
 import io.moescore.routing.TopKSoftmaxRouter;
 import io.moescore.sparse.Sparse24;
 import io.moescore.sparse.VectorSparse;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -144,34 +142,10 @@ public final class CudaBackend implements Backend {
         return gpu.name() + " (cuda:" + gpu.ordinal() + ", sm_" + gpu.computeCapability().replace(".", "") + ")";
     }
 
-    /**
-     * The model features of issue 24 that have no kernels here yet: Granite's multipliers, latent attention,
-     * YaRN, partial or interleaved rotary embeddings and the group-limited sigmoid router. The CPU backend runs
-     * them all.
-     */
+    /** The model features that have no kernels here yet ({@link CudaModelSupport}). */
     @Override
     public List<String> unsupported(ModelConfig c) {
-        return missingKernels(c);
-    }
-
-    /** {@link #unsupported}, which needs no device. */
-    public static List<String> missingKernels(ModelConfig c) {
-        List<String> missing = new ArrayList<>();
-        if (!c.multipliers().equals(Multipliers.NONE)) {
-            missing.add("a kernel for the embedding, residual and logits multipliers (" + c.multipliers() + ")");
-        }
-        if (c.latentAttention() != null) {
-            missing.add("latent attention (q/k heads of " + c.headDim() + " columns, v heads of " + c.vHeadDim()
-                    + ", a rotary key shared by every head)");
-        }
-        if (!c.rope().isPlain(c.headDim())) {
-            missing.add("a rope kernel for " + c.rope().describe() + " of heads of " + c.headDim());
-        }
-        if (c.groupRouting() != null) {
-            missing.add("a router kernel for group-limited sigmoid routing (n_group " + c.groupRouting().groups()
-                    + ", topk_group " + c.groupRouting().topkGroups() + ")");
-        }
-        return missing;
+        return CudaModelSupport.missingKernels(c);
     }
 
     // ---- weights (CudaWeights) and activations --------------------------------------------------------------

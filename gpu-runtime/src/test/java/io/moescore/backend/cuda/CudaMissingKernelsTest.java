@@ -18,23 +18,23 @@ class CudaMissingKernelsTest {
     @Test
     void theFamiliesWithKernelsLackNothing() {
         for (Path model : TestModels.hfFixtures()) {
-            assertEquals(List.of(), CudaBackend.missingKernels(ModelConfig.load(model)), model.toString());
+            assertEquals(List.of(), CudaModelSupport.missingKernels(ModelConfig.load(model)), model.toString());
         }
-        assertEquals(List.of(), CudaBackend.missingKernels(ModelConfig.load(TestModels.demoModel())));
+        assertEquals(List.of(), CudaModelSupport.missingKernels(ModelConfig.load(TestModels.demoModel())));
     }
 
     @Test
     void deepseekLacksLatentAttentionRopeAndRouter() throws Exception {
-        String missing = String.join("; ", CudaBackend.missingKernels(ModelConfigFamiliesFixtures.deepseek()));
+        String missing = String.join("; ", CudaModelSupport.missingKernels(ModelConfigFamiliesFixtures.deepseek()));
         assertTrue(missing.contains("latent attention") && missing.contains("yarn") && missing.contains("interleaved")
                 && missing.contains("group-limited"), missing);
     }
 
     @Test
     void graniteLacksTheMultipliersAndGlmThePartialRope() throws Exception {
-        String granite = String.join("; ", CudaBackend.missingKernels(ModelConfigFamiliesFixtures.granite()));
+        String granite = String.join("; ", CudaModelSupport.missingKernels(ModelConfigFamiliesFixtures.granite()));
         assertTrue(granite.contains("multipliers") && !granite.contains("rope"), granite);
-        String glm = String.join("; ", CudaBackend.missingKernels(ModelConfigFamiliesFixtures.glm()));
+        String glm = String.join("; ", CudaModelSupport.missingKernels(ModelConfigFamiliesFixtures.glm()));
         assertTrue(glm.contains("rotary over 8 columns") && glm.contains("group-limited"), glm);
     }
 }
