@@ -28,6 +28,11 @@ public interface Backend extends AutoCloseable {
         return List.of();
     }
 
+    /** What this backend can hold (the engine's check before loading), or null where it cannot tell. */
+    default MemoryBudget memoryBudget() {
+        return null;
+    }
+
     /** Places a checkpoint weight on the backend, converted from its stored dtype. */
     Tensor weight(WeightSlice slice);
 

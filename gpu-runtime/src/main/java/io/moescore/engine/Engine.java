@@ -15,6 +15,7 @@ import io.moescore.backend.ColumnBlocks;
 import io.moescore.backend.DeviceOutOfMemoryException;
 import io.moescore.backend.IntTensor;
 import io.moescore.backend.LogProbs;
+import io.moescore.backend.MemoryBudget;
 import io.moescore.backend.Tensor;
 import io.moescore.model.Checkpoint;
 import io.moescore.model.GroupRouting;
@@ -85,9 +86,20 @@ public final class Engine implements AutoCloseable {
     public static Engine load(Path modelDirectory, Backend backend, LoadOptions options) {
         ModelConfig config = ModelConfig.load(modelDirectory);
         requireSupported(config, backend, modelDirectory.toString());
+        MemoryPlan plan = memoryPlan(config, modelDirectory, backend);
+        if (plan != null && !plan.fits()) {
+            throw new UnsupportedModelException("the " + config.family().modelType + " model " + modelDirectory
+                    + " does not fit on " + backend.deviceName() + ": " + plan.describe());
+        }
         try (Checkpoint checkpoint = Checkpoint.open(modelDirectory)) {
             return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, options));
         }
+    }
+
+    /** The model's memory on the backend, or null where the backend cannot tell; known before loading. */
+    public static MemoryPlan memoryPlan(ModelConfig config, Path modelDirectory, Backend backend) {
+        MemoryBudget budget = backend.memoryBudget();
+        return budget == null ? null : MemoryPlan.of(config, SparsityPattern.ofCheckpoint(modelDirectory), budget);
     }
 
     public ModelConfig config() {

@@ -213,6 +213,56 @@ public record ModelConfig(
         return rope.theta();
     }
 
+    /**
+     * The weights the engine places, counted from the config: embedding, lm_head unless tied, norms, attention
+     * (or latent attention), routers and their correction biases, routed, shared and dense feed-forward weights.
+     * Layers beyond num_hidden_layers (DeepSeek's multi-token prediction) are not counted, as they are not loaded.
+     */
+    public long parameterCount() {
+        long h = hiddenSize;
+        long n = (long) vocabSize * h * (tieWordEmbeddings ? 1 : 2) + h;
+        for (int l = 0; l < numLayers; l++) {
+            n += 2 * h + attentionParameters();
+            if (moeLayers[l]) {
+                n += numExperts * h + (groupRouting != null ? numExperts : 0) + 3 * h * sharedExpertSize
+                        + (sharedExpertGated ? h : 0);
+            } else {
+                n += 3 * h * denseFfnSize;
+            }
+        }
+        return n + routedExpertParameterCount();
+    }
+
+    /** The routed experts' weights alone (gate, up and down of every expert of every MoE layer). */
+    public long routedExpertParameterCount() {
+        long perLayer = 3L * numExperts * hiddenSize * expertFfnSize;
+        long layers = 0;
+        for (boolean m : moeLayers) {
+            layers += m ? 1 : 0;
+        }
+        return layers * perLayer;
+    }
+
+    /** One layer's attention weights, biases and q/k norms included. */
+    private long attentionParameters() {
+        long h = hiddenSize;
+        long out = (long) attentionOutDim() * h + (outputBias ? h : 0);
+        LatentAttention m = latentAttention;
+        if (m != null) {
+            long q = m.qLoraRank() == 0 ? h * qDim()
+                    : h * m.qLoraRank() + m.qLoraRank() + (long) m.qLoraRank() * qDim() + (qkvBias ? m.qLoraRank() : 0);
+            long kvA = (long) m.kvLoraRank() + m.qkRopeHeadDim();
+            return q + h * kvA + (qkvBias ? kvA : 0) + m.kvLoraRank()
+                    + (long) m.kvLoraRank() * numHeads * (m.qkNopeHeadDim() + m.vHeadDim()) + out;
+        }
+        long norms = switch (qkNorm) {
+            case NONE -> 0;
+            case PER_HEAD -> 2L * headDim;
+            case WHOLE_PROJECTION -> (long) qDim() + kvDim();
+        };
+        return h * (qDim() + 2L * kvDim()) + (qkvBias ? qDim() + 2L * kvDim() : 0) + norms + out;
+    }
+
     /** The config of a model directory: {@value #FILE}. */
     public static ModelConfig load(Path modelDirectory) {
         Path file = ModelDirectory.require(modelDirectory, FILE);

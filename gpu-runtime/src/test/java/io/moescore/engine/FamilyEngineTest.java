@@ -207,6 +207,8 @@ class FamilyEngineTest {
         ModelConfig c = ModelConfig.load(model);
         Map<String, long[]> shapes = new LinkedHashMap<>();
         Map<String, float[]> w = weights(c, new Random(seed), shapes);
+        assertEquals(c.parameterCount(), w.values().stream().mapToLong(v -> v.length).sum(),
+                "ModelConfig.parameterCount() counts every tensor written");
         SafeTensorsWriter writer = new SafeTensorsWriter(Map.of("format", "pt"));
         w.forEach((name, values) -> writer.add(name, DType.F32, values, shapes.get(name)));
         writer.write(model.resolve("model.safetensors"));

@@ -8,6 +8,7 @@ import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.TopK;
 import io.moescore.backend.IntTensor;
 import io.moescore.backend.LogProbs;
+import io.moescore.backend.MemoryBudget;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.WeightSlice;
 import io.moescore.model.Rope;
@@ -53,6 +54,12 @@ public final class CpuBackend implements Backend {
     @Override
     public String deviceName() {
         return "CPU (" + pool.getParallelism() + " threads)";
+    }
+
+    /** Every weight as fp32 on the heap, sparse experts decompressed: the JVM's maximum heap bounds the model. */
+    @Override
+    public MemoryBudget memoryBudget() {
+        return new MemoryBudget(Runtime.getRuntime().maxMemory(), Float.BYTES, false, "the JVM heap (-Xmx)");
     }
 
     @Override

@@ -16,6 +16,7 @@ import io.moescore.backend.ExpertInputObserver;
 import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.IntTensor;
 import io.moescore.backend.LogProbs;
+import io.moescore.backend.MemoryBudget;
 import io.moescore.backend.Precision;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.TopK;
@@ -146,6 +147,15 @@ public final class CudaBackend implements Backend {
     @Override
     public List<String> unsupported(ModelConfig c) {
         return CudaModelSupport.missingKernels(c);
+    }
+
+    /**
+     * The device's memory, and 16-bit weights at least (split-bf16 adds a lo part to fp32 checkpoints; the sm_90a
+     * kernels a pre-tiled copy): a lower bound, so only a model that cannot fit is refused.
+     */
+    @Override
+    public MemoryBudget memoryBudget() {
+        return new MemoryBudget(gpu.totalMemory(), 2, true, gpu.name() + "'s memory");
     }
 
     // ---- weights (CudaWeights) and activations --------------------------------------------------------------
