@@ -68,7 +68,7 @@ public final class Engine implements AutoCloseable {
         List<String> missing = backend.unsupported(config);
         if (!missing.isEmpty()) {
             throw new UnsupportedModelException(backend.deviceName() + " cannot run the " + config.family().modelType
-                    + " model " + model + ": it lacks " + String.join("; ", missing));
+                    + " model " + model + ": it lacks " + String.join("; ", missing) + " (the CPU backend runs it)");
         }
     }
 

@@ -146,6 +146,11 @@ public final class CudaBackend implements Backend {
     /** The model features that have no kernels here yet ({@link CudaModelSupport}). */
     @Override
     public List<String> unsupported(ModelConfig c) {
+        return missingKernels(c);
+    }
+
+    /** {@link #unsupported}, asked without a device (the Spark driver's check before any task). */
+    public static List<String> missingKernels(ModelConfig c) {
         return CudaModelSupport.missingKernels(c);
     }
 
