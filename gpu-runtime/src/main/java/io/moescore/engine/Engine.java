@@ -366,7 +366,8 @@ public final class Engine implements AutoCloseable {
             backend.rope(q, new ColumnBlocks(nope, c.headDim(), n, rope), r, positions);
             backend.rope(kRot, ColumnBlocks.span(0, rope), r, positions);
             if (nope > 0) {
-                backend.copyColumns(kv, new ColumnBlocks(0, kvb, n, nope), k, new ColumnBlocks(0, c.headDim(), n, nope));
+                backend.copyColumns(kv, new ColumnBlocks(0, kvb, n, nope), k,
+                        new ColumnBlocks(0, c.headDim(), n, nope));
             }
             backend.copyColumns(kRot, new ColumnBlocks(0, 0, n, rope), k, new ColumnBlocks(nope, c.headDim(), n, rope));
             backend.copyColumns(kv, new ColumnBlocks(nope, kvb, n, mla.vHeadDim()), v,

@@ -27,8 +27,9 @@ import java.util.stream.IntStream;
  * read per expert ({@code experts.E.w1/w3/w2} for Mixtral, {@code experts.E.gate_proj/up_proj/down_proj} elsewhere)
  * or from fused 3-D tensors ({@code experts.gate_up_proj} [E, 2I, H], gate rows first, and {@code experts.down_proj}
  * [E, H, I]; Granite's {@code block_sparse_moe.input_linear} and {@code output_linear}), whichever the checkpoint
- * has; DeepSeek-V3 and GLM-4.5 add {@code mlp.gate.e_score_correction_bias} and {@code mlp.shared_experts.*}. Per-expert weights of a compressed checkpoint (the sparsify tool's)
- * are read in the pattern its sparsity.json names ({@link SparsityPattern}; without one, the tensors present tell).
+ * has; DeepSeek-V3 and GLM-4.5 add {@code mlp.gate.e_score_correction_bias} and {@code mlp.shared_experts.*}.
+ * Per-expert weights of a compressed checkpoint (the sparsify tool's) are read in the pattern its sparsity.json
+ * names ({@link SparsityPattern}; without one, the tensors present tell).
  */
 public final class ModelWeights implements AutoCloseable {
     /**

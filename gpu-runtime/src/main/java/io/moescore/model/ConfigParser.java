@@ -318,7 +318,8 @@ final class ConfigParser {
         int maxPositions = optionalInt("max_position_embeddings", 4096);
         int original = node.hasNonNull("original_max_position_embeddings")
                 ? fieldInt(node, "original_max_position_embeddings") : maxPositions;
-        double factor = node.hasNonNull("factor") ? optionalNumber(node, "factor", 0) : (double) maxPositions / original;
+        double factor = node.hasNonNull("factor") ? optionalNumber(node, "factor", 0)
+                : (double) maxPositions / original;
         double mscale = optionalNumber(node, "mscale", 0);
         double mscaleAllDim = optionalNumber(node, "mscale_all_dim", 0);
         double attentionFactor;

@@ -78,7 +78,10 @@ public record ModelConfig(
         }
     }
 
-    /** Where q/k RMSNorm applies: nowhere, per head over head_dim (Qwen3, GLM-4.5), or over the whole projection (OLMoE). */
+    /**
+     * Where q/k RMSNorm applies: nowhere, per head over head_dim (Qwen3, GLM-4.5), or over the whole projection
+     * (OLMoE).
+     */
     public enum QkNorm { NONE, PER_HEAD, WHOLE_PROJECTION }
 
     /** More layers than any model has: a config asking for more is refused before anything is sized by it. */
