@@ -58,12 +58,13 @@ def make(name, cfg, dtype, seed, shard=None):
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(cfg)
     spread_init(model, seed)
-    # DeepSeek-V3 / GLM-4.5 routers: e_score_correction_bias is a buffer (zero at init, so spread_init leaves it):
-    # give it values that change the choice. Non-negative, so every corrected score stays positive and
-    # transformers' 0.0 mask of the groups not chosen equals the -inf mask (DeepSeek's, vLLM's, moescore's).
+    # DeepSeek-V3 / GLM-4.5 routers: e_score_correction_bias is a buffer in most transformers versions (zero at
+    # init, so spread_init leaves it), a parameter in some: give it values that change the choice. Non-negative, so
+    # every corrected score stays positive and transformers' 0.0 mask of the groups not chosen equals the -inf mask
+    # (DeepSeek's, vLLM's, moescore's).
     g = torch.Generator().manual_seed(seed + 500)
     with torch.no_grad():
-        for bname, b in model.named_buffers():
+        for bname, b in list(model.named_buffers()) + list(model.named_parameters()):
             if bname.endswith("e_score_correction_bias"):
                 b.copy_(0.15 * torch.rand(b.shape, generator=g))
     model = model.to(getattr(torch, dtype))
