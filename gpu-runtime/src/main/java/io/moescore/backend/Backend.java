@@ -1,11 +1,14 @@
 package io.moescore.backend;
 
+import io.moescore.model.ModelConfig;
+import io.moescore.model.Rope;
 import io.moescore.routing.ExpertRouting;
 import io.moescore.routing.Router;
 import io.moescore.sparse.Sparse24;
 import io.moescore.sparse.VectorSparse;
 
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -16,6 +19,19 @@ import java.util.Map;
 public interface Backend extends AutoCloseable {
     /** What computes: a CPU description or a GPU's name. */
     String deviceName();
+
+    /**
+     * What this backend lacks to run a model of this config, one phrase per missing piece ("a kernel for latent
+     * attention"); empty where it can run it. The engine asks before loading any weight.
+     */
+    default List<String> unsupported(ModelConfig config) {
+        return List.of();
+    }
+
+    /** What this backend can hold (the engine's check before loading), or null where it cannot tell. */
+    default MemoryBudget memoryBudget() {
+        return null;
+    }
 
     /** Places a checkpoint weight on the backend, converted from its stored dtype. */
     Tensor weight(WeightSlice slice);
@@ -90,15 +106,41 @@ public interface Backend extends AutoCloseable {
     /** Clamps every element of x to [-limit, limit], in place. */
     void clamp(Tensor x, float limit);
 
+    /** x *= factor, every element, in place (Granite's embedding and residual multipliers). */
+    void scale(Tensor x, float factor);
+
+    /**
+     * dst[r, to.start(b) + i] = src[r, from.start(b) + i] for every row r, block b and i < width: splits, joins and
+     * broadcasts of heads (DeepSeek's latent attention). {@code from} and {@code to} have the same count and width.
+     */
+    void copyColumns(Tensor src, ColumnBlocks from, Tensor dst, ColumnBlocks to);
+
     /** Rotary embedding (rotate-half form) on each head of x, in place; positions has one entry per row. */
-    void rope(Tensor x, int headDim, IntTensor positions, double theta);
+    default void rope(Tensor x, int headDim, IntTensor positions, double theta) {
+        rope(x, ColumnBlocks.heads(x.cols() / headDim, headDim), Rope.plain(theta, headDim), positions);
+    }
+
+    /**
+     * Rotary embedding on each of the column {@code blocks} of every row of x (each rope.rotaryDim() wide), in
+     * place; positions has one entry per row. Pairs are (i, i + d/2), or adjacent columns where the rope is
+     * interleaved; cos and sin are multiplied by the rope's attention factor.
+     */
+    void rope(Tensor x, ColumnBlocks blocks, Rope rope, IntTensor positions);
 
     /**
      * Causal grouped-query attention within each packed sequence: rows seqOffsets[s] .. seqOffsets[s+1]-1 of q,
      * k and v belong to sequence s. A positive window limits each query to its last {@code window} keys.
      */
-    void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, int numHeads, int numKvHeads, int headDim,
-                   int window, Tensor out);
+    default void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, int numHeads, int numKvHeads,
+                           int headDim, int window, Tensor out) {
+        attention(q, k, v, seqOffsets, AttentionHeads.standard(numHeads, numKvHeads, headDim), window, out);
+    }
+
+    /**
+     * {@link #attention(Tensor, Tensor, Tensor, IntTensor, int, int, int, int, Tensor)} with any head geometry:
+     * q and k heads of heads.qkHeadDim(), v and out heads of heads.vHeadDim(), softmax(scale q.k).
+     */
+    void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, AttentionHeads heads, int window, Tensor out);
 
     /** acc += x. */
     void addInPlace(Tensor acc, Tensor x);
@@ -133,7 +175,12 @@ public interface Backend extends AutoCloseable {
      * log-softmax of hidden lm_head^T at each row's target (targets[t] < 0: none), without keeping the
      * T x vocab logits; plus the topK most likely tokens of each row listed in topRows.
      */
-    LogProbs logProbs(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK);
+    default LogProbs logProbs(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK) {
+        return logProbs(hidden, lmHead, targets, topRows, topK, 1f);
+    }
+
+    /** {@link #logProbs(Tensor, Tensor, IntTensor, int[], int)} of the logits divided by {@code logitDivisor}. */
+    LogProbs logProbs(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK, float logitDivisor);
 
     // ---- what benchmarks and reports ask of a backend; the defaults describe one that neither tunes nor times
     // its ops on a device (the CPU): callers then time by the wall clock.

@@ -5,16 +5,24 @@ import io.moescore.batch.ScoreBatch;
 import io.moescore.batch.SequenceScore;
 import io.moescore.batch.TokenBatch;
 import io.moescore.routing.ExpertRouting;
+import io.moescore.routing.GroupLimitedSigmoidRouter;
 import io.moescore.routing.Router;
 import io.moescore.routing.TopKSoftmaxRouter;
 
+import io.moescore.backend.AttentionHeads;
 import io.moescore.backend.Backend;
+import io.moescore.backend.ColumnBlocks;
 import io.moescore.backend.DeviceOutOfMemoryException;
 import io.moescore.backend.IntTensor;
 import io.moescore.backend.LogProbs;
+import io.moescore.backend.MemoryBudget;
 import io.moescore.backend.Tensor;
 import io.moescore.model.Checkpoint;
+import io.moescore.model.GroupRouting;
+import io.moescore.model.LatentAttention;
 import io.moescore.model.ModelConfig;
+import io.moescore.model.Multipliers;
+import io.moescore.model.Rope;
 import io.moescore.sparse.SparsityPattern;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -29,13 +37,39 @@ public final class Engine implements AutoCloseable {
     private final ModelConfig config;
     private final Backend backend;
     private final ModelWeights weights;
-    private final Router router;
+    /** Per layer, the router of its MoE block (null for dense layers). */
+    private final List<Router> routers;
 
     public Engine(ModelConfig config, Backend backend, ModelWeights weights) {
+        requireSupported(config, backend, "this");
         this.config = config;
         this.backend = backend;
         this.weights = weights;
-        this.router = new TopKSoftmaxRouter(config.topK(), config.normalizeTopK());
+        this.routers = routers(config, weights);
+    }
+
+    /**
+     * The router of each MoE layer: softmax top-k, or DeepSeek's group-limited sigmoid router with the layer's
+     * e_score_correction_bias.
+     */
+    private static List<Router> routers(ModelConfig c, ModelWeights weights) {
+        Router softmax = new TopKSoftmaxRouter(c.topK(), c.normalizeTopK());
+        GroupRouting g = c.groupRouting();
+        List<Router> list = new ArrayList<>();
+        for (ModelWeights.Layer layer : weights.layers()) {
+            list.add(!layer.isMoe() ? null : g == null ? softmax : new GroupLimitedSigmoidRouter(c.topK(),
+                    g.groups(), g.topkGroups(), c.normalizeTopK(), g.scalingFactor(), layer.routerCorrectionBias()));
+        }
+        return list;
+    }
+
+    /** Refuses, naming what is missing, a model whose ops the backend lacks. */
+    private static void requireSupported(ModelConfig config, Backend backend, String model) {
+        List<String> missing = backend.unsupported(config);
+        if (!missing.isEmpty()) {
+            throw new UnsupportedModelException(backend.deviceName() + " cannot run the " + config.family().modelType
+                    + " model " + model + ": it lacks " + String.join("; ", missing) + " (the CPU backend runs it)");
+        }
     }
 
     /** Reads config.json and the safetensors of a Hugging Face model directory onto the backend. */
@@ -51,9 +85,21 @@ public final class Engine implements AutoCloseable {
     /** Reads config.json and the safetensors of a model directory onto the backend, as the options say. */
     public static Engine load(Path modelDirectory, Backend backend, LoadOptions options) {
         ModelConfig config = ModelConfig.load(modelDirectory);
+        requireSupported(config, backend, modelDirectory.toString());
+        MemoryPlan plan = memoryPlan(config, modelDirectory, backend);
+        if (plan != null && !plan.fits()) {
+            throw new UnsupportedModelException("the " + config.family().modelType + " model " + modelDirectory
+                    + " does not fit on " + backend.deviceName() + ": " + plan.describe());
+        }
         try (Checkpoint checkpoint = Checkpoint.open(modelDirectory)) {
             return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, options));
         }
+    }
+
+    /** The model's memory on the backend, or null where the backend cannot tell; known before loading. */
+    public static MemoryPlan memoryPlan(ModelConfig config, Path modelDirectory, Backend backend) {
+        MemoryBudget budget = backend.memoryBudget();
+        return budget == null ? null : MemoryPlan.of(config, SparsityPattern.ofCheckpoint(modelDirectory), budget);
     }
 
     public ModelConfig config() {
@@ -183,6 +229,7 @@ public final class Engine implements AutoCloseable {
         ModelConfig c = config;
         int t = tokenIds.length;
         int h = c.hiddenSize();
+        Multipliers m = c.multipliers();
         try (IntTensor tokens = backend.ints(tokenIds);
              IntTensor positions = backend.ints(positionIds);
              IntTensor targets = backend.ints(targetIds);
@@ -193,47 +240,62 @@ public final class Engine implements AutoCloseable {
              Tensor ffnIn = backend.normedActivation(t, h);
              Tensor q = backend.activation(t, c.qDim());
              Tensor k = backend.activation(t, c.kvDim());
-             Tensor v = backend.activation(t, c.kvDim());
-             Tensor attn = backend.activation(t, c.qDim());
+             Tensor v = backend.activation(t, c.vDim());
+             Tensor attn = backend.activation(t, c.attentionOutDim());
              Tensor mixed = backend.activation(t, h);
              Tensor routerLogits = backend.activation(t, c.numExperts())) {
-            // x = embedding[tokens]; normed = rmsnorm(x) for the first layer (every later norm comes with the
-            // residual add before it: x += delta; normed = rmsnorm(x), one backend op)
+            // x = embedding[tokens] (x embedding_multiplier); normed = rmsnorm(x) for the first layer (every later
+            // norm comes with the residual add before it: x += delta; normed = rmsnorm(x), one backend op)
             backend.embed(weights.embedding(), tokens, x);
+            if (m.embedding() != 1f) {
+                backend.scale(x, m.embedding());
+            }
             List<ModelWeights.Layer> layers = weights.layers();
             backend.rmsNorm(x, layers.isEmpty() ? weights.finalNorm() : layers.get(0).inputNorm(), h,
                     c.rmsNormEps(), normed);
+            AttentionHeads heads = new AttentionHeads(c.numHeads(), c.numKvHeads(), c.headDim(), c.vHeadDim(),
+                    c.attentionScale());
             for (int l = 0; l < c.numLayers(); l++) {
                 ModelWeights.Layer layer = layers.get(l);
                 // attention block: x += o( attention( rope(q), rope(k), v ) ), q k v from normed = rmsnorm(x)
-                backend.linear(normed, layer.q(), layer.qBias(), q);
-                backend.linear(normed, layer.k(), layer.kBias(), k);
-                backend.linear(normed, layer.v(), layer.vBias(), v);
-                if (c.qkNorm() == ModelConfig.QkNorm.WHOLE_PROJECTION) {
-                    backend.rmsNorm(q, layer.qNorm(), c.qDim(), c.rmsNormEps(), q);
-                    backend.rmsNorm(k, layer.kNorm(), c.kvDim(), c.rmsNormEps(), k);
+                if (layer.latent() != null) {
+                    latentQkv(layer, normed, positions, q, k, v);
+                } else {
+                    backend.linear(normed, layer.q(), layer.qBias(), q);
+                    backend.linear(normed, layer.k(), layer.kBias(), k);
+                    backend.linear(normed, layer.v(), layer.vBias(), v);
+                    if (c.qkNorm() == ModelConfig.QkNorm.WHOLE_PROJECTION) {
+                        backend.rmsNorm(q, layer.qNorm(), c.qDim(), c.rmsNormEps(), q);
+                        backend.rmsNorm(k, layer.kNorm(), c.kvDim(), c.rmsNormEps(), k);
+                    }
+                    if (!Float.isNaN(c.clipQkv())) {
+                        backend.clamp(q, c.clipQkv());
+                        backend.clamp(k, c.clipQkv());
+                        backend.clamp(v, c.clipQkv());
+                    }
+                    if (c.qkNorm() == ModelConfig.QkNorm.PER_HEAD) {
+                        backend.rmsNorm(q, layer.qNorm(), c.headDim(), c.rmsNormEps(), q);
+                        backend.rmsNorm(k, layer.kNorm(), c.headDim(), c.rmsNormEps(), k);
+                    }
+                    // rotary embedding on the first rotaryDim columns of each head (all of them but in GLM-4.5)
+                    backend.rope(q, new ColumnBlocks(0, c.headDim(), c.numHeads(), c.rope().rotaryDim()), c.rope(),
+                            positions);
+                    backend.rope(k, new ColumnBlocks(0, c.headDim(), c.numKvHeads(), c.rope().rotaryDim()), c.rope(),
+                            positions);
                 }
-                if (!Float.isNaN(c.clipQkv())) {
-                    backend.clamp(q, c.clipQkv());
-                    backend.clamp(k, c.clipQkv());
-                    backend.clamp(v, c.clipQkv());
-                }
-                if (c.qkNorm() == ModelConfig.QkNorm.PER_HEAD) {
-                    backend.rmsNorm(q, layer.qNorm(), c.headDim(), c.rmsNormEps(), q);
-                    backend.rmsNorm(k, layer.kNorm(), c.headDim(), c.rmsNormEps(), k);
-                }
-                backend.rope(q, c.headDim(), positions, c.ropeTheta());
-                backend.rope(k, c.headDim(), positions, c.ropeTheta());
-                backend.attention(q, k, v, seqOffsets, c.numHeads(), c.numKvHeads(), c.headDim(),
-                        c.slidingWindow()[l], attn);
+                // attn = softmax(scale q.k^T, causal, windowed) v per head
+                backend.attention(q, k, v, seqOffsets, heads, c.slidingWindow()[l], attn);
                 backend.linear(attn, layer.o(), layer.oBias(), mixed);
-                // x += mixed; ffnIn = rmsnorm(x)
+                // x += mixed (x residual_multiplier); ffnIn = rmsnorm(x)
+                if (m.residual() != 1f) {
+                    backend.scale(mixed, m.residual());
+                }
                 backend.addRmsNorm(x, mixed, layer.postAttentionNorm(), c.rmsNormEps(), ffnIn);
 
-                // feed-forward block: x += moe(ffnIn) or dense ffn(ffnIn)
+                // feed-forward block: x += moe(ffnIn) (+ shared experts) or dense ffn(ffnIn)
                 if (layer.isMoe()) {
                     backend.linear(ffnIn, layer.router(), null, routerLogits);
-                    try (ExpertRouting routing = backend.route(routerLogits, router)) {
+                    try (ExpertRouting routing = backend.route(routerLogits, routers.get(l))) {
                         load.add(l, routing.tokensPerExpert());
                         int layerIndex = l;
                         backend.experts(ffnIn, routing, layer.experts(), mixed, seen == null ? null
@@ -246,22 +308,87 @@ public final class Engine implements AutoCloseable {
                 } else {
                     backend.ffn(ffnIn, layer.denseFfn(), mixed);
                 }
-                // x += mixed; normed = rmsnorm(x) with the next layer's input norm, after the last the final norm
+                // x += mixed (x residual_multiplier); normed = rmsnorm(x) with the next layer's input norm, after
+                // the last the final norm
+                if (m.residual() != 1f) {
+                    backend.scale(mixed, m.residual());
+                }
                 backend.addRmsNorm(x, mixed, l + 1 < layers.size() ? layers.get(l + 1).inputNorm()
                         : weights.finalNorm(), c.rmsNormEps(), normed);
             }
-            // log p(target) = log_softmax(normed lm_head^T)[target], normed = rmsnorm(x) with the final norm
-            return backend.logProbs(normed, weights.lmHead(), targets, topRows, topK);
+            // log p(target) = log_softmax(normed lm_head^T / logits_scaling)[target], normed = rmsnorm(x), final norm
+            return backend.logProbs(normed, weights.lmHead(), targets, topRows, topK, m.logitsDivisor());
         }
     }
 
-    /** mixed += sigmoid(x . w_gate) * shared_expert(x) (Qwen2-MoE). */
+    /**
+     * DeepSeek's multi-head latent attention, into q, k [T, heads x (nope + rope)] and v [T, heads x v_head_dim]:
+     * <pre>
+     *   q          = q_proj(x)  or  q_b_proj(rmsnorm(q_a_proj(x)))          per head: [q_nope | q_rope]
+     *   [c | kRot] = kv_a_proj_with_mqa(x)                                c: kv_lora_rank, kRot: qk_rope_head_dim
+     *   kv         = kv_b_proj(rmsnorm(c))                                per head: [k_nope | v]
+     *   k          = [k_nope | rope(kRot)] per head (one rotary key shared by every head);  q_rope = rope(q_rope)
+     * </pre>
+     */
+    private void latentQkv(ModelWeights.Layer layer, Tensor normed, IntTensor positions, Tensor q, Tensor k,
+                           Tensor v) {
+        ModelConfig c = config;
+        LatentAttention mla = c.latentAttention();
+        ModelWeights.Latent w = layer.latent();
+        int t = normed.rows();
+        int n = c.numHeads();
+        int nope = mla.qkNopeHeadDim();
+        int rope = mla.qkRopeHeadDim();
+        int kvb = nope + mla.vHeadDim();
+        float eps = LatentAttention.LATENT_NORM_EPS;
+        Rope r = c.rope();
+        try (Tensor kvA = backend.activation(t, mla.kvLoraRank() + rope);
+             Tensor latent = backend.activation(t, mla.kvLoraRank());
+             Tensor kRot = backend.activation(t, rope);
+             Tensor kv = backend.activation(t, n * kvb)) {
+            if (w.qA() == null) {
+                backend.linear(normed, layer.q(), null, q);
+            } else {
+                try (Tensor qLatent = backend.activation(t, mla.qLoraRank())) {
+                    backend.linear(normed, w.qA(), w.qABias(), qLatent);
+                    backend.rmsNorm(qLatent, w.qANorm(), mla.qLoraRank(), eps, qLatent);
+                    backend.linear(qLatent, w.qB(), null, q);
+                }
+            }
+            backend.linear(normed, w.kvA(), w.kvABias(), kvA);
+            backend.copyColumns(kvA, ColumnBlocks.span(0, mla.kvLoraRank()), latent,
+                    ColumnBlocks.span(0, mla.kvLoraRank()));
+            backend.copyColumns(kvA, ColumnBlocks.span(mla.kvLoraRank(), rope), kRot, ColumnBlocks.span(0, rope));
+            backend.rmsNorm(latent, w.kvANorm(), mla.kvLoraRank(), eps, latent);
+            backend.linear(latent, w.kvB(), null, kv);
+            // rotary embedding on q's last qk_rope_head_dim columns of each head, and on the shared key
+            backend.rope(q, new ColumnBlocks(nope, c.headDim(), n, rope), r, positions);
+            backend.rope(kRot, ColumnBlocks.span(0, rope), r, positions);
+            if (nope > 0) {
+                backend.copyColumns(kv, new ColumnBlocks(0, kvb, n, nope), k,
+                        new ColumnBlocks(0, c.headDim(), n, nope));
+            }
+            backend.copyColumns(kRot, new ColumnBlocks(0, 0, n, rope), k, new ColumnBlocks(nope, c.headDim(), n, rope));
+            backend.copyColumns(kv, new ColumnBlocks(nope, kvb, n, mla.vHeadDim()), v,
+                    ColumnBlocks.heads(n, mla.vHeadDim()));
+        }
+    }
+
+    /**
+     * The shared expert(s): mixed += sigmoid(x . w_gate) * shared_expert(x) (Qwen2-MoE), or mixed +=
+     * shared_experts(x) where ungated (DeepSeek-V3, GLM-4.5).
+     */
     private void addSharedExpert(ModelWeights.Layer layer, Tensor normed, Tensor mixed, int t) {
-        try (Tensor shared = backend.activation(t, config.hiddenSize());
-             Tensor gateLogit = backend.activation(t, 1)) {
+        try (Tensor shared = backend.activation(t, config.hiddenSize())) {
             backend.ffn(normed, layer.sharedExpert(), shared);
-            backend.linear(normed, layer.sharedExpertGate(), null, gateLogit);
-            backend.addSigmoidGated(mixed, shared, gateLogit);
+            if (layer.sharedExpertGate() == null) {
+                backend.addInPlace(mixed, shared);
+                return;
+            }
+            try (Tensor gateLogit = backend.activation(t, 1)) {
+                backend.linear(normed, layer.sharedExpertGate(), null, gateLogit);
+                backend.addSigmoidGated(mixed, shared, gateLogit);
+            }
         }
     }
 

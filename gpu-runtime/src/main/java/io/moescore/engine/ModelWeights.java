@@ -6,6 +6,7 @@ import io.moescore.backend.Tensor;
 import io.moescore.backend.WeightSlice;
 import io.moescore.model.Checkpoint;
 import io.moescore.model.ConfigDim;
+import io.moescore.model.LatentAttention;
 import io.moescore.model.ModelConfig;
 import io.moescore.model.ModelFormatException;
 import io.moescore.model.TensorRef;
@@ -21,23 +22,38 @@ import java.util.stream.IntStream;
 
 /**
  * A model's weights placed on a backend, with every tensor's shape checked against the config.
- * Tensor names follow Hugging Face: {@code model.layers.L.self_attn.q_proj.weight} and so on. Experts are read
- * per expert ({@code experts.E.w1/w3/w2} for Mixtral, {@code experts.E.gate_proj/up_proj/down_proj} elsewhere)
+ * Tensor names follow Hugging Face: {@code model.layers.L.self_attn.q_proj.weight} and so on (DeepSeek's latent
+ * attention: {@code q_a_proj, q_a_layernorm, q_b_proj, kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj}). Experts are
+ * read per expert ({@code experts.E.w1/w3/w2} for Mixtral, {@code experts.E.gate_proj/up_proj/down_proj} elsewhere)
  * or from fused 3-D tensors ({@code experts.gate_up_proj} [E, 2I, H], gate rows first, and {@code experts.down_proj}
- * [E, H, I]), whichever the checkpoint has. Per-expert weights of a compressed checkpoint (the sparsify tool's)
- * are read in the pattern its sparsity.json names ({@link SparsityPattern}; without one, the tensors present tell).
+ * [E, H, I]; Granite's {@code block_sparse_moe.input_linear} and {@code output_linear}), whichever the checkpoint
+ * has; DeepSeek-V3 and GLM-4.5 add {@code mlp.gate.e_score_correction_bias} and {@code mlp.shared_experts.*}.
+ * Per-expert weights of a compressed checkpoint (the sparsify tool's) are read in the pattern its sparsity.json
+ * names ({@link SparsityPattern}; without one, the tensors present tell).
  */
 public final class ModelWeights implements AutoCloseable {
-    /** One decoder layer. Nullable fields are absent in that family or layer. */
+    /**
+     * One decoder layer. Nullable fields are absent in that family or layer: with latent attention, k and v are
+     * null and q is q_proj (null where q_lora_rank is set); routerCorrectionBias is the group-limited router's
+     * e_score_correction_bias, read to the host.
+     */
     public record Layer(Tensor inputNorm, Tensor q, Tensor k, Tensor v, Tensor o,
                         Tensor qBias, Tensor kBias, Tensor vBias, Tensor oBias,
-                        Tensor qNorm, Tensor kNorm, Tensor postAttentionNorm,
-                        Tensor router, ExpertWeights experts,
+                        Tensor qNorm, Tensor kNorm, Latent latent, Tensor postAttentionNorm,
+                        Tensor router, float[] routerCorrectionBias, ExpertWeights experts,
                         ExpertWeights sharedExpert, Tensor sharedExpertGate,
                         ExpertWeights denseFfn) {
         boolean isMoe() {
             return router != null;
         }
+    }
+
+    /**
+     * DeepSeek's latent attention projections: q_a_proj (+ bias), q_a_layernorm and q_b_proj (all null where q is
+     * a plain q_proj), kv_a_proj_with_mqa (+ bias), kv_a_layernorm and kv_b_proj.
+     */
+    public record Latent(Tensor qA, Tensor qABias, Tensor qANorm, Tensor qB, Tensor kvA, Tensor kvABias,
+                         Tensor kvANorm, Tensor kvB) {
     }
 
     private final List<AutoCloseable> owned = new ArrayList<>();
@@ -64,34 +80,52 @@ public final class ModelWeights implements AutoCloseable {
                 kNorm = load.vector(a + "k_norm.weight", c.dimKv());
             }
             Tensor router = null;
+            float[] correction = null;
             ExpertWeights experts = null;
             ExpertWeights shared = null;
             Tensor sharedGate = null;
             ExpertWeights dense = null;
             if (c.moeLayers()[l]) {
-                String moe = ckpt.has(p + "block_sparse_moe.gate.weight") ? p + "block_sparse_moe." : p + "mlp.";
-                router = load.matrix(moe + "gate.weight", c.dimExperts(), h);
-                experts = load.experts(moe + "experts.", c);
-                if (c.sharedExpertSize() > 0) {
-                    shared = load.ffn(moe + "shared_expert.", c.dimSharedFfn(), h);
-                    sharedGate = load.matrix(moe + "shared_expert_gate.weight", ConfigDim.of("one gate", 1), h);
+                if (c.family() == ModelConfig.Family.GRANITEMOE) {
+                    // modeling_granitemoe: router.layer [E, H]; input_linear [E, 2I, H] (gate rows first) and
+                    // output_linear [E, H, I], as the fused layout
+                    String moe = p + "block_sparse_moe.";
+                    router = load.matrix(moe + "router.layer.weight", c.dimExperts(), h);
+                    experts = load.fusedExperts(moe + "input_linear.weight", moe + "output_linear.weight", c);
+                } else {
+                    String moe = ckpt.has(p + "block_sparse_moe.gate.weight") ? p + "block_sparse_moe." : p + "mlp.";
+                    router = load.matrix(moe + "gate.weight", c.dimExperts(), h);
+                    experts = load.experts(moe + "experts.", c);
+                    if (c.groupRouting() != null) {
+                        correction = load.ref(moe + "gate.e_score_correction_bias", c.dimExperts()).toFloats();
+                    }
+                    if (c.sharedExpertSize() > 0 && c.sharedExpertGated()) {
+                        shared = load.ffn(moe + "shared_expert.", c.dimSharedFfn(), h);
+                        sharedGate = load.matrix(moe + "shared_expert_gate.weight", ConfigDim.of("one gate", 1), h);
+                    } else if (c.sharedExpertSize() > 0) {
+                        shared = load.ffn(moe + "shared_experts.", c.dimSharedFfn(), h);
+                    }
                 }
             } else {
                 dense = load.ffn(p + "mlp.", c.dimDenseFfn(), h);
             }
+            Latent latent = c.latentAttention() == null ? null : load.latent(a, c);
+            boolean projections = latent == null;
+            Tensor q = projections || c.latentAttention().qLoraRank() == 0
+                    ? load.matrix(a + "q_proj.weight", c.dimQ(), h) : null;
             list.add(new Layer(
                     load.vector(p + "input_layernorm.weight", h),
-                    load.matrix(a + "q_proj.weight", c.dimQ(), h),
-                    load.matrix(a + "k_proj.weight", c.dimKv(), h),
-                    load.matrix(a + "v_proj.weight", c.dimKv(), h),
-                    load.matrix(a + "o_proj.weight", h, c.dimQ()),
-                    c.qkvBias() ? load.vector(a + "q_proj.bias", c.dimQ()) : null,
-                    c.qkvBias() ? load.vector(a + "k_proj.bias", c.dimKv()) : null,
-                    c.qkvBias() ? load.vector(a + "v_proj.bias", c.dimKv()) : null,
+                    q,
+                    projections ? load.matrix(a + "k_proj.weight", c.dimKv(), h) : null,
+                    projections ? load.matrix(a + "v_proj.weight", c.dimKv(), h) : null,
+                    load.matrix(a + "o_proj.weight", h, c.dimAttentionOut()),
+                    projections && c.qkvBias() ? load.vector(a + "q_proj.bias", c.dimQ()) : null,
+                    projections && c.qkvBias() ? load.vector(a + "k_proj.bias", c.dimKv()) : null,
+                    projections && c.qkvBias() ? load.vector(a + "v_proj.bias", c.dimKv()) : null,
                     c.outputBias() ? load.vector(a + "o_proj.bias", h) : null,
-                    qNorm, kNorm,
+                    qNorm, kNorm, latent,
                     load.vector(p + "post_attention_layernorm.weight", h),
-                    router, experts, shared, sharedGate, dense));
+                    router, correction, experts, shared, sharedGate, dense));
         }
         layers = List.copyOf(list);
         finalNorm = load.vector("model.norm.weight", h);
@@ -273,6 +307,47 @@ public final class ModelWeights implements AutoCloseable {
                     new WeightSlice[] {slice(prefix + "down_proj.weight", hidden, ffn)});
         }
 
+        /**
+         * Experts stored as two 3-D tensors: gate and up [E, 2I, H] (gate rows first; Granite's input_linear) and
+         * down [E, H, I] (Granite's output_linear).
+         */
+        ExpertWeights fusedExperts(String gateUpName, String downName, ModelConfig c) {
+            int n = c.numExperts();
+            int ffn = c.expertFfnSize();
+            int h = c.hiddenSize();
+            TensorRef gateUp = ref(gateUpName, c.dimExperts(), c.dimExpertFfn().times(2), c.dimHidden());
+            TensorRef downAll = ref(downName, c.dimExperts(), c.dimHidden(), c.dimExpertFfn());
+            WeightSlice[] gate = new WeightSlice[n];
+            WeightSlice[] up = new WeightSlice[n];
+            WeightSlice[] down = new WeightSlice[n];
+            long gateUpStride = 2L * ffn * h;
+            long downStride = (long) h * ffn;
+            for (int e = 0; e < n; e++) {
+                gate[e] = new WeightSlice(gateUp, e * gateUpStride, ffn, h);
+                up[e] = new WeightSlice(gateUp, e * gateUpStride + (long) ffn * h, ffn, h);
+                down[e] = new WeightSlice(downAll, e * downStride, h, ffn);
+            }
+            return placeDense(gate, up, down);
+        }
+
+        /** The latent attention projections of one layer ({@code a}: its self_attn. prefix). */
+        Latent latent(String a, ModelConfig c) {
+            LatentAttention m = c.latentAttention();
+            ConfigDim h = c.dimHidden();
+            boolean bias = c.qkvBias();
+            boolean qLora = m.qLoraRank() > 0;
+            return new Latent(
+                    qLora ? matrix(a + "q_a_proj.weight", m.dimQLora(), h) : null,
+                    qLora && bias ? vector(a + "q_a_proj.bias", m.dimQLora()) : null,
+                    qLora ? vector(a + "q_a_layernorm.weight", m.dimQLora()) : null,
+                    qLora ? matrix(a + "q_b_proj.weight", c.dimQ(), m.dimQLora()) : null,
+                    matrix(a + "kv_a_proj_with_mqa.weight", m.dimKvA(), h),
+                    bias ? vector(a + "kv_a_proj_with_mqa.bias", m.dimKvA()) : null,
+                    vector(a + "kv_a_layernorm.weight", m.dimKvLora()),
+                    matrix(a + "kv_b_proj.weight", ConfigDim.of("num_attention_heads", c.numHeads())
+                            .times(m.dimKvBHead()), m.dimKvLora()));
+        }
+
         ExpertWeights experts(String prefix, ModelConfig c) {
             int n = c.numExperts();
             int ffn = c.expertFfnSize();
@@ -283,16 +358,7 @@ public final class ModelWeights implements AutoCloseable {
             WeightSlice[] up = new WeightSlice[n];
             WeightSlice[] down = new WeightSlice[n];
             if (ckpt.has(prefix + "gate_up_proj")) {
-                TensorRef gateUp = ref(prefix + "gate_up_proj", c.dimExperts(), ffnDim.times(2), hDim);
-                TensorRef downAll = ref(prefix + "down_proj", c.dimExperts(), hDim, ffnDim);
-                long gateUpStride = 2L * ffn * h;
-                long downStride = (long) h * ffn;
-                for (int e = 0; e < n; e++) {
-                    gate[e] = new WeightSlice(gateUp, e * gateUpStride, ffn, h);
-                    up[e] = new WeightSlice(gateUp, e * gateUpStride + (long) ffn * h, ffn, h);
-                    down[e] = new WeightSlice(downAll, e * downStride, h, ffn);
-                }
-                return placeExperts(gate, up, down);
+                return fusedExperts(prefix + "gate_up_proj", prefix + "down_proj", c);
             }
             boolean mixtralNames = ckpt.has(prefix + "0.w1.weight") || ckpt.has(prefix + "0.w1.weight" + SPARSE_VALUES);
             String[] names = mixtralNames ? new String[] {"w1.weight", "w3.weight", "w2.weight"}
@@ -323,6 +389,13 @@ public final class ModelWeights implements AutoCloseable {
                     all[w][e] = slice(prefix + e + "." + names[w], dims[w][0], dims[w][1]);
                 }
             }
+            return placeDense(gate, up, down);
+        }
+
+        /** Dense experts, pruned to {@link #pruneExperts} by magnitude on the way where one is asked for. */
+        private ExpertWeights placeDense(WeightSlice[] gate, WeightSlice[] up, WeightSlice[] down) {
+            int n = gate.length;
+            WeightSlice[][] all = {gate, up, down};
             if (pruneExperts == SparsityPattern.VECTOR_128_2_8) {
                 VectorSparse.Packed[][] packed = new VectorSparse.Packed[3][n];
                 IntStream.range(0, 3 * n).parallel().forEach(i -> {

@@ -3,22 +3,28 @@ package io.moescore.model;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.HashSet;
-import java.util.Set;
 
 /**
  * Every config.json field that changes the math of a forward pass, for the families we support.
- * Parsed in one place ({@link #parse}); a field we would have to ignore to load the model is an error.
+ * Parsed in one place ({@link ConfigParser}); a field we would have to ignore to load the model is an error.
  *
  * @param family             the model_type
- * @param headDim            per-head width (explicit in config or hidden / heads)
+ * @param headDim            per-head width of q and k (explicit in config or hidden / heads; MLA: nope + rope)
+ * @param vHeadDim           per-head width of v and of the attention output (headDim except with MLA)
  * @param denseFfnSize       ffn width of the dense MLP in layers that are not MoE (0 when every layer is MoE)
  * @param expertFfnSize      ffn width of each routed expert
- * @param sharedExpertSize   ffn width of the shared expert (0: none); it is gated by sigmoid(x . w_gate)
- * @param normalizeTopK      renormalise the top-k router probabilities to sum to one
- * @param qkvBias            q, k and v projections carry a bias
+ * @param normalizeTopK      renormalise the top-k router weights to sum to one
+ * @param sharedExpertSize   ffn width of the shared expert(s) (0: none)
+ * @param sharedExpertGated  the shared expert is gated by sigmoid(x . w_gate) (Qwen2-MoE), else added as is
+ * @param groupRouting       DeepSeek-V3's group-limited sigmoid router, or null for softmax top-k
+ * @param rope               the rotary embedding
+ * @param attentionScale     the softmax scale of q.k (1/sqrt(head_dim); Granite: attention_multiplier; DeepSeek
+ *                           with YaRN: times mscale^2)
+ * @param multipliers        Granite's embedding, residual and logits scalings (1 elsewhere)
+ * @param qkvBias            q, k and v projections carry a bias (MLA: q_a_proj and kv_a_proj_with_mqa)
  * @param outputBias         the output projection carries a bias
  * @param clipQkv            clamp q, k and v to [-clipQkv, clipQkv] (NaN: no clamp)
+ * @param latentAttention    DeepSeek's multi-head latent attention, or null for q, k, v projections
  * @param slidingWindow      per layer, the attention window in tokens (0: full causal attention)
  * @param moeLayers          per layer, true where the MLP is a routed MoE block
  */
@@ -30,20 +36,26 @@ public record ModelConfig(
         int numHeads,
         int numKvHeads,
         int headDim,
+        int vHeadDim,
         int denseFfnSize,
         int expertFfnSize,
         int numExperts,
         int topK,
         boolean normalizeTopK,
         int sharedExpertSize,
+        boolean sharedExpertGated,
+        GroupRouting groupRouting,
         float rmsNormEps,
-        double ropeTheta,
+        Rope rope,
+        double attentionScale,
+        Multipliers multipliers,
         int maxPositions,
         boolean tieWordEmbeddings,
         boolean qkvBias,
         boolean outputBias,
         QkNorm qkNorm,
         float clipQkv,
+        LatentAttention latentAttention,
         int[] slidingWindow,
         boolean[] moeLayers) {
 
@@ -51,16 +63,25 @@ public record ModelConfig(
 
     /** The supported model_type values. */
     public enum Family {
-        MIXTRAL("mixtral"), QWEN2_MOE("qwen2_moe"), QWEN3_MOE("qwen3_moe"), OLMOE("olmoe");
+        MIXTRAL("mixtral"), QWEN2_MOE("qwen2_moe"), QWEN3_MOE("qwen3_moe"), OLMOE("olmoe"), GRANITEMOE("granitemoe"),
+        DEEPSEEK_V3("deepseek_v3"), GLM4_MOE("glm4_moe");
 
         public final String modelType;
 
         Family(String modelType) {
             this.modelType = modelType;
         }
+
+        /** Every supported model_type, for error messages. */
+        public static String names() {
+            return String.join(", ", Arrays.stream(values()).map(f -> f.modelType).toList());
+        }
     }
 
-    /** Where q/k RMSNorm applies: nowhere, per head over head_dim (Qwen3), or over the whole projection (OLMoE). */
+    /**
+     * Where q/k RMSNorm applies: nowhere, per head over head_dim (Qwen3, GLM-4.5), or over the whole projection
+     * (OLMoE).
+     */
     public enum QkNorm { NONE, PER_HEAD, WHOLE_PROJECTION }
 
     /** More layers than any model has: a config asking for more is refused before anything is sized by it. */
@@ -69,15 +90,15 @@ public record ModelConfig(
     public static final int MAX_EXPERTS = 16384;
 
     public ModelConfig {
-        require(vocabSize > 0 && hiddenSize > 0 && numLayers > 0 && numHeads > 0 && numKvHeads > 0 && headDim > 0,
-                "sizes must be positive");
+        require(vocabSize > 0 && hiddenSize > 0 && numLayers > 0 && numHeads > 0 && numKvHeads > 0 && headDim > 0
+                && vHeadDim > 0, "sizes must be positive");
         require(numLayers <= MAX_LAYERS, "num_hidden_layers " + numLayers + " is more than the " + MAX_LAYERS
                 + " layers moescore supports");
         require(numExperts <= MAX_EXPERTS, "num_experts " + numExperts + " is more than the " + MAX_EXPERTS
                 + " routed experts per layer moescore supports");
-        require((long) numHeads * headDim <= Integer.MAX_VALUE, "num_attention_heads x head_dim = " + numHeads
-                + " x " + headDim + " = " + (long) numHeads * headDim + " is beyond the largest dimension moescore"
-                + " supports (2^31 - 1)");
+        require((long) numHeads * Math.max(headDim, vHeadDim) <= Integer.MAX_VALUE, "num_attention_heads x head_dim = "
+                + numHeads + " x " + headDim + " = " + (long) numHeads * headDim + " is beyond the largest dimension"
+                + " moescore supports (2^31 - 1)");
         require(rmsNormEps > 0 && Float.isFinite(rmsNormEps), "rms_norm_eps must be a positive number, found "
                 + rmsNormEps);
         require(Float.isNaN(clipQkv) || clipQkv > 0, "clip_qkv must be a positive number, found " + clipQkv);
@@ -85,8 +106,30 @@ public record ModelConfig(
         require(numHeads % numKvHeads == 0, "num_attention_heads " + numHeads
                 + " is not a multiple of num_key_value_heads " + numKvHeads);
         require(headDim % 2 == 0, "head_dim " + headDim + " must be even for rotary embeddings");
+        require(rope.rotaryDim() <= headDim, "the rotary embedding covers " + rope.rotaryDim()
+                + " columns of heads of only " + headDim);
+        require(attentionScale > 0 && Double.isFinite(attentionScale), "the attention scale must be a positive "
+                + "number, found " + attentionScale);
         require(numExperts > 0 && topK > 0 && topK <= numExperts, "num_experts_per_tok " + topK
                 + " must lie in [1, num_experts=" + numExperts + "]");
+        if (groupRouting != null) {
+            require(numExperts % groupRouting.groups() == 0, "n_routed_experts " + numExperts
+                    + " is not a multiple of n_group " + groupRouting.groups());
+            require(numExperts / groupRouting.groups() >= 2, "n_group " + groupRouting.groups() + " leaves fewer "
+                    + "than 2 experts per group (a group scores by its two best experts)");
+            require(topK <= groupRouting.topkGroups() * (numExperts / groupRouting.groups()), "num_experts_per_tok "
+                    + topK + " is more than the " + groupRouting.topkGroups() * (numExperts / groupRouting.groups())
+                    + " experts of topk_group=" + groupRouting.topkGroups() + " groups");
+        }
+        if (latentAttention != null) {
+            require(numKvHeads == numHeads, "multi-head latent attention needs num_key_value_heads "
+                    + numKvHeads + " = num_attention_heads " + numHeads);
+            require(headDim == latentAttention.qkHeadDim() && vHeadDim == latentAttention.vHeadDim()
+                    && rope.rotaryDim() == latentAttention.qkRopeHeadDim(), "MLA head sizes disagree");
+        } else {
+            require(vHeadDim == headDim, "v head width " + vHeadDim + " differs from head_dim " + headDim
+                    + " without latent attention");
+        }
         require(slidingWindow.length == numLayers && moeLayers.length == numLayers, "per-layer settings must cover "
                 + numLayers + " layers");
         require(maxPositions > 0, "max_position_embeddings must be positive");
@@ -107,7 +150,8 @@ public record ModelConfig(
     }
 
     public ConfigDim dimHead() {
-        return ConfigDim.of("head_dim", headDim);
+        return latentAttention != null ? new ConfigDim(headDim, "(qk_nope_head_dim + qk_rope_head_dim)")
+                : ConfigDim.of("head_dim", headDim);
     }
 
     /** Rows of q_proj: num_attention_heads x head_dim. */
@@ -120,13 +164,25 @@ public record ModelConfig(
         return ConfigDim.of("num_key_value_heads", numKvHeads).times(dimHead());
     }
 
+    /** Columns of o_proj: num_attention_heads x the v head width. */
+    public ConfigDim dimAttentionOut() {
+        return latentAttention == null ? dimQ()
+                : ConfigDim.of("num_attention_heads", numHeads).times(ConfigDim.of("v_head_dim", vHeadDim));
+    }
+
     public ConfigDim dimExperts() {
-        return ConfigDim.of(family == Family.MIXTRAL ? "num_local_experts" : "num_experts", numExperts);
+        return ConfigDim.of(switch (family) {
+            case MIXTRAL, GRANITEMOE -> "num_local_experts";
+            case DEEPSEEK_V3, GLM4_MOE -> "n_routed_experts";
+            default -> "num_experts";
+        }, numExperts);
     }
 
     public ConfigDim dimExpertFfn() {
-        return ConfigDim.of(family == Family.QWEN2_MOE || family == Family.QWEN3_MOE ? "moe_intermediate_size"
-                : "intermediate_size", expertFfnSize);
+        return ConfigDim.of(switch (family) {
+            case MIXTRAL, OLMOE, GRANITEMOE -> "intermediate_size";
+            default -> "moe_intermediate_size";
+        }, expertFfnSize);
     }
 
     public ConfigDim dimDenseFfn() {
@@ -134,7 +190,8 @@ public record ModelConfig(
     }
 
     public ConfigDim dimSharedFfn() {
-        return ConfigDim.of("shared_expert_intermediate_size", sharedExpertSize);
+        return ConfigDim.of(sharedExpertGated ? "shared_expert_intermediate_size"
+                : "n_shared_experts x moe_intermediate_size", sharedExpertSize);
     }
 
     public int qDim() {
@@ -143,6 +200,70 @@ public record ModelConfig(
 
     public int kvDim() {
         return numKvHeads * headDim;
+    }
+
+    /** Columns of v: num_key_value_heads x the v head width. */
+    public int vDim() {
+        return numKvHeads * vHeadDim;
+    }
+
+    /** Columns of the attention output (o_proj's input): num_attention_heads x the v head width. */
+    public int attentionOutDim() {
+        return numHeads * vHeadDim;
+    }
+
+    public double ropeTheta() {
+        return rope.theta();
+    }
+
+    /**
+     * The weights the engine places, counted from the config: embedding, lm_head unless tied, norms, attention
+     * (or latent attention), routers and their correction biases, routed, shared and dense feed-forward weights.
+     * Layers beyond num_hidden_layers (DeepSeek's multi-token prediction) are not counted, as they are not loaded.
+     */
+    public long parameterCount() {
+        long h = hiddenSize;
+        long n = (long) vocabSize * h * (tieWordEmbeddings ? 1 : 2) + h;
+        for (int l = 0; l < numLayers; l++) {
+            n += 2 * h + attentionParameters();
+            if (moeLayers[l]) {
+                n += numExperts * h + (groupRouting != null ? numExperts : 0) + 3 * h * sharedExpertSize
+                        + (sharedExpertGated ? h : 0);
+            } else {
+                n += 3 * h * denseFfnSize;
+            }
+        }
+        return n + routedExpertParameterCount();
+    }
+
+    /** The routed experts' weights alone (gate, up and down of every expert of every MoE layer). */
+    public long routedExpertParameterCount() {
+        long perLayer = 3L * numExperts * hiddenSize * expertFfnSize;
+        long layers = 0;
+        for (boolean m : moeLayers) {
+            layers += m ? 1 : 0;
+        }
+        return layers * perLayer;
+    }
+
+    /** One layer's attention weights, biases and q/k norms included. */
+    private long attentionParameters() {
+        long h = hiddenSize;
+        long out = (long) attentionOutDim() * h + (outputBias ? h : 0);
+        LatentAttention m = latentAttention;
+        if (m != null) {
+            long q = m.qLoraRank() == 0 ? h * qDim()
+                    : h * m.qLoraRank() + m.qLoraRank() + (long) m.qLoraRank() * qDim() + (qkvBias ? m.qLoraRank() : 0);
+            long kvA = (long) m.kvLoraRank() + m.qkRopeHeadDim();
+            return q + h * kvA + (qkvBias ? kvA : 0) + m.kvLoraRank()
+                    + (long) m.kvLoraRank() * numHeads * (m.qkNopeHeadDim() + m.vHeadDim()) + out;
+        }
+        long norms = switch (qkNorm) {
+            case NONE -> 0;
+            case PER_HEAD -> 2L * headDim;
+            case WHOLE_PROJECTION -> (long) qDim() + kvDim();
+        };
+        return h * (qDim() + 2L * kvDim()) + (qkvBias ? qDim() + 2L * kvDim() : 0) + norms + out;
     }
 
     /** The config of a model directory: {@value #FILE}. */
@@ -157,7 +278,7 @@ public record ModelConfig(
 
     /** Parses a config.json tree; {@code source} names it in errors. */
     public static ModelConfig parse(JsonNode root, String source) {
-        return new Parser(root, source).parse();
+        return new ConfigParser(root, source).parse();
     }
 
     private static void require(boolean condition, String message) {
@@ -169,282 +290,12 @@ public record ModelConfig(
     @Override
     public String toString() {
         return family.modelType + "(vocab " + vocabSize + ", hidden " + hiddenSize + ", layers " + numLayers
-                + ", heads " + numHeads + "/" + numKvHeads + " x " + headDim + ", experts " + numExperts + " top-"
-                + topK + " ffn " + expertFfnSize + (sharedExpertSize > 0 ? ", shared " + sharedExpertSize : "")
+                + ", heads " + numHeads + "/" + numKvHeads + " x " + headDim
+                + (vHeadDim != headDim ? " (v " + vHeadDim + ")" : "") + ", experts " + numExperts + " top-" + topK
+                + (groupRouting != null ? " of " + groupRouting.topkGroups() + "/" + groupRouting.groups() + " groups"
+                        : "")
+                + " ffn " + expertFfnSize + (sharedExpertSize > 0 ? ", shared " + sharedExpertSize : "")
+                + (latentAttention != null ? ", latent attention" : "")
                 + ", moe layers " + Arrays.toString(moeLayers) + ")";
-    }
-
-    private static final class Parser {
-        private final JsonNode root;
-        private final String source;
-
-        Parser(JsonNode root, String source) {
-            this.root = root;
-            this.source = source;
-        }
-
-        ModelConfig parse() {
-            String modelType = text("model_type", null);
-            Family family = null;
-            for (Family f : Family.values()) {
-                if (f.modelType.equals(modelType)) {
-                    family = f;
-                }
-            }
-            if (family == null) {
-                throw error("model_type " + (modelType == null ? "is missing" : "'" + modelType + "' is not supported")
-                        + " (supported: mixtral, qwen2_moe, qwen3_moe, olmoe)");
-            }
-            String act = text("hidden_act", "silu");
-            if (!act.equals("silu")) {
-                throw error("hidden_act '" + act + "' is not supported (only silu: SwiGLU experts)");
-            }
-            int hidden = positive("hidden_size");
-            int layers = bounded("num_hidden_layers", MAX_LAYERS);
-            int heads = positive("num_attention_heads");
-            int kvHeads = root.hasNonNull("num_key_value_heads") ? positive("num_key_value_heads") : heads;
-            int headDim = root.hasNonNull("head_dim") ? positive("head_dim") : 0;
-            if (headDim == 0) {
-                if (hidden % heads != 0) {
-                    throw error("hidden_size " + hidden + " is not a multiple of num_attention_heads " + heads
-                            + " and head_dim is not given");
-                }
-                headDim = hidden / heads;
-            }
-            // transformers renamed num_local_experts <-> num_experts between families and versions: take either.
-            int experts = root.hasNonNull("num_local_experts") ? bounded("num_local_experts", MAX_EXPERTS)
-                    : bounded("num_experts", MAX_EXPERTS);
-            int topK = positive("num_experts_per_tok");
-
-            boolean[] moe = new boolean[layers];
-            int denseFfn = 0;
-            int expertFfn;
-            int shared = 0;
-            boolean normTopK;
-            boolean qkvBias = false;
-            boolean outBias = false;
-            QkNorm qkNorm = QkNorm.NONE;
-            float clip = Float.NaN;
-            switch (family) {
-                case MIXTRAL -> {
-                    expertFfn = integer("intermediate_size");
-                    Arrays.fill(moe, true);
-                    normTopK = true;
-                }
-                case OLMOE -> {
-                    expertFfn = integer("intermediate_size");
-                    Arrays.fill(moe, true);
-                    normTopK = bool("norm_topk_prob", false);
-                    qkvBias = outBias = bool("attention_bias", false);
-                    qkNorm = QkNorm.WHOLE_PROJECTION;
-                    if (root.hasNonNull("clip_qkv")) {
-                        clip = positiveFloat("clip_qkv");
-                    }
-                }
-                case QWEN2_MOE, QWEN3_MOE -> {
-                    expertFfn = integer("moe_intermediate_size");
-                    denseFfn = optionalNonNegative("intermediate_size", 0);
-                    int step = optionalInt("decoder_sparse_step", 1);
-                    if (step < 1) {
-                        throw error("decoder_sparse_step " + step + " must be at least 1");
-                    }
-                    Set<Integer> mlpOnly = intSet("mlp_only_layers", layers);
-                    for (int l = 0; l < layers; l++) {
-                        moe[l] = !mlpOnly.contains(l) && (l + 1) % step == 0;
-                    }
-                    if (family == Family.QWEN2_MOE) {
-                        normTopK = bool("norm_topk_prob", false);
-                        qkvBias = bool("qkv_bias", true);
-                        shared = optionalNonNegative("shared_expert_intermediate_size", 0);
-                    } else {
-                        normTopK = bool("norm_topk_prob", true);
-                        qkvBias = outBias = bool("attention_bias", false);
-                        qkNorm = QkNorm.PER_HEAD;
-                    }
-                }
-                default -> throw new IllegalStateException();
-            }
-            checkRopeScaling();
-            int[] window = slidingWindows(family, layers);
-            try {
-                return new ModelConfig(family, positive("vocab_size"), hidden, layers, heads, kvHeads, headDim,
-                        denseFfn, expertFfn, experts, topK, normTopK, shared,
-                        root.hasNonNull("rms_norm_eps") ? positiveFloat("rms_norm_eps") : 1e-6f, ropeTheta(),
-                        optionalInt("max_position_embeddings", 4096), bool("tie_word_embeddings", false),
-                        qkvBias, outBias, qkNorm, clip, window, moe);
-            } catch (ModelFormatException e) {
-                throw error(e.getMessage().replaceFirst("^config: ", ""));
-            }
-        }
-
-        /** rope_theta at the top level (transformers 4) or inside rope_parameters (transformers 5). */
-        private double ropeTheta() {
-            JsonNode params = root.get("rope_parameters");
-            JsonNode theta = params != null && params.isObject() && params.hasNonNull("rope_theta")
-                    ? params.get("rope_theta") : root.get("rope_theta");
-            if (theta == null || theta.isNull()) {
-                return 10000.0;
-            }
-            if (!theta.isNumber() || !(theta.asDouble() > 0) || Double.isInfinite(theta.asDouble())) {
-                throw error("rope_theta must be a positive number, found " + theta);
-            }
-            return theta.asDouble();
-        }
-
-        /** Only the plain rotary embedding is implemented: any other scaling would silently change every score. */
-        private void checkRopeScaling() {
-            for (String key : new String[] {"rope_scaling", "rope_parameters"}) {
-                JsonNode node = root.get(key);
-                if (node == null || node.isNull()) {
-                    continue;
-                }
-                JsonNode type = node.has("rope_type") ? node.get("rope_type") : node.get("type");
-                if (type != null && !type.isNull() && !type.asText().equals("default")) {
-                    throw error(key + " asks for rope type '" + type.asText()
-                            + "', which is not implemented (only 'default' rotary embeddings are)");
-                }
-                JsonNode partial = node.get("partial_rotary_factor");
-                if (partial != null && !partial.isNull() && partial.asDouble() != 1.0) {
-                    throw error(key + ".partial_rotary_factor " + partial + " is not supported");
-                }
-            }
-            if (root.hasNonNull("partial_rotary_factor") && root.get("partial_rotary_factor").asDouble() != 1.0) {
-                throw error("partial_rotary_factor " + root.get("partial_rotary_factor") + " is not supported");
-            }
-        }
-
-        private int[] slidingWindows(Family family, int layers) {
-            int[] window = new int[layers];
-            int size = optionalNonNegative("sliding_window", 0);
-            JsonNode types = root.get("layer_types");
-            if (types != null && types.isArray()) {
-                if (types.size() != layers) {
-                    throw error("layer_types lists " + types.size() + " layers but num_hidden_layers is " + layers);
-                }
-                for (int l = 0; l < layers; l++) {
-                    String t = types.get(l).asText();
-                    if (t.equals("sliding_attention")) {
-                        if (size <= 0) {
-                            throw error("layer " + l + " uses sliding_attention but sliding_window is " + size);
-                        }
-                        window[l] = size;
-                    } else if (!t.equals("full_attention")) {
-                        throw error("layer_types[" + l + "] '" + t + "' is not supported");
-                    }
-                }
-                return window;
-            }
-            if (family == Family.QWEN2_MOE && bool("use_sliding_window", false)) {
-                // transformers' Qwen2-MoE without layer_types: layers from max_window_layers on slide.
-                int from = optionalNonNegative("max_window_layers", layers);
-                for (int l = from; l < layers; l++) {
-                    window[l] = size;
-                }
-                return window;
-            }
-            if (family != Family.QWEN2_MOE && family != Family.OLMOE && size > 0) {
-                Arrays.fill(window, size);
-            }
-            return window;
-        }
-
-        /** A list of layer indices, each in [0, limit). */
-        private Set<Integer> intSet(String key, int limit) {
-            Set<Integer> set = new HashSet<>();
-            JsonNode node = root.get(key);
-            if (node != null && !node.isNull()) {
-                if (!node.isArray()) {
-                    throw error(key + " must be a list of layer indices");
-                }
-                for (JsonNode n : node) {
-                    if (!n.isIntegralNumber() || !n.canConvertToInt()) {
-                        throw error(key + " must list layer indices, found " + n);
-                    }
-                    if (n.asInt() < 0 || n.asInt() >= limit) {
-                        throw error(key + " lists layer " + n + ", outside [0, " + limit + ")");
-                    }
-                    set.add(n.asInt());
-                }
-            }
-            return set;
-        }
-
-        private String text(String key, String fallback) {
-            JsonNode n = root.get(key);
-            return n == null || n.isNull() ? fallback : n.asText();
-        }
-
-        private int integer(String key) {
-            JsonNode n = root.get(key);
-            if (n == null || n.isNull()) {
-                throw error(key + " is missing");
-            }
-            if (!n.isIntegralNumber() || !n.canConvertToInt()) {
-                throw error(key + " must be an integer, found " + n);
-            }
-            return n.asInt();
-        }
-
-        private int positive(String key) {
-            int v = integer(key);
-            if (v <= 0) {
-                throw error(key + " must be positive, found " + v);
-            }
-            return v;
-        }
-
-        /** A positive integer of at most {@code max}, checked before anything is sized by it. */
-        private int bounded(String key, int max) {
-            int v = positive(key);
-            if (v > max) {
-                throw error(key + " " + v + " is more than moescore supports (at most " + max + ")");
-            }
-            return v;
-        }
-
-        private int optionalNonNegative(String key, int fallback) {
-            int v = optionalInt(key, fallback);
-            if (v < 0) {
-                throw error(key + " must be 0 or more, found " + v);
-            }
-            return v;
-        }
-
-        /** A positive number that a float holds finitely (eps, clip limits). */
-        private float positiveFloat(String key) {
-            double v = number(key);
-            float f = (float) v;
-            if (!(v > 0) || !Float.isFinite(f) || f == 0) {
-                throw error(key + " must be a positive number that a float holds, found " + root.get(key));
-            }
-            return f;
-        }
-
-        private int optionalInt(String key, int fallback) {
-            return root.hasNonNull(key) ? integer(key) : fallback;
-        }
-
-        private double number(String key) {
-            JsonNode n = root.get(key);
-            if (n == null || !n.isNumber()) {
-                throw error(key + " must be a number, found " + n);
-            }
-            return n.asDouble();
-        }
-
-        private boolean bool(String key, boolean fallback) {
-            JsonNode n = root.get(key);
-            if (n == null || n.isNull()) {
-                return fallback;
-            }
-            if (!n.isBoolean()) {
-                throw error(key + " must be true or false, found " + n);
-            }
-            return n.asBoolean();
-        }
-
-        private ModelFormatException error(String message) {
-            return new ModelFormatException(source + ": " + message);
-        }
     }
 }

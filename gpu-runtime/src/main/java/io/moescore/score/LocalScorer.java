@@ -67,8 +67,13 @@ public final class LocalScorer {
              Engine engine = Engine.load(options.model(), backend, options.settings().loadOptions());
              AtomicOutput output = openOutput(options)) {
             log.println("moescore: " + engine.config() + " on " + backend.deviceName());
+            io.moescore.engine.MemoryPlan plan = Engine.memoryPlan(engine.config(), options.model(), backend);
+            if (plan != null) {
+                log.println("moescore: " + plan.describe());
+            }
             summary = score(engine, options, output);
-        } catch (IllegalArgumentException | io.moescore.model.ModelFormatException e) {
+        } catch (IllegalArgumentException | io.moescore.model.ModelFormatException
+                 | io.moescore.engine.UnsupportedModelException e) {
             log.println("moescore: " + e.getMessage());
             return EXIT_BAD_INVOCATION;
         } catch (IOException e) {

@@ -4,6 +4,7 @@ import io.moescore.backend.Backend;
 import io.moescore.backend.Precision;
 import io.moescore.backend.select.Backends;
 import io.moescore.engine.LoadOptions;
+import io.moescore.model.ModelConfig;
 import java.io.Serializable;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -91,6 +92,11 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         return new ScoreSettings(BACKEND.resolve(source), PRECISION.resolve(source), DETERMINISTIC.resolve(source),
                 BATCH_TOKENS.resolve(source), TOKEN_LOGPROBS.resolve(source), TOP_K.resolve(source),
                 CPU_THREADS.resolve(source), ALLOW_NONFINITE.resolve(source));
+    }
+
+    /** What the chosen backend lacks to run a model of this config (empty: nothing), asked without opening it. */
+    public List<String> unsupported(ModelConfig config) {
+        return Backends.unsupported(backend, config);
     }
 
     /** Every setting with its value, in {@link #ALL}'s order. */

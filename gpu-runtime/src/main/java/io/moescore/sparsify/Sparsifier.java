@@ -114,6 +114,7 @@ public final class Sparsifier {
             throw new IllegalArgumentException(method + " needs calibration data: pass --calibration FILE.jsonl");
         }
         ModelConfig config = ModelConfig.load(model);
+        requirePerExpertTensors(model, config);
         PrunedExperts pruned = switch (method) {
             case "sparsegpt" -> byName(pruneBySparseGpt(model, config, sparsity, calibration, sequential,
                     reconstruction));
@@ -123,6 +124,24 @@ public final class Sparsifier {
         long calibrationTokens = calibration.stream().mapToLong(s -> s.length).sum();
         return write(model, out, new Provenance(sparsity, method, sequential, reconstruction, calibrationTokens),
                 pruned);
+    }
+
+    /**
+     * Refuses, before anything is written, a checkpoint whose experts are not stored per expert (fused 3-D tensors:
+     * {@code experts.gate_up_proj}, Granite's {@code input_linear}): the sparse formats are written per expert, and
+     * a copy with nothing pruned would be labelled sparse.
+     */
+    private static void requirePerExpertTensors(Path model, ModelConfig config) {
+        try (Checkpoint ckpt = Checkpoint.open(model)) {
+            for (String name : ckpt.tensorNames()) {
+                if (ExpertTensor.parse(name).isPresent()) {
+                    return;
+                }
+            }
+        }
+        throw new IllegalArgumentException("model " + model + " (" + config.family().modelType + ") stores its "
+                + "experts fused (experts.gate_up_proj / block_sparse_moe.input_linear), not per expert "
+                + "(experts.E.gate_proj.weight): sparsify writes per-expert tensors only");
     }
 
     /**

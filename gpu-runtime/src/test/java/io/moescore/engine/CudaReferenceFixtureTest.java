@@ -38,6 +38,23 @@ class CudaReferenceFixtureTest {
         assumeTrue(why == null, why + ": skipping GPU tests");
     }
 
+    /**
+     * The issue-24 families need kernels the CUDA backend lacks (latent attention, YaRN and partial rotary, the
+     * group-limited router, Granite's multipliers): refused before loading, naming the model and what is missing.
+     */
+    @Test
+    void newFamiliesAreRefusedNamingWhatIsMissing() {
+        CudaBackend backend = new CudaBackend(CudaOptions.device(0));
+        for (Path model : io.moescore.TestModels.familyFixtures()) {
+            if (!java.nio.file.Files.exists(model.resolve("config.json"))) {
+                continue;
+            }
+            UnsupportedModelException e = org.junit.jupiter.api.Assertions.assertThrows(
+                    UnsupportedModelException.class, () -> Engine.load(model, backend));
+            assertTrue(e.getMessage().contains(model.toString()) && e.getMessage().contains("lacks"), e.getMessage());
+        }
+    }
+
     @Test
     void splitBf16MatchesTransformersWithinTwoHundredths() throws IOException {
         check(Precision.SPLIT_BF16, SPLIT_TOLERANCE, 1.0, 0.95);

@@ -184,6 +184,16 @@ class SparsifierVectorSparseTest {
     }
 
 
+    /** Fused expert tensors (OLMoE's gate_up_proj here; Granite's input_linear) are refused before writing. */
+    @Test
+    void fusedExpertsAreRefusedBeforeWriting() {
+        Path fused = TestModels.repoRoot().resolve("gpu-runtime/src/test/resources/hf/olmoe-fp32-fused");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Sparsifier.sparsify(fused,
+                dir.resolve("f"), "2:4", "magnitude", false, ExpertReconstruction.Options.NONE, List.of()));
+        assertTrue(e.getMessage().contains("fused") && e.getMessage().contains("olmoe"), e.getMessage());
+        assertFalse(Files.exists(dir.resolve("f")), "nothing written");
+    }
+
     @Test
     void withoutItsManifestTheTensorsTellThePattern() throws Exception {
         Path copy = rewritten("no-manifest", (name, t) -> t);

@@ -102,8 +102,15 @@ public final class DatasetScorer {
                 throw new IllegalArgumentException("model " + spec.modelUri() + " has no config.json (looked for "
                         + config + ")");
             }
-            return ModelConfig.parse(ModelJson.parse(new String(bytes, StandardCharsets.UTF_8), "model config " + config),
-                    config);
+            ModelConfig parsed = ModelConfig.parse(ModelJson.parse(new String(bytes, StandardCharsets.UTF_8),
+                    "model config " + config), config);
+            List<String> missing = spec.settings().unsupported(parsed);
+            if (!missing.isEmpty()) {
+                throw new IllegalArgumentException("backend '" + spec.settings().backend() + "' cannot run the "
+                        + parsed.family().modelType + " model " + spec.modelUri() + ": it lacks "
+                        + String.join("; ", missing) + " (backend 'cpu' runs it)");
+            }
+            return parsed;
         } catch (IOException e) {
             throw new IllegalArgumentException("cannot read model " + config + ": " + e.getMessage(), e);
         } catch (ModelFormatException e) {

@@ -1,13 +1,17 @@
 package io.moescore.backend.cpu;
 
+import io.moescore.backend.AttentionHeads;
 import io.moescore.backend.Backend;
+import io.moescore.backend.ColumnBlocks;
 import io.moescore.backend.ExpertInputObserver;
 import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.TopK;
 import io.moescore.backend.IntTensor;
 import io.moescore.backend.LogProbs;
+import io.moescore.backend.MemoryBudget;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.WeightSlice;
+import io.moescore.model.Rope;
 import io.moescore.routing.ExpertRouting;
 import io.moescore.routing.HostExpertRouting;
 import io.moescore.routing.Router;
@@ -50,6 +54,12 @@ public final class CpuBackend implements Backend {
     @Override
     public String deviceName() {
         return "CPU (" + pool.getParallelism() + " threads)";
+    }
+
+    /** Every weight as fp32 on the heap, sparse experts decompressed: the JVM's maximum heap bounds the model. */
+    @Override
+    public MemoryBudget memoryBudget() {
+        return new MemoryBudget(Runtime.getRuntime().maxMemory(), Float.BYTES, false, "the JVM heap (-Xmx)");
     }
 
     @Override
@@ -214,58 +224,97 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void rope(Tensor x, int headDim, IntTensor positions, double theta) {
+    public void scale(Tensor x, float factor) {
+        float[] d = CpuTensor.of(x).data;
+        for (int i = 0; i < d.length; i++) {
+            d[i] *= factor;
+        }
+    }
+
+    @Override
+    public void copyColumns(Tensor src, ColumnBlocks from, Tensor dst, ColumnBlocks to) {
+        CpuTensor s = CpuTensor.of(src);
+        CpuTensor d = CpuTensor.of(dst);
+        if (from.count() != to.count() || from.width() != to.width() || s.rows != d.rows || from.end() > s.cols
+                || to.end() > d.cols) {
+            throw new IllegalArgumentException("copyColumns: " + from + " of " + s.rows + "x" + s.cols + " into "
+                    + to + " of " + d.rows + "x" + d.cols);
+        }
+        parallelFor(s.rows, r -> {
+            for (int b = 0; b < from.count(); b++) {
+                System.arraycopy(s.data, r * s.cols + from.start(b), d.data, r * d.cols + to.start(b), from.width());
+            }
+        });
+    }
+
+    @Override
+    public void rope(Tensor x, ColumnBlocks blocks, Rope rope, IntTensor positions) {
         CpuTensor t = CpuTensor.of(x);
         int[] pos = CpuTensor.Ints.of(positions);
-        int half = headDim / 2;
-        // inverse frequencies as transformers computes them: in fp32, theta^(-2i/d)
-        float[] invFreq = new float[half];
-        for (int i = 0; i < half; i++) {
-            invFreq[i] = (float) (1.0 / Math.pow(theta, (float) (2 * i) / headDim));
+        int dim = rope.rotaryDim();
+        if (blocks.width() != dim || blocks.end() > t.cols || (blocks.count() > 1 && blocks.stride() < dim)) {
+            throw new IllegalArgumentException("rope over " + blocks + " of " + t.cols + " columns with "
+                    + rope.describe());
         }
-        int heads = t.cols / headDim;
+        int half = dim / 2;
+        // inverse frequencies as transformers computes them, in fp32 (Rope)
+        float[] invFreq = rope.inverseFrequencies();
+        float factor = rope.attentionFactor();
+        boolean interleaved = rope.interleaved();
         parallelFor(t.rows, r -> {
             float p = pos[r];
-            for (int hd = 0; hd < heads; hd++) {
-                int base = r * t.cols + hd * headDim;
+            for (int b = 0; b < blocks.count(); b++) {
+                int base = r * t.cols + blocks.start(b);
                 for (int i = 0; i < half; i++) {
                     float angle = p * invFreq[i];
-                    float cos = (float) Math.cos(angle);
-                    float sin = (float) Math.sin(angle);
-                    float a = t.data[base + i];
-                    float b = t.data[base + i + half];
-                    t.data[base + i] = a * cos - b * sin;
-                    t.data[base + i + half] = b * cos + a * sin;
+                    float cos = (float) Math.cos(angle) * factor;
+                    float sin = (float) Math.sin(angle) * factor;
+                    // pairs (i, i + d/2) as transformers' rotate_half, or (2i, 2i+1): rope_interleave's pairs,
+                    // which transformers gathers to the first and second half before rotating (the same q.k)
+                    int ia = interleaved ? base + 2 * i : base + i;
+                    int ib = interleaved ? base + 2 * i + 1 : base + i + half;
+                    float a = t.data[ia];
+                    float c = t.data[ib];
+                    t.data[ia] = a * cos - c * sin;
+                    t.data[ib] = c * cos + a * sin;
                 }
             }
         });
     }
 
     @Override
-    public void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, int numHeads, int numKvHeads,
-                          int headDim, int window, Tensor out) {
+    public void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, AttentionHeads heads, int window,
+                          Tensor out) {
         CpuTensor qt = CpuTensor.of(q);
         CpuTensor kt = CpuTensor.of(k);
         CpuTensor vt = CpuTensor.of(v);
         CpuTensor o = CpuTensor.of(out);
+        int numHeads = heads.numHeads();
+        int qkDim = heads.qkHeadDim();
+        int vDim = heads.vHeadDim();
+        if (qt.cols != numHeads * qkDim || kt.cols != heads.numKvHeads() * qkDim
+                || vt.cols != heads.numKvHeads() * vDim || o.cols != numHeads * vDim) {
+            throw new IllegalArgumentException("attention " + heads + ": q " + qt.cols + ", k " + kt.cols + ", v "
+                    + vt.cols + ", out " + o.cols + " columns");
+        }
         int[] offsets = CpuTensor.Ints.of(seqOffsets);
         int rows = qt.rows;
         int[] seqStart = new int[rows];
         for (int s = 0; s + 1 < offsets.length; s++) {
             Arrays.fill(seqStart, offsets[s], offsets[s + 1], offsets[s]);
         }
-        int group = numHeads / numKvHeads;
-        float scale = (float) (1.0 / Math.sqrt(headDim));
+        int group = numHeads / heads.numKvHeads();
+        float scale = (float) heads.scale();
         parallelFor(rows * numHeads, item -> {
             int row = item / numHeads;
             int head = item % numHeads;
             int kvHead = head / group;
             int first = window > 0 ? Math.max(seqStart[row], row - window + 1) : seqStart[row];
-            int qBase = row * qt.cols + head * headDim;
+            int qBase = row * qt.cols + head * qkDim;
             float[] scores = new float[row - first + 1];
             float max = Float.NEGATIVE_INFINITY;
             for (int j = first; j <= row; j++) {
-                float s = dot(qt.data, qBase, kt.data, j * kt.cols + kvHead * headDim, headDim) * scale;
+                float s = dot(qt.data, qBase, kt.data, j * kt.cols + kvHead * qkDim, qkDim) * scale;
                 scores[j - first] = s;
                 max = Math.max(max, s);
             }
@@ -274,12 +323,12 @@ public final class CpuBackend implements Backend {
                 scores[j] = (float) Math.exp(scores[j] - max);
                 sum += scores[j];
             }
-            int oBase = row * o.cols + head * headDim;
-            Arrays.fill(o.data, oBase, oBase + headDim, 0f);
+            int oBase = row * o.cols + head * vDim;
+            Arrays.fill(o.data, oBase, oBase + vDim, 0f);
             for (int j = first; j <= row; j++) {
                 float p = scores[j - first] / sum;
-                int vBase = j * vt.cols + kvHead * headDim;
-                for (int d = 0; d < headDim; d++) {
+                int vBase = j * vt.cols + kvHead * vDim;
+                for (int d = 0; d < vDim; d++) {
                     o.data[oBase + d] += p * vt.data[vBase + d];
                 }
             }
@@ -386,7 +435,8 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public LogProbs logProbs(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK) {
+    public LogProbs logProbs(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK,
+                             float logitDivisor) {
         CpuTensor x = CpuTensor.of(hidden);
         CpuTensor w = CpuTensor.of(lmHead);
         int[] target = CpuTensor.Ints.of(targets);
@@ -403,7 +453,7 @@ public final class CpuBackend implements Backend {
             float[] logits = new float[vocab];
             float max = Float.NEGATIVE_INFINITY;
             for (int v = 0; v < vocab; v++) {
-                logits[v] = dot(x.data, r * h, w.data, v * h, h);
+                logits[v] = dot(x.data, r * h, w.data, v * h, h) / logitDivisor;  // exact for a divisor of 1
                 max = Math.max(max, logits[v]);
             }
             double sum = 0;

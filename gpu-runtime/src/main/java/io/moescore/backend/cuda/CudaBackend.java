@@ -9,21 +9,27 @@ import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
+import io.moescore.backend.AttentionHeads;
 import io.moescore.backend.Backend;
+import io.moescore.backend.ColumnBlocks;
 import io.moescore.backend.ExpertInputObserver;
 import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.IntTensor;
 import io.moescore.backend.LogProbs;
+import io.moescore.backend.MemoryBudget;
 import io.moescore.backend.Precision;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.TopK;
 import io.moescore.backend.WeightSlice;
+import io.moescore.model.ModelConfig;
+import io.moescore.model.Rope;
 import io.moescore.routing.ExpertRouting;
 import io.moescore.routing.Router;
 import io.moescore.routing.TopKSoftmaxRouter;
 import io.moescore.sparse.Sparse24;
 import io.moescore.sparse.VectorSparse;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import jcuda.Pointer;
@@ -135,6 +141,26 @@ public final class CudaBackend implements Backend {
     @Override
     public String deviceName() {
         return gpu.name() + " (cuda:" + gpu.ordinal() + ", sm_" + gpu.computeCapability().replace(".", "") + ")";
+    }
+
+    /** The model features that have no kernels here yet ({@link CudaModelSupport}). */
+    @Override
+    public List<String> unsupported(ModelConfig c) {
+        return missingKernels(c);
+    }
+
+    /** {@link #unsupported}, asked without a device (the Spark driver's check before any task). */
+    public static List<String> missingKernels(ModelConfig c) {
+        return CudaModelSupport.missingKernels(c);
+    }
+
+    /**
+     * The device's memory, and 16-bit weights at least (split-bf16 adds a lo part to fp32 checkpoints; the sm_90a
+     * kernels a pre-tiled copy): a lower bound, so only a model that cannot fit is refused.
+     */
+    @Override
+    public MemoryBudget memoryBudget() {
+        return new MemoryBudget(gpu.totalMemory(), 2, true, gpu.name() + "'s memory");
     }
 
     // ---- weights (CudaWeights) and activations --------------------------------------------------------------
@@ -300,7 +326,26 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void rope(Tensor x, int headDim, IntTensor positions, double theta) {
+    public void scale(Tensor x, float factor) {
+        throw new UnsupportedOperationException(deviceName() + " has no kernel to scale activations (Granite's "
+                + "multipliers); use the CPU backend");
+    }
+
+    @Override
+    public void copyColumns(Tensor src, ColumnBlocks from, Tensor dst, ColumnBlocks to) {
+        throw new UnsupportedOperationException(deviceName() + " has no kernel to copy column blocks (latent "
+                + "attention); use the CPU backend");
+    }
+
+    /** Plain rotary embeddings over whole heads only: the kernels of elementwise.cu. */
+    @Override
+    public void rope(Tensor x, ColumnBlocks blocks, Rope rope, IntTensor positions) {
+        if (!blocks.wholeHeadsOf(x.cols()) || !rope.isPlain(blocks.width())) {
+            throw new UnsupportedOperationException(deviceName() + " has no rope kernel for " + rope.describe()
+                    + " over " + blocks + "; use the CPU backend");
+        }
+        int headDim = blocks.width();
+        double theta = rope.theta();
         launcher.timed("rope", () -> {
             CudaTensor t = CudaTensor.output(x, "rope");
             CUdeviceptr inv = invFreqs.computeIfAbsent(headDim + "/" + theta, key -> {
@@ -334,9 +379,20 @@ public final class CudaBackend implements Backend {
         return AttentionKernel.pick(type, precision() != Precision.SPLIT_BF16, headDim, gpu.maxSharedPerBlock());
     }
 
+    /** Heads of one width (any softmax scale): latent attention's v heads narrower than q/k are refused. */
     @Override
-    public void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, int numHeads, int numKvHeads,
-                          int headDim, int window, Tensor out) {
+    public void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, AttentionHeads heads, int window,
+                          Tensor out) {
+        if (heads.qkHeadDim() != heads.vHeadDim()) {
+            throw new UnsupportedOperationException(deviceName() + " has no attention kernel for q/k heads of "
+                    + heads.qkHeadDim() + " and v heads of " + heads.vHeadDim() + " columns; use the CPU backend");
+        }
+        int numHeads = heads.numHeads();
+        int numKvHeads = heads.numKvHeads();
+        int headDim = heads.qkHeadDim();
+        // the standard scale exactly as before (1/sqrt(head_dim), log2(e)/sqrt(head_dim)), else the heads' own
+        float scale = heads.isStandard() ? (float) (1.0 / Math.sqrt(headDim)) : (float) heads.scale();
+        float log2Scale = heads.isStandard() ? (float) (LOG2_E / Math.sqrt(headDim)) : (float) (LOG2_E * heads.scale());
         launcher.timed("attention", () -> {
             if (headDim > 256 || headDim % 8 != 0) {
                 throw new IllegalArgumentException("the CUDA attention kernel supports head_dim up to 256 and a "
@@ -357,12 +413,11 @@ public final class CudaBackend implements Backend {
             CudaTensor o = CudaTensor.output(out, "attention");
             if (kernel.kind() != AttentionKernel.Kind.HALF_INPUTS) {
                 launcher.launch(kernel.name(), tileCount, numHeads, kernel.threads(), shared, qt.f32, kt.f32, vt.f32,
-                        o.f32, tiles.device, numHeads, numKvHeads, headDim, window, (float) (1.0 / Math.sqrt(headDim)));
+                        o.f32, tiles.device, numHeads, numKvHeads, headDim, window, scale);
                 return;
             }
             launcher.launch(kernel.name(), (long) tileCount * numHeads, 1, kernel.threads(), shared, halfInput(qt),
-                    halfInput(kt), halfInput(vt), o.f32, tiles.device, numHeads, numKvHeads, window,
-                    (float) (LOG2_E / Math.sqrt(headDim)));
+                    halfInput(kt), halfInput(vt), o.f32, tiles.device, numHeads, numKvHeads, window, log2Scale);
         });
     }
 
@@ -481,7 +536,12 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public LogProbs logProbs(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK) {
+    public LogProbs logProbs(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK,
+                             float logitDivisor) {
+        if (logitDivisor != 1f) {
+            throw new UnsupportedOperationException(deviceName() + " has no log-softmax kernel for logits divided by "
+                    + logitDivisor + " (Granite's logits_scaling); use the CPU backend");
+        }
         return launcher.timedValue("logProbs", () -> logProbsOp(hidden, lmHead, targets, topRows, topK));
     }
 

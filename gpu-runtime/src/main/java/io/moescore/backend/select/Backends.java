@@ -7,6 +7,8 @@ import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.backend.cuda.CudaOptions;
 import io.moescore.backend.cuda.CudaUnavailableException;
 import io.moescore.backend.cuda.GpuRuntime;
+import io.moescore.model.ModelConfig;
+import java.util.List;
 import java.util.Locale;
 
 /** Opens the backend a user asked for by name: auto, cpu or cuda. */
@@ -41,6 +43,15 @@ public final class Backends {
             default:
                 throw new IllegalArgumentException("unknown backend '" + name + "' (use auto, cpu or cuda)");
         }
+    }
+
+    /**
+     * What the backend of this name lacks to run a model of this config, asked without opening it (a driver's check
+     * before any executor loads): cuda's missing kernels; nothing for cpu, nor for auto (it runs such a model where
+     * the executor has no GPU, and is refused naming what is missing where it has one).
+     */
+    public static List<String> unsupported(String name, ModelConfig config) {
+        return name.toLowerCase(Locale.ROOT).equals("cuda") ? CudaBackend.missingKernels(config) : List.of();
     }
 
     /** The CUDA backend's options: kernels tuned per shape. */

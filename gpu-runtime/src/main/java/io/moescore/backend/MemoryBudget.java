@@ -1,0 +1,13 @@
+package io.moescore.backend;
+
+/**
+ * What a backend can hold, for the check before a model loads: the memory it places weights and activations in,
+ * and a lower bound of the bytes it places per weight (so a refusal is never wrong).
+ *
+ * @param availableBytes      the memory weights and activations share (the JVM's maximum heap; the GPU's memory)
+ * @param bytesPerWeight      bytes per dense weight as placed, at least (fp32 on the CPU: 4; 16-bit on a GPU: 2)
+ * @param packsSparseExperts  2:4 and 128:2:8 experts stay packed (else they are placed as the dense matrices)
+ * @param where               what the memory is, for messages ("the JVM heap (-Xmx)")
+ */
+public record MemoryBudget(long availableBytes, double bytesPerWeight, boolean packsSparseExperts, String where) {
+}

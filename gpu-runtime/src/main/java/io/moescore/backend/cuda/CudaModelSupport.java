@@ -1,0 +1,36 @@
+package io.moescore.backend.cuda;
+
+import io.moescore.model.ModelConfig;
+import io.moescore.model.Multipliers;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Which models the CUDA backend can run, decided from the config before anything loads: the features of issue 24
+ * that have no kernels here yet (Granite's multipliers, latent attention, YaRN, partial or interleaved rotary
+ * embeddings, the group-limited sigmoid router) are named; the CPU backend runs them all.
+ */
+final class CudaModelSupport {
+    private CudaModelSupport() {
+    }
+
+    /** What the CUDA backend lacks to run a model of this config; empty where it has every kernel. */
+    static List<String> missingKernels(ModelConfig c) {
+        List<String> missing = new ArrayList<>();
+        if (!c.multipliers().equals(Multipliers.NONE)) {
+            missing.add("a kernel for the embedding, residual and logits multipliers (" + c.multipliers() + ")");
+        }
+        if (c.latentAttention() != null) {
+            missing.add("latent attention (q/k heads of " + c.headDim() + " columns, v heads of " + c.vHeadDim()
+                    + ", a rotary key shared by every head)");
+        }
+        if (!c.rope().isPlain(c.headDim())) {
+            missing.add("a rope kernel for " + c.rope().describe() + " of heads of " + c.headDim());
+        }
+        if (c.groupRouting() != null) {
+            missing.add("a router kernel for group-limited sigmoid routing (n_group " + c.groupRouting().groups()
+                    + ", topk_group " + c.groupRouting().topkGroups() + ")");
+        }
+        return missing;
+    }
+}

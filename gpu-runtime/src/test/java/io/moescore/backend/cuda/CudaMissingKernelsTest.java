@@ -1,0 +1,40 @@
+package io.moescore.backend.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.moescore.TestModels;
+import io.moescore.model.ModelConfig;
+import io.moescore.model.ModelConfigFamiliesFixtures;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Which models the CUDA backend refuses before loading (no device needed): none of the four families it has kernels
+ * for, and each issue-24 family with every missing piece named.
+ */
+class CudaMissingKernelsTest {
+    @Test
+    void theFamiliesWithKernelsLackNothing() {
+        for (Path model : TestModels.hfFixtures()) {
+            assertEquals(List.of(), CudaModelSupport.missingKernels(ModelConfig.load(model)), model.toString());
+        }
+        assertEquals(List.of(), CudaModelSupport.missingKernels(ModelConfig.load(TestModels.demoModel())));
+    }
+
+    @Test
+    void deepseekLacksLatentAttentionRopeAndRouter() throws Exception {
+        String missing = String.join("; ", CudaModelSupport.missingKernels(ModelConfigFamiliesFixtures.deepseek()));
+        assertTrue(missing.contains("latent attention") && missing.contains("yarn") && missing.contains("interleaved")
+                && missing.contains("group-limited"), missing);
+    }
+
+    @Test
+    void graniteLacksTheMultipliersAndGlmThePartialRope() throws Exception {
+        String granite = String.join("; ", CudaModelSupport.missingKernels(ModelConfigFamiliesFixtures.granite()));
+        assertTrue(granite.contains("multipliers") && !granite.contains("rope"), granite);
+        String glm = String.join("; ", CudaModelSupport.missingKernels(ModelConfigFamiliesFixtures.glm()));
+        assertTrue(glm.contains("rotary over 8 columns") && glm.contains("group-limited"), glm);
+    }
+}

@@ -1,0 +1,51 @@
+package io.moescore.spark;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.moescore.model.ModelConfig;
+import io.moescore.score.ScoreSettings;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The driver's model check refuses, before any task, a model the chosen backend cannot run: a DeepSeek-V3 config
+ * with backend cuda names the kernels it lacks; with cpu (and auto, decided per executor) it passes.
+ */
+class ModelCheckBackendTest {
+    static final String DEEPSEEK = """
+            {"model_type": "deepseek_v3", "vocab_size": 64, "hidden_size": 32, "intermediate_size": 24,
+             "moe_intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "num_key_value_heads": 2, "n_shared_experts": 1, "n_routed_experts": 8, "routed_scaling_factor": 2.5,
+             "kv_lora_rank": 16, "q_lora_rank": null, "qk_rope_head_dim": 4, "v_head_dim": 6, "qk_nope_head_dim": 8,
+             "n_group": 4, "topk_group": 2, "num_experts_per_tok": 2, "first_k_dense_replace": 1,
+             "hidden_act": "silu", "max_position_embeddings": 64}""";
+
+    @TempDir
+    Path dir;
+
+    ScoringSpec spec(String backend) throws IOException {
+        Files.writeString(dir.resolve("config.json"), DEEPSEEK);
+        return new ScoringSpec(dir.toString(), ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, backend), "tokens",
+                null, Map.of());
+    }
+
+    @Test
+    void cudaIsRefusedNamingWhatItLacks() throws IOException {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> DatasetScorer.checkModel(spec("cuda")));
+        assertTrue(e.getMessage().contains("deepseek_v3") && e.getMessage().contains("latent attention")
+                && e.getMessage().contains("backend 'cpu'"), e.getMessage());
+    }
+
+    @Test
+    void cpuAndAutoPass() throws IOException {
+        assertEquals(ModelConfig.Family.DEEPSEEK_V3, DatasetScorer.checkModel(spec("cpu")).family());
+        assertEquals(ModelConfig.Family.DEEPSEEK_V3, DatasetScorer.checkModel(spec("auto")).family());
+    }
+}
