@@ -2,9 +2,6 @@ package io.moescore.backend.cuda;
 
 import static io.moescore.backend.cuda.CudaLauncher.blocks;
 import static io.moescore.backend.cuda.KernelConstants.ROUTER_MAX_K;
-import static io.moescore.backend.cuda.KernelConstants.S90_BK;
-import static io.moescore.backend.cuda.KernelConstants.S90_W_BLOCK_BYTES;
-import static io.moescore.backend.cuda.KernelConstants.S90_W_BLOCK_ROWS;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
@@ -19,7 +16,6 @@ import io.moescore.backend.LogProbs;
 import io.moescore.backend.MemoryBudget;
 import io.moescore.backend.Precision;
 import io.moescore.backend.Tensor;
-import io.moescore.backend.TopK;
 import io.moescore.backend.WeightSlice;
 import io.moescore.model.ModelConfig;
 import io.moescore.model.Rope;
@@ -47,10 +43,6 @@ import jcuda.driver.CUdeviceptr;
 public final class CudaBackend implements Backend {
     /** Weights with at most this many rows keep an fp32 copy and multiply in fp32 (routers, gates, norms). */
     static final int SMALL_WEIGHT_ROWS = CudaWeights.SMALL_WEIGHT_ROWS;
-    /** The lm_head step computes logits for at most this many (token, vocab) pairs at a time. */
-    private static final long LOGITS_CHUNK_ELEMENTS = 64L << 20;
-    /** Deterministic mode: vocabulary columns per lm_head chunk, whatever the token count. */
-    static final int DETERMINISTIC_LOGITS_CHUNK = 8192;
     /** log2(e): the half-input attention kernels take their softmax scale in base 2. */
     private static final double LOG2_E = 1.4426950408889634;
 
@@ -62,6 +54,7 @@ public final class CudaBackend implements Backend {
     private final CudaWeights weights;
     private final CudaGemm gemm;
     private final ExpertLaunches experts;
+    private final CudaLogProbs logProbs;
     private final Map<String, CUdeviceptr> invFreqs = new ConcurrentHashMap<>();
 
     /**
@@ -79,6 +72,7 @@ public final class CudaBackend implements Backend {
         this.weights = new CudaWeights(launcher, options.precision(), choice);
         this.gemm = new CudaGemm(launcher, choice, options.precision(), weights);
         this.experts = new ExpertLaunches(launcher, choice, gemm, options.precision(), options.deterministic());
+        this.logProbs = new CudaLogProbs(launcher, gemm, options.deterministic());
     }
 
     public CudaOptions options() {
@@ -542,68 +536,8 @@ public final class CudaBackend implements Backend {
             throw new UnsupportedOperationException(deviceName() + " has no log-softmax kernel for logits divided by "
                     + logitDivisor + " (Granite's logits_scaling); use the CPU backend");
         }
-        return launcher.timedValue("logProbs", () -> logProbsOp(hidden, lmHead, targets, topRows, topK));
-    }
-
-    private LogProbs logProbsOp(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK) {
-        CudaTensor x = CudaTensor.of(hidden);
-        CudaTensor w = CudaTensor.of(lmHead);
-        int t = x.rows;
-        int vocab = w.rows;
-        int h = x.cols;
-        // chunks start at multiples of S90_W_BLOCK_ROWS vocabulary rows: whole blocks of a pre-tiled lm_head
-        int chunk = options.deterministic() ? Math.min(vocab, DETERMINISTIC_LOGITS_CHUNK)
-                : (int) Math.max(S90_W_BLOCK_ROWS, Math.min(vocab,
-                        LOGITS_CHUNK_ELEMENTS / Math.max(1, t) / S90_W_BLOCK_ROWS * S90_W_BLOCK_ROWS));
-        int[] topSlot = new int[t];
-        Arrays.fill(topSlot, -1);
-        for (int i = 0; i < topRows.length; i++) {
-            topSlot[topRows[i]] = i;
-        }
-        DevicePool pool = gpu.pool();
-        long logitsBytes = (long) t * chunk * 4;
-        long topBytes = Math.max(4L, (long) topRows.length * vocab * 4);
-        CUdeviceptr logits = pool.allocate(logitsBytes);
-        CUdeviceptr state = pool.allocate(t * 12L);
-        CUdeviceptr lp = pool.allocate(Math.max(4L, t * 4L));
-        CUdeviceptr top = pool.allocate(topBytes);
-        int aParts = gemm.inputParts(w.parts);
-        CudaGemm.Input xb = gemm.input(x, aParts, pool);
-        try (CudaTensor.Ints slots = launcher.upload(topSlot)) {
-            CUdeviceptr target = CudaTensor.Ints.of(targets).device;
-            CUdeviceptr tiled = gemm.tiledWeight(w);
-            for (int v0 = 0; v0 < vocab; v0 += chunk) {
-                int c = Math.min(chunk, vocab - v0);
-                if (tiled != null) {
-                    long blockOffset = (long) v0 / S90_W_BLOCK_ROWS * blocks(h, S90_BK) * S90_W_BLOCK_BYTES;
-                    gemm.multiplyTiled(xb.rows(), tiled.withByteOffset(blockOffset), null, logits, t, c, h);
-                } else {
-                    gemm.multiply(xb.rows(), w.half.withByteOffset((long) v0 * h * 2 * w.parts), null, logits, t, c, h,
-                            aParts, w.parts);
-                }
-                launcher.launch("logsoftmax_chunk", t, 1, 256, 0, logits, t, c, v0, target, state, slots.device, top,
-                        vocab);
-            }
-            launcher.launch("logsoftmax_finish", blocks(t, 256), 1, 256, 0, state, target, t, lp);
-            float[] result = new float[t];
-            float[] topLogits = new float[topRows.length * vocab];
-            cuStreamSynchronize(gpu.stream());
-            cuMemcpyDtoH(Pointer.to(result), lp, t * 4L);
-            if (topLogits.length > 0) {
-                cuMemcpyDtoH(Pointer.to(topLogits), top, topLogits.length * 4L);
-            }
-            int[][] best = new int[topRows.length][];
-            for (int i = 0; i < topRows.length; i++) {
-                best[i] = TopK.indices(topLogits, i * vocab, vocab, topK);
-            }
-            return new LogProbs(result, best);
-        } finally {
-            xb.close();
-            pool.release(logits, logitsBytes);
-            pool.release(state, t * 12L);
-            pool.release(lp, Math.max(4L, t * 4L));
-            pool.release(top, topBytes);
-        }
+        return launcher.timedValue("logProbs", () -> logProbs.run(CudaTensor.of(hidden), CudaTensor.of(lmHead),
+                CudaTensor.Ints.of(targets), topRows, topK));
     }
 
     /** The runtime is shared by every backend of this JVM on the device; the weights belong to their owners. */

@@ -143,7 +143,7 @@ class KernelVariantsTest {
         assertEquals(BM, ExpertIntermediate.ROWS_PER_ITEM);
         assertEquals(S90_BK, ExpertIntermediate.STAGE_COLUMNS);
         // lm_head chunks start on whole blocks of a pre-tiled weight
-        assertEquals(0, CudaBackend.DETERMINISTIC_LOGITS_CHUNK % S90_W_BLOCK_ROWS);
+        assertEquals(0, CudaLogProbs.DETERMINISTIC_LOGITS_CHUNK % S90_W_BLOCK_ROWS);
         // the 2:4 pre-tiling writes 256-row tiles as whole 128-row blocks
         assertEquals(0, SP_ROWS % SP9_HALF_ROWS);
     }

@@ -1,0 +1,95 @@
+package io.moescore.backend.cuda;
+
+import static io.moescore.backend.cuda.CudaLauncher.blocks;
+import static io.moescore.backend.cuda.KernelConstants.S90_BK;
+import static io.moescore.backend.cuda.KernelConstants.S90_W_BLOCK_BYTES;
+import static io.moescore.backend.cuda.KernelConstants.S90_W_BLOCK_ROWS;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+import io.moescore.backend.LogProbs;
+import io.moescore.backend.TopK;
+import java.util.Arrays;
+import jcuda.Pointer;
+import jcuda.driver.CUdeviceptr;
+
+/**
+ * The lm_head step ({@link CudaBackend#logProbs}): logits for a chunk of the vocabulary at a time (a dense GEMM,
+ * {@link CudaGemm}), folded into each row's running log-sum-exp, target logit and top-k candidates
+ * (lm_head.cu: logsoftmax_chunk, logsoftmax_finish), so the T x vocab logits never exist whole.
+ */
+final class CudaLogProbs {
+    /** The lm_head step computes logits for at most this many (token, vocab) pairs at a time. */
+    private static final long LOGITS_CHUNK_ELEMENTS = 64L << 20;
+    /** Deterministic mode: vocabulary columns per lm_head chunk, whatever the token count. */
+    static final int DETERMINISTIC_LOGITS_CHUNK = 8192;
+
+    private final CudaLauncher launcher;
+    private final CudaGemm gemm;
+    private final boolean deterministic;
+
+    CudaLogProbs(CudaLauncher launcher, CudaGemm gemm, boolean deterministic) {
+        this.launcher = launcher;
+        this.gemm = gemm;
+        this.deterministic = deterministic;
+    }
+
+    LogProbs run(CudaTensor x, CudaTensor w, CudaTensor.Ints targets, int[] topRows, int topK) {
+        int t = x.rows;
+        int vocab = w.rows;
+        int h = x.cols;
+        // chunks start at multiples of S90_W_BLOCK_ROWS vocabulary rows: whole blocks of a pre-tiled lm_head
+        int chunk = deterministic ? Math.min(vocab, DETERMINISTIC_LOGITS_CHUNK)
+                : (int) Math.max(S90_W_BLOCK_ROWS, Math.min(vocab,
+                        LOGITS_CHUNK_ELEMENTS / Math.max(1, t) / S90_W_BLOCK_ROWS * S90_W_BLOCK_ROWS));
+        int[] topSlot = new int[t];
+        Arrays.fill(topSlot, -1);
+        for (int i = 0; i < topRows.length; i++) {
+            topSlot[topRows[i]] = i;
+        }
+        DevicePool pool = launcher.pool();
+        long logitsBytes = (long) t * chunk * 4;
+        long topBytes = Math.max(4L, (long) topRows.length * vocab * 4);
+        CUdeviceptr logits = pool.allocate(logitsBytes);
+        CUdeviceptr state = pool.allocate(t * 12L);
+        CUdeviceptr lp = pool.allocate(Math.max(4L, t * 4L));
+        CUdeviceptr top = pool.allocate(topBytes);
+        int aParts = gemm.inputParts(w.parts);
+        CudaGemm.Input xb = gemm.input(x, aParts, pool);
+        try (CudaTensor.Ints slots = launcher.upload(topSlot)) {
+            CUdeviceptr target = targets.device;
+            CUdeviceptr tiled = gemm.tiledWeight(w);
+            for (int v0 = 0; v0 < vocab; v0 += chunk) {
+                int c = Math.min(chunk, vocab - v0);
+                if (tiled != null) {
+                    long blockOffset = (long) v0 / S90_W_BLOCK_ROWS * blocks(h, S90_BK) * S90_W_BLOCK_BYTES;
+                    gemm.multiplyTiled(xb.rows(), tiled.withByteOffset(blockOffset), null, logits, t, c, h);
+                } else {
+                    gemm.multiply(xb.rows(), w.half.withByteOffset((long) v0 * h * 2 * w.parts), null, logits, t, c, h,
+                            aParts, w.parts);
+                }
+                launcher.launch("logsoftmax_chunk", t, 1, 256, 0, logits, t, c, v0, target, state, slots.device, top,
+                        vocab);
+            }
+            launcher.launch("logsoftmax_finish", blocks(t, 256), 1, 256, 0, state, target, t, lp);
+            float[] result = new float[t];
+            float[] topLogits = new float[topRows.length * vocab];
+            cuStreamSynchronize(launcher.stream());
+            cuMemcpyDtoH(Pointer.to(result), lp, t * 4L);
+            if (topLogits.length > 0) {
+                cuMemcpyDtoH(Pointer.to(topLogits), top, topLogits.length * 4L);
+            }
+            int[][] best = new int[topRows.length][];
+            for (int i = 0; i < topRows.length; i++) {
+                best[i] = TopK.indices(topLogits, i * vocab, vocab, topK);
+            }
+            return new LogProbs(result, best);
+        } finally {
+            xb.close();
+            pool.release(logits, logitsBytes);
+            pool.release(state, t * 12L);
+            pool.release(lp, Math.max(4L, t * 4L));
+            pool.release(top, topBytes);
+        }
+    }
+}
