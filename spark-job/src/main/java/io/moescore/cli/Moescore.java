@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
         description = "Scores datasets with Mixture-of-Experts language models.",
         subcommands = {io.moescore.spark.MoeScoreJob.class, ScoreLocalCommand.class, DemoCommand.class,
             SparsifyCommand.class, io.moescore.spark.sparsify.SparsifyJob.class,
-            io.moescore.spark.portability.PortabilityJob.class})
+            io.moescore.spark.portability.PortabilityJob.class, YarnCheckCommand.class})
 public final class Moescore {
     public static void main(String[] args) {
         System.exit(run(args));

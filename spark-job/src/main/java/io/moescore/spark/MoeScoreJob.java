@@ -97,7 +97,7 @@ public final class MoeScoreJob implements Callable<Integer> {
     }
 
     public static void main(String[] args) {
-        System.exit(new CommandLine(new MoeScoreJob()).execute(args));
+        JobExit.exit(new CommandLine(new MoeScoreJob()).execute(args));
     }
 
     @Override

@@ -5,6 +5,7 @@ import io.moescore.model.ModelConfig;
 import io.moescore.model.ModelFormatException;
 import io.moescore.spark.DatasetScorer;
 import io.moescore.spark.JobConf;
+import io.moescore.spark.JobExit;
 import io.moescore.spark.ModelFiles;
 import io.moescore.spark.MoeScoreJob;
 import io.moescore.spark.ScoreJobOptions;
@@ -104,7 +105,7 @@ public final class SparsifyJob implements Callable<Integer> {
     }
 
     public static void main(String[] args) {
-        System.exit(new CommandLine(new SparsifyJob()).execute(args));
+        JobExit.exit(new CommandLine(new SparsifyJob()).execute(args));
     }
 
     @Override
