@@ -8,8 +8,7 @@
 // per tile and adds the tile's values. Masked keys (after the row, or outside the sliding window) score -inf.
 #include "common.cuh"
 
-#define ATT_ROWS 64
-#define ATT_KEYS 32
+// ATT_ROWS, ATT_KEYS and the launch geometry: constants.cuh
 
 // tiles: per block (sequence start, sequence end, first query row), absolute rows of q/k/v.
 // DH: registers per thread for its half of head_dim (a compile-time bound; headDim / 2 <= DH).
@@ -105,7 +104,7 @@ __device__ __forceinline__ void attention_rows(const float* __restrict__ q, cons
 }
 
 #define ATTENTION_KERNEL(NAME, DH)                                                                         \
-    extern "C" __global__ void __launch_bounds__(2 * ATT_ROWS)                                              \
+    extern "C" __global__ void __launch_bounds__(ATTENTION_F32_THREADS)                                     \
     NAME(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,             \
          float* __restrict__ out, const int* __restrict__ tiles, int numHeads, int numKvHeads, int headDim, \
          int window, float scale) {                                                                         \

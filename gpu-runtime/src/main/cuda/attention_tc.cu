@@ -9,8 +9,7 @@
 // ldmatrix.trans). D: head_dim rounded up to 32, 64 or 128; the padding is zero in Q, K and V.
 #include "common.cuh"
 
-#define TC_ROWS 64
-#define TC_KEYS 64
+// TC_ROWS, TC_KEYS and the launch geometry: constants.cuh
 
 // ldmatrix_x4 and mma_m16n8k16: gemm.cu.
 __device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const void* smem) {
@@ -153,7 +152,7 @@ __device__ __forceinline__ void attention_tc_rows(const float* __restrict__ q, c
 }
 
 #define ATTENTION_TC_KERNEL(NAME, T, D)                                                                    \
-    extern "C" __global__ void __launch_bounds__(128)                                                       \
+    extern "C" __global__ void __launch_bounds__(ATTENTION_TC_THREADS)                                      \
     NAME(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,             \
          float* __restrict__ out, const int* __restrict__ tiles, int numHeads, int numKvHeads, int headDim, \
          int window, float scale) {                                                                         \

@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 #include <type_traits>
+#include "constants.cuh"  // tile, stage and shared-memory sizes the host reads too
 
 // The 16-bit floats the tensor cores multiply (fp32 accumulation either way), chosen by the backend's precision:
 // bf16 keeps fp32's range with 8 significant bits, fp16 11 bits within +-65504. Every kernel that reads or writes

@@ -37,8 +37,11 @@ extern "C" __global__ void rmsnorm_f32(const float* __restrict__ x, const float*
 
 // Rotary embedding, rotate-half form, in place: one thread per (row, head, i < half).
 // invFreq is computed on the host exactly as transformers does (fp32), so both backends rotate alike.
-extern "C" __global__ void rope_f32(float* __restrict__ x, const int* __restrict__ pos,
-                                    const float* __restrict__ invFreq, int rows, int cols, int headDim) {
+// copy (when not null) also receives the rotated values rounded to T: the half-precision q and k that
+// attention_fa.cu reads, written in the same pass.
+template <typename T>
+__device__ __forceinline__ void rope_rows(float* __restrict__ x, T* __restrict__ copy, const int* __restrict__ pos,
+                                          const float* __restrict__ invFreq, int rows, int cols, int headDim) {
     int half = headDim / 2;
     int heads = cols / headDim;
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -50,10 +53,28 @@ extern "C" __global__ void rope_f32(float* __restrict__ x, const int* __restrict
     float angle = (float)pos[r] * invFreq[i];
     float c, s;
     sincosf(angle, &s, &c);
-    float* p = x + (size_t)r * cols + h * headDim;
+    size_t at = (size_t)r * cols + h * headDim;
+    float* p = x + at;
     float a = p[i], b = p[i + half];
-    p[i] = a * c - b * s;
-    p[i + half] = b * c + a * s;
+    float ra = a * c - b * s, rb = b * c + a * s;
+    p[i] = ra;
+    p[i + half] = rb;
+    if (copy != nullptr) {
+        copy[at + i] = to_half<T>(ra);
+        copy[at + i + half] = to_half<T>(rb);
+    }
+}
+extern "C" __global__ void rope_f32(float* __restrict__ x, const int* __restrict__ pos,
+                                    const float* __restrict__ invFreq, int rows, int cols, int headDim) {
+    rope_rows<bf16>(x, nullptr, pos, invFreq, rows, cols, headDim);
+}
+extern "C" __global__ void rope_half_bf16(float* __restrict__ x, bf16* __restrict__ copy, const int* __restrict__ pos,
+                                          const float* __restrict__ invFreq, int rows, int cols, int headDim) {
+    rope_rows(x, copy, pos, invFreq, rows, cols, headDim);
+}
+extern "C" __global__ void rope_half_f16(float* __restrict__ x, f16* __restrict__ copy, const int* __restrict__ pos,
+                                         const float* __restrict__ invFreq, int rows, int cols, int headDim) {
+    rope_rows(x, copy, pos, invFreq, rows, cols, headDim);
 }
 
 extern "C" __global__ void clamp_f32(float* __restrict__ x, long long n, float limit) {

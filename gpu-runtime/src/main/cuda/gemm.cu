@@ -31,12 +31,8 @@
 // Requirements checked on the host: K % 8 == 0 (16-byte chunks), and for gate_up the ffn width % 8 == 0.
 #include "common.cuh"
 
-#define BM 128
-#define BN 256
+// BM, BN, BK, LDS, GEMM_THREADS, GEMM_STAGES, GEMM_SHARED_BYTES: constants.cuh
 #define WN 8   // n8 tiles per warp: a warp computes 64 x 64
-#define BK 32
-#define LDS (BK + 8)  // shared row stride in 16-bit values: 80 bytes, so ldmatrix's 8 rows hit 8 different bank groups
-#define GEMM_THREADS 256
 
 enum { EPI_STORE_F32 = 0, EPI_SWIGLU_BF16 = 1, EPI_COMBINE_ATOMIC = 2, EPI_STORE_SCALED_F32 = 3 };
 
@@ -76,10 +72,6 @@ struct TileArgs {
     int N, K, Kw;
     int m0, n0;           // tile origin: local row, output column
 };
-
-#define GEMM_STAGES 3
-// dynamic shared memory of one block: GEMM_STAGES x (A tile + W tile)
-#define GEMM_SHARED_BYTES (GEMM_STAGES * (BM + BN) * LDS * 2)
 
 // One stage: A tile (rows m0.., cols k0..) and W tile (rows n0.., cols k0..), 16-byte cp.async each,
 // zero-filled outside the matrices.
@@ -332,7 +324,6 @@ GEMM_KERNELS(f16, f16)
 // order, with three or more experts per token, changes the rounding from run to run and batch to batch. A
 // token's entry for expert e is found by binary search in e's ascending token list (router.cu). One block per
 // token. CPU twin: CpuBackend.experts (same expert order).
-#define COMBINE_MAX_K 16
 extern "C" __global__ void combine_expert_outputs(const float* __restrict__ perEntry, const int* __restrict__ chosen,
                                                   const int* __restrict__ offsets, const int* __restrict__ tokens,
                                                   float* __restrict__ out, int T, int k, int H) {

@@ -1,5 +1,5 @@
 // Hopper (sm_90a) main loop for the dense GEMMs of gemm.cu: wgmma (warpgroup MMA, operands read straight from
-// shared memory) instead of mma.sync, whose H100 ceiling is 653 TFLOP/s against wgmma's 965 (design-notes).
+// shared memory) instead of mma.sync, which cannot reach a Hopper's tensor-core peak (bench/NOTES.md).
 // Tiles of 128 activation rows x BNT weight rows (256 like gemm.cu's, or 128: twice the blocks, for narrow
 // outputs; the autotuner (KernelTuner) picks per shape), 256 threads = 2 warpgroups of 64 rows each; same
 // TileArgs (gathered rows, wrapped weight columns), same epilogues. The mma.sync loop stays for sm_80-89 and
@@ -9,15 +9,10 @@
 // chunk c of row r lands at chunk c ^ (r % 8)), filled by cp.async from every thread (gathered rows rule out
 // the copy engine's tile loads). cp.async writes through the generic proxy and wgmma reads through the async
 // one, hence fence.proxy.async before the barrier that publishes a stage.
-#define S90_BK 64
-#define S90_STAGES 4
-#define S90_A_BYTES (BM * 128)
-// + 1024: the dynamic shared window is rounded up to the 1024-byte alignment the swizzle pattern needs
-#define GEMM_SM90_SHARED_BYTES(BNT) (S90_STAGES * (S90_A_BYTES + (BNT) * 128) + 1024)
-// Pre-tiled expert weights (tile_dense_sm90): [E][N / 128][K / 64] blocks of 128 rows x 64 k, each laid out as
-// shared memory holds it (128-byte rows, swizzled); + 64: the tiled kernels' mbarriers
-#define S90_W_BLOCK_BYTES (128 * 128)
-#define GEMM_SM90_TILED_SHARED_BYTES(BNT) (GEMM_SM90_SHARED_BYTES(BNT) + 64)
+// S90_BK, S90_STAGES, S90_A_BYTES, GEMM_SM90_SHARED_BYTES(BNT) and, for the pre-tiled weights, S90_W_BLOCK_ROWS,
+// S90_W_BLOCK_BYTES and GEMM_SM90_TILED_SHARED_BYTES(BNT): constants.cuh.
+// Pre-tiled weights (tile_dense_sm90): [E][N / 128][K / 64] blocks of 128 rows x 64 k, each laid out as shared
+// memory holds it (128-byte rows, swizzled); the kernels that read them keep their mbarriers after the stages.
 
 // Byte offset of 16-byte chunk `chunk` of row `row` in 128-byte rows under the 128-byte swizzle wgmma reads.
 __device__ __forceinline__ int swizzled(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
@@ -27,7 +22,7 @@ __device__ __forceinline__ int swizzled(int row, int chunk) { return row * 128 +
 extern "C" __global__ void tile_dense_sm90(const uint16_t* __restrict__ src, unsigned char* __restrict__ tiled, int R,
                                            int K, int tiles) {
     int stage = blockIdx.x, stages = gridDim.x;
-    int e = blockIdx.y / tiles, r = threadIdx.x, row = (blockIdx.y % tiles) * 128 + r;
+    int e = blockIdx.y / tiles, r = threadIdx.x, row = (blockIdx.y % tiles) * S90_W_BLOCK_ROWS + r;
     unsigned char* block = tiled + ((size_t)blockIdx.y * stages + stage) * S90_W_BLOCK_BYTES;
     const uint16_t* rowStart = src + ((size_t)e * R + row) * K;
     for (int c = 0; c < 8; c++) {
@@ -329,10 +324,10 @@ __device__ __forceinline__ void down_sm90(const T* inter, const int* tokens, con
                               int wParts) {                                                                      \
         down_sm90<BNT>(inter, tokens, gates, offsets, work, wDown, out, perEntry, H, F, aParts, wParts);          \
     }
-GEMM_SM90_KERNELS(bf16, bf16, , 256)
-GEMM_SM90_KERNELS(bf16, bf16, _n128, 128)
-GEMM_SM90_KERNELS(f16, f16, , 256)
-GEMM_SM90_KERNELS(f16, f16, _n128, 128)
+GEMM_SM90_KERNELS(bf16, bf16, , BN)
+GEMM_SM90_KERNELS(bf16, bf16, _n128, BN_N128)
+GEMM_SM90_KERNELS(f16, f16, , BN)
+GEMM_SM90_KERNELS(f16, f16, _n128, BN_N128)
 
 // Expert launches over pre-tiled weights (the plain ones' arguments; aParts and wParts are 1, and the intermediate
 // is tiled per work item: [items][F / 64 stages][128 rows x 128 bytes, swizzled], the down kernel's A stages).
@@ -424,7 +419,7 @@ __device__ __forceinline__ void linear_sm90_tiled(const T* A, const unsigned cha
                                int wParts) {                                                                     \
         down_sm90_tiled<BNT, T>(inter, tokens, gates, offsets, work, wTiled, out, perEntry, H, F);                  \
     }
-GEMM_SM90_TILED_KERNELS(bf16, bf16, , 256)
-GEMM_SM90_TILED_KERNELS(bf16, bf16, _n128, 128)
-GEMM_SM90_TILED_KERNELS(f16, f16, , 256)
-GEMM_SM90_TILED_KERNELS(f16, f16, _n128, 128)
+GEMM_SM90_TILED_KERNELS(bf16, bf16, , BN)
+GEMM_SM90_TILED_KERNELS(bf16, bf16, _n128, BN_N128)
+GEMM_SM90_TILED_KERNELS(f16, f16, , BN)
+GEMM_SM90_TILED_KERNELS(f16, f16, _n128, BN_N128)

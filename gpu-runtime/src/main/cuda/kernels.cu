@@ -4,6 +4,7 @@
 #include "gemm.cu"
 #include "attention.cu"
 #include "attention_tc.cu"
+#include "attention_fa.cu"
 #include "router.cu"
 #include "lm_head.cu"
 #include "sparse24.cu"

@@ -1,10 +1,17 @@
-// Router: softmax over each token's expert logits, top-k (lowest index first on ties), optional
-// renormalisation; then the per-expert token lists (the activation-sparse format) built on the GPU in a
-// fixed order: each expert's tokens ascending, so results never depend on thread scheduling.
+// Router: softmax over each token's expert logits, top-k (lowest index first on ties; non-finite logits: see
+// router_ranks_above), optional renormalisation; then the per-expert token lists (the activation-sparse format)
+// built on the GPU in a fixed order: each expert's tokens ascending, so results never depend on thread scheduling.
 // CPU twin: TopKSoftmaxRouter.route + HostExpertRouting.fromChoices.
 #include "common.cuh"
 
-#define ROUTER_MAX_K 16
+// (p, e) ranks above (best, bestE): larger probability, the lower expert on ties, and NaN above any number (as
+// TopKSoftmaxRouter.larger). A row with a NaN or +inf logit, or all -inf, has NaN probabilities everywhere (its
+// sum is NaN), so it goes to experts 0..k-1 with NaN gates, never to no expert at all. Finite rows rank as before.
+__device__ __forceinline__ bool router_ranks_above(float p, int e, float best, int bestE) {
+    bool pNan = isnan(p), bestNan = isnan(best);
+    if (pNan || bestNan) return pNan && (!bestNan || e < bestE);
+    return p > best || (p == best && e < bestE);
+}
 
 // One warp per token. chosen/weights: [T, k].
 extern "C" __global__ void router_topk_softmax(const float* __restrict__ logits, int T, int E, int k, int renormalize,
@@ -29,7 +36,7 @@ extern "C" __global__ void router_topk_softmax(const float* __restrict__ logits,
             bool used = false;
             for (int i = 0; i < j; i++) used |= taken[i] == e;
             float p = __expf(z[e] - m) / s;
-            if (!used && (p > best || (p == best && e < bestE))) {
+            if (!used && router_ranks_above(p, e, best, bestE)) {
                 best = p;
                 bestE = e;
             }
@@ -37,7 +44,7 @@ extern "C" __global__ void router_topk_softmax(const float* __restrict__ logits,
         for (int o = 16; o > 0; o >>= 1) {
             float ob = __shfl_xor_sync(0xffffffffu, best, o);
             int oe = __shfl_xor_sync(0xffffffffu, bestE, o);
-            if (ob > best || (ob == best && oe < bestE)) {
+            if (router_ranks_above(ob, oe, best, bestE)) {
                 best = ob;
                 bestE = oe;
             }

@@ -16,13 +16,8 @@
 // (rows g+8) of the same 8 columns and the thread owning both applies SwiGLU in registers.
 #include "common.cuh"
 
-#define SP_ROWS 256     // weight rows per block
-#define SP_TOKENS 128   // tokens per block
-#define SP_K 64         // original k per stage
-#define SP_LDV (SP_K / 2 + 8)  // compressed values per shared row (+8 values of padding against bank conflicts)
-#define SP_LDX (SP_K + 8)      // token values per shared row
-#define SP_THREADS 256
-#define SP_STAGES 3
+// constants.cuh: SP_ROWS weight rows x SP_TOKENS tokens per block, SP_K original k per stage, SP_LDV compressed
+// values and SP_LDX token values per shared row, SP_THREADS, SP_STAGES, and SPARSE_SHARED_BYTES = sizeof(SpShared).
 
 __device__ __forceinline__ void sp_cp_async16(void* smem, const void* gmem, bool valid) {
     unsigned s = (unsigned)__cvta_generic_to_shared(smem);
@@ -71,6 +66,8 @@ struct SpShared {
     unsigned m[SP_STAGES][SP_ROWS * 2];
     T x[SP_STAGES][SP_TOKENS * SP_LDX];
 };
+static_assert(sizeof(SpShared<bf16>) == SPARSE_SHARED_BYTES && sizeof(SpShared<f16>) == SPARSE_SHARED_BYTES,
+              "SPARSE_SHARED_BYTES (constants.cuh), the shared memory the host gives these kernels, is SpShared's size");
 
 template <typename T>
 __device__ __forceinline__ void sp_load_stage(const SpTile<T>& t, int k0, SpShared<T>& sh, int stage) {

@@ -1,7 +1,6 @@
-// Hopper (sm_90a) dual-sparse expert kernels: the 2:4 weights on wgmma.sp, whose H100 ceiling (1712 dense-
-// equivalent TFLOP/s) is 1.75x mma.sp's and dense wgmma's (design-notes); the mma.sp kernels of sparse24.cu stay
-// for sm_80-89. Same tiles (256 weight rows x 128 tokens) and epilogues as those.
-// CPU twin: CpuBackend.experts on the decompressed weights.
+// Hopper (sm_90a) dual-sparse expert kernels: the 2:4 weights on wgmma.sp, whose ceiling on a Hopper is above
+// mma.sp's and dense wgmma's (bench/NOTES.md); the mma.sp kernels of sparse24.cu stay for sm_80-89. Same tiles
+// (256 weight rows x 128 tokens) and epilogues as those. CPU twin: CpuBackend.experts on the decompressed weights.
 //
 // Block: 2 warpgroups, each 128 weight rows (two m64 slabs) x all 128 tokens of the tile: m64n128k32 steps,
 // sparse weights as A, gathered token rows as B, both from shared memory in the 128-byte swizzle (16-byte chunk
@@ -14,21 +13,14 @@
 // that needs no tensor map (JCuda 12.6.0 cannot encode one) because the weights are stored pre-tiled, each
 // (expert, 128-k stage, 256-row tile) block laid out exactly as the stage sits in shared memory
 // (tile_sparse24_sm90 builds it from the Sparse24 layout once, at upload; sp24_tile). The gathered token rows stay
-// on cp.async, each thread keeping its rows' addresses for the whole tile (SpTokenGather). On the H100 the bulk
-// copies took the Mixtral-shaped layer from 25.2 to 18.4 ms at 16384 tokens, the kept addresses and pre-composed
-// metadata from 17.4 to 14.9 (NOTES.md); clusters of two blocks multicasting each weight stage were slower (branch
-// experiment/sparse24-bulk-cluster), so were 384-row tiles (experiment/sparse24-m384).
+// on cp.async, each thread keeping its rows' addresses for the whole tile (SpTokenGather). What this layout
+// gained and the variants tried against it: bench/NOTES.md.
 //
 // Stage layout (shared memory and the pre-tiled global block alike): for warpgroup half h = 0, 1 at h * 18432:
 // values of rows 128h .. 128h+127 (128-byte rows, swizzled, 16 KB), then their metadata (2 KB);
 // then at 36864 the token tile (two 128-byte column blocks of 128 rows).
-#define SP9_K 128
-#define SP9_STAGES 3
-#define SP9_B_BYTES (SP_TOKENS * 256)
-#define SP9_HALF_BYTES (128 * 128 + 128 * 16)
-#define SP9_W_BYTES (2 * SP9_HALF_BYTES)
-#define SP9_STAGE_BYTES (SP9_W_BYTES + SP9_B_BYTES)
-#define SPARSE_SM90_SHARED_BYTES (SP9_STAGES * SP9_STAGE_BYTES + 1024 + 64)
+// SP9_K, SP9_STAGES, SP9_B_BYTES, SP9_HALF_ROWS, SP9_HALF_BYTES, SP9_W_BYTES, SP9_STAGE_BYTES and
+// SPARSE_SM90_SHARED_BYTES: constants.cuh.
 
 // The metadata of a pre-tiled 128-row block (after its values) is stored as the wgmma.sp threads take it, so
 // that each thread loads its four words (one per k32 step) of a slab with one 16-byte load: per group g of 16 rows
@@ -77,7 +69,7 @@ extern "C" __global__ void tile_sparse24_sm90(const uint16_t* __restrict__ value
                                               unsigned char* __restrict__ tiled, int R, int K, int halves) {
     int stage = blockIdx.x, stages = gridDim.x;
     int e = blockIdx.y / halves, half = blockIdx.y % halves;
-    int r = threadIdx.x, row = half * 128 + r;
+    int r = threadIdx.x, row = half * SP9_HALF_ROWS + r;
     unsigned char* block = tiled + (((size_t)e * stages + stage) * halves + half) * SP9_HALF_BYTES;
     tile_sparse_row(values, meta, (size_t)e * R + row, row < R, K, stage, block, r);
 }

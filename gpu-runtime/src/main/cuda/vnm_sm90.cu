@@ -13,19 +13,15 @@
 //
 // Without the row choice (VECTOR false) the same loop is a second tile size for the 2:4 experts: 128 rows x 128
 // tokens (experts_NAME_*_sp24_sm90_n128), one m64 slab per warpgroup, reading each 128-row half of the 2:4
-// kernels' pre-tiled stages. The autotuner picks between it and the 256-row kernel per shape (on an H100 the
-// 256-row kernel won every benchmark shape: bench/NOTES.md).
+// kernels' pre-tiled stages. The autotuner picks between it and the 256-row kernel per shape (how they compare:
+// bench/NOTES.md).
 
 //
 // Stage layout (shared memory; the pre-tiled global block is its weight part): the token tile first (two
 // 128-byte column blocks of 128 rows, as sparse24_sm90.cu), then the weights: values of 128 condensed rows
 // (128-byte rows, swizzled, 16 KB), their metadata (sp_meta_words), their keep bytes [128]. Tokens come first
 // so both operands start 1024-byte aligned, as the 128-byte swizzle needs.
-#define VN_ROWS 128
-#define VN_STAGES 4
-#define VN_W_BYTES (VN_ROWS * 128 + VN_ROWS * 16 + VN_ROWS)
-#define VN_STAGE_BYTES (((SP9_B_BYTES + VN_W_BYTES) + 1023) / 1024 * 1024)
-#define VN_SHARED_BYTES (VN_STAGES * VN_STAGE_BYTES + 1024 + 64)
+// VN_ROWS, VN_STAGES, VN_W_BYTES, VN_STAGE_BYTES and VN_SHARED_BYTES: constants.cuh.
 
 // Pre-tiles one condensed weight [E][R][K] (values [R][K/2], meta [R][K/32], keep [R][K/128]) into
 // [E][tiles][stages] blocks of VN_W_BYTES (tile_sparse_row's 128-row block, then the keep bytes); rows past R

@@ -2,7 +2,7 @@
 
 Loads the demo model (MixtralForCausalLM) in float32, prunes every routed expert's w1, w3 and w2 2:4 along their
 input columns by magnitude, by SparseGPT one-shot and by SparseGPT sequential, and reports the perplexity of each on
-the same held-out windows as our SparsityAccuracy (gpu-runtime/src/main/java/io/moescore/bench/SparsityAccuracy.java):
+the same held-out windows as our SparsityAccuracy (bench/src/main/java/io/moescore/bench/SparsityAccuracy.java):
 
   - calibration: every row of demo/calibration.jsonl (32 windows of 256 token ids);
   - evaluation: the rows of demo/input.jsonl whose id starts with "code-" (8 windows of 256 token ids), each scored
@@ -23,7 +23,7 @@ can be swapped whatever layout the installed transformers keeps them in; attenti
 transformers'. The dense perplexity is computed both ways and must agree ("patched_forward_matches_transformers").
 
     python3 gpu-runtime/src/test/python/sparsegpt_torch_perplexity.py [OUT.json] [--model DIR] [--demo DIR]
-        [--ours gpu-runtime/bench/results/sparsity-accuracy-demo.json]
+        [--ours bench/results/sparsity-accuracy-demo.json]
 
 Prints and writes JSON (default OUT: sparsegpt-torch-perplexity.json): dense, magnitude, sparsegpt and
 sparsegpt_sequential perplexities, each over dense, and, where our SparsityAccuracy result is found, ours beside them with the relative difference.
@@ -243,7 +243,7 @@ def main():
     ap.add_argument("out", nargs="?", default="sparsegpt-torch-perplexity.json")
     ap.add_argument("--model", default=os.path.join(repo, "demo", "tiny-moe-code"))
     ap.add_argument("--demo", default=os.path.join(repo, "demo"), help="folder of calibration.jsonl and input.jsonl")
-    ap.add_argument("--ours", default=os.path.join(repo, "gpu-runtime", "bench", "results",
+    ap.add_argument("--ours", default=os.path.join(repo, "bench", "results",
                                                    "sparsity-accuracy-demo.json"))
     args = ap.parse_args()
 

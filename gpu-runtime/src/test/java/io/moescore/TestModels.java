@@ -1,8 +1,10 @@
 package io.moescore;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.stream.Stream;
 
 /** Where the committed test models live. */
 public final class TestModels {
@@ -25,6 +27,17 @@ public final class TestModels {
     /** The trained demo model, with transformers' float32 reference log-probs. */
     public static Path demoModel() {
         return repoRoot().resolve("demo/tiny-moe-code");
+    }
+
+    /** A copy of the demo model's files in a new folder {@code into} (to break one of them). */
+    public static Path demoCopy(Path into) throws IOException {
+        Path model = Files.createDirectories(into);
+        try (Stream<Path> files = Files.list(demoModel())) {
+            for (Path f : files.toList()) {
+                Files.copy(f, model.resolve(f.getFileName()));
+            }
+        }
+        return model;
     }
 
     /** Tiny random checkpoints saved by transformers, one per family (gpu-runtime/src/test/python). */

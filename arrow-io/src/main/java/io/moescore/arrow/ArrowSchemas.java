@@ -19,7 +19,7 @@ import org.apache.arrow.vector.types.pojo.Schema;
  *
  * <p>Results: {@code id} (the input's type), {@code num_tokens} int32, {@code sum_logprob} float64 (null when
  * the row has an error), {@code mean_nll} and {@code perplexity} float64 (null where there is no next token or
- * an error), optional {@code token_logprobs} list&lt;float32&gt; and {@code top_tokens} list&lt;int32&gt;, and
+ * an error; a perplexity past a double's range is the largest finite double), optional {@code token_logprobs} list&lt;float32&gt; and {@code top_tokens} list&lt;int32&gt;, and
  * {@code error} utf8 (null when the row was scored). Names are in {@link Columns}.
  */
 public final class ArrowSchemas {

@@ -17,8 +17,9 @@ import io.moescore.batch.SequenceScore;
 
 /**
  * Fills a {@link VectorSchemaRoot} of the result schema ({@link ArrowSchemas#results}) with one row per score,
- * in the batch's order, replacing what it held. Values that are not finite (NaN where a row has no next token
- * or an error) are written as null, as in the JSON output. The optional columns are written when the root has
+ * in the batch's order, replacing what it held. The numbers are written as every output writes them
+ * ({@link SequenceScore#perplexityOrNull} and its siblings: null where a row has an error or no next token, an
+ * overflowing perplexity as the largest finite double). The optional columns are written when the root has
  * them: a row whose score lacks per-token log-probs or top tokens gets null there.
  */
 public final class ScoreVectors {
@@ -77,9 +78,9 @@ public final class ScoreVectors {
         for (int i = 0; i < scores.size(); i++) {
             SequenceScore s = scores.get(i);
             numTokens.setSafe(i, s.numTokens());
-            setDouble(sum, i, s.sumLogProb());
-            setDouble(meanNll, i, s.meanNll());
-            setDouble(perplexity, i, s.perplexity());
+            setDouble(sum, i, s.sumLogProbOrNull());
+            setDouble(meanNll, i, s.meanNllOrNull());
+            setDouble(perplexity, i, s.perplexityOrNull());
             if (tokenLogProbs != null) {
                 setFloats(tokenLogProbs, i, s.tokenLogProbs());
             }
@@ -91,8 +92,8 @@ public final class ScoreVectors {
         root.setRowCount(scores.size());
     }
 
-    private static void setDouble(Float8Vector v, int i, double value) {
-        if (Double.isFinite(value)) {
+    private static void setDouble(Float8Vector v, int i, Double value) {
+        if (value != null) {
             v.setSafe(i, value);
         } else {
             v.setNull(i);

@@ -6,6 +6,7 @@ import io.moescore.sparse.Sparse24;
 import io.moescore.sparse.VectorSparse;
 
 import java.util.Arrays;
+import java.util.Map;
 
 /**
  * The operations a forward pass needs, on tensors the backend allocates. The engine is written against this
@@ -115,6 +116,33 @@ public interface Backend extends AutoCloseable {
      * T x vocab logits; plus the topK most likely tokens of each row listed in topRows.
      */
     LogProbs logProbs(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK);
+
+    // ---- what benchmarks and reports ask of a backend; the defaults describe one that neither tunes nor times
+    // its ops on a device (the CPU): callers then time by the wall clock.
+
+    /** Starts recording device time per op (benchmarks); a backend without device timers records nothing. */
+    default void startProfiling() {
+    }
+
+    /** Device milliseconds per op since profiling started or was last drained; empty where nothing was recorded. */
+    default Map<String, Double> drainProfile() {
+        return Map.of();
+    }
+
+    /** The autotuner's kernel choices so far, shape -> kernel; empty where nothing is tuned. */
+    default Map<String, String> tunedKernels() {
+        return Map.of();
+    }
+
+    /** Which kernels the dense matrix products run here. */
+    default String gemmPath() {
+        return "fp32 loops (" + deviceName() + ")";
+    }
+
+    /** Which kernels the 2:4 expert layers run here. */
+    default String sparsePath() {
+        return "decompressed to dense, " + gemmPath();
+    }
 
     @Override
     void close();

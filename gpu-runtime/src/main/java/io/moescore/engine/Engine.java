@@ -18,7 +18,6 @@ import io.moescore.model.ModelConfig;
 import io.moescore.sparse.SparsityPattern;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -41,19 +40,19 @@ public final class Engine implements AutoCloseable {
 
     /** Reads config.json and the safetensors of a Hugging Face model directory onto the backend. */
     public static Engine load(Path modelDirectory, Backend backend) {
-        return load(modelDirectory, backend, false);
-    }
-
-    /** As {@link #load(Path, Backend)}, optionally pruning the routed experts 2:4 by magnitude on the way. */
-    public static Engine load(Path modelDirectory, Backend backend, boolean pruneExperts24) {
-        return load(modelDirectory, backend, pruneExperts24 ? SparsityPattern.TWO_FOUR : null);
+        return load(modelDirectory, backend, LoadOptions.DEFAULT);
     }
 
     /** As {@link #load(Path, Backend)}, pruning the routed experts to a pattern by magnitude on the way (null: not). */
     public static Engine load(Path modelDirectory, Backend backend, SparsityPattern pruneExperts) {
+        return load(modelDirectory, backend, LoadOptions.DEFAULT.withPruneExperts(pruneExperts));
+    }
+
+    /** Reads config.json and the safetensors of a model directory onto the backend, as the options say. */
+    public static Engine load(Path modelDirectory, Backend backend, LoadOptions options) {
         ModelConfig config = ModelConfig.load(modelDirectory);
         try (Checkpoint checkpoint = Checkpoint.open(modelDirectory)) {
-            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, pruneExperts));
+            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, options));
         }
     }
 
@@ -172,14 +171,9 @@ public final class Engine implements AutoCloseable {
         float[] lp = logProbs.targetLogProbs();
         for (int i = 0; i < numSeq; i++) {
             int start = seqOffsets[i];
-            int len = seqOffsets[i + 1] - start;
-            double sum = 0;
-            for (int p = 0; p < len - 1; p++) {
-                sum += lp[start + p];
-            }
-            float[] perToken = options.tokenLogProbs() ? Arrays.copyOfRange(lp, start, start + len - 1) : null;
             int[] top = options.topK() > 0 ? logProbs.topTokens()[i] : null;
-            scores[valid.get(i)] = new SequenceScore(len, sum, perToken, top, null);
+            scores[valid.get(i)] = SequenceScore.scored(seqOffsets[i + 1] - start, lp, start,
+                    options.tokenLogProbs(), top);
         }
     }
 

@@ -5,6 +5,7 @@ import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.WeightSlice;
 import io.moescore.model.Checkpoint;
+import io.moescore.model.ConfigDim;
 import io.moescore.model.ModelConfig;
 import io.moescore.model.ModelFormatException;
 import io.moescore.model.TensorRef;
@@ -47,8 +48,8 @@ public final class ModelWeights implements AutoCloseable {
 
     private ModelWeights(Loader load, ModelConfig c) {
         Checkpoint ckpt = load.ckpt;
-        int h = c.hiddenSize();
-        embedding = load.matrix("model.embed_tokens.weight", c.vocabSize(), h);
+        ConfigDim h = c.dimHidden();
+        embedding = load.matrix("model.embed_tokens.weight", c.dimVocab(), h);
         List<Layer> list = new ArrayList<>();
         for (int l = 0; l < c.numLayers(); l++) {
             String p = "model.layers." + l + ".";
@@ -56,11 +57,11 @@ public final class ModelWeights implements AutoCloseable {
             Tensor qNorm = null;
             Tensor kNorm = null;
             if (c.qkNorm() == ModelConfig.QkNorm.PER_HEAD) {
-                qNorm = load.vector(a + "q_norm.weight", c.headDim());
-                kNorm = load.vector(a + "k_norm.weight", c.headDim());
+                qNorm = load.vector(a + "q_norm.weight", c.dimHead());
+                kNorm = load.vector(a + "k_norm.weight", c.dimHead());
             } else if (c.qkNorm() == ModelConfig.QkNorm.WHOLE_PROJECTION) {
-                qNorm = load.vector(a + "q_norm.weight", c.qDim());
-                kNorm = load.vector(a + "k_norm.weight", c.kvDim());
+                qNorm = load.vector(a + "q_norm.weight", c.dimQ());
+                kNorm = load.vector(a + "k_norm.weight", c.dimKv());
             }
             Tensor router = null;
             ExpertWeights experts = null;
@@ -69,24 +70,24 @@ public final class ModelWeights implements AutoCloseable {
             ExpertWeights dense = null;
             if (c.moeLayers()[l]) {
                 String moe = ckpt.has(p + "block_sparse_moe.gate.weight") ? p + "block_sparse_moe." : p + "mlp.";
-                router = load.matrix(moe + "gate.weight", c.numExperts(), h);
+                router = load.matrix(moe + "gate.weight", c.dimExperts(), h);
                 experts = load.experts(moe + "experts.", c);
                 if (c.sharedExpertSize() > 0) {
-                    shared = load.ffn(moe + "shared_expert.", c.sharedExpertSize(), h);
-                    sharedGate = load.matrix(moe + "shared_expert_gate.weight", 1, h);
+                    shared = load.ffn(moe + "shared_expert.", c.dimSharedFfn(), h);
+                    sharedGate = load.matrix(moe + "shared_expert_gate.weight", ConfigDim.of("one gate", 1), h);
                 }
             } else {
-                dense = load.ffn(p + "mlp.", c.denseFfnSize(), h);
+                dense = load.ffn(p + "mlp.", c.dimDenseFfn(), h);
             }
             list.add(new Layer(
                     load.vector(p + "input_layernorm.weight", h),
-                    load.matrix(a + "q_proj.weight", c.qDim(), h),
-                    load.matrix(a + "k_proj.weight", c.kvDim(), h),
-                    load.matrix(a + "v_proj.weight", c.kvDim(), h),
-                    load.matrix(a + "o_proj.weight", h, c.qDim()),
-                    c.qkvBias() ? load.vector(a + "q_proj.bias", c.qDim()) : null,
-                    c.qkvBias() ? load.vector(a + "k_proj.bias", c.kvDim()) : null,
-                    c.qkvBias() ? load.vector(a + "v_proj.bias", c.kvDim()) : null,
+                    load.matrix(a + "q_proj.weight", c.dimQ(), h),
+                    load.matrix(a + "k_proj.weight", c.dimKv(), h),
+                    load.matrix(a + "v_proj.weight", c.dimKv(), h),
+                    load.matrix(a + "o_proj.weight", h, c.dimQ()),
+                    c.qkvBias() ? load.vector(a + "q_proj.bias", c.dimQ()) : null,
+                    c.qkvBias() ? load.vector(a + "k_proj.bias", c.dimKv()) : null,
+                    c.qkvBias() ? load.vector(a + "v_proj.bias", c.dimKv()) : null,
                     c.outputBias() ? load.vector(a + "o_proj.bias", h) : null,
                     qNorm, kNorm,
                     load.vector(p + "post_attention_layernorm.weight", h),
@@ -95,7 +96,7 @@ public final class ModelWeights implements AutoCloseable {
         layers = List.copyOf(list);
         finalNorm = load.vector("model.norm.weight", h);
         if (ckpt.has("lm_head.weight")) {
-            lmHead = load.matrix("lm_head.weight", c.vocabSize(), h);
+            lmHead = load.matrix("lm_head.weight", c.dimVocab(), h);
         } else if (c.tieWordEmbeddings()) {
             lmHead = embedding;
         } else {
@@ -107,13 +108,7 @@ public final class ModelWeights implements AutoCloseable {
 
     /** Places every weight of the checkpoint on the backend; on failure, what was placed is released. */
     public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint) {
-        return load(backend, config, checkpoint, false);
-    }
-
-    /** As {@link #load(Backend, ModelConfig, Checkpoint, SparsityPattern)} with 2:4 or nothing. */
-    public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint,
-                                    boolean pruneExperts24) {
-        return load(backend, config, checkpoint, pruneExperts24 ? SparsityPattern.TWO_FOUR : null);
+        return load(backend, config, checkpoint, LoadOptions.DEFAULT);
     }
 
     /**
@@ -123,8 +118,15 @@ public final class ModelWeights implements AutoCloseable {
      */
     public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint,
                                     SparsityPattern pruneExperts) {
-        Loader loader = new Loader(backend, checkpoint);
-        loader.pruneExperts = pruneExperts;
+        return load(backend, config, checkpoint, LoadOptions.DEFAULT.withPruneExperts(pruneExperts));
+    }
+
+    /**
+     * Places every weight of the checkpoint on the backend as the options say; unless they allow non-finite
+     * weights, a NaN or infinity fails the load naming its tensor and index. On failure, what was placed is released.
+     */
+    public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint, LoadOptions options) {
+        Loader loader = new Loader(backend, checkpoint, options);
         try {
             return new ModelWeights(loader, config);
         } catch (RuntimeException e) {
@@ -171,12 +173,21 @@ public final class ModelWeights implements AutoCloseable {
         final List<AutoCloseable> placed = new ArrayList<>();
         /** The pattern the checkpoint's sparsity.json names, or null. */
         final SparsityPattern stored;
-        SparsityPattern pruneExperts;
+        final SparsityPattern pruneExperts;
+        final boolean allowNonfinite;
 
-        Loader(Backend backend, Checkpoint ckpt) {
+        Loader(Backend backend, Checkpoint ckpt, LoadOptions options) {
             this.backend = backend;
             this.ckpt = ckpt;
             this.stored = SparsityPattern.ofCheckpoint(ckpt.directory());
+            this.pruneExperts = options.pruneExperts();
+            this.allowNonfinite = options.allowNonfinite();
+        }
+
+        /** A tensor of the shape the config implies, read with the finiteness check unless non-finite is allowed. */
+        TensorRef ref(String name, ConfigDim... shape) {
+            TensorRef ref = ckpt.get(name, shape);
+            return allowNonfinite ? ref : ref.checkingFinite();
         }
 
         Tensor place(WeightSlice slice) {
@@ -185,12 +196,12 @@ public final class ModelWeights implements AutoCloseable {
             return t;
         }
 
-        Tensor matrix(String name, int rows, int cols) {
-            return place(WeightSlice.whole(ckpt.get(name, rows, cols), rows, cols));
+        Tensor matrix(String name, ConfigDim rows, ConfigDim cols) {
+            return place(slice(name, rows, cols));
         }
 
-        Tensor vector(String name, int n) {
-            return place(WeightSlice.whole(ckpt.get(name, n), 1, n));
+        Tensor vector(String name, ConfigDim n) {
+            return place(WeightSlice.whole(ref(name, n), 1, n.intSize()));
         }
 
         ExpertWeights placeExperts(WeightSlice[] gate, WeightSlice[] up, WeightSlice[] down) {
@@ -223,14 +234,15 @@ public final class ModelWeights implements AutoCloseable {
         }
 
         /** A 2:4 packed weight written by the sparsify tool: NAME.sp24_values and NAME.sp24_meta. */
-        Sparse24.Packed packed(String name, int rows, int cols) {
-            TensorRef values = ckpt.get(name + SPARSE_VALUES, rows, cols / 2);
-            TensorRef meta = ckpt.get(name + SPARSE_META, rows, cols / 32);
-            return new Sparse24.Packed(rows, cols, values.toFloats(), meta.toInts());
+        Sparse24.Packed packed(String name, ConfigDim rows, ConfigDim cols) {
+            TensorRef values = ref(name + SPARSE_VALUES, rows, cols.divide(2));
+            TensorRef meta = ref(name + SPARSE_META, rows, cols.divide(32));
+            return new Sparse24.Packed(rows.intSize(), cols.intSize(), values.toFloats(), meta.toInts());
         }
 
         /** A 128:2:8 weight written by the sparsify tool: its condensed matrix 2:4 packed, and NAME.vs128_keep. */
-        VectorSparse.Packed vectorPacked(String name, int rows, int cols) {
+        VectorSparse.Packed vectorPacked(String name, ConfigDim rowDim, ConfigDim cols) {
+            int rows = rowDim.intSize();
             String keepName = name + VECTOR_SPARSE_KEEP;
             if (!ckpt.has(keepName)) {
                 throw new ModelFormatException("model " + ckpt.directory() + " is " + VectorSparse.PATTERN
@@ -240,21 +252,22 @@ public final class ModelWeights implements AutoCloseable {
                 throw new ModelFormatException("tensor " + name + " in " + ckpt.directory() + " has " + rows
                         + " rows: " + VectorSparse.PATTERN + " sparsity needs an even number");
             }
-            TensorRef keep = ckpt.get(keepName, rows / 2, VectorSparse.Packed.slices(cols));
-            Sparse24.Packed condensed = packed(name, rows / 2, cols);
+            TensorRef keep = ref(keepName, rowDim.divide(2),
+                    new ConfigDim(VectorSparse.Packed.slices(cols.intSize()), cols.fields() + " / 128 slices"));
+            Sparse24.Packed condensed = packed(name, rowDim.divide(2), cols);
             try {
-                return new VectorSparse.Packed(rows, cols, keep.toBytes(), condensed);
+                return new VectorSparse.Packed(rows, cols.intSize(), keep.toBytes(), condensed);
             } catch (IllegalArgumentException e) {
                 throw new ModelFormatException("tensor " + keepName + " in " + keep.file() + ": " + e.getMessage());
             }
         }
 
-        WeightSlice slice(String name, int rows, int cols) {
-            return WeightSlice.whole(ckpt.get(name, rows, cols), rows, cols);
+        WeightSlice slice(String name, ConfigDim rows, ConfigDim cols) {
+            return WeightSlice.whole(ref(name, rows, cols), rows.intSize(), cols.intSize());
         }
 
         /** A dense SwiGLU block: one expert. */
-        ExpertWeights ffn(String prefix, int ffn, int hidden) {
+        ExpertWeights ffn(String prefix, ConfigDim ffn, ConfigDim hidden) {
             return placeExperts(new WeightSlice[] {slice(prefix + "gate_proj.weight", ffn, hidden)},
                     new WeightSlice[] {slice(prefix + "up_proj.weight", ffn, hidden)},
                     new WeightSlice[] {slice(prefix + "down_proj.weight", hidden, ffn)});
@@ -264,12 +277,14 @@ public final class ModelWeights implements AutoCloseable {
             int n = c.numExperts();
             int ffn = c.expertFfnSize();
             int h = c.hiddenSize();
+            ConfigDim ffnDim = c.dimExpertFfn();
+            ConfigDim hDim = c.dimHidden();
             WeightSlice[] gate = new WeightSlice[n];
             WeightSlice[] up = new WeightSlice[n];
             WeightSlice[] down = new WeightSlice[n];
             if (ckpt.has(prefix + "gate_up_proj")) {
-                TensorRef gateUp = ckpt.get(prefix + "gate_up_proj", n, 2L * ffn, h);
-                TensorRef downAll = ckpt.get(prefix + "down_proj", n, h, ffn);
+                TensorRef gateUp = ref(prefix + "gate_up_proj", c.dimExperts(), ffnDim.times(2), hDim);
+                TensorRef downAll = ref(prefix + "down_proj", c.dimExperts(), hDim, ffnDim);
                 long gateUpStride = 2L * ffn * h;
                 long downStride = (long) h * ffn;
                 for (int e = 0; e < n; e++) {
@@ -282,7 +297,7 @@ public final class ModelWeights implements AutoCloseable {
             boolean mixtralNames = ckpt.has(prefix + "0.w1.weight") || ckpt.has(prefix + "0.w1.weight" + SPARSE_VALUES);
             String[] names = mixtralNames ? new String[] {"w1.weight", "w3.weight", "w2.weight"}
                     : new String[] {"gate_proj.weight", "up_proj.weight", "down_proj.weight"};
-            int[][] dims = {{ffn, h}, {ffn, h}, {h, ffn}};
+            ConfigDim[][] dims = {{ffnDim, hDim}, {ffnDim, hDim}, {hDim, ffnDim}};
             SparsityPattern pattern = storedPattern(prefix + "0." + names[0]);
             if (pattern == SparsityPattern.VECTOR_128_2_8) {
                 VectorSparse.Packed[][] packed = new VectorSparse.Packed[3][n];

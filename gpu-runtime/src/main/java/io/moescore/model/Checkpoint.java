@@ -1,7 +1,6 @@
 package io.moescore.model;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -33,19 +32,15 @@ public final class Checkpoint implements AutoCloseable {
     }
 
     public static Checkpoint open(Path directory) {
-        Path index = directory.resolve(INDEX_FILE);
+        Path index = ModelDirectory.find(directory, INDEX_FILE);
         List<SafeTensorsFile> files = new ArrayList<>();
         try {
             Map<String, TensorRef> tensors = new LinkedHashMap<>();
-            if (Files.exists(index)) {
+            if (index != null) {
                 Map<String, String> weightMap = readWeightMap(index);
                 Map<String, SafeTensorsFile> byName = new LinkedHashMap<>();
                 for (String shard : new java.util.TreeSet<>(weightMap.values())) {
-                    Path shardPath = directory.resolve(shard).normalize();
-                    if (!shardPath.startsWith(directory.normalize())) {
-                        throw new ModelFormatException(index + " names shard " + shard + " outside the model directory");
-                    }
-                    SafeTensorsFile file = SafeTensorsFile.open(shardPath);
+                    SafeTensorsFile file = SafeTensorsFile.open(shardPath(directory, index, shard));
                     files.add(file);
                     byName.put(shard, file);
                 }
@@ -59,8 +54,8 @@ public final class Checkpoint implements AutoCloseable {
                     tensors.put(e.getKey(), new TensorRef(file, entry));
                 }
             } else {
-                Path single = directory.resolve(SINGLE_FILE);
-                if (!Files.exists(single)) {
+                Path single = ModelDirectory.find(directory, SINGLE_FILE);
+                if (single == null) {
                     throw new ModelFormatException("model directory " + directory + " has neither " + SINGLE_FILE
                             + " nor " + INDEX_FILE + listSafetensors(directory));
                 }
@@ -77,13 +72,23 @@ public final class Checkpoint implements AutoCloseable {
         }
     }
 
-    private static Map<String, String> readWeightMap(Path index) {
-        JsonNode root;
+    /** A shard the index names, checked to be a regular file inside the model directory (ModelDirectory). */
+    private static Path shardPath(Path directory, Path index, String shard) {
+        Path path;
         try {
-            root = new ObjectMapper().readTree(index.toFile());
-        } catch (IOException e) {
-            throw new ModelFormatException("cannot read shard index " + index + ": " + e.getMessage(), e);
+            path = ModelDirectory.find(directory, shard);
+        } catch (ModelFormatException e) {
+            throw new ModelFormatException(index + " names shard " + shard + ": " + e.getMessage(), e);
         }
+        if (path == null) {
+            throw new ModelFormatException(index + " names shard " + shard + ", but "
+                    + directory.resolve(shard).normalize() + " does not exist");
+        }
+        return path;
+    }
+
+    private static Map<String, String> readWeightMap(Path index) {
+        JsonNode root = ModelJson.read(index, "shard index");
         JsonNode map = root == null ? null : root.get("weight_map");
         if (map == null || !map.isObject() || map.isEmpty()) {
             throw new ModelFormatException("shard index " + index + " has no weight_map object");
@@ -135,6 +140,27 @@ public final class Checkpoint implements AutoCloseable {
                     + Arrays.toString(ref.shape()) + " but config.json implies " + Arrays.toString(expectedShape));
         }
         return ref;
+    }
+
+    /**
+     * The tensor of that name, checked to have the shape config.json implies; a mismatch names the config
+     * fields behind each dimension that disagrees (every dimension where the ranks differ).
+     */
+    public TensorRef get(String name, ConfigDim... expected) {
+        TensorRef ref = get(name);
+        long[] shape = ref.shape();
+        long[] sizes = Arrays.stream(expected).mapToLong(ConfigDim::size).toArray();
+        if (Arrays.equals(shape, sizes)) {
+            return ref;
+        }
+        List<String> fields = new ArrayList<>();
+        for (int d = 0; d < expected.length; d++) {
+            if (shape.length != sizes.length || shape[d] != sizes[d]) {
+                fields.add((shape.length == sizes.length ? "dimension " + d + " is " : "") + expected[d].describe());
+            }
+        }
+        throw new ModelFormatException("tensor " + name + " in " + ref.file() + " has shape " + Arrays.toString(shape)
+                + " but config.json implies " + Arrays.toString(sizes) + ": " + String.join(", ", fields));
     }
 
     public Iterable<String> tensorNames() {

@@ -56,6 +56,56 @@ public enum DType {
         }
     }
 
+    /** True for the types that hold real values (F32, F16, BF16), whose elements can be NaN or infinite. */
+    public boolean isFloat() {
+        return this == F32 || this == F16 || this == BF16;
+    }
+
+    /**
+     * The index of the first NaN or infinite element among the first {@code count} of a little-endian buffer of
+     * this type, or -1 (always -1 for the integer types). Reads the bits, converting nothing, 8 bytes at a time.
+     */
+    public int firstNonFinite(ByteBuffer buffer, int count) {
+        return switch (this) {
+            case F32 -> firstAllOnes(buffer, count, 2, 0x7f800000_7f800000L, 0x00000001_00000001L,
+                    0x80000000_80000000L);
+            case BF16 -> firstAllOnes(buffer, count, 4, 0x7f80_7f80_7f80_7f80L, 0x0001_0001_0001_0001L,
+                    0x8000_8000_8000_8000L);
+            case F16 -> firstAllOnes(buffer, count, 4, 0x7c00_7c00_7c00_7c00L, 0x0001_0001_0001_0001L,
+                    0x8000_8000_8000_8000L);
+            default -> -1;
+        };
+    }
+
+    /**
+     * The first element whose exponent bits ({@code mask}, repeated in each of the {@code lanes} elements of a
+     * long) are all ones: infinity or NaN. A long at a time: (x &amp; mask) ^ mask has a zero lane exactly where
+     * an element is non-finite, and the classic zero-lane test finds one ((v - ones) &amp; ~v &amp; high; every
+     * lane's top bit of v is 0, the sign being outside the mask); the element is then found one by one.
+     */
+    private int firstAllOnes(ByteBuffer buffer, int count, int lanes, long mask, long ones, long high) {
+        int words = count / lanes;
+        for (int w = 0; w < words; w++) {
+            long v = (buffer.getLong(w * 8) & mask) ^ mask;
+            if (((v - ones) & ~v & high) != 0) {
+                return firstAllOnesOneByOne(buffer, w * lanes, count, mask);
+            }
+        }
+        return firstAllOnesOneByOne(buffer, words * lanes, count, mask);
+    }
+
+    private int firstAllOnesOneByOne(ByteBuffer buffer, int from, int count, long mask) {
+        long lane = bytes == 4 ? 0xffff_ffffL : 0xffffL;
+        long exponent = mask & lane;
+        for (int i = from; i < count; i++) {
+            long bits = bytes == 4 ? buffer.getInt(i * 4) : buffer.getShort(i * 2);
+            if ((bits & exponent) == exponent) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
     /** IEEE 754 binary16 to binary32, subnormals, infinities and NaN included. */
     public static float halfToFloat(short half) {
         int h = half & 0xffff;

@@ -1,8 +1,6 @@
 package io.moescore.model;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -49,6 +47,8 @@ public record ModelConfig(
         int[] slidingWindow,
         boolean[] moeLayers) {
 
+    public static final String FILE = "config.json";
+
     /** The supported model_type values. */
     public enum Family {
         MIXTRAL("mixtral"), QWEN2_MOE("qwen2_moe"), QWEN3_MOE("qwen3_moe"), OLMOE("olmoe");
@@ -63,9 +63,25 @@ public record ModelConfig(
     /** Where q/k RMSNorm applies: nowhere, per head over head_dim (Qwen3), or over the whole projection (OLMoE). */
     public enum QkNorm { NONE, PER_HEAD, WHOLE_PROJECTION }
 
+    /** More layers than any model has: a config asking for more is refused before anything is sized by it. */
+    public static final int MAX_LAYERS = 1024;
+    /** More routed experts per layer than any supported model has (the expert load is layers x experts). */
+    public static final int MAX_EXPERTS = 16384;
+
     public ModelConfig {
         require(vocabSize > 0 && hiddenSize > 0 && numLayers > 0 && numHeads > 0 && numKvHeads > 0 && headDim > 0,
                 "sizes must be positive");
+        require(numLayers <= MAX_LAYERS, "num_hidden_layers " + numLayers + " is more than the " + MAX_LAYERS
+                + " layers moescore supports");
+        require(numExperts <= MAX_EXPERTS, "num_experts " + numExperts + " is more than the " + MAX_EXPERTS
+                + " routed experts per layer moescore supports");
+        require((long) numHeads * headDim <= Integer.MAX_VALUE, "num_attention_heads x head_dim = " + numHeads
+                + " x " + headDim + " = " + (long) numHeads * headDim + " is beyond the largest dimension moescore"
+                + " supports (2^31 - 1)");
+        require(rmsNormEps > 0 && Float.isFinite(rmsNormEps), "rms_norm_eps must be a positive number, found "
+                + rmsNormEps);
+        require(Float.isNaN(clipQkv) || clipQkv > 0, "clip_qkv must be a positive number, found " + clipQkv);
+        require(denseFfnSize >= 0 && sharedExpertSize >= 0 && expertFfnSize >= 0, "ffn widths must not be negative");
         require(numHeads % numKvHeads == 0, "num_attention_heads " + numHeads
                 + " is not a multiple of num_key_value_heads " + numKvHeads);
         require(headDim % 2 == 0, "head_dim " + headDim + " must be even for rotary embeddings");
@@ -76,7 +92,49 @@ public record ModelConfig(
         require(maxPositions > 0, "max_position_embeddings must be positive");
         for (int l = 0; l < numLayers; l++) {
             require(moeLayers[l] ? expertFfnSize > 0 : denseFfnSize > 0, "layer " + l + " has no ffn width");
+            require(slidingWindow[l] >= 0, "layer " + l + " has a negative sliding window " + slidingWindow[l]);
         }
+    }
+
+    // The config.json fields behind each weight dimension, named in a shape mismatch (ConfigDim).
+
+    public ConfigDim dimHidden() {
+        return ConfigDim.of("hidden_size", hiddenSize);
+    }
+
+    public ConfigDim dimVocab() {
+        return ConfigDim.of("vocab_size", vocabSize);
+    }
+
+    public ConfigDim dimHead() {
+        return ConfigDim.of("head_dim", headDim);
+    }
+
+    /** Rows of q_proj: num_attention_heads x head_dim. */
+    public ConfigDim dimQ() {
+        return ConfigDim.of("num_attention_heads", numHeads).times(dimHead());
+    }
+
+    /** Rows of k_proj and v_proj: num_key_value_heads x head_dim. */
+    public ConfigDim dimKv() {
+        return ConfigDim.of("num_key_value_heads", numKvHeads).times(dimHead());
+    }
+
+    public ConfigDim dimExperts() {
+        return ConfigDim.of(family == Family.MIXTRAL ? "num_local_experts" : "num_experts", numExperts);
+    }
+
+    public ConfigDim dimExpertFfn() {
+        return ConfigDim.of(family == Family.QWEN2_MOE || family == Family.QWEN3_MOE ? "moe_intermediate_size"
+                : "intermediate_size", expertFfnSize);
+    }
+
+    public ConfigDim dimDenseFfn() {
+        return ConfigDim.of("intermediate_size", denseFfnSize);
+    }
+
+    public ConfigDim dimSharedFfn() {
+        return ConfigDim.of("shared_expert_intermediate_size", sharedExpertSize);
     }
 
     public int qDim() {
@@ -87,14 +145,10 @@ public record ModelConfig(
         return numKvHeads * headDim;
     }
 
+    /** The config of a model directory: {@value #FILE}. */
     public static ModelConfig load(Path modelDirectory) {
-        Path file = modelDirectory.resolve("config.json");
-        JsonNode root;
-        try {
-            root = new ObjectMapper().readTree(file.toFile());
-        } catch (IOException e) {
-            throw new ModelFormatException("cannot read " + file + ": " + e.getMessage(), e);
-        }
+        Path file = ModelDirectory.require(modelDirectory, FILE);
+        JsonNode root = ModelJson.read(file, "model config");
         if (root == null || !root.isObject()) {
             throw new ModelFormatException(file + " is not a JSON object");
         }
@@ -146,7 +200,7 @@ public record ModelConfig(
                 throw error("hidden_act '" + act + "' is not supported (only silu: SwiGLU experts)");
             }
             int hidden = positive("hidden_size");
-            int layers = positive("num_hidden_layers");
+            int layers = bounded("num_hidden_layers", MAX_LAYERS);
             int heads = positive("num_attention_heads");
             int kvHeads = root.hasNonNull("num_key_value_heads") ? positive("num_key_value_heads") : heads;
             int headDim = root.hasNonNull("head_dim") ? positive("head_dim") : 0;
@@ -158,7 +212,8 @@ public record ModelConfig(
                 headDim = hidden / heads;
             }
             // transformers renamed num_local_experts <-> num_experts between families and versions: take either.
-            int experts = root.hasNonNull("num_local_experts") ? positive("num_local_experts") : positive("num_experts");
+            int experts = root.hasNonNull("num_local_experts") ? bounded("num_local_experts", MAX_EXPERTS)
+                    : bounded("num_experts", MAX_EXPERTS);
             int topK = positive("num_experts_per_tok");
 
             boolean[] moe = new boolean[layers];
@@ -183,24 +238,24 @@ public record ModelConfig(
                     qkvBias = outBias = bool("attention_bias", false);
                     qkNorm = QkNorm.WHOLE_PROJECTION;
                     if (root.hasNonNull("clip_qkv")) {
-                        clip = (float) number("clip_qkv");
+                        clip = positiveFloat("clip_qkv");
                     }
                 }
                 case QWEN2_MOE, QWEN3_MOE -> {
                     expertFfn = integer("moe_intermediate_size");
-                    denseFfn = optionalInt("intermediate_size", 0);
+                    denseFfn = optionalNonNegative("intermediate_size", 0);
                     int step = optionalInt("decoder_sparse_step", 1);
                     if (step < 1) {
                         throw error("decoder_sparse_step " + step + " must be at least 1");
                     }
-                    Set<Integer> mlpOnly = intSet("mlp_only_layers");
+                    Set<Integer> mlpOnly = intSet("mlp_only_layers", layers);
                     for (int l = 0; l < layers; l++) {
                         moe[l] = !mlpOnly.contains(l) && (l + 1) % step == 0;
                     }
                     if (family == Family.QWEN2_MOE) {
                         normTopK = bool("norm_topk_prob", false);
                         qkvBias = bool("qkv_bias", true);
-                        shared = optionalInt("shared_expert_intermediate_size", 0);
+                        shared = optionalNonNegative("shared_expert_intermediate_size", 0);
                     } else {
                         normTopK = bool("norm_topk_prob", true);
                         qkvBias = outBias = bool("attention_bias", false);
@@ -214,7 +269,7 @@ public record ModelConfig(
             try {
                 return new ModelConfig(family, positive("vocab_size"), hidden, layers, heads, kvHeads, headDim,
                         denseFfn, expertFfn, experts, topK, normTopK, shared,
-                        (float) optionalNumber("rms_norm_eps", 1e-6), ropeTheta(),
+                        root.hasNonNull("rms_norm_eps") ? positiveFloat("rms_norm_eps") : 1e-6f, ropeTheta(),
                         optionalInt("max_position_embeddings", 4096), bool("tie_word_embeddings", false),
                         qkvBias, outBias, qkNorm, clip, window, moe);
             } catch (ModelFormatException e) {
@@ -260,7 +315,7 @@ public record ModelConfig(
 
         private int[] slidingWindows(Family family, int layers) {
             int[] window = new int[layers];
-            int size = optionalInt("sliding_window", 0);
+            int size = optionalNonNegative("sliding_window", 0);
             JsonNode types = root.get("layer_types");
             if (types != null && types.isArray()) {
                 if (types.size() != layers) {
@@ -281,7 +336,7 @@ public record ModelConfig(
             }
             if (family == Family.QWEN2_MOE && bool("use_sliding_window", false)) {
                 // transformers' Qwen2-MoE without layer_types: layers from max_window_layers on slide.
-                int from = optionalInt("max_window_layers", layers);
+                int from = optionalNonNegative("max_window_layers", layers);
                 for (int l = from; l < layers; l++) {
                     window[l] = size;
                 }
@@ -293,7 +348,8 @@ public record ModelConfig(
             return window;
         }
 
-        private Set<Integer> intSet(String key) {
+        /** A list of layer indices, each in [0, limit). */
+        private Set<Integer> intSet(String key, int limit) {
             Set<Integer> set = new HashSet<>();
             JsonNode node = root.get(key);
             if (node != null && !node.isNull()) {
@@ -303,6 +359,9 @@ public record ModelConfig(
                 for (JsonNode n : node) {
                     if (!n.isIntegralNumber() || !n.canConvertToInt()) {
                         throw error(key + " must list layer indices, found " + n);
+                    }
+                    if (n.asInt() < 0 || n.asInt() >= limit) {
+                        throw error(key + " lists layer " + n + ", outside [0, " + limit + ")");
                     }
                     set.add(n.asInt());
                 }
@@ -334,6 +393,33 @@ public record ModelConfig(
             return v;
         }
 
+        /** A positive integer of at most {@code max}, checked before anything is sized by it. */
+        private int bounded(String key, int max) {
+            int v = positive(key);
+            if (v > max) {
+                throw error(key + " " + v + " is more than moescore supports (at most " + max + ")");
+            }
+            return v;
+        }
+
+        private int optionalNonNegative(String key, int fallback) {
+            int v = optionalInt(key, fallback);
+            if (v < 0) {
+                throw error(key + " must be 0 or more, found " + v);
+            }
+            return v;
+        }
+
+        /** A positive number that a float holds finitely (eps, clip limits). */
+        private float positiveFloat(String key) {
+            double v = number(key);
+            float f = (float) v;
+            if (!(v > 0) || !Float.isFinite(f) || f == 0) {
+                throw error(key + " must be a positive number that a float holds, found " + root.get(key));
+            }
+            return f;
+        }
+
         private int optionalInt(String key, int fallback) {
             return root.hasNonNull(key) ? integer(key) : fallback;
         }
@@ -344,10 +430,6 @@ public record ModelConfig(
                 throw error(key + " must be a number, found " + n);
             }
             return n.asDouble();
-        }
-
-        private double optionalNumber(String key, double fallback) {
-            return root.hasNonNull(key) ? number(key) : fallback;
         }
 
         private boolean bool(String key, boolean fallback) {

@@ -1,8 +1,6 @@
 package io.moescore.model;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -39,8 +37,6 @@ public final class SafeTensorsFile implements AutoCloseable {
         }
     }
 
-    private static final ObjectMapper JSON = new ObjectMapper();
-
     private final Path path;
     private final FileChannel channel;
     private final long dataStart;
@@ -54,6 +50,7 @@ public final class SafeTensorsFile implements AutoCloseable {
     }
 
     public static SafeTensorsFile open(Path path) {
+        ModelDirectory.requireRegularFile(path);
         FileChannel channel;
         try {
             channel = FileChannel.open(path, StandardOpenOption.READ);
@@ -69,8 +66,10 @@ public final class SafeTensorsFile implements AutoCloseable {
             readFully(channel, lengthBytes, 0);
             long headerLength = lengthBytes.getLong(0);
             if (headerLength < 2 || headerLength > MAX_HEADER_BYTES || headerLength > fileSize - 8) {
-                throw bad(path, "declares a header of " + headerLength + " bytes but the file has "
-                        + (fileSize - 8) + " bytes after the length field");
+                // the length field is the file's first 8 bytes: never printed (the file may be anything)
+                throw bad(path, "does not start with a safetensors header length that fits the file's "
+                        + fileSize + " bytes (at most " + MAX_HEADER_BYTES + " bytes of header): not a safetensors"
+                        + " file, or a truncated one");
             }
             ByteBuffer header = ByteBuffer.allocate((int) headerLength);
             readFully(channel, header, 8);
@@ -88,12 +87,7 @@ public final class SafeTensorsFile implements AutoCloseable {
     }
 
     private static Map<String, Entry> parseHeader(Path path, String text, long dataLength) {
-        JsonNode root;
-        try {
-            root = JSON.readTree(text);
-        } catch (JsonProcessingException e) {
-            throw bad(path, "has a header that is not valid JSON: " + e.getOriginalMessage());
-        }
+        JsonNode root = ModelJson.parse(text, "weight file " + path + " has a header that");
         if (root == null || !root.isObject()) {
             throw bad(path, "has a header that is not a JSON object");
         }

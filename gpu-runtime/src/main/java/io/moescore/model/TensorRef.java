@@ -3,14 +3,32 @@ package io.moescore.model;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 
-/** One tensor of a checkpoint: where it lives and how to read (part of) it. */
+/**
+ * One tensor of a checkpoint: where it lives and how to read (part of) it. A reference made with
+ * {@link #checkingFinite()} refuses NaN and infinite values as it reads them ({@link NonFiniteWeightException}),
+ * so the check costs no pass of its own: it runs on the bytes or floats the reader was reading anyway.
+ */
 public final class TensorRef {
+    /** Elements scanned per mapping when looking for the first non-finite one (a mapping holds at most 2 GiB). */
+    private static final int SCAN_CHUNK = 1 << 24;
+
     private final SafeTensorsFile file;
     private final SafeTensorsFile.Entry entry;
+    private final boolean checkFinite;
 
     TensorRef(SafeTensorsFile file, SafeTensorsFile.Entry entry) {
+        this(file, entry, false);
+    }
+
+    private TensorRef(SafeTensorsFile file, SafeTensorsFile.Entry entry, boolean checkFinite) {
         this.file = file;
         this.entry = entry;
+        this.checkFinite = checkFinite;
+    }
+
+    /** This tensor, read so that every value read must be finite (the weight loader's default). */
+    public TensorRef checkingFinite() {
+        return checkFinite ? this : new TensorRef(file, entry, true);
     }
 
     public String name() {
@@ -35,7 +53,40 @@ public final class TensorRef {
 
     /** Raw little-endian bytes of {@code count} elements starting at element {@code first}. */
     public ByteBuffer bytes(long first, long count) {
-        return file.map(entry, first * dtype().bytes(), count * dtype().bytes());
+        ByteBuffer bytes = file.map(entry, first * dtype().bytes(), count * dtype().bytes());
+        if (checkFinite && dtype().firstNonFinite(bytes, (int) count) >= 0) {
+            throw nonFinite();
+        }
+        return bytes;
+    }
+
+    /** The flat index of the tensor's first NaN or infinite element, or -1 (integer tensors: always -1). */
+    public long firstNonFinite() {
+        if (!dtype().isFloat()) {
+            return -1;
+        }
+        for (long first = 0; first < elementCount(); first += SCAN_CHUNK) {
+            int n = (int) Math.min(SCAN_CHUNK, elementCount() - first);
+            int bad = dtype().firstNonFinite(file.map(entry, first * dtype().bytes(), (long) n * dtype().bytes()), n);
+            if (bad >= 0) {
+                return first + bad;
+            }
+        }
+        return -1;
+    }
+
+    /** The error for a non-finite value found while reading: names the tensor's first one, wherever it is. */
+    private NonFiniteWeightException nonFinite() {
+        long at = firstNonFinite();
+        long[] shape = entry.shape();
+        long[] index = new long[shape.length];
+        long rest = at;
+        for (int d = shape.length - 1; d >= 0; d--) {
+            index[d] = shape[d] == 0 ? 0 : rest % shape[d];
+            rest = shape[d] == 0 ? 0 : rest / shape[d];
+        }
+        float value = dtype().read(file.map(entry, at * dtype().bytes(), dtype().bytes()), 0);
+        return new NonFiniteWeightException(name(), file(), at, index, value);
     }
 
     /** {@code count} elements starting at element {@code first}, converted to fp32. */
@@ -44,11 +95,17 @@ public final class TensorRef {
             throw new IllegalArgumentException("elements [" + first + ", " + (first + count) + ") outside tensor "
                     + name() + " of " + elementCount());
         }
-        ByteBuffer bytes = bytes(first, count);
+        ByteBuffer bytes = file.map(entry, first * dtype().bytes(), (long) count * dtype().bytes());
         float[] out = new float[count];
         DType t = dtype();
+        boolean finite = true;
         for (int i = 0; i < count; i++) {
-            out[i] = t.read(bytes, i);
+            float v = t.read(bytes, i);
+            out[i] = v;
+            finite &= Float.isFinite(v);
+        }
+        if (checkFinite && !finite) {
+            throw nonFinite();
         }
         return out;
     }

@@ -30,8 +30,12 @@ public record HostExpertRouting(int[] offsets, int[] tokens, float[] gates) impl
     /** Builds the per-expert lists from each token's chosen experts and gates ({@code [rows][k]}, any k per row). */
     public static HostExpertRouting fromChoices(int numExperts, int[][] experts, float[][] gates) {
         int[] offsets = new int[numExperts + 1];
-        for (int[] row : experts) {
-            for (int e : row) {
+        for (int t = 0; t < experts.length; t++) {
+            for (int e : experts[t]) {
+                if (e < 0 || e >= numExperts) {
+                    throw new IllegalArgumentException("row " + t + " is routed to expert " + e + ", outside [0, "
+                            + numExperts + ")");
+                }
                 offsets[e + 1]++;
             }
         }

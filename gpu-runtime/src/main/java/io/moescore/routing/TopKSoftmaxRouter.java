@@ -1,8 +1,15 @@
 package io.moescore.routing;
 
+import java.util.Arrays;
+
 /**
  * softmax over all experts, keep the k largest probabilities (lowest expert index first on ties), optionally
  * renormalised to sum to one: the gate of Mixtral (always renormalised), Qwen2/3-MoE and OLMoE (norm_topk_prob).
+ *
+ * <p>Non-finite logits have a defined routing, the same on every backend (router.cu): a row with a NaN or
+ * +Infinity logit, or whose logits are all -Infinity, has no defined softmax, so all its probabilities are NaN;
+ * NaN counts as larger than any number (as in torch.topk), so such a row goes to experts 0..k-1 with NaN gates.
+ * The NaN then reaches the row's scores, which the engine flags; it never becomes an expert index of -1.
  */
 public record TopKSoftmaxRouter(int k, boolean renormalize) implements Router {
     public TopKSoftmaxRouter {
@@ -13,9 +20,13 @@ public record TopKSoftmaxRouter(int k, boolean renormalize) implements Router {
 
     @Override
     public HostExpertRouting route(float[] logits, int rows, int numExperts) {
+        if (k > numExperts) {
+            throw new IllegalArgumentException("top-" + k + " routing over " + numExperts + " experts");
+        }
         int[][] chosen = new int[rows][k];
         float[][] gates = new float[rows][k];
         float[] probs = new float[numExperts];
+        boolean[] taken = new boolean[numExperts];
         for (int t = 0; t < rows; t++) {
             int base = t * numExperts;
             float max = Float.NEGATIVE_INFINITY;
@@ -27,18 +38,22 @@ public record TopKSoftmaxRouter(int k, boolean renormalize) implements Router {
                 probs[e] = (float) Math.exp(logits[base + e] - max);
                 sum += probs[e];
             }
+            if (Float.isNaN(sum)) {  // NaN or +Infinity among the logits, or all -Infinity: no softmax
+                Arrays.fill(probs, Float.NaN);
+            }
+            Arrays.fill(taken, false);
             float kept = 0;
             for (int j = 0; j < k; j++) {
                 int best = -1;
                 for (int e = 0; e < numExperts; e++) {
-                    if (probs[e] >= 0 && (best < 0 || probs[e] > probs[best])) {
+                    if (!taken[e] && (best < 0 || larger(probs[e], probs[best]))) {
                         best = e;
                     }
                 }
                 chosen[t][j] = best;
                 gates[t][j] = probs[best] / sum;
                 kept += gates[t][j];
-                probs[best] = -1; // taken
+                taken[best] = true;
             }
             if (renormalize) {
                 for (int j = 0; j < k; j++) {
@@ -47,5 +62,10 @@ public record TopKSoftmaxRouter(int k, boolean renormalize) implements Router {
             }
         }
         return HostExpertRouting.fromChoices(numExperts, chosen, gates);
+    }
+
+    /** a > b, NaN being larger than any number (equal NaNs keep the lower expert index). */
+    static boolean larger(float a, float b) {
+        return a > b || (Float.isNaN(a) && !Float.isNaN(b));
     }
 }

@@ -1,33 +1,43 @@
 package io.moescore.score;
 
-import io.moescore.backend.Precision;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
- * Options of the single-process scorer.
+ * Options of the single-process scorer ({@code moescore score-local}): its own (model, input, output) and the
+ * scoring settings every scorer shares. An option of score-local only is added here, the way {@link ScoreSettings}
+ * says: a component, its {@link Setting} in {@link #OWN}, and its line in {@link #resolve}; the command line gets
+ * its flag from {@link #SETTINGS}.
  *
- * @param batchTokens   tokens packed into one forward pass (a longer sequence still goes alone)
- * @param deterministic batch-invariant GPU scores (CudaBackend's deterministic mode)
+ * @param model     the model directory (config.json, safetensors)
+ * @param input     JSON lines of {@code {"id": ..., "tokens": [...]}}
+ * @param output    JSON lines, one per input line (a NAME.summary.json is written beside it)
+ * @param overwrite replace an existing output (refused otherwise)
+ * @param settings  how the rows are scored
  */
-public record LocalScoreOptions(Path model, Path input, Path output, boolean tokenLogProbs, int topK,
-                                String backend, String precision, int batchTokens, int threads,
-                                boolean deterministic) {
-    /** The default mode: GPU scores may differ in the last bits with what a sequence is batched with. */
-    public LocalScoreOptions(Path model, Path input, Path output, boolean tokenLogProbs, int topK, String backend,
-                             String precision, int batchTokens, int threads) {
-        this(model, input, output, tokenLogProbs, topK, backend, precision, batchTokens, threads, false);
-    }
+public record LocalScoreOptions(Path model, Path input, Path output, boolean overwrite, ScoreSettings settings) {
+    public static final Setting<Path> MODEL = Setting.path("model", "--model",
+            "Hugging Face model directory (config.json + safetensors)");
+    public static final Setting<Path> INPUT = Setting.path("input", "--input", "input .jsonl");
+    public static final Setting<Path> OUTPUT = Setting.path("output", "--output",
+            "output .jsonl (a NAME.summary.json is written beside it); appears only when the run succeeds");
+    public static final Setting<Boolean> OVERWRITE = Setting.flag("overwrite", "--overwrite",
+            "replace an existing output (refused otherwise)");
+
+    /** score-local's own settings. */
+    public static final List<Setting<?>> OWN = List.of(MODEL, INPUT, OUTPUT, OVERWRITE);
+    /** Every setting of score-local: its own, then the scoring settings. */
+    public static final List<Setting<?>> SETTINGS = Setting.concat(OWN, ScoreSettings.ALL);
 
     public LocalScoreOptions {
-        if (batchTokens < 1) {
-            throw new IllegalArgumentException("--batch-tokens must be at least 1, got " + batchTokens);
+        if (model == null || input == null || output == null || settings == null) {
+            throw new IllegalArgumentException("score-local needs a model, an input, an output and settings");
         }
-        if (topK < 0) {
-            throw new IllegalArgumentException("--top-k must be 0 or more, got " + topK);
-        }
-        Precision.parse(precision);
-        if (threads < 1) {
-            throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
-        }
+    }
+
+    /** The options {@code source} gives (see {@link ScoreSettings#resolve}). */
+    public static LocalScoreOptions resolve(Setting.Source source) {
+        return new LocalScoreOptions(MODEL.resolve(source), INPUT.resolve(source), OUTPUT.resolve(source),
+                OVERWRITE.resolve(source), ScoreSettings.resolve(source));
     }
 }

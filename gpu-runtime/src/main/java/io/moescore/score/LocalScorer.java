@@ -8,19 +8,12 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moescore.backend.Backend;
-import io.moescore.backend.select.Backends;
-import io.moescore.backend.Precision;
 import io.moescore.engine.Engine;
 import io.moescore.batch.ExpertLoad;
-import io.moescore.batch.ScoreBatch;
 import io.moescore.engine.ScoreOptions;
 import io.moescore.batch.SequenceScore;
-import io.moescore.batch.TokenBatch;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -38,7 +31,7 @@ public final class LocalScorer {
     public static final int EXIT_BAD_INVOCATION = 2;
     /** Finished, but some rows carry an error. */
     public static final int EXIT_ROW_ERRORS = 3;
-    /** The GPU failed beyond recovery (GpuFaultException): the output is incomplete. */
+    /** The GPU failed beyond recovery (GpuFaultException): no output was written. */
     public static final int EXIT_GPU_FAULT = 4;
 
     private static final long PROGRESS_INTERVAL_NANOS = 2_000_000_000L;
@@ -63,11 +56,18 @@ public final class LocalScorer {
             return EXIT_BAD_INVOCATION;
         }
         Summary summary;
-        try (Backend backend = Backends.open(options.backend(), options.threads(), 0,
-                     Precision.parse(options.precision()), options.deterministic());
-             Engine engine = Engine.load(options.model(), backend)) {
+        try {  // refusals come before the model loads, and write nothing
+            AtomicOutput.check(options.output(), summaryPath(options.output()), options.input(), options.model(),
+                    options.overwrite());
+        } catch (IOException e) {
+            log.println("moescore: " + e.getMessage());
+            return EXIT_BAD_INVOCATION;
+        }
+        try (Backend backend = options.settings().openBackend(0);
+             Engine engine = Engine.load(options.model(), backend, options.settings().loadOptions());
+             AtomicOutput output = openOutput(options)) {
             log.println("moescore: " + engine.config() + " on " + backend.deviceName());
-            summary = score(engine, options);
+            summary = score(engine, options, output);
         } catch (IllegalArgumentException | io.moescore.model.ModelFormatException e) {
             log.println("moescore: " + e.getMessage());
             return EXIT_BAD_INVOCATION;
@@ -75,7 +75,7 @@ public final class LocalScorer {
             log.println("moescore: " + e.getMessage());
             return EXIT_BAD_INVOCATION;
         } catch (io.moescore.backend.GpuFaultException e) {
-            log.println("moescore: " + e.getMessage() + "; the output is incomplete");
+            log.println("moescore: " + e.getMessage() + "; no output written");
             return EXIT_GPU_FAULT;
         }
         log.printf("moescore: %d rows (%d with errors), %d tokens in %.1f s: %.0f tokens/s on %s%n",
@@ -84,44 +84,52 @@ public final class LocalScorer {
         return summary.rowErrors() == 0 ? EXIT_OK : EXIT_ROW_ERRORS;
     }
 
-    /** Scores the input into the output with an engine already loaded. */
+    /**
+     * Scores the input into the output with an engine already loaded; the output and its summary appear only
+     * when every row is written. Throws an IOException naming the paths where the output may not be written.
+     */
     public Summary score(Engine engine, LocalScoreOptions options) throws IOException {
-        ScoreOptions scoreOptions = new ScoreOptions(options.tokenLogProbs(), options.topK());
+        try (AtomicOutput output = openOutput(options)) {
+            return score(engine, options, output);
+        }
+    }
+
+    private static AtomicOutput openOutput(LocalScoreOptions options) throws IOException {
+        return AtomicOutput.open(options.output(), summaryPath(options.output()), options.input(), options.model(),
+                options.overwrite());
+    }
+
+    private Summary score(Engine engine, LocalScoreOptions options, AtomicOutput output) throws IOException {
+        ScoreSettings settings = options.settings();
+        ScoreOptions scoreOptions = new ScoreOptions(settings.tokenLogProbs(), settings.topK());
         ExpertLoad load = new ExpertLoad(engine.config().numLayers(), engine.config().numExperts());
         long start = System.nanoTime();
         long lastProgress = start;
         long rows = 0;
         long errors = 0;
         long tokens = 0;
-        Path output = options.output();
-        if (output.toAbsolutePath().getParent() != null) {
-            Files.createDirectories(output.toAbsolutePath().getParent());
-        }
         String source = options.input().toString();
-        try (BufferedReader in = Files.newBufferedReader(options.input(), StandardCharsets.UTF_8);
-             OutputStream out = Files.newOutputStream(output);
-             JsonGenerator json = new ObjectMapper().getFactory().createGenerator(out, JsonEncoding.UTF8)) {
+        try (Utf8Lines in = new Utf8Lines(Files.newInputStream(options.input()));
+             JsonGenerator json = new ObjectMapper().getFactory().createGenerator(output.rows(), JsonEncoding.UTF8)) {
             json.setRootValueSeparator(null);
             List<JsonRow> pending = new ArrayList<>();
             long pendingTokens = 0;
-            long lineNumber = 0;
-            String line;
-            while ((line = in.readLine()) != null) {
-                lineNumber++;
-                if (line.isBlank()) {
+            Utf8Lines.Line line;
+            while ((line = in.next()) != null) {
+                if (line.text() != null && line.text().isBlank()) {
                     continue;
                 }
-                JsonRow row = JsonRow.parse(line, lineNumber, source);
-                long rowTokens = row.tokens() == null ? 0 : row.tokens().length;
-                if (!pending.isEmpty() && pendingTokens + rowTokens > options.batchTokens()) {
-                    errors += flush(engine, pending, scoreOptions, load, json);
+                JsonRow row = line.text() == null ? JsonRow.unreadable(line.number(), source, line.error())
+                        : JsonRow.parse(line.text(), line.number(), source);
+                pending.add(row);
+                pendingTokens += row.tokens() == null ? 0 : row.tokens().length;
+                if (BatchPlanner.windowFull(pendingTokens, settings.batchTokens())) {
+                    errors += flush(engine, pending, scoreOptions, settings.batchTokens(), load, json);
                     rows += pending.size();
                     tokens += pendingTokens;
                     pending.clear();
                     pendingTokens = 0;
                 }
-                pending.add(row);
-                pendingTokens += rowTokens;
                 long now = System.nanoTime();
                 if (now - lastProgress > PROGRESS_INTERVAL_NANOS) {
                     lastProgress = now;
@@ -129,13 +137,13 @@ public final class LocalScorer {
                             tokens / ((now - start) / 1e9));
                 }
             }
-            errors += flush(engine, pending, scoreOptions, load, json);
+            errors += flush(engine, pending, scoreOptions, settings.batchTokens(), load, json);
             rows += pending.size();
             tokens += pendingTokens;
         }
         Summary summary = new Summary(rows, errors, tokens, (System.nanoTime() - start) / 1e9,
                 engine.backend().deviceName(), load);
-        writeSummary(summary, summaryPath(output));
+        output.commit(summaryJson(summary, settings));
         return summary;
     }
 
@@ -146,20 +154,15 @@ public final class LocalScorer {
         return output.resolveSibling((dot > 0 ? name.substring(0, dot) : name) + ".summary.json");
     }
 
-    private static long flush(Engine engine, List<JsonRow> rows, ScoreOptions options, ExpertLoad load,
-                              JsonGenerator json) throws IOException {
-        List<int[]> sequences = new ArrayList<>();
-        for (JsonRow row : rows) {
-            if (row.error() == null) {
-                sequences.add(row.tokens());
-            }
-        }
-        ScoreBatch batch = engine.score(TokenBatch.of(sequences.toArray(int[][]::new)), options);
-        load.add(batch.expertLoad());
+    /** Scores a window of rows ({@link BatchPlanner}) and writes them in input order. */
+    private static long flush(Engine engine, List<JsonRow> rows, ScoreOptions options, int batchTokens,
+                              ExpertLoad load, JsonGenerator json) throws IOException {
+        SequenceScore[] scores = BatchPlanner.score(engine,
+                rows.stream().map(r -> r.error() == null ? r.tokens() : null).toList(), options, batchTokens, load);
         long errors = 0;
-        int next = 0;
-        for (JsonRow row : rows) {
-            SequenceScore score = row.error() == null ? batch.scores().get(next++) : null;
+        for (int i = 0; i < rows.size(); i++) {
+            JsonRow row = rows.get(i);
+            SequenceScore score = scores[i];
             String error = score == null ? row.error() : score.error();
             if (error != null) {
                 errors++;
@@ -181,9 +184,9 @@ public final class LocalScorer {
         }
         boolean ok = error == null;
         json.writeNumberField(ScoreColumns.NUM_TOKENS, row.tokens() == null ? 0 : row.tokens().length);
-        writeNumber(json, ScoreColumns.SUM_LOGPROB, ok ? score.sumLogProb() : Double.NaN);
-        writeNumber(json, ScoreColumns.MEAN_NLL, ok ? score.meanNll() : Double.NaN);
-        writeNumber(json, ScoreColumns.PERPLEXITY, ok ? score.perplexity() : Double.NaN);
+        writeNumber(json, ScoreColumns.SUM_LOGPROB, ok ? score.sumLogProbOrNull() : null);
+        writeNumber(json, ScoreColumns.MEAN_NLL, ok ? score.meanNllOrNull() : null);
+        writeNumber(json, ScoreColumns.PERPLEXITY, ok ? score.perplexityOrNull() : null);
         if (options.tokenLogProbs()) {
             json.writeFieldName(ScoreColumns.TOKEN_LOGPROBS);
             if (ok) {
@@ -209,16 +212,16 @@ public final class LocalScorer {
         json.writeRaw('\n');
     }
 
-    /** NaN and infinities are not JSON: they are written as null. */
-    private static void writeNumber(JsonGenerator json, String field, double value) throws IOException {
-        if (Double.isFinite(value)) {
+    /** A number as SequenceScore spells it for every output (null: none; never NaN or an infinity). */
+    private static void writeNumber(JsonGenerator json, String field, Double value) throws IOException {
+        if (value != null) {
             json.writeNumberField(field, value);
         } else {
             json.writeNullField(field);
         }
     }
 
-    private static void writeSummary(Summary s, Path file) throws IOException {
+    private static byte[] summaryJson(Summary s, ScoreSettings settings) throws IOException {
         ObjectMapper mapper = new ObjectMapper();
         ObjectNode root = mapper.createObjectNode();
         root.put("rows", s.rows());
@@ -227,6 +230,7 @@ public final class LocalScorer {
         root.put("seconds", s.seconds());
         root.put("tokens_per_second", s.tokensPerSecond());
         root.put("device", s.device());
+        root.set("settings", mapper.valueToTree(settings.describe()));
         ArrayNode layers = root.putArray("expert_tokens_per_layer");
         for (int l = 0; l < s.load().numLayers(); l++) {
             ArrayNode counts = layers.addArray();
@@ -234,6 +238,6 @@ public final class LocalScorer {
                 counts.add(c);
             }
         }
-        mapper.writerWithDefaultPrettyPrinter().writeValue(file.toFile(), root);
+        return mapper.writerWithDefaultPrettyPrinter().writeValueAsBytes(root);
     }
 }

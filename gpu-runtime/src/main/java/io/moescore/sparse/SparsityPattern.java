@@ -1,12 +1,11 @@
 package io.moescore.sparse;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.moescore.model.DType;
+import io.moescore.model.ModelDirectory;
 import io.moescore.model.ModelFormatException;
+import io.moescore.model.ModelJson;
 import io.moescore.model.SafeTensorsWriter;
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -63,16 +62,11 @@ public enum SparsityPattern {
      * written before manifests). An unreadable manifest or an unknown pattern is an error naming the file.
      */
     public static SparsityPattern ofCheckpoint(Path directory) {
-        Path manifest = directory.resolve(MANIFEST);
-        if (!Files.isRegularFile(manifest)) {
+        Path manifest = ModelDirectory.find(directory, MANIFEST);
+        if (manifest == null) {
             return null;
         }
-        JsonNode pattern;
-        try {
-            pattern = new ObjectMapper().readTree(manifest.toFile()).get("pattern");
-        } catch (IOException e) {
-            throw new ModelFormatException("cannot read " + manifest + ": " + e.getMessage());
-        }
+        JsonNode pattern = ModelJson.read(manifest, "sparsity manifest").get("pattern");
         if (pattern == null || !pattern.isTextual()) {
             throw new ModelFormatException(manifest + " names no \"pattern\"");
         }

@@ -1,6 +1,7 @@
 package io.moescore.sparsify;
 
 import io.moescore.backend.Backend;
+import io.moescore.backend.Precision;
 import io.moescore.backend.select.Backends;
 import io.moescore.engine.Engine;
 import io.moescore.engine.RoutedInputs;
@@ -18,7 +19,8 @@ final class ExpertCalibration {
     }
 
     static void run(Path model, List<int[]> calibration, RoutedInputs sink) {
-        try (Backend cpu = Backends.open("cpu", Runtime.getRuntime().availableProcessors(), 0);
+        try (Backend cpu = Backends.open("cpu", Runtime.getRuntime().availableProcessors(), 0,
+                Precision.BF16, false);
              Engine engine = Engine.load(model, cpu)) {
             for (int[] sequence : calibration) {
                 engine.score(TokenBatch.of(sequence), ScoreOptions.SUMS_ONLY, sink);

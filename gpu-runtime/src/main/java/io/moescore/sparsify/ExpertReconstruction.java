@@ -8,7 +8,7 @@ import java.util.stream.IntStream;
  * tokens routed to it: Adam on the mean squared error over random minibatches, the 2:4 masks fixed (pruned weights
  * stay zero, so the result packs as before). Gate, up and down move together, which SparseGPT, one matrix at a time
  * against its own inputs, cannot do: on the demo model this takes sequential SparseGPT from x1.21 to x1.12 of the
- * dense perplexity (gpu-runtime/bench/NOTES.md, "2:4 accuracy"; PyTorch twin:
+ * dense perplexity (bench/NOTES.md, "2:4 accuracy"; PyTorch twin:
  * src/test/python/expert_reconstruction_experiment.py).
  *
  * <p>Shapes: x [tokens, hidden]; gate and up [ffn, hidden]; down [hidden, ffn], row-major. Arithmetic in fp32,

@@ -134,7 +134,8 @@ class CheckpointShapeTest {
         Path model = copy("mixtral-bf16");
         editConfig(model, c -> c.put("intermediate_size", 40));
         ModelFormatException e = assertLoadFails(model,
-                "model.layers.0.block_sparse_moe.experts.0.w1.weight", "[48, 64]", "[40, 64]");
+                "model.layers.0.block_sparse_moe.experts.0.w1.weight", "[48, 64]", "[40, 64]",
+                "dimension 0 is intermediate_size = 40");
         assertTrue(e.getMessage().contains(model.resolve("model.safetensors").toString()), e.getMessage());
     }
 
@@ -142,21 +143,23 @@ class CheckpointShapeTest {
     void kvHeadsDisagreeWithWeights() throws IOException {
         Path model = copy("mixtral-bf16");
         editConfig(model, c -> c.put("num_key_value_heads", 4));
-        assertLoadFails(model, "model.layers.0.self_attn.k_proj.weight", "[32, 64]", "[64, 64]");
+        assertLoadFails(model, "model.layers.0.self_attn.k_proj.weight", "[32, 64]", "[64, 64]",
+                "dimension 0 is num_key_value_heads x head_dim = 64");
     }
 
     @Test
     void vocabSizeDisagreesWithWeights() throws IOException {
         Path model = copy("mixtral-bf16");
         editConfig(model, c -> c.put("vocab_size", 500));
-        assertLoadFails(model, "model.embed_tokens.weight", "[512, 64]", "[500, 64]");
+        assertLoadFails(model, "model.embed_tokens.weight", "[512, 64]", "[500, 64]", "vocab_size = 500");
     }
 
     @Test
     void moreExpertsInConfigThanInCheckpoint() throws IOException {
         Path model = copy("mixtral-bf16");
         editConfig(model, c -> c.put("num_local_experts", 9));
-        assertLoadFails(model, "model.layers.0.block_sparse_moe.gate.weight", "[8, 64]", "[9, 64]");
+        assertLoadFails(model, "model.layers.0.block_sparse_moe.gate.weight", "[8, 64]", "[9, 64]",
+                "num_local_experts = 9");
     }
 
     @Test
@@ -164,14 +167,15 @@ class CheckpointShapeTest {
         Path model = copy("qwen3moe-bf16-sharded");
         editConfig(model, c -> c.put("moe_intermediate_size", 32));
         assertLoadFails(model, "model.layers.0.mlp.experts.0.gate_proj.weight", "[40, 64]", "[32, 64]",
-                ".safetensors");
+                ".safetensors", "moe_intermediate_size = 32");
     }
 
     @Test
     void fusedExpertFfnSizeDisagreesWithWeights() throws IOException {
         Path model = copy("olmoe-fp32-fused");
         editConfig(model, c -> c.put("intermediate_size", 16));
-        assertLoadFails(model, "model.layers.0.mlp.experts.gate_up_proj", "[8, 64, 64]", "[8, 32, 64]");
+        assertLoadFails(model, "model.layers.0.mlp.experts.gate_up_proj", "[8, 64, 64]", "[8, 32, 64]",
+                "dimension 1 is 2 x intermediate_size = 32");
     }
 
     @Test

@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.moescore.backend.Precision;
 import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.CudaOptions;
 import io.moescore.backend.cuda.GpuRuntime;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -63,7 +64,7 @@ class CudaReferenceFixtureTest {
      */
     private static void check(Precision precision, double tolerance, double overShare, double top5Share)
             throws IOException {
-        CudaBackend backend = new CudaBackend(0, precision);
+        CudaBackend backend = new CudaBackend(CudaOptions.device(0).withPrecision(precision));
         int sequences = 0;
         int sameTop5 = 0;
         int tokens = 0;

@@ -13,6 +13,7 @@ import io.moescore.backend.Backend;
 import io.moescore.backend.Precision;
 import io.moescore.backend.cpu.CpuBackend;
 import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.CudaOptions;
 import io.moescore.backend.cuda.GpuRuntime;
 import io.moescore.backend.cuda.Kernels;
 import io.moescore.sparse.SparsityPattern;
@@ -49,21 +50,29 @@ class CudaVectorSparseModelTest {
         for (Path model : packableModels()) {
             List<int[]> sequences = ReferenceFixtureTest.Reference.read(model).tokens();
             float[] cpu = logProbs(model, new CpuBackend(2), sequences);
-            float[] vnm = logProbs(model, new CudaBackend(0, Precision.FP16), sequences);
-            float[] as24 = logProbs(model, new CudaBackend(0, Precision.FP16, Kernels.MMA_SYNC), sequences);
+            CudaOptions fp16 = CudaOptions.device(0).withPrecision(Precision.FP16);
+            float[] vnm = logProbs(model, new CudaBackend(fp16), sequences);
+            float[] as24 = logProbs(model, new CudaBackend(fp16.withKernels(Kernels.MMA_SYNC)), sequences);
             int farHere = 0;
             double worst = 0;
             double worstBetweenPaths = 0;
+            int worstToken = -1;
             for (int i = 0; i < cpu.length; i++) {
                 double err = Math.abs(cpu[i] - vnm[i]);
                 farHere += err > 2e-2 ? 1 : 0;
                 worst = Math.max(worst, err);
-                worstBetweenPaths = Math.max(worstBetweenPaths, Math.abs(vnm[i] - as24[i]));
+                double between = Math.abs(vnm[i] - as24[i]);
+                if (!(between <= worstBetweenPaths)) {
+                    worstBetweenPaths = Double.isNaN(between) ? Double.POSITIVE_INFINITY : between;
+                    worstToken = i;
+                }
             }
             System.out.printf("128:2:8 %s (fp16): worst %.2e from the CPU, %d of %d tokens over 2e-2; 128:2:8 vs 2:4"
                     + " kernels: %.2e%n", model.getFileName(), worst, farHere, cpu.length, worstBetweenPaths);
+            String where = worstToken < 0 ? "" : " at token " + worstToken + " of the concatenated sequences (128:2:8 "
+                    + vnm[worstToken] + ", 2:4 " + as24[worstToken] + ", cpu " + cpu[worstToken] + ")";
             assertTrue(worstBetweenPaths < 2e-3, model.getFileName() + ": the 128:2:8 and 2:4 kernels differ by "
-                    + worstBetweenPaths);
+                    + worstBetweenPaths + where);
             tokens += cpu.length;
             far += farHere;
         }

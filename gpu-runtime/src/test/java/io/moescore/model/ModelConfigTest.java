@@ -394,4 +394,77 @@ class ModelConfigTest {
         n.put("num_local_experts", 0);
         assertRejected(n, "num_local_experts");
     }
+
+    // ------------------------------------------------------------- invalid numbers and absurd sizes (issue 22)
+
+    @Test
+    void nonPositiveRmsNormEps() throws IOException {
+        for (double eps : new double[] {-1, 0, 1e-50, 1e300}) {  // 1e-50 and 1e300 are 0 and infinite as floats
+            ObjectNode n = configOf("mixtral-bf16");
+            n.put("rms_norm_eps", eps);
+            assertRejected(n, "test", "rms_norm_eps", "positive");
+        }
+    }
+
+    @Test
+    void negativeSlidingWindow() throws IOException {
+        ObjectNode n = configOf("qwen2moe-fp32");
+        n.put("sliding_window", -5);
+        assertRejected(n, "test", "sliding_window", "-5");
+        ObjectNode mixtral = configOf("mixtral-bf16");
+        mixtral.put("sliding_window", -5);
+        assertRejected(mixtral, "sliding_window", "-5");
+    }
+
+    @Test
+    void otherNegativeOrNonPositiveNumbers() throws IOException {
+        ObjectNode window = configOf("qwen2moe-fp32");
+        window.remove("layer_types");  // without it, use_sliding_window and max_window_layers decide
+        window.put("use_sliding_window", true);
+        window.put("sliding_window", 16);
+        window.put("max_window_layers", -1);
+        assertRejected(window, "max_window_layers", "-1");
+        ObjectNode shared = configOf("qwen2moe-fp32");
+        shared.put("shared_expert_intermediate_size", -8);
+        assertRejected(shared, "shared_expert_intermediate_size", "-8");
+        ObjectNode clip = configOf("olmoe-fp32");
+        clip.put("clip_qkv", -1);
+        assertRejected(clip, "clip_qkv");
+        ObjectNode mlpOnly = configOf("qwen3moe-bf16-sharded");
+        mlpOnly.putArray("mlp_only_layers").add(-1);
+        assertRejected(mlpOnly, "mlp_only_layers", "-1");
+    }
+
+    @Test
+    void hugeLayerCountIsRefusedBeforeAllocating() throws IOException {
+        // 2^31 - 1 layers used to size per-layer arrays first: OutOfMemoryError instead of a message
+        ObjectNode n = configOf("mixtral-bf16");
+        n.put("num_hidden_layers", Integer.MAX_VALUE);
+        assertRejected(n, "test", "num_hidden_layers", Integer.toString(Integer.MAX_VALUE),
+                Integer.toString(ModelConfig.MAX_LAYERS));
+        ObjectNode experts = configOf("mixtral-bf16");
+        experts.put("num_local_experts", Integer.MAX_VALUE);
+        assertRejected(experts, "num_local_experts", "at most " + ModelConfig.MAX_EXPERTS);
+    }
+
+    @Test
+    void hugeHeadDimIsNamedNotOverflowed() throws IOException {
+        ObjectNode n = configOf("mixtral-bf16");
+        n.put("head_dim", 1 << 30);
+        ModelFormatException e = assertRejected(n, "test", "num_attention_heads x head_dim", "1073741824");
+        assertFalse(java.util.regex.Pattern.compile("-\\d").matcher(e.getMessage()).find(),
+                () -> "an overflowed negative size: " + e.getMessage());
+    }
+
+    @Test
+    void configDimensionsNameTheirFields() throws IOException {
+        ModelConfig mixtral = ModelConfig.parse(configOf("mixtral-bf16"), "test");
+        assertEquals("num_attention_heads x head_dim = " + mixtral.qDim(), mixtral.dimQ().describe());
+        assertEquals("num_local_experts = 8", mixtral.dimExperts().describe());
+        assertEquals("2 x intermediate_size = " + 2 * mixtral.expertFfnSize(),
+                mixtral.dimExpertFfn().times(2).describe());
+        ModelConfig qwen = ModelConfig.parse(configOf("qwen3moe-bf16-sharded"), "test");
+        assertEquals("moe_intermediate_size", qwen.dimExpertFfn().fields());
+        assertEquals("num_experts", qwen.dimExperts().fields());
+    }
 }

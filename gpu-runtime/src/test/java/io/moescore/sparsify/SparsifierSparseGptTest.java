@@ -10,7 +10,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.moescore.bench.SparsityAccuracy;
 import io.moescore.TestModels;
 import io.moescore.model.Checkpoint;
 import io.moescore.model.ModelConfig;
@@ -139,6 +138,6 @@ class SparsifierSparseGptTest {
 
     private static List<int[]> firstCalibrationRows(int n) throws java.io.IOException {
         Path demo = TestModels.demoModel().getParent();
-        return SparsityAccuracy.calibrationRows(demo.resolve("calibration.jsonl")).subList(0, n);
+        return CalibrationRows.read(demo.resolve("calibration.jsonl")).subList(0, n);
     }
 }

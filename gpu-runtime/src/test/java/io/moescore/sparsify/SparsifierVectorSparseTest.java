@@ -16,7 +16,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.moescore.TestModels;
 import io.moescore.backend.Backend;
 import io.moescore.backend.cpu.CpuBackend;
-import io.moescore.bench.SparsityAccuracy;
 import io.moescore.engine.Engine;
 import io.moescore.engine.ModelWeights;
 import io.moescore.engine.ScoreOptions;
@@ -104,7 +103,7 @@ class SparsifierVectorSparseTest {
     @Test
     void wandaWeighsByTheCalibrationInputNorms() throws Exception {
         Path model = TestModels.demoModel();
-        List<int[]> calibration = SparsityAccuracy.calibrationRows(TestModels.repoRoot().resolve(
+        List<int[]> calibration = CalibrationRows.read(TestModels.repoRoot().resolve(
                 "demo/calibration.jsonl")).subList(0, 2);
         Path wanda = dir.resolve("wanda");
         Sparsifier.Result result = Sparsifier.sparsify(model, wanda, "128:2:8", "wanda", false,
@@ -140,7 +139,7 @@ class SparsifierVectorSparseTest {
     @Test
     void sparseGptPrunesCalibratedExpertsToThePattern() throws Exception {
         Path model = TestModels.demoModel();
-        List<int[]> calibration = SparsityAccuracy.calibrationRows(TestModels.repoRoot().resolve(
+        List<int[]> calibration = CalibrationRows.read(TestModels.repoRoot().resolve(
                 "demo/calibration.jsonl")).subList(0, 2);
         Path out = dir.resolve("sparsegpt");
         Sparsifier.sparsify(model, out, "128:2:8", "sparsegpt", false, ExpertReconstruction.Options.NONE,

@@ -9,9 +9,9 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "moescore", mixinStandardHelpOptions = true, version = "moescore 0.1.0",
         description = "Scores datasets with Mixture-of-Experts language models.",
+        footer = "submit-scripts/moescore also runs `portability` (the portability benchmark, in the bench module).",
         subcommands = {io.moescore.spark.MoeScoreJob.class, ScoreLocalCommand.class, DemoCommand.class,
-            SparsifyCommand.class, io.moescore.spark.sparsify.SparsifyJob.class,
-            io.moescore.spark.portability.PortabilityJob.class, YarnCheckCommand.class})
+            SparsifyCommand.class, io.moescore.spark.sparsify.SparsifyJob.class, YarnCheckCommand.class})
 public final class Moescore {
     public static void main(String[] args) {
         System.exit(run(args));
@@ -23,6 +23,18 @@ public final class Moescore {
             cmd.getErr().println("moescore: " + e);
             e.printStackTrace(cmd.getErr());
             return 1;
+        });
+        cli.setParameterExceptionHandler((e, args1) -> {  // one message and a pointer to --help, not the whole help
+            CommandLine cmd = e.getCommandLine();
+            String name = cmd.getCommandSpec().qualifiedName();
+            if (!(e instanceof CommandLine.UnmatchedArgumentException) && !cmd.getUnmatchedArguments().isEmpty()) {
+                cmd.getErr().println(name + ": Unknown option or argument: '"
+                        + String.join("', '", cmd.getUnmatchedArguments()) + "'");  // what the user typed first
+            }
+            cmd.getErr().println(name + ": " + e.getMessage());
+            CommandLine.UnmatchedArgumentException.printSuggestions(e, cmd.getErr());
+            cmd.getErr().println("Run '" + name + " --help' for the options.");
+            return cmd.getCommandSpec().exitCodeOnInvalidInput();
         });
         return cli.execute(args);
     }

@@ -1,5 +1,6 @@
 package io.moescore.cli;
 
+import io.moescore.sparsify.CalibrationRows;
 import io.moescore.sparsify.ExpertReconstruction;
 import io.moescore.sparsify.Sparsifier;
 import java.nio.file.Path;
@@ -19,8 +20,8 @@ final class SparsifyCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, description = "output directory")
     Path out;
 
-    @Option(names = "--pattern", defaultValue = "2:4", description = "2:4 (2 of every 4 input columns kept, 50%) or "
-            + "128:2:8 (Samoyeds' vector-wise 75%: per 128 input columns one row of each pair kept, 2:4 inside) "
+    @Option(names = "--pattern", defaultValue = "2:4", description = "2:4 (2 of every 4 input columns kept, 50%%) or "
+            + "128:2:8 (Samoyeds' vector-wise 75%%: per 128 input columns one row of each pair kept, 2:4 inside) "
             + "(default: ${DEFAULT-VALUE})")
     String pattern;
 
@@ -42,9 +43,8 @@ final class SparsifyCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        List<int[]> rows = calibration == null ? List.of()
-                : io.moescore.bench.SparsityAccuracy.calibrationRows(calibration);
         try {
+            List<int[]> rows = calibration == null ? List.of() : CalibrationRows.read(calibration);
             Sparsifier.Result r = Sparsifier.sparsify(model, out, pattern, method, sequential,
                     reconstructSteps == 0 ? ExpertReconstruction.Options.NONE
                             : ExpertReconstruction.Options.of(reconstructSteps), rows);

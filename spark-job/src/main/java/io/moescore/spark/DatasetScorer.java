@@ -1,11 +1,12 @@
 package io.moescore.spark;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.moescore.model.ModelConfig;
 import io.moescore.model.ModelFormatException;
+import io.moescore.model.ModelJson;
+import io.moescore.model.TextTokenizer;
 import io.moescore.batch.ScoreColumns;
 import java.io.IOException;
-import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -22,11 +23,11 @@ import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
-import org.apache.spark.util.CollectionAccumulator;
 
 /**
- * The one scoring path of {@link MoeScorer} and so of {@link MoeScoreJob}: checks the input's columns and the model
- * on the driver (so a wrong column or a missing model fails before any task runs), then maps every partition
+ * The one scoring path of {@link MoeScorer} and so of {@link MoeScoreJob}: checks the input's columns, the model's
+ * config and (for text input) its tokenizer on the driver (so a wrong column, a missing model or a malformed
+ * tokenizer fails before any task runs), then maps every partition
  * through {@link PartitionScorer} on the executors' shared engines. The result has one row per input row, same
  * partitioning and order: every input column, then the score columns (or one struct column holding them).
  */
@@ -42,16 +43,17 @@ public final class DatasetScorer {
      *
      * @param scoresStruct the name of one struct column to hold the scores, or null for top-level score columns
      * @param gpuProfile   the resource profile of the scoring stage (stage-level scheduling), or null for the default
-     * @param stats        where tasks report what they scored, or null
+     * @param reports      where tasks report what they scored, or null
      */
     static Dataset<Row> score(Dataset<Row> input, ScoringSpec spec, String scoresStruct, ResourceProfile gpuProfile,
-                              CollectionAccumulator<TaskStats> stats) {
+                              TaskReports reports) {
         StructType outSchema = outputSchema(input.schema(), spec.tokensColumn(), spec.textColumn(),
-                spec.tokenLogProbs(), spec.topK(), scoresStruct);
+                spec.settings().tokenLogProbs(), spec.settings().topK(), scoresStruct);
         checkModel(spec);
         InputLayout layout = layout(input.schema(), spec.tokensColumn(), spec.textColumn());
+        checkTokenizer(spec, layout);
         JavaRDD<InternalRow> scored = SparkInternals.internalRows(input)
-                .mapPartitions(new PartitionScorer(spec, layout, scoresStruct != null, stats));
+                .mapPartitions(new PartitionScorer(spec, layout, scoresStruct != null, reports));
         if (gpuProfile != null) {
             scored = withProfile(scored, gpuProfile);
         }
@@ -81,11 +83,41 @@ public final class DatasetScorer {
                 throw new IllegalArgumentException("model " + spec.modelUri() + " has no config.json (looked for "
                         + config + ")");
             }
-            try (InputStream in = fs.open(path)) {
-                return ModelConfig.parse(new ObjectMapper().readTree(in), config);
+            byte[] bytes = ModelFiles.readModelFile(spec.modelUri(), ModelConfig.FILE, conf);
+            if (bytes == null) {
+                throw new IllegalArgumentException("model " + spec.modelUri() + " has no config.json (looked for "
+                        + config + ")");
             }
+            return ModelConfig.parse(ModelJson.parse(new String(bytes, StandardCharsets.UTF_8), "model config " + config),
+                    config);
         } catch (IOException e) {
             throw new IllegalArgumentException("cannot read model " + config + ": " + e.getMessage(), e);
+        } catch (ModelFormatException e) {
+            throw new IllegalArgumentException(e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Loads the model's tokenizer.json once on the driver, for an input with a text column, so a malformed one fails
+     * here naming the file, before any task (on executors each row would fail on its own). A missing one fails here
+     * only where text is the input's only column of tokens; beside a tokens column, rows with null tokens get an error.
+     */
+    static void checkTokenizer(ScoringSpec spec, InputLayout layout) {
+        if (layout.text() < 0) {
+            return;
+        }
+        String file = spec.modelUri().replaceAll("/+$", "") + "/" + TextTokenizer.FILE;
+        byte[] bytes = ModelFiles.readModelFile(spec.modelUri(), TextTokenizer.FILE,
+                ModelFiles.hadoopConf(spec.hadoopConf()));
+        if (bytes == null) {
+            if (layout.tokens() < 0) {
+                throw new IllegalArgumentException("model " + spec.modelUri() + " has no " + TextTokenizer.FILE
+                        + ": the text column '" + spec.textColumn() + "' needs the model's tokenizer");
+            }
+            return;
+        }
+        try (TextTokenizer tokenizer = TextTokenizer.parse(bytes, file)) {
+            tokenizer.encode("moescore");
         } catch (ModelFormatException e) {
             throw new IllegalArgumentException(e.getMessage(), e);
         }

@@ -1,10 +1,9 @@
 package io.moescore.spark;
 
 import io.moescore.backend.Backend;
-import io.moescore.backend.select.Backends;
-import io.moescore.backend.Precision;
 import io.moescore.engine.Engine;
 import io.moescore.model.TextTokenizer;
+import io.moescore.score.ScoreSettings;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -51,7 +50,8 @@ public final class ExecutorEngines {
         }
     }
 
-    private record Key(String modelUri, String backend, String precision, boolean deterministic, int device) {
+    /** What an engine depends on: the model, the settings that load it ({@link ScoreSettings#forEngine}), the GPU. */
+    private record Key(String modelUri, ScoreSettings settings, int device) {
     }
 
     private static final Map<Key, Loaded> ENGINES = new ConcurrentHashMap<>();
@@ -65,7 +65,7 @@ public final class ExecutorEngines {
 
     /** The shared engine for this spec on this device, loading it if this JVM has none yet. */
     public static Loaded get(ScoringSpec spec, int device) {
-        return ENGINES.computeIfAbsent(new Key(spec.modelUri(), spec.backend(), spec.precision(), spec.deterministic(), device),
+        return ENGINES.computeIfAbsent(new Key(spec.modelUri(), spec.settings().forEngine(), device),
                 key -> load(spec, device));
     }
 
@@ -89,11 +89,9 @@ public final class ExecutorEngines {
     private static Loaded load(ScoringSpec spec, int device) {
         long start = System.nanoTime();
         Path local = ModelFiles.localize(spec.modelUri(), ModelFiles.hadoopConf(spec.hadoopConf()));
-        int threads = spec.cpuThreads() > 0 ? spec.cpuThreads() : Runtime.getRuntime().availableProcessors();
-        Backend backend = Backends.open(spec.backend(), threads, device, Precision.parse(spec.precision()),
-                spec.deterministic());
+        Backend backend = spec.settings().openBackend(device);
         try {
-            Engine engine = Engine.load(local, backend);
+            Engine engine = Engine.load(local, backend, spec.settings().loadOptions());
             LOG.info("moescore: loaded {} from {} on {} in {} ms", engine.config(), spec.modelUri(),
                     backend.deviceName(), (System.nanoTime() - start) / 1_000_000);
             return new Loaded(engine, backend, local);

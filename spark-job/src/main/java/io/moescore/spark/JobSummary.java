@@ -3,6 +3,7 @@ package io.moescore.spark;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.moescore.score.ScoreSettings;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.Collection;
@@ -16,14 +17,15 @@ import org.apache.hadoop.conf.Configuration;
  * Totals of a scoring job, from the task statistics: one attempt counted per partition (retried or speculative
  * attempts would otherwise count twice), per executor its device and throughput, and the expert load. A run with
  * {@code --resume} adds what it reused from earlier runs and what it scored ({@code resume}; null otherwise): the
- * other totals count this run's scoring only.
+ * other totals count this run's scoring only. {@code settings}: the scoring settings the job ran with (null: not
+ * recorded).
  */
 public record JobSummary(long rows, long errorRows, long tokens, double wallSeconds, List<ExecutorLine> executors,
-                         long[][] expertLoad, ResumeCounts resume) {
+                         long[][] expertLoad, ResumeCounts resume, ScoreSettings settings) {
 
     public JobSummary(long rows, long errorRows, long tokens, double wallSeconds, List<ExecutorLine> executors,
                       long[][] expertLoad) {
-        this(rows, errorRows, tokens, wallSeconds, executors, expertLoad, null);
+        this(rows, errorRows, tokens, wallSeconds, executors, expertLoad, null, null);
     }
 
     /** Splits (and their rows) a resumed run took from earlier runs, and those it scored itself. */
@@ -32,7 +34,11 @@ public record JobSummary(long rows, long errorRows, long tokens, double wallSeco
     }
 
     public JobSummary withResume(ResumeCounts counts) {
-        return new JobSummary(rows, errorRows, tokens, wallSeconds, executors, expertLoad, counts);
+        return new JobSummary(rows, errorRows, tokens, wallSeconds, executors, expertLoad, counts, settings);
+    }
+
+    public JobSummary withSettings(ScoreSettings scoring) {
+        return new JobSummary(rows, errorRows, tokens, wallSeconds, executors, expertLoad, resume, scoring);
     }
 
     /** Rows of the output that carry an error, reused ones included. */
@@ -152,6 +158,9 @@ public record JobSummary(long rows, long errorRows, long tokens, double wallSeco
             r.put("rows_with_errors_reused", resume.errorRowsReused());
             r.put("splits_scored", resume.splitsScored());
             r.put("rows_scored", resume.rowsScored());
+        }
+        if (settings != null) {
+            root.set("settings", mapper.valueToTree(settings.describe()));
         }
         ArrayNode layers = root.putArray("expert_tokens_per_layer");
         for (long[] layer : expertLoad) {

@@ -1,5 +1,7 @@
 package io.moescore.spark;
 
+import io.moescore.model.ModelDirectory;
+import io.moescore.model.ModelFormatException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.URI;
@@ -23,7 +25,8 @@ import org.apache.hadoop.fs.FileSystem;
  * Brings a model directory from any Hadoop file system (HDFS, S3, ...) to local disk, once per host and
  * version: the copy goes into a folder named by a hash of the URI and of every file's size and modification
  * time, written under a temporary name and renamed into place, so concurrent executors on one host never
- * see half a copy. Local paths are used where they are.
+ * see half a copy; only plain files are copied (links, folders and anything else are left out). Local paths are
+ * used where they are: the model loader checks their files (ModelDirectory).
  */
 public final class ModelFiles {
     private ModelFiles() {
@@ -52,6 +55,37 @@ public final class ModelFiles {
         return Path.of(uri).toAbsolutePath().normalize().toString();
     }
 
+    /**
+     * The bytes of one small file of a model directory (config.json, tokenizer.json) read where the driver is, or
+     * null where the model has no such file. A local model goes through {@link ModelDirectory}: a name whose real
+     * path leaves the folder, or anything but a regular file (a FIFO would block the read forever), is refused by
+     * name before anything is opened. On any other file system only a plain file is read.
+     */
+    public static byte[] readModelFile(String modelUri, String name, Configuration conf) {
+        try {
+            if (isLocal(modelUri)) {
+                Path file = ModelDirectory.find(localize(modelUri, conf), name);
+                return file == null ? null : Files.readAllBytes(file);
+            }
+            org.apache.hadoop.fs.Path path = new org.apache.hadoop.fs.Path(modelUri.replaceAll("/+$", "") + "/" + name);
+            FileSystem fs = path.getFileSystem(conf);
+            if (!fs.exists(path)) {
+                return null;
+            }
+            FileStatus status = fs.getFileStatus(path);
+            if (!status.isFile() || status.isSymlink()) {
+                throw new IllegalArgumentException(path + " is not a plain file: only plain files of a model are read");
+            }
+            try (InputStream in = fs.open(path)) {
+                return in.readAllBytes();
+            }
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot read " + name + " of model " + modelUri + ": " + e.getMessage(), e);
+        } catch (ModelFormatException e) {
+            throw new IllegalArgumentException(e.getMessage(), e);
+        }
+    }
+
     /** The model directory on local disk. */
     public static Path localize(String uri, Configuration conf) {
         if (isLocal(uri)) {
@@ -77,7 +111,7 @@ public final class ModelFiles {
             Path partial = Files.createTempDirectory(cacheRoot, key + ".partial-");
             try {
                 for (FileStatus f : files) {
-                    if (f.isFile()) {
+                    if (f.isFile() && !f.isSymlink()) {  // plain files only: no links, folders or devices
                         try (InputStream in = fs.open(f.getPath())) {
                             Files.copy(in, partial.resolve(f.getPath().getName()));
                         }

@@ -1,6 +1,8 @@
 package io.moescore.spark;
 
 import io.moescore.batch.ScoreColumns;
+import io.moescore.score.ScoreSettings;
+import io.moescore.score.Setting;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -10,7 +12,6 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.SparkConf;
 import org.apache.spark.sql.Column;
-import org.apache.spark.sql.DataFrameReader;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SaveMode;
@@ -21,7 +22,9 @@ import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.util.CollectionAccumulator;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /**
  * The scoring job (spark-submit main class): reads token or text rows (Arrow IPC, Parquet or JSON lines, from
@@ -32,10 +35,10 @@ import picocli.CommandLine.Option;
  * <p>Exit codes: 0 every row scored, 2 bad options or unusable model/input/output, 3 some rows carry an error,
  * 1 anything else.
  */
-@Command(name = "score", mixinStandardHelpOptions = true,
+@Command(name = "score", mixinStandardHelpOptions = true, modelTransformer = CommandSettings.Options.class,
         description = "Scores token or text rows with an MoE model on a Spark cluster. Options fall back to "
                 + "spark.moescore.<name> conf (e.g. spark.moescore.model).")
-public final class MoeScoreJob implements Callable<Integer> {
+public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Command {
     public static final String CONF_PREFIX = "spark.moescore.";
     public static final int EXIT_OK = 0;
     public static final int EXIT_FAILED = 1;
@@ -52,47 +55,39 @@ public final class MoeScoreJob implements Callable<Integer> {
     String outputFormat;
     @Option(names = "--model", description = "model directory, local or any Hadoop FS URI (conf: model)")
     String model;
-    @Option(names = "--backend", description = "auto, cpu or cuda (conf: backend; default auto)")
-    String backend;
-    @Option(names = "--precision", description = "GPU precision: bf16 (fast), fp16 (as fast; fp16 checkpoints "
-            + "exactly, 11-bit GEMM inputs) or split-bf16 (near-fp32 log-probs, 2-3x the GEMM work) (conf: precision; "
-            + "default bf16)")
-    String precision;
-    @Option(names = "--deterministic", description = "batch-invariant GPU scores: a row's scores are bit-identical "
-            + "whatever it is batched or partitioned with, 1-4% slower (conf: deterministic)")
-    Boolean deterministic;
-    @Option(names = "--batch-tokens", description = "tokens per forward pass (conf: batchTokens; default 8192)")
-    Integer batchTokens;
-    @Option(names = "--token-logprobs", description = "write each token's log-prob (conf: tokenLogprobs)")
-    Boolean tokenLogProbs;
-    @Option(names = "--top-k", description = "write the K most likely tokens after each sequence (conf: topK)")
-    Integer topK;
     @Option(names = "--mode", description = "error (default), overwrite or append when the output exists (conf: mode)")
     String mode;
-    @Option(names = "--partitions", description = "repartition the input into N partitions first (default: as read)")
-    Integer partitions;
     @Option(names = "--resume", description = "commit input splits one by one into OUTPUT/_moescore_resume; rerun "
             + "with the same input, model and options to score only the splits not committed yet (conf: resume)")
     Boolean resume;
     @Option(names = "--summary", description = "where to write the JSON summary (default: OUTPUT.summary.json)")
     String summary;
 
+    @Spec
+    CommandSpec spec;
+
+    /** Scoring settings ({@link ScoreSettings}: their flags come from {@link CommandSettings}), and --partitions. */
+    static final List<Setting<?>> SETTINGS = Setting.concat(ScoreSettings.ALL,
+            List.of(ScoreJobOptions.PARTITIONS));
+
+    @Override
+    public List<Setting<?>> settings() {
+        return SETTINGS;
+    }
+
     /** The options, resolved against a Spark conf. */
-    ScoreJobOptions resolve(SparkConf conf) {
+    public ScoreJobOptions resolve(SparkConf conf) {
         List<String> in = inputs != null ? inputs : JobConf.list(conf.get(CONF_PREFIX + "input", ""));
         String inFormat = JobConf.pick(inputFormat, conf, "inputFormat",
                 in.isEmpty() ? "parquet" : ScoreJobOptions.formatOf(in.get(0)));
+        Setting.Source given = CommandSettings.source(spec, conf);
         return new ScoreJobOptions(in, inFormat, JobConf.pick(output, conf, "output", null),
                 JobConf.pick(outputFormat, conf, "outputFormat", "parquet"), JobConf.pick(model, conf, "model", null),
-                JobConf.pick(backend, conf, "backend", "auto"), JobConf.pick(precision, conf, "precision", "bf16"),
-                deterministic != null ? deterministic : conf.getBoolean(CONF_PREFIX + "deterministic", false),
-                batchTokens != null ? batchTokens : conf.getInt(CONF_PREFIX + "batchTokens", 8192),
-                tokenLogProbs != null ? tokenLogProbs : conf.getBoolean(CONF_PREFIX + "tokenLogprobs", false),
-                topK != null ? topK : conf.getInt(CONF_PREFIX + "topK", 0),
-                JobConf.pick(mode, conf, "mode", "error"), conf.get(CONF_PREFIX + "idColumn", ScoreColumns.ID),
+                ScoreSettings.resolve(given), JobConf.pick(mode, conf, "mode", "error"),
+                conf.get(CONF_PREFIX + "idColumn", ScoreColumns.ID),
                 conf.get(CONF_PREFIX + "tokensColumn", ScoreColumns.TOKENS),
                 conf.get(CONF_PREFIX + "textColumn", ScoreColumns.TEXT),
-                partitions != null ? partitions : conf.getInt(CONF_PREFIX + "partitions", 0), summary,
+                ScoreJobOptions.PARTITIONS.resolve(given), summary,
                 resume != null ? resume : conf.getBoolean(CONF_PREFIX + "resume", false));
     }
 
@@ -111,8 +106,13 @@ public final class MoeScoreJob implements Callable<Integer> {
             System.err.println("moescore: " + e.getMessage());
             return EXIT_BAD_INVOCATION;
         } catch (Exception e) {  // Spark's SparkException is checked in Java's eyes but undeclared
-            if (!(e instanceof org.apache.spark.SparkException)) {
+            if (!(e instanceof org.apache.spark.SparkException) && !readFailure(e)) {
                 throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
+            }
+            io.moescore.model.ModelFormatException model = modelProblem(e);
+            if (model != null) {  // executors could not load the model (non-finite weights, ...): nothing committed
+                System.err.println("moescore: " + model.getMessage());
+                return EXIT_BAD_INVOCATION;
             }
             // a task failed spark.task.maxFailures times (input unreadable or gone, executors lost): the commit
             // protocol left no visible output; Spark's message names the file or stage
@@ -126,6 +126,29 @@ public final class MoeScoreJob implements Callable<Integer> {
         }
     }
 
+    /**
+     * Whether an input file could not be read while the job ran (an IOException among the causes, e.g. a file gone
+     * between listing and reading, met by a driver-side pass over the input): a failed job, not a moescore bug.
+     */
+    static boolean readFailure(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof java.io.IOException) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The model problem that failed the tasks (a ModelFormatException in the causes), or null. */
+    public static io.moescore.model.ModelFormatException modelProblem(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            if (t instanceof io.moescore.model.ModelFormatException m) {
+                return m;
+            }
+        }
+        return null;
+    }
+
     /** Runs the job on a session; returns the exit code. Bad options, model or input throw IllegalArgumentException. */
     public static int run(SparkSession spark, ScoreJobOptions options) {
         JobSummary summary = score(spark, options);
@@ -133,8 +156,19 @@ public final class MoeScoreJob implements Callable<Integer> {
         return summary.errorRowsInOutput() == 0 ? EXIT_OK : EXIT_ROW_ERRORS;
     }
 
-    /** Scores, writes the output and the summary, and returns the summary. */
+    /**
+     * Scores, writes the output and the summary, and returns the summary. First refuses an output or summary path
+     * that overlaps an input or the model ({@link OutputGuard}), then claims the output against concurrent jobs
+     * ({@link OutputLock}) until the summary is written.
+     */
     public static JobSummary score(SparkSession spark, ScoreJobOptions options) {
+        OutputGuard.check(options, spark.sparkContext().hadoopConfiguration());
+        try (OutputLock lock = OutputLock.claim(options.output(), spark.sparkContext())) {
+            return scoreClaimed(spark, options);
+        }
+    }
+
+    private static JobSummary scoreClaimed(SparkSession spark, ScoreJobOptions options) {
         long start = System.nanoTime();
         Configuration hadoop = spark.sparkContext().hadoopConfiguration();
         ResumeRun resume = options.resume() ? ResumeRun.start(options, hadoop) : null;
@@ -155,27 +189,29 @@ public final class MoeScoreJob implements Callable<Integer> {
             input = resume.remaining(input);
         }
         MoeScorer scorer = scorer(options);
-        CollectionAccumulator<TaskStats> stats = spark.sparkContext().collectionAccumulator("moescore task stats");
+        TaskReports reports = TaskReports.register(spark.sparkContext());
+        CollectionAccumulator<TaskStats> stats = reports.stats();
         List<Column> output = new ArrayList<>();
         output.add(column(options.idColumn()));
         scorer.scoreColumns().forEach(c -> output.add(column(c)));
-        Dataset<Row> scores = scorer.score(input, stats).select(output.toArray(Column[]::new));
+        Dataset<Row> scores = scorer.score(input, reports).select(output.toArray(Column[]::new));
         // names the scoring jobs in Spark's UI (and lets tests tell them from schema inference or listing jobs)
         spark.sparkContext().setJobGroup(JobProgress.JOB_GROUP, "moescore scoring " + options.inputs() + " -> "
                 + options.output(), false);
         double progressSeconds = Double.parseDouble(spark.conf().get(CONF_PREFIX + "progressSeconds", "30"));
-        try (JobProgress progress = JobProgress.start(spark.sparkContext(), stats, progressSeconds,
+        try (JobProgress progress = JobProgress.start(spark.sparkContext(), reports, progressSeconds,
                 System.err::println)) {
             if (resume != null) {
                 resume.write(scores);
             } else {
-                scores.write().format(options.outputFormat()).mode(saveMode(options.mode(), options.outputFormat()))
-                        .save(options.output());
+                JobOutput.save(JobOutput.writer(scores, options.outputFormat())
+                        .mode(saveMode(options.mode(), options.outputFormat())), options.output());
             }
         } finally {
             spark.sparkContext().clearJobGroup();
         }
-        JobSummary summary = JobSummary.of(stats.value(), (System.nanoTime() - start) / 1e9);
+        JobSummary summary = JobSummary.of(stats.value(), (System.nanoTime() - start) / 1e9)
+                .withSettings(options.scoring());
         if (resume != null) {
             summary = summary.withResume(resume.finish());
         }
@@ -189,10 +225,7 @@ public final class MoeScoreJob implements Callable<Integer> {
 
     /** The transformer the job runs, with the job's options as its parameters. */
     static MoeScorer scorer(ScoreJobOptions options) {
-        return new MoeScorer().setModelPath(options.model()).setBackend(options.backend())
-                .setPrecision(options.precision()).setDeterministic(options.deterministic())
-                .setBatchTokens(options.batchTokens())
-                .setTokenLogprobs(options.tokenLogProbs()).setTopK(options.topK())
+        return new MoeScorer().setModelPath(options.model()).setSettings(options.scoring())
                 .setTokensCol(options.tokensColumn()).setTextCol(options.textColumn());
     }
 
@@ -224,28 +257,13 @@ public final class MoeScoreJob implements Callable<Integer> {
     }
 
     /** A column by its exact name (dots and other characters taken literally). */
-    private static Column column(String name) {
+    static Column column(String name) {
         return functions.col("`" + name.replace("`", "``") + "`");
     }
 
     static Dataset<Row> read(SparkSession spark, ScoreJobOptions options) {
-        return read(spark, options.inputs(), options.inputFormat());
-    }
-
-    static Dataset<Row> read(SparkSession spark, List<String> inputs, String format) {
-        DataFrameReader reader = spark.read().format(format);
-        if (format.equals("json")) {
-            reader = reader.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", DatasetScorer.CORRUPT_RECORD);
-        }
-        try {
-            return reader.load(inputs.toArray(String[]::new));
-        } catch (Exception e) { // Spark throws AnalysisException (checked) for missing paths and bad schemas
-            if (e instanceof org.apache.spark.sql.AnalysisException) {
-                throw new IllegalArgumentException("cannot read input " + inputs + " as " + format + ": "
-                        + e.getMessage(), e);
-            }
-            throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
-        }
+        return JobInput.read(spark, options.inputs(), options.inputFormat(), options.idColumn(),
+                options.tokensColumn(), options.textColumn());
     }
 
     private static void checkOutput(ScoreJobOptions options, Configuration conf) {

@@ -1,10 +1,16 @@
 package io.moescore.spark;
 
-import io.moescore.backend.Precision;
 import io.moescore.batch.ScoreColumns;
+import io.moescore.score.ScoreSettings;
+import io.moescore.score.Setting;
+import java.io.Serializable;
+import java.io.IOException;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import org.apache.spark.SparkConf;
 import org.apache.spark.ml.Transformer;
 import org.apache.spark.ml.param.BooleanParam;
 import org.apache.spark.ml.param.DoubleParam;
@@ -13,16 +19,18 @@ import org.apache.spark.ml.param.Param;
 import org.apache.spark.ml.param.ParamMap;
 import org.apache.spark.ml.param.ParamValidators;
 import org.apache.spark.ml.util.DefaultParamsReader;
+import org.apache.spark.ml.util.DefaultParamsWriter;
 import org.apache.spark.ml.util.DefaultParamsWritable;
 import org.apache.spark.ml.util.Identifiable;
 import org.apache.spark.ml.util.MLReader;
+import org.apache.spark.ml.util.MLWriter;
 import org.apache.spark.resource.ResourceProfile;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
-import org.apache.spark.util.CollectionAccumulator;
+import scala.runtime.AbstractFunction1;
 
 /**
  * Scores a DataFrame with an MoE model, as a Spark ML {@link Transformer}: every input row comes out once, with all
@@ -41,22 +49,23 @@ import org.apache.spark.util.CollectionAccumulator;
  */
 public final class MoeScorer extends Transformer implements DefaultParamsWritable {
     private static final long serialVersionUID = 1L;
-    private static final String CPU_THREADS_CONF = MoeScoreJob.CONF_PREFIX + "cpuThreads";
+    /**
+     * Settings whose Param, when not set, gives way to {@code spark.moescore.KEY} conf: executor resources, which
+     * belong to the cluster more than to the pipeline.
+     */
+    private static final Set<Setting<?>> CONF_WHEN_UNSET = Set.of(ScoreSettings.CPU_THREADS);
 
     private final String uid;
     private final Param<String> modelPath;
     private final Param<String> tokensCol;
     private final Param<String> textCol;
     private final Param<String> outputStructCol;
-    private final Param<String> backend;
-    private final Param<String> precision;
-    private final BooleanParam deterministic;
-    private final IntParam batchTokens;
-    private final BooleanParam tokenLogprobs;
-    private final IntParam topK;
+    /** One Param per scoring setting ({@link ScoreSettings#ALL}), made from it, by its key (its name). */
+    private final Map<String, Param<?>> settingParams = new LinkedHashMap<>();
     private final BooleanParam useStageLevelScheduling;
     private final IntParam executorGpuAmount;
     private final DoubleParam taskGpuAmount;
+    private transient Param<?>[] params;
 
     public MoeScorer() {
         this(Identifiable.randomUID("moeScorer"));
@@ -72,17 +81,9 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
                 + "row has no tokens");
         outputStructCol = new Param<>(this, "outputStructCol", "name of one struct column to hold the scores; "
                 + "empty: the scores are top-level columns");
-        backend = new Param<>(this, "backend", "auto, cpu or cuda",
-                ParamValidators.inArray(ScoringSpec.BACKENDS.toArray(String[]::new)));
-        precision = new Param<>(this, "precision", "GPU precision: bf16, fp16 or split-bf16",
-                ParamValidators.inArray(new String[] {Precision.BF16.userName(), Precision.SPLIT_BF16.userName()}));
-        deterministic = new BooleanParam(this, "deterministic", "batch-invariant GPU scores: a row's scores are "
-                + "bit-identical whatever it is batched or partitioned with (1-4% slower)");
-        batchTokens = new IntParam(this, "batchTokens", "tokens per forward pass", ParamValidators.gtEq(1));
-        tokenLogprobs = new BooleanParam(this, "tokenLogprobs", "add token_logprobs: each token's log-prob given "
-                + "the ones before it");
-        topK = new IntParam(this, "topK", "add top_tokens: the K most likely tokens after each sequence (0: none)",
-                ParamValidators.gtEq(0));
+        for (Setting<?> s : ScoreSettings.ALL) {
+            settingParams.put(s.key(), newSettingParam(s));
+        }
         useStageLevelScheduling = new BooleanParam(this, "useStageLevelScheduling", "give the scoring stage its own "
                 + "resource profile asking for GPUs (RDD.withResources), so other stages need none");
         executorGpuAmount = new IntParam(this, "executorGpuAmount", "with stage-level scheduling: GPUs of each "
@@ -93,15 +94,74 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         setDefault(tokensCol, ScoreColumns.TOKENS);
         setDefault(textCol, ScoreColumns.TEXT);
         setDefault(outputStructCol, "");
-        setDefault(backend, "auto");
-        setDefault(precision, Precision.BF16.userName());
-        setDefault(deterministic, false);
-        setDefault(batchTokens, 8192);
-        setDefault(tokenLogprobs, false);
-        setDefault(topK, 0);
+        ScoreSettings.DEFAULTS.values().forEach(this::setSettingDefault);
         setDefault(useStageLevelScheduling, false);
         setDefault(executorGpuAmount, 1);
         setDefault(taskGpuAmount, 1.0);
+    }
+
+    /** The Param of a setting: an IntParam, a BooleanParam, or a String Param holding the value as text. */
+    private Param<?> newSettingParam(Setting<?> s) {
+        String doc = s.description() + (CONF_WHEN_UNSET.contains(s)
+                ? " (not set: " + CommandSettings.confKey(s) + " conf)" : "");
+        if (s.type() == Integer.class) {
+            return new IntParam(this, s.key(), doc, new SettingCheck<>(s.key()));
+        }
+        if (s.type() == Boolean.class) {
+            return new BooleanParam(this, s.key(), doc);
+        }
+        return new Param<String>(this, s.key(), doc, new SettingCheck<>(s.key()));
+    }
+
+    /** A value as its setting's Param holds it (the text form where the Param is a String Param). */
+    private static <T> Object paramValue(Setting<T> s, Object value) {
+        @SuppressWarnings("unchecked")
+        T v = (T) value;
+        return s.type() == Integer.class || s.type() == Boolean.class ? v : s.format(v);
+    }
+
+    @SuppressWarnings("unchecked")
+    private void setSettingDefault(Setting<?> s, Object value) {
+        setDefault((Param<Object>) settingParams.get(s.key()), paramValue(s, value));
+    }
+
+    /** Checks a setting's value when its Param is set, throwing the setting's own message (Serializable). */
+    private static final class SettingCheck<T> extends AbstractFunction1<T, Object> implements Serializable {
+        private static final long serialVersionUID = 1L;
+        private final String key;
+
+        SettingCheck(String key) {
+            this.key = key;
+        }
+
+        @Override
+        public Object apply(T value) {
+            setting(key).valueOf(value, "MoeScorer param " + key);
+            return true;
+        }
+    }
+
+    private static Setting<?> setting(String key) {
+        return ScoreSettings.ALL.stream().filter(s -> s.key().equals(key)).findFirst().orElseThrow();
+    }
+
+    /**
+     * Spark ML lists a stage's Params by reflection over its public no-argument methods returning a Param; a
+     * setting's Param is listed also where no such method was written for it (a setting added to
+     * {@link ScoreSettings} is a Param here at once, set through {@link #set(Param, Object)} or
+     * {@link #setSettings}).
+     */
+    @Override
+    public Param<?>[] params() {
+        if (params == null) {
+            Map<String, Param<?>> byName = new java.util.TreeMap<>();
+            for (Param<?> p : super.params()) {
+                byName.put(p.name(), p);
+            }
+            settingParams.values().forEach(p -> byName.putIfAbsent(p.name(), p));
+            params = byName.values().toArray(Param<?>[]::new);
+        }
+        return params;
     }
 
     @Override
@@ -128,27 +188,40 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     }
 
     public Param<String> backend() {
-        return backend;
+        return settingParam(ScoreSettings.BACKEND);
     }
 
     public Param<String> precision() {
-        return precision;
+        return settingParam(ScoreSettings.PRECISION);
     }
 
     public BooleanParam deterministic() {
-        return deterministic;
+        return settingParam(ScoreSettings.DETERMINISTIC);
     }
 
     public IntParam batchTokens() {
-        return batchTokens;
+        return settingParam(ScoreSettings.BATCH_TOKENS);
     }
 
     public BooleanParam tokenLogprobs() {
-        return tokenLogprobs;
+        return settingParam(ScoreSettings.TOKEN_LOGPROBS);
     }
 
     public IntParam topK() {
-        return topK;
+        return settingParam(ScoreSettings.TOP_K);
+    }
+
+    public IntParam cpuThreads() {
+        return settingParam(ScoreSettings.CPU_THREADS);
+    }
+
+    public BooleanParam allowNonfinite() {
+        return settingParam(ScoreSettings.ALLOW_NONFINITE);
+    }
+
+    @SuppressWarnings("unchecked")
+    private <P extends Param<?>> P settingParam(Setting<?> setting) {
+        return (P) settingParams.get(setting.key());
     }
 
     public BooleanParam useStageLevelScheduling() {
@@ -180,27 +253,31 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     }
 
     public String getBackend() {
-        return getOrDefault(backend);
+        return getOrDefault(backend());
     }
 
     public String getPrecision() {
-        return getOrDefault(precision);
+        return getOrDefault(precision());
     }
 
     public boolean getDeterministic() {
-        return (Boolean) getOrDefault(deterministic);
+        return (Boolean) getOrDefault(deterministic());
     }
 
     public int getBatchTokens() {
-        return (Integer) getOrDefault(batchTokens);
+        return (Integer) getOrDefault(batchTokens());
     }
 
     public boolean getTokenLogprobs() {
-        return (Boolean) getOrDefault(tokenLogprobs);
+        return (Boolean) getOrDefault(tokenLogprobs());
     }
 
     public int getTopK() {
-        return (Integer) getOrDefault(topK);
+        return (Integer) getOrDefault(topK());
+    }
+
+    public boolean getAllowNonfinite() {
+        return (Boolean) getOrDefault(allowNonfinite());
     }
 
     public boolean getUseStageLevelScheduling() {
@@ -232,27 +309,61 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     }
 
     public MoeScorer setBackend(String value) {
-        return with(backend, value);
+        return with(backend(), value);
     }
 
     public MoeScorer setPrecision(String value) {
-        return with(precision, value);
+        return with(precision(), value);
     }
 
     public MoeScorer setDeterministic(boolean value) {
-        return with(deterministic, value);
+        return with(deterministic(), value);
     }
 
     public MoeScorer setBatchTokens(int value) {
-        return with(batchTokens, value);
+        return with(batchTokens(), value);
     }
 
     public MoeScorer setTokenLogprobs(boolean value) {
-        return with(tokenLogprobs, value);
+        return with(tokenLogprobs(), value);
     }
 
     public MoeScorer setTopK(int value) {
-        return with(topK, value);
+        return with(topK(), value);
+    }
+
+    /** Load weights holding NaN or infinities (refused by default); non-finite scores get a row error. */
+    public MoeScorer setAllowNonfinite(boolean value) {
+        return with(allowNonfinite(), value);
+    }
+
+    /** CPU backend threads per executor (0: all cores); not set: {@code spark.moescore.cpuThreads} conf. */
+    public MoeScorer setCpuThreads(int value) {
+        return with(cpuThreads(), value);
+    }
+
+    /** Sets the Param of every scoring setting to its value in {@code settings}. */
+    @SuppressWarnings("unchecked")
+    public MoeScorer setSettings(ScoreSettings settings) {
+        settings.values().forEach((s, v) -> set((Param<Object>) settingParams.get(s.key()), paramValue(s, v)));
+        return this;
+    }
+
+    /**
+     * The scoring settings this scorer runs with: each setting's Param (set or default), except that
+     * {@code spark.moescore.cpuThreads} in {@code conf} stands in for an unset cpuThreads.
+     *
+     * @throws IllegalArgumentException naming the Param or conf key whose value is wrong
+     */
+    public ScoreSettings settings(SparkConf conf) {
+        return ScoreSettings.resolve(s -> {
+            Param<?> p = settingParams.get(s.key());
+            String key = CommandSettings.confKey(s);
+            if (!isSet(p) && CONF_WHEN_UNSET.contains(s) && conf.contains(key)) {
+                return new Setting.Given(conf.get(key), key);
+            }
+            return new Setting.Given(getOrDefault(p), "MoeScorer param " + s.key());
+        });
     }
 
     public MoeScorer setUseStageLevelScheduling(boolean value) {
@@ -291,14 +402,14 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         return score(dataset, null);
     }
 
-    /** {@link #transform}, with every task reporting what it scored into {@code stats} (null: no reports). */
-    Dataset<Row> score(Dataset<?> dataset, CollectionAccumulator<TaskStats> stats) {
+    /** {@link #transform}, with every task reporting what it scored into {@code reports} (null: no reports). */
+    Dataset<Row> score(Dataset<?> dataset, TaskReports reports) {
         requireModelPath();
         SparkSession spark = dataset.sparkSession();
         ResourceProfile profile = getUseStageLevelScheduling()
                 ? GpuStageProfile.of(getExecutorGpuAmount(), getTaskGpuAmount(), spark.sparkContext().getConf())
                 : null;
-        return DatasetScorer.score(dataset.toDF(), spec(spark), scoresStruct(), profile, stats);
+        return DatasetScorer.score(dataset.toDF(), spec(spark), scoresStruct(), profile, reports);
     }
 
     private ScoringSpec spec(SparkSession spark) {
@@ -306,9 +417,8 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         for (Map.Entry<String, String> e : spark.sparkContext().hadoopConfiguration()) {
             hadoop.put(e.getKey(), e.getValue());
         }
-        return new ScoringSpec(ModelFiles.forExecutors(getModelPath()), getBackend(), getPrecision(), getDeterministic(),
-                getBatchTokens(), getTokenLogprobs(), getTopK(), getTokensCol(), getTextCol(),
-                spark.sparkContext().getConf().getInt(CPU_THREADS_CONF, 0), hadoop);
+        return new ScoringSpec(ModelFiles.forExecutors(getModelPath()), settings(spark.sparkContext().getConf()),
+                getTokensCol(), getTextCol(), hadoop);
     }
 
     private String scoresStruct() {
@@ -329,6 +439,34 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     }
 
     // ---- ML persistence ----------------------------------------------------------------------------------------
+
+    /**
+     * The ML persistence writer (also of a saved {@code Pipeline} stage): it refuses a save path that is, is inside
+     * or contains {@link #modelPath} before anything is written, since {@code write().overwrite()} deletes the path
+     * first. A Pipeline's own writer deletes the pipeline's folder before its stages are saved: that Spark code
+     * cannot be intercepted, so never save a pipeline over or around the model.
+     */
+    @Override
+    public MLWriter write() {
+        return new DefaultParamsWriter(this) {
+            @Override
+            public void save(String path) throws IOException {
+                refuseModelOverlap(path, sparkSession());
+                super.save(path);
+            }
+
+            @Override
+            public void saveToLocal(String path) throws IOException {
+                refuseModelOverlap(path, sparkSession());
+                super.saveToLocal(path);
+            }
+        };
+    }
+
+    private void refuseModelOverlap(String path, SparkSession spark) {
+        OutputGuard.refuseOverlap(path, "MoeScorer save path", getModelPath(), "its model directory (modelPath "
+                + getModelPath() + ")", spark.sparkContext().hadoopConfiguration());
+    }
 
     /** The reader of a saved MoeScorer; {@code Pipeline} and {@code PipelineModel} loading find it by reflection. */
     public static MLReader<MoeScorer> read() {

@@ -3,10 +3,9 @@ package io.moescore.spark;
 import io.moescore.backend.GpuFaultException;
 import io.moescore.engine.Engine;
 import io.moescore.batch.ExpertLoad;
-import io.moescore.batch.ScoreBatch;
 import io.moescore.engine.ScoreOptions;
 import io.moescore.batch.SequenceScore;
-import io.moescore.batch.TokenBatch;
+import io.moescore.score.BatchPlanner;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -19,31 +18,27 @@ import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
 import org.apache.spark.sql.catalyst.expressions.JoinedRow;
 import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData;
 import org.apache.spark.unsafe.types.UTF8String;
-import org.apache.spark.util.CollectionAccumulator;
 import scala.Option;
 
 /**
  * Scores one partition: reads rows a window at a time (token arrays copied out of Spark's rows as primitive
- * arrays, never boxed), groups them into batches of similar length, scores them on this executor's shared
- * engine and emits one output row per input row, in input order: the input row's columns followed by the score
- * columns, or by one struct holding them. A row that cannot be scored gets {@code error}; it never fails the task.
+ * arrays, never boxed), groups them into batches of similar length ({@link BatchPlanner}, as score-local does),
+ * scores them on this executor's shared engine and emits one output row per input row, in input order: the input
+ * row's columns followed by the score columns, or by one struct holding them. A row that cannot be scored gets
+ * {@code error}; it never fails the task.
  */
 final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, InternalRow> {
-    /** Rows read ahead are bounded by this many batches' worth of tokens. */
-    private static final int WINDOW_BATCHES = 4;
-
     private final ScoringSpec spec;
     private final InputLayout layout;
     private final boolean scoresInOneStruct;
-    private final CollectionAccumulator<TaskStats> stats;
+    private final TaskReports reports;
 
-    /** @param stats where each task reports what it scored, or null for no reports */
-    PartitionScorer(ScoringSpec spec, InputLayout layout, boolean scoresInOneStruct,
-                    CollectionAccumulator<TaskStats> stats) {
+    /** @param reports where each task reports what it scored (window by window, and at its end), or null for none */
+    PartitionScorer(ScoringSpec spec, InputLayout layout, boolean scoresInOneStruct, TaskReports reports) {
         this.spec = spec;
         this.layout = layout;
         this.scoresInOneStruct = scoresInOneStruct;
-        this.stats = stats;
+        this.reports = reports;
     }
 
     /** One input row as the scorer holds it: the row itself (copied: Spark reuses the one it hands out). */
@@ -56,7 +51,7 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
         int device = gpuAddress(task);
         ExecutorEngines.Loaded loaded = ExecutorEngines.get(spec, device);
         Engine engine = loaded.engine();
-        ScoreOptions options = new ScoreOptions(spec.tokenLogProbs(), spec.topK());
+        ScoreOptions options = new ScoreOptions(spec.settings().tokenLogProbs(), spec.settings().topK());
         ExpertLoad load = new ExpertLoad(engine.config().numLayers(), engine.config().numExperts());
         long start = System.nanoTime();
         long[] counts = new long[3]; // rows, error rows, tokens
@@ -111,8 +106,7 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
     private List<Pending> readWindow(Iterator<InternalRow> rows, ExecutorEngines.Loaded loaded) {
         List<Pending> window = new ArrayList<>();
         long tokens = 0;
-        long bound = (long) spec.batchTokens() * WINDOW_BATCHES;
-        while (rows.hasNext() && tokens < bound) {
+        while (rows.hasNext() && !BatchPlanner.windowFull(tokens, spec.settings().batchTokens())) {
             Pending p = read(rows.next(), loaded);
             window.add(p);
             tokens += p.tokens() == null ? 0 : p.tokens().length;
@@ -128,26 +122,11 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
 
     private List<InternalRow> scoreWindow(List<Pending> window, Engine engine, ScoreOptions options, ExpertLoad load,
                                           long[] counts) {
-        SequenceScore[] scores = new SequenceScore[window.size()];
-        List<Integer> scorable = new ArrayList<>();
-        for (int i = 0; i < window.size(); i++) {
-            if (window.get(i).error() == null) {
-                scorable.add(i);
-            }
-        }
-        int[] lengths = scorable.stream().mapToInt(i -> window.get(i).tokens().length).toArray();
-        for (int[] batch : BatchPlanner.plan(lengths, spec.batchTokens())) {
-            int[][] sequences = new int[batch.length][];
-            for (int j = 0; j < batch.length; j++) {
-                sequences[j] = window.get(scorable.get(batch[j])).tokens();
-            }
-            ScoreBatch result = engine.score(TokenBatch.of(sequences), options);
-            load.add(result.expertLoad());
-            for (int j = 0; j < batch.length; j++) {
-                scores[scorable.get(batch[j])] = result.scores().get(j);
-            }
-        }
+        SequenceScore[] scores = BatchPlanner.score(engine,
+                window.stream().map(p -> p.error() == null ? p.tokens() : null).toList(), options,
+                spec.settings().batchTokens(), load);
         List<InternalRow> out = new ArrayList<>(window.size());
+        long tokensBefore = counts[2];
         for (int i = 0; i < window.size(); i++) {
             Pending p = window.get(i);
             SequenceScore s = scores[i];
@@ -158,6 +137,9 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
                 counts[1]++;
             }
             out.add(outputRow(p, s, error));
+        }
+        if (reports != null) {
+            reports.scored(window.size(), counts[2] - tokensBefore);
         }
         return out;
     }
@@ -172,13 +154,13 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
         boolean ok = error == null;
         List<Object> values = new ArrayList<>(7);
         values.add(p.tokens() == null ? 0 : p.tokens().length);
-        values.add(ok ? s.sumLogProb() : null);
-        values.add(ok && s.numTokens() > 1 ? s.meanNll() : null);
-        values.add(ok && s.numTokens() > 1 ? s.perplexity() : null);
-        if (spec.tokenLogProbs()) {
+        values.add(ok ? s.sumLogProbOrNull() : null);  // as every output writes them (SequenceScore)
+        values.add(ok ? s.meanNllOrNull() : null);
+        values.add(ok ? s.perplexityOrNull() : null);
+        if (spec.settings().tokenLogProbs()) {
             values.add(ok ? UnsafeArrayData.fromPrimitiveArray(s.tokenLogProbs()) : null);
         }
-        if (spec.topK() > 0) {
+        if (spec.settings().topK() > 0) {
             values.add(ok ? UnsafeArrayData.fromPrimitiveArray(s.topTokens()) : null);
         }
         values.add(error == null ? null : UTF8String.fromString(error));
@@ -187,7 +169,7 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
 
     private void report(TaskContext task, Engine engine, ExpertLoad load, long[] counts, long startNanos,
                         long endNanos) {
-        if (task == null || stats == null) {
+        if (task == null || reports == null) {
             return;
         }
         long[][] perLayer = new long[load.numLayers()][];
@@ -202,7 +184,7 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
         } catch (java.net.UnknownHostException ignored) {
             // keep what Spark told us
         }
-        stats.add(new TaskStats(task.stageId(), task.partitionId(), task.attemptNumber(), executor, host,
+        reports.stats().add(new TaskStats(task.stageId(), task.partitionId(), task.attemptNumber(), executor, host,
                 engine.backend().deviceName(), counts[0], counts[1], counts[2], startNanos, endNanos, perLayer));
     }
 }

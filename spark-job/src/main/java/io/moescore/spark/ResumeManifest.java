@@ -3,6 +3,7 @@ package io.moescore.spark;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.moescore.score.ScoreSettings;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -41,12 +42,12 @@ record ResumeManifest(Map<String, String> fields) {
         f.put("model", modelHash(options.model(), conf));
         f.put("inputFormat", options.inputFormat());
         f.put("outputFormat", options.outputFormat());
-        f.put("backend", options.backend());
-        f.put("precision", options.precision());
-        f.put("deterministic", String.valueOf(options.deterministic()));
-        f.put("batchTokens", String.valueOf(options.batchTokens()));
-        f.put("tokenLogprobs", String.valueOf(options.tokenLogProbs()));
-        f.put("topK", String.valueOf(options.topK()));
+        // every scoring setting but the CPU's thread count, which changes no score
+        options.scoring().describe().forEach((key, value) -> {
+            if (!key.equals(ScoreSettings.CPU_THREADS.key())) {
+                f.put(key, String.valueOf(value));
+            }
+        });
         f.put("idColumn", options.idColumn());
         f.put("tokensColumn", options.tokensColumn());
         f.put("textColumn", options.textColumn());

@@ -112,7 +112,7 @@ final class ResumeRun {
         String protocol = spark.conf().get(COMMIT_PROTOCOL_CONF);
         spark.conf().set(COMMIT_PROTOCOL_CONF, SplitCommitProtocol.class.getName());
         try {
-            SparkInternals.dataFrame(spark, counted, scores.schema()).write().format(options.outputFormat())
+            JobOutput.writer(SparkInternals.dataFrame(spark, counted, scores.schema()), options.outputFormat())
                     .mode(SaveMode.Overwrite)
                     .option("mapreduce.fileoutputcommitter.algorithm.version", "2")
                     .option(SplitCommitProtocol.OUTPUT_OPTION, options.output())

@@ -1,32 +1,33 @@
 package io.moescore.spark;
 
-import io.moescore.backend.Precision;
+import io.moescore.score.ScoreSettings;
+import io.moescore.score.Setting;
 import java.util.List;
 import java.util.Locale;
 
 /**
  * Options of {@link MoeScoreJob}, resolved from the command line first and {@code spark.moescore.*} conf second.
  *
- * @param precision bf16, fp16 or split-bf16 (GPU backends: see {@link Precision})
- * @param deterministic batch-invariant GPU scores
- * @param mode error (the default: refuse an existing output), overwrite, or append
- * @param resume commit input splits one by one into a hidden folder of the output, so that a rerun scores only
- *               the splits not committed yet (see {@link ResumeRun})
+ * @param scoring    how rows are scored (backend, precision, batch tokens, ...: {@link ScoreSettings})
+ * @param mode       error (the default: refuse an existing output), overwrite, or append
+ * @param partitions repartition the input into this many partitions first (0: as read)
+ * @param resume     commit input splits one by one into a hidden folder of the output, so that a rerun scores only
+ *                   the splits not committed yet (see {@link ResumeRun})
  */
 public record ScoreJobOptions(List<String> inputs, String inputFormat, String output, String outputFormat,
-                              String model, String backend, String precision, boolean deterministic, int batchTokens,
-                              boolean tokenLogProbs, int topK,
-                              String mode, String idColumn, String tokensColumn, String textColumn,
-                              int partitions, String summaryPath, boolean resume) {
+                              String model, ScoreSettings scoring, String mode, String idColumn, String tokensColumn,
+                              String textColumn, int partitions, String summaryPath, boolean resume) {
     public static final List<String> FORMATS = List.of("arrow", "parquet", "json");
     public static final List<String> MODES = List.of("error", "overwrite", "append");
+    /** Shared with the sparsify job, which repartitions its calibration rows the same way. */
+    public static final Setting<Integer> PARTITIONS = Setting.integer("partitions", "--partitions", 0, 0,
+            Integer.MAX_VALUE, "repartition the input rows into N partitions first (0: as read)");
 
     public ScoreJobOptions(List<String> inputs, String inputFormat, String output, String outputFormat, String model,
-                           String backend, String precision, boolean deterministic, int batchTokens,
-                           boolean tokenLogProbs, int topK, String mode, String idColumn, String tokensColumn,
+                           ScoreSettings scoring, String mode, String idColumn, String tokensColumn,
                            String textColumn, int partitions, String summaryPath) {
-        this(inputs, inputFormat, output, outputFormat, model, backend, precision, deterministic, batchTokens,
-                tokenLogProbs, topK, mode, idColumn, tokensColumn, textColumn, partitions, summaryPath, false);
+        this(inputs, inputFormat, output, outputFormat, model, scoring, mode, idColumn, tokensColumn, textColumn,
+                partitions, summaryPath, false);
     }
 
     public ScoreJobOptions {
@@ -39,17 +40,13 @@ public record ScoreJobOptions(List<String> inputs, String inputFormat, String ou
         if (model == null || model.isBlank()) {
             throw new IllegalArgumentException("no model: pass --model DIR or set spark.moescore.model");
         }
+        if (scoring == null) {
+            throw new IllegalArgumentException("no scoring settings");
+        }
         checkOneOf("--input-format", inputFormat, FORMATS);
         checkOneOf("--output-format", outputFormat, FORMATS);
         checkOneOf("--mode", mode, MODES);
-        checkOneOf("--backend", backend, List.of("auto", "cpu", "cuda"));
-        Precision.parse(precision);
-        if (batchTokens < 1) {
-            throw new IllegalArgumentException("--batch-tokens must be at least 1, got " + batchTokens);
-        }
-        if (topK < 0) {
-            throw new IllegalArgumentException("--top-k must be 0 or more, got " + topK);
-        }
+        PARTITIONS.valueOf(partitions, PARTITIONS.flag());
         inputs = List.copyOf(inputs);
     }
 
@@ -72,9 +69,8 @@ public record ScoreJobOptions(List<String> inputs, String inputFormat, String ou
     }
 
     public ScoreJobOptions withResume(boolean resume) {
-        return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, backend, precision, deterministic,
-                batchTokens, tokenLogProbs, topK, mode, idColumn, tokensColumn, textColumn, partitions, summaryPath,
-                resume);
+        return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, scoring, mode, idColumn,
+                tokensColumn, textColumn, partitions, summaryPath, resume);
     }
 
     /** Where the job summary goes unless told: beside the output, as OUTPUT.summary.json. */

@@ -11,7 +11,6 @@ import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.catalyst.InternalRow;
-import org.apache.spark.sql.functions;
 import org.apache.spark.util.LongAccumulator;
 
 /**
@@ -34,12 +33,12 @@ public final class TokenRows {
      */
     public static JavaRDD<int[]> read(SparkSession spark, List<String> inputs, String format, ScoringSpec spec,
                                       int partitions, LongAccumulator skipped) {
-        Dataset<Row> input = MoeScoreJob.read(spark, inputs, format);
+        Dataset<Row> input = JobInput.read(spark, inputs, format, null, spec.tokensColumn(), spec.textColumn());
         List<String> names = Arrays.asList(input.columns());
         List<Column> used = new ArrayList<>();
         for (String name : List.of(spec.tokensColumn(), spec.textColumn(), DatasetScorer.CORRUPT_RECORD)) {
             if (names.contains(name)) {
-                used.add(functions.col("`" + name.replace("`", "``") + "`"));
+                used.add(MoeScoreJob.column(name));
             }
         }
         if (used.isEmpty()) {
@@ -51,6 +50,7 @@ public final class TokenRows {
             input = input.repartition(partitions);
         }
         InputLayout layout = DatasetScorer.layout(input.schema(), spec.tokensColumn(), spec.textColumn());
+        DatasetScorer.checkTokenizer(spec, layout);
         return SparkInternals.internalRows(input).mapPartitions(rows -> tokens(rows, spec, layout, skipped));
     }
 

@@ -1,6 +1,8 @@
 package io.moescore.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -26,6 +28,45 @@ class MoescoreCliTest {
         assertEquals(2, Moescore.run("score-local", "--model", "m", "--input", "i", "--output", "o", "--batch-tokens", "0"));
         assertEquals(2, Moescore.run("sparsify-job", "--no-such-option"));
         assertEquals(0, Moescore.run("sparsify-job", "--help"), "the Spark sparsify job is a subcommand");
+    }
+
+    @Test
+    void scoreLocalTakesEveryScoringSettingAndNamesABadValue() throws Exception {
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream stdout = System.out;
+        java.io.PrintStream stderr = System.err;
+        try {
+            System.setOut(new java.io.PrintStream(out, true, java.nio.charset.StandardCharsets.UTF_8));
+            assertEquals(0, Moescore.run("score-local", "--help"));
+            System.setErr(new java.io.PrintStream(out, true, java.nio.charset.StandardCharsets.UTF_8));
+            Path in = Files.writeString(dir.resolve("in.jsonl"), "{\"id\": \"a\", \"tokens\": [1, 2, 3]}\n");
+            String[] base = {"score-local", "--model", demoModel().toString(), "--input", in.toString(), "--output",
+                dir.resolve("out.jsonl").toString()};
+            for (String[] bad : new String[][] {{"--threads", "100000"}, {"--batch-tokens", "0"},
+                {"--precision", "fp8"}, {"--top-k", "-1"}}) {
+                String[] args = java.util.stream.Stream.concat(java.util.Arrays.stream(base),
+                        java.util.Arrays.stream(bad)).toArray(String[]::new);
+                assertEquals(2, Moescore.run(args), String.join(" ", bad));
+            }
+            assertEquals(0, Moescore.run(java.util.stream.Stream.concat(java.util.Arrays.stream(base),
+                    java.util.stream.Stream.of("--precision", "fp16", "--threads", "0", "--backend", "cpu"))
+                    .toArray(String[]::new)), "fp16 and --threads 0 (all cores) are accepted");
+        } finally {
+            System.setOut(stdout);
+            System.setErr(stderr);
+        }
+        String log = out.toString(java.nio.charset.StandardCharsets.UTF_8);
+        for (io.moescore.score.Setting<?> s : io.moescore.score.ScoreSettings.ALL) {
+            assertTrue(log.contains(s.flag()), s.flag() + " in score-local's help:\n" + log);
+        }
+        assertTrue(log.contains("default 8192"), log);
+        assertTrue(log.contains("moescore score-local: --threads must be between 0 and 4096, got 100000"), log);
+        assertTrue(log.contains("moescore score-local: --batch-tokens must be at least 1, got 0"), log);
+        assertTrue(log.contains("moescore score-local: --precision 'fp8' is not one of [bf16, fp16, split-bf16]"), log);
+        assertFalse(log.contains("moescore: null"), log);
+        com.fasterxml.jackson.databind.JsonNode summary = new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(dir.resolve("out.summary.json").toFile());
+        assertEquals("fp16", summary.get("settings").get("precision").asText(), summary.toString());
     }
 
     @Test
@@ -57,6 +98,11 @@ class MoescoreCliTest {
                 "--method", "sparsegpt"), "sparsegpt without calibration data is a usage error");
         assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
                 "--method", "magnitude", "--sequential"), "--sequential is for sparsegpt only");
+        Path badCalibration = dir.resolve("bad-calibration.jsonl");
+        Files.writeString(badCalibration, "{\"tokens\": [1, 2]}\n{\"id\": \"no tokens\"}\n");
+        assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
+                "--method", "wanda", "--calibration", badCalibration.toString()),
+                "a calibration row without tokens is a usage error");
     }
 
     @Test
@@ -96,6 +142,24 @@ class MoescoreCliTest {
             "--output", dir.resolve("out.jsonl").toString(), "--backend", "cpu", "--threads", "1"};
         assertEquals(0, Moescore.run(args));
         Files.writeString(in, "{\"id\": \"a\", \"tokens\": [1, 2, 3]}\n{\"id\": \"b\", \"tokens\": [-1]}\n");
-        assertEquals(3, Moescore.run(args));
+        assertEquals(2, Moescore.run(args), "the output exists: refused without --overwrite");
+        String[] overwrite = java.util.Arrays.copyOf(args, args.length + 1);
+        overwrite[args.length] = "--overwrite";
+        assertEquals(3, Moescore.run(overwrite));
+    }
+
+    @Test
+    void nonFiniteWeightsExitWithTwoUnlessAllowed() throws Exception {
+        Path model = io.moescore.job.BrokenModels.withEdit(dir.resolve("nan"), "lm_head.weight",
+                (values, shape) -> values[7] = Float.NaN);
+        Path in = Files.writeString(dir.resolve("in.jsonl"), "{\"id\": \"a\", \"tokens\": [1, 2, 3]}\n");
+        String[] args = {"score-local", "--model", model.toString(), "--input", in.toString(), "--output",
+            dir.resolve("o.jsonl").toString(), "--backend", "cpu", "--threads", "1"};
+        assertEquals(2, Moescore.run(args), "NaN weights refused");
+        String[] allowed = java.util.Arrays.copyOf(args, args.length + 1);
+        allowed[args.length] = "--allow-nonfinite";
+        assertEquals(3, Moescore.run(allowed), "loaded anyway: the row is flagged");
+        String line = Files.readString(dir.resolve("o.jsonl"));
+        assertEquals(true, line.contains("non-finite score") && line.contains("\"sum_logprob\":null"), line);
     }
 }

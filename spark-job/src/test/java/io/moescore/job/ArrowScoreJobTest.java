@@ -60,8 +60,8 @@ class ArrowScoreJobTest {
     }
 
     static ScoreJobOptions options(String input, String output, String mode, int partitions) {
-        return new ScoreJobOptions(List.of(input), "arrow", output, "arrow", SparkTests.demoModel().toString(), "cpu", "bf16",
-            false, 8192, false, 0, mode, "id", "tokens", "text", partitions, null);
+        return new ScoreJobOptions(List.of(input), "arrow", output, "arrow", SparkTests.demoModel().toString(),
+            SparkTests.cpu(), mode, "id", "tokens", "text", partitions, null);
     }
 
     @Test
@@ -111,10 +111,8 @@ class ArrowScoreJobTest {
         demoRows().repartition(3).write().format("arrow").mode("overwrite").save(in);
         assertEquals(3, arrowFiles(in).size());
         String out = dir.resolve("scores-resumed.parquet").toString();
-        ScoreJobOptions o = options(in, out, "error", 0);
-        JobSummary summary = MoeScoreJob.score(spark, new ScoreJobOptions(o.inputs(), "arrow", out, "parquet",
-            o.model(), o.backend(), o.precision(), o.deterministic(), o.batchTokens(), o.tokenLogProbs(), o.topK(),
-            o.mode(), o.idColumn(), o.tokensColumn(), o.textColumn(), 0, null, true));
+        JobSummary summary = MoeScoreJob.score(spark,
+            SparkTests.with(options(in, out, "error", 0), "outputFormat", "parquet", "resume", true));
         assertEquals(new JobSummary.ResumeCounts(0, 0, 0, 3, 24), summary.resume());
         assertEquals(24, spark.read().parquet(out).count());
     }
@@ -146,5 +144,16 @@ class ArrowScoreJobTest {
 
         assertEquals(3, MoeScoreJob.score(spark, options(small, out, "overwrite", 0)).rows());
         assertEquals(3, spark.read().format("arrow").load(out).count(), "overwrite replaces the output");
+    }
+
+    /** An Arrow file with a schema and no rows is an empty input: 0 rows, exit 0, as empty Parquet and JSON. */
+    @Test
+    void emptyArrowInputGivesEmptyOutput() throws IOException {
+        String empty = dir.resolve("empty.arrow").toString();
+        demoRows().limit(0).coalesce(1).write().format("arrow").mode("overwrite").save(empty);
+        assertFalse(arrowFiles(empty).isEmpty(), "the arrow source wrote a file with no rows to " + empty);
+        String out = dir.resolve("empty-scores.arrow").toString();
+        assertEquals(0, MoeScoreJob.score(spark, options(empty, out, "error", 0)).rows());
+        assertEquals(0, spark.read().format("arrow").load(out).count());
     }
 }

@@ -139,4 +139,112 @@ class BadInputScoreJobTest {
         assertEquals(0, summary.rows());
         assertEquals(0, spark.read().parquet(dir.resolve("out").toString()).count());
     }
+
+    /** An empty JSON file is 0 rows, exit 0, as an empty Parquet or Arrow file (ArrowScoreJobTest). */
+    @Test
+    void emptyJsonFileGivesEmptyOutput() throws IOException {
+        Path input = Files.writeString(dir.resolve("empty.jsonl"), "");
+        JobSummary summary = MoeScoreJob.score(spark, options(input, "json", SparkTests.demoModel().toString()));
+        assertEquals(0, summary.rows());
+        assertEquals(0, spark.read().parquet(dir.resolve("out").toString()).count());
+    }
+
+    /** A path that names no data file is refused by name in every format (exit 2), before anything is written. */
+    @Test
+    void inputsWithoutDataFilesAreRefusedInEveryFormat() throws IOException {
+        Path empty = Files.createDirectories(dir.resolve("empty-folder"));
+        Path hidden = Files.createDirectories(dir.resolve("only-hidden"));
+        Files.writeString(hidden.resolve("_SUCCESS"), "");
+        Files.writeString(hidden.resolve(".part-0.crc"), "x");
+        for (String format : List.of("json", "parquet", "arrow")) {
+            for (Path folder : List.of(empty, hidden)) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> MoeScoreJob.score(spark, options(folder, format, SparkTests.demoModel().toString())));
+                assertEquals("input " + folder + " holds no data files (an empty folder, or only names starting "
+                        + "with _ or .): nothing to score. Files that hold no rows are an empty input, scored as 0 "
+                        + "rows", e.getMessage(), format);
+            }
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> MoeScoreJob.score(spark,
+                    options(dir.resolve("nothing-*.x"), format, SparkTests.demoModel().toString())));
+            assertTrue(e.getMessage().endsWith("nothing-*.x matches no files"), e.getMessage());
+            assertTrue(!Files.exists(dir.resolve("out")), "nothing written");
+        }
+    }
+
+    /** JSON is read with an explicit schema: a field of the wrong type is its row's error, not the job's. */
+    @Test
+    void aJsonRowOfTheWrongTypeIsThatRowsError() throws IOException {
+        Path input = dir.resolve("types.jsonl");
+        Files.writeString(input, String.join("\n",
+                "{\"id\": \"good\", \"tokens\": [10, 20, 30]}",
+                "{\"id\": \"spaced\", \"tokens\": \"1 2 3\"}",
+                "{\"id\": \"floats\", \"tokens\": [1.5, 2]}",
+                "{\"id\": \"object\", \"tokens\": {\"a\": 1}}",
+                "{\"id\": \"good2\", \"tokens\": [5, 6, 7, 8]}") + "\n");
+        JobSummary summary = MoeScoreJob.score(spark, options(input, "json", SparkTests.demoModel().toString()));
+        assertEquals(5, summary.rows());
+        assertEquals(3, summary.errorRows());
+        Map<String, String> errors = new HashMap<>();
+        for (Row r : spark.read().parquet(dir.resolve("out").toString()).collectAsList()) {
+            errors.put(r.getAs("id"), r.getAs("error"));
+        }
+        assertEquals(5, errors.size(), "every row keeps its id: " + errors);
+        assertEquals(null, errors.get("good"));
+        assertEquals(null, errors.get("good2"));
+        assertTrue(errors.get("spaced").contains("malformed input record: {\"id\": \"spaced\", \"tokens\": \"1 2 3\"}"),
+                errors.get("spaced"));
+        assertTrue(errors.get("floats").contains("[1.5, 2]"), errors.get("floats"));
+        assertTrue(errors.get("object").contains("malformed input record"), errors.get("object"));
+    }
+
+    /** A text-only JSON file whose tokens are null (or absent) is tokenized, row by row. */
+    @Test
+    void textOnlyJsonWithNullTokensIsScoredFromItsText() throws IOException {
+        Path input = dir.resolve("text.jsonl");
+        Files.writeString(input, "{\"id\": 1, \"tokens\": null, \"text\": \"def f(x):\\n    return x\\n\"}\n"
+                + "{\"id\": 2, \"text\": \"import os\"}\n");
+        JobSummary summary = MoeScoreJob.score(spark, options(input, "json", SparkTests.demoModel().toString()));
+        assertEquals(2, summary.rows());
+        assertEquals(0, summary.errorRows());
+        for (Row r : spark.read().parquet(dir.resolve("out").toString()).collectAsList()) {
+            assertTrue(r.<Integer>getAs("num_tokens") > 1, r.toString());
+        }
+    }
+
+    /** JSON ids keep their type: integers give a bigint id, strings a string id; a mix is refused by name. */
+    @Test
+    void jsonIdsKeepTheirTypeAndMixedIdsAreRefused() throws IOException {
+        Path ints = Files.writeString(dir.resolve("ints.jsonl"),
+                "{\"id\": 5, \"tokens\": [1, 2]}\n{\"id\": 7, \"tokens\": [3, 4]}\n{\"id\": null, \"tokens\": [5]}\n");
+        MoeScoreJob.score(spark, options(ints, "json", SparkTests.demoModel().toString()));
+        org.apache.spark.sql.Dataset<Row> out = spark.read().parquet(dir.resolve("out").toString());
+        assertEquals(org.apache.spark.sql.types.DataTypes.LongType, out.schema().apply("id").dataType());
+        assertEquals(List.of(5L, 7L), out.where("id IS NOT NULL").orderBy("id").collectAsList().stream()
+                .map(r -> r.<Long>getAs("id")).toList());
+
+        Path strings = Files.writeString(dir.resolve("strings.jsonl"),
+                "{\"id\": \"5\", \"tokens\": [1, 2]}\n{\"id\": \"007\", \"tokens\": [3, 4]}\n");
+        ScoreJobOptions o = SparkTests.options(List.of(strings.toString()), "json", dir.resolve("out2").toString(),
+                "parquet", SparkTests.demoModel().toString(), false, 0, 0, 64);
+        MoeScoreJob.score(spark, o);
+        out = spark.read().parquet(dir.resolve("out2").toString());
+        assertEquals(org.apache.spark.sql.types.DataTypes.StringType, out.schema().apply("id").dataType());
+        assertEquals(List.of("007", "5"), out.orderBy("id").collectAsList().stream()
+                .map(r -> r.<String>getAs("id")).toList());
+
+        Path mixed = Files.writeString(dir.resolve("mixed.jsonl"),
+                "{\"id\": 5, \"tokens\": [1, 2]}\n{\"id\": \"5\", \"tokens\": [3, 4]}\n");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> MoeScoreJob.score(spark,
+                SparkTests.options(List.of(mixed.toString()), "json", dir.resolve("out3").toString(), "parquet",
+                        SparkTests.demoModel().toString(), false, 0, 0, 64)));
+        assertTrue(e.getMessage().startsWith("column 'id' of [" + mixed + "] holds integers (e.g. 5 in file://" + mixed
+                + ") and strings (e.g. \"5\" in file://" + mixed + "): ids keep their JSON type"), e.getMessage());
+        assertTrue(!Files.exists(dir.resolve("out3")), "nothing written");
+
+        Path floats = Files.writeString(dir.resolve("floats.jsonl"), "{\"id\": 5.5, \"tokens\": [1, 2]}\n");
+        e = assertThrows(IllegalArgumentException.class, () -> MoeScoreJob.score(spark,
+                SparkTests.options(List.of(floats.toString()), "json", dir.resolve("out4").toString(), "parquet",
+                        SparkTests.demoModel().toString(), false, 0, 0, 64)));
+        assertTrue(e.getMessage().contains("holds DECIMAL(2,1) values (e.g. 5.5 in"), e.getMessage());
+    }
 }

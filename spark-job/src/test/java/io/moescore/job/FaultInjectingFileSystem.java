@@ -20,6 +20,10 @@ import org.apache.hadoop.fs.RawLocalFileSystem;
  *   <li>{@code faulty.delayMillis}: every open sleeps this long (stretches a job for a test to act meanwhile).</li>
  *   <li>{@code faulty.taskDelayMillis}: the same, and each open also leaves a marker {@code opened-NAME-NANOS} in
  *       the state folder, so a test sees tasks start.</li>
+ *   <li>{@code faulty.holdUntil}: every open waits until this file exists (at most 5 minutes): holds a job in its
+ *       scoring stage until the test lets it go.</li>
+ *   <li>{@code faulty.mkdirOnOpen}: any open, in any job (schema passes included), first creates this folder
+ *       (another writer creating a job's output while the job runs).</li>
  * </ul>
  * Faults happen only inside the job's scoring tasks (Spark job description "moescore scoring ..."), never in
  * schema inference, listing or footer reads. Register with {@code fs.faulty.impl} and
@@ -47,10 +51,19 @@ public class FaultInjectingFileSystem extends RawLocalFileSystem {
     @Override
     public FSDataInputStream open(org.apache.hadoop.fs.Path f, int bufferSize) throws IOException {
         String name = f.getName();
+        String mkdir = conf.get("faulty.mkdirOnOpen");
+        if (mkdir != null) {
+            Files.createDirectories(Path.of(mkdir));
+        }
         if (!inScoringTask()) {
             return super.open(f, bufferSize);
         }
         sleep(conf.getLong("faulty.delayMillis", 0));
+        String holdUntil = conf.get("faulty.holdUntil");
+        long holdDeadline = System.nanoTime() + 300_000_000_000L;
+        while (holdUntil != null && !Files.exists(Path.of(holdUntil)) && System.nanoTime() < holdDeadline) {
+            sleep(50);
+        }
         if (conf.getLong("faulty.taskDelayMillis", 0) > 0) {
             Files.createFile(Path.of(conf.get("faulty.stateDir")).resolve("opened-" + name + "-" + System.nanoTime()));
             sleep(conf.getLong("faulty.taskDelayMillis", 0));

@@ -95,11 +95,11 @@ class FaultToleranceScoreJobTest {
     void inputThatVanishesMidRunFailsNamingTheFileAndCommitsNothing() throws Exception {
         List<Path> files = parquetInput();
         Path victim = files.get(3);
-        spark.sparkContext().hadoopConfiguration().setLong("faulty.delayMillis", 1500);
+        spark.sparkContext().hadoopConfiguration().setLong("faulty.taskDelayMillis", 1500);
         String out = dir.resolve("scores-vanished").toString();
         Thread deleter = new Thread(() -> {
             try {
-                Thread.sleep(700);  // the job has listed the files; two tasks sleep in their first open
+                awaitScoringStarted();  // the job has listed the files; two tasks sleep in their first open
                 Files.delete(victim);
             } catch (Exception e) {
                 throw new IllegalStateException(e);
@@ -116,11 +116,11 @@ class FaultToleranceScoreJobTest {
     void inputCorruptedMidRunFailsNamingTheFileAndCommitsNothing() throws Exception {
         List<Path> files = parquetInput();
         Path victim = files.get(3);
-        spark.sparkContext().hadoopConfiguration().setLong("faulty.delayMillis", 1500);
+        spark.sparkContext().hadoopConfiguration().setLong("faulty.taskDelayMillis", 1500);
         String out = dir.resolve("scores-corrupted").toString();
         Thread corrupter = new Thread(() -> {
             try {
-                Thread.sleep(700);
+                awaitScoringStarted();
                 byte[] bytes = Files.readAllBytes(victim);
                 Files.write(victim, java.util.Arrays.copyOf(bytes, bytes.length / 2));  // truncated: no footer
             } catch (Exception ex) {
@@ -132,6 +132,20 @@ class FaultToleranceScoreJobTest {
         corrupter.join();
         assertTrue(messages(e).contains(victim.getFileName().toString()), "names the file: " + messages(e));
         assertNothingCommitted(Path.of(out));
+    }
+
+    /** Waits until a scoring task has opened an input file (its {@code opened-} marker, faulty.taskDelayMillis). */
+    private void awaitScoringStarted() throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + 300_000_000_000L;
+        while (System.nanoTime() < deadline) {
+            try (Stream<Path> files = Files.list(state)) {
+                if (files.anyMatch(p -> p.getFileName().toString().startsWith("opened-"))) {
+                    return;
+                }
+            }
+            Thread.sleep(20);
+        }
+        throw new IllegalStateException("no scoring task opened an input file in 300 s");
     }
 
     private static String messages(Throwable t) {

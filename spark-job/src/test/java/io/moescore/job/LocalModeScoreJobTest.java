@@ -30,7 +30,8 @@ class LocalModeScoreJobTest {
 
     @BeforeAll
     static void start() {
-        spark = SparkTests.localSession();
+        // running tasks' row counts reach the driver with executor heartbeats: often enough for the progress test
+        spark = SparkTests.localBuilder().config("spark.executor.heartbeatInterval", "500ms").getOrCreate();
     }
 
     @AfterAll
@@ -77,6 +78,34 @@ class LocalModeScoreJobTest {
         assertEquals(24, json.readTree(summaryFile.toFile()).get("rows").asInt());
     }
 
+    /**
+     * fp16 goes through the job and MoeScorer (it was refused as a MoeScorer precision) and is recorded in the
+     * summary; the CPU backend computes in fp32 whatever the precision, so the scores equal bf16's single-process ones.
+     */
+    @Test
+    void fp16IsAcceptedRecordedAndOnTheCpuScoresAsFp32() throws IOException {
+        Path local = SparkTests.scoreLocally(SparkTests.demoInput(), dir, false, 0);
+        String out = dir.resolve("fp16").toString();
+        JobSummary summary = MoeScoreJob.score(spark, SparkTests.options(List.of(SparkTests.demoInput().toString()),
+                "json", out, "json", SparkTests.demoModel().toString(), "cpu", "fp16", false, 0, 2, 4000));
+        assertEquals(24, summary.rows());
+        assertEquals(0, summary.errorRows());
+        JsonNode settings = new ObjectMapper().readTree(Path.of(out + ".summary.json").toFile()).get("settings");
+        assertEquals("fp16", settings.get("precision").asText(), settings.toString());
+        assertEquals(4000, settings.get("batchTokens").asInt());
+        assertEquals("cpu", settings.get("backend").asText());
+        Map<String, Row> byId = new HashMap<>();
+        for (Row r : spark.read().json(out).collectAsList()) {
+            byId.put(r.getString(r.fieldIndex("id")), r);
+        }
+        ObjectMapper json = new ObjectMapper();
+        for (String line : Files.readAllLines(local)) {
+            JsonNode expected = json.readTree(line);
+            Row got = byId.get(expected.get("id").asText());
+            assertEquals(expected.get("sum_logprob").asDouble(), got.getDouble(got.fieldIndex("sum_logprob")), 0.0);
+        }
+    }
+
     @Test
     void progressLinesAppearWhileTheJobRuns() throws IOException {
         java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
@@ -93,6 +122,44 @@ class LocalModeScoreJobTest {
         String log = captured.toString(java.nio.charset.StandardCharsets.UTF_8);
         assertTrue(java.util.regex.Pattern.compile("moescore: progress \\d+/\\d+ tasks, [\\d,]+ rows").matcher(log).find(),
                 "a progress line:\n" + log);
+    }
+
+    /** Rows and tokens move window by window while the one task runs, not only when it ends. */
+    @Test
+    void progressCountsRowsBeforeAnyTaskEnds() throws IOException {
+        Path input = dir.resolve("long.jsonl");
+        List<String> lines = new java.util.ArrayList<>();
+        for (int copy = 0; copy < 4; copy++) {
+            for (String line : Files.readAllLines(SparkTests.demoInput())) {
+                lines.add(line.replaceFirst("\"id\": *\"", "\"id\": \"" + copy + "-"));
+            }
+        }
+        Files.write(input, lines);
+        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream err = System.err;
+        spark.conf().set("spark.moescore.progressSeconds", "0.05");
+        JobSummary summary;
+        try {
+            System.setErr(new java.io.PrintStream(captured, true, java.nio.charset.StandardCharsets.UTF_8));
+            // one partition, 4 rows per window: 24 windows in one task
+            summary = MoeScoreJob.score(spark, SparkTests.options(List.of(input.toString()), "json",
+                    dir.resolve("long-scores").toString(), "parquet", SparkTests.demoModel().toString(), false, 0, 0,
+                    256));
+        } finally {
+            System.setErr(err);
+            spark.conf().unset("spark.moescore.progressSeconds");
+        }
+        assertEquals(96, summary.rows());
+        String log = captured.toString(java.nio.charset.StandardCharsets.UTF_8);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile(
+                "moescore: progress 0/1 tasks, ([\\d,]+) rows, ([\\d,]+) tokens").matcher(log);
+        long most = 0;
+        while (m.find()) {
+            long rows = Long.parseLong(m.group(1).replace(",", ""));
+            assertEquals(rows * 256, Long.parseLong(m.group(2).replace(",", "")), m.group());
+            most = Math.max(most, rows);
+        }
+        assertTrue(most > 0 && most < 96, "rows counted while the task ran (most seen " + most + "):\n" + log);
     }
 
     @Test
@@ -113,6 +180,24 @@ class LocalModeScoreJobTest {
         assertTrue(byId.get("t1").getLong(byId.get("t1").fieldIndex("num_tokens")) > 5);
         assertNull(byId.get("t1").getAs("error"));
         assertTrue(byId.get("t3").<String>getAs("error").contains("null"));
+        // every row has every field, null ones too ("error": null), as score-local writes them
+        ObjectMapper json = new ObjectMapper();
+        List<String> local = Files.readAllLines(SparkTests.scoreLocally(input, dir, false, 0));
+        java.util.Set<String> localFields = new java.util.TreeSet<>();
+        json.readTree(local.get(0)).fieldNames().forEachRemaining(localFields::add);
+        assertTrue(localFields.contains("error"), localFields.toString());
+        int lines = 0;
+        try (var files = Files.list(Path.of(out))) {
+            for (Path part : files.filter(p -> p.getFileName().toString().startsWith("part-")).toList()) {
+                for (String line : Files.readAllLines(part)) {
+                    java.util.Set<String> fields = new java.util.TreeSet<>();
+                    json.readTree(line).fieldNames().forEachRemaining(fields::add);
+                    assertEquals(localFields, fields, line);
+                    lines++;
+                }
+            }
+        }
+        assertEquals(3, lines);
         // code scores lower perplexity than prose with a model trained on code
         assertTrue(byId.get("t1").<Double>getAs("perplexity") < byId.get("t2").<Double>getAs("perplexity"));
     }

@@ -152,6 +152,24 @@ class MoeScorerTest {
         assertEquals(0.5, back.getTaskGpuAmount());
     }
 
+    /** fp16 is a precision of the scorer (the CPU computes in fp32 whatever it says: the scores stay). */
+    @Test
+    void fp16ScoresAndPersists() {
+        MoeScorer fp16 = scorer().setPrecision("fp16").setCpuThreads(2);
+        List<Row> rows = collectById(fp16.transform(demoRows().limit(3)));
+        assertEquals(3, rows.size());
+        rows.forEach(r -> assertScoresEqualSingleProcess(r, r.getAs("id")));
+        String path = dir.resolve("fp16-scorer").toString();
+        try {
+            fp16.write().overwrite().save(path);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        MoeScorer back = MoeScorer.load(path);
+        assertEquals("fp16", back.getPrecision());
+        assertEquals(fp16.settings(spark.sparkContext().getConf()), back.settings(spark.sparkContext().getConf()));
+    }
+
     @Test
     void scoresInOneStructColumnHoldTheSameValues() {
         Dataset<Row> input = demoRows().limit(4);

@@ -1,7 +1,9 @@
 package io.moescore.job;
 
+import io.moescore.backend.Precision;
 import io.moescore.score.LocalScoreOptions;
 import io.moescore.score.LocalScorer;
+import io.moescore.score.ScoreSettings;
 import io.moescore.spark.ScoreJobOptions;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -33,11 +35,14 @@ final class SparkTests {
     }
 
     static SparkSession localSession() {
+        return localBuilder().getOrCreate();
+    }
+
+    static SparkSession.Builder localBuilder() {
         return SparkSession.builder().master("local[2]").appName("moescore-test")
                 .config("spark.ui.enabled", "false")
                 .config("spark.sql.shuffle.partitions", "2")
-                .config("spark.moescore.cpuThreads", "2")
-                .getOrCreate();
+                .config("spark.moescore.cpuThreads", "2");
     }
 
     static ScoreJobOptions options(List<String> inputs, String inputFormat, String output, String outputFormat,
@@ -56,9 +61,50 @@ final class SparkTests {
     static ScoreJobOptions options(List<String> inputs, String inputFormat, String output, String outputFormat,
                                    String model, String backend, String precision, boolean deterministic,
                                    boolean tokenLogProbs, int topK, int partitions, int batchTokens) {
-        return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, backend, precision, deterministic,
-                batchTokens,
-                tokenLogProbs, topK, "error", "id", "tokens", "text", partitions, null);
+        return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model,
+                settings(backend, precision, deterministic, tokenLogProbs, topK, batchTokens), "error", "id", "tokens",
+                "text", partitions, null);
+    }
+
+    /** The tests' settings: the CPU backend on 2 threads (as {@link #localSession}'s conf), other settings default. */
+    static ScoreSettings cpu() {
+        return ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, "cpu").with(ScoreSettings.CPU_THREADS, 2);
+    }
+
+    static ScoreSettings settings(String backend, String precision, boolean deterministic, boolean tokenLogProbs,
+                                  int topK, int batchTokens) {
+        return cpu().with(ScoreSettings.BACKEND, backend).with(ScoreSettings.PRECISION, Precision.parse(precision))
+                .with(ScoreSettings.DETERMINISTIC, deterministic).with(ScoreSettings.TOKEN_LOGPROBS, tokenLogProbs)
+                .with(ScoreSettings.TOP_K, topK).with(ScoreSettings.BATCH_TOKENS, batchTokens);
+    }
+
+    /**
+     * {@code options} with some record components replaced, by name ({@code "mode", "overwrite", "summaryPath",
+     * null}), the rest as they are: through the record's canonical constructor, so its checks run.
+     */
+    static ScoreJobOptions with(ScoreJobOptions options, Object... namesAndValues) {
+        java.util.Map<String, Object> changes = new java.util.HashMap<>();
+        for (int i = 0; i < namesAndValues.length; i += 2) {
+            changes.put((String) namesAndValues[i], namesAndValues[i + 1]);
+        }
+        java.lang.reflect.RecordComponent[] parts = ScoreJobOptions.class.getRecordComponents();
+        Object[] args = new Object[parts.length];
+        Class<?>[] types = new Class<?>[parts.length];
+        try {
+            for (int i = 0; i < parts.length; i++) {
+                String name = parts[i].getName();
+                args[i] = changes.containsKey(name) ? changes.remove(name) : parts[i].getAccessor().invoke(options);
+                types[i] = parts[i].getType();
+            }
+            if (!changes.isEmpty()) {
+                throw new IllegalArgumentException("ScoreJobOptions has no " + changes.keySet());
+            }
+            return ScoreJobOptions.class.getDeclaredConstructor(types).newInstance(args);
+        } catch (java.lang.reflect.InvocationTargetException e) {
+            throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     /** The single-process scorer's output for the same input (the reference the job must equal). */
@@ -74,8 +120,9 @@ final class SparkTests {
     static Path scoreLocally(Path input, Path out, String backend, String precision, boolean deterministic,
                              boolean tokenLogProbs, int topK) throws IOException {
         int code = new LocalScorer(new PrintStream(OutputStream.nullOutputStream())).run(
-                new LocalScoreOptions(demoModel(), input, out, tokenLogProbs, topK, backend, precision, 8192, 2,
-                        deterministic));
+                new LocalScoreOptions(demoModel(), input, out, true,  // a test may compute its reference twice
+                        settings(backend, precision, deterministic, tokenLogProbs, topK,
+                                ScoreSettings.DEFAULTS.batchTokens())));
         if (code == LocalScorer.EXIT_BAD_INVOCATION) {
             throw new IllegalStateException("local scorer failed on " + input);
         }

@@ -106,15 +106,14 @@ class SparsifyHessiansTest {
 
     private static SparsifyOptions options(Path calibration, Path out, int partitions) {
         return new SparsifyOptions(List.of(calibration.toString()), "json", SparkTests.demoModel().toString(),
-                out.toString(), "2:4", "sparsegpt", false, "cpu", "bf16", 8192, partitions, "tokens", "text", null,
-                null);
+                out.toString(), "2:4", "sparsegpt", false, SparkTests.cpu(), partitions, "tokens", "text", null, null);
     }
 
     /** The job's summed Hessians, assembled from their bands; adds the executors that ran calibration tasks. */
     private static Map<ExpertHessians.Key, double[]> hessians(SparkSession spark, Path calibration, int partitions,
                                                               Set<String> executors) {
-        ScoringSpec spec = new ScoringSpec(SparkTests.demoModel().toString(), "cpu", "bf16", false, 8192, false, 0,
-                "tokens", "text", 0, Map.of());
+        ScoringSpec spec = new ScoringSpec(SparkTests.demoModel().toString(), SparkTests.cpu(), "tokens", "text",
+                Map.of());
         CollectionAccumulator<CalibrationStats> stats = spark.sparkContext().collectionAccumulator("calibration");
         JavaRDD<int[]> rows = TokenRows.read(spark, List.of(calibration.toString()), "json", spec, partitions,
                 spark.sparkContext().longAccumulator("skipped"));

@@ -8,8 +8,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.moescore.bench.SparsityAccuracy;
 import io.moescore.model.TextTokenizer;
+import io.moescore.score.ScoreSettings;
 import io.moescore.spark.JobSummary;
 import io.moescore.spark.MoeScoreJob;
 import io.moescore.spark.ScoringSpec;
@@ -17,6 +17,7 @@ import io.moescore.spark.TokenRows;
 import io.moescore.spark.sparsify.SparsifyJob;
 import io.moescore.spark.sparsify.SparsifyOptions;
 import io.moescore.spark.sparsify.SparsifySummary;
+import io.moescore.sparsify.CalibrationRows;
 import io.moescore.sparsify.Sparsifier;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -27,6 +28,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
@@ -67,7 +69,7 @@ class SparsifyJobTest {
     void oneShotCheckpointMatchesTheSingleProcessToolAndScores() throws IOException {
         Path calibration = calibrationFile();
         Sparsifier.Result single = Sparsifier.sparsify(SparkTests.demoModel(), dir.resolve("single"), "sparsegpt",
-                false, SparsityAccuracy.calibrationRows(calibration));
+                false, CalibrationRows.read(calibration));
         SparsifySummary job = SparsifyJob.run(spark, options(calibration, "job", false));
 
         assertFalse(single.fallbacksPerLayer().isEmpty(), "2 calibration rows leave some experts unreached");
@@ -101,7 +103,7 @@ class SparsifyJobTest {
     void sequentialCheckpointMatchesTheSingleProcessTool() throws IOException {
         Path calibration = calibrationFile();
         Sparsifier.sparsify(SparkTests.demoModel(), dir.resolve("single"), "sparsegpt", true,
-                SparsityAccuracy.calibrationRows(calibration));
+                CalibrationRows.read(calibration));
         SparsifySummary job = SparsifyJob.run(spark, options(calibration, "job", true));
         assertEquals(4, job.passes().size(), "one pass per MoE layer");
         SparseCheckpoints.assertSame(dir.resolve("single"), dir.resolve("job"));
@@ -116,8 +118,8 @@ class SparsifyJobTest {
         lines.add("{\"id\": \"prose\", \"text\": \"def add(a, b):\\n    return a + b\\n\"}");
         lines.add("{\"id\": \"broken\", \"tokens\": [1, 2");
         Files.write(json, lines);
-        ScoringSpec spec = new ScoringSpec(SparkTests.demoModel().toString(), "cpu", "bf16", false, 8192, false, 0,
-                "tokens", "text", 0, Map.of());
+        ScoringSpec spec = new ScoringSpec(SparkTests.demoModel().toString(), SparkTests.cpu(), "tokens", "text",
+                Map.of());
         LongAccumulator skipped = spark.sparkContext().longAccumulator();
         List<String> fromJson = tokenRows(TokenRows.read(spark, List.of(json.toString()), "json", spec, 2, skipped));
         assertEquals(1, skipped.value(), "the malformed line is skipped and counted");
@@ -181,16 +183,25 @@ class SparsifyJobTest {
         assertEquals(2, cli.execute("--calibration", "c.jsonl", "--no-such-option"));
         assertTrue(err.toString().contains("--no-such-option"), err.toString());
         String model = SparkTests.demoModel().toString();
-        for (Object[] bad : new Object[][] {{"--method", "wanda"}, {"--batch-tokens", 0},
-            {"--calibration-format", "csv"}, {"--pattern", "4:8"}, {"--pattern", "128:2:8"}}) {
-            String pattern = bad[0].equals("--pattern") ? (String) bad[1] : "2:4";
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new SparsifyOptions(
-                    List.of("c.jsonl"), bad[0].equals("--calibration-format") ? "csv" : "json", model, "out",
-                    pattern, bad[0].equals("--method") ? "wanda" : "sparsegpt",
-                    false, "cpu", "bf16", bad[0].equals("--batch-tokens") ? 0 : 8192, 0, "tokens", "text", null,
-                    null));
-            assertTrue(e.getMessage().contains((String) bad[0]), e.getMessage());
+        for (String[] bad : new String[][] {{"--method", "wanda"}, {"--batch-tokens", "0"},
+            {"--calibration-format", "csv"}, {"--pattern", "4:8"}, {"--pattern", "128:2:8"}, {"--partitions", "-1"},
+            {"--precision", "fp8"}, {"--threads", "100000"}}) {
+            SparsifyJob job = new SparsifyJob();
+            new CommandLine(job).parseArgs("--calibration", "c.jsonl", "--model", model, "--out", "out", bad[0],
+                    bad[1]);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> job.resolve(new SparkConf(false)));
+            assertTrue(e.getMessage().startsWith(bad[0] + " "), e.getMessage());
         }
+        SparsifyJob job = new SparsifyJob();
+        new CommandLine(job).parseArgs("--calibration", "c.jsonl", "--model", model, "--out", "out");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> job.resolve(new SparkConf(false).set("spark.moescore.partitions", "-1")));
+        assertEquals("spark.moescore.partitions must be at least 0, got -1", e.getMessage());
+        SparsifyOptions o = job.resolve(new SparkConf(false).set("spark.moescore.batchTokens", "512")
+                .set("spark.moescore.topK", "5"));
+        assertEquals(512, o.scoring().batchTokens());
+        assertEquals(0, o.scoring().topK(), "the sparsify job takes no --top-k, so no topK conf either");
     }
 
     private Path calibrationFile() throws IOException {
@@ -204,13 +215,14 @@ class SparsifyJobTest {
 
     private SparsifyOptions options(Path calibration, String out, boolean sequential) {
         return new SparsifyOptions(List.of(calibration.toString()), "json", SparkTests.demoModel().toString(),
-                dir.resolve(out).toString(), "2:4", "sparsegpt", sequential, "cpu", "bf16", 8192, 2, "tokens", "text",
+                dir.resolve(out).toString(), "2:4", "sparsegpt", sequential, SparkTests.cpu(), 2, "tokens", "text",
                 null, null);
     }
 
     private SparsifyOptions options(List<String> calibration, String format, String model, boolean sequential,
                                     String method, int batchTokens) {
         return new SparsifyOptions(calibration, format, model, dir.resolve("job").toString(), "2:4", method,
-                sequential, "cpu", "bf16", batchTokens, 0, "tokens", "text", null, null);
+                sequential, SparkTests.cpu().with(ScoreSettings.BATCH_TOKENS, batchTokens), 0, "tokens", "text",
+                null, null);
     }
 }

@@ -11,7 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.moescore.bench.SparsityAccuracy;
+import io.moescore.sparsify.CalibrationRows;
 import io.moescore.sparsify.Sparsifier;
 import java.io.IOException;
 import java.io.InputStream;
@@ -167,7 +167,7 @@ class YarnScoreJobIT {
         CompletableFuture<Void> single = CompletableFuture.runAsync(() -> {
             try {
                 Sparsifier.sparsify(SparkTests.demoModel(), base.resolve("sparse-single"), "sparsegpt", false,
-                        SparsityAccuracy.calibrationRows(calibration));
+                        CalibrationRows.read(calibration));
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }

@@ -14,7 +14,8 @@ class DeterministicOptionTest {
     @TempDir
     Path dir;
 
-    private static ScoreJobOptions resolve(SparkConf conf, String... extra) {
+    /** The job's options from a minimal command line plus {@code extra}, resolved against {@code conf}. */
+    static ScoreJobOptions resolve(SparkConf conf, String... extra) {
         MoeScoreJob job = new MoeScoreJob();
         String[] base = {"--input", "in.parquet", "--output", "out", "--model", "model"};
         String[] args = java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.Arrays.stream(extra))
@@ -25,14 +26,14 @@ class DeterministicOptionTest {
 
     @Test
     void offUnlessAsked() {
-        assertFalse(resolve(new SparkConf(false)).deterministic());
+        assertFalse(resolve(new SparkConf(false)).scoring().deterministic());
         assertFalse(MoeScoreJob.scorer(resolve(new SparkConf(false))).getDeterministic());
     }
 
     @Test
     void fromTheCommandLineOrTheConf() {
-        assertTrue(resolve(new SparkConf(false), "--deterministic").deterministic());
-        assertTrue(resolve(new SparkConf(false).set("spark.moescore.deterministic", "true")).deterministic());
+        assertTrue(resolve(new SparkConf(false), "--deterministic").scoring().deterministic());
+        assertTrue(resolve(new SparkConf(false).set("spark.moescore.deterministic", "true")).scoring().deterministic());
         assertTrue(MoeScoreJob.scorer(resolve(new SparkConf(false), "--deterministic")).getDeterministic());
     }
 

@@ -31,11 +31,14 @@ public final class CpuBackend implements Backend {
     /** Tokens processed together against a block of weight rows. */
     private static final int TOKEN_BLOCK = 32;
 
+    /** ForkJoinPool's limit (beyond it, its constructor throws without a message). */
+    public static final int MAX_THREADS = 32767;
+
     private final ForkJoinPool pool;
 
     public CpuBackend(int threads) {
-        if (threads < 1) {
-            throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+        if (threads < 1 || threads > MAX_THREADS) {
+            throw new IllegalArgumentException("threads must be between 1 and " + MAX_THREADS + ", got " + threads);
         }
         pool = new ForkJoinPool(threads);
     }

@@ -2,6 +2,9 @@ package io.moescore.backend.cuda;
 
 import io.moescore.backend.IntTensor;
 import io.moescore.backend.Tensor;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.Supplier;
 import jcuda.driver.CUdeviceptr;
 
 /**
@@ -96,6 +99,7 @@ final class CudaTensor implements Tensor {
         final int[] host;
         final CUdeviceptr device;
         private final DevicePool pool;
+        private final Map<String, Ints> derived = new HashMap<>();
         private boolean closed;
 
         Ints(int[] host, CUdeviceptr device, DevicePool pool) {
@@ -109,10 +113,23 @@ final class CudaTensor implements Tensor {
             return host.length;
         }
 
+        /**
+         * A device int array computed from this one (e.g. the attention tile list for the sequence offsets), made
+         * by {@code make} on first use under {@code key} and kept, owned by this tensor, until it is closed.
+         */
+        synchronized Ints derived(String key, Supplier<Ints> make) {
+            if (closed) {
+                throw new IllegalStateException("int tensor of " + host.length + " values is closed");
+            }
+            return derived.computeIfAbsent(key, k -> make.get());
+        }
+
         @Override
-        public void close() {
+        public synchronized void close() {
             if (!closed) {
                 closed = true;
+                derived.values().forEach(Ints::close);
+                derived.clear();
                 pool.release(device, Math.max(4L, host.length * 4L));
             }
         }

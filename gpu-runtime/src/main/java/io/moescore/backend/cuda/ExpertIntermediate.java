@@ -10,8 +10,10 @@ import io.moescore.model.DType;
  * 128 rows x 64 values, each row 128 bytes whose 16-byte chunks are swizzled (chunk ^ (row & 7)).
  */
 final class ExpertIntermediate {
-    static final int ROWS_PER_ITEM = 128;
-    static final int STAGE_COLUMNS = 64;
+    /** Entries per work item: the token rows of a dense expert block (BM). */
+    static final int ROWS_PER_ITEM = KernelConstants.BM;
+    /** Columns per stage of the tiled layout: the k-slice of the wgmma kernels (S90_BK). */
+    static final int STAGE_COLUMNS = KernelConstants.S90_BK;
     private static final int STAGE_SHORTS = ROWS_PER_ITEM * STAGE_COLUMNS;
 
     private ExpertIntermediate() {

@@ -55,6 +55,7 @@ public final class GpuRuntime implements AutoCloseable {
     private final int computeMajor;
     private final int computeMinor;
     private final int multiprocessors;
+    private final int maxSharedPerBlock;
     private final long totalMemory;
     private final int driverVersion;
     private final ThreadLocal<CUstream> streams = new ThreadLocal<>();
@@ -93,6 +94,7 @@ public final class GpuRuntime implements AutoCloseable {
             computeMajor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
             computeMinor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
             multiprocessors = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+            maxSharedPerBlock = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
             long[] mem = new long[1];
             cuDeviceTotalMem(mem, device);
             totalMemory = mem[0];
@@ -232,6 +234,11 @@ public final class GpuRuntime implements AutoCloseable {
 
     public int multiprocessors() {
         return multiprocessors;
+    }
+
+    /** The most dynamic shared memory one block may use once allowed ({@link #allowSharedMemory}). */
+    public int maxSharedPerBlock() {
+        return maxSharedPerBlock;
     }
 
     public long totalMemory() {

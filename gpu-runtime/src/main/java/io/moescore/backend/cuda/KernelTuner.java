@@ -76,28 +76,31 @@ final class KernelTuner {
     }
 
     /**
-     * The variant to run for this shape; the first time, each variant is launched (once to warm up, then three
-     * times on the stream, timed with CUDA events) and the fastest kept.
+     * The variant to run for this shape, from those of one family ({@link KernelVariants}); the first time, each
+     * variant is launched (once to warm up, then three times on the stream, timed with CUDA events) and the fastest
+     * kept. Choices are remembered by kernel name.
      */
-    String pick(String shape, List<String> variants, Consumer<String> launch, CUstream stream) {
+    KernelVariant pick(String shape, List<KernelVariant> variants, Consumer<KernelVariant> launch, CUstream stream) {
         if (variants.size() == 1) {
             return variants.get(0);
         }
         String known = chosen.get(shape);
-        if (known != null && variants.contains(known)) {
-            return known;
+        for (KernelVariant v : variants) {
+            if (v.name().equals(known)) {
+                return v;
+            }
         }
         Map<String, Double> ms = new TreeMap<>();
-        for (String v : variants) {
+        for (KernelVariant v : variants) {
             launch.accept(v);
-            ms.put(v, time(() -> launch.accept(v), stream));
+            ms.put(v.name(), time(() -> launch.accept(v), stream));
         }
         String best = ms.entrySet().stream().min(Map.Entry.comparingByValue()).orElseThrow().getKey();
         chosen.put(shape, best);
         LOG.log(System.Logger.Level.INFO, String.format("moescore autotune on %s: %s -> %s (ms: %s)", gpuModel,
                 shape, best, ms.toString().replaceAll("(\\.\\d{3})\\d+", "$1")));
         save();
-        return best;
+        return variants.stream().filter(v -> v.name().equals(best)).findFirst().orElseThrow();
     }
 
     private static double time(Runnable launch, CUstream stream) {

@@ -63,7 +63,7 @@ class CudaFaultTest {
 
     /** The child: score, fault, then show what each later call says. Exit 0 when every step behaved. */
     public static void main(String[] args) throws IOException {
-        CudaBackend backend = new CudaBackend(0);
+        CudaBackend backend = new CudaBackend(CudaOptions.device(0));
         GpuRuntime gpu = backend.runtime();
         try (Engine engine = Engine.load(TestModels.demoModel(), backend)) {
             int[] tokens = {1, 2, 3, 4, 5, 6, 7, 8};

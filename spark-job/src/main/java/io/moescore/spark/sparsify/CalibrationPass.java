@@ -59,7 +59,7 @@ final class CalibrationPass implements PairFlatMapFunction<Iterator<int[]>, Hess
         long batchTokens = 0;
         while (rows.hasNext()) {
             int[] sequence = rows.next();
-            if (!batch.isEmpty() && batchTokens + sequence.length > spec.batchTokens()) {
+            if (!batch.isEmpty() && batchTokens + sequence.length > spec.settings().batchTokens()) {
                 run(loaded.engine(), batch, batchTokens, hessians, counts);
                 batch.clear();
                 batchTokens = 0;
@@ -81,7 +81,7 @@ final class CalibrationPass implements PairFlatMapFunction<Iterator<int[]>, Hess
             scored = engine.score(TokenBatch.of(batch.toArray(int[][]::new)), ScoreOptions.SUMS_ONLY, hessians);
         } catch (DeviceOutOfMemoryException e) {
             throw new IllegalStateException("a calibration batch of " + tokens + " tokens does not fit in "
-                    + engine.backend().deviceName() + "'s memory: lower --batch-tokens (" + spec.batchTokens()
+                    + engine.backend().deviceName() + "'s memory: lower --batch-tokens (" + spec.settings().batchTokens()
                     + " now): " + e.getMessage(), e);
         }
         for (SequenceScore s : scored.scores()) {

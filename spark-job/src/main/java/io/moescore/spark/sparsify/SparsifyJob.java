@@ -3,6 +3,9 @@ package io.moescore.spark.sparsify;
 import io.moescore.model.Checkpoint;
 import io.moescore.model.ModelConfig;
 import io.moescore.model.ModelFormatException;
+import io.moescore.score.ScoreSettings;
+import io.moescore.score.Setting;
+import io.moescore.spark.CommandSettings;
 import io.moescore.spark.DatasetScorer;
 import io.moescore.spark.JobConf;
 import io.moescore.spark.JobExit;
@@ -32,7 +35,9 @@ import org.apache.spark.util.CollectionAccumulator;
 import org.apache.spark.util.LongAccumulator;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /**
  * The calibrated 2:4 sparsification job (spark-submit main class): SparseGPT per expert, from Hessians gathered
@@ -46,11 +51,11 @@ import picocli.CommandLine.Option;
  *
  * <p>Exit codes: 0 done, 2 bad options or unusable model, input or memory, 1 anything else.
  */
-@Command(name = "sparsify-job", mixinStandardHelpOptions = true,
+@Command(name = "sparsify-job", mixinStandardHelpOptions = true, modelTransformer = CommandSettings.Options.class,
         description = "Prunes every expert's weights 2:4 by SparseGPT on a Spark cluster, calibrated on any input the "
                 + "scoring job reads, and writes a compressed checkpoint. Options fall back to spark.moescore.<name> "
                 + "conf (e.g. spark.moescore.model).")
-public final class SparsifyJob implements Callable<Integer> {
+public final class SparsifyJob implements Callable<Integer>, CommandSettings.Command {
     private static final String CONF = MoeScoreJob.CONF_PREFIX;
     /** Above this many bytes of packed weights per pass, the driver fetches them a partition at a time. */
     private static final long COLLECT_AT_ONCE_BYTES = 256L << 20;
@@ -72,34 +77,35 @@ public final class SparsifyJob implements Callable<Integer> {
     @Option(names = "--sequential", description = "calibrate each MoE layer on activations through the already "
             + "pruned layers before it: one pass per layer (conf: sequential)")
     Boolean sequential;
-    @Option(names = "--backend", description = "auto, cpu or cuda: the executors' forward pass (conf: backend; "
-            + "default auto)")
-    String backend;
-    @Option(names = "--precision", description = "GPU precision: bf16, fp16 or split-bf16 (conf: precision; default bf16)")
-    String precision;
-    @Option(names = "--batch-tokens", description = "tokens per forward pass (conf: batchTokens; default 8192)")
-    Integer batchTokens;
-    @Option(names = "--partitions", description = "repartition the calibration rows into N partitions first "
-            + "(conf: partitions; default: as read)")
-    Integer partitions;
     @Option(names = "--work-dir", description = "--sequential: where the partly pruned model copies go, readable by "
             + "every executor (conf: workDir; default OUT.work beside the output; on several hosts a shared FS URI)")
     String workDir;
     @Option(names = "--summary", description = "where to write the JSON summary (default: OUT.summary.json)")
     String summary;
 
+    @Spec
+    CommandSpec spec;
+
+    /** The scoring settings the executors' forward pass takes (flags from {@link CommandSettings}), --partitions. */
+    static final List<Setting<?>> SETTINGS = List.of(ScoreSettings.BACKEND, ScoreSettings.PRECISION,
+            ScoreSettings.BATCH_TOKENS, ScoreSettings.CPU_THREADS, ScoreJobOptions.PARTITIONS);
+
+    @Override
+    public List<Setting<?>> settings() {
+        return SETTINGS;
+    }
+
     /** The options, resolved against a Spark conf. */
-    SparsifyOptions resolve(SparkConf conf) {
+    public SparsifyOptions resolve(SparkConf conf) {
         List<String> in = calibration != null ? calibration : JobConf.list(conf.get(CONF + "calibration", ""));
+        Setting.Source given = CommandSettings.source(spec, conf);
         return new SparsifyOptions(in, JobConf.pick(calibrationFormat, conf, "calibrationFormat",
                 in.isEmpty() ? "json" : ScoreJobOptions.formatOf(in.get(0))),
                 JobConf.pick(model, conf, "model", null), JobConf.pick(out, conf, "out", null),
                 JobConf.pick(pattern, conf, "pattern", "2:4"),
                 JobConf.pick(method, conf, "method", "sparsegpt"),
                 sequential != null ? sequential : conf.getBoolean(CONF + "sequential", false),
-                JobConf.pick(backend, conf, "backend", "auto"), JobConf.pick(precision, conf, "precision", "bf16"),
-                batchTokens != null ? batchTokens : conf.getInt(CONF + "batchTokens", 8192),
-                partitions != null ? partitions : conf.getInt(CONF + "partitions", 0),
+                ScoreSettings.resolve(given), ScoreJobOptions.PARTITIONS.resolve(given),
                 conf.get(CONF + "tokensColumn", "tokens"), conf.get(CONF + "textColumn", "text"),
                 JobConf.pick(workDir, conf, "workDir", null), summary);
     }
@@ -140,7 +146,8 @@ public final class SparsifyJob implements Callable<Integer> {
         String modelUri = ModelFiles.forExecutors(o.model());
         ScoringSpec spec = spec(sc, o, modelUri);
         ModelConfig config = DatasetScorer.checkModel(spec);
-        List<int[]> passes = HessianMemory.passes(config, o.backend(), HessianMemory.Budget.of(sc), o.sequential());
+        List<int[]> passes = HessianMemory.passes(config, o.scoring().backend(), HessianMemory.Budget.of(sc),
+                o.sequential());
         Path localModel = ModelFiles.localize(modelUri, sc.hadoopConfiguration());
         checkPrunable(localModel, config, o.model());
         double progressSeconds = Double.parseDouble(spark.conf().get(CONF + "progressSeconds", "30"));
@@ -277,7 +284,6 @@ public final class SparsifyJob implements Callable<Integer> {
         for (Map.Entry<String, String> e : sc.hadoopConfiguration()) {
             hadoop.put(e.getKey(), e.getValue());
         }
-        return new ScoringSpec(modelUri, o.backend(), o.precision(), false, o.batchTokens(), false, 0,
-                o.tokensColumn(), o.textColumn(), sc.getConf().getInt(CONF + "cpuThreads", 0), hadoop);
+        return new ScoringSpec(modelUri, o.scoring(), o.tokensColumn(), o.textColumn(), hadoop);
     }
 }

@@ -1,8 +1,7 @@
 package io.moescore.spark.sparsify;
 
-import io.moescore.backend.Precision;
+import io.moescore.score.ScoreSettings;
 import io.moescore.spark.ScoreJobOptions;
-import io.moescore.spark.ScoringSpec;
 import java.util.List;
 
 /**
@@ -12,12 +11,13 @@ import java.util.List;
  * @param out               the compressed checkpoint's directory, on the driver's file system
  * @param workDir           where {@code --sequential} puts a partly pruned model copy per layer for the executors
  *                          (null: beside {@code out}; a cluster of several hosts needs a shared file system)
+ * @param scoring           how the executors run the forward pass (backend, precision, batch tokens, CPU threads)
  * @param partitions        repartition the calibration rows into N partitions first (0: as read)
  */
 public record SparsifyOptions(List<String> calibration, String calibrationFormat, String model, String out,
-                              String pattern, String method, boolean sequential, String backend, String precision,
-                              int batchTokens, int partitions, String tokensColumn, String textColumn,
-                              String workDir, String summaryPath) {
+                              String pattern, String method, boolean sequential, ScoreSettings scoring,
+                              int partitions, String tokensColumn, String textColumn, String workDir,
+                              String summaryPath) {
     public static final List<String> METHODS = List.of("sparsegpt");
 
     public SparsifyOptions {
@@ -43,20 +43,10 @@ public record SparsifyOptions(List<String> calibration, String calibrationFormat
             throw new IllegalArgumentException("--calibration-format '" + calibrationFormat + "' is not one of "
                     + ScoreJobOptions.FORMATS);
         }
-        if (!ScoringSpec.BACKENDS.contains(backend)) {
-            throw new IllegalArgumentException("--backend '" + backend + "' is not one of " + ScoringSpec.BACKENDS);
+        if (scoring == null) {
+            throw new IllegalArgumentException("no scoring settings");
         }
-        try {
-            Precision.parse(precision);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("--precision: " + e.getMessage(), e);
-        }
-        if (batchTokens < 1) {
-            throw new IllegalArgumentException("--batch-tokens must be at least 1, got " + batchTokens);
-        }
-        if (partitions < 0) {
-            throw new IllegalArgumentException("--partitions must be 0 or more, got " + partitions);
-        }
+        ScoreJobOptions.PARTITIONS.valueOf(partitions, ScoreJobOptions.PARTITIONS.flag());
         calibration = List.copyOf(calibration);
     }
 

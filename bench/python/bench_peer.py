@@ -1,0 +1,68 @@
+# The peer of ForwardBenchmark: makes a synthetic checkpoint at a real model's shape (random weights, bf16,
+# saved with save_pretrained so our engine loads the very same file), then times transformers' scoring pass
+# (forward, log-softmax, gather of each next token) with its experts backends eager and grouped_mm, optionally
+# under torch.compile. Median of 5 after 2 warm-ups, CUDA-synchronised wall time.
+#   python3 bench/python/bench_peer.py {olmoe|mixtral} MODEL_DIR OUT.json [tokens=2048,8192,32768] [compile] [save-only]
+import json, os, sys, time, torch, transformers
+
+shape, folder, out = sys.argv[1], sys.argv[2], sys.argv[3]
+opts = dict(a.split("=", 1) for a in sys.argv[4:] if "=" in a)
+tokens_list = [int(t) for t in opts.get("tokens", "2048,8192,32768").split(",")]
+use_compile = "compile" in sys.argv[4:]
+SEQ = 512
+if shape == "olmoe":   # OLMoE-1B-7B
+    cfg = transformers.OlmoeConfig(vocab_size=50304, hidden_size=2048, intermediate_size=1024, num_hidden_layers=16,
+                                   num_attention_heads=16, num_key_value_heads=16, num_experts=64, num_experts_per_tok=8,
+                                   max_position_embeddings=4096, tie_word_embeddings=False)
+elif shape == "mixtral":   # Mixtral-8x7B with 4 of its 32 layers
+    cfg = transformers.MixtralConfig(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=4,
+                                     num_attention_heads=32, num_key_value_heads=8, num_local_experts=8,
+                                     num_experts_per_tok=2, max_position_embeddings=4096, tie_word_embeddings=False)
+else:
+    raise SystemExit("shape must be olmoe or mixtral")
+torch.manual_seed(0)
+if not os.path.exists(os.path.join(folder, "config.json")):
+    t0 = time.time()
+    with torch.device("cuda"):
+        m = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+    m.save_pretrained(folder, max_shard_size="4GB")
+    print(f"saved {shape} to {folder} in {time.time() - t0:.0f} s", flush=True)
+    del m
+    torch.cuda.empty_cache()
+
+if "save-only" in sys.argv[4:]:
+    raise SystemExit(0)
+
+def score(m, ids):
+    logits = m(ids).logits
+    lp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None])
+    return lp.sum(-1)
+
+results = dict(shape=shape, device=torch.cuda.get_device_name(), torch=torch.__version__,
+               transformers=transformers.__version__, runs=[])
+configs = [("eager", False), ("grouped_mm", False)] + ([("grouped_mm", True)] if use_compile else [])
+for impl, compiled in configs:
+    m = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16, device_map="cuda",
+                                                          experts_implementation=impl).eval()
+    fn = torch.compile(score) if compiled else score
+    g = torch.Generator(device="cuda").manual_seed(1)
+    for n in tokens_list:
+        ids = torch.randint(0, cfg.vocab_size, (max(1, n // SEQ), min(SEQ, n)), device="cuda", generator=g)
+        times = []
+        try:
+            with torch.no_grad():
+                for i in range(7):
+                    torch.cuda.synchronize(); t0 = time.perf_counter()
+                    fn(m, ids)
+                    torch.cuda.synchronize(); t = time.perf_counter() - t0
+                    if i >= 2: times.append(t)
+            med = sorted(times)[len(times) // 2]
+            row = dict(experts=impl, compiled=compiled, tokens=ids.numel(), median_seconds=med, tokens_per_second=ids.numel() / med)
+        except torch.OutOfMemoryError as e:
+            row = dict(experts=impl, compiled=compiled, tokens=ids.numel(), error="out of memory")
+            torch.cuda.empty_cache()
+        results["runs"].append(row)
+        print(json.dumps(row), flush=True)
+    del m
+    torch.cuda.empty_cache()
+json.dump(results, open(out, "w"), indent=1)

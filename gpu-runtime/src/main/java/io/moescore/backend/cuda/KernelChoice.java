@@ -1,0 +1,73 @@
+package io.moescore.backend.cuda;
+
+import io.moescore.backend.cuda.KernelVariant.Family;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * Which kernel variants one CUDA backend runs: its {@link Kernels} setting resolved for its GPU, and the tuner that
+ * picks among a family's variants per shape when that setting is TUNED.
+ */
+final class KernelChoice {
+    private final GpuRuntime gpu;
+    private final Kernels kernels;
+    private final HalfType type;
+    private final KernelTuner tuner;
+
+    /**
+     * @throws IllegalArgumentException for a wgmma family on a GPU that is not a Hopper
+     */
+    KernelChoice(GpuRuntime gpu, Kernels requested, HalfType type, boolean deterministic) {
+        this.gpu = gpu;
+        this.type = type;
+        boolean hopper = gpu.computeCapability().equals("9.0");
+        if ((requested == Kernels.WGMMA || requested == Kernels.WGMMA_N128) && !hopper) {
+            throw new IllegalArgumentException("wgmma kernels need compute capability 9.0, not "
+                    + gpu.computeCapability());
+        }
+        Kernels fixed = hopper ? Kernels.WGMMA : Kernels.MMA_SYNC;
+        this.kernels = requested == Kernels.TUNED && (deterministic || !hopper) ? fixed : requested;
+        this.tuner = kernels == Kernels.TUNED ? KernelTuner.forModel(gpu.name()) : null;
+    }
+
+    /** The setting in force: TUNED only on a Hopper outside deterministic mode. */
+    Kernels kernels() {
+        return kernels;
+    }
+
+    /**
+     * Whether the sm_90a families (wgmma, wgmma.sp) run here, which read expert weights (and, in bf16 and fp16, the
+     * linear layers' weights) pre-tiled, rather than mma.sync / mma.sp over the plain and packed layouts (what
+     * sm_80-89 run; pinned with MMA_SYNC on a Hopper too).
+     */
+    boolean runsWgmma() {
+        return kernels != Kernels.MMA_SYNC;  // TUNED and MMA_SYNC are the only settings left off a Hopper
+    }
+
+    /** The variants of a family this backend may run, in the tuner's order. */
+    List<KernelVariant> variants(Family family) {
+        List<KernelVariant> variants = KernelVariants.of(family, type, kernels);
+        if (variants.isEmpty()) {
+            throw new IllegalStateException("no " + family + " kernel runs with kernels " + kernels
+                    + ": these weights were laid out for another kernel family");
+        }
+        return variants;
+    }
+
+    /**
+     * The variant of a family to run for a shape: the only one, or the tuner's pick (timing each with {@code run} on
+     * first sight of the shape). The shape key names the operand type where it is not bf16, so bf16 and fp16 picks
+     * never evict each other. The caller runs the returned variant.
+     */
+    KernelVariant choose(String shape, Family family, Consumer<KernelVariant> run) {
+        List<KernelVariant> variants = variants(family);
+        String key = shape + (type == HalfType.F16 ? " fp16" : "");
+        return tuner == null ? variants.get(0) : tuner.pick(key, variants, run, gpu.stream());
+    }
+
+    /** The tuner's choices so far, shape -> kernel (empty where nothing is tuned). */
+    Map<String, String> tuned() {
+        return tuner == null ? Map.of() : tuner.choices();
+    }
+}

@@ -1,0 +1,83 @@
+package io.moescore.backend.cuda;
+
+import static io.moescore.backend.cuda.KernelConstants.BN;
+import static io.moescore.backend.cuda.KernelConstants.BN_N128;
+import static io.moescore.backend.cuda.KernelConstants.GEMM_SHARED_BYTES;
+import static io.moescore.backend.cuda.KernelConstants.GEMM_SM90_SHARED_BYTES;
+import static io.moescore.backend.cuda.KernelConstants.GEMM_SM90_TILED_SHARED_BYTES;
+import static io.moescore.backend.cuda.KernelConstants.GEMM_THREADS;
+import static io.moescore.backend.cuda.KernelConstants.SPARSE_SHARED_BYTES;
+import static io.moescore.backend.cuda.KernelConstants.SPARSE_SM90_SHARED_BYTES;
+import static io.moescore.backend.cuda.KernelConstants.SP_ROWS;
+import static io.moescore.backend.cuda.KernelConstants.SP_THREADS;
+import static io.moescore.backend.cuda.KernelConstants.VN_ROWS;
+import static io.moescore.backend.cuda.KernelConstants.VN_SHARED_BYTES;
+
+import io.moescore.backend.cuda.KernelVariant.Family;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Every tensor-core GEMM and expert kernel of the fatbin with its launch geometry ({@link KernelVariant}), in the
+ * order the tuner tries a family's variants. Names follow the .cu files' instantiating macros
+ * (GEMM_KERNELS, GEMM_SM90_KERNELS, GEMM_SM90_TILED_KERNELS, SPARSE24_KERNELS, SPARSE24_SM90_KERNELS,
+ * VNM_SM90_KERNELS); sizes come from constants.cuh through {@link KernelConstants}.
+ */
+final class KernelVariants {
+    static final List<KernelVariant> ALL = build();
+
+    private KernelVariants() {
+    }
+
+    private static List<KernelVariant> build() {
+        List<KernelVariant> all = new ArrayList<>();
+        for (HalfType type : HalfType.values()) {
+            String t = type.spelling;
+            dense(all, type, Family.LINEAR, Family.LINEAR_TILED, "linear_" + t, null);
+            String gateUp = "experts_" + t + "_gate_up";
+            String down = "experts_" + t + "_down";
+            dense(all, type, Family.EXPERTS, Family.EXPERTS_TILED, gateUp, down);
+            // 2:4 packed: mma.sp (sparse24.cu), whatever the setting (weights are packed only for it)
+            all.add(variant(gateUp, down, "_sp24", Family.SPARSE24, type, null, SP_ROWS, SP_THREADS,
+                    SPARSE_SHARED_BYTES));
+            // 2:4 pre-tiled: wgmma.sp in 256-row tiles (sparse24_sm90.cu), in 128-row tiles (vnm_sm90.cu)
+            all.add(variant(gateUp, down, "_sp24_sm90", Family.SPARSE24_TILED, type, Kernels.WGMMA, SP_ROWS,
+                    SP_THREADS, SPARSE_SM90_SHARED_BYTES));
+            all.add(variant(gateUp, down, "_sp24_sm90_n128", Family.SPARSE24_TILED, type, Kernels.WGMMA_N128,
+                    VN_ROWS, SP_THREADS, VN_SHARED_BYTES));
+            // 128:2:8: VN_ROWS condensed rows per block, twice as many output rows (vnm_sm90.cu)
+            all.add(variant(gateUp, down, "_vnm_sm90", Family.VECTOR_SPARSE, type, null, 2 * VN_ROWS, SP_THREADS,
+                    VN_SHARED_BYTES));
+        }
+        return List.copyOf(all);
+    }
+
+    /**
+     * A dense GEMM family (down null) or grouped one: wgmma 128 x 256, wgmma 128 x 128 and mma.sync over plain
+     * rows (gemm_sm90.cu, gemm.cu), then the two wgmma tiles over pre-tiled weights read by bulk copies (_sm90t).
+     */
+    private static void dense(List<KernelVariant> all, HalfType type, Family plain, Family tiled, String gemm,
+                              String down) {
+        all.add(variant(gemm, down, "_sm90", plain, type, Kernels.WGMMA, BN, GEMM_THREADS,
+                GEMM_SM90_SHARED_BYTES(BN)));
+        all.add(variant(gemm, down, "_sm90_n128", plain, type, Kernels.WGMMA_N128, BN_N128, GEMM_THREADS,
+                GEMM_SM90_SHARED_BYTES(BN_N128)));
+        all.add(variant(gemm, down, "", plain, type, Kernels.MMA_SYNC, BN, GEMM_THREADS, GEMM_SHARED_BYTES));
+        all.add(variant(gemm, down, "_sm90t", tiled, type, Kernels.WGMMA, BN, GEMM_THREADS,
+                GEMM_SM90_TILED_SHARED_BYTES(BN)));
+        all.add(variant(gemm, down, "_sm90t_n128", tiled, type, Kernels.WGMMA_N128, BN_N128, GEMM_THREADS,
+                GEMM_SM90_TILED_SHARED_BYTES(BN_N128)));
+    }
+
+    /** Kernel {@code gemm + suffix}, paired (grouped families) with {@code down + suffix}, as the macros name them. */
+    private static KernelVariant variant(String gemm, String down, String suffix, Family family, HalfType type,
+                                         Kernels pin, int rowTile, int threads, int sharedBytes) {
+        return new KernelVariant(gemm + suffix, family, type, pin, rowTile, threads, sharedBytes,
+                down == null ? null : down + suffix);
+    }
+
+    /** The variants of a family and type a backend set to {@code kernels} may run, in the tuner's order. */
+    static List<KernelVariant> of(Family family, HalfType type, Kernels kernels) {
+        return ALL.stream().filter(v -> v.family() == family && v.type() == type && v.runsUnder(kernels)).toList();
+    }
+}

@@ -1,0 +1,156 @@
+package io.moescore.score;
+
+import io.moescore.backend.Backend;
+import io.moescore.backend.Precision;
+import io.moescore.backend.select.Backends;
+import io.moescore.engine.LoadOptions;
+import java.io.Serializable;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * How rows are scored: the one home of every scoring option, its default and its checks. Every surface maps onto
+ * this record through {@link #resolve}: {@code moescore score-local} and the Spark jobs' command lines (flags made
+ * from {@link #ALL} by spark-job's {@code CommandSettings}), {@code spark.moescore.KEY} conf (the jobs, and
+ * {@code cpuThreads} for {@code MoeScorer}), {@code MoeScorer}'s Params (one per setting, made from {@link #ALL})
+ * and {@link LocalScoreOptions}. An error names the option as its user gave it: {@code --batch-tokens},
+ * {@code spark.moescore.batchTokens} or {@code MoeScorer param batchTokens}.
+ *
+ * <p><b>Adding an option</b> (as {@code --allow-nonfinite} was added) is a change to this file only: a component
+ * below, its {@link Setting} constant (conf/Param name, flag, default, help, checks), that constant in {@link #ALL} and in
+ * {@link #resolve}/{@link #values}. The command lines of score-local, score and MoeScorer's Params then have it,
+ * conf {@code spark.moescore.KEY} sets it in the jobs, the job summaries and the resume manifest record it, and
+ * code reads it as {@code settings.allowNonfinite()}. The sparsify job takes the subset it lists
+ * ({@code SparsifyJob.SETTINGS}). An option of one command only (score-local's output handling, the job's
+ * formats) belongs to that command's options record ({@link LocalScoreOptions}, {@code ScoreJobOptions}).
+ *
+ * @param backend       auto (the GPU where one and the kernels are usable, else the CPU), cpu or cuda
+ * @param precision     how the GPU multiplies ({@link Precision}); the CPU backend computes in fp32 whatever it says
+ * @param deterministic batch-invariant GPU scores (the CPU backend always is)
+ * @param batchTokens   tokens per forward pass; a longer sequence gets a batch of its own ({@link BatchPlanner})
+ * @param tokenLogProbs also give each token's log-prob
+ * @param topK          also give the K most likely tokens after each sequence (0: none)
+ * @param cpuThreads    threads of the CPU backend (0: all cores of the machine that scores)
+ * @param allowNonfinite load weights holding NaN or infinities; by default the first one fails the load naming the
+ *                      tensor ({@link io.moescore.engine.LoadOptions}); rows whose scores come out non-finite are
+ *                      kept with an error either way
+ */
+public record ScoreSettings(String backend, Precision precision, boolean deterministic, int batchTokens,
+                            boolean tokenLogProbs, int topK, int cpuThreads, boolean allowNonfinite)
+        implements Serializable {
+    /** ForkJoinPool's limit is 32767; far above any machine's cores, and a typo like 100000 is caught by name. */
+    public static final int MAX_CPU_THREADS = 4096;
+
+    public static final Setting<String> BACKEND = Setting.choice("backend", "--backend", String.class, "auto",
+            List.of("auto", "cpu", "cuda"), Function.identity(),
+            "auto (the GPU where a device and kernels are usable, else the CPU), cpu or cuda");
+    public static final Setting<Precision> PRECISION = Setting.choice("precision", "--precision", Precision.class,
+            Precision.BF16, Arrays.asList(Precision.values()), Precision::userName,
+            "GPU precision: bf16 (fast), fp16 (as fast; fp16 checkpoints exactly, 11-bit GEMM inputs) or split-bf16 "
+                    + "(near-fp32 log-probs, 2-3x the GEMM work); the CPU backend is fp32 whatever it says");
+    public static final Setting<Boolean> DETERMINISTIC = Setting.flag("deterministic", "--deterministic",
+            "batch-invariant GPU scores: a row's scores are bit-identical whatever it is batched or partitioned "
+                    + "with, 1-4 percent slower");
+    public static final Setting<Integer> BATCH_TOKENS = Setting.integer("batchTokens", "--batch-tokens", 8192, 1,
+            Integer.MAX_VALUE, "tokens per forward pass (rows are batched shortest first; a longer row goes alone)");
+    public static final Setting<Boolean> TOKEN_LOGPROBS = Setting.flag("tokenLogprobs", "--token-logprobs",
+            "also write each token's log-prob given the ones before it");
+    public static final Setting<Integer> TOP_K = Setting.integer("topK", "--top-k", 0, 0, Integer.MAX_VALUE,
+            "also write the K most likely tokens after each sequence (0: none)");
+    public static final Setting<Integer> CPU_THREADS = Setting.integer("cpuThreads", "--threads", 0, 0,
+            MAX_CPU_THREADS, "threads of the CPU backend (0: all cores; per executor in the Spark job)");
+    public static final Setting<Boolean> ALLOW_NONFINITE = Setting.flag("allowNonfinite", "--allow-nonfinite",
+            "load weights holding NaN or infinities (refused by default, naming the tensor); rows whose scores come "
+                    + "out non-finite get an error");
+
+    /** Every scoring setting, in the order summaries and manifests list them. */
+    public static final List<Setting<?>> ALL = List.of(BACKEND, PRECISION, DETERMINISTIC, BATCH_TOKENS,
+            TOKEN_LOGPROBS, TOP_K, CPU_THREADS, ALLOW_NONFINITE);
+
+    /** Every setting at its default. */
+    public static final ScoreSettings DEFAULTS = resolve(Setting.Source.NONE);
+
+    /** Checks every value; errors name the setting by its key (code that builds settings directly). */
+    public ScoreSettings {
+        backend = BACKEND.valueOf(backend, BACKEND.key());
+        PRECISION.valueOf(precision, PRECISION.key());
+        BATCH_TOKENS.valueOf(batchTokens, BATCH_TOKENS.key());
+        TOP_K.valueOf(topK, TOP_K.key());
+        CPU_THREADS.valueOf(cpuThreads, CPU_THREADS.key());
+    }
+
+    /**
+     * The settings {@code source} gives, each checked and named as given there; the default where it gives none.
+     *
+     * @throws IllegalArgumentException naming the first option that is wrong
+     */
+    public static ScoreSettings resolve(Setting.Source source) {
+        return new ScoreSettings(BACKEND.resolve(source), PRECISION.resolve(source), DETERMINISTIC.resolve(source),
+                BATCH_TOKENS.resolve(source), TOKEN_LOGPROBS.resolve(source), TOP_K.resolve(source),
+                CPU_THREADS.resolve(source), ALLOW_NONFINITE.resolve(source));
+    }
+
+    /** Every setting with its value, in {@link #ALL}'s order. */
+    public Map<Setting<?>, Object> values() {
+        Map<Setting<?>, Object> values = new LinkedHashMap<>();
+        values.put(BACKEND, backend);
+        values.put(PRECISION, precision);
+        values.put(DETERMINISTIC, deterministic);
+        values.put(BATCH_TOKENS, batchTokens);
+        values.put(TOKEN_LOGPROBS, tokenLogProbs);
+        values.put(TOP_K, topK);
+        values.put(CPU_THREADS, cpuThreads);
+        values.put(ALLOW_NONFINITE, allowNonfinite);
+        return values;
+    }
+
+    /** These settings with one changed: {@code DEFAULTS.with(BACKEND, "cpu").with(TOP_K, 5)}. */
+    public <T> ScoreSettings with(Setting<T> setting, T value) {
+        Map<Setting<?>, Object> values = values();
+        values.put(setting, value);
+        return resolve(s -> new Setting.Given(values.get(s), s.key()));
+    }
+
+    /** Each setting by its key with its value as JSON holds it ({@code {"backend": "cpu", "batchTokens": 8192}}). */
+    public Map<String, Object> describe() {
+        Map<String, Object> out = new LinkedHashMap<>();
+        values().forEach((s, v) -> out.put(s.key(), json(s, v)));
+        return out;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static <T> Object json(Setting<T> setting, Object value) {
+        return setting.jsonValue((T) value);
+    }
+
+    /** The CPU threads to use on this machine: {@link #cpuThreads}, or all its cores where that is 0. */
+    public int resolvedCpuThreads() {
+        return cpuThreads > 0 ? cpuThreads : Runtime.getRuntime().availableProcessors();
+    }
+
+    /**
+     * Opens the backend these settings ask for on a CUDA device (the CPU backend ignores it); the caller owns it.
+     *
+     * @throws IllegalArgumentException where cuda was asked for and cannot run (the message says why)
+     */
+    public Backend openBackend(int device) {
+        return Backends.open(backend, resolvedCpuThreads(), device, precision, deterministic);
+    }
+
+    /** How an engine loads its weights under these settings (whether non-finite weights are allowed). */
+    public LoadOptions loadOptions() {
+        return LoadOptions.DEFAULT.withAllowNonfinite(allowNonfinite);
+    }
+
+    /**
+     * What an engine depends on: these settings with those that only shape a batch's work (batch tokens, token
+     * log-probs, top-k) at their defaults, so engines can be shared across them.
+     */
+    public ScoreSettings forEngine() {
+        return new ScoreSettings(backend, precision, deterministic, DEFAULTS.batchTokens, DEFAULTS.tokenLogProbs,
+                DEFAULTS.topK, cpuThreads, allowNonfinite);
+    }
+}

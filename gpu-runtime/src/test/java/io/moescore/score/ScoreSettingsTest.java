@@ -1,0 +1,115 @@
+package io.moescore.score;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.moescore.backend.Precision;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/** Defaults, checks and names of the scoring settings, whatever surface gives them. */
+class ScoreSettingsTest {
+    /** A source that gives {@code values} (by setting) under the name {@code prefix + key}. */
+    static Setting.Source given(String prefix, Map<Setting<?>, Object> values) {
+        return s -> values.containsKey(s) ? new Setting.Given(values.get(s), prefix + s.key()) : null;
+    }
+
+    @Test
+    void defaultsAreWrittenOnce() {
+        ScoreSettings d = ScoreSettings.DEFAULTS;
+        assertEquals("auto", d.backend());
+        assertEquals(Precision.BF16, d.precision());
+        assertEquals(8192, d.batchTokens());
+        assertEquals(ScoreSettings.BATCH_TOKENS.defaultValue(), d.batchTokens());
+        assertFalse(d.deterministic() || d.tokenLogProbs());
+        assertEquals(0, d.topK());
+        assertEquals(0, d.cpuThreads());
+        assertEquals(Runtime.getRuntime().availableProcessors(), d.resolvedCpuThreads());
+    }
+
+    @Test
+    void everySettingHasItsOwnKeyAndFlagAndAValue() {
+        Set<String> keys = new HashSet<>();
+        Set<String> flags = new HashSet<>();
+        for (Setting<?> s : ScoreSettings.ALL) {
+            assertTrue(keys.add(s.key()), "key " + s.key() + " twice");
+            assertTrue(flags.add(s.flag()), "flag " + s.flag() + " twice");
+            assertTrue(s.flag().startsWith("--"), s.flag());
+            assertTrue(ScoreSettings.DEFAULTS.values().containsKey(s), s + " missing from values()");
+        }
+        assertEquals(ScoreSettings.ALL, ScoreSettings.DEFAULTS.values().keySet().stream().toList(),
+                "values() lists every setting in ALL's order");
+    }
+
+    @Test
+    void textFromConfOrTheCommandLineIsParsedAndChecked() {
+        ScoreSettings s = ScoreSettings.resolve(given("spark.moescore.", Map.of(ScoreSettings.PRECISION, "FP16",
+                ScoreSettings.BATCH_TOKENS, " 512", ScoreSettings.DETERMINISTIC, "true", ScoreSettings.BACKEND, "CPU")));
+        assertEquals(Precision.FP16, s.precision());
+        assertEquals(512, s.batchTokens());
+        assertTrue(s.deterministic());
+        assertEquals("cpu", s.backend());
+    }
+
+    @Test
+    void errorsNameTheOptionAsGiven() {
+        assertMessage("--threads must be between 0 and 4096, got 100000",
+                given("--", Map.of(ScoreSettings.CPU_THREADS, "100000")), "threads");
+        assertMessage("spark.moescore.batchTokens must be at least 1, got 0",
+                given("spark.moescore.", Map.of(ScoreSettings.BATCH_TOKENS, "0")), null);
+        assertMessage("spark.moescore.batchTokens 'lots' is not a whole number",
+                given("spark.moescore.", Map.of(ScoreSettings.BATCH_TOKENS, "lots")), null);
+        assertMessage("MoeScorer param topK must be at least 0, got -1",
+                given("MoeScorer param ", Map.of(ScoreSettings.TOP_K, -1)), null);
+        assertMessage("spark.moescore.precision 'fp8' is not one of [bf16, fp16, split-bf16]",
+                given("spark.moescore.", Map.of(ScoreSettings.PRECISION, "fp8")), null);
+        assertMessage("spark.moescore.deterministic 'yes' is not true or false",
+                given("spark.moescore.", Map.of(ScoreSettings.DETERMINISTIC, "yes")), null);
+    }
+
+    /** {@code flagKey}: the source names settings {@code "--" + key} unless this replaces the key for the flag. */
+    private static void assertMessage(String expected, Setting.Source source, String flagKey) {
+        Setting.Source named = flagKey == null ? source : s -> {
+            Setting.Given g = source.given(s);
+            return g == null ? null : new Setting.Given(g.value(), "--" + flagKey);
+        };
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> ScoreSettings.resolve(named));
+        assertEquals(expected, e.getMessage());
+    }
+
+    @Test
+    void withChangesOneSettingAndChecksIt() {
+        ScoreSettings s = ScoreSettings.DEFAULTS.with(ScoreSettings.TOP_K, 5).with(ScoreSettings.PRECISION,
+                Precision.SPLIT_BF16);
+        assertEquals(5, s.topK());
+        assertEquals(Precision.SPLIT_BF16, s.precision());
+        assertEquals(8192, s.batchTokens());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> ScoreSettings.DEFAULTS.with(ScoreSettings.BATCH_TOKENS, 0));
+        assertEquals("batchTokens must be at least 1, got 0", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> new ScoreSettings("tpu", Precision.BF16, false, 1, false, 0, 0, false));
+        assertEquals("backend 'tpu' is not one of [auto, cpu, cuda]", e.getMessage());
+    }
+
+    @Test
+    void describeGivesJsonValuesByKey() {
+        Map<String, Object> d = ScoreSettings.DEFAULTS.with(ScoreSettings.PRECISION, Precision.FP16).describe();
+        assertEquals("fp16", d.get("precision"));
+        assertEquals(8192, d.get("batchTokens"));
+        assertEquals(false, d.get("tokenLogprobs"));
+        assertEquals(ScoreSettings.ALL.stream().map(Setting::key).toList(), d.keySet().stream().toList());
+    }
+
+    @Test
+    void theEngineDependsOnlyOnWhatLoadsIt() {
+        ScoreSettings a = ScoreSettings.DEFAULTS.with(ScoreSettings.TOP_K, 5).with(ScoreSettings.BATCH_TOKENS, 7);
+        assertEquals(ScoreSettings.DEFAULTS.forEngine(), a.forEngine());
+        assertFalse(a.with(ScoreSettings.PRECISION, Precision.FP16).forEngine().equals(a.forEngine()));
+    }
+}

@@ -1,0 +1,25 @@
+package io.moescore.spark;
+
+import java.io.Serializable;
+import org.apache.spark.SparkContext;
+import org.apache.spark.util.CollectionAccumulator;
+import org.apache.spark.util.LongAccumulator;
+
+/**
+ * What scoring tasks report to the driver: each task's {@link TaskStats} when it ends (the job summary), and rows
+ * and tokens as each window of rows is scored, so that the live progress ({@link JobProgress}) moves before a task
+ * ends (running tasks' values reach the driver with executor heartbeats).
+ */
+record TaskReports(CollectionAccumulator<TaskStats> stats, LongAccumulator rows, LongAccumulator tokens)
+        implements Serializable {
+    static TaskReports register(SparkContext sc) {
+        return new TaskReports(sc.collectionAccumulator("moescore task stats"), sc.longAccumulator("moescore rows"),
+                sc.longAccumulator("moescore tokens"));
+    }
+
+    /** A window of rows scored (running count; retried tasks count again, so the summary uses the stats). */
+    void scored(long windowRows, long windowTokens) {
+        rows.add(windowRows);
+        tokens.add(windowTokens);
+    }
+}
