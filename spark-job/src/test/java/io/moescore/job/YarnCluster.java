@@ -47,6 +47,8 @@ final class YarnCluster implements AutoCloseable {
     /** Memory and vcores each NodeManager offers: an application master and one executor of the tests fit. */
     private static final int NODE_MEMORY_MB = 3072;
     private static final int NODE_VCORES = 4;
+    /** How often NodeManagers heartbeat to the ResourceManager (YARN's default: 1000 ms). */
+    private static final long NM_HEARTBEAT_MS = 200;
 
     private final Path dir;
     private final int nodeManagers;
@@ -125,6 +127,11 @@ final class YarnCluster implements AutoCloseable {
         conf.setBoolean(YarnConfiguration.NM_VMEM_CHECK_ENABLED, false);
         conf.setFloat(YarnConfiguration.NM_MAX_PER_DISK_UTILIZATION_PERCENTAGE, 100.0f);
         conf.setLong(YarnConfiguration.NM_MIN_PER_DISK_FREE_SPACE_MB, 0);
+        // Short waits: the scheduler places containers when a NodeManager heartbeats (default every 1 s), and a
+        // finished container reaches the RM (and the application master) the same way. The container monitor
+        // (every 3 s, /proc of each container) only serves the memory checks switched off above.
+        conf.setLong(YarnConfiguration.RM_NM_HEARTBEAT_INTERVAL_MS, NM_HEARTBEAT_MS);
+        conf.setBoolean(YarnConfiguration.NM_CONTAINER_MONITOR_ENABLED, false);
         // Every container: this JVM's Java, and the stand-in nvidia-smi first on the PATH.
         Path bin = Files.createDirectories(dir.resolve("fake-gpu/bin"));
         copyExecutable("yarn/nvidia-smi", bin.resolve("nvidia-smi"));

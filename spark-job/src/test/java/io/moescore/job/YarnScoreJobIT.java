@@ -54,6 +54,7 @@ import org.junit.jupiter.api.io.TempDir;
  * (failsafe, after {@code package}). To keep its time down, YARN's containers run the jars in place
  * ({@code spark.yarn.jars=local:...}) instead of uploading 350 MB to HDFS per application.
  */
+@IntegrationTest
 class YarnScoreJobIT {
     private static final Duration JOB_TIMEOUT = Duration.ofSeconds(240);
     private static final Duration CHECK_TIMEOUT = Duration.ofSeconds(60);
@@ -302,7 +303,9 @@ class YarnScoreJobIT {
     /**
      * spark-submit options of these tests only: YARN runs the jars where they are (local:, this one machine is
      * every node), one CPU thread per executor, the 4 scoring tasks spread at once (no locality wait), smaller
-     * drivers and application masters, and no second application attempt after a failure.
+     * drivers and application masters, no second application attempt after a failure, and shorter polls: the
+     * application master's heartbeat to the ResourceManager (which brings it containers and news of lost ones;
+     * default 3 s) and spark-submit's application reports (default 1 s).
      */
     private static List<String> testSubmitOptions(boolean withSparkHome) {
         List<String> opts = new ArrayList<>();
@@ -311,7 +314,9 @@ class YarnScoreJobIT {
         }
         opts.addAll(List.of("--driver-memory", "768m", "--conf", "spark.yarn.am.memory=512m",
                 "--conf", "spark.yarn.maxAppAttempts=1", "--conf", "spark.moescore.cpuThreads=1",
-                "--conf", "spark.locality.wait=0s", "--conf", "spark.ui.enabled=false"));
+                "--conf", "spark.locality.wait=0s", "--conf", "spark.ui.enabled=false",
+                "--conf", "spark.yarn.scheduler.heartbeat.interval-ms=500",
+                "--conf", "spark.yarn.report.interval=250ms"));
         return opts;
     }
 

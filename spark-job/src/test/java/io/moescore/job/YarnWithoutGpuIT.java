@@ -20,6 +20,7 @@ import org.junit.jupiter.api.io.TempDir;
  * seconds, with exit 2 and a message naming {@code yarn.io/gpu}; without it YARN would accept the application and
  * its master would fail asking for executors. Needs the packaged build, as {@link YarnScoreJobIT}.
  */
+@IntegrationTest
 class YarnWithoutGpuIT {
     @TempDir
     Path tmp;
