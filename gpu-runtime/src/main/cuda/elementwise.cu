@@ -35,6 +35,87 @@ extern "C" __global__ void rmsnorm_f32(const float* __restrict__ x, const float*
     for (int i = threadIdx.x; i < group; i += blockDim.x) out[(size_t)g * group + i] = w[i] * (row[i] * scale);
 }
 
+// Whole-row RMSNorm that can also finish a residual add and feed the matrix products: one block per row; out may
+// be x (q and k's whole-projection norms run in place).
+//   delta != null:  x += delta first (stored back: the residual stream), then the norm of the new x
+//   out    != null:  out = w * x / sqrt(mean(x^2) + eps) in fp32 (for ops that read fp32: routers, gates)
+//   half   != null:  the same values rounded to T, as to_T_parts writes a GEMM input of one part, so the linear
+//                    layers, experts and lm_head read them without converting again (the same bits either way)
+// CPU twins: CpuBackend.addInPlace then CpuBackend.rmsNorm (Backend.addRmsNorm's default). Rows of a multiple of
+// 4 columns go 16 bytes at a time; the row is read twice (sum of squares, then the scaled writes), the second
+// time from L1/L2.
+template <typename T>
+__device__ __forceinline__ void rmsnorm_row(float* x, const float* __restrict__ delta,
+                                            const float* __restrict__ w, float* out,
+                                            T* __restrict__ half, int rows, int cols, float eps) {
+    __shared__ float scratch[32];
+    int r = blockIdx.x;
+    if (r >= rows) return;
+    float* row = x + (size_t)r * cols;
+    const float* d = delta ? delta + (size_t)r * cols : nullptr;
+    float ss = 0.f;
+    bool vec = (cols & 3) == 0;
+    if (vec) {
+        for (int i = threadIdx.x * 4; i < cols; i += blockDim.x * 4) {
+            float4 v = *reinterpret_cast<const float4*>(row + i);
+            if (d) {
+                float4 e = *reinterpret_cast<const float4*>(d + i);
+                v.x += e.x; v.y += e.y; v.z += e.z; v.w += e.w;
+                *reinterpret_cast<float4*>(row + i) = v;
+            }
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+    } else {
+        for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+            float v = row[i];
+            if (d) row[i] = v = v + d[i];
+            ss += v * v;
+        }
+    }
+    ss = block_sum(ss, scratch);  // its barriers also order the residual's stores before the reads below
+    float scale = rsqrtf(ss / cols + eps);
+    float* o = out ? out + (size_t)r * cols : nullptr;
+    T* hrow = half ? half + (size_t)r * cols : nullptr;
+    if (vec) {
+        for (int i = threadIdx.x * 4; i < cols; i += blockDim.x * 4) {
+            float4 v = *reinterpret_cast<const float4*>(row + i);
+            float4 g = *reinterpret_cast<const float4*>(w + i);
+            float4 y = make_float4(g.x * (v.x * scale), g.y * (v.y * scale), g.z * (v.z * scale), g.w * (v.w * scale));
+            if (o) *reinterpret_cast<float4*>(o + i) = y;
+            if (hrow) {
+                __align__(8) T q[4] = {to_half<T>(y.x), to_half<T>(y.y), to_half<T>(y.z), to_half<T>(y.w)};
+                *reinterpret_cast<uint2*>(hrow + i) = *reinterpret_cast<uint2*>(q);
+            }
+        }
+    } else {
+        for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+            float y = w[i] * (row[i] * scale);
+            if (o) o[i] = y;
+            if (hrow) hrow[i] = to_half<T>(y);
+        }
+    }
+}
+extern "C" __global__ void rmsnorm_rows_bf16(float* x, const float* __restrict__ delta,
+                                             const float* __restrict__ w, float* out,
+                                             bf16* __restrict__ half, int rows, int cols, float eps) {
+    rmsnorm_row(x, delta, w, out, half, rows, cols, eps);
+}
+extern "C" __global__ void rmsnorm_rows_f16(float* x, const float* __restrict__ delta,
+                                            const float* __restrict__ w, float* out,
+                                            f16* __restrict__ half, int rows, int cols, float eps) {
+    rmsnorm_row(x, delta, w, out, half, rows, cols, eps);
+}
+
+// fp32 values of a 16-bit tensor (toHost of an activation kept in 16 bits only).
+extern "C" __global__ void from_half_bf16(const bf16* __restrict__ h, float* __restrict__ out, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = half_to_float(h[i]);
+}
+extern "C" __global__ void from_half_f16(const f16* __restrict__ h, float* __restrict__ out, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = half_to_float(h[i]);
+}
+
 // Rotary embedding, rotate-half form, in place: one thread per (row, head, i < half).
 // invFreq is computed on the host exactly as transformers does (fp32), so both backends rotate alike.
 // copy (when not null) also receives the rotated values rounded to T: the half-precision q and k that

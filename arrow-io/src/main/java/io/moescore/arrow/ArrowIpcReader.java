@@ -6,9 +6,11 @@ import java.nio.channels.SeekableByteChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
+import org.apache.arrow.compression.CommonsCompressionFactory;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.vector.BaseVariableWidthVector;
+import org.apache.arrow.vector.BaseVariableWidthViewVector;
 import org.apache.arrow.vector.FieldVector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.complex.ListVector;
@@ -29,14 +31,17 @@ public final class ArrowIpcReader implements AutoCloseable {
     private final String source;
     private final IpcFormat format;
     private final ArrowReader reader;
-    private final VectorSchemaRoot root;
+    private final VectorSchemaRoot raw;
+    private final NormalizedRoot normalized;
     private long batchesRead;
 
-    private ArrowIpcReader(String source, IpcFormat format, ArrowReader reader, VectorSchemaRoot root) {
+    private ArrowIpcReader(String source, IpcFormat format, ArrowReader reader, VectorSchemaRoot raw,
+                           NormalizedRoot normalized) {
         this.source = source;
         this.format = format;
         this.reader = reader;
-        this.root = root;
+        this.raw = raw;
+        this.normalized = normalized;
     }
 
     /** Opens a local file. */
@@ -56,10 +61,11 @@ public final class ArrowIpcReader implements AutoCloseable {
             IpcFormat format = IpcFormat.detect(channel, source);
             IpcMessageCheck.check(channel, format, source);
             reader = format == IpcFormat.FILE
-                    ? new ArrowFileReader(channel, allocator)
-                    : new ArrowStreamReader(channel, allocator);
-            VectorSchemaRoot root = readSchema(reader, source);
-            return new ArrowIpcReader(source, format, reader, root);
+                    ? new ArrowFileReader(channel, allocator, CommonsCompressionFactory.INSTANCE)
+                    : new ArrowStreamReader(channel, allocator, CommonsCompressionFactory.INSTANCE);
+            VectorSchemaRoot raw = readSchema(reader, source);
+            NormalizedRoot normalized = NormalizedRoot.create(raw.getSchema(), reader, allocator, source);
+            return new ArrowIpcReader(source, format, reader, raw, normalized);
         } catch (IOException | RuntimeException e) {
             try {
                 if (reader != null) {
@@ -90,13 +96,19 @@ public final class ArrowIpcReader implements AutoCloseable {
         return format;
     }
 
+    /** The columns in the plain types {@link NormalizedRoot} reads them as (large lists as lists, ...). */
     public Schema schema() {
-        return root.getSchema();
+        return normalized.schema();
     }
 
-    /** The batch last loaded; reloaded in place by {@link #loadNextBatch()}. */
+    /** The columns as the file declares them (dictionary-encoded columns with their index type). */
+    public Schema fileSchema() {
+        return raw.getSchema();
+    }
+
+    /** The batch last loaded, in the plain types of {@link #schema()}; reloaded in place by {@link #loadNextBatch()}. */
     public VectorSchemaRoot root() {
-        return root;
+        return normalized.root();
     }
 
     /** Loads the next record batch into {@link #root()}; false at the end. */
@@ -107,7 +119,16 @@ public final class ArrowIpcReader implements AutoCloseable {
             }
             // Buffer sizes and offsets, so that corrupt input fails here rather than deep in whoever reads it.
             // (Not validateFull: it also decodes every string as UTF-8, copying each one.)
-            ValueVectorUtility.validate(root);
+            for (FieldVector vector : raw.getFieldVectors()) {
+                if (!(vector instanceof BaseVariableWidthViewVector)) { // Arrow Java cannot validate views: their
+                    ValueVectorUtility.validate(vector);                // utf8 copies are, below
+                }
+            }
+            normalized.load(raw, reader);
+            VectorSchemaRoot root = normalized.root();
+            if (normalized.rewrites()) {
+                ValueVectorUtility.validate(root);
+            }
             for (FieldVector vector : root.getFieldVectors()) {
                 checkOffsets(vector);
             }
@@ -139,6 +160,10 @@ public final class ArrowIpcReader implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
-        reader.close();
+        try {
+            normalized.close();
+        } finally {
+            reader.close();
+        }
     }
 }

@@ -45,6 +45,13 @@ public final class ArrowSchemas {
     public static Schema results(IdType idType, boolean tokenLogProbs, boolean topTokens) {
         List<Field> fields = new ArrayList<>();
         fields.add(Field.nullable(Columns.ID, idType.arrowType()));
+        fields.addAll(scores(tokenLogProbs, topTokens));
+        return new Schema(fields);
+    }
+
+    /** The result columns after {@code id}, in order (the Spark job's score columns). */
+    public static List<Field> scores(boolean tokenLogProbs, boolean topTokens) {
+        List<Field> fields = new ArrayList<>();
         fields.add(Field.notNullable(Columns.NUM_TOKENS, INT32));
         fields.add(Field.nullable(Columns.SUM_LOGPROB, FLOAT64));
         fields.add(Field.nullable(Columns.MEAN_NLL, FLOAT64));
@@ -56,7 +63,7 @@ public final class ArrowSchemas {
             fields.add(list(Columns.TOP_TOKENS, INT32));
         }
         fields.add(Field.nullable(Columns.ERROR, ArrowType.Utf8.INSTANCE));
-        return new Schema(fields);
+        return fields;
     }
 
     /**
@@ -74,16 +81,32 @@ public final class ArrowSchemas {
                     + ", expected int64 or utf8");
         }
         Field tokens = require(schema, Columns.TOKENS, where);
-        if (!(tokens.getType() instanceof ArrowType.List) || !tokens.getChildren().get(0).getType().equals(INT32)) {
+        if (!(tokens.getType() instanceof ArrowType.List) || !isTokenId(tokens.getChildren().get(0).getType())) {
             throw new ArrowSchemaException(where + "column " + Columns.TOKENS + " has type " + typeName(tokens)
-                    + ", expected list<int32>");
+                    + ", expected " + TOKEN_TYPES);
         }
         Field text = find(schema, Columns.TEXT);
-        if (text != null && !(text.getType() instanceof ArrowType.Utf8)) {
+        if (text != null && !isText(text.getType())) {
             throw new ArrowSchemaException(where + "column " + Columns.TEXT + " has type " + typeName(text)
-                    + ", expected utf8");
+                    + ", expected " + TEXT_TYPES);
         }
         return idType;
+    }
+
+    /** The token types read, as every reader's error message names them (after {@link NormalizedRoot}). */
+    public static final String TOKEN_TYPES = "list<int32> or list<int64> (or a large_list or "
+            + "fixed_size_list of them)";
+    /** The text types read. */
+    public static final String TEXT_TYPES = "utf8 (also large_utf8, string_view or dictionary<utf8>)";
+
+    /** Whether a list's values of this type are token ids: int32, or int64 (checked per id when read). */
+    public static boolean isTokenId(ArrowType type) {
+        return type instanceof ArrowType.Int i && i.getIsSigned() && (i.getBitWidth() == 32 || i.getBitWidth() == 64);
+    }
+
+    /** Whether a column of this type (after {@link NormalizedRoot}) is text. */
+    public static boolean isText(ArrowType type) {
+        return type instanceof ArrowType.Utf8 || type instanceof ArrowType.LargeUtf8;
     }
 
     /** The type of {@code field} as pyarrow prints it: int64, utf8, list&lt;int32&gt;, float32, ... */
@@ -101,10 +124,18 @@ public final class ArrowSchemas {
             };
             case Utf8 -> "utf8";
             case LargeUtf8 -> "large_utf8";
+            case Utf8View -> "string_view";
             case Binary -> "binary";
+            case LargeBinary -> "large_binary";
+            case BinaryView -> "binary_view";
             case Bool -> "bool";
             case List -> "list<" + typeName(field.getChildren().get(0)) + ">";
             case LargeList -> "large_list<" + typeName(field.getChildren().get(0)) + ">";
+            case FixedSizeList -> "fixed_size_list<" + typeName(field.getChildren().get(0)) + ">["
+                    + ((ArrowType.FixedSizeList) type).getListSize() + "]";
+            case ListView -> "list_view<" + typeName(field.getChildren().get(0)) + ">";
+            case Struct -> "struct<" + field.getChildren().stream().map(c -> c.getName() + ": " + typeName(c))
+                    .collect(Collectors.joining(", ")) + ">";
             default -> type.toString().toLowerCase(Locale.ROOT);
         };
     }

@@ -5,13 +5,15 @@ import java.nio.IntBuffer;
 import java.util.Objects;
 
 import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.vector.BigIntVector;
 import org.apache.arrow.vector.IntVector;
 import org.apache.arrow.vector.complex.ListVector;
 
 import io.moescore.batch.TokenBatch;
 
 /**
- * {@link TokenBatch} views of an Arrow {@code list<int32>} column, without copying tokens.
+ * {@link TokenBatch} views of an Arrow {@code list<int32>} column, without copying tokens ({@code list<int64>}
+ * columns are copied into int32 once).
  *
  * <p>The batch's token buffer is the list's int32 data buffer and its offsets are the list's offset buffer,
  * read in place (Arrow's offsets are absolute indices into the data, which is what TokenBatch wants). The view
@@ -38,9 +40,12 @@ public final class ArrowTokenBatches {
     /** Rows {@code fromRow .. fromRow + rowCount} of {@code tokens}, as sequences 0 .. rowCount-1. */
     public static TokenBatch view(ListVector tokens, int fromRow, int rowCount) {
         Objects.checkFromIndexSize(fromRow, rowCount, tokens.getValueCount());
+        if (tokens.getDataVector() instanceof BigIntVector wide) {
+            return narrowedCopy(tokens, wide, fromRow, rowCount);
+        }
         if (!(tokens.getDataVector() instanceof IntVector data)) {
             throw new ArrowSchemaException("column " + tokens.getName() + " has type "
-                    + ArrowSchemas.typeName(tokens.getField()) + ", expected list<int32>");
+                    + ArrowSchemas.typeName(tokens.getField()) + ", expected " + ArrowSchemas.TOKEN_TYPES);
         }
         if (rowCount == 0) {
             return new TokenBatch(IntBuffer.allocate(0), IntBuffer.wrap(new int[] {0}), 0);
@@ -95,6 +100,43 @@ public final class ArrowTokenBatches {
                 }
             }
         }
+    }
+
+    /**
+     * list&lt;int64&gt; rows copied into int32 (null entries empty); an id outside int32 or a null id is refused
+     * naming the row and position.
+     */
+    private static TokenBatch narrowedCopy(ListVector tokens, BigIntVector data, int fromRow, int rowCount) {
+        ArrowBuf offsetBuffer = tokens.getOffsetBuffer();
+        int[] offsets = new int[rowCount + 1];
+        long total = 0;
+        for (int i = 0; i < rowCount; i++) {
+            int row = fromRow + i;
+            total += tokens.isNull(row) ? 0 : offset(offsetBuffer, row + 1) - offset(offsetBuffer, row);
+            if (total > MAX_TOKENS) {
+                throw new IllegalArgumentException("column " + tokens.getName() + ": rows up to " + row + " span "
+                        + total + " tokens, more than one batch holds (" + MAX_TOKENS + "); use fewer rows");
+            }
+            offsets[i + 1] = (int) total;
+        }
+        int[] packed = new int[(int) total];
+        for (int i = 0; i < rowCount; i++) {
+            int row = fromRow + i;
+            int start = offset(offsetBuffer, row);
+            for (int j = 0; j < offsets[i + 1] - offsets[i]; j++) {
+                if (data.isNull(start + j)) {
+                    throw new IllegalArgumentException("column " + tokens.getName() + ", row " + row + ": token " + j
+                            + " is null; token ids must not be null");
+                }
+                long id = data.get(start + j);
+                if (id != (int) id) {
+                    throw new IllegalArgumentException("column " + tokens.getName() + ", row " + row + ": token id "
+                            + id + " at position " + j + " does not fit in int32");
+                }
+                packed[offsets[i] + j] = (int) id;
+            }
+        }
+        return new TokenBatch(IntBuffer.wrap(packed), IntBuffer.wrap(offsets), rowCount);
     }
 
     /** The rows with null entries emptied, copied into fresh arrays. */

@@ -67,6 +67,15 @@ public final class ScoreVectors {
         fillScores(root, scores.scores());
     }
 
+    /**
+     * Fills a root of the score columns only ({@link ArrowSchemas#scores}, no id), replacing what it held: row i is
+     * {@code scores.get(i)}.
+     */
+    public static void fill(VectorSchemaRoot root, List<SequenceScore> scores) {
+        root.allocateNew();
+        fillScores(root, scores);
+    }
+
     private static void fillScores(VectorSchemaRoot root, List<SequenceScore> scores) {
         IntVector numTokens = (IntVector) required(root, Columns.NUM_TOKENS);
         Float8Vector sum = (Float8Vector) required(root, Columns.SUM_LOGPROB);

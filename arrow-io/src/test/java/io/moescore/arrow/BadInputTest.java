@@ -122,12 +122,14 @@ class BadInputTest {
 
     @Test
     void wrongTokenType() throws IOException {
-        Path file = dir.resolve("int64-tokens.arrows");
+        Path file = dir.resolve("float-tokens.arrows");
         writeSchemaOnly(file, new Schema(List.of(Field.nullable("id", ArrowType.Utf8.INSTANCE),
                 new Field("tokens", FieldType.nullable(ArrowType.List.INSTANCE),
-                        List.of(Field.nullable("item", new ArrowType.Int(64, true)))))));
+                        List.of(Field.nullable("item", new ArrowType.FloatingPoint(
+                                org.apache.arrow.vector.types.FloatingPointPrecision.SINGLE)))))));
         ArrowSchemaException e = assertThrows(ArrowSchemaException.class, () -> ArrowTokenReader.open(file, allocator));
-        assertEquals(file + ": column tokens has type list<int64>, expected list<int32>", e.getMessage());
+        assertEquals(file + ": column tokens has type list<float32>, expected list<int32> or list<int64> (or a "
+                + "large_list or fixed_size_list of them)", e.getMessage());
     }
 
     @Test

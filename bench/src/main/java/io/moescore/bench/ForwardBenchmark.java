@@ -11,6 +11,7 @@ import io.moescore.engine.Engine;
 import io.moescore.batch.ScoreBatch;
 import io.moescore.engine.ScoreOptions;
 import io.moescore.batch.TokenBatch;
+import io.moescore.bench.roofline.OpCosts;
 import io.moescore.sparse.SparsityPattern;
 import java.io.File;
 import java.io.IOException;
@@ -70,6 +71,7 @@ public final class ForwardBenchmark {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
             root.put("model", model.toString());
             root.put("config", engine.config().toString());
+            root.set("dims", json.valueToTree(OpCosts.Dims.of(engine.config())));
             root.put("device", backend.deviceName());
             root.put("load_seconds", loadSeconds);
             root.put("precision", precision.userName());

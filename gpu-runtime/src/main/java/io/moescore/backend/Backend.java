@@ -51,6 +51,17 @@ public interface Backend extends AutoCloseable {
     /** A new activation tensor holding {@code values} (row-major rows x cols). */
     Tensor activation(float[] values, int rows, int cols);
 
+    /**
+     * A new activation for the output of {@link #rmsNorm} / {@link #addRmsNorm} over whole rows that feeds matrix
+     * products ({@link #linear}, {@link #experts}, {@link #ffn}, {@link #logProbs}): a backend may also keep it in
+     * its GEMM input precision, written in the norm's own pass, so that no product converts it again. Only those
+     * two norms may write it. {@code fp32Readers}: whether ops that read fp32 (the router, a shared expert's gate)
+     * read it too; false lets a backend keep the 16-bit copy alone.
+     */
+    default Tensor normedActivation(int rows, int cols, boolean fp32Readers) {
+        return activation(rows, cols);
+    }
+
     IntTensor ints(int[] values);
 
     /** Copies a tensor to the host (tests and diagnostics). */
@@ -65,6 +76,15 @@ public interface Backend extends AutoCloseable {
      * {@code out} may be {@code x}.
      */
     void rmsNorm(Tensor x, Tensor weight, int groupSize, float eps, Tensor out);
+
+    /**
+     * The residual add and the next norm in one step: x += delta, then out = rmsNorm(x) over whole rows. The
+     * default does exactly that in two ops; a backend may fuse them (one pass over x instead of three).
+     */
+    default void addRmsNorm(Tensor x, Tensor delta, Tensor weight, float eps, Tensor out) {
+        addInPlace(x, delta);
+        rmsNorm(x, weight, x.cols(), eps, out);
+    }
 
     /** out = x w^T (+ bias): x [T, in], w [outDim, in], bias null or [1, outDim], out [T, outDim]. */
     void linear(Tensor x, Tensor w, Tensor bias, Tensor out);

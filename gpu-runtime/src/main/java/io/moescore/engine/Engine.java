@@ -188,19 +188,25 @@ public final class Engine implements AutoCloseable {
              IntTensor targets = backend.ints(targetIds);
              IntTensor seqOffsets = backend.ints(seqOffsetArray);
              Tensor x = backend.activation(t, h);
-             Tensor normed = backend.activation(t, h);
+             // rmsnorm(x) read by matrix products only (q, k, v, lm_head): a backend may keep it in 16 bits alone
+             Tensor normed = backend.normedActivation(t, h, false);
+             // rmsnorm(x) before the feed-forward block: also read in fp32 (router, shared expert's gate)
+             Tensor ffnIn = backend.normedActivation(t, h, true);
              Tensor q = backend.activation(t, c.qDim());
              Tensor k = backend.activation(t, c.kvDim());
              Tensor v = backend.activation(t, c.kvDim());
              Tensor attn = backend.activation(t, c.qDim());
              Tensor mixed = backend.activation(t, h);
              Tensor routerLogits = backend.activation(t, c.numExperts())) {
-            // x = embedding[tokens]
+            // x = embedding[tokens]; normed = rmsnorm(x) for the first layer (every later norm comes with the
+            // residual add before it: x += delta; normed = rmsnorm(x), one backend op)
             backend.embed(weights.embedding(), tokens, x);
+            List<ModelWeights.Layer> layers = weights.layers();
+            backend.rmsNorm(x, layers.isEmpty() ? weights.finalNorm() : layers.get(0).inputNorm(), h,
+                    c.rmsNormEps(), normed);
             for (int l = 0; l < c.numLayers(); l++) {
-                ModelWeights.Layer layer = weights.layers().get(l);
-                // attention block: x += o( attention( rope(q), rope(k), v ) ), q k v from rmsnorm(x)
-                backend.rmsNorm(x, layer.inputNorm(), h, c.rmsNormEps(), normed);
+                ModelWeights.Layer layer = layers.get(l);
+                // attention block: x += o( attention( rope(q), rope(k), v ) ), q k v from normed = rmsnorm(x)
                 backend.linear(normed, layer.q(), layer.qBias(), q);
                 backend.linear(normed, layer.k(), layer.kBias(), k);
                 backend.linear(normed, layer.v(), layer.vBias(), v);
@@ -222,29 +228,30 @@ public final class Engine implements AutoCloseable {
                 backend.attention(q, k, v, seqOffsets, c.numHeads(), c.numKvHeads(), c.headDim(),
                         c.slidingWindow()[l], attn);
                 backend.linear(attn, layer.o(), layer.oBias(), mixed);
-                backend.addInPlace(x, mixed);
+                // x += mixed; ffnIn = rmsnorm(x)
+                backend.addRmsNorm(x, mixed, layer.postAttentionNorm(), c.rmsNormEps(), ffnIn);
 
-                // feed-forward block: x += moe(rmsnorm(x)) or dense ffn
-                backend.rmsNorm(x, layer.postAttentionNorm(), h, c.rmsNormEps(), normed);
+                // feed-forward block: x += moe(ffnIn) or dense ffn(ffnIn)
                 if (layer.isMoe()) {
-                    backend.linear(normed, layer.router(), null, routerLogits);
+                    backend.linear(ffnIn, layer.router(), null, routerLogits);
                     try (ExpertRouting routing = backend.route(routerLogits, router)) {
                         load.add(l, routing.tokensPerExpert());
                         int layerIndex = l;
-                        backend.experts(normed, routing, layer.experts(), mixed, seen == null ? null
+                        backend.experts(ffnIn, routing, layer.experts(), mixed, seen == null ? null
                                 : (expert, xs, rows, hidden, swiglu, ffn) ->
                                         seen.accept(layerIndex, expert, xs, rows, hidden, swiglu, ffn));
                     }
                     if (layer.sharedExpert() != null) {
-                        addSharedExpert(layer, normed, mixed, t);
+                        addSharedExpert(layer, ffnIn, mixed, t);
                     }
                 } else {
-                    backend.ffn(normed, layer.denseFfn(), mixed);
+                    backend.ffn(ffnIn, layer.denseFfn(), mixed);
                 }
-                backend.addInPlace(x, mixed);
+                // x += mixed; normed = rmsnorm(x) with the next layer's input norm, after the last the final norm
+                backend.addRmsNorm(x, mixed, l + 1 < layers.size() ? layers.get(l + 1).inputNorm()
+                        : weights.finalNorm(), c.rmsNormEps(), normed);
             }
-            // log p(target) = log_softmax(rmsnorm(x) lm_head^T)[target]
-            backend.rmsNorm(x, weights.finalNorm(), h, c.rmsNormEps(), normed);
+            // log p(target) = log_softmax(normed lm_head^T)[target], normed = rmsnorm(x) with the final norm
             return backend.logProbs(normed, weights.lmHead(), targets, topRows, topK);
         }
     }

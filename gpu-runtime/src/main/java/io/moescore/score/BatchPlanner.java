@@ -12,11 +12,12 @@ import java.util.List;
 
 /**
  * The batching of every scorer (score-local's {@link LocalScorer} and the Spark job's partition scorer): rows are
- * read a window at a time ({@link #windowFull}: about {@value #WINDOW_BATCHES} batches' worth of tokens), the
- * window's sequences are grouped shortest first into batches of at most {@code batchTokens} tokens (a longer
- * sequence gets a batch of its own), so sequences of similar length run together, and the scores come back in
- * input order. Scores do not depend on the plan: the CPU engine is batch-invariant, and so is the GPU in
- * deterministic mode.
+ * read a window at a time ({@link #windowFull}: about {@value #WINDOW_BATCHES} batches' worth of tokens), and the
+ * window's rows are scored in runs of consecutive rows of at most {@code batchTokens} tokens (a longer row gets a
+ * batch of its own), so that a batch is a slice of the window's token buffer (the columnar Spark path hands it to
+ * the engine without a copy) and the scores come back in input order. The engine packs a batch's sequences
+ * without padding, so ordering rows by length would buy nothing. Scores do not depend on the plan: the CPU engine
+ * is batch-invariant, and so is the GPU in deterministic mode.
  */
 public final class BatchPlanner {
     /** Rows read ahead are bounded by this many batches' worth of tokens (plus one row). */
@@ -31,30 +32,21 @@ public final class BatchPlanner {
     }
 
     /**
-     * The batches of sequences of these lengths: indices into {@code lengths}, shortest first (ties in input order),
-     * each batch at most {@code batchTokens} tokens unless it is one longer sequence.
+     * The batches of sequences of these lengths: runs of consecutive indices into {@code lengths}, each at most
+     * {@code batchTokens} tokens unless it is one longer sequence.
      */
     public static List<int[]> plan(int[] lengths, int batchTokens) {
-        Integer[] order = new Integer[lengths.length];
-        for (int i = 0; i < order.length; i++) {
-            order[i] = i;
-        }
-        Arrays.sort(order, (a, b) -> lengths[a] != lengths[b] ? Integer.compare(lengths[a], lengths[b])
-                : Integer.compare(a, b));
         List<int[]> batches = new ArrayList<>();
-        List<Integer> current = new ArrayList<>();
-        long tokens = 0;
-        for (int row : order) {
-            if (!current.isEmpty() && tokens + lengths[row] > batchTokens) {
-                batches.add(current.stream().mapToInt(Integer::intValue).toArray());
-                current.clear();
-                tokens = 0;
+        int from = 0;
+        while (from < lengths.length) {
+            int to = from;
+            long tokens = 0;
+            while (to < lengths.length && (to == from || tokens + lengths[to] <= batchTokens)) {
+                tokens += lengths[to];
+                to++;
             }
-            current.add(row);
-            tokens += lengths[row];
-        }
-        if (!current.isEmpty()) {
-            batches.add(current.stream().mapToInt(Integer::intValue).toArray());
+            batches.add(java.util.stream.IntStream.range(from, to).toArray());
+            from = to;
         }
         return batches;
     }

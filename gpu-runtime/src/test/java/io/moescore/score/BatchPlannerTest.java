@@ -11,13 +11,13 @@ import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
-/** The batch plan every scorer uses: length-sorted, bounded, every row exactly once. */
+/** The batch plan every scorer uses: runs of consecutive rows, bounded, every row exactly once, in order. */
 class BatchPlannerTest {
     @Test
-    void shortestFirstTiesInInputOrderAndBounded() {
-        List<int[]> plan = BatchPlanner.plan(new int[] {5, 1, 9, 1, 4, 20}, 10);
-        assertEquals(List.of("[1, 3, 4]", "[0]", "[2]", "[5]"), plan.stream().map(Arrays::toString).toList(),
-                "lengths 1, 1, 4 | 5 | 9 | 20 (alone, above the bound)");
+    void consecutiveRowsBounded() {
+        List<int[]> plan = BatchPlanner.plan(new int[] {5, 1, 9, 1, 4, 20, 3}, 10);
+        assertEquals(List.of("[0, 1]", "[2, 3]", "[4]", "[5]", "[6]"), plan.stream().map(Arrays::toString).toList(),
+                "lengths 5, 1 | 9, 1 | 4 | 20 (alone, above the bound) | 3");
     }
 
     @Test
@@ -32,15 +32,13 @@ class BatchPlannerTest {
             }
             int bound = 1 + random.nextInt(600);
             List<Integer> seen = new ArrayList<>();
-            int previousLongest = -1;
             for (int[] batch : BatchPlanner.plan(lengths, bound)) {
                 assertTrue(batch.length > 0, "seed " + seed);
                 long tokens = 0;
                 for (int row : batch) {
                     seen.add(row);
                     tokens += lengths[row];
-                    assertTrue(lengths[row] >= previousLongest, "sorted by length, seed " + seed);
-                    previousLongest = lengths[row];
+                    assertEquals(seen.size() - 1, row, "consecutive, in input order, seed " + seed);
                 }
                 assertTrue(tokens <= bound || batch.length == 1, "bounded, seed " + seed);
             }

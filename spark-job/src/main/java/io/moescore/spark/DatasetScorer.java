@@ -23,6 +23,7 @@ import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
+import org.apache.spark.sql.vectorized.ColumnarBatch;
 
 /**
  * The one scoring path of {@link MoeScorer} and so of {@link MoeScoreJob}: checks the input's columns, the model's
@@ -47,13 +48,26 @@ public final class DatasetScorer {
      */
     static Dataset<Row> score(Dataset<Row> input, ScoringSpec spec, String scoresStruct, ResourceProfile gpuProfile,
                               TaskReports reports) {
+        checkModel(spec);
+        return score(input, spec, scoresStruct, gpuProfile, reports, PartitionScorer.EXECUTOR_ENGINES);
+    }
+
+    /**
+     * {@link #score(Dataset, ScoringSpec, String, ResourceProfile, TaskReports)} with batches scored by
+     * {@code engines} (the model is not read here). A columnar scan's batches are scored as they are
+     * ({@link PartitionScorer.Columnar}); any other input row by row ({@link PartitionScorer.Rows}).
+     */
+    static Dataset<Row> score(Dataset<Row> input, ScoringSpec spec, String scoresStruct, ResourceProfile gpuProfile,
+                              TaskReports reports, PartitionScorer.EngineSource engines) {
         StructType outSchema = outputSchema(input.schema(), spec.tokensColumn(), spec.textColumn(),
                 spec.settings().tokenLogProbs(), spec.settings().topK(), scoresStruct);
-        checkModel(spec);
         InputLayout layout = layout(input.schema(), spec.tokensColumn(), spec.textColumn());
         checkTokenizer(spec, layout);
-        JavaRDD<InternalRow> scored = SparkInternals.internalRows(input)
-                .mapPartitions(new PartitionScorer(spec, layout, scoresStruct != null, reports));
+        JavaRDD<ColumnarBatch> batches = SparkInternals.columnarBatches(input);
+        JavaRDD<InternalRow> scored = batches != null
+                ? batches.mapPartitions(new PartitionScorer.Columnar(spec, layout, scoresStruct, reports, engines))
+                : SparkInternals.internalRows(input)
+                        .mapPartitions(new PartitionScorer.Rows(spec, layout, scoresStruct, reports, engines));
         if (gpuProfile != null) {
             scored = withProfile(scored, gpuProfile);
         }

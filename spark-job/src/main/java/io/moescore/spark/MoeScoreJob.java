@@ -192,7 +192,10 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
         TaskReports reports = TaskReports.register(spark.sparkContext());
         CollectionAccumulator<TaskStats> stats = reports.stats();
         List<Column> output = new ArrayList<>();
-        output.add(column(options.idColumn()));
+        Column id = column(options.idColumn());
+        // int ids are written as bigint, the output's one integer id type (after scoring: the scan stays columnar)
+        output.add(widenedId(input.schema().apply(options.idColumn()).dataType())
+                ? id.cast(DataTypes.LongType).as(options.idColumn()) : id);
         scorer.scoreColumns().forEach(c -> output.add(column(c)));
         Dataset<Row> scores = scorer.score(input, reports).select(output.toArray(Column[]::new));
         // names the scoring jobs in Spark's UI (and lets tests tell them from schema inference or listing jobs)
@@ -239,12 +242,9 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
             throw new IllegalArgumentException("input has no column '" + options.idColumn() + "' (columns: " + names + ")");
         }
         DataType idType = input.schema().apply(options.idColumn()).dataType();
-        if (idType.equals(DataTypes.IntegerType)) {
-            throw new IllegalArgumentException("column '" + options.idColumn() + "' has type int: cast it to bigint");
-        }
-        if (!idType.equals(DataTypes.StringType) && !idType.equals(DataTypes.LongType)) {
+        if (!idType.equals(DataTypes.StringType) && !idType.equals(DataTypes.LongType) && !widenedId(idType)) {
             throw new IllegalArgumentException("column '" + options.idColumn() + "' has type " + idType.simpleString()
-                    + ", expected bigint or string");
+                    + ", expected bigint, int or string");
         }
         List<Column> used = new ArrayList<>();
         for (String name : List.of(options.idColumn(), options.tokensColumn(), options.textColumn(),
@@ -254,6 +254,12 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
             }
         }
         return input.select(used.toArray(Column[]::new));
+    }
+
+    /** Ids of these types (int, smallint, tinyint) are read and written as bigint. */
+    private static boolean widenedId(DataType type) {
+        return type.equals(DataTypes.IntegerType) || type.equals(DataTypes.ShortType)
+                || type.equals(DataTypes.ByteType);
     }
 
     /** A column by its exact name (dots and other characters taken literally). */

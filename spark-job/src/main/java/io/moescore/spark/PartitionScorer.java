@@ -1,77 +1,180 @@
 package io.moescore.spark;
 
 import io.moescore.backend.GpuFaultException;
-import io.moescore.engine.Engine;
 import io.moescore.batch.ExpertLoad;
-import io.moescore.engine.ScoreOptions;
 import io.moescore.batch.SequenceScore;
+import io.moescore.engine.Engine;
+import io.moescore.engine.ScoreOptions;
+import io.moescore.model.TextTokenizer;
 import io.moescore.score.BatchPlanner;
+import java.io.Serializable;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
+import java.util.function.Supplier;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.FlatMapFunction;
 import org.apache.spark.resource.ResourceInformation;
 import org.apache.spark.sql.catalyst.InternalRow;
-import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
 import org.apache.spark.sql.catalyst.expressions.JoinedRow;
-import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData;
-import org.apache.spark.unsafe.types.UTF8String;
+import org.apache.spark.sql.vectorized.ColumnVector;
+import org.apache.spark.sql.vectorized.ColumnarBatch;
+import org.apache.spark.util.TaskCompletionListener;
 import scala.Option;
 
 /**
- * Scores one partition: reads rows a window at a time (token arrays copied out of Spark's rows as primitive
- * arrays, never boxed), groups them into batches of similar length ({@link BatchPlanner}, as score-local does),
- * scores them on this executor's shared engine and emits one output row per input row, in input order: the input
- * row's columns followed by the score columns, or by one struct holding them. A row that cannot be scored gets
- * {@code error}; it never fails the task.
+ * Scores one partition on this executor's shared engine and emits one output row per input row, in input order:
+ * the input row's columns followed by the score columns, or by one struct holding them. A row that cannot be
+ * scored gets {@code error}; it never fails the task. Two inputs, one scoring ({@link ScoringTask}):
+ * <ul>
+ *   <li>{@link Columnar}: the partition's column batches (a columnar scan: Arrow, Parquet). Tokens are read from
+ *       the vectors ({@link BatchTokens}: in place for Arrow {@code list<int32>}), scores written into Arrow
+ *       vectors, and each output row is a view of the input batch's columns and the score vectors: no object
+ *       and no copy per row.</li>
+ *   <li>{@link Rows}: any other DataFrame's rows (JSON, a repartitioned or computed input), copied a window at a
+ *       time (Spark reuses the row it hands out), their token arrays packed into one window.</li>
+ * </ul>
  */
-final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, InternalRow> {
-    private final ScoringSpec spec;
-    private final InputLayout layout;
-    private final boolean scoresInOneStruct;
-    private final TaskReports reports;
+abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, InternalRow> {
+    final ScoringSpec spec;
+    final InputLayout layout;
+    final String scoresStruct;
+    final TaskReports reports;
+    final EngineSource engines;
 
-    /** @param reports where each task reports what it scored (window by window, and at its end), or null for none */
-    PartitionScorer(ScoringSpec spec, InputLayout layout, boolean scoresInOneStruct, TaskReports reports) {
-        this.spec = spec;
-        this.layout = layout;
-        this.scoresInOneStruct = scoresInOneStruct;
-        this.reports = reports;
+    /** Where a task gets what scores its batches: the executor's shared engine, or a stand-in (benchmarks). */
+    interface EngineSource extends Serializable {
+        Scoring open(ScoringSpec spec, int device);
     }
 
-    /** One input row as the scorer holds it: the row itself (copied: Spark reuses the one it hands out). */
-    private record Pending(InternalRow input, int[] tokens, String error) {
+    /**
+     * What a task scores with: batches, the expert load's shape, the device's name and the text tokenizer.
+     */
+    record Scoring(ScoringTask.BatchScorer scorer, int numLayers, int numExperts, String device,
+                   Supplier<TextTokenizer> tokenizer) {
     }
 
-    @Override
-    public Iterator<InternalRow> call(Iterator<InternalRow> rows) {
-        TaskContext task = TaskContext.get();
-        int device = gpuAddress(task);
+    /** The executor's shared engine ({@link ExecutorEngines}). */
+    static final EngineSource EXECUTOR_ENGINES = (spec, device) -> {
         ExecutorEngines.Loaded loaded = ExecutorEngines.get(spec, device);
         Engine engine = loaded.engine();
-        ScoreOptions options = new ScoreOptions(spec.settings().tokenLogProbs(), spec.settings().topK());
-        ExpertLoad load = new ExpertLoad(engine.config().numLayers(), engine.config().numExperts());
-        long start = System.nanoTime();
-        long[] counts = new long[3]; // rows, error rows, tokens
+        return new Scoring(engine::score, engine.config().numLayers(), engine.config().numExperts(),
+                engine.backend().deviceName(), loaded::tokenizer);
+    };
 
+    /** @param reports where each task reports what it scored (window by window, and at its end), or null for none */
+    PartitionScorer(ScoringSpec spec, InputLayout layout, String scoresStruct, TaskReports reports,
+                    EngineSource engines) {
+        this.spec = spec;
+        this.layout = layout;
+        this.scoresStruct = scoresStruct;
+        this.reports = reports;
+        this.engines = engines;
+    }
+
+    /** Scores a partition of column batches. */
+    static final class Columnar extends PartitionScorer<ColumnarBatch> {
+        Columnar(ScoringSpec spec, InputLayout layout, String scoresStruct, TaskReports reports,
+                 EngineSource engines) {
+            super(spec, layout, scoresStruct, reports, engines);
+        }
+
+        @Override
+        Iterator<InternalRow> scoreNext(Iterator<ColumnarBatch> batches, ScoringTask task, Scoring scoring) {
+            ColumnarBatch in = batches.next();
+            BatchTokens tokens = new BatchTokens(in, layout, scoring.tokenizer());
+            List<SequenceScore> scores = new ArrayList<>(in.numRows());
+            while (tokens.hasNext()) {
+                scores.addAll(Arrays.asList(task.score(tokens.next(spec.settings().batchTokens()))));
+            }
+            ColumnVector[] scoreColumns = task.fill(scores);
+            ColumnVector[] columns = new ColumnVector[in.numCols() + scoreColumns.length];
+            for (int c = 0; c < in.numCols(); c++) {
+                columns[c] = in.column(c);
+            }
+            System.arraycopy(scoreColumns, 0, columns, in.numCols(), scoreColumns.length);
+            // views of this batch: the input iterator is not moved until every one has been consumed
+            return new ColumnarBatch(columns, in.numRows()).rowIterator();
+        }
+    }
+
+    /** Scores a partition of rows. */
+    static final class Rows extends PartitionScorer<InternalRow> {
+        Rows(ScoringSpec spec, InputLayout layout, String scoresStruct, TaskReports reports, EngineSource engines) {
+            super(spec, layout, scoresStruct, reports, engines);
+        }
+
+        @Override
+        Iterator<InternalRow> scoreNext(Iterator<InternalRow> rows, ScoringTask task, Scoring scoring) {
+            List<InternalRow> inputs = new ArrayList<>();
+            List<int[]> tokens = new ArrayList<>();
+            List<String> errors = new ArrayList<>();
+            long read = 0;
+            while (rows.hasNext() && !BatchPlanner.windowFull(read, spec.settings().batchTokens())) {
+                InternalRow row = rows.next().copy();
+                RowTokens t = RowTokens.of(row, layout, scoring.tokenizer());
+                inputs.add(row);
+                tokens.add(t.tokens());
+                errors.add(t.error());
+                read += t.tokens() == null ? 0 : t.tokens().length;
+            }
+            SequenceScore[] scores = task.score(BatchTokens.Window.of(tokens.toArray(int[][]::new),
+                    errors.toArray(String[]::new)));
+            ColumnarBatch scoreBatch = new ColumnarBatch(task.fill(Arrays.asList(scores)), scores.length);
+            JoinedRow joined = new JoinedRow();
+            Iterator<InternalRow> scoreRows = scoreBatch.rowIterator();
+            Iterator<InternalRow> input = inputs.iterator();
+            return new Iterator<>() {
+                @Override
+                public boolean hasNext() {
+                    return input.hasNext();
+                }
+
+                @Override
+                public InternalRow next() {
+                    return joined.apply(input.next(), scoreRows.next());
+                }
+            };
+        }
+    }
+
+    /** The output rows of the next batch or window of the input (called while the input has more). */
+    abstract Iterator<InternalRow> scoreNext(Iterator<T> input, ScoringTask task, Scoring scoring);
+
+    @Override
+    public Iterator<InternalRow> call(Iterator<T> input) {
+        TaskContext context = TaskContext.get();
+        Scoring scoring = engines.open(spec, gpuAddress(context));
+        ScoreOptions options = new ScoreOptions(spec.settings().tokenLogProbs(), spec.settings().topK());
+        ExpertLoad load = new ExpertLoad(scoring.numLayers(), scoring.numExperts());
+        ScoringTask task = new ScoringTask(scoring.scorer(), options, spec.settings().batchTokens(), load,
+                scoresStruct, reports);
+        if (context != null) {
+            context.addTaskCompletionListener((TaskCompletionListener) c -> task.close());
+        }
+        long start = System.nanoTime();
         return new Iterator<>() {
-            private Iterator<InternalRow> ready = java.util.Collections.emptyIterator();
+            private Iterator<InternalRow> ready = Collections.emptyIterator();
             private boolean reported;
 
             @Override
             public boolean hasNext() {
-                while (!ready.hasNext() && rows.hasNext()) {
+                while (!ready.hasNext() && input.hasNext()) {
                     try {
-                        ready = scoreWindow(readWindow(rows, loaded), engine, options, load, counts).iterator();
+                        ready = scoreNext(input, task, scoring);
                     } catch (GpuFaultException e) {
                         throw GpuFaultContainment.contain(e);
                     }
                 }
                 if (!ready.hasNext() && !reported) {
                     reported = true;
-                    report(task, engine, load, counts, start, System.nanoTime());
+                    report(context, scoring.device(), load, task.counts, start, System.nanoTime());
+                    if (context == null) {
+                        task.close();
+                    }
                 }
                 return ready.hasNext();
             }
@@ -103,71 +206,7 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
         }
     }
 
-    private List<Pending> readWindow(Iterator<InternalRow> rows, ExecutorEngines.Loaded loaded) {
-        List<Pending> window = new ArrayList<>();
-        long tokens = 0;
-        while (rows.hasNext() && !BatchPlanner.windowFull(tokens, spec.settings().batchTokens())) {
-            Pending p = read(rows.next(), loaded);
-            window.add(p);
-            tokens += p.tokens() == null ? 0 : p.tokens().length;
-        }
-        return window;
-    }
-
-    private Pending read(InternalRow reused, ExecutorEngines.Loaded loaded) {
-        InternalRow row = reused.copy();
-        RowTokens read = RowTokens.of(row, layout, loaded::tokenizer);
-        return new Pending(row, read.tokens(), read.error());
-    }
-
-    private List<InternalRow> scoreWindow(List<Pending> window, Engine engine, ScoreOptions options, ExpertLoad load,
-                                          long[] counts) {
-        SequenceScore[] scores = BatchPlanner.score(engine,
-                window.stream().map(p -> p.error() == null ? p.tokens() : null).toList(), options,
-                spec.settings().batchTokens(), load);
-        List<InternalRow> out = new ArrayList<>(window.size());
-        long tokensBefore = counts[2];
-        for (int i = 0; i < window.size(); i++) {
-            Pending p = window.get(i);
-            SequenceScore s = scores[i];
-            String error = s == null ? p.error() : s.error();
-            counts[0]++;
-            counts[2] += p.tokens() == null ? 0 : p.tokens().length;
-            if (error != null) {
-                counts[1]++;
-            }
-            out.add(outputRow(p, s, error));
-        }
-        if (reports != null) {
-            reports.scored(window.size(), counts[2] - tokensBefore);
-        }
-        return out;
-    }
-
-    private InternalRow outputRow(Pending p, SequenceScore s, String error) {
-        InternalRow scores = scoreRow(p, s, error);
-        return new JoinedRow(p.input(), scoresInOneStruct ? new GenericInternalRow(new Object[] {scores}) : scores);
-    }
-
-    /** The score columns in {@link DatasetScorer#scoreFields} order. */
-    private InternalRow scoreRow(Pending p, SequenceScore s, String error) {
-        boolean ok = error == null;
-        List<Object> values = new ArrayList<>(7);
-        values.add(p.tokens() == null ? 0 : p.tokens().length);
-        values.add(ok ? s.sumLogProbOrNull() : null);  // as every output writes them (SequenceScore)
-        values.add(ok ? s.meanNllOrNull() : null);
-        values.add(ok ? s.perplexityOrNull() : null);
-        if (spec.settings().tokenLogProbs()) {
-            values.add(ok ? UnsafeArrayData.fromPrimitiveArray(s.tokenLogProbs()) : null);
-        }
-        if (spec.settings().topK() > 0) {
-            values.add(ok ? UnsafeArrayData.fromPrimitiveArray(s.topTokens()) : null);
-        }
-        values.add(error == null ? null : UTF8String.fromString(error));
-        return new GenericInternalRow(values.toArray());
-    }
-
-    private void report(TaskContext task, Engine engine, ExpertLoad load, long[] counts, long startNanos,
+    private void report(TaskContext task, String device, ExpertLoad load, long[] counts, long startNanos,
                         long endNanos) {
         if (task == null || reports == null) {
             return;
@@ -185,6 +224,6 @@ final class PartitionScorer implements FlatMapFunction<Iterator<InternalRow>, In
             // keep what Spark told us
         }
         reports.stats().add(new TaskStats(task.stageId(), task.partitionId(), task.attemptNumber(), executor, host,
-                engine.backend().deviceName(), counts[0], counts[1], counts[2], startNanos, endNanos, perLayer));
+                device, counts[0], counts[1], counts[2], startNanos, endNanos, perLayer));
     }
 }

@@ -12,8 +12,7 @@ import org.apache.spark.sql.catalyst.util.ArrayData;
 record RowTokens(int[] tokens, String error) {
     static RowTokens of(InternalRow row, InputLayout layout, Supplier<TextTokenizer> tokenizer) {
         if (layout.corruptRecord() >= 0 && !row.isNullAt(layout.corruptRecord())) {
-            String raw = row.getUTF8String(layout.corruptRecord()).toString();
-            return failed("malformed input record: " + (raw.length() > 200 ? raw.substring(0, 200) + "..." : raw));
+            return failed(malformed(row.getUTF8String(layout.corruptRecord()).toString()));
         }
         if (layout.tokens() >= 0 && !row.isNullAt(layout.tokens())) {
             return ids(row.getArray(layout.tokens()), layout.tokensAreLong());
@@ -22,11 +21,36 @@ record RowTokens(int[] tokens, String error) {
             try {
                 return new RowTokens(tokenizer.get().encode(row.getUTF8String(layout.text()).toString()), null);
             } catch (RuntimeException e) {
-                return failed("cannot tokenize text: " + e.getMessage());
+                return failed(notTokenized(e));
             }
         }
-        return failed(layout.tokens() < 0 ? "text is null"
-                : layout.text() < 0 ? "tokens is null" : "both tokens and text are null");
+        return failed(missing(layout));
+    }
+
+    /** The error of a row Spark's JSON reader could not parse ({@code raw}: the line). */
+    static String malformed(String raw) {
+        return "malformed input record: " + (raw.length() > 200 ? raw.substring(0, 200) + "..." : raw);
+    }
+
+    /** The error of a row whose text the tokenizer refused. */
+    static String notTokenized(RuntimeException e) {
+        return "cannot tokenize text: " + e.getMessage();
+    }
+
+    /** The error of a row with neither tokens nor text. */
+    static String missing(InputLayout layout) {
+        return layout.tokens() < 0 ? "text is null"
+                : layout.text() < 0 ? "tokens is null" : "both tokens and text are null";
+    }
+
+    /** The error of a row holding an id outside int32. */
+    static String outsideInt(long id, int position) {
+        return "token id " + id + " at position " + position + " is outside the vocabulary";
+    }
+
+    /** The error of a row holding a null id. */
+    static String nullId(int position) {
+        return "tokens[" + position + "] is null";
     }
 
     private static RowTokens failed(String error) {
@@ -37,7 +61,7 @@ record RowTokens(int[] tokens, String error) {
         int n = array.numElements();
         for (int i = 0; i < n; i++) {
             if (array.isNullAt(i)) {
-                return failed("tokens[" + i + "] is null");
+                return failed(nullId(i));
             }
         }
         if (!tokensAreLong) {
@@ -47,7 +71,7 @@ record RowTokens(int[] tokens, String error) {
         int[] ids = new int[n];
         for (int i = 0; i < n; i++) {
             if (wide[i] < Integer.MIN_VALUE || wide[i] > Integer.MAX_VALUE) {
-                return failed("token id " + wide[i] + " at position " + i + " is outside the vocabulary");
+                return failed(outsideInt(wide[i], i));
             }
             ids[i] = (int) wide[i];
         }

@@ -11,7 +11,6 @@ import org.apache.spark.sql.connector.catalog.TableProvider;
 import org.apache.spark.sql.connector.expressions.Transform;
 import org.apache.spark.sql.sources.DataSourceRegister;
 import org.apache.spark.sql.types.StructType;
-import org.apache.spark.sql.util.ArrowUtils;
 import org.apache.spark.sql.util.CaseInsensitiveStringMap;
 
 /**
@@ -47,7 +46,7 @@ public final class ArrowDataSource implements TableProvider, DataSourceRegister 
         Configuration conf = arrowOptions.hadoopConf();
         try {
             List<String> files = HadoopFiles.listArrowFiles(arrowOptions.paths(), conf);
-            return ArrowUtils.fromArrowSchema(HadoopFiles.readSchema(files.get(0), conf));
+            return HadoopFiles.sparkSchema(HadoopFiles.readSchema(files.get(0), conf), files.get(0));
         } catch (IOException e) {
             throw new UncheckedIOException(e.getMessage(), e);
         }

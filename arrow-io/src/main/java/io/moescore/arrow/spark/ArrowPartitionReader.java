@@ -57,12 +57,7 @@ final class ArrowPartitionReader implements PartitionReader<ColumnarBatch> {
     /** The file's vectors for the columns read, after checking the file against the table's schema. */
     private static ColumnVector[] columns(ArrowIpcReader in, String file, StructType tableSchema,
                                           StructType readSchema) {
-        StructType fileSchema;
-        try {
-            fileSchema = ArrowUtils.fromArrowSchema(in.schema());
-        } catch (RuntimeException e) {
-            throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
-        }
+        StructType fileSchema = HadoopFiles.sparkSchema(in.schema(), file);
         ColumnVector[] columns = new ColumnVector[readSchema.length()];
         for (int i = 0; i < columns.length; i++) {
             StructField wanted = readSchema.fields()[i];

@@ -9,15 +9,21 @@ import java.util.Comparator;
 import java.util.List;
 
 import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.vector.types.pojo.Field;
 import org.apache.arrow.vector.types.pojo.Schema;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FSDataInputStream;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.Metadata;
+import org.apache.spark.sql.types.StructField;
+import org.apache.spark.sql.types.StructType;
 import org.apache.spark.sql.util.ArrowUtils;
 
 import io.moescore.arrow.ArrowIpcReader;
+import io.moescore.arrow.ArrowSchemas;
 import io.moescore.arrow.IpcFormat;
 
 /** Finding and opening Arrow files on a Hadoop file system. */
@@ -66,6 +72,25 @@ final class HadoopFiles {
         long size = fs.getFileStatus(path).getLen();
         FSDataInputStream in = fs.open(path);
         return new HadoopInputChannel(in, size);
+    }
+
+    /**
+     * The Spark schema of an Arrow schema (after {@link io.moescore.arrow.NormalizedRoot}), column by column: a
+     * column of a type Spark cannot hold is refused naming {@code file}, the column and its Arrow type.
+     */
+    static StructType sparkSchema(Schema arrow, String file) {
+        List<StructField> fields = new ArrayList<>();
+        for (Field f : arrow.getFields()) {
+            DataType type;
+            try {
+                type = ArrowUtils.fromArrowField(f);
+            } catch (RuntimeException e) {
+                throw new IllegalArgumentException(file + ": column " + f.getName() + " has type "
+                        + ArrowSchemas.typeName(f) + ", which Spark cannot read", e);
+            }
+            fields.add(new StructField(f.getName(), type, f.isNullable(), Metadata.empty()));
+        }
+        return new StructType(fields.toArray(StructField[]::new));
     }
 
     /** The Arrow schema of {@code file}, read from its header (stream) or footer (file). */

@@ -170,7 +170,7 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor activation(int rows, int cols) {
         DevicePool pool = gpu.pool();
-        return new CudaTensor(rows, cols, pool.allocate((long) rows * cols * 4), null, 1, pool);
+        return CudaTensor.activation(rows, cols, pool, true, false);
     }
 
     @Override
@@ -186,6 +186,17 @@ public final class CudaBackend implements Backend {
         });
     }
 
+    /**
+     * At bf16 and fp16 precision a normed activation keeps the GEMM input copy its norm writes (one 16-bit part),
+     * and fp32 values only where fp32 readers need them; at split-bf16 it is a plain activation (the products
+     * there take two or three parts, converted per product).
+     */
+    @Override
+    public Tensor normedActivation(int rows, int cols, boolean fp32Readers) {
+        boolean copy = precision() != Precision.SPLIT_BF16;
+        return CudaTensor.activation(rows, cols, gpu.pool(), fp32Readers || !copy, copy);
+    }
+
     @Override
     public IntTensor ints(int[] values) {
         return launcher.guarded("upload", () -> launcher.upload(values.clone()));
@@ -193,7 +204,19 @@ public final class CudaBackend implements Backend {
 
     @Override
     public float[] toHost(Tensor t) {
-        return launcher.download(CudaTensor.of(t));
+        CudaTensor c = CudaTensor.of(t);
+        if (c.f32 != null || c.currentCopy() == null) {
+            return launcher.download(c);
+        }
+        // a normed activation kept in 16 bits only: widened on the device first
+        try (CudaTensor wide = (CudaTensor) activation(c.rows, c.cols)) {
+            launcher.guarded("toHost", () -> {
+                launcher.launch(type.fromHalfKernel, blocks(c.elements(), 256), 1, 256, 0, c.currentCopy(), wide.f32,
+                        c.elements());
+                return null;
+            });
+            return launcher.download(wide);
+        }
     }
 
     // ---- the ops ------------------------------------------------------------------------------------------
@@ -202,7 +225,7 @@ public final class CudaBackend implements Backend {
     public void embed(Tensor table, IntTensor ids, Tensor out) {
         launcher.timed("embed", () -> {
             CudaTensor t = CudaTensor.of(table);
-            CudaTensor o = CudaTensor.of(out);
+            CudaTensor o = CudaTensor.output(out, "embed");
             launcher.launch(type.embedKernel, ids.length(), 1, 256, 0, t.half, CudaTensor.Ints.of(ids).device, o.f32,
                     ids.length(), t.cols, t.parts);
         });
@@ -213,14 +236,55 @@ public final class CudaBackend implements Backend {
         launcher.timed("rmsNorm", () -> {
             CudaTensor in = CudaTensor.of(x);
             CudaTensor w = CudaTensor.of(weight);
+            CudaTensor o = CudaTensor.of(out);
             if (w.cols != groupSize || in.cols % groupSize != 0) {
                 throw new IllegalArgumentException("rmsNorm over groups of " + groupSize + " of " + in.cols
                         + " columns with " + w.cols + " weights");
             }
+            if (o.hasCopy()) {
+                if (groupSize != in.cols) {
+                    throw new IllegalArgumentException("rmsNorm into a normed activation needs whole rows, not groups "
+                            + "of " + groupSize + " of " + in.cols + " columns");
+                }
+                normRows(in, null, w, o, eps);
+                return;
+            }
             long groups = in.elements() / groupSize;
-            launcher.launch("rmsnorm_f32", groups, 1, groupSize >= 1024 ? 256 : 128, 0, in.f32,
-                    w.requireF32("rmsNorm"), CudaTensor.of(out).f32, (int) groups, groupSize, eps);
+            launcher.launch("rmsnorm_f32", groups, 1, groupSize >= 1024 ? 256 : 128, 0, in.requireF32("rmsNorm"),
+                    w.requireF32("rmsNorm"), CudaTensor.output(out, "rmsNorm").f32, (int) groups, groupSize, eps);
         });
+    }
+
+    /** One pass over x (elementwise.cu, rmsnorm_rows_T): x += delta, then out's fp32 values and 16-bit copy. */
+    @Override
+    public void addRmsNorm(Tensor x, Tensor delta, Tensor weight, float eps, Tensor out) {
+        launcher.timed("addRmsNorm", () -> {
+            CudaTensor in = CudaTensor.output(x, "addRmsNorm's residual");
+            CudaTensor d = CudaTensor.of(delta);
+            CudaTensor w = CudaTensor.of(weight);
+            CudaTensor o = CudaTensor.of(out);
+            if (d.rows != in.rows || d.cols != in.cols || w.cols != in.cols) {
+                throw new IllegalArgumentException("addRmsNorm: x " + in.rows + "x" + in.cols + ", delta " + d.rows
+                        + "x" + d.cols + ", weight of " + w.cols);
+            }
+            normRows(in, d.requireF32("addRmsNorm"), w, o, eps);
+        });
+    }
+
+    private void normRows(CudaTensor x, CUdeviceptr delta, CudaTensor w, CudaTensor out, float eps) {
+        if (out.rows != x.rows || out.cols != x.cols) {
+            throw new IllegalArgumentException("rmsNorm of " + x.rows + "x" + x.cols + " into " + out.rows + "x"
+                    + out.cols);
+        }
+        CUdeviceptr copy = out.hasCopy() ? out.copyBuffer() : null;
+        if (copy == null) {
+            CudaTensor.output(out, "rmsNorm");
+        }
+        launcher.launch(type.normKernel, x.rows, 1, x.cols >= 2048 ? 512 : x.cols >= 512 ? 256 : 128, 0,
+                x.requireF32("rmsNorm"), delta, w.requireF32("rmsNorm"), out.f32, copy, x.rows, x.cols, eps);
+        if (copy != null) {
+            out.wroteCopy();
+        }
     }
 
     @Override
@@ -228,7 +292,7 @@ public final class CudaBackend implements Backend {
         launcher.timed("linear", () -> {
             CudaTensor in = CudaTensor.of(x);
             CudaTensor weight = CudaTensor.of(w);
-            CudaTensor o = CudaTensor.of(out);
+            CudaTensor o = CudaTensor.output(out, "linear");
             if (weight.cols != in.cols || o.rows != in.rows || o.cols != weight.rows) {
                 throw new IllegalArgumentException("linear: x " + in.rows + "x" + in.cols + ", w " + weight.rows
                         + "x" + weight.cols + ", out " + o.rows + "x" + o.cols);
@@ -246,7 +310,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void clamp(Tensor x, float limit) {
         launcher.timed("clamp", () -> {
-            CudaTensor t = CudaTensor.of(x);
+            CudaTensor t = CudaTensor.output(x, "clamp");
             launcher.launch("clamp_f32", blocks(t.elements(), 256), 1, 256, 0, t.f32, t.elements(), limit);
         });
     }
@@ -254,7 +318,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void rope(Tensor x, int headDim, IntTensor positions, double theta) {
         launcher.timed("rope", () -> {
-            CudaTensor t = CudaTensor.of(x);
+            CudaTensor t = CudaTensor.output(x, "rope");
             CUdeviceptr inv = invFreqs.computeIfAbsent(headDim + "/" + theta, key -> {
                 float[] f = new float[headDim / 2];
                 for (int i = 0; i < f.length; i++) {
@@ -265,9 +329,25 @@ public final class CudaBackend implements Backend {
                 return p;
             });
             long items = (long) t.rows * (t.cols / headDim) * (headDim / 2);
-            launcher.launch("rope_f32", blocks(items, 256), 1, 256, 0, t.f32, CudaTensor.Ints.of(positions).device, inv,
-                    t.rows, t.cols, headDim);
+            CUdeviceptr pos = CudaTensor.Ints.of(positions).device;
+            if (headDim <= 256 && attentionKernel(headDim).kind() == AttentionKernel.Kind.HALF_INPUTS) {
+                // q and k as the half-input attention reads them, written in the same pass (elementwise.cu)
+                launcher.launch(type.ropeKernel, blocks(items, 256), 1, 256, 0, t.f32, t.copyBuffer(), pos, inv,
+                        t.rows, t.cols, headDim);
+                t.wroteCopy();
+            } else {
+                launcher.launch("rope_f32", blocks(items, 256), 1, 256, 0, t.f32, pos, inv, t.rows, t.cols, headDim);
+            }
         });
+    }
+
+    /**
+     * The attention kernel for a head size: at bf16 and fp16 the half-input one (attention_fa.cu) at head_dim 64,
+     * 128 and 256, else tensor cores with fp32 inputs (attention_tc.cu) up to 128; split-bf16 and the rest: fp32
+     * (attention.cu).
+     */
+    private AttentionKernel attentionKernel(int headDim) {
+        return AttentionKernel.pick(type, precision() != Precision.SPLIT_BF16, headDim, gpu.maxSharedPerBlock());
     }
 
     @Override
@@ -278,10 +358,7 @@ public final class CudaBackend implements Backend {
                 throw new IllegalArgumentException("the CUDA attention kernel supports head_dim up to 256 and a "
                         + "multiple of 8, got " + headDim);
             }
-            // bf16, fp16: half-precision q, k, v (attention_fa.cu) at head_dim 64, 128, 256, else tensor cores with
-            // fp32 inputs (attention_tc.cu) up to 128; split-bf16 and the rest: fp32 (attention.cu)
-            AttentionKernel kernel = AttentionKernel.pick(type, precision() != Precision.SPLIT_BF16, headDim,
-                    gpu.maxSharedPerBlock());
+            AttentionKernel kernel = attentionKernel(headDim);
             CudaTensor.Ints offsets = CudaTensor.Ints.of(seqOffsets);
             CudaTensor.Ints tiles = offsets.derived("attention tiles of " + kernel.rows() + " rows, window " + window,
                     () -> launcher.upload(AttentionTiles.build(offsets.host, kernel.rows(), window)));
@@ -293,38 +370,38 @@ public final class CudaBackend implements Backend {
             CudaTensor qt = CudaTensor.of(q);
             CudaTensor kt = CudaTensor.of(k);
             CudaTensor vt = CudaTensor.of(v);
-            CudaTensor o = CudaTensor.of(out);
+            CudaTensor o = CudaTensor.output(out, "attention");
             if (kernel.kind() != AttentionKernel.Kind.HALF_INPUTS) {
                 launcher.launch(kernel.name(), tileCount, numHeads, kernel.threads(), shared, qt.f32, kt.f32, vt.f32,
                         o.f32, tiles.device, numHeads, numKvHeads, headDim, window, (float) (1.0 / Math.sqrt(headDim)));
                 return;
             }
-            DevicePool pool = launcher.pool();
-            CUdeviceptr qh = halfCopy(qt, pool);
-            CUdeviceptr kh = halfCopy(kt, pool);
-            CUdeviceptr vh = halfCopy(vt, pool);
-            try {
-                launcher.launch(kernel.name(), (long) tileCount * numHeads, 1, kernel.threads(), shared, qh, kh, vh,
-                        o.f32, tiles.device, numHeads, numKvHeads, window, (float) (LOG2_E / Math.sqrt(headDim)));
-            } finally {
-                pool.release(qh, qt.elements() * 2);
-                pool.release(kh, kt.elements() * 2);
-                pool.release(vh, vt.elements() * 2);
-            }
+            launcher.launch(kernel.name(), (long) tileCount * numHeads, 1, kernel.threads(), shared, halfInput(qt),
+                    halfInput(kt), halfInput(vt), o.f32, tiles.device, numHeads, numKvHeads, window,
+                    (float) (LOG2_E / Math.sqrt(headDim)));
         });
     }
 
-    /** A 16-bit copy of {@code x} (release with elements() * 2 bytes): the half-input attention kernels' q, k, v. */
-    private CUdeviceptr halfCopy(CudaTensor x, DevicePool pool) {
-        CUdeviceptr h = pool.allocate(x.elements() * 2);
-        launcher.launch(type.toHalfKernel, blocks(x.elements() / 4, 256), 1, 256, 0, x.f32, h, x.elements());
+    /**
+     * The 16-bit copy the half-input attention kernels read: q and k's as RoPE wrote it, else (v) converted here
+     * into the tensor's copy buffer, current until the tensor is written again.
+     */
+    private CUdeviceptr halfInput(CudaTensor x) {
+        CUdeviceptr current = x.currentCopy();
+        if (current != null) {
+            return current;
+        }
+        CUdeviceptr h = x.copyBuffer();
+        launcher.launch(type.toHalfKernel, blocks(x.elements() / 4, 256), 1, 256, 0, x.requireF32("attention"), h,
+                x.elements());
+        x.wroteCopy();
         return h;
     }
 
     @Override
     public void addInPlace(Tensor acc, Tensor x) {
         launcher.timed("addInPlace", () -> {
-            CudaTensor a = CudaTensor.of(acc);
+            CudaTensor a = CudaTensor.output(acc, "addInPlace");
             launcher.launch("add_f32", blocks(a.elements(), 256), 1, 256, 0, a.f32, CudaTensor.of(x).f32,
                     a.elements());
         });
@@ -333,7 +410,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void addSigmoidGated(Tensor acc, Tensor y, Tensor gateLogit) {
         launcher.timed("addSigmoidGated", () -> {
-            CudaTensor a = CudaTensor.of(acc);
+            CudaTensor a = CudaTensor.output(acc, "addSigmoidGated");
             launcher.launch("add_sigmoid_gated_f32", blocks(a.elements(), 256), 1, 256, 0, a.f32,
                     CudaTensor.of(y).f32, CudaTensor.of(gateLogit).f32, a.rows, a.cols);
         });
@@ -393,7 +470,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void experts(Tensor x, ExpertRouting routing, ExpertWeights weights, Tensor out) {
         launcher.timed("experts", () -> experts.run(CudaTensor.of(x), (CudaExpertRouting) routing, weights,
-                CudaTensor.of(out)));
+                CudaTensor.output(out, "experts")));
     }
 
     /**
@@ -415,7 +492,8 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void ffn(Tensor x, ExpertWeights weights, Tensor out) {
-        launcher.timed("ffn", () -> experts.ffn(CudaTensor.of(x), (CudaExperts) weights, CudaTensor.of(out)));
+        launcher.timed("ffn", () -> experts.ffn(CudaTensor.of(x), (CudaExperts) weights,
+                CudaTensor.output(out, "ffn")));
     }
 
     @Override
@@ -446,7 +524,7 @@ public final class CudaBackend implements Backend {
         CUdeviceptr lp = pool.allocate(Math.max(4L, t * 4L));
         CUdeviceptr top = pool.allocate(topBytes);
         int aParts = gemm.inputParts(w.parts);
-        CUdeviceptr xb = gemm.input(x, aParts, pool);
+        CudaGemm.Input xb = gemm.input(x, aParts, pool);
         try (CudaTensor.Ints slots = launcher.upload(topSlot)) {
             CUdeviceptr target = CudaTensor.Ints.of(targets).device;
             CUdeviceptr tiled = gemm.tiledWeight(w);
@@ -454,9 +532,9 @@ public final class CudaBackend implements Backend {
                 int c = Math.min(chunk, vocab - v0);
                 if (tiled != null) {
                     long blockOffset = (long) v0 / S90_W_BLOCK_ROWS * blocks(h, S90_BK) * S90_W_BLOCK_BYTES;
-                    gemm.multiplyTiled(xb, tiled.withByteOffset(blockOffset), null, logits, t, c, h);
+                    gemm.multiplyTiled(xb.rows(), tiled.withByteOffset(blockOffset), null, logits, t, c, h);
                 } else {
-                    gemm.multiply(xb, w.half.withByteOffset((long) v0 * h * 2 * w.parts), null, logits, t, c, h,
+                    gemm.multiply(xb.rows(), w.half.withByteOffset((long) v0 * h * 2 * w.parts), null, logits, t, c, h,
                             aParts, w.parts);
                 }
                 launcher.launch("logsoftmax_chunk", t, 1, 256, 0, logits, t, c, v0, target, state, slots.device, top,
@@ -476,7 +554,7 @@ public final class CudaBackend implements Backend {
             }
             return new LogProbs(result, best);
         } finally {
-            pool.release(xb, x.elements() * 2 * aParts);
+            xb.close();
             pool.release(logits, logitsBytes);
             pool.release(state, t * 12L);
             pool.release(lp, Math.max(4L, t * 4L));

@@ -32,28 +32,44 @@ final class CudaGemm {
         return precision == Precision.SPLIT_BF16 ? wParts + 1 : 1;
     }
 
-    /** An activation as GEMM input rows of aParts 16-bit copies (release with elements() * 2 * aParts bytes). */
-    CUdeviceptr input(CudaTensor x, int aParts, DevicePool pool) {
-        CUdeviceptr xb = pool.allocate(x.elements() * 2 * aParts);
-        launcher.launch(type.toPartsKernel, blocks(x.elements(), 256), 1, 256, 0, x.f32, xb, (long) x.rows, x.cols,
-                aParts);
-        return xb;
+    /**
+     * A GEMM's input rows: a normed activation's own 16-bit copy (borrowed), or a copy converted from fp32 into the
+     * pool, released on close.
+     */
+    record Input(CUdeviceptr rows, DevicePool pool, long pooledBytes) implements AutoCloseable {
+        @Override
+        public void close() {
+            if (pooledBytes > 0) {
+                pool.release(rows, pooledBytes);
+            }
+        }
+    }
+
+    /**
+     * An activation as GEMM input rows of aParts 16-bit copies: its 16-bit copy where the norm wrote one (the same
+     * bits to_T_parts would write for one part), else converted here.
+     */
+    Input input(CudaTensor x, int aParts, DevicePool pool) {
+        if (aParts == 1 && x.currentCopy() != null) {
+            return new Input(x.currentCopy(), pool, 0);
+        }
+        long bytes = x.elements() * 2 * aParts;
+        CUdeviceptr xb = pool.allocate(bytes);
+        launcher.launch(type.toPartsKernel, blocks(x.elements(), 256), 1, 256, 0, x.requireF32("a GEMM input of "
+                + aParts + " parts"), xb, (long) x.rows, x.cols, aParts);
+        return new Input(xb, pool, bytes);
     }
 
     /** out = x w^T (+ bias) for a weight held as 16-bit rows. */
     void linear(CudaTensor in, CudaTensor w, CUdeviceptr bias, CudaTensor out) {
-        DevicePool pool = launcher.pool();
         int aParts = inputParts(w.parts);
-        CUdeviceptr xb = input(in, aParts, pool);
-        try {
+        try (Input xb = input(in, aParts, launcher.pool())) {
             CUdeviceptr tiled = tiledWeight(w);
             if (tiled != null) {
-                multiplyTiled(xb, tiled, bias, out.f32, in.rows, w.rows, in.cols);
+                multiplyTiled(xb.rows(), tiled, bias, out.f32, in.rows, w.rows, in.cols);
             } else {
-                multiply(xb, w.half, bias, out.f32, in.rows, w.rows, in.cols, aParts, w.parts);
+                multiply(xb.rows(), w.half, bias, out.f32, in.rows, w.rows, in.cols, aParts, w.parts);
             }
-        } finally {
-            pool.release(xb, in.elements() * 2 * aParts);
         }
     }
 

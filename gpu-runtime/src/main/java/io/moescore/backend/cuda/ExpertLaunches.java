@@ -142,7 +142,7 @@ final class ExpertLaunches {
         long interBytes = w.tiled ? (long) (work.length / 2) * blocks(f, S90_BK) * S90_A_BYTES
                 : entries * f * 2 * aParts;
         CUdeviceptr inter = pool.allocate(interBytes);
-        CUdeviceptr xb = gemm.input(x, aParts, pool);
+        CudaGemm.Input xb = gemm.input(x, aParts, pool);
         CUdeviceptr perEntry = startCombine(combine, entries, h);
         try (CudaTensor.Ints workList = launcher.upload(work)) {
             int items = work.length / 2;
@@ -152,7 +152,7 @@ final class ExpertLaunches {
                 if (w.tiled && f % S90_BK != 0) {  // padding columns meet zero weights: no NaN bit patterns there
                     cuMemsetD32Async(inter, 0, interBytes / 4, launcher.stream());
                 }
-                launcher.launch(v.name(), items, (int) blocks(2L * f, v.rowTile()), v.threads(), v.sharedBytes(), xb,
+                launcher.launch(v.name(), items, (int) blocks(2L * f, v.rowTile()), v.threads(), v.sharedBytes(), xb.rows(),
                         tokens, offsets, workList.device, w.gateUp, inter, f, h, aParts, w.parts);
                 launcher.launch(v.pair(), items, (int) blocks(h, v.rowTile()), v.threads(), v.sharedBytes(), inter,
                         tokens, gates, offsets, workList.device, w.down, out.f32, perEntry, h, f, aParts, w.parts);
@@ -169,7 +169,7 @@ final class ExpertLaunches {
                 pool.release(perEntry, entries * h * 4);
             }
             pool.release(inter, interBytes);
-            pool.release(xb, x.elements() * 2 * aParts);
+            xb.close();
         }
     }
 
@@ -218,7 +218,7 @@ final class ExpertLaunches {
         // (SP9_K columns, sparse24_sm90.cu), columns padded to a multiple of SP9_K
         long interBytes = tiled ? (long) (work.length / 2) * blocks(f, SP9_K) * SP9_B_BYTES : entries * f * 2;
         CUdeviceptr inter = pool.allocate(interBytes);
-        CUdeviceptr xb = gemm.input(x, 1, pool);  // one 16-bit copy: the 2:4 kernels take no split inputs
+        CudaGemm.Input xb = gemm.input(x, 1, pool);  // one 16-bit copy: the 2:4 kernels take no split inputs
         CUdeviceptr perEntry = startCombine(combine, entries, h);
         try (CudaTensor.Ints workList = launcher.upload(work)) {
             int items = work.length / 2;
@@ -231,12 +231,12 @@ final class ExpertLaunches {
                     if (f % SP9_K != 0) {  // padding columns meet zero weights: they must not hold NaN bit patterns
                         cuMemsetD32Async(inter, 0, interBytes / 4, launcher.stream());
                     }
-                    launcher.launch(v.name(), items, guTiles, v.threads(), v.sharedBytes(), xb, tokens, offsets,
+                    launcher.launch(v.name(), items, guTiles, v.threads(), v.sharedBytes(), xb.rows(), tokens, offsets,
                             workList.device, w.gateUpTiled, inter, f, h);
                     launcher.launch(v.pair(), items, dTiles, v.threads(), v.sharedBytes(), inter, tokens, gates,
                             offsets, workList.device, w.downTiled, out.f32, perEntry, h, f);
                 } else {
-                    launcher.launch(v.name(), items, guTiles, v.threads(), v.sharedBytes(), xb, tokens, offsets,
+                    launcher.launch(v.name(), items, guTiles, v.threads(), v.sharedBytes(), xb.rows(), tokens, offsets,
                             workList.device, w.gateUpValues, w.gateUpMeta, inter, f, h);
                     launcher.launch(v.pair(), items, dTiles, v.threads(), v.sharedBytes(), inter, tokens, gates,
                             offsets, workList.device, w.downValues, w.downMeta, out.f32, perEntry, h, f);
@@ -249,7 +249,7 @@ final class ExpertLaunches {
             if (perEntry != null) {
                 pool.release(perEntry, entries * h * 4);
             }
-            pool.release(xb, x.elements() * 2);
+            xb.close();
             pool.release(inter, interBytes);
         }
     }

@@ -241,6 +241,56 @@ class CudaBackendTest {
         assertClose(cpu, e[0], e[1], 0, "embedding");
     }
 
+    /**
+     * The fused residual add + RMSNorm (elementwise.cu, rmsnorm_rows_T) against the CPU's add then norm, at a width
+     * read 16 bytes at a time and one that is not; the normed activation's 16-bit copy is exactly what a product
+     * would have converted from its fp32 values (a linear layer reading either gives the same bits) until an op
+     * writes the fp32 values alone; such ops are refused on an activation kept in 16 bits only.
+     */
+    @Test
+    void fusedAddNormFeedsTheProductsTheSameBits() throws IOException {
+        for (int cols : new int[] {2048, 136, 130}) {
+            int t = 67;
+            Tensor[] x = act(randn(t * cols, 2), t, cols);
+            Tensor[] delta = act(randn(t * cols, 1), t, cols);
+            Tensor[] w = weight(randn(cols, 1), 1, cols);
+            Tensor cpuOut = cpu.activation(t, cols);
+            cpu.addRmsNorm(x[0], delta[0], w[0], 1e-6f, cpuOut);
+            try (Tensor both = gpu.normedActivation(t, cols, true);
+                 Tensor halfOnly = gpu.normedActivation(t, cols, false)) {
+                gpu.addRmsNorm(x[1], delta[1], w[1], 1e-6f, both);
+                assertClose(cpu, x[0], x[1], 1e-6, "residual after the fused add, " + cols + " columns");
+                assertClose(cpu, cpuOut, both, 1e-5, "fused add + rmsnorm, " + cols + " columns");
+                gpu.rmsNorm(x[1], w[1], cols, 1e-6f, halfOnly);
+                assertValuesClose(cpu.toHost(cpuOut), gpu.toHost(halfOnly), cols, 1e-2,
+                        "rmsnorm into a 16-bit-only activation, " + cols + " columns");
+                if (cols % 8 != 0) {
+                    continue;  // the tensor-core products need inner dimensions of multiples of 8
+                }
+                Tensor[] lw = weight(bf16(randn(96 * cols, 1.0 / Math.sqrt(cols))), 96, cols);
+                try (Tensor plain = gpu.activation(gpu.toHost(both), t, cols);
+                     Tensor viaCopy = gpu.activation(t, 96);
+                     Tensor viaConversion = gpu.activation(t, 96)) {
+                    gpu.linear(both, lw[1], null, viaCopy);
+                    gpu.linear(plain, lw[1], null, viaConversion);
+                    assertArrayEquals(gpu.toHost(viaConversion), gpu.toHost(viaCopy),
+                            "a linear layer reading the norm's 16-bit copy vs converting its fp32 values");
+                    // an op writing fp32 only leaves the copy stale: the product converts the new values
+                    gpu.addInPlace(both, plain);
+                    try (Tensor doubled = gpu.activation(gpu.toHost(both), t, cols)) {
+                        gpu.linear(both, lw[1], null, viaCopy);
+                        gpu.linear(doubled, lw[1], null, viaConversion);
+                        assertArrayEquals(gpu.toHost(viaConversion), gpu.toHost(viaCopy),
+                                "a linear layer after the normed activation was written in fp32 only");
+                    }
+                    IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(
+                            IllegalArgumentException.class, () -> gpu.addInPlace(halfOnly, plain));
+                    assertTrue(e.getMessage().contains("without fp32 readers"), e.getMessage());
+                }
+            }
+        }
+    }
+
     /** bf16: the half-input kernel at head_dim 64, 128 and 256 (bf16 copies of q, k, v; p rounded to bf16), the
      * tensor-core kernel with fp32 inputs at the other sizes up to 128, fp32 beyond; split-bf16: the fp32 kernel
      * always. */

@@ -1,0 +1,134 @@
+package io.moescore.spark;
+
+import io.moescore.arrow.ArrowSchemas;
+import io.moescore.arrow.ScoreVectors;
+import io.moescore.batch.ExpertLoad;
+import io.moescore.batch.ScoreBatch;
+import io.moescore.batch.SequenceScore;
+import io.moescore.batch.TokenBatch;
+import io.moescore.engine.ScoreOptions;
+import io.moescore.score.BatchPlanner;
+import java.util.Arrays;
+import java.util.List;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.vector.VectorSchemaRoot;
+import org.apache.arrow.vector.complex.StructVector;
+import org.apache.arrow.vector.types.pojo.ArrowType;
+import org.apache.arrow.vector.types.pojo.Field;
+import org.apache.arrow.vector.types.pojo.FieldType;
+import org.apache.arrow.vector.types.pojo.Schema;
+import org.apache.spark.TaskContext;
+import org.apache.spark.sql.util.ArrowUtils;
+import org.apache.spark.sql.vectorized.ArrowColumnVector;
+import org.apache.spark.sql.vectorized.ColumnVector;
+
+/**
+ * One task's scoring, whatever its input's shape: windows of rows ({@link BatchTokens.Window}) are scored in
+ * batches of at most {@code batchTokens} tokens, consecutive rows together (a longer row alone: {@link
+ * BatchPlanner#plan}, as score-local), each batch a view of the window's buffers; the scores are written into Arrow vectors ({@link ScoreVectors}), which Spark reads as
+ * the score columns (or one struct column of them). Counts rows, error rows and tokens for the task's report.
+ * Owns its allocator (a child of Spark's Arrow allocator) and vectors; closed when the task completes.
+ */
+final class ScoringTask implements AutoCloseable {
+    /** Scores one batch: the executor's engine, or a stand-in (the data-path benchmark). */
+    interface BatchScorer {
+        ScoreBatch score(TokenBatch batch, ScoreOptions options);
+    }
+
+    private final BatchScorer scorer;
+    private final ScoreOptions options;
+    private final int batchTokens;
+    private final ExpertLoad load;
+    private final TaskReports reports;
+    private final BufferAllocator allocator;
+    private final VectorSchemaRoot scoreRoot;
+    private final StructVector struct;
+    private final ColumnVector[] columns;
+    final long[] counts = new long[3]; // rows, error rows, tokens
+
+    ScoringTask(BatchScorer scorer, ScoreOptions options, int batchTokens, ExpertLoad load, String scoresStruct,
+                TaskReports reports) {
+        this.scorer = scorer;
+        this.options = options;
+        this.batchTokens = batchTokens;
+        this.load = load;
+        this.reports = reports;
+        TaskContext task = TaskContext.get();
+        this.allocator = ArrowUtils.rootAllocator().newChildAllocator("moescore scores"
+                + (task == null ? "" : " task " + task.taskAttemptId()), 0, Long.MAX_VALUE);
+        List<Field> fields = ArrowSchemas.scores(options.tokenLogProbs(), options.topK() > 0);
+        try {
+            if (scoresStruct == null) {
+                this.struct = null;
+                this.scoreRoot = VectorSchemaRoot.create(new Schema(fields), allocator);
+                this.columns = scoreRoot.getFieldVectors().stream().map(ArrowColumnVector::new)
+                        .toArray(ColumnVector[]::new);
+            } else {
+                this.struct = (StructVector) new Field(scoresStruct, FieldType.notNullable(ArrowType.Struct.INSTANCE),
+                        fields).createVector(allocator);
+                this.scoreRoot = new VectorSchemaRoot(struct.getChildrenFromFields());
+                this.columns = new ColumnVector[] {new ArrowColumnVector(struct)};
+            }
+        } catch (RuntimeException e) {
+            allocator.close();
+            throw e;
+        }
+    }
+
+    /**
+     * The window's scores in row order: rows with an error keep it (0 tokens); the others are scored in batches of
+     * consecutive rows.
+     */
+    SequenceScore[] score(BatchTokens.Window w) {
+        int n = w.rows();
+        SequenceScore[] scores = new SequenceScore[n];
+        int[] lengths = new int[n];
+        Arrays.setAll(lengths, w::length);
+        for (int[] planned : BatchPlanner.plan(lengths, batchTokens)) {  // runs of consecutive rows
+            int from = planned[0];
+            int to = planned[planned.length - 1] + 1;
+            ScoreBatch result = scorer.score(w.batch(from, to), options);
+            load.add(result.expertLoad());
+            for (int i = from; i < to; i++) {
+                scores[i] = w.errors()[i] != null ? SequenceScore.failed(0, w.errors()[i])
+                        : result.scores().get(i - from);
+            }
+        }
+        long errorRows = Arrays.stream(scores).filter(s -> s.error() != null).count();
+        counts[0] += n;
+        counts[1] += errorRows;
+        counts[2] += w.tokenCount();
+        if (reports != null) {
+            reports.scored(n, w.tokenCount());
+        }
+        return scores;
+    }
+
+    /** The score columns holding {@code scores} (row i is scores[i]), as Spark reads them; valid until the next fill. */
+    ColumnVector[] fill(List<SequenceScore> scores) {
+        if (struct != null) {
+            struct.allocateNew();
+        }
+        ScoreVectors.fill(scoreRoot, scores);
+        if (struct != null) {
+            for (int i = 0; i < scores.size(); i++) {
+                struct.setIndexDefined(i);
+            }
+            struct.setValueCount(scores.size());
+        }
+        return columns;
+    }
+
+    @Override
+    public void close() {
+        try {
+            if (struct != null) {
+                struct.close();
+            } else {
+                scoreRoot.close();
+            }
+        } finally {
+            allocator.close();
+        }
+    }
+}

@@ -1,0 +1,74 @@
+package io.moescore.spark;
+
+import io.moescore.batch.ExpertLoad;
+import io.moescore.batch.ScoreBatch;
+import io.moescore.batch.SequenceScore;
+import io.moescore.batch.TokenBatch;
+import io.moescore.engine.ScoreOptions;
+import io.moescore.score.ScoreSettings;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.sql.Column;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+
+/**
+ * The scoring job's data path with no model: the input read as the job reads it, its columns chosen and checked,
+ * every partition through the same scorer ({@link PartitionScorer}: the same windows and batches), but each batch
+ * "scored" by a stand-in that copies its tokens once, as the engine packs its batch, and gives every row a score of
+ * zero; then written as the job writes. What the data path costs on its own (the data-path benchmark in the bench
+ * module); never used to score.
+ */
+public final class ZeroScoreJob {
+    private ZeroScoreJob() {
+    }
+
+    /** Every batch scored 0 after one copy of its tokens (the engine's own packing copy). */
+    static final PartitionScorer.EngineSource ZEROS = (spec, device) -> new PartitionScorer.Scoring(
+            ZeroScoreJob::zeros, 1, 1, "none (data path only)", () -> {
+                throw new IllegalStateException("the data-path benchmark has no tokenizer: give tokens, not text");
+            });
+
+    static ScoreBatch zeros(TokenBatch batch, ScoreOptions options) {
+        int n = batch.numSequences();
+        int[] packed = new int[(int) batch.totalTokens()];
+        List<SequenceScore> scores = new ArrayList<>(n);
+        int at = 0;
+        for (int s = 0; s < n; s++) {
+            int length = batch.length(s);
+            batch.copySequence(s, packed, at);
+            at += length;
+            scores.add(length == 0 ? SequenceScore.failed(0, "empty sequence")
+                    : new SequenceScore(length, 0.0, options.tokenLogProbs() ? new float[length - 1] : null,
+                            options.topK() > 0 ? new int[options.topK()] : null, null));
+        }
+        return new ScoreBatch(scores, new ExpertLoad(1, 1), 0);
+    }
+
+    /**
+     * The job's output rows ({@code id} and the score columns) for {@code inputs} read as {@code format}, with
+     * scores of zero (lazy: write or count it to run it).
+     */
+    public static Dataset<Row> scores(SparkSession spark, List<String> inputs, String format, ScoreSettings settings) {
+        ScoreJobOptions options = new ScoreJobOptions(inputs, format, "unused", "parquet", "none", settings, "error",
+                "id", "tokens", "text", 0, null);
+        Dataset<Row> input = MoeScoreJob.jobColumns(MoeScoreJob.read(spark, options), options);
+        ScoringSpec spec = new ScoringSpec("none", settings, options.tokensColumn(), options.textColumn(), Map.of());
+        Dataset<Row> scored = DatasetScorer.score(input, spec, null, null, null, ZEROS);
+        List<Column> output = new ArrayList<>();
+        output.add(MoeScoreJob.column(options.idColumn()));
+        DatasetScorer.scoreFields(settings.tokenLogProbs(), settings.topK())
+                .forEach(f -> output.add(MoeScoreJob.column(f.name())));
+        return scored.select(output.toArray(Column[]::new));
+    }
+
+    /** Whether the job reads {@code inputs} as column batches (a columnar scan) rather than row by row. */
+    public static boolean columnar(SparkSession spark, List<String> inputs, String format) {
+        ScoreJobOptions options = new ScoreJobOptions(inputs, format, "unused", "parquet", "none",
+                ScoreSettings.DEFAULTS, "error", "id", "tokens", "text", 0, null);
+        return SparkInternals.columnarBatches(MoeScoreJob.jobColumns(MoeScoreJob.read(spark, options), options))
+                != null;
+    }
+}
