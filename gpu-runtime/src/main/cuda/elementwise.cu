@@ -106,16 +106,6 @@ extern "C" __global__ void rmsnorm_rows_f16(float* x, const float* __restrict__ 
     rmsnorm_row(x, delta, w, out, half, rows, cols, eps);
 }
 
-// fp32 values of a 16-bit tensor (toHost of an activation kept in 16 bits only).
-extern "C" __global__ void from_half_bf16(const bf16* __restrict__ h, float* __restrict__ out, long long n) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = half_to_float(h[i]);
-}
-extern "C" __global__ void from_half_f16(const f16* __restrict__ h, float* __restrict__ out, long long n) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = half_to_float(h[i]);
-}
-
 // Rotary embedding, rotate-half form, in place: one thread per (row, head, i < half).
 // invFreq is computed on the host exactly as transformers does (fp32), so both backends rotate alike.
 // copy (when not null) also receives the rotated values rounded to T: the half-precision q and k that

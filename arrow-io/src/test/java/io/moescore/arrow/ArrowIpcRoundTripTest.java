@@ -15,12 +15,11 @@ import java.util.ArrayList;
 import java.util.List;
 
 import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.memory.RootAllocator;
 import org.apache.arrow.vector.Float8Vector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.ipc.ArrowWriter;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -35,16 +34,13 @@ class ArrowIpcRoundTripTest {
     @TempDir
     Path dir;
 
+    @RegisterExtension
+    final LeakCheckedAllocator arrow = new LeakCheckedAllocator();
     private BufferAllocator allocator;
 
     @BeforeEach
-    void openAllocator() {
-        allocator = new RootAllocator();
-    }
-
-    @AfterEach
-    void closeAllocator() {
-        allocator.close(); // throws if a test leaked Arrow memory
+    void allocator() {
+        allocator = arrow.allocator();
     }
 
     @ParameterizedTest

@@ -6,12 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.memory.RootAllocator;
 import org.apache.arrow.vector.IntVector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.complex.ListVector;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.Test;
 
 import io.moescore.batch.TokenBatch;
@@ -19,16 +18,13 @@ import io.moescore.batch.TokenBatch;
 class ArrowTokenBatchesTest {
     private static final int[][] SEQUENCES = {{1, 2, 3}, {5}, {}, {4095, 0, 7, 7}, {9, 8}};
 
+    @RegisterExtension
+    final LeakCheckedAllocator arrow = new LeakCheckedAllocator();
     private BufferAllocator allocator;
 
     @BeforeEach
-    void openAllocator() {
-        allocator = new RootAllocator();
-    }
-
-    @AfterEach
-    void closeAllocator() {
-        allocator.close(); // throws if a test leaked Arrow memory
+    void allocator() {
+        allocator = arrow.allocator();
     }
 
     @Test

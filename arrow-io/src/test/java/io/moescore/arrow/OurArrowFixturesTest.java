@@ -10,10 +10,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.memory.RootAllocator;
 import org.apache.arrow.vector.types.pojo.Schema;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -33,16 +32,13 @@ class OurArrowFixturesTest {
     @TempDir
     Path fresh;
 
+    @RegisterExtension
+    final LeakCheckedAllocator arrow = new LeakCheckedAllocator();
     private BufferAllocator allocator;
 
     @BeforeEach
-    void openAllocator() {
-        allocator = new RootAllocator();
-    }
-
-    @AfterEach
-    void closeAllocator() {
-        allocator.close(); // throws if a test leaked Arrow memory
+    void allocator() {
+        allocator = arrow.allocator();
     }
 
     static boolean regenerate() {

@@ -12,9 +12,8 @@ import java.util.Arrays;
 import java.util.List;
 
 import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.memory.RootAllocator;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.Test;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -24,16 +23,13 @@ import io.moescore.batch.TokenBatch;
 
 /** Files written by pyarrow 25 (src/test/python/make_arrow_fixtures.py) read exactly in ours. */
 class PyarrowFixturesTest {
+    @RegisterExtension
+    final LeakCheckedAllocator arrow = new LeakCheckedAllocator();
     private BufferAllocator allocator;
 
     @BeforeEach
-    void openAllocator() {
-        allocator = new RootAllocator();
-    }
-
-    @AfterEach
-    void closeAllocator() {
-        allocator.close(); // throws if a test leaked Arrow memory
+    void allocator() {
+        allocator = arrow.allocator();
     }
 
     static Path fixture(String name) {

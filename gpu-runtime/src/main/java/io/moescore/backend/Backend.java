@@ -54,11 +54,9 @@ public interface Backend extends AutoCloseable {
     /**
      * A new activation for the output of {@link #rmsNorm} / {@link #addRmsNorm} over whole rows that feeds matrix
      * products ({@link #linear}, {@link #experts}, {@link #ffn}, {@link #logProbs}): a backend may also keep it in
-     * its GEMM input precision, written in the norm's own pass, so that no product converts it again. Only those
-     * two norms may write it. {@code fp32Readers}: whether ops that read fp32 (the router, a shared expert's gate)
-     * read it too; false lets a backend keep the 16-bit copy alone.
+     * its GEMM input precision, written in the norm's own pass, so that no product converts it again.
      */
-    default Tensor normedActivation(int rows, int cols, boolean fp32Readers) {
+    default Tensor normedActivation(int rows, int cols) {
         return activation(rows, cols);
     }
 

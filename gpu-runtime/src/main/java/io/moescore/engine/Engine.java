@@ -188,10 +188,9 @@ public final class Engine implements AutoCloseable {
              IntTensor targets = backend.ints(targetIds);
              IntTensor seqOffsets = backend.ints(seqOffsetArray);
              Tensor x = backend.activation(t, h);
-             // rmsnorm(x) read by matrix products only (q, k, v, lm_head): a backend may keep it in 16 bits alone
-             Tensor normed = backend.normedActivation(t, h, false);
-             // rmsnorm(x) before the feed-forward block: also read in fp32 (router, shared expert's gate)
-             Tensor ffnIn = backend.normedActivation(t, h, true);
+             // rmsnorm(x) before the attention block (q, k, v) and lm_head, and before the feed-forward block
+             Tensor normed = backend.normedActivation(t, h);
+             Tensor ffnIn = backend.normedActivation(t, h);
              Tensor q = backend.activation(t, c.qDim());
              Tensor k = backend.activation(t, c.kvDim());
              Tensor v = backend.activation(t, c.kvDim());

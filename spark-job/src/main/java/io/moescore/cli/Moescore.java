@@ -11,7 +11,8 @@ import picocli.CommandLine.Command;
         description = "Scores datasets with Mixture-of-Experts language models.",
         footer = "submit-scripts/moescore also runs `portability` (the portability benchmark, in the bench module).",
         subcommands = {io.moescore.spark.MoeScoreJob.class, ScoreLocalCommand.class, DemoCommand.class,
-            SparsifyCommand.class, io.moescore.spark.sparsify.SparsifyJob.class, YarnCheckCommand.class})
+            SparsifyCommand.class, io.moescore.spark.sparsify.SparsifyJob.class, TracesCommand.class,
+            PlacementCommand.class, YarnCheckCommand.class})
 public final class Moescore {
     public static void main(String[] args) {
         System.exit(run(args));

@@ -62,6 +62,11 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
     Boolean resume;
     @Option(names = "--summary", description = "where to write the JSON summary (default: OUTPUT.summary.json)")
     String summary;
+    @Option(names = "--routing-trace", paramLabel = "DIR", description = "also write the routing trace into DIR: per "
+            + "batch and MoE layer the tokens each expert received, with executor, device, partition and batch ids "
+            + "(Parquet; Arrow IPC where the output is Arrow); read it with `moescore traces` and `moescore "
+            + "placement` (conf: routingTrace)")
+    String routingTrace;
 
     @Spec
     CommandSpec spec;
@@ -88,7 +93,8 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
                 conf.get(CONF_PREFIX + "tokensColumn", ScoreColumns.TOKENS),
                 conf.get(CONF_PREFIX + "textColumn", ScoreColumns.TEXT),
                 ScoreJobOptions.PARTITIONS.resolve(given), summary,
-                resume != null ? resume : conf.getBoolean(CONF_PREFIX + "resume", false));
+                resume != null ? resume : conf.getBoolean(CONF_PREFIX + "resume", false),
+                JobConf.pick(routingTrace, conf, "routingTrace", null));
     }
 
     public static void main(String[] args) {
@@ -189,7 +195,12 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
             input = resume.remaining(input);
         }
         MoeScorer scorer = scorer(options);
-        TaskReports reports = TaskReports.register(spark.sparkContext());
+        RoutingTraceOutput trace = options.routingTrace() == null ? null
+                : RoutingTraceOutput.of(options.routingTrace(), options.outputFormat(), hadoop);
+        if (trace != null) {
+            trace.prepare(options.mode());
+        }
+        TaskReports reports = TaskReports.register(spark.sparkContext(), trace);
         CollectionAccumulator<TaskStats> stats = reports.stats();
         List<Column> output = new ArrayList<>();
         Column id = column(options.idColumn());
@@ -213,6 +224,9 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
         } finally {
             spark.sparkContext().clearJobGroup();
         }
+        if (trace != null) {
+            commitTrace(trace, stats.value(), options);
+        }
         JobSummary summary = JobSummary.of(stats.value(), (System.nanoTime() - start) / 1e9)
                 .withSettings(options.scoring());
         if (resume != null) {
@@ -224,6 +238,21 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
             System.err.println("moescore: could not write the summary to " + options.resolvedSummaryPath() + ": " + e);
         }
         return summary;
+    }
+
+    /** Keeps the succeeded tasks' trace files and says what tracing cost (its share of the tasks' time). */
+    private static void commitTrace(RoutingTraceOutput trace, List<TaskStats> stats, ScoreJobOptions options) {
+        try {
+            int files = trace.commit(stats, options.model());
+            long traceNanos = stats.stream().mapToLong(TaskStats::traceNanos).sum();
+            long taskNanos = stats.stream().mapToLong(s -> s.endNanos() - s.startNanos()).sum();
+            System.err.printf(java.util.Locale.ROOT, "moescore: routing trace: %d file(s) in %s (%s); writing it took "
+                    + "%.2f%% of the tasks' time%n", files, options.routingTrace(), trace.format().name()
+                    .toLowerCase(java.util.Locale.ROOT), taskNanos > 0 ? 100.0 * traceNanos / taskNanos : 0.0);
+        } catch (IOException e) {
+            // the scores are committed: the trace is lost, not the job
+            System.err.println("moescore: could not commit the routing trace in " + options.routingTrace() + ": " + e);
+        }
     }
 
     /** The transformer the job runs, with the job's options as its parameters. */

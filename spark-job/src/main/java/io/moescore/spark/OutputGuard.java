@@ -26,19 +26,23 @@ public final class OutputGuard {
     }
 
     /**
-     * The job's check, before it writes anything: neither {@code --output} nor the summary may overlap an input or
-     * the model directory. Throws {@link IllegalArgumentException} naming both paths.
+     * The job's check, before it writes anything: neither {@code --output}, the summary nor {@code --routing-trace}
+     * may overlap an input or the model directory, nor the routing trace the output. Throws
+     * {@link IllegalArgumentException} naming both paths.
      */
     static void check(ScoreJobOptions options, Configuration conf) {
         List<String[]> written = List.of(new String[] {options.output(), "--output"},
                 new String[] {options.resolvedSummaryPath(), options.summaryPath() != null ? "--summary"
-                        : "the summary (OUTPUT.summary.json)"});
+                        : "the summary (OUTPUT.summary.json)"},
+                new String[] {options.routingTrace(), "--routing-trace"});
         for (String[] w : written) {
             for (String input : options.inputs()) {
                 refuseOverlap(w[0], w[1], input, "the input (--input " + input + ")", conf);
             }
             refuseOverlap(w[0], w[1], options.model(), "the model directory (--model " + options.model() + ")", conf);
         }
+        refuseOverlap(options.routingTrace(), "--routing-trace", options.output(), "the output (--output "
+                + options.output() + ")", conf);
     }
 
     /**

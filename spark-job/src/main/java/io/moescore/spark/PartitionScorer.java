@@ -147,13 +147,22 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
     @Override
     public Iterator<InternalRow> call(Iterator<T> input) {
         TaskContext context = TaskContext.get();
-        Scoring scoring = engines.open(spec, gpuAddress(context));
+        int device = gpuAddress(context);
+        Scoring scoring = engines.open(spec, device);
         ScoreOptions options = new ScoreOptions(spec.settings().tokenLogProbs(), spec.settings().topK());
         ExpertLoad load = new ExpertLoad(scoring.numLayers(), scoring.numExperts());
-        ScoringTask task = new ScoringTask(scoring.scorer(), options, spec.settings().batchTokens(), load,
-                scoresStruct, reports);
+        TaskTrace trace = context == null || reports == null || reports.trace() == null ? null
+                : reports.trace().open(context, executorId(), device);
+        ScoringTask task = new ScoringTask(trace == null ? scoring.scorer() : trace.observe(scoring.scorer()), options,
+                spec.settings().batchTokens(), load, scoresStruct, reports);
         if (context != null) {
-            context.addTaskCompletionListener((TaskCompletionListener) c -> task.close());
+            context.addTaskCompletionListener((TaskCompletionListener) c -> {
+                try (task) {
+                    if (trace != null) {
+                        trace.close();  // a failed attempt's file: the driver drops it
+                    }
+                }
+            });
         }
         long start = System.nanoTime();
         return new Iterator<>() {
@@ -171,7 +180,11 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
                 }
                 if (!ready.hasNext() && !reported) {
                     reported = true;
-                    report(context, scoring.device(), load, task.counts, start, System.nanoTime());
+                    if (trace != null) {
+                        trace.close();  // complete before the task reports: the driver keeps reported files only
+                    }
+                    report(context, scoring.device(), load, task.counts, start, System.nanoTime(),
+                            trace == null ? 0 : trace.nanos());
                     if (context == null) {
                         task.close();
                     }
@@ -206,8 +219,14 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
         }
     }
 
+    /** This executor's id as Spark names it, or "driver" (local mode's tasks run on the driver). */
+    private static String executorId() {
+        org.apache.spark.SparkEnv env = org.apache.spark.SparkEnv.get();
+        return env == null ? "driver" : env.executorId();
+    }
+
     private void report(TaskContext task, String device, ExpertLoad load, long[] counts, long startNanos,
-                        long endNanos) {
+                        long endNanos, long traceNanos) {
         if (task == null || reports == null) {
             return;
         }
@@ -215,8 +234,7 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
         for (int l = 0; l < perLayer.length; l++) {
             perLayer[l] = load.layer(l);
         }
-        org.apache.spark.SparkEnv env = org.apache.spark.SparkEnv.get();
-        String executor = env == null ? "driver" : env.executorId();
+        String executor = executorId();
         String host = task.getLocalProperty("spark.driver.host");
         try {
             host = java.net.InetAddress.getLocalHost().getHostName();
@@ -224,6 +242,6 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
             // keep what Spark told us
         }
         reports.stats().add(new TaskStats(task.stageId(), task.partitionId(), task.attemptNumber(), executor, host,
-                device, counts[0], counts[1], counts[2], startNanos, endNanos, perLayer));
+                device, counts[0], counts[1], counts[2], startNanos, endNanos, perLayer, traceNanos));
     }
 }

@@ -13,10 +13,13 @@ import java.util.Locale;
  * @param partitions repartition the input into this many partitions first (0: as read)
  * @param resume     commit input splits one by one into a hidden folder of the output, so that a rerun scores only
  *                   the splits not committed yet (see {@link ResumeRun})
+ * @param routingTrace a folder to write the routing trace into (per batch and MoE layer, the tokens each expert
+ *                   received: {@link RoutingTraceOutput}), or null for none
  */
 public record ScoreJobOptions(List<String> inputs, String inputFormat, String output, String outputFormat,
                               String model, ScoreSettings scoring, String mode, String idColumn, String tokensColumn,
-                              String textColumn, int partitions, String summaryPath, boolean resume) {
+                              String textColumn, int partitions, String summaryPath, boolean resume,
+                              String routingTrace) {
     public static final List<String> FORMATS = List.of("arrow", "parquet", "json");
     public static final List<String> MODES = List.of("error", "overwrite", "append");
     /** Shared with the sparsify job, which repartitions its calibration rows the same way. */
@@ -27,7 +30,7 @@ public record ScoreJobOptions(List<String> inputs, String inputFormat, String ou
                            ScoreSettings scoring, String mode, String idColumn, String tokensColumn,
                            String textColumn, int partitions, String summaryPath) {
         this(inputs, inputFormat, output, outputFormat, model, scoring, mode, idColumn, tokensColumn, textColumn,
-                partitions, summaryPath, false);
+                partitions, summaryPath, false, null);
     }
 
     public ScoreJobOptions {
@@ -47,6 +50,9 @@ public record ScoreJobOptions(List<String> inputs, String inputFormat, String ou
         checkOneOf("--output-format", outputFormat, FORMATS);
         checkOneOf("--mode", mode, MODES);
         PARTITIONS.valueOf(partitions, PARTITIONS.flag());
+        if (routingTrace != null && routingTrace.isBlank()) {
+            throw new IllegalArgumentException("--routing-trace must not be empty");
+        }
         inputs = List.copyOf(inputs);
     }
 
@@ -70,7 +76,13 @@ public record ScoreJobOptions(List<String> inputs, String inputFormat, String ou
 
     public ScoreJobOptions withResume(boolean resume) {
         return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, scoring, mode, idColumn,
-                tokensColumn, textColumn, partitions, summaryPath, resume);
+                tokensColumn, textColumn, partitions, summaryPath, resume, routingTrace);
+    }
+
+    /** These options writing the routing trace into {@code dir} (null: none). */
+    public ScoreJobOptions withRoutingTrace(String dir) {
+        return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, scoring, mode, idColumn,
+                tokensColumn, textColumn, partitions, summaryPath, resume, dir);
     }
 
     /** Where the job summary goes unless told: beside the output, as OUTPUT.summary.json. */

@@ -1,10 +1,12 @@
 package io.moescore.bench.portability;
 
+import io.moescore.report.ChartCanvas;
+import io.moescore.report.Charts;
+import io.moescore.report.SvgCanvas;
 import java.awt.Color;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.function.Function;
 
@@ -14,9 +16,6 @@ import java.util.function.Function;
  * {@link ChartCanvas}, so the SVG in the report and the PNG file show the same picture.
  */
 final class GroupedBarChart {
-    private static final Color[] PALETTE = {new Color(0x1f77b4), new Color(0xff7f0e), new Color(0x2ca02c),
-        new Color(0xd62728), new Color(0x9467bd), new Color(0x8c564b), new Color(0xe377c2), new Color(0x7f7f7f),
-        new Color(0xbcbd22), new Color(0x17becf)};
     private static final int BAR = 14;
     private static final int GROUP_GAP = 24;
     private static final int LEFT = 70;
@@ -89,14 +88,14 @@ final class GroupedBarChart {
         if (reference != null) {
             max = Math.max(max, reference);
         }
-        double top = niceCeiling(max);
+        double top = Charts.niceCeiling(max);
         double bottom = TOP + PLOT_HEIGHT;
         c.text(LEFT, 22, title, 15, ChartCanvas.Anchor.START, Color.BLACK);
         for (int i = 0; i <= 4; i++) {
             double v = top * i / 4;
             double y = bottom - PLOT_HEIGHT * v / top;
             c.line(LEFT, y, width() - 10, y, new Color(0xdddddd));
-            c.text(LEFT - 6, y + 4, format(v), 11, ChartCanvas.Anchor.END, Color.DARK_GRAY);
+            c.text(LEFT - 6, y + 4, Charts.tick(v), 11, ChartCanvas.Anchor.END, Color.DARK_GRAY);
         }
         c.text(12, TOP - 8, unit, 11, ChartCanvas.Anchor.START, Color.DARK_GRAY);
         for (int g = 0; g < groups.size(); g++) {
@@ -105,7 +104,7 @@ final class GroupedBarChart {
                 Double v = values.get(groups.get(g) + "\u0000" + series.get(s));
                 if (v != null) {
                     double h = PLOT_HEIGHT * Math.max(0, v) / top;
-                    c.rect(x0 + s * BAR, bottom - h, BAR - 2, h, PALETTE[s % PALETTE.length]);
+                    c.rect(x0 + s * BAR, bottom - h, BAR - 2, h, Charts.color(s));
                 }
             }
             String[] label = groups.get(g).split("\n", 2);
@@ -123,7 +122,7 @@ final class GroupedBarChart {
         double legendTop = bottom + 50;
         for (int s = 0; s < series.size(); s++) {
             double y = legendTop + s * LEGEND_LINE;
-            c.rect(LEFT, y - 10, 12, 12, PALETTE[s % PALETTE.length]);
+            c.rect(LEFT, y - 10, 12, 12, Charts.color(s));
             c.text(LEFT + 18, y, series.get(s), 11, ChartCanvas.Anchor.START, Color.BLACK);
         }
     }
@@ -132,22 +131,5 @@ final class GroupedBarChart {
         SvgCanvas svg = new SvgCanvas(width(), height());
         draw(svg);
         return svg.finish();
-    }
-
-    private static double niceCeiling(double v) {
-        if (!(v > 0)) {
-            return 1;
-        }
-        double magnitude = Math.pow(10, Math.floor(Math.log10(v)));
-        for (double step : new double[] {1, 2, 2.5, 5, 10}) {
-            if (step * magnitude >= v * 1.05) {
-                return step * magnitude;
-            }
-        }
-        return 10 * magnitude;
-    }
-
-    private static String format(double v) {
-        return v >= 100 ? String.format(Locale.ROOT, "%.0f", v) : String.format(Locale.ROOT, "%.2f", v);
     }
 }

@@ -1,5 +1,6 @@
 package io.moescore.bench.portability;
 
+import io.moescore.report.ChartCanvas;
 import java.awt.Color;
 import java.awt.Font;
 import java.awt.FontMetrics;

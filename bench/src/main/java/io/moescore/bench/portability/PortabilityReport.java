@@ -1,5 +1,6 @@
 package io.moescore.bench.portability;
 
+import io.moescore.report.Html;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.io.OutputStream;

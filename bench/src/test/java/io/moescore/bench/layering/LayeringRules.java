@@ -26,7 +26,8 @@ final class LayeringRules {
 
     /** gpu-runtime's layers, lowest first; packages in one layer are siblings and do not import each other. */
     static final List<List<String>> GPU_RUNTIME_LAYERS = List.of(List.of("batch"), List.of("model"),
-            List.of("sparse"), List.of("routing"), List.of("backend"), List.of("engine"), List.of("sparsify", "score"));
+            List.of("placement"), List.of("sparse"), List.of("routing"), List.of("backend"), List.of("engine"),
+            List.of("sparsify", "score"));
     static final String BACKEND = ROOT + ".backend";
     /** backend's subpackage that chooses an implementation by name; every other subpackage is an implementation. */
     static final String BACKEND_SELECT = BACKEND + ".select";

@@ -96,8 +96,8 @@ class LayeringRulesTest {
         write("gpu-runtime", "io.moescore.backend", "Backend",
                 "import io.moescore.routing.Router;\nimport io.moescore.engine.Engine;");
         assertOne("gpu-runtime/src/main/java/io/moescore/backend/Backend.java:4", "import io.moescore.engine.Engine;",
-                "gpu-runtime layers, lowest first: batch < model < sparse < routing < backend < engine < sparsify, "
-                        + "score");
+                "gpu-runtime layers, lowest first: batch < model < placement < sparse < routing < backend < engine "
+                        + "< sparsify, score");
     }
 
     @Test

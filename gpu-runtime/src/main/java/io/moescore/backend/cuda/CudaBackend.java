@@ -170,7 +170,7 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor activation(int rows, int cols) {
         DevicePool pool = gpu.pool();
-        return CudaTensor.activation(rows, cols, pool, true, false);
+        return CudaTensor.activation(rows, cols, pool, false);
     }
 
     @Override
@@ -187,14 +187,14 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * At bf16 and fp16 precision a normed activation keeps the GEMM input copy its norm writes (one 16-bit part),
-     * and fp32 values only where fp32 readers need them; at split-bf16 it is a plain activation (the products
-     * there take two or three parts, converted per product).
+     * At bf16 and fp16 precision a normed activation also keeps the GEMM input copy its norm writes (one 16-bit part),
+     * beside the fp32 values that small weights' fp32 products read (routers, gates, and any projection of at most
+     * {@link #SMALL_WEIGHT_ROWS} rows); at split-bf16 it is a plain activation (the products there take two or three
+     * parts, converted per product).
      */
     @Override
-    public Tensor normedActivation(int rows, int cols, boolean fp32Readers) {
-        boolean copy = precision() != Precision.SPLIT_BF16;
-        return CudaTensor.activation(rows, cols, gpu.pool(), fp32Readers || !copy, copy);
+    public Tensor normedActivation(int rows, int cols) {
+        return CudaTensor.activation(rows, cols, gpu.pool(), precision() != Precision.SPLIT_BF16);
     }
 
     @Override
@@ -204,19 +204,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public float[] toHost(Tensor t) {
-        CudaTensor c = CudaTensor.of(t);
-        if (c.f32 != null || c.currentCopy() == null) {
-            return launcher.download(c);
-        }
-        // a normed activation kept in 16 bits only: widened on the device first
-        try (CudaTensor wide = (CudaTensor) activation(c.rows, c.cols)) {
-            launcher.guarded("toHost", () -> {
-                launcher.launch(type.fromHalfKernel, blocks(c.elements(), 256), 1, 256, 0, c.currentCopy(), wide.f32,
-                        c.elements());
-                return null;
-            });
-            return launcher.download(wide);
-        }
+        return launcher.download(CudaTensor.of(t));
     }
 
     // ---- the ops ------------------------------------------------------------------------------------------
@@ -241,11 +229,7 @@ public final class CudaBackend implements Backend {
                 throw new IllegalArgumentException("rmsNorm over groups of " + groupSize + " of " + in.cols
                         + " columns with " + w.cols + " weights");
             }
-            if (o.hasCopy()) {
-                if (groupSize != in.cols) {
-                    throw new IllegalArgumentException("rmsNorm into a normed activation needs whole rows, not groups "
-                            + "of " + groupSize + " of " + in.cols + " columns");
-                }
+            if (o.hasCopy() && groupSize == in.cols) {  // whole rows into a tensor with a copy: written alike
                 normRows(in, null, w, o, eps);
                 return;
             }

@@ -14,13 +14,12 @@ import jcuda.driver.CUdeviceptr;
  * half-input attention): written in the same pass by the ops that can (the norms, RoPE), so that the products and
  * attention read it instead of converting. The copy is current only while the last op that wrote the tensor wrote
  * it too ({@link #output}, {@link #wroteCopy}): ops are enqueued in order on the calling thread's stream, so the
- * flag, kept on the host, says what the device will hold when a later op runs. A normed activation without fp32
- * readers ({@link CudaBackend#normedActivation}) holds the copy alone.
+ * flag, kept on the host, says what the device will hold when a later op runs.
  */
 final class CudaTensor implements Tensor {
     final int rows;
     final int cols;
-    /** fp32 values; null for a weight stored in 16 bits only and for a normed activation without fp32 readers. */
+    /** fp32 values; null for a weight stored in 16 bits only. */
     final CUdeviceptr f32;
     /** A weight's 16-bit rows (bf16 or fp16, as the backend's precision says); null for activations. */
     final CUdeviceptr half;
@@ -43,10 +42,10 @@ final class CudaTensor implements Tensor {
         this.pool = pool;
     }
 
-    /** An activation from the pool: fp32 values (or none), and a 16-bit copy made now (or none yet). */
-    static CudaTensor activation(int rows, int cols, DevicePool pool, boolean fp32, boolean withCopy) {
+    /** An activation from the pool: fp32 values, and a 16-bit copy buffer made now (or none yet). */
+    static CudaTensor activation(int rows, int cols, DevicePool pool, boolean withCopy) {
         long n = (long) rows * cols;
-        CudaTensor t = new CudaTensor(rows, cols, fp32 ? pool.allocate(n * 4) : null, null, 1, pool);
+        CudaTensor t = new CudaTensor(rows, cols, pool.allocate(n * 4), null, 1, pool);
         if (withCopy) {
             t.copy = pool.allocate(n * 2);
         }
@@ -113,8 +112,7 @@ final class CudaTensor implements Tensor {
     CUdeviceptr requireF32(String op) {
         if (f32 == null) {
             throw new IllegalArgumentException(op + " needs an fp32 tensor; this " + rows + " x " + cols
-                    + (pool == null ? " weight is stored in 16 bits only"
-                    : " normed activation was made without fp32 readers"));
+                    + " weight is stored in 16 bits only");
         }
         return f32;
     }
@@ -148,10 +146,7 @@ final class CudaTensor implements Tensor {
         copyCurrent = true;
     }
 
-    /**
-     * {@code t} as the output of an op that writes its fp32 values only: the 16-bit copy is stale from now on.
-     * Refused for an activation kept in 16 bits only.
-     */
+    /** {@code t} as the output of an op that writes its fp32 values only: the 16-bit copy is stale from now on. */
     static CudaTensor output(Tensor t, String op) {
         CudaTensor c = of(t);
         c.requireF32(op);

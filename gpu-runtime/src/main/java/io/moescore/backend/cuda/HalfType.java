@@ -7,9 +7,8 @@ import io.moescore.backend.Precision;
  * Every kernel that reads or writes it exists once per type, named after it (linear_bf16, linear_f16, ...).
  */
 enum HalfType {
-    BF16("bf16", "embed_bf16", "to_bf16_parts", "to_half_bf16", "rmsnorm_rows_bf16", "from_half_bf16",
-            "rope_half_bf16"),
-    F16("f16", "embed_f16", "to_f16_parts", "to_half_f16", "rmsnorm_rows_f16", "from_half_f16", "rope_half_f16");
+    BF16("bf16", "embed_bf16", "to_bf16_parts", "to_half_bf16", "rmsnorm_rows_bf16", "rope_half_bf16"),
+    F16("f16", "embed_f16", "to_f16_parts", "to_half_f16", "rmsnorm_rows_f16", "rope_half_f16");
 
     /** How kernel names spell the type. */
     final String spelling;
@@ -21,19 +20,16 @@ enum HalfType {
     final String toHalfKernel;
     /** Whole-row RMSNorm, optionally after the residual add, writing fp32 and/or this type (elementwise.cu). */
     final String normKernel;
-    /** This type back to fp32 (elementwise.cu): toHost of an activation kept in 16 bits only. */
-    final String fromHalfKernel;
     /** RoPE in place, also writing the rotated values in this type (elementwise.cu): attention's q and k. */
     final String ropeKernel;
 
     HalfType(String spelling, String embedKernel, String toPartsKernel, String toHalfKernel, String normKernel,
-             String fromHalfKernel, String ropeKernel) {
+             String ropeKernel) {
         this.spelling = spelling;
         this.embedKernel = embedKernel;
         this.toPartsKernel = toPartsKernel;
         this.toHalfKernel = toHalfKernel;
         this.normKernel = normKernel;
-        this.fromHalfKernel = fromHalfKernel;
         this.ropeKernel = ropeKernel;
     }
 

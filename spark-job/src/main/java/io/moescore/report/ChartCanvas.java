@@ -1,9 +1,9 @@
-package io.moescore.bench.portability;
+package io.moescore.report;
 
 import java.awt.Color;
 
 /** What a chart draws on: an SVG document for the HTML report, or a Java2D image for the PNG files. */
-interface ChartCanvas {
+public interface ChartCanvas {
     enum Anchor { START, MIDDLE, END }
 
     void rect(double x, double y, double width, double height, Color fill);

@@ -1,11 +1,11 @@
-package io.moescore.bench.portability;
+package io.moescore.report;
 
 /** Escaping for text placed in HTML and SVG. */
-final class Html {
+public final class Html {
     private Html() {
     }
 
-    static String escape(String s) {
+    public static String escape(String s) {
         if (s == null) {
             return "";
         }

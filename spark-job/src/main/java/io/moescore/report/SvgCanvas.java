@@ -1,13 +1,13 @@
-package io.moescore.bench.portability;
+package io.moescore.report;
 
 import java.awt.Color;
 import java.util.Locale;
 
 /** A {@link ChartCanvas} that writes inline SVG (no scripts, no external references). */
-final class SvgCanvas implements ChartCanvas {
+public final class SvgCanvas implements ChartCanvas {
     private final StringBuilder svg = new StringBuilder();
 
-    SvgCanvas(int width, int height) {
+    public SvgCanvas(int width, int height) {
         svg.append(String.format(Locale.ROOT, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                 + "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">%n", width, height, width, height));
         rect(0, 0, width, height, Color.WHITE);
@@ -32,7 +32,7 @@ final class SvgCanvas implements ChartCanvas {
                 Html.escape(text)));
     }
 
-    String finish() {
+    public String finish() {
         return svg + "</svg>\n";
     }
 

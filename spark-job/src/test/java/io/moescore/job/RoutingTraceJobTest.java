@@ -1,0 +1,143 @@
+package io.moescore.job;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.moescore.placement.RoutingRecord;
+import io.moescore.placement.RoutingTrace;
+import io.moescore.spark.JobSummary;
+import io.moescore.spark.MoeScoreJob;
+import io.moescore.spark.ScoreJobOptions;
+import io.moescore.spark.trace.TraceInputs;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import org.apache.spark.SparkConf;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/**
+ * The scoring job's {@code --routing-trace}: one file per partition, every batch's MoE layers, adding up to the
+ * summary's expert load; Arrow IPC beside Arrow output; an existing folder or one inside the output refused.
+ */
+class RoutingTraceJobTest {
+    static SparkSession spark;
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void start() {
+        spark = SparkTests.localSession();
+    }
+
+    @AfterAll
+    static void stop() {
+        spark.stop();
+    }
+
+    private ScoreJobOptions options(String outputFormat, String trace) {
+        return SparkTests.options(List.of(SparkTests.demoInput().toString()), "json",
+                dir.resolve("scores-" + outputFormat).toString(), outputFormat, SparkTests.demoModel().toString(),
+                false, 0, 3, 2000).withRoutingTrace(trace);
+    }
+
+    @Test
+    void everyBatchAndLayerAddingUpToTheSummary() throws IOException {
+        Path trace = dir.resolve("trace");
+        JobSummary summary = MoeScoreJob.score(spark, options("parquet", trace.toString()));
+        com.fasterxml.jackson.databind.JsonNode manifest = new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(trace.resolve("_routing_trace.json").toFile());
+        assertEquals("parquet", manifest.get("format").asText());
+        assertEquals(3, manifest.get("files").asInt());
+        assertEquals(SparkTests.demoModel().toString(), manifest.get("model").asText());
+        assertFalse(Files.exists(trace.resolve("_attempts")), "failed or pending attempts' files are gone");
+        List<String> files;
+        try (Stream<Path> list = Files.list(trace.resolve("loads"))) {
+            files = list.map(p -> p.getFileName().toString()).filter(n -> !n.startsWith(".")).sorted().toList();
+        }
+        assertEquals(3, files.size(), "one file per partition: " + files);
+        assertTrue(files.stream().allMatch(n -> n.matches("part-0000[0-2]-s\\d+\\.parquet")), files.toString());
+
+        RoutingTrace read = TraceInputs.read(trace);
+        assertEquals(8, read.numExperts());
+        assertArrayEquals(new int[] {0, 1, 2, 3}, read.layers());
+        long[][] sum = new long[4][8];
+        Map<Integer, TreeSet<Long>> batches = new TreeMap<>();
+        for (RoutingRecord r : read.records()) {
+            for (int e = 0; e < 8; e++) {
+                sum[r.layer()][e] += r.tokens()[e];
+            }
+            batches.computeIfAbsent(r.partition(), p -> new TreeSet<>()).add(r.batch());
+            assertEquals("driver", r.executor(), "local mode's tasks run on the driver");
+            assertEquals(0, r.total() % 2, "top-2: each token counted twice");
+        }
+        for (int l = 0; l < 4; l++) {
+            assertArrayEquals(summary.expertLoad()[l], sum[l], "layer " + l);
+            assertEquals(2L * 24 * 256, java.util.Arrays.stream(sum[l]).sum(), "24 rows of 256 tokens, top-2");
+        }
+        assertEquals(List.of(0, 1, 2), List.copyOf(batches.keySet()));
+        for (TreeSet<Long> ids : batches.values()) {
+            assertEquals(ids.size() - 1, ids.last(), "batch ids count from 0 in each task: " + ids);
+        }
+        // each batch holds every MoE layer once
+        Map<String, Long> perBatch = read.records().stream().collect(Collectors.groupingBy(
+                r -> r.partition() + "/" + r.batch(), Collectors.counting()));
+        assertTrue(perBatch.values().stream().allMatch(c -> c == 4), perBatch.toString());
+
+        // --mode overwrite replaces an existing trace folder (here with a different partitioning)
+        Files.writeString(trace.resolve("loads").resolve("stale.parquet"), "left from before");
+        MoeScoreJob.score(spark, SparkTests.with(options("parquet", trace.toString()), "mode", "overwrite",
+                "partitions", 2));
+        assertEquals(List.of(0, 1), List.copyOf(new TreeSet<>(TraceInputs.read(trace).records().stream()
+                .map(RoutingRecord::partition).toList())), "the new run's partitions only, no stale file read");
+    }
+
+    @Test
+    void arrowBesideArrowOutputAndRefusals() throws IOException {
+        Path trace = dir.resolve("trace-arrow");
+        MoeScoreJob.score(spark, options("arrow", trace.toString()));
+        try (Stream<Path> list = Files.list(trace.resolve("loads"))) {
+            assertTrue(list.map(p -> p.getFileName().toString()).filter(n -> !n.startsWith("."))
+                    .allMatch(n -> n.endsWith(".arrow")));
+        }
+        assertEquals(4, TraceInputs.read(trace).layers().length);
+
+        IllegalArgumentException exists = assertThrows(IllegalArgumentException.class,
+                () -> MoeScoreJob.score(spark, SparkTests.with(options("parquet", trace.toString()), "output",
+                        dir.resolve("fresh").toString())));
+        assertTrue(exists.getMessage().startsWith("--routing-trace " + trace + " already exists"),
+                exists.getMessage());
+        String output = dir.resolve("out").toString();
+        IllegalArgumentException inside = assertThrows(IllegalArgumentException.class,
+                () -> MoeScoreJob.score(spark, SparkTests.with(options("parquet", output + "/trace"), "output",
+                        output)));
+        assertTrue(inside.getMessage().contains("--routing-trace"), inside.getMessage());
+        assertFalse(Files.exists(Path.of(output)), "nothing written");
+    }
+
+    @Test
+    void theOptionAndItsConf() {
+        MoeScoreJob job = new MoeScoreJob();
+        new CommandLine(job).parseArgs("--input", "in.jsonl", "--output", "out", "--model", "m",
+                "--routing-trace", "t");
+        assertEquals("t", job.resolve(new SparkConf(false)).routingTrace());
+        MoeScoreJob fromConf = new MoeScoreJob();
+        new CommandLine(fromConf).parseArgs("--input", "in.jsonl", "--output", "out", "--model", "m");
+        assertEquals("c", fromConf.resolve(new SparkConf(false).set("spark.moescore.routingTrace", "c"))
+                .routingTrace());
+        assertEquals(null, fromConf.resolve(new SparkConf(false)).routingTrace());
+    }
+}
