@@ -4,16 +4,16 @@
 #   INPUT=s3a://... OUTPUT=s3a://... MODEL=s3a://... K8S_MASTER=k8s://https://HOST:6443 IMAGE=REGISTRY/moescore:TAG \
 #     submit-scripts/examples/kubernetes.sh
 #
-# Needs: SPARK_HOME pointing at a Spark 4.1 distribution (only its spark-submit runs here); the NVIDIA device plugin
+# Needs: SPARK_HOME pointing at a Spark 4.2 distribution (only its spark-submit runs here); the NVIDIA device plugin
 # on the GPU nodes (pods can request nvidia.com/gpu); a service account the driver may create pods with; and an image
-# built from Spark 4.1's (Scala 2.13, Java 17) that holds
+# built from Spark 4.2's (Scala 2.13, Java 17) that holds
 #   /opt/spark/jars/        Spark plus the jars of spark-job/target/lib that Spark lacks (moescore-*, picocli,
 #                           tokenizers, api, gson, jna, jcuda): they are on every pod's classpath
 #   /opt/moescore/moescore-spark-job.jar    the application jar
 #   /opt/moescore/conf/get-gpus.sh          conf/get-gpus.sh, executable, with nvidia-smi available in the pod
 # Every <...> below is a placeholder: set the variables instead of editing them in.
 set -euo pipefail
-: "${SPARK_HOME:?set SPARK_HOME to a Spark 4.1 distribution}"
+: "${SPARK_HOME:?set SPARK_HOME to a Spark 4.2 distribution}"
 
 k8s_master=${K8S_MASTER:-k8s://https://<k8s-apiserver-host>:6443}
 image=${IMAGE:-<registry>/<moescore-spark-image>:<tag>}
@@ -29,7 +29,7 @@ done
 
 # GPUs: spark.executor.resource.gpu.vendor makes each executor pod request <amount> of the device plugin's resource
 # nvidia.com/gpu; the discovery script (a path inside the image) tells the executor which device it got.
-# Spark 4.1 adds the --add-opens Java 17 needs to the JVMs it launches in the pods.
+# Spark 4 adds the --add-opens Java 17 needs to the JVMs it launches in the pods.
 exec "$SPARK_HOME/bin/spark-submit" \
   --master "$k8s_master" --deploy-mode cluster --name moescore-score \
   --class io.moescore.spark.MoeScoreJob \

@@ -1,51 +1,48 @@
 #!/usr/bin/env bash
-# Submit the scoring job to YARN in cluster mode (the driver runs in the YARN application master), one GPU per
-# executor.
+# Submit the scoring job to YARN, one GPU per executor, through submit-scripts/moescore, which first checks that
+# the cluster has the queue and the GPU resource type asked for (`moescore yarn-check`). YarnScoreJobIT runs this
+# script as it is, on an in-process YARN cluster, in cluster and in client mode (README, "Running on YARN").
 #
-#   INPUT=hdfs://... OUTPUT=hdfs://... MODEL=hdfs://... submit-scripts/examples/yarn.sh
+#   INPUT=hdfs://... OUTPUT=hdfs://... MODEL=hdfs://... submit-scripts/examples/yarn.sh [more job options]
 #
-# Needs: SPARK_HOME pointing at a Spark 4.1 distribution (Scala 2.13) whose HADOOP_CONF_DIR/YARN_CONF_DIR name your
-# cluster; YARN 3.1+ with GPU scheduling on (resource type yarn.io/gpu, which Spark requests for
-# spark.executor.resource.gpu.amount); the project built here (mvn -B -ntp install -DskipTests). Every <...> below is
-# a placeholder: set the variables instead of editing them in.
+# Needs: HADOOP_CONF_DIR (or YARN_CONF_DIR) naming your cluster: its core-site.xml, yarn-site.xml and the
+# resource-types.xml that declares yarn.io/gpu (YARN 3.1+ GPU scheduling; Spark asks for yarn.io/gpu for
+# spark.executor.resource.gpu.amount); the project built here (mvn -B -ntp install -DskipTests). SPARK_HOME is
+# optional: with it, that Spark 4.2 distribution's spark-submit runs and YARN gets its jars; without it, the Spark
+# jars Maven resolved run and spark-job/target/lib is uploaded with each submission (MOESCORE_SUBMIT_OPTS="--conf
+# spark.yarn.archive=hdfs://..." avoids that). Every <...> below is a placeholder: set the variables instead of
+# editing them in. Paths must not contain white space (MOESCORE_SUBMIT_OPTS is split at white space).
 set -euo pipefail
 home=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-: "${SPARK_HOME:?set SPARK_HOME to a Spark 4.1 distribution configured for your YARN cluster}"
 
 input=${INPUT:-hdfs://<namenode-host>:8020/data/moescore/input.parquet}
 output=${OUTPUT:-hdfs://<namenode-host>:8020/data/moescore/scores}
 model=${MODEL:-hdfs://<namenode-host>:8020/models/<model-dir>}   # any Hadoop FS; copied once per executor host
+deploy_mode=${DEPLOY_MODE:-cluster}  # cluster: the driver runs in the YARN application master; client: here
 queue=${QUEUE:-default}
-executors=${EXECUTORS:-4}                                          # = GPUs used
+executors=${EXECUTORS:-4}            # = GPUs used
+cores=${EXECUTOR_CORES:-4}           # concurrent tasks per executor, feeding the executor's one engine
+task_gpus=${TASK_GPUS:-0.25}         # 1 / cores: the executor's tasks share its GPU
+memory=${EXECUTOR_MEMORY:-8g}
+overhead=${MEMORY_OVERHEAD:-4g}      # off-heap Arrow batches and CUDA's host memory (conf/spark-defaults.conf.template)
+backend=${BACKEND:-auto}
+partitions=${PARTITIONS:-$((executors * 16))}
 for v in "$input" "$output" "$model"; do
   case "$v" in *'<'*) echo "yarn.sh: '$v' is a placeholder: set INPUT, OUTPUT and MODEL" >&2; exit 2 ;; esac
 done
 
-# The application jar, and the jars the job needs that Spark does not ship (moescore's gpu-runtime and arrow-io,
-# picocli, the tokenizers library and JNA, JCuda); spark-submit uploads them to the application's staging dir.
-app_jar=$(ls "$home"/spark-job/target/moescore-spark-job-*.jar | grep -v -e sources -e tests | head -1)
-jars=$(ls "$home"/spark-job/target/lib/*.jar \
-  | grep -E '/(moescore-|picocli-|tokenizers-|api-[0-9]|gson-|jna-|jcuda)' | paste -sd, -)
-jvm_opts=$(cat "$home/conf/jvm-options")   # the --add-opens Spark, Netty and Arrow need on Java 17
-
 # GPUs: YARN gives each executor container one GPU but does not tell Spark which, so every executor runs the
 # discovery script. --files ships conf/get-gpus.sh into each container's working directory, hence ./get-gpus.sh.
-# Four tasks share each executor's GPU (task amount 0.25, 4 cores), feeding the executor's one engine; see
-# conf/spark-defaults.conf.template. memoryOverhead covers the off-heap Arrow batches and CUDA's host memory.
-exec "$SPARK_HOME/bin/spark-submit" \
-  --master yarn --deploy-mode cluster --queue "$queue" --name moescore-score \
-  --class io.moescore.spark.MoeScoreJob \
-  --jars "$jars" \
-  --files "$home/conf/get-gpus.sh" \
-  --num-executors "$executors" --executor-cores 4 --executor-memory 8g \
+# The caller's MOESCORE_SUBMIT_OPTS come last, so they can override any of these.
+export MOESCORE_SUBMIT_OPTS="--name moescore-score --files $home/conf/get-gpus.sh \
+  --num-executors $executors --executor-cores $cores --executor-memory $memory \
   --conf spark.dynamicAllocation.enabled=false \
-  --conf spark.executor.memoryOverhead=4g \
+  --conf spark.executor.memoryOverhead=$overhead \
   --conf spark.executor.resource.gpu.amount=1 \
   --conf spark.executor.resource.gpu.discoveryScript=./get-gpus.sh \
-  --conf spark.task.resource.gpu.amount=0.25 \
+  --conf spark.task.resource.gpu.amount=$task_gpus \
   --conf spark.executorEnv.CUDA_DEVICE_ORDER=PCI_BUS_ID \
-  --conf "spark.driver.extraJavaOptions=$jvm_opts" \
-  --conf "spark.executor.extraJavaOptions=$jvm_opts" \
-  "$app_jar" \
+  ${MOESCORE_SUBMIT_OPTS:-}"
+exec "$home/submit-scripts/moescore" score --master yarn --deploy-mode "$deploy_mode" --queue "$queue" \
   --input "$input" --output "$output" --model "$model" \
-  --backend auto --batch-tokens 8192 --partitions "$((executors * 16))"
+  --backend "$backend" --batch-tokens 8192 --partitions "$partitions" "$@"

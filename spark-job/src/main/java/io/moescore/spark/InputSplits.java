@@ -11,7 +11,6 @@ import org.apache.spark.sql.execution.datasources.FilePartition;
 import org.apache.spark.sql.execution.datasources.FileScanRDD;
 import org.apache.spark.sql.execution.datasources.PartitionedFile;
 import org.apache.spark.sql.execution.datasources.v2.DataSourceRDD;
-import org.apache.spark.sql.execution.datasources.v2.DataSourceRDDPartition;
 import scala.jdk.javaapi.CollectionConverters;
 
 /**
@@ -90,7 +89,7 @@ final class InputSplits {
 
     private static String sourcePartitions(Partition p) {
         StringBuilder sb = new StringBuilder();
-        for (InputPartition in : CollectionConverters.asJava(((DataSourceRDDPartition) p).inputPartitions())) {
+        for (InputPartition in : SparkInternals.inputPartitions(p)) {
             sb.append(in).append('\n');
         }
         return sb.toString();

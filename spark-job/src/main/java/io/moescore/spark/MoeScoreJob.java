@@ -98,7 +98,7 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
     }
 
     public static void main(String[] args) {
-        System.exit(new CommandLine(new MoeScoreJob()).execute(args));
+        JobExit.exit(new CommandLine(new MoeScoreJob()).execute(args));
     }
 
     @Override

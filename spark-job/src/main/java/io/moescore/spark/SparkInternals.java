@@ -1,6 +1,7 @@
 package io.moescore.spark;
 
 import java.util.List;
+import org.apache.spark.Partition;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
@@ -10,10 +11,12 @@ import org.apache.spark.sql.catalyst.expressions.Alias;
 import org.apache.spark.sql.catalyst.expressions.Attribute;
 import org.apache.spark.sql.catalyst.expressions.AttributeReference;
 import org.apache.spark.sql.catalyst.expressions.NamedExpression;
+import org.apache.spark.sql.connector.read.InputPartition;
 import org.apache.spark.sql.execution.ColumnarToRowExec;
 import org.apache.spark.sql.execution.ProjectExec;
 import org.apache.spark.sql.execution.SparkPlan;
 import org.apache.spark.sql.execution.WholeStageCodegenExec;
+import org.apache.spark.sql.execution.datasources.v2.DataSourceRDDPartition;
 import org.apache.spark.sql.execution.vectorized.WritableColumnVector;
 import org.apache.spark.sql.vectorized.ColumnVector;
 import org.apache.spark.sql.vectorized.ColumnarBatch;
@@ -23,8 +26,8 @@ import scala.jdk.javaapi.CollectionConverters;
  * The Spark-internal entry points we use, in one place: a DataFrame's rows as Spark holds them
  * ({@code InternalRow}, whose arrays copy out as primitive arrays with no per-element objects), its column batches
  * where its plan is a columnar scan, the array layout of Spark's own column vectors (Parquet's vectorized reader),
- * and a DataFrame made from rows. All are public in bytecode (some Scala {@code private[sql]}); the same in Spark
- * 4.1 and 4.2.
+ * a DataFrame made from rows, and what a DataSource V2 scan partition reads. All are public in bytecode (some Scala
+ * {@code private[sql]}); compiled against Spark 4.2.0, and each also runs on 4.1 (where one differs, it says how).
  */
 final class SparkInternals {
     private SparkInternals() {
@@ -115,5 +118,26 @@ final class SparkInternals {
     static Dataset<Row> dataFrame(SparkSession spark, JavaRDD<InternalRow> rows,
                                   org.apache.spark.sql.types.StructType schema) {
         return ((org.apache.spark.sql.classic.SparkSession) spark).internalCreateDataFrame(rows.rdd(), schema, false);
+    }
+
+    /**
+     * The source partitions one partition of a {@code DataSourceRDD} reads. Spark 4.2 holds at most one
+     * ({@code inputPartition: Option}); 4.1 held a list ({@code inputPartitions: Seq}), read by reflection there.
+     */
+    static List<InputPartition> inputPartitions(Partition p) {
+        DataSourceRDDPartition partition = (DataSourceRDDPartition) p;
+        try {
+            return CollectionConverters.asJava(partition.inputPartition().toList());
+        } catch (NoSuchMethodError spark41) {
+            try {
+                Object seq = DataSourceRDDPartition.class.getMethod("inputPartitions").invoke(partition);
+                @SuppressWarnings("unchecked")
+                List<InputPartition> list = CollectionConverters.asJava((scala.collection.Seq<InputPartition>) seq);
+                return list;
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException("this Spark's DataSourceRDDPartition has neither inputPartition "
+                        + "(Spark 4.2) nor inputPartitions (4.1): " + e, e);
+            }
+        }
     }
 }

@@ -100,6 +100,23 @@ class ArrowScoreJobTest {
         }
     }
 
+    /**
+     * {@code --resume} over Arrow input: a split is one input file (a DataSource V2 input partition, read through
+     * SparkInternals.inputPartitions), so a fresh run over 3 files scores 3 splits (splits that could not be told
+     * apart would be refused).
+     */
+    @Test
+    void resumeOverArrowInputTakesEachFileAsASplit() throws IOException {
+        String in = dir.resolve("three-files.arrow").toString();
+        demoRows().repartition(3).write().format("arrow").mode("overwrite").save(in);
+        assertEquals(3, arrowFiles(in).size());
+        String out = dir.resolve("scores-resumed.parquet").toString();
+        JobSummary summary = MoeScoreJob.score(spark,
+            SparkTests.with(options(in, out, "error", 0), "outputFormat", "parquet", "resume", true));
+        assertEquals(new JobSummary.ResumeCounts(0, 0, 0, 3, 24), summary.resume());
+        assertEquals(24, spark.read().parquet(out).count());
+    }
+
     /** The Arrow IPC files (.arrow) directly in a folder. */
     static List<Path> arrowFiles(String folder) throws IOException {
         try (var files = Files.list(Path.of(folder))) {

@@ -1,5 +1,11 @@
 package io.moescore.job;
 
+import static io.moescore.job.SubmittedJobs.awaitExit;
+import static io.moescore.job.SubmittedJobs.destroy;
+import static io.moescore.job.SubmittedJobs.faultyInputConf;
+import static io.moescore.job.SubmittedJobs.markers;
+import static io.moescore.job.SubmittedJobs.splitDemoInput;
+import static io.moescore.job.SubmittedJobs.tail;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -16,7 +22,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -25,9 +30,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
-import org.apache.parquet.example.data.Group;
-import org.apache.parquet.hadoop.ParquetReader;
-import org.apache.parquet.hadoop.example.GroupReadSupport;
 import org.apache.spark.launcher.JavaModuleOptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -82,7 +84,7 @@ class StandaloneScoreJobTest {
                 SparkTests.demoInput().toString(), "--input-format", "json", "--partitions", "4"), Map.of(), false).start();
             try {
                 // While the application runs, record which worker each executor JVM belongs to (they exit with it).
-                exit = awaitExit(submit, SUBMIT_TIMEOUT, submitLog, cluster,
+                exit = awaitExit(submit, SUBMIT_TIMEOUT, submitLog, cluster::diagnostics,
                     () -> cluster.executors().forEach(e -> workerOfExecutor.put(e.executorId(), e.worker())));
                 System.out.printf("spark-submit exited %d after %.1f s; executors seen %s%n", exit,
                     (System.nanoTime() - up) / 1e9, workerOfExecutor);
@@ -101,15 +103,7 @@ class StandaloneScoreJobTest {
         ObjectMapper json = new ObjectMapper();
         Path summaryFile = tmp.resolve("scores.parquet.summary.json");
         assertTrue(Files.exists(summaryFile), "summary written as OUTPUT.summary.json");
-        JsonNode summary = json.readTree(summaryFile.toFile());
-        assertEquals(24, summary.get("rows").asInt(), summary.toString());
-        assertEquals(0, summary.get("rows_with_errors").asInt(), summary.toString());
-        assertEquals(24 * 256, summary.get("tokens").asLong(), summary.toString());
-        Map<String, Long> rowsByExecutor = new TreeMap<>();
-        summary.get("executors").forEach(e -> rowsByExecutor.put(e.get("executor").asText(), e.get("rows").asLong()));
-        assertEquals(2, rowsByExecutor.size(), "two executors in the summary: " + summary.get("executors"));
-        rowsByExecutor.forEach((id, rows) -> assertTrue(rows > 0, "executor " + id + " scored no rows: " + summary));
-        assertEquals(24, rowsByExecutor.values().stream().mapToLong(Long::longValue).sum());
+        Map<String, Long> rowsByExecutor = SubmittedJobs.demoRowsByExecutor(json.readTree(summaryFile.toFile()), 2);
         assertEquals(Set.of(0, 1), rowsByExecutor.keySet().stream().map(id -> {
             Integer worker = workerOfExecutor.get(id);
             assertNotNull(worker, "executor " + id + " of the summary is none of the workers' JVMs " + workerOfExecutor);
@@ -118,27 +112,7 @@ class StandaloneScoreJobTest {
 
         // Rows in = rows out, and every row equals the single-process scorer's, exactly. The output is read with
         // parquet-hadoop directly: a local SparkSession would add several seconds and nothing to what is checked.
-        assertTrue(Files.exists(output.resolve("_SUCCESS")), "the job committed its output");
-        List<Group> rows = readParquet(output);
-        List<String> inputLines = Files.readAllLines(SparkTests.demoInput());
-        List<String> expectedLines = Files.readAllLines(reference.get(60, TimeUnit.SECONDS));
-        assertEquals(24, inputLines.size());
-        assertEquals(inputLines.size(), expectedLines.size());
-        assertEquals(inputLines.size(), rows.size(), "rows in = rows out");
-        Map<String, Group> byId = new HashMap<>();
-        rows.forEach(r -> byId.put(r.getString("id", 0), r));
-        assertEquals(rows.size(), byId.size(), "ids are unique");
-        for (String line : expectedLines) {
-            JsonNode expected = json.readTree(line);
-            String id = expected.get("id").asText();
-            Group got = byId.get(id);
-            assertNotNull(got, "no output row for " + id);
-            assertEquals(expected.get("num_tokens").asInt(), got.getInteger("num_tokens", 0), id);
-            assertEquals(expected.get("sum_logprob").asDouble(), got.getDouble("sum_logprob", 0), 0.0, id);
-            assertEquals(expected.get("mean_nll").asDouble(), got.getDouble("mean_nll", 0), 0.0, id);
-            assertEquals(expected.get("perplexity").asDouble(), got.getDouble("perplexity", 0), 0.0, id);
-            assertEquals(0, got.getFieldRepetitionCount("error"), id + " has an error");
-        }
+        SubmittedJobs.assertExactOutput(output, reference.get(60, TimeUnit.SECONDS));
         System.out.printf("standalone score job test %.1f s in all%n", (System.nanoTime() - t0) / 1e9);
     }
 
@@ -151,7 +125,7 @@ class StandaloneScoreJobTest {
     @Test
     @Timeout(value = 240, unit = TimeUnit.SECONDS)
     void losingAnExecutorMidJobStillGivesExactOutput() throws Exception {
-        Path in = splitDemoInput();
+        Path in = splitDemoInput(tmp);
         Path state = Files.createDirectories(tmp.resolve("fault-state"));
         Path output = tmp.resolve("scores-after-loss.parquet");
         Path submitLog = tmp.resolve("spark-submit-loss.log");
@@ -162,7 +136,7 @@ class StandaloneScoreJobTest {
                 "--input-format", "json"), conf, true).start();
             try {
                 boolean[] killed = {false};
-                int exit = awaitExit(submit, FAULT_JOB_TIMEOUT, submitLog, cluster, () -> {
+                int exit = awaitExit(submit, FAULT_JOB_TIMEOUT, submitLog, cluster::diagnostics, () -> {
                     long started = markers(state, "opened-");
                     if (!killed[0] && started >= 3) {
                         List<StandaloneCluster.ExecutorProcess> executors = cluster.executors();
@@ -191,7 +165,7 @@ class StandaloneScoreJobTest {
     @Test
     @Timeout(value = 240, unit = TimeUnit.SECONDS)
     void speculationAndATaskRetryGiveNoDuplicatesOrGaps() throws Exception {
-        Path in = splitDemoInput();
+        Path in = splitDemoInput(tmp);
         Path state = Files.createDirectories(tmp.resolve("fault-state"));
         Path output = tmp.resolve("scores-speculated.parquet");
         Path submitLog = tmp.resolve("spark-submit-speculation.log");
@@ -209,7 +183,7 @@ class StandaloneScoreJobTest {
             Process submit = sparkSubmit(cluster, output, submitLog, List.of("--input", "faulty://" + in,
                 "--input-format", "json"), conf, true).start();
             try {
-                assertEquals(0, awaitExit(submit, FAULT_JOB_TIMEOUT, submitLog, cluster, () -> { }),
+                assertEquals(0, awaitExit(submit, FAULT_JOB_TIMEOUT, submitLog, cluster::diagnostics, () -> { }),
                     "spark-submit exit code\n" + tail(submitLog));
             } finally {
                 destroy(submit);
@@ -230,7 +204,7 @@ class StandaloneScoreJobTest {
     @Test
     @Timeout(value = 240, unit = TimeUnit.SECONDS)
     void inputVanishingMidJobFailsNamingTheFileAndCommitsNothing() throws Exception {
-        Path in = splitDemoInput();
+        Path in = splitDemoInput(tmp);
         Path state = Files.createDirectories(tmp.resolve("fault-state"));
         Path output = tmp.resolve("scores-vanished.parquet");
         Path submitLog = tmp.resolve("spark-submit-vanished.log");
@@ -240,7 +214,7 @@ class StandaloneScoreJobTest {
             Process submit = sparkSubmit(cluster, output, submitLog, List.of("--input", "faulty://" + in,
                 "--input-format", "json"), faultyInputConf(state), true).start();
             try {
-                int exit = awaitExit(submit, FAULT_JOB_TIMEOUT, submitLog, cluster, () -> {
+                int exit = awaitExit(submit, FAULT_JOB_TIMEOUT, submitLog, cluster::diagnostics, () -> {
                     // a task's marker comes 1.5 s before its real open: deleted now, rows-7 is gone for every
                     // attempt that reads it, whichever task that is
                     if (Files.exists(victim) && markers(state, "opened-") > 0) {
@@ -274,7 +248,7 @@ class StandaloneScoreJobTest {
     @Test
     @Timeout(value = 300, unit = TimeUnit.SECONDS)
     void killingTheWholeJobThenResumingScoresOnlyTheRest() throws Exception {
-        Path in = splitDemoInput();
+        Path in = splitDemoInput(tmp);
         Path firstState = Files.createDirectories(tmp.resolve("fault-state-1"));
         Path secondState = Files.createDirectories(tmp.resolve("fault-state-2"));
         Path output = tmp.resolve("scores-resumed.parquet");
@@ -287,7 +261,7 @@ class StandaloneScoreJobTest {
             Process first = sparkSubmit(cluster, output, firstLog, args, faultyInputConf(firstState), true).start();
             try {
                 boolean[] killed = {false};
-                awaitExit(first, FAULT_JOB_TIMEOUT, firstLog, cluster, () -> {
+                awaitExit(first, FAULT_JOB_TIMEOUT, firstLog, cluster::diagnostics, () -> {
                     if (!killed[0] && Files.exists(splits) && entries(splits) >= 3) {
                         List<StandaloneCluster.ExecutorProcess> executors = cluster.executors();
                         first.destroyForcibly().waitFor();
@@ -311,7 +285,7 @@ class StandaloneScoreJobTest {
             Path secondLog = tmp.resolve("spark-submit-resumed.log");
             Process second = sparkSubmit(cluster, output, secondLog, args, faultyInputConf(secondState), true).start();
             try {
-                assertEquals(0, awaitExit(second, FAULT_JOB_TIMEOUT, secondLog, cluster, () -> { }),
+                assertEquals(0, awaitExit(second, FAULT_JOB_TIMEOUT, secondLog, cluster::diagnostics, () -> { }),
                     "spark-submit exit code\n" + tail(secondLog));
             } finally {
                 destroy(second);
@@ -335,69 +309,10 @@ class StandaloneScoreJobTest {
         }
     }
 
-    /** What a test does while spark-submit runs, between checks. */
-    private interface WhileRunning {
-        void poll() throws Exception;
-    }
-
-    /** Waits for spark-submit to exit, calling {@code whileRunning} every 200 ms; returns its exit code. */
-    private static int awaitExit(Process submit, Duration timeout, Path log, StandaloneCluster cluster,
-                                 WhileRunning whileRunning) throws Exception {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (!submit.waitFor(200, TimeUnit.MILLISECONDS)) {
-            whileRunning.poll();
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("spark-submit did not finish in " + timeout.toSeconds() + " s\n" + tail(log)
-                    + "\n" + cluster.diagnostics());
-            }
-        }
-        return submit.exitValue();
-    }
-
-    /** How many {@link FaultInjectingFileSystem} markers with this prefix the state folder holds. */
-    private static long markers(Path state, String prefix) throws IOException {
-        try (var files = Files.list(state)) {
-            return files.filter(p -> p.getFileName().toString().startsWith(prefix)).count();
-        }
-    }
-
-    /** The demo rows as 8 JSON files of 3 rows (rows-0.json .. rows-7.json). */
-    private Path splitDemoInput() throws IOException {
-        Path in = Files.createDirectories(tmp.resolve("in"));
-        List<String> lines = Files.readAllLines(SparkTests.demoInput());
-        for (int f = 0; f < 8; f++) {
-            Files.write(in.resolve("rows-" + f + ".json"), lines.subList(f * 3, f * 3 + 3));
-        }
-        return in;
-    }
-
-    /** Input through {@link FaultInjectingFileSystem}, every task's open slowed by 1.5 s, one file per task. */
-    private static Map<String, String> faultyInputConf(Path state) {
-        return Map.of(
-            "spark.hadoop.fs.faulty.impl", FaultInjectingFileSystem.class.getName(),
-            "spark.hadoop.fs.faulty.impl.disable.cache", "true",
-            "spark.hadoop.faulty.stateDir", state.toString(),
-            "spark.hadoop.faulty.taskDelayMillis", "1500",
-            "spark.sql.files.openCostInBytes", String.valueOf(256L << 20));
-    }
-
     /** Committed, rows in = rows out, no duplicate ids, every row equal to the single-process scorer's. */
     private void assertExactOutput(Path output) throws IOException {
-        Path local = SparkTests.scoreLocally(SparkTests.demoInput(), Files.createDirectories(tmp.resolve("local")),
-            false, 0);
-        assertTrue(Files.exists(output.resolve("_SUCCESS")), "the job committed its output");
-        List<Group> rows = readParquet(output);
-        assertEquals(24, rows.size(), "rows in = rows out");
-        Map<String, Group> byId = new HashMap<>();
-        rows.forEach(r -> byId.put(r.getString("id", 0), r));
-        assertEquals(24, byId.size(), "no duplicate ids");
-        ObjectMapper json = new ObjectMapper();
-        for (String line : Files.readAllLines(local)) {
-            JsonNode expected = json.readTree(line);
-            Group got = byId.get(expected.get("id").asText());
-            assertNotNull(got, "no output row for " + expected.get("id"));
-            assertEquals(expected.get("sum_logprob").asDouble(), got.getDouble("sum_logprob", 0), 0.0);
-        }
+        SubmittedJobs.assertExactOutput(output, SparkTests.scoreLocally(SparkTests.demoInput(),
+            Files.createDirectories(tmp.resolve("local")), false, 0));
     }
 
     /**
@@ -462,45 +377,5 @@ class StandaloneScoreJobTest {
         // A developer's own Spark settings (SPARK_HOME/conf/spark-defaults.conf, SPARK_CONF_DIR, ...) stay out.
         pb.environment().keySet().removeIf(k -> k.startsWith("SPARK_"));
         return pb;
-    }
-
-    /** Every row of the job's part files, in no particular order. */
-    private static List<Group> readParquet(Path dir) throws IOException {
-        List<Path> parts;
-        try (var files = Files.list(dir)) {
-            parts = files.filter(f -> f.getFileName().toString().endsWith(".parquet")).sorted().toList();
-        }
-        assertFalse(parts.isEmpty(), "no part files in " + dir);
-        List<Group> rows = new ArrayList<>();
-        for (Path part : parts) {
-            try (ParquetReader<Group> reader = ParquetReader.builder(new GroupReadSupport(),
-                    new org.apache.hadoop.fs.Path(part.toUri())).build()) {
-                for (Group g = reader.read(); g != null; g = reader.read()) {
-                    rows.add(g);
-                }
-            }
-        }
-        return rows;
-    }
-
-    private static void destroy(Process p) throws InterruptedException {
-        if (p.isAlive()) {
-            p.destroy();
-            if (!p.waitFor(10, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                p.waitFor(5, TimeUnit.SECONDS);
-            }
-        }
-        assertFalse(p.isAlive(), "the spark-submit JVM (pid " + p.pid() + ") is still alive");
-    }
-
-    private static String tail(Path log) {
-        try {
-            List<String> lines = Files.readAllLines(log);
-            return "==== " + log + " (last 60 lines)\n"
-                + String.join("\n", lines.subList(Math.max(0, lines.size() - 60), lines.size()));
-        } catch (IOException e) {
-            return "(cannot read " + log + ": " + e + ")";
-        }
     }
 }

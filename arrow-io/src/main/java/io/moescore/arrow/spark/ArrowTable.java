@@ -3,7 +3,6 @@ package io.moescore.arrow.spark;
 import java.util.EnumSet;
 import java.util.Set;
 
-import org.apache.spark.sql.connector.catalog.CatalogV2Util;
 import org.apache.spark.sql.connector.catalog.Column;
 import org.apache.spark.sql.connector.catalog.SupportsRead;
 import org.apache.spark.sql.connector.catalog.SupportsWrite;
@@ -11,6 +10,8 @@ import org.apache.spark.sql.connector.catalog.TableCapability;
 import org.apache.spark.sql.connector.read.ScanBuilder;
 import org.apache.spark.sql.connector.write.LogicalWriteInfo;
 import org.apache.spark.sql.connector.write.WriteBuilder;
+import org.apache.spark.sql.types.Metadata;
+import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.sql.util.CaseInsensitiveStringMap;
 
@@ -29,9 +30,20 @@ final class ArrowTable implements SupportsRead, SupportsWrite {
         return "arrow " + String.join(", ", options.paths());
     }
 
+    /**
+     * The schema as connector columns, through the public {@code Column.create} (Spark's internal
+     * {@code CatalogV2Util.structTypeToV2Columns} changed its signature in 4.2).
+     */
     @Override
     public Column[] columns() {
-        return CatalogV2Util.structTypeToV2Columns(schema);
+        StructField[] fields = schema.fields();
+        Column[] columns = new Column[fields.length];
+        for (int i = 0; i < fields.length; i++) {
+            StructField f = fields[i];
+            String metadata = f.metadata().equals(Metadata.empty()) ? null : f.metadata().json();
+            columns[i] = Column.create(f.name(), f.dataType(), f.nullable(), null, metadata);
+        }
+        return columns;
     }
 
     @Override

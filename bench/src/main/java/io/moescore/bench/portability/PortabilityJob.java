@@ -1,5 +1,6 @@
 package io.moescore.bench.portability;
 
+import io.moescore.spark.JobExit;
 import io.moescore.spark.MoeScoreJob;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
@@ -53,7 +54,7 @@ public final class PortabilityJob implements Callable<Integer> {
     String mode;
 
     public static void main(String[] args) {
-        System.exit(new CommandLine(new PortabilityJob()).execute(args));
+        JobExit.exit(new CommandLine(new PortabilityJob()).execute(args));
     }
 
     @Override

@@ -8,6 +8,7 @@ import io.moescore.score.Setting;
 import io.moescore.spark.CommandSettings;
 import io.moescore.spark.DatasetScorer;
 import io.moescore.spark.JobConf;
+import io.moescore.spark.JobExit;
 import io.moescore.spark.ModelFiles;
 import io.moescore.spark.MoeScoreJob;
 import io.moescore.spark.ScoreJobOptions;
@@ -110,7 +111,7 @@ public final class SparsifyJob implements Callable<Integer>, CommandSettings.Com
     }
 
     public static void main(String[] args) {
-        System.exit(new CommandLine(new SparsifyJob()).execute(args));
+        JobExit.exit(new CommandLine(new SparsifyJob()).execute(args));
     }
 
     @Override
