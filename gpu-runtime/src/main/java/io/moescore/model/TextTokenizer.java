@@ -31,6 +31,19 @@ public final class TextTokenizer implements AutoCloseable {
     private static final Map<String, String> OPTIONS =
             Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false");
 
+    static {
+        // DJL picks its tokenizer library's flavor by the host: on a host with CUDA it downloads a CUDA build
+        // (publish.djl.ai) instead of the CPU build its jar carries, which fails on clusters without internet
+        // (found on the GPU machine: "Cannot download jni files"). Tokenizing never uses the GPU, and nothing may
+        // be downloaded at run time: the jar's CPU build, offline, unless the user set these themselves.
+        if (System.getenv("RUST_FLAVOR") == null) {
+            System.getProperties().putIfAbsent("RUST_FLAVOR", "cpu");
+        }
+        if (System.getenv("DJL_OFFLINE") == null) {
+            System.getProperties().putIfAbsent("ai.djl.offline", "true");
+        }
+    }
+
     private final HuggingFaceTokenizer tokenizer;
     /** The added tokens matched in Java, or null where the library matches them itself. */
     private final AddedTokens added;
