@@ -171,3 +171,64 @@ extern "C" __global__ void fill_f32(float* __restrict__ x, long long n, float va
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] = value;
 }
+
+// q, k = rope(rmsnorm(x)) in one pass (Backend.rmsNormRope): RMSNorm over each run of `group` columns (the whole
+// projection, or a head), then the rotate-half rotary embedding on each head of headDim columns, in place, the
+// rotated values also rounded to T into `copy` (the half-precision q and k attention_fa.cu reads). One block per
+// row; the row is staged in shared memory (cols floats, then one scale per group), so it is read once from DRAM
+// where the two kernels it replaces (rmsnorm_f32, rope_half_T) read it twice and wrote it twice. Needs cols % 4 ==
+// 0 and group % 4 == 0 (16-byte loads). CPU twins: CpuBackend.rmsNorm then CpuBackend.rope.
+template <typename T>
+__device__ __forceinline__ void rmsnorm_rope_row(float* __restrict__ x, const float* __restrict__ w,
+                                                 T* __restrict__ copy, const int* __restrict__ pos,
+                                                 const float* __restrict__ invFreq, int rows, int cols, int group,
+                                                 int headDim, float eps) {
+    extern __shared__ float staged[];
+    int r = blockIdx.x;
+    if (r >= rows) return;
+    int groups = cols / group;
+    float* scale = staged + cols;
+    float* row = x + (size_t)r * cols;
+    for (int i = threadIdx.x * 4; i < cols; i += blockDim.x * 4)
+        *reinterpret_cast<float4*>(staged + i) = *reinterpret_cast<const float4*>(row + i);
+    __syncthreads();
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    for (int g = warp; g < groups; g += warps) {  // one warp per group
+        float ss = 0.f;
+        for (int i = lane; i < group; i += 32) {
+            float v = staged[g * group + i];
+            ss += v * v;
+        }
+        ss = warp_sum(ss);
+        if (lane == 0) scale[g] = rsqrtf(ss / group + eps);
+    }
+    __syncthreads();
+    int half = headDim / 2;
+    float p = (float)pos[r];
+    T* crow = copy + (size_t)r * cols;
+    for (int j = threadIdx.x; j < cols / 2; j += blockDim.x) {
+        int at = (j / half) * headDim + j % half;
+        int i = j % half;
+        float a = w[at % group] * (staged[at] * scale[at / group]);
+        float b = w[(at + half) % group] * (staged[at + half] * scale[(at + half) / group]);
+        float c, s;
+        sincosf(p * invFreq[i], &s, &c);
+        float ra = a * c - b * s, rb = b * c + a * s;
+        row[at] = ra;
+        row[at + half] = rb;
+        crow[at] = to_half<T>(ra);
+        crow[at + half] = to_half<T>(rb);
+    }
+}
+extern "C" __global__ void rmsnorm_rope_bf16(float* __restrict__ x, const float* __restrict__ w,
+                                             bf16* __restrict__ copy, const int* __restrict__ pos,
+                                             const float* __restrict__ invFreq, int rows, int cols, int group,
+                                             int headDim, float eps) {
+    rmsnorm_rope_row(x, w, copy, pos, invFreq, rows, cols, group, headDim, eps);
+}
+extern "C" __global__ void rmsnorm_rope_f16(float* __restrict__ x, const float* __restrict__ w,
+                                            f16* __restrict__ copy, const int* __restrict__ pos,
+                                            const float* __restrict__ invFreq, int rows, int cols, int group,
+                                            int headDim, float eps) {
+    rmsnorm_rope_row(x, w, copy, pos, invFreq, rows, cols, group, headDim, eps);
+}

@@ -128,6 +128,17 @@ public interface Backend extends AutoCloseable {
     void rope(Tensor x, ColumnBlocks blocks, Rope rope, IntTensor positions);
 
     /**
+     * x = rope(rmsnorm(x)) in place: RMSNorm over each run of {@code groupSize} columns (q and k's norms, per head
+     * or over the whole projection), then {@link #rope(Tensor, ColumnBlocks, Rope, IntTensor)}. A backend may do
+     * both in one pass; this default is the two ops.
+     */
+    default void rmsNormRope(Tensor x, Tensor weight, int groupSize, float eps, ColumnBlocks blocks, Rope rope,
+                             IntTensor positions) {
+        rmsNorm(x, weight, groupSize, eps, x);
+        rope(x, blocks, rope, positions);
+    }
+
+    /**
      * Causal grouped-query attention within each packed sequence: rows seqOffsets[s] .. seqOffsets[s+1]-1 of q,
      * k and v belong to sequence s. A positive window limits each query to its last {@code window} keys.
      */

@@ -264,24 +264,33 @@ public final class Engine implements AutoCloseable {
                     backend.linear(normed, layer.q(), layer.qBias(), q);
                     backend.linear(normed, layer.k(), layer.kBias(), k);
                     backend.linear(normed, layer.v(), layer.vBias(), v);
-                    if (c.qkNorm() == ModelConfig.QkNorm.WHOLE_PROJECTION) {
+                    ModelConfig.QkNorm qkNorm = c.qkNorm();
+                    boolean clip = !Float.isNaN(c.clipQkv());
+                    if (qkNorm == ModelConfig.QkNorm.WHOLE_PROJECTION && clip) {  // the clamp comes in between
                         backend.rmsNorm(q, layer.qNorm(), c.qDim(), c.rmsNormEps(), q);
                         backend.rmsNorm(k, layer.kNorm(), c.kvDim(), c.rmsNormEps(), k);
+                        qkNorm = ModelConfig.QkNorm.NONE;
                     }
-                    if (!Float.isNaN(c.clipQkv())) {
+                    if (clip) {
                         backend.clamp(q, c.clipQkv());
                         backend.clamp(k, c.clipQkv());
                         backend.clamp(v, c.clipQkv());
                     }
-                    if (c.qkNorm() == ModelConfig.QkNorm.PER_HEAD) {
-                        backend.rmsNorm(q, layer.qNorm(), c.headDim(), c.rmsNormEps(), q);
-                        backend.rmsNorm(k, layer.kNorm(), c.headDim(), c.rmsNormEps(), k);
+                    // q, k = rope(rmsnorm(q)), rope(rmsnorm(k)): norms per head or over the whole projection (as
+                    // the model has them), rotary embedding on the first rotaryDim columns of each head (all of
+                    // them but in GLM-4.5); one pass where the backend can
+                    ColumnBlocks qHeads = new ColumnBlocks(0, c.headDim(), c.numHeads(), c.rope().rotaryDim());
+                    ColumnBlocks kHeads = new ColumnBlocks(0, c.headDim(), c.numKvHeads(), c.rope().rotaryDim());
+                    if (qkNorm == ModelConfig.QkNorm.NONE) {
+                        backend.rope(q, qHeads, c.rope(), positions);
+                        backend.rope(k, kHeads, c.rope(), positions);
+                    } else {
+                        boolean whole = qkNorm == ModelConfig.QkNorm.WHOLE_PROJECTION;
+                        backend.rmsNormRope(q, layer.qNorm(), whole ? c.qDim() : c.headDim(), c.rmsNormEps(), qHeads,
+                                c.rope(), positions);
+                        backend.rmsNormRope(k, layer.kNorm(), whole ? c.kvDim() : c.headDim(), c.rmsNormEps(), kHeads,
+                                c.rope(), positions);
                     }
-                    // rotary embedding on the first rotaryDim columns of each head (all of them but in GLM-4.5)
-                    backend.rope(q, new ColumnBlocks(0, c.headDim(), c.numHeads(), c.rope().rotaryDim()), c.rope(),
-                            positions);
-                    backend.rope(k, new ColumnBlocks(0, c.headDim(), c.numKvHeads(), c.rope().rotaryDim()), c.rope(),
-                            positions);
                 }
                 // attn = softmax(scale q.k^T, causal, windowed) v per head
                 backend.attention(q, k, v, seqOffsets, heads, c.slidingWindow()[l], attn);

@@ -46,9 +46,10 @@ public final class OpCosts {
 
     /**
      * The floor of every op the profile names, for {@code tokens} tokens in sequences of {@code seq}, op name ->
-     * cost. Names the backend does not report stay out of the table.
+     * cost. Names the backend does not report stay out of the table. {@code qkNormWithRope}: the backend ran q and
+     * k's norms with RoPE (the op rmsNormRope), so rmsNorm is the first input norm alone.
      */
-    public static Map<String, Cost> of(Dims d, long tokens, int seq) {
+    public static Map<String, Cost> of(Dims d, long tokens, int seq, boolean qkNormWithRope) {
         double t = tokens;
         double h = d.hidden();
         double q = d.qDim();
@@ -69,11 +70,12 @@ public final class OpCosts {
         double attnFlops = 4 * t * (seq + 1) / 2.0 * d.headDim() * d.heads();
         double attnBytes = t * (q + 2 * kv) * half + t * q * f32 + t * kv * (f32 + half); // + v's copy made
         costs.put("attention", new Cost(attnFlops, attnBytes).times(l));
-        // RoPE on q and k in place, writing their half copies
+        // RoPE on q and k in place, writing their half copies; the same bytes with their norms in the one pass
         costs.put("rope", new Cost(0, t * (q + kv) * (2 * f32 + half)).times(l));
-        // whole-row norms: the first input norm; q/k norms in place where the model has them
+        costs.put("rmsNormRope", costs.get("rope"));
+        // whole-row norms: the first input norm; q/k norms in place where the model has them (unless with RoPE)
         costs.put("rmsNorm", new Cost(0, t * h * (f32 + half)
-                + (d.qkNorm() ? l * t * (q + kv) * 2 * f32 : 0)));
+                + (d.qkNorm() && !qkNormWithRope ? l * t * (q + kv) * 2 * f32 : 0)));
         // x += delta; normed = rmsnorm(x): read x, delta, write x, the normed copy (+ fp32 before the ffn block)
         costs.put("addRmsNorm", new Cost(0, l * t * h * (3 * f32 + half) + l * t * h * (3 * f32 + half + f32)));
         double k = d.topK();

@@ -67,7 +67,7 @@ public final class Roofline {
             }
             long tokens = run.path("tokens").asLong();
             int seq = run.path("sequence_length").asInt();
-            Map<String, OpCosts.Cost> costs = OpCosts.of(dims, tokens, seq);
+            Map<String, OpCosts.Cost> costs = OpCosts.of(dims, tokens, seq, ops.has("rmsNormRope"));
             out.append(String.format(Locale.ROOT, "%n%s, %s experts, %d tokens of %d-token sequences, %s%n%n",
                     result.path("config").asText().replaceAll("\\(.*", ""), result.path("experts").asText(), tokens,
                     seq, limits.gpu()));

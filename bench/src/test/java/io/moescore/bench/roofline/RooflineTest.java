@@ -15,7 +15,7 @@ class RooflineTest {
 
     @Test
     void costsCountTheProductsOfTheShape() {
-        Map<String, OpCosts.Cost> c = OpCosts.of(OLMOE, 8192, 512);
+        Map<String, OpCosts.Cost> c = OpCosts.of(OLMOE, 8192, 512, false);
         // causal attention, FLOPs counted once: 2 (QK^T, PV) x 2 x d per (query, key <= query) pair per head
         assertEquals(2.0 * 2 * 128 * 16 * 16 * 16 * (512.0 * 513 / 2), c.get("attention").flops(), 1);
         assertEquals(2.0 * 8192 * 8 * 3 * 2048 * 1024 * 16, c.get("experts").flops(), 1);
@@ -23,6 +23,10 @@ class RooflineTest {
         // q, k, v, o (2048 x 2048 each) and the router (64 x 2048), 16 layers
         assertEquals(16 * (2.0 * 8192 * 2048 * (4 * 2048 + 64)), c.get("linear").flops(), 1);
         assertTrue(c.get("addRmsNorm").bytes() > 0 && c.get("addRmsNorm").flops() == 0);
+        // q and k's norms run with RoPE: rmsNorm keeps the first input norm's bytes only
+        Map<String, OpCosts.Cost> fused = OpCosts.of(OLMOE, 8192, 512, true);
+        assertEquals(8192.0 * 2048 * (4 + 2), fused.get("rmsNorm").bytes(), 1);
+        assertEquals(fused.get("rope").bytes(), fused.get("rmsNormRope").bytes(), 1);
     }
 
     @Test

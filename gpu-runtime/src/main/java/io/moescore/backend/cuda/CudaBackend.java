@@ -342,15 +342,7 @@ public final class CudaBackend implements Backend {
         double theta = rope.theta();
         launcher.timed("rope", () -> {
             CudaTensor t = CudaTensor.output(x, "rope");
-            CUdeviceptr inv = invFreqs.computeIfAbsent(headDim + "/" + theta, key -> {
-                float[] f = new float[headDim / 2];
-                for (int i = 0; i < f.length; i++) {
-                    f[i] = (float) (1.0 / Math.pow(theta, (float) (2 * i) / headDim)); // as CpuBackend, transformers
-                }
-                CUdeviceptr p = weights.allocate(f.length * 4L);
-                cuMemcpyHtoD(p, Pointer.to(f), f.length * 4L);
-                return p;
-            });
+            CUdeviceptr inv = invFreq(headDim, theta);
             long items = (long) t.rows * (t.cols / headDim) * (headDim / 2);
             CUdeviceptr pos = CudaTensor.Ints.of(positions).device;
             if (headDim <= 256 && attentionKernel(headDim).kind() == AttentionKernel.Kind.HALF_INPUTS) {
@@ -361,6 +353,46 @@ public final class CudaBackend implements Backend {
             } else {
                 launcher.launch("rope_f32", blocks(items, 256), 1, 256, 0, t.f32, pos, inv, t.rows, t.cols, headDim);
             }
+        });
+    }
+
+    /**
+     * One pass where attention reads half-precision q and k (elementwise.cu, rmsnorm_rope_T: the row staged in
+     * shared memory, normed, rotated, written in fp32 and in the 16-bit type); elsewhere the two ops.
+     */
+    @Override
+    public void rmsNormRope(Tensor x, Tensor weight, int groupSize, float eps, ColumnBlocks blocks, Rope rope,
+                            IntTensor positions) {
+        int cols = x.cols();
+        int headDim = blocks.width();
+        long shared = (cols + (long) cols / Math.max(1, groupSize)) * 4;
+        boolean onePass = blocks.wholeHeadsOf(cols) && rope.isPlain(headDim) && headDim <= 256
+                && attentionKernel(headDim).kind() == AttentionKernel.Kind.HALF_INPUTS && cols % 4 == 0
+                && groupSize % 4 == 0 && cols % groupSize == 0 && weight.cols() == groupSize && shared <= 48 * 1024;
+        if (!onePass) {
+            Backend.super.rmsNormRope(x, weight, groupSize, eps, blocks, rope, positions);
+            return;
+        }
+        launcher.timed("rmsNormRope", () -> {
+            CudaTensor t = CudaTensor.output(x, "rmsNormRope");
+            CUdeviceptr w = CudaTensor.of(weight).requireF32("rmsNormRope");
+            launcher.launch(type.normRopeKernel, t.rows, 1, 256, (int) shared, t.f32, w, t.copyBuffer(),
+                    CudaTensor.Ints.of(positions).device, invFreq(headDim, rope.theta()), t.rows, cols, groupSize,
+                    headDim, eps);
+            t.wroteCopy();
+        });
+    }
+
+    /** RoPE's inverse frequencies for a head size and base, on the device once (as CpuBackend and transformers). */
+    private CUdeviceptr invFreq(int headDim, double theta) {
+        return invFreqs.computeIfAbsent(headDim + "/" + theta, key -> {
+            float[] f = new float[headDim / 2];
+            for (int i = 0; i < f.length; i++) {
+                f[i] = (float) (1.0 / Math.pow(theta, (float) (2 * i) / headDim)); // as CpuBackend, transformers
+            }
+            CUdeviceptr p = weights.allocate(f.length * 4L);
+            cuMemcpyHtoD(p, Pointer.to(f), f.length * 4L);
+            return p;
         });
     }
 

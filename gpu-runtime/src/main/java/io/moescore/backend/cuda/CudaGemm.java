@@ -1,16 +1,21 @@
 package io.moescore.backend.cuda;
 
 import static io.moescore.backend.cuda.CudaLauncher.blocks;
+import static io.moescore.backend.cuda.KernelConstants.S90_BK;
+import static io.moescore.backend.cuda.KernelConstants.S90_W_BLOCK_BYTES;
+import static io.moescore.backend.cuda.KernelConstants.S90_W_BLOCK_ROWS;
 
 import io.moescore.backend.Precision;
 import io.moescore.backend.cuda.KernelVariant.Family;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.Consumer;
 import jcuda.driver.CUdeviceptr;
 
 /**
  * The dense GEMM launches (out = a w^T, the linear layers and lm_head): GEMM inputs rounded to the precision's
  * 16-bit rows, then the {@link Family#LINEAR} kernels over plain weight rows or the {@link Family#LINEAR_TILED}
- * ones over a pre-tiled copy, the variant chosen per shape ({@link KernelChoice}).
+ * ones over a pre-tiled copy, or cuBLASLt where it loads ({@link CublasLt}), chosen per shape ({@link KernelChoice}).
  */
 final class CudaGemm {
     private final CudaLauncher launcher;
@@ -64,13 +69,72 @@ final class CudaGemm {
     void linear(CudaTensor in, CudaTensor w, CUdeviceptr bias, CudaTensor out) {
         int aParts = inputParts(w.parts);
         try (Input xb = input(in, aParts, launcher.pool())) {
-            CUdeviceptr tiled = tiledWeight(w);
-            if (tiled != null) {
-                multiplyTiled(xb.rows(), tiled, bias, out.f32, in.rows, w.rows, in.cols);
-            } else {
-                multiply(xb.rows(), w.half, bias, out.f32, in.rows, w.rows, in.cols, aParts, w.parts);
-            }
+            product(xb.rows(), aParts, w, 0, w.rows, bias, out.f32, in.rows);
         }
+    }
+
+    /**
+     * out[m][n] = a[m][k] w[row0 .. row0 + n)^T (+ bias), a in rows of aParts 16-bit copies, k = w's columns: the
+     * tuner's pick among our kernels (over the pre-tiled copy where the wgmma families run, row0 then a multiple of
+     * S90_W_BLOCK_ROWS, else over the plain rows) and, where it loads and the operands are single 16-bit copies,
+     * cuBLASLt over the plain rows ({@link CublasLt}).
+     */
+    void product(CUdeviceptr a, int aParts, CudaTensor w, int row0, int n, CUdeviceptr bias, CUdeviceptr out,
+                 int m) {
+        int k = w.cols;
+        if (k % 8 != 0) {
+            throw new IllegalArgumentException("the CUDA backend needs inner dimensions that are multiples of 8, got " + k);
+        }
+        CUdeviceptr plain = w.half.withByteOffset((long) row0 * k * 2 * w.parts);
+        CublasLt library = aParts == 1 && w.parts == 1 && CublasLt.aligned(a, plain, bias, out) ? choice.library()
+                : null;
+        Runnable viaLibrary = () -> {
+            DevicePool pool = launcher.pool();
+            CUdeviceptr workspace = pool.allocate(CublasLt.WORKSPACE_BYTES);
+            try {
+                library.multiply(a, plain, bias, out, m, n, k, workspace, launcher.stream());
+            } finally {
+                pool.release(workspace, CublasLt.WORKSPACE_BYTES);
+            }
+        };
+        CUdeviceptr tiled = tiledWeight(w);
+        String shape = "linear " + KernelTuner.bucket(m) + "x" + n + "x" + k;
+        if (tiled != null) {
+            if (row0 % S90_W_BLOCK_ROWS != 0) {
+                throw new IllegalArgumentException("a pre-tiled weight's rows are taken from a multiple of "
+                        + S90_W_BLOCK_ROWS + ", not " + row0);
+            }
+            CUdeviceptr wTiled = tiled.withByteOffset((long) row0 / S90_W_BLOCK_ROWS * blocks(k, S90_BK)
+                    * S90_W_BLOCK_BYTES);
+            run(shape + " tiled", Family.LINEAR_TILED, library, v -> launcher.launch(v.name(),
+                    blocks(m, v.family().tokenRows), (int) blocks(n, v.rowTile()), v.threads(), v.sharedBytes(), a,
+                    wTiled, bias, out, m, n, k), viaLibrary);
+        } else {
+            run(shape + " parts " + aParts + "/" + w.parts, Family.LINEAR, library, v -> launcher.launch(v.name(),
+                    blocks(m, v.family().tokenRows), (int) blocks(n, v.rowTile()), v.threads(), v.sharedBytes(), a,
+                    plain, bias, out, m, n, k * aParts, k * w.parts), viaLibrary);
+        }
+    }
+
+    /**
+     * Runs the tuner's pick for a shape among a family's kernel variants and, where given, the library (its name
+     * joins the shape key, so choices cached before it was offered are not taken for a comparison with it).
+     */
+    private void run(String shape, Family family, CublasLt library, Consumer<KernelVariant> kernel,
+                     Runnable viaLibrary) {
+        List<KernelTuner.Candidate> candidates = new ArrayList<>(choice.variants(family));
+        if (library != null) {
+            candidates.add(library);
+        }
+        Consumer<KernelTuner.Candidate> launch = c -> {
+            if (c instanceof KernelVariant v) {
+                launcher.allowSharedMemory(v);
+                kernel.accept(v);
+            } else {
+                viaLibrary.run();
+            }
+        };
+        launch.accept(choice.choose(library == null ? shape : shape + " +" + CublasLt.NAME, candidates, launch));
     }
 
     /**
@@ -81,31 +145,5 @@ final class CudaGemm {
         boolean tiled = choice.runsWgmma() && precision != Precision.SPLIT_BF16 && w.parts == 1 && w.half != null
                 && w.cols % 8 == 0;
         return tiled ? weights.tiled(w) : null;
-    }
-
-    /** out = a w^T (+ bias) over pre-tiled w (n rows, k columns): the linear_T_sm90t kernels, tuned per shape. */
-    void multiplyTiled(CUdeviceptr a, CUdeviceptr wTiled, CUdeviceptr bias, CUdeviceptr out, int m, int n, int k) {
-        Consumer<KernelVariant> run = v -> {
-            launcher.allowSharedMemory(v);
-            launcher.launch(v.name(), blocks(m, v.family().tokenRows), (int) blocks(n, v.rowTile()), v.threads(),
-                    v.sharedBytes(), a, wTiled, bias, out, m, n, k);
-        };
-        run.accept(choice.choose("linear " + KernelTuner.bucket(m) + "x" + n + "x" + k + " tiled",
-                Family.LINEAR_TILED, run));
-    }
-
-    /** out = a w^T over k columns, a in rows of aParts copies, w in rows of wParts copies (gemm.cu, Precision). */
-    void multiply(CUdeviceptr a, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr out, int m, int n, int k, int aParts,
-                  int wParts) {
-        if (k % 8 != 0) {
-            throw new IllegalArgumentException("the CUDA backend needs inner dimensions that are multiples of 8, got " + k);
-        }
-        Consumer<KernelVariant> run = v -> {
-            launcher.allowSharedMemory(v);
-            launcher.launch(v.name(), blocks(m, v.family().tokenRows), (int) blocks(n, v.rowTile()), v.threads(),
-                    v.sharedBytes(), a, w, bias, out, m, n, k * aParts, k * wParts);
-        };
-        run.accept(choice.choose("linear " + KernelTuner.bucket(m) + "x" + n + "x" + k + " parts " + aParts + "/"
-                + wParts, Family.LINEAR, run));
     }
 }

@@ -1,8 +1,6 @@
 package io.moescore.backend.cuda;
 
 import static io.moescore.backend.cuda.CudaLauncher.blocks;
-import static io.moescore.backend.cuda.KernelConstants.S90_BK;
-import static io.moescore.backend.cuda.KernelConstants.S90_W_BLOCK_BYTES;
 import static io.moescore.backend.cuda.KernelConstants.S90_W_BLOCK_ROWS;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
@@ -58,16 +56,9 @@ final class CudaLogProbs {
         CudaGemm.Input xb = gemm.input(x, aParts, pool);
         try (CudaTensor.Ints slots = launcher.upload(topSlot)) {
             CUdeviceptr target = targets.device;
-            CUdeviceptr tiled = gemm.tiledWeight(w);
             for (int v0 = 0; v0 < vocab; v0 += chunk) {
                 int c = Math.min(chunk, vocab - v0);
-                if (tiled != null) {
-                    long blockOffset = (long) v0 / S90_W_BLOCK_ROWS * blocks(h, S90_BK) * S90_W_BLOCK_BYTES;
-                    gemm.multiplyTiled(xb.rows(), tiled.withByteOffset(blockOffset), null, logits, t, c, h);
-                } else {
-                    gemm.multiply(xb.rows(), w.half.withByteOffset((long) v0 * h * 2 * w.parts), null, logits, t, c, h,
-                            aParts, w.parts);
-                }
+                gemm.product(xb.rows(), aParts, w, v0, c, null, logits, t);
                 launcher.launch("logsoftmax_chunk", t, 1, 256, 0, logits, t, c, v0, target, state, slots.device, top,
                         vocab);
             }

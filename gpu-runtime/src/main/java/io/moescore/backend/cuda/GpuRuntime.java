@@ -51,6 +51,7 @@ public final class GpuRuntime implements AutoCloseable {
     private final CUcontext context = new CUcontext();
     private final CUmodule module = new CUmodule();
     private final Map<String, CUfunction> functions = new ConcurrentHashMap<>();
+    private final Map<HalfType, java.util.Optional<CublasLt>> libraries = new ConcurrentHashMap<>();
     private final String name;
     private final int computeMajor;
     private final int computeMinor;
@@ -172,6 +173,17 @@ public final class GpuRuntime implements AutoCloseable {
         int[] value = new int[1];
         cuDeviceGetAttribute(value, attribute, device);
         return value[0];
+    }
+
+    /**
+     * This device's cuBLASLt for an operand type, loaded on first use ({@link CublasLt#load}); null where the
+     * library is missing or switched off. Shared by every backend on the device, closed with the runtime.
+     */
+    CublasLt cublasLt(HalfType type) {
+        return libraries.computeIfAbsent(type, t -> {
+            bind();
+            return java.util.Optional.ofNullable(CublasLt.load(t));
+        }).orElse(null);
     }
 
     /** Makes this device's context current on the calling thread (once per thread). */
@@ -310,6 +322,8 @@ public final class GpuRuntime implements AutoCloseable {
         RUNTIMES.remove(ordinal, this);
         try {
             bind();
+            libraries.values().forEach(l -> l.ifPresent(CublasLt::close));
+            libraries.clear();
             cuModuleUnload(module);
             cuDevicePrimaryCtxRelease(device);
         } catch (jcuda.CudaException e) {

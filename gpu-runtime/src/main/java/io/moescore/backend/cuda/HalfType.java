@@ -7,8 +7,9 @@ import io.moescore.backend.Precision;
  * Every kernel that reads or writes it exists once per type, named after it (linear_bf16, linear_f16, ...).
  */
 enum HalfType {
-    BF16("bf16", "embed_bf16", "to_bf16_parts", "to_half_bf16", "rmsnorm_rows_bf16", "rope_half_bf16"),
-    F16("f16", "embed_f16", "to_f16_parts", "to_half_f16", "rmsnorm_rows_f16", "rope_half_f16");
+    BF16("bf16", "embed_bf16", "to_bf16_parts", "to_half_bf16", "rmsnorm_rows_bf16", "rope_half_bf16",
+            "rmsnorm_rope_bf16"),
+    F16("f16", "embed_f16", "to_f16_parts", "to_half_f16", "rmsnorm_rows_f16", "rope_half_f16", "rmsnorm_rope_f16");
 
     /** How kernel names spell the type. */
     final String spelling;
@@ -22,15 +23,18 @@ enum HalfType {
     final String normKernel;
     /** RoPE in place, also writing the rotated values in this type (elementwise.cu): attention's q and k. */
     final String ropeKernel;
+    /** RMSNorm then RoPE in one pass, in place, also writing this type (elementwise.cu): attention's q and k. */
+    final String normRopeKernel;
 
     HalfType(String spelling, String embedKernel, String toPartsKernel, String toHalfKernel, String normKernel,
-             String ropeKernel) {
+             String ropeKernel, String normRopeKernel) {
         this.spelling = spelling;
         this.embedKernel = embedKernel;
         this.toPartsKernel = toPartsKernel;
         this.toHalfKernel = toHalfKernel;
         this.normKernel = normKernel;
         this.ropeKernel = ropeKernel;
+        this.normRopeKernel = normRopeKernel;
     }
 
     static HalfType of(Precision precision) {

@@ -61,9 +61,22 @@ final class KernelChoice {
      * never evict each other. The caller runs the returned variant.
      */
     KernelVariant choose(String shape, Family family, Consumer<KernelVariant> run) {
-        List<KernelVariant> variants = variants(family);
+        return choose(shape, variants(family), run);
+    }
+
+    /** {@link #choose(String, Family, Consumer)} among given candidates (kernels and libraries), the first untuned. */
+    <C extends KernelTuner.Candidate> C choose(String shape, List<C> candidates, Consumer<C> run) {
         String key = shape + (type == HalfType.F16 ? " fp16" : "");
-        return tuner == null ? variants.get(0) : tuner.pick(key, variants, run, gpu.stream());
+        return tuner == null ? candidates.get(0) : tuner.pick(key, candidates, run, gpu.stream());
+    }
+
+    /**
+     * cuBLASLt, offered to the tuner beside our dense GEMM kernels where the library loads: only when tuning (not
+     * in deterministic mode, whose scores must not depend on a library's choice of algorithm per shape, nor with a
+     * pinned kernel family); null otherwise.
+     */
+    CublasLt library() {
+        return tuner == null ? null : gpu.cublasLt(type);
     }
 
     /** The tuner's choices so far, shape -> kernel (empty where nothing is tuned). */

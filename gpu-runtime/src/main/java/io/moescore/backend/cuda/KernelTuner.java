@@ -71,6 +71,12 @@ final class KernelTuner {
     }
 
     /** Token counts share a choice within a power-of-two bucket. */
+    /** What the tuner times and picks among: a kernel variant, or a library that computes the same product. */
+    interface Candidate {
+        /** The name choices are remembered by (in the kernel cache too). */
+        String name();
+    }
+
     static long bucket(long tokens) {
         return Long.highestOneBit(Math.max(1, tokens - 1)) << 1;
     }
@@ -80,18 +86,18 @@ final class KernelTuner {
      * variant is launched (once to warm up, then three times on the stream, timed with CUDA events) and the fastest
      * kept. Choices are remembered by kernel name.
      */
-    KernelVariant pick(String shape, List<KernelVariant> variants, Consumer<KernelVariant> launch, CUstream stream) {
+    <C extends Candidate> C pick(String shape, List<C> variants, Consumer<C> launch, CUstream stream) {
         if (variants.size() == 1) {
             return variants.get(0);
         }
         String known = chosen.get(shape);
-        for (KernelVariant v : variants) {
+        for (C v : variants) {
             if (v.name().equals(known)) {
                 return v;
             }
         }
         Map<String, Double> ms = new TreeMap<>();
-        for (KernelVariant v : variants) {
+        for (C v : variants) {
             launch.accept(v);
             ms.put(v.name(), time(() -> launch.accept(v), stream));
         }

@@ -23,7 +23,7 @@ import java.util.Objects;
  *                    kernel, with the same tile, threads and shared memory; null for the dense GEMMs
  */
 record KernelVariant(String name, Family family, HalfType type, Kernels pin, int rowTile, int threads,
-                     int sharedBytes, String pair) {
+                     int sharedBytes, String pair) implements KernelTuner.Candidate {
 
     /** What a variant computes, over which weight layout; the launch code of a family is one. */
     enum Family {

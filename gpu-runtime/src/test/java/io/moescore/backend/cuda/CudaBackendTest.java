@@ -176,6 +176,44 @@ class CudaBackendTest {
         return new KernelVariant(name, KernelVariant.Family.LINEAR, HalfType.BF16, Kernels.WGMMA, 128, 256, 0, null);
     }
 
+    /**
+     * cuBLASLt (offered to the tuner where the machine has it) against the CPU on every linear shape whose operands
+     * are 16-bit rows, called directly so that it is checked whether or not the tuner picks it.
+     */
+    @Test
+    void cublasLtMatchesTheCpuWhereTheMachineHasIt() throws IOException {
+        CublasLt lt = GpuRuntime.forDevice(0).cublasLt(HalfType.BF16);
+        assumeTrue(lt != null, "no cuBLASLt on this machine (-Dmoescore.cublasLt=FILE names one)");
+        System.out.println("cuBLASLt " + lt.source());
+        DevicePool pool = GpuRuntime.forDevice(0).pool();
+        jcuda.driver.CUdeviceptr workspace = pool.allocate(CublasLt.WORKSPACE_BYTES);
+        int checked = 0;
+        try {
+            for (int[] shape : LINEAR_SHAPES) {
+                int m = shape[0];
+                int n = shape[1];
+                int k = shape[2];
+                float[] xv = bf16(randn(m * k, 1));
+                CudaTensor xRows = (CudaTensor) weight(xv, m, k)[1];  // the GEMM input: bf16 rows
+                Tensor[] w = weight(bf16(randn(n * k, 1 / Math.sqrt(k))), n, k);
+                Tensor[] b = weight(randn(n, 0.1), 1, n);
+                if (xRows.half == null || ((CudaTensor) w[1]).half == null) {
+                    continue;  // small matrices are kept in fp32 and never reach a tensor-core product
+                }
+                Tensor[] x = act(xv, m, k);
+                Tensor[] out = poisoned(m, n);
+                cpu.linear(x[0], w[0], b[0], out[0]);
+                lt.multiply(xRows.half, ((CudaTensor) w[1]).half, ((CudaTensor) b[1]).f32, ((CudaTensor) out[1]).f32,
+                        m, n, k, workspace, GpuRuntime.forDevice(0).stream());
+                assertClose(cpu, out[0], out[1], 1e-2, "cuBLASLt linear " + m + "x" + n + "x" + k);
+                checked++;
+            }
+        } finally {
+            pool.release(workspace, CublasLt.WORKSPACE_BYTES);
+        }
+        assertTrue(checked >= 3, "only " + checked + " shapes had 16-bit operands");
+    }
+
     /** @return the largest relative error over the tensor-core shapes */
     double linearAgainstCpu(CudaBackend backend) throws IOException {
         double worst = 0;
@@ -195,6 +233,43 @@ class CudaBackendTest {
             worst = small ? worst : Math.max(worst, err);
         }
         return worst;
+    }
+
+    /**
+     * q and k's norms with RoPE in one pass (rmsnorm_rope_T) against the CPU's two ops, per head and over the whole
+     * projection, at every head size the half-input attention takes; the 16-bit copy it writes for attention holds
+     * the fp32 results rounded (compared bit for bit).
+     */
+    @Test
+    void qkNormsWithRopeInOnePass() throws IOException {
+        int t = 45;
+        for (int hd : new int[] {64, 128, 256}) {
+            for (int heads : new int[] {1, 4}) {
+                int cols = heads * hd;
+                for (int group : new int[] {hd, cols}) {
+                    String what = "rmsNormRope, head dim " + hd + ", " + heads + " heads, norm groups of " + group;
+                    Tensor[] x = act(randn(t * cols, 2), t, cols);
+                    Tensor[] w = weight(randn(group, 1), 1, group);
+                    int[] pos = random.ints(t, 0, 4000).toArray();
+                    io.moescore.backend.ColumnBlocks blocks = io.moescore.backend.ColumnBlocks.heads(heads, hd);
+                    io.moescore.model.Rope rope = io.moescore.model.Rope.plain(10000.0, hd);
+                    cpu.rmsNormRope(x[0], w[0], group, 1e-6f, blocks, rope, cpu.ints(pos));
+                    gpu.rmsNormRope(x[1], w[1], group, 1e-6f, blocks, rope, gpu.ints(pos));
+                    assertClose(cpu, x[0], x[1], 1e-5, what);
+                    CudaTensor g = (CudaTensor) x[1];
+                    assertTrue(g.currentCopy() != null, what + ": no 16-bit copy for attention");
+                    short[] copy = new short[t * cols];
+                    jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(copy), g.currentCopy(), copy.length * 2L);
+                    short[] rounded = CudaWeights.toBf16(gpu.toHost(x[1]));
+                    for (int i = 0; i < copy.length; i++) {
+                        if (copy[i] != rounded[i]) {
+                            throw new AssertionError(what + ": 16-bit copy at row " + i / cols + ", column " + i % cols
+                                    + " is " + copy[i] + ", the fp32 value rounds to " + rounded[i]);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     @Test
