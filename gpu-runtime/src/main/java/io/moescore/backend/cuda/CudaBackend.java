@@ -92,7 +92,8 @@ public final class CudaBackend implements Backend {
     @Override
     public String gemmPath() {
         return switch (choice.kernels()) {
-            case TUNED -> "tuned (wgmma 128x256, wgmma 128x128, mma.sync; wgmma over pre-tiled weights except in split-bf16)";
+            case TUNED -> "tuned (wgmma 128x256, wgmma 128x128, mma.sync" + (choice.library() == null ? ""
+                    : ", cuBLASLt") + "; wgmma over pre-tiled weights except in split-bf16)";
             case WGMMA -> "wgmma 128x256 (sm_90a)";
             case WGMMA_N128 -> "wgmma 128x128 (sm_90a)";
             case MMA_SYNC -> "mma.sync";
