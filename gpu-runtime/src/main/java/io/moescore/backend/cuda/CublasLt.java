@@ -30,9 +30,11 @@ import jcuda.driver.CUstream;
  * <p>Which library: {@code -Dmoescore.cublasLt=FILE} or {@code MOESCORE_CUBLASLT=FILE} ({@code none}: never),
  * else {@code libcublasLt} as the system finds it, else in {@code $CUDA_HOME/lib64} or {@code /usr/local/cuda/lib64}.
  */
-final class CublasLt implements KernelTuner.Candidate, AutoCloseable {
-    /** The tuner's name for this candidate (kernel caches record it like a kernel's name). */
+final class CublasLt implements AutoCloseable {
+    /** The tuner's name for the library's algorithms (kernel caches record "cublasLt", "cublasLt#1", ...). */
     static final String NAME = "cublasLt";
+    /** Algorithms of the heuristic's ranking offered to the tuner per shape (its first is not always fastest). */
+    static final int ALGORITHMS = 4;
     private static final System.Logger LOG = System.getLogger("io.moescore.cublaslt");
 
     // cublasLt.h / library_types.h values (stable since CUDA 11)
@@ -86,8 +88,16 @@ final class CublasLt implements KernelTuner.Candidate, AutoCloseable {
                            Pointer algorithm, long workspace, long workspaceBytes, long stream);
     }
 
-    /** A shape's descriptors and chosen algorithm, kept for the backend's life. */
-    private record Plan(Pointer desc, Pointer wLayout, Pointer aLayout, Pointer outLayout, Memory algorithm) {
+    /** A shape's descriptors and the heuristic's algorithms for it (best first), kept for the runtime's life. */
+    private record Plan(Pointer desc, Pointer wLayout, Pointer aLayout, Pointer outLayout, List<Memory> algorithms) {
+    }
+
+    /** One of the heuristic's algorithms for one shape: a candidate the tuner times beside our kernels. */
+    record Algorithm(CublasLt library, int index) implements KernelTuner.Candidate {
+        @Override
+        public String name() {
+            return index == 0 ? NAME : NAME + "#" + index;
+        }
     }
 
     private record Shape(int m, int n, int k, boolean bias) {
@@ -173,9 +183,14 @@ final class CublasLt implements KernelTuner.Candidate, AutoCloseable {
         return true;
     }
 
-    @Override
-    public String name() {
-        return NAME;
+    /** The algorithms the heuristic offers for a shape, best ranked first (at most {@link #ALGORITHMS}). */
+    List<Algorithm> algorithms(int m, int n, int k, boolean bias) {
+        int count = plans.computeIfAbsent(new Shape(m, n, k, bias), this::plan).algorithms.size();
+        List<Algorithm> out = new ArrayList<>(count);
+        for (int i = 0; i < count; i++) {
+            out.add(new Algorithm(this, i));
+        }
+        return out;
     }
 
     /** The library file and version in use. */
@@ -187,15 +202,16 @@ final class CublasLt implements KernelTuner.Candidate, AutoCloseable {
      * out[m][n] = a[m][k] w[n][k]^T (+ bias[n]), on {@code stream}; a, w 16-bit rows of this backend's type, out
      * and bias fp32 (bias null: none); {@code workspace} at least {@link #WORKSPACE_BYTES}.
      */
-    void multiply(CUdeviceptr a, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr out, int m, int n, int k,
-                  CUdeviceptr workspace, CUstream stream) {
+    void multiply(Algorithm algorithm, CUdeviceptr a, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr out, int m, int n,
+                  int k, CUdeviceptr workspace, CUstream stream) {
         Plan p = plans.computeIfAbsent(new Shape(m, n, k, bias != null), this::plan);
+        Memory chosen = p.algorithms.get(Math.min(algorithm.index(), p.algorithms.size() - 1));
         synchronized (p) {  // the bias is an attribute of the shared descriptor, read when the call enqueues
             if (bias != null) {
                 setInt64(p.desc, DESC_BIAS_POINTER, Address.of(bias));
             }
             check(lib.cublasLtMatmul(handle, p.desc, one, Address.of(w), p.wLayout, Address.of(a), p.aLayout, zero,
-                    Address.of(out), p.outLayout, Address.of(out), p.outLayout, p.algorithm, Address.of(workspace),
+                    Address.of(out), p.outLayout, Address.of(out), p.outLayout, chosen, Address.of(workspace),
                     WORKSPACE_BYTES, Address.of(stream)), "cublasLtMatmul " + m + "x" + n + "x" + k);
         }
     }
@@ -220,17 +236,21 @@ final class CublasLt implements KernelTuner.Candidate, AutoCloseable {
             workspace.setLong(0, WORKSPACE_BYTES);
             check(lib.cublasLtMatmulPreferenceSetAttribute(preference, PREF_MAX_WORKSPACE_BYTES, workspace, 8),
                     "workspace preference");
-            Memory results = new Memory(HEURISTIC_BYTES);
+            Memory results = new Memory((long) HEURISTIC_BYTES * ALGORITHMS);
             results.clear();
             IntByReference found = new IntByReference();
             check(lib.cublasLtMatmulAlgoGetHeuristic(handle, desc, wLayout, aLayout, outLayout, outLayout,
-                    preference, 1, results, found), "cublasLtMatmulAlgoGetHeuristic " + s);
+                    preference, ALGORITHMS, results, found), "cublasLtMatmulAlgoGetHeuristic " + s);
             if (found.getValue() < 1) {
                 throw new IllegalStateException("cuBLASLt has no algorithm for " + s);
             }
-            Memory algorithm = new Memory(64);
-            algorithm.write(0, results.getByteArray(0, 64), 0, 64);
-            return new Plan(desc, wLayout, aLayout, outLayout, algorithm);
+            List<Memory> algorithms = new ArrayList<>();
+            for (int i = 0; i < found.getValue(); i++) {  // the cublasLtMatmulAlgo_t at the start of each result
+                Memory algorithm = new Memory(64);
+                algorithm.write(0, results.getByteArray((long) i * HEURISTIC_BYTES, 64), 0, 64);
+                algorithms.add(algorithm);
+            }
+            return new Plan(desc, wLayout, aLayout, outLayout, List.copyOf(algorithms));
         } finally {
             lib.cublasLtMatmulPreferenceDestroy(preference);
         }

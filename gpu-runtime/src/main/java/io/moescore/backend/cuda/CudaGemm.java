@@ -88,15 +88,16 @@ final class CudaGemm {
         CUdeviceptr plain = w.half.withByteOffset((long) row0 * k * 2 * w.parts);
         CublasLt library = aParts == 1 && w.parts == 1 && CublasLt.aligned(a, plain, bias, out) ? choice.library()
                 : null;
-        Runnable viaLibrary = () -> {
+        Consumer<CublasLt.Algorithm> viaLibrary = algorithm -> {
             DevicePool pool = launcher.pool();
             CUdeviceptr workspace = pool.allocate(CublasLt.WORKSPACE_BYTES);
             try {
-                library.multiply(a, plain, bias, out, m, n, k, workspace, launcher.stream());
+                library.multiply(algorithm, a, plain, bias, out, m, n, k, workspace, launcher.stream());
             } finally {
                 pool.release(workspace, CublasLt.WORKSPACE_BYTES);
             }
         };
+        List<CublasLt.Algorithm> algorithms = library == null ? List.of() : library.algorithms(m, n, k, bias != null);
         CUdeviceptr tiled = tiledWeight(w);
         String shape = "linear " + KernelTuner.bucket(m) + "x" + n + "x" + k;
         if (tiled != null) {
@@ -106,35 +107,34 @@ final class CudaGemm {
             }
             CUdeviceptr wTiled = tiled.withByteOffset((long) row0 / S90_W_BLOCK_ROWS * blocks(k, S90_BK)
                     * S90_W_BLOCK_BYTES);
-            run(shape + " tiled", Family.LINEAR_TILED, library, v -> launcher.launch(v.name(),
+            run(shape + " tiled", Family.LINEAR_TILED, algorithms, v -> launcher.launch(v.name(),
                     blocks(m, v.family().tokenRows), (int) blocks(n, v.rowTile()), v.threads(), v.sharedBytes(), a,
                     wTiled, bias, out, m, n, k), viaLibrary);
         } else {
-            run(shape + " parts " + aParts + "/" + w.parts, Family.LINEAR, library, v -> launcher.launch(v.name(),
+            run(shape + " parts " + aParts + "/" + w.parts, Family.LINEAR, algorithms, v -> launcher.launch(v.name(),
                     blocks(m, v.family().tokenRows), (int) blocks(n, v.rowTile()), v.threads(), v.sharedBytes(), a,
                     plain, bias, out, m, n, k * aParts, k * w.parts), viaLibrary);
         }
     }
 
     /**
-     * Runs the tuner's pick for a shape among a family's kernel variants and, where given, the library (its name
-     * joins the shape key, so choices cached before it was offered are not taken for a comparison with it).
+     * Runs the tuner's pick for a shape among a family's kernel variants and the library's algorithms where offered
+     * (the library's name then joins the shape key, so choices cached before it was offered are not taken for a
+     * comparison with it).
      */
-    private void run(String shape, Family family, CublasLt library, Consumer<KernelVariant> kernel,
-                     Runnable viaLibrary) {
+    private void run(String shape, Family family, List<CublasLt.Algorithm> algorithms,
+                     Consumer<KernelVariant> kernel, Consumer<CublasLt.Algorithm> viaLibrary) {
         List<KernelTuner.Candidate> candidates = new ArrayList<>(choice.variants(family));
-        if (library != null) {
-            candidates.add(library);
-        }
+        candidates.addAll(algorithms);
         Consumer<KernelTuner.Candidate> launch = c -> {
             if (c instanceof KernelVariant v) {
                 launcher.allowSharedMemory(v);
                 kernel.accept(v);
             } else {
-                viaLibrary.run();
+                viaLibrary.accept((CublasLt.Algorithm) c);
             }
         };
-        launch.accept(choice.choose(library == null ? shape : shape + " +" + CublasLt.NAME, candidates, launch));
+        launch.accept(choice.choose(algorithms.isEmpty() ? shape : shape + " +" + CublasLt.NAME, candidates, launch));
     }
 
     /**

@@ -203,9 +203,12 @@ class CudaBackendTest {
                 Tensor[] x = act(xv, m, k);
                 Tensor[] out = poisoned(m, n);
                 cpu.linear(x[0], w[0], b[0], out[0]);
-                lt.multiply(xRows.half, ((CudaTensor) w[1]).half, ((CudaTensor) b[1]).f32, ((CudaTensor) out[1]).f32,
-                        m, n, k, workspace, GpuRuntime.forDevice(0).stream());
-                assertClose(cpu, out[0], out[1], 1e-2, "cuBLASLt linear " + m + "x" + n + "x" + k);
+                for (CublasLt.Algorithm algorithm : lt.algorithms(m, n, k, true)) {  // every one the tuner may pick
+                    Tensor[] fresh = poisoned(m, n);
+                    lt.multiply(algorithm, xRows.half, ((CudaTensor) w[1]).half, ((CudaTensor) b[1]).f32,
+                            ((CudaTensor) fresh[1]).f32, m, n, k, workspace, GpuRuntime.forDevice(0).stream());
+                    assertClose(cpu, out[0], fresh[1], 1e-2, algorithm.name() + " linear " + m + "x" + n + "x" + k);
+                }
                 checked++;
             }
         } finally {
