@@ -17,7 +17,8 @@
 // (tiles x heads) blocks in one dimension, heads fastest, so that the host's order of the tile list (longest
 // first: the key count of a causal tile grows with its position) is the order in which blocks start, and the
 // heads sharing one KV head run side by side (their K/V tiles come from L2 once).
-// q: [tokens, numHeads * D], k and v: [tokens, numKvHeads * D] of T; out: fp32 [tokens, numHeads * D].
+// q: [tokens, numHeads * D], k and v: [tokens, numKvHeads * D] of T; out: fp32 [tokens, numHeads * D], and
+// outHalf the same values rounded to T (the o projection's GEMM input, as to_T_parts would write it).
 // scaleLog2 = log2(e) / sqrt(D). window > 0: row r sees keys r - window + 1 .. r of its sequence.
 #include "common.cuh"
 
@@ -33,8 +34,8 @@ template <int D, int W, int MT, int KT> struct FaShape {
 template <typename T, int D, int W, int MT, int KT>
 __device__ __forceinline__ void attention_fa_rows(const T* __restrict__ q, const T* __restrict__ k,
                                                   const T* __restrict__ v, float* __restrict__ out,
-                                                  const int* __restrict__ tiles, int numHeads, int numKvHeads,
-                                                  int window, float scaleLog2) {
+                                                  T* __restrict__ outHalf, const int* __restrict__ tiles,
+                                                  int numHeads, int numKvHeads, int window, float scaleLog2) {
     using S = FaShape<D, W, MT, KT>;
     constexpr int QT = S::QT, LD = S::LD, NT = S::THREADS, CH = D / 8;  // CH: 16-byte chunks per row
     extern __shared__ __align__(16) unsigned char fa_smem[];
@@ -198,10 +199,13 @@ __device__ __forceinline__ void attention_fa_rows(const T* __restrict__ q, const
             int row = wRow0 + mt * 16 + (lane >> 2) + 8 * r;
             if (row >= qEnd) continue;
             float inv = 1.f / sum;
-            float* dst = out + (size_t)row * qCols + head * D + 2 * (lane & 3);
+            size_t at = (size_t)row * qCols + head * D + 2 * (lane & 3);
 #pragma unroll
-            for (int i = 0; i < D / 8; i++)
-                *reinterpret_cast<float2*>(dst + i * 8) = make_float2(o[mt][i][2 * r] * inv, o[mt][i][2 * r + 1] * inv);
+            for (int i = 0; i < D / 8; i++) {
+                float a = o[mt][i][2 * r] * inv, b = o[mt][i][2 * r + 1] * inv;
+                *reinterpret_cast<float2*>(out + at + i * 8) = make_float2(a, b);
+                *reinterpret_cast<unsigned*>(outHalf + at + i * 8) = pack_half2<T>(a, b);
+            }
         }
 }
 
@@ -209,9 +213,10 @@ __device__ __forceinline__ void attention_fa_rows(const T* __restrict__ q, const
 #define ATTENTION_FA_KERNEL(NAME, T, D, W, KEYS, MIN_BLOCKS)                                                  \
     extern "C" __global__ void __launch_bounds__(32 * (W), MIN_BLOCKS)                                      \
     NAME(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, float* __restrict__ out,  \
-         const int* __restrict__ tiles, int numHeads, int numKvHeads, int window, float scaleLog2) {          \
-        attention_fa_rows<T, D, W, FA_ROWS / (16 * (W)), KEYS>(q, k, v, out, tiles, numHeads, numKvHeads,     \
-                                                              window, scaleLog2);                          \
+         T* __restrict__ outHalf, const int* __restrict__ tiles, int numHeads, int numKvHeads, int window,     \
+         float scaleLog2) {                                                                                  \
+        attention_fa_rows<T, D, W, FA_ROWS / (16 * (W)), KEYS>(q, k, v, out, outHalf, tiles, numHeads,         \
+                                                              numKvHeads, window, scaleLog2);              \
     }
 ATTENTION_FA_KERNEL(attention_fa_bf16_d64, bf16, 64, FA_WARPS_D64, FA_KEYS, 2)
 ATTENTION_FA_KERNEL(attention_fa_bf16_d128, bf16, 128, FA_WARPS, FA_KEYS, 2)

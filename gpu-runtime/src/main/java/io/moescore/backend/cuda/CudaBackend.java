@@ -445,8 +445,11 @@ public final class CudaBackend implements Backend {
                         o.f32, tiles.device, numHeads, numKvHeads, headDim, window, scale);
                 return;
             }
+            // the output in fp32 and, in the same stores, the o projection's 16-bit input (attention_fa.cu)
             launcher.launch(kernel.name(), (long) tileCount * numHeads, 1, kernel.threads(), shared, halfInput(qt),
-                    halfInput(kt), halfInput(vt), o.f32, tiles.device, numHeads, numKvHeads, window, log2Scale);
+                    halfInput(kt), halfInput(vt), o.f32, o.copyBuffer(), tiles.device, numHeads, numKvHeads, window,
+                    log2Scale);
+            o.wroteCopy();
         });
     }
 

@@ -259,18 +259,25 @@ class CudaBackendTest {
                     cpu.rmsNormRope(x[0], w[0], group, 1e-6f, blocks, rope, cpu.ints(pos));
                     gpu.rmsNormRope(x[1], w[1], group, 1e-6f, blocks, rope, gpu.ints(pos));
                     assertClose(cpu, x[0], x[1], 1e-5, what);
-                    CudaTensor g = (CudaTensor) x[1];
-                    assertTrue(g.currentCopy() != null, what + ": no 16-bit copy for attention");
-                    short[] copy = new short[t * cols];
-                    jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(copy), g.currentCopy(), copy.length * 2L);
-                    short[] rounded = CudaWeights.toBf16(gpu.toHost(x[1]));
-                    for (int i = 0; i < copy.length; i++) {
-                        if (copy[i] != rounded[i]) {
-                            throw new AssertionError(what + ": 16-bit copy at row " + i / cols + ", column " + i % cols
-                                    + " is " + copy[i] + ", the fp32 value rounds to " + rounded[i]);
-                        }
-                    }
+                    assertTrue(((CudaTensor) x[1]).currentCopy() != null, what + ": no 16-bit copy for attention");
+                    assertCopyIsTheRoundedValues(gpu, x[1], what);
                 }
+            }
+        }
+    }
+
+    /** A bf16 backend's 16-bit copy of a tensor holds its fp32 values rounded to bf16, bit for bit. */
+    static void assertCopyIsTheRoundedValues(CudaBackend backend, Tensor t, String what) {
+        assertEquals(Precision.BF16, backend.precision(), "the copy check rounds to bf16");
+        CudaTensor g = (CudaTensor) t;
+        short[] copy = new short[t.rows() * t.cols()];
+        jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(copy), g.currentCopy(), copy.length * 2L);
+        float[] values = backend.toHost(t);
+        short[] rounded = CudaWeights.toBf16(values);
+        for (int i = 0; i < copy.length; i++) {
+            if (copy[i] != rounded[i]) {
+                throw new AssertionError(what + ": 16-bit copy at row " + i / t.cols() + ", column " + i % t.cols()
+                        + " is " + copy[i] + ", the fp32 value rounds to " + rounded[i]);
             }
         }
     }
@@ -404,8 +411,12 @@ class CudaBackendTest {
             gpu.attention(q[1], k[1], v[1], gpu.ints(offsets), h, kv, hd, window, out[1]);
             boolean tensorCores = AttentionKernel.pick(HalfType.of(gpu.precision()),
                     gpu.precision() != Precision.SPLIT_BF16, hd, gpu.runtime().maxSharedPerBlock()).type() != null;
-            worst = Math.max(worst, assertClose(cpu, out[0], out[1], tensorCores ? 1e-2 : 1e-5,
-                    gpu.precision().userName() + " attention h" + h + " kv" + kv + " d" + hd + " w" + window));
+            String what = gpu.precision().userName() + " attention h" + h + " kv" + kv + " d" + hd + " w" + window;
+            worst = Math.max(worst, assertClose(cpu, out[0], out[1], tensorCores ? 1e-2 : 1e-5, what));
+            if (((CudaTensor) out[1]).currentCopy() != null && gpu.precision() == Precision.BF16) {
+                // the half-input kernels write the o projection's input too
+                assertCopyIsTheRoundedValues(gpu, out[1], what);
+            }
         }
         return worst;
     }
