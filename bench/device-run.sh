@@ -58,15 +58,18 @@ for what in "$@"; do
         "$out/expert-layer.svg" ;;
     experts-ours)  # ours only (every kernel family) at the issue's target sizes, for A/B between calls
       run io.moescore.bench.ExpertLayerBenchmark "$out/ours-expert-layer.json" tokens=4096,16384 ;;
-    forward-olmoe|forward-mixtral)  # issue 28's protocol: 8k tokens of 512-token sequences, the three peers, ours
-      shape=${what#forward-}        # dense and 2:4, then each op's roofline (bench/NOTES.md)
+    forward-olmoe|forward-mixtral|forward-qwen3|forward2k-olmoe|forward2k-mixtral|forward2k-qwen3)
+      # issue 28's protocol: 8k tokens of 512-token sequences (forward2k-: of 2048-token ones), the three peers,
+      # ours dense and 2:4, then each op's roofline (bench/NOTES.md)
+      shape=${what#forward*-}; seq=512; [[ $what == forward2k-* ]] && seq=2048
       checkpoint $shape
-      python3 $py/bench_peer.py $shape /tmp/$shape "$out/peer-$shape.json" tokens=8192 compile 2>&1 \
+      python3 $py/bench_peer.py $shape /tmp/$shape "$out/peer-$shape-s$seq.json" tokens=8192 seq=$seq compile 2>&1 \
         | grep -v -i warn | tail -4
       for e in dense 2:4; do
-        run io.moescore.bench.ForwardBenchmark /tmp/$shape "$out/ours-$shape-${e/:/}.json" tokens=8192 \
-          experts=$e 2>&1 | tail -3
-        run io.moescore.bench.roofline.Roofline "$out/ours-$shape-${e/:/}.json" "$out/roofline-$shape-${e/:/}.md"
+        run io.moescore.bench.ForwardBenchmark /tmp/$shape "$out/ours-$shape-s$seq-${e/:/}.json" tokens=8192 \
+          seq=$seq experts=$e 2>&1 | tail -3
+        run io.moescore.bench.roofline.Roofline "$out/ours-$shape-s$seq-${e/:/}.json" \
+          "$out/roofline-$shape-s$seq-${e/:/}.md"
       done ;;
     pyarrow-fixtures)  # issue 23: the Arrow / Parquet files pyarrow and Polars-style writers make (commit them)
       python3 spark-job/src/test/python/make_arrow_fixtures.py "$out/pyarrow-layouts" 2>&1 | tail -3 ;;

@@ -2,14 +2,15 @@
 # saved with save_pretrained so our engine loads the very same file), then times transformers' scoring pass
 # (forward, log-softmax, gather of each next token) with its experts backends eager and grouped_mm, optionally
 # under torch.compile. Median of 5 after 2 warm-ups, CUDA-synchronised wall time.
-#   python3 bench/python/bench_peer.py {olmoe|mixtral} MODEL_DIR OUT.json [tokens=2048,8192,32768] [compile] [save-only]
+#   python3 bench/python/bench_peer.py {olmoe|mixtral|qwen3} MODEL_DIR OUT.json [tokens=2048,8192,32768] [seq=512]
+#                                      [compile] [save-only]
 import json, os, sys, time, torch, transformers
 
 shape, folder, out = sys.argv[1], sys.argv[2], sys.argv[3]
 opts = dict(a.split("=", 1) for a in sys.argv[4:] if "=" in a)
 tokens_list = [int(t) for t in opts.get("tokens", "2048,8192,32768").split(",")]
 use_compile = "compile" in sys.argv[4:]
-SEQ = 512
+SEQ = int(opts.get("seq", 512))
 if shape == "olmoe":   # OLMoE-1B-7B
     cfg = transformers.OlmoeConfig(vocab_size=50304, hidden_size=2048, intermediate_size=1024, num_hidden_layers=16,
                                    num_attention_heads=16, num_key_value_heads=16, num_experts=64, num_experts_per_tok=8,
@@ -18,8 +19,14 @@ elif shape == "mixtral":   # Mixtral-8x7B with 4 of its 32 layers
     cfg = transformers.MixtralConfig(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=4,
                                      num_attention_heads=32, num_key_value_heads=8, num_local_experts=8,
                                      num_experts_per_tok=2, max_position_embeddings=4096, tie_word_embeddings=False)
+elif shape == "qwen3":   # Qwen3-30B-A3B with 8 of its 48 layers (q/k norms per head, 128 experts of 768, top-8)
+    cfg = transformers.Qwen3MoeConfig(vocab_size=151936, hidden_size=2048, intermediate_size=6144,
+                                      moe_intermediate_size=768, num_hidden_layers=8, num_attention_heads=32,
+                                      num_key_value_heads=4, head_dim=128, num_experts=128, num_experts_per_tok=8,
+                                      norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[],
+                                      max_position_embeddings=4096, tie_word_embeddings=False)
 else:
-    raise SystemExit("shape must be olmoe or mixtral")
+    raise SystemExit("shape must be olmoe, mixtral or qwen3")
 torch.manual_seed(0)
 if not os.path.exists(os.path.join(folder, "config.json")):
     t0 = time.time()
@@ -38,7 +45,7 @@ def score(m, ids):
     lp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None])
     return lp.sum(-1)
 
-results = dict(shape=shape, device=torch.cuda.get_device_name(), torch=torch.__version__,
+results = dict(shape=shape, sequence_length=SEQ, device=torch.cuda.get_device_name(), torch=torch.__version__,
                transformers=transformers.__version__, runs=[])
 # the strongest peer first, and the results written after each, so a device call cut short keeps what it measured
 configs = ([("grouped_mm", True)] if use_compile else []) + [("grouped_mm", False), ("eager", False)]
