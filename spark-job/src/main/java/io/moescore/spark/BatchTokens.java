@@ -35,8 +35,7 @@ final class BatchTokens {
     private final ColumnVector corrupt;
     private final ColumnVector text;
     private final TokenColumn tokens;
-    private final ColumnVector context;
-    private final ColumnVector continuation;
+    private final ColumnarBatch batch;
     private final Supplier<TextTokenizer> tokenizer;
     private int next;
 
@@ -102,8 +101,7 @@ final class BatchTokens {
         this.corrupt = layout.corruptRecord() >= 0 ? batch.column(layout.corruptRecord()) : null;
         this.text = layout.text() >= 0 ? batch.column(layout.text()) : null;
         this.tokens = layout.tokens() >= 0 ? TokenColumn.of(batch.column(layout.tokens())) : null;
-        this.context = layout.continuations() ? batch.column(layout.context().ordinal()) : null;
-        this.continuation = layout.continuations() ? batch.column(layout.continuation().ordinal()) : null;
+        this.batch = batch;
         this.tokenizer = tokenizer;
     }
 
@@ -150,10 +148,7 @@ final class BatchTokens {
         List<Integer> contextLengths = new ArrayList<>();
         long total = 0;
         while (next < rows && !BatchPlanner.windowFull(total, batchTokens)) {
-            RowTokens t = corrupt != null && !corrupt.isNullAt(next)
-                    ? new RowTokens(null, RowTokens.malformed(corrupt.getUTF8String(next).toString()))
-                    : RowTokens.pair(RowTokens.value(context, next, layout.context()),
-                            RowTokens.value(continuation, next, layout.continuation()), layout, tokenizer);
+            RowTokens t = RowTokens.of(batch.getRow(next), layout, tokenizer);  // a view of the row, no copy
             rowTokens.add(t.tokens());
             errors.add(t.error());
             contextLengths.add(t.contextLength());

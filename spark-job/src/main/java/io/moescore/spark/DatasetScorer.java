@@ -179,8 +179,7 @@ public final class DatasetScorer {
                     + ") and '" + spec.continuationColumn() + "' (" + typeOf(schema, continuation) + ") must both "
                     + "be text or both token ids");
         }
-        InputLayout plain = corruptOnly(schema);
-        return new InputLayout(-1, -1, plain.corruptRecord(), false, context, continuation);
+        return new InputLayout(-1, -1, corruptRecord(schema), false, context, continuation);
     }
 
     /** A continuation-scoring column of the input, or null where it has none; throws naming a type not read. */
@@ -206,13 +205,13 @@ public final class DatasetScorer {
         return schema.fields()[part.ordinal()].dataType().simpleString();
     }
 
-    /** The layout of an input's {@code _corrupt_record} column alone. */
-    private static InputLayout corruptOnly(StructType schema) {
+    /** The ordinal of Spark's {@code _corrupt_record} column (JSON input), or -1. */
+    private static int corruptRecord(StructType schema) {
         int corrupt = Arrays.asList(schema.fieldNames()).indexOf(CORRUPT_RECORD);
         if (corrupt >= 0 && !schema.fields()[corrupt].dataType().equals(DataTypes.StringType)) {
-            corrupt = -1;  // not Spark's marker of malformed records: an ordinary column
+            return -1;  // not Spark's marker of malformed records: an ordinary column
         }
-        return new InputLayout(-1, -1, corrupt, false);
+        return corrupt;
     }
 
     /** Where the scorer finds tokens or text; throws naming the column when neither is usable. */
@@ -239,7 +238,7 @@ public final class DatasetScorer {
             throw new IllegalArgumentException("input has neither a '" + tokensColumn + "' nor a '" + textColumn
                     + "' column (columns: " + names + ")");
         }
-        return new InputLayout(tokens, text, corruptOnly(schema).corruptRecord(), tokensAreLong);
+        return new InputLayout(tokens, text, corruptRecord(schema), tokensAreLong);
     }
 
     /** The score columns of rows in {@code layout} scored with {@code settings}. */

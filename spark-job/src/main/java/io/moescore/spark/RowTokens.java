@@ -6,7 +6,6 @@ import io.moescore.score.Continuations;
 import java.util.function.Supplier;
 import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.util.ArrayData;
-import org.apache.spark.sql.vectorized.ColumnVector;
 import org.apache.spark.types.variant.Variant;
 import org.apache.spark.types.variant.VariantUtil;
 import org.apache.spark.unsafe.types.VariantVal;
@@ -105,7 +104,7 @@ record RowTokens(int[] tokens, String error, int contextLength) {
     }
 
     /** A continuation column's value in a row: UTF8String, ArrayData or VariantVal as its kind says; null if null. */
-    static Object value(InternalRow row, InputLayout.Part part) {
+    private static Object value(InternalRow row, InputLayout.Part part) {
         int o = part.ordinal();
         if (row.isNullAt(o)) {
             return null;
@@ -117,25 +116,13 @@ record RowTokens(int[] tokens, String error, int contextLength) {
         };
     }
 
-    /** {@link #value(InternalRow, InputLayout.Part)} of a column vector's row. */
-    static Object value(ColumnVector column, int row, InputLayout.Part part) {
-        if (column.isNullAt(row)) {
-            return null;
-        }
-        return switch (part.kind()) {
-            case TEXT -> column.getUTF8String(row);
-            case INTS, LONGS -> column.getArray(row);
-            case VARIANT -> column.getVariant(row);
-        };
-    }
-
     /**
      * A continuation row's tokens from its context and continuation values ({@link #value}): both text (tokenized
      * as lm-evaluation-harness splits a pair), or both lists of ids; or why the row cannot be scored, naming the
      * column.
      */
-    static RowTokens pair(Object context, Object continuation, InputLayout layout,
-                          Supplier<TextTokenizer> tokenizer) {
+    private static RowTokens pair(Object context, Object continuation, InputLayout layout,
+                                  Supplier<TextTokenizer> tokenizer) {
         InputLayout.Part[] parts = {layout.context(), layout.continuation()};
         Object[] values = {context, continuation};
         try {
