@@ -5,6 +5,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.stream.Collectors;
 
+import io.moescore.batch.ScoreColumns;
 import org.apache.arrow.vector.types.FloatingPointPrecision;
 import org.apache.arrow.vector.types.pojo.ArrowType;
 import org.apache.arrow.vector.types.pojo.Field;
@@ -19,8 +20,11 @@ import org.apache.arrow.vector.types.pojo.Schema;
  *
  * <p>Results: {@code id} (the input's type), {@code num_tokens} int32, {@code sum_logprob} float64 (null when
  * the row has an error), {@code mean_nll} and {@code perplexity} float64 (null where there is no next token or
- * an error; a perplexity past a double's range is the largest finite double), optional {@code token_logprobs} list&lt;float32&gt; and {@code top_tokens} list&lt;int32&gt;, and
- * {@code error} utf8 (null when the row was scored). Names are in {@link Columns}.
+ * an error; a perplexity past a double's range is the largest finite double), optional {@code token_logprobs}
+ * list&lt;float32&gt; and {@code top_tokens} list&lt;int32&gt;; with long rows scored, {@code num_windows} int32 and
+ * {@code truncated} bool; for continuation rows {@code continuation_logprob} float64 (null on an error),
+ * {@code continuation_tokens} int32 and {@code is_greedy} bool (null on an error); and {@code error} utf8 (null
+ * when the row was scored). Names are in {@link Columns}, their order in {@link ScoreColumns.Layout}.
  */
 public final class ArrowSchemas {
     public static final ArrowType INT32 = new ArrowType.Int(32, true);
@@ -51,18 +55,26 @@ public final class ArrowSchemas {
 
     /** The result columns after {@code id}, in order (the Spark job's score columns). */
     public static List<Field> scores(boolean tokenLogProbs, boolean topTokens) {
+        return scores(new ScoreColumns.Layout(tokenLogProbs, topTokens, false, false));
+    }
+
+    /** The result columns after {@code id} that {@code layout} lists, in its order. */
+    public static List<Field> scores(ScoreColumns.Layout layout) {
         List<Field> fields = new ArrayList<>();
-        fields.add(Field.notNullable(Columns.NUM_TOKENS, INT32));
-        fields.add(Field.nullable(Columns.SUM_LOGPROB, FLOAT64));
-        fields.add(Field.nullable(Columns.MEAN_NLL, FLOAT64));
-        fields.add(Field.nullable(Columns.PERPLEXITY, FLOAT64));
-        if (tokenLogProbs) {
-            fields.add(list(Columns.TOKEN_LOGPROBS, FLOAT32));
+        for (String name : layout.names()) {
+            fields.add(switch (name) {
+                case Columns.NUM_TOKENS, Columns.NUM_WINDOWS, Columns.CONTINUATION_TOKENS -> Field.notNullable(name,
+                        INT32);
+                case Columns.SUM_LOGPROB, Columns.MEAN_NLL, Columns.PERPLEXITY, Columns.CONTINUATION_LOGPROB ->
+                        Field.nullable(name, FLOAT64);
+                case Columns.TOKEN_LOGPROBS -> list(name, FLOAT32);
+                case Columns.TOP_TOKENS -> list(name, INT32);
+                case Columns.TRUNCATED -> Field.notNullable(name, ArrowType.Bool.INSTANCE);
+                case Columns.IS_GREEDY -> Field.nullable(name, ArrowType.Bool.INSTANCE);
+                case Columns.ERROR -> Field.nullable(name, ArrowType.Utf8.INSTANCE);
+                default -> throw new IllegalStateException("no Arrow type for column " + name);
+            });
         }
-        if (topTokens) {
-            fields.add(list(Columns.TOP_TOKENS, INT32));
-        }
-        fields.add(Field.nullable(Columns.ERROR, ArrowType.Utf8.INSTANCE));
         return fields;
     }
 

@@ -21,6 +21,11 @@ public final class Columns {
     public static final String PERPLEXITY = ScoreColumns.PERPLEXITY;
     public static final String TOKEN_LOGPROBS = ScoreColumns.TOKEN_LOGPROBS;
     public static final String TOP_TOKENS = ScoreColumns.TOP_TOKENS;
+    public static final String NUM_WINDOWS = ScoreColumns.NUM_WINDOWS;
+    public static final String TRUNCATED = ScoreColumns.TRUNCATED;
+    public static final String CONTINUATION_LOGPROB = ScoreColumns.CONTINUATION_LOGPROB;
+    public static final String CONTINUATION_TOKENS = ScoreColumns.CONTINUATION_TOKENS;
+    public static final String IS_GREEDY = ScoreColumns.IS_GREEDY;
     public static final String ERROR = ScoreColumns.ERROR;
 
     private Columns() {

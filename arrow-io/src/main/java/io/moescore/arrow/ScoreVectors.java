@@ -4,6 +4,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.List;
 
 import org.apache.arrow.vector.BigIntVector;
+import org.apache.arrow.vector.BitVector;
 import org.apache.arrow.vector.FieldVector;
 import org.apache.arrow.vector.Float4Vector;
 import org.apache.arrow.vector.Float8Vector;
@@ -12,6 +13,7 @@ import org.apache.arrow.vector.VarCharVector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.complex.ListVector;
 
+import io.moescore.batch.RowScore;
 import io.moescore.batch.ScoreBatch;
 import io.moescore.batch.SequenceScore;
 
@@ -42,7 +44,7 @@ public final class ScoreVectors {
         for (int i = 0; i < n; i++) {
             target.copyFromSafe(fromRow + i, i, ids);
         }
-        fillScores(root, scores.scores());
+        fillScores(root, scores.scores().stream().map(RowScore::of).toList());
     }
 
     /** Ids from {@code ids[i]} for score i; the root's id column must be int64. */
@@ -53,7 +55,7 @@ public final class ScoreVectors {
         for (int i = 0; i < ids.length; i++) {
             target.setSafe(i, ids[i]);
         }
-        fillScores(root, scores.scores());
+        fillScores(root, scores.scores().stream().map(RowScore::of).toList());
     }
 
     /** Ids from {@code ids[i]} (null allowed) for score i; the root's id column must be utf8. */
@@ -64,7 +66,7 @@ public final class ScoreVectors {
         for (int i = 0; i < ids.length; i++) {
             setString(target, i, ids[i]);
         }
-        fillScores(root, scores.scores());
+        fillScores(root, scores.scores().stream().map(RowScore::of).toList());
     }
 
     /**
@@ -72,20 +74,31 @@ public final class ScoreVectors {
      * {@code scores.get(i)}.
      */
     public static void fill(VectorSchemaRoot root, List<SequenceScore> scores) {
+        fillRows(root, scores.stream().map(RowScore::of).toList());
+    }
+
+    /** {@link #fill(VectorSchemaRoot, List)} of rows' scores (long documents, continuations). */
+    public static void fillRows(VectorSchemaRoot root, List<RowScore> scores) {
         root.allocateNew();
         fillScores(root, scores);
     }
 
-    private static void fillScores(VectorSchemaRoot root, List<SequenceScore> scores) {
+    private static void fillScores(VectorSchemaRoot root, List<RowScore> scores) {
         IntVector numTokens = (IntVector) required(root, Columns.NUM_TOKENS);
         Float8Vector sum = (Float8Vector) required(root, Columns.SUM_LOGPROB);
         Float8Vector meanNll = (Float8Vector) required(root, Columns.MEAN_NLL);
         Float8Vector perplexity = (Float8Vector) required(root, Columns.PERPLEXITY);
         ListVector tokenLogProbs = (ListVector) root.getVector(Columns.TOKEN_LOGPROBS);
         ListVector topTokens = (ListVector) root.getVector(Columns.TOP_TOKENS);
+        IntVector numWindows = (IntVector) root.getVector(Columns.NUM_WINDOWS);
+        BitVector truncated = (BitVector) root.getVector(Columns.TRUNCATED);
+        Float8Vector continuationLogProb = (Float8Vector) root.getVector(Columns.CONTINUATION_LOGPROB);
+        IntVector continuationTokens = (IntVector) root.getVector(Columns.CONTINUATION_TOKENS);
+        BitVector isGreedy = (BitVector) root.getVector(Columns.IS_GREEDY);
         VarCharVector error = (VarCharVector) required(root, Columns.ERROR);
         for (int i = 0; i < scores.size(); i++) {
-            SequenceScore s = scores.get(i);
+            RowScore row = scores.get(i);
+            SequenceScore s = row.score();
             numTokens.setSafe(i, s.numTokens());
             setDouble(sum, i, s.sumLogProbOrNull());
             setDouble(meanNll, i, s.meanNllOrNull());
@@ -95,6 +108,26 @@ public final class ScoreVectors {
             }
             if (topTokens != null) {
                 setInts(topTokens, i, s.topTokens());
+            }
+            if (numWindows != null) {
+                numWindows.setSafe(i, row.numWindows());
+            }
+            if (truncated != null) {
+                truncated.setSafe(i, row.truncated() ? 1 : 0);
+            }
+            if (continuationLogProb != null) {
+                setDouble(continuationLogProb, i, row.continuationLogProbOrNull());
+            }
+            if (continuationTokens != null) {
+                continuationTokens.setSafe(i, row.continuationTokens());
+            }
+            if (isGreedy != null) {
+                Boolean greedy = row.isGreedyOrNull();
+                if (greedy == null) {
+                    isGreedy.setNull(i);
+                } else {
+                    isGreedy.setSafe(i, greedy ? 1 : 0);
+                }
             }
             setString(error, i, s.error());
         }

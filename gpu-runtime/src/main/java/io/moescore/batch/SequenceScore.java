@@ -12,10 +12,19 @@ package io.moescore.batch;
  * is no next token. A perplexity beyond a double's range (mean NLL above ~709.78) is written as {@link #OVERFLOW},
  * the largest finite double, while the mean NLL stays exact. No NaN or infinity is ever written, so JSON output
  * stays strict JSON.
+ *
+ * <p>{@code argmaxTokens}: the most likely next token after each position from the one the engine was asked for
+ * ({@code ScoreOptions.argmaxFrom}) to the second last, or null (what continuation scoring's {@code is_greedy}
+ * compares; never written as such).
  */
-public record SequenceScore(int numTokens, double sumLogProb, float[] tokenLogProbs, int[] topTokens, String error) {
+public record SequenceScore(int numTokens, double sumLogProb, float[] tokenLogProbs, int[] topTokens, String error,
+                            int[] argmaxTokens) {
     /** A perplexity that overflows a double, as written everywhere: 1.7976931348623157E308. */
     public static final double OVERFLOW = Double.MAX_VALUE;
+
+    public SequenceScore(int numTokens, double sumLogProb, float[] tokenLogProbs, int[] topTokens, String error) {
+        this(numTokens, sumLogProb, tokenLogProbs, topTokens, error, null);
+    }
 
     public static SequenceScore failed(int numTokens, String error) {
         return new SequenceScore(numTokens, Double.NaN, null, null, error);
@@ -43,6 +52,20 @@ public record SequenceScore(int numTokens, double sumLogProb, float[] tokenLogPr
         }
         float[] perToken = keepPerToken ? java.util.Arrays.copyOfRange(logProbs, from, from + numTokens - 1) : null;
         return new SequenceScore(numTokens, sum, perToken, topTokens, null);
+    }
+
+    /** This score with the most likely next tokens from some position on (a failed score stays as it is). */
+    public SequenceScore withArgmaxTokens(int[] tokens) {
+        return ok() ? new SequenceScore(numTokens, sumLogProb, tokenLogProbs, topTokens, null, tokens) : this;
+    }
+
+    /**
+     * This score as a row's output: per-token log-probs only where asked for ({@code keepTokenLogProbs}), no argmax
+     * tokens (a scorer asks the engine for both when it needs them itself, e.g. for a document's windows).
+     */
+    public SequenceScore trimmed(boolean keepTokenLogProbs) {
+        return argmaxTokens == null && (keepTokenLogProbs || tokenLogProbs == null) ? this
+                : new SequenceScore(numTokens, sumLogProb, keepTokenLogProbs ? tokenLogProbs : null, topTokens, error);
     }
 
     public boolean ok() {

@@ -26,6 +26,7 @@ import io.moescore.model.Rope;
 import io.moescore.sparse.SparsityPattern;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -212,15 +213,50 @@ public final class Engine implements AutoCloseable {
             }
             lastRows[i] = start + len - 1;
         }
-        LogProbs logProbs = forward(tokens, positions, targets, seqOffsets,
-                options.topK() > 0 ? lastRows : new int[0], options.topK(), load, seen);
+        // the most likely tokens of the rows asked for: top-k after each sequence's last token, the argmax after
+        // each position from argmaxFrom on (one list for the lm_head step: top-k's first entry is the argmax)
+        int numTop = options.topK() > 0 ? numSeq : 0;
+        int[] argmaxSlot = new int[numSeq];
+        int numArgmax = 0;
+        for (int i = 0; i < numSeq; i++) {
+            argmaxSlot[i] = numTop + numArgmax;
+            numArgmax += argmaxCount(options.argmaxFrom(valid.get(i)), seqOffsets[i + 1] - seqOffsets[i]);
+        }
+        int[] topRows = Arrays.copyOf(numTop > 0 ? lastRows : new int[0], numTop + numArgmax);
+        for (int i = 0; i < numSeq; i++) {
+            int from = options.argmaxFrom(valid.get(i));
+            int count = argmaxCount(from, seqOffsets[i + 1] - seqOffsets[i]);
+            for (int j = 0; j < count; j++) {
+                topRows[argmaxSlot[i] + j] = seqOffsets[i] + from + j;
+            }
+        }
+        LogProbs logProbs = forward(tokens, positions, targets, seqOffsets, topRows,
+                numArgmax > 0 ? Math.max(1, options.topK()) : options.topK(), load, seen);
         float[] lp = logProbs.targetLogProbs();
         for (int i = 0; i < numSeq; i++) {
             int start = seqOffsets[i];
+            int length = seqOffsets[i + 1] - start;
             int[] top = options.topK() > 0 ? logProbs.topTokens()[i] : null;
-            scores[valid.get(i)] = SequenceScore.scored(seqOffsets[i + 1] - start, lp, start,
-                    options.tokenLogProbs(), top);
+            SequenceScore score = SequenceScore.scored(length, lp, start, options.tokenLogProbs(), top);
+            int from = options.argmaxFrom(valid.get(i));
+            if (from >= 0) {
+                int[] argmax = new int[argmaxCount(from, length)];
+                for (int j = 0; j < argmax.length; j++) {
+                    argmax[j] = logProbs.topTokens()[argmaxSlot[i] + j][0];
+                }
+                score = score.withArgmaxTokens(argmax);
+            }
+            scores[valid.get(i)] = score;
         }
+    }
+
+    /** How many argmax tokens a sequence of {@code length} gets from position {@code from} (-1: none). */
+    private static int argmaxCount(int from, int length) {
+        if (from >= length) {
+            throw new IllegalArgumentException("argmaxFrom " + from + " is past the sequence's last position "
+                    + (length - 1));
+        }
+        return from < 0 ? 0 : length - 1 - from;
     }
 
     /** The decoder over packed sequences; returns the log-prob of each row's target and top tokens of topRows. */

@@ -4,10 +4,8 @@ import io.moescore.batch.ExpertLoad;
 import io.moescore.batch.ScoreBatch;
 import io.moescore.batch.SequenceScore;
 import io.moescore.batch.TokenBatch;
-import io.moescore.engine.Engine;
 import io.moescore.engine.ScoreOptions;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -51,31 +49,37 @@ public final class BatchPlanner {
         return batches;
     }
 
+    /** Scores one batch: an engine ({@code engine::score}), or a stand-in (the data-path benchmark). */
+    @FunctionalInterface
+    public interface Scorer {
+        ScoreBatch score(TokenBatch batch, ScoreOptions options);
+    }
+
+    /** Sequences {@code from .. to} of a window as one batch (a copy, or a view of the window's buffers). */
+    @FunctionalInterface
+    public interface Runs {
+        TokenBatch batch(int from, int to);
+    }
+
     /**
-     * Scores a window's sequences in planned batches, adding each batch's expert load to {@code load}.
+     * Scores a window's sequences in planned batches ({@link #plan}), adding each batch's expert load to
+     * {@code load}.
      *
-     * @param sequences the window's token sequences in input order; null for a row that is not scored
-     * @return one score per sequence, in input order (null where the sequence was null)
+     * @param lengths the sequences' lengths, in input order
+     * @param runs    the planned runs as batches
+     * @param options for the whole window ({@link ScoreOptions#slice}d per run)
+     * @return one score per sequence, in input order
      */
-    public static SequenceScore[] score(Engine engine, List<int[]> sequences, ScoreOptions options, int batchTokens,
-                                        ExpertLoad load) {
-        SequenceScore[] scores = new SequenceScore[sequences.size()];
-        List<Integer> scorable = new ArrayList<>();
-        for (int i = 0; i < sequences.size(); i++) {
-            if (sequences.get(i) != null) {
-                scorable.add(i);
-            }
-        }
-        int[] lengths = scorable.stream().mapToInt(i -> sequences.get(i).length).toArray();
-        for (int[] batch : plan(lengths, batchTokens)) {
-            int[][] tokens = new int[batch.length][];
-            for (int j = 0; j < batch.length; j++) {
-                tokens[j] = sequences.get(scorable.get(batch[j]));
-            }
-            ScoreBatch result = engine.score(TokenBatch.of(tokens), options);
+    public static SequenceScore[] score(Scorer scorer, int[] lengths, Runs runs, ScoreOptions options,
+                                        int batchTokens, ExpertLoad load) {
+        SequenceScore[] scores = new SequenceScore[lengths.length];
+        for (int[] planned : plan(lengths, batchTokens)) {
+            int from = planned[0];
+            int to = planned[planned.length - 1] + 1;
+            ScoreBatch result = scorer.score(runs.batch(from, to), options.slice(from, to));
             load.add(result.expertLoad());
-            for (int j = 0; j < batch.length; j++) {
-                scores[scorable.get(batch[j])] = result.scores().get(j);
+            for (int i = from; i < to; i++) {
+                scores[i] = result.scores().get(i - from);
             }
         }
         return scores;

@@ -6,9 +6,17 @@ import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moescore.batch.ScoreColumns;
+import io.moescore.model.TextTokenizer;
+import java.util.function.Supplier;
 
-/** One input line: its id as given (number, string or null), its tokens, or why it cannot be scored. */
-record JsonRow(JsonNode id, int[] tokens, String error) {
+/**
+ * One input line: its id as given (number, string or null), its tokens, or why it cannot be scored. A line with a
+ * {@code context} or {@code continuation} field is a continuation row ({@link Continuations}): both fields, text or
+ * lists of token ids; its tokens are the context's then the continuation's, {@code contextLength} of them the
+ * context's (-1 for any other line).
+ */
+record JsonRow(JsonNode id, int[] tokens, int contextLength, boolean continuation, String error) {
     /**
      * No limit on a string's length (Jackson's default is 20M chars): the whole line is in memory already, so
      * the limit would only turn a valid row with a long id into an error. A second value on a line is an error.
@@ -19,41 +27,105 @@ record JsonRow(JsonNode id, int[] tokens, String error) {
 
     /** A line that could not be read as text ({@code why}: not UTF-8, too long). */
     static JsonRow unreadable(long lineNumber, String source, String why) {
-        return new JsonRow(null, null, source + " line " + lineNumber + ": " + why);
+        return failed(null, false, source + " line " + lineNumber + ": " + why);
     }
 
-    /** Parses line {@code lineNumber} (1-based) of {@code source}; a bad line becomes a row with an error. */
-    static JsonRow parse(String line, long lineNumber, String source) {
+    private static JsonRow failed(JsonNode id, boolean continuation, String error) {
+        return new JsonRow(id, null, -1, continuation, error);
+    }
+
+    /** A line's value that makes it unusable (the message names the field). */
+    private static final class BadField extends Exception {
+        BadField(String message) {
+            super(message, null, false, false);
+        }
+    }
+
+    /**
+     * Parses line {@code lineNumber} (1-based) of {@code source}; a bad line becomes a row with an error.
+     *
+     * @param tokenizer the model's tokenizer, asked for only by a continuation row given as text
+     */
+    static JsonRow parse(String line, long lineNumber, String source, Supplier<TextTokenizer> tokenizer) {
         String where = source + " line " + lineNumber + ": ";
         JsonNode node;
         try {
             node = JSON.readTree(line);
         } catch (JsonProcessingException e) {
             String column = e.getLocation() == null ? "" : "column " + e.getLocation().getColumnNr() + ": ";
-            return new JsonRow(null, null, where + "not valid JSON (" + column + e.getOriginalMessage() + ")");
+            return failed(null, false, where + "not valid JSON (" + column + e.getOriginalMessage() + ")");
         }
         if (node == null || !node.isObject()) {
-            return new JsonRow(null, null, where + "not a JSON object");
+            return failed(null, false, where + "not a JSON object");
         }
         JsonNode id = node.get("id");
-        JsonNode tokens = node.get("tokens");
         if (id != null && !id.isNumber() && !id.isTextual() && !id.isNull()) {
-            return new JsonRow(id, null, where + "\"id\" is " + kind(id) + "; an id is a number, a string or null");
+            return failed(id, false, where + "\"id\" is " + kind(id) + "; an id is a number, a string or null");
         }
+        JsonNode context = node.get(ScoreColumns.CONTEXT);
+        JsonNode continuation = node.get(ScoreColumns.CONTINUATION);
+        if (context != null || continuation != null) {
+            try {
+                Continuations.Pair pair = pair(context, continuation, tokenizer);
+                return new JsonRow(id, pair.tokens(), pair.contextLength(), true, null);
+            } catch (BadField e) {
+                return failed(id, true, where + e.getMessage());
+            }
+        }
+        try {
+            return new JsonRow(id, ids(node.get(ScoreColumns.TOKENS), ScoreColumns.TOKENS), -1, false, null);
+        } catch (BadField e) {
+            return failed(id, false, where + e.getMessage());
+        }
+    }
+
+    /** A continuation row's context and continuation: both text, or both lists of token ids. */
+    private static Continuations.Pair pair(JsonNode context, JsonNode continuation, Supplier<TextTokenizer> tokenizer)
+            throws BadField {
+        for (String field : new String[] {ScoreColumns.CONTEXT, ScoreColumns.CONTINUATION}) {
+            JsonNode value = field.equals(ScoreColumns.CONTEXT) ? context : continuation;
+            if (value == null || value.isNull()) {
+                throw new BadField((value == null ? "no \"" + field + "\" field" : "\"" + field + "\" is null")
+                        + ": a continuation row needs a \"context\" and a \"continuation\", both text or both lists"
+                        + " of token ids");
+            }
+        }
+        try {
+            if (context.isTextual() && continuation.isTextual()) {
+                TextTokenizer t;
+                try {
+                    t = tokenizer.get();
+                } catch (RuntimeException e) {
+                    throw new BadField("cannot tokenize the text: " + e.getMessage());
+                }
+                return Continuations.ofText(t, context.asText(), continuation.asText());
+            }
+            if (context.isArray() && continuation.isArray()) {
+                return Continuations.ofTokens(ids(context, ScoreColumns.CONTEXT),
+                        ids(continuation, ScoreColumns.CONTINUATION));
+            }
+        } catch (IllegalArgumentException e) {
+            throw new BadField(e.getMessage());
+        }
+        throw new BadField("\"context\" is " + kind(context) + " and \"continuation\" " + kind(continuation)
+                + ": both must be text, or both lists of token ids");
+    }
+
+    /** The token ids of a list field. */
+    private static int[] ids(JsonNode tokens, String field) throws BadField {
         if (tokens == null || !tokens.isArray()) {
-            return new JsonRow(id, null, where + (tokens == null ? "no \"tokens\" field"
-                    : "\"tokens\" is " + kind(tokens) + ", not a list of token ids"));
+            throw new BadField(tokens == null ? "no \"" + field + "\" field"
+                    : "\"" + field + "\" is " + kind(tokens) + ", not a list of token ids");
         }
         int[] ids = new int[tokens.size()];
         for (int i = 0; i < ids.length; i++) {
             JsonNode t = tokens.get(i);
             if (!t.isIntegralNumber() || !t.canConvertToInt()) {
-                return new JsonRow(id, null, where + "tokens[" + i + "] = " + shortText(t)
-                        + " is not a 32-bit integer token id");
+                throw new BadField(field + "[" + i + "] = " + shortText(t) + " is not a 32-bit integer token id");
             }
             ids[i] = t.asInt();
         }
-        return new JsonRow(id, ids, null);
+        return ids;
     }
 
     private static String kind(JsonNode node) {

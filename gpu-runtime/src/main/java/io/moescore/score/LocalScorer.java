@@ -11,7 +11,9 @@ import io.moescore.backend.Backend;
 import io.moescore.engine.Engine;
 import io.moescore.batch.ExpertLoad;
 import io.moescore.engine.ScoreOptions;
+import io.moescore.batch.RowScore;
 import io.moescore.batch.SequenceScore;
+import io.moescore.model.TextTokenizer;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -20,9 +22,10 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The single-process scorer: JSON lines in ({@code {"id": ..., "tokens": [...]}}), JSON lines out, one per
- * input line in the same order, plus a summary. Rows that cannot be scored get an {@code error} and never stop
- * the others.
+ * The single-process scorer: JSON lines in ({@code {"id": ..., "tokens": [...]}}, or continuation rows
+ * {@code {"id": ..., "context": ..., "continuation": ...}} of text or token ids), JSON lines out, one per input line
+ * in the same order, plus a summary. Rows that cannot be scored get an {@code error} and never stop the others.
+ * Rows longer than the model's context are scored as {@code --long-rows} says ({@link RowPlan}).
  */
 public final class LocalScorer {
     /** Every row scored. */
@@ -107,6 +110,8 @@ public final class LocalScorer {
     private Summary score(Engine engine, LocalScoreOptions options, AtomicOutput output) throws IOException {
         ScoreSettings settings = options.settings();
         ScoreOptions scoreOptions = new ScoreOptions(settings.tokenLogProbs(), settings.topK());
+        RowPlan.Limits limits = settings.rowLimits(engine.config().maxPositions());
+        Rows scorer = new Rows(engine, scoreOptions, limits, settings.batchTokens(), settings.longRows());
         ExpertLoad load = new ExpertLoad(engine.config().numLayers(), engine.config().numExperts());
         long start = System.nanoTime();
         long lastProgress = start;
@@ -114,7 +119,8 @@ public final class LocalScorer {
         long errors = 0;
         long tokens = 0;
         String source = options.input().toString();
-        try (Utf8Lines in = new Utf8Lines(Files.newInputStream(options.input()));
+        try (LazyTokenizer tokenizer = new LazyTokenizer(options.model());
+             Utf8Lines in = new Utf8Lines(Files.newInputStream(options.input()));
              JsonGenerator json = new ObjectMapper().getFactory().createGenerator(output.rows(), JsonEncoding.UTF8)) {
             json.setRootValueSeparator(null);
             List<JsonRow> pending = new ArrayList<>();
@@ -125,11 +131,11 @@ public final class LocalScorer {
                     continue;
                 }
                 JsonRow row = line.text() == null ? JsonRow.unreadable(line.number(), source, line.error())
-                        : JsonRow.parse(line.text(), line.number(), source);
+                        : JsonRow.parse(line.text(), line.number(), source, tokenizer);
                 pending.add(row);
                 pendingTokens += row.tokens() == null ? 0 : row.tokens().length;
                 if (BatchPlanner.windowFull(pendingTokens, settings.batchTokens())) {
-                    errors += flush(engine, pending, scoreOptions, settings.batchTokens(), load, json);
+                    errors += scorer.flush(pending, load, json);
                     rows += pending.size();
                     tokens += pendingTokens;
                     pending.clear();
@@ -142,7 +148,7 @@ public final class LocalScorer {
                             tokens / ((now - start) / 1e9));
                 }
             }
-            errors += flush(engine, pending, scoreOptions, settings.batchTokens(), load, json);
+            errors += scorer.flush(pending, load, json);
             rows += pending.size();
             tokens += pendingTokens;
         }
@@ -159,27 +165,56 @@ public final class LocalScorer {
         return output.resolveSibling((dot > 0 ? name.substring(0, dot) : name) + ".summary.json");
     }
 
-    /** Scores a window of rows ({@link BatchPlanner}) and writes them in input order. */
-    private static long flush(Engine engine, List<JsonRow> rows, ScoreOptions options, int batchTokens,
-                              ExpertLoad load, JsonGenerator json) throws IOException {
-        SequenceScore[] scores = BatchPlanner.score(engine,
-                rows.stream().map(r -> r.error() == null ? r.tokens() : null).toList(), options, batchTokens, load);
-        long errors = 0;
-        for (int i = 0; i < rows.size(); i++) {
-            JsonRow row = rows.get(i);
-            SequenceScore score = scores[i];
-            String error = score == null ? row.error() : score.error();
-            if (error != null) {
-                errors++;
-            }
-            writeRow(json, row, score, error, options);
+    /** The model's tokenizer, loaded when a row first needs it (continuation rows given as text). */
+    private static final class LazyTokenizer implements java.util.function.Supplier<TextTokenizer>, AutoCloseable {
+        private final Path model;
+        private TextTokenizer tokenizer;
+
+        LazyTokenizer(Path model) {
+            this.model = model;
         }
-        json.flush();
-        return errors;
+
+        @Override
+        public TextTokenizer get() {
+            if (tokenizer == null) {
+                tokenizer = TextTokenizer.load(model);
+            }
+            return tokenizer;
+        }
+
+        @Override
+        public void close() {
+            if (tokenizer != null) {
+                tokenizer.close();
+            }
+        }
     }
 
-    private static void writeRow(JsonGenerator json, JsonRow row, SequenceScore score, String error,
-                                 ScoreOptions options) throws IOException {
+    /** How a window of rows is scored ({@link RowPlan}, {@link BatchPlanner}) and written, in input order. */
+    private record Rows(Engine engine, ScoreOptions options, RowPlan.Limits limits, int batchTokens,
+                        LongRows longRows) {
+        long flush(List<JsonRow> rows, ExpertLoad load, JsonGenerator json) throws IOException {
+            RowScore[] scores = RowPlan.score(engine::score,
+                    rows.stream().map(r -> r.error() == null ? r.tokens() : null).toArray(int[][]::new),
+                    rows.stream().mapToInt(JsonRow::contextLength).toArray(), limits, options, batchTokens, load);
+            long errors = 0;
+            for (int i = 0; i < rows.size(); i++) {
+                JsonRow row = rows.get(i);
+                RowScore score = scores[i] != null ? scores[i] : RowScore.failed(0, row.error());
+                if (!score.ok()) {
+                    errors++;
+                }
+                writeRow(json, row, score, new ScoreColumns.Layout(options.tokenLogProbs(), options.topK() > 0,
+                        longRows != LongRows.ERROR, row.continuation()));
+            }
+            json.flush();
+            return errors;
+        }
+    }
+
+    /** One output line: the row's id, then the layout's columns in order. */
+    private static void writeRow(JsonGenerator json, JsonRow row, RowScore score, ScoreColumns.Layout layout)
+            throws IOException {
         json.writeStartObject();
         json.writeFieldName(ScoreColumns.ID);
         if (row.id() == null) {
@@ -187,32 +222,50 @@ public final class LocalScorer {
         } else {
             json.writeTree(row.id());
         }
-        boolean ok = error == null;
-        json.writeNumberField(ScoreColumns.NUM_TOKENS, row.tokens() == null ? 0 : row.tokens().length);
-        writeNumber(json, ScoreColumns.SUM_LOGPROB, ok ? score.sumLogProbOrNull() : null);
-        writeNumber(json, ScoreColumns.MEAN_NLL, ok ? score.meanNllOrNull() : null);
-        writeNumber(json, ScoreColumns.PERPLEXITY, ok ? score.perplexityOrNull() : null);
-        if (options.tokenLogProbs()) {
-            json.writeFieldName(ScoreColumns.TOKEN_LOGPROBS);
-            if (ok) {
-                json.writeStartArray();
-                for (float f : score.tokenLogProbs()) {
-                    json.writeNumber(f);
+        SequenceScore s = score.score();
+        boolean ok = score.ok();
+        for (String column : layout.names()) {
+            switch (column) {
+                case ScoreColumns.NUM_TOKENS -> json.writeNumberField(column, s.numTokens());
+                case ScoreColumns.SUM_LOGPROB -> writeNumber(json, column, s.sumLogProbOrNull());
+                case ScoreColumns.MEAN_NLL -> writeNumber(json, column, s.meanNllOrNull());
+                case ScoreColumns.PERPLEXITY -> writeNumber(json, column, s.perplexityOrNull());
+                case ScoreColumns.TOKEN_LOGPROBS -> {
+                    json.writeFieldName(column);
+                    if (ok && s.tokenLogProbs() != null) {
+                        json.writeStartArray();
+                        for (float f : s.tokenLogProbs()) {
+                            json.writeNumber(f);
+                        }
+                        json.writeEndArray();
+                    } else {
+                        json.writeNull();
+                    }
                 }
-                json.writeEndArray();
-            } else {
-                json.writeNull();
+                case ScoreColumns.TOP_TOKENS -> {
+                    json.writeFieldName(column);
+                    if (ok && s.topTokens() != null) {
+                        json.writeArray(s.topTokens(), 0, s.topTokens().length);
+                    } else {
+                        json.writeNull();
+                    }
+                }
+                case ScoreColumns.NUM_WINDOWS -> json.writeNumberField(column, score.numWindows());
+                case ScoreColumns.TRUNCATED -> json.writeBooleanField(column, score.truncated());
+                case ScoreColumns.CONTINUATION_LOGPROB -> writeNumber(json, column, score.continuationLogProbOrNull());
+                case ScoreColumns.CONTINUATION_TOKENS -> json.writeNumberField(column, score.continuationTokens());
+                case ScoreColumns.IS_GREEDY -> {
+                    Boolean greedy = score.isGreedyOrNull();
+                    if (greedy == null) {
+                        json.writeNullField(column);
+                    } else {
+                        json.writeBooleanField(column, greedy);
+                    }
+                }
+                case ScoreColumns.ERROR -> json.writeStringField(column, score.error());
+                default -> throw new IllegalStateException("no JSON writer for column " + column);
             }
         }
-        if (options.topK() > 0) {
-            json.writeFieldName(ScoreColumns.TOP_TOKENS);
-            if (ok) {
-                json.writeArray(score.topTokens(), 0, score.topTokens().length);
-            } else {
-                json.writeNull();
-            }
-        }
-        json.writeStringField(ScoreColumns.ERROR, error);
         json.writeEndObject();
         json.writeRaw('\n');
     }

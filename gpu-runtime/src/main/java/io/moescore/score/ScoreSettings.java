@@ -38,9 +38,13 @@ import java.util.function.Function;
  * @param allowNonfinite load weights holding NaN or infinities; by default the first one fails the load naming the
  *                      tensor ({@link io.moescore.engine.LoadOptions}); rows whose scores come out non-finite are
  *                      kept with an error either way
+ * @param longRows      what becomes of a row longer than the model's context ({@link LongRows}, {@link RowPlan})
+ * @param stride        with {@link LongRows#STRIDE}: tokens each window starts after the one before (0: half the
+ *                      context); below the context ({@link #rowLimits})
  */
 public record ScoreSettings(String backend, Precision precision, boolean deterministic, int batchTokens,
-                            boolean tokenLogProbs, int topK, int cpuThreads, boolean allowNonfinite)
+                            boolean tokenLogProbs, int topK, int cpuThreads, boolean allowNonfinite,
+                            LongRows longRows, int stride)
         implements Serializable {
     /** ForkJoinPool's limit is 32767; far above any machine's cores, and a typo like 100000 is caught by name. */
     public static final int MAX_CPU_THREADS = 4096;
@@ -67,9 +71,18 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
             "load weights holding NaN or infinities (refused by default, naming the tensor); rows whose scores come "
                     + "out non-finite get an error");
 
+    public static final Setting<LongRows> LONG_ROWS = Setting.choice("longRows", "--long-rows", LongRows.class,
+            LongRows.ERROR, Arrays.asList(LongRows.values()), LongRows::userName,
+            "rows longer than the model's context (max_position_embeddings): error (the row gets an error), "
+                    + "truncate (score the first context tokens) or stride (Hugging Face's strided perplexity: "
+                    + "windows of the context, each token scored once; see --stride)");
+    public static final Setting<Integer> STRIDE = Setting.integer("stride", "--stride", 0, 0, Integer.MAX_VALUE,
+            "with --long-rows stride: each window starts S tokens after the one before, so every token after the "
+                    + "first window is scored with context - S tokens before it (0: half the context)");
+
     /** Every scoring setting, in the order summaries and manifests list them. */
     public static final List<Setting<?>> ALL = List.of(BACKEND, PRECISION, DETERMINISTIC, BATCH_TOKENS,
-            TOKEN_LOGPROBS, TOP_K, CPU_THREADS, ALLOW_NONFINITE);
+            TOKEN_LOGPROBS, TOP_K, CPU_THREADS, ALLOW_NONFINITE, LONG_ROWS, STRIDE);
 
     /** Every setting at its default. */
     public static final ScoreSettings DEFAULTS = resolve(Setting.Source.NONE);
@@ -81,6 +94,8 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         BATCH_TOKENS.valueOf(batchTokens, BATCH_TOKENS.key());
         TOP_K.valueOf(topK, TOP_K.key());
         CPU_THREADS.valueOf(cpuThreads, CPU_THREADS.key());
+        LONG_ROWS.valueOf(longRows, LONG_ROWS.key());
+        STRIDE.valueOf(stride, STRIDE.key());
     }
 
     /**
@@ -91,7 +106,8 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
     public static ScoreSettings resolve(Setting.Source source) {
         return new ScoreSettings(BACKEND.resolve(source), PRECISION.resolve(source), DETERMINISTIC.resolve(source),
                 BATCH_TOKENS.resolve(source), TOKEN_LOGPROBS.resolve(source), TOP_K.resolve(source),
-                CPU_THREADS.resolve(source), ALLOW_NONFINITE.resolve(source));
+                CPU_THREADS.resolve(source), ALLOW_NONFINITE.resolve(source), LONG_ROWS.resolve(source),
+                STRIDE.resolve(source));
     }
 
     /** What the chosen backend lacks to run a model of this config (empty: nothing), asked without opening it. */
@@ -110,6 +126,8 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         values.put(TOP_K, topK);
         values.put(CPU_THREADS, cpuThreads);
         values.put(ALLOW_NONFINITE, allowNonfinite);
+        values.put(LONG_ROWS, longRows);
+        values.put(STRIDE, stride);
         return values;
     }
 
@@ -153,10 +171,27 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
 
     /**
      * What an engine depends on: these settings with those that only shape a batch's work (batch tokens, token
-     * log-probs, top-k) at their defaults, so engines can be shared across them.
+     * log-probs, top-k, long rows) at their defaults, so engines can be shared across them.
      */
     public ScoreSettings forEngine() {
         return new ScoreSettings(backend, precision, deterministic, DEFAULTS.batchTokens, DEFAULTS.tokenLogProbs,
-                DEFAULTS.topK, cpuThreads, allowNonfinite);
+                DEFAULTS.topK, cpuThreads, allowNonfinite, DEFAULTS.longRows, DEFAULTS.stride);
+    }
+
+    /**
+     * How rows longer than a model's context of {@code context} tokens are scored under these settings.
+     *
+     * @throws IllegalArgumentException naming --stride (spark.moescore.stride) where it is not below the context
+     */
+    public RowPlan.Limits rowLimits(int context) {
+        if (longRows != LongRows.STRIDE || stride == 0) {
+            return new RowPlan.Limits(longRows, context, Math.max(1, context / 2));
+        }
+        if (stride >= context) {
+            throw new IllegalArgumentException(STRIDE.flag() + " (" + STRIDE.key() + ") " + stride + " is not below "
+                    + "the model's context of " + context + " tokens (max_position_embeddings): give 1 to "
+                    + (context - 1) + ", or 0 for half the context");
+        }
+        return new RowPlan.Limits(longRows, context, stride);
     }
 }

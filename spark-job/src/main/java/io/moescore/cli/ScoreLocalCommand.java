@@ -15,7 +15,9 @@ import picocli.CommandLine.Spec;
  * {@link LocalScoreOptions#SETTINGS} (made into flags by {@link CommandSettings}).
  */
 @Command(name = "score-local", mixinStandardHelpOptions = true, modelTransformer = CommandSettings.Options.class,
-        description = "Scores a JSON-lines file in this process (no Spark). Input lines: {\"id\": ..., \"tokens\": [...]}.")
+        description = "Scores a JSON-lines file in this process (no Spark). Input lines: {\"id\": ..., \"tokens\": "
+                + "[...]}, or continuation rows {\"id\": ..., \"context\": ..., \"continuation\": ...} (both text, "
+                + "or both token ids).")
 final class ScoreLocalCommand implements Callable<Integer>, CommandSettings.Command {
     @Spec
     CommandSpec spec;

@@ -5,6 +5,8 @@ import io.moescore.model.TextTokenizer;
 import io.moescore.score.BatchPlanner;
 import java.nio.ByteOrder;
 import java.nio.IntBuffer;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.Supplier;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.vector.BigIntVector;
@@ -24,6 +26,8 @@ import org.apache.spark.sql.vectorized.ColumnarBatch;
  * <p>Copies per token: none where the window is all {@code list<int32>} rows of an Arrow vector (the window's
  * {@link TokenBatch} reads the vector's buffers; the engine makes its own batch from it), one otherwise (Spark's
  * Parquet vectors: one bulk copy per window where its rows are contiguous; {@code int64} ids narrowed and checked).
+ * Continuation rows ({@link InputLayout#continuations}) are read row by row, context then continuation, into one
+ * array each, and packed once.
  */
 final class BatchTokens {
     private final int rows;
@@ -31,14 +35,21 @@ final class BatchTokens {
     private final ColumnVector corrupt;
     private final ColumnVector text;
     private final TokenColumn tokens;
+    private final ColumnarBatch batch;
     private final Supplier<TextTokenizer> tokenizer;
     private int next;
 
     /**
      * The rows of a window: sequence i (row {@code fromRow + i}) is {@code tokens[offsets[i] .. offsets[i+1])},
-     * empty where {@code errors[i]} says why the row cannot be scored; {@code tokenCount} ids in all.
+     * empty where {@code errors[i]} says why the row cannot be scored; {@code tokenCount} ids in all. For continuation
+     * rows, {@code contextLengths[i]} of row i's tokens are its context's (null: rows of tokens or text).
      */
-    record Window(int fromRow, IntBuffer tokens, IntBuffer offsets, String[] errors, long tokenCount) {
+    record Window(int fromRow, IntBuffer tokens, IntBuffer offsets, String[] errors, long tokenCount,
+                  int[] contextLengths) {
+        Window(int fromRow, IntBuffer tokens, IntBuffer offsets, String[] errors, long tokenCount) {
+            this(fromRow, tokens, offsets, errors, tokenCount, null);
+        }
+
         int rows() {
             return errors.length;
         }
@@ -52,8 +63,23 @@ final class BatchTokens {
             return new TokenBatch(tokens, offsets.slice(from, to - from + 1), to - from);
         }
 
+        /** Row i's tokens, copied; null where the row has an error. */
+        int[] rowTokens(int i) {
+            if (errors[i] != null) {
+                return null;
+            }
+            int[] out = new int[length(i)];
+            tokens.get(offsets.get(i), out);
+            return out;
+        }
+
         /** A window of whole token arrays (null: that row's error), copied end to end. */
         static Window of(int[][] rows, String[] errors) {
+            return of(rows, errors, null);
+        }
+
+        /** {@link #of(int[][], String[])} of continuation rows ({@code contextLengths}; null: none). */
+        static Window of(int[][] rows, String[] errors, int[] contextLengths) {
             int[] offsets = new int[rows.length + 1];
             for (int i = 0; i < rows.length; i++) {
                 offsets[i + 1] = offsets[i] + (rows[i] == null ? 0 : rows[i].length);
@@ -64,7 +90,8 @@ final class BatchTokens {
                     System.arraycopy(rows[i], 0, packed, offsets[i], rows[i].length);
                 }
             }
-            return new Window(0, IntBuffer.wrap(packed), IntBuffer.wrap(offsets), errors, packed.length);
+            return new Window(0, IntBuffer.wrap(packed), IntBuffer.wrap(offsets), errors, packed.length,
+                    contextLengths);
         }
     }
 
@@ -74,6 +101,7 @@ final class BatchTokens {
         this.corrupt = layout.corruptRecord() >= 0 ? batch.column(layout.corruptRecord()) : null;
         this.text = layout.text() >= 0 ? batch.column(layout.text()) : null;
         this.tokens = layout.tokens() >= 0 ? TokenColumn.of(batch.column(layout.tokens())) : null;
+        this.batch = batch;
         this.tokenizer = tokenizer;
     }
 
@@ -83,6 +111,9 @@ final class BatchTokens {
 
     /** The next window of rows: until they hold about {@link BatchPlanner#WINDOW_BATCHES} batches of tokens. */
     Window next(int batchTokens) {
+        if (layout.continuations()) {
+            return nextContinuations(batchTokens);
+        }
         int from = next;
         int to = from;
         long total = 0;
@@ -107,6 +138,26 @@ final class BatchTokens {
             return tokens.view(from, to, total);
         }
         return packed(from, to, tokenized, errors);
+    }
+
+    /** The next window of continuation rows: each row's context and continuation read into one token array. */
+    private Window nextContinuations(int batchTokens) {
+        int from = next;
+        List<int[]> rowTokens = new ArrayList<>();
+        List<String> errors = new ArrayList<>();
+        List<Integer> contextLengths = new ArrayList<>();
+        long total = 0;
+        while (next < rows && !BatchPlanner.windowFull(total, batchTokens)) {
+            RowTokens t = RowTokens.of(batch.getRow(next), layout, tokenizer);  // a view of the row, no copy
+            rowTokens.add(t.tokens());
+            errors.add(t.error());
+            contextLengths.add(t.contextLength());
+            total += t.tokens() == null ? 0 : t.tokens().length;
+            next++;
+        }
+        Window w = Window.of(rowTokens.toArray(int[][]::new), errors.toArray(String[]::new),
+                contextLengths.stream().mapToInt(Integer::intValue).toArray());
+        return new Window(from, w.tokens(), w.offsets(), w.errors(), w.tokenCount(), w.contextLengths());
     }
 
     /** A row with no tokens value: its text tokenized into {@code into[i]}, or why it has no tokens. */

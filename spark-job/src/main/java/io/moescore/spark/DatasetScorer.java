@@ -5,6 +5,8 @@ import io.moescore.model.ModelFormatException;
 import io.moescore.model.ModelJson;
 import io.moescore.model.TextTokenizer;
 import io.moescore.batch.ScoreColumns;
+import io.moescore.score.LongRows;
+import io.moescore.score.ScoreSettings;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -59,9 +61,8 @@ public final class DatasetScorer {
      */
     static Dataset<Row> score(Dataset<Row> input, ScoringSpec spec, String scoresStruct, ResourceProfile gpuProfile,
                               TaskReports reports, PartitionScorer.EngineSource engines) {
-        StructType outSchema = outputSchema(input.schema(), spec.tokensColumn(), spec.textColumn(),
-                spec.settings().tokenLogProbs(), spec.settings().topK(), scoresStruct);
-        InputLayout layout = layout(input.schema(), spec.tokensColumn(), spec.textColumn());
+        StructType outSchema = outputSchema(input.schema(), spec, scoresStruct);
+        InputLayout layout = layout(input.schema(), spec);
         checkTokenizer(spec, layout);
         JavaRDD<ColumnarBatch> batches = SparkInternals.columnarBatches(input);
         JavaRDD<InternalRow> scored = batches != null
@@ -110,6 +111,7 @@ public final class DatasetScorer {
                         + parsed.family().modelType + " model " + spec.modelUri() + ": it lacks "
                         + String.join("; ", missing) + " (backend 'cpu' runs it)");
             }
+            spec.settings().rowLimits(parsed.maxPositions());  // a stride the model's context cannot take
             return parsed;
         } catch (IOException e) {
             throw new IllegalArgumentException("cannot read model " + config + ": " + e.getMessage(), e);
@@ -124,14 +126,21 @@ public final class DatasetScorer {
      * only where text is the input's only column of tokens; beside a tokens column, rows with null tokens get an error.
      */
     static void checkTokenizer(ScoringSpec spec, InputLayout layout) {
-        if (layout.text() < 0) {
+        boolean textPairs = layout.continuations() && (layout.context().kind() != InputLayout.Kind.INTS
+                && layout.context().kind() != InputLayout.Kind.LONGS);
+        if (layout.text() < 0 && !textPairs) {
             return;
         }
         String file = spec.modelUri().replaceAll("/+$", "") + "/" + TextTokenizer.FILE;
         byte[] bytes = ModelFiles.readModelFile(spec.modelUri(), TextTokenizer.FILE,
                 ModelFiles.hadoopConf(spec.hadoopConf()));
         if (bytes == null) {
-            if (layout.tokens() < 0) {
+            if (layout.context() != null && layout.context().kind() == InputLayout.Kind.TEXT) {
+                throw new IllegalArgumentException("model " + spec.modelUri() + " has no " + TextTokenizer.FILE
+                        + ": the text columns '" + spec.contextColumn() + "' and '" + spec.continuationColumn()
+                        + "' need the model's tokenizer");
+            }
+            if (layout.tokens() < 0 && !layout.continuations()) {
                 throw new IllegalArgumentException("model " + spec.modelUri() + " has no " + TextTokenizer.FILE
                         + ": the text column '" + spec.textColumn() + "' needs the model's tokenizer");
             }
@@ -142,6 +151,67 @@ public final class DatasetScorer {
         } catch (ModelFormatException e) {
             throw new IllegalArgumentException(e.getMessage(), e);
         }
+    }
+
+    /**
+     * Where the scorer finds its input: a context and a continuation column where the input has either (both are
+     * then needed: continuation scoring; tokens and text are not read), else tokens or text. Throws naming the
+     * column that is missing or of a type that cannot be read.
+     */
+    static InputLayout layout(StructType schema, ScoringSpec spec) {
+        InputLayout.Part context = part(schema, spec.contextColumn());
+        InputLayout.Part continuation = part(schema, spec.continuationColumn());
+        if (context == null && continuation == null) {
+            return layout(schema, spec.tokensColumn(), spec.textColumn());
+        }
+        List<String> names = Arrays.asList(schema.fieldNames());
+        if (context == null || continuation == null) {
+            throw new IllegalArgumentException("input has a '" + (context == null ? spec.continuationColumn()
+                    : spec.contextColumn()) + "' column but no '" + (context == null ? spec.contextColumn()
+                    : spec.continuationColumn()) + "' column: continuation scoring needs both (columns: " + names
+                    + ")");
+        }
+        boolean contextText = context.kind() == InputLayout.Kind.TEXT;
+        boolean continuationText = continuation.kind() == InputLayout.Kind.TEXT;
+        if (context.kind() != InputLayout.Kind.VARIANT && continuation.kind() != InputLayout.Kind.VARIANT
+                && contextText != continuationText) {
+            throw new IllegalArgumentException("columns '" + spec.contextColumn() + "' (" + typeOf(schema, context)
+                    + ") and '" + spec.continuationColumn() + "' (" + typeOf(schema, continuation) + ") must both "
+                    + "be text or both token ids");
+        }
+        return new InputLayout(-1, -1, corruptRecord(schema), false, context, continuation);
+    }
+
+    /** A continuation-scoring column of the input, or null where it has none; throws naming a type not read. */
+    private static InputLayout.Part part(StructType schema, String name) {
+        int ordinal = Arrays.asList(schema.fieldNames()).indexOf(name);
+        if (ordinal < 0) {
+            return null;
+        }
+        DataType t = schema.fields()[ordinal].dataType();
+        InputLayout.Kind kind = t.equals(DataTypes.StringType) ? InputLayout.Kind.TEXT
+                : t.equals(DataTypes.VariantType) ? InputLayout.Kind.VARIANT
+                : t instanceof ArrayType a && a.elementType().equals(DataTypes.IntegerType) ? InputLayout.Kind.INTS
+                : t instanceof ArrayType a && a.elementType().equals(DataTypes.LongType) ? InputLayout.Kind.LONGS
+                : null;
+        if (kind == null) {
+            throw new IllegalArgumentException("column '" + name + "' has type " + t.simpleString()
+                    + ", expected string (text), or array<int> or array<bigint> (token ids)");
+        }
+        return new InputLayout.Part(ordinal, kind, name);
+    }
+
+    private static String typeOf(StructType schema, InputLayout.Part part) {
+        return schema.fields()[part.ordinal()].dataType().simpleString();
+    }
+
+    /** The ordinal of Spark's {@code _corrupt_record} column (JSON input), or -1. */
+    private static int corruptRecord(StructType schema) {
+        int corrupt = Arrays.asList(schema.fieldNames()).indexOf(CORRUPT_RECORD);
+        if (corrupt >= 0 && !schema.fields()[corrupt].dataType().equals(DataTypes.StringType)) {
+            return -1;  // not Spark's marker of malformed records: an ordinary column
+        }
+        return corrupt;
     }
 
     /** Where the scorer finds tokens or text; throws naming the column when neither is usable. */
@@ -168,23 +238,24 @@ public final class DatasetScorer {
             throw new IllegalArgumentException("input has neither a '" + tokensColumn + "' nor a '" + textColumn
                     + "' column (columns: " + names + ")");
         }
-        int corrupt = names.indexOf(CORRUPT_RECORD);
-        if (corrupt >= 0 && !schema.fields()[corrupt].dataType().equals(DataTypes.StringType)) {
-            corrupt = -1;  // not Spark's marker of malformed records: an ordinary column
-        }
-        return new InputLayout(tokens, text, corrupt, tokensAreLong);
+        return new InputLayout(tokens, text, corruptRecord(schema), tokensAreLong);
+    }
+
+    /** The score columns of rows in {@code layout} scored with {@code settings}. */
+    static ScoreColumns.Layout scoreLayout(ScoreSettings settings, InputLayout layout) {
+        return new ScoreColumns.Layout(settings.tokenLogProbs(), settings.topK() > 0,
+                settings.longRows() != LongRows.ERROR, layout.continuations());
     }
 
     /**
      * The scored rows' schema: the input's columns, then {@link #scoreFields} (or one struct column of them named
      * {@code scoresStruct}). Throws naming the column when the input cannot be scored or already has an output column.
      */
-    static StructType outputSchema(StructType input, String tokensColumn, String textColumn, boolean tokenLogProbs,
-                                   int topK, String scoresStruct) {
-        layout(input, tokensColumn, textColumn);
-        List<StructField> added = scoresStruct == null ? scoreFields(tokenLogProbs, topK)
+    static StructType outputSchema(StructType input, ScoringSpec spec, String scoresStruct) {
+        ScoreColumns.Layout scores = scoreLayout(spec.settings(), layout(input, spec));
+        List<StructField> added = scoresStruct == null ? scoreFields(scores)
                 : List.of(DataTypes.createStructField(scoresStruct,
-                        DataTypes.createStructType(scoreFields(tokenLogProbs, topK)), false));
+                        DataTypes.createStructType(scoreFields(scores)), false));
         List<String> names = Arrays.asList(input.fieldNames());
         List<StructField> fields = new ArrayList<>(Arrays.asList(input.fields()));
         for (StructField f : added) {
@@ -198,22 +269,30 @@ public final class DatasetScorer {
         return DataTypes.createStructType(fields);
     }
 
-    /** The score columns: the single-process scorer's output fields less {@code id}, in its order. */
+    /** The score columns of rows of tokens or text: the single-process scorer's output fields less {@code id}. */
     public static List<StructField> scoreFields(boolean tokenLogProbs, int topK) {
+        return scoreFields(new ScoreColumns.Layout(tokenLogProbs, topK > 0, false, false));
+    }
+
+    /** The score columns {@code layout} lists, in its order, as the single-process scorer writes them. */
+    public static List<StructField> scoreFields(ScoreColumns.Layout layout) {
         List<StructField> fields = new ArrayList<>();
-        fields.add(DataTypes.createStructField(ScoreColumns.NUM_TOKENS, DataTypes.IntegerType, false));
-        fields.add(DataTypes.createStructField(ScoreColumns.SUM_LOGPROB, DataTypes.DoubleType, true));
-        fields.add(DataTypes.createStructField(ScoreColumns.MEAN_NLL, DataTypes.DoubleType, true));
-        fields.add(DataTypes.createStructField(ScoreColumns.PERPLEXITY, DataTypes.DoubleType, true));
-        if (tokenLogProbs) {
-            fields.add(DataTypes.createStructField(ScoreColumns.TOKEN_LOGPROBS,
-                    DataTypes.createArrayType(DataTypes.FloatType, false), true));
+        for (String name : layout.names()) {
+            fields.add(switch (name) {
+                case ScoreColumns.NUM_TOKENS, ScoreColumns.NUM_WINDOWS, ScoreColumns.CONTINUATION_TOKENS ->
+                        DataTypes.createStructField(name, DataTypes.IntegerType, false);
+                case ScoreColumns.SUM_LOGPROB, ScoreColumns.MEAN_NLL, ScoreColumns.PERPLEXITY,
+                     ScoreColumns.CONTINUATION_LOGPROB -> DataTypes.createStructField(name, DataTypes.DoubleType, true);
+                case ScoreColumns.TOKEN_LOGPROBS -> DataTypes.createStructField(name,
+                        DataTypes.createArrayType(DataTypes.FloatType, false), true);
+                case ScoreColumns.TOP_TOKENS -> DataTypes.createStructField(name,
+                        DataTypes.createArrayType(DataTypes.IntegerType, false), true);
+                case ScoreColumns.TRUNCATED -> DataTypes.createStructField(name, DataTypes.BooleanType, false);
+                case ScoreColumns.IS_GREEDY -> DataTypes.createStructField(name, DataTypes.BooleanType, true);
+                case ScoreColumns.ERROR -> DataTypes.createStructField(name, DataTypes.StringType, true);
+                default -> throw new IllegalStateException("no Spark type for column " + name);
+            });
         }
-        if (topK > 0) {
-            fields.add(DataTypes.createStructField(ScoreColumns.TOP_TOKENS,
-                    DataTypes.createArrayType(DataTypes.IntegerType, false), true));
-        }
-        fields.add(DataTypes.createStructField(ScoreColumns.ERROR, DataTypes.StringType, true));
         return fields;
     }
 }

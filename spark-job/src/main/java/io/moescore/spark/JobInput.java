@@ -13,6 +13,7 @@ import static org.apache.spark.sql.functions.to_json;
 import static org.apache.spark.sql.functions.variant_get;
 import static org.apache.spark.sql.functions.when;
 
+import io.moescore.batch.ScoreColumns;
 import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -43,7 +44,8 @@ import org.apache.spark.sql.types.StructType;
  *       with no files but hidden ones (names starting with {@code _} or {@code .}) is refused by name, in every
  *       format. Data files that hold no rows are a valid, empty input.</li>
  *   <li>JSON is read with an explicit schema, never inferred: tokens {@code array<bigint>}, text {@code string},
- *       the id as a variant, and Spark's {@code _corrupt_record}. A line whose field has another type (tokens
+ *       the id as a variant, continuation scoring's {@code context} and {@code continuation} as variants (text or
+ *       a list of ids, per row; dropped where no row has either), and Spark's {@code _corrupt_record}. A line whose field has another type (tokens
  *       {@code "1 2 3"}) is that row's error, never a refusal of the whole column. Ids keep their JSON type: all
  *       integers give a {@code bigint} id, all strings a {@code string} id; a file mixing them, or holding another
  *       kind of id, is refused naming the column, the kinds and an example of each. That takes one pass over the
@@ -55,6 +57,7 @@ final class JobInput {
     private static final String ID_KIND = "kind";
     private static final String EXAMPLE = "example";
     private static final String HAS_CONTENT = "has_content";
+    private static final String HAS_PAIR = "has_pair";
 
     private JobInput() {
     }
@@ -101,6 +104,11 @@ final class JobInput {
         if (names.add(textColumn)) {
             schema = schema.add(textColumn, DataTypes.StringType);
         }
+        for (String pairColumn : List.of(ScoreColumns.CONTEXT, ScoreColumns.CONTINUATION)) {
+            if (names.add(pairColumn)) {
+                schema = schema.add(pairColumn, DataTypes.VariantType);
+            }
+        }
         if (names.add(DatasetScorer.CORRUPT_RECORD)) {
             schema = schema.add(DatasetScorer.CORRUPT_RECORD, DataTypes.StringType);
         }
@@ -115,7 +123,8 @@ final class JobInput {
     private static Dataset<Row> typedJsonIds(Dataset<Row> input, List<String> inputs, String idColumn,
                                              String tokensColumn, String textColumn) {
         Column id = column(idColumn);
-        Column hasContent = column(tokensColumn).isNotNull().or(column(textColumn).isNotNull());
+        Column hasPair = column(ScoreColumns.CONTEXT).isNotNull().or(column(ScoreColumns.CONTINUATION).isNotNull());
+        Column hasContent = column(tokensColumn).isNotNull().or(column(textColumn).isNotNull()).or(hasPair);
         Column kind = col(ID_KIND);
         Column example = col(EXAMPLE);
         Column otherKind = kind.isNotNull().and(not(kind.isin("BIGINT", "STRING", "VOID")));
@@ -123,11 +132,13 @@ final class JobInput {
         // functions refuse, so it is a column first
         Row found = input.where(column(DatasetScorer.CORRUPT_RECORD).isNull())
                 .select(schema_of_variant(id).as(ID_KIND), concat(to_json(id), lit(" in "), input_file_name())
-                        .as(EXAMPLE), when(hasContent, 1).otherwise(0).as(HAS_CONTENT))
+                        .as(EXAMPLE), when(hasContent, 1).otherwise(0).as(HAS_CONTENT),
+                        when(hasPair, 1).otherwise(0).as(HAS_PAIR))
                 .agg(count(lit(1)), sum(col(HAS_CONTENT)), min(when(kind.equalTo("BIGINT"), example)),
                         min(when(kind.equalTo("STRING"), example)),
-                        min(when(otherKind, concat(kind, lit("\t"), example))))
+                        min(when(otherKind, concat(kind, lit("\t"), example))), sum(col(HAS_PAIR)))
                 .first();
+        boolean pairs = !found.isNullAt(5) && found.getLong(5) > 0;
         long wellFormed = found.getLong(0);
         long withContent = found.isNullAt(1) ? 0 : found.getLong(1);
         Map<String, String> examples = new TreeMap<>();
@@ -148,6 +159,10 @@ final class JobInput {
         }
         List<Column> columns = new ArrayList<>();
         for (String name : input.columns()) {
+            boolean pairColumn = name.equals(ScoreColumns.CONTEXT) || name.equals(ScoreColumns.CONTINUATION);
+            if (pairColumn && !pairs && !name.equals(tokensColumn) && !name.equals(textColumn)) {
+                continue;  // no continuation rows: an input of tokens or text
+            }
             columns.add(name.equals(idColumn) ? variant_get(id, "$", type).as(idColumn) : column(name));
         }
         return input.select(columns.toArray(Column[]::new));

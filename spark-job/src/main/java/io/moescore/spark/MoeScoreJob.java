@@ -207,7 +207,7 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
         // int ids are written as bigint, the output's one integer id type (after scoring: the scan stays columnar)
         output.add(widenedId(input.schema().apply(options.idColumn()).dataType())
                 ? id.cast(DataTypes.LongType).as(options.idColumn()) : id);
-        scorer.scoreColumns().forEach(c -> output.add(column(c)));
+        scorer.scoreColumns(input.schema()).forEach(c -> output.add(column(c)));
         Dataset<Row> scores = scorer.score(input, reports).select(output.toArray(Column[]::new));
         // names the scoring jobs in Spark's UI (and lets tests tell them from schema inference or listing jobs)
         spark.sparkContext().setJobGroup(JobProgress.JOB_GROUP, "moescore scoring " + options.inputs() + " -> "
@@ -263,7 +263,8 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
 
     /**
      * The input columns the job scores and writes, checked by name and type: the id (bigint or string), tokens
-     * and/or text, and the JSON reader's malformed-record column. Others are never read (Parquet and Arrow prune them).
+     * and/or text, continuation scoring's context and continuation, and the JSON reader's malformed-record column.
+     * Others are never read (Parquet and Arrow prune them).
      */
     static Dataset<Row> jobColumns(Dataset<Row> input, ScoreJobOptions options) {
         List<String> names = Arrays.asList(input.columns());
@@ -277,7 +278,7 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
         }
         List<Column> used = new ArrayList<>();
         for (String name : List.of(options.idColumn(), options.tokensColumn(), options.textColumn(),
-                DatasetScorer.CORRUPT_RECORD)) {
+                ScoreColumns.CONTEXT, ScoreColumns.CONTINUATION, DatasetScorer.CORRUPT_RECORD)) {
             if (names.contains(name)) {
                 used.add(column(name));
             }

@@ -28,7 +28,6 @@ import org.apache.spark.resource.ResourceProfile;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
-import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 import scala.runtime.AbstractFunction1;
 
@@ -39,6 +38,11 @@ import scala.runtime.AbstractFunction1;
  * null unless the row could not be scored) or by one struct column holding them ({@link #setOutputStructCol}).
  * Rows are read from {@link #tokensCol} (array&lt;int&gt; or array&lt;bigint&gt;) and, where there is no such column or
  * a row's tokens are null, from {@link #textCol} (string, tokenized with the model's {@code tokenizer.json}).
+ * A DataFrame with {@link #contextCol} and {@link #continuationCol} columns (text, or token ids) is scored for
+ * continuations instead (lm-evaluation-harness's {@code loglikelihood}): the scores add
+ * {@code continuation_logprob}, {@code continuation_tokens} and {@code is_greedy}. With {@link #longRows} stride or
+ * truncate, rows longer than the model's context are scored (not refused) and the scores add {@code num_windows}
+ * and {@code truncated}.
  *
  * <p>The scoring runs on the same per-executor engines and partition scorer as {@link MoeScoreJob} (which is a
  * main over this class). A wrong column, a missing model or impossible settings throw
@@ -59,6 +63,8 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     private final Param<String> modelPath;
     private final Param<String> tokensCol;
     private final Param<String> textCol;
+    private final Param<String> contextCol;
+    private final Param<String> continuationCol;
     private final Param<String> outputStructCol;
     /** One Param per scoring setting ({@link ScoreSettings#ALL}), made from it, by its key (its name). */
     private final Map<String, Param<?>> settingParams = new LinkedHashMap<>();
@@ -79,6 +85,10 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         tokensCol = new Param<>(this, "tokensCol", "token ids column, array<int> or array<bigint>");
         textCol = new Param<>(this, "textCol", "text column (string), tokenized with the model's tokenizer where a "
                 + "row has no tokens");
+        contextCol = new Param<>(this, "contextCol", "continuation scoring's context column (string, or token ids "
+                + "array<int> or array<bigint>); a DataFrame with it and continuationCol is scored for continuations");
+        continuationCol = new Param<>(this, "continuationCol", "continuation scoring's continuation column, of the "
+                + "context's kind");
         outputStructCol = new Param<>(this, "outputStructCol", "name of one struct column to hold the scores; "
                 + "empty: the scores are top-level columns");
         for (Setting<?> s : ScoreSettings.ALL) {
@@ -93,6 +103,8 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
                 + "(a fraction lets tasks share one)", ParamValidators.gt(0));
         setDefault(tokensCol, ScoreColumns.TOKENS);
         setDefault(textCol, ScoreColumns.TEXT);
+        setDefault(contextCol, ScoreColumns.CONTEXT);
+        setDefault(continuationCol, ScoreColumns.CONTINUATION);
         setDefault(outputStructCol, "");
         ScoreSettings.DEFAULTS.values().forEach(this::setSettingDefault);
         setDefault(useStageLevelScheduling, false);
@@ -183,6 +195,14 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         return textCol;
     }
 
+    public Param<String> contextCol() {
+        return contextCol;
+    }
+
+    public Param<String> continuationCol() {
+        return continuationCol;
+    }
+
     public Param<String> outputStructCol() {
         return outputStructCol;
     }
@@ -219,6 +239,14 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         return settingParam(ScoreSettings.ALLOW_NONFINITE);
     }
 
+    public Param<String> longRows() {
+        return settingParam(ScoreSettings.LONG_ROWS);
+    }
+
+    public IntParam stride() {
+        return settingParam(ScoreSettings.STRIDE);
+    }
+
     @SuppressWarnings("unchecked")
     private <P extends Param<?>> P settingParam(Setting<?> setting) {
         return (P) settingParams.get(setting.key());
@@ -246,6 +274,14 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
 
     public String getTextCol() {
         return getOrDefault(textCol);
+    }
+
+    public String getContextCol() {
+        return getOrDefault(contextCol);
+    }
+
+    public String getContinuationCol() {
+        return getOrDefault(continuationCol);
     }
 
     public String getOutputStructCol() {
@@ -280,6 +316,14 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         return (Boolean) getOrDefault(allowNonfinite());
     }
 
+    public String getLongRows() {
+        return getOrDefault(longRows());
+    }
+
+    public int getStride() {
+        return (Integer) getOrDefault(stride());
+    }
+
     public boolean getUseStageLevelScheduling() {
         return (Boolean) getOrDefault(useStageLevelScheduling);
     }
@@ -302,6 +346,14 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
 
     public MoeScorer setTextCol(String value) {
         return with(textCol, value);
+    }
+
+    public MoeScorer setContextCol(String value) {
+        return with(contextCol, value);
+    }
+
+    public MoeScorer setContinuationCol(String value) {
+        return with(continuationCol, value);
     }
 
     public MoeScorer setOutputStructCol(String value) {
@@ -335,6 +387,16 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     /** Load weights holding NaN or infinities (refused by default); non-finite scores get a row error. */
     public MoeScorer setAllowNonfinite(boolean value) {
         return with(allowNonfinite(), value);
+    }
+
+    /** Rows longer than the model's context: error (the default), truncate or stride ({@link #setStride}). */
+    public MoeScorer setLongRows(String value) {
+        return with(longRows(), value);
+    }
+
+    /** With long rows strided: tokens each window starts after the one before (0: half the context). */
+    public MoeScorer setStride(int value) {
+        return with(stride(), value);
     }
 
     /** CPU backend threads per executor (0: all cores); not set: {@code spark.moescore.cpuThreads} conf. */
@@ -385,16 +447,21 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
 
     // ---- Transformer -------------------------------------------------------------------------------------------
 
-    /** The score columns this scorer adds, in order (inside the struct column when one is set). */
+    /** The score columns this scorer adds to rows of tokens or text, in order (inside the struct column if set). */
     public List<String> scoreColumns() {
-        return DatasetScorer.scoreFields(getTokenLogprobs(), getTopK()).stream().map(StructField::name).toList();
+        return DatasetScorer.scoreLayout(settings(new SparkConf(false)), new InputLayout(0, -1, -1, false)).names();
+    }
+
+    /** The score columns this scorer adds to a DataFrame of this schema (continuations add theirs), in order. */
+    public List<String> scoreColumns(StructType input) {
+        return DatasetScorer.scoreLayout(settings(new SparkConf(false)), DatasetScorer.layout(input,
+                spec(Map.of(), new SparkConf(false)))).names();
     }
 
     @Override
     public StructType transformSchema(StructType schema) {
         requireModelPath();
-        return DatasetScorer.outputSchema(schema, getTokensCol(), getTextCol(), getTokenLogprobs(), getTopK(),
-                scoresStruct());
+        return DatasetScorer.outputSchema(schema, spec(Map.of(), new SparkConf(false)), scoresStruct());
     }
 
     @Override
@@ -417,8 +484,12 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         for (Map.Entry<String, String> e : spark.sparkContext().hadoopConfiguration()) {
             hadoop.put(e.getKey(), e.getValue());
         }
-        return new ScoringSpec(ModelFiles.forExecutors(getModelPath()), settings(spark.sparkContext().getConf()),
-                getTokensCol(), getTextCol(), hadoop);
+        return spec(hadoop, spark.sparkContext().getConf());
+    }
+
+    private ScoringSpec spec(Map<String, String> hadoop, SparkConf conf) {
+        return new ScoringSpec(ModelFiles.forExecutors(getModelPath()), settings(conf), getTokensCol(), getTextCol(),
+                hadoop, getContextCol(), getContinuationCol());
     }
 
     private String scoresStruct() {

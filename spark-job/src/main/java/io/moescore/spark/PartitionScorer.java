@@ -2,7 +2,7 @@ package io.moescore.spark;
 
 import io.moescore.backend.GpuFaultException;
 import io.moescore.batch.ExpertLoad;
-import io.moescore.batch.SequenceScore;
+import io.moescore.batch.RowScore;
 import io.moescore.engine.Engine;
 import io.moescore.engine.ScoreOptions;
 import io.moescore.model.TextTokenizer;
@@ -51,10 +51,11 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
     }
 
     /**
-     * What a task scores with: batches, the expert load's shape, the device's name and the text tokenizer.
+     * What a task scores with: batches, the expert load's shape, the device's name, the text tokenizer and the
+     * model's context (max_position_embeddings: rows longer are scored as {@code --long-rows} says).
      */
-    record Scoring(ScoringTask.BatchScorer scorer, int numLayers, int numExperts, String device,
-                   Supplier<TextTokenizer> tokenizer) {
+    record Scoring(BatchPlanner.Scorer scorer, int numLayers, int numExperts, String device,
+                   Supplier<TextTokenizer> tokenizer, int context) {
     }
 
     /** The executor's shared engine ({@link ExecutorEngines}). */
@@ -62,7 +63,7 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
         ExecutorEngines.Loaded loaded = ExecutorEngines.get(spec, device);
         Engine engine = loaded.engine();
         return new Scoring(engine::score, engine.config().numLayers(), engine.config().numExperts(),
-                engine.backend().deviceName(), loaded::tokenizer);
+                engine.backend().deviceName(), loaded::tokenizer, engine.config().maxPositions());
     };
 
     /** @param reports where each task reports what it scored (window by window, and at its end), or null for none */
@@ -86,7 +87,7 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
         Iterator<InternalRow> scoreNext(Iterator<ColumnarBatch> batches, ScoringTask task, Scoring scoring) {
             ColumnarBatch in = batches.next();
             BatchTokens tokens = new BatchTokens(in, layout, scoring.tokenizer());
-            List<SequenceScore> scores = new ArrayList<>(in.numRows());
+            List<RowScore> scores = new ArrayList<>(in.numRows());
             while (tokens.hasNext()) {
                 scores.addAll(Arrays.asList(task.score(tokens.next(spec.settings().batchTokens()))));
             }
@@ -112,6 +113,7 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
             List<InternalRow> inputs = new ArrayList<>();
             List<int[]> tokens = new ArrayList<>();
             List<String> errors = new ArrayList<>();
+            List<Integer> contextLengths = new ArrayList<>();
             long read = 0;
             while (rows.hasNext() && !BatchPlanner.windowFull(read, spec.settings().batchTokens())) {
                 InternalRow row = rows.next().copy();
@@ -119,10 +121,12 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
                 inputs.add(row);
                 tokens.add(t.tokens());
                 errors.add(t.error());
+                contextLengths.add(t.contextLength());
                 read += t.tokens() == null ? 0 : t.tokens().length;
             }
-            SequenceScore[] scores = task.score(BatchTokens.Window.of(tokens.toArray(int[][]::new),
-                    errors.toArray(String[]::new)));
+            RowScore[] scores = task.score(BatchTokens.Window.of(tokens.toArray(int[][]::new),
+                    errors.toArray(String[]::new), layout.continuations()
+                            ? contextLengths.stream().mapToInt(Integer::intValue).toArray() : null));
             ColumnarBatch scoreBatch = new ColumnarBatch(task.fill(Arrays.asList(scores)), scores.length);
             JoinedRow joined = new JoinedRow();
             Iterator<InternalRow> scoreRows = scoreBatch.rowIterator();
@@ -154,6 +158,7 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
         TaskTrace trace = context == null || reports == null || reports.trace() == null ? null
                 : reports.trace().open(context, executorId(), device);
         ScoringTask task = new ScoringTask(trace == null ? scoring.scorer() : trace.observe(scoring.scorer()), options,
+                spec.settings().rowLimits(scoring.context()), DatasetScorer.scoreLayout(spec.settings(), layout),
                 spec.settings().batchTokens(), load, scoresStruct, reports);
         if (context != null) {
             context.addTaskCompletionListener((TaskCompletionListener) c -> {

@@ -3,11 +3,12 @@ package io.moescore.spark;
 import io.moescore.arrow.ArrowSchemas;
 import io.moescore.arrow.ScoreVectors;
 import io.moescore.batch.ExpertLoad;
-import io.moescore.batch.ScoreBatch;
+import io.moescore.batch.RowScore;
+import io.moescore.batch.ScoreColumns;
 import io.moescore.batch.SequenceScore;
-import io.moescore.batch.TokenBatch;
 import io.moescore.engine.ScoreOptions;
 import io.moescore.score.BatchPlanner;
+import io.moescore.score.RowPlan;
 import java.util.Arrays;
 import java.util.List;
 import org.apache.arrow.memory.BufferAllocator;
@@ -25,18 +26,16 @@ import org.apache.spark.sql.vectorized.ColumnVector;
 /**
  * One task's scoring, whatever its input's shape: windows of rows ({@link BatchTokens.Window}) are scored in
  * batches of at most {@code batchTokens} tokens, consecutive rows together (a longer row alone: {@link
- * BatchPlanner#plan}, as score-local), each batch a view of the window's buffers; the scores are written into Arrow vectors ({@link ScoreVectors}), which Spark reads as
- * the score columns (or one struct column of them). Counts rows, error rows and tokens for the task's report.
- * Owns its allocator (a child of Spark's Arrow allocator) and vectors; closed when the task completes.
+ * BatchPlanner#plan}, as score-local), each batch a view of the window's buffers; a window holding continuation rows
+ * or rows longer than the model's context (scored as {@code --long-rows} says) is scored through {@link RowPlan},
+ * its rows copied once. The scores are written into Arrow vectors ({@link ScoreVectors}), which Spark reads as the
+ * score columns (or one struct column of them). Counts rows, error rows and tokens for the task's report. Owns its
+ * allocator (a child of Spark's Arrow allocator) and vectors; closed when the task completes.
  */
 final class ScoringTask implements AutoCloseable {
-    /** Scores one batch: the executor's engine, or a stand-in (the data-path benchmark). */
-    interface BatchScorer {
-        ScoreBatch score(TokenBatch batch, ScoreOptions options);
-    }
-
-    private final BatchScorer scorer;
+    private final BatchPlanner.Scorer scorer;
     private final ScoreOptions options;
+    private final RowPlan.Limits limits;
     private final int batchTokens;
     private final ExpertLoad load;
     private final TaskReports reports;
@@ -46,17 +45,18 @@ final class ScoringTask implements AutoCloseable {
     private final ColumnVector[] columns;
     final long[] counts = new long[3]; // rows, error rows, tokens
 
-    ScoringTask(BatchScorer scorer, ScoreOptions options, int batchTokens, ExpertLoad load, String scoresStruct,
-                TaskReports reports) {
+    ScoringTask(BatchPlanner.Scorer scorer, ScoreOptions options, RowPlan.Limits limits, ScoreColumns.Layout layout,
+                int batchTokens, ExpertLoad load, String scoresStruct, TaskReports reports) {
         this.scorer = scorer;
         this.options = options;
+        this.limits = limits;
         this.batchTokens = batchTokens;
         this.load = load;
         this.reports = reports;
         TaskContext task = TaskContext.get();
         this.allocator = ArrowUtils.rootAllocator().newChildAllocator("moescore scores"
                 + (task == null ? "" : " task " + task.taskAttemptId()), 0, Long.MAX_VALUE);
-        List<Field> fields = ArrowSchemas.scores(options.tokenLogProbs(), options.topK() > 0);
+        List<Field> fields = ArrowSchemas.scores(layout);
         try {
             if (scoresStruct == null) {
                 this.struct = null;
@@ -77,24 +77,28 @@ final class ScoringTask implements AutoCloseable {
 
     /**
      * The window's scores in row order: rows with an error keep it (0 tokens); the others are scored in batches of
-     * consecutive rows.
+     * consecutive rows (views of the window's buffers where every row is scored as itself).
      */
-    SequenceScore[] score(BatchTokens.Window w) {
+    RowScore[] score(BatchTokens.Window w) {
         int n = w.rows();
-        SequenceScore[] scores = new SequenceScore[n];
         int[] lengths = new int[n];
         Arrays.setAll(lengths, w::length);
-        for (int[] planned : BatchPlanner.plan(lengths, batchTokens)) {  // runs of consecutive rows
-            int from = planned[0];
-            int to = planned[planned.length - 1] + 1;
-            ScoreBatch result = scorer.score(w.batch(from, to), options);
-            load.add(result.expertLoad());
-            for (int i = from; i < to; i++) {
-                scores[i] = w.errors()[i] != null ? SequenceScore.failed(0, w.errors()[i])
-                        : result.scores().get(i - from);
+        RowScore[] scores;
+        if (RowPlan.identity(lengths, w.contextLengths() != null, limits)) {
+            SequenceScore[] sequences = BatchPlanner.score(scorer, lengths, w::batch, options, batchTokens, load);
+            scores = new RowScore[n];
+            Arrays.setAll(scores, i -> w.errors()[i] != null ? null : RowScore.of(sequences[i]));
+        } else {
+            int[][] rows = new int[n][];
+            Arrays.setAll(rows, w::rowTokens);
+            scores = RowPlan.score(scorer, rows, w.contextLengths(), limits, options, batchTokens, load);
+        }
+        for (int i = 0; i < n; i++) {
+            if (scores[i] == null) {
+                scores[i] = RowScore.failed(0, w.errors()[i]);
             }
         }
-        long errorRows = Arrays.stream(scores).filter(s -> s.error() != null).count();
+        long errorRows = Arrays.stream(scores).filter(s -> !s.ok()).count();
         counts[0] += n;
         counts[1] += errorRows;
         counts[2] += w.tokenCount();
@@ -105,11 +109,11 @@ final class ScoringTask implements AutoCloseable {
     }
 
     /** The score columns holding {@code scores} (row i is scores[i]), as Spark reads them; valid until the next fill. */
-    ColumnVector[] fill(List<SequenceScore> scores) {
+    ColumnVector[] fill(List<RowScore> scores) {
         if (struct != null) {
             struct.allocateNew();
         }
-        ScoreVectors.fill(scoreRoot, scores);
+        ScoreVectors.fillRows(scoreRoot, scores);
         if (struct != null) {
             for (int i = 0; i < scores.size(); i++) {
                 struct.setIndexDefined(i);

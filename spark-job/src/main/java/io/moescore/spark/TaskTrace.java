@@ -3,6 +3,7 @@ package io.moescore.spark;
 import io.moescore.batch.ExpertLoad;
 import io.moescore.batch.ScoreBatch;
 import io.moescore.placement.RoutingRecord;
+import io.moescore.score.BatchPlanner;
 import io.moescore.spark.trace.TraceWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -35,7 +36,7 @@ final class TaskTrace implements AutoCloseable {
     }
 
     /** {@code scorer}, recording each batch's expert load here. */
-    ScoringTask.BatchScorer observe(ScoringTask.BatchScorer scorer) {
+    BatchPlanner.Scorer observe(BatchPlanner.Scorer scorer) {
         return (batch, options) -> {
             ScoreBatch result = scorer.score(batch, options);
             add(result.expertLoad());

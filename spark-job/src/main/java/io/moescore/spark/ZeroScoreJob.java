@@ -29,7 +29,7 @@ public final class ZeroScoreJob {
     static final PartitionScorer.EngineSource ZEROS = (spec, device) -> new PartitionScorer.Scoring(
             ZeroScoreJob::zeros, 1, 1, "none (data path only)", () -> {
                 throw new IllegalStateException("the data-path benchmark has no tokenizer: give tokens, not text");
-            });
+            }, Integer.MAX_VALUE);
 
     static ScoreBatch zeros(TokenBatch batch, ScoreOptions options) {
         int n = batch.numSequences();
@@ -40,9 +40,11 @@ public final class ZeroScoreJob {
             int length = batch.length(s);
             batch.copySequence(s, packed, at);
             at += length;
+            int argmaxFrom = options.argmaxFrom(s);
             scores.add(length == 0 ? SequenceScore.failed(0, "empty sequence")
                     : new SequenceScore(length, 0.0, options.tokenLogProbs() ? new float[length - 1] : null,
-                            options.topK() > 0 ? new int[options.topK()] : null, null));
+                            options.topK() > 0 ? new int[options.topK()] : null, null,
+                            argmaxFrom >= 0 ? new int[length - 1 - argmaxFrom] : null));
         }
         return new ScoreBatch(scores, new ExpertLoad(1, 1), 0);
     }
@@ -59,8 +61,8 @@ public final class ZeroScoreJob {
         Dataset<Row> scored = DatasetScorer.score(input, spec, null, null, null, ZEROS);
         List<Column> output = new ArrayList<>();
         output.add(MoeScoreJob.column(options.idColumn()));
-        DatasetScorer.scoreFields(settings.tokenLogProbs(), settings.topK())
-                .forEach(f -> output.add(MoeScoreJob.column(f.name())));
+        DatasetScorer.scoreLayout(settings, DatasetScorer.layout(input.schema(), spec)).names()
+                .forEach(name -> output.add(MoeScoreJob.column(name)));
         return scored.select(output.toArray(Column[]::new));
     }
 

@@ -153,6 +153,21 @@ class ScoreLocalCliTest {
     }
 
     @Test
+    void badLongRowOptionsExitTwoNamingTheOption() throws IOException {
+        Path input = rows("one.jsonl", 1, 4, 5L);
+        String model = MoescoreCliTest.demoModel().toString();
+        String[] run = runCapturingErr("score-local", "--model", model, "--input", input.toString(), "--output",
+                dir.resolve("o1.jsonl").toString(), "--long-rows", "sideways");
+        assertEquals("2", run[0]);
+        assertTrue(run[1].contains("--long-rows 'sideways' is not one of [error, truncate, stride]"), run[1]);
+        run = runCapturingErr("score-local", "--model", model, "--input", input.toString(), "--output",
+                dir.resolve("o2.jsonl").toString(), "--long-rows", "stride", "--stride", "1024", "--backend", "cpu");
+        assertEquals("2", run[0]);
+        assertTrue(run[1].contains("--stride (stride) 1024 is not below the model's context of 1024 tokens"), run[1]);
+        assertFalse(Files.exists(dir.resolve("o2.jsonl")));
+    }
+
+    @Test
     void everyHelpTextIsAValidFormatString() {
         // picocli runs help texts through String.format: a bare '%' makes it warn and print the raw text
         List<String> bad = new ArrayList<>();

@@ -5,11 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.moescore.backend.Precision;
+import io.moescore.score.LongRows;
 import io.moescore.score.ScoreSettings;
 import io.moescore.score.Setting;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.util.Arrays;
+import java.util.List;
 import java.util.stream.Stream;
 import org.apache.spark.SparkConf;
 import org.apache.spark.ml.param.Param;
@@ -85,6 +87,33 @@ class SettingsOptionsTest {
     }
 
     @Test
+    void longRowsAndStrideComeFromEverySurfaceAndBadValuesAreNamed() {
+        ScoreJobOptions flags = resolve(new SparkConf(false), "--long-rows", "stride", "--stride", "300");
+        assertEquals(LongRows.STRIDE, flags.scoring().longRows());
+        assertEquals(300, flags.scoring().stride());
+        ScoreJobOptions conf = resolve(new SparkConf(false).set("spark.moescore.longRows", "TRUNCATE"));
+        assertEquals(LongRows.TRUNCATE, conf.scoring().longRows());
+        assertEquals(LongRows.ERROR, resolve(new SparkConf(false)).scoring().longRows(), "error by default");
+        SparkConf none = new SparkConf(false);
+        assertEquals("--long-rows 'sideways' is not one of [error, truncate, stride]",
+                refusal(none, "--long-rows", "sideways"));
+        assertEquals("--stride must be at least 0, got -1", refusal(none, "--stride", "-1"));
+        assertEquals("spark.moescore.stride 'half' is not a whole number",
+                refusal(new SparkConf(false).set("spark.moescore.stride", "half")));
+        MoeScorer scorer = new MoeScorer().setModelPath("m").setLongRows("stride").setStride(64);
+        assertEquals(LongRows.STRIDE, scorer.settings(none).longRows());
+        assertEquals(64, scorer.settings(none).stride());
+        assertEquals("MoeScorer param longRows 'all' is not one of [error, truncate, stride]",
+                assertThrows(IllegalArgumentException.class, () -> scorer.setLongRows("all")).getMessage());
+        assertEquals(List.of("num_tokens", "sum_logprob", "mean_nll", "perplexity", "num_windows", "truncated",
+                "error"), scorer.scoreColumns());
+        assertEquals("--stride (stride) 256 is not below the model's context of 256 tokens (max_position_embeddings):"
+                + " give 1 to 255, or 0 for half the context", assertThrows(IllegalArgumentException.class,
+                () -> flags.scoring().with(ScoreSettings.STRIDE, 256).rowLimits(256)).getMessage());
+        assertEquals(128, flags.scoring().with(ScoreSettings.STRIDE, 0).rowLimits(256).stride(), "0: half");
+    }
+
+    @Test
     void theJobHandsEverySettingToMoeScorer() {
         ScoreJobOptions options = resolve(new SparkConf(false), "--precision", "fp16", "--threads", "3",
                 "--top-k", "4", "--batch-tokens", "77", "--deterministic", "--backend", "cpu");
@@ -137,7 +166,7 @@ class SettingsOptionsTest {
             back = (MoeScorer) in.readObject();
         }
         assertEquals("fp16", back.getPrecision());
-        assertEquals(ScoreSettings.ALL.size() + 7, back.params().length, "every Param listed once");
+        assertEquals(ScoreSettings.ALL.size() + 9, back.params().length, "every Param listed once");
         assertThrows(IllegalArgumentException.class, () -> back.setBatchTokens(0));
     }
 }
