@@ -5,8 +5,8 @@ import jcuda.driver.CUdeviceptr;
 
 /**
  * Routing in device memory: per expert, offsets into the lists of token rows and gate weights (each expert's
- * tokens ascending). The grouped expert launches plan their work on the device (route_work); the counts come to
- * the host for the load statistics without stopping the stream ({@link RoutedCounts}).
+ * tokens ascending). The counts come to the host once, for load statistics and for planning the grouped
+ * expert launch.
  */
 final class CudaExpertRouting implements ExpertRouting {
     final int numExperts;
@@ -17,11 +17,11 @@ final class CudaExpertRouting implements ExpertRouting {
     /** [tokens, k]: each token's chosen experts, for the batch-invariant combine (combine_expert_outputs). */
     final CUdeviceptr chosen;
     final int k;
-    private final RoutedCounts counts;
+    private final int[] counts;
     private final Runnable release;
 
     CudaExpertRouting(int numExperts, int entries, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates,
-                      CUdeviceptr chosen, int k, RoutedCounts counts, Runnable release) {
+                      CUdeviceptr chosen, int k, int[] counts, Runnable release) {
         this.numExperts = numExperts;
         this.entries = entries;
         this.offsets = offsets;
@@ -40,12 +40,11 @@ final class CudaExpertRouting implements ExpertRouting {
 
     @Override
     public int[] tokensPerExpert() {
-        return counts.get().clone();
+        return counts.clone();
     }
 
     @Override
     public void close() {
-        counts.close();
         release.run();
     }
 }
