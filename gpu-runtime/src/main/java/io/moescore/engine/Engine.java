@@ -212,6 +212,9 @@ public final class Engine implements AutoCloseable {
             }
             lastRows[i] = start + len - 1;
         }
+        if (seen != null) {
+            seen.sequences(valid.stream().mapToInt(Integer::intValue).toArray(), seqOffsets.clone());
+        }
         LogProbs logProbs = forward(tokens, positions, targets, seqOffsets,
                 options.topK() > 0 ? lastRows : new int[0], options.topK(), load, seen);
         float[] lp = logProbs.targetLogProbs();
