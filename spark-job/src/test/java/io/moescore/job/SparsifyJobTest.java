@@ -113,21 +113,29 @@ class SparsifyJobTest {
 
     /**
      * --reconstruct-steps: each reached expert tuned on the executors gives the tool's checkpoint to the bit, 2:4
-     * sequential and 128:2:8 one-shot, from 4 calibration rows in 2 partitions run in batches of 2 sequences (so
-     * batching, partitioning and the order the shuffle delivers in must not matter); the summary has each expert's
-     * error before and after, equal to the tool's, lower after on average.
+     * sequential and 128:2:8 one-shot, on the smallest fixture (OLMoE-shaped, hidden 64, 8 experts top-3) from 6
+     * calibration rows in 3 partitions run in batches of 2 sequences (so batching, partitioning and the order the
+     * shuffle delivers in must not matter); the summary has each expert's error before and after, equal to the
+     * tool's, lower after on average.
      */
     @Test
     void reconstructedCheckpointsAreTheSingleProcessToolsToTheBit() throws IOException {
-        Path calibration = calibrationFile(4);
+        Path model = SparkTests.repoRoot().resolve("gpu-runtime/src/test/resources/hf/olmoe-fp32");
+        Path calibration = dir.resolve("calibration-olmoe.jsonl");
+        List<String> rows = new ArrayList<>();
+        for (int[] r : CalibrationRows.read(calibrationFile(6))) {   // the demo's token ids, in this vocabulary
+            rows.add("{\"tokens\": " + Arrays.toString(Arrays.stream(r).limit(200).map(t -> t % 512).toArray()) + "}");
+        }
+        Files.write(calibration, rows);
         ExpertReconstruction.Options tune = new ExpertReconstruction.Options(3, 1e-3, 64, 3);
         for (String pattern : List.of("2:4", "128:2:8")) {
             boolean sequential = pattern.equals("2:4");
             String name = pattern.replace(':', '-');
-            Sparsifier.Result single = Sparsifier.sparsify(SparkTests.demoModel(), dir.resolve("single-" + name),
-                    pattern, "sparsegpt", sequential, tune, CalibrationRows.read(calibration));
-            SparsifySummary job = SparsifyJob.run(spark, options(List.of(calibration.toString()), "job-" + name,
-                    pattern, "sparsegpt", sequential, tune, 2, 512));
+            Sparsifier.Result single = Sparsifier.sparsify(model, dir.resolve("single-" + name), pattern,
+                    "sparsegpt", sequential, tune, CalibrationRows.read(calibration));
+            SparsifySummary job = SparsifyJob.run(spark, new SparsifyOptions(List.of(calibration.toString()), "json",
+                    model.toString(), dir.resolve("job-" + name).toString(), pattern, "sparsegpt", sequential,
+                    SparkTests.cpu().with(ScoreSettings.BATCH_TOKENS, 400), 3, "tokens", "text", null, null, tune));
             SparseCheckpoints.assertSame(dir.resolve("single-" + name), dir.resolve("job-" + name));
             assertFalse(single.reconstructed().isEmpty(), "experts reconstructed");
             assertEquals(single.reconstructed(), job.result().reconstructed(), pattern + ": the same errors");
