@@ -11,6 +11,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.SortedMap;
+import java.util.concurrent.ForkJoinPool;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.FlatMapFunction;
@@ -20,7 +21,8 @@ import org.apache.spark.util.CollectionAccumulator;
  * A reconstruction task, one per expert: tunes the expert's pruned weights (masks fixed) so that its SwiGLU output
  * reproduces the dense expert's on its calibration inputs, through the same {@link ExpertReconstruction#reconstruct}
  * as the single-process tool, on this executor's CPU ({@link ExpertReconstruction#CPU}: the step a GPU
- * implementation would replace). Yields the tuned weights, packed; the driver collects only these.
+ * implementation would replace), on {@code cpuThreads} threads ({@code spark.moescore.cpuThreads}, as the CPU
+ * backend; 0: the JVM's common pool, every core). Yields the tuned weights, packed; the driver collects only these.
  */
 final class ExpertReconstruct implements FlatMapFunction<Iterator<SolvedExpert>, PrunedWeight> {
     private static final long serialVersionUID = 1L;
@@ -28,14 +30,16 @@ final class ExpertReconstruct implements FlatMapFunction<Iterator<SolvedExpert>,
     private final String modelUri;
     private final Map<String, String> hadoopConf;
     private final Pruning pruning;
+    private final int cpuThreads;
     private final CollectionAccumulator<ReconstructionStats> stats;
 
     /** @param modelUri the dense model, whose experts' outputs are the targets */
-    ExpertReconstruct(String modelUri, Map<String, String> hadoopConf, Pruning pruning,
+    ExpertReconstruct(String modelUri, Map<String, String> hadoopConf, Pruning pruning, int cpuThreads,
                       CollectionAccumulator<ReconstructionStats> stats) {
         this.modelUri = modelUri;
         this.hadoopConf = Map.copyOf(hadoopConf);
         this.pruning = pruning;
+        this.cpuThreads = cpuThreads;
         this.stats = stats;
     }
 
@@ -63,8 +67,8 @@ final class ExpertReconstruct implements FlatMapFunction<Iterator<SolvedExpert>,
                 long startNanos = System.nanoTime();
                 float[][] w = {byName.get(p.gate().name()).dense(), byName.get(p.up().name()).dense(),
                     byName.get(p.down().name()).dense()};
-                ExpertReconstruction.Result r = ExpertReconstruction.reconstruct(ckpt, p, w[0], w[1], w[2],
-                        e.inputs(), e.tokens(), pruning.reconstruction(), ExpertReconstruction.CPU);
+                ExpertReconstruction.Result r = onThreads(() -> ExpertReconstruction.reconstruct(ckpt, p, w[0], w[1],
+                        w[2], e.inputs(), e.tokens(), pruning.reconstruction(), ExpertReconstruction.CPU));
                 ExpertTensor[] tensors = {p.gate(), p.up(), p.down()};
                 for (int i = 0; i < 3; i++) {
                     PrunedWeight before = byName.get(tensors[i].name());
@@ -74,6 +78,19 @@ final class ExpertReconstruct implements FlatMapFunction<Iterator<SolvedExpert>,
             }
         }
         return out.iterator();
+    }
+
+    /** Runs the tuning (its parallel streams) on cpuThreads threads; the result does not depend on how many. */
+    private <T> T onThreads(java.util.function.Supplier<T> work) {
+        if (cpuThreads <= 0) {
+            return work.get();
+        }
+        ForkJoinPool pool = new ForkJoinPool(cpuThreads);
+        try {
+            return pool.submit(work::get).join();
+        } finally {
+            pool.shutdown();
+        }
     }
 
     private void report(SolvedExpert e, ExpertReconstruction.Result r, double seconds, long start) {

@@ -64,7 +64,7 @@ final class SparsifyPass {
                 try (StageProgress p = StageProgress.start(sc, step + " reconstruction", List.of("reconstruct"),
                         progressSeconds, () -> sofar(calibrated, solved, tuned), System.err::println)) {
                     collect(experts.mapPartitions(new ExpertReconstruct(denseModelUri, passSpec.hadoopConf(),
-                            pruning, tuned)), packedBytes, pruned);
+                            pruning, passSpec.settings().cpuThreads(), tuned)), packedBytes, pruned);
                 }
             } finally {
                 experts.unpersist(false);
