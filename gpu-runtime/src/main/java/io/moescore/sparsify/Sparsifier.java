@@ -182,8 +182,9 @@ public final class Sparsifier {
         SortedMap<Integer, SortedSet<Integer>> fellBackExperts = new TreeMap<>();
         int count = 0;
         SparsityPattern pattern = how.pattern();
-        SafeTensorsWriter writer = new SafeTensorsWriter(Map.of("format", "pt", "moescore_sparsity",
-                pattern.userName()));
+        // sorted, so that the same weights give the same file (Map.of's order changes from one JVM to the next)
+        SafeTensorsWriter writer = new SafeTensorsWriter(new TreeMap<>(Map.of("format", "pt", "moescore_sparsity",
+                pattern.userName())));
         try (Checkpoint ckpt = Checkpoint.open(model)) {
             for (String name : ckpt.tensorNames()) {
                 TensorRef t = ckpt.get(name);

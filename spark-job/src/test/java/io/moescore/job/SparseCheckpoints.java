@@ -11,6 +11,7 @@ import io.moescore.model.TensorRef;
 import io.moescore.sparsify.ExpertTensor;
 import io.moescore.sparse.Sparse24;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -58,6 +59,8 @@ final class SparseCheckpoints {
                         a.get(weight + ".sp24_meta").toInts())));
             }
         }
+        assertArrayEquals(Files.readAllBytes(expected.resolve(Checkpoint.SINGLE_FILE)),
+                Files.readAllBytes(actual.resolve(Checkpoint.SINGLE_FILE)), "the same safetensors file, byte for byte");
         System.out.printf("%s and %s: the same to the bit (%d expert weight values)%n", expected.getFileName(),
                 actual.getFileName(), values);
     }
