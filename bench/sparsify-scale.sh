@@ -8,7 +8,8 @@
 #
 # Environment: OUT (the result JSON; default bench/results/sparsify-scale-$BACKEND.json), BACKEND (cpu),
 # MODEL (demo/tiny-moe-code), CALIBRATION (demo/calibration.jsonl), CORES (per executor; 1), MEMORY (per executor;
-# 2g), REPEATS (2), PARTITIONS (8), WORK (cluster state and checkpoints; /tmp/moescore-sparsify-bench), JAVA.
+# 2g), REPEATS (2), PARTITIONS (8), RECONSTRUCT_STEPS (0: SparseGPT only; N: and the expert reconstruction, timed),
+# WORK (cluster state and checkpoints; /tmp/moescore-sparsify-bench), JAVA.
 # Needs spark-job/target/lib and the spark-job and bench jars (`mvn -B -ntp package -DskipTests` from the repository
 # root).
 set -euo pipefail
@@ -44,4 +45,4 @@ master=$(bash submit-scripts/standalone-cluster.sh start 2 --gpus-per-worker "$g
   --conf spark.driver.bindAddress=127.0.0.1 "${extra[@]}" "$app" \
   "$model" "$calibration" "$work/checkpoints" "$out" backend="$backend" executorCores="$cores" \
   executorMemory="$memory" gpu=$([ "$gpus" = 1 ] && echo true || echo false) partitions="${PARTITIONS:-8}" \
-  repeats="${REPEATS:-2}"
+  repeats="${REPEATS:-2}" reconstructSteps="${RECONSTRUCT_STEPS:-0}"

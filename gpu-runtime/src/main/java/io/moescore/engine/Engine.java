@@ -230,6 +230,9 @@ public final class Engine implements AutoCloseable {
                 topRows[argmaxSlot[i] + j] = seqOffsets[i] + from + j;
             }
         }
+        if (seen != null) {
+            seen.sequences(valid.stream().mapToInt(Integer::intValue).toArray(), seqOffsets.clone());
+        }
         LogProbs logProbs = forward(tokens, positions, targets, seqOffsets, topRows,
                 numArgmax > 0 ? Math.max(1, options.topK()) : options.topK(), load, seen);
         float[] lp = logProbs.targetLogProbs();

@@ -1,5 +1,9 @@
 package io.moescore.sparsify;
 
+import io.moescore.model.Checkpoint;
+import io.moescore.model.ModelFormatException;
+import io.moescore.model.TensorRef;
+import java.io.Serializable;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
 
@@ -13,14 +17,32 @@ import java.util.stream.IntStream;
  *
  * <p>Shapes: x [tokens, hidden]; gate and up [ffn, hidden]; down [hidden, ffn], row-major. Arithmetic in fp32,
  * deterministic for a seed whatever the thread count (every output row is summed by one thread in a fixed order).
+ * The single-process tool and the Spark job's executors both tune through {@link #reconstruct}; the inner step (one
+ * minibatch's forward and backward through the expert, {@link Step}) is the one piece a GPU implementation would
+ * replace ({@link #CPU} is the reference).
  */
 public final class ExpertReconstruction {
     private static final double BETA1 = 0.9;
     private static final double BETA2 = 0.999;
     private static final double EPSILON = 1e-8;
 
+    /**
+     * The inner step of the tuning: the gradients of one minibatch's loss with respect to the expert's three
+     * weights (its SwiGLU forward and backward; the masks are the caller's business: pruned weights' gradients are
+     * ignored). What a GPU implementation would provide; it must equal {@link #CPU}'s to fp32 rounding.
+     */
+    @FunctionalInterface
+    public interface Step {
+        /** {d/dgate, d/dup, d/ddown} of the mean over [n, hidden] of (expert(x) - target)^2. */
+        float[][] gradients(float[] x, float[] target, int n, int hidden, int ffn, float[] gate, float[] up,
+                            float[] down);
+    }
+
+    /** The reference step, in plain Java on the CPU. */
+    public static final Step CPU = ExpertReconstruction::gradients;
+
     /** steps 0: no tuning. batch: tokens per step, drawn with replacement. */
-    public record Options(int steps, double learningRate, int batch, long seed) {
+    public record Options(int steps, double learningRate, int batch, long seed) implements Serializable {
         public static final Options NONE = new Options(0, 0, 0, 0);
 
         /** The settings measured on the demo model (NOTES.md): Adam at 1e-3, minibatches of 512 tokens. */
@@ -43,9 +65,34 @@ public final class ExpertReconstruction {
     private ExpertReconstruction() {
     }
 
+    /**
+     * Tunes one expert of a checkpoint: its pruned weights (in place) against the checkpoint's dense ones, on its
+     * calibration inputs x [tokens, hidden].
+     *
+     * @param dense the dense model the expert's weights are read from
+     */
+    public static Result reconstruct(Checkpoint dense, ExpertTensor.Projections expert, float[] gate, float[] up,
+                                     float[] down, float[] x, int tokens, Options options, Step step) {
+        TensorRef g = dense.get(expert.gate().name());
+        int ffn = (int) g.shape()[0];
+        int hidden = (int) g.shape()[1];
+        if (x.length != (long) tokens * hidden) {
+            throw new ModelFormatException(expert.gate().name() + " reads " + hidden + " input columns but its "
+                    + "calibration inputs are " + tokens + " rows of " + (tokens == 0 ? "?" : x.length / tokens));
+        }
+        return tune(x, tokens, hidden, ffn, g.toFloats(), dense.get(expert.up().name()).toFloats(),
+                dense.get(expert.down().name()).toFloats(), gate, up, down, options, step);
+    }
+
     /** Tunes gate, up and down (the pruned weights) in place against the dense ones on x. */
     public static Result tune(float[] x, int tokens, int hidden, int ffn, float[] denseGate, float[] denseUp,
                               float[] denseDown, float[] gate, float[] up, float[] down, Options options) {
+        return tune(x, tokens, hidden, ffn, denseGate, denseUp, denseDown, gate, up, down, options, CPU);
+    }
+
+    /** {@link #tune(float[], int, int, int, float[], float[], float[], float[], float[], float[], Options)} by step. */
+    public static Result tune(float[] x, int tokens, int hidden, int ffn, float[] denseGate, float[] denseUp,
+                              float[] denseDown, float[] gate, float[] up, float[] down, Options options, Step step) {
         if (x.length != (long) tokens * hidden || gate.length != (long) ffn * hidden || up.length != gate.length
                 || down.length != gate.length || denseGate.length != gate.length || denseUp.length != gate.length
                 || denseDown.length != gate.length) {
@@ -62,13 +109,13 @@ public final class ExpertReconstruction {
         int b = options.batch();
         float[] xb = new float[b * hidden];
         float[] tb = new float[b * hidden];
-        for (int step = 0; step < options.steps(); step++) {
+        for (int k = 0; k < options.steps(); k++) {
             for (int i = 0; i < b; i++) {
                 int t = random.nextInt(tokens);
                 System.arraycopy(x, t * hidden, xb, i * hidden, hidden);
                 System.arraycopy(target, t * hidden, tb, i * hidden, hidden);
             }
-            float[][] grad = gradients(xb, tb, b, hidden, ffn, gate, up, down);
+            float[][] grad = step.gradients(xb, tb, b, hidden, ffn, gate, up, down);
             adam[0].step(gate, grad[0], options.learningRate());
             adam[1].step(up, grad[1], options.learningRate());
             adam[2].step(down, grad[2], options.learningRate());

@@ -1,6 +1,14 @@
 package io.moescore.sparsify;
 
+import java.util.HashMap;
+import java.util.Map;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.Optional;
+import java.util.SortedMap;
+import java.util.TreeMap;
+import java.util.SortedMap;
+import java.util.TreeMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -11,6 +19,29 @@ import java.util.regex.Pattern;
 public record ExpertTensor(String name, int layer, int expert, String projection) {
     private static final Pattern NAME = Pattern.compile(
             "model\\.layers\\.(\\d+)\\.(?:mlp|block_sparse_moe)\\.experts\\.(\\d+)\\.(gate_proj|up_proj|down_proj|w1|w3|w2)\\.weight");
+
+    /** One expert's three weights. */
+    public record Projections(ExpertTensor gate, ExpertTensor up, ExpertTensor down) {
+    }
+
+    /**
+     * The experts of one layer whose three weights are all among {@code names}, by expert index (an expert missing
+     * one is left out).
+     */
+    public static SortedMap<Integer, Projections> ofLayer(Iterable<String> names, int layer) {
+        Map<Integer, Map<String, ExpertTensor>> byExpert = new TreeMap<>();
+        for (String name : names) {
+            parse(name).filter(e -> e.layer() == layer).ifPresent(e ->
+                    byExpert.computeIfAbsent(e.expert(), k -> new HashMap<>()).put(e.role(), e));
+        }
+        SortedMap<Integer, Projections> out = new TreeMap<>();
+        byExpert.forEach((expert, roles) -> {
+            if (roles.size() == 3) {
+                out.put(expert, new Projections(roles.get("gate"), roles.get("up"), roles.get("down")));
+            }
+        });
+        return out;
+    }
 
     /** The expert weight a tensor name stands for; empty for every other tensor. */
     public static Optional<ExpertTensor> parse(String name) {

@@ -41,13 +41,29 @@ public final class Sparsifier {
 
     /**
      * Summary of a run. fallbacksPerLayer: per layer index, the expert weights that fell back to magnitude
-     * because no calibration token reached their expert (empty for magnitude); expertsFellBack: those experts.
+     * because no calibration token reached their expert (empty for magnitude); expertsFellBack: those experts;
+     * reconstructed: per expert ("layer/expert") its reconstruction's error before and after (empty without).
      */
     public record Result(int tensorsPruned, SortedMap<Integer, Integer> fallbacksPerLayer,
-                         SortedMap<Integer, SortedSet<Integer>> expertsFellBack, long calibrationTokens) {
+                         SortedMap<Integer, SortedSet<Integer>> expertsFellBack, long calibrationTokens,
+                         SortedMap<String, ExpertReconstruction.Result> reconstructed) {
+        public Result(int tensorsPruned, SortedMap<Integer, Integer> fallbacksPerLayer,
+                      SortedMap<Integer, SortedSet<Integer>> expertsFellBack, long calibrationTokens) {
+            this(tensorsPruned, fallbacksPerLayer, expertsFellBack, calibrationTokens, new TreeMap<>());
+        }
+
         public int expertsWithoutCalibration() {
             return fallbacksPerLayer.values().stream().mapToInt(Integer::intValue).sum();
         }
+
+        public Result withReconstructed(SortedMap<String, ExpertReconstruction.Result> losses) {
+            return new Result(tensorsPruned, fallbacksPerLayer, expertsFellBack, calibrationTokens, losses);
+        }
+    }
+
+    /** An expert's key in {@link Result#reconstructed} and the job summaries: "layer/expert". */
+    public static String expertKey(int layer, int expert) {
+        return layer + "/" + expert;
     }
 
     /** How the pruned weights were chosen, as sparsity.json records it. */
@@ -100,6 +116,29 @@ public final class Sparsifier {
                                   ExpertReconstruction.Options reconstruction, List<int[]> calibration)
             throws IOException {
         SparsityPattern sparsity = SparsityPattern.parse(pattern);
+        checkMethod(method, sequential, reconstruction);
+        if (!method.equals("magnitude") && calibration.isEmpty()) {
+            throw new IllegalArgumentException(method + " needs calibration data: pass --calibration FILE.jsonl");
+        }
+        ModelConfig config = ModelConfig.load(model);
+        requirePerExpertTensors(model, config);
+        SortedMap<String, ExpertReconstruction.Result> losses = new TreeMap<>();
+        PrunedExperts pruned = switch (method) {
+            case "sparsegpt" -> byName(pruneBySparseGpt(model, config, sparsity, calibration, sequential,
+                    reconstruction, losses));
+            case "wanda" -> byWanda(sparsity, inputNorms(model, config, calibration));
+            default -> (tensor, dense) -> null;
+        };
+        long calibrationTokens = calibration.stream().mapToLong(s -> s.length).sum();
+        return write(model, out, new Provenance(sparsity, method, sequential, reconstruction, calibrationTokens),
+                pruned).withReconstructed(losses);
+    }
+
+    /**
+     * Refuses a method this tool does not have, and settings that apply to another method, naming the option
+     * ({@code --method}, {@code --sequential}, {@code --reconstruct-steps}).
+     */
+    public static void checkMethod(String method, boolean sequential, ExpertReconstruction.Options reconstruction) {
         if (!METHODS.contains(method)) {
             throw new IllegalArgumentException("--method must be one of " + METHODS + ", got '" + method + "'");
         }
@@ -110,20 +149,6 @@ public final class Sparsifier {
             throw new IllegalArgumentException("--reconstruct-steps applies to --method sparsegpt only, got '" + method
                     + "'");
         }
-        if (!method.equals("magnitude") && calibration.isEmpty()) {
-            throw new IllegalArgumentException(method + " needs calibration data: pass --calibration FILE.jsonl");
-        }
-        ModelConfig config = ModelConfig.load(model);
-        requirePerExpertTensors(model, config);
-        PrunedExperts pruned = switch (method) {
-            case "sparsegpt" -> byName(pruneBySparseGpt(model, config, sparsity, calibration, sequential,
-                    reconstruction));
-            case "wanda" -> byWanda(sparsity, inputNorms(model, calibration));
-            default -> (tensor, dense) -> null;
-        };
-        long calibrationTokens = calibration.stream().mapToLong(s -> s.length).sum();
-        return write(model, out, new Provenance(sparsity, method, sequential, reconstruction, calibrationTokens),
-                pruned);
     }
 
     /**
@@ -157,8 +182,9 @@ public final class Sparsifier {
         SortedMap<Integer, SortedSet<Integer>> fellBackExperts = new TreeMap<>();
         int count = 0;
         SparsityPattern pattern = how.pattern();
-        SafeTensorsWriter writer = new SafeTensorsWriter(Map.of("format", "pt", "moescore_sparsity",
-                pattern.userName()));
+        // sorted, so that the same weights give the same file (Map.of's order changes from one JVM to the next)
+        SafeTensorsWriter writer = new SafeTensorsWriter(new TreeMap<>(Map.of("format", "pt", "moescore_sparsity",
+                pattern.userName())));
         try (Checkpoint ckpt = Checkpoint.open(model)) {
             for (String name : ckpt.tensorNames()) {
                 TensorRef t = ckpt.get(name);
@@ -230,14 +256,24 @@ public final class Sparsifier {
         return (tensor, dense) -> pruned.get(tensor.name());
     }
 
-    private static PrunedExperts byWanda(SparsityPattern pattern, Map<String, double[]> norms) {
+    private static PrunedExperts byWanda(SparsityPattern pattern, ExpertHessians squares) {
         return (tensor, dense) -> {
-            double[] norm = norms.get(tensor.layer() + "/" + tensor.expert() + "/" + tensor.input());
-            if (norm == null) {
-                return null;
-            }
-            return pattern.pruneWanda(dense.toFloats(), (int) dense.shape()[0], (int) dense.shape()[1], norm);
+            double[] diagonal = squares.diagonal(tensor.layer(), tensor.expert(), tensor.input());
+            return diagonal == null ? null : pruneWanda(pattern, dense.toFloats(), (int) dense.shape()[0],
+                    (int) dense.shape()[1], diagonal);
         };
+    }
+
+    /**
+     * A weight pruned by wanda: |w| times its input feature's norm over the calibration tokens, the square root of
+     * the feature's sum of squares (diag of the expert's Hessian, {@link ExpertHessians#diagonals}).
+     */
+    public static float[] pruneWanda(SparsityPattern pattern, float[] w, int rows, int cols, double[] sumsOfSquares) {
+        double[] norms = new double[sumsOfSquares.length];
+        for (int i = 0; i < norms.length; i++) {
+            norms[i] = Math.sqrt(sumsOfSquares[i]);
+        }
+        return pattern.pruneWanda(w, rows, cols, norms);
     }
 
     private static void copyNonWeightFiles(Path model, Path out) throws IOException {
@@ -255,11 +291,12 @@ public final class Sparsifier {
      * Every expert weight pruned by SparseGPT, by tensor name; unreached experts' weights are left out. One
      * calibration pass per MoE layer, holding only that layer's Hessians (and, to reconstruct, its experts'
      * inputs); sequential passes run through a dense copy of the model whose earlier layers hold their pruned
-     * weights.
+     * weights. Reconstruction errors go into {@code losses}.
      */
     private static Map<String, float[]> pruneBySparseGpt(Path model, ModelConfig config, SparsityPattern pattern,
                                                          List<int[]> calibration, boolean sequential,
-                                                         ExpertReconstruction.Options reconstruction)
+                                                         ExpertReconstruction.Options reconstruction,
+                                                         SortedMap<String, ExpertReconstruction.Result> losses)
             throws IOException {
         Map<String, float[]> pruned = new HashMap<>();
         Path partlyPruned = sequential ? Files.createTempDirectory("moescore-sparsegpt-") : null;
@@ -270,7 +307,8 @@ public final class Sparsifier {
                     continue;
                 }
                 ExpertHessians hessians = new ExpertHessians(layer);
-                ExpertInputs inputs = reconstruction.steps() > 0 ? new ExpertInputs(layer, RECONSTRUCTION_TOKENS) : null;
+                ExpertInputs inputs = reconstruction.steps() > 0 ? new ExpertInputs(RECONSTRUCTION_TOKENS, layer)
+                        : null;
                 ExpertCalibration.run(calibrationModel, calibration,
                         inputs == null ? hessians : RoutedInputs.both(hessians, inputs));
                 for (String name : ckpt.tensorNames()) {
@@ -278,21 +316,13 @@ public final class Sparsifier {
                     if (expert == null || expert.layer() != layer) {
                         continue;
                     }
-                    TensorRef t = ckpt.get(name);
-                    int rows = (int) t.shape()[0];
-                    int cols = (int) t.shape()[1];
                     double[] h = hessians.get(layer, expert.expert(), expert.input());
-                    if (h == null) {
-                        continue;
+                    if (h != null) {
+                        pruned.put(name, pruneSparseGpt(ckpt, model.toString(), expert, h, pattern));
                     }
-                    if (h.length != (long) cols * cols) {
-                        throw new ModelFormatException(name + " in " + model + " has " + cols + " input columns but "
-                                + "its calibration inputs have " + Math.round(Math.sqrt(h.length)));
-                    }
-                    pruned.put(name, SparseGpt.prune(t.toFloats(), rows, cols, h, pattern));
                 }
                 if (inputs != null) {
-                    reconstructLayer(ckpt, layer, pruned, inputs, reconstruction);
+                    reconstructLayer(ckpt, layer, pruned, inputs, reconstruction, losses);
                 }
                 if (sequential) {
                     writeDenseCopy(model, pruned, partlyPruned);
@@ -308,29 +338,37 @@ public final class Sparsifier {
     }
 
     /**
+     * One expert weight of {@code dense} pruned to a pattern by SparseGPT on its input's Hessian [cols, cols].
+     *
+     * @param where the model's name for messages
+     */
+    public static float[] pruneSparseGpt(Checkpoint dense, String where, ExpertTensor expert, double[] hessian,
+                                         SparsityPattern pattern) {
+        TensorRef t = dense.get(expert.name());
+        int rows = (int) t.shape()[0];
+        int cols = (int) t.shape()[1];
+        if (hessian.length != (long) cols * cols) {
+            throw new ModelFormatException(expert.name() + " in " + where + " has " + cols + " input columns but "
+                    + "its calibration inputs have " + Math.round(Math.sqrt(hessian.length)));
+        }
+        return SparseGpt.prune(t.toFloats(), rows, cols, hessian, pattern);
+    }
+
+    /**
      * Tunes, in {@code pruned}, the kept weights of every expert of a layer that calibration reached
      * ({@link ExpertReconstruction}) against the checkpoint's dense weights.
      */
     private static void reconstructLayer(Checkpoint ckpt, int layer, Map<String, float[]> pruned, ExpertInputs inputs,
-                                         ExpertReconstruction.Options options) {
-        Map<Integer, Map<String, ExpertTensor>> byExpert = new TreeMap<>();
-        for (String name : ckpt.tensorNames()) {
-            ExpertTensor.parse(name).filter(e -> e.layer() == layer && pruned.containsKey(name)).ifPresent(e ->
-                    byExpert.computeIfAbsent(e.expert(), k -> new HashMap<>()).put(e.role(), e));
-        }
-        byExpert.forEach((expert, roles) -> {
-            int tokens = inputs.tokens(expert);
-            if (tokens == 0 || roles.size() != 3) {
+                                         ExpertReconstruction.Options options,
+                                         SortedMap<String, ExpertReconstruction.Result> losses) {
+        ExpertTensor.ofLayer(ckpt.tensorNames(), layer).forEach((expert, p) -> {
+            int tokens = inputs.tokens(layer, expert);
+            if (tokens == 0 || !pruned.containsKey(p.gate().name()) || !pruned.containsKey(p.down().name())) {
                 return;
             }
-            ExpertTensor gate = roles.get("gate");
-            ExpertTensor up = roles.get("up");
-            ExpertTensor down = roles.get("down");
-            TensorRef g = ckpt.get(gate.name());
-            int ffn = (int) g.shape()[0];
-            ExpertReconstruction.tune(inputs.rows(expert), tokens, inputs.hidden(), ffn, g.toFloats(),
-                    ckpt.get(up.name()).toFloats(), ckpt.get(down.name()).toFloats(), pruned.get(gate.name()),
-                    pruned.get(up.name()), pruned.get(down.name()), options);
+            losses.put(expertKey(layer, expert), ExpertReconstruction.reconstruct(ckpt, p, pruned.get(p.gate().name()),
+                    pruned.get(p.up().name()), pruned.get(p.down().name()), inputs.rows(layer, expert), tokens,
+                    options, ExpertReconstruction.CPU));
         });
     }
 
@@ -362,34 +400,11 @@ public final class Sparsifier {
         }
     }
 
-    /** Per (layer, expert, projection input) the L2 norm of every input feature over the routed calibration tokens. */
-    static Map<String, double[]> inputNorms(Path model, List<int[]> calibration) {
-        Map<String, double[]> sums = new HashMap<>();
-        ExpertCalibration.run(model, calibration, (layer, expert, x, rows, hidden, swiglu, ffn) -> {
-            if (rows.length == 0) {
-                return;   // unreached so far: an all-zero norm would keep each group's first two, not fall back
-            }
-            String key = layer + "/" + expert + "/";
-            double[] in = sums.computeIfAbsent(key + ExpertHessians.GATE_UP, k -> new double[hidden]);
-            double[] mid = sums.computeIfAbsent(key + ExpertHessians.DOWN, k -> new double[ffn]);
-            for (int r = 0; r < rows.length; r++) {
-                for (int c = 0; c < hidden; c++) {
-                    double v = x[rows[r] * hidden + c];
-                    in[c] += v * v;
-                }
-                for (int c = 0; c < ffn; c++) {
-                    double v = swiglu[r * ffn + c];
-                    mid[c] += v * v;
-                }
-            }
-        });
-        sums.replaceAll((k, v) -> {
-            double[] norm = new double[v.length];
-            for (int i = 0; i < v.length; i++) {
-                norm[i] = Math.sqrt(v[i]);
-            }
-            return norm;
-        });
-        return sums;
+    /** Per (layer, expert, projection input) each input feature's sum of squares over the routed calibration tokens. */
+    static ExpertHessians inputNorms(Path model, ModelConfig config, List<int[]> calibration) {
+        ExpertHessians squares = ExpertHessians.diagonals(java.util.stream.IntStream.range(0, config.numLayers())
+                .filter(l -> config.moeLayers()[l]).toArray());
+        ExpertCalibration.run(model, calibration, squares);
+        return squares;
     }
 }

@@ -110,11 +110,12 @@ class SparsifierVectorSparseTest {
                 ExpertReconstruction.Options.NONE, calibration);
         assertEquals("wanda", new ObjectMapper().readTree(wanda.resolve("sparsity.json").toFile())
                 .get("method").asText());
-        Map<String, double[]> norms = Sparsifier.inputNorms(model, calibration);
+        ExpertHessians squares = Sparsifier.inputNorms(model, io.moescore.model.ModelConfig.load(model), calibration);
         int reached = 0;
         try (Checkpoint dense = Checkpoint.open(model)) {
             for (int e = 0; e < 8; e++) {
-                double[] norm = norms.get("0/" + e + "/" + ExpertHessians.DOWN);
+                double[] sums = squares.diagonal(0, e, ExpertHessians.DOWN);
+                double[] norm = sums == null ? null : java.util.Arrays.stream(sums).map(Math::sqrt).toArray();
                 String name = W2.formatted(0, e);
                 float[] w = dense.get(name).toFloats();
                 float[] expected = norm == null ? VectorSparse.pruneMagnitude(w, 192, 384)

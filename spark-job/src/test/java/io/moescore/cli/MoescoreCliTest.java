@@ -98,6 +98,10 @@ class MoescoreCliTest {
                 "--method", "sparsegpt"), "sparsegpt without calibration data is a usage error");
         assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
                 "--method", "magnitude", "--sequential"), "--sequential is for sparsegpt only");
+        assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
+                "--method", "magnitude", "--reconstruct-steps", "3"), "--reconstruct-steps is for sparsegpt only");
+        assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),
+                "--method", "magnitude", "--reconstruct-steps", "-1"), "a negative step count is a usage error");
         Path badCalibration = dir.resolve("bad-calibration.jsonl");
         Files.writeString(badCalibration, "{\"tokens\": [1, 2]}\n{\"id\": \"no tokens\"}\n");
         assertEquals(2, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),

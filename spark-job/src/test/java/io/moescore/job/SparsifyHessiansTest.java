@@ -1,5 +1,6 @@
 package io.moescore.job;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -8,13 +9,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.moescore.spark.ScoringSpec;
 import io.moescore.spark.StandaloneCluster;
 import io.moescore.spark.TokenRows;
+import io.moescore.sparse.SparsityPattern;
+import io.moescore.spark.sparsify.CalibrationShuffle;
 import io.moescore.spark.sparsify.CalibrationStats;
-import io.moescore.spark.sparsify.ExpertHessianSums;
+import io.moescore.spark.sparsify.ExpertPart;
 import io.moescore.spark.sparsify.HessianBlock;
+import io.moescore.spark.sparsify.Pruning;
 import io.moescore.spark.sparsify.SparsifyJob;
 import io.moescore.spark.sparsify.SparsifyOptions;
 import io.moescore.spark.sparsify.SparsifySummary;
+import io.moescore.sparsify.ExactGram;
 import io.moescore.sparsify.ExpertHessians;
+import io.moescore.sparsify.ExpertReconstruction;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -23,7 +29,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
-import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.util.CollectionAccumulator;
 import org.junit.jupiter.api.Test;
@@ -33,9 +39,9 @@ import scala.Tuple2;
 
 /**
  * The sparsify job's Hessians (every MoE layer, expert and projection input of the demo model, 8 calibration rows,
- * CPU backend) are the same to fp64 rounding whether one task computes them all (local[1], one partition) or 8
- * tasks on the two executors of a standalone cluster, whose partial sums the shuffle adds keyed by expert; and the
- * whole job, solves on the executors included, writes the same checkpoint either way.
+ * CPU backend) are the same to the bit whether one task computes them all (local[1], one partition) or 8 tasks on
+ * the two executors of a standalone cluster, whose partial sums the solve tasks add exactly; and the whole job,
+ * solves on the executors included, writes the same checkpoint either way.
  */
 class SparsifyHessiansTest {
     private static final int[] LAYERS = {0, 1, 2, 3};
@@ -50,7 +56,7 @@ class SparsifyHessiansTest {
         Files.write(calibration, Files.readAllLines(SparkTests.repoRoot().resolve("demo/calibration.jsonl"))
                 .subList(0, 8));
         Set<String> executors = new TreeSet<>();
-        Map<ExpertHessians.Key, double[]> one;
+        Map<ExpertHessians.Key, long[]> one;
         SparkSession local = SparkSession.builder().master("local[1]").appName("SparsifyHessiansTest")
                 .config("spark.ui.enabled", "false").config("spark.moescore.cpuThreads", "2").getOrCreate();
         try {
@@ -60,7 +66,7 @@ class SparsifyHessiansTest {
             local.stop();
         }
         executors.clear();
-        Map<ExpertHessians.Key, double[]> eight;
+        Map<ExpertHessians.Key, long[]> eight;
         try (StandaloneCluster cluster = StandaloneCluster.builder().workers(2).gpusPerWorker(0).coresPerWorker(1)
                 .start()) {
             SparkSession.Builder b = SparkSession.builder().appName("SparsifyHessiansTest");
@@ -85,22 +91,10 @@ class SparsifyHessiansTest {
         assertFalse(one.isEmpty());
         assertEquals(new TreeSet<>(one.keySet().stream().map(Object::toString).toList()),
                 new TreeSet<>(eight.keySet().stream().map(Object::toString).toList()), "the same experts reached");
-        double worst = 0;
-        for (Map.Entry<ExpertHessians.Key, double[]> e : one.entrySet()) {
-            double[] a = e.getValue();
-            double[] b = eight.get(e.getKey());
-            double scale = 0;
-            for (double v : a) {
-                scale = Math.max(scale, Math.abs(v));
-            }
-            for (int i = 0; i < a.length; i++) {
-                double relative = Math.abs(a[i] - b[i]) / scale;
-                worst = Math.max(worst, relative);
-                assertTrue(relative <= 1e-12, e.getKey() + "[" + i + "]: " + a[i] + " vs " + b[i]);
-            }
+        for (Map.Entry<ExpertHessians.Key, long[]> e : one.entrySet()) {
+            assertArrayEquals(e.getValue(), eight.get(e.getKey()), e.getKey() + ": the same exact sum");
         }
-        System.out.printf("%d Hessians, largest difference between 1 and 8 partitions: %.2e of the Hessian's "
-                + "largest entry%n", one.size(), worst);
+        System.out.printf("%d Hessians, the same to the bit from 1 and 8 partitions%n", one.size());
         SparseCheckpoints.assertSame(tmp.resolve("one"), tmp.resolve("eight"));
     }
 
@@ -109,20 +103,22 @@ class SparsifyHessiansTest {
                 out.toString(), "2:4", "sparsegpt", false, SparkTests.cpu(), partitions, "tokens", "text", null, null);
     }
 
-    /** The job's summed Hessians, assembled from their bands; adds the executors that ran calibration tasks. */
-    private static Map<ExpertHessians.Key, double[]> hessians(SparkSession spark, Path calibration, int partitions,
-                                                              Set<String> executors) {
+    /** The job's summed Hessians (exact sums), assembled from their bands; adds the executors that ran calibration tasks. */
+    private static Map<ExpertHessians.Key, long[]> hessians(SparkSession spark, Path calibration, int partitions,
+                                                            Set<String> executors) {
         ScoringSpec spec = new ScoringSpec(SparkTests.demoModel().toString(), SparkTests.cpu(), "tokens", "text",
                 Map.of());
         CollectionAccumulator<CalibrationStats> stats = spark.sparkContext().collectionAccumulator("calibration");
-        JavaRDD<int[]> rows = TokenRows.read(spark, List.of(calibration.toString()), "json", spec, partitions,
-                spark.sparkContext().longAccumulator("skipped"));
+        JavaPairRDD<Long, int[]> rows = TokenRows.readNumbered(spark, List.of(calibration.toString()), "json", spec,
+                partitions, spark.sparkContext().longAccumulator("skipped"));
         assertEquals(partitions, rows.getNumPartitions());
-        Map<ExpertHessians.Key, double[]> out = new HashMap<>();
-        for (Tuple2<HessianBlock, double[]> band : ExpertHessianSums.of(rows, spec, LAYERS, 8, null, stats).collect()) {
-            HessianBlock k = band._1();
-            double[] h = out.computeIfAbsent(k.hessian(), key -> new double[k.cols() * k.cols()]);
-            System.arraycopy(band._2(), 0, h, k.firstRow() * k.cols(), band._2().length);
+        Map<ExpertHessians.Key, long[]> out = new HashMap<>();
+        Pruning pruning = new Pruning(SparsityPattern.TWO_FOUR, "sparsegpt", ExpertReconstruction.Options.NONE);
+        for (Tuple2<ExpertPart, Object> part : CalibrationShuffle.of(rows, spec, LAYERS, 8, pruning, null, stats)
+                .collect()) {
+            HessianBlock k = (HessianBlock) part._1();
+            long[] h = out.computeIfAbsent(k.hessian(), key -> ExactGram.zeros(k.cols()));
+            ExactGram.add(h, k.firstEntry(), (long[]) part._2());
         }
         List<CalibrationStats> tasks = stats.value();
         assertEquals(partitions, tasks.size(), "one calibration task per partition");

@@ -19,13 +19,15 @@ import org.apache.spark.sql.SparkSession;
 
 /**
  * The sparsify job's speed on one executor and on two: calibration tokens/s (the pass's tokens over the span of its
- * calibration tasks) and SparseGPT solve seconds per expert (gate, up and down, as the solve tasks timed them), each
- * the median of {@code repeats} runs after a warm-up run that loads the model into the executors. One Spark
+ * calibration tasks), SparseGPT solve seconds per expert (gate, up and down, as the solve tasks timed them) and,
+ * with {@code reconstructSteps}, the expert reconstruction's seconds (from the first reconstruction task's start to
+ * the last one's end), each the median of {@code repeats} runs after a warm-up run that loads the model into the
+ * executors. One Spark
  * application per executor count on the cluster spark-submit names (spark.cores.max = executors x executorCores);
  * {@code bench/sparsify-scale.sh} starts a two-worker standalone cluster on this host and runs it.
  *
  * <pre>SparsifyJobBenchmark MODEL_DIR CALIBRATION.jsonl WORK_DIR OUT.json [backend=cpu] [executorCores=1]
- *     [executorMemory=2g] [gpu=false] [partitions=8] [batchTokens=8192] [repeats=2] [sequential=false]</pre>
+ *     [executorMemory=2g] [gpu=false] [partitions=8] [batchTokens=8192] [repeats=2] [sequential=false] [reconstructSteps=0]</pre>
  */
 public final class SparsifyJobBenchmark {
     private SparsifyJobBenchmark() {
@@ -35,7 +37,7 @@ public final class SparsifyJobBenchmark {
         if (args.length < 4) {
             System.err.println("usage: SparsifyJobBenchmark MODEL_DIR CALIBRATION.jsonl WORK_DIR OUT.json "
                     + "[backend=cpu] [executorCores=1] [executorMemory=2g] [gpu=false] [partitions=8] "
-                    + "[batchTokens=8192] [repeats=2] [sequential=false]");
+                    + "[batchTokens=8192] [repeats=2] [sequential=false] [reconstructSteps=0]");
             System.exit(2);
         }
         String model = Path.of(args[0]).toAbsolutePath().toString();
@@ -50,6 +52,7 @@ public final class SparsifyJobBenchmark {
         int batchTokens = ScoreSettings.DEFAULTS.batchTokens();
         int repeats = 2;
         boolean sequential = false;
+        int reconstructSteps = 0;
         for (int i = 4; i < args.length; i++) {
             String[] kv = args[i].split("=", 2);
             switch (kv[0]) {
@@ -61,6 +64,7 @@ public final class SparsifyJobBenchmark {
                 case "batchTokens" -> batchTokens = Integer.parseInt(kv[1]);
                 case "repeats" -> repeats = Integer.parseInt(kv[1]);
                 case "sequential" -> sequential = Boolean.parseBoolean(kv[1]);
+                case "reconstructSteps" -> reconstructSteps = Integer.parseInt(kv[1]);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -71,6 +75,7 @@ public final class SparsifyJobBenchmark {
         root.put("calibration", args[1]);
         root.put("backend", backend);
         root.put("sequential", sequential);
+        root.put("reconstruct_steps", reconstructSteps);
         root.put("executor_cores", cores);
         root.put("executor_memory", memory);
         root.put("partitions", partitions);
@@ -79,6 +84,7 @@ public final class SparsifyJobBenchmark {
         root.put("host_cpus", Runtime.getRuntime().availableProcessors());
         ArrayNode runs = root.putArray("runs");
         double[] tokensPerSecond = new double[2];
+        double[] reconstructionSeconds = new double[2];
         for (int executors = 1; executors <= 2; executors++) {
             SparkSession.Builder b = SparkSession.builder().appName("moescore sparsify benchmark, " + executors
                             + " executor(s)")
@@ -101,7 +107,8 @@ public final class SparsifyJobBenchmark {
                             work.resolve("out-" + executors + "-" + r).toString(), "2:4", "sparsegpt", sequential,
                             ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, backend)
                                     .with(ScoreSettings.BATCH_TOKENS, batchTokens),
-                            partitions, "tokens", "text", null, null));
+                            partitions, "tokens", "text", null, null,
+                            SparsifyOptions.reconstruction(reconstructSteps)));
                     System.out.printf(Locale.ROOT, "%d executor(s), %s: %,.0f calibration tokens/s, solve %.3f s per "
                                     + "expert on average, %.1f s in all (executors %s)%n", executors,
                             r == 0 ? "warm-up" : "run " + r, s.calibrationTokensPerSecond(),
@@ -126,10 +133,15 @@ public final class SparsifyJobBenchmark {
             run.put("solve_seconds_per_expert_mean", median(timed, s -> mean(s.solveSecondsPerExpert())));
             run.put("solve_seconds_per_expert_max",
                     median(timed, s -> Arrays.stream(s.solveSecondsPerExpert()).max().orElse(0)));
+            run.put("reconstruction_seconds", median(timed, SparsifySummary::reconstructionSeconds));
             run.put("job_seconds", median(timed, SparsifySummary::seconds));
             tokensPerSecond[executors - 1] = run.get("calibration_tokens_per_second").asDouble();
+            reconstructionSeconds[executors - 1] = run.get("reconstruction_seconds").asDouble();
         }
         root.put("calibration_speedup_two_over_one", tokensPerSecond[1] / tokensPerSecond[0]);
+        if (reconstructSteps > 0) {
+            root.put("reconstruction_speedup_two_over_one", reconstructionSeconds[0] / reconstructionSeconds[1]);
+        }
         Files.createDirectories(out.toAbsolutePath().getParent());
         json.writerWithDefaultPrettyPrinter().writeValue(out.toFile(), root);
         System.out.println(root.toPrettyString());

@@ -15,7 +15,6 @@ import io.moescore.spark.ScoreJobOptions;
 import io.moescore.spark.ScoringSpec;
 import io.moescore.spark.TokenRows;
 import io.moescore.sparsify.ExpertTensor;
-import io.moescore.sparse.Sparse24;
 import io.moescore.sparsify.Sparsifier;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -28,10 +27,9 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import org.apache.spark.SparkConf;
 import org.apache.spark.SparkContext;
-import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.storage.StorageLevel;
-import org.apache.spark.util.CollectionAccumulator;
 import org.apache.spark.util.LongAccumulator;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -40,25 +38,27 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /**
- * The calibrated 2:4 sparsification job (spark-submit main class): SparseGPT per expert, from Hessians gathered
- * across executors. Reads calibration rows like the scoring job reads its input; per pass (all MoE layers whose
- * Hessians fit an executor at once, or one layer when sequential) executors run the forward pass on their shared
- * engine and collect each expert projection's X^T X ({@link CalibrationPass}), the shuffle sums them keyed by expert
- * ({@link ExpertHessianSums}), and one task per Hessian prunes that expert's weights ({@link ExpertSolve}); the
- * driver collects only the packed weights and writes the compressed checkpoint the single-process
- * {@code moescore sparsify} writes. {@code --sequential}: each pass runs through a copy of the model whose earlier
- * layers hold their pruned weights ({@link PartlyPrunedCopies}).
+ * The calibrated sparsification job (spark-submit main class): every method and pattern of the single-process
+ * {@code moescore sparsify}, with the statistics gathered across executors. Reads calibration rows like the scoring
+ * job reads its input; per pass (all MoE layers whose statistics fit an executor at once, or one layer when
+ * sequential) executors run the forward pass on their shared engine and collect each expert projection's X^T X
+ * (wanda: its diagonal) exactly ({@link CalibrationPass}), the shuffle sends them to their expert's task
+ * ({@link CalibrationShuffle}), which prunes that expert's weights ({@link ExpertSolve}); with
+ * {@code --reconstruct-steps} a second stage tunes each expert on the executor holding its calibration inputs
+ * ({@link ExpertReconstruct}). The driver collects only the packed weights and writes the compressed checkpoint the
+ * single-process tool writes, bit for bit ({@link SparsifyPass}). {@code --sequential}: each pass runs through a
+ * copy of the model whose earlier layers hold their pruned (and reconstructed) weights ({@link PartlyPrunedCopies}).
+ * magnitude needs no calibration and runs on the driver.
  *
  * <p>Exit codes: 0 done, 2 bad options or unusable model, input or memory, 1 anything else.
  */
 @Command(name = "sparsify-job", mixinStandardHelpOptions = true, modelTransformer = CommandSettings.Options.class,
-        description = "Prunes every expert's weights 2:4 by SparseGPT on a Spark cluster, calibrated on any input the "
-                + "scoring job reads, and writes a compressed checkpoint. Options fall back to spark.moescore.<name> "
-                + "conf (e.g. spark.moescore.model).")
+        description = "Prunes every expert's weights 2:4 or 128:2:8 (sparsegpt, optionally with expert "
+                + "reconstruction, wanda or magnitude) on a Spark cluster, calibrated on any input the scoring job "
+                + "reads, and writes a compressed checkpoint. Options fall back to spark.moescore.<name> conf (e.g. "
+                + "spark.moescore.model).")
 public final class SparsifyJob implements Callable<Integer>, CommandSettings.Command {
     private static final String CONF = MoeScoreJob.CONF_PREFIX;
-    /** Above this many bytes of packed weights per pass, the driver fetches them a partition at a time. */
-    private static final long COLLECT_AT_ONCE_BYTES = 256L << 20;
 
     @Option(names = "--calibration", description = "calibration data: a file or folder of token or text rows in any "
             + "format the scoring job reads; repeat for several (conf: calibration, comma-separated)")
@@ -70,9 +70,9 @@ public final class SparsifyJob implements Callable<Integer>, CommandSettings.Com
     String model;
     @Option(names = "--out", description = "output directory of the compressed checkpoint, on the driver (conf: out)")
     String out;
-    @Option(names = "--pattern", description = "sparsity pattern (only 2:4)")
+    @Option(names = "--pattern", description = "sparsity pattern: 2:4 (default) or 128:2:8 (conf: pattern)")
     String pattern;
-    @Option(names = "--method", description = "sparsegpt (the only one here; conf: method)")
+    @Option(names = "--method", description = "sparsegpt (default), wanda or magnitude (conf: method)")
     String method;
     @Option(names = "--sequential", description = "calibrate each MoE layer on activations through the already "
             + "pruned layers before it: one pass per layer (conf: sequential)")
@@ -86,9 +86,13 @@ public final class SparsifyJob implements Callable<Integer>, CommandSettings.Com
     @Spec
     CommandSpec spec;
 
-    /** The scoring settings the executors' forward pass takes (flags from {@link CommandSettings}), --partitions. */
+    /**
+     * The scoring settings the executors' forward pass takes (flags from {@link CommandSettings}), --partitions,
+     * --reconstruct-steps.
+     */
     static final List<Setting<?>> SETTINGS = List.of(ScoreSettings.BACKEND, ScoreSettings.PRECISION,
-            ScoreSettings.BATCH_TOKENS, ScoreSettings.CPU_THREADS, ScoreJobOptions.PARTITIONS);
+            ScoreSettings.BATCH_TOKENS, ScoreSettings.CPU_THREADS, ScoreJobOptions.PARTITIONS,
+            SparsifyOptions.RECONSTRUCT_STEPS);
 
     @Override
     public List<Setting<?>> settings() {
@@ -107,7 +111,8 @@ public final class SparsifyJob implements Callable<Integer>, CommandSettings.Com
                 sequential != null ? sequential : conf.getBoolean(CONF + "sequential", false),
                 ScoreSettings.resolve(given), ScoreJobOptions.PARTITIONS.resolve(given),
                 conf.get(CONF + "tokensColumn", "tokens"), conf.get(CONF + "textColumn", "text"),
-                JobConf.pick(workDir, conf, "workDir", null), summary);
+                JobConf.pick(workDir, conf, "workDir", null), summary,
+                SparsifyOptions.reconstruction(SparsifyOptions.RECONSTRUCT_STEPS.resolve(given)));
     }
 
     public static void main(String[] args) {
@@ -146,33 +151,28 @@ public final class SparsifyJob implements Callable<Integer>, CommandSettings.Com
         String modelUri = ModelFiles.forExecutors(o.model());
         ScoringSpec spec = spec(sc, o, modelUri);
         ModelConfig config = DatasetScorer.checkModel(spec);
-        List<int[]> passes = HessianMemory.passes(config, o.scoring().backend(), HessianMemory.Budget.of(sc),
-                o.sequential());
+        Pruning pruning = o.pruning();
+        List<int[]> passes = pruning.calibrates() ? HessianMemory.passes(config, o.scoring().backend(),
+                HessianMemory.Budget.of(sc), pruning, o.sequential()) : List.of();
         Path localModel = ModelFiles.localize(modelUri, sc.hadoopConfiguration());
-        checkPrunable(localModel, config, o.model());
+        checkPrunable(localModel, config, o.model(), pruning);
         double progressSeconds = Double.parseDouble(spark.conf().get(CONF + "progressSeconds", "30"));
         LongAccumulator skipped = sc.longAccumulator("moescore calibration rows skipped");
-        JavaRDD<int[]> calibration;
+        JavaPairRDD<Long, int[]> calibration = null;
         try {
-            calibration = TokenRows.read(spark, o.calibration(), o.calibrationFormat(), spec, o.partitions(), skipped)
-                    .persist(StorageLevel.MEMORY_AND_DISK());
+            if (!o.calibration().isEmpty()) {
+                calibration = TokenRows.readNumbered(spark, o.calibration(), o.calibrationFormat(), spec,
+                        o.partitions(), skipped).persist(StorageLevel.MEMORY_AND_DISK());
+            }
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("calibration data: " + e.getMessage(), e);
         }
         try (PartlyPrunedCopies copies = o.sequential()
                 ? new PartlyPrunedCopies(o.resolvedWorkDir(), sc.hadoopConfiguration()) : null) {
-            long[] rowsAndTokens;
-            try (StageProgress p = StageProgress.start(sc, "reading calibration data", List.of("read"),
-                    progressSeconds, () -> "", System.err::println)) {
-                rowsAndTokens = calibration.aggregate(new long[2], (a, t) -> {
-                    a[0]++;
-                    a[1] += t.length;
-                    return a;
-                }, (a, b) -> new long[] {a[0] + b[0], a[1] + b[1]});
-            }
-            if (rowsAndTokens[0] == 0) {
+            long[] rowsAndTokens = calibration == null ? new long[2] : count(sc, calibration, progressSeconds);
+            if (pruning.calibrates() && rowsAndTokens[0] == 0) {
                 throw new IllegalArgumentException("calibration data " + o.calibration() + " holds no usable rows ("
-                        + skipped.value() + " rows without tokens): sparsegpt needs calibration tokens");
+                        + skipped.value() + " rows without tokens): " + o.method() + " needs calibration tokens");
             }
             System.err.printf(Locale.ROOT, "moescore sparsify: %d calibration rows (%d skipped), %,d tokens; passes "
                     + "over layers %s%n", rowsAndTokens[0], skipped.value(), rowsAndTokens[1],
@@ -183,8 +183,8 @@ public final class SparsifyJob implements Callable<Integer>, CommandSettings.Com
             String retired = null;         // the copy the pass before ran through: its tasks have all ended
             for (int i = 0; i < passes.size(); i++) {
                 int[] layers = passes.get(i);
-                done.add(pass(sc, calibration, spec.withModel(passModel), config, layers, retired, modelUri,
-                        progressSeconds, pruned));
+                done.add(SparsifyPass.run(sc, calibration, spec.withModel(passModel), config, layers, pruning,
+                        retired, modelUri, progressSeconds, pruned));
                 if (retired != null) {
                     copies.delete(retired);
                 }
@@ -194,12 +194,14 @@ public final class SparsifyJob implements Callable<Integer>, CommandSettings.Com
                 }
             }
             Sparsifier.Result result = Sparsifier.write(localModel, Path.of(o.out()),
-                    new Sparsifier.Provenance("sparsegpt", o.sequential(), rowsAndTokens[1]), (tensor, weights) -> {
+                    new Sparsifier.Provenance(pruning.pattern(), o.method(), o.sequential(), o.reconstruction(),
+                            rowsAndTokens[1]), (tensor, weights) -> {
                         PrunedWeight w = pruned.get(tensor.name());
-                        return w == null ? null : Sparse24.decompress(w.packed());
+                        return w == null ? null : w.dense();
                     });
-            SparsifySummary summary = new SparsifySummary(o.sequential(), o.out(), rowsAndTokens[0], skipped.value(),
-                    rowsAndTokens[1], done, result, (System.nanoTime() - start) / 1e9);
+            SparsifySummary summary = new SparsifySummary(pruning, o.sequential(), o.out(), rowsAndTokens[0],
+                    skipped.value(), rowsAndTokens[1], done, null, (System.nanoTime() - start) / 1e9);
+            summary = summary.withResult(result.withReconstructed(summary.reconstructionErrors()));
             try {
                 summary.write(o.resolvedSummaryPath(), sc.hadoopConfiguration());
             } catch (IOException e) {
@@ -208,17 +210,31 @@ public final class SparsifyJob implements Callable<Integer>, CommandSettings.Com
             }
             return summary;
         } finally {
-            calibration.unpersist(false);
+            if (calibration != null) {
+                calibration.unpersist(false);
+            }
         }
     }
 
-    /** Fails before any work where the model's experts cannot be pruned 2:4 by this job. */
-    private static void checkPrunable(Path localModel, ModelConfig config, String model) {
+    /** The calibration rows and tokens (the first job: reads and caches the rows). */
+    private static long[] count(SparkContext sc, JavaPairRDD<Long, int[]> calibration, double progressSeconds) {
+        try (StageProgress p = StageProgress.start(sc, "reading calibration data", List.of("read"),
+                progressSeconds, () -> "", System.err::println)) {
+            return calibration.values().aggregate(new long[2], (a, t) -> {
+                a[0]++;
+                a[1] += t.length;
+                return a;
+            }, (a, b) -> new long[] {a[0] + b[0], a[1] + b[1]});
+        }
+    }
+
+    /** Fails before any work where the model's experts cannot be pruned to the pattern by this job. */
+    private static void checkPrunable(Path localModel, ModelConfig config, String model, Pruning pruning) {
         for (int cols : new int[] {config.hiddenSize(), config.expertFfnSize()}) {
             if (cols % 32 != 0) {
-                throw new IllegalArgumentException("model " + model + ": 2:4 packing needs expert widths that are "
-                        + "multiples of 32 (hidden " + config.hiddenSize() + ", expert ffn " + config.expertFfnSize()
-                        + ")");
+                throw new IllegalArgumentException("model " + model + ": " + pruning.pattern().userName()
+                        + " packing needs expert widths that are multiples of 32 (hidden " + config.hiddenSize()
+                        + ", expert ffn " + config.expertFfnSize() + ")");
             }
         }
         try (Checkpoint ckpt = Checkpoint.open(localModel)) {
@@ -234,48 +250,10 @@ public final class SparsifyJob implements Callable<Integer>, CommandSettings.Com
                 + "are not supported by the sparsify tools yet)");
     }
 
-    /** One pass: calibration and solves of its layers (one Spark job of two stages); adds the pruned weights. */
-    private static SparsifySummary.Pass pass(SparkContext sc, JavaRDD<int[]> calibration, ScoringSpec passSpec,
-                                             ModelConfig config, int[] layers, String releaseModelUri,
-                                             String denseModelUri, double progressSeconds,
-                                             Map<String, PrunedWeight> pruned) {
-        CollectionAccumulator<CalibrationStats> calibrated = sc.collectionAccumulator("moescore calibration");
-        CollectionAccumulator<SolveStats> solved = sc.collectionAccumulator("moescore solves");
-        JavaRDD<PrunedWeight> weights = ExpertHessianSums.of(calibration, passSpec, layers, config.numExperts(),
-                        releaseModelUri, calibrated)
-                .mapPartitions(new ExpertSolve(denseModelUri, passSpec.hadoopConf(), solved));
-        long packedBytes = (long) layers.length * config.numExperts() * 3 * config.hiddenSize()
-                * config.expertFfnSize() * 2;
-        try (StageProgress p = StageProgress.start(sc, "layers " + Arrays.toString(layers),
-                List.of("calibration", "solve"), progressSeconds, () -> sofar(calibrated, solved),
-                System.err::println)) {
-            if (packedBytes <= COLLECT_AT_ONCE_BYTES) {
-                weights.collect().forEach(w -> pruned.put(w.name(), w));
-            } else {
-                // solves in parallel first, then the weights a partition at a time (spark.driver.maxResultSize)
-                weights.persist(StorageLevel.MEMORY_AND_DISK()).count();
-                weights.toLocalIterator().forEachRemaining(w -> pruned.put(w.name(), w));
-                weights.unpersist(false);
-            }
-        }
-        SparsifySummary.Pass pass = SparsifySummary.Pass.of(layers, calibrated.value(), solved.value());
-        System.err.printf(Locale.ROOT, "moescore sparsify: layers %s: calibration %,d tokens in %.1f s (%,.0f "
-                        + "tokens/s), %d Hessians solved in %.1f s%n", Arrays.toString(layers), pass.tokens(),
-                pass.calibrationSeconds(), pass.tokensPerSecond(), pass.solves().size(), pass.solveSeconds());
-        return pass;
-    }
-
-    private static String sofar(CollectionAccumulator<CalibrationStats> calibrated,
-                                CollectionAccumulator<SolveStats> solved) {
-        List<CalibrationStats> c = calibrated.value();
-        return String.format(Locale.ROOT, "%,d calibration tokens, %d Hessians solved",
-                c.stream().mapToLong(CalibrationStats::tokens).sum(), solved.value().size());
-    }
-
     /** The pruned weights so far, dense (for the next sequential pass's model copy). */
     private static Map<String, float[]> dense(Map<String, PrunedWeight> pruned) {
         Map<String, float[]> out = new HashMap<>();
-        pruned.forEach((name, w) -> out.put(name, Sparse24.decompress(w.packed())));
+        pruned.forEach((name, w) -> out.put(name, w.dense()));
         return out;
     }
 
