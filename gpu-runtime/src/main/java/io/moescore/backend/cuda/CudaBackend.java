@@ -346,7 +346,7 @@ public final class CudaBackend implements Backend {
             CUdeviceptr inv = invFreq(headDim, theta);
             long items = (long) t.rows * (t.cols / headDim) * (headDim / 2);
             CUdeviceptr pos = CudaTensor.Ints.of(positions).device;
-            if (headDim <= 256 && attentionKernel(headDim).kind() == AttentionKernel.Kind.HALF_INPUTS) {
+            if (readsHalfQk(headDim)) {
                 // q and k as the half-input attention reads them, written in the same pass (elementwise.cu)
                 launcher.launch(type.ropeKernel, blocks(items, 256), 1, 256, 0, t.f32, t.copyBuffer(), pos, inv,
                         t.rows, t.cols, headDim);
@@ -367,8 +367,7 @@ public final class CudaBackend implements Backend {
         int cols = x.cols();
         int headDim = blocks.width();
         long shared = (cols + (long) cols / Math.max(1, groupSize)) * 4;
-        boolean onePass = blocks.wholeHeadsOf(cols) && rope.isPlain(headDim) && headDim <= 256
-                && attentionKernel(headDim).kind() == AttentionKernel.Kind.HALF_INPUTS && cols % 4 == 0
+        boolean onePass = blocks.wholeHeadsOf(cols) && rope.isPlain(headDim) && readsHalfQk(headDim) && cols % 4 == 0
                 && groupSize % 4 == 0 && cols % groupSize == 0 && weight.cols() == groupSize && shared <= 48 * 1024;
         if (!onePass) {
             Backend.super.rmsNormRope(x, weight, groupSize, eps, blocks, rope, positions);
@@ -395,6 +394,11 @@ public final class CudaBackend implements Backend {
             cuMemcpyHtoD(p, Pointer.to(f), f.length * 4L);
             return p;
         });
+    }
+
+    /** Whether attention reads q and k as 16-bit copies at this head size, which RoPE then writes in its pass. */
+    private boolean readsHalfQk(int headDim) {
+        return headDim <= 256 && attentionKernel(headDim).kind() == AttentionKernel.Kind.HALF_INPUTS;
     }
 
     /**
