@@ -159,6 +159,11 @@ public interface Backend extends AutoCloseable {
     /** Routes every row of the router logits [T, E] to its experts. */
     ExpertRouting route(Tensor routerLogits, Router router);
 
+    /** Whether {@link #route} runs this router (the CPU backend runs every one: each is its own reference). */
+    default boolean canRoute(Router router) {
+        return true;
+    }
+
     /**
      * out[t] = sum over the experts e that t was routed to of gate(t, e) * ffn_e(x[t]), computed per expert on
      * its token list only (the activation-sparse contract). Overwrites out.

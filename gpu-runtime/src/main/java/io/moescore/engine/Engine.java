@@ -7,6 +7,7 @@ import io.moescore.batch.TokenBatch;
 import io.moescore.routing.ExpertRouting;
 import io.moescore.routing.GroupLimitedSigmoidRouter;
 import io.moescore.routing.Router;
+import io.moescore.routing.RoutingSpec;
 import io.moescore.routing.TopKSoftmaxRouter;
 
 import io.moescore.backend.AttentionHeads;
@@ -42,25 +43,47 @@ public final class Engine implements AutoCloseable {
     private final List<Router> routers;
 
     public Engine(ModelConfig config, Backend backend, ModelWeights weights) {
+        this(config, backend, weights, RoutingSpec.MODEL);
+    }
+
+    /**
+     * An engine whose MoE layers route as {@code routing} says ({@link RoutingSpec#MODEL}: the model's own routers).
+     *
+     * @throws IllegalArgumentException where the spec does not fit the model (naming --routing and why)
+     * @throws UnsupportedOperationException where the backend lacks the spec's router (naming the variant)
+     */
+    public Engine(ModelConfig config, Backend backend, ModelWeights weights, RoutingSpec routing) {
         requireSupported(config, backend, "this");
         this.config = config;
         this.backend = backend;
         this.weights = weights;
-        this.routers = routers(config, weights);
+        this.routers = routers(config, weights, routing);
+        if (!routing.isModel()) {
+            for (Router router : routers) {
+                if (router != null && !backend.canRoute(router)) {
+                    throw new UnsupportedOperationException(backend.deviceName() + " has no kernel for --routing "
+                            + routing + " (it runs top-k:K of a softmax router only): use --backend cpu");
+                }
+            }
+        }
     }
 
     /**
      * The router of each MoE layer: softmax top-k, or DeepSeek's group-limited sigmoid router with the layer's
-     * e_score_correction_bias.
+     * e_score_correction_bias, as {@code routing} changes it.
      */
-    private static List<Router> routers(ModelConfig c, ModelWeights weights) {
+    private static List<Router> routers(ModelConfig c, ModelWeights weights, RoutingSpec routing) {
         Router softmax = new TopKSoftmaxRouter(c.topK(), c.normalizeTopK());
         GroupRouting g = c.groupRouting();
         List<Router> list = new ArrayList<>();
+        boolean[] moe = new boolean[weights.layers().size()];
         for (ModelWeights.Layer layer : weights.layers()) {
-            list.add(!layer.isMoe() ? null : g == null ? softmax : new GroupLimitedSigmoidRouter(c.topK(),
-                    g.groups(), g.topkGroups(), c.normalizeTopK(), g.scalingFactor(), layer.routerCorrectionBias()));
+            Router own = !layer.isMoe() ? null : g == null ? softmax : new GroupLimitedSigmoidRouter(c.topK(),
+                    g.groups(), g.topkGroups(), c.normalizeTopK(), g.scalingFactor(), layer.routerCorrectionBias());
+            moe[list.size()] = own != null;
+            list.add(own == null ? null : routing.router(own, list.size(), c.numExperts()));
         }
+        routing.checkLayers(moe);
         return list;
     }
 
@@ -93,7 +116,8 @@ public final class Engine implements AutoCloseable {
                     + " does not fit on " + backend.deviceName() + ": " + plan.describe());
         }
         try (Checkpoint checkpoint = Checkpoint.open(modelDirectory)) {
-            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, options));
+            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, options),
+                    options.routing());
         }
     }
 

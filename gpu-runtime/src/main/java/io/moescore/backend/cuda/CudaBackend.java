@@ -485,6 +485,12 @@ public final class CudaBackend implements Backend {
         });
     }
 
+    /** The top-k softmax router up to {@link #ROUTER_MAX_K} experts per token: router.cu's one kernel. */
+    @Override
+    public boolean canRoute(Router router) {
+        return router instanceof TopKSoftmaxRouter topK && topK.k() <= ROUTER_MAX_K;
+    }
+
     @Override
     public ExpertRouting route(Tensor routerLogits, Router router) {
         return launcher.timedValue("route", () -> routeOp(routerLogits, router));
@@ -493,7 +499,7 @@ public final class CudaBackend implements Backend {
     private ExpertRouting routeOp(Tensor routerLogits, Router router) {
         if (!(router instanceof TopKSoftmaxRouter topK)) {
             throw new UnsupportedOperationException("the CUDA backend implements the top-k softmax router only, not "
-                    + router.getClass().getSimpleName());
+                    + router + ": use --backend cpu");
         }
         CudaTensor logits = CudaTensor.of(routerLogits);
         int t = logits.rows;
