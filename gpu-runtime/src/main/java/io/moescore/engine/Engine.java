@@ -50,7 +50,8 @@ public final class Engine implements AutoCloseable {
      * An engine whose MoE layers route as {@code routing} says ({@link RoutingSpec#MODEL}: the model's own routers).
      *
      * @throws IllegalArgumentException where the spec does not fit the model (naming --routing and why)
-     * @throws UnsupportedOperationException where the backend lacks the spec's router (naming the variant)
+     * @throws UnsupportedModelException where the backend lacks the spec's router (naming the variant), an
+     *                                   UnsupportedOperationException that the commands report with exit code 2
      */
     public Engine(ModelConfig config, Backend backend, ModelWeights weights, RoutingSpec routing) {
         requireSupported(config, backend, "this");
@@ -61,7 +62,7 @@ public final class Engine implements AutoCloseable {
         if (!routing.isModel()) {
             for (Router router : routers) {
                 if (router != null && !backend.canRoute(router)) {
-                    throw new UnsupportedOperationException(backend.deviceName() + " has no kernel for --routing "
+                    throw new UnsupportedModelException(backend.deviceName() + " has no kernel for --routing "
                             + routing + " (it runs top-k:K of a softmax router only): use --backend cpu");
                 }
             }
@@ -364,7 +365,7 @@ public final class Engine implements AutoCloseable {
                 // feed-forward block: x += moe(ffnIn) (+ shared experts) or dense ffn(ffnIn)
                 if (layer.isMoe()) {
                     backend.linear(ffnIn, layer.router(), null, routerLogits);
-                    try (ExpertRouting routing = backend.route(routerLogits, routers.get(l))) {
+                    try (ExpertRouting routing = backend.route(routerLogits, routers.get(l), seqOffsetArray)) {
                         load.add(l, routing.tokensPerExpert());
                         int layerIndex = l;
                         backend.experts(ffnIn, routing, layer.experts(), mixed, seen == null ? null

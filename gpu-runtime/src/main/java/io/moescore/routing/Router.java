@@ -10,4 +10,13 @@ package io.moescore.routing;
 public interface Router {
     /** Routes {@code rows} tokens whose logits are {@code logits[row * numExperts + e]}. */
     HostExpertRouting route(float[] logits, int rows, int numExperts);
+
+    /**
+     * As {@link #route(float[], int, int)}, knowing where the batch's sequences start: sequence s owns rows
+     * {@code sequenceStarts[s] .. sequenceStarts[s + 1] - 1}. Only routers that look beyond one token
+     * ({@link BatchTopKRouter} with a block) use them.
+     */
+    default HostExpertRouting route(float[] logits, int rows, int numExperts, int[] sequenceStarts) {
+        return route(logits, rows, numExperts);
+    }
 }

@@ -210,6 +210,17 @@ class RouterVariantsTest {
         assertRow(ties, 0, new int[] {0, 1}, new double[] {0.5, 0.5});
         assertRow(ties, 2, new int[] {0, 2},
                 new double[] {1 / (1 + Math.exp(5)), Math.exp(5) / (1 + Math.exp(5))});
+        // blocks restart at each sequence: sequences {0}, {1, 2, 3} with blocks of 2 -> rows {0}, {1, 2}, {3}
+        HostExpertRouting bySequence = new BatchTopKRouter(1, 2, true).route(logits, 4, 3, new int[] {0, 1, 4});
+        assertRow(bySequence, 0, new int[] {0}, new double[] {1});
+        assertRow(bySequence, 1, new int[] {1}, new double[] {1});  // sums (0, 4, 2)
+        assertRow(bySequence, 2, new int[] {1}, new double[] {1});
+        assertRow(bySequence, 3, new int[] {1}, new double[] {1});
+        // the whole batch ignores sequences
+        HostExpertRouting whole = new BatchTopKRouter(1, 0, true).route(logits, 4, 3, new int[] {0, 1, 4});
+        assertArrayEquals(all.tokens(), whole.tokens());
+        assertThrows(IllegalArgumentException.class,
+                () -> new BatchTopKRouter(1, 2, true).route(logits, 4, 3, new int[] {0, 3}));
         assertTrue(new BatchTopKRouter(1, 0, true).dependsOnBatch());
         assertTrue(!new BatchTopKRouter(1, 64, true).dependsOnBatch());
     }
