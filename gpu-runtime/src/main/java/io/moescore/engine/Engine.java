@@ -5,10 +5,8 @@ import io.moescore.batch.ScoreBatch;
 import io.moescore.batch.SequenceScore;
 import io.moescore.batch.TokenBatch;
 import io.moescore.routing.ExpertRouting;
-import io.moescore.routing.GroupLimitedSigmoidRouter;
 import io.moescore.routing.Router;
 import io.moescore.routing.RoutingSpec;
-import io.moescore.routing.TopKSoftmaxRouter;
 
 import io.moescore.backend.AttentionHeads;
 import io.moescore.backend.Backend;
@@ -19,7 +17,6 @@ import io.moescore.backend.LogProbs;
 import io.moescore.backend.MemoryBudget;
 import io.moescore.backend.Tensor;
 import io.moescore.model.Checkpoint;
-import io.moescore.model.GroupRouting;
 import io.moescore.model.LatentAttention;
 import io.moescore.model.ModelConfig;
 import io.moescore.model.Multipliers;
@@ -74,13 +71,10 @@ public final class Engine implements AutoCloseable {
      * e_score_correction_bias, as {@code routing} changes it.
      */
     private static List<Router> routers(ModelConfig c, ModelWeights weights, RoutingSpec routing) {
-        Router softmax = new TopKSoftmaxRouter(c.topK(), c.normalizeTopK());
-        GroupRouting g = c.groupRouting();
         List<Router> list = new ArrayList<>();
         boolean[] moe = new boolean[weights.layers().size()];
         for (ModelWeights.Layer layer : weights.layers()) {
-            Router own = !layer.isMoe() ? null : g == null ? softmax : new GroupLimitedSigmoidRouter(c.topK(),
-                    g.groups(), g.topkGroups(), c.normalizeTopK(), g.scalingFactor(), layer.routerCorrectionBias());
+            Router own = layer.isMoe() ? RoutingSpec.modelRouter(c, layer.routerCorrectionBias()) : null;
             moe[list.size()] = own != null;
             list.add(own == null ? null : routing.router(own, list.size(), c.numExperts()));
         }

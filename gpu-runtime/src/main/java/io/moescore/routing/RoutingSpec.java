@@ -2,6 +2,8 @@ package io.moescore.routing;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moescore.model.GroupRouting;
+import io.moescore.model.ModelConfig;
 import java.io.IOException;
 import java.io.Serializable;
 import java.nio.file.Files;
@@ -234,6 +236,33 @@ public record RoutingSpec(Kind kind, ThresholdRouter.Gate gate, int k, float val
             experts.add(index(file, where, e.asText()));
         }
         return List.copyOf(experts);
+    }
+
+    /**
+     * The model's own router of a MoE layer: softmax top-k (norm_topk_prob), or DeepSeek's group-limited sigmoid
+     * router with the layer's e_score_correction_bias ({@code correctionBias}, one per expert).
+     */
+    public static Router modelRouter(ModelConfig c, float[] correctionBias) {
+        GroupRouting g = c.groupRouting();
+        return g == null ? new TopKSoftmaxRouter(c.topK(), c.normalizeTopK())
+                : new GroupLimitedSigmoidRouter(c.topK(), g.groups(), g.topkGroups(), c.normalizeTopK(),
+                g.scalingFactor(), correctionBias);
+    }
+
+    /**
+     * The router of every layer of a model of this config under this spec (null for dense layers), before its
+     * weights are read: the correction biases of group routing are zero here, which changes no check.
+     *
+     * @throws IllegalArgumentException naming --routing and what the model lacks for it
+     */
+    public List<Router> routers(ModelConfig c) {
+        checkLayers(c.moeLayers());
+        List<Router> routers = new ArrayList<>();
+        for (int l = 0; l < c.moeLayers().length; l++) {
+            routers.add(c.moeLayers()[l] ? router(modelRouter(c, new float[c.numExperts()]), l, c.numExperts())
+                    : null);
+        }
+        return routers;
     }
 
     /** Whether a token's scores depend on every row it is batched with (batch-top-k without a block). */

@@ -7,6 +7,7 @@ import io.moescore.engine.LoadOptions;
 import io.moescore.model.ModelConfig;
 import io.moescore.routing.RoutingSpec;
 import java.io.Serializable;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -129,7 +130,23 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
 
     /** What the chosen backend lacks to run a model of this config (empty: nothing), asked without opening it. */
     public List<String> unsupported(ModelConfig config) {
-        return Backends.unsupported(backend, config);
+        List<String> missing = new ArrayList<>(Backends.unsupported(backend, config));
+        if (!routing.isModel() && routing.routers(config).stream()
+                .anyMatch(r -> r != null && !Backends.routes(backend, r))) {
+            missing.add("a kernel for " + ROUTING.flag() + " " + routing + " (it runs top-k:K of a softmax router "
+                    + "only)");
+        }
+        return missing;
+    }
+
+    /**
+     * Checks {@link #routing} against a model's config before its weights load (a K above its experts, a drop list
+     * naming a layer or expert it lacks).
+     *
+     * @throws IllegalArgumentException naming --routing and what is wrong
+     */
+    public void checkRouting(ModelConfig config) {
+        routing.routers(config);
     }
 
     /** Every setting with its value, in {@link #ALL}'s order. */

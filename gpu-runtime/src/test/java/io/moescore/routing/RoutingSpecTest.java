@@ -159,4 +159,19 @@ class RoutingSpecTest {
             assertEquals(spec, in.readObject());
         }
     }
+
+    @Test
+    void routersOfAModelConfigFollowItsLayers() throws IOException {
+        io.moescore.model.ModelConfig demo = io.moescore.model.ModelConfig.load(io.moescore.TestModels.demoModel());
+        List<Router> own = RoutingSpec.MODEL.routers(demo);
+        assertEquals(4, own.size());
+        for (Router r : own) {
+            assertEquals(new TopKSoftmaxRouter(2, true), r);
+        }
+        Path drop = Files.writeString(dir.resolve("d.txt"), "4: 1\n");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> RoutingSpec.parse("drop-experts:" + drop).routers(demo));
+        assertTrue(e.getMessage().contains("drops experts of layer 4, which the model (4 layers) lacks"),
+                e.getMessage());
+    }
 }

@@ -143,4 +143,21 @@ class ScoreSettingsTest {
                 ScoreSettings.DETERMINISTIC, "true")));
         assertEquals(64, blocks.routing().block());
     }
+
+    @Test
+    void theCudaBackendIsAskedForTheRoutersItRunsBeforeAnythingLoads() {
+        io.moescore.model.ModelConfig demo = io.moescore.model.ModelConfig.load(io.moescore.TestModels.demoModel());
+        ScoreSettings cuda = ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, "cuda");
+        assertTrue(cuda.unsupported(demo).isEmpty(), cuda.unsupported(demo).toString());
+        assertTrue(cuda.with(ScoreSettings.ROUTING, RoutingSpec.parse("top-k:1")).unsupported(demo).isEmpty());
+        assertEquals(java.util.List.of("a kernel for --routing sparsemax (it runs top-k:K of a softmax router only)"),
+                cuda.with(ScoreSettings.ROUTING, RoutingSpec.parse("sparsemax")).unsupported(demo));
+        ScoreSettings cpu = ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, "cpu")
+                .with(ScoreSettings.ROUTING, RoutingSpec.parse("sparsemax"));
+        assertTrue(cpu.unsupported(demo).isEmpty());
+        cpu.checkRouting(demo);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ScoreSettings.DEFAULTS
+                .with(ScoreSettings.ROUTING, RoutingSpec.parse("batch-top-k:9:4")).checkRouting(demo));
+        assertEquals("--routing batch-top-k:9:4: 9 is more than the model's 8 experts", e.getMessage());
+    }
 }

@@ -485,9 +485,13 @@ public final class CudaBackend implements Backend {
         });
     }
 
-    /** The top-k softmax router up to {@link #ROUTER_MAX_K} experts per token: router.cu's one kernel. */
     @Override
     public boolean canRoute(Router router) {
+        return routes(router);
+    }
+
+    /** The top-k softmax router up to ROUTER_MAX_K experts per token: router.cu's one kernel. */
+    public static boolean routes(Router router) {
         return router instanceof TopKSoftmaxRouter topK && topK.k() <= ROUTER_MAX_K;
     }
 
