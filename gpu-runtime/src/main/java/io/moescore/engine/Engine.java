@@ -56,6 +56,11 @@ public final class Engine implements AutoCloseable {
         this.backend = backend;
         this.weights = weights;
         this.routers = routers(config, weights, routing);
+        requireRoutable(backend, routing, routers);
+    }
+
+    /** Refuses, naming the spec, routers the backend has no kernel for. */
+    private static void requireRoutable(Backend backend, RoutingSpec routing, List<Router> routers) {
         if (!routing.isModel()) {
             for (Router router : routers) {
                 if (router != null && !backend.canRoute(router)) {
@@ -110,6 +115,7 @@ public final class Engine implements AutoCloseable {
             throw new UnsupportedModelException("the " + config.family().modelType + " model " + modelDirectory
                     + " does not fit on " + backend.deviceName() + ": " + plan.describe());
         }
+        requireRoutable(backend, options.routing(), options.routing().routers(config));  // before any upload
         try (Checkpoint checkpoint = Checkpoint.open(modelDirectory)) {
             return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, options),
                     options.routing());
