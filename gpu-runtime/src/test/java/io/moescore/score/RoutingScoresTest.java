@@ -50,10 +50,14 @@ class RoutingScoresTest {
     }
 
     Run score(String routing, int batchTokens) throws IOException {
+        return score(TestModels.demoModel(), input, routing, batchTokens);
+    }
+
+    Run score(Path model, Path in, String routing, int batchTokens) throws IOException {
         Path output = dir.resolve("out-" + Integer.toHexString(routing.hashCode()) + "-" + batchTokens + ".jsonl");
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         int code = new LocalScorer(new PrintStream(log, true, StandardCharsets.UTF_8)).run(
-                new LocalScoreOptions(TestModels.demoModel(), input, output, true, ScoreSettings.DEFAULTS
+                new LocalScoreOptions(model, in, output, true, ScoreSettings.DEFAULTS
                         .with(ScoreSettings.BACKEND, "cpu").with(ScoreSettings.CPU_THREADS, 2)
                         .with(ScoreSettings.TOKEN_LOGPROBS, true).with(ScoreSettings.BATCH_TOKENS, batchTokens)
                         .with(ScoreSettings.ROUTING, RoutingSpec.parse(routing))));
@@ -150,6 +154,24 @@ class RoutingScoresTest {
         assertBitIdentical(blocks, score("batch-top-k:2:16", 64), "batch-top-k:2:16 at 64 batch tokens");
         assertBitIdentical(blocks, score("batch-top-k:2:16", 1), "batch-top-k:2:16 one row per batch");
         assertNotEquals(score("model", 8192).meanPerplexity(), blocks.meanPerplexity());
+    }
+
+    /** Every transformers fixture (Mixtral, Qwen2-MoE with shared experts and raw gates, Qwen3-MoE, OLMoE). */
+    static List<Path> fixtures() {
+        return TestModels.hfFixtures();
+    }
+
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.MethodSource("fixtures")
+    void fixturesScoreTheirOwnKBitIdenticallyAndRunWithTokensOfNoExpert(Path model) throws IOException {
+        Path in = GoldenInputs.write(model, dir.resolve("fixture.jsonl"));
+        int k = io.moescore.model.ModelConfig.load(model).topK();
+        Run own = score(model, in, "model", 8192);
+        assertBitIdentical(own, score(model, in, "top-k:" + k, 8192), model.getFileName() + " top-k:" + k);
+        Run none = score(model, in, "sigmoid:0.999999", 8192);
+        assertEquals(0, total(none), "no token reaches an expert");
+        assertTrue(Double.isFinite(none.meanPerplexity()), model.getFileName().toString());
+        assertNotEquals(own.meanPerplexity(), none.meanPerplexity());
     }
 
     static long total(Run run) {
