@@ -160,6 +160,19 @@ public interface Backend extends AutoCloseable {
     ExpertRouting route(Tensor routerLogits, Router router);
 
     /**
+     * As {@link #route(Tensor, Router)}, with the batch's sequence starts ({@code sequenceStarts[s]}: the first
+     * row of sequence s, then the row count) for routers that look beyond one token ({@link Router}).
+     */
+    default ExpertRouting route(Tensor routerLogits, Router router, int[] sequenceStarts) {
+        return route(routerLogits, router);
+    }
+
+    /** Whether {@link #route} runs this router (the CPU backend runs every one: each is its own reference). */
+    default boolean canRoute(Router router) {
+        return true;
+    }
+
+    /**
      * out[t] = sum over the experts e that t was routed to of gate(t, e) * ffn_e(x[t]), computed per expert on
      * its token list only (the activation-sparse contract). Overwrites out.
      */

@@ -5,9 +5,8 @@ import io.moescore.batch.ScoreBatch;
 import io.moescore.batch.SequenceScore;
 import io.moescore.batch.TokenBatch;
 import io.moescore.routing.ExpertRouting;
-import io.moescore.routing.GroupLimitedSigmoidRouter;
 import io.moescore.routing.Router;
-import io.moescore.routing.TopKSoftmaxRouter;
+import io.moescore.routing.RoutingSpec;
 
 import io.moescore.backend.AttentionHeads;
 import io.moescore.backend.Backend;
@@ -18,7 +17,6 @@ import io.moescore.backend.LogProbs;
 import io.moescore.backend.MemoryBudget;
 import io.moescore.backend.Tensor;
 import io.moescore.model.Checkpoint;
-import io.moescore.model.GroupRouting;
 import io.moescore.model.LatentAttention;
 import io.moescore.model.ModelConfig;
 import io.moescore.model.Multipliers;
@@ -42,25 +40,50 @@ public final class Engine implements AutoCloseable {
     private final List<Router> routers;
 
     public Engine(ModelConfig config, Backend backend, ModelWeights weights) {
+        this(config, backend, weights, RoutingSpec.MODEL);
+    }
+
+    /**
+     * An engine whose MoE layers route as {@code routing} says ({@link RoutingSpec#MODEL}: the model's own routers).
+     *
+     * @throws IllegalArgumentException where the spec does not fit the model (naming --routing and why)
+     * @throws UnsupportedModelException where the backend lacks the spec's router (naming the variant), an
+     *                                   UnsupportedOperationException that the commands report with exit code 2
+     */
+    public Engine(ModelConfig config, Backend backend, ModelWeights weights, RoutingSpec routing) {
         requireSupported(config, backend, "this");
         this.config = config;
         this.backend = backend;
         this.weights = weights;
-        this.routers = routers(config, weights);
+        this.routers = routers(config, weights, routing);
+        requireRoutable(backend, routing, routers);
+    }
+
+    /** Refuses, naming the spec, routers the backend has no kernel for. */
+    private static void requireRoutable(Backend backend, RoutingSpec routing, List<Router> routers) {
+        if (!routing.isModel()) {
+            for (Router router : routers) {
+                if (router != null && !backend.canRoute(router)) {
+                    throw new UnsupportedModelException(backend.deviceName() + " has no kernel for --routing "
+                            + routing + " (it runs top-k:K of a softmax router only): use --backend cpu");
+                }
+            }
+        }
     }
 
     /**
      * The router of each MoE layer: softmax top-k, or DeepSeek's group-limited sigmoid router with the layer's
-     * e_score_correction_bias.
+     * e_score_correction_bias, as {@code routing} changes it.
      */
-    private static List<Router> routers(ModelConfig c, ModelWeights weights) {
-        Router softmax = new TopKSoftmaxRouter(c.topK(), c.normalizeTopK());
-        GroupRouting g = c.groupRouting();
+    private static List<Router> routers(ModelConfig c, ModelWeights weights, RoutingSpec routing) {
         List<Router> list = new ArrayList<>();
+        boolean[] moe = new boolean[weights.layers().size()];
         for (ModelWeights.Layer layer : weights.layers()) {
-            list.add(!layer.isMoe() ? null : g == null ? softmax : new GroupLimitedSigmoidRouter(c.topK(),
-                    g.groups(), g.topkGroups(), c.normalizeTopK(), g.scalingFactor(), layer.routerCorrectionBias()));
+            Router own = layer.isMoe() ? RoutingSpec.modelRouter(c, layer.routerCorrectionBias()) : null;
+            moe[list.size()] = own != null;
+            list.add(own == null ? null : routing.router(own, list.size(), c.numExperts()));
         }
+        routing.checkLayers(moe);
         return list;
     }
 
@@ -92,8 +115,10 @@ public final class Engine implements AutoCloseable {
             throw new UnsupportedModelException("the " + config.family().modelType + " model " + modelDirectory
                     + " does not fit on " + backend.deviceName() + ": " + plan.describe());
         }
+        requireRoutable(backend, options.routing(), options.routing().routers(config));  // before any upload
         try (Checkpoint checkpoint = Checkpoint.open(modelDirectory)) {
-            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, options));
+            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, options),
+                    options.routing());
         }
     }
 
@@ -343,7 +368,7 @@ public final class Engine implements AutoCloseable {
                 // feed-forward block: x += moe(ffnIn) (+ shared experts) or dense ffn(ffnIn)
                 if (layer.isMoe()) {
                     backend.linear(ffnIn, layer.router(), null, routerLogits);
-                    try (ExpertRouting routing = backend.route(routerLogits, routers.get(l))) {
+                    try (ExpertRouting routing = backend.route(routerLogits, routers.get(l), seqOffsetArray)) {
                         load.add(l, routing.tokensPerExpert());
                         int layerIndex = l;
                         backend.experts(ffnIn, routing, layer.experts(), mixed, seen == null ? null

@@ -61,14 +61,8 @@ public record GroupLimitedSigmoidRouter(int k, int groups, int topkGroups, boole
                 groupScore[g] = first + second;
             }
             Arrays.fill(eligible, false);
-            for (int j = 0; j < topkGroups; j++) {
-                int best = -1;
-                for (int g = 0; g < groups; g++) {
-                    if (!eligible[g] && (best < 0 || TopKSoftmaxRouter.larger(groupScore[g], groupScore[best]))) {
-                        best = g;
-                    }
-                }
-                eligible[best] = true;
+            for (int g : Gates.largest(groupScore, groups, topkGroups)) {
+                eligible[g] = true;
             }
             Arrays.fill(taken, false);
             float sum = 0;

@@ -1,7 +1,5 @@
 package io.moescore.routing;
 
-import java.util.Arrays;
-
 /**
  * softmax over all experts, keep the k largest probabilities (lowest expert index first on ties), optionally
  * renormalised to sum to one: the gate of Mixtral (always renormalised), Qwen2/3-MoE and OLMoE (norm_topk_prob).
@@ -23,43 +21,13 @@ public record TopKSoftmaxRouter(int k, boolean renormalize) implements Router {
         if (k > numExperts) {
             throw new IllegalArgumentException("top-" + k + " routing over " + numExperts + " experts");
         }
-        int[][] chosen = new int[rows][k];
-        float[][] gates = new float[rows][k];
+        int[][] chosen = new int[rows][];
+        float[][] gates = new float[rows][];
         float[] probs = new float[numExperts];
-        boolean[] taken = new boolean[numExperts];
         for (int t = 0; t < rows; t++) {
-            int base = t * numExperts;
-            float max = Float.NEGATIVE_INFINITY;
-            for (int e = 0; e < numExperts; e++) {
-                max = Math.max(max, logits[base + e]);
-            }
-            float sum = 0;
-            for (int e = 0; e < numExperts; e++) {
-                probs[e] = (float) Math.exp(logits[base + e] - max);
-                sum += probs[e];
-            }
-            if (Float.isNaN(sum)) {  // NaN or +Infinity among the logits, or all -Infinity: no softmax
-                Arrays.fill(probs, Float.NaN);
-            }
-            Arrays.fill(taken, false);
-            float kept = 0;
-            for (int j = 0; j < k; j++) {
-                int best = -1;
-                for (int e = 0; e < numExperts; e++) {
-                    if (!taken[e] && (best < 0 || larger(probs[e], probs[best]))) {
-                        best = e;
-                    }
-                }
-                chosen[t][j] = best;
-                gates[t][j] = probs[best] / sum;
-                kept += gates[t][j];
-                taken[best] = true;
-            }
-            if (renormalize) {
-                for (int j = 0; j < k; j++) {
-                    gates[t][j] /= kept;
-                }
-            }
+            float sum = Gates.softmaxNumerators(logits, t * numExperts, numExperts, probs);
+            chosen[t] = Gates.largest(probs, numExperts, k);
+            gates[t] = Gates.softmaxGates(probs, sum, chosen[t], renormalize);
         }
         return HostExpertRouting.fromChoices(numExperts, chosen, gates);
     }

@@ -289,6 +289,9 @@ public final class LocalScorer {
         root.put("tokens_per_second", s.tokensPerSecond());
         root.put("device", s.device());
         root.set("settings", mapper.valueToTree(settings.describe()));
+        if (settings.batchDependentScores()) {  // written only then: its absence means batch-independent routing
+            root.put("batch_dependent_scores", true);
+        }
         ArrayNode layers = root.putArray("expert_tokens_per_layer");
         for (int l = 0; l < s.load().numLayers(); l++) {
             ArrayNode counts = layers.addArray();

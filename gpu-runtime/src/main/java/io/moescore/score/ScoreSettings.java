@@ -5,7 +5,9 @@ import io.moescore.backend.Precision;
 import io.moescore.backend.select.Backends;
 import io.moescore.engine.LoadOptions;
 import io.moescore.model.ModelConfig;
+import io.moescore.routing.RoutingSpec;
 import java.io.Serializable;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -41,10 +43,13 @@ import java.util.function.Function;
  * @param longRows      what becomes of a row longer than the model's context ({@link LongRows}, {@link RowPlan})
  * @param stride        with {@link LongRows#STRIDE}: tokens each window starts after the one before (0: half the
  *                      context); below the context ({@link #rowLimits})
+ * @param routing       which router the MoE layers use ({@link RoutingSpec}; {@code model}: the model's own). A spec
+ *                      whose scores depend on batch composition ({@code batch-top-k:K} without a block) is refused
+ *                      with {@code --deterministic}
  */
 public record ScoreSettings(String backend, Precision precision, boolean deterministic, int batchTokens,
                             boolean tokenLogProbs, int topK, int cpuThreads, boolean allowNonfinite,
-                            LongRows longRows, int stride)
+                            LongRows longRows, int stride, RoutingSpec routing)
         implements Serializable {
     /** ForkJoinPool's limit is 32767; far above any machine's cores, and a typo like 100000 is caught by name. */
     public static final int MAX_CPU_THREADS = 4096;
@@ -80,9 +85,16 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
             "with --long-rows stride: each window starts S tokens after the one before, so every token after the "
                     + "first window is scored with context - S tokens before it (0: half the context)");
 
+    public static final Setting<RoutingSpec> ROUTING = Setting.parsed("routing", "--routing", "SPEC",
+            RoutingSpec.class, RoutingSpec.MODEL, RoutingSpec::parse, RoutingSpec::toString,
+            "the MoE layers' router: model (the model's own), top-k:K, top-p:P[:MAXK], sigmoid:T, softmax:T, "
+                    + "sparsemax, quadratic:T, pioneer:T (MiSTer's threshold gates), batch-top-k:K[:B] (one expert "
+                    + "set per batch, or per block of B token rows) or drop-experts:FILE; all but model and top-k:K "
+                    + "need --backend cpu");
+
     /** Every scoring setting, in the order summaries and manifests list them. */
     public static final List<Setting<?>> ALL = List.of(BACKEND, PRECISION, DETERMINISTIC, BATCH_TOKENS,
-            TOKEN_LOGPROBS, TOP_K, CPU_THREADS, ALLOW_NONFINITE, LONG_ROWS, STRIDE);
+            TOKEN_LOGPROBS, TOP_K, CPU_THREADS, ALLOW_NONFINITE, LONG_ROWS, STRIDE, ROUTING);
 
     /** Every setting at its default. */
     public static final ScoreSettings DEFAULTS = resolve(Setting.Source.NONE);
@@ -96,6 +108,12 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         CPU_THREADS.valueOf(cpuThreads, CPU_THREADS.key());
         LONG_ROWS.valueOf(longRows, LONG_ROWS.key());
         STRIDE.valueOf(stride, STRIDE.key());
+        routing = ROUTING.valueOf(routing, ROUTING.key());
+        if (deterministic && routing.dependsOnBatch()) {
+            throw new IllegalArgumentException(DETERMINISTIC.flag() + " (" + DETERMINISTIC.key() + ") refuses "
+                    + ROUTING.flag() + " " + routing + " (" + ROUTING.key() + "): its scores depend on the rows "
+                    + "batched together; give a block of token rows, " + routing + ":B, or drop --deterministic");
+        }
     }
 
     /**
@@ -107,12 +125,28 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         return new ScoreSettings(BACKEND.resolve(source), PRECISION.resolve(source), DETERMINISTIC.resolve(source),
                 BATCH_TOKENS.resolve(source), TOKEN_LOGPROBS.resolve(source), TOP_K.resolve(source),
                 CPU_THREADS.resolve(source), ALLOW_NONFINITE.resolve(source), LONG_ROWS.resolve(source),
-                STRIDE.resolve(source));
+                STRIDE.resolve(source), ROUTING.resolve(source));
     }
 
     /** What the chosen backend lacks to run a model of this config (empty: nothing), asked without opening it. */
     public List<String> unsupported(ModelConfig config) {
-        return Backends.unsupported(backend, config);
+        List<String> missing = new ArrayList<>(Backends.unsupported(backend, config));
+        if (!routing.isModel() && routing.routers(config).stream()
+                .anyMatch(r -> r != null && !Backends.routes(backend, r))) {
+            missing.add("a kernel for " + ROUTING.flag() + " " + routing + " (it runs top-k:K of a softmax router "
+                    + "only)");
+        }
+        return missing;
+    }
+
+    /**
+     * Checks {@link #routing} against a model's config before its weights load (a K above its experts, a drop list
+     * naming a layer or expert it lacks).
+     *
+     * @throws IllegalArgumentException naming --routing and what is wrong
+     */
+    public void checkRouting(ModelConfig config) {
+        routing.routers(config);
     }
 
     /** Every setting with its value, in {@link #ALL}'s order. */
@@ -128,6 +162,7 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         values.put(ALLOW_NONFINITE, allowNonfinite);
         values.put(LONG_ROWS, longRows);
         values.put(STRIDE, stride);
+        values.put(ROUTING, routing);
         return values;
     }
 
@@ -164,9 +199,14 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         return Backends.open(backend, resolvedCpuThreads(), device, precision, deterministic);
     }
 
-    /** How an engine loads its weights under these settings (whether non-finite weights are allowed). */
+    /** How an engine loads its weights under these settings (whether non-finite weights are allowed, routers). */
     public LoadOptions loadOptions() {
-        return LoadOptions.DEFAULT.withAllowNonfinite(allowNonfinite);
+        return LoadOptions.DEFAULT.withAllowNonfinite(allowNonfinite).withRouting(routing);
+    }
+
+    /** Whether a row's scores depend on the rows batched with it (its output says so: {@link #routing}). */
+    public boolean batchDependentScores() {
+        return routing.dependsOnBatch();
     }
 
     /**
@@ -175,7 +215,7 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
      */
     public ScoreSettings forEngine() {
         return new ScoreSettings(backend, precision, deterministic, DEFAULTS.batchTokens, DEFAULTS.tokenLogProbs,
-                DEFAULTS.topK, cpuThreads, allowNonfinite, DEFAULTS.longRows, DEFAULTS.stride);
+                DEFAULTS.topK, cpuThreads, allowNonfinite, DEFAULTS.longRows, DEFAULTS.stride, routing);
     }
 
     /**

@@ -15,7 +15,7 @@ import java.util.function.Function;
  * gave it ({@code --batch-tokens must be at least 1, got 0}, {@code spark.moescore.batchTokens 'x' is not a whole
  * number}, {@code MoeScorer param batchTokens ...}).
  *
- * @param <T> Integer, Boolean, Path, or the value type of a {@link #choice}
+ * @param <T> Integer, Boolean, Path, or the value type of a {@link #choice} or {@link #parsed} setting
  */
 public final class Setting<T> {
     /** What a user gave for a setting: the value, typed or as text, and the name it was given under. */
@@ -96,6 +96,15 @@ public final class Setting<T> {
             }
             return values.get(i);
         }, v -> values.contains(v) ? null : "'" + v + "' is not one of " + names, name);
+    }
+
+    /**
+     * A value read from text by {@code parse} (which throws IllegalArgumentException naming the part that is
+     * wrong) and written back by {@code format}; {@code label} shows its form in usage help.
+     */
+    public static <T> Setting<T> parsed(String key, String flag, String label, Class<T> type, T defaultValue,
+                                        Function<String, T> parse, Function<T, String> format, String description) {
+        return new Setting<>(key, flag, label, description, type, defaultValue, parse, v -> null, format);
     }
 
     /** A file or folder; no default: required. Usage help shows it as {@code --flag=<key>}. */

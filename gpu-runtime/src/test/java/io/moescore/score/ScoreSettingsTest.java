@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.moescore.backend.Precision;
+import io.moescore.routing.RoutingSpec;
 import java.util.HashSet;
 import java.util.Map;
 import java.util.Set;
@@ -93,7 +94,8 @@ class ScoreSettingsTest {
                 () -> ScoreSettings.DEFAULTS.with(ScoreSettings.BATCH_TOKENS, 0));
         assertEquals("batchTokens must be at least 1, got 0", e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> new ScoreSettings("tpu", Precision.BF16, false, 1, false, 0, 0, false, LongRows.ERROR, 0));
+                () -> new ScoreSettings("tpu", Precision.BF16, false, 1, false, 0, 0, false, LongRows.ERROR, 0,
+                        RoutingSpec.MODEL));
         assertEquals("backend 'tpu' is not one of [auto, cpu, cuda]", e.getMessage());
     }
 
@@ -111,5 +113,51 @@ class ScoreSettingsTest {
         ScoreSettings a = ScoreSettings.DEFAULTS.with(ScoreSettings.TOP_K, 5).with(ScoreSettings.BATCH_TOKENS, 7);
         assertEquals(ScoreSettings.DEFAULTS.forEngine(), a.forEngine());
         assertFalse(a.with(ScoreSettings.PRECISION, Precision.FP16).forEngine().equals(a.forEngine()));
+    }
+
+    @Test
+    void routingIsTheModelsOwnByDefaultAndReachesTheEngineAsParsed() {
+        assertEquals(RoutingSpec.MODEL, ScoreSettings.DEFAULTS.routing());
+        assertEquals("model", ScoreSettings.DEFAULTS.describe().get("routing"));
+        assertEquals(RoutingSpec.MODEL, ScoreSettings.DEFAULTS.loadOptions().routing());
+        ScoreSettings s = ScoreSettings.resolve(given("--", Map.of(ScoreSettings.ROUTING, "top-p:0.9:3")));
+        assertEquals(RoutingSpec.parse("top-p:0.9:3"), s.routing());
+        assertEquals("top-p:0.9:3", s.describe().get("routing"));
+        assertEquals(s.routing(), s.loadOptions().routing());
+        assertEquals(s.routing(), s.forEngine().routing(), "engines differ by their routers");
+        assertFalse(s.batchDependentScores());
+        assertTrue(s.with(ScoreSettings.ROUTING, RoutingSpec.parse("batch-top-k:2")).batchDependentScores());
+        assertMessage("--routing 'top-k:zero': K must be a whole number of at least 1, got 'zero'",
+                given("--", Map.of(ScoreSettings.ROUTING, "top-k:zero")), null);
+        assertMessage("spark.moescore.routing 'sigmoid:2': T must lie in [0, 1), got 2",
+                given("spark.moescore.", Map.of(ScoreSettings.ROUTING, "sigmoid:2")), null);
+    }
+
+    @Test
+    void deterministicRefusesRoutingThatDependsOnTheBatch() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ScoreSettings.resolve(
+                given("--", Map.of(ScoreSettings.ROUTING, "batch-top-k:2", ScoreSettings.DETERMINISTIC, "true"))));
+        assertTrue(e.getMessage().startsWith("--deterministic (deterministic) refuses --routing batch-top-k:2 "
+                + "(routing)"), e.getMessage());
+        ScoreSettings blocks = ScoreSettings.resolve(given("--", Map.of(ScoreSettings.ROUTING, "batch-top-k:2:64",
+                ScoreSettings.DETERMINISTIC, "true")));
+        assertEquals(64, blocks.routing().block());
+    }
+
+    @Test
+    void theCudaBackendIsAskedForTheRoutersItRunsBeforeAnythingLoads() {
+        io.moescore.model.ModelConfig demo = io.moescore.model.ModelConfig.load(io.moescore.TestModels.demoModel());
+        ScoreSettings cuda = ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, "cuda");
+        assertTrue(cuda.unsupported(demo).isEmpty(), cuda.unsupported(demo).toString());
+        assertTrue(cuda.with(ScoreSettings.ROUTING, RoutingSpec.parse("top-k:1")).unsupported(demo).isEmpty());
+        assertEquals(java.util.List.of("a kernel for --routing sparsemax (it runs top-k:K of a softmax router only)"),
+                cuda.with(ScoreSettings.ROUTING, RoutingSpec.parse("sparsemax")).unsupported(demo));
+        ScoreSettings cpu = ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, "cpu")
+                .with(ScoreSettings.ROUTING, RoutingSpec.parse("sparsemax"));
+        assertTrue(cpu.unsupported(demo).isEmpty());
+        cpu.checkRouting(demo);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ScoreSettings.DEFAULTS
+                .with(ScoreSettings.ROUTING, RoutingSpec.parse("batch-top-k:9:4")).checkRouting(demo));
+        assertEquals("--routing batch-top-k:9:4: 9 is more than the model's 8 experts", e.getMessage());
     }
 }

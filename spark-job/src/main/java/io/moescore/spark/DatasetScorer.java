@@ -112,6 +112,7 @@ public final class DatasetScorer {
                         + String.join("; ", missing) + " (backend 'cpu' runs it)");
             }
             spec.settings().rowLimits(parsed.maxPositions());  // a stride the model's context cannot take
+            spec.settings().checkRouting(parsed);  // a --routing spec the model cannot take
             return parsed;
         } catch (IOException e) {
             throw new IllegalArgumentException("cannot read model " + config + ": " + e.getMessage(), e);

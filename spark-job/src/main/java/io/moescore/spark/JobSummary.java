@@ -161,6 +161,9 @@ public record JobSummary(long rows, long errorRows, long tokens, double wallSeco
         }
         if (settings != null) {
             root.set("settings", mapper.valueToTree(settings.describe()));
+            if (settings.batchDependentScores()) {  // only then: --routing batch-top-k:K, one expert set per batch
+                root.put("batch_dependent_scores", true);
+            }
         }
         ArrayNode layers = root.putArray("expert_tokens_per_layer");
         for (long[] layer : expertLoad) {

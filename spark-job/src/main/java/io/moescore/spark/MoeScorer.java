@@ -247,6 +247,10 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         return settingParam(ScoreSettings.STRIDE);
     }
 
+    public Param<String> routing() {
+        return settingParam(ScoreSettings.ROUTING);
+    }
+
     @SuppressWarnings("unchecked")
     private <P extends Param<?>> P settingParam(Setting<?> setting) {
         return (P) settingParams.get(setting.key());
@@ -324,6 +328,10 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         return (Integer) getOrDefault(stride());
     }
 
+    public String getRouting() {
+        return getOrDefault(routing());
+    }
+
     public boolean getUseStageLevelScheduling() {
         return (Boolean) getOrDefault(useStageLevelScheduling);
     }
@@ -397,6 +405,11 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     /** With long rows strided: tokens each window starts after the one before (0: half the context). */
     public MoeScorer setStride(int value) {
         return with(stride(), value);
+    }
+
+    /** The MoE layers' router, a --routing spec ({@code model}: the model's own; see ScoreSettings.ROUTING). */
+    public MoeScorer setRouting(String value) {
+        return with(routing(), value);
     }
 
     /** CPU backend threads per executor (0: all cores); not set: {@code spark.moescore.cpuThreads} conf. */

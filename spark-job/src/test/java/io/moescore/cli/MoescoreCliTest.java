@@ -70,6 +70,37 @@ class MoescoreCliTest {
     }
 
     @Test
+    void routingIsOneSpecCheckedBeforeAnythingIsWritten() throws Exception {
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream stderr = System.err;
+        Path in = Files.writeString(dir.resolve("in.jsonl"), "{\"id\": \"a\", \"tokens\": [1, 2, 3, 4, 5]}\n");
+        Path output = dir.resolve("out.jsonl");
+        java.util.function.Function<String[], String[]> args = more -> java.util.stream.Stream.concat(
+                java.util.stream.Stream.of("score-local", "--model", demoModel().toString(), "--input", in.toString(),
+                        "--output", output.toString(), "--backend", "cpu", "--threads", "1"),
+                java.util.Arrays.stream(more)).toArray(String[]::new);
+        try {
+            System.setErr(new java.io.PrintStream(out, true, java.nio.charset.StandardCharsets.UTF_8));
+            assertEquals(2, Moescore.run(args.apply(new String[] {"--routing", "top-k:x"})));
+            assertEquals(2, Moescore.run(args.apply(new String[] {"--routing", "batch-top-k:2", "--deterministic"})));
+            assertFalse(Files.exists(output));
+            assertEquals(2, Moescore.run(args.apply(new String[] {"--routing", "top-k:9"})), "more than 8 experts");
+            assertFalse(Files.exists(output));
+            assertEquals(0, Moescore.run(args.apply(new String[] {"--routing", "batch-top-k:2:4", "--deterministic"})));
+        } finally {
+            System.setErr(stderr);
+        }
+        String log = out.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(log.contains("--routing 'top-k:x': K must be a whole number of at least 1, got 'x'"), log);
+        assertTrue(log.contains("--deterministic (deterministic) refuses --routing batch-top-k:2 (routing)"), log);
+        assertTrue(log.contains("--routing top-k:9: 9 is more than the model's 8 experts"), log);
+        com.fasterxml.jackson.databind.JsonNode summary = new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(dir.resolve("out.summary.json").toFile());
+        assertEquals("batch-top-k:2:4", summary.get("settings").get("routing").asText(), summary.toString());
+        assertFalse(summary.has("batch_dependent_scores"), summary.toString());
+    }
+
+    @Test
     void sparsifyWritesATwoFourCheckpointThatScores() throws Exception {
         Path out = dir.resolve("sparse");
         assertEquals(0, Moescore.run("sparsify", "--model", demoModel().toString(), "--out", out.toString(),

@@ -27,4 +27,17 @@ class JobSummaryTest {
         assertEquals(10, JobSummary.unionNanos(List.of(new long[] {0, 10}, new long[] {2, 5}, new long[] {10, 10})));
         assertEquals(7, JobSummary.unionNanos(List.of(new long[] {5, 8}, new long[] {0, 4})));
     }
+
+    @Test
+    void batchDependentRoutingIsFlaggedInTheSummary() {
+        JobSummary s = JobSummary.of(List.of(task(0, "0", 10, 0, 1)), 1.0);
+        io.moescore.score.ScoreSettings blocks = io.moescore.score.ScoreSettings.DEFAULTS.with(
+                io.moescore.score.ScoreSettings.ROUTING, io.moescore.routing.RoutingSpec.parse("batch-top-k:2:64"));
+        assertEquals(false, s.withSettings(blocks).toJson().has("batch_dependent_scores"));
+        com.fasterxml.jackson.databind.node.ObjectNode json = s.withSettings(blocks.with(
+                io.moescore.score.ScoreSettings.ROUTING, io.moescore.routing.RoutingSpec.parse("batch-top-k:2")))
+                .toJson();
+        assertEquals(true, json.get("batch_dependent_scores").asBoolean());
+        assertEquals("batch-top-k:2", json.get("settings").get("routing").asText());
+    }
 }

@@ -48,4 +48,25 @@ class ModelCheckBackendTest {
         assertEquals(ModelConfig.Family.DEEPSEEK_V3, DatasetScorer.checkModel(spec("cpu")).family());
         assertEquals(ModelConfig.Family.DEEPSEEK_V3, DatasetScorer.checkModel(spec("auto")).family());
     }
+
+    @Test
+    void routingTheModelCannotTakeIsRefusedOnTheDriver() throws IOException {
+        ScoringSpec base = spec("cpu");
+        java.util.function.Function<String, ScoringSpec> routed = r -> new ScoringSpec(base.modelUri(),
+                base.settings().with(ScoreSettings.ROUTING, io.moescore.routing.RoutingSpec.parse(r)), "tokens", null,
+                Map.of());
+        // DeepSeek-V3's group-limited router: 2 of 4 groups of 2 experts reach 4 experts; no top-p over it
+        assertEquals(ModelConfig.Family.DEEPSEEK_V3, DatasetScorer.checkModel(routed.apply("top-k:4")).family());
+        assertEquals(ModelConfig.Family.DEEPSEEK_V3, DatasetScorer.checkModel(routed.apply("sparsemax")).family());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> DatasetScorer.checkModel(routed.apply("top-k:5")));
+        assertTrue(e.getMessage().contains("--routing top-k:5: the model's group-limited router reaches only 4"),
+                e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> DatasetScorer.checkModel(routed.apply("top-p:0.5")));
+        assertTrue(e.getMessage().contains("--routing top-p:0.5 needs a softmax top-k router"), e.getMessage());
+        Path drop = Files.writeString(dir.resolve("drop.txt"), "0: 1\n");  // layer 0 is dense (first_k_dense)
+        e = assertThrows(IllegalArgumentException.class,
+                () -> DatasetScorer.checkModel(routed.apply("drop-experts:" + drop)));
+        assertTrue(e.getMessage().contains("drops experts of layer 0, which has no routed experts"), e.getMessage());
+    }
 }

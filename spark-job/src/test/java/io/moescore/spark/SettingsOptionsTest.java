@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.moescore.backend.Precision;
+import io.moescore.routing.RoutingSpec;
 import io.moescore.score.LongRows;
 import io.moescore.score.ScoreSettings;
 import io.moescore.score.Setting;
@@ -168,5 +169,26 @@ class SettingsOptionsTest {
         assertEquals("fp16", back.getPrecision());
         assertEquals(ScoreSettings.ALL.size() + 9, back.params().length, "every Param listed once");
         assertThrows(IllegalArgumentException.class, () -> back.setBatchTokens(0));
+    }
+
+    @Test
+    void routingIsOneSpecOnEverySurface() {
+        SparkConf none = new SparkConf(false);
+        ScoreJobOptions flags = resolve(none, "--routing", "top-p:0.9:3", "--backend", "cpu");
+        assertEquals(RoutingSpec.parse("top-p:0.9:3"), flags.scoring().routing());
+        MoeScorer scorer = MoeScoreJob.scorer(flags);
+        assertEquals("top-p:0.9:3", scorer.getRouting());
+        assertEquals(flags.scoring().routing(), scorer.settings(none).routing());
+        assertEquals(RoutingSpec.parse("sparsemax"),
+                resolve(new SparkConf(false).set("spark.moescore.routing", "sparsemax")).scoring().routing());
+        assertEquals(RoutingSpec.MODEL, new MoeScorer().setModelPath("m").settings(none).routing());
+        assertEquals("spark.moescore.routing 'top-k': expected top-k:K",
+                refusal(new SparkConf(false).set("spark.moescore.routing", "top-k")));
+        assertEquals("MoeScorer param routing 'top-q:1': unknown router 'top-q', expected model, top-k:K, "
+                + "top-p:P[:MAXK], sigmoid:T, softmax:T, sparsemax, quadratic:T, pioneer:T, batch-top-k:K[:B] or "
+                + "drop-experts:FILE", assertThrows(IllegalArgumentException.class,
+                () -> new MoeScorer().setRouting("top-q:1")).getMessage());
+        assertTrue(refusal(none, "--routing", "batch-top-k:2", "--deterministic")
+                .startsWith("--deterministic (deterministic) refuses --routing batch-top-k:2 (routing)"));
     }
 }

@@ -351,6 +351,12 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public ExpertRouting route(Tensor routerLogits, Router router, int[] sequenceStarts) {
+        CpuTensor logits = CpuTensor.of(routerLogits);
+        return router.route(logits.data, logits.rows, logits.cols, sequenceStarts);
+    }
+
+    @Override
     public void experts(Tensor x, ExpertRouting routing, ExpertWeights weights, Tensor out) {
         experts(x, routing, weights, out, null);
     }

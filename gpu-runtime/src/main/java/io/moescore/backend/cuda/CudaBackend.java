@@ -490,6 +490,16 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public boolean canRoute(Router router) {
+        return routes(router);
+    }
+
+    /** The top-k softmax router up to ROUTER_MAX_K experts per token: router.cu's one kernel. */
+    public static boolean routes(Router router) {
+        return router instanceof TopKSoftmaxRouter topK && topK.k() <= ROUTER_MAX_K;
+    }
+
+    @Override
     public ExpertRouting route(Tensor routerLogits, Router router) {
         return launcher.timedValue("route", () -> routeOp(routerLogits, router));
     }
@@ -497,7 +507,7 @@ public final class CudaBackend implements Backend {
     private ExpertRouting routeOp(Tensor routerLogits, Router router) {
         if (!(router instanceof TopKSoftmaxRouter topK)) {
             throw new UnsupportedOperationException("the CUDA backend implements the top-k softmax router only, not "
-                    + router.getClass().getSimpleName());
+                    + router + ": use --backend cpu");
         }
         CudaTensor logits = CudaTensor.of(routerLogits);
         int t = logits.rows;

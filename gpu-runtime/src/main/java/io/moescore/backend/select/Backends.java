@@ -8,6 +8,7 @@ import io.moescore.backend.cuda.CudaOptions;
 import io.moescore.backend.cuda.CudaUnavailableException;
 import io.moescore.backend.cuda.GpuRuntime;
 import io.moescore.model.ModelConfig;
+import io.moescore.routing.Router;
 import java.util.List;
 import java.util.Locale;
 
@@ -52,6 +53,11 @@ public final class Backends {
      */
     public static List<String> unsupported(String name, ModelConfig config) {
         return name.toLowerCase(Locale.ROOT).equals("cuda") ? CudaBackend.missingKernels(config) : List.of();
+    }
+
+    /** Whether the backend of this name runs {@code router} ({@link Backend#canRoute}), asked without opening it. */
+    public static boolean routes(String name, Router router) {
+        return !name.toLowerCase(Locale.ROOT).equals("cuda") || CudaBackend.routes(router);
     }
 
     /** The CUDA backend's options: kernels tuned per shape. */
