@@ -103,3 +103,11 @@
 // ---- routing (router.cu) and the deterministic combine (gemm.cu) ----
 #define ROUTER_MAX_K 16
 #define COMBINE_MAX_K 16
+
+// ---- the autotuner (KernelTuner) ----
+// How long tuner_hold keeps the stream busy before a timed batch (ns): longer than the host takes to enqueue the
+// batch, so the events time the kernels back to back, not the host's enqueueing (cuBLASLt's calls cost tens of us).
+#define TUNER_HOLD_NS 2000000
+// Launches per timed batch, and timed batches per candidate (the median is kept; candidates take turns).
+#define TUNER_BATCH 4
+#define TUNER_ROUNDS 3

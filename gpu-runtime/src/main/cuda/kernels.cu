@@ -6,5 +6,6 @@
 #include "attention_tc.cu"
 #include "attention_fa.cu"
 #include "router.cu"
+#include "timing.cu"
 #include "lm_head.cu"
 #include "sparse24.cu"

@@ -14,6 +14,7 @@ final class KernelChoice {
     private final Kernels kernels;
     private final HalfType type;
     private final KernelTuner tuner;
+    private final CudaLauncher holdLauncher;
 
     /**
      * @throws IllegalArgumentException for a wgmma family on a GPU that is not a Hopper
@@ -29,6 +30,7 @@ final class KernelChoice {
         Kernels fixed = hopper ? Kernels.WGMMA : Kernels.MMA_SYNC;
         this.kernels = requested == Kernels.TUNED && (deterministic || !hopper) ? fixed : requested;
         this.tuner = kernels == Kernels.TUNED ? KernelTuner.forModel(gpu.name()) : null;
+        this.holdLauncher = new CudaLauncher(gpu);
     }
 
     /** The setting in force: TUNED only on a Hopper outside deterministic mode. */
@@ -67,7 +69,12 @@ final class KernelChoice {
     /** {@link #choose(String, Family, Consumer)} among given candidates (kernels and libraries), the first untuned. */
     <C extends KernelTuner.Candidate> C choose(String shape, List<C> candidates, Consumer<C> run) {
         String key = shape + (type == HalfType.F16 ? " fp16" : "");
-        return tuner == null ? candidates.get(0) : tuner.pick(key, candidates, run, gpu.stream());
+        return tuner == null ? candidates.get(0) : tuner.pick(key, candidates, run, this::holdStream, gpu.stream());
+    }
+
+    /** Keeps the stream busy for TUNER_HOLD_NS while the tuner enqueues a timed batch (timing.cu). */
+    private void holdStream() {
+        holdLauncher.launch("tuner_hold", 1, 1, 1, 0, (long) KernelConstants.TUNER_HOLD_NS);
     }
 
     /**

@@ -83,10 +83,14 @@ final class KernelTuner {
 
     /**
      * The variant to run for this shape, from those of one family ({@link KernelVariants}); the first time, each
-     * variant is launched (once to warm up, then three times on the stream, timed with CUDA events) and the fastest
-     * kept. Choices are remembered by kernel name.
+     * variant is launched once to warm up, then timed in {@link KernelConstants#TUNER_ROUNDS} rounds, the
+     * candidates taking turns: each round {@code hold} keeps the stream busy while the host enqueues
+     * {@link KernelConstants#TUNER_BATCH} launches between two CUDA events, so the events time the kernels back to
+     * back as a forward runs them, not the host's enqueueing (timing one launch at a time charged cuBLASLt's host
+     * calls to it and picked our slower kernel). The median of the rounds is kept; the fastest candidate wins.
+     * Choices are remembered by kernel name.
      */
-    <C extends Candidate> C pick(String shape, List<C> variants, Consumer<C> launch, CUstream stream) {
+    <C extends Candidate> C pick(String shape, List<C> variants, Consumer<C> launch, Runnable hold, CUstream stream) {
         if (variants.size() == 1) {
             return variants.get(0);
         }
@@ -96,10 +100,19 @@ final class KernelTuner {
                 return v;
             }
         }
-        Map<String, Double> ms = new TreeMap<>();
         for (C v : variants) {
-            launch.accept(v);
-            ms.put(v.name(), time(() -> launch.accept(v), stream));
+            launch.accept(v);  // warm-up: first-use costs (modules, library plans, shared-memory opt-in)
+        }
+        double[][] rounds = new double[variants.size()][KernelConstants.TUNER_ROUNDS];
+        for (int r = 0; r < KernelConstants.TUNER_ROUNDS; r++) {
+            for (int i = 0; i < variants.size(); i++) {
+                C v = variants.get(i);
+                rounds[i][r] = time(() -> launch.accept(v), hold, stream);
+            }
+        }
+        Map<String, Double> ms = new TreeMap<>();
+        for (int i = 0; i < variants.size(); i++) {
+            ms.put(variants.get(i).name(), median(rounds[i]));
         }
         String best = ms.entrySet().stream().min(Map.Entry.comparingByValue()).orElseThrow().getKey();
         chosen.put(shape, best);
@@ -109,27 +122,34 @@ final class KernelTuner {
         return variants.stream().filter(v -> v.name().equals(best)).findFirst().orElseThrow();
     }
 
-    private static double time(Runnable launch, CUstream stream) {
+    /** Device milliseconds per launch of one batch of TUNER_BATCH launches enqueued behind the hold. */
+    private static double time(Runnable launch, Runnable hold, CUstream stream) {
         CUevent start = new CUevent();
         CUevent end = new CUevent();
         cuEventCreate(start, CUevent_flags.CU_EVENT_DEFAULT);
         cuEventCreate(end, CUevent_flags.CU_EVENT_DEFAULT);
         try {
-            float best = Float.MAX_VALUE;
-            float[] ms = new float[1];
-            for (int i = 0; i < 3; i++) {
-                cuEventRecord(start, stream);
+            hold.run();
+            cuEventRecord(start, stream);
+            for (int i = 0; i < KernelConstants.TUNER_BATCH; i++) {
                 launch.run();
-                cuEventRecord(end, stream);
-                cuEventSynchronize(end);
-                cuEventElapsedTime(ms, start, end);
-                best = Math.min(best, ms[0]);
             }
-            return best;
+            cuEventRecord(end, stream);
+            cuEventSynchronize(end);
+            float[] ms = new float[1];
+            cuEventElapsedTime(ms, start, end);
+            return ms[0] / KernelConstants.TUNER_BATCH;
         } finally {
             cuEventDestroy(start);
             cuEventDestroy(end);
         }
+    }
+
+    static double median(double[] values) {
+        double[] sorted = values.clone();
+        java.util.Arrays.sort(sorted);
+        int n = sorted.length;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }
 
     /** Writes the choices (atomically: other executors of this host may read the file meanwhile). */

@@ -162,13 +162,47 @@ class CudaBackendTest {
                 gpu.linear(x[1], w[1], null, out[1]);
             }
         };
-        assertEquals(fast, tuner.pick("shape A", java.util.List.of(slow, fast), launch,
+        assertEquals(fast, tuner.pick("shape A", java.util.List.of(slow, fast), launch, CudaBackendTest::holdStream,
                 GpuRuntime.forDevice(0).stream()));
         assertTrue(java.nio.file.Files.readString(file).contains("\"shape A\" : \"fast\""));
         KernelTuner again = new KernelTuner("test GPU", file);
         assertEquals(fast, again.pick("shape A", java.util.List.of(slow, fast), v -> {
             throw new AssertionError("a remembered shape is not timed again");
-        }, GpuRuntime.forDevice(0).stream()));
+        }, CudaBackendTest::holdStream, GpuRuntime.forDevice(0).stream()));
+    }
+
+    /**
+     * The tuner times the GPU, not the host: a candidate whose host side takes 200 us per launch (as a library call
+     * may) but whose kernel is 4x shorter beats one that enqueues at once but runs 4 kernels. Timing single
+     * launches between events (the old way) charged the host's time to the first and picked the second.
+     */
+    @Test
+    void tunerTimesTheDeviceNotTheHostsEnqueueing() throws IOException {
+        Tensor[] w = weight(bf16(randn(1024 * 512, 0.05)), 1024, 512);
+        Tensor[] x = act(randn(2048 * 512, 1), 2048, 512);
+        Tensor[] out = poisoned(2048, 1024);
+        KernelTuner tuner = new KernelTuner("test GPU", null);
+        KernelVariant slowHost = fakeVariant("slow host, one kernel");
+        KernelVariant fastHost = fakeVariant("fast host, four kernels");
+        java.util.function.Consumer<KernelVariant> launch = v -> {
+            if (v == slowHost) {
+                long until = System.nanoTime() + 200_000;
+                while (System.nanoTime() < until) {
+                    Thread.onSpinWait();
+                }
+            }
+            for (int i = 0; i < (v == slowHost ? 1 : 4); i++) {
+                gpu.linear(x[1], w[1], null, out[1]);
+            }
+        };
+        assertEquals(slowHost, tuner.pick("shape B", java.util.List.of(fastHost, slowHost), launch,
+                CudaBackendTest::holdStream, GpuRuntime.forDevice(0).stream()));
+    }
+
+    /** The stream hold KernelChoice gives the tuner (timing.cu). */
+    static void holdStream() {
+        new CudaLauncher(GpuRuntime.forDevice(0)).launch("tuner_hold", 1, 1, 1, 0,
+                (long) KernelConstants.TUNER_HOLD_NS);
     }
 
     /** A variant the tuner only knows by name (the test launches something else for it). */
