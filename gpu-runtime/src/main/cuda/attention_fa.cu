@@ -225,19 +225,24 @@ ATTENTION_FA_KERNEL(attention_fa_f16_d64, f16, 64, FA_WARPS_D64, FA_KEYS, 2)
 ATTENTION_FA_KERNEL(attention_fa_f16_d128, f16, 128, FA_WARPS, FA_KEYS, 2)
 ATTENTION_FA_KERNEL(attention_fa_f16_d256, f16, 256, FA_WARPS_D256, FA_KEYS_D256, 1)
 
-// fp32 -> T, n values (n % 4 == 0), 4 per thread with 16-byte loads: the half copies of q, k, v the kernels above
+// fp32 -> T, rows of cols values (cols % 4 == 0) ld floats apart in x (cols, or more for a column block of the
+// fused q/k/v product), packed in y; 4 per thread with 16-byte loads: the half copies of q, k, v the kernels above
 // read. 0.09-0.11 ms for q, k, v at 8192 tokens x 48 heads of 128 on an H100, where the scalar to_T_parts of
 // gemm.cu (one part) took 0.16-0.18 ms (NOTES, "Attention").
 template <typename T>
-__device__ __forceinline__ void to_half_values(const float* __restrict__ x, T* __restrict__ y, long long n) {
+__device__ __forceinline__ void to_half_values(const float* __restrict__ x, T* __restrict__ y, long long n, int cols,
+                                               long long ld) {
     long long i = 4 * ((long long)blockIdx.x * blockDim.x + threadIdx.x);
     if (i >= n) return;
-    float4 f = *reinterpret_cast<const float4*>(x + i);
+    long long r = i / cols;
+    float4 f = *reinterpret_cast<const float4*>(x + r * ld + (i - r * cols));
     *reinterpret_cast<uint2*>(y + i) = make_uint2(pack_half2<T>(f.x, f.y), pack_half2<T>(f.z, f.w));
 }
-extern "C" __global__ void to_half_bf16(const float* __restrict__ x, bf16* __restrict__ y, long long n) {
-    to_half_values(x, y, n);
+extern "C" __global__ void to_half_bf16(const float* __restrict__ x, bf16* __restrict__ y, long long n, int cols,
+                                        long long ld) {
+    to_half_values(x, y, n, cols, ld);
 }
-extern "C" __global__ void to_half_f16(const float* __restrict__ x, f16* __restrict__ y, long long n) {
-    to_half_values(x, y, n);
+extern "C" __global__ void to_half_f16(const float* __restrict__ x, f16* __restrict__ y, long long n, int cols,
+                                       long long ld) {
+    to_half_values(x, y, n, cols, ld);
 }

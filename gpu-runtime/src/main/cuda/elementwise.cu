@@ -106,13 +106,15 @@ extern "C" __global__ void rmsnorm_rows_f16(float* x, const float* __restrict__ 
     rmsnorm_row(x, delta, w, out, half, rows, cols, eps);
 }
 
-// Rotary embedding, rotate-half form, in place: one thread per (row, head, i < half).
+// Rotary embedding, rotate-half form, in place: one thread per (row, head, i < half). Rows of x are ld floats apart
+// (cols, or more for a column block of a wider activation: the fused q/k/v product's views); copy's are cols apart.
 // invFreq is computed on the host exactly as transformers does (fp32), so both backends rotate alike.
 // copy (when not null) also receives the rotated values rounded to T: the half-precision q and k that
 // attention_fa.cu reads, written in the same pass.
 template <typename T>
 __device__ __forceinline__ void rope_rows(float* __restrict__ x, T* __restrict__ copy, const int* __restrict__ pos,
-                                          const float* __restrict__ invFreq, int rows, int cols, int headDim) {
+                                          const float* __restrict__ invFreq, int rows, int cols, long long ld,
+                                          int headDim) {
     int half = headDim / 2;
     int heads = cols / headDim;
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -124,28 +126,30 @@ __device__ __forceinline__ void rope_rows(float* __restrict__ x, T* __restrict__
     float angle = (float)pos[r] * invFreq[i];
     float c, s;
     sincosf(angle, &s, &c);
-    size_t at = (size_t)r * cols + h * headDim;
-    float* p = x + at;
+    float* p = x + (size_t)r * ld + h * headDim;
     float a = p[i], b = p[i + half];
     float ra = a * c - b * s, rb = b * c + a * s;
     p[i] = ra;
     p[i + half] = rb;
     if (copy != nullptr) {
+        size_t at = (size_t)r * cols + h * headDim;
         copy[at + i] = to_half<T>(ra);
         copy[at + i + half] = to_half<T>(rb);
     }
 }
 extern "C" __global__ void rope_f32(float* __restrict__ x, const int* __restrict__ pos,
-                                    const float* __restrict__ invFreq, int rows, int cols, int headDim) {
-    rope_rows<bf16>(x, nullptr, pos, invFreq, rows, cols, headDim);
+                                    const float* __restrict__ invFreq, int rows, int cols, long long ld, int headDim) {
+    rope_rows<bf16>(x, nullptr, pos, invFreq, rows, cols, ld, headDim);
 }
 extern "C" __global__ void rope_half_bf16(float* __restrict__ x, bf16* __restrict__ copy, const int* __restrict__ pos,
-                                          const float* __restrict__ invFreq, int rows, int cols, int headDim) {
-    rope_rows(x, copy, pos, invFreq, rows, cols, headDim);
+                                          const float* __restrict__ invFreq, int rows, int cols, long long ld,
+                                          int headDim) {
+    rope_rows(x, copy, pos, invFreq, rows, cols, ld, headDim);
 }
 extern "C" __global__ void rope_half_f16(float* __restrict__ x, f16* __restrict__ copy, const int* __restrict__ pos,
-                                         const float* __restrict__ invFreq, int rows, int cols, int headDim) {
-    rope_rows(x, copy, pos, invFreq, rows, cols, headDim);
+                                         const float* __restrict__ invFreq, int rows, int cols, long long ld,
+                                         int headDim) {
+    rope_rows(x, copy, pos, invFreq, rows, cols, ld, headDim);
 }
 
 extern "C" __global__ void clamp_f32(float* __restrict__ x, long long n, float limit) {
@@ -172,23 +176,25 @@ extern "C" __global__ void fill_f32(float* __restrict__ x, long long n, float va
     if (i < n) x[i] = value;
 }
 
+
 // q, k = rope(rmsnorm(x)) in one pass (Backend.rmsNormRope): RMSNorm over each run of `group` columns (the whole
 // projection, or a head), then the rotate-half rotary embedding on each head of headDim columns, in place, the
 // rotated values also rounded to T into `copy` (the half-precision q and k attention_fa.cu reads). One block per
 // row; the row is staged in shared memory (cols floats, then one scale per group), so it is read once from DRAM
-// where the two kernels it replaces (rmsnorm_f32, rope_half_T) read it twice and wrote it twice. Needs cols % 4 ==
-// 0 and group % 4 == 0 (16-byte loads). CPU twins: CpuBackend.rmsNorm then CpuBackend.rope.
+// where the two kernels it replaces (rmsnorm_f32, rope_half_T) read it twice and wrote it twice. Rows of x are ld
+// floats apart (as in rope_rows), copy's cols. Needs cols, ld and group multiples of 4 (16-byte loads). CPU twins:
+// CpuBackend.rmsNorm then CpuBackend.rope.
 template <typename T>
 __device__ __forceinline__ void rmsnorm_rope_row(float* __restrict__ x, const float* __restrict__ w,
                                                  T* __restrict__ copy, const int* __restrict__ pos,
-                                                 const float* __restrict__ invFreq, int rows, int cols, int group,
-                                                 int headDim, float eps) {
+                                                 const float* __restrict__ invFreq, int rows, int cols,
+                                                 long long ld, int group, int headDim, float eps) {
     extern __shared__ float staged[];
     int r = blockIdx.x;
     if (r >= rows) return;
     int groups = cols / group;
     float* scale = staged + cols;
-    float* row = x + (size_t)r * cols;
+    float* row = x + (size_t)r * ld;
     for (int i = threadIdx.x * 4; i < cols; i += blockDim.x * 4)
         *reinterpret_cast<float4*>(staged + i) = *reinterpret_cast<const float4*>(row + i);
     __syncthreads();
@@ -222,13 +228,13 @@ __device__ __forceinline__ void rmsnorm_rope_row(float* __restrict__ x, const fl
 }
 extern "C" __global__ void rmsnorm_rope_bf16(float* __restrict__ x, const float* __restrict__ w,
                                              bf16* __restrict__ copy, const int* __restrict__ pos,
-                                             const float* __restrict__ invFreq, int rows, int cols, int group,
-                                             int headDim, float eps) {
-    rmsnorm_rope_row(x, w, copy, pos, invFreq, rows, cols, group, headDim, eps);
+                                             const float* __restrict__ invFreq, int rows, int cols, long long ld,
+                                             int group, int headDim, float eps) {
+    rmsnorm_rope_row(x, w, copy, pos, invFreq, rows, cols, ld, group, headDim, eps);
 }
 extern "C" __global__ void rmsnorm_rope_f16(float* __restrict__ x, const float* __restrict__ w,
                                             f16* __restrict__ copy, const int* __restrict__ pos,
-                                            const float* __restrict__ invFreq, int rows, int cols, int group,
-                                            int headDim, float eps) {
-    rmsnorm_rope_row(x, w, copy, pos, invFreq, rows, cols, group, headDim, eps);
+                                            const float* __restrict__ invFreq, int rows, int cols, long long ld,
+                                            int group, int headDim, float eps) {
+    rmsnorm_rope_row(x, w, copy, pos, invFreq, rows, cols, ld, group, headDim, eps);
 }

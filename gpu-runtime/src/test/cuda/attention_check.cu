@@ -156,9 +156,11 @@ template <typename T> static Problem makeProblem(const std::vector<int>& lengths
     float* rnd[3] = {p.qr, p.kr, p.vr};
     void* hal[3] = {p.qh, p.kh, p.vh};
     long long n[3] = {nq, nk, nk};
+    int cols[3] = {heads * d, kvHeads * d, kvHeads * d};
     for (int i = 0; i < 3; i++) {
-        if constexpr (is_bf16<T>) to_half_bf16<<<blocksFor(n[i] / 4, 256), 256>>>(src[i], (bf16*)hal[i], n[i]);
-        else to_half_f16<<<blocksFor(n[i] / 4, 256), 256>>>(src[i], (f16*)hal[i], n[i]);
+        if constexpr (is_bf16<T>)
+            to_half_bf16<<<blocksFor(n[i] / 4, 256), 256>>>(src[i], (bf16*)hal[i], n[i], cols[i], cols[i]);
+        else to_half_f16<<<blocksFor(n[i] / 4, 256), 256>>>(src[i], (f16*)hal[i], n[i], cols[i], cols[i]);
         half_to_f32<T><<<blocksFor(n[i], 256), 256>>>((const T*)hal[i], rnd[i], n[i]);
     }
     CK_LAUNCH("to_half");
@@ -325,9 +327,9 @@ static void timeShape(const std::vector<Variant>& vs, int seqLen, int heads, int
         CK(cudaMemcpy(inv, hinv.data(), d / 2 * 4, cudaMemcpyHostToDevice));
         CK(cudaMemcpy(pos, hpos.data(), tokens * 4, cudaMemcpyHostToDevice));
         float toHalf = medianMs([&] {
-            to_half_bf16<<<blocksFor(n / 4, 256), 256>>>(p.q, (bf16*)p.qh, n);
-            to_half_bf16<<<blocksFor(nk / 4, 256), 256>>>(p.k, (bf16*)p.kh, nk);
-            to_half_bf16<<<blocksFor(nk / 4, 256), 256>>>(p.v, (bf16*)p.vh, nk);
+            to_half_bf16<<<blocksFor(n / 4, 256), 256>>>(p.q, (bf16*)p.qh, n, heads * d, heads * d);
+            to_half_bf16<<<blocksFor(nk / 4, 256), 256>>>(p.k, (bf16*)p.kh, nk, kvHeads * d, kvHeads * d);
+            to_half_bf16<<<blocksFor(nk / 4, 256), 256>>>(p.v, (bf16*)p.vh, nk, kvHeads * d, kvHeads * d);
         });
         float conv = medianMs([&] {
             to_bf16_parts<<<blocksFor(n, 256), 256>>>(p.q, (bf16*)p.qh, tokens, heads * d, 1);
@@ -335,13 +337,13 @@ static void timeShape(const std::vector<Variant>& vs, int seqLen, int heads, int
             to_bf16_parts<<<blocksFor(nk, 256), 256>>>(p.v, (bf16*)p.vh, tokens, kvHeads * d, 1);
         });
         float rope = medianMs([&] {
-            rope_f32<<<blocksFor(n / 2, 256), 256>>>(p.q, pos, inv, tokens, heads * d, d);
-            rope_f32<<<blocksFor(nk / 2, 256), 256>>>(p.k, pos, inv, tokens, kvHeads * d, d);
+            rope_f32<<<blocksFor(n / 2, 256), 256>>>(p.q, pos, inv, tokens, heads * d, heads * d, d);
+            rope_f32<<<blocksFor(nk / 2, 256), 256>>>(p.k, pos, inv, tokens, kvHeads * d, kvHeads * d, d);
         });
         float ropeHalf = medianMs([&] {
-            rope_half_bf16<<<blocksFor(n / 2, 256), 256>>>(p.q, (bf16*)p.qh, pos, inv, tokens, heads * d, d);
-            rope_half_bf16<<<blocksFor(nk / 2, 256), 256>>>(p.k, (bf16*)p.kh, pos, inv, tokens, kvHeads * d, d);
-            to_half_bf16<<<blocksFor(nk / 4, 256), 256>>>(p.v, (bf16*)p.vh, nk);
+            rope_half_bf16<<<blocksFor(n / 2, 256), 256>>>(p.q, (bf16*)p.qh, pos, inv, tokens, heads * d, heads * d, d);
+            rope_half_bf16<<<blocksFor(nk / 2, 256), 256>>>(p.k, (bf16*)p.kh, pos, inv, tokens, kvHeads * d, kvHeads * d, d);
+            to_half_bf16<<<blocksFor(nk / 4, 256), 256>>>(p.v, (bf16*)p.vh, nk, kvHeads * d, kvHeads * d);
         });
         printf("time %s  to_half q,k,v %.4f ms; to_bf16_parts q,k,v %.4f ms; rope_f32 q,k %.4f ms; "
                "rope_half q,k + to_half v %.4f ms\n", shape, toHalf, conv, rope, ropeHalf);

@@ -37,6 +37,19 @@ public interface Backend extends AutoCloseable {
     Tensor weight(WeightSlice slice);
 
     /**
+     * Whether this backend runs the model's q, k and v projections as one product ({@link #stackedWeight} at load,
+     * {@link #columns} of its output as q, k and v): only where every op that reads them takes column views.
+     */
+    default boolean fusesQkv(ModelConfig config) {
+        return false;
+    }
+
+    /** Places weights of equal columns as one weight, their rows one after another (the fused q/k/v projection). */
+    default Tensor stackedWeight(WeightSlice... slices) {
+        throw new UnsupportedOperationException(deviceName() + " does not stack weights");
+    }
+
+    /**
      * Places the feed-forward weights of {@code gate.length} experts (gate and up [ffn, hidden], down
      * [hidden, ffn] each), converted from their stored dtype. A dense block is one expert.
      */
@@ -74,6 +87,14 @@ public interface Backend extends AutoCloseable {
      */
     default Tensor normedActivation(int rows, int cols) {
         return activation(rows, cols);
+    }
+
+    /**
+     * Consecutive column blocks of an activation as tensors (views sharing its memory; closing one frees nothing of
+     * it), {@code widths} summing to its columns. Only where {@link #fusesQkv} says so, for the ops it names.
+     */
+    default Tensor[] columns(Tensor t, int... widths) {
+        throw new UnsupportedOperationException(deviceName() + " has no column views");
     }
 
     IntTensor ints(int[] values);

@@ -278,6 +278,32 @@ public final class Engine implements AutoCloseable {
         }
     }
 
+    /**
+     * q, k and v of a forward: three activations, or where the layers' projections are stacked ({@link
+     * ModelWeights.Layer#qkv}) one activation [q | k | v] and its column views.
+     */
+    private record Projections(Tensor stacked, Tensor q, Tensor k, Tensor v) implements AutoCloseable {
+        @Override
+        public void close() {
+            for (Tensor x : new Tensor[] {q, k, v, stacked}) {
+                if (x != null) {
+                    x.close();
+                }
+            }
+        }
+    }
+
+    private Projections projections(int t) {
+        ModelConfig c = config;
+        if (weights.layers().isEmpty() || weights.layers().get(0).qkv() == null) {
+            return new Projections(null, backend.activation(t, c.qDim()), backend.activation(t, c.kvDim()),
+                    backend.activation(t, c.vDim()));
+        }
+        Tensor stacked = backend.activation(t, c.qDim() + c.kvDim() + c.vDim());
+        Tensor[] views = backend.columns(stacked, c.qDim(), c.kvDim(), c.vDim());
+        return new Projections(stacked, views[0], views[1], views[2]);
+    }
+
     /** How many argmax tokens a sequence of {@code length} gets from position {@code from} (-1: none). */
     private static int argmaxCount(int from, int length) {
         if (from >= length) {
@@ -302,9 +328,7 @@ public final class Engine implements AutoCloseable {
              // rmsnorm(x) before the attention block (q, k, v) and lm_head, and before the feed-forward block
              Tensor normed = backend.normedActivation(t, h);
              Tensor ffnIn = backend.normedActivation(t, h);
-             Tensor q = backend.activation(t, c.qDim());
-             Tensor k = backend.activation(t, c.kvDim());
-             Tensor v = backend.activation(t, c.vDim());
+             Projections qkv = projections(t);
              Tensor attn = backend.activation(t, c.attentionOutDim());
              Tensor mixed = backend.activation(t, h);
              Tensor routerLogits = backend.activation(t, c.numExperts())) {
@@ -322,12 +346,19 @@ public final class Engine implements AutoCloseable {
             for (int l = 0; l < c.numLayers(); l++) {
                 ModelWeights.Layer layer = layers.get(l);
                 // attention block: x += o( attention( rope(q), rope(k), v ) ), q k v from normed = rmsnorm(x)
+                Tensor q = qkv.q();
+                Tensor k = qkv.k();
+                Tensor v = qkv.v();
                 if (layer.latent() != null) {
                     latentQkv(layer, normed, positions, q, k, v);
                 } else {
-                    backend.linear(normed, layer.q(), layer.qBias(), q);
-                    backend.linear(normed, layer.k(), layer.kBias(), k);
-                    backend.linear(normed, layer.v(), layer.vBias(), v);
+                    if (layer.qkv() != null) {  // [q | k | v] = normed [Wq | Wk | Wv]^T, one product
+                        backend.linear(normed, layer.qkv(), null, qkv.stacked());
+                    } else {
+                        backend.linear(normed, layer.q(), layer.qBias(), q);
+                        backend.linear(normed, layer.k(), layer.kBias(), k);
+                        backend.linear(normed, layer.v(), layer.vBias(), v);
+                    }
                     ModelConfig.QkNorm qkNorm = c.qkNorm();
                     boolean clip = !Float.isNaN(c.clipQkv());
                     if (qkNorm == ModelConfig.QkNorm.WHOLE_PROJECTION && clip) {  // the clamp comes in between

@@ -37,7 +37,11 @@ public final class ModelWeights implements AutoCloseable {
      * null and q is q_proj (null where q_lora_rank is set); routerCorrectionBias is the group-limited router's
      * e_score_correction_bias, read to the host.
      */
-    public record Layer(Tensor inputNorm, Tensor q, Tensor k, Tensor v, Tensor o,
+    /**
+     * A layer's tensors. {@code qkv}: q_proj, k_proj and v_proj stacked as one weight where the backend projects
+     * them at once ({@link Backend#fusesQkv}); q, k and v are then null.
+     */
+    public record Layer(Tensor inputNorm, Tensor qkv, Tensor q, Tensor k, Tensor v, Tensor o,
                         Tensor qBias, Tensor kBias, Tensor vBias, Tensor oBias,
                         Tensor qNorm, Tensor kNorm, Latent latent, Tensor postAttentionNorm,
                         Tensor router, float[] routerCorrectionBias, ExpertWeights experts,
@@ -67,6 +71,7 @@ public final class ModelWeights implements AutoCloseable {
         ConfigDim h = c.dimHidden();
         embedding = load.matrix("model.embed_tokens.weight", c.dimVocab(), h);
         List<Layer> list = new ArrayList<>();
+        boolean fuseQkv = load.backend.fusesQkv(c);
         for (int l = 0; l < c.numLayers(); l++) {
             String p = "model.layers." + l + ".";
             String a = p + "self_attn.";
@@ -111,13 +116,19 @@ public final class ModelWeights implements AutoCloseable {
             }
             Latent latent = c.latentAttention() == null ? null : load.latent(a, c);
             boolean projections = latent == null;
-            Tensor q = projections || c.latentAttention().qLoraRank() == 0
+            // q, k, v: one stacked weight where the backend projects them at once, else three
+            Tensor qkv = fuseQkv ? load.stacked(load.slice(a + "q_proj.weight", c.dimQ(), h),
+                    load.slice(a + "k_proj.weight", c.dimKv(), h), load.slice(a + "v_proj.weight", c.dimKv(), h))
+                    : null;
+            boolean separate = projections && !fuseQkv;
+            Tensor q = separate || latent != null && c.latentAttention().qLoraRank() == 0
                     ? load.matrix(a + "q_proj.weight", c.dimQ(), h) : null;
             list.add(new Layer(
                     load.vector(p + "input_layernorm.weight", h),
+                    qkv,
                     q,
-                    projections ? load.matrix(a + "k_proj.weight", c.dimKv(), h) : null,
-                    projections ? load.matrix(a + "v_proj.weight", c.dimKv(), h) : null,
+                    separate ? load.matrix(a + "k_proj.weight", c.dimKv(), h) : null,
+                    separate ? load.matrix(a + "v_proj.weight", c.dimKv(), h) : null,
                     load.matrix(a + "o_proj.weight", h, c.dimAttentionOut()),
                     projections && c.qkvBias() ? load.vector(a + "q_proj.bias", c.dimQ()) : null,
                     projections && c.qkvBias() ? load.vector(a + "k_proj.bias", c.dimKv()) : null,
@@ -226,6 +237,13 @@ public final class ModelWeights implements AutoCloseable {
 
         Tensor place(WeightSlice slice) {
             Tensor t = backend.weight(slice);
+            placed.add(t);
+            return t;
+        }
+
+        /** Weights of equal columns placed as one, rows one after another ({@link Backend#stackedWeight}). */
+        Tensor stacked(WeightSlice... slices) {
+            Tensor t = backend.stackedWeight(slices);
             placed.add(t);
             return t;
         }

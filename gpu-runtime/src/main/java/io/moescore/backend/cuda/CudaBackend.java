@@ -165,6 +165,38 @@ public final class CudaBackend implements Backend {
         return weights.weight(s);
     }
 
+    /**
+     * One product for q, k and v where every reader of them takes column views: attention on 16-bit copies
+     * (bf16, fp16; head sizes of attention_fa.cu), plain RoPE over whole heads, q/k norms in RoPE's one pass; no
+     * biases (stacking them is not done yet), no clamp, no latent attention.
+     */
+    @Override
+    public boolean fusesQkv(ModelConfig c) {
+        int d = c.headDim();
+        if (c.latentAttention() != null || c.qkvBias() || !Float.isNaN(c.clipQkv()) || d != c.vHeadDim()
+                || d > 256 || !readsHalfQk(d) || c.rope().rotaryDim() != d || !c.rope().isPlain(d)) {
+            return false;
+        }
+        ColumnBlocks q = new ColumnBlocks(0, d, c.numHeads(), d);
+        ColumnBlocks k = new ColumnBlocks(0, d, c.numKvHeads(), d);
+        return switch (c.qkNorm()) {
+            case NONE -> true;
+            case PER_HEAD -> normRopeInOnePass(c.qDim(), d, q, c.rope()) && normRopeInOnePass(c.kvDim(), d, k, c.rope());
+            case WHOLE_PROJECTION -> normRopeInOnePass(c.qDim(), c.qDim(), q, c.rope())
+                    && normRopeInOnePass(c.kvDim(), c.kvDim(), k, c.rope());
+        };
+    }
+
+    @Override
+    public Tensor stackedWeight(WeightSlice... slices) {
+        return weights.stacked(slices);
+    }
+
+    @Override
+    public Tensor[] columns(Tensor t, int... widths) {
+        return CudaTensor.columns(CudaTensor.of(t), widths);
+    }
+
     @Override
     public ExpertWeights expertWeights(WeightSlice[] gate, WeightSlice[] up, WeightSlice[] down) {
         return weights.dense(gate, up, down);
@@ -342,17 +374,18 @@ public final class CudaBackend implements Backend {
         int headDim = blocks.width();
         double theta = rope.theta();
         launcher.timed("rope", () -> {
-            CudaTensor t = CudaTensor.output(x, "rope");
+            CudaTensor t = CudaTensor.stridedOutput(x, "rope");  // q and k may be views of the fused product
             CUdeviceptr inv = invFreq(headDim, theta);
             long items = (long) t.rows * (t.cols / headDim) * (headDim / 2);
             CUdeviceptr pos = CudaTensor.Ints.of(positions).device;
             if (readsHalfQk(headDim)) {
                 // q and k as the half-input attention reads them, written in the same pass (elementwise.cu)
                 launcher.launch(type.ropeKernel, blocks(items, 256), 1, 256, 0, t.f32, t.copyBuffer(), pos, inv,
-                        t.rows, t.cols, headDim);
+                        t.rows, t.cols, t.ld, headDim);
                 t.wroteCopy();
             } else {
-                launcher.launch("rope_f32", blocks(items, 256), 1, 256, 0, t.f32, pos, inv, t.rows, t.cols, headDim);
+                launcher.launch("rope_f32", blocks(items, 256), 1, 256, 0, t.f32, pos, inv, t.rows, t.cols, t.ld,
+                        headDim);
             }
         });
     }
@@ -366,21 +399,34 @@ public final class CudaBackend implements Backend {
                             IntTensor positions) {
         int cols = x.cols();
         int headDim = blocks.width();
-        long shared = (cols + (long) cols / Math.max(1, groupSize)) * 4;
-        boolean onePass = blocks.wholeHeadsOf(cols) && rope.isPlain(headDim) && readsHalfQk(headDim) && cols % 4 == 0
-                && groupSize % 4 == 0 && cols % groupSize == 0 && weight.cols() == groupSize && shared <= 48 * 1024;
-        if (!onePass) {
-            Backend.super.rmsNormRope(x, weight, groupSize, eps, blocks, rope, positions);
+        if (!normRopeInOnePass(cols, groupSize, blocks, rope) || weight.cols() != groupSize) {
+            Backend.super.rmsNormRope(x, weight, groupSize, eps, blocks, rope, positions);  // views refused there
             return;
         }
         launcher.timed("rmsNormRope", () -> {
-            CudaTensor t = CudaTensor.output(x, "rmsNormRope");
+            CudaTensor t = CudaTensor.stridedOutput(x, "rmsNormRope");  // may be a view of the fused product
+            if (t.ld % 4 != 0) {
+                throw new IllegalArgumentException("rmsNormRope reads rows with 16-byte loads: a row stride of "
+                        + t.ld + " floats cannot");
+            }
             CUdeviceptr w = CudaTensor.of(weight).requireF32("rmsNormRope");
-            launcher.launch(type.normRopeKernel, t.rows, 1, 256, (int) shared, t.f32, w, t.copyBuffer(),
-                    CudaTensor.Ints.of(positions).device, invFreq(headDim, rope.theta()), t.rows, cols, groupSize,
-                    headDim, eps);
+            launcher.launch(type.normRopeKernel, t.rows, 1, 256, (int) normRopeSharedBytes(cols, groupSize), t.f32, w,
+                    t.copyBuffer(), CudaTensor.Ints.of(positions).device, invFreq(headDim, rope.theta()), t.rows,
+                    cols, t.ld, groupSize, headDim, eps);
             t.wroteCopy();
         });
+    }
+
+    /** Whether rmsnorm_rope_T takes this op: whole plain-RoPE heads read by the half-input attention, 16-byte rows. */
+    private boolean normRopeInOnePass(int cols, int groupSize, ColumnBlocks blocks, Rope rope) {
+        int headDim = blocks.width();
+        return blocks.wholeHeadsOf(cols) && rope.isPlain(headDim) && readsHalfQk(headDim) && cols % 4 == 0
+                && groupSize % 4 == 0 && cols % groupSize == 0 && normRopeSharedBytes(cols, groupSize) <= 48 * 1024;
+    }
+
+    /** rmsnorm_rope_T's shared memory: the row, then one scale per group. */
+    private static long normRopeSharedBytes(int cols, int groupSize) {
+        return (cols + (long) cols / Math.max(1, groupSize)) * 4;
     }
 
     /** RoPE's inverse frequencies for a head size and base, on the device once (as CpuBackend and transformers). */
@@ -443,8 +489,9 @@ public final class CudaBackend implements Backend {
             CudaTensor vt = CudaTensor.of(v);
             CudaTensor o = CudaTensor.output(out, "attention");
             if (kernel.kind() != AttentionKernel.Kind.HALF_INPUTS) {
-                launcher.launch(kernel.name(), tileCount, numHeads, kernel.threads(), shared, qt.f32, kt.f32, vt.f32,
-                        o.f32, tiles.device, numHeads, numKvHeads, headDim, window, scale);
+                launcher.launch(kernel.name(), tileCount, numHeads, kernel.threads(), shared, qt.requireF32("attention"),
+                        kt.requireF32("attention"), vt.requireF32("attention"), o.f32, tiles.device, numHeads,
+                        numKvHeads, headDim, window, scale);
                 return;
             }
             // the output in fp32 and, in the same stores, the o projection's 16-bit input (attention_fa.cu)
@@ -464,9 +511,13 @@ public final class CudaBackend implements Backend {
         if (current != null) {
             return current;
         }
+        if (x.f32 == null || x.cols % 4 != 0 || x.ld % 4 != 0) {
+            throw new IllegalArgumentException("attention's 16-bit inputs are converted 4 values at a time: a "
+                    + x.rows + " x " + x.cols + " tensor (rows " + x.ld + " floats apart) cannot be");
+        }
         CUdeviceptr h = x.copyBuffer();
-        launcher.launch(type.toHalfKernel, blocks(x.elements() / 4, 256), 1, 256, 0, x.requireF32("attention"), h,
-                x.elements());
+        launcher.launch(type.toHalfKernel, blocks(x.elements() / 4, 256), 1, 256, 0, x.f32, h, x.elements(), x.cols,
+                x.ld);
         x.wroteCopy();
         return h;
     }

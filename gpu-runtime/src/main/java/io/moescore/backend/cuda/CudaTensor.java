@@ -15,6 +15,10 @@ import jcuda.driver.CUdeviceptr;
  * attention read it instead of converting. The copy is current only while the last op that wrote the tensor wrote
  * it too ({@link #output}, {@link #wroteCopy}): ops are enqueued in order on the calling thread's stream, so the
  * flag, kept on the host, says what the device will hold when a later op runs.
+ *
+ * <p>A view ({@link #columns}) is a block of another activation's columns: its rows are {@link #ld} floats apart.
+ * Only the ops that take a row stride accept one (RoPE, q and k's norms with RoPE, the half copy attention reads:
+ * the consumers of the fused q/k/v product); every other op refuses it ({@link #requireF32}).
  */
 final class CudaTensor implements Tensor {
     final int rows;
@@ -25,6 +29,12 @@ final class CudaTensor implements Tensor {
     final CUdeviceptr half;
     /** Copies per 16-bit row: 1 (hi) or 2 (hi, then lo: the weight split for split-bf16 precision). */
     final int parts;
+    /** Floats from one row's start to the next: cols, or the width of the activation a view is a block of. */
+    final long ld;
+    /** Whether this is a view of another activation's columns (its memory is that activation's). */
+    private final boolean view;
+    /** A view's activation, or an activation's views: a write to one makes the others' 16-bit copies stale. */
+    private CudaTensor[] related = new CudaTensor[0];
     private final DevicePool pool;
     /** An activation's 16-bit copy (from the pool, elements() * 2 bytes), or null; current: see the class. */
     private CUdeviceptr copy;
@@ -34,12 +44,47 @@ final class CudaTensor implements Tensor {
     private CUdeviceptr tiled;
 
     CudaTensor(int rows, int cols, CUdeviceptr f32, CUdeviceptr half, int parts, DevicePool pool) {
+        this(rows, cols, f32, half, parts, cols, false, pool);
+    }
+
+    private CudaTensor(int rows, int cols, CUdeviceptr f32, CUdeviceptr half, int parts, long ld, boolean view,
+                       DevicePool pool) {
         this.rows = rows;
         this.cols = cols;
         this.f32 = f32;
         this.half = half;
         this.parts = parts;
+        this.ld = ld;
+        this.view = view;
         this.pool = pool;
+    }
+
+    /**
+     * Views of consecutive column blocks of an activation, {@code widths} summing to its columns (the fused q/k/v
+     * product's q, k and v). A view's 16-bit copy is its own, packed; closing a view releases only that.
+     */
+    static CudaTensor[] columns(CudaTensor t, int... widths) {
+        if (t.view || t.pool == null) {
+            throw new IllegalArgumentException("column views are taken of a whole activation, not of " + t);
+        }
+        CudaTensor[] out = new CudaTensor[widths.length];
+        int from = 0;
+        for (int i = 0; i < widths.length; i++) {
+            out[i] = new CudaTensor(t.rows, widths[i], t.f32.withByteOffset(from * 4L), null, 1, t.cols, true, t.pool);
+            out[i].related = new CudaTensor[] {t};
+            from += widths[i];
+        }
+        t.related = out;
+        if (from != t.cols) {
+            throw new IllegalArgumentException("column blocks " + java.util.Arrays.toString(widths) + " cover "
+                    + from + " of " + t.cols + " columns");
+        }
+        return out;
+    }
+
+    /** Whether this is a view of another activation's columns (rows {@link #ld} floats apart). */
+    boolean isView() {
+        return view;
     }
 
     /** An activation from the pool: fp32 values, and a 16-bit copy buffer made now (or none yet). */
@@ -73,7 +118,7 @@ final class CudaTensor implements Tensor {
         }
         closed = true;
         if (pool != null) {
-            if (f32 != null) {
+            if (f32 != null && !view) {
                 pool.release(f32, elements() * 4);
             }
             if (copy != null) {
@@ -110,6 +155,10 @@ final class CudaTensor implements Tensor {
     }
 
     CUdeviceptr requireF32(String op) {
+        if (view) {
+            throw new IllegalStateException(op + " takes whole activations, not a view of columns (rows " + ld
+                    + " floats apart)");
+        }
         if (f32 == null) {
             throw new IllegalArgumentException(op + " needs an fp32 tensor; this " + rows + " x " + cols
                     + " weight is stored in 16 bits only");
@@ -150,7 +199,25 @@ final class CudaTensor implements Tensor {
     static CudaTensor output(Tensor t, String op) {
         CudaTensor c = of(t);
         c.requireF32(op);
-        c.copyCurrent = false;
+        c.written();
+        return c;
+    }
+
+    /** This tensor's values are about to change: its copy, and those of its views or activation, are stale. */
+    private void written() {
+        copyCurrent = false;
+        for (CudaTensor r : related) {
+            r.copyCurrent = false;
+        }
+    }
+
+    /** As {@link #output}, for the ops that take a row stride ({@link #ld}): views of columns too. */
+    static CudaTensor stridedOutput(Tensor t, String op) {
+        CudaTensor c = of(t);
+        if (c.f32 == null) {
+            c.requireF32(op);
+        }
+        c.written();
         return c;
     }
 

@@ -179,6 +179,35 @@ final class CudaWeights {
     }
 
     /**
+     * Weights of equal columns as one weight of 16-bit rows, their rows one after another (the fused q/k/v
+     * projection); no fp32 copy (these are never small).
+     */
+    Tensor stacked(WeightSlice... slices) {
+        int cols = slices[0].cols();
+        int parts = weightParts(slices[0]);
+        long rows = 0;
+        for (WeightSlice s : slices) {
+            if (s.cols() != cols || weightParts(s) != parts) {
+                throw new IllegalArgumentException("stacked weights need equal columns and storage: "
+                        + s.describe() + " beside " + slices[0].describe());
+            }
+            rows += s.rows();
+        }
+        CUdeviceptr rows16 = allocate(rows * cols * 2 * parts);
+        try {
+            long at = 0;
+            for (WeightSlice s : slices) {
+                uploadRows(s, s.firstElement(), s.rows(), cols, parts, rows16.withByteOffset(at * cols * 2 * parts));
+                at += s.rows();
+            }
+        } catch (RuntimeException e) {  // a value fp16 cannot hold: nothing stays allocated
+            GpuRuntime.free(rows16);
+            throw e;
+        }
+        return new CudaTensor(Math.toIntExact(rows), cols, null, rows16, parts, null);
+    }
+
+    /**
      * A layer's dense experts ({@link CudaExperts}): gate and up rows interleaved in blocks of 8, and with wgmma at
      * one part per input, pre-tiled.
      */

@@ -300,6 +300,88 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * The fused q/k/v product's column views (Backend.columns) through what reads them: q and k's norms with RoPE
+     * (whole projection and per head), plain RoPE, and attention (v's 16-bit copy converted from a view) give the
+     * same bits as separate tensors holding the same values; a write to the stacked activation makes v's copy stale.
+     */
+    @Test
+    void columnViewsOfTheFusedProductMatchSeparateTensors() throws IOException {
+        int[] offsets = {0, 70, 200, 333};
+        int t = offsets[3];
+        for (int[] cfg : new int[][] {{4, 2, 128, 1}, {8, 2, 64, 2}, {4, 4, 128, 0}}) {
+            int h = cfg[0];
+            int kvh = cfg[1];
+            int hd = cfg[2];
+            int norm = cfg[3];  // 0: none (plain RoPE), 1: over the whole projection, 2: per head
+            int qd = h * hd;
+            int kd = kvh * hd;
+            int width = qd + 2 * kd;
+            String what = "views h" + h + " kv" + kvh + " d" + hd + " norm " + norm;
+            float[] all = randn(t * width, 1);
+            float[][] parts = {new float[t * qd], new float[t * kd], new float[t * kd]};
+            int[] from = {0, qd, qd + kd};
+            int[] cols = {qd, kd, kd};
+            for (int r = 0; r < t; r++) {
+                for (int p = 0; p < 3; p++) {
+                    System.arraycopy(all, r * width + from[p], parts[p], r * cols[p], cols[p]);
+                }
+            }
+            Tensor stacked = gpu.activation(all, t, width);
+            Tensor[] views = gpu.columns(stacked, qd, kd, kd);
+            Tensor[] separate = {gpu.activation(parts[0], t, qd), gpu.activation(parts[1], t, kd),
+                gpu.activation(parts[2], t, kd)};
+            int[] pos = random.ints(t, 0, 4000).toArray();
+            io.moescore.model.Rope rope = io.moescore.model.Rope.plain(10000.0, hd);
+            for (int p = 0; p < 2; p++) {
+                io.moescore.backend.ColumnBlocks heads = io.moescore.backend.ColumnBlocks.heads(cols[p] / hd, hd);
+                for (Tensor x : new Tensor[] {views[p], separate[p]}) {
+                    if (norm == 0) {
+                        gpu.rope(x, heads, rope, gpu.ints(pos));
+                    } else {
+                        int group = norm == 1 ? cols[p] : hd;
+                        Tensor w = gpu.activation(java.util.Arrays.copyOf(parts[2], group), 1, group);
+                        gpu.rmsNormRope(x, w, group, 1e-6f, heads, rope, gpu.ints(pos));
+                    }
+                }
+            }
+            Tensor[] out = {gpu.activation(t, qd), gpu.activation(t, qd)};
+            gpu.attention(views[0], views[1], views[2], gpu.ints(offsets), h, kvh, hd, 0, out[0]);
+            gpu.attention(separate[0], separate[1], separate[2], gpu.ints(offsets), h, kvh, hd, 0, out[1]);
+            assertArrayEquals(gpu.toHost(out[1]), gpu.toHost(out[0]), what + ": attention over the views");
+            float[] back = gpu.toHost(stacked);
+            for (int p = 0; p < 3; p++) {
+                float[] expected = gpu.toHost(separate[p]);
+                for (int r = 0; r < t; r++) {
+                    for (int c = 0; c < cols[p]; c++) {
+                        if (Float.compare(back[r * width + from[p] + c], expected[r * cols[p] + c]) != 0) {
+                            throw new AssertionError(what + ": block " + p + " at row " + r + ", column " + c + " is "
+                                    + back[r * width + from[p] + c] + ", separately " + expected[r * cols[p] + c]);
+                        }
+                    }
+                }
+            }
+            // the next layer's product writes the stacked activation: v's copy must be made again from it
+            float[] next = randn(t * width, 1);
+            Tensor fresh = gpu.activation(next, t, width);
+            gpu.linear(fresh, weight(eye(width), width, width)[1], null, stacked);
+            assertTrue(((CudaTensor) views[2]).currentCopy() == null, what + ": v's copy survived a write of its "
+                    + "activation");
+            for (Tensor x : views) {
+                x.close();
+            }
+            stacked.close();
+        }
+    }
+
+    static float[] eye(int n) {
+        float[] out = new float[n * n];
+        for (int i = 0; i < n; i++) {
+            out[i * n + i] = 1f;
+        }
+        return out;
+    }
+
     /** A bf16 backend's 16-bit copy of a tensor holds its fp32 values rounded to bf16, bit for bit. */
     static void assertCopyIsTheRoundedValues(CudaBackend backend, Tensor t, String what) {
         assertEquals(Precision.BF16, backend.precision(), "the copy check rounds to bf16");
