@@ -4,7 +4,9 @@
 import json, sys, torch
 out = sys.argv[1]
 m = int(sys.argv[2].replace("m=", "")) if len(sys.argv) > 2 else 8192
-WEIGHTS = [(4096, 4096), (1024, 4096), (28672, 4096), (4096, 14336), (32000, 4096), (2048, 2048), (50304, 2048)]
+# the fused q/k/v products last: Mixtral's (4096 + 2 x 1024 rows), OLMoE's (3 x 2048)
+WEIGHTS = [(4096, 4096), (1024, 4096), (28672, 4096), (4096, 14336), (32000, 4096), (2048, 2048), (50304, 2048),
+           (6144, 4096), (6144, 2048)]
 runs = []
 for n, k in WEIGHTS:
     x = torch.randn(m, k, device="cuda")

@@ -31,9 +31,12 @@ import java.util.Random;
  *   java ... io.moescore.bench.GemmBenchmark OUT.json [m=8192]
  */
 public final class GemmBenchmark {
-    /** N x K weights: Mixtral q/o, k/v, one expert's gate|up and down, lm_head; OLMoE q/k/v/o and lm_head. */
+    /**
+     * N x K weights: Mixtral q/o, k/v, one expert's gate|up and down, lm_head; OLMoE q/k/v/o and lm_head; the fused
+     * q/k/v products of Mixtral (4096 + 2 x 1024 rows) and OLMoE (3 x 2048).
+     */
     static final int[][] WEIGHTS = {{4096, 4096}, {1024, 4096}, {28672, 4096}, {4096, 14336}, {32000, 4096},
-        {2048, 2048}, {50304, 2048}};
+        {2048, 2048}, {50304, 2048}, {6144, 4096}, {6144, 2048}};
 
     private GemmBenchmark() {
     }
