@@ -116,13 +116,7 @@ public final class RoutingStudyReport {
             chart.add(plotted.get(i).spec(), y);
         }
         StringBuilder h = new StringBuilder();
-        h.append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")
-                .append("<title>moescore routing study</title>\n<style>")
-                .append("body{font-family:sans-serif;margin:20px;color:#222}")
-                .append("table{border-collapse:collapse;font-size:12px}")
-                .append("th,td{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}")
-                .append("th{background:#eee}.chart{margin:16px 0;overflow-x:auto}</style></head><body>\n")
-                .append("<h1>moescore routing study</h1>\n<p>").append(Html.escape(r.model())).append(" on ")
+        h.append(Html.pageStart("moescore routing study")).append("<p>").append(Html.escape(r.model())).append(" on ")
                 .append(Html.escape(r.input())).append(": ").append(r.rows()).append(" rows, ").append(r.tokens())
                 .append(" tokens, on ").append(Html.escape(r.device())).append(". Generated ").append(Instant.now())
                 .append(".</p>\n<div class=\"chart\">").append(chart.toSvg()).append("</div>\n<table><thead><tr>");
