@@ -129,7 +129,7 @@ public final class RoutingStudy {
     private Result study(RoutingStudyOptions options, ModelConfig config, Backend backend, ModelWeights weights,
                          List<RoutingSpec> variants, List<JsonRow> rows, long tokens) {
         ScoreSettings settings = options.settings();
-        ScoreOptions scoreOptions = new ScoreOptions(false, Math.max(1, settings.topK()));
+        ScoreOptions scoreOptions = new ScoreOptions(false, 1);  // the most likely next token: top-1 changed
         RowPlan.Limits limits = settings.rowLimits(config.maxPositions());
         Map<Integer, List<Integer>> drops = Map.of();
         List<Variant> results = new ArrayList<>();

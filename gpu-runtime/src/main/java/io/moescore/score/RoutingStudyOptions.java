@@ -10,7 +10,7 @@ import java.util.Map;
 /**
  * Options of {@code moescore routing-study} ({@link RoutingStudy}): the model and input as score-local takes them,
  * the output folder, the router variants, and the scoring settings every scorer shares except {@code --routing}
- * (which the variants replace).
+ * (which the variants replace) and the per-row outputs.
  *
  * @param model        the model directory
  * @param input        JSON lines, as score-local reads them
@@ -62,9 +62,13 @@ public record RoutingStudyOptions(Path model, Path input, Path out, List<Routing
     /** routing-study's own settings. */
     public static final List<Setting<?>> OWN = List.of(LocalScoreOptions.MODEL, LocalScoreOptions.INPUT, OUT,
             VARIANTS, PROPOSE_DROPS, LocalScoreOptions.OVERWRITE);
-    /** Every setting of routing-study: its own, then the scoring settings but --routing. */
-    public static final List<Setting<?>> SETTINGS = Setting.concat(OWN,
-            ScoreSettings.ALL.stream().filter(s -> s != ScoreSettings.ROUTING).toList());
+    /**
+     * Every setting of routing-study: its own, then the scoring settings but --routing (the variants replace it) and
+     * the per-row outputs it does not write (--token-logprobs, --top-k).
+     */
+    public static final List<Setting<?>> SETTINGS = Setting.concat(OWN, ScoreSettings.ALL.stream()
+            .filter(s -> s != ScoreSettings.ROUTING && s != ScoreSettings.TOKEN_LOGPROBS && s != ScoreSettings.TOP_K)
+            .toList());
 
     public RoutingStudyOptions {
         if (model == null || input == null || out == null || variants == null || settings == null) {
