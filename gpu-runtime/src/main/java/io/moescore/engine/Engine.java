@@ -59,8 +59,13 @@ public final class Engine implements AutoCloseable {
         requireRoutable(backend, routing, routers);
     }
 
-    /** Refuses, naming the spec, routers the backend has no kernel for. */
-    private static void requireRoutable(Backend backend, RoutingSpec routing, List<Router> routers) {
+    /**
+     * Refuses, naming the spec, routers the backend has no kernel for ({@code routers}: the spec's, e.g.
+     * {@link RoutingSpec#routers}); callers ask before loading any weight.
+     *
+     * @throws UnsupportedModelException naming the spec
+     */
+    public static void requireRoutable(Backend backend, RoutingSpec routing, List<Router> routers) {
         if (!routing.isModel()) {
             for (Router router : routers) {
                 if (router != null && !backend.canRoute(router)) {
@@ -109,16 +114,26 @@ public final class Engine implements AutoCloseable {
     /** Reads config.json and the safetensors of a model directory onto the backend, as the options say. */
     public static Engine load(Path modelDirectory, Backend backend, LoadOptions options) {
         ModelConfig config = ModelConfig.load(modelDirectory);
+        requireLoadable(config, modelDirectory, backend);
+        requireRoutable(backend, options.routing(), options.routing().routers(config));  // before any upload
+        try (Checkpoint checkpoint = Checkpoint.open(modelDirectory)) {
+            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, options),
+                    options.routing());
+        }
+    }
+
+    /**
+     * Refuses, before anything is read onto the backend, a model whose ops the backend lacks or that does not fit
+     * its memory.
+     *
+     * @throws UnsupportedModelException naming the model and what is missing
+     */
+    public static void requireLoadable(ModelConfig config, Path modelDirectory, Backend backend) {
         requireSupported(config, backend, modelDirectory.toString());
         MemoryPlan plan = memoryPlan(config, modelDirectory, backend);
         if (plan != null && !plan.fits()) {
             throw new UnsupportedModelException("the " + config.family().modelType + " model " + modelDirectory
                     + " does not fit on " + backend.deviceName() + ": " + plan.describe());
-        }
-        requireRoutable(backend, options.routing(), options.routing().routers(config));  // before any upload
-        try (Checkpoint checkpoint = Checkpoint.open(modelDirectory)) {
-            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, options),
-                    options.routing());
         }
     }
 

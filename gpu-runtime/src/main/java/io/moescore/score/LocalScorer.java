@@ -13,7 +13,6 @@ import io.moescore.batch.ExpertLoad;
 import io.moescore.engine.ScoreOptions;
 import io.moescore.batch.RowScore;
 import io.moescore.batch.SequenceScore;
-import io.moescore.model.TextTokenizer;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -118,20 +117,13 @@ public final class LocalScorer {
         long rows = 0;
         long errors = 0;
         long tokens = 0;
-        String source = options.input().toString();
-        try (LazyTokenizer tokenizer = new LazyTokenizer(options.model());
-             Utf8Lines in = new Utf8Lines(Files.newInputStream(options.input()));
+        try (JsonRows in = JsonRows.open(options.input(), options.model());
              JsonGenerator json = new ObjectMapper().getFactory().createGenerator(output.rows(), JsonEncoding.UTF8)) {
             json.setRootValueSeparator(null);
             List<JsonRow> pending = new ArrayList<>();
             long pendingTokens = 0;
-            Utf8Lines.Line line;
-            while ((line = in.next()) != null) {
-                if (line.text() != null && line.text().isBlank()) {
-                    continue;
-                }
-                JsonRow row = line.text() == null ? JsonRow.unreadable(line.number(), source, line.error())
-                        : JsonRow.parse(line.text(), line.number(), source, tokenizer);
+            JsonRow row;
+            while ((row = in.next()) != null) {
                 pending.add(row);
                 pendingTokens += row.tokens() == null ? 0 : row.tokens().length;
                 if (BatchPlanner.windowFull(pendingTokens, settings.batchTokens())) {
@@ -165,38 +157,17 @@ public final class LocalScorer {
         return output.resolveSibling((dot > 0 ? name.substring(0, dot) : name) + ".summary.json");
     }
 
-    /** The model's tokenizer, loaded when a row first needs it (continuation rows given as text). */
-    private static final class LazyTokenizer implements java.util.function.Supplier<TextTokenizer>, AutoCloseable {
-        private final Path model;
-        private TextTokenizer tokenizer;
-
-        LazyTokenizer(Path model) {
-            this.model = model;
-        }
-
-        @Override
-        public TextTokenizer get() {
-            if (tokenizer == null) {
-                tokenizer = TextTokenizer.load(model);
-            }
-            return tokenizer;
-        }
-
-        @Override
-        public void close() {
-            if (tokenizer != null) {
-                tokenizer.close();
-            }
-        }
-    }
-
     /** How a window of rows is scored ({@link RowPlan}, {@link BatchPlanner}) and written, in input order. */
-    private record Rows(Engine engine, ScoreOptions options, RowPlan.Limits limits, int batchTokens,
-                        LongRows longRows) {
-        long flush(List<JsonRow> rows, ExpertLoad load, JsonGenerator json) throws IOException {
-            RowScore[] scores = RowPlan.score(engine::score,
+    record Rows(Engine engine, ScoreOptions options, RowPlan.Limits limits, int batchTokens, LongRows longRows) {
+        /** A window's rows' scores, in order (null for none: a row whose input was unusable has its error). */
+        RowScore[] score(List<JsonRow> rows, ExpertLoad load) {
+            return RowPlan.score(engine::score,
                     rows.stream().map(r -> r.error() == null ? r.tokens() : null).toArray(int[][]::new),
                     rows.stream().mapToInt(JsonRow::contextLength).toArray(), limits, options, batchTokens, load);
+        }
+
+        long flush(List<JsonRow> rows, ExpertLoad load, JsonGenerator json) throws IOException {
+            RowScore[] scores = score(rows, load);
             long errors = 0;
             for (int i = 0; i < rows.size(); i++) {
                 JsonRow row = rows.get(i);

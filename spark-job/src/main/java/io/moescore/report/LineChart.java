@@ -24,6 +24,7 @@ public final class LineChart {
     private final String yLabel;
     private final double[] x;
     private final List<Series> series = new ArrayList<>();
+    private boolean points;
 
     /** @param x the x value of each point, increasing */
     public LineChart(String title, String xLabel, String yLabel, double[] x) {
@@ -42,6 +43,12 @@ public final class LineChart {
         return this;
     }
 
+    /** Marks each point instead of joining them (a scatter plot: each series a few points, x need not increase). */
+    public LineChart points() {
+        points = true;
+        return this;
+    }
+
     public int width() {
         return LEFT + PLOT_WIDTH + 30;
     }
@@ -54,8 +61,12 @@ public final class LineChart {
         double max = series.stream().flatMapToDouble(s -> java.util.Arrays.stream(s.y()))
                 .filter(Double::isFinite).max().orElse(1);
         double top = Charts.niceCeiling(max);
-        double x0 = x.length == 0 ? 0 : x[0];
-        double x1 = x.length < 2 ? x0 + 1 : x[x.length - 1];
+        double x0 = x.length == 0 ? 0 : java.util.Arrays.stream(x).min().orElse(0);
+        double x1 = x.length < 2 ? x0 + 1 : java.util.Arrays.stream(x).max().orElse(x0 + 1);
+        if (!(x1 > x0)) {  // one x value: an axis of width 1 around it
+            x0 -= 0.5;
+            x1 = x0 + 1;
+        }
         double bottom = TOP + PLOT_HEIGHT;
         c.text(LEFT, 22, title, 15, ChartCanvas.Anchor.START, Color.BLACK);
         for (int i = 0; i <= 4; i++) {
@@ -77,12 +88,17 @@ public final class LineChart {
         c.line(LEFT, bottom, LEFT + PLOT_WIDTH, bottom, Color.BLACK);
         for (int s = 0; s < series.size(); s++) {
             double[] y = series.get(s).y();
-            for (int i = 1; i < x.length; i++) {
+            for (int i = 0; points && i < x.length; i++) {
+                if (Double.isFinite(y[i])) {
+                    c.rect(px(x[i], x0, x1) - 4, py(y[i], top) - 4, 8, 8, Charts.color(s));
+                }
+            }
+            for (int i = 1; !points && i < x.length; i++) {
                 if (Double.isFinite(y[i - 1]) && Double.isFinite(y[i])) {
                     c.line(px(x[i - 1], x0, x1), py(y[i - 1], top), px(x[i], x0, x1), py(y[i], top), Charts.color(s));
                 }
             }
-            if (x.length == 1 && Double.isFinite(y[0])) {
+            if (!points && x.length == 1 && Double.isFinite(y[0])) {
                 c.rect(px(x[0], x0, x1) - 2, py(y[0], top) - 2, 4, 4, Charts.color(s));
             }
         }

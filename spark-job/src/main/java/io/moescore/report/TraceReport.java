@@ -18,13 +18,7 @@ public final class TraceReport {
     public static String html(String source, int experts, int steps, List<LoadStats> layers) {
         int window = layers.isEmpty() ? 1 : layers.get(0).window();
         StringBuilder h = new StringBuilder();
-        h.append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")
-                .append("<title>moescore routing trace report</title>\n<style>")
-                .append("body{font-family:sans-serif;margin:20px;color:#222}")
-                .append("table{border-collapse:collapse;font-size:12px}")
-                .append("th,td{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}")
-                .append("th{background:#eee}.chart{margin:16px 0;overflow-x:auto}</style></head><body>\n")
-                .append("<h1>moescore routing trace report</h1>\n<p>").append(Html.escape(source)).append(": ")
+        h.append(Html.pageStart("moescore routing trace report")).append("<p>").append(Html.escape(source)).append(": ")
                 .append(layers.size()).append(" MoE layers, ").append(experts).append(" experts, ").append(steps)
                 .append(" steps (batches), windows of ").append(window).append(" step(s). Generated ")
                 .append(Instant.now()).append(".</p>\n");
