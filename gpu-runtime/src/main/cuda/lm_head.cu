@@ -51,3 +51,48 @@ extern "C" __global__ void logsoftmax_finish(const float* __restrict__ state, co
     const float* st = state + (size_t)t * 3;
     lp[t] = targets[t] < 0 ? __int_as_float(0x7fc00000) : st[2] - (st[0] + logf(st[1]));
 }
+
+// The k largest logits of each top-k row (the rows logsoftmax_chunk copied out, vocab apart), largest first, lower
+// index first on ties, NaN below every number: TopK.indices' order on finite logits, picked on the device so only
+// rows x k indices come to the host (not rows x vocab logits: an is_greedy continuation asks for every position).
+// One block per row, k passes over the row, each taking the largest (value, -index) below the previous pick.
+// out: [rows, k] (k <= vocab).
+__device__ __forceinline__ bool top_before(float a, int ia, float b, int ib) {  // a ranks before b
+    bool an = isnan(a), bn = isnan(b);
+    if (an != bn) return bn;
+    if (!an && a != b) return a > b;
+    return ia < ib;
+}
+extern "C" __global__ void top_rows_k(const float* __restrict__ top, int vocab, int k, int* __restrict__ out) {
+    __shared__ float sv[32];
+    __shared__ int si[32];
+    const float* row = top + (size_t)blockIdx.x * vocab;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    float prevV = 0.f;
+    int prevI = -1;  // -1: no pick yet
+    for (int j = 0; j < k; j++) {
+        float bv = 0.f;
+        int bi = -1;
+        for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+            float v = row[i];
+            if (prevI >= 0 && !top_before(prevV, prevI, v, i)) continue;  // at or before the last pick
+            if (bi < 0 || top_before(v, i, bv, bi)) bv = v, bi = i;
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            float ov = __shfl_down_sync(0xffffffffu, bv, o);
+            int oi = __shfl_down_sync(0xffffffffu, bi, o);
+            if (oi >= 0 && (bi < 0 || top_before(ov, oi, bv, bi))) bv = ov, bi = oi;
+        }
+        if (lane == 0) sv[warp] = bv, si[warp] = bi;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            for (int w = 1; w < warps; w++)
+                if (si[w] >= 0 && (si[0] < 0 || top_before(sv[w], si[w], sv[0], si[0]))) sv[0] = sv[w], si[0] = si[w];
+            out[(size_t)blockIdx.x * k + j] = si[0];
+        }
+        __syncthreads();
+        prevV = sv[0];
+        prevI = si[0];
+        __syncthreads();
+    }
+}

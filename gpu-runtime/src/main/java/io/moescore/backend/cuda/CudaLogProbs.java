@@ -6,7 +6,6 @@ import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import io.moescore.backend.LogProbs;
-import io.moescore.backend.TopK;
 import java.util.Arrays;
 import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
@@ -14,7 +13,8 @@ import jcuda.driver.CUdeviceptr;
 /**
  * The lm_head step ({@link CudaBackend#logProbs}): logits for a chunk of the vocabulary at a time (a dense GEMM,
  * {@link CudaGemm}), folded into each row's running log-sum-exp, target logit and top-k candidates
- * (lm_head.cu: logsoftmax_chunk, logsoftmax_finish), so the T x vocab logits never exist whole.
+ * (lm_head.cu: logsoftmax_chunk, logsoftmax_finish), so the T x vocab logits never exist whole; the top-k rows'
+ * best tokens are picked on the device too (top_rows_k).
  */
 final class CudaLogProbs {
     /** The lm_head step computes logits for at most this many (token, vocab) pairs at a time. */
@@ -63,18 +63,31 @@ final class CudaLogProbs {
                         vocab);
             }
             launcher.launch("logsoftmax_finish", blocks(t, 256), 1, 256, 0, state, target, t, lp);
-            float[] result = new float[t];
-            float[] topLogits = new float[topRows.length * vocab];
-            cuStreamSynchronize(launcher.stream());
-            cuMemcpyDtoH(Pointer.to(result), lp, t * 4L);
-            if (topLogits.length > 0) {
-                cuMemcpyDtoH(Pointer.to(topLogits), top, topLogits.length * 4L);
+            // each top row's k best on the device (lm_head.cu, top_rows_k: TopK.indices' order): rows x k indices
+            // come back, not rows x vocab logits
+            int k = Math.min(Math.max(topK, 0), vocab);
+            int[] indices = new int[topRows.length * k];
+            CUdeviceptr picked = indices.length == 0 ? null : pool.allocate(indices.length * 4L);
+            try {
+                if (picked != null) {
+                    launcher.launch("top_rows_k", topRows.length, 1, 256, 0, top, vocab, k, picked);
+                }
+                float[] result = new float[t];
+                cuStreamSynchronize(launcher.stream());
+                cuMemcpyDtoH(Pointer.to(result), lp, t * 4L);
+                if (picked != null) {
+                    cuMemcpyDtoH(Pointer.to(indices), picked, indices.length * 4L);
+                }
+                int[][] best = new int[topRows.length][];
+                for (int i = 0; i < topRows.length; i++) {
+                    best[i] = Arrays.copyOfRange(indices, i * k, (i + 1) * k);
+                }
+                return new LogProbs(result, best);
+            } finally {
+                if (picked != null) {
+                    pool.release(picked, indices.length * 4L);
+                }
             }
-            int[][] best = new int[topRows.length][];
-            for (int i = 0; i < topRows.length; i++) {
-                best[i] = TopK.indices(topLogits, i * vocab, vocab, topK);
-            }
-            return new LogProbs(result, best);
         } finally {
             xb.close();
             pool.release(logits, logitsBytes);

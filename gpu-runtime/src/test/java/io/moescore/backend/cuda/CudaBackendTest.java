@@ -837,6 +837,45 @@ class CudaBackendTest {
         return WeightSlice.whole(Checkpoint.open(file).get("w"), rows, cols);
     }
 
+    /**
+     * top_rows_k (the top-k rows' best tokens, picked on the device) against TopK.indices, exactly: logits drawn from
+     * a few values, so most comparisons are ties (lower index first), with -inf among them; k from 1 to past the
+     * vocabulary's size.
+     */
+    @Test
+    void topTokensOnTheDeviceInTopKsOrder() {
+        int rows = 7;
+        int vocab = 3001;
+        float[] logits = new float[rows * vocab];
+        for (int i = 0; i < logits.length; i++) {
+            int r = random.nextInt(12);
+            logits[i] = r == 0 ? Float.NEGATIVE_INFINITY : r * 0.25f - 1f;
+        }
+        CudaLauncher launcher = new CudaLauncher(GpuRuntime.forDevice(0));
+        launcher.stream();  // the device's context, current on this thread
+        jcuda.driver.CUdeviceptr device = new jcuda.driver.CUdeviceptr();
+        jcuda.driver.JCudaDriver.cuMemAlloc(device, logits.length * 4L);
+        jcuda.driver.CUdeviceptr out = new jcuda.driver.CUdeviceptr();
+        jcuda.driver.JCudaDriver.cuMemAlloc(out, (long) rows * vocab * 4);
+        try {
+            jcuda.driver.JCudaDriver.cuMemcpyHtoD(device, jcuda.Pointer.to(logits), logits.length * 4L);
+            for (int k : new int[] {1, 5, 40, vocab}) {
+                launcher.launch("top_rows_k", rows, 1, 256, 0, device, vocab, k, out);
+                int[] got = new int[rows * k];
+                jcuda.driver.JCudaDriver.cuStreamSynchronize(launcher.stream());
+                jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(got), out, got.length * 4L);
+                for (int r = 0; r < rows; r++) {
+                    int[] expected = io.moescore.backend.TopK.indices(logits, r * vocab, vocab, k);
+                    int[] row = java.util.Arrays.copyOfRange(got, r * k, (r + 1) * k);
+                    assertArrayEquals(expected, row, "top-" + k + " of row " + r + " (seed " + SEED + ")");
+                }
+            }
+        } finally {
+            jcuda.driver.JCudaDriver.cuMemFree(device);
+            jcuda.driver.JCudaDriver.cuMemFree(out);
+        }
+    }
+
     @Test
     void logProbsOverVocabularyChunksWithTopK() throws IOException {
         int t = 300;
