@@ -81,7 +81,8 @@ __device__ __forceinline__ Work work_item(const int* work, const int* offsets) {
     int size = min(WORK_GROUP, items - first);
     int item = first + within % size;
     Work w;
-    w.expert = work[2 * item];
+    w.expert = work[2 * item];  // < 0: no item (route_work sizes grids for the worst case): the kernel returns
+    if (w.expert < 0) return w;
     w.m0 = work[2 * item + 1];
     w.begin = offsets[w.expert];
     w.count = offsets[w.expert + 1] - w.begin;

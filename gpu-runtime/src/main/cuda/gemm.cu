@@ -267,6 +267,7 @@ template <typename T>
 __device__ __forceinline__ void gate_up_body(const T* x, const int* tokens, const int* offsets, const int* work,
                                              const T* wGateUp, T* inter, int F, int H, int aParts, int wParts) {
     Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
     const T* W = wGateUp + (size_t)w.expert * 2 * F * H * wParts;
     TileArgs<T> t{x, tokens, w.begin, w.count, W, 2 * F, H * aParts, H * wParts, w.m0, w.tile * BN};
     float acc[4][WN][4];
@@ -282,6 +283,7 @@ __device__ __forceinline__ void down_body(const T* inter, const int* tokens, con
                                           const int* work, const T* wDown, float* out, float* perEntry, int H, int F,
                                           int aParts, int wParts) {
     Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
     const T* W = wDown + (size_t)w.expert * H * F * wParts;
     TileArgs<T> t{inter, nullptr, w.begin, w.count, W, H, F * aParts, F * wParts, w.m0, w.tile * BN};
     float acc[4][WN][4];

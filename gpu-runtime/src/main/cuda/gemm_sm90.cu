@@ -279,6 +279,7 @@ __device__ __forceinline__ void gate_up_sm90(const T* x, const int* tokens, cons
                                              const T* wGateUp, T* inter, int F, int H, int aParts, int wParts) {
 #ifdef MOESCORE_WGMMA
     Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
     const T* W = wGateUp + (size_t)w.expert * 2 * F * H * wParts;
     TileArgs<T> t{x, tokens, w.begin, w.count, W, 2 * F, H * aParts, H * wParts, w.m0, w.tile * BNT};
     float acc[BNT / 2];
@@ -294,6 +295,7 @@ __device__ __forceinline__ void down_sm90(const T* inter, const int* tokens, con
                                           int aParts, int wParts) {
 #ifdef MOESCORE_WGMMA
     Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
     const T* W = wDown + (size_t)w.expert * H * F * wParts;
     TileArgs<T> t{inter, nullptr, w.begin, w.count, W, H, F * aParts, F * wParts, w.m0, w.tile * BNT};
     float acc[BNT / 2];
@@ -361,6 +363,7 @@ __device__ __forceinline__ void gate_up_sm90_tiled(const T* x, const int* tokens
                                                    unsigned char* interTiled, int F, int H) {
 #ifdef MOESCORE_WGMMA
     Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
     size_t expertBytes = (size_t)((2 * F + 127) / 128) * ((H + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
     TileArgs<T> t{x, tokens, w.begin, w.count, nullptr, 2 * F, H, H, w.m0, w.tile * BNT};
     float acc[BNT / 2];
@@ -376,6 +379,7 @@ __device__ __forceinline__ void down_sm90_tiled(const unsigned char* interTiled,
                                                 float* out, float* perEntry, int H, int F) {
 #ifdef MOESCORE_WGMMA
     Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
     size_t expertBytes = (size_t)((H + 127) / 128) * ((F + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
     TileArgs<T> t{nullptr, nullptr, w.begin, w.count, nullptr, H, F, F, w.m0, w.tile * BNT};
     const unsigned char* aTiled = interTiled + (size_t)w.item * ((F + S90_BK - 1) / S90_BK) * S90_A_BYTES;

@@ -145,3 +145,29 @@ extern "C" __global__ void route_identity(int T, int* __restrict__ tokens, float
         gates[t] = 1.f;
     }
 }
+
+// The grouped expert launches' work list on the device, so that no host round trip sits between routing and the
+// experts: items (expert, first local row) of `rows` entries each, experts in order, then (-1, 0) up to
+// maxItems, the worst case ceil(entries / rows) + E the host sizes the grids by (blocks of an item past the
+// list return at once). One block; experts a blockDim at a time, each one's item count scanned.
+extern "C" __global__ void route_work(const int* __restrict__ offsets, int E, int rows, int maxItems,
+                                      int* __restrict__ work) {
+    __shared__ int scratch[32];
+    int base = 0;
+    for (int e0 = 0; e0 < E; e0 += blockDim.x) {
+        int e = e0 + threadIdx.x;
+        int count = e < E ? offsets[e + 1] - offsets[e] : 0;
+        int items = (count + rows - 1) / rows;
+        int first;
+        int total = block_exclusive_scan(items, &first, scratch);
+        for (int i = 0; i < items; i++) {
+            work[2 * (base + first + i)] = e;
+            work[2 * (base + first + i) + 1] = i * rows;
+        }
+        base += total;
+    }
+    for (int i = base + threadIdx.x; i < maxItems; i += blockDim.x) {
+        work[2 * i] = -1;
+        work[2 * i + 1] = 0;
+    }
+}

@@ -219,6 +219,7 @@ template <typename T>
 __device__ __forceinline__ void sp_gate_up_body(const T* x, const int* tokens, const int* offsets, const int* work,
                                                 const T* values, const unsigned* meta, T* inter, int F, int H) {
     Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
     size_t R = 2 * (size_t)F;
     SpTile<T> t{values + w.expert * R * (H / 2), meta + w.expert * R * ((H + 31) / 32), 2 * F, H,
                 w.tile * SP_ROWS, x, tokens, w.begin, w.count, w.m0};
@@ -235,6 +236,7 @@ __device__ __forceinline__ void sp_down_body(const T* inter, const int* tokens, 
                                              const int* work, const T* values, const unsigned* meta, float* out,
                                              float* perEntry, int H, int F) {
     Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
     SpTile<T> t{values + w.expert * (size_t)H * (F / 2), meta + w.expert * (size_t)H * ((F + 31) / 32), H, F,
                 w.tile * SP_ROWS, inter, nullptr, w.begin, w.count, w.m0};
     float acc[4][8][4];

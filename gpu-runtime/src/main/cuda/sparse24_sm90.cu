@@ -238,6 +238,7 @@ __device__ __forceinline__ void sp9_gate_up_body(const T* x, const int* tokens, 
                                                  const unsigned char* tiled, unsigned char* inter, int F, int H) {
 #ifdef MOESCORE_WGMMA_SP
     Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
     size_t wStride;
     const unsigned char* wTile = sp24_tile(tiled, w.expert, w.tile, 2, 2 * F, H, wStride);
     SpTile<T> t{nullptr, nullptr, 2 * F, H, w.tile * SP_ROWS, x, tokens, w.begin, w.count, w.m0};
@@ -254,6 +255,7 @@ __device__ __forceinline__ void sp9_down_body(const unsigned char* inter, const 
                                               float* out, float* perEntry, int H, int F) {
 #ifdef MOESCORE_WGMMA_SP
     Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
     int kTiles = (F + SP9_K - 1) / SP9_K;
     size_t wStride;
     const unsigned char* wTile = sp24_tile(tiled, w.expert, w.tile, 2, H, F, wStride);

@@ -192,6 +192,7 @@ __device__ __forceinline__ void vn_gate_up_body(const T* x, const int* tokens, c
                                                 const unsigned char* tiled, unsigned char* inter, int F, int H) {
 #ifdef MOESCORE_WGMMA_SP
     Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
     int kTiles = (H + SP9_K - 1) / SP9_K;
     const unsigned char* wTile = tiled + ((size_t)w.expert * gridDim.y + w.tile) * kTiles * VN_W_BYTES;
     SpTile<T> t{nullptr, nullptr, F, H, w.tile * VN_ROWS, x, tokens, w.begin, w.count, w.m0};
@@ -207,6 +208,7 @@ __device__ __forceinline__ void vn_down_body(const unsigned char* inter, const i
                                              float* out, float* perEntry, int H, int F) {
 #ifdef MOESCORE_WGMMA_SP
     Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
     int kTiles = (F + SP9_K - 1) / SP9_K;
     const unsigned char* wTile = tiled + ((size_t)w.expert * gridDim.y + w.tile) * kTiles * VN_W_BYTES;
     SpTile<T> t{nullptr, nullptr, H / 2, F, w.tile * VN_ROWS, nullptr, nullptr, w.begin, w.count, w.m0};
@@ -224,6 +226,7 @@ __device__ __forceinline__ void sp24n128_gate_up_body(const T* x, const int* tok
                                                       unsigned char* inter, int F, int H) {
 #ifdef MOESCORE_WGMMA_SP
     Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
     SpTile<T> t{nullptr, nullptr, 2 * F, H, w.tile * VN_ROWS, x, tokens, w.begin, w.count, w.m0};
     VnAccumulators a;
     size_t wStride;
@@ -240,6 +243,7 @@ __device__ __forceinline__ void sp24n128_down_body(const unsigned char* inter, c
                                                    float* out, float* perEntry, int H, int F) {
 #ifdef MOESCORE_WGMMA_SP
     Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
     int kTiles = (F + SP9_K - 1) / SP9_K;
     SpTile<T> t{nullptr, nullptr, H, F, w.tile * VN_ROWS, nullptr, nullptr, w.begin, w.count, w.m0};
     VnAccumulators a;

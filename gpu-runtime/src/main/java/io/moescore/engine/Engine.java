@@ -415,11 +415,12 @@ public final class Engine implements AutoCloseable {
                 if (layer.isMoe()) {
                     backend.linear(ffnIn, layer.router(), null, routerLogits);
                     try (ExpertRouting routing = backend.route(routerLogits, routers.get(l), seqOffsetArray)) {
-                        load.add(l, routing.tokensPerExpert());
                         int layerIndex = l;
                         backend.experts(ffnIn, routing, layer.experts(), mixed, seen == null ? null
                                 : (expert, xs, rows, hidden, swiglu, ffn) ->
                                         seen.accept(layerIndex, expert, xs, rows, hidden, swiglu, ffn));
+                        // asked once the experts are queued: a GPU's counts arrive while they run
+                        load.add(l, routing.tokensPerExpert());
                     }
                     if (layer.sharedExpert() != null) {
                         addSharedExpert(layer, ffnIn, mixed, t);

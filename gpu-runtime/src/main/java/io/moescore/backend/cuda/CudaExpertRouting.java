@@ -5,8 +5,8 @@ import jcuda.driver.CUdeviceptr;
 
 /**
  * Routing in device memory: per expert, offsets into the lists of token rows and gate weights (each expert's
- * tokens ascending). The counts come to the host once, for load statistics and for planning the grouped
- * expert launch.
+ * tokens ascending). The grouped expert launches plan their work on the device (route_work); the counts come to
+ * the host for the load statistics without stopping the stream ({@link RoutedCounts}).
  */
 final class CudaExpertRouting implements ExpertRouting {
     final int numExperts;
@@ -17,11 +17,11 @@ final class CudaExpertRouting implements ExpertRouting {
     /** [tokens, k]: each token's chosen experts, for the batch-invariant combine (combine_expert_outputs). */
     final CUdeviceptr chosen;
     final int k;
-    private final int[] counts;
+    private final RoutedCounts counts;
     private final Runnable release;
 
     CudaExpertRouting(int numExperts, int entries, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates,
-                      CUdeviceptr chosen, int k, int[] counts, Runnable release) {
+                      CUdeviceptr chosen, int k, RoutedCounts counts, Runnable release) {
         this.numExperts = numExperts;
         this.entries = entries;
         this.offsets = offsets;
@@ -40,11 +40,12 @@ final class CudaExpertRouting implements ExpertRouting {
 
     @Override
     public int[] tokensPerExpert() {
-        return counts.clone();
+        return counts.get().clone();
     }
 
     @Override
     public void close() {
+        counts.close();
         release.run();
     }
 }

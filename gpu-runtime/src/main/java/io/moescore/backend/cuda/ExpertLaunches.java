@@ -13,9 +13,7 @@ import io.moescore.backend.ExpertInputObserver;
 import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.Precision;
 import io.moescore.backend.cuda.KernelVariant.Family;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.function.Consumer;
 import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
@@ -45,11 +43,12 @@ final class ExpertLaunches {
     /** The experts of a layer on their routed tokens, into out. */
     void run(CudaTensor x, CudaExpertRouting r, ExpertWeights weights, CudaTensor out) {
         CombineOrder combine = deterministic ? new CombineOrder(r.chosen, r.k) : null;
+        Routed routed = new Routed(r.offsets, r.tokens, r.gates, r.numExperts, r.entries);
         if (weights instanceof CudaSparseExperts sparse) {
-            sparse(x, r.offsets, r.tokens, r.gates, r.tokensPerExpert(), sparse, out, combine);
+            sparse(x, routed, sparse, out, combine);
             return;
         }
-        dense(x, r.offsets, r.tokens, r.gates, r.tokensPerExpert(), (CudaExperts) weights, out, combine, null);
+        dense(x, routed, (CudaExperts) weights, out, combine, null);
     }
 
     /**
@@ -61,8 +60,8 @@ final class ExpertLaunches {
         CombineOrder combine = deterministic ? new CombineOrder(r.chosen, r.k) : null;
         short[][] inter = new short[1][];
         int[] tokens = new int[r.entries];
-        launcher.timed("experts", () -> dense(x, r.offsets, r.tokens, r.gates, r.tokensPerExpert(), w, out, combine,
-                (device, bytes) -> {
+        Routed routed = new Routed(r.offsets, r.tokens, r.gates, r.numExperts, r.entries);
+        launcher.timed("experts", () -> dense(x, routed, w, out, combine, (device, bytes) -> {
                     inter[0] = new short[Math.toIntExact(bytes / 2)];
                     cuStreamSynchronize(launcher.stream());
                     cuMemcpyDtoH(Pointer.to(inter[0]), device, bytes);
@@ -92,11 +91,15 @@ final class ExpertLaunches {
         launcher.launch("route_identity", blocks(t, 256), 1, 256, 0, t, tokens, gates);
         try (CudaTensor.Ints offsets = launcher.upload(new int[] {0, t})) {
             // one entry per token: its single atomicAdd onto zero is exact, batch-invariant already
-            dense(in, offsets.device, tokens, gates, new int[] {t}, weights, out, null, null);
+            dense(in, new Routed(offsets.device, tokens, gates, 1, t), weights, out, null, null);
         } finally {
             pool.release(tokens, Math.max(4L, t * 4L));
             pool.release(gates, Math.max(4L, t * 4L));
         }
+    }
+
+    /** A layer's routing as the launches read it: per expert offsets into the entries' tokens and gates. */
+    private record Routed(CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates, int experts, long entries) {
     }
 
     /** Each token's chosen experts ([tokens, k]), for combining expert outputs in expert order. */
@@ -124,28 +127,31 @@ final class ExpertLaunches {
      * Dense experts: gate+up with SwiGLU into 16-bit rows per entry, then down with combine. interTap (null: none)
      * reads those rows ({@link ExpertIntermediate}'s layouts) before they are released.
      */
-    private void dense(CudaTensor x, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates, int[] counts,
-                       CudaExperts w, CudaTensor out, CombineOrder combine, InterTap interTap) {
+    private void dense(CudaTensor x, Routed r, CudaExperts w, CudaTensor out, CombineOrder combine,
+                       InterTap interTap) {
         int h = w.hidden;
         int f = w.ffn;
-        long entries = routedEntries(counts, out);
+        long entries = routedEntries(r.entries(), out);
         if (entries == 0) {
             return;
         }
+        CUdeviceptr offsets = r.offsets();
+        CUdeviceptr tokens = r.tokens();
+        CUdeviceptr gates = r.gates();
         // pre-tiled weights: the wgmma kernels that read them (_sm90t: bulk copies), never mma.sync
         Family family = w.tiled ? Family.EXPERTS_TILED : Family.EXPERTS;
-        int[] work = workList(counts, family.tokenRows);
         DevicePool pool = launcher.pool();
+        WorkList work = workList(r, family.tokenRows, pool);
         int aParts = gemm.inputParts(w.parts);
         // the intermediate: [entries, F x aParts] 16-bit, or with pre-tiled weights tiled per work item as the down
         // kernel's activation stages (S90_BK columns, gemm_sm90.cu), columns padded to a multiple of S90_BK
-        long interBytes = w.tiled ? (long) (work.length / 2) * blocks(f, S90_BK) * S90_A_BYTES
+        long interBytes = w.tiled ? (long) work.items() * blocks(f, S90_BK) * S90_A_BYTES
                 : entries * f * 2 * aParts;
         CUdeviceptr inter = pool.allocate(interBytes);
         CudaGemm.Input xb = gemm.input(x, aParts, pool);
         CUdeviceptr perEntry = startCombine(combine, entries, h);
-        try (CudaTensor.Ints workList = launcher.upload(work)) {
-            int items = work.length / 2;
+        try (work) {
+            int items = work.items();
             Consumer<KernelVariant> run = v -> {
                 launcher.allowSharedMemory(v);
                 cuMemsetD32Async(out.f32, 0, out.elements(), launcher.stream());
@@ -153,11 +159,11 @@ final class ExpertLaunches {
                     cuMemsetD32Async(inter, 0, interBytes / 4, launcher.stream());
                 }
                 launcher.launch(v.name(), items, (int) blocks(2L * f, v.rowTile()), v.threads(), v.sharedBytes(), xb.rows(),
-                        tokens, offsets, workList.device, w.gateUp, inter, f, h, aParts, w.parts);
+                        tokens, offsets, work.device(), w.gateUp, inter, f, h, aParts, w.parts);
                 launcher.launch(v.pair(), items, (int) blocks(h, v.rowTile()), v.threads(), v.sharedBytes(), inter,
-                        tokens, gates, offsets, workList.device, w.down, out.f32, perEntry, h, f, aParts, w.parts);
+                        tokens, gates, offsets, work.device(), w.down, out.f32, perEntry, h, f, aParts, w.parts);
             };
-            run.accept(choice.choose("experts " + counts.length + "x" + f + "x" + h + " entries "
+            run.accept(choice.choose("experts " + r.experts() + "x" + f + "x" + h + " entries "
                     + KernelTuner.bucket(entries) + " parts " + aParts + "/" + w.parts + (w.tiled ? " tiled" : ""),
                     family, run));
             finishCombine(combine, perEntry, offsets, tokens, out);
@@ -177,24 +183,32 @@ final class ExpertLaunches {
      * The layer's routing entries. With none, out is zeroed here: otherwise each launch zeroes it before its combine
      * adds into it.
      */
-    private long routedEntries(int[] counts, CudaTensor out) {
-        long entries = Arrays.stream(counts).asLongStream().sum();
+    private long routedEntries(long entries, CudaTensor out) {
         if (entries == 0) {
             cuMemsetD32Async(out.f32, 0, out.elements(), launcher.stream());
         }
         return entries;
     }
 
-    /** Work items (expert, first local row) of {@code rows} entries each, for the grouped launches. */
-    private static int[] workList(int[] counts, int rows) {
-        List<Integer> work = new ArrayList<>();
-        for (int e = 0; e < counts.length; e++) {
-            for (int m0 = 0; m0 < counts[e]; m0 += rows) {
-                work.add(e);
-                work.add(m0);
-            }
+    /**
+     * A layer's work items on the device (router.cu, route_work): (expert, first local row) of {@code rows} entries
+     * each, planned from the routing's offsets behind the router on the stream, so the host never waits for the
+     * counts; sized for the worst case (ceil(entries / rows) + experts: each expert may end in a partial item), the
+     * items past the list marked for the kernels to skip.
+     */
+    private WorkList workList(Routed r, int rows, DevicePool pool) {
+        int items = Math.toIntExact((r.entries() + rows - 1) / rows + r.experts());
+        CUdeviceptr device = pool.allocate(items * 8L);
+        launcher.launch("route_work", 1, 1, 256, 0, r.offsets(), r.experts(), rows, items, device);
+        return new WorkList(device, items, pool);
+    }
+
+    /** A work list in the pool, released on close. */
+    private record WorkList(CUdeviceptr device, int items, DevicePool pool) implements AutoCloseable {
+        @Override
+        public void close() {
+            pool.release(device, items * 8L);
         }
-        return work.stream().mapToInt(Integer::intValue).toArray();
     }
 
     /**
@@ -202,26 +216,28 @@ final class ExpertLaunches {
      * wgmma.sp on a Hopper's pre-tiled weights (sparse24_sm90.cu; vnm_sm90.cu: 128:2:8, and 2:4 in 128-row tiles),
      * the tuner picking the 2:4 tile per shape; mma.sp on packed ones (sparse24.cu).
      */
-    private void sparse(CudaTensor x, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates, int[] counts,
-                        CudaSparseExperts w, CudaTensor out, CombineOrder combine) {
+    private void sparse(CudaTensor x, Routed r, CudaSparseExperts w, CudaTensor out, CombineOrder combine) {
         int h = w.hidden;
         int f = w.ffn;
-        long entries = routedEntries(counts, out);
+        long entries = routedEntries(r.entries(), out);
         if (entries == 0) {
             return;
         }
+        CUdeviceptr offsets = r.offsets();
+        CUdeviceptr tokens = r.tokens();
+        CUdeviceptr gates = r.gates();
         DevicePool pool = launcher.pool();
         boolean tiled = w.tiled();
         Family family = w.vectorSparse ? Family.VECTOR_SPARSE : tiled ? Family.SPARSE24_TILED : Family.SPARSE24;
-        int[] work = workList(counts, family.tokenRows);
+        WorkList work = workList(r, family.tokenRows, pool);
         // the intermediate: [entries, F] 16-bit, or on a Hopper tiled per work item as the down kernel's token stages
         // (SP9_K columns, sparse24_sm90.cu), columns padded to a multiple of SP9_K
-        long interBytes = tiled ? (long) (work.length / 2) * blocks(f, SP9_K) * SP9_B_BYTES : entries * f * 2;
+        long interBytes = tiled ? (long) work.items() * blocks(f, SP9_K) * SP9_B_BYTES : entries * f * 2;
         CUdeviceptr inter = pool.allocate(interBytes);
         CudaGemm.Input xb = gemm.input(x, 1, pool);  // one 16-bit copy: the 2:4 kernels take no split inputs
         CUdeviceptr perEntry = startCombine(combine, entries, h);
-        try (CudaTensor.Ints workList = launcher.upload(work)) {
-            int items = work.length / 2;
+        try (work) {
+            int items = work.items();
             Consumer<KernelVariant> run = v -> {
                 launcher.allowSharedMemory(v);
                 int guTiles = (int) blocks(2L * f, v.rowTile());
@@ -232,17 +248,17 @@ final class ExpertLaunches {
                         cuMemsetD32Async(inter, 0, interBytes / 4, launcher.stream());
                     }
                     launcher.launch(v.name(), items, guTiles, v.threads(), v.sharedBytes(), xb.rows(), tokens, offsets,
-                            workList.device, w.gateUpTiled, inter, f, h);
+                            work.device(), w.gateUpTiled, inter, f, h);
                     launcher.launch(v.pair(), items, dTiles, v.threads(), v.sharedBytes(), inter, tokens, gates,
-                            offsets, workList.device, w.downTiled, out.f32, perEntry, h, f);
+                            offsets, work.device(), w.downTiled, out.f32, perEntry, h, f);
                 } else {
                     launcher.launch(v.name(), items, guTiles, v.threads(), v.sharedBytes(), xb.rows(), tokens, offsets,
-                            workList.device, w.gateUpValues, w.gateUpMeta, inter, f, h);
+                            work.device(), w.gateUpValues, w.gateUpMeta, inter, f, h);
                     launcher.launch(v.pair(), items, dTiles, v.threads(), v.sharedBytes(), inter, tokens, gates,
-                            offsets, workList.device, w.downValues, w.downMeta, out.f32, perEntry, h, f);
+                            offsets, work.device(), w.downValues, w.downMeta, out.f32, perEntry, h, f);
                 }
             };
-            run.accept(choice.choose("sparse experts " + counts.length + "x" + f + "x" + h + " entries "
+            run.accept(choice.choose("sparse experts " + r.experts() + "x" + f + "x" + h + " entries "
                     + KernelTuner.bucket(entries) + (w.vectorSparse ? " 128:2:8" : " 2:4"), family, run));
             finishCombine(combine, perEntry, offsets, tokens, out);
         } finally {
