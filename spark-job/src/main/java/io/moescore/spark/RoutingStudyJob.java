@@ -196,9 +196,11 @@ public final class RoutingStudyJob implements Callable<Integer>, CommandSettings
         if (variants.get(0).routedPairs() == 0) {
             notes.add("expert FLOP share not available: the executors reported no expert load for the baseline");
         }
-        notes.add("tokens/s: input tokens / wall time of each variant's Spark job (its scoring, and the join with the "
-                + "baseline's top-1 tokens); the input was read and tokenized once and cached, the weights loaded "
-                + "and one row per partition scored before the baseline; speed-up: relative to the baseline");
+        notes.add("tokens/s: input tokens / wall time of each variant's Spark job, which scores the rows, caches "
+                + "the scores and sums them (the top-1 comparison with the baseline runs after it, untimed); the "
+                + "input was read and tokenized once and cached, the weights loaded (one copy per executor for "
+                + "every variant) and one row per partition scored before the baseline; speed-up: relative to the "
+                + "baseline");
         if (scoring.unreadable() > 0) {
             notes.add(scoring.unreadable() + " input row(s) had no usable tokens (malformed, null or not "
                     + "tokenizable): counted as row errors of every variant");

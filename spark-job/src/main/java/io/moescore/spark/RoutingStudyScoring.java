@@ -26,9 +26,9 @@ import org.apache.spark.util.LongAccumulator;
  * The Spark side of the routing study ({@link RoutingStudyJob}). The input is read and tokenized once
  * ({@link TokenRows}) into a cached DataFrame of (row number, tokens); each router variant then scores it with the
  * scoring job's transformer ({@link MoeScorer}, on the executors' shared weights: {@link ExecutorEngines} holds one
- * copy per executor and device for every variant), and its scores are reduced to totals on the executors: no row is
- * written. The baseline's (row, top-1 next token) stay cached, and each other variant's scores are joined to them on
- * the row number to count the rows whose top-1 token changed.
+ * copy per executor and device for every variant), and its scores (a few numbers per row) are cached and reduced to
+ * totals on the executors: no row is written. The baseline's stay cached until the end; each other variant's are
+ * joined to them on the row number to count the rows whose top-1 token changed, then dropped.
  */
 final class RoutingStudyScoring implements AutoCloseable {
     private static final String ROW = "__moescore_study_row";
@@ -139,28 +139,27 @@ final class RoutingStudyScoring implements AutoCloseable {
         scores(RoutingSpec.MODEL, tokens.where(MoeScoreJob.column(FIRST)), null).count();
     }
 
-    /** Scores every row with {@code routing} (the first call: the baseline, the model's own router) and measures it. */
+    /**
+     * Scores every row with {@code routing} (the first call: the baseline, the model's own router) and measures it.
+     * Timed: the Spark job that scores, caches the scores and sums them, the same for every variant; untimed after
+     * it: the join of the cached scores with the baseline's top-1 tokens.
+     */
     RoutingStudy.Variant score(RoutingSpec routing) {
         if ((base == null) != routing.isModel()) {
             throw new IllegalStateException("the model's own router is scored first, and only once");
         }
         TaskReports reports = TaskReports.register(tokens.sparkSession().sparkContext());
         long start = System.nanoTime();
-        Dataset<Row> scored = scores(routing, tokens, reports);
-        Totals totals;
-        if (base == null) {
-            baseline = scored.persist(StorageLevel.MEMORY_AND_DISK());
-            totals = totals(baseline.withColumn(BASE_TOP1, MoeScoreJob.column(TOP1)));
-        } else {
-            Dataset<Row> top = baseline.where(MoeScoreJob.column(ScoreColumns.ERROR).isNull())
-                    .select(MoeScoreJob.column(ROW), MoeScoreJob.column(TOP1).as(BASE_TOP1));
-            totals = totals(scored.join(top, scala.jdk.javaapi.CollectionConverters.asScala(List.of(ROW)).toSeq(),
-                    "left"));
-        }
+        Dataset<Row> scored = scores(routing, tokens, reports).persist(StorageLevel.MEMORY_AND_DISK());
+        Totals totals = totals(scored);
         double seconds = (System.nanoTime() - start) / 1e9;
         JobSummary summary = JobSummary.of(reports.stats().value(), seconds);
+        long[] top1 = base == null ? new long[] {totals.withTop1, 0} : top1Changes(scored);
         if (base == null) {
+            baseline = scored;
             baseSummary = summary;
+        } else {
+            scored.unpersist();
         }
         long pairs = 0;
         for (long[] layer : summary.expertLoad()) {
@@ -169,11 +168,23 @@ final class RoutingStudyScoring implements AutoCloseable {
             }
         }
         RoutingStudy.Variant v = RoutingStudy.Variant.of(routing, totals.errors + unreadable, totals.predicted,
-                -totals.logProbs.doubleValue(), pairs, seconds, inputTokens, totals.compared, totals.changed, base);
+                -totals.logProbs.doubleValue(), pairs, seconds, inputTokens, top1[0], top1[1], base);
         if (base == null) {
             base = v;
         }
         return v;
+    }
+
+    /** Rows scored without error by both {@code scored} and the baseline, and those whose top-1 token differs. */
+    private long[] top1Changes(Dataset<Row> scored) {
+        Column ok = MoeScoreJob.column(ScoreColumns.ERROR).isNull().and(MoeScoreJob.column(TOP1).isNotNull());
+        Dataset<Row> baseTop = baseline.where(ok).select(MoeScoreJob.column(ROW),
+                MoeScoreJob.column(TOP1).as(BASE_TOP1));
+        Row counts = scored.where(ok).join(baseTop, scala.jdk.javaapi.CollectionConverters.asScala(List.of(ROW))
+                .toSeq()).agg(functions.count(functions.lit(1)), functions.coalesce(functions.sum(
+                        functions.when(MoeScoreJob.column(TOP1).notEqual(MoeScoreJob.column(BASE_TOP1)), 1L)
+                                .otherwise(0L)), functions.lit(0L))).first();
+        return new long[] {counts.getLong(0), counts.getLong(1)};
     }
 
     /** The scores of {@code input}'s rows under {@code routing}: row number, num_tokens, sum_logprob, error, top-1. */
@@ -188,7 +199,10 @@ final class RoutingStudyScoring implements AutoCloseable {
                 functions.try_element_at(top, functions.lit(1)).as(TOP1));
     }
 
-    /** A variant's totals, summed on the executors (the log-probs exactly: the same bits in any order). */
+    /**
+     * A variant's totals, summed on the executors (the log-probs exactly: the same bits in any order); this action
+     * scores the rows and caches their scores.
+     */
     private static Totals totals(Dataset<Row> scores) {
         return scores.javaRDD().mapPartitions(RoutingStudyScoring::partitionTotals).reduce(Totals::plus);
     }
@@ -203,32 +217,25 @@ final class RoutingStudyScoring implements AutoCloseable {
             }
             t.predicted += Math.max(0, r.getInt(r.fieldIndex(ScoreColumns.NUM_TOKENS)) - 1);
             t.logProbs = RoutingStudy.exactSum(t.logProbs, r.getDouble(r.fieldIndex(ScoreColumns.SUM_LOGPROB)));
-            int top = r.fieldIndex(TOP1);
-            int baseTop = r.fieldIndex(BASE_TOP1);
-            if (!r.isNullAt(top) && !r.isNullAt(baseTop)) {
-                t.compared++;
-                t.changed += r.getInt(top) != r.getInt(baseTop) ? 1 : 0;
-            }
+            t.withTop1 += r.isNullAt(r.fieldIndex(TOP1)) ? 0 : 1;
         }
         return List.of(t).iterator();
     }
 
-    /** Rows with an error, tokens predicted and their log-probs, rows compared with the baseline and changed. */
+    /** Rows with an error; of the others, tokens predicted, their log-probs, and rows with a top-1 token. */
     static final class Totals implements Serializable {
         private static final long serialVersionUID = 1L;
         long errors;
         long predicted;
         BigDecimal logProbs = BigDecimal.ZERO;
-        long compared;
-        long changed;
+        long withTop1;
 
         static Totals plus(Totals a, Totals b) {
             Totals t = new Totals();
             t.errors = a.errors + b.errors;
             t.predicted = a.predicted + b.predicted;
             t.logProbs = a.logProbs.add(b.logProbs);
-            t.compared = a.compared + b.compared;
-            t.changed = a.changed + b.changed;
+            t.withTop1 = a.withTop1 + b.withTop1;
             return t;
         }
     }
