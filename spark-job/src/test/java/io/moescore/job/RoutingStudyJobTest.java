@@ -7,8 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.moescore.cli.RoutingStudyCommandTest;
 import io.moescore.report.RoutingStudyReport;
 import io.moescore.routing.RoutingSpec;
 import io.moescore.score.RoutingStudy;
@@ -67,19 +66,8 @@ class RoutingStudyJobTest {
         return jobs.get();
     }
 
-    /** The first {@code rows} rows of the demo input, each cut to {@code tokens} tokens (JSON lines). */
     private Path input(int rows, int tokens) throws Exception {
-        StringBuilder out = new StringBuilder();
-        for (String line : Files.readAllLines(SparkTests.demoInput()).subList(0, rows)) {
-            ObjectNode row = (ObjectNode) JSON.readTree(line);
-            ArrayNode cut = JSON.createArrayNode();
-            for (int i = 0; i < Math.min(tokens, row.get("tokens").size()); i++) {
-                cut.add(row.get("tokens").get(i));
-            }
-            row.set("tokens", cut);
-            out.append(JSON.writeValueAsString(row)).append('\n');
-        }
-        return Files.writeString(dir.resolve("in.jsonl"), out.toString());
+        return RoutingStudyCommandTest.demoRows(dir.resolve("in.jsonl"), rows, tokens);
     }
 
     private static ScoreSettings settings() {
@@ -163,5 +151,6 @@ class RoutingStudyJobTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> job.resolve(new SparkConf(false)));
         assertTrue(e.getMessage().contains("--variants") && e.getMessage().contains("nonsense"), e.getMessage());
+        assertEquals(0, io.moescore.cli.Moescore.run("routing-study-job", "--help"), "a subcommand of moescore");
     }
 }
