@@ -151,7 +151,7 @@ public final class RoutingStudyJob implements Callable<Integer>, CommandSettings
 
     /** Checks every variant against the model's config and the backend, on the driver, before any data is read. */
     private static void check(SparkSession spark, Options options) {
-        java.util.Map<String, String> hadoop = RoutingStudyScoring.hadoopConf(spark);
+        java.util.Map<String, String> hadoop = ModelFiles.hadoopEntries(spark.sparkContext());
         for (RoutingSpec v : options.variants()) {
             Runnable check = () -> DatasetScorer.checkModel(new ScoringSpec(ModelFiles.forExecutors(options.model()),
                     options.settings().with(ScoreSettings.ROUTING, v), ScoreColumns.TOKENS, ScoreColumns.TEXT, hadoop));

@@ -64,7 +64,7 @@ final class RoutingStudyScoring implements AutoCloseable {
      */
     static RoutingStudyScoring read(SparkSession spark, RoutingStudyJob.Options options) {
         ScoringSpec spec = new ScoringSpec(ModelFiles.forExecutors(options.model()), options.settings(),
-                ScoreColumns.TOKENS, ScoreColumns.TEXT, hadoopConf(spark));
+                ScoreColumns.TOKENS, ScoreColumns.TEXT, ModelFiles.hadoopEntries(spark.sparkContext()));
         LongAccumulator skipped = spark.sparkContext().longAccumulator("moescore rows without tokens");
         JavaRDD<InternalRow> numbered = TokenRows.readNumbered(spark, options.inputs(), options.inputFormat(), spec,
                 options.partitions(), skipped).mapPartitions(part -> {
@@ -102,13 +102,6 @@ final class RoutingStudyScoring implements AutoCloseable {
         }
         return new RoutingStudyScoring(options.model(), options.settings(), tokens, skipped.value(),
                 scored + skipped.value(), counts.getLong(1));
-    }
-
-    /** The driver's Hadoop settings, for the executors to read the model with. */
-    static java.util.Map<String, String> hadoopConf(SparkSession spark) {
-        java.util.Map<String, String> conf = new java.util.HashMap<>();
-        spark.sparkContext().hadoopConfiguration().forEach(e -> conf.put(e.getKey(), e.getValue()));
-        return conf;
     }
 
     /** Input rows, those without tokens included. */
