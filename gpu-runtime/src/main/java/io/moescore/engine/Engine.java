@@ -60,6 +60,17 @@ public final class Engine implements AutoCloseable {
     }
 
     /**
+     * An engine over this one's weights whose MoE layers route as {@code routing} says (router variants scored on
+     * one copy of the weights). Close only this engine, the weights' owner: the other one must not be closed.
+     *
+     * @throws IllegalArgumentException  where the spec does not fit the model
+     * @throws UnsupportedModelException where the backend lacks the spec's router
+     */
+    public Engine withRouting(RoutingSpec routing) {
+        return new Engine(config, backend, weights, routing);
+    }
+
+    /**
      * Refuses, naming the spec, routers the backend has no kernel for ({@code routers}: the spec's, e.g.
      * {@link RoutingSpec#routers}); callers ask before loading any weight.
      *

@@ -12,6 +12,7 @@ import io.moescore.model.ModelConfig;
 import io.moescore.routing.RoutingSpec;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.math.BigDecimal;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -34,6 +35,13 @@ import java.util.stream.IntStream;
  * whose most likely next token after the last position differs from the baseline's.
  */
 public final class RoutingStudy {
+    /** The report's note on what the expert FLOPs count (both forms of the study). */
+    public static final String FLOPS_NOTE = "expert FLOPs: token-expert pairs routed, summed over the MoE layers, "
+            + "relative to the model's own router (each pair is one expert FFN of one token); shared experts, "
+            + "attention and dense layers are the same in every variant and not counted";
+    /** The report's note where a variant's scores depend on batch composition. */
+    public static final String BATCH_DEPENDENT_NOTE = "batch-dependent variants: their scores depend on the rows "
+            + "batched together (--batch-tokens)";
     /** The proposed drop-experts file's name in the output folder ({@code --propose-drops}). */
     public static final String PROPOSED_DROPS = "proposed_drops.json";
 
@@ -57,6 +65,24 @@ public final class RoutingStudy {
     public record Variant(String spec, boolean batchDependent, long rowErrors, long predicted, double perplexity,
                           double perplexityRatio, long routedPairs, double expertFlopShare, double seconds,
                           double tokensPerSecond, double speedup, long top1Compared, long top1Changed) {
+        /**
+         * A variant's numbers from its totals, against the baseline {@code base} (null: this is the baseline).
+         *
+         * @param nll the negated sum of the log-probs of the {@code predicted} tokens, summed exactly and rounded
+         *            once ({@link RoutingStudy#exactSum}), so that every order of the rows (one process or many) gives the same
+         *            bits
+         */
+        public static Variant of(RoutingSpec spec, long rowErrors, long predicted, double nll, long routedPairs,
+                                 double seconds, long tokens, long top1Compared, long top1Changed, Variant base) {
+            double perplexity = predicted > 0 ? Math.exp(nll / predicted) : Double.NaN;
+            double tps = seconds > 0 ? tokens / seconds : Double.NaN;
+            long basePairs = base == null ? routedPairs : base.routedPairs();
+            return new Variant(spec.toString(), spec.dependsOnBatch(), rowErrors, predicted, perplexity,
+                    base == null ? 1.0 : perplexity / base.perplexity(), routedPairs,
+                    basePairs > 0 ? (double) routedPairs / basePairs : Double.NaN, seconds, tps,
+                    base == null ? 1.0 : tps / base.tokensPerSecond(), top1Compared, top1Changed);
+        }
+
         /** top1Changed / top1Compared (NaN where none compared). */
         public double top1ChangedShare() {
             return top1Compared > 0 ? (double) top1Changed / top1Compared : Double.NaN;
@@ -160,16 +186,14 @@ public final class RoutingStudy {
                     v.perplexityRatio(), v.expertFlopShare(), v.tokensPerSecond(), v.top1Changed(), v.top1Compared());
         }
         List<String> notes = new ArrayList<>();
-        notes.add("expert FLOPs: token-expert pairs routed, summed over the MoE layers, relative to the model's own "
-                + "router (each pair is one expert FFN of one token); shared experts, attention and dense layers are "
-                + "the same in every variant and not counted");
+        notes.add(FLOPS_NOTE);
         if (baseline.pairs() == 0) {
             notes.add("expert FLOP share not available: the backend reported no expert load for the baseline");
         }
         notes.add("tokens/s: wall time of each variant's scoring on " + backend.deviceName() + " (one warm-up batch "
                 + "before the first); speed-up: relative to the baseline");
         if (results.stream().anyMatch(Variant::batchDependent)) {
-            notes.add("batch-dependent variants: their scores depend on the rows batched together (--batch-tokens)");
+            notes.add(BATCH_DEPENDENT_NOTE);
         }
         return new Result(options.model().toString(), options.input().toString(), backend.deviceName(), rows.size(),
                 tokens, List.copyOf(results), drops, List.copyOf(notes));
@@ -230,10 +254,15 @@ public final class RoutingStudy {
         return scores;
     }
 
+    /** {@code sum + value}, exactly (a double converts to a BigDecimal exactly): the same total in any order. */
+    public static BigDecimal exactSum(BigDecimal sum, double value) {
+        return sum.add(new BigDecimal(value));
+    }
+
     private static Variant measure(RoutingSpec spec, Run run, Run baseline, long tokens, Variant base) {
         long errors = 0;
         long predicted = 0;
-        double nll = 0;
+        BigDecimal logProbs = BigDecimal.ZERO;
         long compared = 0;
         long changed = 0;
         for (int r = 0; r < run.scores.length; r++) {
@@ -243,7 +272,7 @@ public final class RoutingStudy {
                 continue;
             }
             predicted += Math.max(0, s.score().numTokens() - 1);
-            nll -= s.score().sumLogProb();
+            logProbs = exactSum(logProbs, s.score().sumLogProb());
             RowScore b = baseline.scores[r];
             int[] top = s.score().topTokens();
             int[] baseTop = b.ok() ? b.score().topTokens() : null;
@@ -252,14 +281,8 @@ public final class RoutingStudy {
                 changed += top[0] != baseTop[0] ? 1 : 0;
             }
         }
-        double perplexity = predicted > 0 ? Math.exp(nll / predicted) : Double.NaN;
-        double tps = run.seconds > 0 ? tokens / run.seconds : Double.NaN;
-        long pairs = run.pairs();
-        long basePairs = baseline.pairs();
-        return new Variant(spec.toString(), spec.dependsOnBatch(), errors, predicted, perplexity,
-                base == null ? 1.0 : perplexity / base.perplexity(), pairs,
-                basePairs > 0 ? (double) pairs / basePairs : Double.NaN, run.seconds, tps,
-                base == null ? 1.0 : tps / base.tokensPerSecond(), compared, changed);
+        return Variant.of(spec, errors, predicted, -logProbs.doubleValue(), run.pairs(), run.seconds, tokens,
+                compared, changed, base);
     }
 
     private static void checkProposeDrops(int n, ModelConfig config) {
@@ -295,8 +318,8 @@ public final class RoutingStudy {
                 drops);
     }
 
-    /** Runs a check, naming --variants in its refusal. */
-    private static void check(Runnable check) {
+    /** Runs a check of a variant, naming --variants in its refusal. */
+    public static void check(Runnable check) {
         try {
             check.run();
         } catch (UnsupportedModelException e) {

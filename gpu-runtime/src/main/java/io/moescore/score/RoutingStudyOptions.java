@@ -63,12 +63,14 @@ public record RoutingStudyOptions(Path model, Path input, Path out, List<Routing
     public static final List<Setting<?>> OWN = List.of(LocalScoreOptions.MODEL, LocalScoreOptions.INPUT, OUT,
             VARIANTS, PROPOSE_DROPS, LocalScoreOptions.OVERWRITE);
     /**
-     * Every setting of routing-study: its own, then the scoring settings but --routing (the variants replace it) and
-     * the per-row outputs it does not write (--token-logprobs, --top-k).
+     * The scoring settings a study takes (its single-process and Spark forms): all but --routing (the variants
+     * replace it) and the per-row outputs it does not write (--token-logprobs, --top-k).
      */
-    public static final List<Setting<?>> SETTINGS = Setting.concat(OWN, ScoreSettings.ALL.stream()
+    public static final List<Setting<?>> SCORING = ScoreSettings.ALL.stream()
             .filter(s -> s != ScoreSettings.ROUTING && s != ScoreSettings.TOKEN_LOGPROBS && s != ScoreSettings.TOP_K)
-            .toList());
+            .toList();
+    /** Every setting of routing-study: its own, then {@link #SCORING}. */
+    public static final List<Setting<?>> SETTINGS = Setting.concat(OWN, SCORING);
 
     public RoutingStudyOptions {
         if (model == null || input == null || out == null || variants == null || settings == null) {
@@ -82,7 +84,7 @@ public record RoutingStudyOptions(Path model, Path input, Path out, List<Routing
     }
 
     /** The model's own router first, then each other variant once, in the order given. */
-    static List<RoutingSpec> withBaseline(List<RoutingSpec> given) {
+    public static List<RoutingSpec> withBaseline(List<RoutingSpec> given) {
         Map<String, RoutingSpec> byName = new LinkedHashMap<>();
         byName.put(RoutingSpec.MODEL.toString(), RoutingSpec.MODEL);
         given.forEach(v -> byName.putIfAbsent(v.toString(), v));

@@ -12,7 +12,7 @@ import picocli.CommandLine.Command;
         footer = "submit-scripts/moescore also runs `portability` (the portability benchmark, in the bench module).",
         subcommands = {io.moescore.spark.MoeScoreJob.class, ScoreLocalCommand.class, DemoCommand.class,
             SparsifyCommand.class, io.moescore.spark.sparsify.SparsifyJob.class, TracesCommand.class,
-            RoutingStudyCommand.class, PlacementCommand.class, YarnCheckCommand.class})
+            RoutingStudyCommand.class, io.moescore.spark.RoutingStudyJob.class, PlacementCommand.class, YarnCheckCommand.class})
 public final class Moescore {
     public static void main(String[] args) {
         System.exit(run(args));

@@ -3,6 +3,7 @@ package io.moescore.spark;
 import io.moescore.backend.Backend;
 import io.moescore.engine.Engine;
 import io.moescore.model.TextTokenizer;
+import io.moescore.routing.RoutingSpec;
 import io.moescore.score.ScoreSettings;
 import java.nio.file.Path;
 import java.util.Map;
@@ -12,16 +13,22 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The engines of this executor JVM: one per (model, backend, device), loaded by the first task that needs it
- * and shared by every later and concurrent task. A task never loads a model. Released at JVM exit.
+ * and shared by every later and concurrent task. A task never loads a model. Router variants ({@code --routing})
+ * share the weights: one engine per variant over the same weights, so that jobs scoring one model with several
+ * routers (the routing study) hold it once. Released at JVM exit.
  */
 public final class ExecutorEngines {
     private static final Logger LOG = LoggerFactory.getLogger(ExecutorEngines.class);
 
-    /** An engine with the backend it owns and the tokenizer beside it (loaded on first use). */
+    /**
+     * An engine with the backend it owns and the tokenizer beside it (loaded on first use), and the engines of other
+     * routers over its weights (created on first use; they own nothing).
+     */
     public static final class Loaded {
         private final Engine engine;
         private final Backend backend;
         private final Path modelDir;
+        private final Map<RoutingSpec, Engine> routed = new ConcurrentHashMap<>();
         private volatile TextTokenizer tokenizer;
 
         Loaded(Engine engine, Backend backend, Path modelDir) {
@@ -30,8 +37,14 @@ public final class ExecutorEngines {
             this.modelDir = modelDir;
         }
 
+        /** The engine with the model's own routers, the weights' owner. */
         public Engine engine() {
             return engine;
+        }
+
+        /** The engine routing as {@code routing} says, over the same weights. */
+        public Engine engine(RoutingSpec routing) {
+            return routing.isModel() ? engine : routed.computeIfAbsent(routing, engine::withRouting);
         }
 
         public synchronized TextTokenizer tokenizer() {
@@ -50,7 +63,10 @@ public final class ExecutorEngines {
         }
     }
 
-    /** What an engine depends on: the model, the settings that load it ({@link ScoreSettings#forEngine}), the GPU. */
+    /**
+     * What an engine's weights depend on: the model, the settings that load it ({@link ScoreSettings#forEngine},
+     * less the routing), the GPU.
+     */
     private record Key(String modelUri, ScoreSettings settings, int device) {
     }
 
@@ -65,8 +81,9 @@ public final class ExecutorEngines {
 
     /** The shared engine for this spec on this device, loading it if this JVM has none yet. */
     public static Loaded get(ScoringSpec spec, int device) {
-        return ENGINES.computeIfAbsent(new Key(spec.modelUri(), spec.settings().forEngine(), device),
-                key -> load(spec, device));
+        ScoreSettings weights = spec.settings().forEngine().with(ScoreSettings.ROUTING, RoutingSpec.MODEL);
+        return ENGINES.computeIfAbsent(new Key(spec.modelUri(), weights, device), key -> load(key.settings(), spec,
+                device));
     }
 
     /** The shared engine for this spec on the GPU Spark assigned the running task (device 0 when none). */
@@ -86,12 +103,13 @@ public final class ExecutorEngines {
         }
     }
 
-    private static Loaded load(ScoringSpec spec, int device) {
+    /** Loads the model with its own routers ({@code settings}: the spec's, routing the model's own). */
+    private static Loaded load(ScoreSettings settings, ScoringSpec spec, int device) {
         long start = System.nanoTime();
         Path local = ModelFiles.localize(spec.modelUri(), ModelFiles.hadoopConf(spec.hadoopConf()));
-        Backend backend = spec.settings().openBackend(device);
+        Backend backend = settings.openBackend(device);
         try {
-            Engine engine = Engine.load(local, backend, spec.settings().loadOptions());
+            Engine engine = Engine.load(local, backend, settings.loadOptions());
             LOG.info("moescore: loaded {} from {} on {} in {} ms", engine.config(), spec.modelUri(),
                     backend.deviceName(), (System.nanoTime() - start) / 1_000_000);
             return new Loaded(engine, backend, local);

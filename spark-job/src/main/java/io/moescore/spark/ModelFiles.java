@@ -32,6 +32,15 @@ public final class ModelFiles {
     private ModelFiles() {
     }
 
+    /** The driver's Hadoop settings as entries ({@link ScoringSpec#hadoopConf}), for executors to read the model. */
+    public static Map<String, String> hadoopEntries(org.apache.spark.SparkContext sc) {
+        Map<String, String> entries = new java.util.HashMap<>();
+        for (Map.Entry<String, String> e : sc.hadoopConfiguration()) {
+            entries.put(e.getKey(), e.getValue());
+        }
+        return entries;
+    }
+
     public static Configuration hadoopConf(Map<String, String> entries) {
         Configuration conf = new Configuration();
         entries.forEach(conf::set);

@@ -5,7 +5,6 @@ import io.moescore.score.ScoreSettings;
 import io.moescore.score.Setting;
 import java.io.Serializable;
 import java.io.IOException;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -493,11 +492,7 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     }
 
     private ScoringSpec spec(SparkSession spark) {
-        Map<String, String> hadoop = new HashMap<>();
-        for (Map.Entry<String, String> e : spark.sparkContext().hadoopConfiguration()) {
-            hadoop.put(e.getKey(), e.getValue());
-        }
-        return spec(hadoop, spark.sparkContext().getConf());
+        return spec(ModelFiles.hadoopEntries(spark.sparkContext()), spark.sparkContext().getConf());
     }
 
     private ScoringSpec spec(Map<String, String> hadoop, SparkConf conf) {

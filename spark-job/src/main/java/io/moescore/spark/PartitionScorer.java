@@ -61,7 +61,7 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
     /** The executor's shared engine ({@link ExecutorEngines}). */
     static final EngineSource EXECUTOR_ENGINES = (spec, device) -> {
         ExecutorEngines.Loaded loaded = ExecutorEngines.get(spec, device);
-        Engine engine = loaded.engine();
+        Engine engine = loaded.engine(spec.settings().routing());
         return new Scoring(engine::score, engine.config().numLayers(), engine.config().numExperts(),
                 engine.backend().deviceName(), loaded::tokenizer, engine.config().maxPositions());
     };

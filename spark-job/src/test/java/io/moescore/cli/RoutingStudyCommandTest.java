@@ -23,14 +23,21 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** {@code moescore routing-study} on the demo model (CPU): the numbers that must hold exactly, files, refusals. */
-class RoutingStudyCommandTest {
+public class RoutingStudyCommandTest {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     @TempDir
     Path dir;
 
-    /** The first {@code rows} rows of the demo input, each cut to {@code tokens} tokens. */
     private Path input(int rows, int tokens) throws Exception {
+        return demoRows(dir.resolve("in.jsonl"), rows, tokens);
+    }
+
+    /**
+     * Writes the first {@code rows} rows of the demo input, each cut to {@code tokens} tokens, to {@code file} (JSON
+     * lines: score-local's input, and the Spark job's).
+     */
+    public static Path demoRows(Path file, int rows, int tokens) throws Exception {
         Path demo = MoescoreCliTest.demoModel().getParent().resolve("input.jsonl");
         StringBuilder out = new StringBuilder();
         for (String line : Files.readAllLines(demo).subList(0, rows)) {
@@ -42,7 +49,7 @@ class RoutingStudyCommandTest {
             row.set("tokens", cut);
             out.append(JSON.writeValueAsString(row)).append('\n');
         }
-        return Files.writeString(dir.resolve("in.jsonl"), out.toString());
+        return Files.writeString(file, out.toString());
     }
 
     private record Ran(int code, String stdout, String stderr) {

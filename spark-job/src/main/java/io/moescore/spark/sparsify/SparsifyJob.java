@@ -258,10 +258,6 @@ public final class SparsifyJob implements Callable<Integer>, CommandSettings.Com
     }
 
     static ScoringSpec spec(SparkContext sc, SparsifyOptions o, String modelUri) {
-        Map<String, String> hadoop = new HashMap<>();
-        for (Map.Entry<String, String> e : sc.hadoopConfiguration()) {
-            hadoop.put(e.getKey(), e.getValue());
-        }
-        return new ScoringSpec(modelUri, o.scoring(), o.tokensColumn(), o.textColumn(), hadoop);
+        return new ScoringSpec(modelUri, o.scoring(), o.tokensColumn(), o.textColumn(), ModelFiles.hadoopEntries(sc));
     }
 }
