@@ -100,8 +100,7 @@ final class CublasLt implements AutoCloseable {
         }
     }
 
-    /** A product's sizes, whether it adds a bias, and whether its operands are fp32 (else the 16-bit type). */
-    private record Shape(int m, int n, int k, boolean bias, boolean f32) {
+    private record Shape(int m, int n, int k, boolean bias) {
     }
 
     private final Lib lib;
@@ -184,12 +183,9 @@ final class CublasLt implements AutoCloseable {
         return true;
     }
 
-    /**
-     * The algorithms the heuristic offers for a shape, best ranked first (at most {@link #ALGORITHMS}); {@code f32}:
-     * fp32 operands (true fp32 products, CUBLAS_COMPUTE_32F without TF32: the routers' GEMM), else 16-bit ones.
-     */
-    List<Algorithm> algorithms(int m, int n, int k, boolean bias, boolean f32) {
-        int count = plans.computeIfAbsent(new Shape(m, n, k, bias, f32), this::plan).algorithms.size();
+    /** The algorithms the heuristic offers for a shape, best ranked first (at most {@link #ALGORITHMS}). */
+    List<Algorithm> algorithms(int m, int n, int k, boolean bias) {
+        int count = plans.computeIfAbsent(new Shape(m, n, k, bias), this::plan).algorithms.size();
         List<Algorithm> out = new ArrayList<>(count);
         for (int i = 0; i < count; i++) {
             out.add(new Algorithm(this, i));
@@ -203,13 +199,12 @@ final class CublasLt implements AutoCloseable {
     }
 
     /**
-     * out[m][n] = a[m][k] w[n][k]^T (+ bias[n]), on {@code stream}; a, w 16-bit rows of this backend's type (fp32
-     * ones with {@code f32}), out and bias fp32 (bias null: none); {@code workspace} at least
-     * {@link #WORKSPACE_BYTES}.
+     * out[m][n] = a[m][k] w[n][k]^T (+ bias[n]), on {@code stream}; a, w 16-bit rows of this backend's type, out
+     * and bias fp32 (bias null: none); {@code workspace} at least {@link #WORKSPACE_BYTES}.
      */
     void multiply(Algorithm algorithm, CUdeviceptr a, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr out, int m, int n,
-                  int k, boolean f32, CUdeviceptr workspace, CUstream stream) {
-        Plan p = plans.computeIfAbsent(new Shape(m, n, k, bias != null, f32), this::plan);
+                  int k, CUdeviceptr workspace, CUstream stream) {
+        Plan p = plans.computeIfAbsent(new Shape(m, n, k, bias != null), this::plan);
         Memory chosen = p.algorithms.get(Math.min(algorithm.index(), p.algorithms.size() - 1));
         synchronized (p) {  // the bias is an attribute of the shared descriptor, read when the call enqueues
             if (bias != null) {
@@ -228,10 +223,9 @@ final class CublasLt implements AutoCloseable {
         setInt(desc, DESC_TRANSA, CUBLAS_OP_T);
         setInt(desc, DESC_TRANSB, CUBLAS_OP_N);
         setInt(desc, DESC_EPILOGUE, s.bias ? EPILOGUE_BIAS : EPILOGUE_DEFAULT);
-        int operands = s.f32 ? CUDA_R_32F : operandType;
-        check(lib.cublasLtMatrixLayoutCreate(ref, operands, s.k, s.n, s.k), "layout of w");
+        check(lib.cublasLtMatrixLayoutCreate(ref, operandType, s.k, s.n, s.k), "layout of w");
         Pointer wLayout = ref.getValue();
-        check(lib.cublasLtMatrixLayoutCreate(ref, operands, s.k, s.m, s.k), "layout of a");
+        check(lib.cublasLtMatrixLayoutCreate(ref, operandType, s.k, s.m, s.k), "layout of a");
         Pointer aLayout = ref.getValue();
         check(lib.cublasLtMatrixLayoutCreate(ref, CUDA_R_32F, s.n, s.m, s.n), "layout of out");
         Pointer outLayout = ref.getValue();

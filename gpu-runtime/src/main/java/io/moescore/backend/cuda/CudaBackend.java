@@ -336,7 +336,8 @@ public final class CudaBackend implements Backend {
             }
             CUdeviceptr b = bias == null ? null : CudaTensor.of(bias).requireF32("bias");
             if (weight.f32 != null) {
-                gemm.linearF32(in, weight, b, o);
+                launcher.launch("linear_small_f32", blocks((long) in.rows * weight.rows, 8), 1, 256, 0, in.f32,
+                        weight.f32, b, o.f32, in.rows, weight.rows, in.cols);
                 return;
             }
             gemm.linear(in, weight, b, o);

@@ -73,46 +73,6 @@ final class CudaGemm {
         }
     }
 
-    /** Our fp32 GEMM of small weights (routers, gates, tiny projections) as the tuner names it. */
-    private static final KernelTuner.Candidate SMALL_F32 = () -> "linear_small_f32";
-
-    /**
-     * out = x w^T (+ bias) in fp32 for a small weight kept in fp32 (routers, the shared-expert gate, tiny models'
-     * projections): our CUDA-core kernel (one warp per output), or where the tuner may offer it cuBLASLt's true
-     * fp32 product (CUBLAS_COMPUTE_32F, no TF32), whichever it times faster per shape. Deterministic mode keeps ours.
-     */
-    void linearF32(CudaTensor in, CudaTensor w, CUdeviceptr bias, CudaTensor out) {
-        int m = in.rows;
-        int n = w.rows;
-        int k = in.cols;
-        CUdeviceptr x = in.requireF32("linear");
-        Runnable ours = () -> launcher.launch("linear_small_f32", blocks((long) m * n, 8), 1, 256, 0, x, w.f32, bias,
-                out.f32, m, n, k);
-        CublasLt library = CublasLt.aligned(x, w.f32, bias, out.f32) ? choice.library() : null;
-        if (library == null) {
-            ours.run();
-            return;
-        }
-        List<KernelTuner.Candidate> candidates = new ArrayList<>(List.of(SMALL_F32));
-        candidates.addAll(library.algorithms(m, n, k, bias != null, true));
-        Consumer<KernelTuner.Candidate> launch = c -> {
-            if (c == SMALL_F32) {
-                ours.run();
-                return;
-            }
-            DevicePool pool = launcher.pool();
-            CUdeviceptr workspace = pool.allocate(CublasLt.WORKSPACE_BYTES);
-            try {
-                library.multiply((CublasLt.Algorithm) c, x, w.f32, bias, out.f32, m, n, k, true, workspace,
-                        launcher.stream());
-            } finally {
-                pool.release(workspace, CublasLt.WORKSPACE_BYTES);
-            }
-        };
-        launch.accept(choice.choose("linear fp32 " + KernelTuner.bucket(m) + "x" + n + "x" + k + " +"
-                + CublasLt.NAME, candidates, launch));
-    }
-
     /**
      * out[m][n] = a[m][k] w[row0 .. row0 + n)^T (+ bias), a in rows of aParts 16-bit copies, k = w's columns: the
      * tuner's pick among our kernels (over the pre-tiled copy where the wgmma families run, row0 then a multiple of
@@ -132,13 +92,12 @@ final class CudaGemm {
             DevicePool pool = launcher.pool();
             CUdeviceptr workspace = pool.allocate(CublasLt.WORKSPACE_BYTES);
             try {
-                library.multiply(algorithm, a, plain, bias, out, m, n, k, false, workspace, launcher.stream());
+                library.multiply(algorithm, a, plain, bias, out, m, n, k, workspace, launcher.stream());
             } finally {
                 pool.release(workspace, CublasLt.WORKSPACE_BYTES);
             }
         };
-        List<CublasLt.Algorithm> algorithms = library == null ? List.of()
-                : library.algorithms(m, n, k, bias != null, false);
+        List<CublasLt.Algorithm> algorithms = library == null ? List.of() : library.algorithms(m, n, k, bias != null);
         CUdeviceptr tiled = tiledWeight(w);
         String shape = "linear " + KernelTuner.bucket(m) + "x" + n + "x" + k;
         if (tiled != null) {
