@@ -35,11 +35,8 @@ public final class ModelWeights implements AutoCloseable {
     /**
      * One decoder layer. Nullable fields are absent in that family or layer: with latent attention, k and v are
      * null and q is q_proj (null where q_lora_rank is set); routerCorrectionBias is the group-limited router's
-     * e_score_correction_bias, read to the host.
-     */
-    /**
-     * A layer's tensors. {@code qkv}: q_proj, k_proj and v_proj stacked as one weight where the backend projects
-     * them at once ({@link Backend#fusesQkv}); q, k and v are then null.
+     * e_score_correction_bias, read to the host. qkv: q_proj, k_proj and v_proj stacked as one weight where the
+     * backend projects them at once ({@link Backend#fusesQkv}; q, k and v are then null), else null.
      */
     public record Layer(Tensor inputNorm, Tensor qkv, Tensor q, Tensor k, Tensor v, Tensor o,
                         Tensor qBias, Tensor kBias, Tensor vBias, Tensor oBias,

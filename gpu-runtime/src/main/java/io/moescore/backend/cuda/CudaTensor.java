@@ -67,6 +67,10 @@ final class CudaTensor implements Tensor {
         if (t.view || t.pool == null) {
             throw new IllegalArgumentException("column views are taken of a whole activation, not of " + t);
         }
+        if (java.util.Arrays.stream(widths).asLongStream().sum() != t.cols) {
+            throw new IllegalArgumentException("column blocks " + java.util.Arrays.toString(widths) + " do not cover "
+                    + "the " + t.cols + " columns of the activation");
+        }
         CudaTensor[] out = new CudaTensor[widths.length];
         int from = 0;
         for (int i = 0; i < widths.length; i++) {
@@ -75,16 +79,7 @@ final class CudaTensor implements Tensor {
             from += widths[i];
         }
         t.related = out;
-        if (from != t.cols) {
-            throw new IllegalArgumentException("column blocks " + java.util.Arrays.toString(widths) + " cover "
-                    + from + " of " + t.cols + " columns");
-        }
         return out;
-    }
-
-    /** Whether this is a view of another activation's columns (rows {@link #ld} floats apart). */
-    boolean isView() {
-        return view;
     }
 
     /** An activation from the pool: fp32 values, and a 16-bit copy buffer made now (or none yet). */

@@ -70,13 +70,13 @@ final class KernelTuner {
                 "kernels-" + gpuModel.replaceAll("[^A-Za-z0-9._-]+", "_") + ".json");
     }
 
-    /** Token counts share a choice within a power-of-two bucket. */
     /** What the tuner times and picks among: a kernel variant, or a library that computes the same product. */
     interface Candidate {
         /** The name choices are remembered by (in the kernel cache too). */
         String name();
     }
 
+    /** Token counts share a choice within a power-of-two bucket. */
     static long bucket(long tokens) {
         return Long.highestOneBit(Math.max(1, tokens - 1)) << 1;
     }
