@@ -2,7 +2,6 @@ package io.moescore.backend.cuda;
 
 import static io.moescore.backend.cuda.CudaLauncher.blocks;
 import static io.moescore.backend.cuda.KernelConstants.ROUTER_MAX_K;
-import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
@@ -24,7 +23,6 @@ import io.moescore.routing.Router;
 import io.moescore.routing.TopKSoftmaxRouter;
 import io.moescore.sparse.Sparse24;
 import io.moescore.sparse.VectorSparse;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -174,7 +172,7 @@ public final class CudaBackend implements Backend {
     public boolean fusesQkv(ModelConfig c) {
         int d = c.headDim();
         if (c.latentAttention() != null || c.qkvBias() || !Float.isNaN(c.clipQkv()) || d != c.vHeadDim()
-                || d > 256 || !readsHalfQk(d) || c.rope().rotaryDim() != d || !c.rope().isPlain(d)) {
+                || !readsHalfQk(d) || c.rope().rotaryDim() != d || !c.rope().isPlain(d)) {
             return false;
         }
         ColumnBlocks q = new ColumnBlocks(0, d, c.numHeads(), d);

@@ -69,12 +69,13 @@ final class KernelChoice {
     /** {@link #choose(String, Family, Consumer)} among given candidates (kernels and libraries), the first untuned. */
     <C extends KernelTuner.Candidate> C choose(String shape, List<C> candidates, Consumer<C> run) {
         String key = shape + (type == HalfType.F16 ? " fp16" : "");
-        return tuner == null ? candidates.get(0) : tuner.pick(key, candidates, run, this::holdStream, gpu.stream());
+        return tuner == null ? candidates.get(0)
+                : tuner.pick(key, candidates, run, () -> holdStream(holdLauncher), gpu.stream());
     }
 
-    /** Keeps the stream busy for TUNER_HOLD_NS while the tuner enqueues a timed batch (timing.cu). */
-    private void holdStream() {
-        holdLauncher.launch("tuner_hold", 1, 1, 1, 0, (long) KernelConstants.TUNER_HOLD_NS);
+    /** Keeps the launcher's stream busy for TUNER_HOLD_NS while the tuner enqueues a timed batch (timing.cu). */
+    static void holdStream(CudaLauncher launcher) {
+        launcher.launch("tuner_hold", 1, 1, 1, 0, (long) KernelConstants.TUNER_HOLD_NS);
     }
 
     /**

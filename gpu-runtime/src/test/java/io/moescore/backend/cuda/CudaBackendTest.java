@@ -199,10 +199,9 @@ class CudaBackendTest {
                 CudaBackendTest::holdStream, GpuRuntime.forDevice(0).stream()));
     }
 
-    /** The stream hold KernelChoice gives the tuner (timing.cu). */
+    /** The stream hold KernelChoice gives the tuner (timing.cu), on this thread's stream. */
     static void holdStream() {
-        new CudaLauncher(GpuRuntime.forDevice(0)).launch("tuner_hold", 1, 1, 1, 0,
-                (long) KernelConstants.TUNER_HOLD_NS);
+        KernelChoice.holdStream(new CudaLauncher(GpuRuntime.forDevice(0)));
     }
 
     /** A variant the tuner only knows by name (the test launches something else for it). */
