@@ -19,6 +19,12 @@
 // Dynamic shared memory of one block: GEMM_STAGES x (A tile + W tile), 16-bit values.
 #define GEMM_SHARED_BYTES (GEMM_STAGES * (BM + BN) * LDS * 2)
 
+// The fp32 GEMM of small weights (routers, gates: linear_small_f32): SMALL_TILE rows x SMALL_TILE outputs per
+// block of SMALL_THREADS (16 x 16 threads, 4 x 4 outputs each), K in slices of SMALL_K.
+#define SMALL_TILE 64
+#define SMALL_K 32
+#define SMALL_THREADS 256
+
 // ---- dense GEMMs, wgmma (gemm_sm90.cu) ----
 // The narrow tile of the _n128 kernels (BNT 128; the wide ones use BN): twice the blocks, for narrow outputs.
 #define BN_N128 128

@@ -356,19 +356,52 @@ extern "C" __global__ void combine_expert_outputs(const float* __restrict__ perE
     }
 }
 
-// out[t, n] = x[t] . w[n] (+ bias) in fp32 for small N (router logits, shared-expert gate): one warp per output.
-extern "C" __global__ void linear_small_f32(const float* __restrict__ x, const float* __restrict__ w,
-                                            const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K) {
-    long long item = (long long)blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
-    if (item >= (long long)M * N) return;
-    int t = item / N, n = item % N;
-    const float* xr = x + (size_t)t * K;
-    const float* wr = w + (size_t)n * K;
-    float s = 0.f;
-    for (int k = lane; k < K; k += 32) s += xr[k] * wr[k];
-    s = warp_sum(s);
-    if (lane == 0) out[(size_t)t * N + n] = s + (bias ? bias[n] : 0.f);
+// out[t, n] = x[t] . w[n] (+ bias) in fp32 for small N (router logits, shared-expert gate): register-tiled on the
+// CUDA cores. A block of SMALL_THREADS computes SMALL_TILE rows x SMALL_TILE outputs, each thread 4 x 4, over
+// K slices of SMALL_K staged in shared memory (x transposed, one column of padding against bank conflicts). Each
+// output is one thread's sum in k order from its row and weight alone: batch-invariant, as deterministic mode
+// needs. (It was one warp per output reading both rows from L2: 16 KB of traffic per logit at K = 2048.)
+extern "C" __global__ void __launch_bounds__(SMALL_THREADS)
+linear_small_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
+                 float* __restrict__ out, int M, int N, int K) {
+    __shared__ float xs[SMALL_K][SMALL_TILE + 1];
+    __shared__ float ws[SMALL_K][SMALL_TILE + 1];
+    int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    int m0 = blockIdx.x * SMALL_TILE, n0 = blockIdx.y * SMALL_TILE;
+    float acc[4][4] = {};
+    for (int k0 = 0; k0 < K; k0 += SMALL_K) {
+        for (int i = threadIdx.x; i < SMALL_TILE * SMALL_K; i += SMALL_THREADS) {
+            int r = i / SMALL_K, k = i % SMALL_K;  // consecutive threads read consecutive k of a row
+            bool kIn = k0 + k < K;
+            xs[k][r] = m0 + r < M && kIn ? x[(size_t)(m0 + r) * K + k0 + k] : 0.f;
+            ws[k][r] = n0 + r < N && kIn ? w[(size_t)(n0 + r) * K + k0 + k] : 0.f;
+        }
+        __syncthreads();
+#pragma unroll 8
+        for (int k = 0; k < SMALL_K; k++) {
+            float a[4], b[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                a[i] = xs[k][ty * 4 + i];
+                b[i] = ws[k][tx * 4 + i];
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        int m = m0 + ty * 4 + i;
+        if (m >= M) continue;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int n = n0 + tx * 4 + j;
+            if (n < N) out[(size_t)m * N + n] = acc[i][j] + (bias ? bias[n] : 0.f);
+        }
+    }
 }
 
 #include "gemm_sm90.cu"

@@ -2,6 +2,8 @@ package io.moescore.backend.cuda;
 
 import static io.moescore.backend.cuda.CudaLauncher.blocks;
 import static io.moescore.backend.cuda.KernelConstants.ROUTER_MAX_K;
+import static io.moescore.backend.cuda.KernelConstants.SMALL_THREADS;
+import static io.moescore.backend.cuda.KernelConstants.SMALL_TILE;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
@@ -334,8 +336,8 @@ public final class CudaBackend implements Backend {
             }
             CUdeviceptr b = bias == null ? null : CudaTensor.of(bias).requireF32("bias");
             if (weight.f32 != null) {
-                launcher.launch("linear_small_f32", blocks((long) in.rows * weight.rows, 8), 1, 256, 0, in.f32,
-                        weight.f32, b, o.f32, in.rows, weight.rows, in.cols);
+                launcher.launch("linear_small_f32", blocks(in.rows, SMALL_TILE), (int) blocks(weight.rows, SMALL_TILE),
+                        SMALL_THREADS, 0, in.f32, weight.f32, b, o.f32, in.rows, weight.rows, in.cols);
                 return;
             }
             gemm.linear(in, weight, b, o);
