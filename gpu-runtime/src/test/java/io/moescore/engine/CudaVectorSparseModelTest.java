@@ -29,10 +29,7 @@ import org.junit.jupiter.api.Test;
  * Whole models with 128:2:8 experts (pruned on load) on the GPU against the CPU engine on the same weights: on a
  * Hopper through the 128:2:8 kernels (vnm_sm90.cu), and through the 2:4 kernels that other GPUs run them on
  * (pinned mma.sync here). Per-token log-probs of the reference sequences of every model whose expert widths pack
- * (multiples of 32): the two GPU paths, doing the same sums in another order, agree within 2e-3 (measured: 4e-6)
- * at all but 1% of a model's tokens (at least one may differ: their slightly different hidden states can break a
- * router near-tie differently, as at one demo-model token, 5.3e-3, when the router's product changed order; a
- * misplaced row or slice moves nearly every token),
+ * (multiples of 32): the two GPU paths, doing the same sums in another order, agree within 2e-3 (measured: 4e-6),
  * and fp16 keeps 95% of all tokens within 2e-2 of the fp32 CPU (a misplaced row or slice moves nearly all of them;
  * measured on an H100: 3 of 213 on the Qwen2-MoE fixture, whose pruned model is the least smooth).
  */
@@ -60,26 +57,22 @@ class CudaVectorSparseModelTest {
             double worst = 0;
             double worstBetweenPaths = 0;
             int worstToken = -1;
-            int apart = 0;
             for (int i = 0; i < cpu.length; i++) {
                 double err = Math.abs(cpu[i] - vnm[i]);
                 farHere += err > 2e-2 ? 1 : 0;
                 worst = Math.max(worst, err);
                 double between = Math.abs(vnm[i] - as24[i]);
-                apart += between < 2e-3 ? 0 : 1;
                 if (!(between <= worstBetweenPaths)) {
                     worstBetweenPaths = Double.isNaN(between) ? Double.POSITIVE_INFINITY : between;
                     worstToken = i;
                 }
             }
             System.out.printf("128:2:8 %s (fp16): worst %.2e from the CPU, %d of %d tokens over 2e-2; 128:2:8 vs 2:4"
-                    + " kernels: worst %.2e, %d tokens over 2e-3%n", model.getFileName(), worst, farHere, cpu.length,
-                    worstBetweenPaths, apart);
+                    + " kernels: %.2e%n", model.getFileName(), worst, farHere, cpu.length, worstBetweenPaths);
             String where = worstToken < 0 ? "" : " at token " + worstToken + " of the concatenated sequences (128:2:8 "
                     + vnm[worstToken] + ", 2:4 " + as24[worstToken] + ", cpu " + cpu[worstToken] + ")";
-            assertTrue(apart <= Math.max(1, cpu.length / 100), model.getFileName() + ": the 128:2:8 and 2:4 kernels"
-                    + " differ by 2e-3 or more at " + apart + " of " + cpu.length + " tokens, worst " + worstBetweenPaths
-                    + where);
+            assertTrue(worstBetweenPaths < 2e-3, model.getFileName() + ": the 128:2:8 and 2:4 kernels differ by "
+                    + worstBetweenPaths + where);
             tokens += cpu.length;
             far += farHere;
         }
