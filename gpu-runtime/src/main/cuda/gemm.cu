@@ -19,8 +19,9 @@
 //
 // The same block code serves three launches:
 //   linear_T           dense: out fp32 [M, N] (+ bias)
-// Small fp32 weights (routers: tens of experts) take linear_small_f32 instead, in full precision, so routing
-// decisions match the fp32 reference as closely as the hidden states allow.
+// Small fp32 weights (routers: tens of experts) take linear_small_f32 instead where their input is fp32 only
+// (split-bf16: routing as close to the fp32 reference as the hidden states allow); at bf16 / fp16 they read the
+// norm's 16-bit copy through linear_T / cuBLASLt like every other product (CudaBackend.linear).
 //   experts_T_gate_up  grouped over (expert, row tile): A rows gathered by token index straight from the
 //                      hidden states (no gathered copy), W = that expert's gate and up rows interleaved in
 //                      blocks of 8 so a thread holds gate and up of the same output column; the epilogue

@@ -41,7 +41,10 @@ import jcuda.driver.CUdeviceptr;
  * (launch plumbing, errors, profiling).
  */
 public final class CudaBackend implements Backend {
-    /** Weights with at most this many rows keep an fp32 copy and multiply in fp32 (routers, gates, norms). */
+    /**
+     * Weights with at most this many rows keep an fp32 copy (routers, gates, norms); products with them run in fp32
+     * where the input has no current 16-bit copy ({@link #linear}).
+     */
     static final int SMALL_WEIGHT_ROWS = CudaWeights.SMALL_WEIGHT_ROWS;
     /** log2(e): the half-input attention kernels take their softmax scale in base 2. */
     private static final double LOG2_E = 1.4426950408889634;
@@ -241,8 +244,7 @@ public final class CudaBackend implements Backend {
 
     /**
      * At bf16 and fp16 precision a normed activation also keeps the GEMM input copy its norm writes (one 16-bit part),
-     * beside the fp32 values that small weights' fp32 products read (routers, gates, and any projection of at most
-     * {@link #SMALL_WEIGHT_ROWS} rows); at split-bf16 it is a plain activation (the products there take two or three
+     * beside the fp32 values that one-row gates' fp32 products read (a shared expert's gate); at split-bf16 it is a plain activation (the products there take two or three
      * parts, converted per product).
      */
     @Override
@@ -335,7 +337,11 @@ public final class CudaBackend implements Backend {
                         + "x" + weight.cols + ", out " + o.rows + "x" + o.cols);
             }
             CUdeviceptr b = bias == null ? null : CudaTensor.of(bias).requireF32("bias");
-            if (weight.f32 != null) {
+            // a small weight's fp32 product only where the input has no current 16-bit copy (split-bf16, or an
+            // activation no norm wrote) or the weight no 16-bit rows (one-row gates): at bf16 / fp16 the routers
+            // read the norm's copy on the tensor cores, as transformers' own bf16 / fp16 run does
+            boolean readsCopy = in.currentCopy() != null && weight.half != null && weight.parts == 1;
+            if (weight.f32 != null && !readsCopy) {
                 launcher.launch("linear_small_f32", blocks(in.rows, SMALL_TILE), (int) blocks(weight.rows, SMALL_TILE),
                         SMALL_THREADS, 0, in.f32, weight.f32, b, o.f32, in.rows, weight.rows, in.cols);
                 return;

@@ -114,6 +114,14 @@ class CudaBackendTest {
         return assertValuesClose(cpu.toHost(cpuT), gpu.toHost(gpuT), cpuT.cols(), tolerance, what);
     }
 
+    static double maxDifference(float[] a, float[] b) {
+        double far = 0;
+        for (int i = 0; i < a.length; i++) {
+            far = Math.max(far, Math.abs(a[i] - b[i]));
+        }
+        return far;
+    }
+
     /** M x N x K: tensor-core shapes with ragged edges in every dimension (K not a multiple of the 32 or 64
      * of a K slice), and small-N ones that take the fp32 path. */
     static final int[][] LINEAR_SHAPES = {{1, 64, 64}, {37, 200, 96}, {300, 1000, 256}, {129, 8, 64}, {513, 130, 40},
@@ -489,6 +497,48 @@ class CudaBackendTest {
                         assertArrayEquals(gpu.toHost(viaConversion), gpu.toHost(viaCopy),
                                 "a linear layer after the normed activation was written in fp32 only");
                     }
+                }
+            }
+        }
+    }
+
+    /**
+     * A router-sized weight (few rows, fp32 copy kept) multiplies the norm's 16-bit copy on the tensor cores where the
+     * input has one (bf16 / fp16: as transformers' own run at that precision routes): the result equals the CPU's
+     * product of the rounded normed rows (fp32 sums in another order), not the fp32 rows'; an input without a copy
+     * still takes the fp32 product (linear_small_f32).
+     */
+    @Test
+    void smallWeightsReadTheNormsCopyWhereThereIsOne() throws IOException {
+        int t = 77;
+        int cols = 256;
+        for (int rows : new int[] {8, 64}) {
+            Tensor[] x = act(randn(t * cols, 2), t, cols);
+            Tensor[] w = weight(randn(cols, 1), 1, cols);
+            Tensor[] router = weight(bf16(randn(rows * cols, 2.0 / Math.sqrt(cols))), rows, cols);
+            Tensor cpuNormed = cpu.activation(t, cols);
+            cpu.rmsNorm(x[0], w[0], cols, 1e-6f, cpuNormed);
+            float[] rounded = bf16(cpu.toHost(cpuNormed));
+            Tensor cpuOfRounded = cpu.activation(t, rows);
+            Tensor cpuOfFp32 = cpu.activation(t, rows);
+            try (Tensor roundedIn = cpu.activation(rounded, t, cols)) {
+                cpu.linear(roundedIn, router[0], null, cpuOfRounded);
+            }
+            cpu.linear(cpuNormed, router[0], null, cpuOfFp32);
+            try (Tensor normed = gpu.normedActivation(t, cols);
+                 Tensor logits = gpu.activation(t, rows)) {
+                gpu.rmsNorm(x[1], w[1], cols, 1e-6f, normed);
+                gpu.linear(normed, router[1], null, logits);
+                assertClose(cpu, cpuOfRounded, logits, 1e-4, "router " + rows + " rows on the norm's copy");
+                float[] got = gpu.toHost(logits);
+                double fromRounded = maxDifference(cpu.toHost(cpuOfRounded), got);
+                double fromFp32 = maxDifference(cpu.toHost(cpuOfFp32), got);
+                assertTrue(fromFp32 > 10 * fromRounded, "router " + rows + " rows: " + fromRounded + " from the "
+                        + "product of the rounded rows, " + fromFp32 + " from the fp32 rows': not read from the copy");
+                Tensor[] plain = act(cpu.toHost(cpuNormed), t, cols);
+                try (Tensor fp32 = gpu.activation(t, rows)) {
+                    gpu.linear(plain[1], router[1], null, fp32);
+                    assertClose(cpu, cpuOfFp32, fp32, 1e-5, "router " + rows + " rows on fp32 rows");
                 }
             }
         }
