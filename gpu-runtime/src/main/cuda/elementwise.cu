@@ -114,7 +114,7 @@ extern "C" __global__ void rmsnorm_rows_f16(float* x, const float* __restrict__ 
 template <typename T>
 __device__ __forceinline__ void rope_rows(float* __restrict__ x, T* __restrict__ copy, const int* __restrict__ pos,
                                           const float* __restrict__ invFreq, int rows, int cols, long long ld,
-                                          int headDim) {
+                                          int headDim, int keep = 1) {
     int half = headDim / 2;
     int heads = cols / headDim;
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -129,8 +129,10 @@ __device__ __forceinline__ void rope_rows(float* __restrict__ x, T* __restrict__
     float* p = x + (size_t)r * ld + h * headDim;
     float a = p[i], b = p[i + half];
     float ra = a * c - b * s, rb = b * c + a * s;
-    p[i] = ra;
-    p[i + half] = rb;
+    if (keep) {  // 0: only attention reads q / k next, from the copy (Backend.ropeForAttention)
+        p[i] = ra;
+        p[i + half] = rb;
+    }
     if (copy != nullptr) {
         size_t at = (size_t)r * cols + h * headDim;
         copy[at + i] = to_half<T>(ra);
@@ -143,13 +145,13 @@ extern "C" __global__ void rope_f32(float* __restrict__ x, const int* __restrict
 }
 extern "C" __global__ void rope_half_bf16(float* __restrict__ x, bf16* __restrict__ copy, const int* __restrict__ pos,
                                           const float* __restrict__ invFreq, int rows, int cols, long long ld,
-                                          int headDim) {
-    rope_rows(x, copy, pos, invFreq, rows, cols, ld, headDim);
+                                          int headDim, int keep) {
+    rope_rows(x, copy, pos, invFreq, rows, cols, ld, headDim, keep);
 }
 extern "C" __global__ void rope_half_f16(float* __restrict__ x, f16* __restrict__ copy, const int* __restrict__ pos,
                                          const float* __restrict__ invFreq, int rows, int cols, long long ld,
-                                         int headDim) {
-    rope_rows(x, copy, pos, invFreq, rows, cols, ld, headDim);
+                                         int headDim, int keep) {
+    rope_rows(x, copy, pos, invFreq, rows, cols, ld, headDim, keep);
 }
 
 extern "C" __global__ void clamp_f32(float* __restrict__ x, long long n, float limit) {
@@ -188,7 +190,7 @@ template <typename T>
 __device__ __forceinline__ void rmsnorm_rope_row(float* __restrict__ x, const float* __restrict__ w,
                                                  T* __restrict__ copy, const int* __restrict__ pos,
                                                  const float* __restrict__ invFreq, int rows, int cols,
-                                                 long long ld, int group, int headDim, float eps) {
+                                                 long long ld, int group, int headDim, float eps, int keep) {
     extern __shared__ float staged[];
     int r = blockIdx.x;
     if (r >= rows) return;
@@ -220,8 +222,10 @@ __device__ __forceinline__ void rmsnorm_rope_row(float* __restrict__ x, const fl
         float c, s;
         sincosf(p * invFreq[i], &s, &c);
         float ra = a * c - b * s, rb = b * c + a * s;
-        row[at] = ra;
-        row[at + half] = rb;
+        if (keep) {  // 0: only attention reads q / k next, from the copy (Backend.rmsNormRopeForAttention)
+            row[at] = ra;
+            row[at + half] = rb;
+        }
         crow[at] = to_half<T>(ra);
         crow[at + half] = to_half<T>(rb);
     }
@@ -229,12 +233,12 @@ __device__ __forceinline__ void rmsnorm_rope_row(float* __restrict__ x, const fl
 extern "C" __global__ void rmsnorm_rope_bf16(float* __restrict__ x, const float* __restrict__ w,
                                              bf16* __restrict__ copy, const int* __restrict__ pos,
                                              const float* __restrict__ invFreq, int rows, int cols, long long ld,
-                                             int group, int headDim, float eps) {
-    rmsnorm_rope_row(x, w, copy, pos, invFreq, rows, cols, ld, group, headDim, eps);
+                                             int group, int headDim, float eps, int keep) {
+    rmsnorm_rope_row(x, w, copy, pos, invFreq, rows, cols, ld, group, headDim, eps, keep);
 }
 extern "C" __global__ void rmsnorm_rope_f16(float* __restrict__ x, const float* __restrict__ w,
                                             f16* __restrict__ copy, const int* __restrict__ pos,
                                             const float* __restrict__ invFreq, int rows, int cols, long long ld,
-                                            int group, int headDim, float eps) {
-    rmsnorm_rope_row(x, w, copy, pos, invFreq, rows, cols, ld, group, headDim, eps);
+                                            int group, int headDim, float eps, int keep) {
+    rmsnorm_rope_row(x, w, copy, pos, invFreq, rows, cols, ld, group, headDim, eps, keep);
 }

@@ -160,6 +160,21 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * {@link #rope(Tensor, ColumnBlocks, Rope, IntTensor)} of a q or k that {@link #attention} alone reads next: a
+     * backend may keep the result only in the form its attention reads (x's own values are then undefined until
+     * written again). This default is the op itself.
+     */
+    default void ropeForAttention(Tensor x, ColumnBlocks blocks, Rope rope, IntTensor positions) {
+        rope(x, blocks, rope, positions);
+    }
+
+    /** {@link #rmsNormRope} of a q or k that {@link #attention} alone reads next, as {@link #ropeForAttention} says. */
+    default void rmsNormRopeForAttention(Tensor x, Tensor weight, int groupSize, float eps, ColumnBlocks blocks,
+                                         Rope rope, IntTensor positions) {
+        rmsNormRope(x, weight, groupSize, eps, blocks, rope, positions);
+    }
+
+    /**
      * Causal grouped-query attention within each packed sequence: rows seqOffsets[s] .. seqOffsets[s+1]-1 of q,
      * k and v belong to sequence s. A positive window limits each query to its last {@code window} keys.
      */

@@ -402,15 +402,16 @@ public final class Engine implements AutoCloseable {
                     // them but in GLM-4.5); one pass where the backend can
                     ColumnBlocks qHeads = new ColumnBlocks(0, c.headDim(), c.numHeads(), c.rope().rotaryDim());
                     ColumnBlocks kHeads = new ColumnBlocks(0, c.headDim(), c.numKvHeads(), c.rope().rotaryDim());
+                    // (attention alone reads them next: a backend may keep them only as its attention reads them)
                     if (qkNorm == ModelConfig.QkNorm.NONE) {
-                        backend.rope(q, qHeads, c.rope(), positions);
-                        backend.rope(k, kHeads, c.rope(), positions);
+                        backend.ropeForAttention(q, qHeads, c.rope(), positions);
+                        backend.ropeForAttention(k, kHeads, c.rope(), positions);
                     } else {
                         boolean whole = qkNorm == ModelConfig.QkNorm.WHOLE_PROJECTION;
-                        backend.rmsNormRope(q, layer.qNorm(), whole ? c.qDim() : c.headDim(), c.rmsNormEps(), qHeads,
-                                c.rope(), positions);
-                        backend.rmsNormRope(k, layer.kNorm(), whole ? c.kvDim() : c.headDim(), c.rmsNormEps(), kHeads,
-                                c.rope(), positions);
+                        backend.rmsNormRopeForAttention(q, layer.qNorm(), whole ? c.qDim() : c.headDim(),
+                                c.rmsNormEps(), qHeads, c.rope(), positions);
+                        backend.rmsNormRopeForAttention(k, layer.kNorm(), whole ? c.kvDim() : c.headDim(),
+                                c.rmsNormEps(), kHeads, c.rope(), positions);
                     }
                 }
                 // attn = softmax(scale q.k^T, causal, windowed) v per head

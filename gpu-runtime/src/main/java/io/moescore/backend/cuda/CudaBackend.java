@@ -259,7 +259,9 @@ public final class CudaBackend implements Backend {
 
     @Override
     public float[] toHost(Tensor t) {
-        return launcher.download(CudaTensor.of(t));
+        CudaTensor c = CudaTensor.of(t);
+        c.requireDefined("toHost");
+        return launcher.download(c);
     }
 
     // ---- the ops ------------------------------------------------------------------------------------------
@@ -373,6 +375,16 @@ public final class CudaBackend implements Backend {
     /** Plain rotary embeddings over whole heads only: the kernels of elementwise.cu. */
     @Override
     public void rope(Tensor x, ColumnBlocks blocks, Rope rope, IntTensor positions) {
+        rope(x, blocks, rope, positions, true);
+    }
+
+    /** Where attention reads half q and k, only the 16-bit copy is written (x's fp32 values then undefined). */
+    @Override
+    public void ropeForAttention(Tensor x, ColumnBlocks blocks, Rope rope, IntTensor positions) {
+        rope(x, blocks, rope, positions, false);
+    }
+
+    private void rope(Tensor x, ColumnBlocks blocks, Rope rope, IntTensor positions, boolean keepF32) {
         if (!blocks.wholeHeadsOf(x.cols()) || !rope.isPlain(blocks.width())) {
             throw new UnsupportedOperationException(deviceName() + " has no rope kernel for " + rope.describe()
                     + " over " + blocks + "; use the CPU backend");
@@ -387,8 +399,8 @@ public final class CudaBackend implements Backend {
             if (readsHalfQk(headDim)) {
                 // q and k as the half-input attention reads them, written in the same pass (elementwise.cu)
                 launcher.launch(type.ropeKernel, blocks(items, 256), 1, 256, 0, t.f32, t.copyBuffer(), pos, inv,
-                        t.rows, t.cols, t.ld, headDim);
-                t.wroteCopy();
+                        t.rows, t.cols, t.ld, headDim, keepF32 ? 1 : 0);
+                t.wroteCopy(keepF32);
             } else {
                 launcher.launch("rope_f32", blocks(items, 256), 1, 256, 0, t.f32, pos, inv, t.rows, t.cols, t.ld,
                         headDim);
@@ -403,6 +415,18 @@ public final class CudaBackend implements Backend {
     @Override
     public void rmsNormRope(Tensor x, Tensor weight, int groupSize, float eps, ColumnBlocks blocks, Rope rope,
                             IntTensor positions) {
+        rmsNormRope(x, weight, groupSize, eps, blocks, rope, positions, true);
+    }
+
+    /** Where the one pass applies, only the 16-bit copy attention reads is written (x's fp32 values then undefined). */
+    @Override
+    public void rmsNormRopeForAttention(Tensor x, Tensor weight, int groupSize, float eps, ColumnBlocks blocks,
+                                        Rope rope, IntTensor positions) {
+        rmsNormRope(x, weight, groupSize, eps, blocks, rope, positions, false);
+    }
+
+    private void rmsNormRope(Tensor x, Tensor weight, int groupSize, float eps, ColumnBlocks blocks, Rope rope,
+                             IntTensor positions, boolean keepF32) {
         int cols = x.cols();
         int headDim = blocks.width();
         if (!normRopeInOnePass(cols, groupSize, blocks, rope) || weight.cols() != groupSize) {
@@ -418,8 +442,8 @@ public final class CudaBackend implements Backend {
             CUdeviceptr w = CudaTensor.of(weight).requireF32("rmsNormRope");
             launcher.launch(type.normRopeKernel, t.rows, 1, 256, (int) normRopeSharedBytes(cols, groupSize), t.f32, w,
                     t.copyBuffer(), CudaTensor.Ints.of(positions).device, invFreq(headDim, rope.theta()), t.rows,
-                    cols, t.ld, groupSize, headDim, eps);
-            t.wroteCopy();
+                    cols, t.ld, groupSize, headDim, eps, keepF32 ? 1 : 0);
+            t.wroteCopy(keepF32);
         });
     }
 

@@ -39,6 +39,8 @@ final class CudaTensor implements Tensor {
     /** An activation's 16-bit copy (from the pool, elements() * 2 bytes), or null; current: see the class. */
     private CUdeviceptr copy;
     private boolean copyCurrent;
+    /** Whether the last op wrote the 16-bit copy alone: the fp32 values are then undefined ({@link #requireF32}). */
+    private boolean f32Undefined;
     private boolean closed;
     /** A weight's 16-bit rows pre-tiled for the bulk-copy linear kernels (gemm_sm90.cu), made on first use. */
     private CUdeviceptr tiled;
@@ -149,7 +151,22 @@ final class CudaTensor implements Tensor {
         throw new IllegalArgumentException("tensor " + t + " does not belong to the CUDA backend");
     }
 
+    /** The fp32 values an op reads: refused for a view, a 16-bit weight, or values the last op left undefined. */
     CUdeviceptr requireF32(String op) {
+        requireDefined(op);
+        return requireStorage(op);
+    }
+
+    /** Refuses to read fp32 values the last op left undefined (it wrote only the 16-bit copy, for attention). */
+    void requireDefined(String op) {
+        if (f32Undefined) {
+            throw new IllegalStateException(op + " reads fp32 values this " + rows + " x " + cols + " activation does "
+                    + "not hold: the last op wrote only its 16-bit copy, for attention");
+        }
+    }
+
+    /** Where an op writes whole fp32 activations: refused for a view or a 16-bit weight. */
+    private CUdeviceptr requireStorage(String op) {
         if (view) {
             throw new IllegalStateException(op + " takes whole activations, not a view of columns (rows " + ld
                     + " floats apart)");
@@ -187,13 +204,22 @@ final class CudaTensor implements Tensor {
 
     /** Says the op just enqueued wrote this tensor's fp32 values (if any) and its 16-bit copy alike. */
     void wroteCopy() {
+        wroteCopy(true);
+    }
+
+    /**
+     * Says the op just enqueued wrote this tensor's 16-bit copy, and its fp32 values too where {@code f32Too}
+     * (else they are undefined until an op writes them: {@link #requireF32} refuses them, naming the op).
+     */
+    void wroteCopy(boolean f32Too) {
         copyCurrent = true;
+        f32Undefined = !f32Too;
     }
 
     /** {@code t} as the output of an op that writes its fp32 values only: the 16-bit copy is stale from now on. */
     static CudaTensor output(Tensor t, String op) {
         CudaTensor c = of(t);
-        c.requireF32(op);
+        c.requireStorage(op);
         c.written();
         return c;
     }
@@ -201,17 +227,23 @@ final class CudaTensor implements Tensor {
     /** This tensor's values are about to change: its copy, and those of its views or activation, are stale. */
     private void written() {
         copyCurrent = false;
+        f32Undefined = false;
         for (CudaTensor r : related) {
             r.copyCurrent = false;
+            r.f32Undefined &= view;  // a write of the whole activation defines its views' values again
         }
     }
 
-    /** As {@link #output}, for the ops that take a row stride ({@link #ld}): views of columns too. */
+    /**
+     * As {@link #output}, for the ops that take a row stride ({@link #ld}), views of columns too, and read the values
+     * they rewrite in place (refused where the last op left them undefined).
+     */
     static CudaTensor stridedOutput(Tensor t, String op) {
         CudaTensor c = of(t);
         if (c.f32 == null) {
             c.requireF32(op);
         }
+        c.requireDefined(op);  // these ops (RoPE, q/k norms) read the values they rewrite
         c.written();
         return c;
     }

@@ -390,6 +390,50 @@ class CudaBackendTest {
     }
 
     /** A bf16 backend's 16-bit copy of a tensor holds its fp32 values rounded to bf16, bit for bit. */
+    /**
+     * The ForAttention forms of RoPE and of the q/k norms with RoPE write only the 16-bit copy attention reads: the
+     * same bits as the full op's copy; the fp32 values are then refused by name (toHost, an in-place op) until a
+     * write defines them again.
+     */
+    @Test
+    void ropeForAttentionWritesOnlyTheCopy() throws IOException {
+        int t = 45;
+        int hd = 128;
+        int heads = 4;
+        int cols = heads * hd;
+        float[] values = randn(t * cols, 2);
+        Tensor[] w = weight(randn(hd, 1), 1, hd);
+        int[] pos = random.ints(t, 0, 4000).toArray();
+        io.moescore.backend.ColumnBlocks blocks = io.moescore.backend.ColumnBlocks.heads(heads, hd);
+        io.moescore.model.Rope rope = io.moescore.model.Rope.plain(10000.0, hd);
+        for (boolean norm : new boolean[] {false, true}) {
+            String what = norm ? "rmsNormRopeForAttention" : "ropeForAttention";
+            try (Tensor full = gpu.activation(values, t, cols);
+                 Tensor copyOnly = gpu.activation(values, t, cols)) {
+                if (norm) {
+                    gpu.rmsNormRope(full, w[1], hd, 1e-6f, blocks, rope, gpu.ints(pos));
+                    gpu.rmsNormRopeForAttention(copyOnly, w[1], hd, 1e-6f, blocks, rope, gpu.ints(pos));
+                } else {
+                    gpu.rope(full, blocks, rope, gpu.ints(pos));
+                    gpu.ropeForAttention(copyOnly, blocks, rope, gpu.ints(pos));
+                }
+                short[] a = new short[t * cols];
+                short[] b = new short[t * cols];
+                jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(a), ((CudaTensor) full).currentCopy(), a.length * 2L);
+                jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(b), ((CudaTensor) copyOnly).currentCopy(), b.length * 2L);
+                assertArrayEquals(a, b, what + ": the copy differs from the full op's");
+                IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                        () -> gpu.toHost(copyOnly));
+                assertTrue(e.getMessage().contains("toHost") && e.getMessage().contains("16-bit copy"), e.getMessage());
+                org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                        () -> gpu.ropeForAttention(copyOnly, blocks, rope, gpu.ints(pos)));
+                gpu.linear(gpu.activation(values, t, cols), weight(bf16(randn(cols * cols, 0.05)), cols, cols)[1], null,
+                        copyOnly);  // a product writes it whole: its values are defined again
+                assertEquals(t * cols, gpu.toHost(copyOnly).length);
+            }
+        }
+    }
+
     static void assertCopyIsTheRoundedValues(CudaBackend backend, Tensor t, String what) {
         assertEquals(Precision.BF16, backend.precision(), "the copy check rounds to bf16");
         CudaTensor g = (CudaTensor) t;
