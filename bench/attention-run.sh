@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One device call: attention_check (correctness, then timing of the fa variants, the old tensor-core kernel and
-# the half conversions) and bench_sdpa.py (torch SDPA flash / cuDNN) on the same GPU. Run from a folder holding
+# One device call: attention_check (correctness, then timing of the fa and sm90 variants, the old tensor-core
+# kernel and the half conversions) and bench_sdpa.py (torch SDPA flash / cuDNN) on the same GPU. Run from a folder holding
 # attention_check (built beforehand: see attention_check.cu), its source tree and bench_sdpa.py; results in $OUT.
 set -u
 OUT=${OUT:-/tmp/attention-out}
@@ -12,6 +12,8 @@ echo "attention_check rc $?" >> "$OUT/check.txt"
 python3 bench_sdpa.py > "$OUT/sdpa.txt" 2>&1
 echo "bench_sdpa rc $?" >> "$OUT/sdpa.txt"
 cat "$OUT/gpu.txt"
-grep -E "^device|FAIL|failures|rc " "$OUT/check.txt"
+grep -E "^device|products|FAIL|failures|rc " "$OUT/check.txt"
+grep -cE "^check .*PASS" "$OUT/check.txt" | sed 's/^/checks passed: /'
 grep -E "^time" "$OUT/check.txt" | sed 's/^time //'
+sed -n '/^summary/,/^done/p' "$OUT/check.txt"
 cat "$OUT/sdpa.txt"

@@ -46,6 +46,8 @@
         }                                                                                            \
     } while (0)
 
+static unsigned long long g_seed;
+
 __global__ void fill_uniform(float* x, long long n, unsigned long long seed, float amp) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
@@ -95,6 +97,113 @@ attention_fa90_kernel(const T* __restrict__ q, const T* __restrict__ k, const T*
 #ifdef MOESCORE_WGMMA
     attention_fa90_rows<T, D, KT, STAGES>(q, k, v, out, outHalf, tiles, numHeads, numKvHeads, window, scaleLog2);
 #endif
+}
+
+// The sm90 kernels' two products alone, one consumer warpgroup: S = Q K^T (Q rows 0..63 of a 128-row tile, KT keys)
+// and O = P V (P given, 64 x KT) through the same loads, descriptors and wgmma wrappers; s [64][KT], o [64][D] fp32.
+// Where the whole kernel fails, this says whether the layouts of the products are at fault.
+template <typename T, int D, int KT>
+__global__ void __launch_bounds__(128) fa90_products(const T* q, const T* k, const T* v, const T* p, float* s,
+                                                     float* o) {
+#ifdef MOESCORE_WGMMA
+    extern __shared__ __align__(16) unsigned char unit_smem[];
+    unsigned char* base = (unsigned char*)(((uintptr_t)unit_smem + 1023) & ~(uintptr_t)1023);
+    unsigned char* sQ = base;
+    unsigned char* sK = sQ + FA_ROWS * D * 2;
+    unsigned char* sV = sK + KT * D * 2;
+    fa90_load<D, FA_ROWS>(sQ, q, D, 0, 63, threadIdx.x);
+    fa90_load<D, KT>(sK, k, D, 0, KT - 1, threadIdx.x);
+    fa90_load<D, KT>(sV, v, D, 0, KT - 1, threadIdx.x);
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float acc[KT / 2];
+    fa90_qk<T, D, KT>(acc, sQ, sK);
+    wgmma_wait<0>();
+    fa90_pin(acc);
+    for (int n = 0; n < KT / 8; n++)
+        for (int e = 0; e < 4; e++)
+            s[(16 * warp + (lane >> 2) + 8 * (e >> 1)) * KT + 8 * n + 2 * (lane & 3) + (e & 1)] = acc[4 * n + e];
+    unsigned pa[KT / 16][4];
+    for (int j = 0; j < KT / 16; j++)
+        for (int i = 0; i < 4; i++) {
+            int row = 16 * warp + (lane >> 2) + 8 * (i & 1), col = 16 * j + 2 * (lane & 3) + 8 * (i >> 1);
+            pa[j][i] = *reinterpret_cast<const unsigned*>(p + row * KT + col);
+        }
+    float out[D / 2];
+    for (int i = 0; i < D / 2; i++) out[i] = 0.f;
+    fa90_pv<T, D, KT>(out, pa, sV);
+    wgmma_wait<0>();
+    fa90_pin(out);
+    for (int n = 0; n < D / 8; n++)
+        for (int e = 0; e < 4; e++)
+            o[(16 * warp + (lane >> 2) + 8 * (e >> 1)) * D + 8 * n + 2 * (lane & 3) + (e & 1)] = out[4 * n + e];
+#endif
+}
+template <typename T> static float hostFloat(T x) {
+    if constexpr (is_bf16<T>) return __bfloat162float(x);
+    else return __half2float(x);
+}
+static int failures = 0;
+// Fresh random q (128 rows, 64 used), k, v (KT rows), p (64 x KT); S and O against double sums of the same halves.
+template <typename T, int D, int KT> static void checkProducts(const char* type) {
+    int nq = FA_ROWS * D, nk = KT * D, np = 64 * KT;
+    T *q, *k, *v, *p;
+    float *f, *s, *o;
+    CK(cudaMalloc(&q, nq * 2)); CK(cudaMalloc(&k, nk * 2)); CK(cudaMalloc(&v, nk * 2)); CK(cudaMalloc(&p, np * 2));
+    CK(cudaMalloc(&f, nq * 4)); CK(cudaMalloc(&s, 64 * KT * 4)); CK(cudaMalloc(&o, 64 * D * 4));
+    T* dst[4] = {q, k, v, p};
+    int n[4] = {nq, nk, nk, np}, cols[4] = {D, D, D, KT};
+    for (int i = 0; i < 4; i++) {
+        fill_uniform<<<blocksFor(n[i], 256), 256>>>(f, n[i], g_seed + 7777ull * (i + 1) + D * 31 + KT, 1.f);
+        if constexpr (is_bf16<T>) to_half_bf16<<<blocksFor(n[i] / 4, 256), 256>>>(f, dst[i], n[i], cols[i], cols[i]);
+        else to_half_f16<<<blocksFor(n[i] / 4, 256), 256>>>(f, dst[i], n[i], cols[i], cols[i]);
+    }
+    fill_nan<<<blocksFor(64 * KT, 256), 256>>>(s, 64 * KT);
+    fill_nan<<<blocksFor(64 * D, 256), 256>>>(o, 64 * D);
+    CK_LAUNCH("products inputs");
+    int smem = 1024 + (FA_ROWS + 2 * KT) * D * 2;
+    CK(cudaFuncSetAttribute(fa90_products<T, D, KT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    fa90_products<T, D, KT><<<1, 128, smem>>>(q, k, v, p, s, o);
+    CK_LAUNCH("fa90_products");
+    std::vector<T> hq(nq), hk(nk), hv(nk), hp(np);
+    std::vector<float> hs(64 * KT), ho(64 * D);
+    CK(cudaMemcpy(hq.data(), q, nq * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(hk.data(), k, nk * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(hv.data(), v, nk * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(hp.data(), p, np * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(hs.data(), s, hs.size() * 4, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(ho.data(), o, ho.size() * 4, cudaMemcpyDeviceToHost));
+    double err[2] = {0, 0}, norm[2] = {0, 0};
+    long long firstBad[2] = {-1, -1};
+    for (int r = 0; r < 64; r++) {
+        for (int c = 0; c < KT; c++) {
+            double ref = 0;
+            for (int d = 0; d < D; d++) ref += (double)hostFloat(hq[r * D + d]) * hostFloat(hk[c * D + d]);
+            double df = hs[r * KT + c] - ref;
+            if (!(std::fabs(df) <= 1e-3 * (1 + std::fabs(ref))) && firstBad[0] < 0) firstBad[0] = r * KT + c;
+            err[0] += df * df, norm[0] += ref * ref;
+        }
+        for (int d = 0; d < D; d++) {
+            double ref = 0;
+            for (int c = 0; c < KT; c++) ref += (double)hostFloat(hp[r * KT + c]) * hostFloat(hv[c * D + d]);
+            double df = ho[r * D + d] - ref;
+            if (!(std::fabs(df) <= 1e-3 * (1 + std::fabs(ref))) && firstBad[1] < 0) firstBad[1] = r * D + d;
+            err[1] += df * df, norm[1] += ref * ref;
+        }
+    }
+    const char* names[2] = {"S = Q K^T", "O = P V (V transposed)"};
+    int width[2] = {KT, D};
+    for (int i = 0; i < 2; i++) {
+        double rel = std::sqrt(err[i] / norm[i]);
+        bool ok = rel < 1e-5 && firstBad[i] < 0;  // fp32 sums of exact products: rounding only
+        if (!ok) failures++;
+        printf("check %-5s sm90 products d %3d keys %3d %-24s rel %.2e, first off at row %lld col %lld: %s\n", type, D,
+               KT, names[i], rel, firstBad[i] < 0 ? -1 : firstBad[i] / width[i],
+               firstBad[i] < 0 ? -1 : firstBad[i] % width[i], ok ? "PASS" : "FAIL");
+    }
+    for (void* x : {(void*)q, (void*)k, (void*)v, (void*)p, (void*)f, (void*)s, (void*)o}) CK(cudaFree(x));
 }
 
 template <typename T>
@@ -173,7 +282,6 @@ struct Problem {
     }
 };
 
-static unsigned long long g_seed;
 static int g_draw = 0;
 
 template <typename T> static Problem makeProblem(const std::vector<int>& lengths, int heads, int kvHeads, int d, int window) {
@@ -291,7 +399,6 @@ static unsigned long long copyMismatches(const Problem& p) {
 }
 static bool g_sm90 = false;  // the device runs the sm_90a kernels (compute capability 9.0)
 
-static int failures = 0;
 // sm90Only: the case runs the sm90 variants alone (the longer batches added for the K/V ring)
 template <typename T> static void checkCase(const std::vector<Variant>& vs, const std::vector<int>& lengths, int heads,
                                             int kvHeads, int d, int window, const char* type, bool sm90Only = false) {
@@ -474,6 +581,13 @@ int main(int argc, char** argv) {
         for (const Variant& x : *list)
             printf("variant %-24s threads %3d smem %6d%s\n", x.name.c_str(), x.threads, x.smem,
                    x.sm90 && !g_sm90 ? " (skipped: not compute capability 9.0)" : "");
+    if ((mode == "check" || mode == "all") && g_sm90) {  // the products alone first: layouts
+        checkProducts<bf16, 64, 128>("bf16");
+        checkProducts<bf16, 128, 128>("bf16");
+        checkProducts<bf16, 128, 64>("bf16");
+        checkProducts<bf16, 256, 64>("bf16");
+        checkProducts<f16, 128, 128>("fp16");
+    }
     if (mode == "check" || mode == "all") {
         std::vector<int> lengths = {1, 77, 128, 300, 513, 1000, 64, 129, 2};
         int hk[3][2] = {{8, 8}, {16, 4}, {16, 2}};
