@@ -7,7 +7,8 @@ OUT=${OUT:-/tmp/attention-out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu,memory.used --format=csv > "$OUT/gpu.txt" 2>&1
 date -u >> "$OUT/gpu.txt"
-./attention_check "${SEED:-0}" all > "$OUT/check.txt" 2>&1
+# a hung kernel (a ring that never fills) ends the run instead of the lease; the output is line-buffered
+timeout "${CHECK_TIMEOUT:-400}" ./attention_check "${SEED:-0}" all > "$OUT/check.txt" 2>&1
 echo "attention_check rc $?" >> "$OUT/check.txt"
 python3 bench_sdpa.py > "$OUT/sdpa.txt" 2>&1
 echo "bench_sdpa rc $?" >> "$OUT/sdpa.txt"

@@ -536,6 +536,7 @@ static void timeShape(const std::vector<Variant>& vs, int seqLen, int heads, int
 }
 
 int main(int argc, char** argv) {
+    setvbuf(stdout, nullptr, _IOLBF, 0);  // every finished case is in the log even if a later kernel hangs
     g_seed = argc > 1 ? strtoull(argv[1], nullptr, 10) : 0;
     if (g_seed == 0) {
         FILE* f = fopen("/dev/urandom", "rb");
