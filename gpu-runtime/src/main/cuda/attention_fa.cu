@@ -246,3 +246,6 @@ extern "C" __global__ void to_half_f16(const float* __restrict__ x, f16* __restr
                                        long long ld) {
     to_half_values(x, y, n, cols, ld);
 }
+
+// The same kernels on Hopper's wgmma, producer and consumer warpgroups (sm_90a).
+#include "attention_sm90.cu"

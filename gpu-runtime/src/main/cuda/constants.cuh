@@ -106,6 +106,19 @@
 // Q tile + two K and two V tiles of D 16-bit values a row, each row padded by 8 values (16 bytes).
 #define ATTENTION_FA_SHARED_BYTES(D, KEYS) ((FA_ROWS + 4 * (KEYS)) * ((D) + 8) * 2)
 
+// ---- the same attention on Hopper, FlashAttention-3's structure (attention_sm90.cu, sm_90a) ----
+// A block: 1 producer warpgroup (K/V ring) + 2 consumer warpgroups of 64 query rows each = FA_ROWS query rows,
+// so the half-input kernels share one tile list.
+#define FA90_THREADS 384
+// Keys per K/V tile and ring stages: head dims 64 and 128 128-key tiles, 256 64-key tiles; 3 stages at 64.
+#define FA90_KEYS 128
+#define FA90_KEYS_D256 64
+#define FA90_STAGES 2
+#define FA90_STAGES_D64 3
+// The Q tile and STAGES K and V tiles of D 16-bit values a row (128-byte swizzled column blocks, no padding),
+// + 1024: the window aligned to the swizzle's 1024 bytes, + 128: the ring's mbarriers.
+#define ATTENTION_FA90_SHARED_BYTES(D, KEYS, STAGES) ((FA_ROWS + 2 * (STAGES) * (KEYS)) * (D) * 2 + 1024 + 128)
+
 // ---- routing (router.cu) and the deterministic combine (gemm.cu) ----
 #define ROUTER_MAX_K 16
 #define COMBINE_MAX_K 16

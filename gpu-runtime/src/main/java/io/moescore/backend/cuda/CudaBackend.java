@@ -64,7 +64,8 @@ public final class CudaBackend implements Backend {
      * Opens the device of {@code options} (its runtime is shared by every backend of this JVM on that device).
      *
      * @throws CudaUnavailableException where the device or the kernels cannot be used
-     * @throws IllegalArgumentException for a wgmma kernel family on a GPU that is not a Hopper
+     * @throws IllegalArgumentException for a wgmma kernel family on a GPU that is not a Hopper, or a bad
+     *                                  -Dmoescore.attention / MOESCORE_ATTENTION ({@link KernelChoice})
      */
     public CudaBackend(CudaOptions options) {
         this.options = options;
@@ -474,16 +475,18 @@ public final class CudaBackend implements Backend {
 
     /** Whether attention reads q and k as 16-bit copies at this head size, which RoPE then writes in its pass. */
     private boolean readsHalfQk(int headDim) {
-        return headDim <= 256 && attentionKernel(headDim).kind() == AttentionKernel.Kind.HALF_INPUTS;
+        return headDim <= 256 && attentionKernel(headDim).halfInputs();
     }
 
     /**
-     * The attention kernel for a head size: at bf16 and fp16 the half-input one (attention_fa.cu) at head_dim 64,
-     * 128 and 256, else tensor cores with fp32 inputs (attention_tc.cu) up to 128; split-bf16 and the rest: fp32
-     * (attention.cu).
+     * The attention kernel for a head size: at bf16 and fp16 the half-input one at head_dim 64, 128 and 256
+     * (attention_sm90.cu on a Hopper running the wgmma families, {@link KernelChoice#runsWgmmaAttention}, else
+     * attention_fa.cu), else tensor cores with fp32 inputs (attention_tc.cu) up to 128; split-bf16 and the rest:
+     * fp32 (attention.cu).
      */
-    private AttentionKernel attentionKernel(int headDim) {
-        return AttentionKernel.pick(type, precision() != Precision.SPLIT_BF16, headDim, gpu.maxSharedPerBlock());
+    AttentionKernel attentionKernel(int headDim) {
+        return AttentionKernel.pick(type, precision() != Precision.SPLIT_BF16, choice.runsWgmmaAttention(), headDim,
+                gpu.maxSharedPerBlock());
     }
 
     /** Heads of one width (any softmax scale): latent attention's v heads narrower than q/k are refused. */
@@ -518,13 +521,13 @@ public final class CudaBackend implements Backend {
             CudaTensor kt = CudaTensor.of(k);
             CudaTensor vt = CudaTensor.of(v);
             CudaTensor o = CudaTensor.output(out, "attention");
-            if (kernel.kind() != AttentionKernel.Kind.HALF_INPUTS) {
+            if (!kernel.halfInputs()) {
                 launcher.launch(kernel.name(), tileCount, numHeads, kernel.threads(), shared, qt.requireF32("attention"),
                         kt.requireF32("attention"), vt.requireF32("attention"), o.f32, tiles.device, numHeads,
                         numKvHeads, headDim, window, scale);
                 return;
             }
-            // the output in fp32 and, in the same stores, the o projection's 16-bit input (attention_fa.cu)
+            // the output in fp32 and, in the same stores, the o projection's 16-bit input (attention_fa.cu, _sm90.cu)
             launcher.launch(kernel.name(), (long) tileCount * numHeads, 1, kernel.threads(), shared, halfInput(qt),
                     halfInput(kt), halfInput(vt), o.f32, o.copyBuffer(), tiles.device, numHeads, numKvHeads, window,
                     log2Scale);

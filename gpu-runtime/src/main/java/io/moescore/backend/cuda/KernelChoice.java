@@ -10,17 +10,29 @@ import java.util.function.Consumer;
  * picks among a family's variants per shape when that setting is TUNED.
  */
 final class KernelChoice {
+    /**
+     * {@code -Dmoescore.attention=fa} or {@code MOESCORE_ATTENTION=fa}: attention on the mma.sync kernels
+     * (attention_fa.cu) even where the wgmma ones (attention_sm90.cu) would run; {@code auto}, the default: wgmma
+     * wherever the wgmma families run.
+     */
+    static final String ATTENTION_PROPERTY = "moescore.attention";
+    static final String ATTENTION_ENV = "MOESCORE_ATTENTION";
+
     private final GpuRuntime gpu;
     private final Kernels kernels;
+    private final boolean attentionOnMmaSync;
     private final HalfType type;
     private final KernelTuner tuner;
     private final CudaLauncher holdLauncher;
 
     /**
-     * @throws IllegalArgumentException for a wgmma family on a GPU that is not a Hopper
+     * @throws IllegalArgumentException for a wgmma family on a GPU that is not a Hopper, or a value of
+     *                                  {@link #ATTENTION_PROPERTY} other than auto and fa
      */
     KernelChoice(GpuRuntime gpu, Kernels requested, HalfType type, boolean deterministic) {
         this.gpu = gpu;
+        this.attentionOnMmaSync = attentionOnMmaSync(System.getProperty(ATTENTION_PROPERTY,
+                System.getenv(ATTENTION_ENV)));
         this.type = type;
         boolean hopper = gpu.computeCapability().equals("9.0");
         if ((requested == Kernels.WGMMA || requested == Kernels.WGMMA_N128) && !hopper) {
@@ -45,6 +57,26 @@ final class KernelChoice {
      */
     boolean runsWgmma() {
         return kernels != Kernels.MMA_SYNC;  // TUNED and MMA_SYNC are the only settings left off a Hopper
+    }
+
+    /**
+     * Whether attention runs on the wgmma kernels (attention_sm90.cu, at the head sizes they take): where the wgmma
+     * families run (a Hopper, kernels not pinned to MMA_SYNC), unless {@link #ATTENTION_PROPERTY} says fa.
+     */
+    boolean runsWgmmaAttention() {
+        return runsWgmma() && !attentionOnMmaSync;
+    }
+
+    /** {@link #ATTENTION_PROPERTY}'s value (null: not set) read: whether attention stays on mma.sync. */
+    static boolean attentionOnMmaSync(String configured) {
+        if (configured == null || configured.isBlank() || configured.strip().equals("auto")) {
+            return false;
+        }
+        if (configured.strip().equals("fa")) {
+            return true;
+        }
+        throw new IllegalArgumentException("-D" + ATTENTION_PROPERTY + " / " + ATTENTION_ENV + " must be auto (wgmma "
+                + "attention on a Hopper) or fa (the mma.sync kernels), not \"" + configured + "\"");
     }
 
     /** The variants of a family this backend may run, in the tuner's order. */

@@ -14,6 +14,10 @@ public enum Kernels {
     WGMMA,
     /** wgmma, 128 x 128 tiles; wgmma.sp in 128-row tiles for 2:4 (sm_90a). */
     WGMMA_N128,
-    /** mma.sync and mma.sp over the plain / packed weight layouts: what sm_80-89 run. */
+    /**
+     * mma.sync and mma.sp over the plain / packed weight layouts, and attention's mma.sync kernels (attention_fa.cu):
+     * what sm_80-89 run. Every other setting runs attention on wgmma on a Hopper (attention_sm90.cu), unless
+     * {@code -Dmoescore.attention=fa} / {@code MOESCORE_ATTENTION=fa} keeps it on mma.sync.
+     */
     MMA_SYNC
 }

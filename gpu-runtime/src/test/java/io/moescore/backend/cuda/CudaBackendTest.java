@@ -618,8 +618,7 @@ class CudaBackendTest {
             Tensor[] out = poisoned(t, h * hd);
             cpu.attention(q[0], k[0], v[0], cpu.ints(offsets), h, kv, hd, window, out[0]);
             gpu.attention(q[1], k[1], v[1], gpu.ints(offsets), h, kv, hd, window, out[1]);
-            boolean tensorCores = AttentionKernel.pick(HalfType.of(gpu.precision()),
-                    gpu.precision() != Precision.SPLIT_BF16, hd, gpu.runtime().maxSharedPerBlock()).type() != null;
+            boolean tensorCores = gpu.attentionKernel(hd).type() != null;
             String what = gpu.precision().userName() + " attention h" + h + " kv" + kv + " d" + hd + " w" + window;
             worst = Math.max(worst, assertClose(cpu, out[0], out[1], tensorCores ? 1e-2 : 1e-5, what));
             if (((CudaTensor) out[1]).currentCopy() != null && gpu.precision() == Precision.BF16) {

@@ -1,6 +1,8 @@
 package io.moescore.backend.cuda;
 
 import static io.moescore.backend.cuda.KernelConstants.BM;
+import static io.moescore.backend.cuda.KernelConstants.FA90_THREADS;
+import static io.moescore.backend.cuda.KernelConstants.FA_ROWS;
 import static io.moescore.backend.cuda.KernelConstants.GEMM_SM90_SHARED_BYTES;
 import static io.moescore.backend.cuda.KernelConstants.GEMM_SM90_TILED_SHARED_BYTES;
 import static io.moescore.backend.cuda.KernelConstants.S90_BK;
@@ -113,10 +115,15 @@ class KernelVariantsTest {
             }
         }
         assertEquals(new TreeSet<>(KNOWN_OVER_SM86), overSm86, "kernels of sm_80-89 over sm_86/89's 99 KB");
-        // the fp32-input kernels fit every GPU; the half-input ones sm_80 and sm_90 (pick skips them where not)
+        // the fp32-input kernels fit every GPU; the half-input ones sm_80 and sm_90 (pick skips them where not); the
+        // wgmma ones a Hopper
         for (AttentionKernel k : AttentionKernel.ALL) {
             int bytes = k.sharedBytes(k.headDimBound());
-            int limit = k.kind() == AttentionKernel.Kind.HALF_INPUTS ? SM80_LIMIT : SM86_LIMIT;
+            int limit = switch (k.kind()) {
+                case SM90 -> SM90_LIMIT;
+                case HALF_INPUTS -> SM80_LIMIT;
+                default -> SM86_LIMIT;
+            };
             assertTrue(bytes <= limit, k.name() + ": " + bytes + " bytes > " + limit);
         }
     }
@@ -150,30 +157,78 @@ class KernelVariantsTest {
 
     /**
      * Each head size up to 256 (a multiple of 8) finds the smallest kernel that takes it: the half-input kernels at
-     * 64, 128 and 256 where their shared memory fits the GPU (on sm_86/89's 99 KB only 64), tensor cores with fp32
-     * inputs otherwise up to 128, fp32 beyond and without tensor cores.
+     * 64, 128 and 256 where their shared memory fits the GPU (on sm_86/89's 99 KB only 64), the wgmma ones among them
+     * where the backend runs wgmma (a Hopper's 227 KB), tensor cores with fp32 inputs otherwise up to 128, fp32
+     * beyond and without tensor cores.
      */
     @Test
     void attentionKernelsCoverEveryHeadSize() {
         for (HalfType type : HalfType.values()) {
             for (int limit : new int[] {SM90_LIMIT, SM80_LIMIT, SM86_LIMIT}) {
-                for (int d = 8; d <= 256; d += 8) {
-                    String what = type + " head_dim " + d + ", " + limit + " bytes of shared memory";
-                    int bound = d <= 32 ? 32 : d <= 64 ? 64 : d <= 128 ? 128 : 256;
-                    boolean half = (d == 64 || d == 128 || d == 256) && (limit != SM86_LIMIT || d == 64);
-                    AttentionKernel tc = AttentionKernel.pick(type, true, d, limit);
-                    AttentionKernel.Kind kind = half ? AttentionKernel.Kind.HALF_INPUTS
-                            : d <= 128 ? AttentionKernel.Kind.TENSOR_CORES : AttentionKernel.Kind.F32;
-                    assertEquals(kind, tc.kind(), what);
-                    assertEquals(kind == AttentionKernel.Kind.F32 ? null : type, tc.type(), what);
-                    assertEquals(bound, tc.headDimBound(), what);
-                    assertTrue(tc.sharedBytes(d) <= limit, what);
-                    AttentionKernel f32 = AttentionKernel.pick(type, false, d, limit);
-                    assertEquals(AttentionKernel.Kind.F32, f32.kind(), what);
-                    assertEquals(bound, f32.headDimBound(), what);
+                for (boolean sm90 : new boolean[] {false, true}) {
+                    for (int d = 8; d <= 256; d += 8) {
+                        String what = type + " head_dim " + d + ", " + limit + " bytes of shared memory"
+                                + (sm90 ? ", wgmma" : "");
+                        int bound = d <= 32 ? 32 : d <= 64 ? 64 : d <= 128 ? 128 : 256;
+                        boolean half = (d == 64 || d == 128 || d == 256) && (limit != SM86_LIMIT || d == 64);
+                        int size = d;
+                        boolean wgmma = sm90 && AttentionKernel.ALL.stream().anyMatch(k -> k.type() == type
+                                && k.kind() == AttentionKernel.Kind.SM90 && k.headDimBound() == size
+                                && k.sharedBytes(size) <= limit);
+                        assertEquals(sm90 && half && limit == SM90_LIMIT, wgmma && limit == SM90_LIMIT, what
+                                + ": a Hopper takes every wgmma kernel");
+                        AttentionKernel tc = AttentionKernel.pick(type, true, sm90, d, limit);
+                        AttentionKernel.Kind kind = wgmma ? AttentionKernel.Kind.SM90
+                                : half ? AttentionKernel.Kind.HALF_INPUTS
+                                : d <= 128 ? AttentionKernel.Kind.TENSOR_CORES : AttentionKernel.Kind.F32;
+                        assertEquals(kind, tc.kind(), what);
+                        assertEquals(kind == AttentionKernel.Kind.F32 ? null : type, tc.type(), what);
+                        assertEquals(bound, tc.headDimBound(), what);
+                        assertEquals(half, tc.halfInputs(), what);
+                        assertTrue(tc.sharedBytes(d) <= limit, what);
+                        AttentionKernel f32 = AttentionKernel.pick(type, false, sm90, d, limit);
+                        assertEquals(AttentionKernel.Kind.F32, f32.kind(), what);
+                        assertEquals(bound, f32.headDimBound(), what);
+                    }
                 }
             }
         }
+    }
+
+    /**
+     * The half-input kernels of both families take the same tile list (one per forward, whichever runs): FA_ROWS
+     * query rows a block; the wgmma ones are a producer and two consumer warpgroups of 64 rows.
+     */
+    @Test
+    void halfInputKernelsShareOneTileList() {
+        int sm90 = 0;
+        for (AttentionKernel k : AttentionKernel.ALL) {
+            if (k.halfInputs()) {
+                assertEquals(FA_ROWS, k.rows(), k.name());
+            }
+            if (k.kind() == AttentionKernel.Kind.SM90) {
+                sm90++;
+                assertEquals(3 * 128, FA90_THREADS);
+                assertEquals(FA90_THREADS, k.threads(), k.name());
+                assertEquals(2 * 64, k.rows(), k.name() + ": two consumer warpgroups of 64 rows");
+                assertTrue(k.name().startsWith("attention_sm90_" + k.type().spelling + "_d"), k.name());
+            }
+        }
+        assertEquals(2 * 3, sm90, "wgmma attention kernels: bf16 and fp16 at head sizes 64, 128, 256");
+    }
+
+    /** -Dmoescore.attention / MOESCORE_ATTENTION: auto (or unset) lets a Hopper run wgmma attention, fa keeps
+     * mma.sync; anything else is refused, naming the option. */
+    @Test
+    void attentionOptionReadsAutoAndFaOnly() {
+        assertEquals(false, KernelChoice.attentionOnMmaSync(null));
+        assertEquals(false, KernelChoice.attentionOnMmaSync(""));
+        assertEquals(false, KernelChoice.attentionOnMmaSync("auto"));
+        assertEquals(true, KernelChoice.attentionOnMmaSync("fa"));
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> KernelChoice.attentionOnMmaSync("sm80"));
+        assertTrue(e.getMessage().contains("moescore.attention") && e.getMessage().contains("MOESCORE_ATTENTION")
+                && e.getMessage().contains("sm80"), e.getMessage());
     }
 
     /** The half-input kernels' tiles: every query row in exactly one tile, longest key range first. */
