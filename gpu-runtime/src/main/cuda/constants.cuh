@@ -100,9 +100,20 @@
 // Q tile + two K and two V tiles of D 16-bit values a row, each row padded by 8 values (16 bytes).
 #define ATTENTION_FA_SHARED_BYTES(D, KEYS) ((FA_ROWS + 4 * (KEYS)) * ((D) + 8) * 2)
 
-// ---- routing (router.cu) and the deterministic combine (gemm.cu) ----
+// ---- routing (router.cu, router_variants.cu) ----
+// The most experts per token of the ranking routers (top-k, top-p's MAXK, batch-top-k's K): per-thread arrays.
+// The threshold gates take any number, up to all E (rows E wide; the deterministic combine sorts a token's
+// experts in k ints of dynamic shared memory, gemm.cu).
 #define ROUTER_MAX_K 16
-#define COMBINE_MAX_K 16
+// Tokens (one warp each) per block of the per-token router kernels.
+#define ROUTER_WARPS 8
+#define ROUTER_THREADS (ROUTER_WARPS * 32)
+// The threshold gates' probabilities (router_variants.cu's gate argument; ThresholdRouter.Gate on the host).
+#define GATE_SIGMOID 0
+#define GATE_SOFTMAX 1
+#define GATE_SPARSEMAX 2
+#define GATE_QUADRATIC 3
+#define GATE_PIONEER 4
 
 // ---- the autotuner (KernelTuner) ----
 // How long tuner_hold keeps the stream busy before a timed batch (ns): longer than the host takes to enqueue the

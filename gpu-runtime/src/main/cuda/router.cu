@@ -1,7 +1,10 @@
 // Router: softmax over each token's expert logits, top-k (lowest index first on ties; non-finite logits: see
-// router_ranks_above), optional renormalisation; then the per-expert token lists (the activation-sparse format)
-// built on the GPU in a fixed order: each expert's tokens ascending, so results never depend on thread scheduling.
-// CPU twin: TopKSoftmaxRouter.route + HostExpertRouting.fromChoices.
+// router_ranks_above), optional renormalisation, or top-p over the same ranking; then the per-expert token lists
+// (the activation-sparse format) built on the GPU in a fixed order: each expert's tokens ascending, so results
+// never depend on thread scheduling. Every router writes each token's experts as one row of chosen/weights
+// [T, width]; routers whose count varies (top-p, router_variants.cu) also write it per token (perToken), and the
+// list kernels read only that many of the row. CPU twins: TopKSoftmaxRouter.route, TopPRouter.route,
+// HostExpertRouting.fromChoices.
 #include "common.cuh"
 
 // (p, e) ranks above (best, bestE): larger probability, the lower expert on ties, and NaN above any number (as
@@ -13,22 +16,19 @@ __device__ __forceinline__ bool router_ranks_above(float p, int e, float best, i
     return p > best || (p == best && e < bestE);
 }
 
-// One warp per token. chosen/weights: [T, k].
-extern "C" __global__ void router_topk_softmax(const float* __restrict__ logits, int T, int E, int k, int renormalize,
-                                               int* __restrict__ chosen, float* __restrict__ weights) {
-    int t = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
-    if (t >= T) return;
-    const float* z = logits + (size_t)t * E;
+// The row's softmax probabilities ranked, one warp per row: the largest first (router_ranks_above), up to `k` of
+// them, stopping after the first m whose cumulative probability reaches topP (INFINITY: never, plain top-k; a NaN
+// row never reaches it). Every lane returns m and the same taken[0..m) and probs[0..m). Shared by top-k and top-p
+// so that top-p:1:K and top-k:K route bit-identically.
+__device__ __forceinline__ int router_softmax_ranked(const float* __restrict__ z, int E, int k, float topP, int lane,
+                                                     int* taken, float* probs) {
     float m = -INFINITY;
     for (int e = lane; e < E; e += 32) m = fmaxf(m, z[e]);
     m = warp_max(m);
     float s = 0.f;
     for (int e = lane; e < E; e += 32) s += __expf(z[e] - m);
     s = warp_sum(s);
-    float kept = 0.f;
-    int taken[ROUTER_MAX_K];
-    float probs[ROUTER_MAX_K];
+    float cumulative = 0.f;
     for (int j = 0; j < k; j++) {
         float best = -1.f;
         int bestE = 0x7fffffff;
@@ -51,14 +51,50 @@ extern "C" __global__ void router_topk_softmax(const float* __restrict__ logits,
         }
         taken[j] = bestE;
         probs[j] = best;
-        kept += best;
+        cumulative += best;
+        if (cumulative >= topP) return j + 1;
     }
-    if (lane == 0) {
-        for (int j = 0; j < k; j++) {
-            chosen[(size_t)t * k + j] = taken[j];
-            weights[(size_t)t * k + j] = renormalize ? probs[j] / kept : probs[j];
-        }
+    return k;
+}
+
+// Writes a token's m chosen experts and gates (renormalised: divided by the sum of the m, in rank order) at row t
+// of chosen/weights [T, width]; its count into perToken[t] where the router's count varies (perToken not null).
+__device__ __forceinline__ void router_write(int t, int m, int width, const int* taken, const float* probs,
+                                            int renormalize, int* __restrict__ chosen, float* __restrict__ weights,
+                                            int* __restrict__ perToken) {
+    float kept = 0.f;
+    for (int j = 0; j < m; j++) kept += probs[j];
+    for (int j = 0; j < m; j++) {
+        chosen[(size_t)t * width + j] = taken[j];
+        weights[(size_t)t * width + j] = renormalize ? probs[j] / kept : probs[j];
     }
+    if (perToken) perToken[t] = m;
+}
+
+// One warp per token. chosen/weights: [T, k]. CPU twin: TopKSoftmaxRouter.
+extern "C" __global__ void router_topk_softmax(const float* __restrict__ logits, int T, int E, int k, int renormalize,
+                                               int* __restrict__ chosen, float* __restrict__ weights) {
+    int t = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (t >= T) return;
+    int taken[ROUTER_MAX_K];
+    float probs[ROUTER_MAX_K];
+    router_softmax_ranked(logits + (size_t)t * E, E, k, INFINITY, lane, taken, probs);
+    if (lane == 0) router_write(t, k, k, taken, probs, renormalize, chosen, weights, nullptr);
+}
+
+// Nucleus routing, one warp per token: the fewest m <= maxK largest probabilities reaching topP.
+// chosen/weights: [T, maxK], the first perToken[t] of each row used. CPU twin: TopPRouter.
+extern "C" __global__ void router_top_p(const float* __restrict__ logits, int T, int E, int maxK, float topP,
+                                        int renormalize, int* __restrict__ chosen, float* __restrict__ weights,
+                                        int* __restrict__ perToken) {
+    int t = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (t >= T) return;
+    int taken[ROUTER_MAX_K];
+    float probs[ROUTER_MAX_K];
+    int m = router_softmax_ranked(logits + (size_t)t * E, E, maxK, topP, lane, taken, probs);
+    if (lane == 0) router_write(t, m, maxK, taken, probs, renormalize, chosen, weights, perToken);
 }
 
 // Block-wide exclusive scan of one int per thread (blockDim.x <= 1024); returns the block total.
@@ -87,12 +123,18 @@ __device__ int block_exclusive_scan(int v, int* out, int* scratch) {
     return total;
 }
 
-// One block per expert: counts[e] = tokens routed to e.
-extern "C" __global__ void route_count(const int* __restrict__ chosen, int T, int k, int* __restrict__ counts) {
+// A token's expert count: perToken[t] where the router's count varies, else the fixed k (the rows' width).
+__device__ __forceinline__ int route_token_count(const int* __restrict__ perToken, int t, int k) {
+    return perToken ? perToken[t] : k;
+}
+
+// One block per expert: counts[e] = tokens routed to e. chosen: [T, k], row t's first route_token_count used.
+extern "C" __global__ void route_count(const int* __restrict__ chosen, const int* __restrict__ perToken, int T, int k,
+                                       int* __restrict__ counts) {
     __shared__ int scratch[32];
     int e = blockIdx.x, n = 0;
     for (int t = threadIdx.x; t < T; t += blockDim.x)
-        for (int j = 0; j < k; j++) n += chosen[(size_t)t * k + j] == e;
+        for (int j = 0, m = route_token_count(perToken, t, k); j < m; j++) n += chosen[(size_t)t * k + j] == e;
     for (int o = 16; o > 0; o >>= 1) n += __shfl_xor_sync(0xffffffffu, n, o);
     if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = n;
     __syncthreads();
@@ -116,8 +158,9 @@ extern "C" __global__ void route_offsets(const int* __restrict__ counts, int E, 
 }
 
 // One block per expert: writes the expert's tokens (ascending) and gate weights at offsets[e].
-extern "C" __global__ void route_fill(const int* __restrict__ chosen, const float* __restrict__ weights, int T, int k,
-                                      const int* __restrict__ offsets, int* __restrict__ tokens, float* __restrict__ gates) {
+extern "C" __global__ void route_fill(const int* __restrict__ chosen, const float* __restrict__ weights,
+                                      const int* __restrict__ perToken, int T, int k, const int* __restrict__ offsets,
+                                      int* __restrict__ tokens, float* __restrict__ gates) {
     __shared__ int scratch[32];
     int e = blockIdx.x;
     int base = offsets[e];
@@ -125,7 +168,7 @@ extern "C" __global__ void route_fill(const int* __restrict__ chosen, const floa
         int t = t0 + threadIdx.x;
         int slot = -1;
         if (t < T)
-            for (int j = 0; j < k; j++)
+            for (int j = 0, m = route_token_count(perToken, t, k); j < m; j++)
                 if (chosen[(size_t)t * k + j] == e) slot = j;
         int pos;
         int total = block_exclusive_scan(slot >= 0, &pos, scratch);
