@@ -108,6 +108,9 @@
 // Tokens (one warp each) per block of the per-token router kernels.
 #define ROUTER_WARPS 8
 #define ROUTER_THREADS (ROUTER_WARPS * 32)
+// drop-experts' removed experts travel as a kernel argument (no copy to the device): a bit per expert in this many
+// 64-bit words, so layers of up to 64 x ROUTER_DROP_WORDS experts.
+#define ROUTER_DROP_WORDS 8
 // The threshold gates' probabilities (router_variants.cu's gate argument; ThresholdRouter.Gate on the host).
 #define GATE_SIGMOID 0
 #define GATE_SOFTMAX 1

@@ -202,10 +202,17 @@ extern "C" __global__ void router_block_gates(const float* __restrict__ logits, 
     }
 }
 
-// Removed experts: out = logits with the columns e where dropped[e] != 0 at -inf (the model's router then routes
-// out). CPU twin: DropExpertsRouter.
-extern "C" __global__ void router_drop_experts(const float* __restrict__ logits, long long n, int E,
-                                               const int* __restrict__ dropped, float* __restrict__ out) {
+// Removed experts, a bit per expert (expert e: bit e % 64 of word e / 64), passed by value with the launch.
+struct DropMask {
+    unsigned long long words[ROUTER_DROP_WORDS];
+};
+
+// Removed experts: out = logits with the columns of the experts set in `dropped` at -inf (the model's router then
+// routes out). CPU twin: DropExpertsRouter.
+extern "C" __global__ void router_drop_experts(const float* __restrict__ logits, long long n, int E, DropMask dropped,
+                                               float* __restrict__ out) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = dropped[i % E] ? -INFINITY : logits[i];
+    if (i >= n) return;
+    int e = (int)(i % E);
+    out[i] = (dropped.words[e >> 6] >> (e & 63)) & 1ull ? -INFINITY : logits[i];
 }

@@ -46,7 +46,8 @@ final class CudaLauncher {
 
     /**
      * Launches a kernel on the calling thread's stream: a gridX x gridY grid (nothing when either is 0) of 1-D
-     * blocks. Arguments: device pointers (null: a null pointer), Integer, Long and Float values.
+     * blocks. Arguments: device pointers (null: a null pointer), Integer, Long and Float values, and long[] for a
+     * struct of 64-bit words passed by value (copied at the launch).
      */
     void launch(String kernel, long gridX, int gridY, int block, int sharedBytes, Object... args) {
         if (gridX == 0 || gridY == 0) {
@@ -69,6 +70,8 @@ final class CudaLauncher {
                 params[i] = Pointer.to(new long[] {v});
             } else if (a instanceof Float v) {
                 params[i] = Pointer.to(new float[] {v});
+            } else if (a instanceof long[] v) {
+                params[i] = Pointer.to(v.clone());  // a struct of 64-bit words, by value
             } else {
                 throw new IllegalArgumentException(kernel + ": kernel argument of type " + a.getClass());
             }
@@ -105,8 +108,9 @@ final class CudaLauncher {
      * int32 values on the device, from the thread's pool, copied behind the work queued on the stream without
      * waiting for it (what {@link #upload} does): a copy from pageable host memory returns once the driver has
      * staged the values (CUDA's API synchronization behavior), so the staging buffer may be reused at once, and
-     * the copy lands in stream order, after every kernel still reading a block the pool handed out before. For the
-     * small per-layer tables of the routers (removed experts, block starts).
+     * the copy lands in stream order, after every kernel still reading a block the pool handed out before. For small
+     * per-layer tables (batch-level gating's block starts). CUDA allows the driver to wait for the stream where it
+     * must stage pageable memory; it does not for copies this small.
      */
     CudaTensor.Ints uploadQueued(int[] values) {
         DevicePool pool = gpu.pool();

@@ -5,6 +5,7 @@ import static io.moescore.backend.cuda.KernelConstants.GATE_PIONEER;
 import static io.moescore.backend.cuda.KernelConstants.GATE_QUADRATIC;
 import static io.moescore.backend.cuda.KernelConstants.GATE_SIGMOID;
 import static io.moescore.backend.cuda.KernelConstants.GATE_SOFTMAX;
+import static io.moescore.backend.cuda.KernelConstants.ROUTER_DROP_WORDS;
 import static io.moescore.backend.cuda.KernelConstants.ROUTER_MAX_K;
 import static io.moescore.backend.cuda.KernelConstants.ROUTER_THREADS;
 import static io.moescore.backend.cuda.KernelConstants.ROUTER_WARPS;
@@ -32,8 +33,8 @@ sealed interface RouterKernel {
     }
 
     /**
-     * The kernel of a router, or null where the CUDA backend has none (a router it does not know, or a top-k,
-     * top-p MAXK or batch-top-k K above {@code ROUTER_MAX_K}).
+     * The kernel of a router, or null where the CUDA backend has none (a router it does not know, a top-k, top-p
+     * MAXK or batch-top-k K above {@code ROUTER_MAX_K}, removed experts of a layer past 64 x ROUTER_DROP_WORDS).
      */
     static RouterKernel of(Router router) {
         RouterKernel kernel = null;
@@ -293,28 +294,40 @@ sealed interface RouterKernel {
             return inner.varies();
         }
 
+        @Override
+        public boolean fits() {
+            return dropped.length <= 64 * ROUTER_DROP_WORDS;
+        }
+
         /**
          * As DropExpertsRouter, the inner router sees the masked batch as one sequence (the routers it wraps look
-         * at one token at a time).
+         * at one token at a time). The removed experts go with the launch, as router_drop_experts' DropMask.
          */
         @Override
         public void launch(CudaLauncher launcher, CUdeviceptr logits, int rows, int experts, int[] sequenceStarts,
                            Rows out) {
             requireExperts(experts);
-            int[] mask = new int[experts];
-            for (int e = 0; e < experts; e++) {
-                mask[e] = dropped[e] ? 1 : 0;
-            }
             DevicePool pool = launcher.pool();
             long n = (long) rows * experts;
             CUdeviceptr masked = pool.allocate(Math.max(4L, n * 4));
-            try (CudaTensor.Ints device = launcher.uploadQueued(mask)) {
-                launcher.launch("router_drop_experts", blocks(n, 256), 1, 256, 0, logits, n, experts, device.device,
+            try {
+                launcher.launch("router_drop_experts", blocks(n, 256), 1, 256, 0, logits, n, experts, mask(dropped),
                         masked);
                 inner.launch(launcher, masked, rows, experts, new int[] {0, rows}, out);
             } finally {
-                pool.release(masked, Math.max(4L, n * 4));
+                pool.release(masked, Math.max(4L, n * 4));  // reused only in this stream's order
             }
+        }
+
+        /** The removed experts as router_drop_experts reads them: expert e is bit e % 64 of word e / 64. */
+        static long[] mask(boolean[] dropped) {
+            long[] words = new long[ROUTER_DROP_WORDS];
+            for (int e = 0; e < dropped.length; e++) {
+                if (dropped[e]) {
+                    words[e >> 6] |= 1L << (e & 63);
+                }
+            }
+            return words;
         }
 
         private void requireExperts(int experts) {

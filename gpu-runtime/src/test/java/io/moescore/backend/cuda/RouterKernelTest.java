@@ -205,6 +205,28 @@ class RouterKernelTest {
         return lists;
     }
 
+    /** Removed experts go with the launch as bits: expert e is bit e % 64 of word e / 64; wider layers get none. */
+    @Test
+    void removedExpertsAreBitsOfTheLaunchsMask() {
+        boolean[] dropped = new boolean[130];
+        dropped[0] = true;
+        dropped[63] = true;
+        dropped[64] = true;
+        dropped[129] = true;
+        long[] words = RouterKernel.Drop.mask(dropped);
+        assertEquals(KernelConstants.ROUTER_DROP_WORDS, words.length);
+        assertEquals(1L | 1L << 63, words[0]);
+        assertEquals(1L, words[1]);
+        assertEquals(1L << 1, words[2]);
+        for (int w = 3; w < words.length; w++) {
+            assertEquals(0L, words[w]);
+        }
+        int most = 64 * KernelConstants.ROUTER_DROP_WORDS;
+        Router own = new TopKSoftmaxRouter(2, true);
+        assertTrue(CudaBackend.routes(new DropExpertsRouter(own, new boolean[most])));
+        assertFalse(CudaBackend.routes(new DropExpertsRouter(own, new boolean[most + 1])));
+    }
+
     @Test
     void sharedMemoryOfThePerWarpKernelsStaysWithinTheDefault() {
         assertEquals(KernelConstants.ROUTER_WARPS * 64 * 4, RouterKernel.perWarpFloats(64));
