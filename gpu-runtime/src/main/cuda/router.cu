@@ -16,6 +16,31 @@ __device__ __forceinline__ bool router_ranks_above(float p, int e, float best, i
     return p > best || (p == best && e < bestE);
 }
 
+// The (value(e), e) ranking first by router_ranks_above among the experts not in taken[0..j), over the warp's lanes
+// (expert e on lane e % 32); best comes in below every value, and every lane leaves with the winner.
+template <typename Value>
+__device__ __forceinline__ void router_warp_select(int E, int lane, const int* taken, int j, Value value, float& best,
+                                                   int& bestE) {
+    bestE = 0x7fffffff;
+    for (int e = lane; e < E; e += 32) {
+        bool used = false;
+        for (int i = 0; i < j; i++) used |= taken[i] == e;
+        float v = value(e);
+        if (!used && router_ranks_above(v, e, best, bestE)) {
+            best = v;
+            bestE = e;
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float ob = __shfl_xor_sync(0xffffffffu, best, o);
+        int oe = __shfl_xor_sync(0xffffffffu, bestE, o);
+        if (router_ranks_above(ob, oe, best, bestE)) {
+            best = ob;
+            bestE = oe;
+        }
+    }
+}
+
 // The row's softmax probabilities ranked, one warp per row: the largest first (router_ranks_above), up to `k` of
 // them, stopping after the first m whose cumulative probability reaches topP (INFINITY: never, plain top-k; a NaN
 // row never reaches it). Every lane returns m and the same taken[0..m) and probs[0..m). Shared by top-k and top-p
@@ -30,25 +55,9 @@ __device__ __forceinline__ int router_softmax_ranked(const float* __restrict__ z
     s = warp_sum(s);
     float cumulative = 0.f;
     for (int j = 0; j < k; j++) {
-        float best = -1.f;
-        int bestE = 0x7fffffff;
-        for (int e = lane; e < E; e += 32) {
-            bool used = false;
-            for (int i = 0; i < j; i++) used |= taken[i] == e;
-            float p = __expf(z[e] - m) / s;
-            if (!used && router_ranks_above(p, e, best, bestE)) {
-                best = p;
-                bestE = e;
-            }
-        }
-        for (int o = 16; o > 0; o >>= 1) {
-            float ob = __shfl_xor_sync(0xffffffffu, best, o);
-            int oe = __shfl_xor_sync(0xffffffffu, bestE, o);
-            if (router_ranks_above(ob, oe, best, bestE)) {
-                best = ob;
-                bestE = oe;
-            }
-        }
+        float best = -1.f;  // below every probability
+        int bestE;
+        router_warp_select(E, lane, taken, j, [&](int e) { return __expf(z[e] - m) / s; }, best, bestE);
         taken[j] = bestE;
         probs[j] = best;
         cumulative += best;

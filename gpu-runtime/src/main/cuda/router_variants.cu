@@ -145,24 +145,9 @@ extern "C" __global__ void router_block_experts(const float* __restrict__ logits
     __syncwarp();
     int taken[ROUTER_MAX_K];
     for (int j = 0; j < k; j++) {
-        float best = -INFINITY;
-        int bestE = 0x7fffffff;
-        for (int e = lane; e < E; e += 32) {
-            bool used = false;
-            for (int i = 0; i < j; i++) used |= taken[i] == e;
-            if (!used && router_ranks_above(sums[e], e, best, bestE)) {
-                best = sums[e];
-                bestE = e;
-            }
-        }
-        for (int o = 16; o > 0; o >>= 1) {
-            float ob = __shfl_xor_sync(0xffffffffu, best, o);
-            int oe = __shfl_xor_sync(0xffffffffu, bestE, o);
-            if (router_ranks_above(ob, oe, best, bestE)) {
-                best = ob;
-                bestE = oe;
-            }
-        }
+        float best = -INFINITY;  // -inf sums still rank (the lower expert first)
+        int bestE;
+        router_warp_select(E, lane, taken, j, [&](int e) { return sums[e]; }, best, bestE);
         taken[j] = bestE;
         if (lane == 0) blockExperts[(size_t)b * k + j] = bestE;
     }

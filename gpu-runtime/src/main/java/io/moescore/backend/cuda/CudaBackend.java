@@ -589,7 +589,7 @@ public final class CudaBackend implements Backend {
         launcher.launch("route_offsets", 1, 1, 32, 0, counts, e, offsets);
         launcher.launch("route_fill", e, 1, 256, 0, chosen, weights, perToken, t, width, offsets, tokens, gates);
         // no wait here: the experts plan their work on the device; the counts follow for the load statistics
-        RoutedCounts hostCounts = new RoutedCounts(counts, e, (long) t * kernel.least(e), entries, kernel.name(),
+        RoutedCounts hostCounts = new RoutedCounts(counts, e, (long) t * kernel.least(), entries, kernel.name(),
                 gpu.stream());
         pool.release(weights, entries * 4);
         pool.release(counts, e * 4L);

@@ -54,9 +54,26 @@ sealed interface RouterKernel {
         return kernel != null && kernel.fits() ? kernel : null;
     }
 
-    /** Whether the kernel's per-thread arrays hold its experts per token. */
+    /**
+     * How many experts a kernel gives each token: at most {@code most} ({@link #ALL}: every expert of the layer),
+     * at least {@code least}; {@code varies}: whether the count varies from token to token (the kernel then
+     * writes it per token).
+     */
+    record Counts(int most, int least, boolean varies) {
+        static final int ALL = -1;
+
+        /** k experts for every token. */
+        static Counts exactly(int k) {
+            return new Counts(k, k, false);
+        }
+    }
+
+    /** How many experts the kernel gives each token. */
+    Counts counts();
+
+    /** Whether the kernel's per-thread arrays hold its experts per token (ROUTER_MAX_K; all experts: no arrays). */
     default boolean fits() {
-        return true;
+        return counts().most() <= ROUTER_MAX_K;
     }
 
     /**
@@ -64,13 +81,23 @@ sealed interface RouterKernel {
      *
      * @throws IllegalArgumentException where the router asks for more experts than there are (as its CPU twin)
      */
-    int width(int experts);
+    default int width(int experts) {
+        int most = counts().most();
+        if (most > experts) {
+            throw new IllegalArgumentException(name() + ": " + most + " experts per token of " + experts);
+        }
+        return most == Counts.ALL ? experts : most;
+    }
 
     /** The fewest experts a token gets (a bound the routed total is checked against). */
-    int least(int experts);
+    default int least() {
+        return counts().least();
+    }
 
     /** Whether the count varies from token to token (the kernel then writes it per token). */
-    boolean varies();
+    default boolean varies() {
+        return counts().varies();
+    }
 
     /**
      * Queues the kernels that route the [rows, experts] logits into {@code out}. {@code sequenceStarts}: the first
@@ -84,23 +111,8 @@ sealed interface RouterKernel {
     /** router_topk_softmax: the model's own router and top-k:K. */
     record TopK(int k, boolean renormalize) implements RouterKernel {
         @Override
-        public boolean fits() {
-            return k <= ROUTER_MAX_K;
-        }
-
-        @Override
-        public int width(int experts) {
-            return requireAtMost(k, experts, "top-" + k);
-        }
-
-        @Override
-        public int least(int experts) {
-            return k;
-        }
-
-        @Override
-        public boolean varies() {
-            return false;
+        public Counts counts() {
+            return Counts.exactly(k);
         }
 
         @Override
@@ -119,23 +131,8 @@ sealed interface RouterKernel {
     /** router_top_p: top-p:P[:MAXK], 1 to maxK experts per token. */
     record TopP(float topP, int maxK, boolean renormalize) implements RouterKernel {
         @Override
-        public boolean fits() {
-            return maxK <= ROUTER_MAX_K;
-        }
-
-        @Override
-        public int width(int experts) {
-            return requireAtMost(maxK, experts, "top-p's MAXK " + maxK);
-        }
-
-        @Override
-        public int least(int experts) {
-            return 1;
-        }
-
-        @Override
-        public boolean varies() {
-            return true;
+        public Counts counts() {
+            return new Counts(maxK, 1, true);
         }
 
         @Override
@@ -154,18 +151,8 @@ sealed interface RouterKernel {
     /** router_threshold: sigmoid:T, softmax:T, quadratic:T, pioneer:T; 0 to every expert per token. */
     record Threshold(ThresholdRouter.Gate gate, float threshold) implements RouterKernel {
         @Override
-        public int width(int experts) {
-            return experts;
-        }
-
-        @Override
-        public int least(int experts) {
-            return 0;
-        }
-
-        @Override
-        public boolean varies() {
-            return true;
+        public Counts counts() {
+            return new Counts(Counts.ALL, 0, true);
         }
 
         /** The gate as router_variants.cu numbers it (constants.cuh). */
@@ -195,18 +182,8 @@ sealed interface RouterKernel {
     /** router_sparsemax: 0 to every expert per token. */
     record Sparsemax() implements RouterKernel {
         @Override
-        public int width(int experts) {
-            return experts;
-        }
-
-        @Override
-        public int least(int experts) {
-            return 0;
-        }
-
-        @Override
-        public boolean varies() {
-            return true;
+        public Counts counts() {
+            return new Counts(Counts.ALL, 0, true);
         }
 
         @Override
@@ -228,23 +205,8 @@ sealed interface RouterKernel {
      */
     record BlockTopK(int k, int blockRows, boolean renormalize) implements RouterKernel {
         @Override
-        public boolean fits() {
-            return k <= ROUTER_MAX_K;
-        }
-
-        @Override
-        public int width(int experts) {
-            return requireAtMost(k, experts, "batch top-" + k);
-        }
-
-        @Override
-        public int least(int experts) {
-            return k;
-        }
-
-        @Override
-        public boolean varies() {
-            return false;
+        public Counts counts() {
+            return Counts.exactly(k);
         }
 
         @Override
@@ -279,19 +241,14 @@ sealed interface RouterKernel {
         }
 
         @Override
+        public Counts counts() {
+            return inner.counts();
+        }
+
+        @Override
         public int width(int experts) {
             requireExperts(experts);
             return inner.width(experts);
-        }
-
-        @Override
-        public int least(int experts) {
-            return inner.least(experts);
-        }
-
-        @Override
-        public boolean varies() {
-            return inner.varies();
         }
 
         @Override
@@ -401,12 +358,5 @@ sealed interface RouterKernel {
                     / Float.BYTES + " experts per layer for sparsemax and batch-top-k, not " + experts);
         }
         return (int) bytes;
-    }
-
-    private static int requireAtMost(int k, int experts, String what) {
-        if (k > experts) {
-            throw new IllegalArgumentException(what + " routing over " + experts + " experts");
-        }
-        return k;
     }
 }

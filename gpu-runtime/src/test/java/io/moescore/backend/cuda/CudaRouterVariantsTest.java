@@ -234,7 +234,7 @@ class CudaRouterVariantsTest {
              Tensor xg = backend.activation(x, ROWS, hidden);
              Tensor outC = cpu.activation(nan, ROWS, hidden);
              Tensor outG = backend.activation(nan, ROWS, hidden)) {
-            Lists lists = download(routed, ROWS).lists();
+            TokenLists lists = download(routed, ROWS).lists();
             int empty = 0;
             for (int[] list : lists.experts()) {
                 empty += list.length == 0 ? 1 : 0;
@@ -391,26 +391,8 @@ class CudaRouterVariantsTest {
         };
     }
 
-    /** Each token's experts (ascending) and their gates. */
-    record Lists(int[][] experts, float[][] gates) {
-        static Lists of(int[] offsets, int[] tokens, float[] gates, int rows) {
-            int[][] e = new int[rows][0];
-            float[][] g = new float[rows][0];
-            for (int x = 0; x + 1 < offsets.length; x++) {
-                for (int i = offsets[x]; i < offsets[x + 1]; i++) {
-                    int t = tokens[i];
-                    e[t] = Arrays.copyOf(e[t], e[t].length + 1);
-                    e[t][e[t].length - 1] = x;
-                    g[t] = Arrays.copyOf(g[t], g[t].length + 1);
-                    g[t][g[t].length - 1] = gates[i];
-                }
-            }
-            return new Lists(e, g);
-        }
-    }
-
     /** A GPU routing as downloaded: its per-token lists (from the per-expert lists) and its per-expert counts. */
-    record Device(Lists lists, int[] offsets) {
+    record Device(TokenLists lists, int[] offsets) {
     }
 
     /**
@@ -433,7 +415,7 @@ class CudaRouterVariantsTest {
         if (entries > 0) {
             cuMemcpyDtoH(Pointer.to(gates), r.gates, entries * 4L);
         }
-        Lists lists = Lists.of(offsets, tokens, gates, rows);
+        TokenLists lists = TokenLists.of(offsets, tokens, gates, rows);
         int[] chosen = ints(r.chosen, rows * r.k);
         int[] perToken = r.perToken == null ? null : ints(r.perToken, rows);
         for (int t = 0; t < rows; t++) {
@@ -484,7 +466,7 @@ class CudaRouterVariantsTest {
         String what = router + " over " + experts + " experts, sequences " + (sequenceStarts == null ? "[0, " + rows
                 + "]" : Arrays.toString(starts)) + "; seed " + SEED;
         HostExpertRouting want = router.route(logits, rows, experts, starts);
-        Lists cpuLists = Lists.of(want.offsets(), want.tokens(), want.gates(), rows);
+        TokenLists cpuLists = TokenLists.of(want, rows);
         RouterKernel kernel = RouterKernel.of(router);
         assertTrue(kernel != null, what + ": no kernel");
         poisonPool(rows, kernel.width(experts), experts);

@@ -79,32 +79,32 @@ class RouterKernelTest {
         int experts = 40;
         RouterKernel topK = new RouterKernel.TopK(3, true);
         assertEquals(3, topK.width(experts));
-        assertEquals(3, topK.least(experts));
+        assertEquals(3, topK.least());
         assertFalse(topK.varies());
         RouterKernel topP = new RouterKernel.TopP(0.5f, 4, true);
         assertEquals(4, topP.width(experts));
-        assertEquals(1, topP.least(experts));
+        assertEquals(1, topP.least());
         assertTrue(topP.varies());
         for (RouterKernel gate : new RouterKernel[] {new RouterKernel.Threshold(ThresholdRouter.Gate.SIGMOID, 0.5f),
             new RouterKernel.Sparsemax()}) {
             assertEquals(experts, gate.width(experts));
-            assertEquals(0, gate.least(experts));
+            assertEquals(0, gate.least());
             assertTrue(gate.varies());
         }
         RouterKernel batch = new RouterKernel.BlockTopK(5, 0, false);
         assertEquals(5, batch.width(experts));
-        assertEquals(5, batch.least(experts));
+        assertEquals(5, batch.least());
         assertFalse(batch.varies());
         RouterKernel drop = new RouterKernel.Drop(new boolean[experts], topP);
         assertEquals(4, drop.width(experts));
-        assertEquals(1, drop.least(experts));
+        assertEquals(1, drop.least());
         assertTrue(drop.varies());
     }
 
     /** A router asking for more experts than the layer has is refused as its CPU twin refuses it. */
     @Test
     void moreExpertsThanTheLayerHasAreRefused() {
-        assertEquals("top-3 routing over 2 experts", assertThrows(IllegalArgumentException.class,
+        assertEquals("router_topk_softmax: 3 experts per token of 2", assertThrows(IllegalArgumentException.class,
                 () -> new RouterKernel.TopK(3, true).width(2)).getMessage());
         assertThrows(IllegalArgumentException.class, () -> new RouterKernel.TopP(0.5f, 9, true).width(8));
         assertThrows(IllegalArgumentException.class, () -> new RouterKernel.BlockTopK(9, 4, true).width(8));
@@ -174,35 +174,20 @@ class RouterKernelTest {
             int[] plan = RouterKernel.blockStarts(starts, block, rows);
             assertEquals(0, plan[0], what);
             assertEquals(rows, plan[plan.length - 1], what);
-            int[][] wantExperts = perToken(whole, rows, false);
-            int[][] wantGates = perToken(whole, rows, true);
+            TokenLists want = TokenLists.of(whole, rows);
             for (int b = 0; b + 1 < plan.length; b++) {
                 int from = plan[b];
                 int to = plan[b + 1];
                 assertTrue(to > from, what + ": empty block " + b + " in " + Arrays.toString(plan));
                 HostExpertRouting alone = new BatchTopKRouter(k, 0, true).route(
                         Arrays.copyOfRange(logits, from * experts, to * experts), to - from, experts);
-                int[][] gotExperts = perToken(alone, to - from, false);
-                int[][] gotGates = perToken(alone, to - from, true);
+                TokenLists got = TokenLists.of(alone, to - from);
                 for (int t = from; t < to; t++) {
-                    assertArrayEquals(wantExperts[t], gotExperts[t - from], what + " row " + t);
-                    assertArrayEquals(wantGates[t], gotGates[t - from], what + " row " + t);
+                    assertArrayEquals(want.experts()[t], got.experts()[t - from], what + " row " + t);
+                    assertArrayEquals(want.gates()[t], got.gates()[t - from], what + " row " + t);  // bits
                 }
             }
         }
-    }
-
-    /** Each token's experts (ascending) or their gates' bits, from per-expert lists. */
-    static int[][] perToken(HostExpertRouting r, int rows, boolean gateBits) {
-        int[][] lists = new int[rows][0];
-        for (int e = 0; e < r.numExperts(); e++) {
-            for (int i = r.offsets()[e]; i < r.offsets()[e + 1]; i++) {
-                int t = r.tokens()[i];
-                lists[t] = Arrays.copyOf(lists[t], lists[t].length + 1);
-                lists[t][lists[t].length - 1] = gateBits ? Float.floatToRawIntBits(r.gates()[i]) : e;
-            }
-        }
-        return lists;
     }
 
     /** Removed experts go with the launch as bits: expert e is bit e % 64 of word e / 64; wider layers get none. */
