@@ -41,18 +41,27 @@ __device__ __forceinline__ void router_warp_select(int E, int lane, const int* t
     }
 }
 
+// A row's softmax over the warp: m = its largest logit, s = the sum of __expf(z - m) (NaN where a logit is NaN or
+// +inf, or all are -inf); probability e is __expf(z[e] - m) / s. Every router that weighs by the softmax uses this,
+// so that the same logits give the same gates whichever router chose the experts.
+__device__ __forceinline__ void router_softmax_sum(const float* __restrict__ z, int E, int lane, float* m, float* s) {
+    float mx = -INFINITY;
+    for (int e = lane; e < E; e += 32) mx = fmaxf(mx, z[e]);
+    mx = warp_max(mx);
+    float sum = 0.f;
+    for (int e = lane; e < E; e += 32) sum += __expf(z[e] - mx);
+    *m = mx;
+    *s = warp_sum(sum);
+}
+
 // The row's softmax probabilities ranked, one warp per row: the largest first (router_ranks_above), up to `k` of
 // them, stopping after the first m whose cumulative probability reaches topP (INFINITY: never, plain top-k; a NaN
-// row never reaches it). Every lane returns m and the same taken[0..m) and probs[0..m). Shared by top-k and top-p
-// so that top-p:1:K and top-k:K route bit-identically.
+// row never reaches it). Every lane returns m and the same taken[0..m) and probs[0..m). Shared by top-k and top-p,
+// which rank and weigh alike (top-p:1:K is top-k:K but where the first experts' float sum already reaches 1).
 __device__ __forceinline__ int router_softmax_ranked(const float* __restrict__ z, int E, int k, float topP, int lane,
                                                      int* taken, float* probs) {
-    float m = -INFINITY;
-    for (int e = lane; e < E; e += 32) m = fmaxf(m, z[e]);
-    m = warp_max(m);
-    float s = 0.f;
-    for (int e = lane; e < E; e += 32) s += __expf(z[e] - m);
-    s = warp_sum(s);
+    float m, s;
+    router_softmax_sum(z, E, lane, &m, &s);
     float cumulative = 0.f;
     for (int j = 0; j < k; j++) {
         float best = -1.f;  // below every probability

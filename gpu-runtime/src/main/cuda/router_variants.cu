@@ -170,12 +170,8 @@ extern "C" __global__ void router_block_gates(const float* __restrict__ logits, 
         else hi = mid - 1;
     }
     const float* z = logits + (size_t)t * E;
-    float m = -INFINITY;
-    for (int e = lane; e < E; e += 32) m = fmaxf(m, z[e]);
-    m = warp_max(m);
-    float s = 0.f;
-    for (int e = lane; e < E; e += 32) s += __expf(z[e] - m);
-    s = warp_sum(s);
+    float m, s;
+    router_softmax_sum(z, E, lane, &m, &s);
     if (lane == 0) {
         int taken[ROUTER_MAX_K];
         float probs[ROUTER_MAX_K];
