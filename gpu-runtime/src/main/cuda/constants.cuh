@@ -119,9 +119,23 @@
 // + 1024: the window aligned to the swizzle's 1024 bytes, + 128: the ring's mbarriers.
 #define ATTENTION_FA90_SHARED_BYTES(D, KEYS, STAGES) ((FA_ROWS + 2 * (STAGES) * (KEYS)) * (D) * 2 + 1024 + 128)
 
-// ---- routing (router.cu) and the deterministic combine (gemm.cu) ----
+// ---- routing (router.cu, router_variants.cu) ----
+// The most experts per token of the ranking routers (top-k, top-p's MAXK, batch-top-k's K): per-thread arrays.
+// The threshold gates take any number, up to all E (rows E wide; the deterministic combine sorts a token's
+// experts in k ints of dynamic shared memory, gemm.cu).
 #define ROUTER_MAX_K 16
-#define COMBINE_MAX_K 16
+// Tokens (one warp each) per block of the per-token router kernels.
+#define ROUTER_WARPS 8
+#define ROUTER_THREADS (ROUTER_WARPS * 32)
+// drop-experts' removed experts travel as a kernel argument (no copy to the device): a bit per expert in this many
+// 64-bit words, so layers of up to 64 x ROUTER_DROP_WORDS experts.
+#define ROUTER_DROP_WORDS 8
+// The threshold gates' probabilities (router_variants.cu's gate argument; ThresholdRouter.Gate on the host).
+#define GATE_SIGMOID 0
+#define GATE_SOFTMAX 1
+#define GATE_SPARSEMAX 2
+#define GATE_QUADRATIC 3
+#define GATE_PIONEER 4
 
 // ---- the autotuner (KernelTuner) ----
 // How long tuner_hold keeps the stream busy before a timed batch (ns): longer than the host takes to enqueue the

@@ -325,34 +325,39 @@ GEMM_KERNELS(f16, f16)
 // Deterministic combine (batch-invariant mode): out[t] = the sum, over t's chosen experts in ascending order,
 // of perEntry[entry] (already gate-weighted by the down projection's epilogue), instead of atomicAdds whose
 // order, with three or more experts per token, changes the rounding from run to run and batch to batch. A
-// token's entry for expert e is found by binary search in e's ascending token list (router.cu). One block per
-// token. CPU twin: CpuBackend.experts (same expert order).
+// token's entry for expert e is found by binary search in e's ascending token list (router.cu). chosen: [T, k],
+// row t's first perToken[t] used where the router's count varies (perToken null: all k); a token with none gets
+// zeros. One block per token, k ints of dynamic shared memory. CPU twin: CpuBackend.experts (same expert order).
 extern "C" __global__ void combine_expert_outputs(const float* __restrict__ perEntry, const int* __restrict__ chosen,
-                                                  const int* __restrict__ offsets, const int* __restrict__ tokens,
-                                                  float* __restrict__ out, int T, int k, int H) {
-    __shared__ int entries[COMBINE_MAX_K];
+                                                  const int* __restrict__ perToken, const int* __restrict__ offsets,
+                                                  const int* __restrict__ tokens, float* __restrict__ out, int T, int k,
+                                                  int H) {
+    extern __shared__ int combine_entries[];
+    __shared__ int count;
     int t = blockIdx.x;
     if (threadIdx.x == 0) {
-        int experts[COMBINE_MAX_K];
-        for (int j = 0; j < k; j++) {
+        int n = perToken ? perToken[t] : k;
+        for (int j = 0; j < n; j++) {  // insertion sort into ascending expert order
             int e = chosen[(size_t)t * k + j], i = j;
-            for (; i > 0 && experts[i - 1] > e; i--) experts[i] = experts[i - 1];
-            experts[i] = e;
+            for (; i > 0 && combine_entries[i - 1] > e; i--) combine_entries[i] = combine_entries[i - 1];
+            combine_entries[i] = e;
         }
-        for (int j = 0; j < k; j++) {
-            int lo = offsets[experts[j]], hi = offsets[experts[j] + 1] - 1;
+        for (int j = 0; j < n; j++) {
+            int e = combine_entries[j];
+            int lo = offsets[e], hi = offsets[e + 1] - 1;
             while (lo < hi) {
                 int mid = (lo + hi) >> 1;
                 if (tokens[mid] < t) lo = mid + 1;
                 else hi = mid;
             }
-            entries[j] = lo;
+            combine_entries[j] = lo;
         }
+        count = n;
     }
     __syncthreads();
     for (int h = threadIdx.x; h < H; h += blockDim.x) {
         float s = 0.f;
-        for (int j = 0; j < k; j++) s += perEntry[(size_t)entries[j] * H + h];
+        for (int j = 0; j < count; j++) s += perEntry[(size_t)combine_entries[j] * H + h];
         out[(size_t)t * H + h] = s;
     }
 }

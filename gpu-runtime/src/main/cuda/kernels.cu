@@ -6,6 +6,7 @@
 #include "attention_tc.cu"
 #include "attention_fa.cu"
 #include "router.cu"
+#include "router_variants.cu"
 #include "timing.cu"
 #include "lm_head.cu"
 #include "sparse24.cu"

@@ -1,7 +1,10 @@
 // Router: softmax over each token's expert logits, top-k (lowest index first on ties; non-finite logits: see
-// router_ranks_above), optional renormalisation; then the per-expert token lists (the activation-sparse format)
-// built on the GPU in a fixed order: each expert's tokens ascending, so results never depend on thread scheduling.
-// CPU twin: TopKSoftmaxRouter.route + HostExpertRouting.fromChoices.
+// router_ranks_above), optional renormalisation, or top-p over the same ranking; then the per-expert token lists
+// (the activation-sparse format) built on the GPU in a fixed order: each expert's tokens ascending, so results
+// never depend on thread scheduling. Every router writes each token's experts as one row of chosen/weights
+// [T, width]; routers whose count varies (top-p, router_variants.cu) also write it per token (perToken), and the
+// list kernels read only that many of the row. CPU twins: TopKSoftmaxRouter.route, TopPRouter.route,
+// HostExpertRouting.fromChoices.
 #include "common.cuh"
 
 // (p, e) ranks above (best, bestE): larger probability, the lower expert on ties, and NaN above any number (as
@@ -13,52 +16,103 @@ __device__ __forceinline__ bool router_ranks_above(float p, int e, float best, i
     return p > best || (p == best && e < bestE);
 }
 
-// One warp per token. chosen/weights: [T, k].
+// The (value(e), e) ranking first by router_ranks_above among the experts not in taken[0..j), over the warp's lanes
+// (expert e on lane e % 32); best comes in below every value, and every lane leaves with the winner.
+template <typename Value>
+__device__ __forceinline__ void router_warp_select(int E, int lane, const int* taken, int j, Value value, float& best,
+                                                   int& bestE) {
+    bestE = 0x7fffffff;
+    for (int e = lane; e < E; e += 32) {
+        bool used = false;
+        for (int i = 0; i < j; i++) used |= taken[i] == e;
+        float v = value(e);
+        if (!used && router_ranks_above(v, e, best, bestE)) {
+            best = v;
+            bestE = e;
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float ob = __shfl_xor_sync(0xffffffffu, best, o);
+        int oe = __shfl_xor_sync(0xffffffffu, bestE, o);
+        if (router_ranks_above(ob, oe, best, bestE)) {
+            best = ob;
+            bestE = oe;
+        }
+    }
+}
+
+// A row's softmax over the warp: m = its largest logit, s = the sum of __expf(z - m) (NaN where a logit is NaN or
+// +inf, or all are -inf); probability e is __expf(z[e] - m) / s. Every router that weighs by the softmax uses this,
+// so that the same logits give the same gates whichever router chose the experts.
+__device__ __forceinline__ void router_softmax_sum(const float* __restrict__ z, int E, int lane, float* m, float* s) {
+    float mx = -INFINITY;
+    for (int e = lane; e < E; e += 32) mx = fmaxf(mx, z[e]);
+    mx = warp_max(mx);
+    float sum = 0.f;
+    for (int e = lane; e < E; e += 32) sum += __expf(z[e] - mx);
+    *m = mx;
+    *s = warp_sum(sum);
+}
+
+// The row's softmax probabilities ranked, one warp per row: the largest first (router_ranks_above), up to `k` of
+// them, stopping after the first m whose cumulative probability reaches topP (INFINITY: never, plain top-k; a NaN
+// row never reaches it). Every lane returns m and the same taken[0..m) and probs[0..m). Shared by top-k and top-p,
+// which rank and weigh alike (top-p:1:K is top-k:K but where the first experts' float sum already reaches 1).
+__device__ __forceinline__ int router_softmax_ranked(const float* __restrict__ z, int E, int k, float topP, int lane,
+                                                     int* taken, float* probs) {
+    float m, s;
+    router_softmax_sum(z, E, lane, &m, &s);
+    float cumulative = 0.f;
+    for (int j = 0; j < k; j++) {
+        float best = -1.f;  // below every probability
+        int bestE;
+        router_warp_select(E, lane, taken, j, [&](int e) { return __expf(z[e] - m) / s; }, best, bestE);
+        taken[j] = bestE;
+        probs[j] = best;
+        cumulative += best;
+        if (cumulative >= topP) return j + 1;
+    }
+    return k;
+}
+
+// Writes a token's m chosen experts and gates (renormalised: divided by the sum of the m, in rank order) at row t
+// of chosen/weights [T, width]; its count into perToken[t] where the router's count varies (perToken not null).
+__device__ __forceinline__ void router_write(int t, int m, int width, const int* taken, const float* probs,
+                                            int renormalize, int* __restrict__ chosen, float* __restrict__ weights,
+                                            int* __restrict__ perToken) {
+    float kept = 0.f;
+    for (int j = 0; j < m; j++) kept += probs[j];
+    for (int j = 0; j < m; j++) {
+        chosen[(size_t)t * width + j] = taken[j];
+        weights[(size_t)t * width + j] = renormalize ? probs[j] / kept : probs[j];
+    }
+    if (perToken) perToken[t] = m;
+}
+
+// One warp per token. chosen/weights: [T, k]. CPU twin: TopKSoftmaxRouter.
 extern "C" __global__ void router_topk_softmax(const float* __restrict__ logits, int T, int E, int k, int renormalize,
                                                int* __restrict__ chosen, float* __restrict__ weights) {
     int t = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (t >= T) return;
-    const float* z = logits + (size_t)t * E;
-    float m = -INFINITY;
-    for (int e = lane; e < E; e += 32) m = fmaxf(m, z[e]);
-    m = warp_max(m);
-    float s = 0.f;
-    for (int e = lane; e < E; e += 32) s += __expf(z[e] - m);
-    s = warp_sum(s);
-    float kept = 0.f;
     int taken[ROUTER_MAX_K];
     float probs[ROUTER_MAX_K];
-    for (int j = 0; j < k; j++) {
-        float best = -1.f;
-        int bestE = 0x7fffffff;
-        for (int e = lane; e < E; e += 32) {
-            bool used = false;
-            for (int i = 0; i < j; i++) used |= taken[i] == e;
-            float p = __expf(z[e] - m) / s;
-            if (!used && router_ranks_above(p, e, best, bestE)) {
-                best = p;
-                bestE = e;
-            }
-        }
-        for (int o = 16; o > 0; o >>= 1) {
-            float ob = __shfl_xor_sync(0xffffffffu, best, o);
-            int oe = __shfl_xor_sync(0xffffffffu, bestE, o);
-            if (router_ranks_above(ob, oe, best, bestE)) {
-                best = ob;
-                bestE = oe;
-            }
-        }
-        taken[j] = bestE;
-        probs[j] = best;
-        kept += best;
-    }
-    if (lane == 0) {
-        for (int j = 0; j < k; j++) {
-            chosen[(size_t)t * k + j] = taken[j];
-            weights[(size_t)t * k + j] = renormalize ? probs[j] / kept : probs[j];
-        }
-    }
+    router_softmax_ranked(logits + (size_t)t * E, E, k, INFINITY, lane, taken, probs);
+    if (lane == 0) router_write(t, k, k, taken, probs, renormalize, chosen, weights, nullptr);
+}
+
+// Nucleus routing, one warp per token: the fewest m <= maxK largest probabilities reaching topP.
+// chosen/weights: [T, maxK], the first perToken[t] of each row used. CPU twin: TopPRouter.
+extern "C" __global__ void router_top_p(const float* __restrict__ logits, int T, int E, int maxK, float topP,
+                                        int renormalize, int* __restrict__ chosen, float* __restrict__ weights,
+                                        int* __restrict__ perToken) {
+    int t = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (t >= T) return;
+    int taken[ROUTER_MAX_K];
+    float probs[ROUTER_MAX_K];
+    int m = router_softmax_ranked(logits + (size_t)t * E, E, maxK, topP, lane, taken, probs);
+    if (lane == 0) router_write(t, m, maxK, taken, probs, renormalize, chosen, weights, perToken);
 }
 
 // Block-wide exclusive scan of one int per thread (blockDim.x <= 1024); returns the block total.
@@ -87,12 +141,18 @@ __device__ int block_exclusive_scan(int v, int* out, int* scratch) {
     return total;
 }
 
-// One block per expert: counts[e] = tokens routed to e.
-extern "C" __global__ void route_count(const int* __restrict__ chosen, int T, int k, int* __restrict__ counts) {
+// A token's expert count: perToken[t] where the router's count varies, else the fixed k (the rows' width).
+__device__ __forceinline__ int route_token_count(const int* __restrict__ perToken, int t, int k) {
+    return perToken ? perToken[t] : k;
+}
+
+// One block per expert: counts[e] = tokens routed to e. chosen: [T, k], row t's first route_token_count used.
+extern "C" __global__ void route_count(const int* __restrict__ chosen, const int* __restrict__ perToken, int T, int k,
+                                       int* __restrict__ counts) {
     __shared__ int scratch[32];
     int e = blockIdx.x, n = 0;
     for (int t = threadIdx.x; t < T; t += blockDim.x)
-        for (int j = 0; j < k; j++) n += chosen[(size_t)t * k + j] == e;
+        for (int j = 0, m = route_token_count(perToken, t, k); j < m; j++) n += chosen[(size_t)t * k + j] == e;
     for (int o = 16; o > 0; o >>= 1) n += __shfl_xor_sync(0xffffffffu, n, o);
     if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = n;
     __syncthreads();
@@ -116,8 +176,9 @@ extern "C" __global__ void route_offsets(const int* __restrict__ counts, int E, 
 }
 
 // One block per expert: writes the expert's tokens (ascending) and gate weights at offsets[e].
-extern "C" __global__ void route_fill(const int* __restrict__ chosen, const float* __restrict__ weights, int T, int k,
-                                      const int* __restrict__ offsets, int* __restrict__ tokens, float* __restrict__ gates) {
+extern "C" __global__ void route_fill(const int* __restrict__ chosen, const float* __restrict__ weights,
+                                      const int* __restrict__ perToken, int T, int k, const int* __restrict__ offsets,
+                                      int* __restrict__ tokens, float* __restrict__ gates) {
     __shared__ int scratch[32];
     int e = blockIdx.x;
     int base = offsets[e];
@@ -125,7 +186,7 @@ extern "C" __global__ void route_fill(const int* __restrict__ chosen, const floa
         int t = t0 + threadIdx.x;
         int slot = -1;
         if (t < T)
-            for (int j = 0; j < k; j++)
+            for (int j = 0, m = route_token_count(perToken, t, k); j < m; j++)
                 if (chosen[(size_t)t * k + j] == e) slot = j;
         int pos;
         int total = block_exclusive_scan(slot >= 0, &pos, scratch);

@@ -81,7 +81,7 @@ public final class Engine implements AutoCloseable {
             for (Router router : routers) {
                 if (router != null && !backend.canRoute(router)) {
                     throw new UnsupportedModelException(backend.deviceName() + " has no kernel for --routing "
-                            + routing + " (it runs top-k:K of a softmax router only): use --backend cpu");
+                            + routing + " on this model (" + router + "): use --backend cpu");
                 }
             }
         }

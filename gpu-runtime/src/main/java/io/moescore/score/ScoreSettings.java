@@ -133,8 +133,7 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         List<String> missing = new ArrayList<>(Backends.unsupported(backend, config));
         if (!routing.isModel() && routing.routers(config).stream()
                 .anyMatch(r -> r != null && !Backends.routes(backend, r))) {
-            missing.add("a kernel for " + ROUTING.flag() + " " + routing + " (it runs top-k:K of a softmax router "
-                    + "only)");
+            missing.add("a kernel for " + ROUTING.flag() + " " + routing + " on this model");
         }
         return missing;
     }

@@ -7,10 +7,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.moescore.backend.Precision;
 import io.moescore.routing.RoutingSpec;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Defaults, checks and names of the scoring settings, whatever surface gives them. */
 class ScoreSettingsTest {
@@ -144,14 +149,30 @@ class ScoreSettingsTest {
         assertEquals(64, blocks.routing().block());
     }
 
+    /**
+     * The CUDA backend runs every variant on a softmax top-k model, refusing (before anything loads) only ranking
+     * routers past ROUTER_MAX_K (16) experts per token, which needs a model of more than 16 experts.
+     */
     @Test
-    void theCudaBackendIsAskedForTheRoutersItRunsBeforeAnythingLoads() {
+    void theCudaBackendIsAskedForTheRoutersItRunsBeforeAnythingLoads(@TempDir Path wide) throws IOException {
         io.moescore.model.ModelConfig demo = io.moescore.model.ModelConfig.load(io.moescore.TestModels.demoModel());
         ScoreSettings cuda = ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, "cuda");
         assertTrue(cuda.unsupported(demo).isEmpty(), cuda.unsupported(demo).toString());
-        assertTrue(cuda.with(ScoreSettings.ROUTING, RoutingSpec.parse("top-k:1")).unsupported(demo).isEmpty());
-        assertEquals(java.util.List.of("a kernel for --routing sparsemax (it runs top-k:K of a softmax router only)"),
-                cuda.with(ScoreSettings.ROUTING, RoutingSpec.parse("sparsemax")).unsupported(demo));
+        for (String spec : new String[] {"top-k:1", "top-p:0.9", "top-p:0.5:8", "sigmoid:0.3", "softmax",
+            "quadratic:0.2", "pioneer:0.1", "sparsemax", "batch-top-k:2", "batch-top-k:2:64"}) {
+            List<String> missing = cuda.with(ScoreSettings.ROUTING, RoutingSpec.parse(spec)).unsupported(demo);
+            assertTrue(missing.isEmpty(), spec + ": " + missing);
+        }
+        Files.writeString(wide.resolve("config.json"), Files.readString(
+                io.moescore.TestModels.demoModel().resolve("config.json"))
+                .replace("\"num_local_experts\": 8", "\"num_local_experts\": 32"));
+        io.moescore.model.ModelConfig experts32 = io.moescore.model.ModelConfig.load(wide);
+        for (String spec : new String[] {"top-k:17", "top-p:0.9:17", "batch-top-k:17:4"}) {
+            assertEquals(List.of("a kernel for --routing " + spec + " on this model"),
+                    cuda.with(ScoreSettings.ROUTING, RoutingSpec.parse(spec)).unsupported(experts32));
+        }
+        assertTrue(cuda.with(ScoreSettings.ROUTING, RoutingSpec.parse("top-p:0.9:16")).unsupported(experts32)
+                .isEmpty());
         ScoreSettings cpu = ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, "cpu")
                 .with(ScoreSettings.ROUTING, RoutingSpec.parse("sparsemax"));
         assertTrue(cpu.unsupported(demo).isEmpty());

@@ -1,7 +1,6 @@
 package io.moescore.backend.cuda;
 
 import static io.moescore.backend.cuda.CudaLauncher.blocks;
-import static io.moescore.backend.cuda.KernelConstants.ROUTER_MAX_K;
 import static io.moescore.backend.cuda.KernelConstants.SMALL_THREADS;
 import static io.moescore.backend.cuda.KernelConstants.SMALL_TILE;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
@@ -22,7 +21,6 @@ import io.moescore.model.ModelConfig;
 import io.moescore.model.Rope;
 import io.moescore.routing.ExpertRouting;
 import io.moescore.routing.Router;
-import io.moescore.routing.TopKSoftmaxRouter;
 import io.moescore.sparse.Sparse24;
 import io.moescore.sparse.VectorSparse;
 import java.util.List;
@@ -578,51 +576,68 @@ public final class CudaBackend implements Backend {
         return routes(router);
     }
 
-    /** The top-k softmax router up to ROUTER_MAX_K experts per token: router.cu's one kernel. */
+    /**
+     * Whether a kernel routes as {@code router} does ({@link RouterKernel#of}): top-k, top-p, batch-top-k (up to
+     * ROUTER_MAX_K experts per token), the threshold gates and sparsemax, and removed experts around any of them.
+     */
     public static boolean routes(Router router) {
-        return router instanceof TopKSoftmaxRouter topK && topK.k() <= ROUTER_MAX_K;
+        return RouterKernel.of(router) != null;
     }
 
     @Override
     public ExpertRouting route(Tensor routerLogits, Router router) {
-        return launcher.timedValue("route", () -> routeOp(routerLogits, router));
+        return route(routerLogits, router, new int[] {0, CudaTensor.of(routerLogits).rows});
     }
 
-    private ExpertRouting routeOp(Tensor routerLogits, Router router) {
-        if (!(router instanceof TopKSoftmaxRouter topK)) {
-            throw new UnsupportedOperationException("the CUDA backend implements the top-k softmax router only, not "
-                    + router + ": use --backend cpu");
+    @Override
+    public ExpertRouting route(Tensor routerLogits, Router router, int[] sequenceStarts) {
+        return launcher.timedValue("route", () -> routeOp(routerLogits, router, sequenceStarts));
+    }
+
+    /**
+     * The router's kernel writes each token's experts as a row of chosen/weights (and its count where counts vary);
+     * route_count, route_offsets and route_fill turn the rows into per-expert token lists, all queued on the stream.
+     * Buffers hold the worst case, {@link RouterKernel#width} experts for every token.
+     */
+    private ExpertRouting routeOp(Tensor routerLogits, Router router, int[] sequenceStarts) {
+        RouterKernel kernel = RouterKernel.of(router);
+        if (kernel == null) {
+            throw new UnsupportedOperationException("the CUDA backend has no router kernel for " + router
+                    + ": use --backend cpu");
         }
         CudaTensor logits = CudaTensor.of(routerLogits);
         int t = logits.rows;
         int e = logits.cols;
-        int k = topK.k();
-        if (k > ROUTER_MAX_K) {
-            throw new IllegalArgumentException("the CUDA router supports top-k up to " + ROUTER_MAX_K + ", got " + k);
-        }
+        int width = kernel.width(e);
         DevicePool pool = gpu.pool();
-        long entries = (long) t * k;
+        long entries = (long) t * width;
         CUdeviceptr chosen = pool.allocate(entries * 4);
         CUdeviceptr weights = pool.allocate(entries * 4);
+        CUdeviceptr perToken = kernel.varies() ? pool.allocate(Math.max(4L, t * 4L)) : null;
         CUdeviceptr counts = pool.allocate(e * 4L);
         CUdeviceptr offsets = pool.allocate((e + 1) * 4L);
         CUdeviceptr tokens = pool.allocate(entries * 4);
         CUdeviceptr gates = pool.allocate(entries * 4);
-        launcher.launch("router_topk_softmax", blocks(t, 8), 1, 256, 0, logits.f32, t, e, k,
-                topK.renormalize() ? 1 : 0, chosen, weights);
-        launcher.launch("route_count", e, 1, 256, 0, chosen, t, k, counts);
+        kernel.launch(launcher, logits.f32, t, e, sequenceStarts,
+                new RouterKernel.Rows(chosen, weights, perToken, width));
+        launcher.launch("route_count", e, 1, 256, 0, chosen, perToken, t, width, counts);
         launcher.launch("route_offsets", 1, 1, 32, 0, counts, e, offsets);
-        launcher.launch("route_fill", e, 1, 256, 0, chosen, weights, t, k, offsets, tokens, gates);
+        launcher.launch("route_fill", e, 1, 256, 0, chosen, weights, perToken, t, width, offsets, tokens, gates);
         // no wait here: the experts plan their work on the device; the counts follow for the load statistics
-        RoutedCounts hostCounts = new RoutedCounts(counts, e, entries, gpu.stream());
+        RoutedCounts hostCounts = new RoutedCounts(counts, e, (long) t * kernel.least(), entries, kernel.name(),
+                gpu.stream());
         pool.release(weights, entries * 4);
         pool.release(counts, e * 4L);
-        return new CudaExpertRouting(e, (int) entries, offsets, tokens, gates, chosen, k, hostCounts, () -> {
-            pool.release(chosen, entries * 4);
-            pool.release(offsets, (e + 1) * 4L);
-            pool.release(tokens, entries * 4);
-            pool.release(gates, entries * 4);
-        });
+        return new CudaExpertRouting(e, (int) entries, offsets, tokens, gates, chosen, perToken, width, hostCounts,
+                () -> {
+                    pool.release(chosen, entries * 4);
+                    if (perToken != null) {
+                        pool.release(perToken, Math.max(4L, t * 4L));
+                    }
+                    pool.release(offsets, (e + 1) * 4L);
+                    pool.release(tokens, entries * 4);
+                    pool.release(gates, entries * 4);
+                });
     }
 
     @Override

@@ -3,8 +3,11 @@ package io.moescore.backend.cuda;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.Map;
 import java.util.function.Supplier;
 import jcuda.CudaException;
@@ -20,6 +23,9 @@ import jcuda.driver.CUstream;
  */
 final class CudaLauncher {
     private static final CUdeviceptr NULL = new CUdeviceptr();
+    /** The calling thread's pageable staging buffer of {@link #uploadQueued}, grown as needed. */
+    private static final ThreadLocal<ByteBuffer> STAGING = ThreadLocal.withInitial(
+            () -> ByteBuffer.allocateDirect(1024).order(ByteOrder.nativeOrder()));
 
     final GpuRuntime gpu;
     private volatile OpTimer timer;
@@ -40,7 +46,8 @@ final class CudaLauncher {
 
     /**
      * Launches a kernel on the calling thread's stream: a gridX x gridY grid (nothing when either is 0) of 1-D
-     * blocks. Arguments: device pointers (null: a null pointer), Integer, Long and Float values.
+     * blocks. Arguments: device pointers (null: a null pointer), Integer, Long and Float values, and long[] for a
+     * struct of 64-bit words passed by value (copied at the launch).
      */
     void launch(String kernel, long gridX, int gridY, int block, int sharedBytes, Object... args) {
         if (gridX == 0 || gridY == 0) {
@@ -63,6 +70,8 @@ final class CudaLauncher {
                 params[i] = Pointer.to(new long[] {v});
             } else if (a instanceof Float v) {
                 params[i] = Pointer.to(new float[] {v});
+            } else if (a instanceof long[] v) {
+                params[i] = Pointer.to(v.clone());  // a struct of 64-bit words, by value
             } else {
                 throw new IllegalArgumentException(kernel + ": kernel argument of type " + a.getClass());
             }
@@ -91,6 +100,31 @@ final class CudaLauncher {
         cuStreamSynchronize(gpu.stream());
         if (values.length > 0) {
             cuMemcpyHtoD(p, Pointer.to(values), values.length * 4L);
+        }
+        return new CudaTensor.Ints(values, p, pool);
+    }
+
+    /**
+     * int32 values on the device, from the thread's pool, copied behind the work queued on the stream without
+     * waiting for it (what {@link #upload} does): a copy from pageable host memory returns once the driver has
+     * staged the values (CUDA's API synchronization behavior), so the staging buffer may be reused at once, and
+     * the copy lands in stream order, after every kernel still reading a block the pool handed out before. For small
+     * per-layer tables (batch-level gating's block starts). CUDA allows the driver to wait for the stream where it
+     * must stage pageable memory; it does not for copies this small.
+     */
+    CudaTensor.Ints uploadQueued(int[] values) {
+        DevicePool pool = gpu.pool();
+        CUdeviceptr p = pool.allocate(Math.max(4L, values.length * 4L));
+        if (values.length > 0) {
+            ByteBuffer staging = STAGING.get();
+            if (staging.capacity() < values.length * 4) {
+                staging = ByteBuffer.allocateDirect(Math.max(values.length * 4, 2 * staging.capacity()))
+                        .order(ByteOrder.nativeOrder());
+                STAGING.set(staging);
+            }
+            staging.clear();
+            staging.asIntBuffer().put(values);
+            cuMemcpyHtoDAsync(p, Pointer.to(staging), values.length * 4L, gpu.stream());
         }
         return new CudaTensor.Ints(values, p, pool);
     }

@@ -42,7 +42,7 @@ final class ExpertLaunches {
 
     /** The experts of a layer on their routed tokens, into out. */
     void run(CudaTensor x, CudaExpertRouting r, ExpertWeights weights, CudaTensor out) {
-        CombineOrder combine = deterministic ? new CombineOrder(r.chosen, r.k) : null;
+        CombineOrder combine = deterministic ? new CombineOrder(r.chosen, r.perToken, r.k) : null;
         Routed routed = new Routed(r.offsets, r.tokens, r.gates, r.numExperts, r.entries);
         if (weights instanceof CudaSparseExperts sparse) {
             sparse(x, routed, sparse, out, combine);
@@ -57,7 +57,7 @@ final class ExpertLaunches {
      * at split-bf16), whichever layout ({@link ExpertIntermediate}).
      */
     void observed(CudaTensor x, CudaExpertRouting r, CudaExperts w, CudaTensor out, ExpertInputObserver seen) {
-        CombineOrder combine = deterministic ? new CombineOrder(r.chosen, r.k) : null;
+        CombineOrder combine = deterministic ? new CombineOrder(r.chosen, r.perToken, r.k) : null;
         short[][] inter = new short[1][];
         int[] tokens = new int[r.entries];
         Routed routed = new Routed(r.offsets, r.tokens, r.gates, r.numExperts, r.entries);
@@ -98,12 +98,18 @@ final class ExpertLaunches {
         }
     }
 
-    /** A layer's routing as the launches read it: per expert offsets into the entries' tokens and gates. */
+    /**
+     * A layer's routing as the launches read it: per expert offsets into the entries' tokens and gates; entries is
+     * the most there can be (the buffers' size, and the tuner's shape key), the routed total where every token has k.
+     */
     private record Routed(CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates, int experts, long entries) {
     }
 
-    /** Each token's chosen experts ([tokens, k]), for combining expert outputs in expert order. */
-    private record CombineOrder(CUdeviceptr chosen, int k) {
+    /**
+     * Each token's chosen experts ([tokens, k], the first perToken[t] of a row where counts vary, perToken null
+     * where they do not), for combining expert outputs in expert order.
+     */
+    private record CombineOrder(CUdeviceptr chosen, CUdeviceptr perToken, int k) {
     }
 
     /**
@@ -118,8 +124,8 @@ final class ExpertLaunches {
     private void finishCombine(CombineOrder combine, CUdeviceptr perEntry, CUdeviceptr offsets, CUdeviceptr tokens,
                                CudaTensor out) {
         if (combine != null) {
-            launcher.launch("combine_expert_outputs", out.rows, 1, 256, 0, perEntry, combine.chosen(), offsets,
-                    tokens, out.f32, out.rows, combine.k(), out.cols);
+            launcher.launch("combine_expert_outputs", out.rows, 1, 256, combine.k() * Integer.BYTES, perEntry,
+                    combine.chosen(), combine.perToken(), offsets, tokens, out.f32, out.rows, combine.k(), out.cols);
         }
     }
 

@@ -28,22 +28,30 @@ final class RoutedCounts {
     private static final ThreadLocal<Pinned> PINNED = ThreadLocal.withInitial(Pinned::new);
 
     private final int experts;
-    private final long entries;
+    private final long least;
+    private final long most;
+    private final String router;
     private final CUevent copied = new CUevent();
     private final Pinned pinned;
     private int[] counts;
 
-    /** Starts the copy of {@code experts} counts from the device, behind what the stream has queued. */
-    RoutedCounts(CUdeviceptr device, int experts, long entries, CUstream stream) {
+    /**
+     * Starts the copy of {@code experts} counts from the device, behind what the stream has queued; their total
+     * must lie in [{@code least}, {@code most}] (the router kernel {@code router} routes every token to at least
+     * and at most so many experts).
+     */
+    RoutedCounts(CUdeviceptr device, int experts, long least, long most, String router, CUstream stream) {
         this.experts = experts;
-        this.entries = entries;
+        this.least = least;
+        this.most = most;
+        this.router = router;
         this.pinned = PINNED.get().atLeast(experts);
         cuMemcpyDtoHAsync(pinned.host, device, experts * 4L, stream);
         cuEventCreate(copied, CUevent_flags.CU_EVENT_DISABLE_TIMING);
         cuEventRecord(copied, stream);
     }
 
-    /** The counts, once the copy landed; refused where the router did not route every row to k experts. */
+    /** The counts, once the copy landed; refused where the total lies outside what the router can route. */
     synchronized int[] get() {
         if (counts == null) {
             cuEventSynchronize(copied);
@@ -51,12 +59,17 @@ final class RoutedCounts {
             counts = new int[experts];
             pinned.ints().get(counts, 0, experts);
             long routed = Arrays.stream(counts).asLongStream().sum();
-            if (routed != entries) {
-                throw new IllegalStateException("router_topk_softmax routed " + routed + " of " + entries
-                        + " token-expert pairs");
+            if (!within(routed, least, most)) {
+                throw new IllegalStateException(router + " routed " + routed + " token-expert pairs, outside "
+                        + (least == most ? "the " + least + " expected" : "[" + least + ", " + most + "]"));
             }
         }
         return counts;
+    }
+
+    /** Whether a routed total lies in [least, most]. */
+    static boolean within(long routed, long least, long most) {
+        return routed >= least && routed <= most;
     }
 
     /** Releases the event of counts nobody asked for. */
