@@ -43,64 +43,69 @@ public final class JsonLinesWriter implements AutoCloseable {
     public void write(VectorSchemaRoot root) throws IOException {
         List<FieldVector> vectors = root.getFieldVectors();
         String[] names = new String[vectors.size()];
+        ValueWriter[] writers = new ValueWriter[vectors.size()];
         for (int c = 0; c < names.length; c++) {
             names[c] = vectors.get(c).getName();
-            check(vectors.get(c), names[c]);
+            writers[c] = writer(vectors.get(c), names[c]);
         }
         int rows = root.getRowCount();
         for (int r = 0; r < rows; r++) {
             gen.writeStartObject();
             for (int c = 0; c < names.length; c++) {
                 gen.writeFieldName(names[c]);
-                value(vectors.get(c), r);
+                writers[c].write(r);
             }
             gen.writeEndObject();
             gen.writeRaw('\n');
         }
     }
 
-    private void value(FieldVector v, int i) throws IOException {
-        if (v.isNull(i)) {
-            gen.writeNull();
-            return;
-        }
-        if (v instanceof BigIntVector b) {
-            gen.writeNumber(b.get(i));
-        } else if (v instanceof IntVector n) {
-            gen.writeNumber(n.get(i));
-        } else if (v instanceof SmallIntVector n) {
-            gen.writeNumber(n.get(i));
-        } else if (v instanceof TinyIntVector n) {
-            gen.writeNumber(n.get(i));
-        } else if (v instanceof Float8Vector d) {
-            gen.writeNumber(d.get(i));
-        } else if (v instanceof Float4Vector f) {
-            gen.writeNumber(f.get(i));
-        } else if (v instanceof BitVector b) {
-            gen.writeBoolean(b.get(i) != 0);
-        } else if (v instanceof VarCharVector s) {
-            gen.writeString(new String(s.get(i), StandardCharsets.UTF_8));
-        } else {
-            ListVector list = (ListVector) v;  // checked in write
-            FieldVector data = list.getDataVector();
-            int end = list.getElementEndIndex(i);
-            gen.writeStartArray();
-            for (int j = list.getElementStartIndex(i); j < end; j++) {
-                value(data, j);
-            }
-            gen.writeEndArray();
-        }
+    /** Writes value {@code i} of the vector it was made for (null as {@code null}). */
+    private interface ValueWriter {
+        void write(int i) throws IOException;
     }
 
-    private static void check(FieldVector v, String column) {
-        if (v instanceof ListVector list) {
-            check(list.getDataVector(), column);
-        } else if (!(v instanceof BigIntVector || v instanceof IntVector || v instanceof SmallIntVector
-                || v instanceof TinyIntVector || v instanceof Float8Vector || v instanceof Float4Vector
-                || v instanceof BitVector || v instanceof VarCharVector)) {
-            throw new ArrowSchemaException("JSON lines: column " + column + " has type "
-                    + ArrowSchemas.typeName(v.getField()) + ", which this writer does not write");
+    private ValueWriter writer(FieldVector v, String column) {
+        ValueWriter value = valueWriter(v, column);
+        return i -> {
+            if (v.isNull(i)) {
+                gen.writeNull();
+            } else {
+                value.write(i);
+            }
+        };
+    }
+
+    private ValueWriter valueWriter(FieldVector v, String column) {
+        if (v instanceof BigIntVector b) {
+            return i -> gen.writeNumber(b.get(i));
+        } else if (v instanceof IntVector n) {
+            return i -> gen.writeNumber(n.get(i));
+        } else if (v instanceof SmallIntVector n) {
+            return i -> gen.writeNumber(n.get(i));
+        } else if (v instanceof TinyIntVector n) {
+            return i -> gen.writeNumber(n.get(i));
+        } else if (v instanceof Float8Vector d) {
+            return i -> gen.writeNumber(d.get(i));
+        } else if (v instanceof Float4Vector f) {
+            return i -> gen.writeNumber(f.get(i));
+        } else if (v instanceof BitVector b) {
+            return i -> gen.writeBoolean(b.get(i) != 0);
+        } else if (v instanceof VarCharVector s) {
+            return i -> gen.writeString(new String(s.get(i), StandardCharsets.UTF_8));
+        } else if (v instanceof ListVector list) {
+            ValueWriter element = writer(list.getDataVector(), column);
+            return i -> {
+                int end = list.getElementEndIndex(i);
+                gen.writeStartArray();
+                for (int j = list.getElementStartIndex(i); j < end; j++) {
+                    element.write(j);
+                }
+                gen.writeEndArray();
+            };
         }
+        throw new ArrowSchemaException("JSON lines: column " + column + " has type "
+                + ArrowSchemas.typeName(v.getField()) + ", which this writer does not write");
     }
 
     /** Flushes and closes the output. */

@@ -33,6 +33,12 @@ final class ParquetVectorWriteSupport extends WriteSupport<Integer> {
     private final VectorSchemaRoot root;
     private RecordConsumer consumer;
     private MessageType schema;
+    private ValueWriter[] writers;
+
+    /** Hands value {@code i} of the vector it was made for to the record consumer (made once per column). */
+    private interface ValueWriter {
+        void write(int i);
+    }
 
     ParquetVectorWriteSupport(VectorSchemaRoot root) {
         this.root = root;
@@ -42,9 +48,14 @@ final class ParquetVectorWriteSupport extends WriteSupport<Integer> {
     public WriteContext init(Configuration conf) {
         WriteContext spark = new ParquetWriteSupport().init(conf);
         schema = spark.getSchema();
-        if (schema.getFieldCount() != root.getFieldVectors().size()) {
+        List<FieldVector> vectors = root.getFieldVectors();
+        if (schema.getFieldCount() != vectors.size()) {
             throw new IllegalStateException("the Parquet schema " + schema + " does not match the output vectors "
                     + root.getSchema());
+        }
+        writers = new ValueWriter[vectors.size()];
+        for (int c = 0; c < writers.length; c++) {
+            writers[c] = writer(vectors.get(c), schema.getType(c));
         }
         return spark;
     }
@@ -60,67 +71,83 @@ final class ParquetVectorWriteSupport extends WriteSupport<Integer> {
         int r = row;
         List<FieldVector> vectors = root.getFieldVectors();
         consumer.startMessage();
-        for (int c = 0; c < vectors.size(); c++) {
-            FieldVector v = vectors.get(c);
-            if (!v.isNull(r)) {
-                Type field = schema.getType(c);
-                consumer.startField(field.getName(), c);
-                value(v, r, field);
-                consumer.endField(field.getName(), c);
+        for (int c = 0; c < writers.length; c++) {
+            if (!vectors.get(c).isNull(r)) {
+                String name = schema.getFieldName(c);
+                consumer.startField(name, c);
+                writers[c].write(r);
+                consumer.endField(name, c);
             }
         }
         consumer.endMessage();
     }
 
-    private void value(FieldVector v, int i, Type field) {
+    /** The writer of {@code v}'s values (the vectors stay the root's: filling them again keeps them). */
+    private ValueWriter writer(FieldVector v, Type field) {
         if (v instanceof BigIntVector b) {
-            consumer.addLong(b.get(i));
+            return i -> consumer.addLong(b.get(i));
         } else if (v instanceof IntVector n) {
-            consumer.addInteger(n.get(i));
+            return i -> consumer.addInteger(n.get(i));
         } else if (v instanceof SmallIntVector n) {
-            consumer.addInteger(n.get(i));
+            return i -> consumer.addInteger(n.get(i));
         } else if (v instanceof TinyIntVector n) {
-            consumer.addInteger(n.get(i));
+            return i -> consumer.addInteger(n.get(i));
         } else if (v instanceof Float8Vector d) {
-            consumer.addDouble(d.get(i));
+            return i -> consumer.addDouble(d.get(i));
         } else if (v instanceof Float4Vector f) {
-            consumer.addFloat(f.get(i));
+            return i -> consumer.addFloat(f.get(i));
         } else if (v instanceof BitVector b) {
-            consumer.addBoolean(b.get(i) != 0);
+            return i -> consumer.addBoolean(b.get(i) != 0);
         } else if (v instanceof VarCharVector s) {
-            consumer.addBinary(Binary.fromConstantByteArray(s.get(i)));
+            return i -> consumer.addBinary(Binary.fromConstantByteArray(s.get(i)));
         } else if (v instanceof ListVector list) {
-            list(list, i, field.asGroupType());
-        } else {
-            throw new IllegalStateException("column " + v.getName() + ": no Parquet writer for " + v.getField());
+            return listWriter(list, field.asGroupType());
         }
+        throw new IllegalStateException("column " + v.getName() + ": no Parquet writer for " + v.getField());
     }
 
     /** A list as Spark writes it: {@code <group> {repeated group list {element}}}, or two-level legacy. */
-    private void list(ListVector list, int i, GroupType group) {
+    private ValueWriter listWriter(ListVector list, GroupType group) {
         FieldVector data = list.getDataVector();
-        int start = list.getElementStartIndex(i);
-        int end = list.getElementEndIndex(i);
         Type repeated = group.getType(0);
-        consumer.startGroup();
-        if (end > start) {
-            consumer.startField(repeated.getName(), 0);
-            for (int j = start; j < end; j++) {
-                if (repeated.isPrimitive()) {  // legacy two-level list of non-null elements
-                    value(data, j, repeated);
-                    continue;
-                }
-                Type element = repeated.asGroupType().getType(0);
+        String repeatedName = repeated.getName();
+        if (repeated.isPrimitive()) {  // legacy two-level list of non-null elements
+            ValueWriter element = writer(data, repeated);
+            return i -> {
+                int start = list.getElementStartIndex(i);
+                int end = list.getElementEndIndex(i);
                 consumer.startGroup();
-                if (!data.isNull(j)) {
-                    consumer.startField(element.getName(), 0);
-                    value(data, j, element);
-                    consumer.endField(element.getName(), 0);
+                if (end > start) {
+                    consumer.startField(repeatedName, 0);
+                    for (int j = start; j < end; j++) {
+                        element.write(j);
+                    }
+                    consumer.endField(repeatedName, 0);
                 }
                 consumer.endGroup();
-            }
-            consumer.endField(repeated.getName(), 0);
+            };
         }
-        consumer.endGroup();
+        Type elementType = repeated.asGroupType().getType(0);
+        String elementName = elementType.getName();
+        ValueWriter element = writer(data, elementType);
+        return i -> {
+            int start = list.getElementStartIndex(i);
+            int end = list.getElementEndIndex(i);
+            consumer.startGroup();
+            if (end > start) {
+                consumer.startField(repeatedName, 0);
+                for (int j = start; j < end; j++) {
+                    consumer.startGroup();
+                    if (!data.isNull(j)) {
+                        consumer.startField(elementName, 0);
+                        element.write(j);
+                        consumer.endField(elementName, 0);
+                    }
+                    consumer.endGroup();
+                }
+                consumer.endField(repeatedName, 0);
+            }
+            consumer.endGroup();
+        };
     }
 }

@@ -37,6 +37,7 @@ import scala.Option;
  *   <li>{@link Rows}: any other DataFrame's rows (JSON, a repartitioned or computed input), copied a window at a
  *       time (Spark reuses the row it hands out), their token arrays packed into one window.</li>
  * </ul>
+ * The scoring job's direct writers take the scores batch by batch instead ({@link #scored}: no rows at all).
  */
 abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, InternalRow> {
     final ScoringSpec spec;

@@ -61,9 +61,9 @@ final class VectorWriteTask implements DatasetScorer.ScoredFunction<Object> {
         Iterator<PartitionScorer.Scored> batches = nonEmpty(scored);
         Attempt attempt = commit.setUp(task, !batches.hasNext());
         try {
-            if (attempt.file() != null) {
+            if (attempt.file != null) {
                 try (OutputVectors vectors = new OutputVectors(output, idOrdinal, idType, timeZone);
-                     VectorFormat.Writer out = format.open(attempt.file(), vectors.root(), attempt.context())) {
+                     VectorFormat.Writer out = format.open(attempt.file, vectors.root(), attempt.context)) {
                     while (batches.hasNext()) {
                         VectorSchemaRoot batch = vectors.fill(batches.next());
                         out.write(batch);
@@ -128,19 +128,21 @@ final class VectorWriteTask implements DatasetScorer.ScoredFunction<Object> {
         Attempt setUp(TaskContext task, boolean empty) throws IOException;
     }
 
-    /** One task attempt of a write. */
-    interface Attempt {
-        /** The file to write, or null where this attempt writes none. */
-        Path file();
+    /** One task attempt of a write: its file (null where it writes none) and the Hadoop task context of its writer. */
+    abstract static class Attempt {
+        final Path file;
+        final TaskAttemptContext context;
 
-        /** The Hadoop task context the format's writer reads its settings from. */
-        TaskAttemptContext context();
+        Attempt(Path file, TaskAttemptContext context) {
+            this.file = file;
+            this.context = context;
+        }
 
         /** Commits the attempt (its file is closed); the message the driver's job commit takes. */
-        Object commit(long rows) throws IOException;
+        abstract Object commit(long rows) throws IOException;
 
         /** Deletes what the attempt wrote. */
-        void abort() throws IOException;
+        abstract void abort() throws IOException;
     }
 
     /**
@@ -166,24 +168,14 @@ final class VectorWriteTask implements DatasetScorer.ScoredFunction<Object> {
             committer.setupTask(context);
             Path file = empty && task.partitionId() != 0 ? null : new Path(committer.newTaskTempFile(context,
                     Option.empty(), new FileNameSpec("", "-c000" + files.getFileExtension(context))));
-            return new Attempt() {
+            return new Attempt(file, context) {
                 @Override
-                public Path file() {
-                    return file;
-                }
-
-                @Override
-                public TaskAttemptContext context() {
-                    return context;
-                }
-
-                @Override
-                public Object commit(long rows) {
+                Object commit(long rows) {
                     return committer.commitTask(context);
                 }
 
                 @Override
-                public void abort() {
+                void abort() {
                     committer.abortTask(context);
                 }
             };
@@ -196,24 +188,14 @@ final class VectorWriteTask implements DatasetScorer.ScoredFunction<Object> {
         public Attempt setUp(TaskContext task, boolean empty) {
             Path file = new Path(files.temporaryFile(task.partitionId(), task.taskAttemptId()));
             TaskAttemptContext context = new TaskAttemptContextImpl(conf.value(), new TaskAttemptID());
-            return new Attempt() {
+            return new Attempt(file, context) {
                 @Override
-                public Path file() {
-                    return file;
-                }
-
-                @Override
-                public TaskAttemptContext context() {
-                    return context;
-                }
-
-                @Override
-                public Object commit(long rows) {
+                Object commit(long rows) {
                     return new ArrowCommitMessage(file.toString(), files.finalName(task.partitionId()), rows);
                 }
 
                 @Override
-                public void abort() throws IOException {
+                void abort() throws IOException {
                     file.getFileSystem(conf.value()).delete(file, false);
                 }
             };
