@@ -130,6 +130,7 @@ final class ParquetVectorWriteSupport extends WriteSupport<Integer> {
         Type elementType = repeated.asGroupType().getType(0);
         String elementName = elementType.getName();
         ValueWriter element = writer(data, elementType);
+        boolean required = elementType.isRepetition(Type.Repetition.REQUIRED);  // never null: no check
         return i -> {
             int start = list.getElementStartIndex(i);
             int end = list.getElementEndIndex(i);
@@ -138,7 +139,7 @@ final class ParquetVectorWriteSupport extends WriteSupport<Integer> {
                 consumer.startField(repeatedName, 0);
                 for (int j = start; j < end; j++) {
                     consumer.startGroup();
-                    if (!data.isNull(j)) {
+                    if (required || !data.isNull(j)) {
                         consumer.startField(elementName, 0);
                         element.write(j);
                         consumer.endField(elementName, 0);
