@@ -111,26 +111,24 @@ final class ParquetVectorWriteSupport extends WriteSupport<Integer> {
         FieldVector data = list.getDataVector();
         Type repeated = group.getType(0);
         String repeatedName = repeated.getName();
+        ValueWriter each;
         if (repeated.isPrimitive()) {  // legacy two-level list of non-null elements
-            ValueWriter element = writer(data, repeated);
-            return i -> {
-                int start = list.getElementStartIndex(i);
-                int end = list.getElementEndIndex(i);
+            each = writer(data, repeated);
+        } else {
+            Type elementType = repeated.asGroupType().getType(0);
+            String elementName = elementType.getName();
+            ValueWriter element = writer(data, elementType);
+            boolean required = elementType.isRepetition(Type.Repetition.REQUIRED);  // never null: no check
+            each = j -> {
                 consumer.startGroup();
-                if (end > start) {
-                    consumer.startField(repeatedName, 0);
-                    for (int j = start; j < end; j++) {
-                        element.write(j);
-                    }
-                    consumer.endField(repeatedName, 0);
+                if (required || !data.isNull(j)) {
+                    consumer.startField(elementName, 0);
+                    element.write(j);
+                    consumer.endField(elementName, 0);
                 }
                 consumer.endGroup();
             };
         }
-        Type elementType = repeated.asGroupType().getType(0);
-        String elementName = elementType.getName();
-        ValueWriter element = writer(data, elementType);
-        boolean required = elementType.isRepetition(Type.Repetition.REQUIRED);  // never null: no check
         return i -> {
             int start = list.getElementStartIndex(i);
             int end = list.getElementEndIndex(i);
@@ -138,13 +136,7 @@ final class ParquetVectorWriteSupport extends WriteSupport<Integer> {
             if (end > start) {
                 consumer.startField(repeatedName, 0);
                 for (int j = start; j < end; j++) {
-                    consumer.startGroup();
-                    if (required || !data.isNull(j)) {
-                        consumer.startField(elementName, 0);
-                        element.write(j);
-                        consumer.endField(elementName, 0);
-                    }
-                    consumer.endGroup();
+                    each.write(j);
                 }
                 consumer.endField(repeatedName, 0);
             }
