@@ -16,15 +16,36 @@ import io.moescore.batch.ScoreBatch;
 
 /**
  * Writes results ({@link ArrowSchemas#results}) to an Arrow IPC file or stream, one record batch per
- * {@code write}. Owns its output and its root; not the allocator. {@link #close()} ends the file.
+ * {@code write}. Owns its output and its root (except a root handed to {@link #over}, which stays its caller's);
+ * not the allocator. {@link #close()} ends the file.
  */
 public final class ArrowScoreWriter implements AutoCloseable {
     private final VectorSchemaRoot root;
+    private final boolean ownsRoot;
     private final ArrowWriter writer;
 
-    private ArrowScoreWriter(VectorSchemaRoot root, ArrowWriter writer) {
+    private ArrowScoreWriter(VectorSchemaRoot root, boolean ownsRoot, ArrowWriter writer) {
         this.root = root;
+        this.ownsRoot = ownsRoot;
         this.writer = writer;
+    }
+
+    /**
+     * Writes whatever {@code root} holds at each {@link #writeBatch()} to {@code out}, which this writer owns from now
+     * on (closed by {@link #close()}, or on failure); the root stays its caller's, who fills it (the Spark job's score
+     * vectors, written as they are: no copy of any value). The schema is the root's.
+     */
+    public static ArrowScoreWriter over(VectorSchemaRoot root, WritableByteChannel out, IpcFormat format)
+            throws IOException {
+        ArrowWriter writer = null;
+        try {
+            writer = format.newWriter(root, out);
+            writer.start();
+            return new ArrowScoreWriter(root, false, writer);
+        } catch (IOException | RuntimeException e) {
+            closeQuietly(writer == null ? out : writer, e);
+            throw e;
+        }
     }
 
     /** Creates (or replaces) {@code file}, in the STREAM format if its name ends in {@code .arrows}, else FILE. */
@@ -44,7 +65,7 @@ public final class ArrowScoreWriter implements AutoCloseable {
             root = VectorSchemaRoot.create(resultSchema, allocator);
             writer = format.newWriter(root, out);
             writer.start();
-            return new ArrowScoreWriter(root, writer);
+            return new ArrowScoreWriter(root, true, writer);
         } catch (IOException | RuntimeException e) {
             closeQuietly(writer == null ? out : writer, e);
             closeQuietly(root, e);
@@ -70,17 +91,38 @@ public final class ArrowScoreWriter implements AutoCloseable {
         writer.writeBatch();
     }
 
+    /** Writes what the root holds now as one record batch. */
+    public void writeBatch() throws IOException {
+        writer.writeBatch();
+    }
+
     /** The root each write fills; its content is the last batch written. */
     public VectorSchemaRoot root() {
         return root;
     }
 
+    /** Ends the file and closes the output (and the root, where this writer owns it); a second failure is added. */
     @Override
     public void close() {
+        RuntimeException failure = null;
         try {
             writer.close();
-        } finally {
-            root.close();
+        } catch (RuntimeException e) {
+            failure = e;
+        }
+        if (ownsRoot) {
+            try {
+                root.close();
+            } catch (RuntimeException e) {
+                if (failure == null) {
+                    failure = e;
+                } else {
+                    failure.addSuppressed(e);
+                }
+            }
+        }
+        if (failure != null) {
+            throw failure;
         }
     }
 

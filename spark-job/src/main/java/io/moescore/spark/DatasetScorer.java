@@ -54,6 +54,13 @@ public final class DatasetScorer {
         return score(input, spec, scoresStruct, gpuProfile, reports, PartitionScorer.EXECUTOR_ENGINES);
     }
 
+    /** {@link #plan(Dataset, ScoringSpec, String, ResourceProfile, TaskReports, PartitionScorer.EngineSource)} on the
+     * executors' shared engines, the model checked first. */
+    static Plan<?> plan(Dataset<Row> input, ScoringSpec spec, ResourceProfile gpuProfile, TaskReports reports) {
+        checkModel(spec);
+        return plan(input, spec, null, gpuProfile, reports, PartitionScorer.EXECUTOR_ENGINES);
+    }
+
     /**
      * {@link #score(Dataset, ScoringSpec, String, ResourceProfile, TaskReports)} with batches scored by
      * {@code engines} (the model is not read here). A columnar scan's batches are scored as they are
@@ -61,21 +68,52 @@ public final class DatasetScorer {
      */
     static Dataset<Row> score(Dataset<Row> input, ScoringSpec spec, String scoresStruct, ResourceProfile gpuProfile,
                               TaskReports reports, PartitionScorer.EngineSource engines) {
+        Plan<?> plan = plan(input, spec, scoresStruct, gpuProfile, reports, engines);
+        return SparkInternals.dataFrame(input.sparkSession(), plan.rows(), plan.schema());
+    }
+
+    /**
+     * What scoring {@code input} runs on the executors, checked as {@link #score} checks it but not yet made rows:
+     * the direct writers ({@link VectorOutput}) take each partition's scores batch by batch from it.
+     */
+    static Plan<?> plan(Dataset<Row> input, ScoringSpec spec, String scoresStruct, ResourceProfile gpuProfile,
+                        TaskReports reports, PartitionScorer.EngineSource engines) {
         StructType outSchema = outputSchema(input.schema(), spec, scoresStruct);
         InputLayout layout = layout(input.schema(), spec);
         checkTokenizer(spec, layout);
         JavaRDD<ColumnarBatch> batches = SparkInternals.columnarBatches(input);
-        JavaRDD<InternalRow> scored = batches != null
-                ? batches.mapPartitions(new PartitionScorer.Columnar(spec, layout, scoresStruct, reports, engines))
-                : SparkInternals.internalRows(input)
-                        .mapPartitions(new PartitionScorer.Rows(spec, layout, scoresStruct, reports, engines));
-        if (gpuProfile != null) {
-            scored = withProfile(scored, gpuProfile);
-        }
-        return SparkInternals.dataFrame(input.sparkSession(), scored, outSchema);
+        return batches != null
+                ? new Plan<>(batches, new PartitionScorer.Columnar(spec, layout, scoresStruct, reports, engines),
+                        outSchema, gpuProfile)
+                : new Plan<>(SparkInternals.internalRows(input),
+                        new PartitionScorer.Rows(spec, layout, scoresStruct, reports, engines), outSchema, gpuProfile);
     }
 
-    private static JavaRDD<InternalRow> withProfile(JavaRDD<InternalRow> rdd, ResourceProfile profile) {
+    /**
+     * A DataFrame's scoring on the executors: its partitions (a columnar scan's column batches, else rows), the
+     * scorer of each, the scored rows' schema, and the scoring stage's resource profile (or null).
+     */
+    record Plan<T>(JavaRDD<T> input, PartitionScorer<T> scorer, StructType schema, ResourceProfile profile) {
+        /** The scored rows: every input column, then the scores. */
+        JavaRDD<InternalRow> rows() {
+            JavaRDD<InternalRow> scored = input.mapPartitions(scorer);
+            return profile == null ? scored : withProfile(scored, profile);
+        }
+
+        /** Each partition's scores, batch by batch, through {@code f} (in the scoring stage). */
+        <R> JavaRDD<R> mapScored(ScoredFunction<R> f) {
+            PartitionScorer<T> s = scorer;
+            JavaRDD<R> mapped = input.mapPartitions(it -> f.apply(s.scored(it)));
+            return profile == null ? mapped : withProfile(mapped, profile);
+        }
+    }
+
+    /** What a task does with its partition's scores. */
+    interface ScoredFunction<R> extends java.io.Serializable {
+        java.util.Iterator<R> apply(java.util.Iterator<PartitionScorer.Scored> scored) throws Exception;
+    }
+
+    private static <R> JavaRDD<R> withProfile(JavaRDD<R> rdd, ResourceProfile profile) {
         try {
             return rdd.withResources(profile);
         } catch (Exception e) { // SparkException (checked, undeclared): this cluster manager or setup refuses it

@@ -28,11 +28,15 @@ final class JobOutput {
             writer.save(path);
         } catch (Exception e) {  // AnalysisException is checked in Java's eyes but undeclared
             if (e instanceof AnalysisException a && "PATH_ALREADY_EXISTS".equals(a.getCondition())) {
-                throw new IllegalArgumentException("output " + path + " already exists (something else created it "
-                        + "after this job checked): pass --mode overwrite to replace it or --mode append to add to it",
-                        e);
+                throw alreadyExists(path, e);
             }
             throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
         }
+    }
+
+    /** An output found existing when written, though the job checked it was absent (something else created it). */
+    static IllegalArgumentException alreadyExists(String path, Exception cause) {
+        return new IllegalArgumentException("output " + path + " already exists (something else created it after "
+                + "this job checked): pass --mode overwrite to replace it or --mode append to add to it", cause);
     }
 }

@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
@@ -71,9 +72,12 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
     @Spec
     CommandSpec spec;
 
-    /** Scoring settings ({@link ScoreSettings}: their flags come from {@link CommandSettings}), and --partitions. */
+    /**
+     * Scoring settings ({@link ScoreSettings}: their flags come from {@link CommandSettings}), --partitions and
+     * --output-writer.
+     */
     static final List<Setting<?>> SETTINGS = Setting.concat(ScoreSettings.ALL,
-            List.of(ScoreJobOptions.PARTITIONS));
+            List.of(ScoreJobOptions.PARTITIONS, ScoreJobOptions.OUTPUT_WRITER));
 
     @Override
     public List<Setting<?>> settings() {
@@ -94,7 +98,7 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
                 conf.get(CONF_PREFIX + "textColumn", ScoreColumns.TEXT),
                 ScoreJobOptions.PARTITIONS.resolve(given), summary,
                 resume != null ? resume : conf.getBoolean(CONF_PREFIX + "resume", false),
-                JobConf.pick(routingTrace, conf, "routingTrace", null));
+                JobConf.pick(routingTrace, conf, "routingTrace", null), ScoreJobOptions.OUTPUT_WRITER.resolve(given));
     }
 
     public static void main(String[] args) {
@@ -202,20 +206,22 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
         }
         TaskReports reports = TaskReports.register(spark.sparkContext(), trace);
         CollectionAccumulator<TaskStats> stats = reports.stats();
-        List<Column> output = new ArrayList<>();
-        Column id = column(options.idColumn());
-        // int ids are written as bigint, the output's one integer id type (after scoring: the scan stays columnar)
-        output.add(widenedId(input.schema().apply(options.idColumn()).dataType())
-                ? id.cast(DataTypes.LongType).as(options.idColumn()) : id);
-        scorer.scoreColumns(input.schema()).forEach(c -> output.add(column(c)));
-        Dataset<Row> scores = scorer.score(input, reports).select(output.toArray(Column[]::new));
+        List<String> scoreColumns = scorer.scoreColumns(input.schema());
+        boolean direct = options.outputWriter() == ScoreJobOptions.OutputWriter.VECTORS;
+        DatasetScorer.Plan<?> plan = direct ? scorer.plan(input, reports) : null;
+        Dataset<Row> scores = direct ? null : scoredRows(scorer.score(input, reports), input, scoreColumns, options);
         // names the scoring jobs in Spark's UI (and lets tests tell them from schema inference or listing jobs)
         spark.sparkContext().setJobGroup(JobProgress.JOB_GROUP, "moescore scoring " + options.inputs() + " -> "
                 + options.output(), false);
         double progressSeconds = Double.parseDouble(spark.conf().get(CONF_PREFIX + "progressSeconds", "30"));
         try (JobProgress progress = JobProgress.start(spark.sparkContext(), reports, progressSeconds,
                 System.err::println)) {
-            if (resume != null) {
+            if (direct && resume != null) {
+                resume.write(spark, plan, options.idColumn(), scoreColumns);
+            } else if (direct) {
+                VectorOutput.write(spark, plan, options.idColumn(), scoreColumns, options.outputFormat(),
+                        options.output(), options.mode(), Map.of());
+            } else if (resume != null) {
                 resume.write(scores);
             } else {
                 JobOutput.save(JobOutput.writer(scores, options.outputFormat())
@@ -238,6 +244,17 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
             System.err.println("moescore: could not write the summary to " + options.resolvedSummaryPath() + ": " + e);
         }
         return summary;
+    }
+
+    /** The row writer's output rows: the id (int ids as bigint, after scoring: the scan stays columnar) and scores. */
+    private static Dataset<Row> scoredRows(Dataset<Row> scored, Dataset<Row> input, List<String> scoreColumns,
+                                           ScoreJobOptions options) {
+        List<Column> output = new ArrayList<>();
+        Column id = column(options.idColumn());
+        output.add(widenedId(input.schema().apply(options.idColumn()).dataType())
+                ? id.cast(DataTypes.LongType).as(options.idColumn()) : id);
+        scoreColumns.forEach(c -> output.add(column(c)));
+        return scored.select(output.toArray(Column[]::new));
     }
 
     /** Keeps the succeeded tasks' trace files and says what tracing cost (its share of the tasks' time). */

@@ -485,10 +485,21 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     Dataset<Row> score(Dataset<?> dataset, TaskReports reports) {
         requireModelPath();
         SparkSession spark = dataset.sparkSession();
-        ResourceProfile profile = getUseStageLevelScheduling()
+        return DatasetScorer.score(dataset.toDF(), spec(spark), scoresStruct(), profile(spark), reports);
+    }
+
+    /** The scoring of {@code dataset} before it becomes rows (the job's direct writers); top-level score columns. */
+    DatasetScorer.Plan<?> plan(Dataset<?> dataset, TaskReports reports) {
+        requireModelPath();
+        SparkSession spark = dataset.sparkSession();
+        return DatasetScorer.plan(dataset.toDF(), spec(spark), profile(spark), reports);
+    }
+
+    /** The scoring stage's resource profile where stage-level scheduling is on, else null. */
+    private ResourceProfile profile(SparkSession spark) {
+        return getUseStageLevelScheduling()
                 ? GpuStageProfile.of(getExecutorGpuAmount(), getTaskGpuAmount(), spark.sparkContext().getConf())
                 : null;
-        return DatasetScorer.score(dataset.toDF(), spec(spark), scoresStruct(), profile, reports);
     }
 
     private ScoringSpec spec(SparkSession spark) {

@@ -37,6 +37,7 @@ import scala.Option;
  *   <li>{@link Rows}: any other DataFrame's rows (JSON, a repartitioned or computed input), copied a window at a
  *       time (Spark reuses the row it hands out), their token arrays packed into one window.</li>
  * </ul>
+ * The scoring job's direct writers take the scores batch by batch instead ({@link #scored}: no rows at all).
  */
 abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, InternalRow> {
     final ScoringSpec spec;
@@ -84,21 +85,14 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
         }
 
         @Override
-        Iterator<InternalRow> scoreNext(Iterator<ColumnarBatch> batches, ScoringTask task, Scoring scoring) {
+        Scored scoreNext(Iterator<ColumnarBatch> batches, ScoringTask task, Scoring scoring) {
             ColumnarBatch in = batches.next();
             BatchTokens tokens = new BatchTokens(in, layout, scoring.tokenizer());
             List<RowScore> scores = new ArrayList<>(in.numRows());
             while (tokens.hasNext()) {
                 scores.addAll(Arrays.asList(task.score(tokens.next(spec.settings().batchTokens()))));
             }
-            ColumnVector[] scoreColumns = task.fill(scores);
-            ColumnVector[] columns = new ColumnVector[in.numCols() + scoreColumns.length];
-            for (int c = 0; c < in.numCols(); c++) {
-                columns[c] = in.column(c);
-            }
-            System.arraycopy(scoreColumns, 0, columns, in.numCols(), scoreColumns.length);
-            // views of this batch: the input iterator is not moved until every one has been consumed
-            return new ColumnarBatch(columns, in.numRows()).rowIterator();
+            return new Scored(scores, in, null, task);
         }
     }
 
@@ -109,7 +103,7 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
         }
 
         @Override
-        Iterator<InternalRow> scoreNext(Iterator<InternalRow> rows, ScoringTask task, Scoring scoring) {
+        Scored scoreNext(Iterator<InternalRow> rows, ScoringTask task, Scoring scoring) {
             List<InternalRow> inputs = new ArrayList<>();
             List<int[]> tokens = new ArrayList<>();
             List<String> errors = new ArrayList<>();
@@ -127,10 +121,50 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
             RowScore[] scores = task.score(BatchTokens.Window.of(tokens.toArray(int[][]::new),
                     errors.toArray(String[]::new), layout.continuations()
                             ? contextLengths.stream().mapToInt(Integer::intValue).toArray() : null));
-            ColumnarBatch scoreBatch = new ColumnarBatch(task.fill(Arrays.asList(scores)), scores.length);
+            return new Scored(Arrays.asList(scores), null, inputs, task);
+        }
+    }
+
+    /**
+     * One input batch's (or window's) scores, row i of the input scored as {@code scores.get(i)}, with the input they
+     * belong to: its column batch ({@link Columnar}) or its rows, copied ({@link Rows}). Valid until the partition's
+     * iterator moves on (the batch is a view of the scan's vectors).
+     */
+    static final class Scored {
+        final List<RowScore> scores;
+        final ColumnarBatch batch;
+        final List<InternalRow> rows;
+        private final ScoringTask task;
+
+        Scored(List<RowScore> scores, ColumnarBatch batch, List<InternalRow> rows, ScoringTask task) {
+            this.scores = scores;
+            this.batch = batch;
+            this.rows = rows;
+            this.task = task;
+        }
+
+        int numRows() {
+            return scores.size();
+        }
+
+        /**
+         * The output rows: the input row's columns, then the score columns (Spark's views of the task's Arrow
+         * vectors). A columnar input's rows are views of its batch and those vectors: no object and no copy per row.
+         */
+        Iterator<InternalRow> outputRows() {
+            ColumnVector[] scoreColumns = task.fill(scores);
+            if (batch != null) {
+                ColumnVector[] columns = new ColumnVector[batch.numCols() + scoreColumns.length];
+                for (int c = 0; c < batch.numCols(); c++) {
+                    columns[c] = batch.column(c);
+                }
+                System.arraycopy(scoreColumns, 0, columns, batch.numCols(), scoreColumns.length);
+                // views of this batch: the input iterator is not moved until every one has been consumed
+                return new ColumnarBatch(columns, batch.numRows()).rowIterator();
+            }
             JoinedRow joined = new JoinedRow();
-            Iterator<InternalRow> scoreRows = scoreBatch.rowIterator();
-            Iterator<InternalRow> input = inputs.iterator();
+            Iterator<InternalRow> scoreRows = new ColumnarBatch(scoreColumns, scores.size()).rowIterator();
+            Iterator<InternalRow> input = rows.iterator();
             return new Iterator<>() {
                 @Override
                 public boolean hasNext() {
@@ -145,11 +179,40 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
         }
     }
 
-    /** The output rows of the next batch or window of the input (called while the input has more). */
-    abstract Iterator<InternalRow> scoreNext(Iterator<T> input, ScoringTask task, Scoring scoring);
+    /** The scores of the next batch or window of the input (called while the input has more). */
+    abstract Scored scoreNext(Iterator<T> input, ScoringTask task, Scoring scoring);
 
+    /** The partition's output rows (the DataFrame's rows: every input column, then the scores). */
     @Override
     public Iterator<InternalRow> call(Iterator<T> input) {
+        Iterator<Scored> scored = scored(input);
+        return new Iterator<>() {
+            private Iterator<InternalRow> ready = Collections.emptyIterator();
+
+            @Override
+            public boolean hasNext() {
+                while (!ready.hasNext() && scored.hasNext()) {
+                    ready = scored.next().outputRows();
+                }
+                return ready.hasNext();
+            }
+
+            @Override
+            public InternalRow next() {
+                if (!hasNext()) {
+                    throw new NoSuchElementException();
+                }
+                return ready.next();
+            }
+        };
+    }
+
+    /**
+     * The partition's scores, batch by batch in input order (the direct writers read them: {@link VectorWriteTask}).
+     * Opens the engine, counts, traces and reports the task (when the last batch has been taken), and closes its
+     * vectors when the task completes.
+     */
+    Iterator<Scored> scored(Iterator<T> input) {
         TaskContext context = TaskContext.get();
         int device = gpuAddress(context);
         Scoring scoring = engines.open(spec, device);
@@ -171,19 +234,19 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
         }
         long start = System.nanoTime();
         return new Iterator<>() {
-            private Iterator<InternalRow> ready = Collections.emptyIterator();
+            private Scored ready;
             private boolean reported;
 
             @Override
             public boolean hasNext() {
-                while (!ready.hasNext() && input.hasNext()) {
+                while (ready == null && input.hasNext()) {
                     try {
                         ready = scoreNext(input, task, scoring);
                     } catch (GpuFaultException e) {
                         throw GpuFaultContainment.contain(e);
                     }
                 }
-                if (!ready.hasNext() && !reported) {
+                if (ready == null && !reported) {
                     reported = true;
                     if (trace != null) {
                         trace.close();  // complete before the task reports: the driver keeps reported files only
@@ -194,15 +257,17 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
                         task.close();
                     }
                 }
-                return ready.hasNext();
+                return ready != null;
             }
 
             @Override
-            public InternalRow next() {
+            public Scored next() {
                 if (!hasNext()) {
                     throw new NoSuchElementException();
                 }
-                return ready.next();
+                Scored next = ready;
+                ready = null;
+                return next;
             }
         };
     }

@@ -5,12 +5,14 @@ import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.rdd.PartitionPruningRDD;
+import org.apache.spark.sql.DataFrameWriter;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SaveMode;
@@ -109,15 +111,39 @@ final class ResumeRun {
                 columns.indexOf(ScoreColumns.NUM_TOKENS),
                 columns.indexOf(ScoreColumns.ERROR)));
         SparkSession spark = scores.sparkSession();
+        withSplitCommits(spark, () -> {
+            DataFrameWriter<Row> writer = JobOutput.writer(SparkInternals.dataFrame(spark, counted, scores.schema()),
+                    options.outputFormat()).mode(SaveMode.Overwrite);
+            writeOptions().forEach(writer::option);
+            writer.save(output.staging().toString());
+        });
+    }
+
+    /**
+     * {@link #write(Dataset)} by the direct writers ({@link VectorOutput}): the same staging folder, commit protocol
+     * and options; the tasks count their rows as they write.
+     */
+    void write(SparkSession spark, DatasetScorer.Plan<?> plan, String idColumn, List<String> scoreColumns) {
+        if (remainingSplits.isEmpty()) {
+            return;
+        }
+        withSplitCommits(spark, () -> VectorOutput.write(spark, plan, idColumn, scoreColumns, options.outputFormat(),
+                output.staging().toString(), "overwrite", writeOptions()));
+    }
+
+    /** What the staging write passes its tasks: version-2 commits and where each split is committed. */
+    private Map<String, String> writeOptions() {
+        return Map.of("mapreduce.fileoutputcommitter.algorithm.version", "2",
+                SplitCommitProtocol.OUTPUT_OPTION, options.output(),
+                SplitCommitProtocol.SPLIT_IDS_OPTION, String.join(",", remainingSplits));
+    }
+
+    /** Runs {@code write} with {@link SplitCommitProtocol} as the session's file commit protocol. */
+    private static void withSplitCommits(SparkSession spark, Runnable write) {
         String protocol = spark.conf().get(COMMIT_PROTOCOL_CONF);
         spark.conf().set(COMMIT_PROTOCOL_CONF, SplitCommitProtocol.class.getName());
         try {
-            JobOutput.writer(SparkInternals.dataFrame(spark, counted, scores.schema()), options.outputFormat())
-                    .mode(SaveMode.Overwrite)
-                    .option("mapreduce.fileoutputcommitter.algorithm.version", "2")
-                    .option(SplitCommitProtocol.OUTPUT_OPTION, options.output())
-                    .option(SplitCommitProtocol.SPLIT_IDS_OPTION, String.join(",", remainingSplits))
-                    .save(output.staging().toString());
+            write.run();
         } finally {
             spark.conf().set(COMMIT_PROTOCOL_CONF, protocol);
         }

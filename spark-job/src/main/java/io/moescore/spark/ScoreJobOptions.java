@@ -15,22 +15,37 @@ import java.util.Locale;
  *                   the splits not committed yet (see {@link ResumeRun})
  * @param routingTrace a folder to write the routing trace into (per batch and MoE layer, the tokens each expert
  *                   received: {@link RoutingTraceOutput}), or null for none
+ * @param outputWriter how the output is written: from the score vectors ({@link VectorOutput}) or by Spark's row
+ *                   writer
  */
 public record ScoreJobOptions(List<String> inputs, String inputFormat, String output, String outputFormat,
                               String model, ScoreSettings scoring, String mode, String idColumn, String tokensColumn,
                               String textColumn, int partitions, String summaryPath, boolean resume,
-                              String routingTrace) {
+                              String routingTrace, OutputWriter outputWriter) {
     public static final List<String> FORMATS = List.of("arrow", "parquet", "json");
     public static final List<String> MODES = List.of("error", "overwrite", "append");
     /** Shared with the sparsify job, which repartitions its calibration rows the same way. */
     public static final Setting<Integer> PARTITIONS = Setting.integer("partitions", "--partitions", 0, 0,
             Integer.MAX_VALUE, "repartition the input rows into N partitions first (0: as read)");
 
+    /** How the job writes its output ({@code --output-writer}). */
+    public enum OutputWriter {
+        /** Each task writes its file straight from the score vectors (Arrow IPC, Parquet, JSON lines). */
+        VECTORS,
+        /** Spark's DataFrameWriter over the scored rows (the writer before the direct ones; a fallback). */
+        ROWS
+    }
+
+    public static final Setting<OutputWriter> OUTPUT_WRITER = Setting.choice("outputWriter", "--output-writer",
+            OutputWriter.class, OutputWriter.VECTORS, List.of(OutputWriter.values()),
+            w -> w.name().toLowerCase(Locale.ROOT), "vectors: each task writes its output file straight from the "
+                    + "score vectors (default); rows: through Spark's row writer (same files, slower)");
+
     public ScoreJobOptions(List<String> inputs, String inputFormat, String output, String outputFormat, String model,
                            ScoreSettings scoring, String mode, String idColumn, String tokensColumn,
                            String textColumn, int partitions, String summaryPath) {
         this(inputs, inputFormat, output, outputFormat, model, scoring, mode, idColumn, tokensColumn, textColumn,
-                partitions, summaryPath, false, null);
+                partitions, summaryPath, false, null, OutputWriter.VECTORS);
     }
 
     public ScoreJobOptions {
@@ -50,6 +65,9 @@ public record ScoreJobOptions(List<String> inputs, String inputFormat, String ou
         checkOneOf("--output-format", outputFormat, FORMATS);
         checkOneOf("--mode", mode, MODES);
         PARTITIONS.valueOf(partitions, PARTITIONS.flag());
+        if (outputWriter == null) {
+            throw new IllegalArgumentException("no output writer");
+        }
         if (routingTrace != null && routingTrace.isBlank()) {
             throw new IllegalArgumentException("--routing-trace must not be empty");
         }
@@ -76,13 +94,19 @@ public record ScoreJobOptions(List<String> inputs, String inputFormat, String ou
 
     public ScoreJobOptions withResume(boolean resume) {
         return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, scoring, mode, idColumn,
-                tokensColumn, textColumn, partitions, summaryPath, resume, routingTrace);
+                tokensColumn, textColumn, partitions, summaryPath, resume, routingTrace, outputWriter);
     }
 
     /** These options writing the routing trace into {@code dir} (null: none). */
     public ScoreJobOptions withRoutingTrace(String dir) {
         return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, scoring, mode, idColumn,
-                tokensColumn, textColumn, partitions, summaryPath, resume, dir);
+                tokensColumn, textColumn, partitions, summaryPath, resume, dir, outputWriter);
+    }
+
+    /** These options writing the output with {@code writer}. */
+    public ScoreJobOptions withOutputWriter(OutputWriter writer) {
+        return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, scoring, mode, idColumn,
+                tokensColumn, textColumn, partitions, summaryPath, resume, routingTrace, writer);
     }
 
     /** Where the job summary goes unless told: beside the output, as OUTPUT.summary.json. */

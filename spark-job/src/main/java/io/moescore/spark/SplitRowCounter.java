@@ -29,11 +29,7 @@ final class SplitRowCounter implements FlatMapFunction<Iterator<InternalRow>, In
 
     @Override
     public Iterator<InternalRow> call(Iterator<InternalRow> rows) {
-        TaskContext task = TaskContext.get();
-        long[] counts = new long[3];
-        BY_TASK_ATTEMPT.put(task.taskAttemptId(), counts);
-        task.addTaskCompletionListener((org.apache.spark.util.TaskCompletionListener) t ->
-                BY_TASK_ATTEMPT.remove(t.taskAttemptId()));
+        long[] counts = track();
         return new Iterator<>() {
             @Override
             public boolean hasNext() {
@@ -51,6 +47,19 @@ final class SplitRowCounter implements FlatMapFunction<Iterator<InternalRow>, In
                 return row;
             }
         };
+    }
+
+    /**
+     * The counts of the current task's output (rows, error rows, tokens), for its writer to add to; what
+     * {@link #ofCurrentTask} returns until the task completes.
+     */
+    static long[] track() {
+        TaskContext task = TaskContext.get();
+        long[] counts = new long[3];
+        BY_TASK_ATTEMPT.put(task.taskAttemptId(), counts);
+        task.addTaskCompletionListener((org.apache.spark.util.TaskCompletionListener) t ->
+                BY_TASK_ATTEMPT.remove(t.taskAttemptId()));
+        return counts;
     }
 
     /** The counts of the current task's rows (all zero when it had none). */

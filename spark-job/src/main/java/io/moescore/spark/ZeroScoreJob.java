@@ -54,23 +54,46 @@ public final class ZeroScoreJob {
      * scores of zero (lazy: write or count it to run it).
      */
     public static Dataset<Row> scores(SparkSession spark, List<String> inputs, String format, ScoreSettings settings) {
-        ScoreJobOptions options = new ScoreJobOptions(inputs, format, "unused", "parquet", "none", settings, "error",
-                "id", "tokens", "text", 0, null);
-        Dataset<Row> input = MoeScoreJob.jobColumns(MoeScoreJob.read(spark, options), options);
-        ScoringSpec spec = new ScoringSpec("none", settings, options.tokensColumn(), options.textColumn(), Map.of());
-        Dataset<Row> scored = DatasetScorer.score(input, spec, null, null, null, ZEROS);
+        Dataset<Row> input = input(spark, inputs, format);
+        Dataset<Row> scored = DatasetScorer.score(input, spec(settings), null, null, null, ZEROS);
         List<Column> output = new ArrayList<>();
-        output.add(MoeScoreJob.column(options.idColumn()));
-        DatasetScorer.scoreLayout(settings, DatasetScorer.layout(input.schema(), spec)).names()
-                .forEach(name -> output.add(MoeScoreJob.column(name)));
+        output.add(MoeScoreJob.column("id"));
+        scoreColumns(input, settings).forEach(name -> output.add(MoeScoreJob.column(name)));
         return scored.select(output.toArray(Column[]::new));
+    }
+
+    /**
+     * Scores {@code inputs} with zeros and writes the job's output into {@code output} (replacing it) as
+     * {@code outputFormat} with {@code writer}: the direct writers ({@link VectorOutput}) or Spark's row writer over
+     * {@link #scores}.
+     */
+    public static void write(SparkSession spark, List<String> inputs, String format, ScoreSettings settings,
+                             String output, String outputFormat, ScoreJobOptions.OutputWriter writer) {
+        if (writer == ScoreJobOptions.OutputWriter.ROWS) {
+            JobOutput.writer(scores(spark, inputs, format, settings), outputFormat).mode("overwrite").save(output);
+            return;
+        }
+        Dataset<Row> input = input(spark, inputs, format);
+        VectorOutput.write(spark, DatasetScorer.plan(input, spec(settings), null, null, null, ZEROS), "id",
+                scoreColumns(input, settings), outputFormat, output, "overwrite", Map.of());
+    }
+
+    private static Dataset<Row> input(SparkSession spark, List<String> inputs, String format) {
+        ScoreJobOptions options = new ScoreJobOptions(inputs, format, "unused", "parquet", "none",
+                ScoreSettings.DEFAULTS, "error", "id", "tokens", "text", 0, null);
+        return MoeScoreJob.jobColumns(MoeScoreJob.read(spark, options), options);
+    }
+
+    private static ScoringSpec spec(ScoreSettings settings) {
+        return new ScoringSpec("none", settings, "tokens", "text", Map.of());
+    }
+
+    private static List<String> scoreColumns(Dataset<Row> input, ScoreSettings settings) {
+        return DatasetScorer.scoreLayout(settings, DatasetScorer.layout(input.schema(), spec(settings))).names();
     }
 
     /** Whether the job reads {@code inputs} as column batches (a columnar scan) rather than row by row. */
     public static boolean columnar(SparkSession spark, List<String> inputs, String format) {
-        ScoreJobOptions options = new ScoreJobOptions(inputs, format, "unused", "parquet", "none",
-                ScoreSettings.DEFAULTS, "error", "id", "tokens", "text", 0, null);
-        return SparkInternals.columnarBatches(MoeScoreJob.jobColumns(MoeScoreJob.read(spark, options), options))
-                != null;
+        return SparkInternals.columnarBatches(input(spark, inputs, format)) != null;
     }
 }

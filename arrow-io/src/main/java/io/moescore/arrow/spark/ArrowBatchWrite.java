@@ -2,11 +2,9 @@ package io.moescore.arrow.spark;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.Arrays;
 
 import org.apache.hadoop.conf.Configuration;
-import org.apache.hadoop.fs.FileStatus;
-import org.apache.hadoop.fs.FileSystem;
-import org.apache.hadoop.fs.Path;
 import org.apache.spark.sql.connector.write.BatchWrite;
 import org.apache.spark.sql.connector.write.DataWriterFactory;
 import org.apache.spark.sql.connector.write.PhysicalWriteInfo;
@@ -15,33 +13,22 @@ import org.apache.spark.sql.connector.write.WriterCommitMessage;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.util.SerializableConfiguration;
 
-import io.moescore.arrow.IpcFormat;
-
 /**
- * One write of a DataFrame as Arrow IPC files, through Spark's commit protocol. Each task writes
- * {@code DIR/_temporary/QUERY/part-P-TASK.arrow}; committing the job moves each committed task's file to
- * {@code DIR/part-P-QUERY.arrow} and deletes {@code _temporary/QUERY}, so readers see no file of a job that
- * failed or was aborted. With truncate (SaveMode.Overwrite) the {@code .arrow}/{@code .arrows} files already in
- * {@code DIR} are deleted at job commit, just before the moves; other files are left alone. The moves are not
- * atomic as a whole: a job commit that fails half-way leaves the files already moved.
+ * One write of a DataFrame as Arrow IPC files, through Spark's commit protocol and {@link ArrowFileCommit}'s files:
+ * each task writes its file under {@code DIR/_temporary/QUERY}, the job commit moves the committed tasks' files
+ * into {@code DIR} (with truncate, SaveMode.Overwrite, after deleting the Arrow files there).
  */
 final class ArrowBatchWrite implements Write, BatchWrite {
-    private static final String TEMPORARY = "_temporary";
-
-    private final String outputDir;
-    private final String queryId;
+    private final ArrowFileCommit files;
     private final StructType schema;
-    private final boolean truncate;
     private final Configuration hadoopConf;
     private final String timeZone;
     private final int maxRecordsPerBatch;
 
     ArrowBatchWrite(String outputDir, String queryId, StructType schema, boolean truncate, Configuration hadoopConf,
                     String timeZone, int maxRecordsPerBatch) {
-        this.outputDir = outputDir;
-        this.queryId = queryId;
+        this.files = new ArrowFileCommit(outputDir, queryId, truncate);
         this.schema = schema;
-        this.truncate = truncate;
         this.hadoopConf = hadoopConf;
         this.timeZone = timeZone;
         this.maxRecordsPerBatch = maxRecordsPerBatch;
@@ -49,7 +36,7 @@ final class ArrowBatchWrite implements Write, BatchWrite {
 
     @Override
     public String description() {
-        return "ArrowBatchWrite " + outputDir + (truncate ? " (overwrite)" : " (append)");
+        return "ArrowBatchWrite " + files.outputDir() + (files.truncate() ? " (overwrite)" : " (append)");
     }
 
     @Override
@@ -59,35 +46,17 @@ final class ArrowBatchWrite implements Write, BatchWrite {
 
     @Override
     public DataWriterFactory createBatchWriterFactory(PhysicalWriteInfo info) {
-        return new ArrowDataWriterFactory(jobTemporaryDir().toString(), queryId, schema, timeZone,
-                maxRecordsPerBatch, new SerializableConfiguration(hadoopConf));
+        return new ArrowDataWriterFactory(files, schema, timeZone, maxRecordsPerBatch,
+                new SerializableConfiguration(hadoopConf));
     }
 
     @Override
     public void commit(WriterCommitMessage[] messages) {
-        Path dir = new Path(outputDir);
         try {
-            FileSystem fs = dir.getFileSystem(hadoopConf);
-            fs.mkdirs(dir);
-            if (truncate) {
-                for (FileStatus old : fs.listStatus(dir)) {
-                    if (old.isFile() && IpcFormat.isArrowFileName(old.getPath().getName())) {
-                        fs.delete(old.getPath(), false);
-                    }
-                }
-            }
-            for (WriterCommitMessage m : messages) {
-                ArrowCommitMessage task = (ArrowCommitMessage) m;
-                Path from = new Path(task.temporaryFile());
-                Path to = new Path(dir, task.finalName());
-                if (!fs.rename(from, to)) {
-                    throw new IOException("arrow data source: could not move " + from + " to " + to);
-                }
-            }
-            deleteJobTemporaryDir(fs);
+            files.commit(Arrays.stream(messages).map(m -> (ArrowCommitMessage) m).toList(), hadoopConf);
         } catch (IOException e) {
-            throw new UncheckedIOException("arrow data source: committing the write to " + outputDir + " failed: "
-                    + e.getMessage(), e);
+            throw new UncheckedIOException("arrow data source: committing the write to " + files.outputDir()
+                    + " failed: " + e.getMessage(), e);
         }
     }
 
@@ -95,23 +64,10 @@ final class ArrowBatchWrite implements Write, BatchWrite {
     @Override
     public void abort(WriterCommitMessage[] messages) {
         try {
-            deleteJobTemporaryDir(new Path(outputDir).getFileSystem(hadoopConf));
+            files.abort(hadoopConf);
         } catch (IOException e) {
-            throw new UncheckedIOException("arrow data source: cleaning up the aborted write to " + outputDir
+            throw new UncheckedIOException("arrow data source: cleaning up the aborted write to " + files.outputDir()
                     + " failed: " + e.getMessage(), e);
-        }
-    }
-
-    private Path jobTemporaryDir() {
-        return new Path(new Path(outputDir, TEMPORARY), queryId);
-    }
-
-    private void deleteJobTemporaryDir(FileSystem fs) throws IOException {
-        Path job = jobTemporaryDir();
-        fs.delete(job, true);
-        Path parent = job.getParent();
-        if (fs.exists(parent) && fs.listStatus(parent).length == 0) {
-            fs.delete(parent, false);
         }
     }
 }

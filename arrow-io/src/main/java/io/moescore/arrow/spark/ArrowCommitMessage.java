@@ -3,5 +3,5 @@ package io.moescore.arrow.spark;
 import org.apache.spark.sql.connector.write.WriterCommitMessage;
 
 /** What one committed task wrote: its temporary file, and the name the job commit gives it. */
-record ArrowCommitMessage(String temporaryFile, String finalName, long rows) implements WriterCommitMessage {
+public record ArrowCommitMessage(String temporaryFile, String finalName, long rows) implements WriterCommitMessage {
 }

@@ -11,17 +11,15 @@ import org.apache.spark.util.SerializableConfiguration;
 
 /** Makes each task's {@link ArrowDataWriter} on the executors; serialized to them, so it holds plain values only. */
 final class ArrowDataWriterFactory implements DataWriterFactory {
-    private final String jobTemporaryDir;
-    private final String queryId;
+    private final ArrowFileCommit files;
     private final StructType schema;
     private final String timeZone;
     private final int maxRecordsPerBatch;
     private final SerializableConfiguration hadoopConf;
 
-    ArrowDataWriterFactory(String jobTemporaryDir, String queryId, StructType schema, String timeZone,
-                           int maxRecordsPerBatch, SerializableConfiguration hadoopConf) {
-        this.jobTemporaryDir = jobTemporaryDir;
-        this.queryId = queryId;
+    ArrowDataWriterFactory(ArrowFileCommit files, StructType schema, String timeZone, int maxRecordsPerBatch,
+                           SerializableConfiguration hadoopConf) {
+        this.files = files;
         this.schema = schema;
         this.timeZone = timeZone;
         this.maxRecordsPerBatch = maxRecordsPerBatch;
@@ -30,11 +28,9 @@ final class ArrowDataWriterFactory implements DataWriterFactory {
 
     @Override
     public DataWriter<InternalRow> createWriter(int partitionId, long taskId) {
-        String temporaryFile = jobTemporaryDir + "/" + String.format("part-%05d-%d.arrow", partitionId, taskId);
-        String finalName = String.format("part-%05d-%s.arrow", partitionId, queryId);
         try {
-            return ArrowDataWriter.open(temporaryFile, finalName, schema, timeZone, maxRecordsPerBatch,
-                    hadoopConf.value());
+            return ArrowDataWriter.open(files.temporaryFile(partitionId, taskId), files.finalName(partitionId), schema,
+                    timeZone, maxRecordsPerBatch, hadoopConf.value());
         } catch (IOException e) {
             throw new UncheckedIOException(e.getMessage(), e);
         }
