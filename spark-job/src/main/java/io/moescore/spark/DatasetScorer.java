@@ -100,10 +100,17 @@ public final class DatasetScorer {
             return profile == null ? scored : withProfile(scored, profile);
         }
 
-        /** Each partition's scores, batch by batch, through {@code f} (in the scoring stage). */
+        /**
+         * Each partition's scores, batch by batch, through {@code f} (in the scoring stage). An input of no
+         * partitions (an empty file) is one empty partition, as Spark's own file writer makes it, so that a writer
+         * still writes the output's one empty file with its schema.
+         */
         <R> JavaRDD<R> mapScored(ScoredFunction<R> f) {
             PartitionScorer<T> s = scorer;
-            JavaRDD<R> mapped = input.mapPartitions(it -> f.apply(s.scored(it)));
+            JavaRDD<T> parts = input.getNumPartitions() > 0 ? input
+                    : org.apache.spark.api.java.JavaSparkContext.fromSparkContext(input.context())
+                            .parallelize(java.util.List.<T>of(), 1);
+            JavaRDD<R> mapped = parts.mapPartitions(it -> f.apply(s.scored(it)));
             return profile == null ? mapped : withProfile(mapped, profile);
         }
     }
