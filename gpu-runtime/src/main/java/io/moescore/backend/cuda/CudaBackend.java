@@ -483,7 +483,7 @@ public final class CudaBackend implements Backend {
      * fp32 (attention.cu).
      */
     AttentionKernel attentionKernel(int headDim) {
-        return AttentionKernel.pick(type, precision() != Precision.SPLIT_BF16, choice.runsWgmmaAttention(), headDim,
+        return AttentionKernel.pick(type, precision() != Precision.SPLIT_BF16, choice.runsWgmmaAttention(headDim), headDim,
                 gpu.maxSharedPerBlock());
     }
 

@@ -11,16 +11,25 @@ import java.util.function.Consumer;
  */
 final class KernelChoice {
     /**
-     * {@code -Dmoescore.attention=fa} or {@code MOESCORE_ATTENTION=fa}: attention on the mma.sync kernels
-     * (attention_fa.cu) even where the wgmma ones (attention_sm90.cu) would run; {@code auto}, the default: wgmma
-     * wherever the wgmma families run.
+     * {@code -Dmoescore.attention} / {@code MOESCORE_ATTENTION}: {@code auto} (the default) runs the wgmma kernels
+     * (attention_sm90.cu) where the wgmma families run and they were measured faster than the mma.sync ones
+     * ({@link #SM90_ATTENTION_HEAD_DIMS}); {@code sm90} at every head size they take; {@code fa} never.
      */
     static final String ATTENTION_PROPERTY = "moescore.attention";
     static final String ATTENTION_ENV = "MOESCORE_ATTENTION";
+    /**
+     * Head sizes at which auto takes attention_sm90.cu: measured on an H100 (twelfth session, bench/NOTES.md) at
+     * 1.22-1.56x the mma.sync kernel at 256, 0.75-0.93x at 64 and 128 on 512-token sequences and 0.98-1.07x on
+     * 2048-token ones.
+     */
+    static final java.util.Set<Integer> SM90_ATTENTION_HEAD_DIMS = java.util.Set.of(256);
+
+    /** {@link #ATTENTION_PROPERTY}'s values. */
+    enum Attention { AUTO, SM90, FA }
 
     private final GpuRuntime gpu;
     private final Kernels kernels;
-    private final boolean attentionOnMmaSync;
+    private final Attention attention;
     private final HalfType type;
     private final KernelTuner tuner;
     private final CudaLauncher holdLauncher;
@@ -31,8 +40,7 @@ final class KernelChoice {
      */
     KernelChoice(GpuRuntime gpu, Kernels requested, HalfType type, boolean deterministic) {
         this.gpu = gpu;
-        this.attentionOnMmaSync = attentionOnMmaSync(System.getProperty(ATTENTION_PROPERTY,
-                System.getenv(ATTENTION_ENV)));
+        this.attention = attention(System.getProperty(ATTENTION_PROPERTY, System.getenv(ATTENTION_ENV)));
         this.type = type;
         boolean hopper = gpu.computeCapability().equals("9.0");
         if ((requested == Kernels.WGMMA || requested == Kernels.WGMMA_N128) && !hopper) {
@@ -60,23 +68,28 @@ final class KernelChoice {
     }
 
     /**
-     * Whether attention runs on the wgmma kernels (attention_sm90.cu, at the head sizes they take): where the wgmma
-     * families run (a Hopper, kernels not pinned to MMA_SYNC), unless {@link #ATTENTION_PROPERTY} says fa.
+     * Whether attention at this head size runs on the wgmma kernels (attention_sm90.cu, at the head sizes they take):
+     * where the wgmma families run (a Hopper, kernels not pinned to MMA_SYNC), as {@link #ATTENTION_PROPERTY} says.
      */
-    boolean runsWgmmaAttention() {
-        return runsWgmma() && !attentionOnMmaSync;
+    boolean runsWgmmaAttention(int headDim) {
+        return runsWgmma() && switch (attention) {
+            case FA -> false;
+            case SM90 -> true;
+            case AUTO -> SM90_ATTENTION_HEAD_DIMS.contains(headDim);
+        };
     }
 
-    /** {@link #ATTENTION_PROPERTY}'s value (null: not set) read: whether attention stays on mma.sync. */
-    static boolean attentionOnMmaSync(String configured) {
-        if (configured == null || configured.isBlank() || configured.strip().equals("auto")) {
-            return false;
-        }
-        if (configured.strip().equals("fa")) {
-            return true;
+    /** {@link #ATTENTION_PROPERTY}'s value (null: not set, auto) read. */
+    static Attention attention(String configured) {
+        String value = configured == null || configured.isBlank() ? "auto" : configured.strip();
+        for (Attention a : Attention.values()) {
+            if (a.name().toLowerCase(java.util.Locale.ROOT).equals(value)) {
+                return a;
+            }
         }
         throw new IllegalArgumentException("-D" + ATTENTION_PROPERTY + " / " + ATTENTION_ENV + " must be auto (wgmma "
-                + "attention on a Hopper) or fa (the mma.sync kernels), not \"" + configured + "\"");
+                + "attention on a Hopper where measured faster), sm90 (wgmma attention at every head size it takes) or "
+                + "fa (the mma.sync kernels), not \"" + configured + "\"");
     }
 
     /** The variants of a family this backend may run, in the tuner's order. */

@@ -47,20 +47,41 @@ class CudaAttentionSm90Test {
         }
     }
 
-    /** The default backend picks the wgmma kernels at 64, 128 and 256; MMA_SYNC keeps the mma.sync ones. */
+    /**
+     * The default backend picks the wgmma kernels where measured faster (head size 256), sm90 at 64, 128 and 256;
+     * MMA_SYNC keeps the mma.sync ones.
+     */
     @Test
     void hopperPicksTheWgmmaKernelsUnlessPinnedToMmaSync() {
         String pinned = System.getProperty(KernelChoice.ATTENTION_PROPERTY, System.getenv(KernelChoice.ATTENTION_ENV));
         assumeTrue(pinned == null, "attention pinned by -Dmoescore.attention / MOESCORE_ATTENTION");
         for (Precision precision : new Precision[] {Precision.BF16, Precision.FP16}) {
-            CudaBackend wgmma = new CudaBackend(CudaOptions.device(0).withPrecision(precision));
+            CudaBackend auto = new CudaBackend(CudaOptions.device(0).withPrecision(precision));
+            CudaBackend wgmma = sm90(precision);
             CudaBackend mma = new CudaBackend(CudaOptions.device(0).withPrecision(precision)
                     .withKernels(Kernels.MMA_SYNC));
             for (int d : new int[] {64, 128, 256}) {
+                assertEquals(KernelChoice.SM90_ATTENTION_HEAD_DIMS.contains(d) ? AttentionKernel.Kind.SM90
+                        : AttentionKernel.Kind.HALF_INPUTS, auto.attentionKernel(d).kind(), precision + " auto d" + d);
                 assertEquals(AttentionKernel.Kind.SM90, wgmma.attentionKernel(d).kind(), precision + " d" + d);
                 assertEquals(AttentionKernel.Kind.HALF_INPUTS, mma.attentionKernel(d).kind(), precision + " d" + d);
             }
             assertEquals(AttentionKernel.Kind.TENSOR_CORES, wgmma.attentionKernel(96).kind(), "head size 96");
+        }
+    }
+
+    /** A backend with -Dmoescore.attention=sm90: the wgmma kernels at every head size they take. */
+    private static CudaBackend sm90(Precision precision) {
+        String before = System.getProperty(KernelChoice.ATTENTION_PROPERTY);
+        System.setProperty(KernelChoice.ATTENTION_PROPERTY, "sm90");
+        try {
+            return new CudaBackend(CudaOptions.device(0).withPrecision(precision));
+        } finally {
+            if (before == null) {
+                System.clearProperty(KernelChoice.ATTENTION_PROPERTY);
+            } else {
+                System.setProperty(KernelChoice.ATTENTION_PROPERTY, before);
+            }
         }
     }
 
@@ -75,7 +96,7 @@ class CudaAttentionSm90Test {
     }
 
     private void againstCpuAndMmaSync(Precision precision) {
-        CudaBackend wgmma = new CudaBackend(CudaOptions.device(0).withPrecision(precision));
+        CudaBackend wgmma = sm90(precision);
         CudaBackend mma = new CudaBackend(CudaOptions.device(0).withPrecision(precision).withKernels(Kernels.MMA_SYNC));
         // packed odd lengths: one-row sequences, partial tiles, several turns of the K/V ring
         int[] lengths = {1, 77, 128, 300, 513, 1000, 2, 129};

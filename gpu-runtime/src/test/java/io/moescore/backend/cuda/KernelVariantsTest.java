@@ -217,16 +217,17 @@ class KernelVariantsTest {
         assertEquals(2 * 3, sm90, "wgmma attention kernels: bf16 and fp16 at head sizes 64, 128, 256");
     }
 
-    /** -Dmoescore.attention / MOESCORE_ATTENTION: auto (or unset) lets a Hopper run wgmma attention, fa keeps
-     * mma.sync; anything else is refused, naming the option. */
+    /** -Dmoescore.attention / MOESCORE_ATTENTION: auto (or unset), sm90 or fa; anything else is refused, naming the
+     * option. */
     @Test
-    void attentionOptionReadsAutoAndFaOnly() {
-        assertEquals(false, KernelChoice.attentionOnMmaSync(null));
-        assertEquals(false, KernelChoice.attentionOnMmaSync(""));
-        assertEquals(false, KernelChoice.attentionOnMmaSync("auto"));
-        assertEquals(true, KernelChoice.attentionOnMmaSync("fa"));
+    void attentionOptionReadsAutoSm90AndFaOnly() {
+        assertEquals(KernelChoice.Attention.AUTO, KernelChoice.attention(null));
+        assertEquals(KernelChoice.Attention.AUTO, KernelChoice.attention(""));
+        assertEquals(KernelChoice.Attention.AUTO, KernelChoice.attention("auto"));
+        assertEquals(KernelChoice.Attention.SM90, KernelChoice.attention("sm90"));
+        assertEquals(KernelChoice.Attention.FA, KernelChoice.attention(" fa "));
         IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-                () -> KernelChoice.attentionOnMmaSync("sm80"));
+                () -> KernelChoice.attention("sm80"));
         assertTrue(e.getMessage().contains("moescore.attention") && e.getMessage().contains("MOESCORE_ATTENTION")
                 && e.getMessage().contains("sm80"), e.getMessage());
     }
