@@ -29,9 +29,11 @@ import org.junit.jupiter.api.Test;
  * ({@link PrecisionBounds}, reference-precision.json): positions where the reference's routing is a tie are left out
  * (counted, printed, at most 5% of them), every other log-prob within 0.5, and per fixture no more tokens off by over
  * 2e-2 than transformers' own bf16 / fp16 run has plus 1% of the fixture's tokens; the same ordered top-5 in 90%
- * (bf16) / 95% (fp16) of sequences. Measured on an H100 (twelfth session, router product register-tiled): bf16 worst
- * 0.358 (demo model; transformers' own bf16: 1.35), fp16 worst 0.276 (demo; transformers' fp16: 0.314), demo fp16
- * 27 of 706 judged tokens over 2e-2 against transformers' 23 of 751.
+ * (bf16) / 95% (fp16) of sequences. Measured on an H100 (twelfth session, routers on the norm's 16-bit copy as
+ * transformers' bf16/fp16 run routes): bf16 worst 0.266 (demo model; transformers' own bf16: 1.35), 91 of 706 judged
+ * demo tokens over 2e-2 (transformers: 260 of 751); fp16 worst 0.082 (demo; transformers' fp16: 0.314), 7 of 706
+ * over (transformers: 23 of 751); top-5 31 / 34 of 34. With the fp32 router product instead: demo bf16 0.358,
+ * fp16 0.276 and 27 over (bench/results/session12).
  */
 @Tag("gpu")
 class CudaReferenceFixtureTest {
