@@ -71,8 +71,14 @@ class ArrowDataSourceTest {
     }
 
     @AfterEach
-    void nothingLeaked() {
-        // Readers and writers allocate from children of Spark's root and close them when their task ends.
+    void nothingLeaked() throws InterruptedException {
+        // Readers and writers allocate from children of Spark's root and close them when their task ends. A failed
+        // job returns as soon as one task fails, while Spark still kills its other tasks (their writers close in the
+        // task-completion listener): wait for those, up to 10 s, before asking.
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (ArrowUtils.rootAllocator().getAllocatedMemory() != 0 && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
         assertEquals(0, ArrowUtils.rootAllocator().getAllocatedMemory());
     }
 
