@@ -373,6 +373,10 @@ public final class ModelWeights implements AutoCloseable {
          * 2f of gate_up_proj's [2F, H], down is [H, F] as is. Biases are always plain tensors.
          */
         ExpertWeights gptOssExperts(String prefix, ModelConfig c) {
+            if (pruneExperts != null) {
+                throw new UnsupportedOperationException("--prune-experts " + pruneExperts + " is not implemented for "
+                        + "gpt_oss's biased experts (" + prefix + "gate_up_proj)");
+            }
             int n = c.numExperts();
             int ffn = c.expertFfnSize();
             int h = c.hiddenSize();

@@ -140,6 +140,17 @@ class GptOssEngineTest {
         check("gpt_oss default layer_types", model, w);
     }
 
+    @Test
+    void pruningOnLoadIsRefusedNamingTheExperts() throws IOException {
+        Path model = dir.resolve("gptoss-prune");
+        write(GPT_OSS, model, SEED + 5, DType.F32);
+        LoadOptions prune = LoadOptions.DEFAULT.withPruneExperts(io.moescore.sparse.SparsityPattern.TWO_FOUR);
+        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+                () -> Engine.load(model, cpu, prune));
+        assertTrue(e.getMessage().contains("--prune-experts") && e.getMessage().contains("gate_up_proj"),
+                e.getMessage());
+    }
+
     // ---- MXFP4 -------------------------------------------------------------------------------------------------
 
     /** E2M1 by its bits, the way the OCP spec defines it (not a table): (-1)^s 2^(e-1) (1 + m/2), e = 0: m/2. */
