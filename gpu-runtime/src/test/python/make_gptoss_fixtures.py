@@ -32,7 +32,9 @@ def config(**kw):
     base = dict(vocab_size=V, hidden_size=H, intermediate_size=F, num_hidden_layers=4, num_attention_heads=8,
                 num_key_value_heads=2, head_dim=16, num_local_experts=E, num_experts_per_tok=2, sliding_window=32,
                 layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
-                max_position_embeddings=512, rms_norm_eps=1e-5, tie_word_embeddings=False, swiglu_limit=7.0)
+                max_position_embeddings=256, rms_norm_eps=1e-5, tie_word_embeddings=False, swiglu_limit=7.0)
+    # factor = max_position_embeddings / original_max_position_embeddings (256 / 64): some transformers versions take
+    # that ratio instead of `factor` when original_max_position_embeddings is given; equal, the fixture holds for both
     scaling = dict(rope_type="yarn", factor=4.0, beta_fast=32.0, beta_slow=1.0, truncate=False,
                    original_max_position_embeddings=64)
     if "rope_parameters" in inspect.signature(cls.__init__).parameters:

@@ -17,8 +17,6 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Random;
 import java.util.function.Consumer;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -31,21 +29,22 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class GptOssEngineTest {
     static final long SEED = 20261207L;
-    static final double TOLERANCE = FamilyEngineTest.TOLERANCE;
-    static CpuBackend cpu;
 
     @TempDir
     Path dir;
 
-    @BeforeAll
-    static void start() {
-        cpu = new CpuBackend(2);
-        System.out.println("GptOssEngineTest seed " + SEED);
+    /** The engine's log-probs on a CPU backend of its own (packed and alone: the same bits). */
+    static double[][] engineLogProbs(Path model) {
+        try (CpuBackend cpu = new CpuBackend(2)) {
+            return FamilyEngineTest.engineLogProbs(model, cpu);
+        }
     }
 
-    @AfterAll
-    static void stop() {
-        cpu.close();
+    /** Loading fails as {@code type} says. */
+    static <T extends Throwable> T loadFails(Class<T> type, Path model, LoadOptions options) {
+        try (CpuBackend cpu = new CpuBackend(2)) {
+            return assertThrows(type, () -> Engine.load(model, cpu, options));
+        }
     }
 
     static final String GPT_OSS = """
@@ -61,6 +60,7 @@ class GptOssEngineTest {
 
     /** Writes a model of the config with random weights in dtype; returns the weights as the checkpoint holds them. */
     static Map<String, float[]> write(String config, Path model, long seed, DType dtype) throws IOException {
+        System.out.println("GptOssEngineTest " + model.getFileName() + " seed " + seed);
         Files.createDirectories(model);
         Files.writeString(model.resolve("config.json"), config);
         ModelConfig c = ModelConfig.load(model);
@@ -82,9 +82,9 @@ class GptOssEngineTest {
 
     static double check(String name, Path model, Map<String, float[]> w) {
         ModelConfig c = ModelConfig.load(model);
-        double worst = FamilyEngineTest.worst(FamilyEngineTest.engineLogProbs(model, cpu), c, w);
+        double worst = FamilyEngineTest.worst(engineLogProbs(model), c, w);
         System.out.printf("%s: worst |engine - naive| %.2e%n", name, worst);
-        assertTrue(worst <= TOLERANCE, name + ": worst " + worst);
+        assertTrue(worst <= FamilyEngineTest.TOLERANCE, name + ": worst " + worst);
         return worst;
     }
 
@@ -93,10 +93,10 @@ class GptOssEngineTest {
         Path model = dir.resolve("gptoss-fp32");
         Map<String, float[]> w = write(GPT_OSS, model, SEED, DType.F32);
         ModelConfig c = ModelConfig.load(model);
-        double[][] engine = FamilyEngineTest.engineLogProbs(model, cpu);
+        double[][] engine = engineLogProbs(model);
         double worst = FamilyEngineTest.worst(engine, c, w);
         System.out.printf("gpt_oss fp32: worst |engine - naive| %.2e%n", worst);
-        assertTrue(worst <= TOLERANCE, "worst " + worst);
+        assertTrue(worst <= FamilyEngineTest.TOLERANCE, "worst " + worst);
         Map<String, Consumer<ObjectNode>> variants = Map.of(
                 "the clamp (swiglu_limit 100)", n -> n.put("swiglu_limit", 100.0),
                 "the sliding window (64)", n -> n.put("sliding_window", 64),
@@ -106,7 +106,7 @@ class GptOssEngineTest {
             v.getValue().accept(changed);
             double off = FamilyEngineTest.worst(engine, ModelConfig.parse(changed, v.getKey()), w);
             System.out.printf("gpt_oss without %s: %.2e%n", v.getKey(), off);
-            assertTrue(off > 100 * TOLERANCE, v.getKey() + " is not exercised: " + off);
+            assertTrue(off > 100 * FamilyEngineTest.TOLERANCE, v.getKey() + " is not exercised: " + off);
         }
         // the sinks: zeroed (a logit of 0 in every denominator) and absent (-infinity: no extra term)
         for (float sink : new float[] {0f, Float.NEGATIVE_INFINITY}) {
@@ -121,7 +121,7 @@ class GptOssEngineTest {
             });
             double off = FamilyEngineTest.worst(engine, c, changed);
             System.out.printf("gpt_oss with sinks %s: %.2e%n", sink, off);
-            assertTrue(off > 100 * TOLERANCE, "sinks of " + sink + " are as close: " + off);
+            assertTrue(off > 100 * FamilyEngineTest.TOLERANCE, "sinks of " + sink + " are as close: " + off);
         }
     }
 
@@ -145,8 +145,7 @@ class GptOssEngineTest {
         Path model = dir.resolve("gptoss-prune");
         write(GPT_OSS, model, SEED + 5, DType.F32);
         LoadOptions prune = LoadOptions.DEFAULT.withPruneExperts(io.moescore.sparse.SparsityPattern.TWO_FOUR);
-        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
-                () -> Engine.load(model, cpu, prune));
+        UnsupportedOperationException e = loadFails(UnsupportedOperationException.class, model, prune);
         assertTrue(e.getMessage().contains("--prune-experts") && e.getMessage().contains("gate_up_proj"),
                 e.getMessage());
     }
@@ -204,6 +203,7 @@ class GptOssEngineTest {
      * {@code edit} may break the packed tensors before they are written (name -> [blocks or scales]).
      */
     Map<String, float[]> writeMxfp4(Path model, long seed, Consumer<Map<String, Object[]>> edit) throws IOException {
+        System.out.println("GptOssEngineTest " + model.getFileName() + " seed " + seed);
         Files.createDirectories(model);
         Files.writeString(model.resolve("config.json"), GPT_OSS);
         ModelConfig c = ModelConfig.load(model);
@@ -263,15 +263,15 @@ class GptOssEngineTest {
             }
             return s;
         });
-        double off = FamilyEngineTest.worst(FamilyEngineTest.engineLogProbs(model, cpu), c, swapped);
+        double off = FamilyEngineTest.worst(engineLogProbs(model), c, swapped);
         System.out.printf("gpt_oss mxfp4 read as halves: %.2e%n", off);
-        assertTrue(off > 100 * TOLERANCE, "the interleave is not exercised: " + off);
+        assertTrue(off > 100 * FamilyEngineTest.TOLERANCE, "the interleave is not exercised: " + off);
     }
 
     void refused(String name, Consumer<Map<String, Object[]>> edit, String... mustName) throws IOException {
         Path model = dir.resolve(name);
         writeMxfp4(model, SEED + 4, edit);
-        ModelFormatException e = assertThrows(ModelFormatException.class, () -> Engine.load(model, cpu));
+        ModelFormatException e = loadFails(ModelFormatException.class, model, LoadOptions.DEFAULT);
         for (String s : mustName) {
             assertTrue(e.getMessage().contains(s), e.getMessage() + " does not name " + s);
         }
