@@ -21,6 +21,7 @@ import io.moescore.sparse.VectorSparse;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.IntFunction;
 import java.util.stream.IntStream;
 
 /**
@@ -382,16 +383,19 @@ public final class ModelWeights implements AutoCloseable {
             int h = c.hiddenSize();
             ConfigDim e = c.dimExperts();
             ConfigDim two = c.dimExpertFfn().times(2);
-            float[] gateUp;  // [E, 2F, H]: output feature rows
-            float[] down;    // [E, H, F]
+            // per expert: gate_up as [2F, H] (output feature rows), down as [H, F]
+            IntFunction<float[]> gateUp;
+            IntFunction<float[]> down;
             if (ckpt.has(prefix + "gate_up_proj_blocks")) {
-                gateUp = Mxfp4.read(ckpt, prefix + "gate_up_proj", e, two, c.dimHidden());
-                down = Mxfp4.read(ckpt, prefix + "down_proj", e, c.dimHidden(), c.dimExpertFfn());
+                Mxfp4.Weight gu = Mxfp4.read(ckpt, prefix + "gate_up_proj", e, two, c.dimHidden());
+                Mxfp4.Weight d = Mxfp4.read(ckpt, prefix + "down_proj", e, c.dimHidden(), c.dimExpertFfn());
+                gateUp = gu::expert;
+                down = d::expert;
             } else {
-                gateUp = transposeExperts(ref(prefix + "gate_up_proj", e, c.dimHidden(), two).toFloats(), n, h,
-                        2 * ffn);
-                down = transposeExperts(ref(prefix + "down_proj", e, c.dimExpertFfn(), c.dimHidden()).toFloats(), n,
-                        ffn, h);
+                TensorRef gu = ref(prefix + "gate_up_proj", e, c.dimHidden(), two);
+                TensorRef d = ref(prefix + "down_proj", e, c.dimExpertFfn(), c.dimHidden());
+                gateUp = x -> transpose(gu.toFloats((long) x * h * 2 * ffn, h * 2 * ffn), h, 2 * ffn);
+                down = x -> transpose(d.toFloats((long) x * ffn * h, ffn * h), ffn, h);
             }
             float[] gateUpBias = ref(prefix + "gate_up_proj_bias", e, two).toFloats();
             float[] downBias = ref(prefix + "down_proj_bias", e, c.dimHidden()).toFloats();
@@ -402,13 +406,14 @@ public final class ModelWeights implements AutoCloseable {
             float[][] upBias = new float[n][ffn];
             float[][] downBiases = new float[n][];
             for (int x = 0; x < n; x++) {
+                float[] gu = gateUp.apply(x);
                 for (int f = 0; f < ffn; f++) {
-                    System.arraycopy(gateUp, (x * 2 * ffn + 2 * f) * h, gate[x], f * h, h);
-                    System.arraycopy(gateUp, (x * 2 * ffn + 2 * f + 1) * h, up[x], f * h, h);
+                    System.arraycopy(gu, 2 * f * h, gate[x], f * h, h);
+                    System.arraycopy(gu, (2 * f + 1) * h, up[x], f * h, h);
                     gateBias[x][f] = gateUpBias[x * 2 * ffn + 2 * f];
                     upBias[x][f] = gateUpBias[x * 2 * ffn + 2 * f + 1];
                 }
-                downs[x] = Arrays.copyOfRange(down, x * h * ffn, (x + 1) * h * ffn);
+                downs[x] = down.apply(x);
                 downBiases[x] = Arrays.copyOfRange(downBias, x * h, (x + 1) * h);
             }
             ExpertWeights w = backend.biasedExpertWeights(new BiasedExperts(h, ffn, gate, up, downs, gateBias,
@@ -417,15 +422,12 @@ public final class ModelWeights implements AutoCloseable {
             return w;
         }
 
-        /** [n, rows, cols] to [n, cols, rows]. */
-        private static float[] transposeExperts(float[] a, int n, int rows, int cols) {
+        /** [rows, cols] to [cols, rows]. */
+        private static float[] transpose(float[] a, int rows, int cols) {
             float[] out = new float[a.length];
-            for (int x = 0; x < n; x++) {
-                int base = x * rows * cols;
-                for (int r = 0; r < rows; r++) {
-                    for (int col = 0; col < cols; col++) {
-                        out[base + col * rows + r] = a[base + r * cols + col];
-                    }
+            for (int r = 0; r < rows; r++) {
+                for (int col = 0; col < cols; col++) {
+                    out[col * rows + r] = a[r * cols + col];
                 }
             }
             return out;

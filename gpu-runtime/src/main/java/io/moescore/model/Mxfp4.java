@@ -71,11 +71,12 @@ public final class Mxfp4 {
     }
 
     /**
-     * A checkpoint's MXFP4 weight NAME as [experts, rows, cols] floats: NAME_blocks must be U8 [experts, rows,
-     * cols / 32, 16] and NAME_scales U8 [experts, rows, cols / 32], or the load fails naming the tensor and its
-     * shape. Row r of expert e is output feature r (see the class comment).
+     * A checkpoint's MXFP4 weight NAME of [experts, rows, cols]: NAME_blocks must be U8 [experts, rows, cols / 32,
+     * 16] and NAME_scales U8 [experts, rows, cols / 32], or this fails naming the tensor and its shape. Row r of
+     * an expert is output feature r (see the class comment). Experts are dequantized one at a time
+     * ({@link Weight#expert}), so no array holds more than one expert.
      */
-    public static float[] read(Checkpoint ckpt, String name, ConfigDim experts, ConfigDim rows, ConfigDim cols) {
+    public static Weight read(Checkpoint ckpt, String name, ConfigDim experts, ConfigDim rows, ConfigDim cols) {
         String blocksName = name + "_blocks";
         String scalesName = name + "_scales";
         if (!ckpt.has(scalesName)) {
@@ -89,6 +90,29 @@ public final class Mxfp4 {
         ConfigDim groups = cols.divide(BLOCK);
         TensorRef blocks = ckpt.get(blocksName, experts, rows, groups, new ConfigDim(BLOCK_BYTES, "16 bytes"));
         TensorRef scales = ckpt.get(scalesName, experts, rows, groups);
-        return dequantize(blocks.toBytes(), scales.toBytes(), name);
+        for (TensorRef t : new TensorRef[] {blocks, scales}) {
+            if (t.dtype() != DType.U8) {
+                throw new ModelFormatException("tensor " + t.name() + " in " + t.file() + " is " + t.dtype()
+                        + ", expected U8 (MXFP4)");
+            }
+        }
+        return new Weight(name, blocks, scales, rows.intSize(), cols.intSize());
+    }
+
+    /** One MXFP4 weight of a checkpoint, dequantized an expert at a time. */
+    public record Weight(String name, TensorRef blocks, TensorRef scales, int rows, int cols) {
+        /** Expert {@code e}'s [rows, cols], row-major. */
+        public float[] expert(int e) {
+            long groups = (long) rows * (cols / BLOCK);
+            byte[] b = new byte[Math.toIntExact(groups * BLOCK_BYTES)];
+            byte[] s = new byte[Math.toIntExact(groups)];
+            blocks.bytes(e * groups * BLOCK_BYTES, b.length).get(b);
+            scales.bytes(e * groups, s.length).get(s);
+            try {
+                return dequantize(b, s, name);
+            } catch (ModelFormatException ex) {
+                throw new ModelFormatException(ex.getMessage() + " of expert " + e + " (blocks counted from its first)");
+            }
+        }
     }
 }
