@@ -54,12 +54,14 @@ public final class TestModels {
     public static List<Path> familyFixtures() {
         Path dir = repoRoot().resolve("gpu-runtime/src/test/resources/hf");
         return List.of("granitemoe-bf16-tied", "granitemoe-fp32", "deepseekv3-bf16-yarn", "deepseekv3-fp32-qproj",
-                "glm4moe-bf16", "glm4moe-fp32").stream().map(dir::resolve).toList();
+                "glm4moe-bf16", "glm4moe-fp32", "gptoss-fp32", "gptoss-bf16", "gptoss-mxfp4").stream()
+                .map(dir::resolve).toList();
     }
 
     /** How the family fixtures are made (GPU machine, from the repository root). */
     public static final String FAMILY_FIXTURES_COMMAND = "python3 gpu-runtime/src/test/python/make_hf_fixtures.py "
-            + "/tmp/hf granitemoe deepseekv3 glm4moe && cp -r /tmp/hf/* gpu-runtime/src/test/resources/hf/";
+            + "/tmp/hf granitemoe deepseekv3 glm4moe && python3 gpu-runtime/src/test/python/make_gptoss_fixtures.py "
+            + "/tmp/hf && cp -r /tmp/hf/* gpu-runtime/src/test/resources/hf/";
 
     /** Skips the calling test while a family fixture is not generated yet. */
     public static void assumeFixture(Path model) {

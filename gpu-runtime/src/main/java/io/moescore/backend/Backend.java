@@ -56,6 +56,16 @@ public interface Backend extends AutoCloseable {
     ExpertWeights expertWeights(WeightSlice[] gate, WeightSlice[] up, WeightSlice[] down);
 
     /**
+     * Places gpt-oss's experts (biases and the clamped SwiGLU); {@link #experts} then computes them as
+     * {@link BiasedExperts} says. Backends without such kernels refuse by name (their {@link #unsupported} names it
+     * before loading).
+     */
+    default ExpertWeights biasedExpertWeights(BiasedExperts experts) {
+        throw new UnsupportedOperationException(deviceName() + " has no kernel for experts with biases and the "
+                + "clamped SwiGLU (gpt-oss)");
+    }
+
+    /**
      * Places experts whose weights are 2:4 sparse ({@link Sparse24}): the backend keeps them
      * packed where it has sparse kernels and dense otherwise.
      */
@@ -188,6 +198,19 @@ public interface Backend extends AutoCloseable {
      * q and k heads of heads.qkHeadDim(), v and out heads of heads.vHeadDim(), softmax(scale q.k).
      */
     void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, AttentionHeads heads, int window, Tensor out);
+
+    /**
+     * {@link #attention(Tensor, Tensor, Tensor, IntTensor, AttentionHeads, int, Tensor)} with gpt-oss's attention
+     * sinks ({@code sinks} [1, heads], or null for none): per head an extra logit in the softmax's denominator that
+     * contributes no value, p_j = exp(s_j - m) / (sum_i exp(s_i - m) + exp(sink - m)), m = max(max_i s_i, sink).
+     */
+    default void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, AttentionHeads heads, int window,
+                           Tensor sinks, Tensor out) {
+        if (sinks != null) {
+            throw new UnsupportedOperationException(deviceName() + " has no attention kernel with sinks (gpt-oss)");
+        }
+        attention(q, k, v, seqOffsets, heads, window, out);
+    }
 
     /** acc += x. */
     void addInPlace(Tensor acc, Tensor x);

@@ -415,7 +415,12 @@ public final class Engine implements AutoCloseable {
                     }
                 }
                 // attn = softmax(scale q.k^T, causal, windowed) v per head
-                backend.attention(q, k, v, seqOffsets, heads, c.slidingWindow()[l], attn);
+                // (gpt-oss: with the layer's sinks, one more logit per head in the softmax denominator)
+                if (layer.sinks() != null) {
+                    backend.attention(q, k, v, seqOffsets, heads, c.slidingWindow()[l], layer.sinks(), attn);
+                } else {
+                    backend.attention(q, k, v, seqOffsets, heads, c.slidingWindow()[l], attn);
+                }
                 backend.linear(attn, layer.o(), layer.oBias(), mixed);
                 // x += mixed (x residual_multiplier); ffnIn = rmsnorm(x)
                 if (m.residual() != 1f) {
@@ -425,7 +430,8 @@ public final class Engine implements AutoCloseable {
 
                 // feed-forward block: x += moe(ffnIn) (+ shared experts) or dense ffn(ffnIn)
                 if (layer.isMoe()) {
-                    backend.linear(ffnIn, layer.router(), null, routerLogits);
+                    // router logits = ffnIn router^T (+ gpt-oss's router bias)
+                    backend.linear(ffnIn, layer.router(), layer.routerBias(), routerLogits);
                     try (ExpertRouting routing = backend.route(routerLogits, routers.get(l), seqOffsetArray)) {
                         int layerIndex = l;
                         backend.experts(ffnIn, routing, layer.experts(), mixed, seen == null ? null

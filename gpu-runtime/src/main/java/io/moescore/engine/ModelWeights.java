@@ -1,6 +1,7 @@
 package io.moescore.engine;
 
 import io.moescore.backend.Backend;
+import io.moescore.backend.BiasedExperts;
 import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.WeightSlice;
@@ -9,6 +10,7 @@ import io.moescore.model.ConfigDim;
 import io.moescore.model.LatentAttention;
 import io.moescore.model.ModelConfig;
 import io.moescore.model.ModelFormatException;
+import io.moescore.model.Mxfp4;
 import io.moescore.model.TensorRef;
 import io.moescore.sparse.Sparse24;
 import io.moescore.sparse.SparsityPattern;
@@ -17,7 +19,9 @@ import static io.moescore.sparse.SparsityPattern.SPARSE_VALUES;
 import static io.moescore.sparse.SparsityPattern.VECTOR_SPARSE_KEEP;
 import io.moescore.sparse.VectorSparse;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.function.IntFunction;
 import java.util.stream.IntStream;
 
 /**
@@ -36,14 +40,15 @@ public final class ModelWeights implements AutoCloseable {
      * One decoder layer. Nullable fields are absent in that family or layer: with latent attention, k and v are
      * null and q is q_proj (null where q_lora_rank is set); routerCorrectionBias is the group-limited router's
      * e_score_correction_bias, read to the host. qkv: q_proj, k_proj and v_proj stacked as one weight where the
-     * backend projects them at once ({@link Backend#fusesQkv}; q, k and v are then null), else null.
+     * backend projects them at once ({@link Backend#fusesQkv}; q, k and v are then null), else null. sinks: gpt-oss's
+     * per-head attention sink logits [1, heads]; routerBias: gpt-oss's mlp.router.bias [1, experts].
      */
     public record Layer(Tensor inputNorm, Tensor qkv, Tensor q, Tensor k, Tensor v, Tensor o,
                         Tensor qBias, Tensor kBias, Tensor vBias, Tensor oBias,
                         Tensor qNorm, Tensor kNorm, Latent latent, Tensor postAttentionNorm,
                         Tensor router, float[] routerCorrectionBias, ExpertWeights experts,
                         ExpertWeights sharedExpert, Tensor sharedExpertGate,
-                        ExpertWeights denseFfn) {
+                        ExpertWeights denseFfn, Tensor sinks, Tensor routerBias) {
         boolean isMoe() {
             return router != null;
         }
@@ -87,8 +92,15 @@ public final class ModelWeights implements AutoCloseable {
             ExpertWeights shared = null;
             Tensor sharedGate = null;
             ExpertWeights dense = null;
+            Tensor routerBias = null;
             if (c.moeLayers()[l]) {
-                if (c.family() == ModelConfig.Family.GRANITEMOE) {
+                if (c.family() == ModelConfig.Family.GPT_OSS) {
+                    // modeling_gpt_oss: mlp.router (weight [E, H], bias [E]); mlp.experts' fused tensors
+                    String moe = p + "mlp.";
+                    router = load.matrix(moe + "router.weight", c.dimExperts(), h);
+                    routerBias = load.vector(moe + "router.bias", c.dimExperts());
+                    experts = load.gptOssExperts(moe + "experts.", c);
+                } else if (c.family() == ModelConfig.Family.GRANITEMOE) {
                     // modeling_granitemoe: router.layer [E, H]; input_linear [E, 2I, H] (gate rows first) and
                     // output_linear [E, H, I], as the fused layout
                     String moe = p + "block_sparse_moe.";
@@ -133,7 +145,10 @@ public final class ModelWeights implements AutoCloseable {
                     c.outputBias() ? load.vector(a + "o_proj.bias", h) : null,
                     qNorm, kNorm, latent,
                     load.vector(p + "post_attention_layernorm.weight", h),
-                    router, correction, experts, shared, sharedGate, dense));
+                    router, correction, experts, shared, sharedGate, dense,
+                    c.attentionSinks() ? load.vector(a + "sinks", ConfigDim.of("num_attention_heads", c.numHeads()))
+                            : null,
+                    routerBias));
         }
         layers = List.copyOf(list);
         finalNorm = load.vector("model.norm.weight", h);
@@ -343,6 +358,79 @@ public final class ModelWeights implements AutoCloseable {
                 down[e] = new WeightSlice(downAll, e * downStride, h, ffn);
             }
             return placeDense(gate, up, down);
+        }
+
+        /**
+         * gpt-oss's experts (modeling_gpt_oss GptOssExperts), which compute x @ W (weights stored [in, out], the
+         * transpose of nn.Linear's):
+         * <pre>
+         *   gate_up = x @ gate_up_proj[e] + gate_up_proj_bias[e]      gate_up_proj [E, H, 2F], bias [E, 2F]
+         *   gate, up = gate_up[..., ::2], gate_up[..., 1::2]           (interleaved columns, gate first)
+         *   y = ClampedSwiglu(gate, up) @ down_proj[e] + down_proj_bias[e]   down_proj [E, F, H], bias [E, H]
+         * </pre>
+         * so gate row f (our [ffn, hidden] layout) is column 2f of gate_up_proj[e], up row f column 2f + 1, and
+         * down row h (our [hidden, ffn]) column h of down_proj[e]. Released checkpoints store the two weights as
+         * MXFP4 ({@link Mxfp4}: NAME_blocks / NAME_scales), already [out, in] once dequantized: gate row f is row
+         * 2f of gate_up_proj's [2F, H], down is [H, F] as is. Biases are always plain tensors.
+         */
+        ExpertWeights gptOssExperts(String prefix, ModelConfig c) {
+            if (pruneExperts != null) {
+                throw new UnsupportedOperationException("--prune-experts " + pruneExperts + " is not implemented for "
+                        + "gpt_oss's biased experts (" + prefix + "gate_up_proj)");
+            }
+            int n = c.numExperts();
+            int ffn = c.expertFfnSize();
+            int h = c.hiddenSize();
+            ConfigDim e = c.dimExperts();
+            ConfigDim two = c.dimExpertFfn().times(2);
+            // per expert: gate_up as [2F, H] (output feature rows), down as [H, F]
+            IntFunction<float[]> gateUp;
+            IntFunction<float[]> down;
+            if (ckpt.has(prefix + "gate_up_proj_blocks")) {
+                Mxfp4.Weight gu = Mxfp4.read(ckpt, prefix + "gate_up_proj", e, two, c.dimHidden());
+                Mxfp4.Weight d = Mxfp4.read(ckpt, prefix + "down_proj", e, c.dimHidden(), c.dimExpertFfn());
+                gateUp = gu::expert;
+                down = d::expert;
+            } else {
+                TensorRef gu = ref(prefix + "gate_up_proj", e, c.dimHidden(), two);
+                TensorRef d = ref(prefix + "down_proj", e, c.dimExpertFfn(), c.dimHidden());
+                gateUp = x -> transpose(gu.toFloats((long) x * h * 2 * ffn, h * 2 * ffn), h, 2 * ffn);
+                down = x -> transpose(d.toFloats((long) x * ffn * h, ffn * h), ffn, h);
+            }
+            float[] gateUpBias = ref(prefix + "gate_up_proj_bias", e, two).toFloats();
+            float[] downBias = ref(prefix + "down_proj_bias", e, c.dimHidden()).toFloats();
+            float[][] gate = new float[n][ffn * h];
+            float[][] up = new float[n][ffn * h];
+            float[][] downs = new float[n][];
+            float[][] gateBias = new float[n][ffn];
+            float[][] upBias = new float[n][ffn];
+            float[][] downBiases = new float[n][];
+            for (int x = 0; x < n; x++) {
+                float[] gu = gateUp.apply(x);
+                for (int f = 0; f < ffn; f++) {
+                    System.arraycopy(gu, 2 * f * h, gate[x], f * h, h);
+                    System.arraycopy(gu, (2 * f + 1) * h, up[x], f * h, h);
+                    gateBias[x][f] = gateUpBias[x * 2 * ffn + 2 * f];
+                    upBias[x][f] = gateUpBias[x * 2 * ffn + 2 * f + 1];
+                }
+                downs[x] = down.apply(x);
+                downBiases[x] = Arrays.copyOfRange(downBias, x * h, (x + 1) * h);
+            }
+            ExpertWeights w = backend.biasedExpertWeights(new BiasedExperts(h, ffn, gate, up, downs, gateBias,
+                    upBias, downBiases, c.clampedSwiglu()));
+            placed.add(w);
+            return w;
+        }
+
+        /** [rows, cols] to [cols, rows]. */
+        private static float[] transpose(float[] a, int rows, int cols) {
+            float[] out = new float[a.length];
+            for (int r = 0; r < rows; r++) {
+                for (int col = 0; col < cols; col++) {
+                    out[col * rows + r] = a[r * cols + col];
+                }
+            }
+            return out;
         }
 
         /** The latent attention projections of one layer ({@code a}: its self_attn. prefix). */

@@ -42,6 +42,9 @@ final class ConfigParser {
     private Double attentionScale;
     private Multipliers multipliers = Multipliers.NONE;
     private LatentAttention latent;
+    private boolean sinks;
+    private boolean routerBias;
+    private ClampedSwiglu clampedSwiglu;
 
     ConfigParser(JsonNode root, String source) {
         this.root = root;
@@ -72,7 +75,8 @@ final class ConfigParser {
             throw error("hidden_act '" + act + "' is not supported (only silu: SwiGLU experts)");
         }
         JsonNode quantization = root.get("quantization_config");
-        if (quantization != null && !quantization.isNull()) {
+        if (quantization != null && !quantization.isNull() && !(family == Family.GPT_OSS
+                && quantization.path("quant_method").asText("").equals("mxfp4"))) {
             throw error("quantization_config (" + quantization.path("quant_method").asText("unknown method")
                     + ") is not supported: moescore reads bf16, fp16 and fp32 checkpoints");
         }
@@ -88,6 +92,7 @@ final class ConfigParser {
             case GRANITEMOE -> granite();
             case DEEPSEEK_V3 -> deepseek();
             case GLM4_MOE -> glm();
+            case GPT_OSS -> gptOss();
             default -> throw new IllegalStateException(family.toString());
         }
         if (vHeadDim == 0) {
@@ -100,10 +105,11 @@ final class ConfigParser {
         int[] window = slidingWindows();
         return new ModelConfig(family, positive("vocab_size"), hidden, layers, heads, kvHeads, headDim, vHeadDim,
                 denseFfn, expertFfn, experts, topK, normTopK, shared, sharedGated, groupRouting,
-                root.hasNonNull("rms_norm_eps") ? positiveFloat("rms_norm_eps") : 1e-6f, rope,
+                root.hasNonNull("rms_norm_eps") ? positiveFloat("rms_norm_eps")
+                        : family == Family.GPT_OSS ? 1e-5f : 1e-6f, rope,
                 attentionScale != null ? attentionScale : 1.0 / Math.sqrt(headDim), multipliers,
                 optionalInt("max_position_embeddings", 4096), bool("tie_word_embeddings", false),
-                qkvBias, outBias, qkNorm, clip, latent, window, moe);
+                qkvBias, outBias, qkNorm, clip, latent, window, moe, sinks, routerBias, clampedSwiglu);
     }
 
     // ---- families ------------------------------------------------------------------------------------------
@@ -225,6 +231,40 @@ final class ConfigParser {
         partialRotary = partialRotaryFactor(0.5);
     }
 
+    /**
+     * gpt-oss (transformers' GptOssConfig / modeling_gpt_oss): every layer MoE with num_local_experts experts of
+     * intermediate_size, top num_experts_per_tok (or experts_per_token, the original checkpoints' name) by the
+     * router's biased logits, softmax over the chosen logits (= renormalised softmax top-k); q/k/v/o biases
+     * (attention_bias, true in every released model); per-head sinks; sliding_window on the layers layer_types
+     * names (alternating sliding / full from layer 0 when it is absent, as GptOssConfig fills it); YaRN rope; the
+     * clamped SwiGLU with swiglu_limit (alpha 1.702 is a constant in transformers). MXFP4 experts are dequantized on
+     * load (quantization_config {"quant_method": "mxfp4"} is accepted, only for this family).
+     * router_aux_loss_coef and output_router_logits only matter for training: ignored.
+     */
+    private void gptOss() {
+        headDim = headDim();
+        experts = expertCount();
+        if (root.hasNonNull("num_experts_per_tok") && root.hasNonNull("experts_per_token")
+                && integer("num_experts_per_tok") != integer("experts_per_token")) {
+            throw error("num_experts_per_tok " + integer("num_experts_per_tok") + " disagrees with experts_per_token "
+                    + integer("experts_per_token"));
+        }
+        topK = positive(root.hasNonNull("num_experts_per_tok") ? "num_experts_per_tok" : "experts_per_token");
+        expertFfn = positive("intermediate_size");
+        Arrays.fill(moe, true);
+        normTopK = true;
+        qkvBias = outBias = bool("attention_bias", true);
+        sinks = true;
+        routerBias = true;
+        double limit = root.hasNonNull("swiglu_limit") ? positiveFloat("swiglu_limit") : 7.0;
+        clampedSwiglu = new ClampedSwiglu(ClampedSwiglu.GPT_OSS_ALPHA, (float) limit);
+        if (!root.has("rope_scaling") && !root.has("rope_parameters")) {
+            // GptOssConfig fills in YaRN (factor 32) when the field is absent: guessing it here would be silent
+            throw error("neither rope_scaling nor rope_parameters is given: GptOssConfig's default is YaRN with "
+                    + "factor 32; write it (or null for plain rotary embeddings) in config.json");
+        }
+    }
+
     /** The MoE fields DeepSeek-V3 and GLM-4.5 share: routed and shared experts, groups, dense first layers. */
     private void groupLimitedMoe() {
         experts = root.hasNonNull("n_routed_experts") ? bounded("n_routed_experts", ModelConfig.MAX_EXPERTS)
@@ -294,10 +334,11 @@ final class ConfigParser {
             if (type == null || type.equals("default")) {
                 continue;
             }
-            if (!type.equals("yarn") || (family != Family.DEEPSEEK_V3 && family != Family.GLM4_MOE)) {
+            if (!type.equals("yarn") || (family != Family.DEEPSEEK_V3 && family != Family.GLM4_MOE
+                    && family != Family.GPT_OSS)) {
                 throw error(key + " asks for rope type '" + type + "', which is not implemented for "
                         + family.modelType + " (only 'default' rotary embeddings are"
-                        + (type.equals("yarn") ? "; yarn is, for deepseek_v3 and glm4_moe" : "") + ")");
+                        + (type.equals("yarn") ? "; yarn is, for deepseek_v3, glm4_moe and gpt_oss" : "") + ")");
             }
             found = found == null || key.equals("rope_parameters") ? node : found;
         }
@@ -377,7 +418,7 @@ final class ConfigParser {
         JsonNode theta = params != null && params.isObject() && params.hasNonNull("rope_theta")
                 ? params.get("rope_theta") : root.get("rope_theta");
         if (theta == null || theta.isNull()) {
-            return 10000.0;
+            return family == Family.GPT_OSS ? 150000.0 : 10000.0;  // GptOssConfig's default
         }
         if (!theta.isNumber() || !(theta.asDouble() > 0) || Double.isInfinite(theta.asDouble())) {
             throw error("rope_theta must be a positive number, found " + theta);
@@ -387,9 +428,9 @@ final class ConfigParser {
 
     private int[] slidingWindows() {
         int[] window = new int[layers];
-        int size = optionalNonNegative("sliding_window", 0);
+        int size = optionalNonNegative("sliding_window", family == Family.GPT_OSS ? 128 : 0);
         boolean slides = family == Family.MIXTRAL || family == Family.QWEN2_MOE || family == Family.QWEN3_MOE
-                || family == Family.OLMOE;
+                || family == Family.OLMOE || family == Family.GPT_OSS;
         JsonNode types = root.get("layer_types");
         if (types != null && types.isArray()) {
             if (types.size() != layers) {
@@ -405,6 +446,13 @@ final class ConfigParser {
                 } else if (!t.equals("full_attention")) {
                     throw error("layer_types[" + l + "] '" + t + "' is not supported for " + family.modelType);
                 }
+            }
+            return window;
+        }
+        if (family == Family.GPT_OSS && size > 0) {
+            // GptOssConfig without layer_types: sliding_attention where (i + 1) % 2 is 1, i.e. layers 0, 2, 4, ...
+            for (int l = 0; l < layers; l += 2) {
+                window[l] = size;
             }
             return window;
         }

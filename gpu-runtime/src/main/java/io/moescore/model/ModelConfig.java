@@ -27,6 +27,11 @@ import java.util.Arrays;
  * @param latentAttention    DeepSeek's multi-head latent attention, or null for q, k, v projections
  * @param slidingWindow      per layer, the attention window in tokens (0: full causal attention)
  * @param moeLayers          per layer, true where the MLP is a routed MoE block
+ * @param attentionSinks     each attention layer has a learned logit per head in its softmax denominator (gpt-oss's
+ *                           self_attn.sinks)
+ * @param routerBias         the router is a linear layer with a bias (gpt-oss's mlp.router.bias)
+ * @param clampedSwiglu      gpt-oss's experts: biases on gate/up and down, interleaved gate_up_proj, the clamped
+ *                           SwiGLU; null for plain SwiGLU experts without biases
  */
 public record ModelConfig(
         Family family,
@@ -57,14 +62,17 @@ public record ModelConfig(
         float clipQkv,
         LatentAttention latentAttention,
         int[] slidingWindow,
-        boolean[] moeLayers) {
+        boolean[] moeLayers,
+        boolean attentionSinks,
+        boolean routerBias,
+        ClampedSwiglu clampedSwiglu) {
 
     public static final String FILE = "config.json";
 
     /** The supported model_type values. */
     public enum Family {
         MIXTRAL("mixtral"), QWEN2_MOE("qwen2_moe"), QWEN3_MOE("qwen3_moe"), OLMOE("olmoe"), GRANITEMOE("granitemoe"),
-        DEEPSEEK_V3("deepseek_v3"), GLM4_MOE("glm4_moe");
+        DEEPSEEK_V3("deepseek_v3"), GLM4_MOE("glm4_moe"), GPT_OSS("gpt_oss");
 
         public final String modelType;
 
@@ -172,7 +180,7 @@ public record ModelConfig(
 
     public ConfigDim dimExperts() {
         return ConfigDim.of(switch (family) {
-            case MIXTRAL, GRANITEMOE -> "num_local_experts";
+            case MIXTRAL, GRANITEMOE, GPT_OSS -> "num_local_experts";
             case DEEPSEEK_V3, GLM4_MOE -> "n_routed_experts";
             default -> "num_experts";
         }, numExperts);
@@ -180,7 +188,7 @@ public record ModelConfig(
 
     public ConfigDim dimExpertFfn() {
         return ConfigDim.of(switch (family) {
-            case MIXTRAL, OLMOE, GRANITEMOE -> "intermediate_size";
+            case MIXTRAL, OLMOE, GRANITEMOE, GPT_OSS -> "intermediate_size";
             default -> "moe_intermediate_size";
         }, expertFfnSize);
     }
@@ -225,9 +233,11 @@ public record ModelConfig(
         long h = hiddenSize;
         long n = (long) vocabSize * h * (tieWordEmbeddings ? 1 : 2) + h;
         for (int l = 0; l < numLayers; l++) {
-            n += 2 * h + attentionParameters();
+            n += 2 * h + attentionParameters() + (attentionSinks ? numHeads : 0);
             if (moeLayers[l]) {
-                n += numExperts * h + (groupRouting != null ? numExperts : 0) + 3 * h * sharedExpertSize
+                n += numExperts * h + (groupRouting != null || routerBias ? numExperts : 0)
+                        + (clampedSwiglu != null ? (long) numExperts * (2L * expertFfnSize + h) : 0)
+                        + 3 * h * sharedExpertSize
                         + (sharedExpertGated ? h : 0);
             } else {
                 n += 3 * h * denseFfnSize;
@@ -236,7 +246,7 @@ public record ModelConfig(
         return n + routedExpertParameterCount();
     }
 
-    /** The routed experts' weights alone (gate, up and down of every expert of every MoE layer). */
+    /** The routed experts' weights alone (gate, up and down of every expert of every MoE layer; not biases). */
     public long routedExpertParameterCount() {
         long perLayer = 3L * numExperts * hiddenSize * expertFfnSize;
         long layers = 0;

@@ -112,7 +112,8 @@ class FamilyEngineTest {
             float[] v = new float[(int) n];
             boolean vector = shape.length == 1;
             double scale = name.contains("embed_tokens") ? 1 : name.endsWith("lm_head.weight")
-                    || name.endsWith("gate.weight") || name.endsWith("router.layer.weight") ? 2.0 / Math.sqrt(
+                    || name.endsWith("gate.weight") || name.endsWith("router.layer.weight")
+                    || name.endsWith("router.weight") ? 2.0 / Math.sqrt(
                     shape[shape.length - 1]) : 1.0 / Math.sqrt(shape[shape.length - 1]);
             for (int i = 0; i < n; i++) {
                 if (name.endsWith("e_score_correction_bias")) {
@@ -166,6 +167,9 @@ class FamilyEngineTest {
                     add.accept(new Object[] {a + "k_norm.weight", c.headDim()});
                 }
             }
+            if (c.attentionSinks()) {
+                add.accept(new Object[] {a + "sinks", c.numHeads()});
+            }
             add.accept(new Object[] {a + "o_proj.weight", h, c.attentionOutDim()});
             if (c.outputBias()) {
                 add.accept(new Object[] {a + "o_proj.bias", h});
@@ -174,6 +178,14 @@ class FamilyEngineTest {
             int ffn = c.expertFfnSize();
             if (!c.moeLayers()[l]) {
                 ffn(add, p + "mlp.", c.denseFfnSize(), h);
+            } else if (c.family() == ModelConfig.Family.GPT_OSS) {
+                String moe = p + "mlp.";
+                add.accept(new Object[] {moe + "router.weight", e, h});
+                add.accept(new Object[] {moe + "router.bias", e});
+                add.accept(new Object[] {moe + "experts.gate_up_proj", e, h, 2 * ffn});
+                add.accept(new Object[] {moe + "experts.gate_up_proj_bias", e, 2 * ffn});
+                add.accept(new Object[] {moe + "experts.down_proj", e, ffn, h});
+                add.accept(new Object[] {moe + "experts.down_proj_bias", e, h});
             } else if (c.family() == ModelConfig.Family.GRANITEMOE) {
                 add.accept(new Object[] {p + "block_sparse_moe.router.layer.weight", e, h});
                 add.accept(new Object[] {p + "block_sparse_moe.input_linear.weight", e, 2 * ffn, h});
@@ -217,6 +229,11 @@ class FamilyEngineTest {
 
     /** The engine's log-probs of every sequence, scored together (packed) and each alone: the same bits. */
     static double[][] engineLogProbs(Path model) {
+        return engineLogProbs(model, cpu);
+    }
+
+    /** {@link #engineLogProbs(Path)} on a given backend. */
+    static double[][] engineLogProbs(Path model, CpuBackend cpu) {
         try (Engine engine = Engine.load(model, cpu)) {
             ScoreOptions opts = new ScoreOptions(true, 0);
             ScoreBatch packed = engine.score(TokenBatch.of(SEQUENCES), opts);

@@ -53,7 +53,8 @@ class MemoryPlanTest {
     @Test
     void parameterCountOfTheFamilyFixturesOnceGenerated() {
         for (Path model : TestModels.familyFixtures()) {
-            if (Files.exists(model.resolve("config.json"))) {
+            // (MXFP4 experts are stored as packed bytes: their element count is not the parameter count)
+            if (Files.exists(model.resolve("config.json")) && !model.getFileName().toString().endsWith("mxfp4")) {
                 assertEquals(checkpointElements(model), ModelConfig.load(model).parameterCount(), model.toString());
             }
         }

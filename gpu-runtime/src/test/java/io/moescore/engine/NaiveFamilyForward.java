@@ -10,7 +10,7 @@ import java.util.Map;
 /**
  * A second forward pass for the tests of the issue-24 families, written apart from the engine and its backend: one
  * sequence at a time, in double precision, each step in the order and form of transformers' modeling code
- * (modeling_granitemoe, modeling_deepseek_v3, modeling_glm4_moe): interleaved rotary pairs gathered to the halves
+ * (modeling_granitemoe, modeling_deepseek_v3, modeling_glm4_moe, modeling_gpt_oss): interleaved rotary pairs gathered to the halves
  * before rotate_half, the router as top-k then softmax (Granite) or transformers' group mask, the experts looped as
  * transformers loops them. Weights by their checkpoint names, row-major as stored.
  */
@@ -42,7 +42,7 @@ final class NaiveFamilyForward {
                 normed[t] = rmsNorm(x[t], w.get(p + "input_layernorm.weight"), c.rmsNormEps());
             }
             double[][] attn = c.latentAttention() != null ? latentAttention(p + "self_attn.", normed)
-                    : attention(p + "self_attn.", normed);
+                    : attention(p + "self_attn.", normed, l);
             for (int t = 0; t < n; t++) {
                 double[] o = linear(p + "self_attn.o_proj", attn[t], c.outputBias());
                 for (int i = 0; i < h; i++) {
@@ -77,7 +77,7 @@ final class NaiveFamilyForward {
     // ---- attention ---------------------------------------------------------------------------------------------
 
     /** q, k, v projections (+ biases), per-head q/k norm, rotary on the first rotaryDim columns of each head. */
-    private double[][] attention(String a, double[][] x) {
+    private double[][] attention(String a, double[][] x, int layer) {
         int n = x.length;
         int heads = c.numHeads();
         int kvHeads = c.numKvHeads();
@@ -102,7 +102,8 @@ final class NaiveFamilyForward {
                 k[t][hd] = ropeFirst(k[t][hd], t);
             }
         }
-        return softmaxAttention(q, k, v, heads / kvHeads);
+        return softmaxAttention(q, k, v, heads / kvHeads, c.slidingWindow()[layer],
+                c.attentionSinks() ? w.get(a + "sinks") : null);
     }
 
     /** DeepSeek-V3's attention as DeepseekV3Attention.forward computes it. */
@@ -135,11 +136,17 @@ final class NaiveFamilyForward {
                 v[t][hd] = Arrays.copyOfRange(kv[hd], nope, nope + vd);
             }
         }
-        return softmaxAttention(q, k, v, 1);
+        return softmaxAttention(q, k, v, 1, 0, null);
     }
 
-    /** Causal softmax(scale q.k) v per head, the heads' outputs side by side. */
-    private double[][] softmaxAttention(double[][][] q, double[][][] k, double[][][] v, int group) {
+    /**
+     * Causal softmax(scale q.k) v per head, the heads' outputs side by side; keys j with t - j &lt; window where
+     * window &gt; 0 (transformers' sliding_window_overlay: kv_idx &gt; q_idx - window). With sinks (gpt-oss's
+     * eager_attention_forward): combined = cat(scores, sink[head]); combined -= max(combined); probs =
+     * softmax(combined)[:-1], the sink's share dropped.
+     */
+    private double[][] softmaxAttention(double[][][] q, double[][][] k, double[][][] v, int group, int window,
+                                        float[] sinks) {
         int n = q.length;
         int heads = q[0].length;
         int vd = v[0][0].length;
@@ -147,18 +154,19 @@ final class NaiveFamilyForward {
         for (int t = 0; t < n; t++) {
             for (int hd = 0; hd < heads; hd++) {
                 int kh = hd / group;
+                int first = window > 0 ? Math.max(0, t - window + 1) : 0;
                 double[] s = new double[t + 1];
-                double max = Double.NEGATIVE_INFINITY;
-                for (int j = 0; j <= t; j++) {
+                double max = sinks == null ? Double.NEGATIVE_INFINITY : sinks[hd];
+                for (int j = first; j <= t; j++) {
                     s[j] = dot(q[t][hd], k[j][kh]) * c.attentionScale();
                     max = Math.max(max, s[j]);
                 }
-                double sum = 0;
-                for (int j = 0; j <= t; j++) {
+                double sum = sinks == null ? 0 : Math.exp(sinks[hd] - max);
+                for (int j = first; j <= t; j++) {
                     s[j] = Math.exp(s[j] - max);
                     sum += s[j];
                 }
-                for (int j = 0; j <= t; j++) {
+                for (int j = first; j <= t; j++) {
                     for (int i = 0; i < vd; i++) {
                         out[t][hd * vd + i] += s[j] / sum * v[j][kh][i];
                     }
@@ -212,6 +220,9 @@ final class NaiveFamilyForward {
     }
 
     private double[] moe(String p, double[] x) {
+        if (c.family() == ModelConfig.Family.GPT_OSS) {
+            return gptOssMoe(p + "mlp.", x);
+        }
         int e = c.numExperts();
         int h = c.hiddenSize();
         boolean granite = c.family() == ModelConfig.Family.GRANITEMOE;
@@ -300,6 +311,57 @@ final class NaiveFamilyForward {
             double[] shared = mlp(moe + "shared_experts.", x);
             for (int i = 0; i < h; i++) {
                 out[i] += shared[i];
+            }
+        }
+        return out;
+    }
+
+    /**
+     * modeling_gpt_oss: GptOssTopKRouter (logits = x W^T + b; top-k of the logits; softmax over the k chosen), then
+     * GptOssExperts as it computes them, x @ W: gate_up = x @ gate_up_proj[e] + gate_up_proj_bias[e] with
+     * gate_up_proj [E, H, 2F]; gate = gate_up[::2], up = gate_up[1::2]; gate = clamp(gate, max=limit); up =
+     * clamp(up, -limit, limit); glu = gate sigmoid(1.702 gate); y = ((up + 1) glu) @ down_proj[e] + down_proj_bias[e]
+     * with down_proj [E, F, H]; out = sum of the routing weight times y.
+     */
+    private double[] gptOssMoe(String moe, double[] x) {
+        int h = c.hiddenSize();
+        int ffn = c.expertFfnSize();
+        double limit = c.clampedSwiglu().limit();
+        double[] logits = linear(moe + "router", x, true);
+        int[] chosen = topK(logits, c.topK());
+        double[] gates = new double[chosen.length];
+        double sum = 0;
+        for (int j = 0; j < chosen.length; j++) {
+            gates[j] = Math.exp(logits[chosen[j]] - logits[chosen[0]]);
+            sum += gates[j];
+        }
+        float[] gateUp = w.get(moe + "experts.gate_up_proj");
+        float[] gateUpBias = w.get(moe + "experts.gate_up_proj_bias");
+        float[] down = w.get(moe + "experts.down_proj");
+        float[] downBias = w.get(moe + "experts.down_proj_bias");
+        double[] out = new double[h];
+        for (int j = 0; j < chosen.length; j++) {
+            int e = chosen[j];
+            double[] gu = new double[2 * ffn];
+            for (int col = 0; col < 2 * ffn; col++) {
+                double acc = gateUpBias[e * 2 * ffn + col];
+                for (int i = 0; i < h; i++) {
+                    acc += x[i] * gateUp[(e * h + i) * 2 * ffn + col];
+                }
+                gu[col] = acc;
+            }
+            double[] act = new double[ffn];
+            for (int f = 0; f < ffn; f++) {
+                double gate = Math.min(gu[2 * f], limit);
+                double up = Math.max(-limit, Math.min(gu[2 * f + 1], limit));
+                act[f] = (up + 1) * gate / (1 + Math.exp(-1.702 * gate));
+            }
+            for (int col = 0; col < h; col++) {
+                double acc = downBias[e * h + col];
+                for (int f = 0; f < ffn; f++) {
+                    acc += act[f] * down[(e * ffn + f) * h + col];
+                }
+                out[col] += gates[j] / sum * acc;
             }
         }
         return out;

@@ -43,6 +43,27 @@ public final class ModelConfigFamiliesFixtures {
              "rms_norm_eps": 1e-5, "rope_theta": 1000000, "rope_scaling": null, "tie_word_embeddings": false,
              "num_nextn_predict_layers": 1}""";
 
+    /** gpt-oss-20b's config.json as released (MXFP4 quantization_config, both top-k names), shrunk. */
+    public static final String GPT_OSS = """
+            {"architectures": ["GptOssForCausalLM"], "attention_bias": true, "attention_dropout": 0.0,
+             "experts_per_token": 4, "head_dim": 16, "hidden_act": "silu", "hidden_size": 64,
+             "initial_context_length": 64, "initializer_range": 0.02, "intermediate_size": 64,
+             "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+             "max_position_embeddings": 2048, "model_type": "gpt_oss", "num_attention_heads": 8,
+             "num_experts_per_tok": 4, "num_hidden_layers": 4, "num_key_value_heads": 2, "num_local_experts": 8,
+             "output_router_logits": false,
+             "quantization_config": {"modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router",
+                                     "model.embed_tokens", "lm_head"], "quant_method": "mxfp4"},
+             "rms_norm_eps": 1e-05,
+             "rope_scaling": {"beta_fast": 32.0, "beta_slow": 1.0, "factor": 32.0,
+                              "original_max_position_embeddings": 64, "rope_type": "yarn", "truncate": false},
+             "rope_theta": 150000, "router_aux_loss_coef": 0.9, "sliding_window": 16, "swiglu_limit": 7.0,
+             "tie_word_embeddings": false, "torch_dtype": "bfloat16", "use_cache": true, "vocab_size": 512}""";
+
+    public static ModelConfig gptOss() {
+        return parse(GPT_OSS);
+    }
+
     public static ModelConfig granite() {
         return parse(GRANITE);
     }

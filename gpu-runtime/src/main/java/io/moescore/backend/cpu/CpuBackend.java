@@ -2,6 +2,7 @@ package io.moescore.backend.cpu;
 
 import io.moescore.backend.AttentionHeads;
 import io.moescore.backend.Backend;
+import io.moescore.backend.BiasedExperts;
 import io.moescore.backend.ColumnBlocks;
 import io.moescore.backend.ExpertInputObserver;
 import io.moescore.backend.ExpertWeights;
@@ -78,6 +79,18 @@ public final class CpuBackend implements Backend {
             d[e] = (CpuTensor) weight(down[e]);
         }
         return new CpuExperts(g, u, d);
+    }
+
+    @Override
+    public ExpertWeights biasedExpertWeights(BiasedExperts w) {
+        int n = w.numExperts();
+        CpuTensor[][] m = new CpuTensor[3][n];
+        for (int e = 0; e < n; e++) {
+            m[0][e] = new CpuTensor(w.ffn(), w.hidden(), w.gate()[e]);
+            m[1][e] = new CpuTensor(w.ffn(), w.hidden(), w.up()[e]);
+            m[2][e] = new CpuTensor(w.hidden(), w.ffn(), w.down()[e]);
+        }
+        return new CpuExperts(m[0], m[1], m[2], w.gateBias(), w.upBias(), w.downBias(), w.activation());
     }
 
     @Override
@@ -285,6 +298,14 @@ public final class CpuBackend implements Backend {
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, AttentionHeads heads, int window,
                           Tensor out) {
+        attention(q, k, v, seqOffsets, heads, window, null, out);
+    }
+
+    /** Sinks: m = max(max_j s_j, sink); p_j = exp(s_j - m) / (sum_i exp(s_i - m) + exp(sink - m)). */
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, AttentionHeads heads, int window,
+                          Tensor sinks, Tensor out) {
+        float[] sink = sinks == null ? null : CpuTensor.of(sinks).data;
         CpuTensor qt = CpuTensor.of(q);
         CpuTensor kt = CpuTensor.of(k);
         CpuTensor vt = CpuTensor.of(v);
@@ -318,7 +339,10 @@ public final class CpuBackend implements Backend {
                 scores[j - first] = s;
                 max = Math.max(max, s);
             }
-            float sum = 0;
+            if (sink != null) {
+                max = Math.max(max, sink[head]);
+            }
+            float sum = sink == null ? 0 : (float) Math.exp(sink[head] - max);
             for (int j = 0; j < scores.length; j++) {
                 scores[j] = (float) Math.exp(scores[j] - max);
                 sum += scores[j];
@@ -405,25 +429,29 @@ public final class CpuBackend implements Backend {
         System.arraycopy(y, 0, CpuTensor.of(out).data, 0, y.length);
     }
 
-    /** down(silu(x gate^T) * (x up^T)) for the rows of x named by rows (all rows when null). */
+    /**
+     * down(silu(x gate^T) * (x up^T)) for the rows of x named by rows (all rows when null); gpt-oss's experts:
+     * down(clampedSwiglu(x gate^T + gateBias, x up^T + upBias)) + downBias.
+     */
     private float[] swiglu(float[] x, int[] rows, int count, CpuExperts w, int expert, ExpertInputObserver seen) {
         CpuTensor gate = w.gate()[expert];
         CpuTensor up = w.up()[expert];
         CpuTensor down = w.down()[expert];
+        boolean biased = w.clamped() != null;
         int ffn = gate.rows;
         float[] g = new float[count * ffn];
         float[] u = new float[count * ffn];
-        matmulTransposed(x, count, rows, gate, g, null);
-        matmulTransposed(x, count, rows, up, u, null);
+        matmulTransposed(x, count, rows, gate, g, biased ? w.gateBias()[expert] : null);
+        matmulTransposed(x, count, rows, up, u, biased ? w.upBias()[expert] : null);
         for (int i = 0; i < g.length; i++) {
             float a = g[i];
-            g[i] = a / (1f + (float) Math.exp(-a)) * u[i];
+            g[i] = biased ? w.clamped().apply(a, u[i]) : a / (1f + (float) Math.exp(-a)) * u[i];
         }
         if (seen != null) {
             seen.observe(expert, x, rows, gate.cols, g, ffn);
         }
         float[] y = new float[count * down.rows];
-        matmulTransposed(g, count, null, down, y, null);
+        matmulTransposed(g, count, null, down, y, biased ? w.downBias()[expert] : null);
         return y;
     }
 

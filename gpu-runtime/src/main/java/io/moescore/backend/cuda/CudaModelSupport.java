@@ -8,7 +8,8 @@ import java.util.List;
 /**
  * Which models the CUDA backend can run, decided from the config before anything loads: the features of issue 24
  * that have no kernels here yet (Granite's multipliers, latent attention, YaRN, partial or interleaved rotary
- * embeddings, the group-limited sigmoid router) are named; the CPU backend runs them all.
+ * embeddings, the group-limited sigmoid router, gpt-oss's sinks, router bias and biased clamped-SwiGLU experts)
+ * are named; the CPU backend runs them all.
  */
 final class CudaModelSupport {
     private CudaModelSupport() {
@@ -30,6 +31,16 @@ final class CudaModelSupport {
         if (c.groupRouting() != null) {
             missing.add("a router kernel for group-limited sigmoid routing (n_group " + c.groupRouting().groups()
                     + ", topk_group " + c.groupRouting().topkGroups() + ")");
+        }
+        if (c.attentionSinks()) {
+            missing.add("an attention kernel with sinks (a learned logit per head in the softmax denominator)");
+        }
+        if (c.routerBias()) {
+            missing.add("a router with a bias");
+        }
+        if (c.clampedSwiglu() != null) {
+            missing.add("expert kernels with biases and the clamped SwiGLU (swiglu_limit "
+                    + c.clampedSwiglu().limit() + ")");
         }
         return missing;
     }

@@ -37,4 +37,16 @@ class CudaMissingKernelsTest {
         String glm = String.join("; ", CudaModelSupport.missingKernels(ModelConfigFamiliesFixtures.glm()));
         assertTrue(glm.contains("rotary over 8 columns") && glm.contains("group-limited"), glm);
     }
+
+    @Test
+    void gptOssLacksSinksRouterBiasAndBiasedExpertsEvenWithPlainRope() throws Exception {
+        String missing = String.join("; ", CudaModelSupport.missingKernels(ModelConfigFamiliesFixtures.gptOss()));
+        assertTrue(missing.contains("sinks") && missing.contains("router with a bias")
+                && missing.contains("clamped SwiGLU") && missing.contains("yarn"), missing);
+        var plain = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(ModelConfigFamiliesFixtures.GPT_OSS);
+        plain.putNull("rope_scaling");
+        String withoutYarn = String.join("; ", CudaModelSupport.missingKernels(ModelConfig.parse(plain, "test")));
+        assertTrue(withoutYarn.contains("sinks") && !withoutYarn.contains("yarn"), withoutYarn);
+    }
 }
