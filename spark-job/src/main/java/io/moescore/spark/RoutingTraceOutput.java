@@ -66,14 +66,19 @@ record RoutingTraceOutput(String dir, TraceFormat format, Map<String, String> ha
 
     /** The trace of one task attempt on this executor; {@code device} is the GPU ordinal it scores on. */
     TaskTrace open(TaskContext task, String executor, int device) {
-        String name = attemptName(task.stageId(), task.partitionId(), task.attemptNumber());
+        return open(task.stageId(), task.partitionId(), task.attemptNumber(), executor, device);
+    }
+
+    /** The trace of attempt {@code attempt} of the task of {@code partition} in {@code stage}. */
+    TaskTrace open(int stage, int partition, int attempt, String executor, int device) {
+        String name = attemptName(stage, partition, attempt);
         return new TaskTrace(() -> {
             Path file = new Path(new Path(dir, ATTEMPTS), name + format.extension());
             return format.open(file.getFileSystem(ModelFiles.hadoopConf(hadoopConf)), file);
         }, !tokens ? null : () -> {
             Path file = new Path(new Path(dir, ATTEMPTS), name + TOKENS_SUFFIX);
             return TokenTrace.open(file.getFileSystem(ModelFiles.hadoopConf(hadoopConf)), file);
-        }, executor, device, task.partitionId());
+        }, executor, device, partition);
     }
 
     /** An attempt's token file: its loads file's name with this ending instead of the format's extension. */
