@@ -20,7 +20,7 @@ public interface ExpertRouting extends AutoCloseable {
      */
     default HostExpertRouting toHost() {
         throw new UnsupportedOperationException(getClass().getSimpleName() + " cannot copy its routing to the host "
-                + "(per-token routing: --routing-trace-tokens needs --backend cpu)");
+                + "(per-token routing, --routing-trace-tokens)");
     }
 
     @Override

@@ -70,7 +70,7 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
     String routingTrace;
     @Option(names = "--routing-trace-tokens", description = "the routing trace also holds each token's chosen "
             + "experts and gate weights, per scored row and MoE layer, in DIR/tokens/ (Parquet; needs "
-            + "--routing-trace; CPU backend) (conf: routingTraceTokens)")
+            + "--routing-trace; on a GPU each MoE layer then waits for its routing) (conf: routingTraceTokens)")
     Boolean routingTraceTokens;
 
     @Spec

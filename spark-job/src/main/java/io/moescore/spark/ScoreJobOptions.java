@@ -18,7 +18,7 @@ import java.util.Locale;
  * @param outputWriter how the output is written: from the score vectors ({@link VectorOutput}) or by Spark's row
  *                   writer
  * @param routingTraceTokens the routing trace also holds each token's chosen experts and gates
- *                   ({@code --routing-trace-tokens}; needs {@code routingTrace}; not with the CUDA backend)
+ *                   ({@code --routing-trace-tokens}; needs {@code routingTrace})
  */
 public record ScoreJobOptions(List<String> inputs, String inputFormat, String output, String outputFormat,
                               String model, ScoreSettings scoring, String mode, String idColumn, String tokensColumn,
@@ -84,10 +84,6 @@ public record ScoreJobOptions(List<String> inputs, String inputFormat, String ou
         if (routingTraceTokens && routingTrace == null) {
             throw new IllegalArgumentException("--routing-trace-tokens needs --routing-trace DIR (the token routing "
                     + "is written into DIR/tokens/)");
-        }
-        if (routingTraceTokens && "cuda".equals(scoring.backend())) {
-            throw new IllegalArgumentException("--routing-trace-tokens is not available with --backend cuda (the "
-                    + "CUDA backend keeps each token's routing on the device): use --backend cpu, or drop it");
         }
         inputs = List.copyOf(inputs);
     }

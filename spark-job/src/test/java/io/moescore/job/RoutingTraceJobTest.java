@@ -15,7 +15,6 @@ import io.moescore.engine.Engine;
 import io.moescore.engine.ScoreOptions;
 import io.moescore.placement.RoutingRecord;
 import io.moescore.placement.RoutingTrace;
-import io.moescore.score.ScoreSettings;
 import io.moescore.spark.JobSummary;
 import io.moescore.spark.MoeScoreJob;
 import io.moescore.spark.ScoreJobOptions;
@@ -235,13 +234,9 @@ class RoutingTraceJobTest {
     }
 
     @Test
-    void refusedWithoutRoutingTraceAndWithCuda() {
+    void tokensOptionRefusedWithoutRoutingTrace() {
         IllegalArgumentException alone = assertThrows(IllegalArgumentException.class, () -> withTokens(null));
         assertTrue(alone.getMessage().startsWith("--routing-trace-tokens needs --routing-trace"), alone.getMessage());
-        IllegalArgumentException cuda = assertThrows(IllegalArgumentException.class, () -> SparkTests.with(
-                withTokens(dir.resolve("t").toString()), "scoring", SparkTests.cpu().with(ScoreSettings.BACKEND, "cuda")));
-        assertTrue(cuda.getMessage().startsWith("--routing-trace-tokens is not available with --backend cuda"),
-                cuda.getMessage());
 
         MoeScoreJob job = new MoeScoreJob();
         new CommandLine(job).parseArgs("--input", "in.jsonl", "--output", "out", "--model", "m",
