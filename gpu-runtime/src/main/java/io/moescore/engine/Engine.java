@@ -1,10 +1,12 @@
 package io.moescore.engine;
 
 import io.moescore.batch.ExpertLoad;
+import io.moescore.batch.TokenRouting;
 import io.moescore.batch.ScoreBatch;
 import io.moescore.batch.SequenceScore;
 import io.moescore.batch.TokenBatch;
 import io.moescore.routing.ExpertRouting;
+import io.moescore.routing.HostExpertRouting;
 import io.moescore.routing.Router;
 import io.moescore.routing.RoutingSpec;
 
@@ -26,6 +28,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.ObjIntConsumer;
 
 /**
  * Scores token sequences with one model on one backend: the whole decoder forward pass (prefill only; scoring
@@ -206,14 +209,15 @@ public final class Engine implements AutoCloseable {
             }
         }
         ExpertLoad load = new ExpertLoad(config.numLayers(), config.numExperts());
+        TokenRouting routing = options.tokenRouting() ? new TokenRouting() : null;
         SequenceScore[] scores = new SequenceScore[n];
         for (int s = 0; s < n; s++) {
             if (errors[s] != null) {
                 scores[s] = SequenceScore.failed(batch.length(s), errors[s]);
             }
         }
-        int splits = valid.isEmpty() ? 0 : scoreSplittingOnOom(batch, valid, options, scores, load, seen);
-        return new ScoreBatch(List.of(scores), load, splits);
+        int splits = valid.isEmpty() ? 0 : scoreSplittingOnOom(batch, valid, options, scores, load, routing, seen);
+        return new ScoreBatch(List.of(scores), load, splits, routing);
     }
 
     /**
@@ -221,11 +225,16 @@ public final class Engine implements AutoCloseable {
      * A single sequence that does not fit gets an error. Returns how many times a batch was split.
      */
     private int scoreSplittingOnOom(TokenBatch batch, List<Integer> valid, ScoreOptions options,
-                                    SequenceScore[] scores, ExpertLoad load, RoutedInputs seen) {
+                                    SequenceScore[] scores, ExpertLoad load, TokenRouting routing,
+                                    RoutedInputs seen) {
         ExpertLoad attempt = new ExpertLoad(config.numLayers(), config.numExperts());
+        TokenRouting attemptRouting = routing == null ? null : new TokenRouting();
         try {
-            scoreValid(batch, valid, options, scores, attempt, seen);
+            scoreValid(batch, valid, options, scores, attempt, attemptRouting, seen);
             load.add(attempt);
+            if (routing != null) {
+                routing.add(attemptRouting);
+            }
             return 0;
         } catch (DeviceOutOfMemoryException e) {
             if (seen != null) {
@@ -237,13 +246,14 @@ public final class Engine implements AutoCloseable {
                 return 0;
             }
             int half = valid.size() / 2;
-            return 1 + scoreSplittingOnOom(batch, valid.subList(0, half), options, scores, load, null)
-                    + scoreSplittingOnOom(batch, valid.subList(half, valid.size()), options, scores, load, null);
+            return 1 + scoreSplittingOnOom(batch, valid.subList(0, half), options, scores, load, routing, null)
+                    + scoreSplittingOnOom(batch, valid.subList(half, valid.size()), options, scores, load, routing,
+                    null);
         }
     }
 
     private void scoreValid(TokenBatch batch, List<Integer> valid, ScoreOptions options,
-                            SequenceScore[] scores, ExpertLoad load, RoutedInputs seen) {
+                            SequenceScore[] scores, ExpertLoad load, TokenRouting routing, RoutedInputs seen) {
         int numSeq = valid.size();
         int[] seqOffsets = new int[numSeq + 1];
         for (int i = 0; i < numSeq; i++) {
@@ -284,8 +294,15 @@ public final class Engine implements AutoCloseable {
         if (seen != null) {
             seen.sequences(valid.stream().mapToInt(Integer::intValue).toArray(), seqOffsets.clone());
         }
+        // each MoE layer's routing of the pass's rows, cut into the sequences' (only where asked: a host copy)
+        ObjIntConsumer<HostExpertRouting> routed = routing == null ? null : (host, layer) -> {
+            TokenRouting.Choices rows = host.choices(total);
+            for (int i = 0; i < numSeq; i++) {
+                routing.add(valid.get(i), layer, rows.slice(seqOffsets[i], seqOffsets[i + 1]));
+            }
+        };
         LogProbs logProbs = forward(tokens, positions, targets, seqOffsets, topRows,
-                numArgmax > 0 ? Math.max(1, options.topK()) : options.topK(), load, seen);
+                numArgmax > 0 ? Math.max(1, options.topK()) : options.topK(), load, routed, seen);
         float[] lp = logProbs.targetLogProbs();
         for (int i = 0; i < numSeq; i++) {
             int start = seqOffsets[i];
@@ -341,7 +358,8 @@ public final class Engine implements AutoCloseable {
 
     /** The decoder over packed sequences; returns the log-prob of each row's target and top tokens of topRows. */
     private LogProbs forward(int[] tokenIds, int[] positionIds, int[] targetIds, int[] seqOffsetArray,
-                             int[] topRows, int topK, ExpertLoad load, RoutedInputs seen) {
+                             int[] topRows, int topK, ExpertLoad load, ObjIntConsumer<HostExpertRouting> routed,
+                             RoutedInputs seen) {
         ModelConfig c = config;
         int t = tokenIds.length;
         int h = c.hiddenSize();
@@ -439,6 +457,9 @@ public final class Engine implements AutoCloseable {
                                         seen.accept(layerIndex, expert, xs, rows, hidden, swiglu, ffn));
                         // asked once the experts are queued: a GPU's counts arrive while they run
                         load.add(l, routing.tokensPerExpert());
+                        if (routed != null) {
+                            routed.accept(routing.toHost(), l);
+                        }
                     }
                     if (layer.sharedExpert() != null) {
                         addSharedExpert(layer, ffnIn, mixed, t);

@@ -11,8 +11,10 @@ import java.util.Arrays;
  *                      every position p .. n-2 ({@code SequenceScore.argmaxTokens}: the greedy prediction of tokens
  *                      p+1 .. n-1, what continuation scoring's {@code is_greedy} compares); -1: none. Null: none for
  *                      any sequence. Indexed by the batch's sequences, so it belongs to one batch ({@link #slice})
+ * @param tokenRouting  also return each token's chosen experts and gates per MoE layer
+ *                      ({@code ScoreBatch#tokenRouting}); off, nothing is copied
  */
-public record ScoreOptions(boolean tokenLogProbs, int topK, int[] argmaxFrom) {
+public record ScoreOptions(boolean tokenLogProbs, int topK, int[] argmaxFrom, boolean tokenRouting) {
     public static final ScoreOptions SUMS_ONLY = new ScoreOptions(false, 0);
 
     public ScoreOptions {
@@ -32,6 +34,15 @@ public record ScoreOptions(boolean tokenLogProbs, int topK, int[] argmaxFrom) {
         this(tokenLogProbs, topK, null);
     }
 
+    public ScoreOptions(boolean tokenLogProbs, int topK, int[] argmaxFrom) {
+        this(tokenLogProbs, topK, argmaxFrom, false);
+    }
+
+    /** These options returning each token's routing too ({@code on}) or not. */
+    public ScoreOptions withTokenRouting(boolean on) {
+        return new ScoreOptions(tokenLogProbs, topK, argmaxFrom, on);
+    }
+
     /** Where the most likely next tokens of sequence {@code s} start (-1: none). */
     public int argmaxFrom(int s) {
         return argmaxFrom == null ? -1 : argmaxFrom[s];
@@ -39,12 +50,12 @@ public record ScoreOptions(boolean tokenLogProbs, int topK, int[] argmaxFrom) {
 
     /** These options with per-token log-probs kept, and {@code argmaxFrom} for a batch's sequences (null: none). */
     public ScoreOptions withArgmaxFrom(boolean keepTokenLogProbs, int[] argmaxFrom) {
-        return new ScoreOptions(keepTokenLogProbs, topK, argmaxFrom);
+        return new ScoreOptions(keepTokenLogProbs, topK, argmaxFrom, tokenRouting);
     }
 
     /** These options for sequences {@code from .. to} of the batch they were made for (a run of it). */
     public ScoreOptions slice(int from, int to) {
         return argmaxFrom == null ? this
-                : new ScoreOptions(tokenLogProbs, topK, Arrays.copyOfRange(argmaxFrom, from, to));
+                : new ScoreOptions(tokenLogProbs, topK, Arrays.copyOfRange(argmaxFrom, from, to), tokenRouting);
     }
 }

@@ -12,6 +12,17 @@ public interface ExpertRouting extends AutoCloseable {
     /** How many tokens each expert got (for load statistics). */
     int[] tokensPerExpert();
 
+    /**
+     * This routing in host arrays (per-token routing for a trace); only called when a caller asks for it. Backends
+     * that keep routing on the device and cannot copy it refuse.
+     *
+     * @throws UnsupportedOperationException naming the backend's routing
+     */
+    default HostExpertRouting toHost() {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " cannot copy its routing to the host "
+                + "(per-token routing, --routing-trace-tokens)");
+    }
+
     @Override
     void close();
 }

@@ -1,5 +1,7 @@
 package io.moescore.routing;
 
+import io.moescore.batch.TokenRouting;
+
 /**
  * {@link ExpertRouting} in host arrays, as compressed rows: expert e owns entries
  * {@code offsets[e] .. offsets[e+1]-1} of {@code tokens} (row indices, increasing) and {@code gates}.
@@ -25,6 +27,33 @@ public record HostExpertRouting(int[] offsets, int[] tokens, float[] gates) impl
             counts[e] = offsets[e + 1] - offsets[e];
         }
         return counts;
+    }
+
+    @Override
+    public HostExpertRouting toHost() {
+        return this;
+    }
+
+    /** Each of rows {@code 0 .. rows-1}'s chosen experts (ascending) and gates: these lists inverted. */
+    public TokenRouting.Choices choices(int rows) {
+        int[] perRow = new int[rows + 1];
+        for (int t : tokens) {
+            perRow[t + 1]++;
+        }
+        for (int t = 0; t < rows; t++) {
+            perRow[t + 1] += perRow[t];
+        }
+        int[] fill = perRow.clone();
+        int[] experts = new int[tokens.length];
+        float[] weights = new float[tokens.length];
+        for (int e = 0; e < numExperts(); e++) {  // experts ascending: each row's list comes out ascending
+            for (int i = offsets[e]; i < offsets[e + 1]; i++) {
+                int slot = fill[tokens[i]]++;
+                experts[slot] = e;
+                weights[slot] = gates[i];
+            }
+        }
+        return new TokenRouting.Choices(perRow, experts, weights);
     }
 
     /** Builds the per-expert lists from each token's chosen experts and gates ({@code [rows][k]}, any k per row). */

@@ -4,6 +4,7 @@ import io.moescore.placement.LoadSeries;
 import io.moescore.placement.LoadStats;
 import io.moescore.placement.RoutingTrace;
 import io.moescore.report.TraceReport;
+import io.moescore.spark.trace.TokenTrace;
 import io.moescore.spark.trace.TraceInputs;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -53,6 +54,12 @@ final class TracesCommand implements Callable<Integer> {
         int steps = series.get(0).numSteps();
         print(System.out, trace, steps, stats);
         try {
+            printTokenRouting(System.out, paths);
+        } catch (IllegalArgumentException e) {
+            System.err.println("moescore traces: " + e.getMessage());
+            return 2;
+        }
+        try {
             Files.writeString(report, TraceReport.html(trace.source(), trace.numExperts(), steps, stats));
         } catch (IOException e) {
             System.err.println("moescore traces: cannot write --report " + report + ": " + e);
@@ -60,6 +67,17 @@ final class TracesCommand implements Callable<Integer> {
         }
         System.err.println("moescore traces: wrote " + report);
         return 0;
+    }
+
+    /** Says which trace folders also hold each token's routing ({@code --routing-trace-tokens}), and how much. */
+    static void printTokenRouting(PrintStream out, List<Path> paths) {
+        for (Path p : paths) {
+            long records = Files.isDirectory(p) ? TokenTrace.records(p) : -1;
+            if (records >= 0) {
+                out.printf("%s: token routing: %d records (one per scored row and MoE layer) in %s%n", p, records,
+                        p.resolve(TokenTrace.FOLDER));
+            }
+        }
     }
 
     static void print(PrintStream out, RoutingTrace trace, int steps, List<LoadStats> stats) {

@@ -68,6 +68,10 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
             + "(Parquet; Arrow IPC where the output is Arrow); read it with `moescore traces` and `moescore "
             + "placement` (conf: routingTrace)")
     String routingTrace;
+    @Option(names = "--routing-trace-tokens", description = "the routing trace also holds each token's chosen "
+            + "experts and gate weights, per scored row and MoE layer, in DIR/tokens/ (Parquet; needs "
+            + "--routing-trace; on a GPU each MoE layer then waits for its routing) (conf: routingTraceTokens)")
+    Boolean routingTraceTokens;
 
     @Spec
     CommandSpec spec;
@@ -98,7 +102,9 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
                 conf.get(CONF_PREFIX + "textColumn", ScoreColumns.TEXT),
                 ScoreJobOptions.PARTITIONS.resolve(given), summary,
                 resume != null ? resume : conf.getBoolean(CONF_PREFIX + "resume", false),
-                JobConf.pick(routingTrace, conf, "routingTrace", null), ScoreJobOptions.OUTPUT_WRITER.resolve(given));
+                JobConf.pick(routingTrace, conf, "routingTrace", null), ScoreJobOptions.OUTPUT_WRITER.resolve(given),
+                routingTraceTokens != null ? routingTraceTokens
+                        : conf.getBoolean(CONF_PREFIX + "routingTraceTokens", false));
     }
 
     public static void main(String[] args) {
@@ -200,7 +206,8 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
         }
         MoeScorer scorer = scorer(options);
         RoutingTraceOutput trace = options.routingTrace() == null ? null
-                : RoutingTraceOutput.of(options.routingTrace(), options.outputFormat(), hadoop);
+                : RoutingTraceOutput.of(options.routingTrace(), options.outputFormat(), options.routingTraceTokens(),
+                        hadoop);
         if (trace != null) {
             trace.prepare(options.mode());
         }

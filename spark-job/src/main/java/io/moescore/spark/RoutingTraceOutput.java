@@ -1,5 +1,6 @@
 package io.moescore.spark;
 
+import io.moescore.spark.trace.TokenTrace;
 import io.moescore.spark.trace.TraceFormat;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -23,8 +24,12 @@ import org.apache.spark.TaskContext;
  * ({@link TraceFormat}). Sent to executors with the tasks.
  *
  * @param hadoopConf the driver's Hadoop settings, to write on executors
+ * @param tokens     also each token's chosen experts and gates ({@code --routing-trace-tokens}): every attempt
+ *                   writes them beside its loads file; the driver keeps the succeeded attempts' as
+ *                   {@code DIR/tokens/part-PPPPP-sS.parquet} ({@link TokenTrace})
  */
-record RoutingTraceOutput(String dir, TraceFormat format, Map<String, String> hadoopConf) implements Serializable {
+record RoutingTraceOutput(String dir, TraceFormat format, Map<String, String> hadoopConf, boolean tokens)
+        implements Serializable {
     static final String ATTEMPTS = "_attempts";
     static final String MANIFEST = "_routing_trace.json";
 
@@ -32,10 +37,10 @@ record RoutingTraceOutput(String dir, TraceFormat format, Map<String, String> ha
         hadoopConf = Map.copyOf(hadoopConf);
     }
 
-    static RoutingTraceOutput of(String dir, String outputFormat, Configuration hadoop) {
+    static RoutingTraceOutput of(String dir, String outputFormat, boolean tokens, Configuration hadoop) {
         Map<String, String> conf = new HashMap<>();
         hadoop.forEach(e -> conf.put(e.getKey(), e.getValue()));
-        return new RoutingTraceOutput(dir, TraceFormat.forOutput(outputFormat), conf);
+        return new RoutingTraceOutput(dir, TraceFormat.forOutput(outputFormat), conf, tokens);
     }
 
     /**
@@ -61,15 +66,40 @@ record RoutingTraceOutput(String dir, TraceFormat format, Map<String, String> ha
 
     /** The trace of one task attempt on this executor; {@code device} is the GPU ordinal it scores on. */
     TaskTrace open(TaskContext task, String executor, int device) {
-        String name = attemptName(task.stageId(), task.partitionId(), task.attemptNumber());
-        return new TaskTrace(() -> {
-            Path file = new Path(new Path(dir, ATTEMPTS), name);
-            return format.open(file.getFileSystem(ModelFiles.hadoopConf(hadoopConf)), file);
-        }, executor, device, task.partitionId());
+        return open(task.stageId(), task.partitionId(), task.attemptNumber(), executor, device);
     }
 
-    private String attemptName(int stage, int partition, int attempt) {
-        return String.format(Locale.ROOT, "s%d-p%05d-a%d%s", stage, partition, attempt, format.extension());
+    /** The trace of attempt {@code attempt} of the task of {@code partition} in {@code stage}. */
+    TaskTrace open(int stage, int partition, int attempt, String executor, int device) {
+        String name = attemptName(stage, partition, attempt);
+        return new TaskTrace(() -> {
+            Path file = new Path(new Path(dir, ATTEMPTS), name + format.extension());
+            return format.open(file.getFileSystem(ModelFiles.hadoopConf(hadoopConf)), file);
+        }, !tokens ? null : () -> {
+            Path file = new Path(new Path(dir, ATTEMPTS), name + TOKENS_SUFFIX);
+            return TokenTrace.open(file.getFileSystem(ModelFiles.hadoopConf(hadoopConf)), file);
+        }, executor, device, partition);
+    }
+
+    /** An attempt's token file: its loads file's name with this ending instead of the format's extension. */
+    private static final String TOKENS_SUFFIX = ".tokens" + TokenTrace.EXTENSION;
+
+    private static String attemptName(int stage, int partition, int attempt) {
+        return String.format(Locale.ROOT, "s%d-p%05d-a%d", stage, partition, attempt);
+    }
+
+    /** Moves a kept attempt's file (where it wrote one) into {@code folder}; true where there was one. */
+    private static boolean keep(FileSystem fs, Path from, Path folder, TaskStats s, String extension)
+            throws IOException {
+        if (!fs.exists(from)) {  // a task that scored no batch wrote no file
+            return false;
+        }
+        Path to = new Path(folder, String.format(Locale.ROOT, "part-%05d-s%d%s", s.partitionId(), s.stageId(),
+                extension));
+        if (!fs.rename(from, to)) {
+            throw new IOException("cannot move " + from + " to " + to);
+        }
+        return true;
     }
 
     /**
@@ -86,16 +116,19 @@ record RoutingTraceOutput(String dir, TraceFormat format, Map<String, String> ha
         for (TaskStats s : succeeded) {
             kept.putIfAbsent(s.stageId() + "/" + s.partitionId(), s);
         }
+        Path tokenFolder = new Path(root, TokenTrace.FOLDER);
+        if (tokens) {
+            fs.mkdirs(tokenFolder);
+        }
         int files = 0;
+        int tokenFiles = 0;
         for (TaskStats s : kept.values()) {
-            Path from = new Path(attempts, attemptName(s.stageId(), s.partitionId(), s.attempt()));
-            if (fs.exists(from)) {  // a task that scored no batch wrote no file
-                Path to = new Path(loads, String.format(Locale.ROOT, "part-%05d-s%d%s", s.partitionId(), s.stageId(),
-                        format.extension()));
-                if (!fs.rename(from, to)) {
-                    throw new IOException("cannot move " + from + " to " + to);
-                }
+            String name = attemptName(s.stageId(), s.partitionId(), s.attempt());
+            if (keep(fs, new Path(attempts, name + format.extension()), loads, s, format.extension())) {
                 files++;
+            }
+            if (tokens && keep(fs, new Path(attempts, name + TOKENS_SUFFIX), tokenFolder, s, TokenTrace.EXTENSION)) {
+                tokenFiles++;
             }
         }
         fs.delete(attempts, true);
@@ -107,6 +140,13 @@ record RoutingTraceOutput(String dir, TraceFormat format, Map<String, String> ha
         com.fasterxml.jackson.databind.node.ArrayNode columns = manifest.putArray("columns");
         List.of(TraceFormat.EXECUTOR, TraceFormat.DEVICE, TraceFormat.PARTITION, TraceFormat.BATCH, TraceFormat.LAYER,
                 TraceFormat.TOKENS).forEach(columns::add);
+        if (tokens) {
+            com.fasterxml.jackson.databind.node.ObjectNode t = manifest.putObject("token_routing");
+            t.put("format", "parquet");
+            t.put("folder", TokenTrace.FOLDER);
+            t.put("files", tokenFiles);
+            TokenTrace.COLUMNS.forEach(t.putArray("columns")::add);
+        }
         try (OutputStream out = fs.create(new Path(root, MANIFEST), true)) {
             out.write((json.writeValueAsString(manifest) + "\n").getBytes(StandardCharsets.UTF_8));
         }

@@ -17,11 +17,13 @@ import java.util.Locale;
  *                   received: {@link RoutingTraceOutput}), or null for none
  * @param outputWriter how the output is written: from the score vectors ({@link VectorOutput}) or by Spark's row
  *                   writer
+ * @param routingTraceTokens the routing trace also holds each token's chosen experts and gates
+ *                   ({@code --routing-trace-tokens}; needs {@code routingTrace})
  */
 public record ScoreJobOptions(List<String> inputs, String inputFormat, String output, String outputFormat,
                               String model, ScoreSettings scoring, String mode, String idColumn, String tokensColumn,
                               String textColumn, int partitions, String summaryPath, boolean resume,
-                              String routingTrace, OutputWriter outputWriter) {
+                              String routingTrace, OutputWriter outputWriter, boolean routingTraceTokens) {
     public static final List<String> FORMATS = List.of("arrow", "parquet", "json");
     public static final List<String> MODES = List.of("error", "overwrite", "append");
     /** Shared with the sparsify job, which repartitions its calibration rows the same way. */
@@ -48,6 +50,14 @@ public record ScoreJobOptions(List<String> inputs, String inputFormat, String ou
                 partitions, summaryPath, false, null, OutputWriter.VECTORS);
     }
 
+    public ScoreJobOptions(List<String> inputs, String inputFormat, String output, String outputFormat, String model,
+                           ScoreSettings scoring, String mode, String idColumn, String tokensColumn,
+                           String textColumn, int partitions, String summaryPath, boolean resume,
+                           String routingTrace, OutputWriter outputWriter) {
+        this(inputs, inputFormat, output, outputFormat, model, scoring, mode, idColumn, tokensColumn, textColumn,
+                partitions, summaryPath, resume, routingTrace, outputWriter, false);
+    }
+
     public ScoreJobOptions {
         if (inputs == null || inputs.isEmpty()) {
             throw new IllegalArgumentException("no input: pass --input PATH or set spark.moescore.input");
@@ -70,6 +80,10 @@ public record ScoreJobOptions(List<String> inputs, String inputFormat, String ou
         }
         if (routingTrace != null && routingTrace.isBlank()) {
             throw new IllegalArgumentException("--routing-trace must not be empty");
+        }
+        if (routingTraceTokens && routingTrace == null) {
+            throw new IllegalArgumentException("--routing-trace-tokens needs --routing-trace DIR (the token routing "
+                    + "is written into DIR/tokens/)");
         }
         inputs = List.copyOf(inputs);
     }
@@ -94,19 +108,27 @@ public record ScoreJobOptions(List<String> inputs, String inputFormat, String ou
 
     public ScoreJobOptions withResume(boolean resume) {
         return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, scoring, mode, idColumn,
-                tokensColumn, textColumn, partitions, summaryPath, resume, routingTrace, outputWriter);
+                tokensColumn, textColumn, partitions, summaryPath, resume, routingTrace, outputWriter,
+                routingTraceTokens);
     }
 
     /** These options writing the routing trace into {@code dir} (null: none). */
     public ScoreJobOptions withRoutingTrace(String dir) {
         return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, scoring, mode, idColumn,
-                tokensColumn, textColumn, partitions, summaryPath, resume, dir, outputWriter);
+                tokensColumn, textColumn, partitions, summaryPath, resume, dir, outputWriter, routingTraceTokens);
+    }
+
+    /** These options with each token's routing in the routing trace ({@code on}) or not. */
+    public ScoreJobOptions withRoutingTraceTokens(boolean on) {
+        return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, scoring, mode, idColumn,
+                tokensColumn, textColumn, partitions, summaryPath, resume, routingTrace, outputWriter, on);
     }
 
     /** These options writing the output with {@code writer}. */
     public ScoreJobOptions withOutputWriter(OutputWriter writer) {
         return new ScoreJobOptions(inputs, inputFormat, output, outputFormat, model, scoring, mode, idColumn,
-                tokensColumn, textColumn, partitions, summaryPath, resume, routingTrace, writer);
+                tokensColumn, textColumn, partitions, summaryPath, resume, routingTrace, writer,
+                routingTraceTokens);
     }
 
     /** Where the job summary goes unless told: beside the output, as OUTPUT.summary.json. */

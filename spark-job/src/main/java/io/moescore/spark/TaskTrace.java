@@ -2,11 +2,14 @@ package io.moescore.spark;
 
 import io.moescore.batch.ExpertLoad;
 import io.moescore.batch.ScoreBatch;
+import io.moescore.batch.TokenRouting;
 import io.moescore.placement.RoutingRecord;
 import io.moescore.score.BatchPlanner;
+import io.moescore.spark.trace.TokenTrace;
 import io.moescore.spark.trace.TraceWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.Map;
 
 /**
  * One task attempt's routing trace: each batch the task scores becomes one {@link RoutingRecord} per MoE layer
@@ -19,29 +22,70 @@ final class TaskTrace implements AutoCloseable {
         TraceWriter open() throws IOException;
     }
 
+    /** Opens the token file ({@code --routing-trace-tokens}) on first use. */
+    interface TokenOpener {
+        TokenTrace open() throws IOException;
+    }
+
     private final Opener opener;
     private final String executor;
     private final int device;
     private final int partition;
+    private final TokenOpener tokenOpener;
     private TraceWriter writer;
+    private TokenTrace tokenWriter;
     private long batches;
+    private long sequences;
     private long nanos;
     private boolean closed;
 
     TaskTrace(Opener opener, String executor, int device, int partition) {
+        this(opener, null, executor, device, partition);
+    }
+
+    /** With {@code tokenOpener} (null: none), also each token's routing, from batches scored asking for it. */
+    TaskTrace(Opener opener, TokenOpener tokenOpener, String executor, int device, int partition) {
         this.opener = opener;
+        this.tokenOpener = tokenOpener;
         this.executor = executor;
         this.device = device;
         this.partition = partition;
     }
 
-    /** {@code scorer}, recording each batch's expert load here. */
+    /**
+     * {@code scorer}, recording each batch's expert load here (and, where this trace has tokens, each token's
+     * routing, which it asks the scorer for).
+     */
     BatchPlanner.Scorer observe(BatchPlanner.Scorer scorer) {
         return (batch, options) -> {
-            ScoreBatch result = scorer.score(batch, options);
+            ScoreBatch result = scorer.score(batch, tokenOpener == null ? options : options.withTokenRouting(true));
+            if (tokenOpener != null) {
+                addTokens(result.tokenRouting(), result.scores().size());
+            }
             add(result.expertLoad());
             return result;
         };
+    }
+
+    /** The batch's (the next to be {@link #add}ed) sequences' routing, sequence ids counting on over the task. */
+    private void addTokens(TokenRouting routing, int numSequences) {
+        long start = System.nanoTime();
+        try {
+            if (tokenWriter == null) {
+                tokenWriter = tokenOpener.open();
+            }
+            for (int s : routing.sequences()) {
+                for (Map.Entry<Integer, TokenRouting.Choices> l : routing.layers(s).entrySet()) {
+                    tokenWriter.write(partition, batches, sequences + s, l.getKey(), l.getValue());
+                }
+            }
+            sequences += numSequences;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the token routing trace of partition " + partition + ": "
+                    + e, e);
+        } finally {
+            nanos += System.nanoTime() - start;
+        }
     }
 
     void add(ExpertLoad load) {
@@ -81,8 +125,10 @@ final class TaskTrace implements AutoCloseable {
         closed = true;
         long start = System.nanoTime();
         try {
-            if (writer != null) {
-                writer.close();
+            try (TraceWriter w = writer) {
+                if (tokenWriter != null) {
+                    tokenWriter.close();
+                }
             }
         } catch (IOException e) {
             throw new UncheckedIOException("cannot finish the routing trace of partition " + partition + ": " + e, e);

@@ -3,7 +3,9 @@ package io.moescore.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.moescore.batch.TokenRouting;
 import io.moescore.placement.PlacementPlan;
+import io.moescore.spark.trace.TokenTrace;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -112,5 +114,24 @@ class PlacementCommandTest {
         assertTrue(r[1].contains("\t1.020\t1.040\t0.010\t0.010\n"), r[1]);
         String html = Files.readString(report);
         assertTrue(html.startsWith("<!DOCTYPE html>") && html.contains("<svg") && !html.contains("<script"), html);
+        assertTrue(!r[1].contains("token routing"), "no tokens/ folder: " + r[1]);
+    }
+
+    @Test
+    void tracesSaysAFolderHoldsTokenRouting() throws IOException {
+        Path tokens = trace.resolve(TokenTrace.FOLDER);
+        Files.createDirectories(tokens);
+        org.apache.hadoop.fs.FileSystem fs = org.apache.hadoop.fs.FileSystem.getLocal(
+                new org.apache.hadoop.conf.Configuration());
+        TokenTrace file = TokenTrace.open(fs, new org.apache.hadoop.fs.Path(tokens.resolve("part-00000-s0.parquet")
+                .toUri()));
+        for (int row = 0; row < 3; row++) {
+            file.write(0, 0, row, 1, new TokenRouting.Choices(new int[] {0, 2}, new int[] {1, 3},
+                    new float[] {.7f, .3f}));
+        }
+        file.close();
+        String[] r = run("traces", trace.toString(), "--report", dir.resolve("r.html").toString());
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains(trace + ": token routing: 3 records"), r[1]);
     }
 }

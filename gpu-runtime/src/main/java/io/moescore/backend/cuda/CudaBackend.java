@@ -629,7 +629,7 @@ public final class CudaBackend implements Backend {
         pool.release(weights, entries * 4);
         pool.release(counts, e * 4L);
         return new CudaExpertRouting(e, (int) entries, offsets, tokens, gates, chosen, perToken, width, hostCounts,
-                () -> {
+                gpu.stream(), () -> {
                     pool.release(chosen, entries * 4);
                     if (perToken != null) {
                         pool.release(perToken, Math.max(4L, t * 4L));

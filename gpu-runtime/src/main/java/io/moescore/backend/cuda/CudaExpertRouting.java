@@ -1,7 +1,13 @@
 package io.moescore.backend.cuda;
 
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
 import io.moescore.routing.ExpertRouting;
+import io.moescore.routing.HostExpertRouting;
+import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUstream;
 
 /**
  * Routing in device memory: per expert, offsets into the lists of token rows and gate weights (each expert's
@@ -26,10 +32,12 @@ final class CudaExpertRouting implements ExpertRouting {
     final CUdeviceptr perToken;
     final int k;
     private final RoutedCounts counts;
+    private final CUstream stream;
     private final Runnable release;
 
     CudaExpertRouting(int numExperts, int entries, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates,
-                      CUdeviceptr chosen, CUdeviceptr perToken, int k, RoutedCounts counts, Runnable release) {
+                      CUdeviceptr chosen, CUdeviceptr perToken, int k, RoutedCounts counts, CUstream stream,
+                      Runnable release) {
         this.numExperts = numExperts;
         this.entries = entries;
         this.offsets = offsets;
@@ -39,6 +47,7 @@ final class CudaExpertRouting implements ExpertRouting {
         this.perToken = perToken;
         this.k = k;
         this.counts = counts;
+        this.stream = stream;
         this.release = release;
     }
 
@@ -50,6 +59,30 @@ final class CudaExpertRouting implements ExpertRouting {
     @Override
     public int[] tokensPerExpert() {
         return counts.get().clone();
+    }
+
+    /**
+     * The per-expert lists copied to the host (offsets, then the routed entries' tokens and gates: offsets[E] of
+     * each), once the stream has routed; only where a caller asks for per-token routing, since it waits for the
+     * stream.
+     */
+    @Override
+    public HostExpertRouting toHost() {
+        cuStreamSynchronize(stream);
+        int[] hostOffsets = new int[numExperts + 1];
+        cuMemcpyDtoH(Pointer.to(hostOffsets), offsets, hostOffsets.length * 4L);
+        int n = hostOffsets[numExperts];
+        if (n < 0 || n > entries) {
+            throw new IllegalStateException("the device's routing holds " + n + " entries, outside [0, " + entries
+                    + "]");
+        }
+        int[] hostTokens = new int[n];
+        float[] hostGates = new float[n];
+        if (n > 0) {
+            cuMemcpyDtoH(Pointer.to(hostTokens), tokens, n * 4L);
+            cuMemcpyDtoH(Pointer.to(hostGates), gates, n * 4L);
+        }
+        return new HostExpertRouting(hostOffsets, hostTokens, hostGates);
     }
 
     @Override
