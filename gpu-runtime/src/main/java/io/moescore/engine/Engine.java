@@ -433,12 +433,8 @@ public final class Engine implements AutoCloseable {
                     }
                 }
                 // attn = softmax(scale q.k^T, causal, windowed) v per head
-                // (gpt-oss: with the layer's sinks, one more logit per head in the softmax denominator)
-                if (layer.sinks() != null) {
-                    backend.attention(q, k, v, seqOffsets, heads, c.slidingWindow()[l], layer.sinks(), attn);
-                } else {
-                    backend.attention(q, k, v, seqOffsets, heads, c.slidingWindow()[l], attn);
-                }
+                // (gpt-oss: with the layer's sinks, one more logit per head in the softmax denominator; null: none)
+                backend.attention(q, k, v, seqOffsets, heads, c.slidingWindow()[l], layer.sinks(), attn);
                 backend.linear(attn, layer.o(), layer.oBias(), mixed);
                 // x += mixed (x residual_multiplier); ffnIn = rmsnorm(x)
                 if (m.residual() != 1f) {

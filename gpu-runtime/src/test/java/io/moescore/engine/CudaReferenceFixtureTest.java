@@ -90,7 +90,7 @@ class CudaReferenceFixtureTest {
         int ties = 0;
         for (Path model : ReferenceFixtureTest.models().toList()) {
             ReferenceFixtureTest.Reference ref = ReferenceFixtureTest.Reference.read(model);
-            PrecisionBounds routing = precision == Precision.SPLIT_BF16 ? null : PrecisionBounds.read(model);
+            PrecisionBounds bounds = precision == Precision.SPLIT_BF16 ? null : PrecisionBounds.read(model);
             try (Engine engine = Engine.load(model, backend)) {
                 ScoreBatch batch = engine.score(TokenBatch.of(ref.tokens().toArray(int[][]::new)), new ScoreOptions(true, 5));
                 double worst = 0;
@@ -106,7 +106,7 @@ class CudaReferenceFixtureTest {
                     for (int i = 0; i < expected.length; i++) {
                         double err = Math.abs(score.tokenLogProbs()[i] - expected[i]);
                         err = Double.isNaN(err) ? Double.POSITIVE_INFINITY : err;
-                        if (routing != null && routing.tie(s, i)) {
+                        if (bounds != null && bounds.tie(s, i)) {
                             tiesHere++;
                             worstAtTie = Math.max(worstAtTie, err);
                             continue;
@@ -114,7 +114,7 @@ class CudaReferenceFixtureTest {
                         if (err > worst) {
                             worst = err;
                             worstAt = "sequence " + s + " position " + i
-                                    + (routing == null ? "" : ", routing margin " + routing.margins().get(s)[i]);
+                                    + (bounds == null ? "" : ", routing margin " + bounds.margins().get(s)[i]);
                         }
                         over += err > SPLIT_TOLERANCE ? 1 : 0;
                         total++;
@@ -126,17 +126,17 @@ class CudaReferenceFixtureTest {
                 System.out.printf("cuda %s %s: worst |log-prob error| %.2e (%s), %d of %d tokens over %.0e;"
                                 + " %d routing ties left out (worst there %.2e); %s%n",
                         precision.userName(), model.getFileName(), worst, worstAt, over, total, SPLIT_TOLERANCE,
-                        tiesHere, worstAtTie, routing == null ? "-" : routing.transformers(dtype));
+                        tiesHere, worstAtTie, bounds == null ? "-" : bounds.transformers(dtype));
                 tokens += total;
                 ties += tiesHere;
                 if (!(worst <= tolerance)) {
                     failures.add(model.getFileName() + ": worst log-prob error " + worst + " > " + tolerance
                             + " at " + worstAt);
                 }
-                int allowed = routing == null ? total : routing.overInTransformers(dtype) + total / 100;
+                int allowed = bounds == null ? total : bounds.overInTransformers(dtype) + total / 100;
                 if (over > allowed) {
                     failures.add(model.getFileName() + ": " + over + " tokens over " + SPLIT_TOLERANCE + ", more than "
-                            + allowed + " (" + routing.transformers(dtype) + ", plus 1% of the fixture's tokens)");
+                            + allowed + " (" + bounds.transformers(dtype) + ", plus 1% of the fixture's tokens)");
                 }
             }
         }

@@ -243,8 +243,8 @@ public final class CudaBackend implements Backend {
 
     /**
      * At bf16 and fp16 precision a normed activation also keeps the GEMM input copy its norm writes (one 16-bit part),
-     * beside the fp32 values that one-row gates' fp32 products read (a shared expert's gate); at split-bf16 it is a plain activation (the products there take two or three
-     * parts, converted per product).
+     * beside the fp32 values that one-row gates' fp32 products read (a shared expert's gate); at split-bf16 it is a
+     * plain activation (the products there take two or three parts, converted per product).
      */
     @Override
     public Tensor normedActivation(int rows, int cols) {
@@ -483,8 +483,8 @@ public final class CudaBackend implements Backend {
      * fp32 (attention.cu).
      */
     AttentionKernel attentionKernel(int headDim) {
-        return AttentionKernel.pick(type, precision() != Precision.SPLIT_BF16, choice.runsWgmmaAttention(headDim), headDim,
-                gpu.maxSharedPerBlock());
+        return AttentionKernel.pick(type, precision() != Precision.SPLIT_BF16, choice.runsWgmmaAttention(headDim),
+                headDim, gpu.maxSharedPerBlock());
     }
 
     /** Heads of one width (any softmax scale): latent attention's v heads narrower than q/k are refused. */
