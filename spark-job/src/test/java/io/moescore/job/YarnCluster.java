@@ -4,8 +4,11 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -132,6 +135,9 @@ final class YarnCluster implements AutoCloseable {
         // (every 3 s, /proc of each container) only serves the memory checks switched off above.
         conf.setLong(YarnConfiguration.RM_NM_HEARTBEAT_INTERVAL_MS, NM_HEARTBEAT_MS);
         conf.setBoolean(YarnConfiguration.NM_CONTAINER_MONITOR_ENABLED, false);
+        // A finished application's container folders and logs stay (10 minutes) so a failure's message can show
+        // them; without it the NodeManager deletes them while the message is being built.
+        conf.setInt(YarnConfiguration.DEBUG_NM_DELETE_DELAY_SEC, 600);
         // Every container: this JVM's Java, and the stand-in nvidia-smi first on the PATH.
         Path bin = Files.createDirectories(dir.resolve("fake-gpu/bin"));
         copyExecutable("yarn/nvidia-smi", bin.resolve("nvidia-smi"));
@@ -309,24 +315,46 @@ final class YarnCluster implements AutoCloseable {
         }
     }
 
-    /** The last lines of every container log of the NodeManagers (stdout, stderr), for a failure's message. */
+    /**
+     * The last lines of every container log of the NodeManagers (stdout, stderr), for a failure's message. The
+     * NodeManagers may be cleaning up an application's folders while this walks them: a file or folder that is gone
+     * by the time it is read is skipped, never an exception that would hide the failure being reported.
+     */
     String containerLogs(int linesEach) {
         StringBuilder sb = new StringBuilder();
         Path root = yarn.getTestWorkDir().toPath().toAbsolutePath();
         if (!Files.isDirectory(root)) {
             return "(no YARN work dir at " + root + ")";
         }
-        try (var files = Files.walk(root)) {
-            for (Path f : files.filter(p -> p.toString().contains("container_")
-                    && (p.getFileName().toString().equals("stderr") || p.getFileName().toString().equals("stdout")))
-                    .sorted().toList()) {
+        List<Path> logs = new ArrayList<>();
+        try {
+            Files.walkFileTree(root, new SimpleFileVisitor<>() {
+                @Override
+                public FileVisitResult visitFile(Path f, BasicFileAttributes attrs) {
+                    String name = f.getFileName().toString();
+                    if (f.toString().contains("container_") && (name.equals("stderr") || name.equals("stdout"))) {
+                        logs.add(f);
+                    }
+                    return FileVisitResult.CONTINUE;
+                }
+
+                @Override
+                public FileVisitResult visitFileFailed(Path f, IOException e) {
+                    return FileVisitResult.CONTINUE;   // removed or unreadable while walking
+                }
+            });
+        } catch (IOException | RuntimeException e) {
+            sb.append("(walking ").append(root).append(" stopped: ").append(e).append(")\n");
+        }
+        for (Path f : logs.stream().sorted().toList()) {
+            try {
                 List<String> lines = Files.readAllLines(f, StandardCharsets.ISO_8859_1);
                 sb.append("==== ").append(f).append('\n');
                 lines.subList(Math.max(0, lines.size() - linesEach), lines.size())
                         .forEach(l -> sb.append(l).append('\n'));
+            } catch (IOException | RuntimeException e) {
+                sb.append("==== ").append(f).append(" (cannot read: ").append(e).append(")\n");
             }
-        } catch (IOException e) {
-            sb.append("(cannot read container logs under ").append(root).append(": ").append(e).append(")\n");
         }
         return sb.toString();
     }

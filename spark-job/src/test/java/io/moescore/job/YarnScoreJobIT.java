@@ -235,6 +235,9 @@ class YarnScoreJobIT {
             }
         });
         assertTrue(killed[0], "the job finished before an executor could be killed:\n" + tail(log));
+        if (exit != 0) {   // the build's summary shows test output, not always the assertion's whole message
+            System.out.println("yarn.sh exited " + exit + " after the executor loss\n" + tail(log));
+        }
         assertEquals(0, exit, "yarn.sh exit code\n" + tail(log) + "\n" + cluster.containerLogs(30));
         assertTrue(cluster.fileSystem().exists(new org.apache.hadoop.fs.Path(output + "/_SUCCESS")),
                 "the job committed its output");
