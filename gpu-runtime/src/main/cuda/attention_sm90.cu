@@ -25,7 +25,8 @@
 //   producer refills K a tile earlier than V. Causal blocks past the diagonal are never loaded (the key range
 //   ends at the block's last row, as in attention_fa.cu).
 // Shared memory (ATTENTION_FA90_SHARED_BYTES): Q tile, then per slot a K and a V tile, then the mbarriers.
-// smem_desc, swizzled, WGMMA_D64 / WGMMA_REGS64, mbar_init / mbar_wait, cp_async16: gemm_sm90.cu and gemm.cu.
+// smem_desc, swizzled, WGMMA_D64 / WGMMA_REGS64, mbar_init / mbar_wait / mbar_arrive / mbar_test, cp_async16:
+// gemm_sm90.cu and gemm.cu.
 #include "common.cuh"
 
 #define FA90_PRODUCER_REGS 40
@@ -45,24 +46,6 @@ template <int D, int KT, int STAGES> struct Fa90Shape {
 };
 
 #ifdef MOESCORE_WGMMA
-
-__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_u32(bar)) : "memory");
-}
-// Whether the barrier's phase of this parity completed, without waiting.
-__device__ __forceinline__ bool mbar_test(uint64_t* bar, unsigned parity) {
-    unsigned done;
-    asm volatile(
-        "{\n"
-        ".reg .pred p;\n"
-        "mbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, p;\n"
-        "}\n"
-        : "=r"(done)
-        : "r"(smem_u32(bar)), "r"(parity)
-        : "memory");
-    return done != 0;
-}
 
 // Descriptor of an MN-major operand (V for P V: rows of 64 contiguous d values, 128 bytes, swizzled): 8-key groups
 // 1024 bytes apart, 64-value column blocks `blockBytes` apart.

@@ -39,6 +39,10 @@
 #define S90_W_BLOCK_BYTES (S90_W_BLOCK_ROWS * 128)
 // + 64: the mbarriers of the kernels that read pre-tiled weights (_sm90t).
 #define GEMM_SM90_TILED_SHARED_BYTES(BNT) (GEMM_SM90_SHARED_BYTES(BNT) + 64)
+// The warp-specialized kernels over pre-tiled weights (_sm90w): a producer warpgroup (bulk copies, gathered rows)
+// and two consumer warpgroups of 64 rows; the _sm90t kernels' shared memory, its 64 bytes holding a "full" and an
+// "empty" mbarrier per stage.
+#define GEMM_WS_THREADS 384
 
 // ---- 2:4 experts, mma.sp (sparse24.cu) ----
 #define SP_ROWS 256

@@ -14,6 +14,14 @@
 // Pre-tiled weights (tile_dense_sm90): [E][N / 128][K / 64] blocks of 128 rows x 64 k, each laid out as shared
 // memory holds it (128-byte rows, swizzled); the kernels that read them keep their mbarriers after the stages.
 
+// Registers per thread of the warp-specialized kernels' warpgroups after setmaxnreg (_sm90w): what the block's
+// allocation at entry (65536 / GEMM_WS_THREADS, rounded down to 8) holds.
+#define GEMM_WS_PRODUCER_REGS 56
+#define GEMM_WS_CONSUMER_REGS 224
+static_assert(GEMM_WS_PRODUCER_REGS * 128 + 2 * GEMM_WS_CONSUMER_REGS * 128 <=
+                  65536 / GEMM_WS_THREADS / 8 * 8 * GEMM_WS_THREADS,
+              "the warpgroups' registers after setmaxnreg fit the block's allocation at entry");
+
 // Byte offset of 16-byte chunk `chunk` of row `row` in 128-byte rows under the 128-byte swizzle wgmma reads.
 __device__ __forceinline__ int swizzled(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
 
@@ -119,6 +127,23 @@ __device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
         "r"(parity)
         : "memory");
 }
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_u32(bar)) : "memory");
+}
+// Whether the barrier's phase of this parity completed, without waiting.
+__device__ __forceinline__ bool mbar_test(uint64_t* bar, unsigned parity) {
+    unsigned done;
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "mbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n"
+        "}\n"
+        : "=r"(done)
+        : "r"(smem_u32(bar)), "r"(parity)
+        : "memory");
+    return done != 0;
+}
 __device__ __forceinline__ void bulk_copy(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
                      smem_u32(dst)),
@@ -126,12 +151,14 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, unsigned b
                  : "memory");
 }
 
-// The activation rows of a stage (gathered through t.aRows where given), 128 rows x 8 chunks.
-template <typename T>
-__device__ __forceinline__ void load_rows_sm90(const TileArgs<T>& t, int k0, unsigned char* sA) {
+// The activation rows of a stage (gathered through t.aRows where given), 128 rows x 8 chunks, copied by NT threads
+// (tid 0 .. NT - 1): every thread of the block, or the warp-specialized kernels' producer warpgroup.
+template <int NT = GEMM_THREADS, typename T>
+__device__ __forceinline__ void load_rows_sm90(const TileArgs<T>& t, int k0, unsigned char* sA,
+                                               int tid = threadIdx.x) {
 #pragma unroll
-    for (int i = 0; i < BM * 8 / GEMM_THREADS; i++) {
-        int chunk = threadIdx.x + i * GEMM_THREADS;
+    for (int i = 0; i < BM * 8 / NT; i++) {
+        int chunk = tid + i * NT;
         int r = chunk >> 3, c = chunk & 7;
         int m = t.m0 + r, k = k0 + c * 8;
         bool valid = m < t.rowCount && k < t.K;
@@ -257,6 +284,107 @@ __device__ __forceinline__ void gemm_mainloop_sm90_tiled(const TileArgs<T>& t, c
     }
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
     asm volatile("cp.async.wait_group 0;\n" ::);
+}
+
+// A producer thread's publication of its copies of a slot: its own copies landed (all but the newest PENDING
+// groups), the async proxy fenced (cp.async writes through the generic proxy, wgmma reads through the async one),
+// then one of the slot's arrivals.
+template <int PENDING> __device__ __forceinline__ void ws_publish(uint64_t* full) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory");
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    mbar_arrive(full);
+}
+
+// The loop of gemm_mainloop_sm90_tiled, warp-specialized (_sm90w, GEMM_WS_THREADS = 3 warpgroups), so no
+// block-wide barrier stands in the loop and copies run up to S90_STAGES - 1 slices ahead (2 above):
+// - warpgroup 0, the producer (registers lowered to GEMM_WS_PRODUCER_REGS), fills the slots in order. For slice kt
+//   it waits for the slot's "empty" barrier (the consumers' products that read its previous slice completed);
+//   thread 0 posts the slot's byte count on its "full" barrier and starts the weight blocks' (and a tiled A's) bulk
+//   copies; the 128 threads gather the activation rows with cp.async and publish them one slice late (ws_publish),
+//   or before blocking on a slot still in use, so a landed slice never waits on the consumers. "full" counts 128
+//   publications + thread 0's byte count (1 where A is tiled: bulk copies only).
+// - warpgroups 1 and 2, the consumers (GEMM_WS_CONSUMER_REGS), 64 rows each: wait for a slice's "full" barrier,
+//   issue its wgmma, and once the previous slice's products completed (wait_group 1) release its slot (lane 0 of
+//   each consumer warp: 8 arrivals).
+// The consumers then call store(acc), acc holding rows 64 * (warpgroup - 1) .. of the tile (accumulators declared
+// in the consumers' branch only, so no copy of them is kept live across the producer's).
+template <int BNT, typename T, typename Store>
+__device__ __forceinline__ void gemm_sm90_ws(const TileArgs<T>& t, const unsigned char* wTiled,
+                                             const unsigned char* aTiled, Store store) {
+    extern __shared__ __align__(16) unsigned char gemm_smem[];
+    unsigned char* base = (unsigned char*)(((uintptr_t)gemm_smem + 1023) & ~(uintptr_t)1023);
+    unsigned char* sA = base;
+    unsigned char* sW = base + S90_STAGES * S90_A_BYTES;
+    constexpr int W_BYTES = BNT * 128;
+    uint64_t* full = reinterpret_cast<uint64_t*>(sW + S90_STAGES * W_BYTES);  // per slot
+    uint64_t* empty = full + S90_STAGES;
+    int kTiles = (t.K + S90_BK - 1) / S90_BK;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < S90_STAGES; s++) {
+            mbar_init(&full[s], aTiled ? 1 : 129);
+            mbar_init(&empty[s], 8);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    if (threadIdx.x < 128) {  // ---- producer ----
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(GEMM_WS_PRODUCER_REGS));
+        int pt = threadIdx.x;
+        int firstBlock = t.n0 / 128, blocks = min(BNT / 128, (t.N + 127) / 128 - firstBlock);
+        uint64_t* pending = nullptr;  // the slot this thread copied rows into last, not yet published
+        for (int kt = 0; kt < kTiles; kt++) {
+            int slot = kt % S90_STAGES;
+            if (kt >= S90_STAGES) {
+                unsigned parity = ((kt / S90_STAGES) - 1) & 1;
+                if (pending != nullptr && !mbar_test(&empty[slot], parity)) {
+                    ws_publish<0>(pending);
+                    pending = nullptr;
+                }
+                mbar_wait(&empty[slot], parity);
+            }
+            unsigned char* a = sA + slot * S90_A_BYTES;
+            if (pt == 0) {  // rows past N (a partial last tile) keep stale bytes: their columns are never stored
+                mbar_expect_tx(&full[slot], blocks * S90_W_BLOCK_BYTES + (aTiled ? S90_A_BYTES : 0));
+                for (int j = 0; j < blocks; j++)
+                    bulk_copy(sW + slot * W_BYTES + j * S90_W_BLOCK_BYTES,
+                              wTiled + ((size_t)(firstBlock + j) * kTiles + kt) * S90_W_BLOCK_BYTES,
+                              S90_W_BLOCK_BYTES, &full[slot]);
+                if (aTiled) bulk_copy(a, aTiled + (size_t)kt * S90_A_BYTES, S90_A_BYTES, &full[slot]);
+            }
+            if (!aTiled) {
+                load_rows_sm90<128>(t, kt * S90_BK, a, pt);
+                cp_async_commit();
+                if (pending != nullptr) ws_publish<1>(pending);
+                pending = &full[slot];
+            }
+        }
+        if (pending != nullptr) ws_publish<0>(pending);
+        return;
+    }
+    // ---- consumers ----
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(GEMM_WS_CONSUMER_REGS));
+    int group = (threadIdx.x >> 7) - 1, lane = threadIdx.x & 31;
+    float acc[BNT / 2];
+#pragma unroll
+    for (int i = 0; i < BNT / 2; i++) acc[i] = 0.f;
+    // the zeros written here, before the loop: left free, the compiler moves them between the first slice's wgmma,
+    // and ptxas then serializes every wgmma of the loop (C7515)
+#pragma unroll
+    for (int i = 0; i < BNT / 2; i++) asm volatile("" : "+f"(acc[i])::"memory");
+    for (int kt = 0; kt < kTiles; kt++) {
+        int slot = kt % S90_STAGES;
+        mbar_wait(&full[slot], (kt / S90_STAGES) & 1);
+        uint64_t descA = smem_desc(sA + slot * S90_A_BYTES + group * 64 * 128);
+        uint64_t descW = smem_desc(sW + slot * W_BYTES);
+        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+        for (int kk = 0; kk < S90_BK / 16; kk++) wgmma_tile<BNT, T>(acc, descA + 2 * kk, descW + 2 * kk);
+        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+        asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+        if (kt > 0 && lane == 0) mbar_arrive(&empty[(kt - 1) % S90_STAGES]);
+    }
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    store(acc);
 }
 #endif
 
@@ -427,3 +555,71 @@ GEMM_SM90_TILED_KERNELS(bf16, bf16, , BN)
 GEMM_SM90_TILED_KERNELS(bf16, bf16, _n128, BN_N128)
 GEMM_SM90_TILED_KERNELS(f16, f16, , BN)
 GEMM_SM90_TILED_KERNELS(f16, f16, _n128, BN_N128)
+
+// The warp-specialized launches (_sm90w: gemm_sm90_ws, GEMM_WS_THREADS), the _sm90t kernels' arguments
+// and results; only the wide tile (BN): the narrow one leaves a consumer too little work per slice.
+// The consumers' rows: 64 * (warpgroup - 1) + 16 * (warp % 4).
+__device__ __forceinline__ int ws_row() { return ((threadIdx.x >> 7) - 1) * 64 + ((threadIdx.x >> 5) & 3) * 16; }
+
+template <typename T>
+__device__ __forceinline__ void gate_up_sm90_ws(const T* x, const int* tokens, const int* offsets, const int* work,
+                                                const unsigned char* wTiled, unsigned char* interTiled, int F, int H) {
+#ifdef MOESCORE_WGMMA
+    Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
+    size_t expertBytes = (size_t)((2 * F + 127) / 128) * ((H + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
+    TileArgs<T> t{x, tokens, w.begin, w.count, nullptr, 2 * F, H, H, w.m0, w.tile * BN};
+    gemm_sm90_ws<BN>(t, wTiled + w.expert * expertBytes, nullptr,
+                     [&](const float* acc) { epi_swiglu_tiled<BN / 8>(acc, ws_row(), t, w, interTiled, F); });
+#endif
+}
+
+template <typename T>
+__device__ __forceinline__ void down_sm90_ws(const unsigned char* interTiled, const int* tokens, const float* gates,
+                                             const int* offsets, const int* work, const unsigned char* wTiled,
+                                             float* out, float* perEntry, int H, int F) {
+#ifdef MOESCORE_WGMMA
+    Work w = work_item(work, offsets);
+    if (w.expert < 0) return;  // past the layer's items (route_work)
+    size_t expertBytes = (size_t)((H + 127) / 128) * ((F + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
+    TileArgs<T> t{nullptr, nullptr, w.begin, w.count, nullptr, H, F, F, w.m0, w.tile * BN};
+    const unsigned char* aTiled = interTiled + (size_t)w.item * ((F + S90_BK - 1) / S90_BK) * S90_A_BYTES;
+    gemm_sm90_ws<BN>(t, wTiled + w.expert * expertBytes, aTiled, [&](const float* acc) {
+        epi_combine<1, BN / 8>(acc, ws_row(), 0, t, w, tokens, gates, out, perEntry, H);
+    });
+#endif
+}
+
+template <typename T>
+__device__ __forceinline__ void linear_sm90_ws(const T* A, const unsigned char* wTiled, const float* bias,
+                                               float* out, int M, int N, int K) {
+#ifdef MOESCORE_WGMMA
+    TileArgs<T> t{A, nullptr, 0, M, nullptr, N, K, K, (int)blockIdx.x * BM, (int)blockIdx.y * BN};
+    gemm_sm90_ws<BN>(t, wTiled, nullptr,
+                     [&](const float* acc) { epi_store<1, BN / 8>(acc, ws_row(), 0, t, bias, out, M, N); });
+#endif
+}
+
+#define GEMM_SM90_WS_KERNELS(T, NAME)                                                                           \
+    extern "C" __global__ void __launch_bounds__(GEMM_WS_THREADS, 1)                                             \
+    linear_##NAME##_sm90w(const T* __restrict__ A, const unsigned char* __restrict__ wTiled,                      \
+                          const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K) {          \
+        linear_sm90_ws<T>(A, wTiled, bias, out, M, N, K);                                                        \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(GEMM_WS_THREADS, 1)                                             \
+    experts_##NAME##_gate_up_sm90w(const T* __restrict__ x, const int* __restrict__ tokens,                      \
+                                   const int* __restrict__ offsets, const int* __restrict__ work,              \
+                                   const unsigned char* __restrict__ wTiled, unsigned char* __restrict__ inter, \
+                                   int F, int H, int aParts, int wParts) {                                      \
+        gate_up_sm90_ws<T>(x, tokens, offsets, work, wTiled, inter, F, H);                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(GEMM_WS_THREADS, 1)                                             \
+    experts_##NAME##_down_sm90w(const unsigned char* __restrict__ inter, const int* __restrict__ tokens,         \
+                                const float* __restrict__ gates, const int* __restrict__ offsets,               \
+                                const int* __restrict__ work, const unsigned char* __restrict__ wTiled,         \
+                                float* __restrict__ out, float* __restrict__ perEntry, int H, int F, int aParts, \
+                                int wParts) {                                                                    \
+        down_sm90_ws<T>(inter, tokens, gates, offsets, work, wTiled, out, perEntry, H, F);                       \
+    }
+GEMM_SM90_WS_KERNELS(bf16, bf16)
+GEMM_SM90_WS_KERNELS(f16, f16)

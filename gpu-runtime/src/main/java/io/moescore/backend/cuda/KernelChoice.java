@@ -43,7 +43,7 @@ final class KernelChoice {
         this.attention = attention(System.getProperty(ATTENTION_PROPERTY, System.getenv(ATTENTION_ENV)));
         this.type = type;
         boolean hopper = gpu.computeCapability().equals("9.0");
-        if ((requested == Kernels.WGMMA || requested == Kernels.WGMMA_N128) && !hopper) {
+        if (requested.needsHopper() && !hopper) {
             throw new IllegalArgumentException("wgmma kernels need compute capability 9.0, not "
                     + gpu.computeCapability());
         }

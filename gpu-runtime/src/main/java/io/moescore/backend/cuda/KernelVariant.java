@@ -21,9 +21,11 @@ import java.util.Objects;
  * @param sharedBytes dynamic shared memory per block, for the kernel and its pair
  * @param pair        for the grouped expert families, the down-projection kernel launched after this gate+up
  *                    kernel, with the same tile, threads and shared memory; null for the dense GEMMs
+ * @param tunable     whether TUNED offers it to the tuner: the tuner keeps the fastest candidate, never checks its
+ *                    results, so a kernel not yet shown correct on a GPU (the GPU suite pins it) stays out
  */
 record KernelVariant(String name, Family family, HalfType type, Kernels pin, int rowTile, int threads,
-                     int sharedBytes, String pair) implements KernelTuner.Candidate {
+                     int sharedBytes, String pair, boolean tunable) implements KernelTuner.Candidate {
 
     /** What a variant computes, over which weight layout; the launch code of a family is one. */
     enum Family {
@@ -75,6 +77,6 @@ record KernelVariant(String name, Family family, HalfType type, Kernels pin, int
 
     /** Whether a backend set to {@code kernels} may run this variant. */
     boolean runsUnder(Kernels kernels) {
-        return pin == null || kernels == Kernels.TUNED || pin == kernels;
+        return pin == null || pin == kernels || (kernels == Kernels.TUNED && tunable);
     }
 }

@@ -6,6 +6,7 @@ import static io.moescore.backend.cuda.KernelConstants.GEMM_SHARED_BYTES;
 import static io.moescore.backend.cuda.KernelConstants.GEMM_SM90_SHARED_BYTES;
 import static io.moescore.backend.cuda.KernelConstants.GEMM_SM90_TILED_SHARED_BYTES;
 import static io.moescore.backend.cuda.KernelConstants.GEMM_THREADS;
+import static io.moescore.backend.cuda.KernelConstants.GEMM_WS_THREADS;
 import static io.moescore.backend.cuda.KernelConstants.SPARSE_SHARED_BYTES;
 import static io.moescore.backend.cuda.KernelConstants.SPARSE_SM90_SHARED_BYTES;
 import static io.moescore.backend.cuda.KernelConstants.SP_ROWS;
@@ -54,7 +55,8 @@ final class KernelVariants {
 
     /**
      * A dense GEMM family (down null) or grouped one: wgmma 128 x 256, wgmma 128 x 128 and mma.sync over plain
-     * rows (gemm_sm90.cu, gemm.cu), then the two wgmma tiles over pre-tiled weights read by bulk copies (_sm90t).
+     * rows (gemm_sm90.cu, gemm.cu), then the two wgmma tiles over pre-tiled weights read by bulk copies (_sm90t) and
+     * the warp-specialized 128 x 256 one over them (_sm90w).
      */
     private static void dense(List<KernelVariant> all, HalfType type, Family plain, Family tiled, String gemm,
                               String down) {
@@ -67,17 +69,26 @@ final class KernelVariants {
                 GEMM_SM90_TILED_SHARED_BYTES(BN)));
         all.add(variant(gemm, down, "_sm90t_n128", tiled, type, Kernels.WGMMA_N128, BN_N128, GEMM_THREADS,
                 GEMM_SM90_TILED_SHARED_BYTES(BN_N128)));
+        // not offered to the tuner until the GPU suite (CudaBackendTest pins WGMMA_WS) has shown it correct: written
+        // and compiled in the thirteenth session, which had no device time
+        all.add(new KernelVariant(gemm + "_sm90w", tiled, type, Kernels.WGMMA_WS, BN, GEMM_WS_THREADS,
+                GEMM_SM90_TILED_SHARED_BYTES(BN), down == null ? null : down + "_sm90w", false));
     }
 
     /** Kernel {@code gemm + suffix}, paired (grouped families) with {@code down + suffix}, as the macros name them. */
     private static KernelVariant variant(String gemm, String down, String suffix, Family family, HalfType type,
                                          Kernels pin, int rowTile, int threads, int sharedBytes) {
         return new KernelVariant(gemm + suffix, family, type, pin, rowTile, threads, sharedBytes,
-                down == null ? null : down + suffix);
+                down == null ? null : down + suffix, true);
     }
 
-    /** The variants of a family and type a backend set to {@code kernels} may run, in the tuner's order. */
+    /**
+     * The variants of a family and type a backend set to {@code kernels} may run, in the tuner's order; where the
+     * setting pins none of the family, its {@link Kernels#standIn() stand-in}'s.
+     */
     static List<KernelVariant> of(Family family, HalfType type, Kernels kernels) {
-        return ALL.stream().filter(v -> v.family() == family && v.type() == type && v.runsUnder(kernels)).toList();
+        List<KernelVariant> own = ALL.stream()
+                .filter(v -> v.family() == family && v.type() == type && v.runsUnder(kernels)).toList();
+        return own.isEmpty() && kernels.standIn() != null ? of(family, type, kernels.standIn()) : own;
     }
 }

@@ -15,9 +15,25 @@ public enum Kernels {
     /** wgmma, 128 x 128 tiles; wgmma.sp in 128-row tiles for 2:4 (sm_90a). */
     WGMMA_N128,
     /**
+     * wgmma 128 x 256, warp-specialized (a producer warpgroup copies, two consumer warpgroups multiply: _sm90w) over
+     * pre-tiled weights, the dense experts' and linear layers'; the families without such a kernel (plain weight
+     * rows, 2:4, attention) run as under {@link #WGMMA} (sm_90a).
+     */
+    WGMMA_WS,
+    /**
      * mma.sync and mma.sp over the plain / packed weight layouts, and attention's mma.sync kernels (attention_fa.cu):
      * what sm_80-89 run. Every other setting runs attention on wgmma on a Hopper (attention_sm90.cu), unless
      * {@code -Dmoescore.attention=fa} / {@code MOESCORE_ATTENTION=fa} keeps it on mma.sync.
      */
-    MMA_SYNC
+    MMA_SYNC;
+
+    /** Whose kernels run where this setting pins none in a family: WGMMA for WGMMA_WS, else null (none). */
+    Kernels standIn() {
+        return this == WGMMA_WS ? WGMMA : null;
+    }
+
+    /** Whether the setting pins sm_90a kernels, which only a Hopper runs. */
+    boolean needsHopper() {
+        return this == WGMMA || this == WGMMA_N128 || this == WGMMA_WS;
+    }
 }

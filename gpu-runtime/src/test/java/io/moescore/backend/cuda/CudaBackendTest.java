@@ -148,10 +148,13 @@ class CudaBackendTest {
         }
     }
 
-    /** The kernel families this GPU can be pinned to: on a Hopper wgmma 128x256, 128x128 and mma.sync, else mma.sync. */
+    /**
+     * The kernel families this GPU can be pinned to: on a Hopper wgmma 128x256, 128x128, warp-specialized 128x256 and
+     * mma.sync, else mma.sync.
+     */
     static Kernels[] pinnableFamilies() {
         boolean hopper = GpuRuntime.forDevice(0).computeCapability().equals("9.0");
-        return hopper ? new Kernels[] {Kernels.WGMMA, Kernels.WGMMA_N128, Kernels.MMA_SYNC}
+        return hopper ? new Kernels[] {Kernels.WGMMA, Kernels.WGMMA_N128, Kernels.WGMMA_WS, Kernels.MMA_SYNC}
                 : new Kernels[] {Kernels.MMA_SYNC};
     }
 
@@ -214,7 +217,8 @@ class CudaBackendTest {
 
     /** A variant the tuner only knows by name (the test launches something else for it). */
     static KernelVariant fakeVariant(String name) {
-        return new KernelVariant(name, KernelVariant.Family.LINEAR, HalfType.BF16, Kernels.WGMMA, 128, 256, 0, null);
+        return new KernelVariant(name, KernelVariant.Family.LINEAR, HalfType.BF16, Kernels.WGMMA, 128, 256, 0, null,
+                true);
     }
 
     /**
