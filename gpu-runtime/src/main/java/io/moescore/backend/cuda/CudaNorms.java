@@ -1,0 +1,167 @@
+package io.moescore.backend.cuda;
+
+import static io.moescore.backend.cuda.CudaLauncher.blocks;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+
+import io.moescore.backend.ColumnBlocks;
+import io.moescore.backend.IntTensor;
+import io.moescore.backend.Tensor;
+import io.moescore.model.Rope;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.IntPredicate;
+import jcuda.Pointer;
+import jcuda.driver.CUdeviceptr;
+
+/**
+ * The normalisation and rotary ops of {@link CudaBackend} (elementwise.cu): rmsNorm over rows or head groups,
+ * addRmsNorm's one pass, RoPE and the q/k norms fused with it. Where attention reads q and k as 16-bit copies
+ * ({@code readsHalfQk}: the half-input kernels at that head size), RoPE writes them in its own pass, and only them
+ * when attention alone reads the result.
+ */
+final class CudaNorms {
+    private final CudaLauncher launcher;
+    private final HalfType type;
+    private final CudaWeights weights;
+    private final IntPredicate readsHalfQk;
+    private final String deviceName;
+    private final Map<String, CUdeviceptr> invFreqs = new ConcurrentHashMap<>();
+
+    /** readsHalfQk: whether attention reads q and k as 16-bit copies at a head size. */
+    CudaNorms(CudaLauncher launcher, HalfType type, CudaWeights weights, IntPredicate readsHalfQk, String deviceName) {
+        this.launcher = launcher;
+        this.type = type;
+        this.weights = weights;
+        this.readsHalfQk = readsHalfQk;
+        this.deviceName = deviceName;
+    }
+
+    /** rmsNorm over rows, or over groups of groupSize columns (the q/k norms of some families). */
+    void rmsNorm(Tensor x, Tensor weight, int groupSize, float eps, Tensor out) {
+        launcher.timed("rmsNorm", () -> {
+            CudaTensor in = CudaTensor.of(x);
+            CudaTensor w = CudaTensor.of(weight);
+            CudaTensor o = CudaTensor.of(out);
+            if (w.cols != groupSize || in.cols % groupSize != 0) {
+                throw new IllegalArgumentException("rmsNorm over groups of " + groupSize + " of " + in.cols
+                        + " columns with " + w.cols + " weights");
+            }
+            if (o.hasCopy() && groupSize == in.cols) {  // whole rows into a tensor with a copy: written alike
+                normRows(in, null, w, o, eps);
+                return;
+            }
+            long groups = in.elements() / groupSize;
+            launcher.launch("rmsnorm_f32", groups, 1, groupSize >= 1024 ? 256 : 128, 0, in.requireF32("rmsNorm"),
+                    w.requireF32("rmsNorm"), CudaTensor.output(out, "rmsNorm").f32, (int) groups, groupSize, eps);
+        });
+    }
+
+    /** One pass over x (elementwise.cu, rmsnorm_rows_T): x += delta, then out's fp32 values and 16-bit copy. */
+    void addRmsNorm(Tensor x, Tensor delta, Tensor weight, float eps, Tensor out) {
+        launcher.timed("addRmsNorm", () -> {
+            CudaTensor in = CudaTensor.output(x, "addRmsNorm's residual");
+            CudaTensor d = CudaTensor.of(delta);
+            CudaTensor w = CudaTensor.of(weight);
+            CudaTensor o = CudaTensor.of(out);
+            if (d.rows != in.rows || d.cols != in.cols || w.cols != in.cols) {
+                throw new IllegalArgumentException("addRmsNorm: x " + in.rows + "x" + in.cols + ", delta " + d.rows
+                        + "x" + d.cols + ", weight of " + w.cols);
+            }
+            normRows(in, d.requireF32("addRmsNorm"), w, o, eps);
+        });
+    }
+
+    private void normRows(CudaTensor x, CUdeviceptr delta, CudaTensor w, CudaTensor out, float eps) {
+        if (out.rows != x.rows || out.cols != x.cols) {
+            throw new IllegalArgumentException("rmsNorm of " + x.rows + "x" + x.cols + " into " + out.rows + "x"
+                    + out.cols);
+        }
+        CUdeviceptr copy = out.hasCopy() ? out.copyBuffer() : null;
+        if (copy == null) {
+            CudaTensor.output(out, "rmsNorm");
+        }
+        launcher.launch(type.normKernel, x.rows, 1, x.cols >= 2048 ? 512 : x.cols >= 512 ? 256 : 128, 0,
+                x.requireF32("rmsNorm"), delta, w.requireF32("rmsNorm"), out.f32, copy, x.rows, x.cols, eps);
+        if (copy != null) {
+            out.wroteCopy();
+        }
+    }
+
+    /** Plain rotary embeddings over whole heads only; keepF32 false: only the 16-bit copy attention reads. */
+    void rope(Tensor x, ColumnBlocks blocks, Rope rope, IntTensor positions, boolean keepF32) {
+        if (!blocks.wholeHeadsOf(x.cols()) || !rope.isPlain(blocks.width())) {
+            throw new UnsupportedOperationException(deviceName + " has no rope kernel for " + rope.describe()
+                    + " over " + blocks + "; use the CPU backend");
+        }
+        int headDim = blocks.width();
+        double theta = rope.theta();
+        launcher.timed("rope", () -> {
+            CudaTensor t = CudaTensor.stridedOutput(x, "rope");  // q and k may be views of the fused product
+            CUdeviceptr inv = invFreq(headDim, theta);
+            long items = (long) t.rows * (t.cols / headDim) * (headDim / 2);
+            CUdeviceptr pos = CudaTensor.Ints.of(positions).device;
+            if (readsHalfQk.test(headDim)) {
+                // q and k as the half-input attention reads them, written in the same pass (elementwise.cu)
+                launcher.launch(type.ropeKernel, blocks(items, 256), 1, 256, 0, t.f32, t.copyBuffer(), pos, inv,
+                        t.rows, t.cols, t.ld, headDim, keepF32 ? 1 : 0);
+                t.wroteCopy(keepF32);
+            } else {
+                launcher.launch("rope_f32", blocks(items, 256), 1, 256, 0, t.f32, pos, inv, t.rows, t.cols, t.ld,
+                        headDim);
+            }
+        });
+    }
+
+    /**
+     * One pass where attention reads half-precision q and k (elementwise.cu, rmsnorm_rope_T: the row staged in
+     * shared memory, normed, rotated, written in fp32 and, keepF32 false, only in the 16-bit type); elsewhere the
+     * two ops, x's fp32 values kept.
+     */
+    void rmsNormRope(Tensor x, Tensor weight, int groupSize, float eps, ColumnBlocks blocks, Rope rope,
+                     IntTensor positions, boolean keepF32) {
+        int cols = x.cols();
+        int headDim = blocks.width();
+        if (!inOnePass(cols, groupSize, blocks, rope) || weight.cols() != groupSize) {
+            rmsNorm(x, weight, groupSize, eps, x);  // Backend's default: views refused there
+            rope(x, blocks, rope, positions, true);
+            return;
+        }
+        launcher.timed("rmsNormRope", () -> {
+            CudaTensor t = CudaTensor.stridedOutput(x, "rmsNormRope");  // may be a view of the fused product
+            if (t.ld % 4 != 0) {
+                throw new IllegalArgumentException("rmsNormRope reads rows with 16-byte loads: a row stride of "
+                        + t.ld + " floats cannot");
+            }
+            CUdeviceptr w = CudaTensor.of(weight).requireF32("rmsNormRope");
+            launcher.launch(type.normRopeKernel, t.rows, 1, 256, (int) normRopeSharedBytes(cols, groupSize), t.f32, w,
+                    t.copyBuffer(), CudaTensor.Ints.of(positions).device, invFreq(headDim, rope.theta()), t.rows,
+                    cols, t.ld, groupSize, headDim, eps, keepF32 ? 1 : 0);
+            t.wroteCopy(keepF32);
+        });
+    }
+
+    /** Whether rmsnorm_rope_T takes this op: whole plain-RoPE heads read by the half-input attention, 16-byte rows. */
+    boolean inOnePass(int cols, int groupSize, ColumnBlocks blocks, Rope rope) {
+        int headDim = blocks.width();
+        return blocks.wholeHeadsOf(cols) && rope.isPlain(headDim) && readsHalfQk.test(headDim) && cols % 4 == 0
+                && groupSize % 4 == 0 && cols % groupSize == 0 && normRopeSharedBytes(cols, groupSize) <= 48 * 1024;
+    }
+
+    /** rmsnorm_rope_T's shared memory: the row, then one scale per group. */
+    private static long normRopeSharedBytes(int cols, int groupSize) {
+        return (cols + (long) cols / Math.max(1, groupSize)) * 4;
+    }
+
+    /** RoPE's inverse frequencies for a head size and base, on the device once (as CpuBackend and transformers). */
+    private CUdeviceptr invFreq(int headDim, double theta) {
+        return invFreqs.computeIfAbsent(headDim + "/" + theta, key -> {
+            float[] f = new float[headDim / 2];
+            for (int i = 0; i < f.length; i++) {
+                f[i] = (float) (1.0 / Math.pow(theta, (float) (2 * i) / headDim)); // as CpuBackend, transformers
+            }
+            CUdeviceptr p = weights.allocate(f.length * 4L);
+            cuMemcpyHtoD(p, Pointer.to(f), f.length * 4L);
+            return p;
+        });
+    }
+}
