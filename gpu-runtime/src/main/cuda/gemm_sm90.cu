@@ -330,6 +330,7 @@ __device__ __forceinline__ void gemm_sm90_ws(const TileArgs<T>& t, const unsigne
     if (threadIdx.x < 128) {  // ---- producer ----
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(GEMM_WS_PRODUCER_REGS));
         int pt = threadIdx.x;
+        if (aTiled && pt >= 32) return;  // bulk copies only: thread 0 issues them, its warp alone loops
         int firstBlock = t.n0 / 128, blocks = min(BNT / 128, (t.N + 127) / 128 - firstBlock);
         uint64_t* pending = nullptr;  // the slot this thread copied rows into last, not yet published
         for (int kt = 0; kt < kTiles; kt++) {
