@@ -387,6 +387,24 @@ __device__ __forceinline__ void gemm_sm90_ws(const TileArgs<T>& t, const unsigne
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
     store(acc);
 }
+
+// A pre-tiled kernel's main loop, then its epilogue store(acc, wm), wm the first of the warp's 16 rows in the tile:
+// the _sm90t loop (every thread copies and multiplies; warp w holds rows 64 * (w / 4) + 16 * (w % 4)) or, WS, the
+// warp-specialized one (the consumers store: rows 64 * (warpgroup - 1) + 16 * (warp % 4)).
+template <int BNT, bool WS, typename T, typename Store>
+__device__ __forceinline__ void tiled_gemm(const TileArgs<T>& t, const unsigned char* wTiled,
+                                           const unsigned char* aTiled, Store store) {
+    if constexpr (WS) {
+        gemm_sm90_ws<BNT>(t, wTiled, aTiled, [&](const float* acc) {
+            store(acc, ((threadIdx.x >> 7) - 1) * 64 + ((threadIdx.x >> 5) & 3) * 16);
+        });
+    } else {
+        float acc[BNT / 2];
+        gemm_mainloop_sm90_tiled<BNT>(t, wTiled, aTiled, acc);
+        int warp = threadIdx.x >> 5;
+        store(acc, (warp >> 2) * 64 + (warp & 3) * 16);
+    }
+}
 #endif
 
 // The sm_90a launches: the kernels of gemm.cu with the wgmma main loop; acc viewed as [1][BNT/8][4] per warp,
@@ -486,7 +504,7 @@ __device__ __forceinline__ void epi_swiglu_tiled(const float* acc, int wm, const
         }
 #endif
 }
-template <int BNT, typename T>
+template <int BNT, bool WS, typename T>
 __device__ __forceinline__ void gate_up_sm90_tiled(const T* x, const int* tokens, const int* offsets,
                                                    const int* work, const unsigned char* wTiled,
                                                    unsigned char* interTiled, int F, int H) {
@@ -495,14 +513,13 @@ __device__ __forceinline__ void gate_up_sm90_tiled(const T* x, const int* tokens
     if (w.expert < 0) return;  // past the layer's items (route_work)
     size_t expertBytes = (size_t)((2 * F + 127) / 128) * ((H + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
     TileArgs<T> t{x, tokens, w.begin, w.count, nullptr, 2 * F, H, H, w.m0, w.tile * BNT};
-    float acc[BNT / 2];
-    gemm_mainloop_sm90_tiled<BNT>(t, wTiled + w.expert * expertBytes, nullptr, acc);
-    int warp = threadIdx.x >> 5;
-    epi_swiglu_tiled<BNT / 8>(acc, (warp >> 2) * 64 + (warp & 3) * 16, t, w, interTiled, F);
+    tiled_gemm<BNT, WS>(t, wTiled + w.expert * expertBytes, nullptr, [&](const float* acc, int wm) {
+        epi_swiglu_tiled<BNT / 8>(acc, wm, t, w, interTiled, F);
+    });
 #endif
 }
 
-template <int BNT, typename T>
+template <int BNT, bool WS, typename T>
 __device__ __forceinline__ void down_sm90_tiled(const unsigned char* interTiled, const int* tokens, const float* gates,
                                                 const int* offsets, const int* work, const unsigned char* wTiled,
                                                 float* out, float* perEntry, int H, int F) {
@@ -512,115 +529,49 @@ __device__ __forceinline__ void down_sm90_tiled(const unsigned char* interTiled,
     size_t expertBytes = (size_t)((H + 127) / 128) * ((F + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
     TileArgs<T> t{nullptr, nullptr, w.begin, w.count, nullptr, H, F, F, w.m0, w.tile * BNT};
     const unsigned char* aTiled = interTiled + (size_t)w.item * ((F + S90_BK - 1) / S90_BK) * S90_A_BYTES;
-    float acc[BNT / 2];
-    gemm_mainloop_sm90_tiled<BNT>(t, wTiled + w.expert * expertBytes, aTiled, acc);
-    int warp = threadIdx.x >> 5;
-    epi_combine<1, BNT / 8>(acc, (warp >> 2) * 64 + (warp & 3) * 16, 0, t, w, tokens, gates, out, perEntry, H);
-#endif
-}
-
-template <int BNT, typename T>
-__device__ __forceinline__ void linear_sm90_tiled(const T* A, const unsigned char* wTiled, const float* bias,
-                                                  float* out, int M, int N, int K) {
-#ifdef MOESCORE_WGMMA
-    TileArgs<T> t{A, nullptr, 0, M, nullptr, N, K, K, (int)blockIdx.x * BM, (int)blockIdx.y * BNT};
-    float acc[BNT / 2];
-    gemm_mainloop_sm90_tiled<BNT>(t, wTiled, nullptr, acc);
-    int warp = threadIdx.x >> 5;
-    epi_store<1, BNT / 8>(acc, (warp >> 2) * 64 + (warp & 3) * 16, 0, t, bias, out, M, N);
-#endif
-}
-
-#define GEMM_SM90_TILED_KERNELS(T, NAME, SUFFIX, BNT)                                                           \
-    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
-    linear_##NAME##_sm90t##SUFFIX(const T* __restrict__ A, const unsigned char* __restrict__ wTiled,              \
-                              const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K) {    \
-        linear_sm90_tiled<BNT>(A, wTiled, bias, out, M, N, K);                                                   \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
-    experts_##NAME##_gate_up_sm90t##SUFFIX(const T* __restrict__ x, const int* __restrict__ tokens,                    \
-                                  const int* __restrict__ offsets, const int* __restrict__ work,                \
-                                  const unsigned char* __restrict__ wTiled, unsigned char* __restrict__ inter,  \
-                                  int F, int H, int aParts, int wParts) {                                       \
-        gate_up_sm90_tiled<BNT>(x, tokens, offsets, work, wTiled, inter, F, H);                                  \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                \
-    experts_##NAME##_down_sm90t##SUFFIX(const unsigned char* __restrict__ inter, const int* __restrict__ tokens,          \
-                               const float* __restrict__ gates, const int* __restrict__ offsets,                \
-                               const int* __restrict__ work, const unsigned char* __restrict__ wTiled,          \
-                               float* __restrict__ out, float* __restrict__ perEntry, int H, int F, int aParts, \
-                               int wParts) {                                                                     \
-        down_sm90_tiled<BNT, T>(inter, tokens, gates, offsets, work, wTiled, out, perEntry, H, F);                  \
-    }
-GEMM_SM90_TILED_KERNELS(bf16, bf16, , BN)
-GEMM_SM90_TILED_KERNELS(bf16, bf16, _n128, BN_N128)
-GEMM_SM90_TILED_KERNELS(f16, f16, , BN)
-GEMM_SM90_TILED_KERNELS(f16, f16, _n128, BN_N128)
-
-// The warp-specialized launches (_sm90w: gemm_sm90_ws, GEMM_WS_THREADS), the _sm90t kernels' arguments
-// and results; only the wide tile (BN): the narrow one leaves a consumer too little work per slice.
-// The consumers' rows: 64 * (warpgroup - 1) + 16 * (warp % 4).
-__device__ __forceinline__ int ws_row() { return ((threadIdx.x >> 7) - 1) * 64 + ((threadIdx.x >> 5) & 3) * 16; }
-
-template <typename T>
-__device__ __forceinline__ void gate_up_sm90_ws(const T* x, const int* tokens, const int* offsets, const int* work,
-                                                const unsigned char* wTiled, unsigned char* interTiled, int F, int H) {
-#ifdef MOESCORE_WGMMA
-    Work w = work_item(work, offsets);
-    if (w.expert < 0) return;  // past the layer's items (route_work)
-    size_t expertBytes = (size_t)((2 * F + 127) / 128) * ((H + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
-    TileArgs<T> t{x, tokens, w.begin, w.count, nullptr, 2 * F, H, H, w.m0, w.tile * BN};
-    gemm_sm90_ws<BN>(t, wTiled + w.expert * expertBytes, nullptr,
-                     [&](const float* acc) { epi_swiglu_tiled<BN / 8>(acc, ws_row(), t, w, interTiled, F); });
-#endif
-}
-
-template <typename T>
-__device__ __forceinline__ void down_sm90_ws(const unsigned char* interTiled, const int* tokens, const float* gates,
-                                             const int* offsets, const int* work, const unsigned char* wTiled,
-                                             float* out, float* perEntry, int H, int F) {
-#ifdef MOESCORE_WGMMA
-    Work w = work_item(work, offsets);
-    if (w.expert < 0) return;  // past the layer's items (route_work)
-    size_t expertBytes = (size_t)((H + 127) / 128) * ((F + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
-    TileArgs<T> t{nullptr, nullptr, w.begin, w.count, nullptr, H, F, F, w.m0, w.tile * BN};
-    const unsigned char* aTiled = interTiled + (size_t)w.item * ((F + S90_BK - 1) / S90_BK) * S90_A_BYTES;
-    gemm_sm90_ws<BN>(t, wTiled + w.expert * expertBytes, aTiled, [&](const float* acc) {
-        epi_combine<1, BN / 8>(acc, ws_row(), 0, t, w, tokens, gates, out, perEntry, H);
+    tiled_gemm<BNT, WS>(t, wTiled + w.expert * expertBytes, aTiled, [&](const float* acc, int wm) {
+        epi_combine<1, BNT / 8>(acc, wm, 0, t, w, tokens, gates, out, perEntry, H);
     });
 #endif
 }
 
-template <typename T>
-__device__ __forceinline__ void linear_sm90_ws(const T* A, const unsigned char* wTiled, const float* bias,
-                                               float* out, int M, int N, int K) {
+template <int BNT, bool WS, typename T>
+__device__ __forceinline__ void linear_sm90_tiled(const T* A, const unsigned char* wTiled, const float* bias,
+                                                  float* out, int M, int N, int K) {
 #ifdef MOESCORE_WGMMA
-    TileArgs<T> t{A, nullptr, 0, M, nullptr, N, K, K, (int)blockIdx.x * BM, (int)blockIdx.y * BN};
-    gemm_sm90_ws<BN>(t, wTiled, nullptr,
-                     [&](const float* acc) { epi_store<1, BN / 8>(acc, ws_row(), 0, t, bias, out, M, N); });
+    TileArgs<T> t{A, nullptr, 0, M, nullptr, N, K, K, (int)blockIdx.x * BM, (int)blockIdx.y * BNT};
+    tiled_gemm<BNT, WS>(t, wTiled, nullptr, [&](const float* acc, int wm) {
+        epi_store<1, BNT / 8>(acc, wm, 0, t, bias, out, M, N);
+    });
 #endif
 }
 
-#define GEMM_SM90_WS_KERNELS(T, NAME)                                                                           \
-    extern "C" __global__ void __launch_bounds__(GEMM_WS_THREADS, 1)                                             \
-    linear_##NAME##_sm90w(const T* __restrict__ A, const unsigned char* __restrict__ wTiled,                      \
-                          const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K) {          \
-        linear_sm90_ws<T>(A, wTiled, bias, out, M, N, K);                                                        \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(GEMM_WS_THREADS, 1)                                             \
-    experts_##NAME##_gate_up_sm90w(const T* __restrict__ x, const int* __restrict__ tokens,                      \
-                                   const int* __restrict__ offsets, const int* __restrict__ work,              \
-                                   const unsigned char* __restrict__ wTiled, unsigned char* __restrict__ inter, \
-                                   int F, int H, int aParts, int wParts) {                                      \
-        gate_up_sm90_ws<T>(x, tokens, offsets, work, wTiled, inter, F, H);                                       \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(GEMM_WS_THREADS, 1)                                             \
-    experts_##NAME##_down_sm90w(const unsigned char* __restrict__ inter, const int* __restrict__ tokens,         \
-                                const float* __restrict__ gates, const int* __restrict__ offsets,               \
-                                const int* __restrict__ work, const unsigned char* __restrict__ wTiled,         \
-                                float* __restrict__ out, float* __restrict__ perEntry, int H, int F, int aParts, \
-                                int wParts) {                                                                    \
-        down_sm90_ws<T>(inter, tokens, gates, offsets, work, wTiled, out, perEntry, H, F);                       \
+#define GEMM_SM90_TILED_KERNELS(T, NAME, SUFFIX, BNT, THREADS, WS)                                                   \
+    extern "C" __global__ void __launch_bounds__(THREADS, 1)                                                         \
+    linear_##NAME##SUFFIX(const T* __restrict__ A, const unsigned char* __restrict__ wTiled,                         \
+                              const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K) {        \
+        linear_sm90_tiled<BNT, WS>(A, wTiled, bias, out, M, N, K);                                                   \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(THREADS, 1)                                                         \
+    experts_##NAME##_gate_up##SUFFIX(const T* __restrict__ x, const int* __restrict__ tokens,                        \
+                                  const int* __restrict__ offsets, const int* __restrict__ work,                     \
+                                  const unsigned char* __restrict__ wTiled, unsigned char* __restrict__ inter,       \
+                                  int F, int H, int aParts, int wParts) {                                            \
+        gate_up_sm90_tiled<BNT, WS>(x, tokens, offsets, work, wTiled, inter, F, H);                                  \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(THREADS, 1)                                                         \
+    experts_##NAME##_down##SUFFIX(const unsigned char* __restrict__ inter, const int* __restrict__ tokens,           \
+                               const float* __restrict__ gates, const int* __restrict__ offsets,                     \
+                               const int* __restrict__ work, const unsigned char* __restrict__ wTiled,               \
+                               float* __restrict__ out, float* __restrict__ perEntry, int H, int F, int aParts,      \
+                               int wParts) {                                                                         \
+        down_sm90_tiled<BNT, WS, T>(inter, tokens, gates, offsets, work, wTiled, out, perEntry, H, F);               \
     }
-GEMM_SM90_WS_KERNELS(bf16, bf16)
-GEMM_SM90_WS_KERNELS(f16, f16)
+GEMM_SM90_TILED_KERNELS(bf16, bf16, _sm90t, BN, GEMM_THREADS, false)
+GEMM_SM90_TILED_KERNELS(bf16, bf16, _sm90t_n128, BN_N128, GEMM_THREADS, false)
+GEMM_SM90_TILED_KERNELS(f16, f16, _sm90t, BN, GEMM_THREADS, false)
+GEMM_SM90_TILED_KERNELS(f16, f16, _sm90t_n128, BN_N128, GEMM_THREADS, false)
+// The warp-specialized ones (_sm90w: gemm_sm90_ws, GEMM_WS_THREADS), only the wide tile: the narrow one leaves a
+// consumer too little work per slice.
+GEMM_SM90_TILED_KERNELS(bf16, bf16, _sm90w, BN, GEMM_WS_THREADS, true)
+GEMM_SM90_TILED_KERNELS(f16, f16, _sm90w, BN, GEMM_WS_THREADS, true)
