@@ -16,6 +16,7 @@ import java.math.BigDecimal;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
@@ -168,11 +169,10 @@ public final class RoutingStudy {
             Engine engine = new Engine(config, backend, weights, spec);
             LocalScorer.Rows scorer = new LocalScorer.Rows(engine, scoreOptions, limits, settings.batchTokens(),
                     settings.longRows());
-            if (i == 0) {  // one untimed batch first, so the baseline's time holds no warm-up the others lack
-                scoreAll(scorer, rows.subList(0, Math.min(rows.size(), 1)), settings.batchTokens(),
-                        new ExpertLoad(config.numLayers(), config.numExperts()));
+            if (i == 0) {  // one untimed pass first, so the baseline's time holds no warm-up the others lack
+                scoreAll(scorer, rows, settings.batchTokens(), new ExpertLoad(config.numLayers(), config.numExperts()));
             }
-            Run run = score(scorer, rows, settings.batchTokens(), config);
+            Run run = score(scorer, rows, settings.batchTokens(), config, options.repeats());
             if (baseline == null) {
                 baseline = run;
                 if (options.proposeDrops() > 0) {
@@ -190,8 +190,9 @@ public final class RoutingStudy {
         if (baseline.pairs() == 0) {
             notes.add("expert FLOP share not available: the backend reported no expert load for the baseline");
         }
-        notes.add("tokens/s: wall time of each variant's scoring on " + backend.deviceName() + " (one warm-up batch "
-                + "before the first); speed-up: relative to the baseline");
+        notes.add("tokens/s: wall time of each variant's scoring on " + backend.deviceName() + ", the median of "
+                + options.repeats() + " run(s) (one untimed pass of the baseline before the first); speed-up: "
+                + "relative to the baseline");
         if (results.stream().anyMatch(Variant::batchDependent)) {
             notes.add(BATCH_DEPENDENT_NOTE);
         }
@@ -226,11 +227,21 @@ public final class RoutingStudy {
         }
     }
 
-    private static Run score(LocalScorer.Rows scorer, List<JsonRow> rows, int batchTokens, ModelConfig config) {
+    /** The rows scored {@code repeats} times: the first run's scores and expert load, the median run's time. */
+    private static Run score(LocalScorer.Rows scorer, List<JsonRow> rows, int batchTokens, ModelConfig config,
+                             int repeats) {
         ExpertLoad load = new ExpertLoad(config.numLayers(), config.numExperts());
-        long start = System.nanoTime();
-        RowScore[] scores = scoreAll(scorer, rows, batchTokens, load);
-        return new Run(scores, load, (System.nanoTime() - start) / 1e9);
+        RowScore[] scores = null;
+        double[] seconds = new double[repeats];
+        for (int r = 0; r < repeats; r++) {
+            ExpertLoad counted = r == 0 ? load : new ExpertLoad(config.numLayers(), config.numExperts());
+            long start = System.nanoTime();
+            RowScore[] run = scoreAll(scorer, rows, batchTokens, counted);
+            seconds[r] = (System.nanoTime() - start) / 1e9;
+            scores = r == 0 ? run : scores;
+        }
+        Arrays.sort(seconds);
+        return new Run(scores, load, seconds[repeats / 2]);
     }
 
     /** Scores the rows in score-local's windows ({@link BatchPlanner#windowFull}), so batches are the same. */

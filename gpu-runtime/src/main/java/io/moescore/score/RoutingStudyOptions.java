@@ -17,11 +17,12 @@ import java.util.Map;
  * @param out          the folder the study's files go to
  * @param variants     the routers compared, the model's own ({@link RoutingSpec#MODEL}, the baseline) first
  * @param proposeDrops propose (and study) a drop-experts variant of the N least-loaded experts per layer (0: none)
+ * @param repeats      times each variant scores the rows; its time is the median run's (scores from the first)
  * @param overwrite    replace the study's files in {@code out} (refused otherwise)
  * @param settings     how the rows are scored (its routing is the model's own; each variant replaces it)
  */
 public record RoutingStudyOptions(Path model, Path input, Path out, List<RoutingSpec> variants, int proposeDrops,
-                                  boolean overwrite, ScoreSettings settings) {
+                                  int repeats, boolean overwrite, ScoreSettings settings) {
     /** The variants as given: comma-separated specs ({@link RoutingSpec#parse}). */
     public record Variants(List<RoutingSpec> specs) {
         public Variants {
@@ -59,9 +60,13 @@ public record RoutingStudyOptions(Path model, Path input, Path out, List<Routing
             Integer.MAX_VALUE, "also write proposed_drops.json, the N least-loaded experts of each MoE layer in the "
                     + "baseline run (a drop-experts:FILE), and study that variant too (0: none)");
 
+    public static final Setting<Integer> REPEATS = Setting.integer("repeats", "--repeats", 3, 1, 1000,
+            "times each variant scores the rows, after one untimed pass of the baseline over all of them; its "
+                    + "tokens/s is the median run's (a small input's single run is mostly noise)");
+
     /** routing-study's own settings. */
     public static final List<Setting<?>> OWN = List.of(LocalScoreOptions.MODEL, LocalScoreOptions.INPUT, OUT,
-            VARIANTS, PROPOSE_DROPS, LocalScoreOptions.OVERWRITE);
+            VARIANTS, PROPOSE_DROPS, REPEATS, LocalScoreOptions.OVERWRITE);
     /**
      * The scoring settings a study takes (its single-process and Spark forms): all but --routing (the variants
      * replace it) and the per-row outputs it does not write (--token-logprobs, --top-k).
@@ -76,6 +81,9 @@ public record RoutingStudyOptions(Path model, Path input, Path out, List<Routing
         if (model == null || input == null || out == null || variants == null || settings == null) {
             throw new IllegalArgumentException("routing-study needs a model, an input, an output folder, variants "
                     + "and settings");
+        }
+        if (repeats < 1) {
+            throw new IllegalArgumentException(REPEATS.flag() + " must be at least 1, not " + repeats);
         }
         if (!settings.routing().isModel()) {
             throw new IllegalArgumentException("routing-study takes its routers from --variants, not --routing");
@@ -95,7 +103,7 @@ public record RoutingStudyOptions(Path model, Path input, Path out, List<Routing
     public static RoutingStudyOptions resolve(Setting.Source source) {
         return new RoutingStudyOptions(LocalScoreOptions.MODEL.resolve(source),
                 LocalScoreOptions.INPUT.resolve(source), OUT.resolve(source), VARIANTS.resolve(source).specs(),
-                PROPOSE_DROPS.resolve(source), LocalScoreOptions.OVERWRITE.resolve(source),
+                PROPOSE_DROPS.resolve(source), REPEATS.resolve(source), LocalScoreOptions.OVERWRITE.resolve(source),
                 ScoreSettings.resolve(source));
     }
 }

@@ -82,9 +82,11 @@ public class RoutingStudyCommandTest {
     void studiesEachVariantAgainstTheModelsRouter() throws Exception {
         Path in = input(5, 40);
         Path out = dir.resolve("study");
-        Ran ran = run(args(in, out, "top-k:1,top-k:2,batch-top-k:2:1,batch-top-k:2", "--propose-drops", "2"));
+        Ran ran = run(args(in, out, "top-k:1,top-k:2,batch-top-k:2:1,batch-top-k:2", "--propose-drops", "2",
+                "--repeats", "2"));
         assertEquals(0, ran.code(), ran.stderr());
         JsonNode study = JSON.readTree(out.resolve("routing_study.json").toFile());
+        assertTrue(study.get("notes").toString().contains("the median of 2 run(s)"), study.get("notes").toString());
         Map<String, JsonNode> by = new HashMap<>();
         study.get("variants").forEach(v -> by.put(v.get("variant").asText(), v));
         assertEquals("model", study.get("variants").get(0).get("variant").asText(), "the baseline comes first");
@@ -159,6 +161,9 @@ public class RoutingStudyCommandTest {
         Ran deterministic = run(args(in, out, "batch-top-k:2", "--deterministic"));
         assertEquals(2, deterministic.code(), deterministic.stderr());
         assertTrue(deterministic.stderr().contains("refuses --routing batch-top-k:2"), deterministic.stderr());
+        Ran repeats = run(args(in, out, "top-k:1", "--repeats", "0"));
+        assertEquals(2, repeats.code(), repeats.stderr());
+        assertTrue(repeats.stderr().contains("--repeats"), repeats.stderr());
         Ran drops = run(args(in, out, "top-k:1", "--propose-drops", "7"));
         assertEquals(2, drops.code(), drops.stderr());
         assertTrue(drops.stderr().contains("--propose-drops 7"), drops.stderr());

@@ -88,7 +88,7 @@ class RoutingStudyJobTest {
         Path in = input(6, 40);
         RoutingStudy.Result local = new RoutingStudy(new PrintStream(new ByteArrayOutputStream())).run(
                 new RoutingStudyOptions(SparkTests.demoModel(), in, dir.resolve("local"), variants("top-k:1,top-k:2"),
-                        0, false, settings()));
+                        0, 1, false, settings()));
         Path out = dir.resolve("study");
         assertEquals(MoeScoreJob.EXIT_OK, RoutingStudyJob.run(spark, options(in, out, "top-k:1,top-k:2"),
                 System.err));
