@@ -159,40 +159,61 @@ public final class RoutingStudy {
         ScoreOptions scoreOptions = new ScoreOptions(false, 1);  // the most likely next token: top-1 changed
         RowPlan.Limits limits = settings.rowLimits(config.maxPositions());
         Map<Integer, List<Integer>> drops = Map.of();
-        List<Variant> results = new ArrayList<>();
-        Run baseline = null;
+        List<RoutingSpec> specs = new ArrayList<>();
+        List<LocalScorer.Rows> scorers = new ArrayList<>();
+        List<Run> runs = new ArrayList<>();
+        int count = variants.size() + (options.proposeDrops() > 0 ? 1 : 0);
+        // the first round: each variant's scores and expert load (and its first time), the proposed drops after the
+        // baseline; one untimed pass of the baseline first, so its time holds no warm-up the others lack
         for (int i = 0; i < variants.size() || (i == variants.size() && !drops.isEmpty()); i++) {
             RoutingSpec spec = i < variants.size() ? variants.get(i) : proposedSpec(options.out(), drops);
-            int count = variants.size() + (options.proposeDrops() > 0 ? 1 : 0);
             log.printf("moescore routing-study: [%d/%d] %s ...%n", i + 1, count, spec);
             // sharing the weights: the engines are never closed, the weights close once, after the last
             Engine engine = new Engine(config, backend, weights, spec);
             LocalScorer.Rows scorer = new LocalScorer.Rows(engine, scoreOptions, limits, settings.batchTokens(),
                     settings.longRows());
-            if (i == 0) {  // one untimed pass first, so the baseline's time holds no warm-up the others lack
+            if (i == 0) {
                 scoreAll(scorer, rows, settings.batchTokens(), new ExpertLoad(config.numLayers(), config.numExperts()));
             }
-            Run run = score(scorer, rows, settings.batchTokens(), config, options.repeats());
-            if (baseline == null) {
-                baseline = run;
-                if (options.proposeDrops() > 0) {
-                    drops = leastLoaded(run.load, config, options.proposeDrops());
-                }
+            Run run = score(scorer, rows, settings.batchTokens(), config);
+            if (i == 0 && options.proposeDrops() > 0) {
+                drops = leastLoaded(run.load, config, options.proposeDrops());
             }
-            Variant v = measure(spec, run, baseline, tokens, results.isEmpty() ? null : results.get(0));
-            results.add(v);
-            log.printf("moescore routing-study: [%d/%d] %s: perplexity %.4f (x%.4f), expert FLOPs x%.3f, %.0f "
-                    + "tokens/s, top-1 changed in %d of %d rows%n", i + 1, count, spec, v.perplexity(),
-                    v.perplexityRatio(), v.expertFlopShare(), v.tokensPerSecond(), v.top1Changed(), v.top1Compared());
+            specs.add(spec);
+            scorers.add(scorer);
+            runs.add(run);
+            Variant v = measure(spec, run, runs.get(0), tokens, null);
+            log.printf("moescore routing-study: [%d/%d] %s: perplexity %.4f (x%.4f), expert FLOPs x%.3f, top-1 "
+                    + "changed in %d of %d rows%n", i + 1, count, spec, v.perplexity(), v.perplexityRatio(),
+                    v.expertFlopShare(), v.top1Changed(), v.top1Compared());
         }
+        // the other rounds time every variant again, in turn, so that warm-up and load drift fall on all alike
+        double[][] seconds = new double[specs.size()][options.repeats()];
+        for (int i = 0; i < specs.size(); i++) {
+            seconds[i][0] = runs.get(i).seconds;
+        }
+        for (int round = 1; round < options.repeats(); round++) {
+            log.printf("moescore routing-study: timing round %d of %d%n", round + 1, options.repeats());
+            for (int i = 0; i < specs.size(); i++) {
+                seconds[i][round] = score(scorers.get(i), rows, settings.batchTokens(), config).seconds;
+            }
+        }
+        List<Variant> results = new ArrayList<>();
+        for (int i = 0; i < specs.size(); i++) {
+            Arrays.sort(seconds[i]);
+            Run run = runs.get(i);
+            results.add(measure(specs.get(i), new Run(run.scores, run.load, seconds[i][options.repeats() / 2]),
+                    runs.get(0), tokens, results.isEmpty() ? null : results.get(0)));
+        }
+        Run baseline = runs.get(0);
         List<String> notes = new ArrayList<>();
         notes.add(FLOPS_NOTE);
         if (baseline.pairs() == 0) {
             notes.add("expert FLOP share not available: the backend reported no expert load for the baseline");
         }
         notes.add("tokens/s: wall time of each variant's scoring on " + backend.deviceName() + ", the median of "
-                + options.repeats() + " run(s) (one untimed pass of the baseline before the first); speed-up: "
-                + "relative to the baseline");
+                + options.repeats() + " run(s), the variants timed in turn each round (one untimed pass of the "
+                + "baseline before the first); speed-up: relative to the baseline");
         if (results.stream().anyMatch(Variant::batchDependent)) {
             notes.add(BATCH_DEPENDENT_NOTE);
         }
@@ -227,21 +248,11 @@ public final class RoutingStudy {
         }
     }
 
-    /** The rows scored {@code repeats} times: the first run's scores and expert load, the median run's time. */
-    private static Run score(LocalScorer.Rows scorer, List<JsonRow> rows, int batchTokens, ModelConfig config,
-                             int repeats) {
+    private static Run score(LocalScorer.Rows scorer, List<JsonRow> rows, int batchTokens, ModelConfig config) {
         ExpertLoad load = new ExpertLoad(config.numLayers(), config.numExperts());
-        RowScore[] scores = null;
-        double[] seconds = new double[repeats];
-        for (int r = 0; r < repeats; r++) {
-            ExpertLoad counted = r == 0 ? load : new ExpertLoad(config.numLayers(), config.numExperts());
-            long start = System.nanoTime();
-            RowScore[] run = scoreAll(scorer, rows, batchTokens, counted);
-            seconds[r] = (System.nanoTime() - start) / 1e9;
-            scores = r == 0 ? run : scores;
-        }
-        Arrays.sort(seconds);
-        return new Run(scores, load, seconds[repeats / 2]);
+        long start = System.nanoTime();
+        RowScore[] scores = scoreAll(scorer, rows, batchTokens, load);
+        return new Run(scores, load, (System.nanoTime() - start) / 1e9);
     }
 
     /** Scores the rows in score-local's windows ({@link BatchPlanner#windowFull}), so batches are the same. */

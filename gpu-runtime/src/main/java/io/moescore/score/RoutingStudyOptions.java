@@ -17,7 +17,8 @@ import java.util.Map;
  * @param out          the folder the study's files go to
  * @param variants     the routers compared, the model's own ({@link RoutingSpec#MODEL}, the baseline) first
  * @param proposeDrops propose (and study) a drop-experts variant of the N least-loaded experts per layer (0: none)
- * @param repeats      times each variant scores the rows; its time is the median run's (scores from the first)
+ * @param repeats      rounds in which each variant scores the rows in turn; its time is its median round's (scores
+ *                     and expert loads from the first)
  * @param overwrite    replace the study's files in {@code out} (refused otherwise)
  * @param settings     how the rows are scored (its routing is the model's own; each variant replaces it)
  */
@@ -61,8 +62,9 @@ public record RoutingStudyOptions(Path model, Path input, Path out, List<Routing
                     + "baseline run (a drop-experts:FILE), and study that variant too (0: none)");
 
     public static final Setting<Integer> REPEATS = Setting.integer("repeats", "--repeats", 3, 1, 1000,
-            "times each variant scores the rows, after one untimed pass of the baseline over all of them; its "
-                    + "tokens/s is the median run's (a small input's single run is mostly noise)");
+            "rounds in which every variant scores the rows in turn, after one untimed pass of the baseline over "
+                    + "all of them; a variant's tokens/s is its median round's (a small input's single run is mostly "
+                    + "noise, and a JIT or a neighbour's load drifts)");
 
     /** routing-study's own settings. */
     public static final List<Setting<?>> OWN = List.of(LocalScoreOptions.MODEL, LocalScoreOptions.INPUT, OUT,
