@@ -202,10 +202,16 @@ public final class ModelWeights implements AutoCloseable {
      * weights, a NaN or infinity fails the load naming its tensor and index. On failure, what was placed is released.
      */
     public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint, LoadOptions options) {
-        Loader loader = new Loader(backend, checkpoint, options);
         MemoryBudget budget = backend.memoryBudget();
-        ExpertResidency residency = ExpertResidency.of(config,
-                budget == null ? null : MemoryPlan.of(config, loader.stored, budget), options.deviceMemory());
+        SparsityPattern stored = SparsityPattern.ofCheckpoint(checkpoint.directory());
+        return load(backend, config, checkpoint, options, ExpertResidency.of(config,
+                budget == null ? null : MemoryPlan.of(config, stored, budget), options.deviceMemory()));
+    }
+
+    /** As {@link #load(Backend, ModelConfig, Checkpoint, LoadOptions)} with a residency given (tests force one). */
+    static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint, LoadOptions options,
+                             ExpertResidency residency) {
+        Loader loader = new Loader(backend, checkpoint, options);
         try {
             return new ModelWeights(loader, config, residency);
         } catch (RuntimeException e) {
