@@ -53,8 +53,8 @@ public record ExpertResidency(MemoryPlan plan, boolean capped, boolean[] streame
         }
         MemoryBudget own = plan.budget();
         MemoryBudget budget = new MemoryBudget(Math.min(cap, own.availableBytes()), own.bytesPerWeight(),
-                own.packsSparseExperts(), "--device-memory " + cap + " bytes" + (cap > own.availableBytes()
-                ? " (capped by " + own.where() + ")" : ""));
+                own.packsSparseExperts(), "the --device-memory cap" + (cap > own.availableBytes()
+                ? " (lowered to " + own.where() + ")" : ""));
         MemoryPlan capped = new MemoryPlan(plan.parameters(), plan.weightBytes(), plan.expertBytes(),
                 plan.bytesPerToken(), budget);
         long layer = layerBytes(c, plan);
