@@ -359,7 +359,7 @@ public final class ModelWeights implements AutoCloseable {
 
         /** A dense SwiGLU block: one expert. */
         ExpertWeights ffn(String prefix, ConfigDim ffn, ConfigDim hidden) {
-            return place(new HostExperts.Dense(new WeightSlice[] {slice(prefix + "gate_proj.weight", ffn, hidden)},
+            return place(HostExperts.dense(new WeightSlice[] {slice(prefix + "gate_proj.weight", ffn, hidden)},
                     new WeightSlice[] {slice(prefix + "up_proj.weight", ffn, hidden)},
                     new WeightSlice[] {slice(prefix + "down_proj.weight", hidden, ffn)}));
         }
@@ -443,7 +443,7 @@ public final class ModelWeights implements AutoCloseable {
                 downs[x] = down.apply(x);
                 downBiases[x] = Arrays.copyOfRange(downBias, x * h, (x + 1) * h);
             }
-            return new HostExperts.Biased(new BiasedExperts(h, ffn, gate, up, downs, gateBias, upBias, downBiases,
+            return HostExperts.biased(new BiasedExperts(h, ffn, gate, up, downs, gateBias, upBias, downBiases,
                     c.clampedSwiglu()));
         }
 
@@ -500,7 +500,7 @@ public final class ModelWeights implements AutoCloseable {
                         packed[w][e] = vectorPacked(prefix + e + "." + names[w], dims[w][0], dims[w][1]);
                     }
                 }
-                return new HostExperts.VectorSparseExperts(packed);
+                return HostExperts.vectorSparse(packed);
             }
             if (pattern == SparsityPattern.TWO_FOUR) {
                 Sparse24.Packed[][] packed = new Sparse24.Packed[3][n];
@@ -509,7 +509,7 @@ public final class ModelWeights implements AutoCloseable {
                         packed[w][e] = packed(prefix + e + "." + names[w], dims[w][0], dims[w][1]);
                     }
                 }
-                return new HostExperts.Sparse(packed);
+                return HostExperts.sparse(packed);
             }
             WeightSlice[][] all = {gate, up, down};
             for (int e = 0; e < n; e++) {
@@ -531,7 +531,7 @@ public final class ModelWeights implements AutoCloseable {
                     packed[i / n][i % n] = VectorSparse.pack(
                             VectorSparse.pruneMagnitude(floats(w), w.rows(), w.cols()), w.rows(), w.cols());
                 });
-                return new HostExperts.VectorSparseExperts(packed);
+                return HostExperts.vectorSparse(packed);
             }
             if (pruneExperts == SparsityPattern.TWO_FOUR) {
                 Sparse24.Packed[][] packed = new Sparse24.Packed[3][n];
@@ -540,9 +540,9 @@ public final class ModelWeights implements AutoCloseable {
                     packed[i / n][i % n] = Sparse24.pack(
                             Sparse24.pruneMagnitude(floats(w), w.rows(), w.cols()), w.rows(), w.cols());
                 });
-                return new HostExperts.Sparse(packed);
+                return HostExperts.sparse(packed);
             }
-            return new HostExperts.Dense(gate, up, down);
+            return HostExperts.dense(gate, up, down);
         }
 
         private static float[] floats(WeightSlice w) {

@@ -16,8 +16,6 @@ import io.moescore.model.ModelConfig;
 import java.nio.file.Path;
 import java.util.Random;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -29,17 +27,6 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class ExpertStreamingTest {
     static final ScoreOptions OPTIONS = new ScoreOptions(true, 5);
-    static CpuBackend backend;
-
-    @BeforeAll
-    static void start() {
-        backend = new CpuBackend(2);
-    }
-
-    @AfterAll
-    static void stop() {
-        backend.close();
-    }
 
     /** Random sequences of the given lengths (the seed is printed). */
     static TokenBatch batch(ModelConfig c, long seed, int... lengths) {
@@ -66,7 +53,7 @@ class ExpertStreamingTest {
     }
 
     /** The demo model's plan on the CPU backend. */
-    static MemoryPlan demoPlan() {
+    static MemoryPlan demoPlan(CpuBackend backend) {
         Path model = TestModels.demoModel();
         return Engine.memoryPlan(ModelConfig.load(model), model, backend);
     }
@@ -80,9 +67,16 @@ class ExpertStreamingTest {
     void demoModelStreamingThreeOfFourLayersScoresBitIdenticallyWithOneUploadPerStreamedLayer() {
         Path model = TestModels.demoModel();
         ModelConfig c = ModelConfig.load(model);
-        MemoryPlan plan = demoPlan();
-        long layerBytes = plan.expertBytes() / 4;
         TokenBatch tokens = batch(c, 30L, 17, 5, 60, 33, 1, 48);
+        try (CpuBackend backend = new CpuBackend(2)) {
+            assertDemoStreamsBitIdentically(backend, model, c, tokens);
+        }
+    }
+
+    private static void assertDemoStreamsBitIdentically(CpuBackend backend, Path model, ModelConfig c,
+                                                        TokenBatch tokens) {
+        MemoryPlan plan = demoPlan(backend);
+        long layerBytes = plan.expertBytes() / 4;
         // room for three layers' experts (one resident + two slots), not four: three of the four layers stream
         try (Engine resident = Engine.load(model, backend);
              Engine streamed = Engine.load(model, backend, LoadOptions.DEFAULT.withDeviceMemory(cap(plan, c, 3)))) {
@@ -115,9 +109,10 @@ class ExpertStreamingTest {
         Path model = TestModels.demoModel();
         ModelConfig c = ModelConfig.load(model);
         TokenBatch tokens = batch(c, 31L, 400, 400, 400);  // 1200 tokens; the cap leaves 1024
-        try (Engine resident = Engine.load(model, backend);
+        try (CpuBackend backend = new CpuBackend(2);
+             Engine resident = Engine.load(model, backend);
              Engine streamed = Engine.load(model, backend, LoadOptions.DEFAULT.withDeviceMemory(
-                     cap(demoPlan(), c, 3)))) {
+                     cap(demoPlan(backend), c, 3)))) {
             ScoreBatch want = resident.score(tokens, OPTIONS);
             ScoreBatch got = streamed.score(tokens, OPTIONS);
             assertEquals(0, want.memorySplits());
@@ -131,7 +126,13 @@ class ExpertStreamingTest {
     void aCapBelowTheNonExpertWeightsTwoSlotsAndOneSequenceIsRefusedWithTheNumbers() {
         Path model = TestModels.demoModel();
         ModelConfig c = ModelConfig.load(model);
-        MemoryPlan plan = demoPlan();
+        try (CpuBackend backend = new CpuBackend(2)) {
+            assertCapsRefusedOrStreamed(backend, model, c);
+        }
+    }
+
+    private static void assertCapsRefusedOrStreamed(CpuBackend backend, Path model, ModelConfig c) {
+        MemoryPlan plan = demoPlan(backend);
         long smallest = cap(plan, c, 2);
         UnsupportedModelException e = assertThrows(UnsupportedModelException.class,
                 () -> Engine.load(model, backend, LoadOptions.DEFAULT.withDeviceMemory(smallest - 1)));
@@ -165,11 +166,19 @@ class ExpertStreamingTest {
     @MethodSource("fixtures")
     void everyLayerStreamedOnAnHfFixtureScoresBitIdentically(Path model) {
         ModelConfig c = ModelConfig.load(model);
-        MemoryPlan plan = Engine.memoryPlan(c, model, backend);
         boolean[] all = c.moeLayers().clone();
         assertTrue(all.length == 2 && all[0] && all[1], model + " has two MoE layers");
-        ExpertResidency forced = new ExpertResidency(plan, true, all, plan.expertBytes() / 2, 2, Long.MAX_VALUE);
         TokenBatch tokens = batch(c, 32L, 9, 31, 2, 25);
+        try (CpuBackend backend = new CpuBackend(2)) {
+            MemoryPlan plan = Engine.memoryPlan(c, model, backend);
+            ExpertResidency forced = new ExpertResidency(plan, true, all, plan.expertBytes() / 2, 2, Long.MAX_VALUE);
+            assertForcedStreamingBitIdentical(backend, model, c, tokens, plan, forced);
+        }
+    }
+
+    private static void assertForcedStreamingBitIdentical(CpuBackend backend, Path model, ModelConfig c,
+                                                          TokenBatch tokens, MemoryPlan plan,
+                                                          ExpertResidency forced) {
         try (Engine resident = Engine.load(model, backend);
              Checkpoint checkpoint = Checkpoint.open(model);
              Engine streamed = new Engine(c, backend,
