@@ -30,6 +30,10 @@ public record ExpertResidency(MemoryPlan plan, boolean capped, boolean[] streame
     /** Staging slots of a streamed forward: the layer computing and the next one uploading. */
     public static final int SLOTS = 2;
 
+    public ExpertResidency {
+        streamed = streamed.clone();
+    }
+
     /** Every layer resident, no cap (also where the backend cannot tell its memory: {@code plan} null). */
     public static ExpertResidency allResident(ModelConfig c, MemoryPlan plan) {
         return new ExpertResidency(plan, false, new boolean[c.numLayers()], layerBytes(c, plan), 0, Long.MAX_VALUE);
@@ -77,6 +81,12 @@ public record ExpertResidency(MemoryPlan plan, boolean capped, boolean[] streame
                 + sequence + " bytes of activations for one sequence of " + c.maxPositions() + " tokens ("
                 + plan.bytesPerToken() + " bytes each) = " + (plan.nonExpertBytes() + slots * layer + sequence)
                 + " bytes, more than the " + available + " bytes of " + budget.where());
+    }
+
+    /** Per decoder layer, whether its routed experts stream (a copy). */
+    @Override
+    public boolean[] streamed() {
+        return streamed.clone();
     }
 
     /** Whether layer {@code l}'s routed experts stream from host memory. */

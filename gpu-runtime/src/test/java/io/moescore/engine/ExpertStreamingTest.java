@@ -153,6 +153,22 @@ class ExpertStreamingTest {
         }
     }
 
+    /** Experts pruned to 2:4 on load stream as the packed arrays the loader made (HostExperts.sparse). */
+    @Test
+    void twoFourPackedExpertsStreamBitIdentically() {
+        Path model = TestModels.demoModel();
+        ModelConfig c = ModelConfig.load(model);
+        TokenBatch tokens = batch(c, 33L, 12, 40, 7);
+        LoadOptions pruned = LoadOptions.DEFAULT.withPruneExperts(io.moescore.sparse.SparsityPattern.TWO_FOUR);
+        try (CpuBackend backend = new CpuBackend(2);
+             Engine resident = Engine.load(model, backend, pruned);
+             Engine streamed = Engine.load(model, backend, pruned.withDeviceMemory(cap(demoPlan(backend), c, 3)))) {
+            assertEquals(3, streamed.residency().streamedLayers());
+            assertBitIdentical(resident.score(tokens, OPTIONS), streamed.score(tokens, OPTIONS));
+            assertEquals(3, streamed.expertStore().uploads());
+        }
+    }
+
     static Stream<Path> fixtures() {
         Path dir = TestModels.repoRoot().resolve("gpu-runtime/src/test/resources/hf");
         return Stream.of(dir.resolve("mixtral-bf16"), dir.resolve("olmoe-fp32-fused"));
