@@ -14,6 +14,7 @@ import io.moescore.backend.AttentionHeads;
 import io.moescore.backend.Backend;
 import io.moescore.backend.ColumnBlocks;
 import io.moescore.backend.DeviceOutOfMemoryException;
+import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.IntTensor;
 import io.moescore.backend.LogProbs;
 import io.moescore.backend.MemoryBudget;
@@ -41,6 +42,10 @@ public final class Engine implements AutoCloseable {
     private final ModelWeights weights;
     /** Per layer, the router of its MoE block (null for dense layers). */
     private final List<Router> routers;
+    /** Each MoE layer's routed experts for a forward: resident, or streamed from host memory. */
+    private final ExpertStore experts;
+    /** The checkpoint streamed experts are read from, closed with the engine (null: nothing streams). */
+    private final Checkpoint streamedFrom;
 
     public Engine(ModelConfig config, Backend backend, ModelWeights weights) {
         this(config, backend, weights, RoutingSpec.MODEL);
@@ -54,12 +59,19 @@ public final class Engine implements AutoCloseable {
      *                                   UnsupportedOperationException that the commands report with exit code 2
      */
     public Engine(ModelConfig config, Backend backend, ModelWeights weights, RoutingSpec routing) {
+        this(config, backend, weights, routing, null);
+    }
+
+    private Engine(ModelConfig config, Backend backend, ModelWeights weights, RoutingSpec routing,
+                   Checkpoint streamedFrom) {
         requireSupported(config, backend, "this");
         this.config = config;
         this.backend = backend;
         this.weights = weights;
         this.routers = routers(config, weights, routing);
         requireRoutable(backend, routing, routers);
+        this.experts = new ExpertStore(backend, weights, config.routedExpertParameterCount());
+        this.streamedFrom = streamedFrom;
     }
 
     /**
@@ -125,27 +137,48 @@ public final class Engine implements AutoCloseable {
         return load(modelDirectory, backend, LoadOptions.DEFAULT.withPruneExperts(pruneExperts));
     }
 
-    /** Reads config.json and the safetensors of a model directory onto the backend, as the options say. */
+    /**
+     * Reads config.json and the safetensors of a model directory onto the backend, as the options say. Under a
+     * memory cap whose residency streams some layers' experts, the engine keeps the checkpoint open (they are read
+     * from it at every forward) and closes it with itself.
+     */
     public static Engine load(Path modelDirectory, Backend backend, LoadOptions options) {
         ModelConfig config = ModelConfig.load(modelDirectory);
-        requireLoadable(config, modelDirectory, backend);
+        requireLoadable(config, modelDirectory, backend, options.deviceMemory());
         requireRoutable(backend, options.routing(), options.routing().routers(config));  // before any upload
-        try (Checkpoint checkpoint = Checkpoint.open(modelDirectory)) {
-            return new Engine(config, backend, ModelWeights.load(backend, config, checkpoint, options),
-                    options.routing());
+        Checkpoint checkpoint = Checkpoint.open(modelDirectory);
+        try {
+            ModelWeights weights = ModelWeights.load(backend, config, checkpoint, options);
+            boolean streams = weights.residency().streamedLayers() > 0;
+            Engine engine = new Engine(config, backend, weights, options.routing(), streams ? checkpoint : null);
+            if (!streams) {
+                checkpoint.close();
+            }
+            return engine;
+        } catch (RuntimeException e) {
+            checkpoint.close();
+            throw e;
         }
+    }
+
+    /** {@link #requireLoadable(ModelConfig, Path, Backend, long)} without a memory cap. */
+    public static void requireLoadable(ModelConfig config, Path modelDirectory, Backend backend) {
+        requireLoadable(config, modelDirectory, backend, 0);
     }
 
     /**
      * Refuses, before anything is read onto the backend, a model whose ops the backend lacks or that does not fit
-     * its memory.
+     * its memory: all of it without a cap ({@code deviceMemory} 0), else its non-expert weights, two staging slots
+     * and one sequence's activations under the cap ({@link ExpertResidency}).
      *
-     * @throws UnsupportedModelException naming the model and what is missing
+     * @throws UnsupportedModelException naming the model and what is missing, or the numbers that do not fit
      */
-    public static void requireLoadable(ModelConfig config, Path modelDirectory, Backend backend) {
+    public static void requireLoadable(ModelConfig config, Path modelDirectory, Backend backend, long deviceMemory) {
         requireSupported(config, backend, modelDirectory.toString());
         MemoryPlan plan = memoryPlan(config, modelDirectory, backend);
-        if (plan != null && !plan.fits()) {
+        if (deviceMemory > 0) {
+            ExpertResidency.of(config, plan, deviceMemory);
+        } else if (plan != null && !plan.fits()) {
             throw new UnsupportedModelException("the " + config.family().modelType + " model " + modelDirectory
                     + " does not fit on " + backend.deviceName() + ": " + plan.describe());
         }
@@ -163,6 +196,16 @@ public final class Engine implements AutoCloseable {
 
     public Backend backend() {
         return backend;
+    }
+
+    /** Which layers' routed experts are resident and which stream, and the largest batch that allows. */
+    public ExpertResidency residency() {
+        return weights.residency();
+    }
+
+    /** The routed experts' source, with its upload counts. */
+    public ExpertStore expertStore() {
+        return experts;
     }
 
     /** Why a sequence cannot be scored, or null when it can. */
@@ -260,6 +303,11 @@ public final class Engine implements AutoCloseable {
             seqOffsets[i + 1] = seqOffsets[i] + batch.length(valid.get(i));
         }
         int total = seqOffsets[numSeq];
+        long largest = weights.residency().largestBatchTokens();
+        if (total > largest) {  // split as if the device ran out: the cap leaves room for no more
+            throw new DeviceOutOfMemoryException(total + " tokens are more than the " + largest + " a batch may "
+                    + "hold under " + weights.residency().plan().budget().where());
+        }
         int[] tokens = new int[total];
         int[] positions = new int[total];
         int[] targets = new int[total];
@@ -375,7 +423,8 @@ public final class Engine implements AutoCloseable {
              Projections qkv = projections(t);
              Tensor attn = backend.activation(t, c.attentionOutDim());
              Tensor mixed = backend.activation(t, h);
-             Tensor routerLogits = backend.activation(t, c.numExperts())) {
+             Tensor routerLogits = backend.activation(t, c.numExperts());
+             ExpertStore.Pass routedExperts = experts.pass()) {
             // x = embedding[tokens] (x embedding_multiplier); normed = rmsnorm(x) for the first layer (every later
             // norm comes with the residual add before it: x += delta; normed = rmsnorm(x), one backend op)
             backend.embed(weights.embedding(), tokens, x);
@@ -448,9 +497,14 @@ public final class Engine implements AutoCloseable {
                     backend.linear(ffnIn, layer.router(), layer.routerBias(), routerLogits);
                     try (ExpertRouting routing = backend.route(routerLogits, routers.get(l), seqOffsetArray)) {
                         int layerIndex = l;
-                        backend.experts(ffnIn, routing, layer.experts(), mixed, seen == null ? null
+                        // the layer's experts: resident, or streamed into a staging slot; the next streamed
+                        // layer's upload is queued before these compute, and this one's slot freed after
+                        ExpertWeights layerExperts = routedExperts.get(l);
+                        routedExperts.prefetchNext(l);
+                        backend.experts(ffnIn, routing, layerExperts, mixed, seen == null ? null
                                 : (expert, xs, rows, hidden, swiglu, ffn) ->
                                         seen.accept(layerIndex, expert, xs, rows, hidden, swiglu, ffn));
+                        routedExperts.release(l);
                         // asked once the experts are queued: a GPU's counts arrive while they run
                         load.add(l, routing.tokensPerExpert());
                         if (routed != null) {
@@ -547,9 +601,12 @@ public final class Engine implements AutoCloseable {
         }
     }
 
-    /** Releases the weights; the backend stays with its owner. */
+    /** Releases the weights (and the checkpoint streamed experts are read from); the backend stays with its owner. */
     @Override
     public void close() {
         weights.close();
+        if (streamedFrom != null) {
+            streamedFrom.close();
+        }
     }
 }

@@ -13,24 +13,36 @@ import java.util.Objects;
  *                       a {@link io.moescore.model.NonFiniteWeightException} naming the tensor and its index (the
  *                       check runs on the values as they are converted or uploaded, no pass of its own)
  * @param routing        the engine's routers ({@code --routing}; {@link RoutingSpec#MODEL}: the model's own)
+ * @param deviceMemory   bytes the engine may use for weights and activations ({@code --device-memory}; 0: the
+ *                       backend's memory, every weight resident). Under a cap the MoE layers' routed experts that
+ *                       do not fit stream from host memory ({@link ExpertResidency}); scores do not change
  */
-public record LoadOptions(SparsityPattern pruneExperts, boolean allowNonfinite, RoutingSpec routing) {
-    /** Weights as stored, every value checked to be finite, the model's own routers. */
-    public static final LoadOptions DEFAULT = new LoadOptions(null, false, RoutingSpec.MODEL);
+public record LoadOptions(SparsityPattern pruneExperts, boolean allowNonfinite, RoutingSpec routing,
+                          long deviceMemory) {
+    /** Weights as stored, every value checked to be finite, the model's own routers, no memory cap. */
+    public static final LoadOptions DEFAULT = new LoadOptions(null, false, RoutingSpec.MODEL, 0);
 
     public LoadOptions {
         Objects.requireNonNull(routing, "routing");
+        if (deviceMemory < 0) {
+            throw new IllegalArgumentException("--device-memory must be at least 0 bytes, got " + deviceMemory);
+        }
     }
 
     public LoadOptions withPruneExperts(SparsityPattern pattern) {
-        return new LoadOptions(pattern, allowNonfinite, routing);
+        return new LoadOptions(pattern, allowNonfinite, routing, deviceMemory);
     }
 
     public LoadOptions withAllowNonfinite(boolean allow) {
-        return new LoadOptions(pruneExperts, allow, routing);
+        return new LoadOptions(pruneExperts, allow, routing, deviceMemory);
     }
 
     public LoadOptions withRouting(RoutingSpec spec) {
-        return new LoadOptions(pruneExperts, allowNonfinite, spec);
+        return new LoadOptions(pruneExperts, allowNonfinite, spec, deviceMemory);
+    }
+
+    /** These options with a memory cap of {@code bytes} (0: none). */
+    public LoadOptions withDeviceMemory(long bytes) {
+        return new LoadOptions(pruneExperts, allowNonfinite, routing, bytes);
     }
 }

@@ -3,6 +3,7 @@ package io.moescore.engine;
 import io.moescore.backend.Backend;
 import io.moescore.backend.BiasedExperts;
 import io.moescore.backend.ExpertWeights;
+import io.moescore.backend.MemoryBudget;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.WeightSlice;
 import io.moescore.model.Checkpoint;
@@ -34,6 +35,11 @@ import java.util.stream.IntStream;
  * has; DeepSeek-V3 and GLM-4.5 add {@code mlp.gate.e_score_correction_bias} and {@code mlp.shared_experts.*}.
  * Per-expert weights of a compressed checkpoint (the sparsify tool's) are read in the pattern its sparsity.json
  * names ({@link SparsityPattern}; without one, the tensors present tell).
+ *
+ * <p>Under a memory cap ({@link LoadOptions#deviceMemory}) the routed experts of the MoE layers that do not fit
+ * stay on the host ({@link #residency}, {@link #streamedExperts}); such a layer's {@link Layer#experts} is null and
+ * {@link ExpertStore} places them for each forward. Dense streamed experts are read from the checkpoint's slices
+ * then, so the checkpoint must stay open as long as these weights are used ({@link Engine#load} sees to it).
  */
 public final class ModelWeights implements AutoCloseable {
     /**
@@ -41,7 +47,8 @@ public final class ModelWeights implements AutoCloseable {
      * null and q is q_proj (null where q_lora_rank is set); routerCorrectionBias is the group-limited router's
      * e_score_correction_bias, read to the host. qkv: q_proj, k_proj and v_proj stacked as one weight where the
      * backend projects them at once ({@link Backend#fusesQkv}; q, k and v are then null), else null. sinks: gpt-oss's
-     * per-head attention sink logits [1, heads]; routerBias: gpt-oss's mlp.router.bias [1, experts].
+     * per-head attention sink logits [1, heads]; routerBias: gpt-oss's mlp.router.bias [1, experts]. experts: the
+     * routed experts, null in a dense layer and where they stream ({@link ExpertStore} has them).
      */
     public record Layer(Tensor inputNorm, Tensor qkv, Tensor q, Tensor k, Tensor v, Tensor o,
                         Tensor qBias, Tensor kBias, Tensor vBias, Tensor oBias,
@@ -67,8 +74,13 @@ public final class ModelWeights implements AutoCloseable {
     private final List<Layer> layers;
     private final Tensor finalNorm;
     private final Tensor lmHead;
+    private final ExpertResidency residency;
+    /** Per layer, its routed experts held on the host where they stream (else null). */
+    private final HostExperts[] streamed;
 
-    private ModelWeights(Loader load, ModelConfig c) {
+    private ModelWeights(Loader load, ModelConfig c, ExpertResidency residency) {
+        this.residency = residency;
+        this.streamed = new HostExperts[c.numLayers()];
         Checkpoint ckpt = load.ckpt;
         ConfigDim h = c.dimHidden();
         embedding = load.matrix("model.embed_tokens.weight", c.dimVocab(), h);
@@ -88,7 +100,7 @@ public final class ModelWeights implements AutoCloseable {
             }
             Tensor router = null;
             float[] correction = null;
-            ExpertWeights experts = null;
+            HostExperts routed = null;
             ExpertWeights shared = null;
             Tensor sharedGate = null;
             ExpertWeights dense = null;
@@ -99,17 +111,17 @@ public final class ModelWeights implements AutoCloseable {
                     String moe = p + "mlp.";
                     router = load.matrix(moe + "router.weight", c.dimExperts(), h);
                     routerBias = load.vector(moe + "router.bias", c.dimExperts());
-                    experts = load.gptOssExperts(moe + "experts.", c);
+                    routed = load.gptOssExperts(moe + "experts.", c);
                 } else if (c.family() == ModelConfig.Family.GRANITEMOE) {
                     // modeling_granitemoe: router.layer [E, H]; input_linear [E, 2I, H] (gate rows first) and
                     // output_linear [E, H, I], as the fused layout
                     String moe = p + "block_sparse_moe.";
                     router = load.matrix(moe + "router.layer.weight", c.dimExperts(), h);
-                    experts = load.fusedExperts(moe + "input_linear.weight", moe + "output_linear.weight", c);
+                    routed = load.fusedExperts(moe + "input_linear.weight", moe + "output_linear.weight", c);
                 } else {
                     String moe = ckpt.has(p + "block_sparse_moe.gate.weight") ? p + "block_sparse_moe." : p + "mlp.";
                     router = load.matrix(moe + "gate.weight", c.dimExperts(), h);
-                    experts = load.experts(moe + "experts.", c);
+                    routed = load.experts(moe + "experts.", c);
                     if (c.groupRouting() != null) {
                         correction = load.ref(moe + "gate.e_score_correction_bias", c.dimExperts()).toFloats();
                     }
@@ -122,6 +134,13 @@ public final class ModelWeights implements AutoCloseable {
                 }
             } else {
                 dense = load.ffn(p + "mlp.", c.dimDenseFfn(), h);
+            }
+            // routed experts: placed now, or held on the host to stream
+            ExpertWeights experts = null;
+            if (routed != null && residency.streams(l)) {
+                streamed[l] = routed;
+            } else if (routed != null) {
+                experts = load.place(routed);
             }
             Latent latent = c.latentAttention() == null ? null : load.latent(a, c);
             boolean projections = latent == null;
@@ -183,9 +202,18 @@ public final class ModelWeights implements AutoCloseable {
      * weights, a NaN or infinity fails the load naming its tensor and index. On failure, what was placed is released.
      */
     public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint, LoadOptions options) {
+        MemoryBudget budget = backend.memoryBudget();
+        SparsityPattern stored = SparsityPattern.ofCheckpoint(checkpoint.directory());
+        return load(backend, config, checkpoint, options, ExpertResidency.of(config,
+                budget == null ? null : MemoryPlan.of(config, stored, budget), options.deviceMemory()));
+    }
+
+    /** As {@link #load(Backend, ModelConfig, Checkpoint, LoadOptions)} with a residency given (tests force one). */
+    static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint, LoadOptions options,
+                             ExpertResidency residency) {
         Loader loader = new Loader(backend, checkpoint, options);
         try {
-            return new ModelWeights(loader, config);
+            return new ModelWeights(loader, config, residency);
         } catch (RuntimeException e) {
             loader.placed.forEach(ModelWeights::closeQuietly);
             throw e;
@@ -206,6 +234,16 @@ public final class ModelWeights implements AutoCloseable {
 
     public Tensor lmHead() {
         return lmHead;
+    }
+
+    /** Which layers' routed experts are resident and which stream (all resident without a cap). */
+    public ExpertResidency residency() {
+        return residency;
+    }
+
+    /** Layer {@code l}'s routed experts as the host holds them, where they stream; else null. */
+    HostExperts streamedExperts(int l) {
+        return streamed[l];
     }
 
     @Override
@@ -268,8 +306,9 @@ public final class ModelWeights implements AutoCloseable {
             return place(WeightSlice.whole(ref(name, n), 1, n.intSize()));
         }
 
-        ExpertWeights placeExperts(WeightSlice[] gate, WeightSlice[] up, WeightSlice[] down) {
-            ExpertWeights w = backend.expertWeights(gate, up, down);
+        /** Places experts held on the host (a dense block's, or a resident layer's routed experts). */
+        ExpertWeights place(HostExperts host) {
+            ExpertWeights w = host.place(backend);
             placed.add(w);
             return w;
         }
@@ -283,18 +322,6 @@ public final class ModelWeights implements AutoCloseable {
                 return SparsityPattern.VECTOR_128_2_8;
             }
             return ckpt.has(firstWeight + SPARSE_VALUES) ? SparsityPattern.TWO_FOUR : null;
-        }
-
-        ExpertWeights placeSparse(Sparse24.Packed[][] gateUpDown) {
-            ExpertWeights w = backend.sparseExpertWeights(gateUpDown[0], gateUpDown[1], gateUpDown[2]);
-            placed.add(w);
-            return w;
-        }
-
-        ExpertWeights placeVectorSparse(VectorSparse.Packed[][] gateUpDown) {
-            ExpertWeights w = backend.vectorSparseExpertWeights(gateUpDown[0], gateUpDown[1], gateUpDown[2]);
-            placed.add(w);
-            return w;
         }
 
         /** A 2:4 packed weight written by the sparsify tool: NAME.sp24_values and NAME.sp24_meta. */
@@ -332,16 +359,16 @@ public final class ModelWeights implements AutoCloseable {
 
         /** A dense SwiGLU block: one expert. */
         ExpertWeights ffn(String prefix, ConfigDim ffn, ConfigDim hidden) {
-            return placeExperts(new WeightSlice[] {slice(prefix + "gate_proj.weight", ffn, hidden)},
+            return place(HostExperts.dense(new WeightSlice[] {slice(prefix + "gate_proj.weight", ffn, hidden)},
                     new WeightSlice[] {slice(prefix + "up_proj.weight", ffn, hidden)},
-                    new WeightSlice[] {slice(prefix + "down_proj.weight", hidden, ffn)});
+                    new WeightSlice[] {slice(prefix + "down_proj.weight", hidden, ffn)}));
         }
 
         /**
          * Experts stored as two 3-D tensors: gate and up [E, 2I, H] (gate rows first; Granite's input_linear) and
          * down [E, H, I] (Granite's output_linear).
          */
-        ExpertWeights fusedExperts(String gateUpName, String downName, ModelConfig c) {
+        HostExperts fusedExperts(String gateUpName, String downName, ModelConfig c) {
             int n = c.numExperts();
             int ffn = c.expertFfnSize();
             int h = c.hiddenSize();
@@ -357,7 +384,7 @@ public final class ModelWeights implements AutoCloseable {
                 up[e] = new WeightSlice(gateUp, e * gateUpStride + (long) ffn * h, ffn, h);
                 down[e] = new WeightSlice(downAll, e * downStride, h, ffn);
             }
-            return placeDense(gate, up, down);
+            return dense(gate, up, down);
         }
 
         /**
@@ -373,7 +400,7 @@ public final class ModelWeights implements AutoCloseable {
          * MXFP4 ({@link Mxfp4}: NAME_blocks / NAME_scales), already [out, in] once dequantized: gate row f is row
          * 2f of gate_up_proj's [2F, H], down is [H, F] as is. Biases are always plain tensors.
          */
-        ExpertWeights gptOssExperts(String prefix, ModelConfig c) {
+        HostExperts gptOssExperts(String prefix, ModelConfig c) {
             if (pruneExperts != null) {
                 throw new UnsupportedOperationException("--prune-experts " + pruneExperts + " is not implemented for "
                         + "gpt_oss's biased experts (" + prefix + "gate_up_proj)");
@@ -416,10 +443,8 @@ public final class ModelWeights implements AutoCloseable {
                 downs[x] = down.apply(x);
                 downBiases[x] = Arrays.copyOfRange(downBias, x * h, (x + 1) * h);
             }
-            ExpertWeights w = backend.biasedExpertWeights(new BiasedExperts(h, ffn, gate, up, downs, gateBias,
-                    upBias, downBiases, c.clampedSwiglu()));
-            placed.add(w);
-            return w;
+            return HostExperts.biased(new BiasedExperts(h, ffn, gate, up, downs, gateBias, upBias, downBiases,
+                    c.clampedSwiglu()));
         }
 
         /** [rows, cols] to [cols, rows]. */
@@ -451,7 +476,7 @@ public final class ModelWeights implements AutoCloseable {
                             .times(m.dimKvBHead()), m.dimKvLora()));
         }
 
-        ExpertWeights experts(String prefix, ModelConfig c) {
+        HostExperts experts(String prefix, ModelConfig c) {
             int n = c.numExperts();
             int ffn = c.expertFfnSize();
             int h = c.hiddenSize();
@@ -475,7 +500,7 @@ public final class ModelWeights implements AutoCloseable {
                         packed[w][e] = vectorPacked(prefix + e + "." + names[w], dims[w][0], dims[w][1]);
                     }
                 }
-                return placeVectorSparse(packed);
+                return HostExperts.vectorSparse(packed);
             }
             if (pattern == SparsityPattern.TWO_FOUR) {
                 Sparse24.Packed[][] packed = new Sparse24.Packed[3][n];
@@ -484,7 +509,7 @@ public final class ModelWeights implements AutoCloseable {
                         packed[w][e] = packed(prefix + e + "." + names[w], dims[w][0], dims[w][1]);
                     }
                 }
-                return placeSparse(packed);
+                return HostExperts.sparse(packed);
             }
             WeightSlice[][] all = {gate, up, down};
             for (int e = 0; e < n; e++) {
@@ -492,11 +517,11 @@ public final class ModelWeights implements AutoCloseable {
                     all[w][e] = slice(prefix + e + "." + names[w], dims[w][0], dims[w][1]);
                 }
             }
-            return placeDense(gate, up, down);
+            return dense(gate, up, down);
         }
 
         /** Dense experts, pruned to {@link #pruneExperts} by magnitude on the way where one is asked for. */
-        private ExpertWeights placeDense(WeightSlice[] gate, WeightSlice[] up, WeightSlice[] down) {
+        private HostExperts dense(WeightSlice[] gate, WeightSlice[] up, WeightSlice[] down) {
             int n = gate.length;
             WeightSlice[][] all = {gate, up, down};
             if (pruneExperts == SparsityPattern.VECTOR_128_2_8) {
@@ -506,7 +531,7 @@ public final class ModelWeights implements AutoCloseable {
                     packed[i / n][i % n] = VectorSparse.pack(
                             VectorSparse.pruneMagnitude(floats(w), w.rows(), w.cols()), w.rows(), w.cols());
                 });
-                return placeVectorSparse(packed);
+                return HostExperts.vectorSparse(packed);
             }
             if (pruneExperts == SparsityPattern.TWO_FOUR) {
                 Sparse24.Packed[][] packed = new Sparse24.Packed[3][n];
@@ -515,9 +540,9 @@ public final class ModelWeights implements AutoCloseable {
                     packed[i / n][i % n] = Sparse24.pack(
                             Sparse24.pruneMagnitude(floats(w), w.rows(), w.cols()), w.rows(), w.cols());
                 });
-                return placeSparse(packed);
+                return HostExperts.sparse(packed);
             }
-            return placeExperts(gate, up, down);
+            return HostExperts.dense(gate, up, down);
         }
 
         private static float[] floats(WeightSlice w) {

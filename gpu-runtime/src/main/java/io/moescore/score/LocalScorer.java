@@ -73,7 +73,14 @@ public final class LocalScorer {
             if (plan != null) {
                 log.println("moescore: " + plan.describe());
             }
+            if (engine.residency().capped()) {
+                log.println("moescore: " + engine.residency().describe());
+            }
             summary = score(engine, options, output);
+            if (engine.residency().streamedLayers() > 0) {
+                log.printf("moescore: %d expert uploads from host memory, %.1f MB%n",
+                        engine.expertStore().uploads(), engine.expertStore().uploadedBytes() / 1e6);
+            }
         } catch (IllegalArgumentException | io.moescore.model.ModelFormatException
                  | io.moescore.engine.UnsupportedModelException e) {
             log.println("moescore: " + e.getMessage());

@@ -138,7 +138,7 @@ public final class RoutingStudy {
             check(() -> settings.with(ScoreSettings.ROUTING, v).checkRouting(config));
         }
         try (Backend backend = settings.openBackend(0)) {
-            Engine.requireLoadable(config, options.model(), backend);
+            Engine.requireLoadable(config, options.model(), backend, settings.deviceMemory());
             for (RoutingSpec v : checked) {
                 check(() -> Engine.requireRoutable(backend, v, v.routers(config)));
             }

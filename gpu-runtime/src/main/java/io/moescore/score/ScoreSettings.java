@@ -46,10 +46,12 @@ import java.util.function.Function;
  * @param routing       which router the MoE layers use ({@link RoutingSpec}; {@code model}: the model's own). A spec
  *                      whose scores depend on batch composition ({@code batch-top-k:K} without a block) is refused
  *                      with {@code --deterministic}
+ * @param deviceMemory  bytes the engine may use for weights and activations (0: the device's memory); routed experts
+ *                      that do not fit stream from host memory, changing no score ({@link LoadOptions#deviceMemory})
  */
 public record ScoreSettings(String backend, Precision precision, boolean deterministic, int batchTokens,
                             boolean tokenLogProbs, int topK, int cpuThreads, boolean allowNonfinite,
-                            LongRows longRows, int stride, RoutingSpec routing)
+                            LongRows longRows, int stride, RoutingSpec routing, long deviceMemory)
         implements Serializable {
     /** ForkJoinPool's limit is 32767; far above any machine's cores, and a typo like 100000 is caught by name. */
     public static final int MAX_CPU_THREADS = 4096;
@@ -92,9 +94,14 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
                     + "set per batch, or per block of B token rows) or drop-experts:FILE; all but model and top-k:K "
                     + "need --backend cpu");
 
+    public static final Setting<Long> DEVICE_MEMORY = Setting.bytes("deviceMemory", "--device-memory",
+            "cap the memory the engine uses for weights and activations (e.g. 6g, 512m; 0: the device's): MoE "
+                    + "layers' experts that do not fit stream from host memory, scores unchanged; a cap below the "
+                    + "non-expert weights, two layers' experts and one sequence's activations is refused");
+
     /** Every scoring setting, in the order summaries and manifests list them. */
     public static final List<Setting<?>> ALL = List.of(BACKEND, PRECISION, DETERMINISTIC, BATCH_TOKENS,
-            TOKEN_LOGPROBS, TOP_K, CPU_THREADS, ALLOW_NONFINITE, LONG_ROWS, STRIDE, ROUTING);
+            TOKEN_LOGPROBS, TOP_K, CPU_THREADS, ALLOW_NONFINITE, LONG_ROWS, STRIDE, ROUTING, DEVICE_MEMORY);
 
     /** Every setting at its default. */
     public static final ScoreSettings DEFAULTS = resolve(Setting.Source.NONE);
@@ -109,6 +116,7 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         LONG_ROWS.valueOf(longRows, LONG_ROWS.key());
         STRIDE.valueOf(stride, STRIDE.key());
         routing = ROUTING.valueOf(routing, ROUTING.key());
+        DEVICE_MEMORY.valueOf(deviceMemory, DEVICE_MEMORY.key());
         if (deterministic && routing.dependsOnBatch()) {
             throw new IllegalArgumentException(DETERMINISTIC.flag() + " (" + DETERMINISTIC.key() + ") refuses "
                     + ROUTING.flag() + " " + routing + " (" + ROUTING.key() + "): its scores depend on the rows "
@@ -125,7 +133,7 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         return new ScoreSettings(BACKEND.resolve(source), PRECISION.resolve(source), DETERMINISTIC.resolve(source),
                 BATCH_TOKENS.resolve(source), TOKEN_LOGPROBS.resolve(source), TOP_K.resolve(source),
                 CPU_THREADS.resolve(source), ALLOW_NONFINITE.resolve(source), LONG_ROWS.resolve(source),
-                STRIDE.resolve(source), ROUTING.resolve(source));
+                STRIDE.resolve(source), ROUTING.resolve(source), DEVICE_MEMORY.resolve(source));
     }
 
     /** What the chosen backend lacks to run a model of this config (empty: nothing), asked without opening it. */
@@ -162,6 +170,7 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         values.put(LONG_ROWS, longRows);
         values.put(STRIDE, stride);
         values.put(ROUTING, routing);
+        values.put(DEVICE_MEMORY, deviceMemory);
         return values;
     }
 
@@ -198,9 +207,10 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         return Backends.open(backend, resolvedCpuThreads(), device, precision, deterministic);
     }
 
-    /** How an engine loads its weights under these settings (whether non-finite weights are allowed, routers). */
+    /** How an engine loads its weights under these settings (non-finite weights allowed, routers, memory cap). */
     public LoadOptions loadOptions() {
-        return LoadOptions.DEFAULT.withAllowNonfinite(allowNonfinite).withRouting(routing);
+        return LoadOptions.DEFAULT.withAllowNonfinite(allowNonfinite).withRouting(routing)
+                .withDeviceMemory(deviceMemory);
     }
 
     /** Whether a row's scores depend on the rows batched with it (its output says so: {@link #routing}). */
@@ -214,7 +224,7 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
      */
     public ScoreSettings forEngine() {
         return new ScoreSettings(backend, precision, deterministic, DEFAULTS.batchTokens, DEFAULTS.tokenLogProbs,
-                DEFAULTS.topK, cpuThreads, allowNonfinite, DEFAULTS.longRows, DEFAULTS.stride, routing);
+                DEFAULTS.topK, cpuThreads, allowNonfinite, DEFAULTS.longRows, DEFAULTS.stride, routing, deviceMemory);
     }
 
     /**

@@ -107,6 +107,42 @@ public final class Setting<T> {
         return new Setting<>(key, flag, label, description, type, defaultValue, parse, v -> null, format);
     }
 
+    /**
+     * A number of bytes, 0 by default ({@code description} says what 0 means): plain bytes or with a binary suffix
+     * k, m, g or t (any case, an optional b: {@code 512m}, {@code 6g}, {@code 1GiB} is not accepted). Usage help
+     * shows it as BYTES.
+     */
+    public static Setting<Long> bytes(String key, String flag, String description) {
+        return new Setting<>(key, flag, "BYTES", description, Long.class, 0L, Setting::parseBytes,
+                v -> v >= 0 ? null : "must be at least 0 bytes, got " + v, String::valueOf);
+    }
+
+    /** "6g" as 6 x 2^30, "512m", "4096", "2kb"; throws naming the text where it is none of these. */
+    static long parseBytes(String text) {
+        String t = text.trim().toLowerCase(Locale.ROOT);
+        if (t.endsWith("b") && t.length() > 1 && !Character.isDigit(t.charAt(t.length() - 2))) {
+            t = t.substring(0, t.length() - 1);
+        }
+        int shift = t.isEmpty() ? 0 : switch (t.charAt(t.length() - 1)) {
+            case 'k' -> 10;
+            case 'm' -> 20;
+            case 'g' -> 30;
+            case 't' -> 40;
+            default -> 0;
+        };
+        String digits = shift == 0 ? t : t.substring(0, t.length() - 1);
+        long n;
+        try {
+            n = Long.parseLong(digits);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("'" + text + "' is not a number of bytes (e.g. 6g, 512m, 1048576)");
+        }
+        if (n < 0 || n > Long.MAX_VALUE >> shift) {
+            throw new IllegalArgumentException("'" + text + "' is not a number of bytes from 0 to 8 exbibytes");
+        }
+        return n << shift;
+    }
+
     /** A file or folder; no default: required. Usage help shows it as {@code --flag=<key>}. */
     public static Setting<Path> path(String key, String flag, String description) {
         return new Setting<>(key, flag, "<" + key + ">", description, Path.class, null, Path::of,

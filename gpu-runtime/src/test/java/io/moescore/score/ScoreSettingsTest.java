@@ -100,7 +100,7 @@ class ScoreSettingsTest {
         assertEquals("batchTokens must be at least 1, got 0", e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
                 () -> new ScoreSettings("tpu", Precision.BF16, false, 1, false, 0, 0, false, LongRows.ERROR, 0,
-                        RoutingSpec.MODEL));
+                        RoutingSpec.MODEL, 0));
         assertEquals("backend 'tpu' is not one of [auto, cpu, cuda]", e.getMessage());
     }
 
@@ -180,5 +180,29 @@ class ScoreSettingsTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ScoreSettings.DEFAULTS
                 .with(ScoreSettings.ROUTING, RoutingSpec.parse("batch-top-k:9:4")).checkRouting(demo));
         assertEquals("--routing batch-top-k:9:4: 9 is more than the model's 8 experts", e.getMessage());
+    }
+
+    @Test
+    void deviceMemoryTakesBytesWithBinarySuffixesAndNamesABadValue() {
+        java.util.function.Function<Object, Long> given = v -> ScoreSettings.resolve(
+                s -> s == ScoreSettings.DEVICE_MEMORY ? new Setting.Given(v, "--device-memory") : null).deviceMemory();
+        assertEquals(0L, ScoreSettings.DEFAULTS.deviceMemory(), "no cap by default");
+        assertEquals(6L << 30, given.apply("6g"));
+        assertEquals(6L << 30, given.apply("6G"));
+        assertEquals(512L << 20, given.apply("512m"));
+        assertEquals(2048L, given.apply("2kb"));
+        assertEquals(1L << 40, given.apply("1t"));
+        assertEquals(123456789L, given.apply("123456789"));
+        assertEquals(512L << 20, ScoreSettings.DEFAULTS.with(ScoreSettings.DEVICE_MEMORY, 512L << 20)
+                .loadOptions().deviceMemory(), "the engine's load options carry the cap");
+        for (String bad : new String[] {"6x", "g", "", "1.5g", "-1", "1GiB", "99999999999t"}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> given.apply(bad), bad);
+            assertTrue(e.getMessage().startsWith("--device-memory '" + bad + "' is not a number of bytes"),
+                    e.getMessage());
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> given.apply(-5L));
+        assertEquals("--device-memory must be at least 0 bytes, got -5", e.getMessage());
+        assertEquals(6L << 30, ScoreSettings.DEFAULTS.with(ScoreSettings.DEVICE_MEMORY, 6L << 30).describe()
+                .get("deviceMemory"));
     }
 }

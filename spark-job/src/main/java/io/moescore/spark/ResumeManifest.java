@@ -42,9 +42,9 @@ record ResumeManifest(Map<String, String> fields) {
         f.put("model", modelHash(options.model(), conf));
         f.put("inputFormat", options.inputFormat());
         f.put("outputFormat", options.outputFormat());
-        // every scoring setting but the CPU's thread count, which changes no score
+        // every scoring setting but the CPU's thread count and the memory cap, which change no score
         options.scoring().describe().forEach((key, value) -> {
-            if (!key.equals(ScoreSettings.CPU_THREADS.key())) {
+            if (!key.equals(ScoreSettings.CPU_THREADS.key()) && !key.equals(ScoreSettings.DEVICE_MEMORY.key())) {
                 f.put(key, String.valueOf(value));
             }
         });
