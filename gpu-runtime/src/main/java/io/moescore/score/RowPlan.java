@@ -212,6 +212,20 @@ public final class RowPlan {
         return plan.combine(scores, options.tokenLogProbs());
     }
 
+    /**
+     * Per sequence that {@link #score} scores for these rows (same arguments), in order: the row it belongs to (a long
+     * row's windows are consecutive sequences of that row; a row not scored has none). Plans the rows again: for a
+     * caller that must tell sequences' rows apart (the Spark job's token routing trace).
+     */
+    public static int[] sequenceRows(int[][] rows, int[] contextLengths, Limits limits) {
+        RowPlan plan = new RowPlan(rows, contextLengths, limits);
+        int[] out = new int[plan.sequences.size()];
+        for (int r = 0; r < rows.length; r++) {
+            Arrays.fill(out, plan.firstSequence[r], plan.firstSequence[r + 1], r);
+        }
+        return out;
+    }
+
     /** The rows' scores from their sequences' ({@code scores[i]}: sequence i's), in row order. */
     RowScore[] combine(SequenceScore[] scores, boolean keepTokenLogProbs) {
         RowScore[] out = new RowScore[rows.length];

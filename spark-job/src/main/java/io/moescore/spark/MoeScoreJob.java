@@ -207,7 +207,8 @@ public final class MoeScoreJob implements Callable<Integer>, CommandSettings.Com
         MoeScorer scorer = scorer(options);
         RoutingTraceOutput trace = options.routingTrace() == null ? null
                 : RoutingTraceOutput.of(options.routingTrace(), options.outputFormat(), options.routingTraceTokens(),
-                        hadoop);
+                        hadoop).withIds(input.schema().fieldIndex(options.idColumn()),
+                        input.schema().apply(options.idColumn()).dataType());
         if (trace != null) {
             trace.prepare(options.mode());
         }

@@ -52,45 +52,58 @@ final class OutputVectors implements AutoCloseable {
         return root;
     }
 
-    /** Replaces the vectors' contents with {@code scored}'s rows. */
-    VectorSchemaRoot fill(PartitionScorer.Scored scored) {
-        ScoreVectors.fillRows(root, scored.scores);  // allocates every vector, the id's too
+    /** Replaces the vectors' contents with {@code scored}'s rows {@code from .. to-1} (a file's share of a batch). */
+    VectorSchemaRoot fill(PartitionScorer.Scored scored, int from, int to) {
+        ScoreVectors.fillRows(root, scored.scores.subList(from, to));  // allocates every vector, the id's too
         FieldVector id = root.getVector(0);
-        int n = scored.numRows();
         ColumnVector v = scored.batch == null ? null : scored.batch.column(idOrdinal);
-        for (int i = 0; i < n; i++) {
+        for (int i = from; i < to; i++) {
+            int at = i - from;
             if (v != null) {
                 if (v.isNullAt(i)) {
-                    id.setNull(i);
+                    id.setNull(at);
                 } else if (id instanceof BigIntVector longs) {
-                    longs.setSafe(i, longId(v, i));
+                    longs.setSafe(at, longId(v, i, idType));
                 } else {
-                    ((VarCharVector) id).setSafe(i, v.getUTF8String(i).getBytes());
+                    ((VarCharVector) id).setSafe(at, v.getUTF8String(i).getBytes());
                 }
             } else {
                 InternalRow row = scored.rows.get(i);
                 if (row.isNullAt(idOrdinal)) {
-                    id.setNull(i);
+                    id.setNull(at);
                 } else if (id instanceof BigIntVector longs) {
-                    longs.setSafe(i, longId(row));
+                    longs.setSafe(at, longId(row, idOrdinal, idType));
                 } else {
-                    ((VarCharVector) id).setSafe(i, row.getUTF8String(idOrdinal).getBytes());
+                    ((VarCharVector) id).setSafe(at, row.getUTF8String(idOrdinal).getBytes());
                 }
             }
         }
-        id.setValueCount(n);
+        id.setValueCount(to - from);
         return root;
     }
 
-    private long longId(ColumnVector v, int i) {
-        return idType.equals(DataTypes.LongType) ? v.getLong(i) : idType.equals(DataTypes.IntegerType) ? v.getInt(i)
-                : idType.equals(DataTypes.ShortType) ? v.getShort(i) : v.getByte(i);
+    /** Row {@code i}'s id of a bigint, int, smallint or tinyint column {@code v} of {@code type}, widened. */
+    static long longId(ColumnVector v, int i, DataType type) {
+        return type.equals(DataTypes.LongType) ? v.getLong(i) : type.equals(DataTypes.IntegerType) ? v.getInt(i)
+                : type.equals(DataTypes.ShortType) ? v.getShort(i) : v.getByte(i);
     }
 
-    private long longId(InternalRow row) {
-        return idType.equals(DataTypes.LongType) ? row.getLong(idOrdinal)
-                : idType.equals(DataTypes.IntegerType) ? row.getInt(idOrdinal)
-                : idType.equals(DataTypes.ShortType) ? row.getShort(idOrdinal) : row.getByte(idOrdinal);
+    /** {@code row}'s id at {@code ordinal}, of a bigint, int, smallint or tinyint {@code type}, widened. */
+    static long longId(InternalRow row, int ordinal, DataType type) {
+        return type.equals(DataTypes.LongType) ? row.getLong(ordinal) : type.equals(DataTypes.IntegerType)
+                ? row.getInt(ordinal) : type.equals(DataTypes.ShortType) ? row.getShort(ordinal) : row.getByte(ordinal);
+    }
+
+    /** Row {@code i}'s id of column {@code v} as the token trace records it: a Long, a String, or null. */
+    static Object id(ColumnVector v, int i, DataType type) {
+        return v.isNullAt(i) ? null : type.equals(DataTypes.StringType) ? v.getUTF8String(i).toString()
+                : (Object) longId(v, i, type);
+    }
+
+    /** {@code row}'s id at {@code ordinal} as the token trace records it: a Long, a String, or null. */
+    static Object id(InternalRow row, int ordinal, DataType type) {
+        return row.isNullAt(ordinal) ? null : type.equals(DataTypes.StringType)
+                ? row.getUTF8String(ordinal).toString() : (Object) longId(row, ordinal, type);
     }
 
     @Override

@@ -87,6 +87,7 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
         @Override
         Scored scoreNext(Iterator<ColumnarBatch> batches, ScoringTask task, Scoring scoring) {
             ColumnarBatch in = batches.next();
+            task.input(in);
             BatchTokens tokens = new BatchTokens(in, layout, scoring.tokenizer());
             List<RowScore> scores = new ArrayList<>(in.numRows());
             while (tokens.hasNext()) {
@@ -118,6 +119,7 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
                 contextLengths.add(t.contextLength());
                 read += t.tokens() == null ? 0 : t.tokens().length;
             }
+            task.input(inputs);
             RowScore[] scores = task.score(BatchTokens.Window.of(tokens.toArray(int[][]::new),
                     errors.toArray(String[]::new), layout.continuations()
                             ? contextLengths.stream().mapToInt(Integer::intValue).toArray() : null));
@@ -222,7 +224,7 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
                 : reports.trace().open(context, executorId(), device);
         ScoringTask task = new ScoringTask(trace == null ? scoring.scorer() : trace.observe(scoring.scorer()), options,
                 spec.settings().rowLimits(scoring.context()), DatasetScorer.scoreLayout(spec.settings(), layout),
-                spec.settings().batchTokens(), load, scoresStruct, reports);
+                spec.settings().batchTokens(), load, scoresStruct, reports, trace);
         if (context != null) {
             context.addTaskCompletionListener((TaskCompletionListener) c -> {
                 try (task) {

@@ -15,6 +15,8 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.TaskContext;
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.DataTypes;
 
 /**
  * The scoring job's routing trace ({@code --routing-trace DIR}): every task attempt writes its batches' per-layer
@@ -27,9 +29,12 @@ import org.apache.spark.TaskContext;
  * @param tokens     also each token's chosen experts and gates ({@code --routing-trace-tokens}): every attempt
  *                   writes them beside its loads file; the driver keeps the succeeded attempts' as
  *                   {@code DIR/tokens/part-PPPPP-sS.parquet} ({@link TokenTrace})
+ * @param idOrdinal  the id column's ordinal in the scored input, -1 where none is known: token records then carry
+ *                   each row's id ({@link #withIds})
+ * @param idType     that column's Spark type (null where none)
  */
-record RoutingTraceOutput(String dir, TraceFormat format, Map<String, String> hadoopConf, boolean tokens)
-        implements Serializable {
+record RoutingTraceOutput(String dir, TraceFormat format, Map<String, String> hadoopConf, boolean tokens,
+                          int idOrdinal, DataType idType) implements Serializable {
     static final String ATTEMPTS = "_attempts";
     static final String MANIFEST = "_routing_trace.json";
 
@@ -40,7 +45,20 @@ record RoutingTraceOutput(String dir, TraceFormat format, Map<String, String> ha
     static RoutingTraceOutput of(String dir, String outputFormat, boolean tokens, Configuration hadoop) {
         Map<String, String> conf = new HashMap<>();
         hadoop.forEach(e -> conf.put(e.getKey(), e.getValue()));
-        return new RoutingTraceOutput(dir, TraceFormat.forOutput(outputFormat), conf, tokens);
+        return new RoutingTraceOutput(dir, TraceFormat.forOutput(outputFormat), conf, tokens, -1, null);
+    }
+
+    /** This trace with each token record naming its row by the input's id column (at {@code ordinal}, of {@code type}). */
+    RoutingTraceOutput withIds(int ordinal, DataType type) {
+        return new RoutingTraceOutput(dir, format, hadoopConf, tokens, ordinal, type);
+    }
+
+    /** The token files' id column: int64 for bigint, int, smallint and tinyint ids (as the output widens them). */
+    TokenTrace.Ids ids() {
+        if (idType == null) {
+            return TokenTrace.Ids.NONE;
+        }
+        return idType.equals(DataTypes.StringType) ? TokenTrace.Ids.STRING : TokenTrace.Ids.INT64;
     }
 
     /**
@@ -77,8 +95,8 @@ record RoutingTraceOutput(String dir, TraceFormat format, Map<String, String> ha
             return format.open(file.getFileSystem(ModelFiles.hadoopConf(hadoopConf)), file);
         }, !tokens ? null : () -> {
             Path file = new Path(new Path(dir, ATTEMPTS), name + TOKENS_SUFFIX);
-            return TokenTrace.open(file.getFileSystem(ModelFiles.hadoopConf(hadoopConf)), file);
-        }, executor, device, partition);
+            return TokenTrace.open(file.getFileSystem(ModelFiles.hadoopConf(hadoopConf)), file, ids());
+        }, executor, device, partition, idOrdinal, idType);
     }
 
     /** An attempt's token file: its loads file's name with this ending instead of the format's extension. */
@@ -145,7 +163,7 @@ record RoutingTraceOutput(String dir, TraceFormat format, Map<String, String> ha
             t.put("format", "parquet");
             t.put("folder", TokenTrace.FOLDER);
             t.put("files", tokenFiles);
-            TokenTrace.COLUMNS.forEach(t.putArray("columns")::add);
+            ids().columns().forEach(t.putArray("columns")::add);
         }
         try (OutputStream out = fs.create(new Path(root, MANIFEST), true)) {
             out.write((json.writeValueAsString(manifest) + "\n").getBytes(StandardCharsets.UTF_8));

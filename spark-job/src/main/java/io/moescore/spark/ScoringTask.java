@@ -19,9 +19,11 @@ import org.apache.arrow.vector.types.pojo.Field;
 import org.apache.arrow.vector.types.pojo.FieldType;
 import org.apache.arrow.vector.types.pojo.Schema;
 import org.apache.spark.TaskContext;
+import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.util.ArrowUtils;
 import org.apache.spark.sql.vectorized.ArrowColumnVector;
 import org.apache.spark.sql.vectorized.ColumnVector;
+import org.apache.spark.sql.vectorized.ColumnarBatch;
 
 /**
  * One task's scoring, whatever its input's shape: windows of rows ({@link BatchTokens.Window}) are scored in
@@ -29,8 +31,9 @@ import org.apache.spark.sql.vectorized.ColumnVector;
  * BatchPlanner#plan}, as score-local), each batch a view of the window's buffers; a window holding continuation rows
  * or rows longer than the model's context (scored as {@code --long-rows} says) is scored through {@link RowPlan},
  * its rows copied once. The scores are written into Arrow vectors ({@link ScoreVectors}), which Spark reads as the
- * score columns (or one struct column of them). Counts rows, error rows and tokens for the task's report. Owns its
- * allocator (a child of Spark's Arrow allocator) and vectors; closed when the task completes.
+ * score columns (or one struct column of them). Counts rows, error rows and tokens for the task's report, and tells
+ * the task's routing trace (if any) which rows it scores ({@link TaskTrace#input}, {@link TaskTrace#window}). Owns
+ * its allocator (a child of Spark's Arrow allocator) and vectors; closed when the task completes.
  */
 final class ScoringTask implements AutoCloseable {
     private final BatchPlanner.Scorer scorer;
@@ -39,15 +42,18 @@ final class ScoringTask implements AutoCloseable {
     private final int batchTokens;
     private final ExpertLoad load;
     private final TaskReports reports;
+    private final TaskTrace trace;
     private final BufferAllocator allocator;
     private final VectorSchemaRoot scoreRoot;
     private final StructVector struct;
     private final ColumnVector[] columns;
     final long[] counts = new long[3]; // rows, error rows, tokens
 
+    /** @param trace the task's routing trace, whose {@link TaskTrace#observe} {@code scorer} is; null: none */
     ScoringTask(BatchPlanner.Scorer scorer, ScoreOptions options, RowPlan.Limits limits, ScoreColumns.Layout layout,
-                int batchTokens, ExpertLoad load, String scoresStruct, TaskReports reports) {
+                int batchTokens, ExpertLoad load, String scoresStruct, TaskReports reports, TaskTrace trace) {
         this.scorer = scorer;
+        this.trace = trace;
         this.options = options;
         this.limits = limits;
         this.batchTokens = batchTokens;
@@ -85,12 +91,18 @@ final class ScoringTask implements AutoCloseable {
         Arrays.setAll(lengths, w::length);
         RowScore[] scores;
         if (RowPlan.identity(lengths, w.contextLengths() != null, limits)) {
+            if (trace != null) {
+                trace.window(counts[0], null);
+            }
             SequenceScore[] sequences = BatchPlanner.score(scorer, lengths, w::batch, options, batchTokens, load);
             scores = new RowScore[n];
             Arrays.setAll(scores, i -> w.errors()[i] != null ? null : RowScore.of(sequences[i]));
         } else {
             int[][] rows = new int[n][];
             Arrays.setAll(rows, w::rowTokens);
+            if (trace != null && trace.tokens()) {  // plans the rows once more: only for token records
+                trace.window(counts[0], RowPlan.sequenceRows(rows, w.contextLengths(), limits));
+            }
             scores = RowPlan.score(scorer, rows, w.contextLengths(), limits, options, batchTokens, load);
         }
         for (int i = 0; i < n; i++) {
@@ -106,6 +118,20 @@ final class ScoringTask implements AutoCloseable {
             reports.scored(n, w.tokenCount());
         }
         return scores;
+    }
+
+    /** The rows of {@code batch} are scored next (their ids for the routing trace). */
+    void input(ColumnarBatch batch) {
+        if (trace != null) {
+            trace.input(counts[0], batch);
+        }
+    }
+
+    /** {@code rows} are scored next (their ids for the routing trace). */
+    void input(List<InternalRow> rows) {
+        if (trace != null) {
+            trace.input(counts[0], rows);
+        }
     }
 
     /** The score columns holding {@code scores} (row i is scores[i]), as Spark reads them; valid until the next fill. */

@@ -33,9 +33,13 @@ import scala.jdk.javaapi.CollectionConverters;
  * Parquet and JSON through Spark's file commit protocol ({@code spark.sql.sources.commitProtocolClass}: a resumable
  * output's {@link SplitCommitProtocol} too) set up by Spark's own {@code prepareWrite}, Arrow through arrow-io's
  * {@link ArrowFileCommit} (the {@code arrow} data source's). Modes as the row writer: error (refused where the output
- * exists), overwrite (Parquet, JSON: the folder replaced; Arrow: its Arrow files), append.
+ * exists), overwrite (Parquet, JSON: the folder replaced; Arrow: its Arrow files), append. Every format rolls over to
+ * a new part file after {@link #maxRecordsPerFile} rows, as Spark's row writer does for Parquet and JSON.
  */
 final class VectorOutput {
+    /** The DataFrameWriter option that overrides {@code spark.sql.files.maxRecordsPerFile}. */
+    static final String MAX_RECORDS_PER_FILE = "maxRecordsPerFile";
+
     private VectorOutput() {
     }
 
@@ -67,10 +71,11 @@ final class VectorOutput {
         DataType idType = id.dataType();
         String timeZone = session.sessionState().conf().sessionLocalTimeZone();
         VectorFormat vectorFormat = VectorFormat.of(format);
+        long maxRecordsPerFile = maxRecordsPerFile(session, options);
         if (vectorFormat == VectorFormat.ARROW) {
             ArrowFileCommit files = ArrowFileCommit.start(output, mode.equals("overwrite"));
             VectorWriteTask task = new VectorWriteTask(vectorFormat, schema, idOrdinal, idType, timeZone,
-                    new VectorWriteTask.ArrowCommit(files, new SerializableConfiguration(conf)));
+                    maxRecordsPerFile, new VectorWriteTask.ArrowCommit(files, new SerializableConfiguration(conf)));
             try {
                 List<ArrowCommitMessage> messages = plan.mapScored(task).collect().stream()
                         .map(m -> (ArrowCommitMessage) m).toList();
@@ -103,7 +108,7 @@ final class VectorOutput {
             OutputWriterFactory factory = vectorFormat.sparkFormat().prepareWrite(session, job, scalaOptions, schema);
             committer.setupJob(job);
             VectorWriteTask task = new VectorWriteTask(vectorFormat, schema, idOrdinal, idType, timeZone,
-                    new VectorWriteTask.HadoopCommit(committer, factory,
+                    maxRecordsPerFile, new VectorWriteTask.HadoopCommit(committer, factory,
                             SparkHadoopWriterUtils.createJobTrackerID(new Date()),
                             new SerializableConfiguration(job.getConfiguration())));
             try {
@@ -117,6 +122,23 @@ final class VectorOutput {
             }
         } catch (IOException e) {
             throw new java.io.UncheckedIOException("writing " + output + " failed: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Rows per file, resolved as Spark's FileFormatWriter resolves them: the write option {@code maxRecordsPerFile},
+     * else the session's {@code spark.sql.files.maxRecordsPerFile} (default 0); 0 or less: unlimited.
+     */
+    static long maxRecordsPerFile(org.apache.spark.sql.classic.SparkSession session, Map<String, String> options) {
+        String option = options.get(MAX_RECORDS_PER_FILE);
+        if (option == null) {
+            return session.sessionState().conf().maxRecordsPerFile();
+        }
+        try {
+            return Long.parseLong(option.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("write option " + MAX_RECORDS_PER_FILE + " is not a number: "
+                    + option, e);
         }
     }
 

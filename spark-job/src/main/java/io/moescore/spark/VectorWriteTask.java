@@ -5,6 +5,7 @@ import io.moescore.arrow.spark.ArrowFileCommit;
 import io.moescore.batch.ScoreColumns;
 import java.io.IOException;
 import java.io.Serializable;
+import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
@@ -32,9 +33,13 @@ import scala.Option;
 /**
  * One task of a direct write ({@link VectorOutput}): takes its partition's scores batch by batch, fills the output
  * vectors once per batch ({@link OutputVectors}) and writes them into the task attempt's file ({@link VectorFormat}),
- * then commits the attempt through the write's commit protocol ({@link Commit}) and returns its commit message. A
- * failure deletes what the attempt wrote (the protocol's task abort) and fails the task. Counts rows, error rows and
- * tokens for a resumable output's split commit ({@link SplitRowCounter}).
+ * then commits the attempt through the write's commit protocol ({@link Commit}) and returns its commit messages. With
+ * {@code maxRecordsPerFile} N above 0 the task rolls over to its next file after N rows, as Spark's row writer does:
+ * the first file is opened at the start (an empty partition writes one where the protocol says), each further one
+ * when a row is left over, numbered {@code -c000}, {@code -c001}, ...; a batch that crosses a file
+ * boundary is filled a file's share at a time. A failure deletes what the attempt wrote, every file of it (the
+ * protocol's task abort), and fails the task. Counts rows, error rows and tokens for a resumable output's split
+ * commit ({@link SplitRowCounter}).
  */
 final class VectorWriteTask implements DatasetScorer.ScoredFunction<Object> {
     private final VectorFormat format;
@@ -42,15 +47,18 @@ final class VectorWriteTask implements DatasetScorer.ScoredFunction<Object> {
     private final int idOrdinal;
     private final DataType idType;
     private final String timeZone;
+    private final long maxRecordsPerFile;
     private final Commit commit;
 
+    /** @param maxRecordsPerFile rows per file; 0 or less: unlimited ({@link VectorOutput#maxRecordsPerFile}) */
     VectorWriteTask(VectorFormat format, StructType output, int idOrdinal, DataType idType, String timeZone,
-                    Commit commit) {
+                    long maxRecordsPerFile, Commit commit) {
         this.format = format;
         this.output = output;
         this.idOrdinal = idOrdinal;
         this.idType = idType;
         this.timeZone = timeZone;
+        this.maxRecordsPerFile = maxRecordsPerFile;
         this.commit = commit;
     }
 
@@ -59,19 +67,12 @@ final class VectorWriteTask implements DatasetScorer.ScoredFunction<Object> {
         TaskContext task = TaskContext.get();
         long[] counts = SplitRowCounter.track();
         Iterator<PartitionScorer.Scored> batches = nonEmpty(scored);
-        Attempt attempt = commit.setUp(task, !batches.hasNext());
+        Attempt attempt = commit.setUp(task);
         try {
-            if (attempt.file != null) {
-                try (OutputVectors vectors = new OutputVectors(output, idOrdinal, idType, timeZone);
-                     VectorFormat.Writer out = format.open(attempt.file, vectors.root(), attempt.context)) {
-                    while (batches.hasNext()) {
-                        VectorSchemaRoot batch = vectors.fill(batches.next());
-                        out.write(batch);
-                        count(batch, counts);
-                    }
-                }
+            if (batches.hasNext() || commit.writesEmpty(task.partitionId())) {
+                write(batches, attempt, counts);
             }
-            return List.of(attempt.commit(counts[0])).iterator();
+            return attempt.commit().iterator();
         } catch (Exception | Error e) {
             try {
                 attempt.abort();
@@ -79,6 +80,39 @@ final class VectorWriteTask implements DatasetScorer.ScoredFunction<Object> {
                 e.addSuppressed(aborting);
             }
             throw e;
+        }
+    }
+
+    /** Writes the batches into the attempt's files, rolling over to the next file after maxRecordsPerFile rows. */
+    private void write(Iterator<PartitionScorer.Scored> batches, Attempt attempt, long[] counts) throws IOException {
+        try (OutputVectors vectors = new OutputVectors(output, idOrdinal, idType, timeZone)) {
+            VectorFormat.Writer out = format.open(attempt.newFile(), vectors.root(), attempt.context);
+            try {
+                long inFile = 0;
+                while (batches.hasNext()) {
+                    PartitionScorer.Scored scored = batches.next();
+                    for (int from = 0, n = scored.numRows(); from < n; ) {
+                        if (maxRecordsPerFile > 0 && inFile == maxRecordsPerFile) {
+                            VectorFormat.Writer full = out;
+                            out = null;
+                            full.close();
+                            out = format.open(attempt.newFile(), vectors.root(), attempt.context);
+                            inFile = 0;
+                        }
+                        int to = maxRecordsPerFile > 0 ? (int) Math.min(n, from + maxRecordsPerFile - inFile) : n;
+                        VectorSchemaRoot batch = vectors.fill(scored, from, to);
+                        out.write(batch);
+                        count(batch, counts);
+                        attempt.wrote(to - from);
+                        inFile += to - from;
+                        from = to;
+                    }
+                }
+            } finally {
+                if (out != null) {
+                    out.close();
+                }
+            }
         }
     }
 
@@ -122,24 +156,45 @@ final class VectorWriteTask implements DatasetScorer.ScoredFunction<Object> {
         };
     }
 
-    /** How a write's task attempts get their file and commit it. */
+    /** How a write's task attempts get their files and commit them. */
     interface Commit extends Serializable {
-        /** Sets up this task attempt; {@code empty}: its partition has no rows. */
-        Attempt setUp(TaskContext task, boolean empty) throws IOException;
+        /** Sets up this task attempt. */
+        Attempt setUp(TaskContext task) throws IOException;
+
+        /** Whether partition {@code partitionId} writes a file (its schema, no rows) when it has no rows. */
+        boolean writesEmpty(int partitionId);
     }
 
-    /** One task attempt of a write: its file (null where it writes none) and the Hadoop task context of its writer. */
+    /** One task attempt of a write: its files (numbered from 0, in the order written) and its Hadoop task context. */
     abstract static class Attempt {
-        final Path file;
         final TaskAttemptContext context;
+        private final List<Long> rows = new ArrayList<>();
 
-        Attempt(Path file, TaskAttemptContext context) {
-            this.file = file;
+        Attempt(TaskAttemptContext context) {
             this.context = context;
         }
 
-        /** Commits the attempt (its file is closed); the message the driver's job commit takes. */
-        abstract Object commit(long rows) throws IOException;
+        /** Where the attempt writes its next file (number 0 first, named {@code -c000}, then 1, ...). */
+        final Path newFile() {
+            rows.add(0L);
+            return file(rows.size() - 1);
+        }
+
+        /** Counts {@code n} rows written into the newest file. */
+        final void wrote(long n) {
+            rows.set(rows.size() - 1, rows.get(rows.size() - 1) + n);
+        }
+
+        /** The rows written into each file so far, in file order. */
+        final List<Long> rowsPerFile() {
+            return rows;
+        }
+
+        /** File number {@code n} of this attempt. */
+        abstract Path file(int n);
+
+        /** Commits the attempt (its files are closed); the messages the driver's job commit takes. */
+        abstract List<Object> commit() throws IOException;
 
         /** Deletes what the attempt wrote. */
         abstract void abort() throws IOException;
@@ -148,13 +203,20 @@ final class VectorWriteTask implements DatasetScorer.ScoredFunction<Object> {
     /**
      * Spark's file commit protocol (Parquet, JSON; the resumable output's {@link SplitCommitProtocol}), driven the way
      * Spark's FileFormatWriter drives it: the same Hadoop job and task attempt ids, file names
-     * ({@code part-P-JOB-c000.EXT}), one file for partition 0 even when empty and none for other empty partitions,
-     * and task commits asked of Spark's output commit coordinator (one attempt per partition).
+     * ({@code part-P-JOB-c000.EXT}, then {@code -c001}, ... after each maxRecordsPerFile rows), and task commits
+     * asked of Spark's output commit coordinator (one attempt per partition; one message for all its files); one file
+     * for partition 0 even when empty and none for other empty partitions. The protocol's task abort deletes every
+     * file of the attempt (its task folder).
      */
     record HadoopCommit(FileCommitProtocol committer, OutputWriterFactory files, String jobTrackerId,
                         SerializableConfiguration conf) implements Commit {
         @Override
-        public Attempt setUp(TaskContext task, boolean empty) {
+        public boolean writesEmpty(int partitionId) {
+            return partitionId == 0;
+        }
+
+        @Override
+        public Attempt setUp(TaskContext task) {
             JobID job = SparkHadoopWriterUtils.createJobID(jobTrackerId, task.stageId());
             TaskAttemptID attemptId = new TaskAttemptID(new TaskID(job, TaskType.MAP, task.partitionId()),
                     (int) task.taskAttemptId() & Integer.MAX_VALUE);
@@ -166,12 +228,16 @@ final class VectorWriteTask implements DatasetScorer.ScoredFunction<Object> {
             c.setInt("mapreduce.task.partition", 0);
             TaskAttemptContext context = new TaskAttemptContextImpl(c, attemptId);
             committer.setupTask(context);
-            Path file = empty && task.partitionId() != 0 ? null : new Path(committer.newTaskTempFile(context,
-                    Option.empty(), new FileNameSpec("", "-c000" + files.getFileExtension(context))));
-            return new Attempt(file, context) {
+            return new Attempt(context) {
                 @Override
-                Object commit(long rows) {
-                    return committer.commitTask(context);
+                Path file(int n) {
+                    return new Path(committer.newTaskTempFile(context, Option.empty(),
+                            new FileNameSpec("", ArrowFileCommit.counter(n) + files.getFileExtension(context))));
+                }
+
+                @Override
+                List<Object> commit() {
+                    return List.of(committer.commitTask(context));
                 }
 
                 @Override
@@ -182,21 +248,54 @@ final class VectorWriteTask implements DatasetScorer.ScoredFunction<Object> {
         }
     }
 
-    /** arrow-io's commit of an Arrow output folder ({@link ArrowFileCommit}): every task writes a file. */
+    /**
+     * arrow-io's commit of an Arrow output folder ({@link ArrowFileCommit}): files named as Spark's row writer names
+     * its ({@code part-P-QUERY-c000.arrow}, ...), one commit message per file; every task writes a file, as the
+     * arrow source's; the task abort deletes every one.
+     */
     record ArrowCommit(ArrowFileCommit files, SerializableConfiguration conf) implements Commit {
         @Override
-        public Attempt setUp(TaskContext task, boolean empty) {
-            Path file = new Path(files.temporaryFile(task.partitionId(), task.taskAttemptId()));
+        public boolean writesEmpty(int partitionId) {
+            return true;
+        }
+
+        @Override
+        public Attempt setUp(TaskContext task) {
             TaskAttemptContext context = new TaskAttemptContextImpl(conf.value(), new TaskAttemptID());
-            return new Attempt(file, context) {
+            return new Attempt(context) {
                 @Override
-                Object commit(long rows) {
-                    return new ArrowCommitMessage(file.toString(), files.finalName(task.partitionId()), rows);
+                Path file(int n) {
+                    return new Path(files.temporaryFile(task.partitionId(), task.taskAttemptId(), n));
+                }
+
+                @Override
+                List<Object> commit() {
+                    List<Object> messages = new ArrayList<>();
+                    for (int n = 0; n < rowsPerFile().size(); n++) {
+                        messages.add(new ArrowCommitMessage(file(n).toString(), files.finalName(task.partitionId(), n),
+                                rowsPerFile().get(n)));
+                    }
+                    return messages;
                 }
 
                 @Override
                 void abort() throws IOException {
-                    file.getFileSystem(conf.value()).delete(file, false);
+                    IOException failure = null;
+                    for (int n = 0; n < rowsPerFile().size(); n++) {
+                        Path file = file(n);
+                        try {
+                            file.getFileSystem(conf.value()).delete(file, false);
+                        } catch (IOException e) {
+                            if (failure == null) {
+                                failure = new IOException("cannot delete " + file + " of a failed attempt", e);
+                            } else {
+                                failure.addSuppressed(new IOException("cannot delete " + file, e));
+                            }
+                        }
+                    }
+                    if (failure != null) {
+                        throw failure;
+                    }
                 }
             };
         }

@@ -6,7 +6,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FSDataInputStream;
+import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.RawLocalFileSystem;
+import org.apache.hadoop.fs.permission.FsPermission;
+import org.apache.hadoop.util.Progressable;
 
 /**
  * The local file system under the scheme {@code faulty:}, with faults a test asks for through Hadoop conf keys
@@ -17,6 +20,8 @@ import org.apache.hadoop.fs.RawLocalFileSystem;
  *   <li>{@code faulty.slowOnce} / {@code faulty.slowOnceMillis}: the first open of a matching file waits until
  *       another attempt has opened it too (an {@code opened-NAME-*} marker of {@code faulty.taskDelayMillis}), at
  *       most slowOnceMillis: a speculative copy then always has a slow original, however loaded the machine.</li>
+ *   <li>{@code faulty.failCreateOnce}: the first create, in a scoring task, of a file whose name contains this fails
+ *       (an IOException); once in all (per {@code faulty.stateDir}), whatever the file.</li>
  *   <li>{@code faulty.delayMillis}: every open sleeps this long (stretches a job for a test to act meanwhile).</li>
  *   <li>{@code faulty.taskDelayMillis}: the same, and each open also leaves a marker {@code opened-NAME-NANOS} in
  *       the state folder, so a test sees tasks start.</li>
@@ -80,6 +85,29 @@ public class FaultInjectingFileSystem extends RawLocalFileSystem {
             }
         }
         return super.open(f, bufferSize);
+    }
+
+    @Override
+    public FSDataOutputStream create(org.apache.hadoop.fs.Path f, FsPermission permission, boolean overwrite,
+                                     int bufferSize, short replication, long blockSize, Progressable progress)
+            throws IOException {
+        failCreateOnce(f);
+        return super.create(f, permission, overwrite, bufferSize, replication, blockSize, progress);
+    }
+
+    @Override
+    public FSDataOutputStream create(org.apache.hadoop.fs.Path f, boolean overwrite, int bufferSize,
+                                     short replication, long blockSize, Progressable progress) throws IOException {
+        failCreateOnce(f);
+        return super.create(f, overwrite, bufferSize, replication, blockSize, progress);
+    }
+
+    private void failCreateOnce(org.apache.hadoop.fs.Path f) throws IOException {
+        String failCreateOnce = conf.get("faulty.failCreateOnce");
+        if (failCreateOnce != null && f.getName().contains(failCreateOnce) && inScoringTask()
+                && firstTime("failed-create-" + failCreateOnce)) {
+            throw new IOException("injected fault: creating " + f + " fails");
+        }
     }
 
     private static boolean inScoringTask() {

@@ -61,8 +61,27 @@ class FaultToleranceScoreJobTest {
     }
 
     private JobSummary score(Path in, String out) {
+        return score(in, out, "parquet");
+    }
+
+    private JobSummary score(Path in, String out, String outputFormat) {
         return MoeScoreJob.score(spark, SparkTests.options(List.of("faulty://" + in.toAbsolutePath()), "parquet", out,
-                "parquet", SparkTests.demoModel().toString(), false, 0, 0, 2000));
+                outputFormat, SparkTests.demoModel().toString(), false, 0, 0, 2000));
+    }
+
+    /** Every demo row exactly once, with the local scorer's sum_logprob. */
+    private void assertExact(List<Row> rows) throws IOException {
+        Path local = SparkTests.scoreLocally(SparkTests.demoInput(), dir, false, 0);
+        Map<String, Row> byId = new HashMap<>();
+        rows.forEach(r -> byId.put(r.getString(r.fieldIndex("id")), r));
+        assertEquals(24, rows.size(), "rows in = rows out");
+        assertEquals(24, byId.size(), "no duplicate ids");
+        ObjectMapper json = new ObjectMapper();
+        for (String line : Files.readAllLines(local)) {
+            JsonNode expected = json.readTree(line);
+            Row got = byId.get(expected.get("id").asText());
+            assertEquals(expected.get("sum_logprob").asDouble(), got.getDouble(got.fieldIndex("sum_logprob")), 0.0);
+        }
     }
 
     @Test
@@ -76,18 +95,35 @@ class FaultToleranceScoreJobTest {
         assertTrue(Files.exists(state.resolve("failed-" + files.get(2).getFileName())), "the fault was injected");
         assertEquals(24, summary.rows());
         assertEquals(0, summary.errorRows());
+        assertExact(spark.read().parquet(out).collectAsList());
+    }
 
-        Path local = SparkTests.scoreLocally(SparkTests.demoInput(), dir, false, 0);
-        Map<String, Row> byId = new HashMap<>();
-        List<Row> rows = spark.read().parquet(out).collectAsList();
-        rows.forEach(r -> byId.put(r.getString(r.fieldIndex("id")), r));
-        assertEquals(24, rows.size(), "rows in = rows out");
-        assertEquals(24, byId.size(), "no duplicate ids");
-        ObjectMapper json = new ObjectMapper();
-        for (String line : Files.readAllLines(local)) {
-            JsonNode expected = json.readTree(line);
-            Row got = byId.get(expected.get("id").asText());
-            assertEquals(expected.get("sum_logprob").asDouble(), got.getDouble(got.fieldIndex("sum_logprob")), 0.0);
+    /**
+     * The direct writers with spark.sql.files.maxRecordsPerFile 4 (tasks of 6 rows or more: files c000, c001, ...):
+     * the first attempt to open a c001 file fails after writing its c000; the retry's files are the output, and the
+     * failed attempt leaves none (Parquet, JSON: Spark's task abort; Arrow: the attempt deletes its files).
+     */
+    @Test
+    void aTaskThatFailsAfterRollingOverLeavesNoFilesAndTheRetryCommits() throws IOException {
+        Path in = parquetInput().get(0).getParent();
+        spark.conf().set("spark.sql.files.maxRecordsPerFile", "4");  // the session's, as --conf would set it
+        for (String format : List.of("parquet", "json", "arrow")) {
+            Path out = dir.resolve("rolled." + format);
+            spark.sparkContext().hadoopConfiguration().set("faulty.failCreateOnce", "-c001");
+            JobSummary summary = score(in, "faulty://" + out.toAbsolutePath(), format);
+            spark.sparkContext().hadoopConfiguration().unset("faulty.failCreateOnce");
+            assertTrue(Files.exists(state.resolve("failed-create--c001")), format + ": the fault was injected");
+            Files.delete(state.resolve("failed-create--c001"));
+            assertEquals(24, summary.rows(), format);
+            List<String> files;
+            try (Stream<Path> all = Files.walk(out)) {
+                files = all.filter(Files::isRegularFile).map(p -> out.relativize(p).toString()).sorted().toList();
+            }
+            assertEquals(List.of(), files.stream().filter(n -> !n.equals("_SUCCESS") && !n.startsWith("part-"))
+                    .toList(), format + ": part files and _SUCCESS only");
+            Map<String, Long> tasks = SparkTests.assertRolledOver(spark, out, format, 4);
+            assertTrue(tasks.values().stream().anyMatch(rows -> rows > 4), format + ": some task rolled over " + tasks);
+            assertExact(spark.read().format(format).load(out.toString()).collectAsList());
         }
     }
 

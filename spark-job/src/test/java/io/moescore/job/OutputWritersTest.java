@@ -19,6 +19,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.vector.ipc.ArrowFileReader;
@@ -87,8 +88,30 @@ class OutputWritersTest {
 
     private static Path run(String input, String inputFormat, int partitions, String outputFormat,
                             OutputWriter writer) {
+        return run(input, inputFormat, partitions, outputFormat, writer, 0);
+    }
+
+    /** A run with spark.sql.files.maxRecordsPerFile set to {@code maxRecordsPerFile} where it is not 0. */
+    private static Path run(String input, String inputFormat, int partitions, String outputFormat,
+                            OutputWriter writer, long maxRecordsPerFile) {
         Path out = dir.resolve(Path.of(input).getFileName() + "-" + partitions + "." + outputFormat + "-"
-                + writer.name().toLowerCase());
+                + writer.name().toLowerCase() + (maxRecordsPerFile == 0 ? "" : "-max" + maxRecordsPerFile));
+        if (Files.isDirectory(out)) {
+            return out;  // made by an earlier test with the same arguments
+        }
+        if (maxRecordsPerFile == 0) {
+            return score(input, inputFormat, partitions, outputFormat, writer, out);
+        }
+        spark.conf().set("spark.sql.files.maxRecordsPerFile", maxRecordsPerFile);
+        try {
+            return score(input, inputFormat, partitions, outputFormat, writer, out);
+        } finally {
+            spark.conf().unset("spark.sql.files.maxRecordsPerFile");
+        }
+    }
+
+    private static Path score(String input, String inputFormat, int partitions, String outputFormat,
+                              OutputWriter writer, Path out) {
         ScoreSettings settings = SparkTests.cpu().with(ScoreSettings.TOKEN_LOGPROBS, true)
                 .with(ScoreSettings.TOP_K, 3).with(ScoreSettings.BATCH_TOKENS, 64);
         ScoreJobOptions options = new ScoreJobOptions(List.of(input), inputFormat, out.toString(), outputFormat,
@@ -120,9 +143,15 @@ class OutputWritersTest {
 
     private static void sameOutput(String input, String inputFormat, int partitions, String format)
             throws IOException {
-        Path rows = run(input, inputFormat, partitions, format, OutputWriter.ROWS);
-        Path vectors = run(input, inputFormat, partitions, format, OutputWriter.VECTORS);
-        String what = format + " output of " + inputFormat + " input (" + partitions + " partitions)";
+        sameOutput(input, inputFormat, partitions, format, 0);
+    }
+
+    private static void sameOutput(String input, String inputFormat, int partitions, String format,
+                                   long maxRecordsPerFile) throws IOException {
+        Path rows = run(input, inputFormat, partitions, format, OutputWriter.ROWS, maxRecordsPerFile);
+        Path vectors = run(input, inputFormat, partitions, format, OutputWriter.VECTORS, maxRecordsPerFile);
+        String what = format + " output of " + inputFormat + " input (" + partitions + " partitions, maxRecordsPerFile "
+                + maxRecordsPerFile + ")";
         assertEquals(names(rows), names(vectors), what + ": files");
         assertEquals(spark.read().format(format).load(rows.toString()).schema(),
                 spark.read().format(format).load(vectors.toString()).schema(), what + ": schema");
@@ -174,5 +203,44 @@ class OutputWritersTest {
         sameOutput(arrow, "arrow", 0, "arrow");
         assertFalse(names(dir.resolve("in.arrow-0.arrow-vectors")).stream().anyMatch(n -> n.startsWith("_")),
                 "Arrow output has no _SUCCESS, as the arrow source's");
+    }
+
+    /**
+     * spark.sql.files.maxRecordsPerFile N (a batch of the direct writers split across files where N cuts it): each
+     * task's rows in ceil(rows / N) files -c000, -c001, ..., the same rows per task and the same values as the
+     * unlimited output (a negative N, which is unlimited as in Spark).
+     */
+    private static void rollsOver(String format, long maxRecordsPerFile) throws IOException {
+        Path unlimited = run(json, "json", 3, format, OutputWriter.VECTORS, -1);
+        Path rolled = run(json, "json", 3, format, OutputWriter.VECTORS, maxRecordsPerFile);
+        String what = format + " output, maxRecordsPerFile " + maxRecordsPerFile;
+        Map<String, Long> perTask = SparkTests.assertRolledOver(spark, rolled, format, maxRecordsPerFile);
+        assertEquals(SparkTests.assertRolledOver(spark, unlimited, format, -1), perTask, what + ": rows per task");
+        assertTrue(perTask.values().stream().anyMatch(n -> n > maxRecordsPerFile), what + ": rolls over " + perTask);
+        List<Row> expected = rows(unlimited, format);
+        assertEquals(11, expected.size(), what);
+        assertEquals(expected, rows(rolled, format), what + ": values");
+        assertEquals(0, ArrowUtils.rootAllocator().getAllocatedMemory(), "Arrow memory still allocated");
+    }
+
+    @Test
+    void jsonOutputRollsOverAsTheRowWriters() throws IOException {
+        rollsOver("json", 3);
+        sameOutput(json, "json", 3, "json", 3);
+        sameOutput(parquet, "parquet", 0, "json", 2);
+    }
+
+    @Test
+    void parquetOutputRollsOverAsTheRowWriters() throws IOException {
+        rollsOver("parquet", 3);
+        sameOutput(json, "json", 3, "parquet", 3);
+        sameOutput(arrow, "arrow", 0, "parquet", 2);
+    }
+
+    /** The arrow source (the row writer's Arrow) writes one file a task whatever maxRecordsPerFile: no comparison. */
+    @Test
+    void arrowOutputRollsOver() throws IOException {
+        rollsOver("arrow", 3);
+        rollsOver("arrow", 1);
     }
 }

@@ -100,6 +100,18 @@ class ResumeScoreJobTest {
         assertExactOutput(out);
     }
 
+    /** spark.sql.files.maxRecordsPerFile 2: each split (3 rows) committed as two files, all promoted. */
+    @Test
+    void splitsRollOverAfterMaxRecordsPerFile() throws IOException {
+        spark.conf().set("spark.sql.files.maxRecordsPerFile", "2");
+        Path out = dir.resolve("scores-rolled");
+        JobSummary summary = MoeScoreJob.score(spark, options(out));
+        assertEquals(new JobSummary.ResumeCounts(0, 0, 0, 8, 24), summary.resume());
+        assertExactOutput(out);
+        assertEquals(java.util.Collections.nCopies(8, 3L), List.copyOf(SparkTests.assertRolledOver(spark, out,
+                "parquet", 2).values()), "8 splits of 3 rows, each in 2 files");
+    }
+
     @Test
     void resumeOnAFreshOutputIsAnOrdinaryRunAlsoWithPartitions() throws IOException {
         Path out = dir.resolve("scores-fresh");

@@ -233,6 +233,99 @@ class RoutingTraceJobTest {
         assertEquals(engine, fromJob);
     }
 
+    /**
+     * Token records name their row by the input's id column: each record's {@code id} is the id of the scores
+     * output's row at the same (partition, row ordinal), and every output id has one record per MoE layer. String ids
+     * (JSON input, 3 partitions: rows) and int ids written as bigint (Parquet input as it is: column batches).
+     */
+    @Test
+    void tokenRecordsCarryTheIdsOfTheScoredRows() throws IOException {
+        checkIds(SparkTests.demoInput().toString(), "json", 3, "string ids");
+        Path parquet = dir.resolve("int-ids.parquet");
+        spark.read().json(SparkTests.demoInput().toString())
+                .withColumn("id", org.apache.spark.sql.functions.monotonically_increasing_id().plus(1000).cast("int"))
+                .repartition(2).write().parquet(parquet.toString());
+        checkIds(parquet.toString(), "parquet", 0, "int ids");
+    }
+
+    /**
+     * --long-rows stride: a long row's windows are sequences of their own (their records' {@code row}), all with the
+     * row's id: per id, as many sequences as the scores' {@code num_windows}, each with one record per MoE layer.
+     */
+    @Test
+    void aLongRowsWindowsCarryItsId() throws IOException {
+        List<Integer> demo = new ArrayList<>();
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        for (String line : Files.readAllLines(SparkTests.demoInput())) {
+            json.readTree(line).get("tokens").forEach(t -> demo.add(t.asInt()));
+        }
+        int[] lengths = {2500, 100, 1500, 1024};
+        List<String> lines = new ArrayList<>();
+        for (int i = 0, at = 0; i < lengths.length; at += lengths[i], i++) {
+            lines.add(json.writeValueAsString(Map.of("id", "row-" + i, "tokens", demo.subList(at, at + lengths[i]))));
+        }
+        Path input = Files.write(dir.resolve("long.jsonl"), lines);
+        Path trace = dir.resolve("trace-long");
+        Path out = dir.resolve("scores-long");
+        io.moescore.score.ScoreSettings stride = SparkTests.cpu()
+                .with(io.moescore.score.ScoreSettings.LONG_ROWS, io.moescore.score.LongRows.STRIDE)
+                .with(io.moescore.score.ScoreSettings.STRIDE, 512);
+        MoeScoreJob.score(spark, new ScoreJobOptions(List.of(input.toString()), "json", out.toString(), "parquet",
+                SparkTests.demoModel().toString(), stride, "error", "id", "tokens", "text", 2, null)
+                .withRoutingTrace(trace.toString()).withRoutingTraceTokens(true));
+        Map<String, Integer> windows = new TreeMap<>();
+        for (Row r : spark.read().parquet(out.toString()).collectAsList()) {
+            windows.put(r.getString(r.fieldIndex("id")), r.getInt(r.fieldIndex("num_windows")));
+        }
+        assertTrue(windows.get("row-0") > 1 && windows.get("row-1") == 1, "long and short rows: " + windows);
+        Map<String, java.util.Set<String>> sequences = new TreeMap<>();
+        Map<String, Integer> records = new TreeMap<>();
+        for (Row r : spark.read().parquet(trace.resolve(TokenTrace.FOLDER).toString()).collectAsList()) {
+            String id = r.getString(r.fieldIndex("id"));
+            sequences.computeIfAbsent(id, k -> new TreeSet<>()).add(r.getInt(r.fieldIndex("partition")) + "/"
+                    + r.getLong(r.fieldIndex("row")));
+            records.merge(id, 1, Integer::sum);
+        }
+        Map<String, Integer> perId = new TreeMap<>();
+        sequences.forEach((id, seqs) -> perId.put(id, seqs.size()));
+        assertEquals(windows, perId, "sequences per id = num_windows");
+        windows.forEach((id, n) -> assertEquals(4 * n, records.get(id), id + ": 4 layers per window"));
+    }
+
+    private void checkIds(String input, String inputFormat, int partitions, String what) throws IOException {
+        Path trace = dir.resolve("trace-" + inputFormat);
+        Path out = dir.resolve("scores-ids-" + inputFormat);
+        MoeScoreJob.score(spark, SparkTests.options(List.of(input), inputFormat, out.toString(), "parquet",
+                SparkTests.demoModel().toString(), false, 0, partitions, 2000).withRoutingTrace(trace.toString())
+                .withRoutingTraceTokens(true));
+        Map<String, Object> scored = new HashMap<>();  // "partition/row" -> the output row's id
+        try (Stream<Path> files = Files.list(out)) {
+            for (Path f : files.filter(p -> p.getFileName().toString().startsWith("part-")).toList()) {
+                int partition = Integer.parseInt(f.getFileName().toString().substring(5, 10));
+                List<Row> rows = spark.read().parquet(f.toString()).collectAsList();
+                for (int r = 0; r < rows.size(); r++) {
+                    scored.put(partition + "/" + r, rows.get(r).get(rows.get(r).fieldIndex("id")));
+                }
+            }
+        }
+        assertEquals(24, scored.size(), what + ": output rows");
+        List<Row> records = spark.read().parquet(trace.resolve(TokenTrace.FOLDER).toString()).collectAsList();
+        assertEquals(24 * 4, records.size(), what + ": one record per row and MoE layer");
+        Map<Object, Integer> perId = new HashMap<>();
+        for (Row r : records) {
+            String at = r.getInt(r.fieldIndex("partition")) + "/" + r.getLong(r.fieldIndex("row"));
+            Object id = r.get(r.fieldIndex("id"));
+            assertTrue(id != null, what + ": record at " + at + " has an id");
+            assertEquals(scored.get(at), id, what + ": id of the record at " + at);
+            perId.merge(id, 1, Integer::sum);
+        }
+        assertEquals(new java.util.HashSet<>(scored.values()), perId.keySet(), what + ": every output id");
+        assertTrue(perId.values().stream().allMatch(n -> n == 4), what + ": 4 layers per id " + perId);
+        com.fasterxml.jackson.databind.JsonNode columns = new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(trace.resolve("_routing_trace.json").toFile()).get("token_routing").get("columns");
+        assertEquals("id", columns.get(3).asText(), what + ": the manifest lists the id column");
+    }
+
     @Test
     void tokensOptionRefusedWithoutRoutingTrace() {
         IllegalArgumentException alone = assertThrows(IllegalArgumentException.class, () -> withTokens(null));

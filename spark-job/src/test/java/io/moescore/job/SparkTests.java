@@ -1,5 +1,9 @@
 package io.moescore.job;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import io.moescore.backend.Precision;
 import io.moescore.score.LocalScoreOptions;
 import io.moescore.score.LocalScorer;
@@ -10,7 +14,12 @@ import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.stream.Stream;
 import org.apache.spark.sql.SparkSession;
 
 /** Shared pieces of the Spark job tests. */
@@ -127,5 +136,40 @@ final class SparkTests {
             throw new IllegalStateException("local scorer failed on " + input);
         }
         return out;
+    }
+
+    /**
+     * Checks that each task of an output ({@code part-PPPPP-...-cNNN.EXT} files) rolled over to a new file after
+     * {@code maxRecordsPerFile} rows: its files are c000, c001, ... each of that many rows but the last (1 to that
+     * many; a task's only file may be empty), so a task of R rows has ceil(R / N) files; 0 or less: one file a task.
+     * Returns the rows per task.
+     */
+    static Map<String, Long> assertRolledOver(SparkSession spark, Path out, String format, long maxRecordsPerFile)
+            throws IOException {
+        Map<String, List<Path>> byTask = new TreeMap<>();
+        try (Stream<Path> files = Files.list(out)) {
+            files.filter(p -> p.getFileName().toString().startsWith("part-")).sorted()
+                    .forEach(p -> byTask.computeIfAbsent(p.getFileName().toString().substring(0, 10),
+                            t -> new ArrayList<>()).add(p));
+        }
+        assertFalse(byTask.isEmpty(), "no part files in " + out);
+        long limit = maxRecordsPerFile > 0 ? maxRecordsPerFile : Long.MAX_VALUE;
+        Map<String, Long> rowsPerTask = new TreeMap<>();
+        byTask.forEach((task, files) -> {
+            long total = 0;
+            for (int f = 0; f < files.size(); f++) {
+                String name = files.get(f).getFileName().toString();
+                assertTrue(name.contains(String.format(Locale.ROOT, "-c%03d.", f)), out + ": file " + f + " of task "
+                        + task + " is " + name);
+                long rows = spark.read().format(format).load(files.get(f).toString()).count();
+                boolean last = f == files.size() - 1;
+                assertTrue(last ? rows <= limit && (rows > 0 || files.size() == 1) : rows == limit, out + ": " + name + " holds " + rows + " rows");
+                total += rows;
+            }
+            assertEquals(Math.max(1, (total + limit - 1) / limit), files.size(),
+                    out + ": files of task " + task + " with " + total + " rows");
+            rowsPerTask.put(task, total);
+        });
+        return rowsPerTask;
     }
 }

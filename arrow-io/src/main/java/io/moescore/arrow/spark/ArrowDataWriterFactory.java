@@ -29,8 +29,8 @@ final class ArrowDataWriterFactory implements DataWriterFactory {
     @Override
     public DataWriter<InternalRow> createWriter(int partitionId, long taskId) {
         try {
-            return ArrowDataWriter.open(files.temporaryFile(partitionId, taskId), files.finalName(partitionId), schema,
-                    timeZone, maxRecordsPerBatch, hadoopConf.value());
+            return ArrowDataWriter.open(files.temporaryFile(partitionId, taskId, 0), files.finalName(partitionId, 0),
+                    schema, timeZone, maxRecordsPerBatch, hadoopConf.value());
         } catch (IOException e) {
             throw new UncheckedIOException(e.getMessage(), e);
         }

@@ -3,6 +3,7 @@ package io.moescore.arrow.spark;
 import java.io.IOException;
 import java.io.Serializable;
 import java.util.List;
+import java.util.Locale;
 import java.util.UUID;
 
 import org.apache.hadoop.conf.Configuration;
@@ -15,9 +16,11 @@ import io.moescore.arrow.IpcFormat;
 /**
  * The commit protocol of an Arrow IPC output folder, for the {@code arrow} data source ({@link ArrowBatchWrite}) and
  * for writers that make their files from vectors themselves: each task writes
- * {@code DIR/_temporary/QUERY/part-P-TASK.arrow}; {@link #commit} moves each committed task's file to
- * {@code DIR/part-P-QUERY.arrow} and deletes {@code _temporary/QUERY}, so readers see no file of a job that failed or
- * was aborted. With truncate (SaveMode.Overwrite) the {@code .arrow}/{@code .arrows} files already in {@code DIR} are
+ * {@code DIR/_temporary/QUERY/part-P-TASK-cNNN.arrow}; {@link #commit} moves each committed task's files to
+ * {@code DIR/part-P-QUERY-cNNN.arrow} and deletes {@code _temporary/QUERY}, so readers see no file of a job that
+ * failed or was aborted. {@code NNN} counts a task's files from 000, as Spark's row writer names the files it rolls
+ * over to with {@code maxRecordsPerFile}; the arrow source writes one file per task (c000), the job's direct writers
+ * roll over. With truncate (SaveMode.Overwrite) the {@code .arrow}/{@code .arrows} files already in {@code DIR} are
  * deleted at commit, just before the moves; other files are left alone. The moves are not atomic as a whole: a commit
  * that fails half-way leaves the files already moved. Serializable (plain values), so tasks name their files with it.
  */
@@ -48,17 +51,22 @@ public final class ArrowFileCommit implements Serializable {
         return truncate;
     }
 
-    /** Where task attempt {@code taskId} of partition {@code partitionId} writes its file. */
-    public String temporaryFile(int partitionId, long taskId) {
-        return jobTemporaryDir() + "/" + String.format("part-%05d-%d.arrow", partitionId, taskId);
+    /** Where task attempt {@code taskId} of partition {@code partitionId} writes its file number {@code file}. */
+    public String temporaryFile(int partitionId, long taskId, int file) {
+        return jobTemporaryDir() + "/" + String.format(Locale.ROOT, "part-%05d-%d%s.arrow", partitionId, taskId, counter(file));
     }
 
-    /** The name a committed file of partition {@code partitionId} gets in the output folder. */
-    public String finalName(int partitionId) {
-        return String.format("part-%05d-%s.arrow", partitionId, queryId);
+    /** The name a committed file number {@code file} of partition {@code partitionId} gets in the output folder. */
+    public String finalName(int partitionId, int file) {
+        return String.format(Locale.ROOT, "part-%05d-%s%s.arrow", partitionId, queryId, counter(file));
     }
 
-    /** Makes the files of {@code tasks} (one per partition, of the attempts that succeeded) the output's. */
+    /** A task's file number as Spark's file writers suffix it: {@code -c000}, {@code -c001}, ... */
+    public static String counter(int file) {
+        return String.format(Locale.ROOT, "-c%03d", file);
+    }
+
+    /** Makes the files of {@code tasks} (one message per file, of the attempts that succeeded) the output's. */
     public void commit(List<ArrowCommitMessage> tasks, Configuration conf) throws IOException {
         Path dir = new Path(outputDir);
         FileSystem fs = dir.getFileSystem(conf);
