@@ -223,6 +223,21 @@ __device__ __forceinline__ void gemm_mainloop_sm90(const TileArgs<T>& t, float (
     asm volatile("cp.async.wait_group 0;\n" ::);
 }
 
+// The shared memory of the loops over pre-tiled weights (GEMM_SM90_TILED_SHARED_BYTES): from the window rounded up to
+// the swizzle's 1024 bytes, S90_STAGES activation stages, S90_STAGES weight stages of BNT rows, then the mbarriers.
+template <int BNT> struct TiledSmem {
+    static constexpr int W_BYTES = BNT * 128;
+    unsigned char* a;
+    unsigned char* w;
+    uint64_t* bars;
+    __device__ __forceinline__ TiledSmem() {
+        extern __shared__ __align__(16) unsigned char gemm_smem[];
+        a = (unsigned char*)(((uintptr_t)gemm_smem + 1023) & ~(uintptr_t)1023);
+        w = a + S90_STAGES * S90_A_BYTES;
+        bars = reinterpret_cast<uint64_t*>(w + S90_STAGES * W_BYTES);
+    }
+};
+
 // The same loop over pre-tiled expert weights (tile_dense_sm90): each stage's BNT weight rows arrive as BNT / 128
 // bulk copies of 16 KB, started by thread 0 and awaited on the slot's mbarrier, so the threads issue only the
 // gathered activation rows (2048 cp.async per stage where there were 6144). One part each (bf16 or fp16 precision).
@@ -231,12 +246,11 @@ __device__ __forceinline__ void gemm_mainloop_sm90(const TileArgs<T>& t, float (
 template <int BNT, typename T>
 __device__ __forceinline__ void gemm_mainloop_sm90_tiled(const TileArgs<T>& t, const unsigned char* wTiled,
                                                          const unsigned char* aTiled, float (&acc)[BNT / 2]) {
-    extern __shared__ __align__(16) unsigned char gemm_smem[];
-    unsigned char* base = (unsigned char*)(((uintptr_t)gemm_smem + 1023) & ~(uintptr_t)1023);
-    unsigned char* sA = base;
-    unsigned char* sW = base + S90_STAGES * S90_A_BYTES;
-    constexpr int W_BYTES = BNT * 128;
-    uint64_t* weightsLanded = reinterpret_cast<uint64_t*>(sW + S90_STAGES * W_BYTES);  // per slot
+    TiledSmem<BNT> smem;
+    unsigned char* sA = smem.a;
+    unsigned char* sW = smem.w;
+    constexpr int W_BYTES = TiledSmem<BNT>::W_BYTES;
+    uint64_t* weightsLanded = smem.bars;  // per slot
     int group = threadIdx.x >> 7;
     bool issuer = threadIdx.x == 0;
 #pragma unroll
@@ -311,12 +325,11 @@ template <int PENDING> __device__ __forceinline__ void ws_publish(uint64_t* full
 template <int BNT, typename T, typename Store>
 __device__ __forceinline__ void gemm_sm90_ws(const TileArgs<T>& t, const unsigned char* wTiled,
                                              const unsigned char* aTiled, Store store) {
-    extern __shared__ __align__(16) unsigned char gemm_smem[];
-    unsigned char* base = (unsigned char*)(((uintptr_t)gemm_smem + 1023) & ~(uintptr_t)1023);
-    unsigned char* sA = base;
-    unsigned char* sW = base + S90_STAGES * S90_A_BYTES;
-    constexpr int W_BYTES = BNT * 128;
-    uint64_t* full = reinterpret_cast<uint64_t*>(sW + S90_STAGES * W_BYTES);  // per slot
+    TiledSmem<BNT> smem;
+    unsigned char* sA = smem.a;
+    unsigned char* sW = smem.w;
+    constexpr int W_BYTES = TiledSmem<BNT>::W_BYTES;
+    uint64_t* full = smem.bars;  // per slot
     uint64_t* empty = full + S90_STAGES;
     int kTiles = (t.K + S90_BK - 1) / S90_BK;
     if (threadIdx.x == 0) {
