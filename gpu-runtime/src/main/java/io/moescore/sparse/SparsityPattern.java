@@ -66,12 +66,23 @@ public enum SparsityPattern {
         if (manifest == null) {
             return null;
         }
-        JsonNode pattern = ModelJson.read(manifest, "sparsity manifest").get("pattern");
+        return ofManifest(ModelJson.read(manifest, "sparsity manifest"), manifest.toString());
+    }
+
+    /** The pattern a parsed manifest names ({@code where}: the file, for errors), as {@link #ofCheckpoint}. */
+    public static SparsityPattern ofManifest(JsonNode manifest, String where) {
+        JsonNode pattern = manifest.get("pattern");
         if (pattern == null || !pattern.isTextual()) {
-            throw new ModelFormatException(manifest + " names no \"pattern\"");
+            throw new ModelFormatException(where + " names no \"pattern\"");
         }
-        return named(pattern.asText()).orElseThrow(() -> new ModelFormatException(manifest + ": pattern '"
+        return named(pattern.asText()).orElseThrow(() -> new ModelFormatException(where + ": pattern '"
                 + pattern.asText() + "' is not one of " + names()));
+    }
+
+    /** The pattern of the fewest bytes per weight: a lower bound for a checkpoint whose pattern is not known. */
+    public static SparsityPattern smallest() {
+        return Arrays.stream(values()).min(java.util.Comparator.comparingDouble(SparsityPattern::bytesPerWeight))
+                .orElseThrow();
     }
 
     /**

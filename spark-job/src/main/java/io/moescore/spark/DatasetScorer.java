@@ -1,5 +1,9 @@
 package io.moescore.spark;
 
+import io.moescore.backend.MemoryBudget;
+import io.moescore.engine.ExpertResidency;
+import io.moescore.engine.MemoryPlan;
+import io.moescore.engine.UnsupportedModelException;
 import io.moescore.model.ModelConfig;
 import io.moescore.model.ModelFormatException;
 import io.moescore.model.ModelJson;
@@ -7,6 +11,7 @@ import io.moescore.model.TextTokenizer;
 import io.moescore.batch.ScoreColumns;
 import io.moescore.score.LongRows;
 import io.moescore.score.ScoreSettings;
+import io.moescore.sparse.SparsityPattern;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -158,11 +163,33 @@ public final class DatasetScorer {
             }
             spec.settings().rowLimits(parsed.maxPositions());  // a stride the model's context cannot take
             spec.settings().checkRouting(parsed);  // a --routing spec the model cannot take
+            if (spec.settings().deviceMemory() > 0) {
+                checkDeviceMemory(parsed, spec, conf);
+            }
             return parsed;
         } catch (IOException e) {
             throw new IllegalArgumentException("cannot read model " + config + ": " + e.getMessage(), e);
         } catch (ModelFormatException e) {
             throw new IllegalArgumentException(e.getMessage(), e);
+        }
+    }
+
+    /**
+     * A {@code --device-memory} cap too small for the model on any executor, refused on the driver before any task
+     * ({@link ExpertResidency}'s check): the plan at the least any backend places, 16-bit weights with sparse experts
+     * packed as the checkpoint's sparsity.json names them (without one, at the smallest pattern's bytes), so a refusal
+     * here is never wrong; each executor checks its own backend's plan exactly when it loads the model.
+     */
+    static void checkDeviceMemory(ModelConfig c, ScoringSpec spec, Configuration conf) {
+        byte[] manifest = ModelFiles.readModelFile(spec.modelUri(), SparsityPattern.MANIFEST, conf);
+        String where = spec.modelUri() + "/" + SparsityPattern.MANIFEST;
+        SparsityPattern stored = manifest == null ? SparsityPattern.smallest() : SparsityPattern.ofManifest(
+                ModelJson.parse(new String(manifest, StandardCharsets.UTF_8), "sparsity manifest " + where), where);
+        MemoryPlan least = MemoryPlan.of(c, stored, new MemoryBudget(Long.MAX_VALUE, 2, true, "any executor"));
+        try {
+            ExpertResidency.of(c, least, spec.settings().deviceMemory());
+        } catch (UnsupportedModelException e) {
+            throw new IllegalArgumentException("model " + spec.modelUri() + ": " + e.getMessage(), e);
         }
     }
 

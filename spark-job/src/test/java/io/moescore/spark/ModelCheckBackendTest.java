@@ -49,6 +49,53 @@ class ModelCheckBackendTest {
         assertEquals(ModelConfig.Family.DEEPSEEK_V3, DatasetScorer.checkModel(spec("auto")).family());
     }
 
+    /**
+     * A --device-memory cap below what any executor needs (non-expert weights at 2 bytes, two staging slots of the
+     * smallest packed experts, one sequence) is refused on the driver naming the option; one that fits passes, and
+     * the exact check stays the executors' (a cap that fits here may still be refused there, never the reverse).
+     */
+    @Test
+    void aDeviceMemoryCapNoExecutorCouldUseIsRefusedOnTheDriver() throws IOException {
+        ScoringSpec base = spec("auto");
+        java.util.function.LongFunction<ScoringSpec> capped = bytes -> new ScoringSpec(base.modelUri(),
+                base.settings().with(ScoreSettings.DEVICE_MEMORY, bytes), "tokens", null, Map.of());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> DatasetScorer.checkModel(capped.apply(1000)));
+        assertTrue(e.getMessage().contains("model " + dir + ": --device-memory 1000 bytes is too small")
+                && e.getMessage().contains("staging slots"), e.getMessage());
+        assertEquals(ModelConfig.Family.DEEPSEEK_V3, DatasetScorer.checkModel(capped.apply(1L << 30)).family());
+        // a manifest naming 2:4 is read: its packed experts, not the smallest pattern's, size the slots
+        Files.writeString(dir.resolve("sparsity.json"), "{\"pattern\": \"2:4\"}");
+        long twoFour = smallestThatPasses(capped);
+        Files.writeString(dir.resolve("sparsity.json"), "{\"pattern\": \"128:2:8\"}");
+        long vectorWise = smallestThatPasses(capped);
+        assertTrue(vectorWise < twoFour, "128:2:8 experts need less than 2:4 ones: " + vectorWise + ", " + twoFour);
+        Files.delete(dir.resolve("sparsity.json"));
+        assertEquals(vectorWise, smallestThatPasses(capped), "no manifest: the smallest pattern's bytes");
+    }
+
+    /** The smallest cap the driver's check passes, by bisection. */
+    private static long smallestThatPasses(java.util.function.LongFunction<ScoringSpec> capped) {
+        long lo = 1;
+        long hi = 1L << 30;
+        while (lo < hi) {
+            long mid = (lo + hi) >>> 1;
+            boolean passes;
+            try {
+                DatasetScorer.checkModel(capped.apply(mid));
+                passes = true;
+            } catch (IllegalArgumentException e) {
+                passes = false;
+            }
+            if (passes) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        return lo;
+    }
+
     @Test
     void routingTheModelCannotTakeIsRefusedOnTheDriver() throws IOException {
         ScoringSpec base = spec("cpu");
