@@ -105,8 +105,11 @@ public final class SparsifyJobBenchmark {
                 for (int r = 0; r <= repeats; r++) {
                     SparsifySummary s = SparsifyJob.run(spark, new SparsifyOptions(List.of(calibration), "json", model,
                             work.resolve("out-" + executors + "-" + r).toString(), "2:4", "sparsegpt", sequential,
+                            // the executors' CPU threads = their cores (the options given here, not the conf
+                            // above, are what SparsifyJob.run reads: without this each used every core of the host)
                             ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, backend)
-                                    .with(ScoreSettings.BATCH_TOKENS, batchTokens),
+                                    .with(ScoreSettings.BATCH_TOKENS, batchTokens)
+                                    .with(ScoreSettings.CPU_THREADS, cores),
                             partitions, "tokens", "text", null, null,
                             SparsifyOptions.reconstruction(reconstructSteps)));
                     System.out.printf(Locale.ROOT, "%d executor(s), %s: %,.0f calibration tokens/s, solve %.3f s per "
