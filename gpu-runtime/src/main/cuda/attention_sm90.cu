@@ -25,8 +25,8 @@
 //   producer refills K a tile earlier than V. Causal blocks past the diagonal are never loaded (the key range
 //   ends at the block's last row, as in attention_fa.cu).
 // Shared memory (ATTENTION_FA90_SHARED_BYTES): Q tile, then per slot a K and a V tile, then the mbarriers.
-// smem_desc, swizzled, WGMMA_D64 / WGMMA_REGS64, mbar_init / mbar_wait / mbar_arrive / mbar_test, cp_async16:
-// gemm_sm90.cu and gemm.cu.
+// smem_desc, swizzled, WGMMA_D64 / WGMMA_REGS64, mbar_init / mbar_wait / mbar_arrive / mbar_test, publish_copies (a
+// producer thread's publication of a group), cp_async16: gemm_sm90.cu and gemm.cu.
 #include "common.cuh"
 
 #define FA90_PRODUCER_REGS 40
@@ -152,14 +152,6 @@ __device__ __forceinline__ void fa90_load(unsigned char* dst, const T* src, int 
     cp_async_commit();
 }
 
-// The producer's publication of a copied group: its own copies landed (all but the newest `pending` groups), the
-// async proxy fenced, then one of the barrier's 128 arrivals.
-template <int PENDING> __device__ __forceinline__ void fa90_publish(uint64_t* full) {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory");
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    mbar_arrive(full);
-}
-
 // Online softmax of one S tile in the accumulator layout (thread: rows g and g + 8 of its warp's 16, two columns of
 // each 8): masked keys -inf where `mask`, running max m and sum l per row (l partial over the thread's columns),
 // corr the factor the row's O must be scaled by, P rounded to T as 4 A-operand registers per 16 keys.
@@ -278,17 +270,17 @@ __device__ __forceinline__ void attention_fa90_rows(const T* __restrict__ q, con
             uint64_t* empty = isV ? &vEmpty[slot] : &kEmpty[slot];
             unsigned parity = ((t / STAGES) - 1) & 1;
             if (t >= STAGES && pending != nullptr && !mbar_test(empty, parity)) {
-                fa90_publish<0>(pending);
+                publish_copies<0>(pending);
                 pending = nullptr;
             }
             if (t >= STAGES) mbar_wait(empty, parity);
             int kt = kFirst + t * KT;
             if (isV) fa90_load<D, KT>(sV(slot), vSrc, kvCols, kt, kLast, pt);
             else fa90_load<D, KT>(sK(slot), kSrc, kvCols, kt, kLast, pt);
-            if (pending != nullptr) fa90_publish<1>(pending);
+            if (pending != nullptr) publish_copies<1>(pending);
             pending = isV ? &vFull[slot] : &kFull[slot];
         }
-        fa90_publish<0>(pending);
+        publish_copies<0>(pending);
     } else {  // ---- consumers: 64 query rows each ----
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(FA90_CONSUMER_REGS));
         int wg = (threadIdx.x >> 7) - 1, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;

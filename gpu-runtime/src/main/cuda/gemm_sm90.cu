@@ -300,10 +300,10 @@ __device__ __forceinline__ void gemm_mainloop_sm90_tiled(const TileArgs<T>& t, c
     asm volatile("cp.async.wait_group 0;\n" ::);
 }
 
-// A producer thread's publication of its copies of a slot: its own copies landed (all but the newest PENDING
-// groups), the async proxy fenced (cp.async writes through the generic proxy, wgmma reads through the async one),
-// then one of the slot's arrivals.
-template <int PENDING> __device__ __forceinline__ void ws_publish(uint64_t* full) {
+// A producer thread's publication of its cp.async copies of a slot (here and attention_sm90.cu): its own copies
+// landed (all but the newest PENDING groups), the async proxy fenced (cp.async writes through the generic proxy,
+// wgmma reads through the async one), then one of the slot's "full" arrivals.
+template <int PENDING> __device__ __forceinline__ void publish_copies(uint64_t* full) {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory");
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     mbar_arrive(full);
@@ -314,7 +314,7 @@ template <int PENDING> __device__ __forceinline__ void ws_publish(uint64_t* full
 // - warpgroup 0, the producer (registers lowered to GEMM_WS_PRODUCER_REGS), fills the slots in order. For slice kt
 //   it waits for the slot's "empty" barrier (the consumers' products that read its previous slice completed);
 //   thread 0 posts the slot's byte count on its "full" barrier and starts the weight blocks' (and a tiled A's) bulk
-//   copies; the 128 threads gather the activation rows with cp.async and publish them one slice late (ws_publish),
+//   copies; the 128 threads gather the activation rows with cp.async and publish them one slice late (publish_copies),
 //   or before blocking on a slot still in use, so a landed slice never waits on the consumers. "full" counts 128
 //   publications + thread 0's byte count (1 where A is tiled: bulk copies only).
 // - warpgroups 1 and 2, the consumers (GEMM_WS_CONSUMER_REGS), 64 rows each: wait for a slice's "full" barrier,
@@ -351,7 +351,7 @@ __device__ __forceinline__ void gemm_sm90_ws(const TileArgs<T>& t, const unsigne
             if (kt >= S90_STAGES) {
                 unsigned parity = ((kt / S90_STAGES) - 1) & 1;
                 if (pending != nullptr && !mbar_test(&empty[slot], parity)) {
-                    ws_publish<0>(pending);
+                    publish_copies<0>(pending);
                     pending = nullptr;
                 }
                 mbar_wait(&empty[slot], parity);
@@ -368,11 +368,11 @@ __device__ __forceinline__ void gemm_sm90_ws(const TileArgs<T>& t, const unsigne
             if (!aTiled) {
                 load_rows_sm90<128>(t, kt * S90_BK, a, pt);
                 cp_async_commit();
-                if (pending != nullptr) ws_publish<1>(pending);
+                if (pending != nullptr) publish_copies<1>(pending);
                 pending = &full[slot];
             }
         }
-        if (pending != nullptr) ws_publish<0>(pending);
+        if (pending != nullptr) publish_copies<0>(pending);
         return;
     }
     // ---- consumers ----
