@@ -3,7 +3,6 @@ package io.moescore.engine;
 import io.moescore.backend.Backend;
 import io.moescore.backend.BiasedExperts;
 import io.moescore.backend.ExpertWeights;
-import io.moescore.backend.MemoryBudget;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.WeightSlice;
 import io.moescore.model.Checkpoint;
@@ -202,10 +201,8 @@ public final class ModelWeights implements AutoCloseable {
      * weights, a NaN or infinity fails the load naming its tensor and index. On failure, what was placed is released.
      */
     public static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint, LoadOptions options) {
-        MemoryBudget budget = backend.memoryBudget();
-        SparsityPattern stored = SparsityPattern.ofCheckpoint(checkpoint.directory());
         return load(backend, config, checkpoint, options, ExpertResidency.of(config,
-                budget == null ? null : MemoryPlan.of(config, stored, budget), options.deviceMemory()));
+                Engine.memoryPlan(config, checkpoint.directory(), backend), options.deviceMemory()));
     }
 
     /** As {@link #load(Backend, ModelConfig, Checkpoint, LoadOptions)} with a residency given (tests force one). */
