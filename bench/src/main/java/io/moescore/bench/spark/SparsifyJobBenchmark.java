@@ -93,7 +93,6 @@ public final class SparsifyJobBenchmark {
                     .config("spark.executor.memory", memory)
                     .config("spark.scheduler.minRegisteredResourcesRatio", "1.0")
                     .config("spark.scheduler.maxRegisteredResourcesWaitingTime", "120s")
-                    .config("spark.moescore.cpuThreads", Integer.toString(cores))
                     .config("spark.moescore.progressSeconds", "0");
             if (gpu) {
                 b.config("spark.executor.resource.gpu.amount", "1")
@@ -105,8 +104,8 @@ public final class SparsifyJobBenchmark {
                 for (int r = 0; r <= repeats; r++) {
                     SparsifySummary s = SparsifyJob.run(spark, new SparsifyOptions(List.of(calibration), "json", model,
                             work.resolve("out-" + executors + "-" + r).toString(), "2:4", "sparsegpt", sequential,
-                            // the executors' CPU threads = their cores (the options given here, not the conf
-                            // above, are what SparsifyJob.run reads: without this each used every core of the host)
+                            // the executors' CPU threads = their cores (SparsifyJob.run reads these options, not
+                            // spark.moescore.* conf: without this each executor used every core of the host)
                             ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, backend)
                                     .with(ScoreSettings.BATCH_TOKENS, batchTokens)
                                     .with(ScoreSettings.CPU_THREADS, cores),
