@@ -349,14 +349,18 @@ public final class CudaBackend implements Backend {
     @Override
     public void rmsNormRope(Tensor x, Tensor weight, int groupSize, float eps, ColumnBlocks blocks, Rope rope,
                             IntTensor positions) {
-        norms.rmsNormRope(x, weight, groupSize, eps, blocks, rope, positions, true);
+        if (!norms.rmsNormRope(x, weight, groupSize, eps, blocks, rope, positions, true)) {
+            Backend.super.rmsNormRope(x, weight, groupSize, eps, blocks, rope, positions);  // views refused there
+        }
     }
 
     /** Where the one pass applies, only the 16-bit copy attention reads is written (x's fp32 values then undefined). */
     @Override
     public void rmsNormRopeForAttention(Tensor x, Tensor weight, int groupSize, float eps, ColumnBlocks blocks,
                                         Rope rope, IntTensor positions) {
-        norms.rmsNormRope(x, weight, groupSize, eps, blocks, rope, positions, false);
+        if (!norms.rmsNormRope(x, weight, groupSize, eps, blocks, rope, positions, false)) {
+            Backend.super.rmsNormRope(x, weight, groupSize, eps, blocks, rope, positions);
+        }
     }
 
     /** Whether attention reads q and k as 16-bit copies at this head size, which RoPE then writes in its pass. */

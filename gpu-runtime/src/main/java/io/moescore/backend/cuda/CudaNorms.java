@@ -114,17 +114,15 @@ final class CudaNorms {
 
     /**
      * One pass where attention reads half-precision q and k (elementwise.cu, rmsnorm_rope_T: the row staged in
-     * shared memory, normed, rotated, written in fp32 and, keepF32 false, only in the 16-bit type); elsewhere the
-     * two ops, x's fp32 values kept.
+     * shared memory, normed, rotated, written in fp32 and, keepF32 false, only in the 16-bit type). Returns false,
+     * having done nothing, where that pass does not apply (the caller runs the two ops).
      */
-    void rmsNormRope(Tensor x, Tensor weight, int groupSize, float eps, ColumnBlocks blocks, Rope rope,
-                     IntTensor positions, boolean keepF32) {
+    boolean rmsNormRope(Tensor x, Tensor weight, int groupSize, float eps, ColumnBlocks blocks, Rope rope,
+                        IntTensor positions, boolean keepF32) {
         int cols = x.cols();
         int headDim = blocks.width();
         if (!inOnePass(cols, groupSize, blocks, rope) || weight.cols() != groupSize) {
-            rmsNorm(x, weight, groupSize, eps, x);  // Backend's default: views refused there
-            rope(x, blocks, rope, positions, true);
-            return;
+            return false;
         }
         launcher.timed("rmsNormRope", () -> {
             CudaTensor t = CudaTensor.stridedOutput(x, "rmsNormRope");  // may be a view of the fused product
@@ -138,6 +136,7 @@ final class CudaNorms {
                     cols, t.ld, groupSize, headDim, eps, keepF32 ? 1 : 0);
             t.wroteCopy(keepF32);
         });
+        return true;
     }
 
     /** Whether rmsnorm_rope_T takes this op: whole plain-RoPE heads read by the half-input attention, 16-byte rows. */
