@@ -71,6 +71,13 @@ for what in "$@"; do
         run io.moescore.bench.roofline.Roofline "$out/ours-$shape-s$seq-${e/:/}.json" \
           "$out/roofline-$shape-s$seq-${e/:/}.md"
       done ;;
+    forwardws-olmoe|forwardws-mixtral|forwardws-qwen3)
+      # ours, dense experts, every linear layer and expert on the warp-specialized wgmma kernel (_sm90w) pinned: the
+      # A/B against forward-SHAPE's tuned run, in the same call
+      shape=${what#forwardws-}; checkpoint $shape
+      run io.moescore.bench.ForwardBenchmark /tmp/$shape "$out/ours-$shape-s512-dense-ws.json" tokens=8192 seq=512 \
+        experts=dense kernels=wgmma_ws 2>&1 | tail -3
+      run io.moescore.bench.roofline.Roofline "$out/ours-$shape-s512-dense-ws.json" "$out/roofline-$shape-s512-dense-ws.md" ;;
     pyarrow-fixtures)  # issue 23: the Arrow / Parquet files pyarrow and Polars-style writers make (commit them)
       python3 spark-job/src/test/python/make_arrow_fixtures.py "$out/pyarrow-layouts" 2>&1 | tail -3 ;;
     model-olmoe|model-mixtral)  # full forward, dense vs 2:4 vs 128:2:8 experts (pruned on load)

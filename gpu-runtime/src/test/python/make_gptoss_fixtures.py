@@ -72,8 +72,10 @@ def check_layout(model):
     assert tuple(ex.gate_up_proj.shape) == (E, H, 2 * F), f"gate_up_proj is {tuple(ex.gate_up_proj.shape)}, " \
         f"the Java loader expects [E, H, 2F] = {(E, H, 2 * F)}: update ModelWeights.gptOssExperts"
     assert tuple(ex.down_proj.shape) == (E, F, H), f"down_proj is {tuple(ex.down_proj.shape)}, expected {(E, F, H)}"
-    src = inspect.getsource(type(ex).forward)
-    assert "::2" in src and "1::2" in src, "GptOssExperts.forward no longer interleaves gate/up:\n" + src
+    # transformers 4.x de-interleaves in forward; 5.x moved it into _apply_gate (forward calls it on gate_up)
+    src = "".join(inspect.getsource(getattr(type(ex), f)) for f in ("forward", "_apply_gate") if hasattr(type(ex), f))
+    assert "::2" in src and "1::2" in src, "GptOssExperts no longer interleaves gate/up:\n" + src
+    print("GptOssExperts (transformers %s):\n%s" % (transformers.__version__, src))
 
 
 def log_probs(model, seed):

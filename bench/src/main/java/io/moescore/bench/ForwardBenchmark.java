@@ -7,6 +7,8 @@ import io.moescore.backend.Backend;
 import io.moescore.backend.select.Backends;
 import io.moescore.backend.Precision;
 import io.moescore.backend.cuda.CudaBackend;
+import io.moescore.backend.cuda.CudaOptions;
+import io.moescore.backend.cuda.Kernels;
 import io.moescore.engine.Engine;
 import io.moescore.batch.ScoreBatch;
 import io.moescore.engine.ScoreOptions;
@@ -28,6 +30,7 @@ import java.util.Random;
  *
  *   java ... io.moescore.bench.ForwardBenchmark MODEL_DIR OUT.json [backend=cuda] [tokens=2048,8192,32768]
  *        [seq=512] [repeats=5] [experts=dense|2:4|128:2:8] [precision=bf16|fp16|split-bf16] [deterministic=false|true]
+ *        [kernels=tuned|wgmma|wgmma_n128|wgmma_ws|mma_sync] (cuda: pin one kernel family, default the tuner's pick)
  */
 public final class ForwardBenchmark {
     private ForwardBenchmark() {
@@ -37,7 +40,7 @@ public final class ForwardBenchmark {
         if (args.length < 2) {
             System.err.println("usage: ForwardBenchmark MODEL_DIR OUT.json [backend=cuda] [tokens=2048,8192,32768] "
                     + "[seq=512] [repeats=5] [experts=dense|2:4|128:2:8] [precision=bf16|fp16|split-bf16] "
-                    + "[deterministic=false|true]");
+                    + "[deterministic=false|true] [kernels=" + Arrays.toString(Kernels.values()) + "]");
             System.exit(2);
         }
         Path model = Path.of(args[0]);
@@ -49,6 +52,7 @@ public final class ForwardBenchmark {
         SparsityPattern prunedOnLoad = null;
         Precision precision = Precision.BF16;
         boolean deterministic = false;
+        Kernels kernels = Kernels.TUNED;
         for (int i = 2; i < args.length; i++) {
             String[] kv = args[i].split("=", 2);
             switch (kv[0]) {
@@ -58,6 +62,7 @@ public final class ForwardBenchmark {
                 case "repeats" -> repeats = Integer.parseInt(kv[1]);
                 case "precision" -> precision = Precision.parse(kv[1]);
                 case "deterministic" -> deterministic = Boolean.parseBoolean(kv[1]);
+                case "kernels" -> kernels = Kernels.valueOf(kv[1].toUpperCase(java.util.Locale.ROOT));
                 case "experts" -> prunedOnLoad = kv[1].equals("dense") ? null : SparsityPattern.parse(kv[1]);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
@@ -65,8 +70,10 @@ public final class ForwardBenchmark {
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = json.createObjectNode();
         long loadStart = System.nanoTime();
-        try (Backend backend = Backends.open(backendName, Runtime.getRuntime().availableProcessors(), 0, precision,
-                deterministic);
+        try (Backend backend = kernels == Kernels.TUNED
+                ? Backends.open(backendName, Runtime.getRuntime().availableProcessors(), 0, precision, deterministic)
+                : new CudaBackend(CudaOptions.device(0).withPrecision(precision).withKernels(kernels)
+                        .withDeterministic(deterministic));
              Engine engine = Engine.load(model, backend, prunedOnLoad)) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
             root.put("model", model.toString());
@@ -76,6 +83,7 @@ public final class ForwardBenchmark {
             root.put("load_seconds", loadSeconds);
             root.put("precision", precision.userName());
             root.put("deterministic", deterministic);
+            root.put("kernels", kernels.name());
             root.put("experts", prunedOnLoad == null ? "dense"
                     : prunedOnLoad.userName() + " (magnitude, pruned on load)");
             System.out.printf("%s on %s, loaded in %.1f s%n", engine.config(), backend.deviceName(), loadSeconds);

@@ -23,7 +23,10 @@ import org.junit.jupiter.api.Test;
 /**
  * Per-token routing from the GPU ({@code CudaExpertRouting.toHost}): it adds up to the GPU's own expert load, leaves
  * the scores bit-identical (deterministic mode), and chooses the CPU's experts with the CPU's gates but where the
- * GPU's 16-bit router input tips a near tie.
+ * GPU's rounding tips a near tie. The GPU multiplies in split-bf16 (about 16 significant bits): in plain bf16 the demo
+ * model's hidden states drift far enough from fp32 (transformers' own bf16 log-probs differ from its fp32 ones by up
+ * to 1.35, demo/tiny-moe-code/reference-precision.json) that gates of the same experts differed by 0.083 on an H100
+ * (seed 352196149556), which says nothing about the routing read back.
  */
 @Tag("gpu")
 class CudaTokenRoutingTest {
@@ -39,7 +42,7 @@ class CudaTokenRoutingTest {
         System.out.println("CudaTokenRoutingTest seed " + seed);
         Random random = new Random(seed);
         try (CpuBackend cpu = new CpuBackend(2); Engine host = Engine.load(TestModels.demoModel(), cpu);
-             CudaBackend gpu = new CudaBackend(CudaOptions.device(0).withPrecision(Precision.BF16)
+             CudaBackend gpu = new CudaBackend(CudaOptions.device(0).withPrecision(Precision.SPLIT_BF16)
                      .withDeterministic(true));
              Engine device = Engine.load(TestModels.demoModel(), gpu)) {
             int vocab = host.config().vocabSize();
@@ -86,8 +89,8 @@ class CudaTokenRoutingTest {
             }
             System.out.printf("CudaTokenRoutingTest: %d of %d tokens chose the CPU's experts, gates within %.4f%n",
                     same, tokens, worstGate);
-            assertTrue(same >= 0.95 * tokens, same + " of " + tokens + " (seed " + seed + ")");
-            assertTrue(worstGate < 0.05, "gate off by " + worstGate + " (seed " + seed + ")");
+            assertTrue(same >= 0.99 * tokens, same + " of " + tokens + " (seed " + seed + ")");
+            assertTrue(worstGate < 0.01, "gate off by " + worstGate + " (seed " + seed + ")");
         }
     }
 }
