@@ -131,6 +131,12 @@
 // Tokens (one warp each) per block of the per-token router kernels.
 #define ROUTER_WARPS 8
 #define ROUTER_THREADS (ROUTER_WARPS * 32)
+// Tokens per block of the list-building kernels (route_count, route_fill: one block per expert and chunk of this many
+// tokens), and their threads.
+#define ROUTE_CHUNK 1024
+#define ROUTE_THREADS 256
+// route_offsets' block: it scans the experts' chunk counts this many at a time.
+#define ROUTE_SCAN_THREADS 1024
 // drop-experts' removed experts travel as a kernel argument (no copy to the device): a bit per expert in this many
 // 64-bit words, so layers of up to 64 x ROUTER_DROP_WORDS experts.
 #define ROUTER_DROP_WORDS 8

@@ -146,12 +146,18 @@ __device__ __forceinline__ int route_token_count(const int* __restrict__ perToke
     return perToken ? perToken[t] : k;
 }
 
-// One block per expert: counts[e] = tokens routed to e. chosen: [T, k], row t's first route_token_count used.
+// The per-expert lists are built in chunks of ROUTE_CHUNK tokens, so that a layer's lists take one short pass of
+// C = ceil(T / ROUTE_CHUNK) x E blocks instead of E blocks each walking all T tokens: chunk counts, their prefix in
+// (expert, chunk) order, then each block fills its expert's entries of its chunk. Expert e's tokens stay ascending.
+
+// Block (e, c): chunks[e * C + c] = the tokens of chunk c (tokens c*ROUTE_CHUNK ..) routed to expert e.
+// chosen: [T, k], row t's first route_token_count used.
 extern "C" __global__ void route_count(const int* __restrict__ chosen, const int* __restrict__ perToken, int T, int k,
-                                       int* __restrict__ counts) {
+                                       int* __restrict__ chunks) {
     __shared__ int scratch[32];
-    int e = blockIdx.x, n = 0;
-    for (int t = threadIdx.x; t < T; t += blockDim.x)
+    int e = blockIdx.x, c = blockIdx.y, n = 0;
+    int end = min(T, (c + 1) * ROUTE_CHUNK);
+    for (int t = c * ROUTE_CHUNK + threadIdx.x; t < end; t += blockDim.x)
         for (int j = 0, m = route_token_count(perToken, t, k); j < m; j++) n += chosen[(size_t)t * k + j] == e;
     for (int o = 16; o > 0; o >>= 1) n += __shfl_xor_sync(0xffffffffu, n, o);
     if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = n;
@@ -159,33 +165,44 @@ extern "C" __global__ void route_count(const int* __restrict__ chosen, const int
     if (threadIdx.x == 0) {
         int s = 0;
         for (int w = 0; w < (blockDim.x >> 5); w++) s += scratch[w];
-        counts[e] = s;
+        chunks[(size_t)e * gridDim.y + c] = s;
     }
 }
 
-// Single block: offsets[0..E] = exclusive prefix of counts.
-extern "C" __global__ void route_offsets(const int* __restrict__ counts, int E, int* __restrict__ offsets) {
-    if (threadIdx.x == 0) {
-        int s = 0;
-        for (int e = 0; e < E; e++) {
-            offsets[e] = s;
-            s += counts[e];
+// One block: the E x C chunk counts become their exclusive prefix in place (expert-major: where block (e, c) of
+// route_fill writes), offsets[0..E] the experts' starts and the total, counts[e] each expert's tokens.
+extern "C" __global__ void route_offsets(int* __restrict__ chunks, int E, int C, int* __restrict__ offsets,
+                                         int* __restrict__ counts) {
+    __shared__ int scratch[32];
+    int n = E * C, base = 0;
+    for (int i0 = 0; i0 < n; i0 += blockDim.x) {
+        int i = i0 + threadIdx.x;
+        int v = i < n ? chunks[i] : 0;
+        int before;
+        int total = block_exclusive_scan(v, &before, scratch);
+        if (i < n) {
+            chunks[i] = base + before;
+            if (i % C == 0) offsets[i / C] = base + before;
         }
-        offsets[E] = s;
+        base += total;
     }
+    if (threadIdx.x == 0) offsets[E] = base;
+    __syncthreads();
+    for (int e = threadIdx.x; e < E; e += blockDim.x) counts[e] = offsets[e + 1] - offsets[e];
 }
 
-// One block per expert: writes the expert's tokens (ascending) and gate weights at offsets[e].
+// Block (e, c): writes expert e's tokens of chunk c (ascending) and their gate weights from chunks[e * C + c] on.
 extern "C" __global__ void route_fill(const int* __restrict__ chosen, const float* __restrict__ weights,
-                                      const int* __restrict__ perToken, int T, int k, const int* __restrict__ offsets,
+                                      const int* __restrict__ perToken, int T, int k, const int* __restrict__ chunks,
                                       int* __restrict__ tokens, float* __restrict__ gates) {
     __shared__ int scratch[32];
-    int e = blockIdx.x;
-    int base = offsets[e];
-    for (int t0 = 0; t0 < T; t0 += blockDim.x) {
+    int e = blockIdx.x, c = blockIdx.y;
+    int base = chunks[(size_t)e * gridDim.y + c];
+    int end = min(T, (c + 1) * ROUTE_CHUNK);
+    for (int t0 = c * ROUTE_CHUNK; t0 < end; t0 += blockDim.x) {
         int t = t0 + threadIdx.x;
         int slot = -1;
-        if (t < T)
+        if (t < end)
             for (int j = 0, m = route_token_count(perToken, t, k); j < m; j++)
                 if (chosen[(size_t)t * k + j] == e) slot = j;
         int pos;

@@ -1,6 +1,9 @@
 package io.moescore.backend.cuda;
 
 import static io.moescore.backend.cuda.CudaLauncher.blocks;
+import static io.moescore.backend.cuda.KernelConstants.ROUTE_CHUNK;
+import static io.moescore.backend.cuda.KernelConstants.ROUTE_SCAN_THREADS;
+import static io.moescore.backend.cuda.KernelConstants.ROUTE_THREADS;
 import static io.moescore.backend.cuda.KernelConstants.SMALL_THREADS;
 import static io.moescore.backend.cuda.KernelConstants.SMALL_TILE;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
@@ -488,7 +491,8 @@ public final class CudaBackend implements Backend {
 
     /**
      * The router's kernel writes each token's experts as a row of chosen/weights (and its count where counts vary);
-     * route_count, route_offsets and route_fill turn the rows into per-expert token lists, all queued on the stream.
+     * route_count, route_offsets and route_fill turn the rows into per-expert token lists (router.cu: E x
+     * ceil(T / ROUTE_CHUNK) blocks, expert e's tokens ascending), all queued on the stream.
      * Buffers hold the worst case, {@link RouterKernel#width} experts for every token.
      */
     private ExpertRouting routeOp(Tensor routerLogits, Router router, int[] sequenceStarts) {
@@ -510,16 +514,20 @@ public final class CudaBackend implements Backend {
         CUdeviceptr offsets = pool.allocate((e + 1) * 4L);
         CUdeviceptr tokens = pool.allocate(entries * 4);
         CUdeviceptr gates = pool.allocate(entries * 4);
+        int chunks = Math.max(1, (t + ROUTE_CHUNK - 1) / ROUTE_CHUNK);
+        CUdeviceptr chunkStarts = pool.allocate((long) e * chunks * 4);
         kernel.launch(launcher, logits.f32, t, e, sequenceStarts,
                 new RouterKernel.Rows(chosen, weights, perToken, width));
-        launcher.launch("route_count", e, 1, 256, 0, chosen, perToken, t, width, counts);
-        launcher.launch("route_offsets", 1, 1, 32, 0, counts, e, offsets);
-        launcher.launch("route_fill", e, 1, 256, 0, chosen, weights, perToken, t, width, offsets, tokens, gates);
+        launcher.launch("route_count", e, chunks, ROUTE_THREADS, 0, chosen, perToken, t, width, chunkStarts);
+        launcher.launch("route_offsets", 1, 1, ROUTE_SCAN_THREADS, 0, chunkStarts, e, chunks, offsets, counts);
+        launcher.launch("route_fill", e, chunks, ROUTE_THREADS, 0, chosen, weights, perToken, t, width, chunkStarts,
+                tokens, gates);
         // no wait here: the experts plan their work on the device; the counts follow for the load statistics
         RoutedCounts hostCounts = new RoutedCounts(counts, e, (long) t * kernel.least(), entries, kernel.name(),
                 gpu.stream());
         pool.release(weights, entries * 4);
         pool.release(counts, e * 4L);
+        pool.release(chunkStarts, (long) e * chunks * 4);
         return new CudaExpertRouting(e, (int) entries, offsets, tokens, gates, chosen, perToken, width, hostCounts,
                 gpu.stream(), () -> {
                     pool.release(chosen, entries * 4);

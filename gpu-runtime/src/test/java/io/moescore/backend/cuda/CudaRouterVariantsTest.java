@@ -100,6 +100,21 @@ class CudaRouterVariantsTest {
         }
     }
 
+    /**
+     * Batches of several of the list kernels' chunks (route_count and route_fill take ROUTE_CHUNK tokens a block), the
+     * last one partial: every expert's tokens still come ascending and equal the CPU's, top-k and top-p.
+     */
+    @Test
+    void listsSpanningSeveralChunksMatchTheCpu() {
+        int rows = 2 * KernelConstants.ROUTE_CHUNK + 453;
+        for (int experts : new int[] {5, 64}) {
+            float[] logits = logits(rows, experts, 2f);
+            int k = Math.min(4, experts);
+            compare(new TopKSoftmaxRouter(k, true), logits, rows, experts, null, ranking(k + 1, Float.NaN, null));
+            compare(new TopPRouter(0.5f, k, false), logits, rows, experts, null, ranking(k + 1, 0.5f, null));
+        }
+    }
+
     @Test
     void thresholdGatesMatchTheCpu() {
         for (int experts : EXPERTS) {
@@ -465,7 +480,8 @@ class CudaRouterVariantsTest {
         DevicePool pool = gpu.runtime().pool();
         long[] sizes = {(long) rows * width * 4, (long) rows * width * 4, (long) rows * width * 4,
             (long) rows * width * 4, (long) rows * width * 4, rows * 4L, rows * 4L, experts * 4L, (experts + 1) * 4L,
-            (long) rows * experts * 4};
+            (long) rows * experts * 4,
+            (long) experts * Math.max(1, (rows + KernelConstants.ROUTE_CHUNK - 1) / KernelConstants.ROUTE_CHUNK) * 4};
         List<CUdeviceptr> blocks = new ArrayList<>();
         for (long bytes : sizes) {
             CUdeviceptr p = pool.allocate(Math.max(4L, bytes));
