@@ -506,13 +506,16 @@ __device__ __forceinline__ void epi_swiglu_tiled(const float* acc, int wm, const
 #pragma unroll
     for (int ni = 0; ni < NI; ni += 2)
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
+        for (int e = 0; e < 4; e += 2) {  // the thread's two adjacent columns f, f + 1 of one row: one 4-byte store
             int r = wm + (lane >> 2) + (e >> 1) * 8;  // local row of the tile
-            int f = (t.n0 + ni * 8) / 2 + 2 * (lane & 3) + (e & 1);
+            int f = (t.n0 + ni * 8) / 2 + 2 * (lane & 3);  // even, so f + 1 is in the same 16-byte chunk
             if (w.m0 + r < w.count && f < F) {
-                float v = silu(acc[ni * 4 + e]) * acc[(ni + 1) * 4 + e];
-                *reinterpret_cast<T*>(item + (size_t)(f / S90_BK) * S90_A_BYTES + swizzled(r, (f & 63) >> 3) +
-                                      (f & 7) * 2) = to_half<T>(v);
+                float v0 = silu(acc[ni * 4 + e]) * acc[(ni + 1) * 4 + e];
+                float v1 = silu(acc[ni * 4 + e + 1]) * acc[(ni + 1) * 4 + e + 1];
+                unsigned char* at =
+                    item + (size_t)(f / S90_BK) * S90_A_BYTES + swizzled(r, (f & 63) >> 3) + (f & 7) * 2;
+                if (f + 1 < F) *reinterpret_cast<unsigned*>(at) = pack_half2<T>(v0, v1);
+                else *reinterpret_cast<T*>(at) = to_half<T>(v0);
             }
         }
 #endif
