@@ -159,6 +159,12 @@ extern "C" __global__ void clamp_f32(float* __restrict__ x, long long n, float l
     if (i < n) x[i] = fmaxf(-limit, fminf(limit, x[i]));
 }
 
+// x *= factor (Granite's embedding and residual multipliers). CPU twin: CpuBackend.scale.
+extern "C" __global__ void scale_f32(float* __restrict__ x, long long n, float factor) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] *= factor;
+}
+
 extern "C" __global__ void add_f32(float* __restrict__ acc, const float* __restrict__ x, long long n) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) acc[i] += x[i];

@@ -5,15 +5,17 @@
 #include "common.cuh"
 
 // One block per row. state: [T, 3] = running max, running sum of exp(logit - max), target logit.
+// Each logit is first multiplied by `scale` (1 / Granite's logits_scaling, else 1).
 extern "C" __global__ void logsoftmax_chunk(const float* __restrict__ logits, int T, int C, int v0,
                                             const int* __restrict__ targets, float* __restrict__ state,
-                                            const int* __restrict__ topSlot, float* __restrict__ topLogits, int V) {
+                                            const int* __restrict__ topSlot, float* __restrict__ topLogits, int V,
+                                            float scale) {
     __shared__ float scratch[32];
     int t = blockIdx.x;
     if (t >= T) return;
     const float* row = logits + (size_t)t * C;
     float m = -INFINITY;
-    for (int i = threadIdx.x; i < C; i += blockDim.x) m = fmaxf(m, row[i]);
+    for (int i = threadIdx.x; i < C; i += blockDim.x) m = fmaxf(m, row[i] * scale);
     __shared__ float sm;
     float wm = warp_max(m);
     if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = wm;
@@ -26,7 +28,7 @@ extern "C" __global__ void logsoftmax_chunk(const float* __restrict__ logits, in
     __syncthreads();
     float chunkMax = sm;
     float s = 0.f;
-    for (int i = threadIdx.x; i < C; i += blockDim.x) s += __expf(row[i] - chunkMax);
+    for (int i = threadIdx.x; i < C; i += blockDim.x) s += __expf(row[i] * scale - chunkMax);
     s = block_sum(s, scratch);
     if (threadIdx.x == 0) {
         float* st = state + (size_t)t * 3;
@@ -36,11 +38,11 @@ extern "C" __global__ void logsoftmax_chunk(const float* __restrict__ logits, in
         st[0] = newMax;
         st[1] = oldSum * __expf(oldMax - newMax) + s * __expf(chunkMax - newMax);
         int target = targets[t];
-        if (target >= v0 && target < v0 + C) st[2] = row[target - v0];
+        if (target >= v0 && target < v0 + C) st[2] = row[target - v0] * scale;
     }
     int slot = topSlot[t];
     if (slot >= 0)
-        for (int i = threadIdx.x; i < C; i += blockDim.x) topLogits[(size_t)slot * V + v0 + i] = row[i];
+        for (int i = threadIdx.x; i < C; i += blockDim.x) topLogits[(size_t)slot * V + v0 + i] = row[i] * scale;
 }
 
 // lp[t] = target logit - log-sum-exp, NaN where the row has no target.

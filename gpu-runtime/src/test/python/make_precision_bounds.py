@@ -7,23 +7,27 @@
 #     experts), so a bf16/fp16 run may route that token differently from the reference without being wrong.
 #   transformers' own drift: the same fixture run by transformers in bf16 and in fp16 against its float32 reference
 #     (worst per-token |log-prob error| and tokens over 2e-2): how far the library everyone compares with moves.
-# Softmax-top-k routers only (Mixtral, OLMoE, Qwen2/3-MoE: the families the CUDA backend runs); other folders are
+# Softmax-top-k routers only (Mixtral, OLMoE, Qwen2/3-MoE, Granite MoE: the families the CUDA backend runs); others are
 # skipped with a line saying so. From the repository root, on the GPU machine:
 #   python3 gpu-runtime/src/test/python/make_precision_bounds.py gpu-runtime/src/test/resources/hf/* demo/tiny-moe-code
 import json, os, sys
 import torch, transformers
 
-SOFTMAX_TOP_K = {"mixtral", "olmoe", "qwen2_moe", "qwen3_moe"}
+SOFTMAX_TOP_K = {"mixtral", "olmoe", "qwen2_moe", "qwen3_moe", "granitemoe"}
 
 
 def moe_blocks(model, cfg):
     experts = getattr(cfg, "num_local_experts", None) or getattr(cfg, "num_experts", None)
     blocks = []
     for name, m in model.named_modules():
-        gate = getattr(m, "gate", None)
-        w = getattr(gate, "weight", None)
-        if isinstance(w, torch.Tensor) and w.dim() == 2 and w.shape == (experts, cfg.hidden_size):
-            blocks.append((name, m, w))
+        for attr in ("gate", "router"):  # Granite MoE: router.layer is the linear
+            gate = getattr(m, attr, None)
+            w = getattr(gate, "weight", None)
+            if w is None:
+                w = getattr(getattr(gate, "layer", None), "weight", None)
+            if isinstance(w, torch.Tensor) and w.dim() == 2 and w.shape == (experts, cfg.hidden_size):
+                blocks.append((name, m, w))
+                break
     if not blocks:
         raise SystemExit(f"no MoE router with weight [{experts}, {cfg.hidden_size}] found in {type(model).__name__}")
     return blocks

@@ -326,8 +326,10 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void scale(Tensor x, float factor) {
-        throw new UnsupportedOperationException(deviceName() + " has no kernel to scale activations (Granite's "
-                + "multipliers); use the CPU backend");
+        launcher.timed("scale", () -> {
+            CudaTensor t = CudaTensor.output(x, "scale");
+            launcher.launch("scale_f32", blocks(t.elements(), 256), 1, 256, 0, t.f32, t.elements(), factor);
+        });
     }
 
     @Override
@@ -572,12 +574,8 @@ public final class CudaBackend implements Backend {
     @Override
     public LogProbs logProbs(Tensor hidden, Tensor lmHead, IntTensor targets, int[] topRows, int topK,
                              float logitDivisor) {
-        if (logitDivisor != 1f) {
-            throw new UnsupportedOperationException(deviceName() + " has no log-softmax kernel for logits divided by "
-                    + logitDivisor + " (Granite's logits_scaling); use the CPU backend");
-        }
         return launcher.timedValue("logProbs", () -> logProbs.run(CudaTensor.of(hidden), CudaTensor.of(lmHead),
-                CudaTensor.Ints.of(targets), topRows, topK));
+                CudaTensor.Ints.of(targets), topRows, topK, logitDivisor));
     }
 
     /** The runtime is shared by every backend of this JVM on the device; the weights belong to their owners. */

@@ -32,7 +32,8 @@ final class CudaLogProbs {
         this.deterministic = deterministic;
     }
 
-    LogProbs run(CudaTensor x, CudaTensor w, CudaTensor.Ints targets, int[] topRows, int topK) {
+    /** @param logitDivisor the logits are divided by it (Granite's logits_scaling; 1 elsewhere) */
+    LogProbs run(CudaTensor x, CudaTensor w, CudaTensor.Ints targets, int[] topRows, int topK, float logitDivisor) {
         int t = x.rows;
         int vocab = w.rows;
         int h = x.cols;
@@ -60,7 +61,7 @@ final class CudaLogProbs {
                 int c = Math.min(chunk, vocab - v0);
                 gemm.product(xb.rows(), aParts, w, v0, c, null, logits, t);
                 launcher.launch("logsoftmax_chunk", t, 1, 256, 0, logits, t, c, v0, target, state, slots.device, top,
-                        vocab);
+                        vocab, 1f / logitDivisor);
             }
             launcher.launch("logsoftmax_finish", blocks(t, 256), 1, 256, 0, state, target, t, lp);
             // each top row's k best on the device (lm_head.cu, top_rows_k: TopK.indices' order): rows x k indices

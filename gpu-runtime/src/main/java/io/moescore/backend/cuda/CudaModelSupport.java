@@ -1,7 +1,6 @@
 package io.moescore.backend.cuda;
 
 import io.moescore.model.ModelConfig;
-import io.moescore.model.Multipliers;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -18,9 +17,6 @@ final class CudaModelSupport {
     /** What the CUDA backend lacks to run a model of this config; empty where it has every kernel. */
     static List<String> missingKernels(ModelConfig c) {
         List<String> missing = new ArrayList<>();
-        if (!c.multipliers().equals(Multipliers.NONE)) {
-            missing.add("a kernel for the embedding, residual and logits multipliers (" + c.multipliers() + ")");
-        }
         if (c.latentAttention() != null) {
             missing.add("latent attention (q/k heads of " + c.headDim() + " columns, v heads of " + c.vHeadDim()
                     + ", a rotary key shared by every head)");
