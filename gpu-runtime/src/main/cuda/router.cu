@@ -18,15 +18,17 @@ __device__ __forceinline__ bool router_ranks_above(float p, int e, float best, i
 
 // The (value(e), e) ranking first by router_ranks_above among the experts not in taken[0..j), over the warp's lanes
 // (expert e on lane e % 32); best comes in below every value, and every lane leaves with the winner.
-template <typename Value>
-__device__ __forceinline__ void router_warp_select(int E, int lane, const int* taken, int j, Value value, float& best,
-                                                   int& bestE) {
+// Only experts with allowed(e) compete (router_warp_select: all of them); a lane with none keeps best and 0x7fffffff.
+template <typename Value, typename Allowed>
+__device__ __forceinline__ void router_warp_select_if(int E, int lane, const int* taken, int j, Value value,
+                                                      Allowed allowed, float& best, int& bestE) {
     bestE = 0x7fffffff;
     for (int e = lane; e < E; e += 32) {
         bool used = false;
         for (int i = 0; i < j; i++) used |= taken[i] == e;
+        if (used || !allowed(e)) continue;
         float v = value(e);
-        if (!used && router_ranks_above(v, e, best, bestE)) {
+        if (router_ranks_above(v, e, best, bestE)) {
             best = v;
             bestE = e;
         }
@@ -39,6 +41,11 @@ __device__ __forceinline__ void router_warp_select(int E, int lane, const int* t
             bestE = oe;
         }
     }
+}
+template <typename Value>
+__device__ __forceinline__ void router_warp_select(int E, int lane, const int* taken, int j, Value value, float& best,
+                                                   int& bestE) {
+    router_warp_select_if(E, lane, taken, j, value, [](int) { return true; }, best, bestE);
 }
 
 // A row's softmax over the warp: m = its largest logit, s = the sum of __expf(z - m) (NaN where a logit is NaN or
@@ -113,6 +120,81 @@ extern "C" __global__ void router_top_p(const float* __restrict__ logits, int T,
     float probs[ROUTER_MAX_K];
     int m = router_softmax_ranked(logits + (size_t)t * E, E, maxK, topP, lane, taken, probs);
     if (lane == 0) router_write(t, m, maxK, taken, probs, renormalize, chosen, weights, perToken);
+}
+
+// DeepSeek-V3's and GLM-4.5's router (topk_method noaux_tc), one warp per token, 2 x E floats of dynamic shared
+// memory per warp: s_e = sigmoid(z_e), c_e = s_e + bias_e (the correction steers the choice only); a group's score is
+// the sum of its two largest c; the topkGroups best groups are eligible; the k eligible experts of largest c are
+// chosen (router_ranks_above: ties to the lower index, NaN above every number); gate = s, divided by (the chosen s'
+// sum + 1e-20) where renormalize, times `scaling`. Groups of E / groups consecutive experts (at least 2), groups <=
+// 64, topkGroups and k <= ROUTER_MAX_K (RouterKernel.GroupSigmoid checks). chosen/weights: [T, k].
+// CPU twin: GroupLimitedSigmoidRouter (the same steps, each rounded once; expf may differ from its exp by an ulp,
+// which moves a choice only at a near tie).
+extern "C" __global__ void router_group_sigmoid(const float* __restrict__ logits, int T, int E, int groups,
+                                                int topkGroups, int k, const float* __restrict__ bias,
+                                                int renormalize, float scaling, int* __restrict__ chosen,
+                                                float* __restrict__ weights) {
+    extern __shared__ float router_smem[];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int t = blockIdx.x * (blockDim.x / 32) + warp;
+    if (t >= T) return;
+    float* s = router_smem + (size_t)warp * 2 * E;
+    float* c = s + E;
+    const float* z = logits + (size_t)t * E;
+    for (int e = lane; e < E; e += 32) {
+        float p = __fdiv_rn(1.f, __fadd_rn(1.f, expf(-z[e])));
+        s[e] = p;
+        c[e] = __fadd_rn(p, bias[e]);
+    }
+    __syncwarp();
+    int perGroup = E / groups;
+    float groupScore[2];  // groups lane and lane + 32
+    for (int i = 0; i < 2; i++) {
+        int g = lane + 32 * i;
+        float first = -INFINITY, second = -INFINITY;
+        int firstE = 0x7fffffff, secondE = 0x7fffffff;
+        for (int e = g * perGroup; g < groups && e < (g + 1) * perGroup; e++) {
+            if (router_ranks_above(c[e], e, first, firstE)) {
+                second = first;
+                secondE = firstE;
+                first = c[e];
+                firstE = e;
+            } else if (router_ranks_above(c[e], e, second, secondE)) {
+                second = c[e];
+                secondE = e;
+            }
+        }
+        groupScore[i] = __fadd_rn(first, second);
+    }
+    int takenGroups[ROUTER_MAX_K];
+    unsigned long long eligible = 0;
+    for (int j = 0; j < topkGroups; j++) {
+        float best = -INFINITY;
+        int bestG;
+        router_warp_select(groups, lane, takenGroups, j, [&](int g) { return groupScore[g >> 5]; }, best, bestG);
+        takenGroups[j] = bestG;
+        eligible |= 1ull << bestG;
+    }
+    int taken[ROUTER_MAX_K];
+    float probs[ROUTER_MAX_K];
+    float sum = 0.f;
+    for (int j = 0; j < k; j++) {
+        float best = -INFINITY;
+        int bestE;
+        router_warp_select_if(E, lane, taken, j, [&](int e) { return c[e]; },
+                              [&](int e) { return ((eligible >> (e / perGroup)) & 1ull) != 0; }, best, bestE);
+        taken[j] = bestE;
+        probs[j] = s[bestE];
+        sum = __fadd_rn(sum, probs[j]);
+    }
+    if (lane == 0) {
+        float denominator = __fadd_rn(sum, 1e-20f);
+        for (int j = 0; j < k; j++) {
+            float w = renormalize ? __fdiv_rn(probs[j], denominator) : probs[j];
+            chosen[(size_t)t * k + j] = taken[j];
+            weights[(size_t)t * k + j] = __fmul_rn(w, scaling);
+        }
+    }
 }
 
 // Block-wide exclusive scan of one int per thread (blockDim.x <= 1024); returns the block total.

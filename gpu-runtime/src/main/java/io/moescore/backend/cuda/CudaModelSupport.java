@@ -24,9 +24,9 @@ final class CudaModelSupport {
         if (!c.rope().isPlain(c.headDim())) {
             missing.add("a rope kernel for " + c.rope().describe() + " of heads of " + c.headDim());
         }
-        if (c.groupRouting() != null) {
-            missing.add("a router kernel for group-limited sigmoid routing (n_group " + c.groupRouting().groups()
-                    + ", topk_group " + c.groupRouting().topkGroups() + ")");
+        if (c.groupRouting() != null && c.groupRouting().groups() > 64) {  // RouterKernel.GroupSigmoid's mask
+            missing.add("a router kernel for group-limited sigmoid routing over more than 64 groups (n_group "
+                    + c.groupRouting().groups() + ")");
         }
         if (c.attentionSinks()) {
             missing.add("an attention kernel with sinks (a learned logit per head in the softmax denominator)");

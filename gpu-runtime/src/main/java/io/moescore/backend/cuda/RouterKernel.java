@@ -12,6 +12,7 @@ import static io.moescore.backend.cuda.KernelConstants.ROUTER_WARPS;
 
 import io.moescore.routing.BatchTopKRouter;
 import io.moescore.routing.DropExpertsRouter;
+import io.moescore.routing.GroupLimitedSigmoidRouter;
 import io.moescore.routing.Router;
 import io.moescore.routing.ThresholdRouter;
 import io.moescore.routing.TopKSoftmaxRouter;
@@ -47,6 +48,9 @@ sealed interface RouterKernel {
                     r.threshold());
         } else if (router instanceof BatchTopKRouter r) {
             kernel = new BlockTopK(r.k(), r.blockRows(), r.renormalize());
+        } else if (router instanceof GroupLimitedSigmoidRouter r) {
+            kernel = new GroupSigmoid(r.k(), r.groups(), r.topkGroups(), r.renormalize(), r.scalingFactor(),
+                    r.correctionBias());
         } else if (router instanceof DropExpertsRouter r) {
             RouterKernel inner = of(r.inner());
             kernel = inner == null ? null : new Drop(r.dropped(), inner);
@@ -234,6 +238,76 @@ sealed interface RouterKernel {
         }
     }
 
+    /**
+     * router_group_sigmoid: DeepSeek-V3's and GLM-4.5's group-limited sigmoid router (noaux_tc); k experts for every
+     * token. The correction biases travel with each launch (E floats, queued behind the stream's work).
+     */
+    record GroupSigmoid(int k, int groups, int topkGroups, boolean renormalize, float scaling, float[] bias)
+            implements RouterKernel {
+        public GroupSigmoid {
+            bias = bias.clone();
+        }
+
+        @Override
+        public Counts counts() {
+            return Counts.exactly(k);
+        }
+
+        /** Groups as a 64-bit mask, the chosen groups in per-thread arrays. */
+        @Override
+        public boolean fits() {
+            return k <= ROUTER_MAX_K && topkGroups <= ROUTER_MAX_K && groups <= 64;
+        }
+
+        /** @throws IllegalArgumentException where the layer's experts do not make the groups (as the CPU twin) */
+        @Override
+        public int width(int experts) {
+            if (experts != bias.length || experts % groups != 0 || experts / groups < 2
+                    || k > topkGroups * (experts / groups)) {
+                throw new IllegalArgumentException(name() + ": top-" + k + " of " + topkGroups + " of " + groups
+                        + " groups over " + experts + " experts with " + bias.length + " correction biases");
+            }
+            return k;
+        }
+
+        @Override
+        public void launch(CudaLauncher launcher, CUdeviceptr logits, int rows, int experts, int[] sequenceStarts,
+                           Rows out) {
+            width(experts);
+            int[] bits = new int[bias.length];
+            for (int e = 0; e < bits.length; e++) {
+                bits[e] = Float.floatToRawIntBits(bias[e]);
+            }
+            try (CudaTensor.Ints device = launcher.uploadQueued(bits)) {  // read as floats
+                launcher.launch("router_group_sigmoid", blocks(rows, ROUTER_WARPS), 1, ROUTER_THREADS,
+                        perWarpFloats(2 * experts), logits, rows, experts, groups, topkGroups, k, device.device,
+                        renormalize ? 1 : 0, scaling, out.chosen(), out.weights());
+            }
+        }
+
+        @Override
+        public String name() {
+            return "router_group_sigmoid";
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof GroupSigmoid g && k == g.k && groups == g.groups && topkGroups == g.topkGroups
+                    && renormalize == g.renormalize && Float.compare(scaling, g.scaling) == 0
+                    && Arrays.equals(bias, g.bias);
+        }
+
+        @Override
+        public int hashCode() {
+            return Arrays.hashCode(bias) * 31 + k;
+        }
+
+        @Override
+        public String toString() {
+            return "GroupSigmoid(top-" + k + " of " + topkGroups + "/" + groups + ")";
+        }
+    }
+
     /** router_drop_experts, then the model's router on what it leaves: drop-experts:FILE. */
     record Drop(boolean[] dropped, RouterKernel inner) implements RouterKernel {
         public Drop {
@@ -355,7 +429,8 @@ sealed interface RouterKernel {
         long bytes = (long) ROUTER_WARPS * experts * Float.BYTES;
         if (bytes > 48 * 1024) {
             throw new IllegalArgumentException("the CUDA router holds at most " + 48 * 1024 / ROUTER_WARPS
-                    / Float.BYTES + " experts per layer for sparsemax and batch-top-k, not " + experts);
+                    / Float.BYTES + " values per token for sparsemax, batch-top-k and the group-limited router, not "
+                    + experts);
         }
         return (int) bytes;
     }

@@ -20,6 +20,7 @@ import io.moescore.model.DType;
 import io.moescore.model.SafeTensorsWriter;
 import io.moescore.routing.BatchTopKRouter;
 import io.moescore.routing.DropExpertsRouter;
+import io.moescore.routing.GroupLimitedSigmoidRouter;
 import io.moescore.routing.HostExpertRouting;
 import io.moescore.routing.Router;
 import io.moescore.routing.ThresholdRouter;
@@ -113,6 +114,67 @@ class CudaRouterVariantsTest {
             compare(new TopKSoftmaxRouter(k, true), logits, rows, experts, null, ranking(k + 1, Float.NaN, null));
             compare(new TopPRouter(0.5f, k, false), logits, rows, experts, null, ranking(k + 1, 0.5f, null));
         }
+    }
+
+    /**
+     * DeepSeek-V3's / GLM-4.5's group-limited sigmoid router (router_group_sigmoid) against GroupLimitedSigmoidRouter:
+     * DeepSeek's shape (256 experts, 8 groups, 4 eligible, top-8) and smaller ones, GLM's single group, correction
+     * biases with exact ties, over the usual rows (exact and near ties, NaN, +-inf).
+     */
+    @Test
+    void groupLimitedSigmoidMatchesTheCpu() {
+        int[][] shapes = {{256, 8, 4, 8}, {64, 8, 4, 6}, {8, 4, 2, 3}, {40, 1, 1, 4}, {128, 16, 3, 8}};
+        for (int[] shape : shapes) {
+            int experts = shape[0];
+            float[] bias = new float[experts];
+            for (int e = 0; e < experts; e++) {
+                bias[e] = e % 3 == 0 ? 0f : (float) (0.1 * random.nextGaussian());
+            }
+            for (float scale : new float[] {1f, 4f}) {
+                boolean renormalize = random.nextBoolean();
+                GroupLimitedSigmoidRouter router = new GroupLimitedSigmoidRouter(shape[3], shape[1], shape[2],
+                        renormalize, 2.5f, bias);
+                compare(router, logits(ROWS, experts, scale), ROWS, experts, null,
+                        groupTies(shape[1], shape[2], shape[3], bias));
+            }
+        }
+    }
+
+    /**
+     * Group-limited ranking: the last eligible group and the next within 1e-5 (relative, at least 1) of each other,
+     * or the k-th and (k+1)-th corrected score among the eligible experts: a choice any rounding may flip.
+     */
+    static Ambiguity groupTies(int groups, int topkGroups, int k, float[] bias) {
+        return (logits, t, experts) -> {
+            int per = experts / groups;
+            double[] c = new double[experts];
+            for (int e = 0; e < experts; e++) {
+                c[e] = 1 / (1 + Math.exp(-logits[t * experts + e])) + bias[e];
+            }
+            Integer[] order = new Integer[groups];
+            double[] score = new double[groups];
+            for (int g = 0; g < groups; g++) {
+                double[] in = Arrays.copyOfRange(c, g * per, (g + 1) * per);
+                Arrays.sort(in);
+                score[g] = in[per - 1] + in[per - 2];
+                order[g] = g;
+            }
+            Arrays.sort(order, (a, b) -> Double.compare(score[b], score[a]));
+            if (topkGroups < groups && near(score[order[topkGroups - 1]], score[order[topkGroups]])) {
+                return true;
+            }
+            double[] eligible = new double[topkGroups * per];
+            for (int i = 0; i < topkGroups; i++) {
+                System.arraycopy(c, order[i] * per, eligible, i * per, per);
+            }
+            Arrays.sort(eligible);
+            int n = eligible.length;
+            return k < n && near(eligible[n - k], eligible[n - k - 1]);
+        };
+    }
+
+    private static boolean near(double a, double b) {
+        return Double.isNaN(a) || Double.isNaN(b) || Math.abs(a - b) <= 1e-5 * Math.max(1, Math.abs(a));
     }
 
     @Test

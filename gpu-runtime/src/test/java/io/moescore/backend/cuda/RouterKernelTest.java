@@ -43,13 +43,20 @@ class RouterKernelTest {
         assertEquals(new RouterKernel.Drop(dropped.clone(), new RouterKernel.TopK(2, true)), drop);
         dropped[0] = true;  // the kernel keeps its own copy
         assertNotEqualMask(drop, dropped);
+        float[] bias = {0.1f, -0.2f, 0f, 0.3f, 0f, 0f, 0.05f, 0f};
+        RouterKernel group = RouterKernel.of(new GroupLimitedSigmoidRouter(2, 4, 2, true, 2.5f, bias));
+        assertEquals(new RouterKernel.GroupSigmoid(2, 4, 2, true, 2.5f, bias.clone()), group);
+        bias[0] = 9f;  // the kernel keeps its own copy of the correction biases
+        assertFalse(group.equals(new RouterKernel.GroupSigmoid(2, 4, 2, true, 2.5f, bias)));
+        assertEquals(2, group.width(8));
+        assertFalse(group.varies());
     }
 
     private static void assertNotEqualMask(RouterKernel drop, boolean[] changed) {
         assertFalse(drop.equals(new RouterKernel.Drop(changed, new RouterKernel.TopK(2, true))));
     }
 
-    /** Every spec RoutingSpec makes for a softmax top-k model has a kernel; the group-limited router has none. */
+    /** Every spec RoutingSpec makes for a softmax top-k model has a kernel; so has the group-limited router. */
     @Test
     void everySpecOfASoftmaxModelHasAKernel() {
         Router own = new TopKSoftmaxRouter(2, true);
@@ -58,7 +65,9 @@ class RouterKernelTest {
             Router router = RoutingSpec.parse(spec).router(own, 0, 8);
             assertTrue(CudaBackend.routes(router), spec + " -> " + router);
         }
-        assertFalse(CudaBackend.routes(new GroupLimitedSigmoidRouter(2, 2, 1, true, 1f, new float[8])));
+        assertTrue(CudaBackend.routes(new GroupLimitedSigmoidRouter(2, 2, 1, true, 1f, new float[8])));
+        assertTrue(CudaBackend.routes(new DropExpertsRouter(new GroupLimitedSigmoidRouter(2, 2, 1, true, 1f,
+                new float[8]), new boolean[8])));
     }
 
     /** The ranking kernels keep their experts in per-thread arrays of ROUTER_MAX_K: past it, no kernel. */
@@ -70,8 +79,10 @@ class RouterKernelTest {
         assertNull(RouterKernel.of(new TopPRouter(0.9f, max + 1, true)));
         assertNull(RouterKernel.of(new BatchTopKRouter(max + 1, 0, true)));
         assertNull(RouterKernel.of(new DropExpertsRouter(new TopKSoftmaxRouter(max + 1, true), new boolean[40])));
-        assertNull(RouterKernel.of(new DropExpertsRouter(new GroupLimitedSigmoidRouter(2, 2, 1, true, 1f,
-                new float[8]), new boolean[8])));
+        assertNull(RouterKernel.of(new GroupLimitedSigmoidRouter(max + 1, 4, 4, true, 1f, new float[128])));
+        assertNull(RouterKernel.of(new GroupLimitedSigmoidRouter(2, max + 4, max + 1, true, 1f,
+                new float[2 * (max + 4)])));
+        assertNull(RouterKernel.of(new GroupLimitedSigmoidRouter(2, 65, 1, true, 1f, new float[130])));  // mask
     }
 
     @Test
@@ -111,6 +122,12 @@ class RouterKernelTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> new RouterKernel.Drop(new boolean[8], new RouterKernel.TopK(2, true)).width(6));
         assertEquals("expert drop list for 8 experts routes 6", e.getMessage());
+        RouterKernel group = new RouterKernel.GroupSigmoid(3, 4, 1, true, 1f, new float[8]);
+        e = assertThrows(IllegalArgumentException.class, () -> group.width(8));  // 3 > 1 group of 2 experts
+        assertEquals("router_group_sigmoid: top-3 of 1 of 4 groups over 8 experts with 8 correction biases",
+                e.getMessage());
+        assertThrows(IllegalArgumentException.class,
+                () -> new RouterKernel.GroupSigmoid(2, 4, 2, true, 1f, new float[8]).width(12));
     }
 
     /** The four gates of router_threshold get the distinct numbers constants.cuh gives them. */
