@@ -106,15 +106,18 @@ extern "C" __global__ void rmsnorm_rows_f16(float* x, const float* __restrict__ 
     rmsnorm_row(x, delta, w, out, half, rows, cols, eps);
 }
 
-// Rotary embedding, rotate-half form, in place: one thread per (row, head, i < half). Rows of x are ld floats apart
-// (cols, or more for a column block of a wider activation: the fused q/k/v product's views); copy's are cols apart.
-// invFreq is computed on the host exactly as transformers does (fp32), so both backends rotate alike.
-// copy (when not null) also receives the rotated values rounded to T: the half-precision q and k that
-// attention_fa.cu reads, written in the same pass.
+// Rotary embedding in place: one thread per (row, head, i < headDim / 2), heads of headDim columns side by side.
+// The first `rot` columns of each head rotate (all of them but for GLM-4.5's partial rotary): pair i < rot / 2 is
+// (i, i + rot / 2), transformers' rotate_half, or (2i, 2i + 1) where `interleaved` (DeepSeek's rope_interleave);
+// cos and sin are multiplied by `factor` (YaRN's attention factor, else 1). Rows of x are ld floats apart (cols, or
+// more for a column block of a wider activation: the fused q/k/v product's views); copy's are cols apart.
+// invFreq is computed on the host exactly as transformers does (fp32, Rope.inverseFrequencies), so both backends
+// rotate alike. copy (when not null) also receives the row rounded to T, the columns past rot as they are: the
+// half-precision q and k that attention_fa.cu reads, written in the same pass. CPU twin: CpuBackend.rope.
 template <typename T>
 __device__ __forceinline__ void rope_rows(float* __restrict__ x, T* __restrict__ copy, const int* __restrict__ pos,
                                           const float* __restrict__ invFreq, int rows, int cols, long long ld,
-                                          int headDim, int keep = 1) {
+                                          int headDim, int rot, int interleaved, float factor, int keep = 1) {
     int half = headDim / 2;
     int heads = cols / headDim;
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -123,35 +126,47 @@ __device__ __forceinline__ void rope_rows(float* __restrict__ x, T* __restrict__
     int i = idx % half;
     int h = (idx / half) % heads;
     int r = idx / ((long long)half * heads);
+    float* p = x + (size_t)r * ld + h * headDim;
+    size_t at = (size_t)r * cols + h * headDim;
+    if (i >= rot / 2) {  // two columns past the rotated ones: only the copy changes
+        if (copy != nullptr) {
+            int j = rot + 2 * (i - rot / 2);
+            copy[at + j] = to_half<T>(p[j]);
+            if (j + 1 < headDim) copy[at + j + 1] = to_half<T>(p[j + 1]);
+        }
+        return;
+    }
     float angle = (float)pos[r] * invFreq[i];
     float c, s;
     sincosf(angle, &s, &c);
-    float* p = x + (size_t)r * ld + h * headDim;
-    float a = p[i], b = p[i + half];
+    c *= factor;
+    s *= factor;
+    int ia = interleaved ? 2 * i : i, ib = interleaved ? 2 * i + 1 : i + rot / 2;
+    float a = p[ia], b = p[ib];
     float ra = a * c - b * s, rb = b * c + a * s;
     if (keep) {  // 0: only attention reads q / k next, from the copy (Backend.ropeForAttention)
-        p[i] = ra;
-        p[i + half] = rb;
+        p[ia] = ra;
+        p[ib] = rb;
     }
     if (copy != nullptr) {
-        size_t at = (size_t)r * cols + h * headDim;
-        copy[at + i] = to_half<T>(ra);
-        copy[at + i + half] = to_half<T>(rb);
+        copy[at + ia] = to_half<T>(ra);
+        copy[at + ib] = to_half<T>(rb);
     }
 }
 extern "C" __global__ void rope_f32(float* __restrict__ x, const int* __restrict__ pos,
-                                    const float* __restrict__ invFreq, int rows, int cols, long long ld, int headDim) {
-    rope_rows<bf16>(x, nullptr, pos, invFreq, rows, cols, ld, headDim);
+                                    const float* __restrict__ invFreq, int rows, int cols, long long ld, int headDim,
+                                    int rot, int interleaved, float factor) {
+    rope_rows<bf16>(x, nullptr, pos, invFreq, rows, cols, ld, headDim, rot, interleaved, factor);
 }
 extern "C" __global__ void rope_half_bf16(float* __restrict__ x, bf16* __restrict__ copy, const int* __restrict__ pos,
                                           const float* __restrict__ invFreq, int rows, int cols, long long ld,
-                                          int headDim, int keep) {
-    rope_rows(x, copy, pos, invFreq, rows, cols, ld, headDim, keep);
+                                          int headDim, int rot, int interleaved, float factor, int keep) {
+    rope_rows(x, copy, pos, invFreq, rows, cols, ld, headDim, rot, interleaved, factor, keep);
 }
 extern "C" __global__ void rope_half_f16(float* __restrict__ x, f16* __restrict__ copy, const int* __restrict__ pos,
                                          const float* __restrict__ invFreq, int rows, int cols, long long ld,
-                                         int headDim, int keep) {
-    rope_rows(x, copy, pos, invFreq, rows, cols, ld, headDim, keep);
+                                         int headDim, int rot, int interleaved, float factor, int keep) {
+    rope_rows(x, copy, pos, invFreq, rows, cols, ld, headDim, rot, interleaved, factor, keep);
 }
 
 extern "C" __global__ void clamp_f32(float* __restrict__ x, long long n, float limit) {

@@ -519,12 +519,14 @@ static void timeShape(const std::vector<Variant>& vs, int seqLen, int heads, int
             to_bf16_parts<<<blocksFor(nk, 256), 256>>>(p.v, (bf16*)p.vh, tokens, kvHeads * d, 1);
         });
         float rope = medianMs([&] {
-            rope_f32<<<blocksFor(n / 2, 256), 256>>>(p.q, pos, inv, tokens, heads * d, heads * d, d);
-            rope_f32<<<blocksFor(nk / 2, 256), 256>>>(p.k, pos, inv, tokens, kvHeads * d, kvHeads * d, d);
+            rope_f32<<<blocksFor(n / 2, 256), 256>>>(p.q, pos, inv, tokens, heads * d, heads * d, d, d, 0, 1.f);
+            rope_f32<<<blocksFor(nk / 2, 256), 256>>>(p.k, pos, inv, tokens, kvHeads * d, kvHeads * d, d, d, 0, 1.f);
         });
         float ropeHalf = medianMs([&] {
-            rope_half_bf16<<<blocksFor(n / 2, 256), 256>>>(p.q, (bf16*)p.qh, pos, inv, tokens, heads * d, heads * d, d, 1);
-            rope_half_bf16<<<blocksFor(nk / 2, 256), 256>>>(p.k, (bf16*)p.kh, pos, inv, tokens, kvHeads * d, kvHeads * d, d, 1);
+            rope_half_bf16<<<blocksFor(n / 2, 256), 256>>>(p.q, (bf16*)p.qh, pos, inv, tokens, heads * d, heads * d, d, d, 0,
+                                                            1.f, 1);
+            rope_half_bf16<<<blocksFor(nk / 2, 256), 256>>>(p.k, (bf16*)p.kh, pos, inv, tokens, kvHeads * d, kvHeads * d, d,
+                                                             d, 0, 1.f, 1);
             to_half_bf16<<<blocksFor(nk / 4, 256), 256>>>(p.v, (bf16*)p.vh, nk, kvHeads * d, kvHeads * d);
         });
         printf("time %s  to_half q,k,v %.4f ms; to_bf16_parts q,k,v %.4f ms; rope_f32 q,k %.4f ms; "

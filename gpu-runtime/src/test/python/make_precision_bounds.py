@@ -7,13 +7,15 @@
 #     experts), so a bf16/fp16 run may route that token differently from the reference without being wrong.
 #   transformers' own drift: the same fixture run by transformers in bf16 and in fp16 against its float32 reference
 #     (worst per-token |log-prob error| and tokens over 2e-2): how far the library everyone compares with moves.
-# Softmax-top-k routers only (Mixtral, OLMoE, Qwen2/3-MoE, Granite MoE: the families the CUDA backend runs); others are
+# The families the CUDA backend runs: softmax top-k (Mixtral, OLMoE, Qwen2/3-MoE, Granite MoE) and GLM-4.5's
+# group-limited sigmoid router; others are
 # skipped with a line saying so. From the repository root, on the GPU machine:
 #   python3 gpu-runtime/src/test/python/make_precision_bounds.py gpu-runtime/src/test/resources/hf/* demo/tiny-moe-code
 import json, os, sys
 import torch, transformers
 
 SOFTMAX_TOP_K = {"mixtral", "olmoe", "qwen2_moe", "qwen3_moe", "granitemoe"}
+GROUP_LIMITED = {"glm4_moe"}  # sigmoid scores + correction bias, top-k of the topk_group best groups
 
 
 def moe_blocks(model, cfg):
@@ -38,11 +40,30 @@ def routing_margins(model, cfg, tokens):
     k = cfg.num_experts_per_tok
     seen = []
 
+    def rel(a, b):
+        return (a - b) / a.abs().clamp(min=1.0)
+
     def hook(module, args, kwargs, w):
         h = args[0] if args else kwargs["hidden_states"]
         logits = h.reshape(-1, h.shape[-1]).double() @ w.double().t()
-        top = torch.sort(logits, dim=-1, descending=True).values
-        seen.append((top[:, k - 1] - top[:, k]) / top[:, k - 1].abs().clamp(min=1.0))
+        if cfg.model_type not in GROUP_LIMITED:
+            top = torch.sort(logits, dim=-1, descending=True).values
+            seen.append(rel(top[:, k - 1], top[:, k]))
+            return
+        # group-limited sigmoid (noaux_tc): the choices c = sigmoid + correction bias; the margin of the last
+        # eligible group over the next, and of the k-th eligible choice over the (k+1)-th
+        bias = module.gate.e_score_correction_bias.double()
+        c = torch.sigmoid(logits) + bias
+        groups, topk_groups = cfg.n_group, cfg.topk_group
+        per = c.shape[-1] // groups
+        gscore = c.view(-1, groups, per).topk(2, dim=-1).values.sum(-1)
+        gs = torch.sort(gscore, dim=-1, descending=True)
+        margin = rel(gs.values[:, topk_groups - 1], gs.values[:, topk_groups]) if topk_groups < groups \
+            else torch.full_like(gs.values[:, 0], float("inf"))
+        mask = torch.zeros_like(gscore).scatter(1, gs.indices[:, :topk_groups], 1.0)
+        eligible = c.masked_fill(mask.repeat_interleave(per, dim=1) == 0, float("-inf"))
+        top = torch.sort(eligible, dim=-1, descending=True).values
+        seen.append(torch.minimum(margin, rel(top[:, k - 1], top[:, k])))
 
     handles = [m.register_forward_pre_hook(lambda mod, a, kw, w=w: hook(mod, a, kw, w), with_kwargs=True)
                for _, m, w in moe_blocks(model, cfg)]
@@ -73,8 +94,8 @@ for folder in sys.argv[1:]:
     name = os.path.basename(folder)
     ref = json.load(open(os.path.join(folder, "reference.json")))
     cfg = transformers.AutoConfig.from_pretrained(folder)
-    if cfg.model_type not in SOFTMAX_TOP_K:
-        print(f"{name}: {cfg.model_type} skipped (not a softmax top-k router)", flush=True)
+    if cfg.model_type not in SOFTMAX_TOP_K | GROUP_LIMITED:
+        print(f"{name}: {cfg.model_type} skipped (not a router the CUDA backend runs)", flush=True)
         continue
     model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).cuda().eval()
     with torch.no_grad():

@@ -21,7 +21,9 @@ final class CudaModelSupport {
             missing.add("latent attention (q/k heads of " + c.headDim() + " columns, v heads of " + c.vHeadDim()
                     + ", a rotary key shared by every head)");
         }
-        if (!c.rope().isPlain(c.headDim())) {
+        // CudaNorms.rope: the first rotaryDim columns of whole heads (latent attention's rotary part is not first)
+        int rot = c.rope().rotaryDim();
+        if (c.latentAttention() != null || rot % 2 != 0 || (c.headDim() - rot) % 2 != 0) {
             missing.add("a rope kernel for " + c.rope().describe() + " of heads of " + c.headDim());
         }
         if (c.groupRouting() != null && c.groupRouting().groups() > 64) {  // RouterKernel.GroupSigmoid's mask

@@ -25,7 +25,7 @@ final class CudaNorms {
     private final CudaWeights weights;
     private final IntPredicate readsHalfQk;
     private final String deviceName;
-    private final Map<String, CUdeviceptr> invFreqs = new ConcurrentHashMap<>();
+    private final Map<Rope, CUdeviceptr> invFreqs = new ConcurrentHashMap<>();
 
     /** readsHalfQk: whether attention reads q and k as 16-bit copies at a head size. */
     CudaNorms(CudaLauncher launcher, HalfType type, CudaWeights weights, IntPredicate readsHalfQk, String deviceName) {
@@ -87,27 +87,35 @@ final class CudaNorms {
         }
     }
 
-    /** Plain rotary embeddings over whole heads only; keepF32 false: only the 16-bit copy attention reads. */
+    /**
+     * Rotary embeddings over the first rotaryDim columns of whole heads (all of them, or GLM-4.5's partial rotary),
+     * rotate-half or interleaved pairs, YaRN's frequencies and attention factor; keepF32 false: only the 16-bit copy
+     * attention reads (the columns past rotaryDim copied as they are).
+     */
     void rope(Tensor x, ColumnBlocks blocks, Rope rope, IntTensor positions, boolean keepF32) {
-        if (!blocks.wholeHeadsOf(x.cols()) || !rope.isPlain(blocks.width())) {
+        int headDim = blocks.stride();
+        int rot = blocks.width();
+        if (blocks.first() != 0 || rot != rope.rotaryDim() || rot % 2 != 0 || headDim < rot
+                || (headDim - rot) % 2 != 0 || (long) blocks.count() * headDim != x.cols()) {
             throw new UnsupportedOperationException(deviceName + " has no rope kernel for " + rope.describe()
-                    + " over " + blocks + "; use the CPU backend");
+                    + " over " + blocks + " of " + x.cols() + " columns (it rotates the first columns of whole "
+                    + "heads); use the CPU backend");
         }
-        int headDim = blocks.width();
-        double theta = rope.theta();
         launcher.timed("rope", () -> {
             CudaTensor t = CudaTensor.stridedOutput(x, "rope");  // q and k may be views of the fused product
-            CUdeviceptr inv = invFreq(headDim, theta);
+            CUdeviceptr inv = invFreq(rope);
             long items = (long) t.rows * (t.cols / headDim) * (headDim / 2);
             CUdeviceptr pos = CudaTensor.Ints.of(positions).device;
+            int interleaved = rope.interleaved() ? 1 : 0;
+            float factor = rope.attentionFactor();
             if (readsHalfQk.test(headDim)) {
                 // q and k as the half-input attention reads them, written in the same pass (elementwise.cu)
                 launcher.launch(type.ropeKernel, blocks(items, 256), 1, 256, 0, t.f32, t.copyBuffer(), pos, inv,
-                        t.rows, t.cols, t.ld, headDim, keepF32 ? 1 : 0);
+                        t.rows, t.cols, t.ld, headDim, rot, interleaved, factor, keepF32 ? 1 : 0);
                 t.wroteCopy(keepF32);
             } else {
                 launcher.launch("rope_f32", blocks(items, 256), 1, 256, 0, t.f32, pos, inv, t.rows, t.cols, t.ld,
-                        headDim);
+                        headDim, rot, interleaved, factor);
             }
         });
     }
@@ -132,7 +140,7 @@ final class CudaNorms {
             }
             CUdeviceptr w = CudaTensor.of(weight).requireF32("rmsNormRope");
             launcher.launch(type.normRopeKernel, t.rows, 1, 256, (int) normRopeSharedBytes(cols, groupSize), t.f32, w,
-                    t.copyBuffer(), CudaTensor.Ints.of(positions).device, invFreq(headDim, rope.theta()), t.rows,
+                    t.copyBuffer(), CudaTensor.Ints.of(positions).device, invFreq(rope), t.rows,
                     cols, t.ld, groupSize, headDim, eps, keepF32 ? 1 : 0);
             t.wroteCopy(keepF32);
         });
@@ -151,13 +159,10 @@ final class CudaNorms {
         return (cols + (long) cols / Math.max(1, groupSize)) * 4;
     }
 
-    /** RoPE's inverse frequencies for a head size and base, on the device once (as CpuBackend and transformers). */
-    private CUdeviceptr invFreq(int headDim, double theta) {
-        return invFreqs.computeIfAbsent(headDim + "/" + theta, key -> {
-            float[] f = new float[headDim / 2];
-            for (int i = 0; i < f.length; i++) {
-                f[i] = (float) (1.0 / Math.pow(theta, (float) (2 * i) / headDim)); // as CpuBackend, transformers
-            }
+    /** RoPE's inverse frequencies (Rope.inverseFrequencies, as CpuBackend and transformers), on the device once. */
+    private CUdeviceptr invFreq(Rope rope) {
+        return invFreqs.computeIfAbsent(rope, key -> {
+            float[] f = rope.inverseFrequencies();
             CUdeviceptr p = weights.allocate(f.length * 4L);
             cuMemcpyHtoD(p, Pointer.to(f), f.length * 4L);
             return p;

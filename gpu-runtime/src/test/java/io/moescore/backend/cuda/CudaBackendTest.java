@@ -438,6 +438,51 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * GLM-4.5's partial rotary (the first rotaryDim columns of each head), DeepSeek's interleaved pairs and YaRN's
+     * frequencies and attention factor against the CPU's rope; the 16-bit copy attention reads holds the whole row
+     * (the columns past rotaryDim as they are), and the ForAttention form writes the same copy bit for bit.
+     */
+    @Test
+    void partialInterleavedAndYarnRopeMatchTheCpu() throws IOException {
+        int t = 61;
+        int heads = 3;
+        io.moescore.model.Rope.Yarn yarn = new io.moescore.model.Rope.Yarn(40, 4096, 32, 1, 1.3, true);
+        for (int hd : new int[] {64, 128, 40}) {  // 40: no half-input attention there, the fp32 kernel alone
+            int cols = heads * hd;
+            for (int rot : new int[] {hd, hd / 2, 8}) {
+                for (io.moescore.model.Rope rope : new io.moescore.model.Rope[] {
+                    new io.moescore.model.Rope(10000.0, rot, false, null),
+                    new io.moescore.model.Rope(10000.0, rot, true, null),
+                    new io.moescore.model.Rope(500000.0, rot, false, yarn)}) {
+                    String what = "rope " + rope.describe() + " of heads of " + hd;
+                    io.moescore.backend.ColumnBlocks blocks = new io.moescore.backend.ColumnBlocks(0, hd, heads, rot);
+                    float[] values = randn(t * cols, 2);
+                    int[] pos = random.ints(t, 0, 60000).toArray();
+                    Tensor want = cpu.activation(values, t, cols);
+                    cpu.rope(want, blocks, rope, cpu.ints(pos));
+                    try (Tensor full = gpu.activation(values, t, cols);
+                         Tensor copyOnly = gpu.activation(values, t, cols)) {
+                        gpu.rope(full, blocks, rope, gpu.ints(pos));
+                        assertClose(cpu, want, full, 2e-5, what);
+                        if (((CudaTensor) full).currentCopy() == null) {
+                            continue;  // no half-input attention at this head size: no copy written
+                        }
+                        assertCopyIsTheRoundedValues(gpu, full, what);
+                        gpu.ropeForAttention(copyOnly, blocks, rope, gpu.ints(pos));
+                        short[] a = new short[t * cols];
+                        short[] b = new short[t * cols];
+                        jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(a), ((CudaTensor) full).currentCopy(),
+                                a.length * 2L);
+                        jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(b),
+                                ((CudaTensor) copyOnly).currentCopy(), b.length * 2L);
+                        assertArrayEquals(a, b, what + ": ropeForAttention's copy differs from the full op's");
+                    }
+                }
+            }
+        }
+    }
+
     static void assertCopyIsTheRoundedValues(CudaBackend backend, Tensor t, String what) {
         assertEquals(Precision.BF16, backend.precision(), "the copy check rounds to bf16");
         CudaTensor g = (CudaTensor) t;
