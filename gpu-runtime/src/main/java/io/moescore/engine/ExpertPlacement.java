@@ -130,17 +130,19 @@ public record ExpertPlacement(int devices, Placement[] layers, String source) {
         return layers.clone();
     }
 
-    /** "round-robin over 2 devices", "plan.json over 3 devices (4 replicas)". */
+    /** "round-robin over 2 devices", "plan.json over 3 devices (16 replicas in 4 MoE layers)". */
     public String describe() {
         int copies = 0;
         int experts = 0;
+        int moe = 0;
         for (Placement p : layers) {
             if (p != null) {
                 copies += Arrays.stream(p.experts()).mapToInt(d -> d.length).sum();
                 experts += p.numExperts();
+                moe++;
             }
         }
         return source + " over " + devices + " devices" + (copies > experts ? " (" + (copies - experts)
-                + " replicas)" : "");
+                + " replicas in " + moe + " MoE layers)" : "");
     }
 }

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moescore.backend.Backend;
+import io.moescore.backend.Devices;
 import io.moescore.engine.Engine;
 import io.moescore.batch.ExpertLoad;
 import io.moescore.engine.ScoreOptions;
@@ -65,10 +66,11 @@ public final class LocalScorer {
             log.println("moescore: " + e.getMessage());
             return EXIT_BAD_INVOCATION;
         }
-        try (Backend backend = options.settings().openBackend(0);
-             Engine engine = Engine.load(options.model(), backend, options.settings().loadOptions());
+        try (Devices devices = options.settings().openDevices(0);
+             Engine engine = Engine.load(options.model(), devices, options.settings().loadOptions());
              AtomicOutput output = openOutput(options)) {
-            log.println("moescore: " + engine.config() + " on " + backend.deviceName());
+            Backend backend = devices.primary();
+            log.println("moescore: " + engine.config() + " on " + devices.describe());
             io.moescore.engine.MemoryPlan plan = Engine.memoryPlan(engine.config(), options.model(), backend);
             if (plan != null) {
                 log.println("moescore: " + plan.describe());
@@ -80,6 +82,9 @@ public final class LocalScorer {
             if (engine.residency().streamedLayers() > 0) {
                 log.printf("moescore: %d expert uploads from host memory, %.1f MB%n",
                         engine.expertStore().uploads(), engine.expertStore().uploadedBytes() / 1e6);
+            }
+            if (devices.size() > 1 || !options.settings().placement().isNone()) {
+                log.println("moescore: " + engine.expertStore().describeDevices());
             }
         } catch (IllegalArgumentException | io.moescore.model.ModelFormatException
                  | io.moescore.engine.UnsupportedModelException e) {
