@@ -41,6 +41,19 @@ final class CudaExpertRouting implements ExpertRouting {
     CudaExpertRouting(int numExperts, int entries, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates,
                       CUdeviceptr chosen, CUdeviceptr perToken, int k, RoutedCounts counts, CUstream stream,
                       Runnable release) {
+        this(numExperts, entries, offsets, tokens, gates, chosen, perToken, k, counts, null, stream, release);
+    }
+
+    /** A routing the host made and copied here, its counts known ({@link HostRoutingUpload}). */
+    CudaExpertRouting(int numExperts, int entries, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates,
+                      CUdeviceptr chosen, CUdeviceptr perToken, int k, int[] known, CUstream stream,
+                      Runnable release) {
+        this(numExperts, entries, offsets, tokens, gates, chosen, perToken, k, null, known.clone(), stream, release);
+    }
+
+    private CudaExpertRouting(int numExperts, int entries, CUdeviceptr offsets, CUdeviceptr tokens,
+                              CUdeviceptr gates, CUdeviceptr chosen, CUdeviceptr perToken, int k, RoutedCounts counts,
+                              int[] known, CUstream stream, Runnable release) {
         this.numExperts = numExperts;
         this.entries = entries;
         this.offsets = offsets;
@@ -50,25 +63,7 @@ final class CudaExpertRouting implements ExpertRouting {
         this.perToken = perToken;
         this.k = k;
         this.counts = counts;
-        this.known = null;
-        this.stream = stream;
-        this.release = release;
-    }
-
-    /** A routing the host made and copied here, its counts known ({@link HostRoutingUpload}). */
-    CudaExpertRouting(int numExperts, int entries, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates,
-                      CUdeviceptr chosen, CUdeviceptr perToken, int k, int[] known, CUstream stream,
-                      Runnable release) {
-        this.numExperts = numExperts;
-        this.entries = entries;
-        this.offsets = offsets;
-        this.tokens = tokens;
-        this.gates = gates;
-        this.chosen = chosen;
-        this.perToken = perToken;
-        this.k = k;
-        this.counts = null;
-        this.known = known.clone();
+        this.known = known;
         this.stream = stream;
         this.release = release;
     }
