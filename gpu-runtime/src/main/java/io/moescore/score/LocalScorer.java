@@ -19,6 +19,7 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -40,7 +41,13 @@ public final class LocalScorer {
     private static final long PROGRESS_INTERVAL_NANOS = 2_000_000_000L;
 
     /** What a run did, for the caller and the summary file. */
-    public record Summary(long rows, long rowErrors, long tokens, double seconds, String device, ExpertLoad load) {
+    /**
+     * @param device           device 0's name
+     * @param entriesPerDevice routing entries each device computed where the experts are spread over several
+     *                         (empty on one device)
+     */
+    public record Summary(long rows, long rowErrors, long tokens, double seconds, String device, ExpertLoad load,
+                          long[] entriesPerDevice) {
         public double tokensPerSecond() {
             return seconds > 0 ? tokens / seconds : 0;
         }
@@ -157,7 +164,7 @@ public final class LocalScorer {
             tokens += pendingTokens;
         }
         Summary summary = new Summary(rows, errors, tokens, (System.nanoTime() - start) / 1e9,
-                engine.backend().deviceName(), load);
+                engine.backend().deviceName(), load, engine.expertStore().entriesPerDevice());
         output.commit(summaryJson(summary, settings));
         return summary;
     }
@@ -271,6 +278,10 @@ public final class LocalScorer {
         root.put("seconds", s.seconds());
         root.put("tokens_per_second", s.tokensPerSecond());
         root.put("device", s.device());
+        if (s.entriesPerDevice().length > 0) {  // experts over several devices: each one's routing entries
+            ArrayNode perDevice = root.putArray("entries_per_device");
+            Arrays.stream(s.entriesPerDevice()).forEach(perDevice::add);
+        }
         root.set("settings", mapper.valueToTree(settings.describe()));
         if (settings.batchDependentScores()) {  // written only then: its absence means batch-independent routing
             root.put("batch_dependent_scores", true);

@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -20,7 +22,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * {@code --devices} and {@code --placement} on score-local: the demo model's experts over two and three logical CPU
  * devices (round-robin, a plan with replicas, with --device-memory streaming) write the same scores as one device,
- * and the log gives each device's routed entries, which add up to the run's routed entries; a plan that does not
+ * and the log and the summary give each device's routed entries, which add up to the run's routed entries; a plan that does not
  * fit the model, or disagrees with --devices, exits 2 naming it before anything is written.
  */
 class MultiDeviceCliTest {
@@ -76,6 +78,18 @@ class MultiDeviceCliTest {
             runs++;
         }
         assertEquals(3, runs, "one line per run over several devices: " + log);
+        // the summary beside the output has them too: the last run's log line gives the same numbers
+        JsonNode summary = new ObjectMapper().readTree(dir.resolve("streamed.summary.json").toFile());
+        assertEquals(3, summary.get("entries_per_device").size(), summary.toString());
+        m.reset();
+        String last = null;
+        while (m.find()) {
+            last = m.group(1).trim();
+        }
+        assertEquals(last, String.join(", ", java.util.stream.StreamSupport.stream(
+                summary.get("entries_per_device").spliterator(), false).map(JsonNode::asText).toList()));
+        assertFalse(new ObjectMapper().readTree(dir.resolve("one.summary.json").toFile()).has("entries_per_device"),
+                "one device: none");
         assertTrue(log.contains(short3 + " places 3 layers, but the model has 4 MoE layers: no placement for "
                 + "layer 3"), log);
         assertTrue(log.contains("--devices (devices) 2 differs from the 3 devices of --placement " + plan), log);
