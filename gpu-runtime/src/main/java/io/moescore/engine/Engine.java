@@ -33,9 +33,9 @@ import java.util.List;
 import java.util.function.ObjIntConsumer;
 
 /**
- * Scores token sequences with one model on one backend: the whole decoder forward pass (prefill only; scoring
- * needs no KV cache), written once against {@link Backend}. Thread-safe: each call allocates its own
- * activations, so concurrent tasks may share one engine.
+ * Scores token sequences with one model on one backend (the routed experts possibly spread over several devices,
+ * {@link DeviceGroup}): the whole decoder forward pass (prefill only; scoring needs no KV cache), written once against
+ * {@link Backend}. Thread-safe: each call allocates its own activations, so concurrent tasks may share one engine.
  */
 public final class Engine implements AutoCloseable {
     private final ModelConfig config;
