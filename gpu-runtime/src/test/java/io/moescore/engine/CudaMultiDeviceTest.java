@@ -1,7 +1,6 @@
 package io.moescore.engine;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.moescore.TestModels;
 import io.moescore.backend.Backend;
@@ -9,7 +8,6 @@ import io.moescore.backend.Devices;
 import io.moescore.backend.Precision;
 import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.backend.cuda.CudaOptions;
-import io.moescore.backend.cuda.GpuRuntime;
 import io.moescore.batch.ScoreBatch;
 import io.moescore.batch.TokenBatch;
 import io.moescore.model.ModelConfig;
@@ -38,9 +36,8 @@ class CudaMultiDeviceTest {
     Path dir;
 
     @BeforeAll
-    static void needsGpu() {
-        String why = GpuRuntime.whyUnavailable(0);
-        assumeTrue(why == null, why + ": skipping GPU tests");
+    static void needsGpu() {  // skips without a device, as the streaming test does
+        CudaExpertStreamingTest.needsGpu();
     }
 
     static CudaBackend gpu() {
