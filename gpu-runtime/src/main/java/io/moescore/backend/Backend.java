@@ -3,6 +3,7 @@ package io.moescore.backend;
 import io.moescore.model.ModelConfig;
 import io.moescore.model.Rope;
 import io.moescore.routing.ExpertRouting;
+import io.moescore.routing.HostExpertRouting;
 import io.moescore.routing.Router;
 import io.moescore.sparse.Sparse24;
 import io.moescore.sparse.VectorSparse;
@@ -229,6 +230,16 @@ public interface Backend extends AutoCloseable {
     /** Whether {@link #route} runs this router (the CPU backend runs every one: each is its own reference). */
     default boolean canRoute(Router router) {
         return true;
+    }
+
+    /**
+     * A routing made on the host, in the form this backend's {@link #experts} read ({@code rows}: the rows of the
+     * x it is used with): the lists a routing of another device was cut into when experts are spread over several
+     * ({@code io.moescore.engine.DeviceGroup}). This default is the host routing itself, which the CPU backend's
+     * experts read; a backend that keeps routing on its device copies it there.
+     */
+    default ExpertRouting expertRouting(HostExpertRouting routing, int rows) {
+        return routing;
     }
 
     /**

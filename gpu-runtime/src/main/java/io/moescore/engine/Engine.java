@@ -14,6 +14,7 @@ import io.moescore.backend.AttentionHeads;
 import io.moescore.backend.Backend;
 import io.moescore.backend.ColumnBlocks;
 import io.moescore.backend.DeviceOutOfMemoryException;
+import io.moescore.backend.Devices;
 import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.IntTensor;
 import io.moescore.backend.LogProbs;
@@ -32,9 +33,9 @@ import java.util.List;
 import java.util.function.ObjIntConsumer;
 
 /**
- * Scores token sequences with one model on one backend: the whole decoder forward pass (prefill only; scoring
- * needs no KV cache), written once against {@link Backend}. Thread-safe: each call allocates its own
- * activations, so concurrent tasks may share one engine.
+ * Scores token sequences with one model on one backend (the routed experts possibly spread over several devices,
+ * {@link DeviceGroup}): the whole decoder forward pass (prefill only; scoring needs no KV cache), written once against
+ * {@link Backend}. Thread-safe: each call allocates its own activations, so concurrent tasks may share one engine.
  */
 public final class Engine implements AutoCloseable {
     private final ModelConfig config;
@@ -46,6 +47,8 @@ public final class Engine implements AutoCloseable {
     private final ExpertStore experts;
     /** The checkpoint streamed experts are read from, closed with the engine (null: nothing streams). */
     private final Checkpoint streamedFrom;
+    /** Where the routed experts are placed and run: this backend, or several devices ({@link DeviceGroup}). */
+    private final ExpertDevices expertDevices;
 
     public Engine(ModelConfig config, Backend backend, ModelWeights weights) {
         this(config, backend, weights, RoutingSpec.MODEL);
@@ -59,19 +62,20 @@ public final class Engine implements AutoCloseable {
      *                                   UnsupportedOperationException that the commands report with exit code 2
      */
     public Engine(ModelConfig config, Backend backend, ModelWeights weights, RoutingSpec routing) {
-        this(config, backend, weights, routing, null);
+        this(config, backend, weights, routing, null, ExpertDevices.on(backend));
     }
 
-    private Engine(ModelConfig config, Backend backend, ModelWeights weights, RoutingSpec routing,
-                   Checkpoint streamedFrom) {
+    Engine(ModelConfig config, Backend backend, ModelWeights weights, RoutingSpec routing, Checkpoint streamedFrom,
+           ExpertDevices expertDevices) {
         requireSupported(config, backend, "this");
         this.config = config;
         this.backend = backend;
         this.weights = weights;
         this.routers = routers(config, weights, routing);
         requireRoutable(backend, routing, routers);
-        this.experts = new ExpertStore(backend, weights, config.routedExpertParameterCount());
+        this.experts = new ExpertStore(expertDevices, weights, config.routedExpertParameterCount());
         this.streamedFrom = streamedFrom;
+        this.expertDevices = expertDevices;
     }
 
     /**
@@ -82,7 +86,7 @@ public final class Engine implements AutoCloseable {
      * @throws UnsupportedModelException where the backend lacks the spec's router
      */
     public Engine withRouting(RoutingSpec routing) {
-        return new Engine(config, backend, weights, routing);
+        return new Engine(config, backend, weights, routing, null, expertDevices);
     }
 
     /**
@@ -143,22 +147,15 @@ public final class Engine implements AutoCloseable {
      * from it at every forward) and closes it with itself.
      */
     public static Engine load(Path modelDirectory, Backend backend, LoadOptions options) {
-        ModelConfig config = ModelConfig.load(modelDirectory);
-        requireLoadable(config, modelDirectory, backend, options.deviceMemory());
-        requireRoutable(backend, options.routing(), options.routing().routers(config));  // before any upload
-        Checkpoint checkpoint = Checkpoint.open(modelDirectory);
-        try {
-            ModelWeights weights = ModelWeights.load(backend, config, checkpoint, options);
-            boolean streams = weights.residency().streamedLayers() > 0;
-            Engine engine = new Engine(config, backend, weights, options.routing(), streams ? checkpoint : null);
-            if (!streams) {
-                checkpoint.close();
-            }
-            return engine;
-        } catch (RuntimeException e) {
-            checkpoint.close();
-            throw e;
-        }
+        return load(modelDirectory, Devices.of(backend), options);
+    }
+
+    /**
+     * As {@link #load(Path, Backend, LoadOptions)} on several devices ({@link EngineLoad}): device 0 holds all but the
+     * routed experts, spread over the devices as {@link LoadOptions#placement} says. The caller owns the devices.
+     */
+    public static Engine load(Path modelDirectory, Devices devices, LoadOptions options) {
+        return EngineLoad.load(modelDirectory, devices, options);
     }
 
     /** {@link #requireLoadable(ModelConfig, Path, Backend, long)} without a memory cap. */
@@ -203,7 +200,7 @@ public final class Engine implements AutoCloseable {
         return weights.residency();
     }
 
-    /** The routed experts' source, with its upload counts. */
+    /** The routed experts' source, with its upload counts and the devices they run on. */
     public ExpertStore expertStore() {
         return experts;
     }
@@ -501,7 +498,7 @@ public final class Engine implements AutoCloseable {
                         // layer's upload is queued before these compute, and this one's slot freed after
                         ExpertWeights layerExperts = routedExperts.get(l);
                         routedExperts.prefetchNext(l);
-                        backend.experts(ffnIn, routing, layerExperts, mixed, seen == null ? null
+                        expertDevices.run(l, ffnIn, routing, layerExperts, mixed, seen == null ? null
                                 : (expert, xs, rows, hidden, swiglu, ffn) ->
                                         seen.accept(layerIndex, expert, xs, rows, hidden, swiglu, ffn));
                         routedExperts.release(l);
@@ -605,6 +602,7 @@ public final class Engine implements AutoCloseable {
     @Override
     public void close() {
         weights.close();
+        expertDevices.close();
         if (streamedFrom != null) {
             streamedFrom.close();
         }

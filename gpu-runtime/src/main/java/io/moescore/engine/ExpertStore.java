@@ -1,6 +1,5 @@
 package io.moescore.engine;
 
-import io.moescore.backend.Backend;
 import io.moescore.backend.ExpertWeights;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -11,7 +10,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * are the ones {@link ModelWeights} placed at load; a streamed layer's are placed from host memory
  * ({@link HostExperts}) into one of {@link ExpertResidency#SLOTS} staging slots of the forward's {@link Pass} and
  * released once the layer's experts have run. Uploads are counted (number and bytes as placed) for tests and
- * summaries.
+ * summaries (the layer's experts once, also where a placement over several devices replicates some).
  *
  * <p>The order a forward follows: {@code get(l)} (the layer's experts, uploaded now unless prefetched),
  * {@code prefetchNext(l)} (the next streamed layer's upload, into the other slot, before layer l computes),
@@ -23,19 +22,29 @@ import java.util.concurrent.atomic.AtomicLong;
  * cap counts one forward's).
  */
 public final class ExpertStore {
-    private final Backend backend;
+    private final ExpertDevices devices;
     private final ModelWeights weights;
     /** Bytes one routed-expert weight takes as placed (the plan's: 2:4 packed below one weight's dense bytes). */
     private final double bytesPerWeight;
     private final AtomicLong uploads = new AtomicLong();
     private final AtomicLong uploadedBytes = new AtomicLong();
 
-    ExpertStore(Backend backend, ModelWeights weights, long routedExpertWeights) {
-        this.backend = backend;
+    ExpertStore(ExpertDevices devices, ModelWeights weights, long routedExpertWeights) {
+        this.devices = devices;
         this.weights = weights;
         MemoryPlan plan = weights.residency().plan();
         this.bytesPerWeight = plan == null || routedExpertWeights == 0 ? 0
                 : plan.expertBytes() / (double) routedExpertWeights;
+    }
+
+    /** Where the routed experts run: one backend, or the placement over several devices and each one's entries. */
+    public String describeDevices() {
+        return devices.describe();
+    }
+
+    /** The routing entries (token-expert pairs) each device has computed so far; empty on one device. */
+    public long[] entriesPerDevice() {
+        return devices.entriesPerDevice();
     }
 
     /** The experts of one forward; close it when the forward ends. */
@@ -76,7 +85,7 @@ public final class ExpertStore {
                         + staged.keySet() + " hold both: release one first");
             }
             HostExperts host = weights.streamedExperts(l);
-            staged.put(l, host.place(backend));
+            staged.put(l, devices.place(l, host));
             uploads.incrementAndGet();
             uploadedBytes.addAndGet(Math.round(host.weights() * bytesPerWeight));
         }

@@ -139,7 +139,7 @@ public final class ModelWeights implements AutoCloseable {
             if (routed != null && residency.streams(l)) {
                 streamed[l] = routed;
             } else if (routed != null) {
-                experts = load.place(routed);
+                experts = load.placeRouted(l, routed);
             }
             Latent latent = c.latentAttention() == null ? null : load.latent(a, c);
             boolean projections = latent == null;
@@ -208,7 +208,16 @@ public final class ModelWeights implements AutoCloseable {
     /** As {@link #load(Backend, ModelConfig, Checkpoint, LoadOptions)} with a residency given (tests force one). */
     static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint, LoadOptions options,
                              ExpertResidency residency) {
-        Loader loader = new Loader(backend, checkpoint, options);
+        return load(backend, config, checkpoint, options, residency, ExpertDevices.on(backend));
+    }
+
+    /**
+     * As {@link #load(Backend, ModelConfig, Checkpoint, LoadOptions)} with a residency given, the routed experts of
+     * resident layers placed through {@code routedOn} (on several devices: {@link DeviceGroup}).
+     */
+    static ModelWeights load(Backend backend, ModelConfig config, Checkpoint checkpoint, LoadOptions options,
+                             ExpertResidency residency, ExpertDevices routedOn) {
+        Loader loader = new Loader(backend, checkpoint, options, routedOn);
         try {
             return new ModelWeights(loader, config, residency);
         } catch (RuntimeException e) {
@@ -260,6 +269,8 @@ public final class ModelWeights implements AutoCloseable {
     /** Reads tensors by name, checks shapes, places them, and remembers them for release. */
     private static final class Loader {
         final Backend backend;
+        /** Where the routed experts go ({@link ExpertDevices#on} the backend, or spread over several devices). */
+        final ExpertDevices routedOn;
         final Checkpoint ckpt;
         /** Everything placed so far, so a failed load can release it. */
         final List<AutoCloseable> placed = new ArrayList<>();
@@ -268,8 +279,9 @@ public final class ModelWeights implements AutoCloseable {
         final SparsityPattern pruneExperts;
         final boolean allowNonfinite;
 
-        Loader(Backend backend, Checkpoint ckpt, LoadOptions options) {
+        Loader(Backend backend, Checkpoint ckpt, LoadOptions options, ExpertDevices routedOn) {
             this.backend = backend;
+            this.routedOn = routedOn;
             this.ckpt = ckpt;
             this.stored = SparsityPattern.ofCheckpoint(ckpt.directory());
             this.pruneExperts = options.pruneExperts();
@@ -303,9 +315,16 @@ public final class ModelWeights implements AutoCloseable {
             return place(WeightSlice.whole(ref(name, n), 1, n.intSize()));
         }
 
-        /** Places experts held on the host (a dense block's, or a resident layer's routed experts). */
+        /** Places experts held on the host (a dense block's, a shared expert's). */
         ExpertWeights place(HostExperts host) {
             ExpertWeights w = host.place(backend);
+            placed.add(w);
+            return w;
+        }
+
+        /** Places layer {@code l}'s routed experts where they go ({@link #routedOn}). */
+        ExpertWeights placeRouted(int l, HostExperts host) {
+            ExpertWeights w = routedOn.place(l, host);
             placed.add(w);
             return w;
         }

@@ -90,16 +90,21 @@ public record PlacementPlan(PlacementLimits limits, String algorithm, List<Layer
      * @throws IllegalArgumentException naming the file and the key or layer that is wrong
      */
     public static PlacementPlan read(Path file) {
-        JsonNode root;
+        return PlanFile.read(file).plan();
+    }
+
+    /**
+     * The plan in JSON text read from {@code where} (a file's name, for messages).
+     *
+     * @throws IllegalArgumentException naming {@code where} and the key or layer that is wrong
+     */
+    public static PlacementPlan parse(String json, String where) {
         try {
-            root = JSON.readTree(file.toFile());
+            return parse(JSON.readTree(json), where);
         } catch (JsonProcessingException e) {
-            throw new IllegalArgumentException(file + " is not JSON: line " + e.getLocation().getLineNr()
+            throw new IllegalArgumentException(where + " is not JSON: line " + e.getLocation().getLineNr()
                     + ", column " + e.getLocation().getColumnNr(), e);
-        } catch (IOException e) {
-            throw new IllegalArgumentException("cannot read " + file + ": " + e, e);
         }
-        return parse(root, file.toString());
     }
 
     static PlacementPlan parse(JsonNode root, String where) {

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moescore.backend.Backend;
+import io.moescore.backend.Devices;
 import io.moescore.engine.Engine;
 import io.moescore.batch.ExpertLoad;
 import io.moescore.engine.ScoreOptions;
@@ -18,6 +19,7 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -39,7 +41,13 @@ public final class LocalScorer {
     private static final long PROGRESS_INTERVAL_NANOS = 2_000_000_000L;
 
     /** What a run did, for the caller and the summary file. */
-    public record Summary(long rows, long rowErrors, long tokens, double seconds, String device, ExpertLoad load) {
+    /**
+     * @param device           device 0's name
+     * @param entriesPerDevice routing entries each device computed where the experts are spread over several
+     *                         (empty on one device)
+     */
+    public record Summary(long rows, long rowErrors, long tokens, double seconds, String device, ExpertLoad load,
+                          long[] entriesPerDevice) {
         public double tokensPerSecond() {
             return seconds > 0 ? tokens / seconds : 0;
         }
@@ -65,10 +73,11 @@ public final class LocalScorer {
             log.println("moescore: " + e.getMessage());
             return EXIT_BAD_INVOCATION;
         }
-        try (Backend backend = options.settings().openBackend(0);
-             Engine engine = Engine.load(options.model(), backend, options.settings().loadOptions());
+        try (Devices devices = options.settings().openDevices(0);
+             Engine engine = Engine.load(options.model(), devices, options.settings().loadOptions());
              AtomicOutput output = openOutput(options)) {
-            log.println("moescore: " + engine.config() + " on " + backend.deviceName());
+            Backend backend = devices.primary();
+            log.println("moescore: " + engine.config() + " on " + devices.describe());
             io.moescore.engine.MemoryPlan plan = Engine.memoryPlan(engine.config(), options.model(), backend);
             if (plan != null) {
                 log.println("moescore: " + plan.describe());
@@ -80,6 +89,9 @@ public final class LocalScorer {
             if (engine.residency().streamedLayers() > 0) {
                 log.printf("moescore: %d expert uploads from host memory, %.1f MB%n",
                         engine.expertStore().uploads(), engine.expertStore().uploadedBytes() / 1e6);
+            }
+            if (devices.size() > 1 || !options.settings().placement().isNone()) {
+                log.println("moescore: " + engine.expertStore().describeDevices());
             }
         } catch (IllegalArgumentException | io.moescore.model.ModelFormatException
                  | io.moescore.engine.UnsupportedModelException e) {
@@ -152,7 +164,7 @@ public final class LocalScorer {
             tokens += pendingTokens;
         }
         Summary summary = new Summary(rows, errors, tokens, (System.nanoTime() - start) / 1e9,
-                engine.backend().deviceName(), load);
+                engine.backend().deviceName(), load, engine.expertStore().entriesPerDevice());
         output.commit(summaryJson(summary, settings));
         return summary;
     }
@@ -266,6 +278,10 @@ public final class LocalScorer {
         root.put("seconds", s.seconds());
         root.put("tokens_per_second", s.tokensPerSecond());
         root.put("device", s.device());
+        if (s.entriesPerDevice().length > 0) {  // experts over several devices: each one's routing entries
+            ArrayNode perDevice = root.putArray("entries_per_device");
+            Arrays.stream(s.entriesPerDevice()).forEach(perDevice::add);
+        }
         root.set("settings", mapper.valueToTree(settings.describe()));
         if (settings.batchDependentScores()) {  // written only then: its absence means batch-independent routing
             root.put("batch_dependent_scores", true);

@@ -71,10 +71,12 @@ public record RoutingStudyOptions(Path model, Path input, Path out, List<Routing
             VARIANTS, PROPOSE_DROPS, REPEATS, LocalScoreOptions.OVERWRITE);
     /**
      * The scoring settings a study takes (its single-process and Spark forms): all but --routing (the variants
-     * replace it) and the per-row outputs it does not write (--token-logprobs, --top-k).
+     * replace it), the per-row outputs it does not write (--token-logprobs, --top-k), and --devices and --placement
+     * (a study's engines share one device's weights).
      */
     public static final List<Setting<?>> SCORING = ScoreSettings.ALL.stream()
-            .filter(s -> s != ScoreSettings.ROUTING && s != ScoreSettings.TOKEN_LOGPROBS && s != ScoreSettings.TOP_K)
+            .filter(s -> s != ScoreSettings.ROUTING && s != ScoreSettings.TOKEN_LOGPROBS && s != ScoreSettings.TOP_K
+                    && s != ScoreSettings.DEVICES && s != ScoreSettings.PLACEMENT)
             .toList();
     /** Every setting of routing-study: its own, then {@link #SCORING}. */
     public static final List<Setting<?>> SETTINGS = Setting.concat(OWN, SCORING);

@@ -1,10 +1,13 @@
 package io.moescore.score;
 
 import io.moescore.backend.Backend;
+import io.moescore.backend.Devices;
 import io.moescore.backend.Precision;
 import io.moescore.backend.select.Backends;
+import io.moescore.engine.ExpertPlacement;
 import io.moescore.engine.LoadOptions;
 import io.moescore.model.ModelConfig;
+import io.moescore.placement.PlanFile;
 import io.moescore.routing.RoutingSpec;
 import java.io.Serializable;
 import java.util.ArrayList;
@@ -48,10 +51,15 @@ import java.util.function.Function;
  *                      with {@code --deterministic}
  * @param deviceMemory  bytes the engine may use for weights and activations (0: the device's memory); routed experts
  *                      that do not fit stream from host memory, changing no score ({@link LoadOptions#deviceMemory})
+ * @param devices       devices the routed experts are spread over (0: one, or as many as {@link #placement} names;
+ *                      {@link #resolvedDevices}); on the CPU backend logical devices splitting {@link #cpuThreads}
+ * @param placement     which devices hold each MoE layer's experts ({@link PlanFile#NONE}: round-robin), read and
+ *                      checked where the option is given; scores do not depend on it ({@link LoadOptions#placement})
  */
 public record ScoreSettings(String backend, Precision precision, boolean deterministic, int batchTokens,
                             boolean tokenLogProbs, int topK, int cpuThreads, boolean allowNonfinite,
-                            LongRows longRows, int stride, RoutingSpec routing, long deviceMemory)
+                            LongRows longRows, int stride, RoutingSpec routing, long deviceMemory, int devices,
+                            PlanFile placement)
         implements Serializable {
     /** ForkJoinPool's limit is 32767; far above any machine's cores, and a typo like 100000 is caught by name. */
     public static final int MAX_CPU_THREADS = 4096;
@@ -99,9 +107,25 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
                     + "layers' experts that do not fit stream from host memory, scores unchanged; a cap below the "
                     + "non-expert weights, two layers' experts and one sequence's activations is refused");
 
+    /** The most devices one engine spreads its experts over. */
+    public static final int MAX_DEVICES = 256;
+
+    public static final Setting<Integer> DEVICES = Setting.integer("devices", "--devices", 0, 0, MAX_DEVICES,
+            "devices the MoE layers' experts are spread over, scores unchanged (0: one, or as many as --placement "
+                    + "names): on the CPU backend logical devices splitting --threads; on cuda the GPUs from the "
+                    + "executor's own on (not yet run on GPUs). Device 0 holds the rest of the model");
+    /** {@link #PLACEMENT}'s value for no plan. */
+    public static final String ROUND_ROBIN = "round-robin";
+    public static final Setting<PlanFile> PLACEMENT = Setting.parsed("placement", "--placement", "PLAN.json",
+            PlanFile.class, PlanFile.NONE, ScoreSettings::placementFile, ScoreSettings::placementName,
+            "which devices hold each MoE layer's experts: a plan from `moescore placement` (its \"devices\" gives "
+                    + "--devices; a replicated expert's tokens are split among its copies), or round-robin (expert e "
+                    + "on device e mod --devices)");
+
     /** Every scoring setting, in the order summaries and manifests list them. */
     public static final List<Setting<?>> ALL = List.of(BACKEND, PRECISION, DETERMINISTIC, BATCH_TOKENS,
-            TOKEN_LOGPROBS, TOP_K, CPU_THREADS, ALLOW_NONFINITE, LONG_ROWS, STRIDE, ROUTING, DEVICE_MEMORY);
+            TOKEN_LOGPROBS, TOP_K, CPU_THREADS, ALLOW_NONFINITE, LONG_ROWS, STRIDE, ROUTING, DEVICE_MEMORY, DEVICES,
+            PLACEMENT);
 
     /** Every setting at its default. */
     public static final ScoreSettings DEFAULTS = resolve(Setting.Source.NONE);
@@ -117,6 +141,13 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         STRIDE.valueOf(stride, STRIDE.key());
         routing = ROUTING.valueOf(routing, ROUTING.key());
         DEVICE_MEMORY.valueOf(deviceMemory, DEVICE_MEMORY.key());
+        DEVICES.valueOf(devices, DEVICES.key());
+        placement = PLACEMENT.valueOf(placement, PLACEMENT.key());
+        if (devices > 0 && !placement.isNone() && placement.plan().limits().devices() != devices) {
+            throw new IllegalArgumentException(DEVICES.flag() + " (" + DEVICES.key() + ") " + devices + " differs from "
+                    + "the " + placement.plan().limits().devices() + " devices of " + PLACEMENT.flag() + " "
+                    + placement.path() + ": give one of them, or the same count");
+        }
         if (deterministic && routing.dependsOnBatch()) {
             throw new IllegalArgumentException(DETERMINISTIC.flag() + " (" + DETERMINISTIC.key() + ") refuses "
                     + ROUTING.flag() + " " + routing + " (" + ROUTING.key() + "): its scores depend on the rows "
@@ -133,7 +164,17 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         return new ScoreSettings(BACKEND.resolve(source), PRECISION.resolve(source), DETERMINISTIC.resolve(source),
                 BATCH_TOKENS.resolve(source), TOKEN_LOGPROBS.resolve(source), TOP_K.resolve(source),
                 CPU_THREADS.resolve(source), ALLOW_NONFINITE.resolve(source), LONG_ROWS.resolve(source),
-                STRIDE.resolve(source), ROUTING.resolve(source), DEVICE_MEMORY.resolve(source));
+                STRIDE.resolve(source), ROUTING.resolve(source), DEVICE_MEMORY.resolve(source),
+                DEVICES.resolve(source), PLACEMENT.resolve(source));
+    }
+
+    /** {@code round-robin} (any case) for none, else a plan file, read and checked ({@link PlanFile#parse}). */
+    private static PlanFile placementFile(String text) {
+        return text.trim().equalsIgnoreCase(ROUND_ROBIN) ? PlanFile.NONE : PlanFile.parse(text);
+    }
+
+    private static String placementName(PlanFile plan) {
+        return plan.isNone() ? ROUND_ROBIN : plan.path();
     }
 
     /** What the chosen backend lacks to run a model of this config (empty: nothing), asked without opening it. */
@@ -171,6 +212,8 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         values.put(STRIDE, stride);
         values.put(ROUTING, routing);
         values.put(DEVICE_MEMORY, deviceMemory);
+        values.put(DEVICES, devices);
+        values.put(PLACEMENT, placement);
         return values;
     }
 
@@ -207,10 +250,35 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
         return Backends.open(backend, resolvedCpuThreads(), device, precision, deterministic);
     }
 
+    /** The devices the experts are spread over: {@link #devices}, else the plan's count, else one. */
+    public int resolvedDevices() {
+        return devices > 0 ? devices : placement.isNone() ? 1 : placement.plan().limits().devices();
+    }
+
+    /**
+     * Opens the {@link #resolvedDevices} an engine computes on ({@link Backends#openDevices}: on the CPU backend
+     * logical devices splitting the threads, on cuda the GPUs from {@code device} on); the caller owns them.
+     *
+     * @throws IllegalArgumentException where cuda was asked for and cannot run (the message says why)
+     */
+    public Devices openDevices(int device) {
+        return Devices.of(Backends.openDevices(backend, resolvedCpuThreads(), device, resolvedDevices(), precision,
+                deterministic));
+    }
+
+    /**
+     * Checks {@link #placement} against a model's config before its weights load ({@link ExpertPlacement#of}).
+     *
+     * @throws IllegalArgumentException naming the plan's file and the layer that does not fit
+     */
+    public void checkPlacement(ModelConfig config) {
+        ExpertPlacement.of(placement, config, resolvedDevices());
+    }
+
     /** How an engine loads its weights under these settings (non-finite weights allowed, routers, memory cap). */
     public LoadOptions loadOptions() {
         return LoadOptions.DEFAULT.withAllowNonfinite(allowNonfinite).withRouting(routing)
-                .withDeviceMemory(deviceMemory);
+                .withDeviceMemory(deviceMemory).withPlacement(placement);
     }
 
     /** Whether a row's scores depend on the rows batched with it (its output says so: {@link #routing}). */
@@ -224,7 +292,8 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
      */
     public ScoreSettings forEngine() {
         return new ScoreSettings(backend, precision, deterministic, DEFAULTS.batchTokens, DEFAULTS.tokenLogProbs,
-                DEFAULTS.topK, cpuThreads, allowNonfinite, DEFAULTS.longRows, DEFAULTS.stride, routing, deviceMemory);
+                DEFAULTS.topK, cpuThreads, allowNonfinite, DEFAULTS.longRows, DEFAULTS.stride, routing, deviceMemory,
+                devices, placement);
     }
 
     /**

@@ -100,7 +100,7 @@ class ScoreSettingsTest {
         assertEquals("batchTokens must be at least 1, got 0", e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
                 () -> new ScoreSettings("tpu", Precision.BF16, false, 1, false, 0, 0, false, LongRows.ERROR, 0,
-                        RoutingSpec.MODEL, 0));
+                        RoutingSpec.MODEL, 0, 0, io.moescore.placement.PlanFile.NONE));
         assertEquals("backend 'tpu' is not one of [auto, cpu, cuda]", e.getMessage());
     }
 

@@ -163,6 +163,7 @@ public final class DatasetScorer {
             }
             spec.settings().rowLimits(parsed.maxPositions());  // a stride the model's context cannot take
             spec.settings().checkRouting(parsed);  // a --routing spec the model cannot take
+            spec.settings().checkPlacement(parsed);  // a --placement plan of other layers or experts
             if (spec.settings().deviceMemory() > 0) {
                 checkDeviceMemory(parsed, spec, conf);
             }

@@ -1,6 +1,6 @@
 package io.moescore.spark;
 
-import io.moescore.backend.Backend;
+import io.moescore.backend.Devices;
 import io.moescore.engine.Engine;
 import io.moescore.model.TextTokenizer;
 import io.moescore.routing.RoutingSpec;
@@ -21,19 +21,19 @@ public final class ExecutorEngines {
     private static final Logger LOG = LoggerFactory.getLogger(ExecutorEngines.class);
 
     /**
-     * An engine with the backend it owns and the tokenizer beside it (loaded on first use), and the engines of other
+     * An engine with the devices it owns and the tokenizer beside it (loaded on first use), and the engines of other
      * routers over its weights (created on first use; they own nothing).
      */
     public static final class Loaded {
         private final Engine engine;
-        private final Backend backend;
+        private final Devices devices;
         private final Path modelDir;
         private final Map<RoutingSpec, Engine> routed = new ConcurrentHashMap<>();
         private volatile TextTokenizer tokenizer;
 
-        Loaded(Engine engine, Backend backend, Path modelDir) {
+        Loaded(Engine engine, Devices devices, Path modelDir) {
             this.engine = engine;
-            this.backend = backend;
+            this.devices = devices;
             this.modelDir = modelDir;
         }
 
@@ -47,6 +47,11 @@ public final class ExecutorEngines {
             return routing.isModel() ? engine : routed.computeIfAbsent(routing, engine::withRouting);
         }
 
+        /** The devices the engine computes on ("CPU (2 threads)", "2 devices: ..."). */
+        public Devices devices() {
+            return devices;
+        }
+
         public synchronized TextTokenizer tokenizer() {
             if (tokenizer == null) {
                 tokenizer = TextTokenizer.load(modelDir);
@@ -56,7 +61,7 @@ public final class ExecutorEngines {
 
         void close() {
             engine.close();
-            backend.close();
+            devices.close();
             if (tokenizer != null) {
                 tokenizer.close();
             }
@@ -107,14 +112,14 @@ public final class ExecutorEngines {
     private static Loaded load(ScoreSettings settings, ScoringSpec spec, int device) {
         long start = System.nanoTime();
         Path local = ModelFiles.localize(spec.modelUri(), ModelFiles.hadoopConf(spec.hadoopConf()));
-        Backend backend = settings.openBackend(device);
+        Devices devices = settings.openDevices(device);
         try {
-            Engine engine = Engine.load(local, backend, settings.loadOptions());
+            Engine engine = Engine.load(local, devices, settings.loadOptions());
             LOG.info("moescore: loaded {} from {} on {} in {} ms", engine.config(), spec.modelUri(),
-                    backend.deviceName(), (System.nanoTime() - start) / 1_000_000);
-            return new Loaded(engine, backend, local);
+                    devices.describe(), (System.nanoTime() - start) / 1_000_000);
+            return new Loaded(engine, devices, local);
         } catch (RuntimeException e) {
-            backend.close();
+            devices.close();
             throw e;
         }
     }

@@ -64,7 +64,7 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
         ExecutorEngines.Loaded loaded = ExecutorEngines.get(spec, device);
         Engine engine = loaded.engine(spec.settings().routing());
         return new Scoring(engine::score, engine.config().numLayers(), engine.config().numExperts(),
-                engine.backend().deviceName(), loaded::tokenizer, engine.config().maxPositions());
+                loaded.devices().describe(), loaded::tokenizer, engine.config().maxPositions());
     };
 
     /** @param reports where each task reports what it scored (window by window, and at its end), or null for none */

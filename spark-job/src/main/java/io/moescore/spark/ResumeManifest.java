@@ -18,6 +18,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
@@ -42,9 +43,12 @@ record ResumeManifest(Map<String, String> fields) {
         f.put("model", modelHash(options.model(), conf));
         f.put("inputFormat", options.inputFormat());
         f.put("outputFormat", options.outputFormat());
-        // every scoring setting but the CPU's thread count and the memory cap, which change no score
+        // every scoring setting but those that change no score: the CPU's thread count, the memory cap, the devices
+        // and the experts' placement on them
+        Set<String> same = Set.of(ScoreSettings.CPU_THREADS.key(), ScoreSettings.DEVICE_MEMORY.key(),
+                ScoreSettings.DEVICES.key(), ScoreSettings.PLACEMENT.key());
         options.scoring().describe().forEach((key, value) -> {
-            if (!key.equals(ScoreSettings.CPU_THREADS.key()) && !key.equals(ScoreSettings.DEVICE_MEMORY.key())) {
+            if (!same.contains(key)) {
                 f.put(key, String.valueOf(value));
             }
         });

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moescore.score.ScoreSettings;
 import io.moescore.spark.JobSummary;
 import io.moescore.spark.MoeScoreJob;
 import io.moescore.spark.ScoreJobOptions;
@@ -89,7 +90,12 @@ class ResumeScoreJobTest {
         assertTrue(committed >= 1 && committed < 8, committed + " splits committed before the failure");
         clearOpenMarkers();
 
-        JobSummary summary = MoeScoreJob.score(spark, options(out));
+        // resumed with the experts over two logical devices (--devices 2): no score changes, so no refusal
+        ScoreJobOptions o = options(out);
+        JobSummary summary = MoeScoreJob.score(spark, new ScoreJobOptions(o.inputs(), o.inputFormat(), o.output(),
+                o.outputFormat(), o.model(), o.scoring().with(ScoreSettings.DEVICES, 2), o.mode(), o.idColumn(),
+                o.tokensColumn(), o.textColumn(), o.partitions(), o.summaryPath(), o.resume(), o.routingTrace(),
+                o.outputWriter(), o.routingTraceTokens()));
         JobSummary.ResumeCounts resume = summary.resume();
         assertNotNull(resume, "the summary of a --resume run has resume counts");
         assertEquals(committed, resume.splitsReused(), "reused every committed split: " + resume);
@@ -97,6 +103,7 @@ class ResumeScoreJobTest {
         assertEquals(8 - committed, markers("opened-"), "the second run read only the splits not committed");
         assertEquals(24, resume.rowsReused() + resume.rowsScored(), resume.toString());
         assertEquals(resume.rowsScored(), summary.rows(), "the run's own totals count what it scored");
+        assertTrue(summary.executors().get(0).device().startsWith("2 devices: CPU"), summary.executors().toString());
         assertExactOutput(out);
     }
 

@@ -96,6 +96,30 @@ class ModelCheckBackendTest {
         return lo;
     }
 
+    /**
+     * A --placement plan reaches the job through the settings, as --device-memory does: one placing the dense first
+     * layer (first_k_dense_replace) is refused on the driver naming the file and layer; one of the MoE layer passes.
+     */
+    @Test
+    void aPlacementPlanOfOtherLayersIsRefusedOnTheDriver() throws IOException {
+        ScoringSpec base = spec("cpu");
+        String experts = "[[0], [1], [0], [1], [0], [1], [0], [1]]";
+        Path dense = Files.writeString(dir.resolve("dense.json"), "{\"devices\": 2, \"layers\": [{\"layer\": 0, "
+                + "\"experts\": " + experts + "}]}");
+        Path moe = Files.writeString(dir.resolve("moe.json"), "{\"devices\": 2, \"layers\": [{\"layer\": 1, "
+                + "\"experts\": " + experts + "}]}");
+        java.util.function.Function<Path, ScoringSpec> placed = plan -> new ScoringSpec(base.modelUri(),
+                ScoreSettings.resolve(s -> s == ScoreSettings.PLACEMENT ? new io.moescore.score.Setting.Given(
+                        plan.toString(), "--placement") : s == ScoreSettings.BACKEND
+                        ? new io.moescore.score.Setting.Given("cpu", "--backend") : null), "tokens", null, Map.of());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> DatasetScorer.checkModel(placed.apply(dense)));
+        assertTrue(e.getMessage().contains(dense + ": layer 0 is not an MoE layer of the model (its MoE layers: [1])"),
+                e.getMessage());
+        assertEquals(2, placed.apply(moe).settings().resolvedDevices(), "the plan's devices");
+        assertEquals(ModelConfig.Family.DEEPSEEK_V3, DatasetScorer.checkModel(placed.apply(moe)).family());
+    }
+
     @Test
     void routingTheModelCannotTakeIsRefusedOnTheDriver() throws IOException {
         ScoringSpec base = spec("cpu");

@@ -23,6 +23,7 @@ import io.moescore.backend.WeightSlice;
 import io.moescore.model.ModelConfig;
 import io.moescore.model.Rope;
 import io.moescore.routing.ExpertRouting;
+import io.moescore.routing.HostExpertRouting;
 import io.moescore.routing.Router;
 import io.moescore.sparse.Sparse24;
 import io.moescore.sparse.VectorSparse;
@@ -540,6 +541,12 @@ public final class CudaBackend implements Backend {
                     pool.release(tokens, entries * 4);
                     pool.release(gates, entries * 4);
                 });
+    }
+
+    /** Copied through host memory ({@link HostRoutingUpload}); compiled, not yet run on a GPU. */
+    @Override
+    public ExpertRouting expertRouting(HostExpertRouting routing, int rows) {
+        return launcher.guarded("expertRouting", () -> HostRoutingUpload.upload(gpu, routing, rows));
     }
 
     @Override

@@ -31,13 +31,29 @@ final class CudaExpertRouting implements ExpertRouting {
     /** [tokens]: each token's expert count where it varies; null where every token has k. */
     final CUdeviceptr perToken;
     final int k;
+    /** The counts on their way from the device, or null where the host made the routing ({@link #known}). */
     private final RoutedCounts counts;
+    /** The counts of a routing the host made ({@link HostRoutingUpload}), else null. */
+    private final int[] known;
     private final CUstream stream;
     private final Runnable release;
 
     CudaExpertRouting(int numExperts, int entries, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates,
                       CUdeviceptr chosen, CUdeviceptr perToken, int k, RoutedCounts counts, CUstream stream,
                       Runnable release) {
+        this(numExperts, entries, offsets, tokens, gates, chosen, perToken, k, counts, null, stream, release);
+    }
+
+    /** A routing the host made and copied here, its counts known ({@link HostRoutingUpload}). */
+    CudaExpertRouting(int numExperts, int entries, CUdeviceptr offsets, CUdeviceptr tokens, CUdeviceptr gates,
+                      CUdeviceptr chosen, CUdeviceptr perToken, int k, int[] known, CUstream stream,
+                      Runnable release) {
+        this(numExperts, entries, offsets, tokens, gates, chosen, perToken, k, null, known.clone(), stream, release);
+    }
+
+    private CudaExpertRouting(int numExperts, int entries, CUdeviceptr offsets, CUdeviceptr tokens,
+                              CUdeviceptr gates, CUdeviceptr chosen, CUdeviceptr perToken, int k, RoutedCounts counts,
+                              int[] known, CUstream stream, Runnable release) {
         this.numExperts = numExperts;
         this.entries = entries;
         this.offsets = offsets;
@@ -47,6 +63,7 @@ final class CudaExpertRouting implements ExpertRouting {
         this.perToken = perToken;
         this.k = k;
         this.counts = counts;
+        this.known = known;
         this.stream = stream;
         this.release = release;
     }
@@ -58,7 +75,7 @@ final class CudaExpertRouting implements ExpertRouting {
 
     @Override
     public int[] tokensPerExpert() {
-        return counts.get().clone();
+        return counts == null ? known.clone() : counts.get().clone();
     }
 
     /**
@@ -87,7 +104,9 @@ final class CudaExpertRouting implements ExpertRouting {
 
     @Override
     public void close() {
-        counts.close();
+        if (counts != null) {
+            counts.close();
+        }
         release.run();
     }
 }

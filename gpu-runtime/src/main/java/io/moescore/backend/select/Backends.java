@@ -9,6 +9,7 @@ import io.moescore.backend.cuda.CudaUnavailableException;
 import io.moescore.backend.cuda.GpuRuntime;
 import io.moescore.model.ModelConfig;
 import io.moescore.routing.Router;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
@@ -44,6 +45,36 @@ public final class Backends {
             default:
                 throw new IllegalArgumentException("unknown backend '" + name + "' (use auto, cpu or cuda)");
         }
+    }
+
+    /**
+     * {@code count} devices of the backend of this name, device 0 first, for an engine that spreads its experts over
+     * them: on the CPU, logical devices splitting {@code threads} (each at least one; the first ones take the
+     * remainder); on cuda, the GPUs {@code deviceOrdinal} to {@code deviceOrdinal + count - 1} (NOT yet run on GPUs).
+     * auto picks one backend for them all, as {@link #open} would for device 0. On failure, those opened are closed.
+     *
+     * @throws IllegalArgumentException as {@link #open} does, e.g. cuda where one of the GPUs is missing
+     */
+    public static List<Backend> openDevices(String name, int threads, int deviceOrdinal, int count,
+                                            Precision precision, boolean deterministic) {
+        if (count < 1) {
+            throw new IllegalArgumentException("--devices must be at least 1, got " + count);
+        }
+        String kind = name.toLowerCase(Locale.ROOT);
+        if (kind.equals("auto")) {
+            kind = GpuRuntime.whyUnavailable(deviceOrdinal) == null ? "cuda" : "cpu";
+        }
+        List<Backend> opened = new ArrayList<>();
+        try {
+            for (int d = 0; d < count; d++) {
+                int share = Math.max(1, threads / count + (d < threads % count ? 1 : 0));
+                opened.add(open(kind, share, deviceOrdinal + d, precision, deterministic));
+            }
+        } catch (RuntimeException e) {
+            opened.forEach(Backend::close);
+            throw e;
+        }
+        return opened;
     }
 
     /**
