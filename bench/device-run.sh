@@ -100,6 +100,27 @@ for what in "$@"; do
         java -Xmx100g $DEVJAVAOPTS -Dmoescore.kernelCache="$out/kernels-cache.json" -cp "$DEVCP" \
           io.moescore.bench.CapacityBenchmark /tmp/mixtral "$out/capacity-mixtral-${name/:/}.json" experts=$e 2>&1 | tail -3
       done ;;
+    bounds-new)  # reference-precision.json (transformers' bf16/fp16 drift, routing margins) for the family fixtures
+      # the CUDA backend runs beyond the first four (Granite MoE, GLM-4.5): the GPU fixture tests read it; commit it
+      python3 gpu-runtime/src/test/python/make_precision_bounds.py gpu-runtime/src/test/resources/hf/granitemoe-* \
+        gpu-runtime/src/test/resources/hf/glm4moe-* 2>&1 | tail -6
+      for f in gpu-runtime/src/test/resources/hf/*/reference-precision.json; do
+        mkdir -p "$out/bounds/$(dirname "$f")" && cp "$f" "$out/bounds/$f"; done ;;
+    gptoss-fixtures)  # issue 24: gpt-oss fixtures by transformers (copied into the test resources; commit them)
+      python3 gpu-runtime/src/test/python/make_gptoss_fixtures.py "$out/gptoss-hf" 2>&1 | tail -4
+      cp -r "$out"/gptoss-hf/gptoss-* gpu-runtime/src/test/resources/hf/ ;;
+    ncu-experts)  # Nsight Compute on the tiled dense expert kernels (_sm90t), OLMoE and Mixtral shapes, 8192 tokens
+      for shape in ${NCU_SHAPES:-olmoe mixtral}; do
+        /usr/local/cuda/bin/ncu --target-processes all -k "regex:experts_bf16_(gate_up|down)_sm90t\$" \
+          --launch-count "${NCU_COUNT:-6}" --section SpeedOfLight --section ComputeWorkloadAnalysis \
+          --section MemoryWorkloadAnalysis --section WarpStateStats --section SchedulerStats --section Occupancy \
+          --section LaunchStats -o "$out/prof-$shape" java -Xmx48g $DEVJAVAOPTS -Dmoescore.kernelCache=none \
+          -cp "$DEVCP" io.moescore.bench.ExpertLayerBenchmark "$out/ncu-$shape.json" shapes=$shape tokens=8192 \
+          > "$out/ncu-$shape.log" 2>&1
+        /usr/local/cuda/bin/ncu -i "$out/prof-$shape.ncu-rep" --page details > "$out/prof-$shape.txt" 2>&1
+        grep -E "^  [a-z_0-9]+|Duration|Compute \(SM\) Throughput|Issue Slots Busy|Achieved Occupancy" \
+          "$out/prof-$shape.txt" | head -30
+      done ;;
     *) echo "unknown step $what" ;;
   esac
 done
