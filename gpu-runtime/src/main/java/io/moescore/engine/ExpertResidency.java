@@ -133,7 +133,7 @@ public record ExpertResidency(MemoryPlan plan, boolean capped, boolean[] streame
     }
 
     /** The first {@code resident} MoE layers resident, every later one streamed. */
-    private static boolean[] streamedAfter(ModelConfig c, int resident) {
+    static boolean[] streamedAfter(ModelConfig c, int resident) {
         boolean[] moe = c.moeLayers();
         boolean[] out = new boolean[moe.length];
         int seen = 0;
