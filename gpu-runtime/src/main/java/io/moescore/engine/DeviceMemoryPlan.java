@@ -62,6 +62,14 @@ public final class DeviceMemoryPlan {
                     + " of activations for one sequence) but its budget is " + budget.availableBytes() + " bytes ("
                     + budget.where() + "): it was given " + experts;
         }
+
+        /** "device 1 holds 1234 bytes of its 5000 (...) : experts ...", for logs. */
+        public String summary() {
+            return "device " + device + " holds " + bytes() + " bytes of its " + budget.availableBytes() + " ("
+                    + budget.where() + "): " + nonExpertBytes + " of non-expert weights, " + expertBytes
+                    + " of resident experts, " + stagingBytes + " of staging slots, " + activationBytes
+                    + " of activations for one sequence; " + experts;
+        }
     }
 
     /**
@@ -80,15 +88,39 @@ public final class DeviceMemoryPlan {
     }
 
     /**
+     * Each device's share as {@link #of(ModelConfig, Path, List, ExpertPlacement, long)} places it ({@link
+     * Share#summary}), for logs; empty on one device and on devices sharing one memory (whose check is the one
+     * device's: {@link MemoryPlan#describe}).
+     *
+     * @throws UnsupportedModelException where a device does not fit
+     */
+    public static List<Share> shares(ModelConfig c, Path modelDirectory, List<Backend> devices,
+                                     ExpertPlacement placement, long cap) {
+        MemoryBudget[] budgets = devices.stream().map(Backend::memoryBudget).toArray(MemoryBudget[]::new);
+        if (!perDevice(budgets, placement)) {
+            return List.of();
+        }
+        Spread spread = new Spread(c, SparsityPattern.ofCheckpoint(modelDirectory), budgets, placement, cap);
+        ExpertResidency r = spread.residency("the model " + modelDirectory);
+        int resident = spread.moe.length - r.streamedLayers();
+        return IntStream.range(0, budgets.length).mapToObj(d -> spread.share(d, resident, r.slots())).toList();
+    }
+
+    /** Whether devices are checked each on its own: several, each with a memory of its own, experts placed. */
+    private static boolean perDevice(MemoryBudget[] budgets, ExpertPlacement placement) {
+        return budgets.length > 1 && placement != null && Arrays.stream(budgets).noneMatch(b -> b == null)
+                && !budgets[0].sharedByDevices();
+    }
+
+    /**
      * As {@link #of(ModelConfig, Path, List, ExpertPlacement, long)} on these budgets (null where a backend cannot
      * tell its memory: nothing is checked without a cap, a cap is refused), the checkpoint storing the sparsity
      * pattern {@code stored} (null: dense); {@code model} names the model in messages.
      */
     public static ExpertResidency of(ModelConfig c, SparsityPattern stored, MemoryBudget[] budgets,
                                      ExpertPlacement placement, long cap, String model) {
-        boolean unknown = Arrays.stream(budgets).anyMatch(b -> b == null);
-        MemoryPlan first = unknown ? null : MemoryPlan.of(c, stored, budgets[0]);
-        if (unknown || budgets.length == 1 || budgets[0].sharedByDevices() || placement == null) {
+        if (!perDevice(budgets, placement)) {
+            MemoryPlan first = budgets[0] == null ? null : MemoryPlan.of(c, stored, budgets[0]);
             if (cap > 0) {
                 return ExpertResidency.of(c, first, cap);
             }

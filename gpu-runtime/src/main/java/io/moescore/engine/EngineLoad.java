@@ -5,8 +5,6 @@ import io.moescore.backend.Devices;
 import io.moescore.model.Checkpoint;
 import io.moescore.model.ModelConfig;
 import java.nio.file.Path;
-import java.util.List;
-import java.util.stream.IntStream;
 
 /**
  * {@link Engine#load(Path, Devices, LoadOptions)}: the checks before any weight is read (each device's memory:
@@ -28,8 +26,7 @@ final class EngineLoad {
         // one device without a plan: the plain one-backend engine; else the experts spread over the devices
         boolean spread = devices.size() > 1 || !options.placement().isNone();
         ExpertPlacement placement = spread ? ExpertPlacement.of(options.placement(), config, devices.size()) : null;
-        List<Backend> all = IntStream.range(0, devices.size()).mapToObj(devices::get).toList();
-        ExpertResidency residency = DeviceMemoryPlan.of(config, modelDirectory, all, placement,
+        ExpertResidency residency = DeviceMemoryPlan.of(config, modelDirectory, devices.all(), placement,
                 options.deviceMemory());  // each device's memory, before any weight is read
         Engine.requireRoutable(backend, options.routing(), options.routing().routers(config));  // before any upload
         ExpertDevices on = spread ? new DeviceGroup(devices, placement) : ExpertDevices.on(backend);

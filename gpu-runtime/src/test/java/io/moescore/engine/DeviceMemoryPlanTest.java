@@ -83,6 +83,7 @@ class DeviceMemoryPlanTest {
         UnsupportedModelException skewed = assertThrows(UnsupportedModelException.class,
                 () -> residency(times(2, own(HALF)), allOnDevice1(), 0));
         String m = skewed.getMessage();
+        System.out.println(m);
         assertTrue(m.contains("device 1 needs " + PLAN.expertBytes() + " bytes") && m.contains("its budget is " + HALF
                 + " bytes (a fake device of " + HALF + " bytes)")
                 && m.contains("experts 0, 1, 2, 3, 4, 5, 6, 7 of each of the 4 MoE layers"), m);
@@ -107,8 +108,9 @@ class DeviceMemoryPlanTest {
         long cap = ExpertStreamingTest.cap(PLAN, C, 3);
         assertEquals(3, residency(times(2, shared(Long.MAX_VALUE)), ROUND_ROBIN, cap).streamedLayers());
         assertEquals(3, residency(times(1, shared(Long.MAX_VALUE)), null, cap).streamedLayers());
-        try (CpuBackend cpu = new CpuBackend(1)) {
-            assertTrue(cpu.memoryBudget().sharedByDevices());
+        try (Devices cpus = MultiDeviceTest.cpus(2)) {
+            assertTrue(cpus.primary().memoryBudget().sharedByDevices());
+            assertEquals(List.of(), DeviceMemoryPlan.shares(C, MODEL, cpus.all(), ROUND_ROBIN, 0), "one check");
         }
     }
 
@@ -133,6 +135,7 @@ class DeviceMemoryPlanTest {
         MemoryBudget[] budgets = {own(Long.MAX_VALUE), own(tiny)};
         String m = assertThrows(UnsupportedModelException.class, () -> residency(budgets, allOnDevice1(), cap))
                 .getMessage();
+        System.out.println(m);
         assertTrue(m.contains("--device-memory " + cap + " bytes is too small") && m.contains("device 1 needs ")
                 && m.contains(2 * LAYER + " of staging slots") && m.contains("its budget is " + tiny + " bytes")
                 && m.contains("lowered to a fake device of " + tiny + " bytes")
@@ -178,6 +181,14 @@ class DeviceMemoryPlanTest {
         }
         try (Devices two = ownMemories(2, HALF); Engine engine = Engine.load(MODEL, two, LoadOptions.DEFAULT)) {
             assertEquals(0, engine.residency().streamedLayers());
+            // what each device holds, for logs: device 0 the non-expert weights and half the experts
+            List<DeviceMemoryPlan.Share> shares = DeviceMemoryPlan.shares(C, MODEL, two.all(), ROUND_ROBIN, 0);
+            assertEquals(2, shares.size());
+            assertEquals(PLAN.nonExpertBytes() + PLAN.expertBytes() / 2, shares.get(0).bytes());
+            assertEquals(PLAN.expertBytes() / 2, shares.get(1).bytes());
+            assertTrue(shares.get(1).summary().startsWith("device 1 holds " + PLAN.expertBytes() / 2 + " bytes of its "
+                    + HALF) && shares.get(1).summary().endsWith("experts 1, 3, 5, 7 of each of the 4 MoE layers"),
+                    shares.get(1).summary());
             MultiDeviceTest.assertSameScores(want, engine.score(tokens, MultiDeviceTest.OPTIONS), C, "split, resident");
         }
         long small = ExpertStreamingTest.cap(PLAN, C, 1);
