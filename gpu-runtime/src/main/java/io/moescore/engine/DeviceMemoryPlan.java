@@ -155,9 +155,7 @@ public final class DeviceMemoryPlan {
             layerShare = new long[n][moe.length];
             for (int d = 0; d < n; d++) {
                 plans[d] = MemoryPlan.of(c, stored, own[d]);
-                budgets[d] = cap == 0 ? own[d] : new MemoryBudget(Math.min(cap, own[d].availableBytes()),
-                        own[d].bytesPerWeight(), own[d].packsSparseExperts(), "the --device-memory cap"
-                        + (cap > own[d].availableBytes() ? " (lowered to " + own[d].where() + ")" : ""));
+                budgets[d] = cap == 0 ? own[d] : ExpertResidency.capped(own[d], cap);
                 long experts = (long) moe.length * c.numExperts();
                 for (int i = 0; i < moe.length; i++) {
                     layerShare[d][i] = experts == 0 ? 0
@@ -190,10 +188,9 @@ public final class DeviceMemoryPlan {
                     batch = Math.min(batch, (budgets[d].availableBytes() - fixed) / perToken(d));
                 }
                 if (fits) {
-                    MemoryPlan capped = new MemoryPlan(plans[0].parameters(), plans[0].weightBytes(),
-                            plans[0].expertBytes(), plans[0].bytesPerToken(), new MemoryBudget(
-                            budgets[0].availableBytes(), budgets[0].bytesPerWeight(),
-                            budgets[0].packsSparseExperts(), budgets[0].where() + " on each of " + n + " devices"));
+                    MemoryBudget b = budgets[0];
+                    MemoryPlan capped = plans[0].in(new MemoryBudget(b.availableBytes(), b.bytesPerWeight(),
+                            b.packsSparseExperts(), b.where() + " on each of " + n + " devices"));
                     long layer = moe.length == 0 ? 0 : plans[0].expertBytes() / moe.length;
                     return new ExpertResidency(capped, true, ExpertResidency.streamedAfter(c, k), layer, slots,
                             batch);
