@@ -36,6 +36,11 @@ public final class Devices implements AutoCloseable {
         return backends.get(device);
     }
 
+    /** Every device, device 0 first. */
+    public List<Backend> all() {
+        return backends;
+    }
+
     /** Device 0: the one that holds the non-expert weights and the activations. */
     public Backend primary() {
         return backends.get(0);

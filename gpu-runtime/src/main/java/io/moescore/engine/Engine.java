@@ -123,7 +123,7 @@ public final class Engine implements AutoCloseable {
     }
 
     /** Refuses, naming what is missing, a model whose ops the backend lacks. */
-    private static void requireSupported(ModelConfig config, Backend backend, String model) {
+    static void requireSupported(ModelConfig config, Backend backend, String model) {
         List<String> missing = backend.unsupported(config);
         if (!missing.isEmpty()) {
             throw new UnsupportedModelException(backend.deviceName() + " cannot run the " + config.family().modelType
@@ -166,19 +166,13 @@ public final class Engine implements AutoCloseable {
     /**
      * Refuses, before anything is read onto the backend, a model whose ops the backend lacks or that does not fit
      * its memory: all of it without a cap ({@code deviceMemory} 0), else its non-expert weights, two staging slots
-     * and one sequence's activations under the cap ({@link ExpertResidency}).
+     * and one sequence's activations under the cap ({@link ExpertResidency}). Several devices: {@link EngineLoad}.
      *
      * @throws UnsupportedModelException naming the model and what is missing, or the numbers that do not fit
      */
     public static void requireLoadable(ModelConfig config, Path modelDirectory, Backend backend, long deviceMemory) {
         requireSupported(config, backend, modelDirectory.toString());
-        MemoryPlan plan = memoryPlan(config, modelDirectory, backend);
-        if (deviceMemory > 0) {
-            ExpertResidency.of(config, plan, deviceMemory);
-        } else if (plan != null && !plan.fits()) {
-            throw new UnsupportedModelException("the " + config.family().modelType + " model " + modelDirectory
-                    + " does not fit on " + backend.deviceName() + ": " + plan.describe());
-        }
+        DeviceMemoryPlan.of(config, modelDirectory, List.of(backend), null, deviceMemory);
     }
 
     /** The model's memory on the backend, or null where the backend cannot tell; known before loading. */

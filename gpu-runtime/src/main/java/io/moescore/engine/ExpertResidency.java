@@ -55,12 +55,8 @@ public record ExpertResidency(MemoryPlan plan, boolean capped, boolean[] streame
             throw new UnsupportedModelException("--device-memory needs a backend that tells its memory and bytes "
                     + "per weight; this one does not");
         }
-        MemoryBudget own = plan.budget();
-        MemoryBudget budget = new MemoryBudget(Math.min(cap, own.availableBytes()), own.bytesPerWeight(),
-                own.packsSparseExperts(), "the --device-memory cap" + (cap > own.availableBytes()
-                ? " (lowered to " + own.where() + ")" : ""));
-        MemoryPlan capped = new MemoryPlan(plan.parameters(), plan.weightBytes(), plan.expertBytes(),
-                plan.bytesPerToken(), budget);
+        MemoryBudget budget = capped(plan.budget(), cap);
+        MemoryPlan capped = plan.in(budget);
         long layer = layerBytes(c, plan);
         int moe = moeLayerCount(c);
         long sequence = (long) c.maxPositions() * plan.bytesPerToken();
@@ -81,6 +77,13 @@ public record ExpertResidency(MemoryPlan plan, boolean capped, boolean[] streame
                 + sequence + " bytes of activations for one sequence of " + c.maxPositions() + " tokens ("
                 + plan.bytesPerToken() + " bytes each) = " + (plan.nonExpertBytes() + slots * layer + sequence)
                 + " bytes, more than the " + available + " bytes of " + budget.where());
+    }
+
+    /** A device's own memory under a cap of {@code cap} bytes: the cap, lowered to the memory where smaller. */
+    static MemoryBudget capped(MemoryBudget own, long cap) {
+        return new MemoryBudget(Math.min(cap, own.availableBytes()), own.bytesPerWeight(), own.packsSparseExperts(),
+                "the --device-memory cap" + (cap > own.availableBytes() ? " (lowered to " + own.where() + ")" : ""),
+                own.sharedByDevices());
     }
 
     /** Per decoder layer, whether its routed experts stream (a copy). */
@@ -133,7 +136,7 @@ public record ExpertResidency(MemoryPlan plan, boolean capped, boolean[] streame
     }
 
     /** The first {@code resident} MoE layers resident, every later one streamed. */
-    private static boolean[] streamedAfter(ModelConfig c, int resident) {
+    static boolean[] streamedAfter(ModelConfig c, int resident) {
         boolean[] moe = c.moeLayers();
         boolean[] out = new boolean[moe.length];
         int seen = 0;

@@ -33,6 +33,11 @@ public record MemoryPlan(long parameters, long weightBytes, long expertBytes, lo
         return new MemoryPlan(c.parameterCount(), weightBytes, expertBytes, perToken, budget);
     }
 
+    /** The same model's plan in another memory of the same kind (a cap on it: {@link ExpertResidency}). */
+    public MemoryPlan in(MemoryBudget other) {
+        return new MemoryPlan(parameters, weightBytes, expertBytes, bytesPerToken, other);
+    }
+
     /** Whether the weights fit at all. */
     public boolean fits() {
         return weightBytes < budget.availableBytes();

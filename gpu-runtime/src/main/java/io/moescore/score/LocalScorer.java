@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moescore.backend.Backend;
 import io.moescore.backend.Devices;
+import io.moescore.engine.DeviceMemoryPlan;
 import io.moescore.engine.Engine;
 import io.moescore.batch.ExpertLoad;
 import io.moescore.engine.ScoreOptions;
@@ -79,7 +80,12 @@ public final class LocalScorer {
             Backend backend = devices.primary();
             log.println("moescore: " + engine.config() + " on " + devices.describe());
             io.moescore.engine.MemoryPlan plan = Engine.memoryPlan(engine.config(), options.model(), backend);
-            if (plan != null) {
+            List<DeviceMemoryPlan.Share> shares = DeviceMemoryPlan.shares(engine.config(), options.model(),
+                    devices.all(), options.settings().checkPlacement(engine.config()),
+                    options.settings().deviceMemory());
+            if (!shares.isEmpty()) {  // devices with memories of their own: each one's share
+                shares.forEach(s -> log.println("moescore: " + s.summary()));
+            } else if (plan != null) {
                 log.println("moescore: " + plan.describe());
             }
             if (engine.residency().capped()) {

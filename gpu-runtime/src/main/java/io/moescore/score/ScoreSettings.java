@@ -269,10 +269,11 @@ public record ScoreSettings(String backend, Precision precision, boolean determi
     /**
      * Checks {@link #placement} against a model's config before its weights load ({@link ExpertPlacement#of}).
      *
+     * @return the experts' devices over {@link #resolvedDevices} (round-robin without a plan)
      * @throws IllegalArgumentException naming the plan's file and the layer that does not fit
      */
-    public void checkPlacement(ModelConfig config) {
-        ExpertPlacement.of(placement, config, resolvedDevices());
+    public ExpertPlacement checkPlacement(ModelConfig config) {
+        return ExpertPlacement.of(placement, config, resolvedDevices());
     }
 
     /** How an engine loads its weights under these settings (non-finite weights allowed, routers, memory cap). */

@@ -1,8 +1,8 @@
 package io.moescore.spark;
 
 import io.moescore.backend.MemoryBudget;
-import io.moescore.engine.ExpertResidency;
-import io.moescore.engine.MemoryPlan;
+import io.moescore.engine.DeviceMemoryPlan;
+import io.moescore.engine.ExpertPlacement;
 import io.moescore.engine.UnsupportedModelException;
 import io.moescore.model.ModelConfig;
 import io.moescore.model.ModelFormatException;
@@ -163,9 +163,9 @@ public final class DatasetScorer {
             }
             spec.settings().rowLimits(parsed.maxPositions());  // a stride the model's context cannot take
             spec.settings().checkRouting(parsed);  // a --routing spec the model cannot take
-            spec.settings().checkPlacement(parsed);  // a --placement plan of other layers or experts
+            ExpertPlacement placement = spec.settings().checkPlacement(parsed);  // a plan of other layers or experts
             if (spec.settings().deviceMemory() > 0) {
-                checkDeviceMemory(parsed, spec, conf);
+                checkDeviceMemory(parsed, spec, placement, conf);
             }
             return parsed;
         } catch (IOException e) {
@@ -177,18 +177,21 @@ public final class DatasetScorer {
 
     /**
      * A {@code --device-memory} cap too small for the model on any executor, refused on the driver before any task
-     * ({@link ExpertResidency}'s check): the plan at the least any backend places, 16-bit weights with sparse experts
-     * packed as the checkpoint's sparsity.json names them (without one, at the smallest pattern's bytes), so a refusal
-     * here is never wrong; each executor checks its own backend's plan exactly when it loads the model.
+     * by the executors' own rule ({@link DeviceMemoryPlan}, per device over {@code --devices} as {@code placement}
+     * spreads the experts): the plan at the least any backend places, 16-bit weights with sparse experts packed as
+     * the checkpoint's sparsity.json names them (without one, at the smallest pattern's bytes), each device with a
+     * memory of its own (as GPUs have; the CPU backend's logical devices share the heap, a stricter check), so a
+     * refusal here is never wrong; each executor checks its own backends' plan exactly when it loads the model.
      */
-    static void checkDeviceMemory(ModelConfig c, ScoringSpec spec, Configuration conf) {
+    static void checkDeviceMemory(ModelConfig c, ScoringSpec spec, ExpertPlacement placement, Configuration conf) {
         byte[] manifest = ModelFiles.readModelFile(spec.modelUri(), SparsityPattern.MANIFEST, conf);
         String where = spec.modelUri() + "/" + SparsityPattern.MANIFEST;
         SparsityPattern stored = manifest == null ? SparsityPattern.smallest() : SparsityPattern.ofManifest(
                 ModelJson.parse(new String(manifest, StandardCharsets.UTF_8), "sparsity manifest " + where), where);
-        MemoryPlan least = MemoryPlan.of(c, stored, new MemoryBudget(Long.MAX_VALUE, 2, true, "any executor"));
+        MemoryBudget[] any = new MemoryBudget[placement.devices()];
+        Arrays.fill(any, new MemoryBudget(Long.MAX_VALUE, 2, true, "any executor's device"));
         try {
-            ExpertResidency.of(c, least, spec.settings().deviceMemory());
+            DeviceMemoryPlan.of(c, stored, any, placement, spec.settings().deviceMemory(), "model " + spec.modelUri());
         } catch (UnsupportedModelException e) {
             throw new IllegalArgumentException("model " + spec.modelUri() + ": " + e.getMessage(), e);
         }

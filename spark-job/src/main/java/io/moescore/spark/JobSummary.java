@@ -18,14 +18,16 @@ import org.apache.hadoop.conf.Configuration;
  * attempts would otherwise count twice), per executor its device and throughput, and the expert load. A run with
  * {@code --resume} adds what it reused from earlier runs and what it scored ({@code resume}; null otherwise): the
  * other totals count this run's scoring only. {@code settings}: the scoring settings the job ran with (null: not
- * recorded).
+ * recorded). {@code entriesPerDevice}: where executors spread their experts over several devices ({@code --devices}),
+ * the routing entries (token-expert pairs) each device index computed, summed over the executors' engines (empty
+ * otherwise; {@link #entriesPerDevice(Collection)}).
  */
 public record JobSummary(long rows, long errorRows, long tokens, double wallSeconds, List<ExecutorLine> executors,
-                         long[][] expertLoad, ResumeCounts resume, ScoreSettings settings) {
+                         long[][] expertLoad, ResumeCounts resume, ScoreSettings settings, long[] entriesPerDevice) {
 
     public JobSummary(long rows, long errorRows, long tokens, double wallSeconds, List<ExecutorLine> executors,
                       long[][] expertLoad) {
-        this(rows, errorRows, tokens, wallSeconds, executors, expertLoad, null, null);
+        this(rows, errorRows, tokens, wallSeconds, executors, expertLoad, null, null, new long[0]);
     }
 
     /** Splits (and their rows) a resumed run took from earlier runs, and those it scored itself. */
@@ -34,11 +36,13 @@ public record JobSummary(long rows, long errorRows, long tokens, double wallSeco
     }
 
     public JobSummary withResume(ResumeCounts counts) {
-        return new JobSummary(rows, errorRows, tokens, wallSeconds, executors, expertLoad, counts, settings);
+        return new JobSummary(rows, errorRows, tokens, wallSeconds, executors, expertLoad, counts, settings,
+                entriesPerDevice);
     }
 
     public JobSummary withSettings(ScoreSettings scoring) {
-        return new JobSummary(rows, errorRows, tokens, wallSeconds, executors, expertLoad, resume, scoring);
+        return new JobSummary(rows, errorRows, tokens, wallSeconds, executors, expertLoad, resume, scoring,
+                entriesPerDevice);
     }
 
     /** Rows of the output that carry an error, reused ones included. */
@@ -96,7 +100,37 @@ public record JobSummary(long rows, long errorRows, long tokens, double wallSeco
             return new ExecutorLine(en.getKey(), first.host(), first.device(), en.getValue()[0], en.getValue()[1],
                     unionNanos(intervals.get(en.getKey())) / 1e9);
         }).toList();
-        return new JobSummary(rows, errors, tokens, wallSeconds, executors, load == null ? new long[0][] : load);
+        return new JobSummary(rows, errors, tokens, wallSeconds, executors, load == null ? new long[0][] : load, null,
+                null, entriesPerDevice(stats));
+    }
+
+    /**
+     * Per device index, the routing entries the job's tasks computed, summed over the engines they ran on: per engine
+     * (an executor's, by its first device) its latest counts less its earliest, over every attempt, since the tasks
+     * running on one engine at once share its counters (so a failed attempt's entries count: the devices did compute
+     * them). Empty where no engine spread its experts.
+     */
+    static long[] entriesPerDevice(Collection<TaskStats> stats) {
+        Map<String, long[][]> byEngine = new TreeMap<>();  // engine -> {earliest, latest}
+        for (TaskStats s : stats) {
+            TaskStats.EngineEntries e = s.entries();
+            if (e == null) {
+                continue;
+            }
+            long[][] span = byEngine.computeIfAbsent(e.engine(), k -> new long[][] {e.before().clone(),
+                    e.after().clone()});
+            for (int d = 0; d < Math.min(span[0].length, e.before().length); d++) {
+                span[0][d] = Math.min(span[0][d], e.before()[d]);
+                span[1][d] = Math.max(span[1][d], e.after()[d]);
+            }
+        }
+        long[] sum = new long[byEngine.values().stream().mapToInt(span -> span[1].length).max().orElse(0)];
+        for (long[][] span : byEngine.values()) {
+            for (int d = 0; d < span[1].length; d++) {
+                sum[d] += span[1][d] - span[0][d];
+            }
+        }
+        return sum;
     }
 
     /** The length of the union of [start, end) intervals. */
@@ -125,6 +159,10 @@ public record JobSummary(long rows, long errorRows, long tokens, double wallSeco
         for (ExecutorLine e : executors) {
             out.printf("  executor %-6s %-20s %-28s %8d rows %10d tokens %10.0f tokens/s while busy%n",
                     e.executorId(), e.host(), e.device(), e.rows(), e.tokens(), e.tokensPerSecond());
+        }
+        if (entriesPerDevice.length > 0) {
+            out.println("moescore: routed entries per device: " + java.util.Arrays.toString(entriesPerDevice)
+                    .replaceAll("[\\[\\]]", ""));
         }
         if (resume != null) {
             out.printf("moescore: resumed: %d splits (%d rows) reused from earlier runs, %d splits (%d rows) scored%n",
@@ -164,6 +202,10 @@ public record JobSummary(long rows, long errorRows, long tokens, double wallSeco
             if (settings.batchDependentScores()) {  // only then: --routing batch-top-k:K, one expert set per batch
                 root.put("batch_dependent_scores", true);
             }
+        }
+        if (entriesPerDevice.length > 0) {  // experts over several devices: each device index's routing entries
+            ArrayNode perDevice = root.putArray("entries_per_device");
+            java.util.Arrays.stream(entriesPerDevice).forEach(perDevice::add);
         }
         ArrayNode layers = root.putArray("expert_tokens_per_layer");
         for (long[] layer : expertLoad) {

@@ -52,11 +52,16 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
     }
 
     /**
-     * What a task scores with: batches, the expert load's shape, the device's name, the text tokenizer and the
-     * model's context (max_position_embeddings: rows longer are scored as {@code --long-rows} says).
+     * What a task scores with: batches, the expert load's shape, the device's name, the text tokenizer, the
+     * model's context (max_position_embeddings: rows longer are scored as {@code --long-rows} says) and the routing
+     * entries each device of the engine has computed so far (empty where its experts are on one device).
      */
     record Scoring(BatchPlanner.Scorer scorer, int numLayers, int numExperts, String device,
-                   Supplier<TextTokenizer> tokenizer, int context) {
+                   Supplier<TextTokenizer> tokenizer, int context, Supplier<long[]> entriesPerDevice) {
+        Scoring(BatchPlanner.Scorer scorer, int numLayers, int numExperts, String device,
+                Supplier<TextTokenizer> tokenizer, int context) {
+            this(scorer, numLayers, numExperts, device, tokenizer, context, () -> new long[0]);
+        }
     }
 
     /** The executor's shared engine ({@link ExecutorEngines}). */
@@ -64,7 +69,8 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
         ExecutorEngines.Loaded loaded = ExecutorEngines.get(spec, device);
         Engine engine = loaded.engine(spec.settings().routing());
         return new Scoring(engine::score, engine.config().numLayers(), engine.config().numExperts(),
-                loaded.devices().describe(), loaded::tokenizer, engine.config().maxPositions());
+                loaded.devices().describe(), loaded::tokenizer, engine.config().maxPositions(),
+                engine.expertStore()::entriesPerDevice);
     };
 
     /** @param reports where each task reports what it scored (window by window, and at its end), or null for none */
@@ -235,6 +241,7 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
             });
         }
         long start = System.nanoTime();
+        long[] entriesBefore = scoring.entriesPerDevice().get();
         return new Iterator<>() {
             private Scored ready;
             private boolean reported;
@@ -253,8 +260,11 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
                     if (trace != null) {
                         trace.close();  // complete before the task reports: the driver keeps reported files only
                     }
+                    long[] entriesAfter = scoring.entriesPerDevice().get();
                     report(context, scoring.device(), load, task.counts, start, System.nanoTime(),
-                            trace == null ? 0 : trace.nanos());
+                            trace == null ? 0 : trace.nanos(), entriesAfter.length == 0 ? null
+                                    : new TaskStats.EngineEntries(executorId() + " device " + device, entriesBefore,
+                                    entriesAfter));
                     if (context == null) {
                         task.close();
                     }
@@ -298,7 +308,7 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
     }
 
     private void report(TaskContext task, String device, ExpertLoad load, long[] counts, long startNanos,
-                        long endNanos, long traceNanos) {
+                        long endNanos, long traceNanos, TaskStats.EngineEntries entries) {
         if (task == null || reports == null) {
             return;
         }
@@ -314,6 +324,6 @@ abstract class PartitionScorer<T> implements FlatMapFunction<Iterator<T>, Intern
             // keep what Spark told us
         }
         reports.stats().add(new TaskStats(task.stageId(), task.partitionId(), task.attemptNumber(), executor, host,
-                device, counts[0], counts[1], counts[2], startNanos, endNanos, perLayer, traceNanos));
+                device, counts[0], counts[1], counts[2], startNanos, endNanos, perLayer, traceNanos, entries));
     }
 }

@@ -104,6 +104,14 @@ class ResumeScoreJobTest {
         assertEquals(24, resume.rowsReused() + resume.rowsScored(), resume.toString());
         assertEquals(resume.rowsScored(), summary.rows(), "the run's own totals count what it scored");
         assertTrue(summary.executors().get(0).device().startsWith("2 devices: CPU"), summary.executors().toString());
+        // each device index's routing entries, summed over the executors: each scored token's top-k per MoE layer
+        io.moescore.model.ModelConfig c = io.moescore.model.ModelConfig.load(SparkTests.demoModel());
+        long moe = java.util.stream.IntStream.range(0, c.numLayers()).filter(l -> c.moeLayers()[l]).count();
+        long[] perDevice = summary.entriesPerDevice();
+        assertEquals(2, perDevice.length, java.util.Arrays.toString(perDevice));
+        assertTrue(perDevice[0] > 0 && perDevice[1] > 0, java.util.Arrays.toString(perDevice));
+        assertEquals(summary.tokens() * c.topK() * moe, perDevice[0] + perDevice[1], summary.tokens() + " tokens");
+        assertEquals(2, summary.toJson().get("entries_per_device").size(), summary.toJson().toString());
         assertExactOutput(out);
     }
 

@@ -74,6 +74,29 @@ class ModelCheckBackendTest {
         assertEquals(vectorWise, smallestThatPasses(capped), "no manifest: the smallest pattern's bytes");
     }
 
+    /**
+     * With --devices 2 the driver checks each device's share (the executors' rule, {@code DeviceMemoryPlan}): device
+     * 0 stages only its half of the MoE layer's experts, so a smaller cap passes than on one device, and a cap just
+     * below the smallest is refused naming the device that does not fit, its bytes and its experts.
+     */
+    @Test
+    void withSeveralDevicesTheDriverChecksEachDevicesShare() throws IOException {
+        ScoringSpec base = spec("auto");
+        java.util.function.LongFunction<ScoringSpec> one = bytes -> new ScoringSpec(base.modelUri(),
+                base.settings().with(ScoreSettings.DEVICE_MEMORY, bytes), "tokens", null, Map.of());
+        java.util.function.LongFunction<ScoringSpec> two = bytes -> new ScoringSpec(base.modelUri(),
+                base.settings().with(ScoreSettings.DEVICE_MEMORY, bytes).with(ScoreSettings.DEVICES, 2), "tokens",
+                null, Map.of());
+        long oneDevice = smallestThatPasses(one);
+        long twoDevices = smallestThatPasses(two);
+        assertTrue(twoDevices < oneDevice, "two devices' smallest cap " + twoDevices + ", one device's " + oneDevice);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> DatasetScorer.checkModel(two.apply(twoDevices - 1)));
+        assertTrue(e.getMessage().contains("--device-memory " + (twoDevices - 1) + " bytes is too small")
+                && e.getMessage().contains("on 2 devices: device 0 needs ")
+                && e.getMessage().contains("experts 0, 2, 4, 6 of each of the 1 MoE layers"), e.getMessage());
+    }
+
     /** The smallest cap the driver's check passes, by bisection. */
     private static long smallestThatPasses(java.util.function.LongFunction<ScoringSpec> capped) {
         long lo = 1;

@@ -57,10 +57,13 @@ public final class CpuBackend implements Backend {
         return "CPU (" + pool.getParallelism() + " threads)";
     }
 
-    /** Every weight as fp32 on the heap, sparse experts decompressed: the JVM's maximum heap bounds the model. */
+    /**
+     * Every weight as fp32 on the heap, sparse experts decompressed: the JVM's maximum heap bounds the model, shared
+     * by every logical device of an engine over several.
+     */
     @Override
     public MemoryBudget memoryBudget() {
-        return new MemoryBudget(Runtime.getRuntime().maxMemory(), Float.BYTES, false, "the JVM heap (-Xmx)");
+        return new MemoryBudget(Runtime.getRuntime().maxMemory(), Float.BYTES, false, "the JVM heap (-Xmx)", true);
     }
 
     @Override
