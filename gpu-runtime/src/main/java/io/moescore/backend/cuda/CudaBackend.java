@@ -309,6 +309,7 @@ public final class CudaBackend implements Backend {
             // read the norm's copy on the tensor cores, as transformers' own bf16 / fp16 run does
             boolean readsCopy = in.currentCopy() != null && weight.half != null && weight.parts == 1;
             if (weight.f32 != null && !readsCopy) {
+                in.requireDefined("linear (fp32 product)");  // fp32 values an op left undefined are never read
                 launcher.launch("linear_small_f32", blocks(in.rows, SMALL_TILE), (int) blocks(weight.rows, SMALL_TILE),
                         SMALL_THREADS, 0, in.f32, weight.f32, b, o.f32, in.rows, weight.rows, in.cols);
                 return;
