@@ -28,11 +28,7 @@ public record GroupLimitedSigmoidRouter(int k, int groups, int topkGroups, boole
 
     @Override
     public HostExpertRouting route(float[] logits, int rows, int numExperts) {
-        if (numExperts != correctionBias.length || numExperts % groups != 0 || numExperts / groups < 2
-                || k > topkGroups * (numExperts / groups)) {
-            throw new IllegalArgumentException("top-" + k + " of " + topkGroups + " of " + groups + " groups over "
-                    + numExperts + " experts with " + correctionBias.length + " correction biases");
-        }
+        requireLayer(numExperts, "");
         int perGroup = numExperts / groups;
         int[][] chosen = new int[rows][k];
         float[][] gates = new float[rows][k];
@@ -86,6 +82,21 @@ public record GroupLimitedSigmoidRouter(int k, int groups, int topkGroups, boole
             }
         }
         return HostExpertRouting.fromChoices(numExperts, chosen, gates);
+    }
+
+    /**
+     * Refuses a layer of {@code numExperts} experts that does not make this router's groups (one correction bias per
+     * expert, groups of at least 2, k within the eligible groups), the message after {@code prefix}; the GPU's kernel
+     * checks the same.
+     *
+     * @throws IllegalArgumentException naming k, the groups, the experts and the biases
+     */
+    public void requireLayer(int numExperts, String prefix) {
+        if (numExperts != correctionBias.length || numExperts % groups != 0 || numExperts / groups < 2
+                || k > topkGroups * (numExperts / groups)) {
+            throw new IllegalArgumentException(prefix + "top-" + k + " of " + topkGroups + " of " + groups
+                    + " groups over " + numExperts + " experts with " + correctionBias.length + " correction biases");
+        }
     }
 
     @Override

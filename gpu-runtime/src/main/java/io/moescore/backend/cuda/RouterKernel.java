@@ -49,8 +49,7 @@ sealed interface RouterKernel {
         } else if (router instanceof BatchTopKRouter r) {
             kernel = new BlockTopK(r.k(), r.blockRows(), r.renormalize());
         } else if (router instanceof GroupLimitedSigmoidRouter r) {
-            kernel = new GroupSigmoid(r.k(), r.groups(), r.topkGroups(), r.renormalize(), r.scalingFactor(),
-                    r.correctionBias());
+            kernel = new GroupSigmoid(r);
         } else if (router instanceof DropExpertsRouter r) {
             RouterKernel inner = of(r.inner());
             kernel = inner == null ? null : new Drop(r.dropped(), inner);
@@ -239,72 +238,49 @@ sealed interface RouterKernel {
     }
 
     /**
-     * router_group_sigmoid: DeepSeek-V3's and GLM-4.5's group-limited sigmoid router (noaux_tc); k experts for every
-     * token. The correction biases travel with each launch (E floats, queued behind the stream's work).
+     * router_group_sigmoid: DeepSeek-V3's and GLM-4.5's group-limited sigmoid router (noaux_tc) as {@code router}
+     * defines it; k experts for every token. The correction biases travel with each launch (E floats, queued behind
+     * the stream's work).
      */
-    record GroupSigmoid(int k, int groups, int topkGroups, boolean renormalize, float scaling, float[] bias)
-            implements RouterKernel {
-        public GroupSigmoid {
-            bias = bias.clone();
-        }
-
+    record GroupSigmoid(GroupLimitedSigmoidRouter router) implements RouterKernel {
         @Override
         public Counts counts() {
-            return Counts.exactly(k);
+            return Counts.exactly(router.k());
         }
 
         /** Groups as a 64-bit mask, the chosen groups in per-thread arrays. */
         @Override
         public boolean fits() {
-            return k <= ROUTER_MAX_K && topkGroups <= ROUTER_MAX_K && groups <= 64;
+            return router.k() <= ROUTER_MAX_K && router.topkGroups() <= ROUTER_MAX_K && router.groups() <= 64;
         }
 
         /** @throws IllegalArgumentException where the layer's experts do not make the groups (as the CPU twin) */
         @Override
         public int width(int experts) {
-            if (experts != bias.length || experts % groups != 0 || experts / groups < 2
-                    || k > topkGroups * (experts / groups)) {
-                throw new IllegalArgumentException(name() + ": top-" + k + " of " + topkGroups + " of " + groups
-                        + " groups over " + experts + " experts with " + bias.length + " correction biases");
-            }
-            return k;
+            router.requireLayer(experts, name() + ": ");
+            return router.k();
         }
 
         @Override
         public void launch(CudaLauncher launcher, CUdeviceptr logits, int rows, int experts, int[] sequenceStarts,
                            Rows out) {
             width(experts);
+            float[] bias = router.correctionBias();
             int[] bits = new int[bias.length];
             for (int e = 0; e < bits.length; e++) {
                 bits[e] = Float.floatToRawIntBits(bias[e]);
             }
             try (CudaTensor.Ints device = launcher.uploadQueued(bits)) {  // read as floats
                 launcher.launch("router_group_sigmoid", blocks(rows, ROUTER_WARPS), 1, ROUTER_THREADS,
-                        perWarpFloats(2 * experts), logits, rows, experts, groups, topkGroups, k, device.device,
-                        renormalize ? 1 : 0, scaling, out.chosen(), out.weights());
+                        perWarpFloats(2 * experts), logits, rows, experts, router.groups(), router.topkGroups(),
+                        router.k(), device.device, router.renormalize() ? 1 : 0, router.scalingFactor(),
+                        out.chosen(), out.weights());
             }
         }
 
         @Override
         public String name() {
             return "router_group_sigmoid";
-        }
-
-        @Override
-        public boolean equals(Object o) {
-            return o instanceof GroupSigmoid g && k == g.k && groups == g.groups && topkGroups == g.topkGroups
-                    && renormalize == g.renormalize && Float.compare(scaling, g.scaling) == 0
-                    && Arrays.equals(bias, g.bias);
-        }
-
-        @Override
-        public int hashCode() {
-            return Arrays.hashCode(bias) * 31 + k;
-        }
-
-        @Override
-        public String toString() {
-            return "GroupSigmoid(top-" + k + " of " + topkGroups + "/" + groups + ")";
         }
     }
 

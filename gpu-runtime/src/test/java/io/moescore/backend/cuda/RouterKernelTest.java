@@ -45,9 +45,11 @@ class RouterKernelTest {
         assertNotEqualMask(drop, dropped);
         float[] bias = {0.1f, -0.2f, 0f, 0.3f, 0f, 0f, 0.05f, 0f};
         RouterKernel group = RouterKernel.of(new GroupLimitedSigmoidRouter(2, 4, 2, true, 2.5f, bias));
-        assertEquals(new RouterKernel.GroupSigmoid(2, 4, 2, true, 2.5f, bias.clone()), group);
+        assertEquals(new RouterKernel.GroupSigmoid(new GroupLimitedSigmoidRouter(2, 4, 2, true, 2.5f, bias.clone())),
+                group);
         bias[0] = 9f;  // the kernel keeps its own copy of the correction biases
-        assertFalse(group.equals(new RouterKernel.GroupSigmoid(2, 4, 2, true, 2.5f, bias)));
+        assertFalse(group.equals(new RouterKernel.GroupSigmoid(new GroupLimitedSigmoidRouter(2, 4, 2, true, 2.5f,
+                bias))));
         assertEquals(2, group.width(8));
         assertFalse(group.varies());
     }
@@ -122,12 +124,14 @@ class RouterKernelTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> new RouterKernel.Drop(new boolean[8], new RouterKernel.TopK(2, true)).width(6));
         assertEquals("expert drop list for 8 experts routes 6", e.getMessage());
-        RouterKernel group = new RouterKernel.GroupSigmoid(3, 4, 1, true, 1f, new float[8]);
+        RouterKernel group = new RouterKernel.GroupSigmoid(new GroupLimitedSigmoidRouter(3, 4, 1, true, 1f,
+                new float[8]));
         e = assertThrows(IllegalArgumentException.class, () -> group.width(8));  // 3 > 1 group of 2 experts
         assertEquals("router_group_sigmoid: top-3 of 1 of 4 groups over 8 experts with 8 correction biases",
                 e.getMessage());
         assertThrows(IllegalArgumentException.class,
-                () -> new RouterKernel.GroupSigmoid(2, 4, 2, true, 1f, new float[8]).width(12));
+                () -> new RouterKernel.GroupSigmoid(new GroupLimitedSigmoidRouter(2, 4, 2, true, 1f, new float[8]))
+                        .width(12));
     }
 
     /** The four gates of router_threshold get the distinct numbers constants.cuh gives them. */
