@@ -228,6 +228,11 @@ final class DeviceGroup implements ExpertDevices {
     }
 
     @Override
+    public boolean spread() {
+        return true;
+    }
+
+    @Override
     public long[] entriesPerDevice() {
         long[] out = new long[entries.length()];
         for (int d = 0; d < out.length; d++) {

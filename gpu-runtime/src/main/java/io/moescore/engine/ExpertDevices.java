@@ -22,6 +22,11 @@ interface ExpertDevices extends AutoCloseable {
     void run(int layer, Tensor x, ExpertRouting routing, ExpertWeights experts, Tensor out,
              ExpertInputObserver seen);
 
+    /** Whether the experts are spread over devices as a placement says ({@link DeviceGroup}), not on one backend. */
+    default boolean spread() {
+        return false;
+    }
+
     /** The routed entries (token-expert pairs) each device has computed so far; empty where nothing is spread. */
     default long[] entriesPerDevice() {
         return new long[0];

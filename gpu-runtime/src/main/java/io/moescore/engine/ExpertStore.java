@@ -42,6 +42,11 @@ public final class ExpertStore {
         return devices.describe();
     }
 
+    /** Whether the routed experts are spread over devices as a placement says (EngineLoad decided it). */
+    public boolean spread() {
+        return devices.spread();
+    }
+
     /** The routing entries (token-expert pairs) each device has computed so far; empty on one device. */
     public long[] entriesPerDevice() {
         return devices.entriesPerDevice();

@@ -79,14 +79,16 @@ public final class LocalScorer {
              AtomicOutput output = openOutput(options)) {
             Backend backend = devices.primary();
             log.println("moescore: " + engine.config() + " on " + devices.describe());
-            io.moescore.engine.MemoryPlan plan = Engine.memoryPlan(engine.config(), options.model(), backend);
             List<DeviceMemoryPlan.Share> shares = DeviceMemoryPlan.shares(engine.config(), options.model(),
                     devices.all(), options.settings().checkPlacement(engine.config()),
                     options.settings().deviceMemory());
             if (!shares.isEmpty()) {  // devices with memories of their own: each one's share
                 shares.forEach(s -> log.println("moescore: " + s.summary()));
-            } else if (plan != null) {
-                log.println("moescore: " + plan.describe());
+            } else {
+                io.moescore.engine.MemoryPlan plan = Engine.memoryPlan(engine.config(), options.model(), backend);
+                if (plan != null) {
+                    log.println("moescore: " + plan.describe());
+                }
             }
             if (engine.residency().capped()) {
                 log.println("moescore: " + engine.residency().describe());
@@ -96,7 +98,7 @@ public final class LocalScorer {
                 log.printf("moescore: %d expert uploads from host memory, %.1f MB%n",
                         engine.expertStore().uploads(), engine.expertStore().uploadedBytes() / 1e6);
             }
-            if (devices.size() > 1 || !options.settings().placement().isNone()) {
+            if (engine.expertStore().spread()) {
                 log.println("moescore: " + engine.expertStore().describeDevices());
             }
         } catch (IllegalArgumentException | io.moescore.model.ModelFormatException
