@@ -562,6 +562,76 @@ __device__ __forceinline__ void linear_sm90_tiled(const T* A, const unsigned cha
 #endif
 }
 
+// lm_head with the log-softmax folded into the epilogue (CudaLogProbs' fused path): a tile's logits (times scale, 1 /
+// Granite's logits_scaling else 1) leave the registers only for the top-k rows. For each of its rows the tile writes
+// (max, sum of exp(logit - max)) over its columns to partial[row * gridDim.y + blockIdx.y], the row's target logit to
+// targetLogit[row] where the target is one of its columns, and a top row's logits (topSlot[row] >= 0) to
+// top[slot * N + column]; logsoftmax_combine (lm_head.cu) folds a row's partials in tile order. The warp's thread
+// holds rows wm + lane / 4 (+ 8), columns 8 ni + 2 (lane % 4) (+ 1): a quad's 4 lanes share rows and cover the
+// tile's columns, so a row's max and sum come from two shuffles. CPU twin: CpuBackend.logProbs.
+template <int NI, typename T>
+__device__ __forceinline__ void epi_logsoftmax(const float* acc, int wm, const TileArgs<T>& t, int M, int N,
+                                               float scale, const int* targets, float2* partial,
+                                               float* targetLogit, const int* topSlot, float* top) {
+    int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int h = 0; h < 2; h++) {  // the thread's rows: lane / 4, then 8 below
+        int m = t.m0 + wm + (lane >> 2) + h * 8;
+        bool row = m < M;
+        float mx = -INFINITY;
+#pragma unroll
+        for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+            for (int e = 0; e < 2; e++)
+                if (t.n0 + ni * 8 + 2 * (lane & 3) + e < N) mx = fmaxf(mx, acc[ni * 4 + h * 2 + e] * scale);
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // column n0 is in every tile: mx is finite
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        int target = row ? targets[m] : -1;
+        int slot = row ? topSlot[m] : -1;
+        float s = 0.f;
+#pragma unroll
+        for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int n = t.n0 + ni * 8 + 2 * (lane & 3) + e;
+                if (n < N) {
+                    float v = acc[ni * 4 + h * 2 + e] * scale;
+                    s += __expf(v - mx);
+                    if (n == target) targetLogit[m] = v;
+                    if (slot >= 0) top[(size_t)slot * N + n] = v;
+                }
+            }
+        s += __shfl_xor_sync(0xffffffffu, s, 1);
+        s += __shfl_xor_sync(0xffffffffu, s, 2);
+        if (row && (lane & 3) == 0) partial[(size_t)m * gridDim.y + blockIdx.y] = make_float2(mx, s);
+    }
+}
+
+template <int BNT, typename T>
+__device__ __forceinline__ void logsoftmax_sm90_tiled(const T* A, const unsigned char* wTiled, int M, int N, int K,
+                                                      float scale, const int* targets, float2* partial,
+                                                      float* targetLogit, const int* topSlot, float* top) {
+#ifdef MOESCORE_WGMMA
+    TileArgs<T> t{A, nullptr, 0, M, nullptr, N, K, K, (int)blockIdx.x * BM, (int)blockIdx.y * BNT};
+    tiled_gemm<BNT, false>(t, wTiled, nullptr, [&](const float* acc, int wm) {
+        epi_logsoftmax<BNT / 8>(acc, wm, t, M, N, scale, targets, partial, targetLogit, topSlot, top);
+    });
+#endif
+}
+
+#define LOGSOFTMAX_SM90_KERNELS(T, NAME, SUFFIX, BNT)                                                               \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)                                                   \
+    lm_head_logsoftmax_##NAME##SUFFIX(const T* __restrict__ A, const unsigned char* __restrict__ wTiled, int M,      \
+                                      int N, int K, float scale, const int* __restrict__ targets,                  \
+                                      float2* __restrict__ partial, float* __restrict__ targetLogit,               \
+                                      const int* __restrict__ topSlot, float* __restrict__ top) {                  \
+        logsoftmax_sm90_tiled<BNT, T>(A, wTiled, M, N, K, scale, targets, partial, targetLogit, topSlot, top);      \
+    }
+LOGSOFTMAX_SM90_KERNELS(bf16, bf16, _sm90t, BN)
+LOGSOFTMAX_SM90_KERNELS(bf16, bf16, _sm90t_n128, BN_N128)
+LOGSOFTMAX_SM90_KERNELS(f16, f16, _sm90t, BN)
+LOGSOFTMAX_SM90_KERNELS(f16, f16, _sm90t_n128, BN_N128)
+
 #define GEMM_SM90_TILED_KERNELS(T, NAME, SUFFIX, BNT, THREADS, WS)                                                   \
     extern "C" __global__ void __launch_bounds__(THREADS, 1)                                                         \
     linear_##NAME##SUFFIX(const T* __restrict__ A, const unsigned char* __restrict__ wTiled,                         \

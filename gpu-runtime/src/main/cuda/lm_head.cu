@@ -54,6 +54,25 @@ extern "C" __global__ void logsoftmax_finish(const float* __restrict__ state, co
     lp[t] = targets[t] < 0 ? __int_as_float(0x7fc00000) : st[2] - (st[0] + logf(st[1]));
 }
 
+// The fused path's finish (gemm_sm90.cu, lm_head_logsoftmax_T_sm90t*): one warp per row folds the row's `tiles`
+// (max, sum of exp(logit - max)) pairs into the log-sum-exp, in one order for every row and batch;
+// lp[t] = target logit - log-sum-exp, NaN where the row has no target.
+extern "C" __global__ void logsoftmax_combine(const float2* __restrict__ partial, int tiles,
+                                              const float* __restrict__ targetLogit,
+                                              const int* __restrict__ targets, int T, float* __restrict__ lp) {
+    int lane = threadIdx.x & 31;
+    int t = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (t >= T) return;
+    const float2* p = partial + (size_t)t * tiles;
+    float m = -INFINITY;
+    for (int i = lane; i < tiles; i += 32) m = fmaxf(m, p[i].x);
+    m = warp_max(m);
+    float s = 0.f;
+    for (int i = lane; i < tiles; i += 32) s += p[i].y * __expf(p[i].x - m);
+    s = warp_sum(s);
+    if (lane == 0) lp[t] = targets[t] < 0 ? __int_as_float(0x7fc00000) : targetLogit[t] - (m + logf(s));
+}
+
 // The k largest logits of each top-k row (the rows logsoftmax_chunk copied out, vocab apart), largest first, lower
 // index first on ties, NaN below every number: TopK.indices' order on finite logits, picked on the device so only
 // rows x k indices come to the host (not rows x vocab logits: an is_greedy continuation asks for every position).

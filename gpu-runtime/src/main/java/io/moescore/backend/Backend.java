@@ -132,6 +132,16 @@ public interface Backend extends AutoCloseable {
         rmsNorm(x, weight, x.cols(), eps, out);
     }
 
+    /**
+     * {@link #addRmsNorm} whose {@code out} is read next only by matrix products ({@link #linear} of weights of more
+     * than one row, {@link #experts}, {@link #ffn}, {@link #logProbs}), never as fp32 values ({@link #toHost}, a
+     * one-row gate): a backend may keep out only in its GEMM input precision ({@link #normedActivation}), its fp32
+     * values then undefined until an op writes them. This default is the op itself.
+     */
+    default void addRmsNormForProducts(Tensor x, Tensor delta, Tensor weight, float eps, Tensor out) {
+        addRmsNorm(x, delta, weight, eps, out);
+    }
+
     /** out = x w^T (+ bias): x [T, in], w [outDim, in], bias null or [1, outDim], out [T, outDim]. */
     void linear(Tensor x, Tensor w, Tensor bias, Tensor out);
 

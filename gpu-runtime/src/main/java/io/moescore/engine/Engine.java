@@ -480,7 +480,13 @@ public final class Engine implements AutoCloseable {
                 if (m.residual() != 1f) {
                     backend.scale(mixed, m.residual());
                 }
-                backend.addRmsNorm(x, mixed, layer.postAttentionNorm(), c.rmsNormEps(), ffnIn);
+                // (products alone read ffnIn next unless a one-row shared-expert gate, an observer or experts on
+                // other devices read its fp32 values: then the backend keeps them)
+                if (layer.sharedExpertGate() == null && seen == null && !expertDevices.spread()) {
+                    backend.addRmsNormForProducts(x, mixed, layer.postAttentionNorm(), c.rmsNormEps(), ffnIn);
+                } else {
+                    backend.addRmsNorm(x, mixed, layer.postAttentionNorm(), c.rmsNormEps(), ffnIn);
+                }
 
                 // feed-forward block: x += moe(ffnIn) (+ shared experts) or dense ffn(ffnIn)
                 if (layer.isMoe()) {
@@ -509,11 +515,11 @@ public final class Engine implements AutoCloseable {
                     backend.ffn(ffnIn, layer.denseFfn(), mixed);
                 }
                 // x += mixed (x residual_multiplier); normed = rmsnorm(x) with the next layer's input norm, after
-                // the last the final norm
+                // the last the final norm (products alone read it next: q, k, v or lm_head)
                 if (m.residual() != 1f) {
                     backend.scale(mixed, m.residual());
                 }
-                backend.addRmsNorm(x, mixed, l + 1 < layers.size() ? layers.get(l + 1).inputNorm()
+                backend.addRmsNormForProducts(x, mixed, l + 1 < layers.size() ? layers.get(l + 1).inputNorm()
                         : weights.finalNorm(), c.rmsNormEps(), normed);
             }
             // log p(target) = log_softmax(normed lm_head^T / logits_scaling)[target], normed = rmsnorm(x), final norm

@@ -78,7 +78,7 @@ public final class CudaBackend implements Backend {
         this.weights = new CudaWeights(launcher, options.precision(), choice);
         this.gemm = new CudaGemm(launcher, choice, options.precision(), weights);
         this.experts = new ExpertLaunches(launcher, choice, gemm, options.precision(), options.deterministic());
-        this.logProbs = new CudaLogProbs(launcher, gemm, options.deterministic());
+        this.logProbs = new CudaLogProbs(launcher, gemm, choice, options.deterministic());
         this.norms = new CudaNorms(launcher, type, weights, this::readsHalfQk, deviceName());
     }
 
@@ -290,7 +290,13 @@ public final class CudaBackend implements Backend {
     /** One pass over x (elementwise.cu, rmsnorm_rows_T): x += delta, then out's fp32 values and 16-bit copy. */
     @Override
     public void addRmsNorm(Tensor x, Tensor delta, Tensor weight, float eps, Tensor out) {
-        norms.addRmsNorm(x, delta, weight, eps, out);
+        norms.addRmsNorm(x, delta, weight, eps, out, true);
+    }
+
+    /** The same pass writing only out's 16-bit copy where it has one (the products read nothing else). */
+    @Override
+    public void addRmsNormForProducts(Tensor x, Tensor delta, Tensor weight, float eps, Tensor out) {
+        norms.addRmsNorm(x, delta, weight, eps, out, false);
     }
 
     @Override

@@ -47,7 +47,7 @@ final class CudaNorms {
                         + " columns with " + w.cols + " weights");
             }
             if (o.hasCopy() && groupSize == in.cols) {  // whole rows into a tensor with a copy: written alike
-                normRows(in, null, w, o, eps);
+                normRows(in, null, w, o, eps, true);
                 return;
             }
             long groups = in.elements() / groupSize;
@@ -56,8 +56,11 @@ final class CudaNorms {
         });
     }
 
-    /** One pass over x (elementwise.cu, rmsnorm_rows_T): x += delta, then out's fp32 values and 16-bit copy. */
-    void addRmsNorm(Tensor x, Tensor delta, Tensor weight, float eps, Tensor out) {
+    /**
+     * One pass over x (elementwise.cu, rmsnorm_rows_T): x += delta, then out's 16-bit copy and, keepF32 or where
+     * out has no copy, its fp32 values (else left undefined: Backend.addRmsNormForProducts).
+     */
+    void addRmsNorm(Tensor x, Tensor delta, Tensor weight, float eps, Tensor out, boolean keepF32) {
         launcher.timed("addRmsNorm", () -> {
             CudaTensor in = CudaTensor.output(x, "addRmsNorm's residual");
             CudaTensor d = CudaTensor.of(delta);
@@ -67,23 +70,25 @@ final class CudaNorms {
                 throw new IllegalArgumentException("addRmsNorm: x " + in.rows + "x" + in.cols + ", delta " + d.rows
                         + "x" + d.cols + ", weight of " + w.cols);
             }
-            normRows(in, d.requireF32("addRmsNorm"), w, o, eps);
+            normRows(in, d.requireF32("addRmsNorm"), w, o, eps, keepF32);
         });
     }
 
-    private void normRows(CudaTensor x, CUdeviceptr delta, CudaTensor w, CudaTensor out, float eps) {
+    private void normRows(CudaTensor x, CUdeviceptr delta, CudaTensor w, CudaTensor out, float eps, boolean keepF32) {
         if (out.rows != x.rows || out.cols != x.cols) {
             throw new IllegalArgumentException("rmsNorm of " + x.rows + "x" + x.cols + " into " + out.rows + "x"
                     + out.cols);
         }
         CUdeviceptr copy = out.hasCopy() ? out.copyBuffer() : null;
+        boolean f32 = keepF32 || copy == null;  // without a copy the fp32 values are the only result
         if (copy == null) {
             CudaTensor.output(out, "rmsNorm");
         }
         launcher.launch(type.normKernel, x.rows, 1, x.cols >= 2048 ? 512 : x.cols >= 512 ? 256 : 128, 0,
-                x.requireF32("rmsNorm"), delta, w.requireF32("rmsNorm"), out.f32, copy, x.rows, x.cols, eps);
+                x.requireF32("rmsNorm"), delta, w.requireF32("rmsNorm"), f32 ? out.f32 : null, copy, x.rows, x.cols,
+                eps);
         if (copy != null) {
-            out.wroteCopy();
+            out.wroteCopy(f32);
         }
     }
 

@@ -157,11 +157,11 @@ final class CudaTensor implements Tensor {
         return requireStorage(op);
     }
 
-    /** Refuses to read fp32 values the last op left undefined (it wrote only the 16-bit copy, for attention). */
+    /** Refuses fp32 values the last op left undefined (it wrote only the 16-bit copy, for attention or products). */
     void requireDefined(String op) {
         if (f32Undefined) {
             throw new IllegalStateException(op + " reads fp32 values this " + rows + " x " + cols + " activation does "
-                    + "not hold: the last op wrote only its 16-bit copy, for attention");
+                    + "not hold: the last op wrote only its 16-bit copy (for attention or matrix products)");
         }
     }
 

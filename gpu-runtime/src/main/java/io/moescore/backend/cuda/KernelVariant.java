@@ -33,6 +33,11 @@ record KernelVariant(String name, Family family, HalfType type, Kernels pin, int
         LINEAR(BM, false),
         /** linear_T_sm90t*: the same over a pre-tiled copy of w, read by bulk copies (gemm_sm90.cu). */
         LINEAR_TILED(BM, false),
+        /**
+         * lm_head_logsoftmax_T_sm90t*: lm_head over a pre-tiled copy with the log-softmax folded into the epilogue
+         * (gemm_sm90.cu; {@link CudaLogProbs}).
+         */
+        LOGSOFTMAX_TILED(BM, false),
         /** experts_T_gate_up* and experts_T_down*: dense experts as rows of 16-bit copies. */
         EXPERTS(BM, true),
         /** The same over pre-tiled expert weights (_sm90t). */

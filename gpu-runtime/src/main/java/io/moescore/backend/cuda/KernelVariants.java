@@ -21,8 +21,8 @@ import java.util.List;
 /**
  * Every tensor-core GEMM and expert kernel of the fatbin with its launch geometry ({@link KernelVariant}), in the
  * order the tuner tries a family's variants. Names follow the .cu files' instantiating macros
- * (GEMM_KERNELS, GEMM_SM90_KERNELS, GEMM_SM90_TILED_KERNELS, SPARSE24_KERNELS, SPARSE24_SM90_KERNELS,
- * VNM_SM90_KERNELS); sizes come from constants.cuh through {@link KernelConstants}.
+ * (GEMM_KERNELS, GEMM_SM90_KERNELS, GEMM_SM90_TILED_KERNELS, LOGSOFTMAX_SM90_KERNELS, SPARSE24_KERNELS,
+ * SPARSE24_SM90_KERNELS, VNM_SM90_KERNELS); sizes come from constants.cuh through {@link KernelConstants}.
  */
 final class KernelVariants {
     static final List<KernelVariant> ALL = build();
@@ -35,6 +35,12 @@ final class KernelVariants {
         for (HalfType type : HalfType.values()) {
             String t = type.spelling;
             dense(all, type, Family.LINEAR, Family.LINEAR_TILED, "linear_" + t, null);
+            // lm_head with the log-softmax in the epilogue, the two pre-tiled wgmma tiles (gemm_sm90.cu)
+            String logSoftmax = "lm_head_logsoftmax_" + t;
+            all.add(variant(logSoftmax, null, "_sm90t", Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA, BN,
+                    GEMM_THREADS, GEMM_SM90_TILED_SHARED_BYTES(BN)));
+            all.add(variant(logSoftmax, null, "_sm90t_n128", Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA_N128,
+                    BN_N128, GEMM_THREADS, GEMM_SM90_TILED_SHARED_BYTES(BN_N128)));
             String gateUp = "experts_" + t + "_gate_up";
             String down = "experts_" + t + "_down";
             dense(all, type, Family.EXPERTS, Family.EXPERTS_TILED, gateUp, down);

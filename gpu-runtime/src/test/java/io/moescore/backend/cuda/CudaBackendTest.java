@@ -6,6 +6,7 @@ import static io.moescore.backend.cuda.KernelComparisons.assertLogProbsClose;
 import static io.moescore.backend.cuda.KernelComparisons.relativeError;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -426,10 +427,10 @@ class CudaBackendTest {
                 jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(a), ((CudaTensor) full).currentCopy(), a.length * 2L);
                 jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(b), ((CudaTensor) copyOnly).currentCopy(), b.length * 2L);
                 assertArrayEquals(a, b, what + ": the copy differs from the full op's");
-                IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                IllegalStateException e = assertThrows(IllegalStateException.class,
                         () -> gpu.toHost(copyOnly));
                 assertTrue(e.getMessage().contains("toHost") && e.getMessage().contains("16-bit copy"), e.getMessage());
-                org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                assertThrows(IllegalStateException.class,
                         () -> gpu.ropeForAttention(copyOnly, blocks, rope, gpu.ints(pos)));
                 gpu.linear(gpu.activation(values, t, cols), weight(bf16(randn(cols * cols, 0.05)), cols, cols)[1], null,
                         copyOnly);  // a product writes it whole: its values are defined again
@@ -592,6 +593,45 @@ class CudaBackendTest {
                     }
                 }
             }
+        }
+    }
+
+    /**
+     * addRmsNormForProducts (Backend: out read next only by matrix products) writes the residual and the 16-bit copy
+     * alone: a linear layer reading it gives the same bits as after the full op, and a read of its fp32 values
+     * (toHost, a one-row gate's fp32 product) is refused, naming the op, until an op writes them again.
+     */
+    @Test
+    void normForProductsKeepsOnlyTheCopy() throws IOException {
+        int t = 67;
+        int cols = 2048;
+        Tensor[] w = weight(randn(cols, 1), 1, cols);
+        Tensor[] lw = weight(bf16(randn(300 * cols, 1.0 / Math.sqrt(cols))), 300, cols);
+        Tensor[] gate = weight(randn(cols, 1.0 / Math.sqrt(cols)), 1, cols);
+        float[] x0 = randn(t * cols, 2);
+        float[] d0 = randn(t * cols, 1);
+        try (Tensor xFull = gpu.activation(x0, t, cols);
+             Tensor xProducts = gpu.activation(x0, t, cols);
+             Tensor delta = gpu.activation(d0, t, cols);
+             Tensor full = gpu.normedActivation(t, cols);
+             Tensor products = gpu.normedActivation(t, cols);
+             Tensor a = gpu.activation(t, 300);
+             Tensor b = gpu.activation(t, 300);
+             Tensor gateOut = gpu.activation(t, 1)) {
+            gpu.addRmsNorm(xFull, delta, w[1], 1e-6f, full);
+            gpu.addRmsNormForProducts(xProducts, delta, w[1], 1e-6f, products);
+            assertArrayEquals(gpu.toHost(xFull), gpu.toHost(xProducts), "the residual stream, written alike");
+            gpu.linear(full, lw[1], null, a);
+            gpu.linear(products, lw[1], null, b);
+            assertArrayEquals(gpu.toHost(a), gpu.toHost(b), "a linear layer after the norm for products alone");
+            IllegalStateException refused = assertThrows(IllegalStateException.class,
+                    () -> gpu.toHost(products));
+            assertTrue(refused.getMessage().contains("16-bit copy"), refused.getMessage());
+            refused = assertThrows(IllegalStateException.class,
+                    () -> gpu.linear(products, gate[1], null, gateOut));
+            assertTrue(refused.getMessage().contains("linear"), refused.getMessage());
+            gpu.rmsNorm(xProducts, w[1], cols, 1e-6f, products);  // the full op defines the fp32 values again
+            assertArrayEquals(gpu.toHost(full), gpu.toHost(products), "the norm's fp32 values once written again");
         }
     }
 
@@ -875,7 +915,7 @@ class CudaBackendTest {
         float[] big = bf16(randn(300 * 64, 0.1));
         big[1234] = 1e5f;
         WeightSlice s = slice(big, 300, 64);
-        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> fp16.weight(s));
         assertTrue(e.getMessage().contains(s.describe()) && e.getMessage().contains("fp16"), e.getMessage());
 
@@ -1016,6 +1056,47 @@ class CudaBackendTest {
         } finally {
             jcuda.driver.JCudaDriver.cuMemFree(device);
             jcuda.driver.JCudaDriver.cuMemFree(out);
+        }
+    }
+
+    /**
+     * lm_head's log-softmax on every kernel family this GPU pins: the pre-tiled wgmma ones fold it into the GEMM's
+     * epilogue (CudaLogProbs' fused path, lm_head_logsoftmax_T_sm90t*: a partial last vocabulary tile and token tile
+     * here), mma.sync keeps the vocabulary chunks; with Granite's logit divisor, a row without a target and top-k rows.
+     */
+    @Test
+    void logProbsOnEveryKernelFamilyMatchTheCpu() throws IOException {
+        int t = 300;
+        int h = 64;
+        int vocab = 5000;
+        float[] weights = bf16(randn(vocab * h, 2 / Math.sqrt(h)));
+        float[] xs = randn(t * h, 1);
+        Tensor cx = cpu.activation(xs, t, h);
+        Tensor cw = weight(weights, vocab, h)[0];
+        int[] targets = random.ints(t, 0, vocab).toArray();
+        targets[t - 1] = -1;
+        int[] topRows = {0, 129, t - 1};
+        for (float divisor : new float[] {1f, 8f}) {
+            LogProbs c = cpu.logProbs(cx, cw, cpu.ints(targets), topRows, 10, divisor);
+            for (Kernels k : pinnableFamilies()) {
+                CudaBackend pinned = new CudaBackend(CudaOptions.device(0).withKernels(k));
+                Tensor xg = pinned.activation(xs, t, h);
+                Tensor wg = weight(weights, vocab, h, pinned)[1];
+                LogProbs g = pinned.logProbs(xg, wg, pinned.ints(targets), topRows, 5, divisor);
+                String what = "log-probs on " + k + ", logits / " + divisor;
+                assertLogProbsClose(c.targetLogProbs(), g.targetLogProbs(), t - 1, 2e-2, what);
+                assertTrue(Float.isNaN(g.targetLogProbs()[t - 1]), what + ": no target, NaN");
+                for (int i = 0; i < topRows.length; i++) {  // bf16 inputs may reorder near-ties: within the top 10
+                    java.util.Set<Integer> allowed = new java.util.HashSet<>();
+                    for (int v : c.topTokens()[i]) {
+                        allowed.add(v);
+                    }
+                    for (int v : g.topTokens()[i]) {
+                        assertTrue(allowed.contains(v), what + ", row " + topRows[i] + ": top-5 token " + v
+                                + " not in the CPU's top 10 (seed " + SEED + ")");
+                    }
+                }
+            }
         }
     }
 

@@ -59,8 +59,8 @@ class KernelVariantsTest {
                 assertTrue(names.add(v.pair()), "a second variant pairs with " + v.pair());
             }
         }
-        assertEquals(2 * (6 + 6 + 1 + 2 + 1), KernelVariants.ALL.size(), "variants per type: 6 linear, 6 dense "
-                + "expert, 1 2:4 packed, 2 2:4 pre-tiled, 1 128:2:8");
+        assertEquals(2 * (6 + 2 + 6 + 1 + 2 + 1), KernelVariants.ALL.size(), "variants per type: 6 linear, 2 "
+                + "lm_head + log-softmax, 6 dense expert, 1 2:4 packed, 2 2:4 pre-tiled, 1 128:2:8");
     }
 
     /** What each setting runs, in the tuner's order: the choices CudaBackend made before variants were data. */
@@ -85,6 +85,12 @@ class KernelVariantsTest {
                 assertChoice(tiled, type, Kernels.WGMMA_WS, g + "_sm90w");
                 assertChoice(tiled, type, Kernels.MMA_SYNC);  // never uploaded pre-tiled for mma.sync
             }
+            String l = "lm_head_logsoftmax_" + t;  // the pre-tiled wgmma tiles only, as LINEAR_TILED
+            assertChoice(Family.LOGSOFTMAX_TILED, type, Kernels.TUNED, l + "_sm90t", l + "_sm90t_n128");
+            assertChoice(Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA, l + "_sm90t");
+            assertChoice(Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA_N128, l + "_sm90t_n128");
+            assertChoice(Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA_WS, l + "_sm90t");  // WGMMA's: no _sm90w
+            assertChoice(Family.LOGSOFTMAX_TILED, type, Kernels.MMA_SYNC);
             String g = "experts_" + t + "_gate_up";
             for (Kernels k : Kernels.values()) {
                 assertChoice(Family.SPARSE24, type, k, g + "_sp24");
@@ -145,7 +151,8 @@ class KernelVariantsTest {
                 if (v.pin() != Kernels.MMA_SYNC) {
                     assertEquals(GEMM_SM90_SHARED_BYTES(v.rowTile()), v.sharedBytes(), v.name());
                 }
-            } else if (v.family() == Family.LINEAR_TILED || v.family() == Family.EXPERTS_TILED) {
+            } else if (v.family() == Family.LINEAR_TILED || v.family() == Family.EXPERTS_TILED
+                    || v.family() == Family.LOGSOFTMAX_TILED) {
                 assertEquals(GEMM_SM90_TILED_SHARED_BYTES(v.rowTile()), v.sharedBytes(), v.name());
             }
         }
