@@ -70,7 +70,7 @@ final class CudaLogProbs {
             CUdeviceptr tiled = deterministic || aParts != 1 ? null : gemm.tiledWeight(w);
             List<KernelTuner.Candidate> candidates = new ArrayList<>();
             if (tiled != null) {
-                candidates.addAll(choice.variants(Family.LOGSOFTMAX_TILED));
+                candidates.addAll(choice.offered(Family.LOGSOFTMAX_TILED));  // none under TUNED until shown correct
             }
             candidates.add(CHUNKED);
             Consumer<KernelTuner.Candidate> launch = c -> {

@@ -92,9 +92,14 @@ final class KernelChoice {
                 + "fa (the mma.sync kernels), not \"" + configured + "\"");
     }
 
-    /** The variants of a family this backend may run, in the tuner's order. */
+    /** The variants of a family this backend may run, in the tuner's order; empty where the setting offers none. */
+    List<KernelVariant> offered(Family family) {
+        return KernelVariants.of(family, type, kernels);
+    }
+
+    /** {@link #offered}, refused where empty: the weights were laid out for a family this setting does not run. */
     List<KernelVariant> variants(Family family) {
-        List<KernelVariant> variants = KernelVariants.of(family, type, kernels);
+        List<KernelVariant> variants = offered(family);
         if (variants.isEmpty()) {
             throw new IllegalStateException("no " + family + " kernel runs with kernels " + kernels
                     + ": these weights were laid out for another kernel family");

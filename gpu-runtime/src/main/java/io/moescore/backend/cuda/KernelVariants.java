@@ -35,12 +35,14 @@ final class KernelVariants {
         for (HalfType type : HalfType.values()) {
             String t = type.spelling;
             dense(all, type, Family.LINEAR, Family.LINEAR_TILED, "linear_" + t, null);
-            // lm_head with the log-softmax in the epilogue, the two pre-tiled wgmma tiles (gemm_sm90.cu)
+            // lm_head with the log-softmax in the epilogue, the two pre-tiled wgmma tiles (gemm_sm90.cu); pinned only
+            // (not offered to the tuner) until the GPU suite has shown them correct: written in the fifteenth
+            // session, whose device machines were paused
             String logSoftmax = "lm_head_logsoftmax_" + t;
-            all.add(variant(logSoftmax, null, "_sm90t", Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA, BN,
-                    GEMM_THREADS, GEMM_SM90_TILED_SHARED_BYTES(BN)));
-            all.add(variant(logSoftmax, null, "_sm90t_n128", Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA_N128,
-                    BN_N128, GEMM_THREADS, GEMM_SM90_TILED_SHARED_BYTES(BN_N128)));
+            all.add(new KernelVariant(logSoftmax + "_sm90t", Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA, BN,
+                    GEMM_THREADS, GEMM_SM90_TILED_SHARED_BYTES(BN), null, false));
+            all.add(new KernelVariant(logSoftmax + "_sm90t_n128", Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA_N128,
+                    BN_N128, GEMM_THREADS, GEMM_SM90_TILED_SHARED_BYTES(BN_N128), null, false));
             String gateUp = "experts_" + t + "_gate_up";
             String down = "experts_" + t + "_down";
             dense(all, type, Family.EXPERTS, Family.EXPERTS_TILED, gateUp, down);

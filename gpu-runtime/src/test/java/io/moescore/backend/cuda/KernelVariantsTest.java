@@ -86,7 +86,7 @@ class KernelVariantsTest {
                 assertChoice(tiled, type, Kernels.MMA_SYNC);  // never uploaded pre-tiled for mma.sync
             }
             String l = "lm_head_logsoftmax_" + t;  // the pre-tiled wgmma tiles only, as LINEAR_TILED
-            assertChoice(Family.LOGSOFTMAX_TILED, type, Kernels.TUNED, l + "_sm90t", l + "_sm90t_n128");
+            assertChoice(Family.LOGSOFTMAX_TILED, type, Kernels.TUNED);  // pinned only until a GPU run shows them
             assertChoice(Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA, l + "_sm90t");
             assertChoice(Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA_N128, l + "_sm90t_n128");
             assertChoice(Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA_WS, l + "_sm90t");  // WGMMA's: no _sm90w
