@@ -39,6 +39,11 @@
 #define S90_W_BLOCK_BYTES (S90_W_BLOCK_ROWS * 128)
 // + 64: the mbarriers of the kernels that read pre-tiled weights (_sm90t).
 #define GEMM_SM90_TILED_SHARED_BYTES(BNT) (GEMM_SM90_SHARED_BYTES(BNT) + 64)
+// The paired kernels over pre-tiled weights (_sm90t2): 128 x 128 tiles in S90_PAIRED_STAGES stages, so that two
+// blocks share an SM (2 x 97 KB of its 228 KB; 122 registers a thread, 2 x 256 threads within its 64K) and one
+// block's epilogue runs beside the other's main loop.
+#define S90_PAIRED_STAGES 3
+#define GEMM_SM90_PAIRED_SHARED_BYTES (S90_PAIRED_STAGES * (S90_A_BYTES + BN_N128 * 128) + 1024 + 64)
 // The warp-specialized kernels over pre-tiled weights (_sm90w): a producer warpgroup (bulk copies, gathered rows)
 // and two consumer warpgroups of 64 rows; the _sm90t kernels' shared memory, its 64 bytes holding a "full" and an
 // "empty" mbarrier per stage.

@@ -223,9 +223,10 @@ __device__ __forceinline__ void gemm_mainloop_sm90(const TileArgs<T>& t, float (
     asm volatile("cp.async.wait_group 0;\n" ::);
 }
 
-// The shared memory of the loops over pre-tiled weights (GEMM_SM90_TILED_SHARED_BYTES): from the window rounded up to
-// the swizzle's 1024 bytes, S90_STAGES activation stages, S90_STAGES weight stages of BNT rows, then the mbarriers.
-template <int BNT> struct TiledSmem {
+// The shared memory of the loops over pre-tiled weights (GEMM_SM90_TILED_SHARED_BYTES, GEMM_SM90_PAIRED_SHARED_BYTES):
+// from the window rounded up to the swizzle's 1024 bytes, STAGES activation stages, STAGES weight stages of BNT rows,
+// then the mbarriers.
+template <int BNT, int STAGES = S90_STAGES> struct TiledSmem {
     static constexpr int W_BYTES = BNT * 128;
     unsigned char* a;
     unsigned char* w;
@@ -233,8 +234,8 @@ template <int BNT> struct TiledSmem {
     __device__ __forceinline__ TiledSmem() {
         extern __shared__ __align__(16) unsigned char gemm_smem[];
         a = (unsigned char*)(((uintptr_t)gemm_smem + 1023) & ~(uintptr_t)1023);
-        w = a + S90_STAGES * S90_A_BYTES;
-        bars = reinterpret_cast<uint64_t*>(w + S90_STAGES * W_BYTES);
+        w = a + STAGES * S90_A_BYTES;
+        bars = reinterpret_cast<uint64_t*>(w + STAGES * W_BYTES);
     }
 };
 
@@ -243,27 +244,28 @@ template <int BNT> struct TiledSmem {
 // gathered activation rows (2048 cp.async per stage where there were 6144). One part each (bf16 or fp16 precision).
 // aTiled: null to gather the activation rows with cp.async; else this tile's stages already laid out as shared
 // memory holds them (the tiled intermediate of epi_swiglu_tiled), one S90_A_BYTES block each, bulk-copied too.
-template <int BNT, typename T>
+// STAGES slots (S90_STAGES; S90_PAIRED_STAGES for the paired kernels): loads run STAGES - 2 slices ahead.
+template <int BNT, int STAGES, typename T>
 __device__ __forceinline__ void gemm_mainloop_sm90_tiled(const TileArgs<T>& t, const unsigned char* wTiled,
                                                          const unsigned char* aTiled, float (&acc)[BNT / 2]) {
-    TiledSmem<BNT> smem;
+    TiledSmem<BNT, STAGES> smem;
     unsigned char* sA = smem.a;
     unsigned char* sW = smem.w;
-    constexpr int W_BYTES = TiledSmem<BNT>::W_BYTES;
+    constexpr int W_BYTES = TiledSmem<BNT, STAGES>::W_BYTES;
     uint64_t* weightsLanded = smem.bars;  // per slot
     int group = threadIdx.x >> 7;
     bool issuer = threadIdx.x == 0;
 #pragma unroll
     for (int i = 0; i < BNT / 2; i++) acc[i] = 0.f;
     if (issuer) {
-        for (int s = 0; s < S90_STAGES; s++) mbar_init(&weightsLanded[s], 1);
+        for (int s = 0; s < STAGES; s++) mbar_init(&weightsLanded[s], 1);
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
     int kTiles = (t.K + S90_BK - 1) / S90_BK;
     int firstBlock = t.n0 / 128, blocks = min(BNT / 128, (t.N + 127) / 128 - firstBlock);
     auto load_stage = [&](int kt) {
-        int slot = kt % S90_STAGES;
+        int slot = kt % STAGES;
         unsigned char* a = sA + slot * S90_A_BYTES;
         if (issuer) {  // rows past N (a partial last tile) keep stale bytes: their columns are never stored
             mbar_expect_tx(&weightsLanded[slot], blocks * S90_W_BLOCK_BYTES + (aTiled ? S90_A_BYTES : 0));
@@ -276,19 +278,19 @@ __device__ __forceinline__ void gemm_mainloop_sm90_tiled(const TileArgs<T>& t, c
         if (!aTiled) load_rows_sm90(t, kt * S90_BK, a);
     };
 #pragma unroll
-    for (int s = 0; s < S90_STAGES - 2; s++) {
+    for (int s = 0; s < STAGES - 2; s++) {
         if (s < kTiles) load_stage(s);
         cp_async_commit();
     }
     for (int kt = 0; kt < kTiles; kt++) {
-        asm volatile("cp.async.wait_group %0;\n" ::"n"(S90_STAGES - 3));
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 3));
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
         __syncthreads();  // slice kt's activations visible to the tensor cores; the wgmma of slice kt - 2 completed
-        if (kt + S90_STAGES - 2 < kTiles) load_stage(kt + S90_STAGES - 2);
+        if (kt + STAGES - 2 < kTiles) load_stage(kt + STAGES - 2);
         cp_async_commit();
-        mbar_wait(&weightsLanded[kt % S90_STAGES], (kt / S90_STAGES) & 1);
-        const unsigned char* a = sA + (kt % S90_STAGES) * S90_A_BYTES + group * 64 * 128;
-        const unsigned char* w = sW + (kt % S90_STAGES) * W_BYTES;
+        mbar_wait(&weightsLanded[kt % STAGES], (kt / STAGES) & 1);
+        const unsigned char* a = sA + (kt % STAGES) * S90_A_BYTES + group * 64 * 128;
+        const unsigned char* w = sW + (kt % STAGES) * W_BYTES;
         uint64_t descA = smem_desc(a), descW = smem_desc(w);
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
@@ -404,16 +406,17 @@ __device__ __forceinline__ void gemm_sm90_ws(const TileArgs<T>& t, const unsigne
 // A pre-tiled kernel's main loop, then its epilogue store(acc, wm), wm the first of the warp's 16 rows in the tile:
 // the _sm90t loop (every thread copies and multiplies; warp w holds rows 64 * (w / 4) + 16 * (w % 4)) or, WS, the
 // warp-specialized one (the consumers store: rows 64 * (warpgroup - 1) + 16 * (warp % 4)).
-template <int BNT, bool WS, typename T, typename Store>
+template <int BNT, bool WS, int STAGES, typename T, typename Store>
 __device__ __forceinline__ void tiled_gemm(const TileArgs<T>& t, const unsigned char* wTiled,
                                            const unsigned char* aTiled, Store store) {
     if constexpr (WS) {
+        static_assert(STAGES == S90_STAGES, "the warp-specialized loop keeps S90_STAGES slots");
         gemm_sm90_ws<BNT>(t, wTiled, aTiled, [&](const float* acc) {
             store(acc, ((threadIdx.x >> 7) - 1) * 64 + ((threadIdx.x >> 5) & 3) * 16);
         });
     } else {
         float acc[BNT / 2];
-        gemm_mainloop_sm90_tiled<BNT>(t, wTiled, aTiled, acc);
+        gemm_mainloop_sm90_tiled<BNT, STAGES>(t, wTiled, aTiled, acc);
         int warp = threadIdx.x >> 5;
         store(acc, (warp >> 2) * 64 + (warp & 3) * 16);
     }
@@ -520,7 +523,7 @@ __device__ __forceinline__ void epi_swiglu_tiled(const float* acc, int wm, const
         }
 #endif
 }
-template <int BNT, bool WS, typename T>
+template <int BNT, bool WS, int STAGES, typename T>
 __device__ __forceinline__ void gate_up_sm90_tiled(const T* x, const int* tokens, const int* offsets,
                                                    const int* work, const unsigned char* wTiled,
                                                    unsigned char* interTiled, int F, int H) {
@@ -529,13 +532,13 @@ __device__ __forceinline__ void gate_up_sm90_tiled(const T* x, const int* tokens
     if (w.expert < 0) return;  // past the layer's items (route_work)
     size_t expertBytes = (size_t)((2 * F + 127) / 128) * ((H + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
     TileArgs<T> t{x, tokens, w.begin, w.count, nullptr, 2 * F, H, H, w.m0, w.tile * BNT};
-    tiled_gemm<BNT, WS>(t, wTiled + w.expert * expertBytes, nullptr, [&](const float* acc, int wm) {
+    tiled_gemm<BNT, WS, STAGES>(t, wTiled + w.expert * expertBytes, nullptr, [&](const float* acc, int wm) {
         epi_swiglu_tiled<BNT / 8>(acc, wm, t, w, interTiled, F);
     });
 #endif
 }
 
-template <int BNT, bool WS, typename T>
+template <int BNT, bool WS, int STAGES, typename T>
 __device__ __forceinline__ void down_sm90_tiled(const unsigned char* interTiled, const int* tokens, const float* gates,
                                                 const int* offsets, const int* work, const unsigned char* wTiled,
                                                 float* out, float* perEntry, int H, int F) {
@@ -545,18 +548,18 @@ __device__ __forceinline__ void down_sm90_tiled(const unsigned char* interTiled,
     size_t expertBytes = (size_t)((H + 127) / 128) * ((F + S90_BK - 1) / S90_BK) * S90_W_BLOCK_BYTES;
     TileArgs<T> t{nullptr, nullptr, w.begin, w.count, nullptr, H, F, F, w.m0, w.tile * BNT};
     const unsigned char* aTiled = interTiled + (size_t)w.item * ((F + S90_BK - 1) / S90_BK) * S90_A_BYTES;
-    tiled_gemm<BNT, WS>(t, wTiled + w.expert * expertBytes, aTiled, [&](const float* acc, int wm) {
+    tiled_gemm<BNT, WS, STAGES>(t, wTiled + w.expert * expertBytes, aTiled, [&](const float* acc, int wm) {
         epi_combine<1, BNT / 8>(acc, wm, 0, t, w, tokens, gates, out, perEntry, H);
     });
 #endif
 }
 
-template <int BNT, bool WS, typename T>
+template <int BNT, bool WS, int STAGES, typename T>
 __device__ __forceinline__ void linear_sm90_tiled(const T* A, const unsigned char* wTiled, const float* bias,
                                                   float* out, int M, int N, int K) {
 #ifdef MOESCORE_WGMMA
     TileArgs<T> t{A, nullptr, 0, M, nullptr, N, K, K, (int)blockIdx.x * BM, (int)blockIdx.y * BNT};
-    tiled_gemm<BNT, WS>(t, wTiled, nullptr, [&](const float* acc, int wm) {
+    tiled_gemm<BNT, WS, STAGES>(t, wTiled, nullptr, [&](const float* acc, int wm) {
         epi_store<1, BNT / 8>(acc, wm, 0, t, bias, out, M, N);
     });
 #endif
@@ -613,7 +616,7 @@ __device__ __forceinline__ void logsoftmax_sm90_tiled(const T* A, const unsigned
                                                       float* targetLogit, const int* topSlot, float* top) {
 #ifdef MOESCORE_WGMMA
     TileArgs<T> t{A, nullptr, 0, M, nullptr, N, K, K, (int)blockIdx.x * BM, (int)blockIdx.y * BNT};
-    tiled_gemm<BNT, false>(t, wTiled, nullptr, [&](const float* acc, int wm) {
+    tiled_gemm<BNT, false, S90_STAGES>(t, wTiled, nullptr, [&](const float* acc, int wm) {
         epi_logsoftmax<BNT / 8>(acc, wm, t, M, N, scale, targets, partial, targetLogit, topSlot, top);
     });
 #endif
@@ -632,32 +635,36 @@ LOGSOFTMAX_SM90_KERNELS(bf16, bf16, _sm90t_n128, BN_N128)
 LOGSOFTMAX_SM90_KERNELS(f16, f16, _sm90t, BN)
 LOGSOFTMAX_SM90_KERNELS(f16, f16, _sm90t_n128, BN_N128)
 
-#define GEMM_SM90_TILED_KERNELS(T, NAME, SUFFIX, BNT, THREADS, WS)                                                   \
-    extern "C" __global__ void __launch_bounds__(THREADS, 1)                                                         \
+// BLOCKS: the blocks per SM the kernel is compiled for (__launch_bounds__' minimum: 2 caps a thread at 128 registers).
+#define GEMM_SM90_TILED_KERNELS(T, NAME, SUFFIX, BNT, THREADS, WS, STAGES, BLOCKS)                                   \
+    extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS)                                                    \
     linear_##NAME##SUFFIX(const T* __restrict__ A, const unsigned char* __restrict__ wTiled,                         \
                               const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K) {        \
-        linear_sm90_tiled<BNT, WS>(A, wTiled, bias, out, M, N, K);                                                   \
+        linear_sm90_tiled<BNT, WS, STAGES>(A, wTiled, bias, out, M, N, K);                                           \
     }                                                                                                                \
-    extern "C" __global__ void __launch_bounds__(THREADS, 1)                                                         \
+    extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS)                                                    \
     experts_##NAME##_gate_up##SUFFIX(const T* __restrict__ x, const int* __restrict__ tokens,                        \
                                   const int* __restrict__ offsets, const int* __restrict__ work,                     \
                                   const unsigned char* __restrict__ wTiled, unsigned char* __restrict__ inter,       \
                                   int F, int H, int aParts, int wParts) {                                            \
-        gate_up_sm90_tiled<BNT, WS>(x, tokens, offsets, work, wTiled, inter, F, H);                                  \
+        gate_up_sm90_tiled<BNT, WS, STAGES>(x, tokens, offsets, work, wTiled, inter, F, H);                          \
     }                                                                                                                \
-    extern "C" __global__ void __launch_bounds__(THREADS, 1)                                                         \
+    extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS)                                                    \
     experts_##NAME##_down##SUFFIX(const unsigned char* __restrict__ inter, const int* __restrict__ tokens,           \
                                const float* __restrict__ gates, const int* __restrict__ offsets,                     \
                                const int* __restrict__ work, const unsigned char* __restrict__ wTiled,               \
                                float* __restrict__ out, float* __restrict__ perEntry, int H, int F, int aParts,      \
                                int wParts) {                                                                         \
-        down_sm90_tiled<BNT, WS, T>(inter, tokens, gates, offsets, work, wTiled, out, perEntry, H, F);               \
+        down_sm90_tiled<BNT, WS, STAGES, T>(inter, tokens, gates, offsets, work, wTiled, out, perEntry, H, F);       \
     }
-GEMM_SM90_TILED_KERNELS(bf16, bf16, _sm90t, BN, GEMM_THREADS, false)
-GEMM_SM90_TILED_KERNELS(bf16, bf16, _sm90t_n128, BN_N128, GEMM_THREADS, false)
-GEMM_SM90_TILED_KERNELS(f16, f16, _sm90t, BN, GEMM_THREADS, false)
-GEMM_SM90_TILED_KERNELS(f16, f16, _sm90t_n128, BN_N128, GEMM_THREADS, false)
+GEMM_SM90_TILED_KERNELS(bf16, bf16, _sm90t, BN, GEMM_THREADS, false, S90_STAGES, 1)
+GEMM_SM90_TILED_KERNELS(bf16, bf16, _sm90t_n128, BN_N128, GEMM_THREADS, false, S90_STAGES, 1)
+GEMM_SM90_TILED_KERNELS(f16, f16, _sm90t, BN, GEMM_THREADS, false, S90_STAGES, 1)
+GEMM_SM90_TILED_KERNELS(f16, f16, _sm90t_n128, BN_N128, GEMM_THREADS, false, S90_STAGES, 1)
+// The paired ones (_sm90t2): the narrow tile in S90_PAIRED_STAGES stages, two blocks per SM.
+GEMM_SM90_TILED_KERNELS(bf16, bf16, _sm90t2, BN_N128, GEMM_THREADS, false, S90_PAIRED_STAGES, 2)
+GEMM_SM90_TILED_KERNELS(f16, f16, _sm90t2, BN_N128, GEMM_THREADS, false, S90_PAIRED_STAGES, 2)
 // The warp-specialized ones (_sm90w: gemm_sm90_ws, GEMM_WS_THREADS), only the wide tile: the narrow one leaves a
 // consumer too little work per slice.
-GEMM_SM90_TILED_KERNELS(bf16, bf16, _sm90w, BN, GEMM_WS_THREADS, true)
-GEMM_SM90_TILED_KERNELS(f16, f16, _sm90w, BN, GEMM_WS_THREADS, true)
+GEMM_SM90_TILED_KERNELS(bf16, bf16, _sm90w, BN, GEMM_WS_THREADS, true, S90_STAGES, 1)
+GEMM_SM90_TILED_KERNELS(f16, f16, _sm90w, BN, GEMM_WS_THREADS, true, S90_STAGES, 1)

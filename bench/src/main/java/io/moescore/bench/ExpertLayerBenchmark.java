@@ -69,13 +69,15 @@ public final class ExpertLayerBenchmark {
         CudaOptions options = CudaOptions.device(0).withPrecision(precision);
         CudaBackend gpu = new CudaBackend(options);
         // the tuned kernels, then on a Hopper each family pinned: wgmma 128x256 / wgmma.sp, wgmma 128x128,
-        // warp-specialized wgmma 128x256 (dense; 2:4 as the first), mma.sync / mma.sp
+        // warp-specialized wgmma 128x256 (dense; 2:4 as the first), paired wgmma 128x128 (dense; 2:4 as the second),
+        // mma.sync / mma.sp
         Map<String, CudaBackend> backends = new java.util.LinkedHashMap<>();
         backends.put("", gpu);
         if (gpu.gemmPath().startsWith("tuned")) {
             backends.put("-wgmma", new CudaBackend(options.withKernels(Kernels.WGMMA)));
             backends.put("-wgmma-n128", new CudaBackend(options.withKernels(Kernels.WGMMA_N128)));
             backends.put("-wgmma-ws", new CudaBackend(options.withKernels(Kernels.WGMMA_WS)));
+            backends.put("-wgmma-paired", new CudaBackend(options.withKernels(Kernels.WGMMA_PAIRED)));
             backends.put("-mma", new CudaBackend(options.withKernels(Kernels.MMA_SYNC)));
         }
         ObjectMapper json = new ObjectMapper();

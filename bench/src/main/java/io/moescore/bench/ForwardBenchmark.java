@@ -30,7 +30,8 @@ import java.util.Random;
  *
  *   java ... io.moescore.bench.ForwardBenchmark MODEL_DIR OUT.json [backend=cuda] [tokens=2048,8192,32768]
  *        [seq=512] [repeats=5] [experts=dense|2:4|128:2:8] [precision=bf16|fp16|split-bf16] [deterministic=false|true]
- *        [kernels=tuned|wgmma|wgmma_n128|wgmma_ws|mma_sync] (cuda: pin one kernel family, default the tuner's pick)
+ *        [kernels=tuned|wgmma|wgmma_n128|wgmma_ws|wgmma_paired|mma_sync] (cuda: pin one kernel family, default the
+ *        tuner's pick)
  */
 public final class ForwardBenchmark {
     private ForwardBenchmark() {

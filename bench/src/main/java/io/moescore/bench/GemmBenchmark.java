@@ -47,7 +47,8 @@ public final class GemmBenchmark {
         CudaBackend gpu = new CudaBackend(CudaOptions.device(0));
         List<CudaBackend> paths = new ArrayList<>(List.of(gpu));  // the tuned one, then every family pinned
         if (gpu.gemmPath().startsWith("tuned")) {
-            for (Kernels k : new Kernels[] {Kernels.WGMMA, Kernels.WGMMA_N128, Kernels.WGMMA_WS, Kernels.MMA_SYNC}) {
+            for (Kernels k : new Kernels[] {Kernels.WGMMA, Kernels.WGMMA_N128, Kernels.WGMMA_WS, Kernels.WGMMA_PAIRED,
+                    Kernels.MMA_SYNC}) {
                 paths.add(new CudaBackend(CudaOptions.device(0).withKernels(k)));
             }
         }

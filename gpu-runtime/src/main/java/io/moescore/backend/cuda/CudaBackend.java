@@ -99,12 +99,13 @@ public final class CudaBackend implements Backend {
     @Override
     public String gemmPath() {
         return switch (choice.kernels()) {
-            case TUNED -> "tuned (wgmma 128x256, wgmma 128x128, warp-specialized wgmma 128x256, mma.sync"
+            case TUNED -> "tuned (wgmma 128x256, wgmma 128x128, mma.sync"
                     + (choice.library() == null ? "" : ", cuBLASLt")
                     + "; wgmma over pre-tiled weights except in split-bf16)";
             case WGMMA -> "wgmma 128x256 (sm_90a)";
             case WGMMA_N128 -> "wgmma 128x128 (sm_90a)";
             case WGMMA_WS -> "warp-specialized wgmma 128x256 over pre-tiled weights, else wgmma 128x256 (sm_90a)";
+            case WGMMA_PAIRED -> "wgmma 128x128 over pre-tiled weights, two blocks per SM, else wgmma 128x128 (sm_90a)";
             case MMA_SYNC -> "mma.sync";
         };
     }
@@ -115,7 +116,7 @@ public final class CudaBackend implements Backend {
         return switch (choice.kernels()) {
             case TUNED -> "wgmma.sp, bulk-copied pre-tiled weights, tuned 256- or 128-row tiles (sm_90a)";
             case WGMMA, WGMMA_WS -> "wgmma.sp, bulk-copied pre-tiled weights, 256-row tiles (sm_90a)";
-            case WGMMA_N128 -> "wgmma.sp, bulk-copied pre-tiled weights, 128-row tiles (sm_90a)";
+            case WGMMA_N128, WGMMA_PAIRED -> "wgmma.sp, bulk-copied pre-tiled weights, 128-row tiles (sm_90a)";
             case MMA_SYNC -> "mma.sp";
         };
     }

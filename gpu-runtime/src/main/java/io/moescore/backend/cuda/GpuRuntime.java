@@ -230,6 +230,9 @@ public final class GpuRuntime implements AutoCloseable {
     /** Lets a kernel use more than the default 48 KB of dynamic shared memory. */
     public void allowSharedMemory(CUfunction f, int bytes) {
         cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
+        // the whole carveout as shared memory (the rest of the SM's 256 KB stays L1): the kernels that opt in are
+        // the tensor-core ones, which live on shared memory, and the paired GEMMs (_sm90t2) need room for two blocks
+        cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100);
     }
 
     public int ordinal() {

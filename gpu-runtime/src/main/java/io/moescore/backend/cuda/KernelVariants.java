@@ -3,6 +3,7 @@ package io.moescore.backend.cuda;
 import static io.moescore.backend.cuda.KernelConstants.BN;
 import static io.moescore.backend.cuda.KernelConstants.BN_N128;
 import static io.moescore.backend.cuda.KernelConstants.GEMM_SHARED_BYTES;
+import static io.moescore.backend.cuda.KernelConstants.GEMM_SM90_PAIRED_SHARED_BYTES;
 import static io.moescore.backend.cuda.KernelConstants.GEMM_SM90_SHARED_BYTES;
 import static io.moescore.backend.cuda.KernelConstants.GEMM_SM90_TILED_SHARED_BYTES;
 import static io.moescore.backend.cuda.KernelConstants.GEMM_THREADS;
@@ -63,8 +64,8 @@ final class KernelVariants {
 
     /**
      * A dense GEMM family (down null) or grouped one: wgmma 128 x 256, wgmma 128 x 128 and mma.sync over plain
-     * rows (gemm_sm90.cu, gemm.cu), then the two wgmma tiles over pre-tiled weights read by bulk copies (_sm90t) and
-     * the warp-specialized 128 x 256 one over them (_sm90w).
+     * rows (gemm_sm90.cu, gemm.cu), then the two wgmma tiles over pre-tiled weights read by bulk copies (_sm90t), the
+     * warp-specialized 128 x 256 one over them (_sm90w) and the paired 128 x 128 one (_sm90t2).
      */
     private static void dense(List<KernelVariant> all, HalfType type, Family plain, Family tiled, String gemm,
                               String down) {
@@ -81,6 +82,10 @@ final class KernelVariants {
         // and compiled in the thirteenth session, which had no device time
         all.add(new KernelVariant(gemm + "_sm90w", tiled, type, Kernels.WGMMA_WS, BN, GEMM_WS_THREADS,
                 GEMM_SM90_TILED_SHARED_BYTES(BN), down == null ? null : down + "_sm90w", false));
+        // the 128 x 128 tile in three stages, two blocks per SM; likewise pinned only until a GPU run shows it
+        // correct (written in the fifteenth session, whose device machines were paused)
+        all.add(new KernelVariant(gemm + "_sm90t2", tiled, type, Kernels.WGMMA_PAIRED, BN_N128, GEMM_THREADS,
+                GEMM_SM90_PAIRED_SHARED_BYTES, down == null ? null : down + "_sm90t2", false));
     }
 
     /** Kernel {@code gemm + suffix}, paired (grouped families) with {@code down + suffix}, as the macros name them. */

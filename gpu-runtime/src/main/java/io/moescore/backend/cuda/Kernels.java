@@ -21,19 +21,32 @@ public enum Kernels {
      */
     WGMMA_WS,
     /**
+     * wgmma 128 x 128 over pre-tiled weights in three stages, so that two blocks share an SM and one's epilogue runs
+     * beside the other's main loop (_sm90t2), the dense experts' and linear layers'; the families without such a
+     * kernel run as under {@link #WGMMA_N128} (sm_90a).
+     */
+    WGMMA_PAIRED,
+    /**
      * mma.sync and mma.sp over the plain / packed weight layouts, and attention's mma.sync kernels (attention_fa.cu):
      * what sm_80-89 run. Every other setting runs attention on wgmma on a Hopper (attention_sm90.cu), unless
      * {@code -Dmoescore.attention=fa} / {@code MOESCORE_ATTENTION=fa} keeps it on mma.sync.
      */
     MMA_SYNC;
 
-    /** Whose kernels run where this setting pins none in a family: WGMMA for WGMMA_WS, else null (none). */
+    /**
+     * Whose kernels run where this setting pins none in a family: WGMMA for WGMMA_WS, WGMMA_N128 for WGMMA_PAIRED, else
+     * null (none).
+     */
     Kernels standIn() {
-        return this == WGMMA_WS ? WGMMA : null;
+        return switch (this) {
+            case WGMMA_WS -> WGMMA;
+            case WGMMA_PAIRED -> WGMMA_N128;
+            default -> null;
+        };
     }
 
     /** Whether the setting pins sm_90a kernels, which only a Hopper runs. */
     boolean needsHopper() {
-        return this == WGMMA || this == WGMMA_N128 || this == WGMMA_WS;
+        return this == WGMMA || this == WGMMA_N128 || this == WGMMA_WS || this == WGMMA_PAIRED;
     }
 }

@@ -150,12 +150,13 @@ class CudaBackendTest {
     }
 
     /**
-     * The kernel families this GPU can be pinned to: on a Hopper wgmma 128x256, 128x128, warp-specialized 128x256 and
-     * mma.sync, else mma.sync.
+     * The kernel families this GPU can be pinned to: on a Hopper wgmma 128x256, 128x128, warp-specialized 128x256,
+     * paired 128x128 and mma.sync, else mma.sync.
      */
     static Kernels[] pinnableFamilies() {
         boolean hopper = GpuRuntime.forDevice(0).computeCapability().equals("9.0");
-        return hopper ? new Kernels[] {Kernels.WGMMA, Kernels.WGMMA_N128, Kernels.WGMMA_WS, Kernels.MMA_SYNC}
+        return hopper ? new Kernels[] {Kernels.WGMMA, Kernels.WGMMA_N128, Kernels.WGMMA_WS, Kernels.WGMMA_PAIRED,
+                Kernels.MMA_SYNC}
                 : new Kernels[] {Kernels.MMA_SYNC};
     }
 

@@ -4,6 +4,7 @@ import static io.moescore.backend.cuda.KernelConstants.BM;
 import static io.moescore.backend.cuda.KernelConstants.FA90_THREADS;
 import static io.moescore.backend.cuda.KernelConstants.FA_ROWS;
 import static io.moescore.backend.cuda.KernelConstants.GEMM_SM90_SHARED_BYTES;
+import static io.moescore.backend.cuda.KernelConstants.GEMM_SM90_PAIRED_SHARED_BYTES;
 import static io.moescore.backend.cuda.KernelConstants.GEMM_SM90_TILED_SHARED_BYTES;
 import static io.moescore.backend.cuda.KernelConstants.S90_BK;
 import static io.moescore.backend.cuda.KernelConstants.S90_W_BLOCK_ROWS;
@@ -59,8 +60,8 @@ class KernelVariantsTest {
                 assertTrue(names.add(v.pair()), "a second variant pairs with " + v.pair());
             }
         }
-        assertEquals(2 * (6 + 2 + 6 + 1 + 2 + 1), KernelVariants.ALL.size(), "variants per type: 6 linear, 2 "
-                + "lm_head + log-softmax, 6 dense expert, 1 2:4 packed, 2 2:4 pre-tiled, 1 128:2:8");
+        assertEquals(2 * (7 + 2 + 7 + 1 + 2 + 1), KernelVariants.ALL.size(), "variants per type: 7 linear, 2 "
+                + "lm_head + log-softmax, 7 dense expert, 1 2:4 packed, 2 2:4 pre-tiled, 1 128:2:8");
     }
 
     /** What each setting runs, in the tuner's order: the choices CudaBackend made before variants were data. */
@@ -78,11 +79,13 @@ class KernelVariantsTest {
                 assertChoice(plain, type, Kernels.WGMMA_N128, g + "_sm90_n128");
                 assertChoice(plain, type, Kernels.MMA_SYNC, g);
                 assertChoice(plain, type, Kernels.WGMMA_WS, g + "_sm90");  // no warp-specialized kernel: WGMMA's
+                assertChoice(plain, type, Kernels.WGMMA_PAIRED, g + "_sm90_n128");  // no paired one: WGMMA_N128's
                 // _sm90w: pinned only until a GPU run shows it correct (KernelVariant.tunable)
                 assertChoice(tiled, type, Kernels.TUNED, g + "_sm90t", g + "_sm90t_n128");
                 assertChoice(tiled, type, Kernels.WGMMA, g + "_sm90t");
                 assertChoice(tiled, type, Kernels.WGMMA_N128, g + "_sm90t_n128");
                 assertChoice(tiled, type, Kernels.WGMMA_WS, g + "_sm90w");
+                assertChoice(tiled, type, Kernels.WGMMA_PAIRED, g + "_sm90t2");
                 assertChoice(tiled, type, Kernels.MMA_SYNC);  // never uploaded pre-tiled for mma.sync
             }
             String l = "lm_head_logsoftmax_" + t;  // the pre-tiled wgmma tiles only, as LINEAR_TILED
@@ -90,6 +93,7 @@ class KernelVariantsTest {
             assertChoice(Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA, l + "_sm90t");
             assertChoice(Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA_N128, l + "_sm90t_n128");
             assertChoice(Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA_WS, l + "_sm90t");  // WGMMA's: no _sm90w
+            assertChoice(Family.LOGSOFTMAX_TILED, type, Kernels.WGMMA_PAIRED, l + "_sm90t_n128");
             assertChoice(Family.LOGSOFTMAX_TILED, type, Kernels.MMA_SYNC);
             String g = "experts_" + t + "_gate_up";
             for (Kernels k : Kernels.values()) {
@@ -100,6 +104,7 @@ class KernelVariantsTest {
             assertChoice(Family.SPARSE24_TILED, type, Kernels.WGMMA, g + "_sp24_sm90");
             assertChoice(Family.SPARSE24_TILED, type, Kernels.WGMMA_N128, g + "_sp24_sm90_n128");
             assertChoice(Family.SPARSE24_TILED, type, Kernels.WGMMA_WS, g + "_sp24_sm90");
+            assertChoice(Family.SPARSE24_TILED, type, Kernels.WGMMA_PAIRED, g + "_sp24_sm90_n128");
         }
     }
 
@@ -151,6 +156,9 @@ class KernelVariantsTest {
                 if (v.pin() != Kernels.MMA_SYNC) {
                     assertEquals(GEMM_SM90_SHARED_BYTES(v.rowTile()), v.sharedBytes(), v.name());
                 }
+            } else if (v.pin() == Kernels.WGMMA_PAIRED) {  // fewer stages: two blocks share an SM's 228 KB
+                assertEquals(GEMM_SM90_PAIRED_SHARED_BYTES, v.sharedBytes(), v.name());
+                assertTrue(2 * v.sharedBytes() <= 228 * 1024 - 2 * 1024, v.name() + ": two blocks per SM");
             } else if (v.family() == Family.LINEAR_TILED || v.family() == Family.EXPERTS_TILED
                     || v.family() == Family.LOGSOFTMAX_TILED) {
                 assertEquals(GEMM_SM90_TILED_SHARED_BYTES(v.rowTile()), v.sharedBytes(), v.name());
