@@ -2,6 +2,7 @@ package io.moescore.arrow;
 
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.function.ToIntFunction;
 
 import org.apache.arrow.vector.BigIntVector;
 import org.apache.arrow.vector.BitVector;
@@ -9,6 +10,7 @@ import org.apache.arrow.vector.FieldVector;
 import org.apache.arrow.vector.Float4Vector;
 import org.apache.arrow.vector.Float8Vector;
 import org.apache.arrow.vector.IntVector;
+import org.apache.arrow.vector.ValueVector;
 import org.apache.arrow.vector.VarCharVector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.complex.ListVector;
@@ -96,6 +98,8 @@ public final class ScoreVectors {
         IntVector continuationTokens = (IntVector) root.getVector(Columns.CONTINUATION_TOKENS);
         BitVector isGreedy = (BitVector) root.getVector(Columns.IS_GREEDY);
         VarCharVector error = (VarCharVector) required(root, Columns.ERROR);
+        reserve(tokenLogProbs, scores, s -> s.tokenLogProbs() == null ? 0 : s.tokenLogProbs().length);
+        reserve(topTokens, scores, s -> s.topTokens() == null ? 0 : s.topTokens().length);
         for (int i = 0; i < scores.size(); i++) {
             RowScore row = scores.get(i);
             SequenceScore s = row.score();
@@ -132,6 +136,25 @@ public final class ScoreVectors {
             setString(error, i, s.error());
         }
         root.setRowCount(scores.size());
+    }
+
+    /**
+     * Sizes a list column's element vector (just allocated, empty) for every row's values at once, so that the
+     * per-value setSafe never grows it mid-batch (each growth reallocates and copies).
+     */
+    private static void reserve(ListVector list, List<RowScore> scores, ToIntFunction<SequenceScore> count) {
+        if (list == null) {
+            return;
+        }
+        long total = 0;
+        for (RowScore row : scores) {
+            total += count.applyAsInt(row.score());
+        }
+        ValueVector data = list.getDataVector();
+        if (total > data.getValueCapacity()) {
+            data.setInitialCapacity(Math.toIntExact(total));
+            data.allocateNew();
+        }
     }
 
     private static void setDouble(Float8Vector v, int i, Double value) {

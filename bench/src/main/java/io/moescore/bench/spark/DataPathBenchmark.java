@@ -28,7 +28,8 @@ import org.apache.spark.sql.SparkSession;
  * input is generated first (not timed): TOKENS tokens in rows of ROW_TOKENS, in 2 files per core. Best and median of
  * REPEATS runs after one warm-up run each.
  *
- * <pre>DataPathBenchmark WORK_DIR OUT.json [tokens=100000000] [rowTokens=256] [master=local[2]] [repeats=3]</pre>
+ * <pre>DataPathBenchmark WORK_DIR OUT.json [tokens=100000000] [rowTokens=256] [master=local[2]] [repeats=3]
+ * [outputs=true]</pre>
  */
 public final class DataPathBenchmark {
     private DataPathBenchmark() {
@@ -37,7 +38,7 @@ public final class DataPathBenchmark {
     public static void main(String[] args) throws IOException {
         if (args.length < 2) {
             System.err.println("usage: DataPathBenchmark WORK_DIR OUT.json [tokens=100000000] [rowTokens=256] "
-                    + "[master=local[2]] [repeats=3]");
+                    + "[master=local[2]] [repeats=3] [outputs=true]");
             System.exit(2);
         }
         Path work = Path.of(args[0]);
@@ -46,6 +47,7 @@ public final class DataPathBenchmark {
         int rowTokens = 256;
         String master = "local[2]";
         int repeats = 3;
+        boolean outputs = true;
         for (int i = 2; i < args.length; i++) {
             String[] kv = args[i].split("=", 2);
             switch (kv[0]) {
@@ -53,6 +55,7 @@ public final class DataPathBenchmark {
                 case "rowTokens" -> rowTokens = Integer.parseInt(kv[1]);
                 case "master" -> master = kv[1];
                 case "repeats" -> repeats = Integer.parseInt(kv[1]);
+                case "outputs" -> outputs = Boolean.parseBoolean(kv[1]);
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]);
             }
         }
@@ -68,33 +71,39 @@ public final class DataPathBenchmark {
             String parquet = work.resolve("tokens.parquet").toString();
             var input = spark.range(0, rows, 1, 2 * cores).select(col("id"), expr("transform(sequence(0, "
                     + (rowTokens - 1) + "), x -> cast((id * 7919 + x * 31) % 4096 as int))").as("tokens"));
+            // int64 token lists (Polars' and pandas' default integer) take the engine's packing path, not the view
+            String arrow64 = work.resolve("tokens64.arrow").toString();
             input.write().format("arrow").mode("overwrite").save(arrow);
             input.write().mode("overwrite").parquet(parquet);
+            input.select(col("id"), col("tokens").cast("array<bigint>").as("tokens")).write().format("arrow")
+                    .mode("overwrite").save(arrow64);
             report.put("tokens", tokens).put("rows", rows).put("rowTokens", rowTokens).put("master", master)
                     .put("cores", cores).put("repeats", repeats)
                     .put("engine", "none: one copy of each batch's tokens, scores of zero (ZeroScoreJob)");
             report.put("loadAverageBefore", loadAverage());
             ArrayNode results = report.putArray("results");
-            for (String format : List.of("arrow", "parquet")) {
-                String path = format.equals("arrow") ? arrow : parquet;
+            for (String[] in : List.of(new String[] {"arrow", arrow, "arrow"},
+                    new String[] {"parquet", parquet, "parquet"}, new String[] {"arrow-int64", arrow64, "arrow"})) {
+                String path = in[1];
+                String format = in[2];
                 ObjectNode result = results.addObject();
                 double median = time(result, repeats, tokens, cores,
                         () -> run(spark, path, format, ScoreSettings.DEFAULTS));
-                result.put("format", format).put("columnar", ZeroScoreJob.columnar(spark, List.of(path), format));
-                System.out.printf("input %-8s columnar=%s  median %.2f s  %.1f M tokens/s  %.1f M tokens/s per "
-                        + "core%n", format, result.get("columnar").asBoolean(), median, tokens / median / 1e6,
+                result.put("format", in[0]).put("columnar", ZeroScoreJob.columnar(spark, List.of(path), format));
+                System.out.printf("input %-11s columnar=%s  median %.2f s  %.1f M tokens/s  %.1f M tokens/s per "
+                        + "core%n", in[0], result.get("columnar").asBoolean(), median, tokens / median / 1e6,
                         tokens / median / cores / 1e6);
             }
-            ArrayNode outputs = report.putArray("output");
-            for (boolean tokenLogProbs : List.of(false, true)) {
+            ArrayNode outputResults = report.putArray("output");
+            for (boolean tokenLogProbs : outputs ? List.of(false, true) : List.<Boolean>of()) {
                 ScoreSettings settings = ScoreSettings.DEFAULTS.with(ScoreSettings.TOKEN_LOGPROBS, tokenLogProbs);
-                ObjectNode noop = outputs.addObject();
+                ObjectNode noop = outputResults.addObject();
                 double noopMedian = time(noop, repeats, tokens, cores, () -> run(spark, arrow, "arrow", settings));
                 noop.put("format", "noop").put("tokenLogProbs", tokenLogProbs);
                 for (String format : List.of("arrow", "parquet", "json")) {
                     for (ScoreJobOptions.OutputWriter writer : ScoreJobOptions.OutputWriter.values()) {
                         String target = work.resolve("out-" + format + "-" + writer).toString();
-                        ObjectNode result = outputs.addObject();
+                        ObjectNode result = outputResults.addObject();
                         double median = time(result, repeats, tokens, cores, () -> write(spark, arrow, settings, target,
                                 format, writer));
                         double outputSeconds = Math.max(median - noopMedian, 1e-9);
