@@ -1,5 +1,6 @@
 package io.moescore.engine;
 
+import io.moescore.GpuTest;
 import io.moescore.batch.ScoreBatch;
 import io.moescore.batch.SequenceScore;
 import io.moescore.batch.TokenBatch;
@@ -7,13 +8,11 @@ import io.moescore.batch.TokenBatch;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.moescore.TestModels;
 import io.moescore.backend.Precision;
 import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.backend.cuda.CudaOptions;
-import io.moescore.backend.cuda.GpuRuntime;
 import io.moescore.sparse.SparsityPattern;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -22,8 +21,6 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -33,14 +30,8 @@ import org.junit.jupiter.api.Test;
  * combine of three or more experts rounds in whatever order the adds land. 2:4 runs on the models whose expert
  * widths are multiples of 32 (the format's requirement): OLMoE, Qwen2-MoE and the demo model.
  */
-@Tag("gpu")
+@GpuTest
 class CudaDeterministicTest {
-
-    @BeforeAll
-    static void needsGpu() {
-        String why = GpuRuntime.whyUnavailable(0);
-        assumeTrue(why == null, why + ": skipping GPU tests");
-    }
 
     static Stream<Path> models() {
         return Stream.concat(TestModels.hfFixtures().stream(), Stream.of(TestModels.demoModel()));

@@ -3,20 +3,17 @@ package io.moescore.engine;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.moescore.GpuTest;
 import io.moescore.TestModels;
 import io.moescore.backend.Precision;
 import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.backend.cuda.CudaOptions;
-import io.moescore.backend.cuda.GpuRuntime;
 import io.moescore.batch.ScoreBatch;
 import io.moescore.batch.TokenBatch;
 import io.moescore.model.ModelConfig;
 import io.moescore.sparse.SparsityPattern;
 import java.nio.file.Path;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -25,14 +22,8 @@ import org.junit.jupiter.api.Test;
  * to the resident engine in deterministic mode, dense and 2:4, over several forwards whose slots reuse freed memory.
  * What it guards: an upload or pre-tiling that races the kernels reading a slot, or a slot freed before them.
  */
-@Tag("gpu")
+@GpuTest
 class CudaExpertStreamingTest {
-    @BeforeAll
-    static void needsGpu() {
-        String why = GpuRuntime.whyUnavailable(0);
-        assumeTrue(why == null, why + ": skipping GPU tests");
-    }
-
     @Test
     void demoModelStreamingThreeOfFourLayersScoresBitIdenticallyOnTheGpu() {
         assertStreamsBitIdentically(LoadOptions.DEFAULT, 40L);

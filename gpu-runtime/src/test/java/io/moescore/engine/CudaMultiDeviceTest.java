@@ -2,6 +2,7 @@ package io.moescore.engine;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import io.moescore.GpuTest;
 import io.moescore.TestModels;
 import io.moescore.backend.Backend;
 import io.moescore.backend.Devices;
@@ -17,8 +18,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -30,15 +29,10 @@ import org.junit.jupiter.api.io.TempDir;
  * expert output row does not depend on the rows beside it, so the host's expert-order sum equals the GPU's combine
  * bit for bit. A failure of the second kind would say the batch-invariant combine is not per-row invariant after all.
  */
-@Tag("gpu")
+@GpuTest
 class CudaMultiDeviceTest {
     @TempDir
     Path dir;
-
-    @BeforeAll
-    static void needsGpu() {  // skips without a device, as the streaming test does
-        CudaExpertStreamingTest.needsGpu();
-    }
 
     static CudaBackend gpu() {
         return new CudaBackend(CudaOptions.device(0).withPrecision(Precision.BF16).withDeterministic(true));

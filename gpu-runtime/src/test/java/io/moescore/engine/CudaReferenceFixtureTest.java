@@ -1,23 +1,20 @@
 package io.moescore.engine;
 
+import io.moescore.GpuTest;
 import io.moescore.batch.ScoreBatch;
 import io.moescore.batch.SequenceScore;
 import io.moescore.batch.TokenBatch;
 
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.moescore.backend.Precision;
 import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.backend.cuda.CudaOptions;
-import io.moescore.backend.cuda.GpuRuntime;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -35,16 +32,10 @@ import org.junit.jupiter.api.Test;
  * over (transformers: 23 of 751); top-5 31 / 34 of 34. With the fp32 router product instead: demo bf16 0.358,
  * fp16 0.276 and 27 over (bench/results/session12).
  */
-@Tag("gpu")
+@GpuTest
 class CudaReferenceFixtureTest {
     static final double SPLIT_TOLERANCE = 2e-2;
     static final double BF16_TOLERANCE = 0.5;
-
-    @BeforeAll
-    static void needsGpu() {
-        String why = GpuRuntime.whyUnavailable(0);
-        assumeTrue(why == null, why + ": skipping GPU tests");
-    }
 
     /**
      * The issue-24 families that need kernels the CUDA backend lacks (latent attention, YaRN and partial rotary, the

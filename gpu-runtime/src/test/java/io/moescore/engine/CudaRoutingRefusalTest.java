@@ -2,12 +2,11 @@ package io.moescore.engine;
 
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.moescore.GpuTest;
 import io.moescore.TestModels;
 import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.backend.cuda.CudaOptions;
-import io.moescore.backend.cuda.GpuRuntime;
 import io.moescore.routing.Router;
 import io.moescore.routing.RoutingSpec;
 import io.moescore.routing.TopKSoftmaxRouter;
@@ -17,8 +16,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -28,16 +25,10 @@ import org.junit.jupiter.api.io.TempDir;
  * model has) is refused when the engine is built, naming the spec and the CPU backend, never mid-scoring. Not run
  * without a device.
  */
-@Tag("gpu")
+@GpuTest
 class CudaRoutingRefusalTest {
     @TempDir
     Path dir;
-
-    @BeforeAll
-    static void needsGpu() {
-        String why = GpuRuntime.whyUnavailable(0);
-        assumeTrue(why == null, why + ": skipping GPU tests");
-    }
 
     @Test
     void everyVariantLoadsAndRoutersPastTheLimitAreRefusedByName() throws IOException {

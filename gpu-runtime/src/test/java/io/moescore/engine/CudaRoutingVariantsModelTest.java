@@ -2,15 +2,14 @@ package io.moescore.engine;
 
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.moescore.GpuTest;
 import io.moescore.TestModels;
 import io.moescore.backend.Backend;
 import io.moescore.backend.Precision;
 import io.moescore.backend.cpu.CpuBackend;
 import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.backend.cuda.CudaOptions;
-import io.moescore.backend.cuda.GpuRuntime;
 import io.moescore.batch.ExpertLoad;
 import io.moescore.batch.ScoreBatch;
 import io.moescore.batch.SequenceScore;
@@ -22,8 +21,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -38,19 +35,13 @@ import org.junit.jupiter.api.io.TempDir;
  * from the CPU, summed over the models. Deterministic mode (per-token counts in the ordered combine) and 2:4
  * experts (pruned on load) run one threshold gate and top-p where the expert widths pack.
  */
-@Tag("gpu")
+@GpuTest
 class CudaRoutingVariantsModelTest {
     static final double TOLERANCE = 2e-2;
     static final double WITHIN_SHARE = 0.98;
 
     @TempDir
     static Path dir;
-
-    @BeforeAll
-    static void needsGpu() {
-        String why = GpuRuntime.whyUnavailable(0);
-        assumeTrue(why == null, why + ": skipping GPU tests");
-    }
 
     static List<Path> models() {
         Path fixtures = TestModels.repoRoot().resolve("gpu-runtime/src/test/resources/hf");

@@ -3,21 +3,18 @@ package io.moescore.engine;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.moescore.GpuTest;
 import io.moescore.TestModels;
 import io.moescore.backend.Precision;
 import io.moescore.backend.cpu.CpuBackend;
 import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.backend.cuda.CudaOptions;
-import io.moescore.backend.cuda.GpuRuntime;
 import io.moescore.batch.ScoreBatch;
 import io.moescore.batch.TokenBatch;
 import io.moescore.batch.TokenRouting;
 import java.util.Arrays;
 import java.util.Random;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -28,14 +25,8 @@ import org.junit.jupiter.api.Test;
  * to 1.35, demo/tiny-moe-code/reference-precision.json) that gates of the same experts differed by 0.083 on an H100
  * (seed 352196149556), which says nothing about the routing read back.
  */
-@Tag("gpu")
+@GpuTest
 class CudaTokenRoutingTest {
-    @BeforeAll
-    static void needsGpu() {
-        String why = GpuRuntime.whyUnavailable(0);
-        assumeTrue(why == null, why + ": skipping GPU tests");
-    }
-
     @Test
     void demoModelRoutingFromTheDevice() {
         long seed = System.nanoTime();

@@ -1,12 +1,12 @@
 package io.moescore.engine;
 
+import io.moescore.GpuTest;
 import io.moescore.batch.ScoreBatch;
 import io.moescore.batch.SequenceScore;
 import io.moescore.batch.TokenBatch;
 
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.moescore.TestModels;
 import io.moescore.backend.Backend;
@@ -14,15 +14,12 @@ import io.moescore.backend.Precision;
 import io.moescore.backend.cpu.CpuBackend;
 import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.backend.cuda.CudaOptions;
-import io.moescore.backend.cuda.GpuRuntime;
 import io.moescore.backend.cuda.Kernels;
 import io.moescore.sparse.SparsityPattern;
 import io.moescore.sparse.VectorSparse;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -33,15 +30,9 @@ import org.junit.jupiter.api.Test;
  * and fp16 keeps 95% of all tokens within 2e-2 of the fp32 CPU (a misplaced row or slice moves nearly all of them;
  * measured on an H100: 3 of 213 on the Qwen2-MoE fixture, whose pruned model is the least smooth).
  */
-@Tag("gpu")
+@GpuTest
 class CudaVectorSparseModelTest {
     private static final SparsityPattern PATTERN = SparsityPattern.parse(VectorSparse.PATTERN);
-
-    @BeforeAll
-    static void needsGpu() {
-        String why = GpuRuntime.whyUnavailable(0);
-        assumeTrue(why == null, why + ": skipping GPU tests");
-    }
 
     @Test
     void scoresMatchTheCpuOnEveryPath() throws IOException {

@@ -1,13 +1,10 @@
 package io.moescore.score;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.moescore.GpuTest;
 import io.moescore.backend.Precision;
-import io.moescore.backend.cuda.GpuRuntime;
 import java.io.IOException;
 import java.nio.file.Path;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -19,16 +16,10 @@ import org.junit.jupiter.params.provider.MethodSource;
  * comes from the lm_head step's top-k rows, copied to the host). Deterministic mode, so a window's scores do not
  * depend on the rows it shares a batch with.
  */
-@Tag("gpu")
+@GpuTest
 class CudaLongDocumentFixtureTest {
     @TempDir
     Path dir;
-
-    @BeforeAll
-    static void needsGpu() {
-        String why = GpuRuntime.whyUnavailable(0);
-        assumeTrue(why == null, why + ": skipping GPU tests");
-    }
 
     LongDocumentFixtureTest.Checks cuda() {
         return new LongDocumentFixtureTest.Checks(dir, ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, "cuda")

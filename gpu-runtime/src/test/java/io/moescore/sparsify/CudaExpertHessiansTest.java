@@ -1,15 +1,14 @@
 package io.moescore.sparsify;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.moescore.GpuTest;
 import io.moescore.TestModels;
 import io.moescore.backend.Backend;
 import io.moescore.backend.Precision;
 import io.moescore.backend.cpu.CpuBackend;
 import io.moescore.backend.cuda.CudaBackend;
 import io.moescore.backend.cuda.CudaOptions;
-import io.moescore.backend.cuda.GpuRuntime;
 import io.moescore.engine.Engine;
 import io.moescore.engine.ScoreOptions;
 import io.moescore.batch.TokenBatch;
@@ -17,8 +16,6 @@ import java.io.IOException;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -26,14 +23,8 @@ import org.junit.jupiter.api.Test;
  * kernel's SwiGLU rows) give the CPU backend's Hessians on the demo model, to bf16 rounding (and the odd token
  * routed differently): what the sparsify job's executors collect with {@code --backend cuda}.
  */
-@Tag("gpu")
+@GpuTest
 class CudaExpertHessiansTest {
-    @BeforeAll
-    static void needsGpu() {
-        String why = GpuRuntime.whyUnavailable(0);
-        assumeTrue(why == null, why + ": skipping GPU tests");
-    }
-
     @Test
     void cudaExpertInputsGiveTheCpuHessians() throws IOException {
         List<int[]> rows = CalibrationRows.read(TestModels.repoRoot().resolve("demo/calibration.jsonl"))

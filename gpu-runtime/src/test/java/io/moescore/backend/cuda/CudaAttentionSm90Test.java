@@ -5,6 +5,7 @@ import static io.moescore.backend.cuda.KernelComparisons.assertValuesClose;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.moescore.GpuTest;
 import io.moescore.backend.Backend;
 import io.moescore.backend.Precision;
 import io.moescore.backend.Tensor;
@@ -13,7 +14,6 @@ import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -23,15 +23,13 @@ import org.junit.jupiter.api.Test;
  * poisoned with NaN first, fresh random inputs (seed printed). Needs a GPU of compute capability 9.0; skips
  * elsewhere.
  */
-@Tag("gpu")
+@GpuTest
 class CudaAttentionSm90Test {
     static CpuBackend cpu;
     final Random random = new Random(SEED);
 
     @BeforeAll
     static void start() {
-        String why = GpuRuntime.whyUnavailable(0);
-        assumeTrue(why == null, why + ": skipping GPU tests");
         CudaBackend probe = new CudaBackend(CudaOptions.device(0));
         assumeTrue(probe.runtime().computeCapability().equals("9.0"),
                 "the wgmma attention needs compute capability 9.0, this GPU is " + probe.runtime().computeCapability());

@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.moescore.GpuTest;
 import io.moescore.backend.Backend;
 import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.IntTensor;
@@ -30,7 +31,6 @@ import java.nio.file.Path;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -39,7 +39,7 @@ import org.junit.jupiter.api.io.TempDir;
  * only difference left is the GPU's bf16 rounding of activations on their way into the tensor cores).
  * Runs on a machine with a CUDA device: mvn -Pgpu test (README, developer notes).
  */
-@Tag("gpu")
+@GpuTest
 class CudaBackendTest {
     static CpuBackend cpu;
     static CudaBackend gpu;
@@ -50,8 +50,6 @@ class CudaBackendTest {
 
     @BeforeAll
     static void start() {
-        String why = GpuRuntime.whyUnavailable(0);
-        assumeTrue(why == null, why + ": skipping GPU tests");
         cpu = new CpuBackend(4);
         gpu = new CudaBackend(CudaOptions.device(0));
         System.out.println("GPU tests on " + gpu.deviceName() + ", random inputs from seed " + SEED

@@ -2,8 +2,8 @@ package io.moescore.backend.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.moescore.GpuTest;
 import io.moescore.TestModels;
 import io.moescore.backend.GpuFaultException;
 import io.moescore.backend.Tensor;
@@ -21,7 +21,6 @@ import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
 import jcuda.driver.JCudaDriver;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -31,13 +30,11 @@ import org.junit.jupiter.api.Test;
  * address no allocation owns (src/test/cuda). It breaks the process's CUDA context for good, so it runs in a child
  * JVM ({@link #main}) and the other GPU tests keep theirs.
  */
-@Tag("gpu")
+@GpuTest
 class CudaFaultTest {
 
     @Test
     void anIllegalAddressBreaksTheRuntimeAndEveryLaterCallSaysWhy() throws Exception {
-        String why = GpuRuntime.whyUnavailable(0);
-        assumeTrue(why == null, why + ": skipping GPU tests");
         List<String> command = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"),
                 "-cp", System.getProperty("java.class.path")));
         command.addAll(jvmOptions());

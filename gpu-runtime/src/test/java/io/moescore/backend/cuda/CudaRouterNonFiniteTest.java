@@ -4,8 +4,8 @@ import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.moescore.GpuTest;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.cpu.CpuBackend;
 import io.moescore.routing.ExpertRouting;
@@ -15,22 +15,19 @@ import java.util.Random;
 import jcuda.Pointer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
  * router.cu with NaN and infinite logits routes exactly as TopKSoftmaxRouter does (experts 0..k-1, NaN gates),
  * instead of routing such a row to no expert (index 0x7fffffff); finite rows beside them are untouched.
  */
-@Tag("gpu")
+@GpuTest
 class CudaRouterNonFiniteTest {
     static CpuBackend cpu;
     static CudaBackend gpu;
 
     @BeforeAll
     static void start() {
-        String why = GpuRuntime.whyUnavailable(0);
-        assumeTrue(why == null, why + ": skipping GPU tests");
         cpu = new CpuBackend(2);
         gpu = new CudaBackend(CudaOptions.device(0));
     }

@@ -9,8 +9,8 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.moescore.GpuTest;
 import io.moescore.backend.ExpertWeights;
 import io.moescore.backend.Tensor;
 import io.moescore.backend.WeightSlice;
@@ -38,7 +38,6 @@ import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -56,7 +55,7 @@ import org.junit.jupiter.api.io.TempDir;
  * a gate's probability and T: computed here in double), and at most 1 in 50 tokens; it is printed. sparsemax and the
  * batch-level choice use the CPU's float arithmetic in its order and must match bit for bit.
  */
-@Tag("gpu")
+@GpuTest
 class CudaRouterVariantsTest {
     static final int ROWS = 300;
     static final int[] EXPERTS = {5, 8, 40, 64, 128};
@@ -69,8 +68,6 @@ class CudaRouterVariantsTest {
 
     @BeforeAll
     static void start() {
-        String why = GpuRuntime.whyUnavailable(0);
-        assumeTrue(why == null, why + ": skipping GPU tests");
         cpu = new CpuBackend(2);
         gpu = new CudaBackend(CudaOptions.device(0));
         deterministic = new CudaBackend(CudaOptions.device(0).withDeterministic(true));
