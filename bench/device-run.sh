@@ -101,9 +101,10 @@ for what in "$@"; do
           io.moescore.bench.CapacityBenchmark /tmp/mixtral "$out/capacity-mixtral-${name/:/}.json" experts=$e 2>&1 | tail -3
       done ;;
     bounds-new)  # reference-precision.json (transformers' bf16/fp16 drift, routing margins) for the family fixtures
-      # the CUDA backend runs beyond the first four (Granite MoE, GLM-4.5): the GPU fixture tests read it; commit it
+      # the CUDA backend runs beyond the first four (Granite MoE, GLM-4.5, DeepSeek-V3): the GPU fixture tests read
+      # it; commit it
       python3 gpu-runtime/src/test/python/make_precision_bounds.py gpu-runtime/src/test/resources/hf/granitemoe-* \
-        gpu-runtime/src/test/resources/hf/glm4moe-* 2>&1 | tail -6
+        gpu-runtime/src/test/resources/hf/glm4moe-* gpu-runtime/src/test/resources/hf/deepseekv3-* 2>&1 | tail -8
       for f in gpu-runtime/src/test/resources/hf/*/reference-precision.json; do
         mkdir -p "$out/bounds/$(dirname "$f")" && cp "$f" "$out/bounds/$f"; done ;;
     gptoss-fixtures)  # issue 24: gpt-oss fixtures by transformers (copied into the test resources; commit them)

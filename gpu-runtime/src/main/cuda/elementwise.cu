@@ -194,6 +194,20 @@ extern "C" __global__ void add_sigmoid_gated_f32(float* __restrict__ acc, const 
     acc[i] += y[i] / (1.f + __expf(-gate[r]));
 }
 
+// dst[r, toFirst + b * toStride + i] = src[r, fromFirst + b * fromStride + i] for b < count, i < width: splits,
+// joins and broadcasts (stride 0) of heads (Backend.copyColumns: DeepSeek's latent attention). One thread per
+// (row, block, column); rows of src are srcCols apart, of dst dstCols. CPU twin: CpuBackend.copyColumns.
+extern "C" __global__ void copy_columns_f32(const float* __restrict__ src, int srcCols, int fromFirst, int fromStride,
+                                            float* __restrict__ dst, int dstCols, int toFirst, int toStride, int rows,
+                                            int count, int width) {
+    long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long long)rows * count * width) return;
+    int i = idx % width;
+    int b = (idx / width) % count;
+    long long r = idx / ((long long)width * count);
+    dst[r * dstCols + toFirst + (long long)b * toStride + i] = src[r * srcCols + fromFirst + (long long)b * fromStride + i];
+}
+
 extern "C" __global__ void fill_f32(float* __restrict__ x, long long n, float value) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] = value;

@@ -7,19 +7,20 @@
 #     experts), so a bf16/fp16 run may route that token differently from the reference without being wrong.
 #   transformers' own drift: the same fixture run by transformers in bf16 and in fp16 against its float32 reference
 #     (worst per-token |log-prob error| and tokens over 2e-2): how far the library everyone compares with moves.
-# The families the CUDA backend runs: softmax top-k (Mixtral, OLMoE, Qwen2/3-MoE, Granite MoE) and GLM-4.5's
-# group-limited sigmoid router; others are
+# The families the CUDA backend runs: softmax top-k (Mixtral, OLMoE, Qwen2/3-MoE, Granite MoE) and GLM-4.5's and
+# DeepSeek-V3's group-limited sigmoid router; others are
 # skipped with a line saying so. From the repository root, on the GPU machine:
 #   python3 gpu-runtime/src/test/python/make_precision_bounds.py gpu-runtime/src/test/resources/hf/* demo/tiny-moe-code
 import json, os, sys
 import torch, transformers
 
 SOFTMAX_TOP_K = {"mixtral", "olmoe", "qwen2_moe", "qwen3_moe", "granitemoe"}
-GROUP_LIMITED = {"glm4_moe"}  # sigmoid scores + correction bias, top-k of the topk_group best groups
+GROUP_LIMITED = {"glm4_moe", "deepseek_v3"}  # sigmoid scores + correction bias, top-k of the topk_group best groups
 
 
 def moe_blocks(model, cfg):
-    experts = getattr(cfg, "num_local_experts", None) or getattr(cfg, "num_experts", None)
+    experts = (getattr(cfg, "num_local_experts", None) or getattr(cfg, "num_experts", None)
+               or getattr(cfg, "n_routed_experts", None))
     blocks = []
     for name, m in model.named_modules():
         for attr in ("gate", "router"):  # Granite MoE: router.layer is the linear

@@ -38,8 +38,8 @@ class CudaReferenceFixtureTest {
     static final double BF16_TOLERANCE = 0.5;
 
     /**
-     * The issue-24 families that need kernels the CUDA backend lacks (latent attention, YaRN and partial rotary, the
-     * group-limited router, sinks): refused before loading, naming the model and what is missing.
+     * The issue-24 families that need kernels the CUDA backend lacks (gpt-oss: sinks, router bias, biased clamped
+     * SwiGLU experts): refused before loading, naming the model and what is missing.
      */
     @Test
     void newFamiliesAreRefusedNamingWhatIsMissing() {

@@ -14,8 +14,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The driver's model check refuses, before any task, a model the chosen backend cannot run: a DeepSeek-V3 config
- * with backend cuda names the kernels it lacks; with cpu (and auto, decided per executor) it passes.
+ * The driver's model check refuses, before any task, a model the chosen backend cannot run: a gpt-oss config with
+ * backend cuda names the kernels it lacks; with cpu (and auto, decided per executor) it passes. The other checks run
+ * on a DeepSeek-V3 config (a dense first layer, group-limited routing).
  */
 class ModelCheckBackendTest {
     static final String DEEPSEEK = """
@@ -26,11 +27,28 @@ class ModelCheckBackendTest {
              "n_group": 4, "topk_group": 2, "num_experts_per_tok": 2, "first_k_dense_replace": 1,
              "hidden_act": "silu", "max_position_embeddings": 64}""";
 
+    /** gpt-oss-20b's config.json as released, shrunk (sinks, router bias, clamped SwiGLU: CPU only for now). */
+    static final String GPT_OSS = """
+            {"architectures": ["GptOssForCausalLM"], "attention_bias": true, "experts_per_token": 4, "head_dim": 16,
+             "hidden_act": "silu", "hidden_size": 64, "initial_context_length": 64, "intermediate_size": 64,
+             "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+             "max_position_embeddings": 2048, "model_type": "gpt_oss", "num_attention_heads": 8,
+             "num_experts_per_tok": 4, "num_hidden_layers": 4, "num_key_value_heads": 2, "num_local_experts": 8,
+             "rms_norm_eps": 1e-05,
+             "rope_scaling": {"beta_fast": 32.0, "beta_slow": 1.0, "factor": 32.0,
+                              "original_max_position_embeddings": 64, "rope_type": "yarn", "truncate": false},
+             "rope_theta": 150000, "sliding_window": 16, "swiglu_limit": 7.0, "tie_word_embeddings": false,
+             "torch_dtype": "bfloat16", "vocab_size": 512}""";
+
     @TempDir
     Path dir;
 
     ScoringSpec spec(String backend) throws IOException {
-        Files.writeString(dir.resolve("config.json"), DEEPSEEK);
+        return spec(backend, DEEPSEEK);
+    }
+
+    ScoringSpec spec(String backend, String config) throws IOException {
+        Files.writeString(dir.resolve("config.json"), config);
         return new ScoringSpec(dir.toString(), ScoreSettings.DEFAULTS.with(ScoreSettings.BACKEND, backend), "tokens",
                 null, Map.of());
     }
@@ -38,15 +56,16 @@ class ModelCheckBackendTest {
     @Test
     void cudaIsRefusedNamingWhatItLacks() throws IOException {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> DatasetScorer.checkModel(spec("cuda")));
-        assertTrue(e.getMessage().contains("deepseek_v3") && e.getMessage().contains("latent attention")
+                () -> DatasetScorer.checkModel(spec("cuda", GPT_OSS)));
+        assertTrue(e.getMessage().contains("gpt_oss") && e.getMessage().contains("sinks")
                 && e.getMessage().contains("backend 'cpu'"), e.getMessage());
     }
 
     @Test
     void cpuAndAutoPass() throws IOException {
-        assertEquals(ModelConfig.Family.DEEPSEEK_V3, DatasetScorer.checkModel(spec("cpu")).family());
-        assertEquals(ModelConfig.Family.DEEPSEEK_V3, DatasetScorer.checkModel(spec("auto")).family());
+        assertEquals(ModelConfig.Family.GPT_OSS, DatasetScorer.checkModel(spec("cpu", GPT_OSS)).family());
+        assertEquals(ModelConfig.Family.GPT_OSS, DatasetScorer.checkModel(spec("auto", GPT_OSS)).family());
+        assertEquals(ModelConfig.Family.DEEPSEEK_V3, DatasetScorer.checkModel(spec("cuda")).family());  // runs there
     }
 
     /**

@@ -7,6 +7,7 @@ import static io.moescore.backend.cuda.KernelConstants.ROUTE_THREADS;
 import static io.moescore.backend.cuda.KernelConstants.SMALL_THREADS;
 import static io.moescore.backend.cuda.KernelConstants.SMALL_TILE;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import io.moescore.backend.AttentionHeads;
@@ -341,22 +342,62 @@ public final class CudaBackend implements Backend {
         });
     }
 
+    /** elementwise.cu, copy_columns_f32: the columns of dst that no block reaches keep their values. */
     @Override
     public void copyColumns(Tensor src, ColumnBlocks from, Tensor dst, ColumnBlocks to) {
-        throw new UnsupportedOperationException(deviceName() + " has no kernel to copy column blocks (latent "
-                + "attention); use the CPU backend");
+        launcher.timed("copyColumns", () -> {
+            CudaTensor s = CudaTensor.of(src);
+            CudaTensor d = CudaTensor.of(dst);
+            if (from.count() != to.count() || from.width() != to.width() || s.rows != d.rows || from.end() > s.cols
+                    || to.end() > d.cols || src == dst) {
+                throw new IllegalArgumentException("copyColumns: " + from + " of " + s.rows + "x" + s.cols + " into "
+                        + to + " of " + d.rows + "x" + d.cols + (src == dst ? " (the same tensor)" : ""));
+            }
+            CUdeviceptr in = s.requireF32("copyColumns");
+            d.requireDefined("copyColumns");  // the columns no block reaches are kept, so they must hold values
+            CudaTensor.output(dst, "copyColumns");
+            launcher.launch("copy_columns_f32", blocks((long) s.rows * from.count() * from.width(), 256), 1, 256, 0,
+                    in, s.cols, from.first(), from.stride(), d.f32, d.cols, to.first(), to.stride(), s.rows,
+                    from.count(), from.width());
+        });
     }
 
-    /** Plain rotary embeddings over whole heads only: the kernels of elementwise.cu. */
+    /** Rotary embeddings (elementwise.cu), of a part of each head other than its first columns through a copy. */
     @Override
     public void rope(Tensor x, ColumnBlocks blocks, Rope rope, IntTensor positions) {
-        norms.rope(x, blocks, rope, positions, true);
+        if (!ropeOfPartsThroughCopy(x, blocks, rope, positions)) {
+            norms.rope(x, blocks, rope, positions, true);
+        }
     }
 
     /** Where attention reads half q and k, only the 16-bit copy is written (x's fp32 values then undefined). */
     @Override
     public void ropeForAttention(Tensor x, ColumnBlocks blocks, Rope rope, IntTensor positions) {
-        norms.rope(x, blocks, rope, positions, false);
+        if (!ropeOfPartsThroughCopy(x, blocks, rope, positions)) {
+            norms.rope(x, blocks, rope, positions, false);
+        }
+    }
+
+    /**
+     * The rope kernels rotate the first columns of whole heads; blocks elsewhere in each head (DeepSeek's q_rope,
+     * the last qk_rope_head_dim columns of every q head) are copied out as whole heads, rotated there and copied
+     * back. Returns false, having done nothing, where the kernels take the blocks as they are.
+     */
+    private boolean ropeOfPartsThroughCopy(Tensor x, ColumnBlocks blocks, Rope rope, IntTensor positions) {
+        if (blocks.first() == 0 && (long) blocks.count() * blocks.stride() == x.cols()) {
+            return false;
+        }
+        if (blocks.width() != rope.rotaryDim()) {
+            throw new UnsupportedOperationException(deviceName() + " has no rope kernel for " + rope.describe()
+                    + " over " + blocks + " of " + x.cols() + " columns; use the CPU backend");
+        }
+        ColumnBlocks packed = ColumnBlocks.heads(blocks.count(), blocks.width());
+        try (Tensor part = activation(x.rows(), blocks.count() * blocks.width())) {
+            copyColumns(x, blocks, part, packed);
+            norms.rope(part, packed, rope, positions, true);
+            copyColumns(part, packed, x, blocks);
+        }
+        return true;
     }
 
     /** One pass where attention reads half-precision q and k (rmsnorm_rope_T); elsewhere the two ops. */
@@ -393,13 +434,18 @@ public final class CudaBackend implements Backend {
                 headDim, gpu.maxSharedPerBlock());
     }
 
-    /** Heads of one width (any softmax scale): latent attention's v heads narrower than q/k are refused. */
+    /**
+     * Heads of one width (any softmax scale); q/k and v heads of different widths (DeepSeek's latent attention: 192
+     * and 128) run as heads of one padded width, the next the half-input kernels take (64, 128, 256) where there is
+     * one, else the wider of the two: zero columns change no dot product, and the output's padding is dropped. The
+     * padding costs the copies and the wider heads' work; no kernel of MLA's own widths exists yet.
+     */
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, AttentionHeads heads, int window,
                           Tensor out) {
         if (heads.qkHeadDim() != heads.vHeadDim()) {
-            throw new UnsupportedOperationException(deviceName() + " has no attention kernel for q/k heads of "
-                    + heads.qkHeadDim() + " and v heads of " + heads.vHeadDim() + " columns; use the CPU backend");
+            attentionPadded(q, k, v, seqOffsets, heads, window, out);
+            return;
         }
         int numHeads = heads.numHeads();
         int numKvHeads = heads.numKvHeads();
@@ -437,6 +483,42 @@ public final class CudaBackend implements Backend {
                     log2Scale);
             o.wroteCopy();
         });
+    }
+
+    /** {@link #attention} of q/k and v heads of different widths, through heads of one padded width. */
+    private void attentionPadded(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, AttentionHeads heads,
+                                 int window, Tensor out) {
+        int n = heads.numHeads();
+        int nkv = heads.numKvHeads();
+        int dq = heads.qkHeadDim();
+        int dv = heads.vHeadDim();
+        int wide = Math.max(dq, dv);
+        int d = wide;
+        for (int half : new int[] {64, 128, 256}) {
+            if (half >= wide && readsHalfQk(half)) {
+                d = half;
+                break;
+            }
+        }
+        d = (d + 7) / 8 * 8;
+        AttentionHeads padded = new AttentionHeads(n, nkv, d, d, heads.scale());
+        int t = q.rows();
+        try (Tensor qp = zeros(t, n * d); Tensor kp = zeros(t, nkv * d); Tensor vp = zeros(t, nkv * d);
+             Tensor op = activation(t, n * d)) {
+            copyColumns(q, ColumnBlocks.heads(n, dq), qp, new ColumnBlocks(0, d, n, dq));
+            copyColumns(k, ColumnBlocks.heads(nkv, dq), kp, new ColumnBlocks(0, d, nkv, dq));
+            copyColumns(v, ColumnBlocks.heads(nkv, dv), vp, new ColumnBlocks(0, d, nkv, dv));
+            attention(qp, kp, vp, seqOffsets, padded, window, op);
+            copyColumns(op, new ColumnBlocks(0, d, n, dv), out, ColumnBlocks.heads(n, dv));
+        }
+    }
+
+    /** A new activation of zeros. */
+    private Tensor zeros(int rows, int cols) {
+        Tensor z = activation(rows, cols);
+        launcher.timed("zeros", () -> cuMemsetD32Async(CudaTensor.output(z, "zeros").f32, 0,
+                (long) rows * cols, launcher.stream()));
+        return z;
     }
 
     /**

@@ -6,9 +6,8 @@ import java.util.List;
 
 /**
  * Which models the CUDA backend can run, decided from the config before anything loads: the features of issue 24
- * that have no kernels here yet (Granite's multipliers, latent attention, YaRN, partial or interleaved rotary
- * embeddings, the group-limited sigmoid router, gpt-oss's sinks, router bias and biased clamped-SwiGLU experts)
- * are named; the CPU backend runs them all.
+ * that have no kernels here yet (gpt-oss's sinks, router bias and biased clamped-SwiGLU experts; group-limited
+ * routing over more than 64 groups) are named; the CPU backend runs them all.
  */
 final class CudaModelSupport {
     private CudaModelSupport() {
@@ -17,13 +16,10 @@ final class CudaModelSupport {
     /** What the CUDA backend lacks to run a model of this config; empty where it has every kernel. */
     static List<String> missingKernels(ModelConfig c) {
         List<String> missing = new ArrayList<>();
-        if (c.latentAttention() != null) {
-            missing.add("latent attention (q/k heads of " + c.headDim() + " columns, v heads of " + c.vHeadDim()
-                    + ", a rotary key shared by every head)");
-        }
-        // CudaNorms.rope: the first rotaryDim columns of whole heads (latent attention's rotary part is not first)
+        // latent attention runs through column copies (copy_columns_f32), its q_rope rotated through a copy and its
+        // q/k and v heads padded to one width (CudaBackend.attention); CudaNorms.rope: pairs of columns
         int rot = c.rope().rotaryDim();
-        if (c.latentAttention() != null || rot % 2 != 0 || (c.headDim() - rot) % 2 != 0) {
+        if (rot % 2 != 0 || (c.headDim() - rot) % 2 != 0) {
             missing.add("a rope kernel for " + c.rope().describe() + " of heads of " + c.headDim());
         }
         if (c.groupRouting() != null && c.groupRouting().groups() > 64) {  // RouterKernel.GroupSigmoid's mask

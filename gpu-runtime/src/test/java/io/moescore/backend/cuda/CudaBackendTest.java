@@ -719,6 +719,69 @@ class CudaBackendTest {
         return worst;
     }
 
+    /**
+     * DeepSeek's latent attention on the GPU, piece by piece against the CPU: column copies (a split, a join into
+     * parts of heads, a stride-0 broadcast of the shared rotary key, the untouched columns kept), RoPE of the last
+     * columns of each head (interleaved YaRN, through a copy), and attention with q/k heads of 192 and v heads of 128
+     * under MLA's own scale (through heads padded to one width), bf16 and split-bf16, with a window.
+     */
+    @Test
+    void latentAttentionPiecesMatchTheCpu() {
+        int t = 97;
+        int n = 4;
+        int nope = 128;
+        int ropeDim = 64;
+        int qk = nope + ropeDim;
+        float[] src = randn(t * 3 * 40, 1);
+        float[] base = randn(t * n * 48, 1);
+        io.moescore.backend.ColumnBlocks[][] copies = {
+            {io.moescore.backend.ColumnBlocks.span(40, 40), io.moescore.backend.ColumnBlocks.span(0, 40)},
+            {new io.moescore.backend.ColumnBlocks(0, 40, 3, 16), new io.moescore.backend.ColumnBlocks(32, 48, 3, 16)},
+            {new io.moescore.backend.ColumnBlocks(80, 0, 4, 8), new io.moescore.backend.ColumnBlocks(40, 48, 4, 8)}};
+        for (io.moescore.backend.ColumnBlocks[] c : copies) {
+            Tensor want = cpu.activation(base, t, n * 48);
+            cpu.copyColumns(cpu.activation(src, t, 120), c[0], want, c[1]);
+            try (Tensor s = gpu.activation(src, t, 120); Tensor got = gpu.activation(base, t, n * 48)) {
+                gpu.copyColumns(s, c[0], got, c[1]);
+                assertArrayEquals(cpu.toHost(want), gpu.toHost(got), "copyColumns " + c[0] + " -> " + c[1]);
+            }
+        }
+        io.moescore.model.Rope.Yarn yarn = new io.moescore.model.Rope.Yarn(40, 4096, 32, 1, 1.3, true);
+        io.moescore.model.Rope rope = new io.moescore.model.Rope(10000.0, ropeDim, true, yarn);
+        io.moescore.backend.ColumnBlocks qRope = new io.moescore.backend.ColumnBlocks(nope, qk, n, ropeDim);
+        float[] qValues = randn(t * n * qk, 1);
+        int[] pos = random.ints(t, 0, 60000).toArray();
+        Tensor qWant = cpu.activation(qValues, t, n * qk);
+        cpu.rope(qWant, qRope, rope, cpu.ints(pos));
+        try (Tensor qGot = gpu.activation(qValues, t, n * qk)) {
+            gpu.rope(qGot, qRope, rope, gpu.ints(pos));
+            assertClose(cpu, qWant, qGot, 2e-5, "rope of the last " + ropeDim + " columns of heads of " + qk);
+        }
+        int[] offsets = {0, 1, 40, t};
+        double scale = 0.9 / Math.sqrt(qk);  // MLA's scale: 1/sqrt(q/k width) times YaRN's mscale^2
+        io.moescore.backend.AttentionHeads heads = new io.moescore.backend.AttentionHeads(n, n, qk, nope, scale);
+        for (CudaBackend backend : new CudaBackend[] {gpu,
+            new CudaBackend(CudaOptions.device(0).withPrecision(Precision.SPLIT_BF16))}) {
+            for (int window : new int[] {0, 17}) {
+                float[] q = randn(t * n * qk, 1);
+                float[] k = randn(t * n * qk, 1);
+                float[] v = randn(t * n * nope, 1);
+                Tensor want = cpu.activation(t, n * nope);
+                cpu.attention(cpu.activation(q, t, n * qk), cpu.activation(k, t, n * qk), cpu.activation(v, t, n * nope),
+                        cpu.ints(offsets), heads, window, want);
+                float[] nan = new float[t * n * nope];
+                java.util.Arrays.fill(nan, Float.NaN);
+                try (Tensor got = backend.activation(nan, t, n * nope)) {
+                    backend.attention(backend.activation(q, t, n * qk), backend.activation(k, t, n * qk),
+                            backend.activation(v, t, n * nope), backend.ints(offsets), heads, window, got);
+                    assertClose(cpu, want, got, backend.precision() == Precision.SPLIT_BF16 ? 1e-5 : 1e-2,
+                            backend.precision().userName() + " latent attention q/k " + qk + ", v " + nope
+                                    + ", window " + window);
+                }
+            }
+        }
+    }
+
     @Test
     void routerExpertsAndDenseFfn() throws IOException {
         expertsAgainstCpu(gpu);
