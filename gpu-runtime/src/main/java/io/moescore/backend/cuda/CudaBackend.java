@@ -7,7 +7,6 @@ import static io.moescore.backend.cuda.KernelConstants.ROUTE_THREADS;
 import static io.moescore.backend.cuda.KernelConstants.SMALL_THREADS;
 import static io.moescore.backend.cuda.KernelConstants.SMALL_TILE;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
-import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import io.moescore.backend.AttentionHeads;
@@ -50,7 +49,6 @@ public final class CudaBackend implements Backend {
      */
     static final int SMALL_WEIGHT_ROWS = CudaWeights.SMALL_WEIGHT_ROWS;
     /** log2(e): the half-input attention kernels take their softmax scale in base 2. */
-    private static final double LOG2_E = 1.4426950408889634;
 
     private final CudaOptions options;
     private final GpuRuntime gpu;
@@ -62,6 +60,7 @@ public final class CudaBackend implements Backend {
     private final ExpertLaunches experts;
     private final CudaLogProbs logProbs;
     private final CudaNorms norms;
+    private final CudaAttention attention;
 
     /**
      * Opens the device of {@code options} (its runtime is shared by every backend of this JVM on that device).
@@ -80,7 +79,8 @@ public final class CudaBackend implements Backend {
         this.gemm = new CudaGemm(launcher, choice, options.precision(), weights);
         this.experts = new ExpertLaunches(launcher, choice, gemm, options.precision(), options.deterministic());
         this.logProbs = new CudaLogProbs(launcher, gemm, choice, options.deterministic());
-        this.norms = new CudaNorms(launcher, type, weights, this::readsHalfQk, deviceName());
+        this.attention = new CudaAttention(launcher, gpu, choice, type, options.precision());
+        this.norms = new CudaNorms(launcher, type, weights, attention::readsHalfQk, deviceName());
     }
 
     public CudaOptions options() {
@@ -185,7 +185,7 @@ public final class CudaBackend implements Backend {
     public boolean fusesQkv(ModelConfig c) {
         int d = c.headDim();
         if (c.latentAttention() != null || c.qkvBias() || !Float.isNaN(c.clipQkv()) || d != c.vHeadDim()
-                || !readsHalfQk(d) || c.rope().rotaryDim() != d || !c.rope().isPlain(d)) {
+                || !attention.readsHalfQk(d) || c.rope().rotaryDim() != d || !c.rope().isPlain(d)) {
             return false;
         }
         ColumnBlocks q = new ColumnBlocks(0, d, c.numHeads(), d);
@@ -342,24 +342,10 @@ public final class CudaBackend implements Backend {
         });
     }
 
-    /** elementwise.cu, copy_columns_f32: the columns of dst that no block reaches keep their values. */
+    /** Latent attention's column copies (CudaAttention: elementwise.cu, copy_columns_f32). */
     @Override
     public void copyColumns(Tensor src, ColumnBlocks from, Tensor dst, ColumnBlocks to) {
-        launcher.timed("copyColumns", () -> {
-            CudaTensor s = CudaTensor.of(src);
-            CudaTensor d = CudaTensor.of(dst);
-            if (from.count() != to.count() || from.width() != to.width() || s.rows != d.rows || from.end() > s.cols
-                    || to.end() > d.cols || src == dst) {
-                throw new IllegalArgumentException("copyColumns: " + from + " of " + s.rows + "x" + s.cols + " into "
-                        + to + " of " + d.rows + "x" + d.cols + (src == dst ? " (the same tensor)" : ""));
-            }
-            CUdeviceptr in = s.requireF32("copyColumns");
-            d.requireDefined("copyColumns");  // the columns no block reaches are kept, so they must hold values
-            CudaTensor.output(dst, "copyColumns");
-            launcher.launch("copy_columns_f32", blocks((long) s.rows * from.count() * from.width(), 256), 1, 256, 0,
-                    in, s.cols, from.first(), from.stride(), d.f32, d.cols, to.first(), to.stride(), s.rows,
-                    from.count(), from.width());
-        });
+        attention.copyColumns(src, from, dst, to);
     }
 
     /** Rotary embeddings (elementwise.cu), of a part of each head other than its first columns through a copy. */
@@ -418,127 +404,16 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** Whether attention reads q and k as 16-bit copies at this head size, which RoPE then writes in its pass. */
-    private boolean readsHalfQk(int headDim) {
-        return headDim <= 256 && attentionKernel(headDim).halfInputs();
-    }
-
-    /**
-     * The attention kernel for a head size: at bf16 and fp16 the half-input one at head_dim 64, 128 and 256
-     * (attention_sm90.cu on a Hopper running the wgmma families, {@link KernelChoice#runsWgmmaAttention}, else
-     * attention_fa.cu), else tensor cores with fp32 inputs (attention_tc.cu) up to 128; split-bf16 and the rest:
-     * fp32 (attention.cu).
-     */
+    /** The attention kernel for a head size ({@link CudaAttention#kernel}). */
     AttentionKernel attentionKernel(int headDim) {
-        return AttentionKernel.pick(type, precision() != Precision.SPLIT_BF16, choice.runsWgmmaAttention(headDim),
-                headDim, gpu.maxSharedPerBlock());
+        return attention.kernel(headDim);
     }
 
-    /**
-     * Heads of one width (any softmax scale); q/k and v heads of different widths (DeepSeek's latent attention: 192
-     * and 128) run as heads of one padded width, the next the half-input kernels take (64, 128, 256) where there is
-     * one, else the wider of the two: zero columns change no dot product, and the output's padding is dropped. The
-     * padding costs the copies and the wider heads' work; no kernel of MLA's own widths exists yet.
-     */
+    /** {@link CudaAttention#run}: heads of one width, or q/k and v heads of two through padded heads. */
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, AttentionHeads heads, int window,
                           Tensor out) {
-        if (heads.qkHeadDim() != heads.vHeadDim()) {
-            attentionPadded(q, k, v, seqOffsets, heads, window, out);
-            return;
-        }
-        int numHeads = heads.numHeads();
-        int numKvHeads = heads.numKvHeads();
-        int headDim = heads.qkHeadDim();
-        // the standard scale exactly as before (1/sqrt(head_dim), log2(e)/sqrt(head_dim)), else the heads' own
-        float scale = heads.isStandard() ? (float) (1.0 / Math.sqrt(headDim)) : (float) heads.scale();
-        float log2Scale = heads.isStandard() ? (float) (LOG2_E / Math.sqrt(headDim)) : (float) (LOG2_E * heads.scale());
-        launcher.timed("attention", () -> {
-            if (headDim > 256 || headDim % 8 != 0) {
-                throw new IllegalArgumentException("the CUDA attention kernel supports head_dim up to 256 and a "
-                        + "multiple of 8, got " + headDim);
-            }
-            AttentionKernel kernel = attentionKernel(headDim);
-            CudaTensor.Ints offsets = CudaTensor.Ints.of(seqOffsets);
-            CudaTensor.Ints tiles = offsets.derived("attention tiles of " + kernel.rows() + " rows, window " + window,
-                    () -> launcher.upload(AttentionTiles.build(offsets.host, kernel.rows(), window)));
-            int tileCount = tiles.length() / 3;
-            int shared = kernel.sharedBytes(headDim);
-            if (shared > 48 * 1024) {
-                gpu.allowSharedMemory(gpu.function(kernel.name()), shared);
-            }
-            CudaTensor qt = CudaTensor.of(q);
-            CudaTensor kt = CudaTensor.of(k);
-            CudaTensor vt = CudaTensor.of(v);
-            CudaTensor o = CudaTensor.output(out, "attention");
-            if (!kernel.halfInputs()) {
-                launcher.launch(kernel.name(), tileCount, numHeads, kernel.threads(), shared, qt.requireF32("attention"),
-                        kt.requireF32("attention"), vt.requireF32("attention"), o.f32, tiles.device, numHeads,
-                        numKvHeads, headDim, window, scale);
-                return;
-            }
-            // the output in fp32 and, in the same stores, the o projection's 16-bit input (attention_fa.cu, _sm90.cu)
-            launcher.launch(kernel.name(), (long) tileCount * numHeads, 1, kernel.threads(), shared, halfInput(qt),
-                    halfInput(kt), halfInput(vt), o.f32, o.copyBuffer(), tiles.device, numHeads, numKvHeads, window,
-                    log2Scale);
-            o.wroteCopy();
-        });
-    }
-
-    /** {@link #attention} of q/k and v heads of different widths, through heads of one padded width. */
-    private void attentionPadded(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, AttentionHeads heads,
-                                 int window, Tensor out) {
-        int n = heads.numHeads();
-        int nkv = heads.numKvHeads();
-        int dq = heads.qkHeadDim();
-        int dv = heads.vHeadDim();
-        int wide = Math.max(dq, dv);
-        int d = wide;
-        for (int half : new int[] {64, 128, 256}) {
-            if (half >= wide && readsHalfQk(half)) {
-                d = half;
-                break;
-            }
-        }
-        d = (d + 7) / 8 * 8;
-        AttentionHeads padded = new AttentionHeads(n, nkv, d, d, heads.scale());
-        int t = q.rows();
-        try (Tensor qp = zeros(t, n * d); Tensor kp = zeros(t, nkv * d); Tensor vp = zeros(t, nkv * d);
-             Tensor op = activation(t, n * d)) {
-            copyColumns(q, ColumnBlocks.heads(n, dq), qp, new ColumnBlocks(0, d, n, dq));
-            copyColumns(k, ColumnBlocks.heads(nkv, dq), kp, new ColumnBlocks(0, d, nkv, dq));
-            copyColumns(v, ColumnBlocks.heads(nkv, dv), vp, new ColumnBlocks(0, d, nkv, dv));
-            attention(qp, kp, vp, seqOffsets, padded, window, op);
-            copyColumns(op, new ColumnBlocks(0, d, n, dv), out, ColumnBlocks.heads(n, dv));
-        }
-    }
-
-    /** A new activation of zeros. */
-    private Tensor zeros(int rows, int cols) {
-        Tensor z = activation(rows, cols);
-        launcher.timed("zeros", () -> cuMemsetD32Async(CudaTensor.output(z, "zeros").f32, 0,
-                (long) rows * cols, launcher.stream()));
-        return z;
-    }
-
-    /**
-     * The 16-bit copy the half-input attention kernels read: q and k's as RoPE wrote it, else (v) converted here
-     * into the tensor's copy buffer, current until the tensor is written again.
-     */
-    private CUdeviceptr halfInput(CudaTensor x) {
-        CUdeviceptr current = x.currentCopy();
-        if (current != null) {
-            return current;
-        }
-        if (x.f32 == null || x.cols % 4 != 0 || x.ld % 4 != 0) {
-            throw new IllegalArgumentException("attention's 16-bit inputs are converted 4 values at a time: a "
-                    + x.rows + " x " + x.cols + " tensor (rows " + x.ld + " floats apart) cannot be");
-        }
-        CUdeviceptr h = x.copyBuffer();
-        launcher.launch(type.toHalfKernel, blocks(x.elements() / 4, 256), 1, 256, 0, x.f32, h, x.elements(), x.cols,
-                x.ld);
-        x.wroteCopy();
-        return h;
+        attention.run(q, k, v, seqOffsets, heads, window, out);
     }
 
     @Override
