@@ -71,7 +71,13 @@ public final class Backends {
                 opened.add(open(kind, share, deviceOrdinal + d, precision, deterministic));
             }
         } catch (RuntimeException e) {
-            opened.forEach(Backend::close);
+            for (Backend b : opened) {  // every one closed; a failing close kept beside the cause, not instead of it
+                try {
+                    b.close();
+                } catch (RuntimeException closeFailure) {
+                    e.addSuppressed(closeFailure);
+                }
+            }
             throw e;
         }
         return opened;
