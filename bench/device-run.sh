@@ -3,6 +3,7 @@
 # bench/target/classes for the benchmark mains: README, developer notes): gpu-runtime's GPU tests and the benchmarks
 # of NOTES.md, ours and the PyTorch peers in the same call. Results under $OUT (the device tool brings them back).
 #   bash .device/boot/boot.sh bash bench/device-run.sh tests|kernel-tests|fixture-tests|test:CLASS|gemm|experts|...
+# Each step's seconds go to $OUT/steps.txt; `tarout` last packs $OUT into all.tgz.
 set -uo pipefail
 out=${OUT:-/tmp/moescore-out}
 mkdir -p "$out"
@@ -19,11 +20,18 @@ run() {
   java -Xmx48g $DEVJAVAOPTS -Dmoescore.kernelCache="$out/kernels-cache.json" -cp "$DEVCP" "$@"
 }
 checkpoint() { [ -f /tmp/$1/config.json ] || python3 $py/bench_peer.py $1 /tmp/$1 /tmp/peer-$1.json save-only 2>&1 | tail -1; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt" 2>&1
 for what in "$@"; do
+  started=$(date +%s)
   case "$what" in
-    tests)
-      run org.junit.platform.console.ConsoleLauncher execute --disable-banner --details=summary --scan-classpath \
-        --include-tag gpu 2>&1 | grep -v "^\s*$" > "$out/gpu-tests.log"; grep -vE "^\s+(org|java|jdk|sun)\." "$out/gpu-tests.log" | tail -70 ;;
+    tests)  # every GPU test; SUITE_TIMEOUT seconds at most (default 420), so later steps of the call still run
+      timeout "${SUITE_TIMEOUT:-420}" java -Xmx48g $DEVJAVAOPTS -Dmoescore.kernelCache="$out/kernels-cache.json" \
+        -cp "$DEVCP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --details=summary \
+        --scan-classpath --include-tag gpu 2>&1 | grep -v "^\s*$" > "$out/gpu-tests.log"
+      grep -vE "^\s+(org|java|jdk|sun)\." "$out/gpu-tests.log" | tail -70 ;;
+    tarout)  # everything under $OUT as one all.tgz (fewer, smaller files to bring back); last step of a call
+      (cd "$out" && tar czf /tmp/moescore-all.tgz --exclude=all.tgz . && find . -mindepth 1 -maxdepth 1 \
+        ! -name steps.txt -exec rm -rf {} + && mv /tmp/moescore-all.tgz all.tgz) ;;
     kernel-tests)  # CudaBackendTest alone: every kernel family against the CPU (minutes, not the whole suite)
       timeout 300 java -Xmx48g $DEVJAVAOPTS -cp "$DEVCP" org.junit.platform.console.ConsoleLauncher execute \
         --disable-banner --details=tree --select-class io.moescore.backend.cuda.CudaBackendTest 2>&1 \
@@ -124,4 +132,5 @@ for what in "$@"; do
       done ;;
     *) echo "unknown step $what" ;;
   esac
+  echo "$what: $(( $(date +%s) - started )) s" | tee -a "$out/steps.txt"
 done
