@@ -66,7 +66,7 @@ for what in "$@"; do
         "$out/expert-layer.svg" ;;
     experts-ours)  # ours only (every kernel family) at the issue's target sizes, for A/B between calls
       run io.moescore.bench.ExpertLayerBenchmark "$out/ours-expert-layer.json" tokens=4096,16384 ;;
-    forward-olmoe|forward-mixtral|forward-qwen3|forward2k-olmoe|forward2k-mixtral|forward2k-qwen3)
+    forward-olmoe|forward-mixtral|forward-qwen3|forward-deepseek|forward2k-olmoe|forward2k-mixtral|forward2k-qwen3)
       # issue 28's protocol: 8k tokens of 512-token sequences (forward2k-: of 2048-token ones), the three peers,
       # ours dense and 2:4, then each op's roofline (bench/NOTES.md)
       shape=${what#forward*-}; seq=512; [[ $what == forward2k-* ]] && seq=2048

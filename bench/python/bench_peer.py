@@ -2,7 +2,7 @@
 # saved with save_pretrained so our engine loads the very same file), then times transformers' scoring pass
 # (forward, log-softmax, gather of each next token) with its experts backends eager and grouped_mm, optionally
 # under torch.compile. Median of 5 after 2 warm-ups, CUDA-synchronised wall time.
-#   python3 bench/python/bench_peer.py {olmoe|mixtral|qwen3} MODEL_DIR OUT.json [tokens=2048,8192,32768] [seq=512]
+#   python3 bench/python/bench_peer.py {olmoe|mixtral|qwen3|deepseek} MODEL_DIR OUT.json [tokens=2048,8192,32768] [seq=512]
 #                                      [compile] [save-only]
 import json, os, sys, time, torch, transformers
 
@@ -25,8 +25,17 @@ elif shape == "qwen3":   # Qwen3-30B-A3B with 8 of its 48 layers (q/k norms per 
                                       num_key_value_heads=4, head_dim=128, num_experts=128, num_experts_per_tok=8,
                                       norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[],
                                       max_position_embeddings=4096, tie_word_embeddings=False)
+elif shape == "deepseek":   # DeepSeek-V3: MLA, 256 experts of 2048, top-8 of 8 groups; one dense and one MoE layer
+    # (one MoE layer's routed experts are 22.5 GB in bf16: what fits one H100 beside the peers' own copy)
+    cfg = transformers.DeepseekV3Config(vocab_size=129280, hidden_size=7168, intermediate_size=18432,
+                                        moe_intermediate_size=2048, num_hidden_layers=2, num_attention_heads=128,
+                                        num_key_value_heads=128, n_shared_experts=1, n_routed_experts=256,
+                                        routed_scaling_factor=2.5, kv_lora_rank=512, q_lora_rank=1536,
+                                        qk_rope_head_dim=64, v_head_dim=128, qk_nope_head_dim=128, n_group=8,
+                                        topk_group=4, num_experts_per_tok=8, first_k_dense_replace=1,
+                                        norm_topk_prob=True, max_position_embeddings=4096, tie_word_embeddings=False)
 else:
-    raise SystemExit("shape must be olmoe, mixtral or qwen3")
+    raise SystemExit("shape must be olmoe, mixtral, qwen3 or deepseek")
 torch.manual_seed(0)
 if not os.path.exists(os.path.join(folder, "config.json")):
     t0 = time.time()
@@ -50,8 +59,15 @@ results = dict(shape=shape, sequence_length=SEQ, device=torch.cuda.get_device_na
 # the strongest peer first, and the results written after each, so a device call cut short keeps what it measured
 configs = ([("grouped_mm", True)] if use_compile else []) + [("grouped_mm", False), ("eager", False)]
 for impl, compiled in configs:
-    m = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16, device_map="cuda",
-                                                          experts_implementation=impl).eval()
+    try:
+        m = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16, device_map="cuda",
+                                                              experts_implementation=impl).eval()
+    except (ValueError, TypeError, NotImplementedError) as e:  # a family without that experts backend: say so
+        row = dict(experts=impl, compiled=compiled, error=f"{type(e).__name__}: {e}"[:300])
+        results["runs"].append(row)
+        print(json.dumps(row), flush=True)
+        json.dump(results, open(out, "w"), indent=1)
+        continue
     fn = torch.compile(score) if compiled else score
     g = torch.Generator(device="cuda").manual_seed(1)
     for n in tokens_list:
