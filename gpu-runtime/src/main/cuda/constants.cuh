@@ -32,8 +32,10 @@
 #define S90_STAGES 4
 // One stage of activation rows: BM rows of 64 16-bit values (128 bytes).
 #define S90_A_BYTES (BM * 128)
-// + 1024: the dynamic shared window is rounded up to the 1024-byte alignment the swizzle pattern needs.
-#define GEMM_SM90_SHARED_BYTES(BNT) (S90_STAGES * (S90_A_BYTES + (BNT) * 128) + 1024)
+// STAGES slots of activation rows and BNT weight rows; + 1024: the dynamic shared window is rounded up to the
+// 1024-byte alignment the swizzle pattern needs.
+#define GEMM_SM90_STAGES_SHARED_BYTES(BNT, STAGES) ((STAGES) * (S90_A_BYTES + (BNT) * 128) + 1024)
+#define GEMM_SM90_SHARED_BYTES(BNT) GEMM_SM90_STAGES_SHARED_BYTES(BNT, S90_STAGES)
 // Pre-tiled dense weights (tile_dense_sm90): blocks of S90_W_BLOCK_ROWS rows x S90_BK k, 128-byte rows.
 #define S90_W_BLOCK_ROWS 128
 #define S90_W_BLOCK_BYTES (S90_W_BLOCK_ROWS * 128)
@@ -43,7 +45,7 @@
 // blocks share an SM (2 x 97 KB of its 228 KB; 122 registers a thread, 2 x 256 threads within its 64K) and one
 // block's epilogue runs beside the other's main loop.
 #define S90_PAIRED_STAGES 3
-#define GEMM_SM90_PAIRED_SHARED_BYTES (S90_PAIRED_STAGES * (S90_A_BYTES + BN_N128 * 128) + 1024 + 64)
+#define GEMM_SM90_PAIRED_SHARED_BYTES (GEMM_SM90_STAGES_SHARED_BYTES(BN_N128, S90_PAIRED_STAGES) + 64)
 // The warp-specialized kernels over pre-tiled weights (_sm90w): a producer warpgroup (bulk copies, gathered rows)
 // and two consumer warpgroups of 64 rows; the _sm90t kernels' shared memory, its 64 bytes holding a "full" and an
 // "empty" mbarrier per stage.

@@ -292,8 +292,8 @@ final class BatchTokens {
         private final ArrowBuf offsets;
         private final IntVector ints;
         private final BigIntVector longs;
-        /** Null token ids in the whole batch: counted once (Arrow counts the validity bits on every call). */
-        private int elementNulls = -1;
+        /** Whether any token id of the batch is null: counted once (Arrow counts the validity bits on every call). */
+        private final boolean elementsHaveNulls;
 
         ArrowList(ColumnVector column, ListVector list) {
             super(column);
@@ -301,13 +301,7 @@ final class BatchTokens {
             this.offsets = list.getOffsetBuffer();
             this.ints = list.getDataVector() instanceof IntVector i ? i : null;
             this.longs = list.getDataVector() instanceof BigIntVector l ? l : null;
-        }
-
-        private boolean elementsHaveNulls() {
-            if (elementNulls < 0) {
-                elementNulls = ints != null ? ints.getNullCount() : longs.getNullCount();
-            }
-            return elementNulls > 0;
+            this.elementsHaveNulls = list.getDataVector().getNullCount() > 0;
         }
 
         private int start(int row) {
@@ -326,7 +320,7 @@ final class BatchTokens {
 
         @Override
         int firstNullElement(int row) {
-            if (!elementsHaveNulls()) {
+            if (!elementsHaveNulls) {
                 return -1;
             }
             for (int i = start(row); i < start(row + 1); i++) {
@@ -361,7 +355,7 @@ final class BatchTokens {
 
         @Override
         boolean viewable(int from, int to) {
-            if (ints == null || to == from || elementsHaveNulls()) {
+            if (ints == null || to == from || elementsHaveNulls) {
                 return false;
             }
             for (int row = from; row < to; row++) {

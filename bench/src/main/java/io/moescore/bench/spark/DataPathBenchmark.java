@@ -35,6 +35,10 @@ public final class DataPathBenchmark {
     private DataPathBenchmark() {
     }
 
+    /** One timed input: its name in the report, its files, the format they are read as. */
+    private record Input(String label, String path, String format) {
+    }
+
     public static void main(String[] args) throws IOException {
         if (args.length < 2) {
             System.err.println("usage: DataPathBenchmark WORK_DIR OUT.json [tokens=100000000] [rowTokens=256] "
@@ -82,16 +86,15 @@ public final class DataPathBenchmark {
                     .put("engine", "none: one copy of each batch's tokens, scores of zero (ZeroScoreJob)");
             report.put("loadAverageBefore", loadAverage());
             ArrayNode results = report.putArray("results");
-            for (String[] in : List.of(new String[] {"arrow", arrow, "arrow"},
-                    new String[] {"parquet", parquet, "parquet"}, new String[] {"arrow-int64", arrow64, "arrow"})) {
-                String path = in[1];
-                String format = in[2];
+            for (Input in : List.of(new Input("arrow", arrow, "arrow"), new Input("parquet", parquet, "parquet"),
+                    new Input("arrow-int64", arrow64, "arrow"))) {
                 ObjectNode result = results.addObject();
                 double median = time(result, repeats, tokens, cores,
-                        () -> run(spark, path, format, ScoreSettings.DEFAULTS));
-                result.put("format", in[0]).put("columnar", ZeroScoreJob.columnar(spark, List.of(path), format));
+                        () -> run(spark, in.path(), in.format(), ScoreSettings.DEFAULTS));
+                result.put("format", in.label()).put("columnar",
+                        ZeroScoreJob.columnar(spark, List.of(in.path()), in.format()));
                 System.out.printf("input %-11s columnar=%s  median %.2f s  %.1f M tokens/s  %.1f M tokens/s per "
-                        + "core%n", in[0], result.get("columnar").asBoolean(), median, tokens / median / 1e6,
+                        + "core%n", in.label(), result.get("columnar").asBoolean(), median, tokens / median / 1e6,
                         tokens / median / cores / 1e6);
             }
             ArrayNode outputResults = report.putArray("output");

@@ -17,6 +17,7 @@ import jcuda.driver.CUdeviceptr;
  * (elementwise.cu, copy_columns_f32) and q/k and v heads of two widths through padded heads.
  */
 final class CudaAttention {
+    /** log2(e): the half-input attention kernels take their softmax scale in base 2. */
     private static final double LOG2_E = 1.4426950408889634;
 
     private final CudaLauncher launcher;
@@ -118,8 +119,8 @@ final class CudaAttention {
     }
 
     /** {@link #run} of q/k and v heads of different widths, through heads of one padded width. */
-    private void padded(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, AttentionHeads heads,
-                                 int window, Tensor out) {
+    private void padded(Tensor q, Tensor k, Tensor v, IntTensor seqOffsets, AttentionHeads heads, int window,
+                        Tensor out) {
         int n = heads.numHeads();
         int nkv = heads.numKvHeads();
         int dq = heads.qkHeadDim();

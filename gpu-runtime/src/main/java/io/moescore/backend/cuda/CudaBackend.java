@@ -48,7 +48,6 @@ public final class CudaBackend implements Backend {
      * where the input has no current 16-bit copy ({@link #linear}).
      */
     static final int SMALL_WEIGHT_ROWS = CudaWeights.SMALL_WEIGHT_ROWS;
-    /** log2(e): the half-input attention kernels take their softmax scale in base 2. */
 
     private final CudaOptions options;
     private final GpuRuntime gpu;
@@ -365,19 +364,17 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * The rope kernels rotate the first columns of whole heads; blocks elsewhere in each head (DeepSeek's q_rope,
-     * the last qk_rope_head_dim columns of every q head) are copied out as whole heads, rotated there and copied
-     * back. Returns false, having done nothing, where the kernels take the blocks as they are.
+     * The rope kernels rotate the first columns of whole heads ({@link CudaNorms#ropeTakes}); blocks elsewhere in
+     * each head (DeepSeek's q_rope, the last qk_rope_head_dim columns of every q head) are copied out as whole heads,
+     * rotated there and copied back. Returns false, having done nothing, where the kernels take the blocks as they
+     * are or would not take them as whole heads either (CudaNorms.rope then refuses them, naming them).
      */
     private boolean ropeOfPartsThroughCopy(Tensor x, ColumnBlocks blocks, Rope rope, IntTensor positions) {
-        if (blocks.first() == 0 && (long) blocks.count() * blocks.stride() == x.cols()) {
+        ColumnBlocks packed = ColumnBlocks.heads(blocks.count(), blocks.width());
+        if (norms.ropeTakes(x.cols(), blocks, rope)
+                || !norms.ropeTakes(blocks.count() * blocks.width(), packed, rope)) {
             return false;
         }
-        if (blocks.width() != rope.rotaryDim()) {
-            throw new UnsupportedOperationException(deviceName() + " has no rope kernel for " + rope.describe()
-                    + " over " + blocks + " of " + x.cols() + " columns; use the CPU backend");
-        }
-        ColumnBlocks packed = ColumnBlocks.heads(blocks.count(), blocks.width());
         try (Tensor part = activation(x.rows(), blocks.count() * blocks.width())) {
             copyColumns(x, blocks, part, packed);
             norms.rope(part, packed, rope, positions, true);

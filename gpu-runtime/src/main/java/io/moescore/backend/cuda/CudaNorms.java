@@ -100,8 +100,7 @@ final class CudaNorms {
     void rope(Tensor x, ColumnBlocks blocks, Rope rope, IntTensor positions, boolean keepF32) {
         int headDim = blocks.stride();
         int rot = blocks.width();
-        if (blocks.first() != 0 || rot != rope.rotaryDim() || rot % 2 != 0 || headDim < rot
-                || (headDim - rot) % 2 != 0 || (long) blocks.count() * headDim != x.cols()) {
+        if (!ropeTakes(x.cols(), blocks, rope)) {
             throw new UnsupportedOperationException(deviceName + " has no rope kernel for " + rope.describe()
                     + " over " + blocks + " of " + x.cols() + " columns (it rotates the first columns of whole "
                     + "heads); use the CPU backend");
@@ -123,6 +122,14 @@ final class CudaNorms {
                         headDim, rot, interleaved, factor);
             }
         });
+    }
+
+    /** Whether {@link #rope} takes these blocks of a tensor of cols columns: the first columns of whole heads. */
+    boolean ropeTakes(int cols, ColumnBlocks blocks, Rope rope) {
+        int headDim = blocks.stride();
+        int rot = blocks.width();
+        return blocks.first() == 0 && rot == rope.rotaryDim() && rot % 2 == 0 && headDim >= rot
+                && (headDim - rot) % 2 == 0 && (long) blocks.count() * headDim == cols;
     }
 
     /**
